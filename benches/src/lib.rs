@@ -1,0 +1,23 @@
+//! Silt's whole-program benchmark harness: a node_exporter-like remote-write workload run
+//! against Silt, VictoriaMetrics and Prometheus side by side (see `benches/README.md`).
+
+pub mod du;
+pub mod encode;
+pub mod harness;
+pub mod report;
+pub mod results;
+pub mod rng;
+pub mod sender;
+pub mod server;
+pub mod verify;
+pub mod workload;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Seconds since the harness first asked (for log lines).
+pub fn elapsed_secs() -> f64 {
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}

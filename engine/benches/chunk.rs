@@ -1,0 +1,139 @@
+//! Criterion micro-benchmarks of the head's XOR chunk: append, iterate and
+//! read_range over 120- and 1,000-sample chunks of realistic scrape data.
+//!
+//! Run with `cargo bench -p engine --bench chunk`. Each dataset's encoded size
+//! (bytes/sample) is printed once on stderr before its benchmarks.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use engine::Sample;
+use engine::chunk::XorChunk;
+
+/// Deterministic xorshift, so every run measures the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// 15 s scrapes with 0-2 ms of jitter; values by kind.
+fn dataset(kind: &str, n: usize) -> Vec<Sample> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut v = match kind {
+        "constant" => 1.0,
+        "counter" => 1_000_000.0,
+        _ => 0.5,
+    };
+    (0..n)
+        .map(|i| {
+            let t = 1_700_000_000_000 + i as i64 * 15_000 + rng.below(3) as i64;
+            v = match kind {
+                "constant" => v,
+                "counter" => v + rng.below(1000) as f64,
+                _ => rng.unit(),
+            };
+            Sample::new(t, v)
+        })
+        .collect()
+}
+
+fn encode(samples: &[Sample]) -> XorChunk {
+    let mut c = XorChunk::new();
+    for s in samples {
+        c.append(s.t, s.v);
+    }
+    c
+}
+
+const KINDS: [&str; 3] = ["constant", "counter", "gauge"];
+const SIZES: [usize; 2] = [120, 1000];
+
+fn bench_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chunk_append");
+    for kind in KINDS {
+        for n in SIZES {
+            let samples = dataset(kind, n);
+            let chunk = encode(&samples);
+            eprintln!(
+                "{kind}/{n}: {:.3} bytes/sample",
+                chunk.bytes().len() as f64 / n as f64
+            );
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::new(kind, n), &samples, |b, samples| {
+                b.iter(|| {
+                    let mut c = XorChunk::new();
+                    for s in samples {
+                        c.append(s.t, s.v);
+                    }
+                    black_box(c)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_iterate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chunk_iterate");
+    for kind in KINDS {
+        for n in SIZES {
+            let chunk = encode(&dataset(kind, n));
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::new(kind, n), &chunk, |b, chunk| {
+                b.iter(|| {
+                    let (mut t, mut v) = (0i64, 0u64);
+                    for s in black_box(chunk).iter() {
+                        t = t.wrapping_add(s.t);
+                        v ^= s.v.to_bits();
+                    }
+                    black_box((t, v))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Reads the middle half of each chunk: decodes 3/4 of it, copies 1/2.
+fn bench_read_range(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chunk_read_range");
+    for kind in KINDS {
+        for n in SIZES {
+            let samples = dataset(kind, n);
+            let chunk = encode(&samples);
+            let (mint, maxt) = (samples[n / 4].t, samples[3 * n / 4].t);
+            let mut out = Vec::with_capacity(n);
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::new(kind, n), |b| {
+                b.iter(|| {
+                    out.clear();
+                    black_box(&chunk).read_range(mint, maxt, &mut out);
+                    black_box(out.len())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = bench_append, bench_iterate, bench_read_range
+}
+criterion_main!(benches);

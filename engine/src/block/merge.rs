@@ -1,0 +1,193 @@
+//! Merging blocks (compaction): a k-way merge of the inputs' series by
+//! labels, streaming one series at a time from each input, into a new block.
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::sample::Sample;
+
+use super::meta::BlockMeta;
+use super::reader::{Block, SeriesScan};
+use super::writer::{BlockWriteOptions, BlockWriter, Layout};
+
+/// Merges `inputs` into one new block under `parent`; see
+/// [`merge_blocks_within`] with an unbounded time range.
+pub fn merge_blocks(parent: &Path, inputs: &[&Block], opts: &BlockWriteOptions) -> Result<Option<BlockMeta>> {
+    merge_blocks_within(parent, inputs, opts, i64::MIN, i64::MAX)
+}
+
+/// Merges `inputs` into one new block under `parent`, keeping only samples
+/// with `mint <= t <= maxt` (retention trims blocks at the edges this way).
+///
+/// Where two inputs hold a sample of the same series at the same timestamp,
+/// the one from the later input (in `inputs` order) wins. Series left with
+/// no samples are dropped. The new block records
+/// `level = max(opts.level, max input level + 1)`,
+/// `sources = union of the inputs' sources and opts.sources` and
+/// `wal_segment_max = opts.wal_segment_max`, or else the inputs' maximum.
+/// Returns `None` (nothing written) if no sample remains.
+pub fn merge_blocks_within(
+    parent: &Path,
+    inputs: &[&Block],
+    opts: &BlockWriteOptions,
+    mint: i64,
+    maxt: i64,
+) -> Result<Option<BlockMeta>> {
+    merge_with_layout(parent, inputs, opts, mint, maxt, Layout::default())
+}
+
+/// [`merge_blocks_within`] with an explicit page layout.
+pub(crate) fn merge_with_layout(
+    parent: &Path,
+    inputs: &[&Block],
+    opts: &BlockWriteOptions,
+    mint: i64,
+    maxt: i64,
+    layout: Layout,
+) -> Result<Option<BlockMeta>> {
+    if inputs.is_empty() || mint > maxt {
+        return Ok(None);
+    }
+    let mut sources: Vec<String> = inputs.iter().flat_map(|b| b.meta().sources.iter().cloned()).collect();
+    sources.extend(opts.sources.iter().cloned());
+    sources.sort();
+    sources.dedup();
+    let out_opts = BlockWriteOptions {
+        level: inputs.iter().map(|b| b.meta().level.saturating_add(1)).max().unwrap_or(1).max(opts.level),
+        sources,
+        wal_segment_max: opts.wal_segment_max.or_else(|| inputs.iter().filter_map(|b| b.meta().wal_segment_max).max()),
+    };
+    let mut cursors: Vec<Cursor<'_>> = Vec::with_capacity(inputs.len());
+    for b in inputs.iter().filter(|b| b.meta().overlaps(mint, maxt)) {
+        let mut c = Cursor { block: b, scan: b.scan(mint, maxt)?, id: None, samples: Vec::new() };
+        c.advance()?;
+        cursors.push(c);
+    }
+    let mut w = BlockWriter::new(parent, &out_opts, layout)?;
+    match merge_into(&mut w, &mut cursors) {
+        Ok(()) => w.finish(),
+        Err(e) => {
+            w.abort();
+            Err(e)
+        }
+    }
+}
+
+/// One input's position: the current series and its samples.
+struct Cursor<'a> {
+    block: &'a Block,
+    scan: SeriesScan<'a>,
+    id: Option<u32>,
+    samples: Vec<Sample>,
+}
+
+impl Cursor<'_> {
+    fn advance(&mut self) -> Result<()> {
+        self.id = self.scan.next_series(&mut self.samples)?;
+        Ok(())
+    }
+}
+
+fn cmp_series(a: &Cursor<'_>, ia: u32, b: &Cursor<'_>, ib: u32) -> Ordering {
+    let mut pa = a.block.label_pairs(ia);
+    let mut pb = b.block.label_pairs(ib);
+    loop {
+        match (pa.next(), pb.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => match x.cmp(&y) {
+                Ordering::Equal => {}
+                o => return o,
+            },
+        }
+    }
+}
+
+fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
+    let mut merged: Vec<Sample> = Vec::new();
+    let mut scratch: Vec<Sample> = Vec::new();
+    let mut members: Vec<usize> = Vec::with_capacity(cursors.len());
+    loop {
+        // The smallest current label set and every input positioned on it.
+        members.clear();
+        let mut min: Option<(usize, u32)> = None;
+        for (i, c) in cursors.iter().enumerate() {
+            let Some(id) = c.id else { continue };
+            match min {
+                None => {
+                    min = Some((i, id));
+                    members.push(i);
+                }
+                Some((mi, mid)) => match cmp_series(c, id, &cursors[mi], mid) {
+                    Ordering::Less => {
+                        min = Some((i, id));
+                        members.clear();
+                        members.push(i);
+                    }
+                    Ordering::Equal => members.push(i),
+                    Ordering::Greater => {}
+                },
+            }
+        }
+        let Some((mi, mid)) = min else { return Ok(()) };
+        merged.clear();
+        for &i in &members {
+            // `members` is in input order, so later inputs are merged last and win.
+            merge_later_wins(&merged, &cursors[i].samples, &mut scratch);
+            std::mem::swap(&mut merged, &mut scratch);
+        }
+        w.append(cursors[mi].block.labels(mid), &merged)?;
+        for &i in &members {
+            cursors[i].advance()?;
+        }
+    }
+}
+
+/// Merges two time-sorted, duplicate-free sample lists into `out`; on equal
+/// timestamps the sample from `later` is kept.
+pub(crate) fn merge_later_wins(earlier: &[Sample], later: &[Sample], out: &mut Vec<Sample>) {
+    out.clear();
+    out.reserve(earlier.len() + later.len());
+    let (mut i, mut j) = (0, 0);
+    while i < earlier.len() && j < later.len() {
+        match earlier[i].t.cmp(&later[j].t) {
+            Ordering::Less => {
+                out.push(earlier[i]);
+                i += 1;
+            }
+            Ordering::Greater => {
+                out.push(later[j]);
+                j += 1;
+            }
+            Ordering::Equal => {
+                out.push(later[j]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&earlier[i..]);
+    out.extend_from_slice(&later[j..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample { t, v }
+    }
+
+    #[test]
+    fn later_wins_on_ties() {
+        let mut out = Vec::new();
+        merge_later_wins(&[s(1, 1.0), s(3, 3.0), s(5, 5.0)], &[s(0, 0.5), s(3, 30.0), s(6, 6.0)], &mut out);
+        assert_eq!(out, vec![s(0, 0.5), s(1, 1.0), s(3, 30.0), s(5, 5.0), s(6, 6.0)]);
+        merge_later_wins(&[], &[s(1, 1.0)], &mut out);
+        assert_eq!(out, vec![s(1, 1.0)]);
+        merge_later_wins(&[s(1, 1.0)], &[], &mut out);
+        assert_eq!(out, vec![s(1, 1.0)]);
+    }
+}

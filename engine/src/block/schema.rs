@@ -1,0 +1,278 @@
+//! The Arrow/Parquet schemas of a block's two Parquet files, the writer
+//! properties that fix their encodings, and the checks a reader applies to a
+//! file's schema and metadata before trusting it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::basic::{
+    Compression, Encoding, IntType, LogicalType, Repetition, TimeUnit as PqTimeUnit, TimestampType, Type as PhysicalType,
+    ZstdLevel,
+};
+use parquet::file::metadata::{KeyValue, ParquetMetaData, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
+
+use crate::error::{Error, Result};
+
+use super::{BLOCK_VERSION, SAMPLES_FORMAT, SERIES_FORMAT};
+
+/// Column names of `samples.parquet`, in file order.
+pub const COL_SERIES_ID: &str = "series_id";
+pub const COL_TIMESTAMP: &str = "timestamp";
+pub const COL_VALUE: &str = "value";
+
+/// Column names of `series.parquet`, in file order.
+pub const COL_LABELS: &str = "labels";
+pub const COL_FIRST_ROW: &str = "first_row";
+pub const COL_NUM_ROWS: &str = "num_rows";
+pub const COL_MIN_TIME: &str = "min_time";
+pub const COL_MAX_TIME: &str = "max_time";
+
+/// Names of the Parquet schema roots.
+pub const SAMPLES_ROOT: &str = "silt_samples";
+pub const SERIES_ROOT: &str = "silt_series";
+
+/// Key/value metadata keys.
+pub const KV_FORMAT: &str = "silt.format";
+pub const KV_FORMAT_VERSION: &str = "silt.format_version";
+pub const KV_MIN_TIME: &str = "silt.min_time";
+pub const KV_MAX_TIME: &str = "silt.max_time";
+pub const KV_NUM_SERIES: &str = "silt.num_series";
+pub const KV_NUM_SAMPLES: &str = "silt.num_samples";
+pub const KV_BLOCK_ID: &str = "silt.block_id";
+
+/// Upper bound on rows per data page of `samples.parquet`; a page holds
+/// whole series up to this many rows, a longer series is cut into
+/// near-equal pages of at most this many rows.
+pub const MAX_PAGE_ROWS: usize = 4096;
+/// A row group is closed after the first page that brings it to at least
+/// this many rows.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+/// zstd level for both files.
+pub const ZSTD_LEVEL: i32 = 3;
+/// Rows per row group of `series.parquet`.
+pub const SERIES_ROW_GROUP_ROWS: usize = 1 << 16;
+
+/// The timestamp type of all time columns: milliseconds, UTC.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// Arrow schema of `samples.parquet`.
+pub fn samples_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(COL_SERIES_ID, DataType::UInt32, false),
+        Field::new(COL_TIMESTAMP, timestamp_type(), false),
+        Field::new(COL_VALUE, DataType::Float64, false),
+    ]))
+}
+
+/// The entries struct of the `labels` map.
+pub fn label_entries_field() -> Arc<Field> {
+    Arc::new(Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, false),
+        ])),
+        false,
+    ))
+}
+
+/// Arrow schema of `series.parquet`.
+pub fn series_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(COL_SERIES_ID, DataType::UInt32, false),
+        Field::new(COL_LABELS, DataType::Map(label_entries_field(), false), false),
+        Field::new(COL_FIRST_ROW, DataType::UInt64, false),
+        Field::new(COL_NUM_ROWS, DataType::UInt32, false),
+        Field::new(COL_MIN_TIME, timestamp_type(), false),
+        Field::new(COL_MAX_TIME, timestamp_type(), false),
+    ]))
+}
+
+fn created_by() -> String {
+    concat!("silt ", env!("CARGO_PKG_VERSION"), " (parquet-rs)").to_owned()
+}
+
+fn kv(key: &str, value: impl ToString) -> KeyValue {
+    KeyValue::new(key.to_owned(), value.to_string())
+}
+
+/// Writer properties of `samples.parquet`. Page boundaries are decided by
+/// the block writer: every `ArrowWriter::write` call becomes one page (the
+/// row-count limit of 1 flushes a page after each write; the byte limit is
+/// out of reach).
+pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_created_by(created_by())
+        .set_compression(zstd)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(None)
+        .set_max_row_group_bytes(None)
+        .set_write_batch_size(MAX_PAGE_ROWS)
+        .set_data_page_row_count_limit(1)
+        .set_data_page_size_limit(1 << 30)
+        .set_column_encoding(ColumnPath::from(COL_SERIES_ID), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(ColumnPath::from(COL_TIMESTAMP), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(ColumnPath::from(COL_VALUE), Encoding::BYTE_STREAM_SPLIT)
+        .set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
+        ]))
+        .set_key_value_metadata(Some(vec![
+            kv(KV_FORMAT, SAMPLES_FORMAT),
+            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
+            kv(KV_BLOCK_ID, block_id),
+        ]))
+        .build()
+}
+
+/// Writer properties of `series.parquet`.
+pub fn series_writer_properties(block_id: &str) -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_created_by(created_by())
+        .set_compression(zstd)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(SERIES_ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(ColumnPath::from(COL_SERIES_ID), false)
+        .set_column_encoding(ColumnPath::from(COL_SERIES_ID), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_FIRST_ROW), false)
+        .set_column_encoding(ColumnPath::from(COL_FIRST_ROW), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_NUM_ROWS), false)
+        .set_column_encoding(ColumnPath::from(COL_NUM_ROWS), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_MIN_TIME), false)
+        .set_column_encoding(ColumnPath::from(COL_MIN_TIME), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_MAX_TIME), false)
+        .set_column_encoding(ColumnPath::from(COL_MAX_TIME), Encoding::DELTA_BINARY_PACKED)
+        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
+        .set_key_value_metadata(Some(vec![
+            kv(KV_FORMAT, SERIES_FORMAT),
+            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
+            kv(KV_BLOCK_ID, block_id),
+        ]))
+        .build()
+}
+
+/// Key/value metadata appended when a file is finished.
+pub fn summary_kv(min_time: i64, max_time: i64, num_series: u64, num_samples: u64) -> Vec<KeyValue> {
+    vec![
+        kv(KV_MIN_TIME, min_time),
+        kv(KV_MAX_TIME, max_time),
+        kv(KV_NUM_SERIES, num_series),
+        kv(KV_NUM_SAMPLES, num_samples),
+    ]
+}
+
+/// One expected leaf column: dotted path, physical type, logical type.
+struct Leaf {
+    path: &'static str,
+    physical: PhysicalType,
+    logical: Option<LogicalType>,
+    repetition: Repetition,
+}
+
+fn ts_logical() -> Option<LogicalType> {
+    Some(LogicalType::Timestamp(TimestampType { is_adjusted_to_u_t_c: true, unit: PqTimeUnit::MILLIS }))
+}
+
+fn uint(bits: i8) -> Option<LogicalType> {
+    Some(LogicalType::Integer(IntType { bit_width: bits, is_signed: false }))
+}
+
+fn string() -> Option<LogicalType> {
+    Some(LogicalType::String)
+}
+
+fn samples_leaves() -> Vec<Leaf> {
+    use PhysicalType as P;
+    const R: Repetition = Repetition::REQUIRED;
+    vec![
+        Leaf { path: COL_SERIES_ID, physical: P::INT32, logical: uint(32), repetition: R },
+        Leaf { path: COL_TIMESTAMP, physical: P::INT64, logical: ts_logical(), repetition: R },
+        Leaf { path: COL_VALUE, physical: P::DOUBLE, logical: None, repetition: R },
+    ]
+}
+
+fn series_leaves() -> Vec<Leaf> {
+    use PhysicalType as P;
+    const R: Repetition = Repetition::REQUIRED;
+    vec![
+        Leaf { path: COL_SERIES_ID, physical: P::INT32, logical: uint(32), repetition: R },
+        Leaf { path: "labels.entries.key", physical: P::BYTE_ARRAY, logical: string(), repetition: R },
+        Leaf { path: "labels.entries.value", physical: P::BYTE_ARRAY, logical: string(), repetition: R },
+        Leaf { path: COL_FIRST_ROW, physical: P::INT64, logical: uint(64), repetition: R },
+        Leaf { path: COL_NUM_ROWS, physical: P::INT32, logical: uint(32), repetition: R },
+        Leaf { path: COL_MIN_TIME, physical: P::INT64, logical: ts_logical(), repetition: R },
+        Leaf { path: COL_MAX_TIME, physical: P::INT64, logical: ts_logical(), repetition: R },
+    ]
+}
+
+/// Which of the two Parquet files is being checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Samples,
+    Series,
+}
+
+/// Checks a file's Parquet schema (leaf paths, physical and logical types,
+/// repetition) and its `silt.format` / `silt.format_version` metadata.
+/// Returns the key/value metadata as a map.
+pub fn check_file(path: &Path, md: &ParquetMetaData, kind: FileKind) -> Result<HashMap<String, String>> {
+    let bad = |d: String| Error::corruption(path, d);
+    let (leaves, format) = match kind {
+        FileKind::Samples => (samples_leaves(), SAMPLES_FORMAT),
+        FileKind::Series => (series_leaves(), SERIES_FORMAT),
+    };
+    let schema = md.file_metadata().schema_descr();
+    if schema.num_columns() != leaves.len() {
+        return Err(bad(format!("{} leaf columns, want {}", schema.num_columns(), leaves.len())));
+    }
+    for (i, want) in leaves.iter().enumerate() {
+        let col = schema.column(i);
+        let got_path = col.path().string();
+        if got_path != want.path {
+            return Err(bad(format!("column {i} is {got_path:?}, want {:?}", want.path)));
+        }
+        if col.physical_type() != want.physical {
+            return Err(bad(format!("column {got_path} has physical type {}, want {}", col.physical_type(), want.physical)));
+        }
+        if col.logical_type_ref() != want.logical.as_ref() {
+            return Err(bad(format!("column {got_path} has logical type {:?}, want {:?}", col.logical_type_ref(), want.logical)));
+        }
+        if col.self_type().get_basic_info().repetition() != want.repetition {
+            return Err(bad(format!("column {got_path} is not {}", want.repetition)));
+        }
+    }
+    let mut kvs = HashMap::new();
+    for kv in md.file_metadata().key_value_metadata().into_iter().flatten() {
+        if let Some(v) = &kv.value {
+            kvs.insert(kv.key.clone(), v.clone());
+        }
+    }
+    match kvs.get(KV_FORMAT).map(String::as_str) {
+        Some(f) if f == format => {}
+        other => return Err(bad(format!("{KV_FORMAT} is {other:?}, want {format:?}"))),
+    }
+    let version = BLOCK_VERSION.to_string();
+    match kvs.get(KV_FORMAT_VERSION) {
+        Some(v) if *v == version => {}
+        other => return Err(bad(format!("{KV_FORMAT_VERSION} is {other:?}, want {version:?}"))),
+    }
+    Ok(kvs)
+}
+
+/// Parses an integer key/value entry, if present.
+pub fn kv_i64(path: &Path, kvs: &HashMap<String, String>, key: &str) -> Result<Option<i64>> {
+    kvs.get(key)
+        .map(|v| v.parse::<i64>().map_err(|_| Error::corruption(path, format!("{key}={v:?} is not an integer"))))
+        .transpose()
+}

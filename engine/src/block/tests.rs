@@ -1,0 +1,485 @@
+//! Tests of the block writer, reader and merger: round trips against the
+//! input, range reads, merges against a naive model, corruption handling
+//! and the documented on-disk schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+
+use super::merge::merge_with_layout;
+use super::writer::{Layout, write_block_with_layout};
+use super::*;
+use crate::labels::{Labels, MatchOp, Matcher};
+use crate::sample::{STALE_NAN, Sample};
+
+type Model = BTreeMap<Labels, Vec<Sample>>;
+
+const TINY: Layout = Layout { page_rows: 7, row_group_rows: 40 };
+
+fn write(dir: &Path, model: &Model, layout: Layout) -> Option<BlockMeta> {
+    let it = model.iter().map(|(l, s)| Ok((l.clone(), s.clone())));
+    write_block_with_layout(dir, &BlockWriteOptions::default(), layout, it).unwrap()
+}
+
+fn bits(s: &[Sample]) -> Vec<(i64, u64)> {
+    s.iter().map(|s| (s.t, s.v.to_bits())).collect()
+}
+
+fn in_range(s: &[Sample], mint: i64, maxt: i64) -> Vec<Sample> {
+    s.iter().copied().filter(|s| s.t >= mint && s.t <= maxt).collect()
+}
+
+fn special_values() -> Vec<f64> {
+    vec![
+        f64::from_bits(STALE_NAN),
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        f64::from_bits(0x7ff8_0000_dead_beef),
+        f64::from_bits(0xfff0_0000_0000_0001),
+        f64::MIN_POSITIVE / 2.0,
+        f64::MAX,
+    ]
+}
+
+fn arb_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => (0u32..10_000).prop_map(f64::from),
+        2 => any::<u64>().prop_map(f64::from_bits),
+        2 => proptest::sample::select(special_values()),
+        1 => any::<f64>(),
+    ]
+}
+
+fn arb_samples(max_len: usize) -> impl Strategy<Value = Vec<Sample>> {
+    (-5_000i64..5_000, prop::collection::vec((1i64..40, arb_value()), 1..max_len)).prop_map(|(start, deltas)| {
+        let mut t = start;
+        deltas
+            .into_iter()
+            .map(|(d, v)| {
+                t += d;
+                Sample { t, v }
+            })
+            .collect()
+    })
+}
+
+fn arb_labels() -> impl Strategy<Value = Labels> {
+    (
+        proptest::sample::select(vec!["up", "a_total", "b", "node_cpu_seconds_total"]),
+        prop::option::of(proptest::sample::select(vec!["api", "db", "x y", "ünï"])),
+        prop::option::of(0u8..6),
+    )
+        .prop_map(|(name, job, inst)| {
+            let inst = inst.map(|i| format!("host-{i}"));
+            let mut pairs = vec![("__name__", name)];
+            if let Some(j) = job {
+                pairs.push(("job", j));
+            }
+            if let Some(i) = &inst {
+                pairs.push(("instance", i.as_str()));
+            }
+            Labels::new(&pairs)
+        })
+}
+
+fn arb_model() -> impl Strategy<Value = Model> {
+    prop::collection::btree_map(arb_labels(), arb_samples(60), 1..25)
+}
+
+fn check_block_matches(block: &Block, model: &Model) {
+    assert_eq!(block.num_series() as usize, model.len());
+    let mut out = Vec::new();
+    for (id, (labels, samples)) in model.iter().enumerate() {
+        let id = id as u32;
+        assert_eq!(&block.labels(id), labels);
+        assert_eq!(block.series_time_range(id), (samples[0].t, samples[samples.len() - 1].t));
+        out.clear();
+        block.read_samples(id, i64::MIN, i64::MAX, &mut out).unwrap();
+        assert_eq!(bits(&out), bits(samples), "series {labels}");
+    }
+    let meta = block.meta();
+    assert_eq!(meta.num_samples, model.values().map(|s| s.len() as u64).sum::<u64>());
+    assert_eq!(meta.min_time, model.values().map(|s| s[0].t).min().unwrap());
+    assert_eq!(meta.max_time, model.values().map(|s| s[s.len() - 1].t).max().unwrap());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn round_trip(model in arb_model(), tiny in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = if tiny { TINY } else { Layout::default() };
+        let meta = write(dir.path(), &model, layout).unwrap();
+        let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+        prop_assert_eq!(block.meta(), &meta);
+        check_block_matches(&block, &model);
+    }
+
+    #[test]
+    fn range_reads_and_read_many(model in arb_model(), a in -5_100i64..6_000, len in 0i64..800) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write(dir.path(), &model, TINY).unwrap();
+        let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+        let (mint, maxt) = (a, a + len);
+        let mut singles: Vec<(u32, Vec<(i64, u64)>)> = Vec::new();
+        for (id, samples) in model.values().enumerate() {
+            let mut out = vec![Sample { t: -1, v: 1.0 }];
+            block.read_samples(id as u32, mint, maxt, &mut out).unwrap();
+            let want = in_range(samples, mint, maxt);
+            prop_assert_eq!(bits(&out[1..]), bits(&want)); // appends, keeps what was there
+            if !want.is_empty() {
+                singles.push((id as u32, bits(&want)));
+            }
+        }
+        // read_many over every other series, and over all of them.
+        for step in [1usize, 2] {
+            let ids: Vec<u32> = (0..block.num_series()).step_by(step).collect();
+            let mut many = Vec::new();
+            block.read_many(&ids, mint, maxt, &mut |id, s| many.push((id, bits(s)))).unwrap();
+            let want: Vec<_> = singles.iter().filter(|(id, _)| ids.contains(id)).cloned().collect();
+            prop_assert_eq!(many, want);
+        }
+    }
+
+    #[test]
+    fn merge_equals_sort_and_dedupe(models in prop::collection::vec(arb_model(), 1..4), cut in prop::option::of((-5_000i64..3_000, 0i64..3_000))) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut blocks = Vec::new();
+        for (i, m) in models.iter().enumerate() {
+            let layout = if i % 2 == 0 { TINY } else { Layout::default() };
+            let meta = write(dir.path(), m, layout).unwrap();
+            blocks.push(Block::open(&dir.path().join(&meta.id)).unwrap());
+        }
+        let (mint, maxt) = cut.map_or((i64::MIN, i64::MAX), |(a, l)| (a, a + l));
+        // Naive model: all samples tagged with their input index, later wins.
+        let mut naive: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+        for m in &models {
+            for (l, s) in m {
+                let e = naive.entry(l.clone()).or_default();
+                for x in s.iter().filter(|x| x.t >= mint && x.t <= maxt) {
+                    e.insert(x.t, x.v);
+                }
+            }
+        }
+        naive.retain(|_, s| !s.is_empty());
+        let inputs: Vec<&Block> = blocks.iter().collect();
+        let out = merge_with_layout(dir.path(), &inputs, &BlockWriteOptions::default(), mint, maxt, TINY).unwrap();
+        let Some(meta) = out else {
+            prop_assert!(naive.is_empty());
+            return Ok(());
+        };
+        let merged = Block::open(&dir.path().join(&meta.id)).unwrap();
+        let model: Model = naive.into_iter().map(|(l, s)| (l, s.into_iter().map(|(t, v)| Sample { t, v }).collect())).collect();
+        check_block_matches(&merged, &model);
+        prop_assert_eq!(meta.level, 1);
+        let mut sources: Vec<String> = blocks.iter().map(|b| b.meta().id.clone()).collect();
+        sources.sort();
+        prop_assert_eq!(&meta.sources, &sources);
+    }
+}
+
+fn node_like(series: usize, samples: usize) -> Model {
+    let mut m = Model::new();
+    for i in 0..series {
+        let l = Labels::new(&[("__name__", "node_x"), ("cpu", &(i % 8).to_string()), ("instance", &format!("h{}", i / 8))]);
+        let s = (0..samples).map(|j| Sample { t: 1_000_000 + j as i64 * 15_000 + (j as i64 % 3), v: (i * j) as f64 }).collect();
+        m.insert(l, s);
+    }
+    m
+}
+
+#[test]
+fn long_series_and_many_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = node_like(30, 50);
+    model.insert(Labels::new(&[("__name__", "long")]), (0..9_000).map(|j| Sample { t: j * 10, v: j as f64 }).collect());
+    let meta = write(dir.path(), &model, Layout { page_rows: 64, row_group_rows: 500 }).unwrap();
+    let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+    check_block_matches(&block, &model);
+    // The long series is series 0 ("long" < "node_x"): a range in its middle.
+    let mut out = Vec::new();
+    block.read_samples(0, 45_000, 45_100, &mut out).unwrap();
+    assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), (4500..=4510).map(|j| j * 10).collect::<Vec<_>>());
+    // Edges: exactly the first and last timestamps, and just outside.
+    out.clear();
+    block.read_samples(1, 1_000_000, 1_000_000, &mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    out.clear();
+    block.read_samples(1, i64::MIN, 999_999, &mut out).unwrap();
+    assert!(out.is_empty());
+    let last = 1_000_000 + 49 * 15_000 + 1;
+    block.read_samples(1, last, i64::MAX, &mut out).unwrap();
+    assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), vec![last]);
+    assert!(block.read_samples(block.num_series(), 0, 1, &mut out).is_err());
+    assert!(block.read_many(&[2, 1], 0, 1, &mut |_, _| {}).is_err());
+}
+
+#[test]
+fn postings_resolve_matchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = node_like(24, 3);
+    let meta = write(dir.path(), &model, Layout::default()).unwrap();
+    let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+    let ms = [Matcher::equal("cpu", "3"), Matcher::new(MatchOp::RegexMatch, "instance", "h[01]").unwrap()];
+    let got: Vec<u32> = block.postings().select(&ms).iter().collect();
+    let want: Vec<u32> =
+        model.keys().enumerate().filter(|(_, l)| ms.iter().all(|m| m.matches_labels(l))).map(|(i, _)| i as u32).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 2);
+}
+
+#[test]
+fn empty_input_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let it = vec![Ok((Labels::new(&[("__name__", "x")]), Vec::new()))].into_iter();
+    assert!(write_block(dir.path(), &BlockWriteOptions::default(), it).unwrap().is_none());
+    assert!(write_block(dir.path(), &BlockWriteOptions::default(), std::iter::empty()).unwrap().is_none());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn bad_input_is_rejected_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Labels::new(&[("__name__", "a")]);
+    let b = Labels::new(&[("__name__", "b")]);
+    let s = |ts: &[i64]| ts.iter().map(|&t| Sample { t, v: 1.0 }).collect::<Vec<_>>();
+    let cases: Vec<Vec<(Labels, Vec<Sample>)>> = vec![
+        vec![(b.clone(), s(&[1])), (a.clone(), s(&[1]))],
+        vec![(a.clone(), s(&[1])), (a.clone(), s(&[2]))],
+        vec![(a.clone(), s(&[2, 1]))],
+        vec![(a.clone(), s(&[1, 1]))],
+    ];
+    for case in cases {
+        let r = write_block(dir.path(), &BlockWriteOptions::default(), case.into_iter().map(Ok));
+        assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+    }
+    let r = write_block(
+        dir.path(),
+        &BlockWriteOptions::default(),
+        vec![Ok((a.clone(), s(&[1]))), Err(Error::Invalid("upstream".into()))].into_iter(),
+    );
+    assert!(matches!(r, Err(Error::Invalid(m)) if m == "upstream"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn options_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BlockWriteOptions { level: 1, sources: vec![], wal_segment_max: Some(7) };
+    let it = node_like(2, 2).into_iter().map(Ok);
+    let meta = write_block(dir.path(), &opts, it).unwrap().unwrap();
+    assert_eq!((meta.level, meta.wal_segment_max), (1, Some(7)));
+    assert_eq!(meta.sources, vec![meta.id.clone()]);
+    let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+    assert_eq!(block.meta(), &meta);
+    let on_disk: u64 = std::fs::read_dir(block.dir()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert_eq!(block.size_bytes(), on_disk);
+    assert_eq!(list_block_dirs(dir.path()).unwrap(), vec![block.dir().to_owned()]);
+    // Merging one block with itself: level + 1, same sources, data unchanged.
+    let out = merge_blocks(dir.path(), &[&block, &block], &BlockWriteOptions::default()).unwrap().unwrap();
+    assert_eq!((out.level, out.wal_segment_max, out.sources.clone()), (2, Some(7), vec![meta.id.clone()]));
+    let merged = Block::open(&dir.path().join(&out.id)).unwrap();
+    check_block_matches(&merged, &node_like(2, 2));
+    let bad = BlockWriteOptions { sources: vec!["a b".into()], ..BlockWriteOptions::default() };
+    assert!(write_block(dir.path(), &bad, node_like(1, 1).into_iter().map(Ok)).is_err());
+}
+
+#[test]
+fn reads_survive_deletion_of_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = node_like(10, 100);
+    let meta = write(dir.path(), &model, TINY).unwrap();
+    let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+    std::fs::remove_dir_all(block.dir()).unwrap();
+    check_block_matches(&block, &model);
+}
+
+#[test]
+fn incomplete_writes_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = new_block_id();
+    std::fs::create_dir(dir.path().join(format!("{id}.tmp"))).unwrap();
+    std::fs::create_dir(dir.path().join("not-a-block.tmp")).unwrap();
+    assert_eq!(remove_incomplete(dir.path()).unwrap(), vec![dir.path().join(format!("{id}.tmp"))]);
+    assert!(dir.path().join("not-a-block.tmp").exists());
+}
+
+// ---- corruption ----
+
+fn valid_block(dir: &Path) -> PathBuf {
+    let meta = write(dir, &node_like(20, 40), TINY).unwrap();
+    dir.join(meta.id)
+}
+
+/// Opens `block` and, if that works, reads everything: must not panic;
+/// returns the first error.
+fn open_and_read(block: &Path) -> Result<()> {
+    let b = Block::open(block)?;
+    let ids: Vec<u32> = (0..b.num_series()).collect();
+    b.read_many(&ids, i64::MIN, i64::MAX, &mut |_, _| {})?;
+    let mut out = Vec::new();
+    for id in ids {
+        b.read_samples(id, 0, i64::MAX, &mut out)?;
+    }
+    Ok(())
+}
+
+fn assert_corruption_names(r: Result<()>, file: &str) {
+    match r {
+        Err(Error::Corruption { path, .. }) => {
+            assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(file), "error names {path:?}, want {file}")
+        }
+        other => panic!("want corruption of {file}, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_or_flipped_files_are_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let block = valid_block(tmp.path());
+    for name in [META_FILE, SAMPLES_FILE, SERIES_FILE] {
+        let path = block.join(name);
+        let orig = std::fs::read(&path).unwrap();
+        let n = orig.len();
+        // (meta.json ends in a newline, so n - 1 would still be valid JSON.)
+        for cut in [0, 1, 4, n / 3, n / 2, n - 8, n - 2] {
+            std::fs::write(&path, &orig[..cut]).unwrap();
+            assert_corruption_names(open_and_read(&block), name);
+        }
+        for pos in [0, 3, n / 4, n / 2, n - 5, n - 1] {
+            for bit in [0, 5] {
+                let mut b = orig.clone();
+                b[pos] ^= 1 << bit;
+                std::fs::write(&path, &b).unwrap();
+                assert_corruption_names(open_and_read(&block), name);
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_corruption_names(open_and_read(&block), name);
+        std::fs::write(&path, &orig).unwrap();
+        open_and_read(&block).unwrap();
+    }
+}
+
+/// Rewrites meta.json so that its sizes and CRCs match the files on disk,
+/// letting damaged Parquet reach the Parquet checks.
+pub(crate) fn reseal(block: &Path) {
+    let mut meta = read_meta(block).unwrap();
+    for f in &mut meta.files {
+        let bytes = std::fs::read(block.join(&f.name)).unwrap();
+        f.size = bytes.len() as u64;
+        f.crc32c = crc32c::crc32c(&bytes);
+    }
+    std::fs::write(block.join(META_FILE), meta.to_json()).unwrap();
+}
+
+#[test]
+fn damaged_parquet_with_matching_crc_never_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let block = valid_block(tmp.path());
+    for name in [SAMPLES_FILE, SERIES_FILE] {
+        let path = block.join(name);
+        let orig = std::fs::read(&path).unwrap();
+        let n = orig.len();
+        // Truncations can never be valid: the footer moves.
+        for cut in [0, 7, n / 2, n - 9, n - 1] {
+            std::fs::write(&path, &orig[..cut]).unwrap();
+            reseal(&block);
+            assert_corruption_names(open_and_read(&block), name);
+        }
+        // Flips anywhere: either still readable (a value changed) or corruption of this file.
+        let mut rng_state = 0x9e37_79b9_u64;
+        for _ in 0..300 {
+            rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let pos = (rng_state >> 33) as usize % n;
+            let mut b = orig.clone();
+            b[pos] ^= 1 << ((rng_state >> 20) % 8);
+            std::fs::write(&path, &b).unwrap();
+            reseal(&block);
+            if let Err(e) = open_and_read(&block) {
+                assert_corruption_names(Err(e), name);
+            }
+        }
+        std::fs::write(&path, &orig).unwrap();
+        reseal(&block);
+    }
+    open_and_read(&block).unwrap();
+}
+
+#[test]
+fn swapped_files_are_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let block = valid_block(tmp.path());
+    std::fs::copy(block.join(SERIES_FILE), block.join(SAMPLES_FILE)).unwrap();
+    reseal(&block);
+    assert_corruption_names(open_and_read(&block), SAMPLES_FILE);
+}
+
+// ---- the documented format ----
+
+/// The fenced block following `marker` in docs/format/block.md.
+fn doc_block(marker: &str) -> String {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/format/block.md")).unwrap();
+    let at = doc.find(marker).unwrap_or_else(|| panic!("marker {marker:?} not in block.md"));
+    let rest = &doc[at..];
+    let start = rest.find("```text\n").unwrap() + "```text\n".len();
+    let end = rest[start..].find("```").unwrap();
+    rest[start..start + end].to_string()
+}
+
+fn printed_schema(path: &Path) -> (String, parquet::file::metadata::ParquetMetaData) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let md = r.metadata().clone();
+    let mut s = Vec::new();
+    parquet::schema::printer::print_schema(&mut s, md.file_metadata().schema());
+    (String::from_utf8(s).unwrap(), md)
+}
+
+#[test]
+fn written_files_match_documented_schema() {
+    use parquet::basic::{Compression, Encoding};
+    let tmp = tempfile::tempdir().unwrap();
+    let block = valid_block(tmp.path());
+    let (samples, md) = printed_schema(&block.join(SAMPLES_FILE));
+    assert_eq!(samples, doc_block("<!-- schema:samples -->"));
+    let (series, smd) = printed_schema(&block.join(SERIES_FILE));
+    assert_eq!(series, doc_block("<!-- schema:series -->"));
+    let kv = |m: &parquet::file::metadata::ParquetMetaData, k: &str| {
+        m.file_metadata().key_value_metadata().unwrap().iter().find(|e| e.key == k).and_then(|e| e.value.clone())
+    };
+    let meta = read_meta(&block).unwrap();
+    assert_eq!(kv(&md, "silt.format").as_deref(), Some(SAMPLES_FORMAT));
+    assert_eq!(kv(&smd, "silt.format").as_deref(), Some(SERIES_FORMAT));
+    for m in [&md, &smd] {
+        assert_eq!(kv(m, "silt.format_version").as_deref(), Some("1"));
+        assert_eq!(kv(m, "silt.block_id"), Some(meta.id.clone()));
+        assert_eq!(kv(m, "silt.min_time"), Some(meta.min_time.to_string()));
+        assert_eq!(kv(m, "silt.max_time"), Some(meta.max_time.to_string()));
+        assert_eq!(kv(m, "silt.num_series"), Some(meta.num_series.to_string()));
+        assert_eq!(kv(m, "silt.num_samples"), Some(meta.num_samples.to_string()));
+    }
+    for rg in md.row_groups() {
+        let enc = |c: usize| rg.column(c).encodings().collect::<Vec<_>>();
+        assert!(enc(0).contains(&Encoding::DELTA_BINARY_PACKED), "{:?}", enc(0));
+        assert!(enc(1).contains(&Encoding::DELTA_BINARY_PACKED), "{:?}", enc(1));
+        assert!(enc(2).contains(&Encoding::BYTE_STREAM_SPLIT), "{:?}", enc(2));
+        for c in 0..3 {
+            assert!(matches!(rg.column(c).compression(), Compression::ZSTD(_)));
+            assert!(rg.column(c).offset_index_offset().is_some() && rg.column(c).column_index_offset().is_some());
+        }
+        let sorting = rg.sorting_columns().unwrap();
+        assert_eq!(sorting.iter().map(|s| (s.column_idx, s.descending)).collect::<Vec<_>>(), vec![(0, false), (1, false)]);
+    }
+    // Pages: with TINY (7 rows a page, 40 rows a row group) and 40-sample
+    // series, each series is cut into pages of 7,7,7,7,7,5 rows and each row
+    // group ends on the first page that reaches 40 rows.
+    let b = Block::open(&block).unwrap();
+    assert_eq!(b.num_pages(), 20 * 6);
+    assert_eq!(md.num_row_groups(), 20);
+}

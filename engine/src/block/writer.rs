@@ -1,0 +1,424 @@
+//! Writing a block: streams sorted series into `samples.parquet` and
+//! `series.parquet` inside `<parent>/<id>.tmp/`, writes `meta.json` last,
+//! fsyncs everything and renames the directory into place.
+//!
+//! Memory is bounded by one row group of encoded pages (about
+//! [`ROW_GROUP_ROWS`] samples, compressed), one page of pending rows and a
+//! batch of series rows: the block as a whole is never held in memory.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{MapBuilder, MapFieldNames, StringBuilder};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array, UInt64Array};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+
+use crate::error::{Error, Result};
+use crate::labels::Labels;
+use crate::sample::Sample;
+
+use super::meta::{BlockMeta, FileMeta};
+use super::schema::{self, MAX_PAGE_ROWS, ROW_GROUP_ROWS};
+use super::{META_FILE, SAMPLES_FILE, SERIES_FILE, id};
+
+/// How a new block is labelled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockWriteOptions {
+    /// Compaction level to record (the lead uses 0 or 1 for head-cut blocks).
+    pub level: u32,
+    /// Source block ids to record. Empty means "this block is its own
+    /// source": `[its id]`, as for a block cut from the head.
+    pub sources: Vec<String>,
+    /// Highest WAL segment fully contained in the block, if cut from the head.
+    pub wal_segment_max: Option<u64>,
+}
+
+/// Writes one block from `series`, which must come sorted by labels (each
+/// label set once) with samples sorted by strictly increasing timestamp.
+/// Series without samples are skipped. Streams: never holds the whole block
+/// in memory. Returns the published block's meta, or `None` (nothing
+/// written) when there is no sample at all.
+pub fn write_block(
+    parent: &Path,
+    opts: &BlockWriteOptions,
+    series: impl Iterator<Item = Result<(Labels, Vec<Sample>)>>,
+) -> Result<Option<BlockMeta>> {
+    write_block_with_layout(parent, opts, Layout::default(), series)
+}
+
+/// Page and row-group sizing of `samples.parquet` (tests use tiny ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Most rows per data page (at most [`MAX_PAGE_ROWS`]).
+    pub(crate) page_rows: usize,
+    /// A row group closes after the page that brings it to this many rows.
+    pub(crate) row_group_rows: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout { page_rows: MAX_PAGE_ROWS, row_group_rows: ROW_GROUP_ROWS }
+    }
+}
+
+/// [`write_block`] with an explicit layout.
+pub(crate) fn write_block_with_layout(
+    parent: &Path,
+    opts: &BlockWriteOptions,
+    layout: Layout,
+    series: impl Iterator<Item = Result<(Labels, Vec<Sample>)>>,
+) -> Result<Option<BlockMeta>> {
+    let mut w = BlockWriter::new(parent, opts, layout)?;
+    for item in series {
+        let (labels, samples) = match item {
+            Ok(s) => s,
+            Err(e) => {
+                w.abort();
+                return Err(e);
+            }
+        };
+        if let Err(e) = w.append(labels, &samples) {
+            w.abort();
+            return Err(e);
+        }
+    }
+    w.finish()
+}
+
+/// A `Write` that counts bytes and computes their CRC-32C on the way
+/// through.
+struct CrcWriter<W> {
+    inner: W,
+    size: u64,
+    crc: u32,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type FileSink = CrcWriter<BufWriter<File>>;
+
+fn create_sink(path: &Path) -> Result<FileSink> {
+    let f = File::create_new(path).map_err(|e| Error::io(path, e))?;
+    Ok(CrcWriter { inner: BufWriter::with_capacity(1 << 20, f), size: 0, crc: 0 })
+}
+
+/// Flushes, fsyncs and describes a finished file.
+fn close_sink(path: &Path, name: &str, sink: FileSink) -> Result<FileMeta> {
+    let CrcWriter { inner, size, crc } = sink;
+    let file = inner.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(FileMeta { name: name.to_owned(), size, crc32c: crc })
+}
+
+/// Fsyncs a directory so that entries created or renamed in it persist.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// Series rows waiting to be written to `series.parquet`.
+struct SeriesRows {
+    ids: Vec<u32>,
+    labels: MapBuilder<StringBuilder, StringBuilder>,
+    first_row: Vec<u64>,
+    num_rows: Vec<u32>,
+    min_time: Vec<i64>,
+    max_time: Vec<i64>,
+}
+
+/// Series rows per `series.parquet` write.
+const SERIES_BATCH: usize = 4096;
+
+impl SeriesRows {
+    fn new() -> Self {
+        let names = MapFieldNames { entry: "entries".into(), key: "key".into(), value: "value".into() };
+        SeriesRows {
+            ids: Vec::new(),
+            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
+                .with_values_field(Arc::new(arrow_schema::Field::new("value", arrow_schema::DataType::Utf8, false))),
+            first_row: Vec::new(),
+            num_rows: Vec::new(),
+            min_time: Vec::new(),
+            max_time: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: u32, labels: &Labels, first_row: u64, samples: &[Sample]) -> Result<()> {
+        self.ids.push(id);
+        for l in labels {
+            self.labels.keys().append_value(&l.name);
+            self.labels.values().append_value(&l.value);
+        }
+        self.labels.append(true).map_err(|e| Error::Invalid(format!("labels map: {e}")))?;
+        self.first_row.push(first_row);
+        self.num_rows.push(samples.len() as u32);
+        self.min_time.push(samples[0].t);
+        self.max_time.push(samples[samples.len() - 1].t);
+        Ok(())
+    }
+
+    fn take_batch(&mut self) -> Result<RecordBatch> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.ids))),
+            Arc::new(self.labels.finish()),
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.first_row))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.num_rows))),
+            Arc::new(TimestampMillisecondArray::from(std::mem::take(&mut self.min_time)).with_timezone("UTC")),
+            Arc::new(TimestampMillisecondArray::from(std::mem::take(&mut self.max_time)).with_timezone("UTC")),
+        ];
+        RecordBatch::try_new(schema::series_schema(), cols).map_err(|e| Error::Invalid(format!("series batch: {e}")))
+    }
+}
+
+/// The streaming block writer behind [`write_block`] and merges.
+pub(crate) struct BlockWriter {
+    parent: PathBuf,
+    tmp: PathBuf,
+    id: String,
+    opts: BlockWriteOptions,
+    layout: Layout,
+    samples: Option<ArrowWriter<FileSink>>,
+    series: Option<ArrowWriter<FileSink>>,
+    // Rows of the page being assembled.
+    page_sid: Vec<u32>,
+    page_ts: Vec<i64>,
+    page_v: Vec<f64>,
+    rows_in_group: usize,
+    series_rows: SeriesRows,
+    last_labels: Option<Labels>,
+    num_series: u32,
+    num_samples: u64,
+    min_time: i64,
+    max_time: i64,
+}
+
+impl BlockWriter {
+    pub(crate) fn new(parent: &Path, opts: &BlockWriteOptions, layout: Layout) -> Result<BlockWriter> {
+        let layout = Layout { page_rows: layout.page_rows.clamp(1, MAX_PAGE_ROWS), row_group_rows: layout.row_group_rows.max(1) };
+        if let Some(bad) = opts.sources.iter().find(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')) {
+            return Err(Error::Invalid(format!("block writer: source {bad:?} has characters outside [0-9A-Za-z._-]")));
+        }
+        let id = id::new_block_id();
+        let tmp = parent.join(format!("{id}{}", super::TMP_SUFFIX));
+        fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = BlockWriter {
+            parent: parent.to_owned(),
+            tmp,
+            id,
+            opts: opts.clone(),
+            layout,
+            samples: None,
+            series: None,
+            page_sid: Vec::with_capacity(layout.page_rows),
+            page_ts: Vec::with_capacity(layout.page_rows),
+            page_v: Vec::with_capacity(layout.page_rows),
+            rows_in_group: 0,
+            series_rows: SeriesRows::new(),
+            last_labels: None,
+            num_series: 0,
+            num_samples: 0,
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+        };
+        if let Err(e) = w.open_files() {
+            w.abort();
+            return Err(e);
+        }
+        Ok(w)
+    }
+
+    fn open_files(&mut self) -> Result<()> {
+        let path = self.tmp.join(SAMPLES_FILE);
+        let props = schema::samples_writer_properties(&self.id);
+        self.samples = Some(
+            ArrowWriter::try_new_with_options(
+                create_sink(&path)?,
+                schema::samples_schema(),
+                ArrowWriterOptions::new().with_properties(props).with_schema_root(schema::SAMPLES_ROOT.into()),
+            )
+                .map_err(|e| Error::Parquet { path, source: e })?,
+        );
+        let path = self.tmp.join(SERIES_FILE);
+        let props = schema::series_writer_properties(&self.id);
+        self.series = Some(
+            ArrowWriter::try_new_with_options(
+                create_sink(&path)?,
+                schema::series_schema(),
+                ArrowWriterOptions::new().with_properties(props).with_schema_root(schema::SERIES_ROOT.into()),
+            )
+                .map_err(|e| Error::Parquet { path, source: e })?,
+        );
+        Ok(())
+    }
+
+    /// Adds one series. Labels must sort after the previous series' labels;
+    /// timestamps must strictly increase. An empty series is skipped.
+    pub(crate) fn append(&mut self, labels: Labels, samples: &[Sample]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        if let Some(prev) = &self.last_labels
+            && prev >= &labels
+        {
+            return Err(Error::Invalid(format!("block writer: series {labels} does not sort after {prev}")));
+        }
+        if let Some(w) = samples.windows(2).find(|w| w[0].t >= w[1].t) {
+            return Err(Error::Invalid(format!(
+                "block writer: timestamps of {labels} not strictly increasing ({} then {})",
+                w[0].t, w[1].t
+            )));
+        }
+        if self.num_series == u32::MAX || samples.len() > u32::MAX as usize {
+            return Err(Error::Invalid("block writer: too many series or samples for one block".into()));
+        }
+        let id = self.num_series;
+        let first_row = self.num_samples;
+        self.min_time = self.min_time.min(samples[0].t);
+        self.max_time = self.max_time.max(samples[samples.len() - 1].t);
+
+        let page_rows = self.layout.page_rows;
+        if self.page_ts.len() + samples.len() > page_rows {
+            self.flush_page()?;
+        }
+        if samples.len() <= page_rows {
+            self.buffer(id, samples);
+        } else {
+            // Cut a long series into near-equal pages of at most page_rows.
+            let pages = samples.len().div_ceil(page_rows);
+            let per_page = samples.len().div_ceil(pages);
+            for chunk in samples.chunks(per_page) {
+                self.buffer(id, chunk);
+                self.flush_page()?;
+            }
+        }
+        self.series_rows.push(id, &labels, first_row, samples)?;
+        if self.series_rows.ids.len() >= SERIES_BATCH {
+            self.flush_series()?;
+        }
+        self.num_series += 1;
+        self.num_samples += samples.len() as u64;
+        self.last_labels = Some(labels);
+        Ok(())
+    }
+
+    fn buffer(&mut self, id: u32, samples: &[Sample]) {
+        self.page_sid.extend(std::iter::repeat_n(id, samples.len()));
+        self.page_ts.extend(samples.iter().map(|s| s.t));
+        self.page_v.extend(samples.iter().map(|s| s.v));
+    }
+
+    /// Writes the pending rows as one data page per column and closes the
+    /// row group once it is large enough.
+    fn flush_page(&mut self) -> Result<()> {
+        if self.page_ts.is_empty() {
+            return Ok(());
+        }
+        let rows = self.page_ts.len();
+        let cap = self.layout.page_rows;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(std::mem::replace(&mut self.page_sid, Vec::with_capacity(cap)))),
+            Arc::new(
+                TimestampMillisecondArray::from(std::mem::replace(&mut self.page_ts, Vec::with_capacity(cap)))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(std::mem::replace(&mut self.page_v, Vec::with_capacity(cap)))),
+        ];
+        let path = || self.tmp.join(SAMPLES_FILE);
+        let batch = RecordBatch::try_new(schema::samples_schema(), cols)
+            .map_err(|e| Error::Invalid(format!("samples batch: {e}")))?;
+        let w = self.samples.as_mut().ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Parquet { path: path(), source: e })?;
+        self.rows_in_group += rows;
+        if self.rows_in_group >= self.layout.row_group_rows {
+            w.flush().map_err(|e| Error::Parquet { path: path(), source: e })?;
+            self.rows_in_group = 0;
+        }
+        Ok(())
+    }
+
+    fn flush_series(&mut self) -> Result<()> {
+        if self.series_rows.ids.is_empty() {
+            return Ok(());
+        }
+        let batch = self.series_rows.take_batch()?;
+        let w = self.series.as_mut().ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Parquet { path: self.tmp.join(SERIES_FILE), source: e })
+    }
+
+    /// Deletes the temporary directory (best effort; used on errors).
+    pub(crate) fn abort(&mut self) {
+        self.samples = None;
+        self.series = None;
+        let _ = fs::remove_dir_all(&self.tmp);
+    }
+
+    /// Completes the files, writes `meta.json` and publishes the block.
+    pub(crate) fn finish(mut self) -> Result<Option<BlockMeta>> {
+        if self.num_series == 0 {
+            self.abort();
+            return Ok(None);
+        }
+        match self.finish_inner() {
+            Ok(meta) => Ok(Some(meta)),
+            Err(e) => {
+                self.abort();
+                Err(e)
+            }
+        }
+    }
+
+    fn finish_inner(&mut self) -> Result<BlockMeta> {
+        self.flush_page()?;
+        self.flush_series()?;
+        let kv = schema::summary_kv(self.min_time, self.max_time, u64::from(self.num_series), self.num_samples);
+        let mut files = Vec::with_capacity(2);
+        for (name, writer) in [(SAMPLES_FILE, self.samples.take()), (SERIES_FILE, self.series.take())] {
+            let path = self.tmp.join(name);
+            let mut writer = writer.ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+            for e in &kv {
+                writer.append_key_value_metadata(e.clone());
+            }
+            let sink = writer.into_inner().map_err(|e| Error::Parquet { path: path.clone(), source: e })?;
+            files.push(close_sink(&path, name, sink)?);
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut sources = self.opts.sources.clone();
+        if sources.is_empty() {
+            sources.push(self.id.clone());
+        }
+        sources.sort();
+        sources.dedup();
+        let meta = BlockMeta {
+            id: self.id.clone(),
+            min_time: self.min_time,
+            max_time: self.max_time,
+            num_series: u64::from(self.num_series),
+            num_samples: self.num_samples,
+            level: self.opts.level,
+            sources,
+            wal_segment_max: self.opts.wal_segment_max,
+            files,
+        };
+        let path = self.tmp.join(META_FILE);
+        let mut f = File::create_new(&path).map_err(|e| Error::io(&path, e))?;
+        f.write_all(&meta.to_json()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+        drop(f);
+        sync_dir(&self.tmp)?;
+        let dest = self.parent.join(&self.id);
+        fs::rename(&self.tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+        sync_dir(&self.parent)?;
+        Ok(meta)
+    }
+}

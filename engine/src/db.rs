@@ -1,0 +1,1080 @@
+//! The database: ties the WAL, the head and the blocks together.
+//!
+//! Write path: [`Db::append`] validates a whole batch, then under the append
+//! gate (shared) locks the batch's series in id order, checks every sample
+//! against what is stored, logs the records to the WAL, applies them to the
+//! head, and hands back a [`CommitTicket`] that resolves when the records are
+//! fsynced.
+//!
+//! Cut: with the gate held exclusively, the WAL moves to a new segment and
+//! the head freezes its live data; the frozen generation is then written to a
+//! Parquet block without blocking writers, published, and dropped from the
+//! head once no reader that could still need it remains. Then the WAL
+//! segments it covered are deleted.
+//!
+//! Readers take a [`Querier`]: the block list and the number of published
+//! cuts at that instant, so compaction and cuts never change what a running
+//! read sees.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::block::{self, Block, BlockMeta, BlockWriteOptions};
+use crate::error::{AppendError, Error, Result};
+use crate::head::{Head, MemSeries, dedup_sorted};
+use crate::labels::{Labels, Matcher};
+use crate::metadata::{MetadataStore, MetricMetadata};
+use crate::sample::{Sample, WriteBatch};
+use crate::wal::{self, Record, Wal};
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledge only after the WAL records are fsynced (group commit).
+    Sync,
+    /// Acknowledge at once; fsync every `interval`. A crash loses at most
+    /// about that much acknowledged data.
+    Async { interval: Duration },
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// Blocks whose newest sample is older than this are deleted, and older
+    /// samples are refused; `None` keeps everything.
+    pub retention: Option<Duration>,
+    pub durability: Durability,
+    /// Samples more than this far ahead of the wall clock are rejected.
+    pub max_future: Duration,
+    /// The head is cut into a block when its live data spans this long, or
+    /// this long after the previous cut.
+    pub block_duration: Duration,
+    /// Compaction never makes blocks longer than this.
+    pub max_block_duration: Duration,
+    pub wal_segment_size: u64,
+    /// Run cuts, compaction and retention in a background thread.
+    pub background: bool,
+}
+
+impl Options {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Options {
+        Options {
+            data_dir: data_dir.into(),
+            retention: None,
+            durability: Durability::Sync,
+            max_future: Duration::from_secs(600),
+            block_duration: Duration::from_secs(2 * 3600),
+            max_block_duration: Duration::from_secs(31 * 24 * 3600),
+            wal_segment_size: 128 << 20,
+            background: true,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendSummary {
+    /// Samples accepted (exact duplicates of stored samples included).
+    pub samples: usize,
+    pub series_created: usize,
+}
+
+/// Resolves when an appended batch is durable.
+#[must_use = "a write is durable only once the ticket resolves"]
+pub struct CommitTicket {
+    db: Option<Arc<Db>>,
+    lsn: u64,
+    summary: AppendSummary,
+}
+
+impl CommitTicket {
+    /// Waits until the batch's WAL records are fsynced (immediately in async mode).
+    pub async fn wait(self) -> Result<AppendSummary> {
+        if let Some(db) = &self.db {
+            db.wal.wait_async(self.lsn).await?;
+        }
+        Ok(self.summary)
+    }
+
+    /// Blocking variant of [`CommitTicket::wait`]; also waits in async mode.
+    pub fn wait_blocking(self) -> Result<AppendSummary> {
+        if let Some(db) = &self.db {
+            db.wal.wait_blocking(self.lsn)?;
+        }
+        Ok(self.summary)
+    }
+
+    pub fn summary(&self) -> AppendSummary {
+        self.summary
+    }
+}
+
+/// Figures for `/metrics` and the benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct DbStats {
+    pub head_series: u64,
+    pub head_memory_bytes: u64,
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub block_samples: u64,
+    pub wal_bytes: u64,
+    pub wal_segments: u64,
+}
+
+struct Metrics {
+    samples_appended: Counter,
+    series_created: Counter,
+    appends_rejected: Counter,
+    head_series: Gauge,
+    blocks: Gauge,
+    block_bytes: Gauge,
+    wal_bytes: Gauge,
+    wal_fsyncs: Gauge,
+    cut_seconds: Histogram,
+    compaction_seconds: Histogram,
+    compactions: Counter,
+    retention_deleted: Counter,
+}
+
+impl Metrics {
+    fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            samples_appended: Counter::default(),
+            series_created: Counter::default(),
+            appends_rejected: Counter::default(),
+            head_series: Gauge::default(),
+            blocks: Gauge::default(),
+            block_bytes: Gauge::default(),
+            wal_bytes: Gauge::default(),
+            wal_fsyncs: Gauge::default(),
+            cut_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            compaction_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            compactions: Counter::default(),
+            retention_deleted: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("silt");
+        r.register("samples_appended", "Samples accepted into the head", m.samples_appended.clone());
+        r.register("series_created", "Series created in the head", m.series_created.clone());
+        r.register("appends_rejected", "Write batches rejected for bad data", m.appends_rejected.clone());
+        r.register("head_series", "Series in the head (active series)", m.head_series.clone());
+        r.register("blocks", "Blocks on disk", m.blocks.clone());
+        r.register_with_unit("blocks_size", "Bytes of all blocks on disk", Unit::Bytes, m.block_bytes.clone());
+        r.register_with_unit("wal_size", "Bytes of WAL segments on disk", Unit::Bytes, m.wal_bytes.clone());
+        r.register("wal_fsyncs", "WAL fsyncs since start", m.wal_fsyncs.clone());
+        r.register_with_unit("head_cut_duration", "Time to cut the head into a block", Unit::Seconds, m.cut_seconds.clone());
+        r.register_with_unit("compaction_duration", "Time per compaction", Unit::Seconds, m.compaction_seconds.clone());
+        r.register("compactions", "Compactions run", m.compactions.clone());
+        r.register("retention_deleted_blocks", "Blocks deleted by retention", m.retention_deleted.clone());
+        m
+    }
+}
+
+struct State {
+    /// Published blocks, sorted by (min_time, id).
+    blocks: Vec<Arc<Block>>,
+    /// Number of cuts published so far.
+    published: u64,
+    /// Held by every querier created since the last publish.
+    reader_token: Arc<()>,
+}
+
+/// A cut whose frozen data is not yet in a published block.
+struct PendingCut {
+    /// First WAL segment after the cut.
+    next_segment: u64,
+}
+
+/// The storage engine.
+pub struct Db {
+    opts: Options,
+    blocks_dir: PathBuf,
+    head: Head,
+    wal: Wal,
+    /// Appenders hold it shared; cuts and GC exclusively.
+    gate: RwLock<()>,
+    state: RwLock<State>,
+    /// Generation number of the head's frozen data (valid while a cut is pending).
+    frozen_gen: AtomicU64,
+    metadata: MetadataStore,
+    cut_lock: Mutex<Option<PendingCut>>,
+    compact_lock: Mutex<()>,
+    last_cut: Mutex<Instant>,
+    metrics: Metrics,
+    closed: AtomicBool,
+    bg_stop: Arc<(Mutex<bool>, Condvar)>,
+    bg_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+const METADATA_FILE: &str = "metadata.json";
+
+impl Db {
+    /// Opens (or creates) the database in `opts.data_dir`: opens the blocks,
+    /// replays the WAL into the head, and starts background work.
+    pub fn open(opts: Options, registry: &mut Registry) -> Result<Arc<Db>> {
+        let dir = &opts.data_dir;
+        let blocks_dir = dir.join("blocks");
+        let wal_dir = dir.join("wal");
+        for d in [dir, &blocks_dir, &wal_dir] {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let blocks = open_blocks(&blocks_dir)?;
+        let covered = blocks.iter().filter_map(|b| b.meta().wal_segment_max).max().unwrap_or(0);
+
+        let metadata = MetadataStore::default();
+        load_metadata(dir, &metadata)?;
+        let head = Head::new();
+        let start = Instant::now();
+        let mut next_seq = covered + 1;
+        let segments = wal::list_segments(&wal_dir)?;
+        let last_seq = segments.last().map(|(s, _)| *s);
+        let mut replayed = 0u64;
+        let mut ids: HashMap<u32, Arc<MemSeries>> = HashMap::new();
+        for (seq, path) in &segments {
+            next_seq = next_seq.max(seq + 1);
+            if *seq <= covered {
+                fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                continue;
+            }
+            let read = wal::read_segment(path, &mut |rec| {
+                replay_record(&head, &metadata, &mut ids, rec, &mut replayed);
+                Ok(())
+            })?;
+            if let Some(why) = read.stopped {
+                if Some(*seq) == last_seq {
+                    tracing::warn!(path = %path.display(), %why, "cutting torn WAL tail");
+                    wal::truncate_segment(path, read.valid_len)?;
+                } else {
+                    return Err(Error::corruption(path, why));
+                }
+            }
+        }
+        drop(ids);
+        tracing::info!(
+            samples = replayed,
+            series = head.num_series(),
+            blocks = blocks.len(),
+            seconds = start.elapsed().as_secs_f64(),
+            "WAL replayed"
+        );
+
+        let wal = Wal::create(&wal_dir, next_seq, opts.wal_segment_size, opts.durability)?;
+        let metrics = Metrics::new(registry);
+        let db = Arc::new(Db {
+            blocks_dir,
+            head,
+            wal,
+            gate: RwLock::new(()),
+            state: RwLock::new(State { blocks, published: 0, reader_token: Arc::new(()) }),
+            frozen_gen: AtomicU64::new(0),
+            metadata,
+            cut_lock: Mutex::new(None),
+            compact_lock: Mutex::new(()),
+            last_cut: Mutex::new(Instant::now()),
+            metrics,
+            closed: AtomicBool::new(false),
+            bg_stop: Arc::new((Mutex::new(false), Condvar::new())),
+            bg_thread: Mutex::new(None),
+            opts,
+        });
+        db.refresh_gauges();
+        if db.opts.background {
+            let weak = Arc::downgrade(&db);
+            let stop = db.bg_stop.clone();
+            let handle = std::thread::Builder::new()
+                .name("silt-engine-bg".into())
+                .spawn(move || background_loop(&weak, &stop))
+                .map_err(|e| Error::io(&db.opts.data_dir, e))?;
+            *db.bg_thread.lock() = Some(handle);
+        }
+        Ok(db)
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Validates and applies a batch; nothing is stored if it returns `Err`.
+    /// The returned ticket resolves once the batch is durable.
+    pub fn append(self: &Arc<Self>, batch: &WriteBatch) -> Result<CommitTicket, AppendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AppendError::Internal(Error::Closed));
+        }
+        let now = now_ms();
+        let max_t = now.saturating_add(self.opts.max_future.as_millis() as i64);
+        let min_t = self.opts.retention.map_or(i64::MIN, |r| now.saturating_sub(r.as_millis() as i64));
+        for s in &batch.series {
+            if s.labels.metric_name().is_none() {
+                self.metrics.appends_rejected.inc();
+                return Err(AppendError::NoMetricName { labels: s.labels.clone() });
+            }
+            for x in &s.samples {
+                if x.t > max_t {
+                    self.metrics.appends_rejected.inc();
+                    return Err(AppendError::TooFarInFuture {
+                        labels: s.labels.clone(),
+                        t: x.t,
+                        now,
+                        max_future_ms: self.opts.max_future.as_millis() as i64,
+                    });
+                }
+                if x.t < min_t {
+                    self.metrics.appends_rejected.inc();
+                    return Err(AppendError::TooOld { labels: s.labels.clone(), t: x.t, min_t });
+                }
+            }
+        }
+
+        let _gate = self.gate.read();
+        // Resolve series; merge entries of the batch that name the same series.
+        let mut created = 0usize;
+        let mut work: Vec<(Arc<MemSeries>, usize, Vec<Sample>)> = Vec::with_capacity(batch.series.len());
+        for (i, s) in batch.series.iter().enumerate() {
+            if s.samples.is_empty() {
+                continue;
+            }
+            let (series, new) = self.head.get_or_create(&s.labels);
+            created += usize::from(new);
+            work.push((series, i, s.samples.clone()));
+        }
+        work.sort_by_key(|w| w.0.id);
+        let mut merged: Vec<(Arc<MemSeries>, usize, Vec<Sample>)> = Vec::with_capacity(work.len());
+        for w in work {
+            match merged.last_mut() {
+                Some(last) if last.0.id == w.0.id => last.2.extend(w.2),
+                _ => merged.push(w),
+            }
+        }
+        // Lock every series in id order (no deadlock: every appender locks in
+        // the same order; readers lock one series at a time).
+        let (series_list, mut merged): (Vec<Arc<MemSeries>>, Vec<(u32, usize, Vec<Sample>)>) =
+            merged.into_iter().map(|(s, i, v)| { let id = s.id; (s, (id, i, v)) }).unzip();
+        let mut guards = Vec::with_capacity(series_list.len());
+        for series in &series_list {
+            guards.push(series.lock());
+        }
+        // Check everything before changing anything.
+        let mut accepted = 0usize;
+        let mut wal_samples: Vec<(u32, i64, u64)> = Vec::with_capacity(batch.num_samples());
+        for ((series, idx, samples), guard) in merged.iter_mut().zip(guards.iter()) {
+            samples.sort_by_key(|s| s.t);
+            let mut w = 0;
+            for r in 0..samples.len() {
+                let s = samples[r];
+                if w > 0 && samples[w - 1].t == s.t {
+                    let prev = samples[w - 1];
+                    if prev.v.to_bits() != s.v.to_bits() {
+                        self.metrics.appends_rejected.inc();
+                        return Err(AppendError::Duplicate {
+                            labels: batch.series[*idx].labels.clone(),
+                            t: s.t,
+                            stored: prev.v,
+                            got: s.v,
+                        });
+                    }
+                    accepted += 1;
+                    continue;
+                }
+                // Frozen data (being written to a block) counts as stored too.
+                let checked = guard
+                    .live
+                    .check(s.t, s.v)
+                    .and_then(|new| match (&guard.frozen, new) {
+                        (Some(f), true) => f.check(s.t, s.v),
+                        _ => Ok(new),
+                    });
+                match checked {
+                    Ok(true) => {
+                        samples[w] = s;
+                        w += 1;
+                    }
+                    Ok(false) => accepted += 1,
+                    Err(c) => {
+                        self.metrics.appends_rejected.inc();
+                        return Err(AppendError::Duplicate {
+                            labels: batch.series[*idx].labels.clone(),
+                            t: c.t,
+                            stored: c.stored,
+                            got: s.v,
+                        });
+                    }
+                }
+            }
+            samples.truncate(w);
+            wal_samples.extend(samples.iter().map(|s| (*series, s.t, s.v.to_bits())));
+        }
+        // Log: labels of series not yet logged in this WAL epoch, then samples.
+        let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
+        let mut new_series: Vec<(u32, Labels)> = Vec::new();
+        for ((series, idx, samples), guard) in merged.iter().zip(guards.iter()) {
+            if guard.wal_epoch != epoch && !samples.is_empty() {
+                new_series.push((*series, batch.series[*idx].labels.clone()));
+            }
+        }
+        let new_metadata: Vec<MetricMetadata> =
+            batch.metadata.iter().filter(|m| self.metadata.observe(m)).cloned().collect();
+        let lsn = self
+            .wal
+            .log(|buf| {
+                wal::encode_series(buf, new_series.iter().map(|(id, l)| (*id, l)));
+                wal::encode_samples(buf, &wal_samples);
+                wal::encode_metadata(buf, &new_metadata);
+            })
+            .map_err(AppendError::Internal)?;
+        // Apply.
+        for ((_, _, samples), guard) in merged.iter().zip(guards.iter_mut()) {
+            if !samples.is_empty() {
+                guard.wal_epoch = epoch;
+            }
+            for s in samples.iter() {
+                guard.live.push(s.t, s.v);
+                self.head.note_live(s.t);
+            }
+            accepted += samples.len();
+        }
+        drop(guards);
+        self.metrics.samples_appended.inc_by(accepted as u64);
+        self.metrics.series_created.inc_by(created as u64);
+        Ok(CommitTicket {
+            db: Some(self.clone()),
+            lsn,
+            summary: AppendSummary { samples: accepted, series_created: created },
+        })
+    }
+
+    /// A consistent read view over `[mint, maxt]`.
+    pub fn querier(self: &Arc<Self>, mint: i64, maxt: i64) -> Querier {
+        let state = self.state.read();
+        let blocks = state
+            .blocks
+            .iter()
+            .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
+            .cloned()
+            .collect();
+        Querier {
+            db: self.clone(),
+            blocks,
+            published: state.published,
+            _token: state.reader_token.clone(),
+            mint,
+            maxt,
+        }
+    }
+
+    /// Metadata per metric family.
+    pub fn metadata(&self) -> BTreeMap<String, Vec<MetricMetadata>> {
+        self.metadata.snapshot()
+    }
+
+    pub fn stats(&self) -> DbStats {
+        let state = self.state.read();
+        let wal_segments = wal::list_segments(self.wal.dir()).unwrap_or_default();
+        let wal_bytes = wal_segments.iter().filter_map(|(_, p)| fs::metadata(p).ok()).map(|m| m.len()).sum();
+        DbStats {
+            head_series: u64::from(self.head.num_series()),
+            head_memory_bytes: self.head.memory_bytes() as u64,
+            blocks: state.blocks.len() as u64,
+            block_bytes: state.blocks.iter().map(|b| b.size_bytes()).sum(),
+            block_samples: state.blocks.iter().map(|b| b.meta().num_samples).sum(),
+            wal_bytes,
+            wal_segments: wal_segments.len() as u64,
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        let s = self.stats();
+        self.metrics.head_series.set(s.head_series as i64);
+        self.metrics.blocks.set(s.blocks as i64);
+        self.metrics.block_bytes.set(s.block_bytes as i64);
+        self.metrics.wal_bytes.set(s.wal_bytes as i64);
+        self.metrics.wal_fsyncs.set(self.wal.stats().fsyncs as i64);
+    }
+
+    /// Cuts the whole head into a new block now. Returns the block id, if
+    /// there was data. Blocking.
+    pub fn cut_head(&self) -> Result<Option<String>> {
+        let mut pending = self.cut_lock.lock();
+        let start = Instant::now();
+        if pending.is_none() {
+            let _gate = self.gate.write();
+            if self.head.live_range().is_none() {
+                return Ok(None);
+            }
+            let next_segment = self.wal.rotate()?;
+            self.frozen_gen.store(self.state.read().published + 1, Ordering::Release);
+            self.head.freeze();
+            *pending = Some(PendingCut { next_segment });
+        }
+        let next_segment = pending.as_ref().map(|p| p.next_segment).unwrap_or(0);
+        // Write the frozen generation (writers go on meanwhile).
+        let frozen = self.head.frozen_series();
+        let opts = BlockWriteOptions { level: 0, sources: Vec::new(), wal_segment_max: Some(next_segment - 1) };
+        let iter = frozen.iter().map(|(labels, s)| {
+            let mut out = Vec::new();
+            if let Some(f) = &s.lock().frozen {
+                f.read(i64::MIN, i64::MAX, &mut out);
+            }
+            Ok((labels.clone(), out))
+        });
+        let meta = block::write_block(&self.blocks_dir, &opts, iter.filter(|r| r.as_ref().map_or(true, |(_, s)| !s.is_empty())))?;
+        let id = meta.as_ref().map(|m| m.id.clone());
+        let old_token = {
+            let mut state = self.state.write();
+            if let Some(meta) = &meta {
+                let b = Arc::new(Block::open(&self.blocks_dir.join(&meta.id))?);
+                state.blocks.push(b);
+                sort_blocks(&mut state.blocks);
+            }
+            state.published += 1;
+            std::mem::replace(&mut state.reader_token, Arc::new(()))
+        };
+        // Readers that could still read the frozen data hold the old token.
+        wait_for_readers(&old_token);
+        {
+            let _gate = self.gate.write();
+            self.head.drop_frozen_and_gc();
+        }
+        *pending = None;
+        drop(pending);
+        save_metadata(&self.opts.data_dir, &self.metadata)?;
+        self.wal.truncate_before(next_segment)?;
+        *self.last_cut.lock() = Instant::now();
+        self.metrics.cut_seconds.observe(start.elapsed().as_secs_f64());
+        self.refresh_gauges();
+        if let Some(id) = &id {
+            tracing::info!(block = %id, seconds = start.elapsed().as_secs_f64(), "head cut into block");
+        }
+        Ok(id)
+    }
+
+    /// Runs compaction and retention until nothing is left to do. Blocking.
+    pub fn compact(&self) -> Result<()> {
+        let _c = self.compact_lock.lock();
+        self.apply_retention()?;
+        loop {
+            let plan = {
+                let state = self.state.read();
+                plan_compaction(&state.blocks, &self.opts, self.head.live_range().map(|r| r.0))
+            };
+            let Some(group) = plan else { break };
+            let start = Instant::now();
+            let inputs: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
+            let opts = BlockWriteOptions {
+                level: inputs.iter().map(|b| b.meta().level).max().unwrap_or(0) + 1,
+                sources: Vec::new(),
+                wal_segment_max: inputs.iter().filter_map(|b| b.meta().wal_segment_max).max(),
+            };
+            let meta = block::merge_blocks(&self.blocks_dir, &inputs, &opts)?;
+            let new_block = match &meta {
+                Some(m) => Some(Arc::new(Block::open(&self.blocks_dir.join(&m.id))?)),
+                None => None,
+            };
+            let ids: Vec<String> = group.iter().map(|b| b.meta().id.clone()).collect();
+            {
+                let mut state = self.state.write();
+                state.blocks.retain(|b| !ids.contains(&b.meta().id));
+                state.blocks.extend(new_block);
+                sort_blocks(&mut state.blocks);
+            }
+            for b in &group {
+                remove_block_dir(b.dir());
+            }
+            self.metrics.compactions.inc();
+            self.metrics.compaction_seconds.observe(start.elapsed().as_secs_f64());
+            tracing::info!(inputs = ids.len(), output = ?meta.map(|m| m.id), seconds = start.elapsed().as_secs_f64(), "compacted");
+        }
+        self.refresh_gauges();
+        Ok(())
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let Some(retention) = self.opts.retention else { return Ok(()) };
+        let min_t = now_ms().saturating_sub(retention.as_millis() as i64);
+        let expired: Vec<Arc<Block>> = {
+            let mut state = self.state.write();
+            let (expired, kept): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut state.blocks).into_iter().partition(|b| b.meta().max_time < min_t);
+            state.blocks = kept;
+            expired
+        };
+        for b in &expired {
+            tracing::info!(block = %b.meta().id, "deleting block past retention");
+            remove_block_dir(b.dir());
+            self.metrics.retention_deleted.inc();
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of all data into `dir` (which must not
+    /// exist or be empty): blocks are hard-linked, head data written as a
+    /// block, metadata copied. The result opens as a data folder. Blocking.
+    pub fn snapshot(self: &Arc<Self>, dir: &Path) -> Result<()> {
+        let blocks_out = dir.join("blocks");
+        fs::create_dir_all(&blocks_out).map_err(|e| Error::io(&blocks_out, e))?;
+        let q = self.querier(i64::MIN, i64::MAX);
+        for b in &q.blocks {
+            let target = blocks_out.join(&b.meta().id);
+            fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+            for entry in fs::read_dir(b.dir()).map_err(|e| Error::io(b.dir(), e))? {
+                let entry = entry.map_err(|e| Error::io(b.dir(), e))?;
+                let to = target.join(entry.file_name());
+                if fs::hard_link(entry.path(), &to).is_err() {
+                    fs::copy(entry.path(), &to).map_err(|e| Error::io(&to, e))?;
+                }
+            }
+            wal::fsync_dir(&target)?;
+        }
+        let head_series: Vec<(Labels, Vec<Sample>)> = {
+            let mut all: Vec<(Labels, Arc<MemSeries>)> =
+                self.head.all_series().into_iter().map(|s| (self.head.labels_of(&s), s)).collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all.into_iter()
+                .filter_map(|(l, s)| {
+                    let mut out = Vec::new();
+                    q.read_head(&s, i64::MIN, i64::MAX, &mut out);
+                    (!out.is_empty()).then_some((l, out))
+                })
+                .collect()
+        };
+        let opts = BlockWriteOptions { level: 0, sources: Vec::new(), wal_segment_max: None };
+        block::write_block(&blocks_out, &opts, head_series.into_iter().map(Ok))?;
+        save_metadata(dir, &self.metadata)?;
+        wal::fsync_dir(&blocks_out)?;
+        wal::fsync_dir(dir)
+    }
+
+    /// Flushes and fsyncs the WAL and stops background work. Blocking.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let (lock, cv) = &*self.bg_stop;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.bg_thread.lock().take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        let _gate = self.gate.write();
+        self.wal.close()?;
+        save_metadata(&self.opts.data_dir, &self.metadata)
+    }
+
+    /// One round of background maintenance: cut if due, then compact.
+    fn maintain(&self) -> Result<()> {
+        if let Some((min, max)) = self.head.live_range() {
+            let span = Duration::from_millis((max - min).max(0) as u64);
+            let since = self.last_cut.lock().elapsed();
+            if span >= self.opts.block_duration || since >= self.opts.block_duration {
+                self.cut_head()?;
+            }
+        }
+        self.compact()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn background_loop(db: &std::sync::Weak<Db>, stop: &(Mutex<bool>, Condvar)) {
+    loop {
+        {
+            let mut stopped = stop.0.lock();
+            if *stopped {
+                return;
+            }
+            stop.1.wait_for(&mut stopped, Duration::from_secs(10));
+            if *stopped {
+                return;
+            }
+        }
+        let Some(db) = db.upgrade() else { return };
+        if let Err(e) = db.maintain() {
+            tracing::error!(error = %e, "background maintenance failed");
+        }
+        db.refresh_gauges();
+    }
+}
+
+fn wait_for_readers(token: &Arc<()>) {
+    let start = Instant::now();
+    while Arc::strong_count(token) > 1 {
+        std::thread::sleep(Duration::from_millis(5));
+        if start.elapsed() > Duration::from_secs(600) {
+            tracing::warn!("readers still hold a pre-cut view after 10 minutes; proceeding");
+            return;
+        }
+    }
+}
+
+fn sort_blocks(blocks: &mut [Arc<Block>]) {
+    blocks.sort_by(|a, b| (a.meta().min_time, &a.meta().id).cmp(&(b.meta().min_time, &b.meta().id)));
+}
+
+fn remove_block_dir(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        tracing::error!(dir = %dir.display(), error = %e, "could not delete block");
+    }
+}
+
+fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
+    let mut blocks = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !path.is_dir() {
+            continue;
+        }
+        if name.ends_with(".tmp") {
+            // An unfinished write from before a crash: never published.
+            remove_block_dir(&path);
+            continue;
+        }
+        blocks.push(Arc::new(Block::open(&path)?));
+    }
+    // A compaction that stopped before deleting its inputs leaves blocks
+    // whose sources are all covered by a newer, higher-level block.
+    let stale_ids: std::collections::HashSet<String> = blocks
+        .iter()
+        .filter(|x| {
+            blocks.iter().any(|y| {
+                y.meta().id != x.meta().id
+                    && y.meta().level > x.meta().level
+                    && x.meta().sources.iter().all(|s| y.meta().sources.contains(s))
+            })
+        })
+        .map(|b| b.meta().id.clone())
+        .collect();
+    let (stale, mut kept): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|b| stale_ids.contains(&b.meta().id));
+    for b in stale {
+        tracing::info!(block = %b.meta().id, "removing block already merged into a newer one");
+        remove_block_dir(b.dir());
+    }
+    sort_blocks(&mut kept);
+    Ok(kept)
+}
+
+/// Picks the next set of blocks to merge: any group of overlapping blocks
+/// first (backfill), then blocks that fit together in one aligned window of
+/// 3x, 12x, 84x the block duration (6 h, 24 h, 7 d by default), capped at
+/// the maximum block duration, once the window is behind the live head.
+fn plan_compaction(blocks: &[Arc<Block>], opts: &Options, head_min: Option<i64>) -> Option<Vec<Arc<Block>>> {
+    // Overlaps (blocks are sorted by min_time).
+    let mut i = 0;
+    while i < blocks.len() {
+        let mut j = i + 1;
+        let mut max = blocks[i].meta().max_time;
+        while j < blocks.len() && blocks[j].meta().min_time <= max {
+            max = max.max(blocks[j].meta().max_time);
+            j += 1;
+        }
+        if j - i > 1 {
+            return Some(blocks[i..j].to_vec());
+        }
+        i = j;
+    }
+    let base = opts.block_duration.as_millis() as i64;
+    let cap = opts.max_block_duration.as_millis() as i64;
+    let newest = blocks.iter().map(|b| b.meta().max_time).max()?;
+    let frontier = head_min.map_or(newest, |h| h.min(newest));
+    for mult in [3i64, 12, 84, 372] {
+        let range = base.saturating_mul(mult).min(cap);
+        if range <= base {
+            continue;
+        }
+        let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+        for b in blocks {
+            let w = b.meta().min_time.div_euclid(range);
+            if b.meta().max_time < (w + 1) * range && b.meta().max_time - b.meta().min_time < range {
+                groups.entry(w).or_default().push(b.clone());
+            }
+        }
+        for (w, g) in groups {
+            let window_end = (w + 1) * range;
+            if g.len() >= 2 && window_end <= frontier {
+                return Some(g);
+            }
+        }
+        if range == cap {
+            break;
+        }
+    }
+    None
+}
+
+fn replay_record(
+    head: &Head,
+    metadata: &MetadataStore,
+    ids: &mut HashMap<u32, Arc<MemSeries>>,
+    rec: Record,
+    replayed: &mut u64,
+) {
+    match rec {
+        Record::Series(list) => {
+            for (id, labels) in list {
+                let s = head.create_with_id(id, &labels);
+                ids.insert(id, s);
+            }
+        }
+        Record::Samples(list) => {
+            let mut unknown = 0usize;
+            for (id, t, bits) in list {
+                let Some(s) = ids.get(&id) else {
+                    unknown += 1;
+                    continue;
+                };
+                let v = f64::from_bits(bits);
+                let mut d = s.lock();
+                if let Ok(true) = d.live.check(t, v) {
+                    d.live.push(t, v);
+                    head.note_live(t);
+                }
+                *replayed += 1;
+            }
+            if unknown > 0 {
+                tracing::warn!(unknown, "WAL samples for series without a series record; skipped");
+            }
+        }
+        Record::Metadata(list) => {
+            for m in &list {
+                metadata.observe(m);
+            }
+        }
+    }
+}
+
+fn load_metadata(dir: &Path, store: &MetadataStore) -> Result<()> {
+    let path = dir.join(METADATA_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let file: MetadataFile =
+        serde_json::from_slice(&bytes).map_err(|e| Error::corruption(&path, format!("invalid metadata file: {e}")))?;
+    if file.format != "silt-metadata" || file.version != 1 {
+        return Err(Error::corruption(&path, "not a silt metadata file of version 1"));
+    }
+    let body = serde_json::to_vec(&file.metadata).map_err(|e| Error::corruption(&path, e.to_string()))?;
+    if crc32c::crc32c(&body) != file.checksum {
+        return Err(Error::corruption(&path, "metadata checksum mismatch"));
+    }
+    for m in &file.metadata {
+        store.observe(m);
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MetadataFile {
+    format: String,
+    version: u32,
+    /// CRC-32C of the compact JSON serialisation of `metadata`.
+    checksum: u32,
+    metadata: Vec<MetricMetadata>,
+}
+
+fn save_metadata(dir: &Path, store: &MetadataStore) -> Result<()> {
+    let metadata = store.all();
+    let body = serde_json::to_vec(&metadata).map_err(|e| Error::Invalid(e.to_string()))?;
+    let file = MetadataFile { format: "silt-metadata".into(), version: 1, checksum: crc32c::crc32c(&body), metadata };
+    let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Error::Invalid(e.to_string()))?;
+    let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
+    let path = dir.join(METADATA_FILE);
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    wal::fsync_dir(dir)
+}
+
+/// Where a series' data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Head(u32),
+    /// Index into the querier's block list, and the block-local series id.
+    Block(usize, u32),
+}
+
+/// One series found by [`Querier::select`].
+#[derive(Debug, Clone)]
+pub struct SeriesEntry {
+    pub labels: Labels,
+    sources: Vec<Source>,
+}
+
+/// A consistent read view over `[mint, maxt]`.
+pub struct Querier {
+    db: Arc<Db>,
+    blocks: Vec<Arc<Block>>,
+    published: u64,
+    _token: Arc<()>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Querier {
+    pub fn mint(&self) -> i64 {
+        self.mint
+    }
+
+    pub fn maxt(&self) -> i64 {
+        self.maxt
+    }
+
+    /// Reads a head series' samples visible to this view.
+    fn read_head(&self, s: &MemSeries, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        let start = out.len();
+        let d = s.lock();
+        let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
+        let mut parts = 0;
+        if frozen_visible {
+            if let Some(f) = &d.frozen {
+                f.read(mint, maxt, out);
+                parts += 1;
+            }
+        }
+        d.live.read(mint, maxt, out);
+        drop(d);
+        if parts > 0 && out.len() > start {
+            out[start..].sort_by_key(|s| s.t);
+            dedup_sorted(out, start);
+        }
+    }
+
+    fn head_time_range(&self, s: &MemSeries) -> Option<(i64, i64)> {
+        let d = s.lock();
+        let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
+        let live = d.live.time_range();
+        let frozen = if frozen_visible { d.frozen.as_ref().and_then(|f| f.time_range()) } else { None };
+        match (live, frozen) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Series matching all matchers with data in the view's range, sorted by labels.
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<SeriesEntry>> {
+        let mut found: Vec<(Labels, Source)> = Vec::new();
+        let head = &self.db.head;
+        for id in head.select(matchers) {
+            let Some(s) = head.by_id(id) else { continue };
+            match self.head_time_range(&s) {
+                Some((a, b)) if b >= self.mint && a <= self.maxt => found.push((head.labels_of(&s), Source::Head(id))),
+                _ => {}
+            }
+        }
+        for (bi, b) in self.blocks.iter().enumerate() {
+            for id in b.postings().select(matchers) {
+                let (a, z) = b.series_time_range(id);
+                if z >= self.mint && a <= self.maxt {
+                    found.push((b.labels(id), Source::Block(bi, id)));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<SeriesEntry> = Vec::new();
+        for (labels, src) in found {
+            match out.last_mut() {
+                Some(last) if last.labels == labels => last.sources.push(src),
+                _ => out.push(SeriesEntry { labels, sources: vec![src] }),
+            }
+        }
+        // Blocks first (in block order), the head last, so later sources win on duplicates.
+        for e in &mut out {
+            e.sources.sort_by_key(|s| match s {
+                Source::Block(i, _) => (0, *i),
+                Source::Head(_) => (1, 0),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Appends the entry's samples with `mint <= t <= maxt`, sorted by time,
+    /// one per timestamp (a later block, then the head, wins).
+    pub fn samples(&self, entry: &SeriesEntry, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
+        let start = out.len();
+        for src in &entry.sources {
+            match *src {
+                Source::Head(id) => {
+                    if let Some(s) = self.db.head.by_id(id) {
+                        self.read_head(&s, mint, maxt, out);
+                    }
+                }
+                Source::Block(bi, id) => self.blocks[bi].read_samples(id, mint, maxt, out)?,
+            }
+        }
+        if entry.sources.len() > 1 {
+            out[start..].sort_by_key(|s| s.t);
+            dedup_sorted(out, start);
+        }
+        Ok(())
+    }
+
+    /// Label names of series matching `matchers` (all series if empty), sorted.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let mut names = std::collections::BTreeSet::new();
+        if matchers.is_empty() {
+            self.db.head.with_postings(|p| names.extend(p.label_names().map(str::to_owned)));
+            for b in &self.blocks {
+                names.extend(b.postings().label_names().map(str::to_owned));
+            }
+        } else {
+            for e in self.select(matchers)? {
+                names.extend(e.labels.iter().map(|l| l.name.clone()));
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// Values of label `name` among series matching `matchers` (all if empty), sorted.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let mut values = std::collections::BTreeSet::new();
+        if matchers.is_empty() {
+            self.db.head.with_postings(|p| values.extend(p.label_values(name).map(|(v, _)| v.to_owned())));
+            for b in &self.blocks {
+                values.extend(b.postings().label_values(name).map(|(v, _)| v.to_owned()));
+            }
+        } else {
+            for e in self.select(matchers)? {
+                if let Some(v) = e.labels.get(name) {
+                    values.insert(v.to_owned());
+                }
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+
+    /// The blocks this view reads.
+    pub fn blocks(&self) -> &[Arc<Block>] {
+        &self.blocks
+    }
+}
+
+/// Re-exported for the admin API and tests.
+pub type BlockInfo = BlockMeta;

@@ -1,0 +1,365 @@
+//! Label sets and label matchers.
+//!
+//! A [`Labels`] is a set of name/value pairs sorted by name with unique names
+//! and no empty values; [`Labels::from_pairs`] establishes that invariant and
+//! every other constructor preserves it. A [`Matcher`] is one of Prometheus's
+//! four matchers; regular expressions are fully anchored, as in PromQL.
+
+use std::fmt;
+
+use regex::Regex;
+
+/// The label that holds the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One label pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+impl Label {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Label { name: name.into(), value: value.into() }
+    }
+}
+
+/// A sorted set of labels identifying one series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Vec<Label>);
+
+/// Why a label set is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelsError {
+    #[error("empty label name")]
+    EmptyName,
+    #[error("duplicate label name {0:?}")]
+    DuplicateName(String),
+}
+
+impl Labels {
+    /// Builds a label set from pairs in any order: sorts by name, drops pairs
+    /// with an empty value (an empty value means "absent" in Prometheus) and
+    /// rejects empty or repeated names.
+    pub fn from_pairs(mut pairs: Vec<Label>) -> Result<Labels, LabelsError> {
+        pairs.retain(|l| !l.value.is_empty());
+        pairs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for (i, l) in pairs.iter().enumerate() {
+            if l.name.is_empty() {
+                return Err(LabelsError::EmptyName);
+            }
+            if i > 0 && pairs[i - 1].name == l.name {
+                return Err(LabelsError::DuplicateName(l.name.clone()));
+            }
+        }
+        Ok(Labels(pairs))
+    }
+
+    /// Wraps pairs already sorted by unique, non-empty name with non-empty
+    /// values. Checked in debug builds.
+    pub fn from_sorted(pairs: Vec<Label>) -> Labels {
+        debug_assert!(pairs.windows(2).all(|w| w[0].name < w[1].name), "labels not sorted: {pairs:?}");
+        Labels(pairs)
+    }
+
+    /// Convenience for tests and literals: `Labels::new(&[("__name__", "up")])`.
+    pub fn new(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
+            .expect("valid literal labels")
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// The metric name, if any.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<Label> {
+        self.0
+    }
+
+    /// A 64-bit hash of the label set, stable across processes and versions
+    /// (FNV-1a over name, 0xff, value, 0xff per pair). Used to find series.
+    pub fn stable_hash(&self) -> u64 {
+        hash_pairs(self.0.iter().map(|l| (l.name.as_bytes(), l.value.as_bytes())))
+    }
+}
+
+/// FNV-1a over `name 0xff value 0xff` for each pair, in the given order.
+/// Callers must pass pairs sorted by name for the hash to identify a set.
+pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    for (n, v) in pairs {
+        for &b in n {
+            h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+        }
+        h = (h ^ 0xff).wrapping_mul(PRIME);
+        for &b in v {
+            h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+        }
+        h = (h ^ 0xff).wrapping_mul(PRIME);
+    }
+    h
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus's notation: `name{a="1", b="2"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name();
+        if let Some(n) = name {
+            write!(f, "{n}")?;
+        }
+        write!(f, "{{")?;
+        let mut first = true;
+        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+            if !first {
+                write!(f, ", ")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        write!(f, "}}")
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// The four PromQL matcher operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchOp {
+    Equal,
+    NotEqual,
+    RegexMatch,
+    RegexNoMatch,
+}
+
+impl MatchOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::RegexMatch => "=~",
+            MatchOp::RegexNoMatch => "!~",
+        }
+    }
+}
+
+/// A label matcher. Regular expressions are anchored at both ends.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub op: MatchOp,
+    pub name: String,
+    pub value: String,
+    regex: Option<Regex>,
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.op == other.op && self.name == other.name && self.value == other.value
+    }
+}
+
+/// A regular expression that does not compile.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid regular expression {pattern:?}: {message}")]
+pub struct BadRegex {
+    pub pattern: String,
+    pub message: String,
+}
+
+impl Matcher {
+    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Matcher, BadRegex> {
+        let name = name.into();
+        let value = value.into();
+        let regex = match op {
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
+                Regex::new(&format!("^(?s:{value})$"))
+                    .map_err(|e| BadRegex { pattern: value.clone(), message: e.to_string() })?,
+            ),
+            _ => None,
+        };
+        Ok(Matcher { op, name, value, regex })
+    }
+
+    /// `name="value"`.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
+        Matcher { op: MatchOp::Equal, name: name.into(), value: value.into(), regex: None }
+    }
+
+    /// Does a label value (`""` when the label is absent) satisfy the matcher?
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Equal => self.value == value,
+            MatchOp::NotEqual => self.value != value,
+            MatchOp::RegexMatch => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::RegexNoMatch => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// Does the matcher accept a series that lacks the label?
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+
+    /// Does a whole label set satisfy the matcher?
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+
+    /// For `=~` matchers that are a plain alternation of literals
+    /// (`a|b|c`, optionally in a group), the literals; lets the index look
+    /// values up directly instead of testing every value.
+    pub fn set_matches(&self) -> Option<Vec<String>> {
+        if self.op != MatchOp::RegexMatch && self.op != MatchOp::RegexNoMatch {
+            return None;
+        }
+        let mut s = self.value.as_str();
+        if s.starts_with("(?:") && s.ends_with(')') {
+            s = &s[3..s.len() - 1];
+        } else if s.starts_with('(') && s.ends_with(')') && !s.starts_with("(?") {
+            s = &s[1..s.len() - 1];
+        }
+        let mut out = Vec::new();
+        for alt in s.split('|') {
+            let mut lit = String::new();
+            let mut chars = alt.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(e) if is_regex_meta(e) => lit.push(e),
+                        _ => return None,
+                    },
+                    c if is_regex_meta(c) => return None,
+                    c => lit.push(c),
+                }
+            }
+            out.push(lit);
+        }
+        Some(out)
+    }
+
+    /// The literal prefix every matching value starts with, for `=~`
+    /// matchers like `foo.*` or `foo.+`; lets the index scan only values in
+    /// that prefix range.
+    pub fn literal_prefix(&self) -> Option<String> {
+        if self.op != MatchOp::RegexMatch {
+            return None;
+        }
+        let mut prefix = String::new();
+        let mut chars = self.value.chars().peekable();
+        while let Some(&c) = chars.peek() {
+            match c {
+                '\\' => {
+                    chars.next();
+                    match chars.next() {
+                        Some(e) if is_regex_meta(e) => prefix.push(e),
+                        _ => return None,
+                    }
+                }
+                c if is_regex_meta(c) => break,
+                c => {
+                    prefix.push(c);
+                    chars.next();
+                }
+            }
+        }
+        // A quantifier applies to the previous literal char: drop it from the prefix.
+        let rest: String = chars.collect();
+        if rest.starts_with(['*', '?', '{']) {
+            prefix.pop();
+        }
+        if rest.contains('|') && !rest.starts_with('(') {
+            return None; // top-level alternation: prefix does not bind every branch
+        }
+        if prefix.is_empty() { None } else { Some(prefix) }
+    }
+}
+
+fn is_regex_meta(c: char) -> bool {
+    matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$')
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_pairs_sorts_drops_empty_values_and_rejects_duplicates() {
+        let l = Labels::from_pairs(vec![Label::new("b", "2"), Label::new("a", "1"), Label::new("c", "")]).unwrap();
+        assert_eq!(l.as_slice(), &[Label::new("a", "1"), Label::new("b", "2")]);
+        assert_eq!(
+            Labels::from_pairs(vec![Label::new("a", "1"), Label::new("a", "2")]),
+            Err(LabelsError::DuplicateName("a".into()))
+        );
+        assert_eq!(Labels::from_pairs(vec![Label::new("", "1")]), Err(LabelsError::EmptyName));
+    }
+
+    #[test]
+    fn regex_is_anchored() {
+        let m = Matcher::new(MatchOp::RegexMatch, "job", "api").unwrap();
+        assert!(m.matches("api"));
+        assert!(!m.matches("api-server"));
+        let m = Matcher::new(MatchOp::RegexNoMatch, "job", "a.*").unwrap();
+        assert!(!m.matches("abc"));
+        assert!(m.matches("bcd"));
+        assert!(m.matches_empty());
+    }
+
+    #[test]
+    fn set_matches_and_prefix() {
+        let m = Matcher::new(MatchOp::RegexMatch, "x", "a|b\\.c|d").unwrap();
+        assert_eq!(m.set_matches(), Some(vec!["a".into(), "b.c".into(), "d".into()]));
+        let m = Matcher::new(MatchOp::RegexMatch, "x", "a.*").unwrap();
+        assert_eq!(m.set_matches(), None);
+        assert_eq!(m.literal_prefix(), Some("a".into()));
+        let m = Matcher::new(MatchOp::RegexMatch, "x", "node_cpu.+").unwrap();
+        assert_eq!(m.literal_prefix(), Some("node_cpu".into()));
+        let m = Matcher::new(MatchOp::RegexMatch, "x", "ab?c").unwrap();
+        assert_eq!(m.literal_prefix(), Some("a".into()));
+        let m = Matcher::new(MatchOp::RegexMatch, "x", "ab|cd").unwrap();
+        assert_eq!(m.literal_prefix(), None);
+    }
+
+    #[test]
+    fn display() {
+        let l = Labels::new(&[("__name__", "up"), ("job", "x")]);
+        assert_eq!(l.to_string(), "up{job=\"x\"}");
+    }
+}

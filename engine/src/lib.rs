@@ -1,0 +1,26 @@
+//! Silt's storage engine: a write-ahead log, an in-memory head of compressed
+//! chunks with an inverted label index, and immutable Parquet blocks that are
+//! compacted and expired in the background.
+//!
+//! The engine knows nothing of HTTP, JSON or PromQL. Its entry point is [`Db`]:
+//! [`Db::append`] takes a [`WriteBatch`] and returns a [`CommitTicket`] that
+//! resolves once the batch is durable; [`Db::querier`] returns a [`Querier`],
+//! a consistent snapshot of head and blocks for a time range.
+
+pub mod block;
+pub mod chunk;
+pub mod db;
+pub mod error;
+pub mod head;
+pub mod index;
+pub mod labels;
+pub mod metadata;
+pub mod sample;
+pub mod symbols;
+pub mod wal;
+
+pub use db::{AppendSummary, CommitTicket, Db, DbStats, Durability, Options, Querier, SeriesEntry};
+pub use error::{AppendError, Error, Result};
+pub use labels::{Label, Labels, MatchOp, Matcher, METRIC_NAME};
+pub use metadata::{MetricMetadata, MetricType};
+pub use sample::{Sample, SeriesSamples, WriteBatch, STALE_NAN, is_stale_nan};

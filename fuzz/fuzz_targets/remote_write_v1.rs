@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzz target remote_write_v1 (being written).
+use libfuzzer_sys::fuzz_target;
+fuzz_target!(|_data: &[u8]| {});

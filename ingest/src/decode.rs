@@ -1,0 +1,108 @@
+//! The synchronous core of the receiver: request bytes → [`Decoded`].
+
+use engine::WriteBatch;
+
+use crate::Limits;
+use crate::decompress::decompress;
+use crate::error::{IngestError, InvalidSeries};
+use crate::negotiate::{Encoding, Version, parse_content_encoding, parse_content_type};
+
+/// What a request contained, as counted while decoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    /// Body size as received.
+    pub compressed_bytes: usize,
+    /// Body size after decompression.
+    pub decoded_bytes: usize,
+    /// `TimeSeries` entries (before merging repeated series).
+    pub series: usize,
+    /// Float samples, in valid and invalid series.
+    pub samples: usize,
+    /// Native histogram samples (not stored yet).
+    pub histograms: usize,
+    /// Exemplars (not stored yet).
+    pub exemplars: usize,
+    /// Metadata entries (v1) or series carrying a metadata message (v2).
+    pub metadata: usize,
+}
+
+/// A decoded request: the batch to append plus what was left out and why.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub version: Version,
+    /// Valid series with float samples (repeated series merged, first-seen
+    /// order) and deduplicated metadata.
+    pub batch: WriteBatch,
+    pub stats: RequestStats,
+    /// Series that were rejected; the request is answered 400 after the
+    /// valid part is written.
+    pub invalid: InvalidSeries,
+}
+
+impl Decoded {
+    /// Float samples the batch holds (what a successful append writes).
+    pub fn samples_to_write(&self) -> usize {
+        self.batch.num_samples()
+    }
+
+    /// The error to answer once the batch (possibly empty) has been written:
+    /// invalid series (partial write), or a request whose data was all of
+    /// kinds Silt does not store yet. `None`: answer 2xx.
+    pub fn rejection(&self) -> Option<IngestError> {
+        if !self.invalid.is_empty() {
+            return Some(IngestError::InvalidSeries(self.invalid.clone()));
+        }
+        let unsupported = self.stats.histograms + self.stats.exemplars;
+        if unsupported > 0 && self.samples_to_write() == 0 {
+            return Some(IngestError::NothingStorable {
+                histograms: self.stats.histograms,
+                exemplars: self.stats.exemplars,
+            });
+        }
+        None
+    }
+}
+
+/// Decodes one remote-write request: `Content-Type` picks the protocol
+/// version, `Content-Encoding` the compression (see [`parse_content_type`]
+/// and [`parse_content_encoding`]); `body` is the raw HTTP body.
+///
+/// Request-level problems are errors (415, 413, 400); invalid series are
+/// not: they are reported in [`Decoded::invalid`] so the valid rest of the
+/// request can still be written.
+pub fn decode(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Decoded, IngestError> {
+    let version = parse_content_type(content_type)?;
+    let encoding = parse_content_encoding(content_encoding)?;
+    decode_body(version, encoding, body, limits)
+}
+
+/// [`decode`] after negotiation.
+pub(crate) fn decode_body(
+    version: Version,
+    encoding: Encoding,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Decoded, IngestError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(IngestError::BodyTooLarge { limit: limits.max_body_bytes });
+    }
+    let raw = decompress(encoding, body, limits)?;
+    let mut decoded = decode_raw(version, &raw, limits)?;
+    decoded.stats.compressed_bytes = body.len();
+    Ok(decoded)
+}
+
+/// Decodes an uncompressed protobuf message.
+pub(crate) fn decode_raw(version: Version, raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+    let mut decoded = match version {
+        Version::V1 => crate::v1::decode(raw, limits)?,
+        Version::V2 => crate::v2::decode(raw, limits)?,
+    };
+    decoded.stats.decoded_bytes = raw.len();
+    Ok(decoded)
+}

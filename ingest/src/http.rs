@@ -1,0 +1,306 @@
+//! The HTTP endpoint: `POST /api/v1/write` (alias `/api/v1/push`).
+//!
+//! Per request: negotiate → read the body under a hard cap → reserve its
+//! bytes from the in-flight budget (503 + `Retry-After` when spent) →
+//! decode and append → release the budget → wait until the batch is durable
+//! → answer. Version 2.0 requests get the three `*-Written` headers on every
+//! answer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use engine::{CommitTicket, Db};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::Limits;
+use crate::decode::{Decoded, decode_body};
+use crate::decompress::declared_len;
+use crate::error::IngestError;
+use crate::metrics::Metrics;
+use crate::negotiate::{Encoding, Version, parse_content_encoding, parse_content_type};
+use crate::proto::{HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN, HEADER_SAMPLES_WRITTEN};
+
+/// The remote-write receiver: a database, limits, an in-flight budget and
+/// metrics. Share it as `Arc<Ingest>` and mount [`routes`].
+pub struct Ingest {
+    db: Arc<Db>,
+    limits: Limits,
+    inflight: Arc<Semaphore>,
+    /// Permits in `inflight` (= `limits.max_inflight_bytes`, clamped).
+    inflight_total: usize,
+    metrics: Metrics,
+    /// Decode and append on the async worker (true) or tokio's blocking pool.
+    decode_inline: bool,
+    /// Unix seconds of the last "data not stored" warning (rate limit).
+    last_warning: AtomicU64,
+}
+
+/// Request bodies whose decoded size is not declared (zstd without a frame
+/// content size) are charged this many times their compressed size.
+const UNDECLARED_EXPANSION: usize = 8;
+
+impl Ingest {
+    pub fn new(db: Arc<Db>, limits: Limits, registry: &mut prometheus_client::registry::Registry) -> Arc<Ingest> {
+        let inflight_total = limits.max_inflight_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Arc::new(Ingest {
+            db,
+            inflight: Arc::new(Semaphore::new(inflight_total)),
+            inflight_total,
+            limits,
+            metrics: Metrics::new(registry),
+            decode_inline: true,
+            last_warning: AtomicU64::new(0),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Chooses where decoding and appending run: on the async worker
+    /// (`true`, the default: measured faster on 2 cores) or on tokio's
+    /// blocking pool. For benchmarks.
+    #[doc(hidden)]
+    pub fn with_inline_decode(self: Arc<Self>, inline: bool) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut me) => {
+                me.decode_inline = inline;
+                Arc::new(me)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    async fn handle(&self, headers: &HeaderMap, body: Body) -> Answer {
+        let version = match parse_content_type(header_str(headers, header::CONTENT_TYPE)) {
+            Ok(v) => v,
+            Err(e) => return Answer::error(None, e),
+        };
+        match self.handle_version(version, headers, body).await {
+            Ok(answer) | Err(answer) => answer,
+        }
+    }
+
+    async fn handle_version(&self, version: Version, headers: &HeaderMap, body: Body) -> Result<Answer, Answer> {
+        let fail = |e| Answer::error(Some(version), e);
+        let encoding = parse_content_encoding(header_str(headers, header::CONTENT_ENCODING)).map_err(fail)?;
+        let body = self.read_body(headers, body).await.map_err(fail)?;
+        let _permit = self.reserve(encoding, &body).map_err(fail)?;
+        let (decoded, appended) = self.decode_and_append(version, encoding, body).await.map_err(fail)?;
+        let rejection = decoded.rejection();
+        self.account(&decoded, rejection.is_some());
+        let ticket = match appended {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                self.metrics.rejected(e.reason(), decoded.samples_to_write());
+                return Err(fail(e));
+            }
+        };
+        drop(decoded);
+        drop(_permit);
+        let mut written = Written::default();
+        if let Some(ticket) = ticket {
+            let summary = ticket.wait().await.map_err(|e| fail(IngestError::Commit(e)))?;
+            written.samples = summary.samples;
+            self.metrics.written(summary.samples);
+        }
+        Ok(Answer { version: Some(version), written, error: rejection })
+    }
+
+    /// Reads the body, refusing more than `max_body_bytes` (by
+    /// `Content-Length` up front, and while reading).
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError> {
+        let limit = self.limits.max_body_bytes;
+        let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(IngestError::BodyTooLarge { limit });
+        }
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::BodyTooLarge { limit }),
+            Err(e) => Err(IngestError::BodyRead(e.to_string())),
+        }
+    }
+
+    /// Takes the request's bytes (compressed + decoded) from the in-flight
+    /// budget, or fails with 503 at once.
+    fn reserve(&self, encoding: Encoding, body: &[u8]) -> Result<InflightPermit<'_>, IngestError> {
+        let decoded = match declared_len(encoding, body) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => body.len().saturating_mul(UNDECLARED_EXPANSION),
+        };
+        let requested = body.len().saturating_add(decoded.min(self.limits.max_decoded_bytes));
+        // A request larger than the whole budget may still run alone.
+        let cost = requested.clamp(1, self.inflight_total).min(u32::MAX as usize);
+        match Arc::clone(&self.inflight).try_acquire_many_owned(cost as u32) {
+            Ok(permit) => {
+                self.metrics.inflight_bytes.inc_by(cost as i64);
+                Ok(InflightPermit { _permit: permit, cost, ingest: self })
+            }
+            Err(_) => Err(IngestError::Overloaded { requested, limit: self.inflight_total }),
+        }
+    }
+
+    async fn decode_and_append(
+        &self,
+        version: Version,
+        encoding: Encoding,
+        body: Bytes,
+    ) -> Result<(Decoded, Appended), IngestError> {
+        let work = {
+            let db = Arc::clone(&self.db);
+            let limits = self.limits.clone();
+            move || decode_and_append(&db, version, encoding, &body, &limits)
+        };
+        if self.decode_inline {
+            work()
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| IngestError::Internal(format!("decode task failed: {e}")))?
+        }
+    }
+
+    /// Metrics and logs for a decoded request.
+    fn account(&self, d: &Decoded, rejected: bool) {
+        self.metrics.received(&d.stats);
+        self.metrics.rejected("invalid_series", d.invalid.samples);
+        self.metrics.rejected("native_histogram_unsupported", d.stats.histograms);
+        self.metrics.rejected("exemplar_unsupported", d.stats.exemplars);
+        if !rejected && d.stats.histograms + d.stats.exemplars > 0 {
+            self.warn_unstored(d);
+        }
+    }
+
+    /// At most once a minute: say that histograms/exemplars are dropped.
+    fn warn_unstored(&self, d: &Decoded) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last = self.last_warning.load(Ordering::Relaxed);
+        if now >= last + 60
+            && self.last_warning.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(
+                histograms = d.stats.histograms,
+                exemplars = d.stats.exemplars,
+                "remote write: native histograms and exemplars are not stored yet; float samples of the \
+                 same requests were stored (see silt_remote_write_rejected_samples_total)"
+            );
+        }
+    }
+}
+
+/// The append's outcome: a ticket to wait on, nothing to wait for (empty
+/// batch), or the engine's refusal.
+type Appended = Result<Option<CommitTicket>, IngestError>;
+
+/// The synchronous part: decode, then append (which validates the whole
+/// batch and stores nothing on error).
+fn decode_and_append(
+    db: &Db,
+    version: Version,
+    encoding: Encoding,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<(Decoded, Appended), IngestError> {
+    let decoded = decode_body(version, encoding, body, limits)?;
+    if decoded.batch.series.is_empty() && decoded.batch.metadata.is_empty() {
+        return Ok((decoded, Ok(None)));
+    }
+    let appended = db.append(&decoded.batch).map(Some).map_err(IngestError::Append);
+    Ok((decoded, appended))
+}
+
+/// A share of the in-flight budget, returned on drop.
+struct InflightPermit<'a> {
+    _permit: OwnedSemaphorePermit,
+    cost: usize,
+    ingest: &'a Ingest,
+}
+
+impl Drop for InflightPermit<'_> {
+    fn drop(&mut self) {
+        self.ingest.metrics.inflight_bytes.dec_by(self.cost as i64);
+    }
+}
+
+/// What was written, for the 2.0 response headers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    samples: usize,
+}
+
+/// The outcome of one request.
+struct Answer {
+    version: Option<Version>,
+    written: Written,
+    error: Option<IngestError>,
+}
+
+impl Answer {
+    fn error(version: Option<Version>, e: IngestError) -> Answer {
+        Answer { version, written: Written::default(), error: Some(e) }
+    }
+
+    fn status(&self) -> u16 {
+        self.error.as_ref().map_or(204, IngestError::status)
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = match &self.error {
+            None => Response::new(Body::empty()),
+            Some(e) => {
+                let mut r = Response::new(Body::from(format!("{e}\n")));
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                r
+            }
+        };
+        *resp.status_mut() = status;
+        if self.version == Some(Version::V2) {
+            let h = resp.headers_mut();
+            h.insert(HEADER_SAMPLES_WRITTEN, HeaderValue::from(self.written.samples));
+            // Histograms and exemplars are not stored yet: always 0.
+            h.insert(HEADER_HISTOGRAMS_WRITTEN, HeaderValue::from_static("0"));
+            h.insert(HEADER_EXEMPLARS_WRITTEN, HeaderValue::from_static("0"));
+        }
+        resp
+    }
+}
+
+/// A header's value; one that is not visible ASCII reads as U+FFFD, which no
+/// parser accepts.
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
+}
+
+/// The remote-write routes: `POST /api/v1/write` and its alias
+/// `POST /api/v1/push`. Other methods get 405 with `Allow: POST`.
+pub fn routes(ingest: Arc<Ingest>) -> Router {
+    Router::new().route("/api/v1/write", post(write)).route("/api/v1/push", post(write)).with_state(ingest)
+}
+
+async fn write(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    let answer = ingest.handle(&headers, body).await;
+    let status = answer.status();
+    if let Some(e) = &answer.error {
+        if status >= 500 {
+            tracing::warn!(status, reason = e.reason(), "remote write failed: {e}");
+        } else {
+            tracing::debug!(status, reason = e.reason(), "remote write rejected: {e}");
+        }
+    }
+    ingest.metrics.request(answer.version, status, start.elapsed().as_secs_f64());
+    answer.into_response()
+}

@@ -1,0 +1,89 @@
+//! A slow, obviously-correct decoder for differential tests and fuzzing:
+//! prost decodes the whole message into [`crate::proto`] structs, which are
+//! then fed to the same validation as the streaming decoder.
+//!
+//! It is stricter than the streaming decoder in one way: prost checks the
+//! UTF-8 of every `string` field and the structure of histograms and
+//! exemplars, which the streaming decoder skips or checks only where used.
+//! So: reference `Ok` implies streaming `Ok` with an equal result.
+
+use engine::Sample;
+use prost::Message;
+
+use crate::Limits;
+use crate::decode::Decoded;
+use crate::error::IngestError;
+use crate::negotiate::Version;
+use crate::proto;
+use crate::series::{MetaRefs, Pair, Sink};
+use crate::wire::WireError;
+
+/// Decodes an uncompressed protobuf body the slow way.
+pub fn decode_raw(version: Version, raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+    let mut decoded = match version {
+        Version::V1 => v1(raw, limits)?,
+        Version::V2 => v2(raw, limits)?,
+    };
+    decoded.stats.decoded_bytes = raw.len();
+    Ok(decoded)
+}
+
+/// The streaming decoder on an uncompressed body (for comparison with
+/// [`decode_raw`]).
+pub fn decode_raw_streaming(version: Version, raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+    crate::decode::decode_raw(version, raw, limits)
+}
+
+fn prost_error(message: &'static str) -> impl Fn(prost::DecodeError) -> IngestError {
+    move |e| IngestError::Protobuf { message, source: WireError::Reference(e.to_string()) }
+}
+
+fn v1(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+    let req = proto::WriteRequest::decode(raw).map_err(prost_error("prometheus.WriteRequest"))?;
+    if req.timeseries.len() > limits.max_series_per_request {
+        return Err(IngestError::TooManySeries { limit: limits.max_series_per_request });
+    }
+    let mut sink = Sink::new(limits, req.timeseries.len());
+    for ts in &req.timeseries {
+        let pairs: Vec<Pair<'_>> = ts
+            .labels
+            .iter()
+            .take(limits.max_labels_per_series)
+            .map(|l| (l.name.as_bytes(), l.value.as_bytes()))
+            .collect();
+        let samples: Vec<Sample> = ts.samples.iter().map(|s| Sample::new(s.timestamp, s.value)).collect();
+        sink.v1_series(&pairs, ts.labels.len(), &samples, ts.histograms.len(), ts.exemplars.len());
+    }
+    for m in &req.metadata {
+        sink.v1_metadata(m.r#type, &m.metric_family_name, &m.help, &m.unit);
+    }
+    Ok(sink.finish(Version::V1))
+}
+
+fn v2(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+    let req = proto::v2::Request::decode(raw).map_err(prost_error("io.prometheus.write.v2.Request"))?;
+    if req.timeseries.len() > limits.max_series_per_request {
+        return Err(IngestError::TooManySeries { limit: limits.max_series_per_request });
+    }
+    let symbols: Vec<&[u8]> = req.symbols.iter().map(|s| s.as_bytes()).collect();
+    crate::v2::check_first_symbol(&symbols)?;
+    let mut sink = Sink::new(limits, req.timeseries.len());
+    let mut pairs = Vec::new();
+    let cap = limits.max_labels_per_series.saturating_mul(2).saturating_add(2);
+    for ts in &req.timeseries {
+        let refs = &ts.labels_refs[..ts.labels_refs.len().min(cap)];
+        let samples: Vec<Sample> = ts.samples.iter().map(|s| Sample::new(s.timestamp, s.value)).collect();
+        let meta = ts.metadata.map(|m| MetaRefs { metric_type: m.r#type, help_ref: m.help_ref, unit_ref: m.unit_ref });
+        sink.v2_series(
+            &symbols,
+            &mut pairs,
+            refs,
+            ts.labels_refs.len(),
+            &samples,
+            ts.histograms.len(),
+            ts.exemplars.len(),
+            meta,
+        );
+    }
+    Ok(sink.finish(Version::V2))
+}

@@ -1,0 +1,160 @@
+//! Streaming decoder for remote-write 1.0 (`prometheus.WriteRequest`).
+//!
+//! Walks the protobuf once without building prost structs: label bytes are
+//! borrowed from the decompressed buffer until validation copies them into
+//! the engine's labels; exemplars and histograms are counted and skipped.
+
+use engine::Sample;
+
+use crate::Limits;
+use crate::decode::Decoded;
+use crate::error::IngestError;
+use crate::negotiate::Version;
+use crate::series::{Pair, Sink};
+use crate::wire::{Reader, WireError, WireType, expect, string};
+
+const MESSAGE: &str = "prometheus.WriteRequest";
+
+pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+    let protobuf = |source| IngestError::Protobuf { message: MESSAGE, source };
+    // Typical requests hold about one series per 300 bytes.
+    let mut sink = Sink::new(limits, (raw.len() / 300).min(limits.max_series_per_request));
+    let mut scratch = Scratch::default();
+    let mut r = Reader::new(raw);
+    let mut series = 0usize;
+    while !r.is_empty() {
+        let (field, wt) = r.key().map_err(protobuf)?;
+        match field {
+            1 => {
+                expect("WriteRequest.timeseries", wt, WireType::Len).map_err(protobuf)?;
+                let body = r.len_delimited().map_err(protobuf)?;
+                series += 1;
+                if series > limits.max_series_per_request {
+                    return Err(IngestError::TooManySeries { limit: limits.max_series_per_request });
+                }
+                time_series(body, limits, &mut scratch).map_err(protobuf)?;
+                sink.v1_series(&scratch.pairs, scratch.labels, &scratch.samples, scratch.histograms, scratch.exemplars);
+            }
+            3 => {
+                expect("WriteRequest.metadata", wt, WireType::Len).map_err(protobuf)?;
+                let body = r.len_delimited().map_err(protobuf)?;
+                metadata(body, &mut sink).map_err(protobuf)?;
+            }
+            _ => r.skip(field, wt).map_err(protobuf)?,
+        }
+    }
+    Ok(sink.finish(Version::V1))
+}
+
+/// One series' fields, reused across series.
+#[derive(Default)]
+struct Scratch<'a> {
+    pairs: Vec<Pair<'a>>,
+    /// Labels in the series (`pairs` stops growing at the limit).
+    labels: usize,
+    samples: Vec<Sample>,
+    histograms: usize,
+    exemplars: usize,
+}
+
+fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Result<(), WireError> {
+    s.pairs.clear();
+    s.samples.clear();
+    s.labels = 0;
+    s.histograms = 0;
+    s.exemplars = 0;
+    let mut r = Reader::new(body);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                expect("TimeSeries.labels", wt, WireType::Len)?;
+                let pair = label(r.len_delimited()?)?;
+                s.labels += 1;
+                if s.pairs.len() < limits.max_labels_per_series {
+                    s.pairs.push(pair);
+                }
+            }
+            2 => {
+                expect("TimeSeries.samples", wt, WireType::Len)?;
+                s.samples.push(sample(r.len_delimited()?)?);
+            }
+            3 => {
+                expect("TimeSeries.exemplars", wt, WireType::Len)?;
+                r.len_delimited()?;
+                s.exemplars += 1;
+            }
+            4 => {
+                expect("TimeSeries.histograms", wt, WireType::Len)?;
+                r.len_delimited()?;
+                s.histograms += 1;
+            }
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok(())
+}
+
+#[inline]
+fn label(body: &[u8]) -> Result<Pair<'_>, WireError> {
+    let mut r = Reader::new(body);
+    let (mut name, mut value): Pair<'_> = (b"", b"");
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                expect("Label.name", wt, WireType::Len)?;
+                name = r.len_delimited()?;
+            }
+            2 => {
+                expect("Label.value", wt, WireType::Len)?;
+                value = r.len_delimited()?;
+            }
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok((name, value))
+}
+
+/// A v1 sample: `double value = 1; int64 timestamp = 2;`. The value keeps
+/// its exact bits (stale markers are NaNs with a payload).
+#[inline]
+fn sample(body: &[u8]) -> Result<Sample, WireError> {
+    let mut r = Reader::new(body);
+    let mut s = Sample { t: 0, v: 0.0 };
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                expect("Sample.value", wt, WireType::Fixed64)?;
+                s.v = f64::from_bits(r.fixed64()?);
+            }
+            2 => {
+                expect("Sample.timestamp", wt, WireType::Varint)?;
+                s.t = r.varint()? as i64;
+            }
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok(s)
+}
+
+fn metadata(body: &[u8], sink: &mut Sink<'_>) -> Result<(), WireError> {
+    let mut r = Reader::new(body);
+    let (mut metric_type, mut family, mut help, mut unit) = (0i32, "", "", "");
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                expect("MetricMetadata.type", wt, WireType::Varint)?;
+                metric_type = r.varint()? as i32;
+            }
+            2 => family = string(&mut r, "MetricMetadata.metric_family_name", wt)?,
+            4 => help = string(&mut r, "MetricMetadata.help", wt)?,
+            5 => unit = string(&mut r, "MetricMetadata.unit", wt)?,
+            _ => r.skip(field, wt)?,
+        }
+    }
+    sink.v1_metadata(metric_type, family, help, unit);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The JSON response envelope (`status`, `data`, `errorType`, `error`,
+//! `warnings`, `infos`; empty fields omitted) and JSON helpers shared by
+//! the handlers.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use super::error::ErrorType;
+use engine::Labels;
+
+/// At most this many warnings (and infos) are listed; the rest are summarised.
+const MAX_ANNOTATIONS: usize = 10;
+
+/// Non-fatal messages attached to a successful response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+impl Annotations {
+    pub fn warn(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        if !self.warnings.contains(&message) {
+            self.warnings.push(message);
+        }
+    }
+}
+
+/// Caps a list at ten entries plus a `"<n> more ... annotations omitted"` line.
+fn capped(mut list: Vec<String>, kind: &str) -> Vec<String> {
+    if list.len() > MAX_ANNOTATIONS {
+        let omitted = list.len() - MAX_ANNOTATIONS;
+        list.truncate(MAX_ANNOTATIONS);
+        list.push(format!("{omitted} more {kind} annotations omitted"));
+    }
+    list
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+    #[serde(rename = "errorType", skip_serializing_if = "Option::is_none")]
+    error_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    infos: Vec<String>,
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn serialize<T: Serialize>(status: StatusCode, envelope: &Envelope<'_, T>) -> Response {
+    match serde_json::to_vec(envelope) {
+        Ok(body) => json(status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise API response");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot serialise response: {e}")).into_response()
+        }
+    }
+}
+
+/// `{"status":"success","data":...}` with any warnings, HTTP 200.
+pub fn success<T: Serialize>(data: T, annotations: Annotations) -> Response {
+    let envelope = Envelope {
+        status: "success",
+        data: Some(data),
+        error_type: None,
+        error: None,
+        warnings: capped(annotations.warnings, "warning"),
+        infos: capped(annotations.infos, "info"),
+    };
+    serialize(StatusCode::OK, &envelope)
+}
+
+/// `{"status":"error","errorType":...,"error":...}` with the type's status.
+pub fn error(error_type: ErrorType, message: &str) -> Response {
+    let envelope: Envelope<'_, ()> = Envelope {
+        status: "error",
+        data: None,
+        error_type: Some(error_type.as_str()),
+        error: Some(message),
+        warnings: Vec::new(),
+        infos: Vec::new(),
+    };
+    serialize(error_type.status(), &envelope)
+}
+
+/// A label set as a JSON object (`{"__name__":"up","job":"x"}`).
+pub struct LabelsJson<'a>(pub &'a Labels);
+
+impl Serialize for LabelsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for l in self.0.iter() {
+            map.serialize_entry(&l.name, &l.value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(resp: Response) -> (StatusCode, String) {
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn envelopes_omit_empty_fields() {
+        let (status, text) = body(success(vec!["a"], Annotations::default())).await;
+        assert_eq!((status.as_u16(), text.as_str()), (200, r#"{"status":"success","data":["a"]}"#));
+        let (status, text) = body(error(ErrorType::BadData, "nope")).await;
+        assert_eq!((status.as_u16(), text.as_str()), (400, r#"{"status":"error","errorType":"bad_data","error":"nope"}"#));
+        let mut ann = Annotations::default();
+        ann.warn("results truncated due to limit");
+        ann.warn("results truncated due to limit");
+        let (_, text) = body(success(Vec::<String>::new(), ann)).await;
+        assert_eq!(text, r#"{"status":"success","data":[],"warnings":["results truncated due to limit"]}"#);
+    }
+
+    #[test]
+    fn annotations_are_capped_at_ten() {
+        let list: Vec<String> = (0..13).map(|i| i.to_string()).collect();
+        let out = capped(list, "warning");
+        assert_eq!(out.len(), 11);
+        assert_eq!(out[10], "3 more warning annotations omitted");
+    }
+
+    #[test]
+    fn labels_serialise_as_objects() {
+        let l = Labels::new(&[("__name__", "up"), ("job", "a\"b")]);
+        assert_eq!(serde_json::to_string(&LabelsJson(&l)).unwrap(), r#"{"__name__":"up","job":"a\"b"}"#);
+    }
+}

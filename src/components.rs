@@ -1,0 +1,18 @@
+//! The routes of the other crates: the remote-write receiver (`ingest`)
+//! and the Prometheus HTTP API (`query`), configured from [`Config`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use engine::Db;
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+
+/// The ingest and query routes for an open database.
+pub fn api_router(db: &Arc<Db>, cfg: &Config, registry: &mut Registry) -> Router {
+    // Pending: `ingest::routes` is being written.
+    let _ = (cfg, registry);
+    let api = query::api::Api::new(db.clone(), query::api::ApiOptions::default());
+    Router::new().merge(query::api::routes(api))
+}

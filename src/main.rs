@@ -1,0 +1,68 @@
+//! `silt`: a time-series metrics database with a Prometheus-compatible API.
+//! This binary wires the engine, the remote-write receiver and the query API
+//! into one HTTP server (see `server.rs`); `silt --help` lists the flags.
+
+mod admin;
+mod cli;
+mod components;
+mod config;
+mod duration;
+mod exposition;
+mod metrics;
+mod selfscrape;
+mod server;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.into_command()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The logger may not be up yet (bad config), so print directly.
+            eprintln!("silt: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::PrintConfig(args) => {
+            print!("{}", args.resolve()?.to_yaml()?);
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let cfg = args.resolve()?;
+            init_logging(&cfg)?;
+            serve(cfg)
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.trim().is_empty() => EnvFilter::try_new(&env).with_context(|| format!("invalid RUST_LOG {env:?}"))?,
+        _ => EnvFilter::try_new(&cfg.log.level).with_context(|| format!("invalid log level {:?}", cfg.log.level))?,
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    Ok(())
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("silt").build().context("starting the async runtime")?;
+    let result = runtime.block_on(server::run(cfg));
+    // A database still opening after a shutdown signal is abandoned: the
+    // WAL replays again on the next start.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}

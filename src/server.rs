@@ -1,0 +1,268 @@
+//! The HTTP server and the process lifecycle.
+//!
+//! Startup binds the listener first and serves `/-/healthy`, `/-/ready`
+//! (503) and `/metrics` at once; the database opens (WAL replay) in the
+//! background while `/api/v1/*` answers `503 Service Unavailable`. Once the
+//! database is open the full API router is installed and the phase turns
+//! ready. SIGTERM/SIGINT turn the phase to stopping (new API requests get
+//! 503, which senders retry), let in-flight requests finish, stop the
+//! self-scrape and close the database.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use engine::Db;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::admin::{self, Admin};
+use crate::config::Config;
+use crate::metrics::{self, HttpMetrics};
+use crate::selfscrape;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// All metrics of the process: the server's own, available at once, and
+/// the components' (engine, ingest, query), available once the database
+/// is open.
+pub struct Registries {
+    base: Registry,
+    components: OnceLock<Registry>,
+}
+
+impl Registries {
+    pub fn new(base: Registry) -> Registries {
+        Registries { base, components: OnceLock::new() }
+    }
+
+    /// The OpenMetrics text of every registry.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; a collector that fails only
+        // truncates its own output.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &self.base);
+        if let Some(c) = self.components.get() {
+            let _ = prometheus_client::encoding::text::encode_registry(&mut text, c);
+        }
+        let _ = prometheus_client::encoding::text::encode_eof(&mut text);
+        text
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    Starting = 0,
+    Ready = 1,
+    Stopping = 2,
+}
+
+/// State shared by the always-present routes.
+pub struct Shared {
+    phase: AtomicU8,
+    api: OnceLock<Router>,
+    registries: Arc<Registries>,
+}
+
+impl Shared {
+    fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Ready,
+            _ => Phase::Stopping,
+        }
+    }
+
+    fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Release);
+    }
+}
+
+/// Prometheus's not-ready answer: plain text, with `X-Prometheus-Stopping`.
+fn unavailable(stopping: bool) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), ("x-prometheus-stopping", if stopping { "true" } else { "false" })],
+        "Service Unavailable",
+    )
+        .into_response()
+}
+
+async fn healthy() -> &'static str {
+    "Prometheus Server is Healthy.\n"
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.phase() {
+        Phase::Ready => "Prometheus Server is Ready.\n".into_response(),
+        Phase::Starting => unavailable(false),
+        Phase::Stopping => unavailable(true),
+    }
+}
+
+async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
+    let text = shared.registries.encode();
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// Everything not routed by the outer router goes to the API router once it
+/// exists; before that (and while stopping) API paths get 503.
+async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let phase = shared.phase();
+    let path = req.uri().path();
+    let gated = path.starts_with("/api/") || path == "/federate";
+    match (phase, shared.api.get()) {
+        (Phase::Ready, Some(api)) => api.clone().oneshot(req).await.unwrap_or_else(|never| match never {}),
+        (Phase::Stopping, _) if gated => unavailable(true),
+        (_, _) if gated => unavailable(false),
+        (_, Some(api)) => api.clone().oneshot(req).await.unwrap_or_else(|never| match never {}),
+        (_, None) => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+    }
+}
+
+/// The router that is there from the first moment.
+fn outer_router(shared: Arc<Shared>, http: HttpMetrics) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route_layer(axum::middleware::from_fn(metrics::tag_route))
+        .fallback(dispatch)
+        .with_state(shared)
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(http, metrics::track))
+}
+
+/// What exists once the database is open.
+struct Components {
+    db: Arc<Db>,
+    api: Router,
+    registry: Registry,
+}
+
+/// Opens the database (blocking: replays the WAL) and builds the API router.
+fn open_components(cfg: &Config) -> anyhow::Result<Components> {
+    let mut registry = Registry::default();
+    let started = std::time::Instant::now();
+    let db = Db::open(cfg.engine_options(), &mut registry)
+        .with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?;
+    tracing::info!(elapsed = ?started.elapsed(), "database open");
+    let api = crate::components::api_router(&db, cfg, &mut registry)
+        .merge(admin::routes(Admin { db: db.clone(), data_dir: cfg.data_dir.clone() }))
+        .route_layer(axum::middleware::from_fn(metrics::tag_route));
+    Ok(Components { db, api, registry })
+}
+
+/// Resolves with the signal's name on SIGTERM or SIGINT. The handlers are
+/// installed when this is called, not when it is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
+}
+
+/// Runs the server until a shutdown signal; returns after the database is
+/// closed.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let mut signal = Box::pin(shutdown_signal()?);
+
+    let mut base = Registry::default();
+    let http = HttpMetrics::register(&mut base);
+    metrics::register_process(&mut base);
+    let registries = Arc::new(Registries::new(base));
+    let shared = Arc::new(Shared { phase: AtomicU8::new(Phase::Starting as u8), api: OnceLock::new(), registries: registries.clone() });
+
+    let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr().context("reading the listen address")?;
+    // Tests and scripts look for this exact line.
+    tracing::info!("listening on http://{addr}");
+
+    let (stop_http, mut stop_http_rx) = watch::channel(false);
+    let app = outer_router(shared.clone(), http);
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    let open_cfg = cfg.clone();
+    let mut opening = tokio::task::spawn_blocking(move || open_components(&open_cfg));
+    let components = tokio::select! {
+        r = &mut opening => r.context("the database open task failed")?,
+        sig = &mut signal => {
+            tracing::info!("{sig} received while opening the database; exiting (the WAL replays again on the next start)");
+            return Ok(());
+        }
+    };
+    let components = match components {
+        Ok(c) => c,
+        Err(e) => {
+            shared.set_phase(Phase::Stopping);
+            let _ = stop_http.send(true);
+            return Err(e);
+        }
+    };
+    let Components { db, api, registry } = components;
+    let _ = registries.components.set(registry);
+    let _ = shared.api.set(api);
+    shared.set_phase(Phase::Ready);
+    tracing::info!("ready");
+
+    let (stop_scrape, stop_scrape_rx) = watch::channel(false);
+    let scraper = cfg.self_scrape_interval().map(|interval| {
+        tokio::spawn(selfscrape::run(db.clone(), registries.clone(), addr.to_string(), interval, stop_scrape_rx))
+    });
+
+    let ended_by_itself = tokio::select! {
+        sig = &mut signal => {
+            tracing::info!("{sig} received; shutting down");
+            None
+        }
+        r = &mut server => Some(r),
+    };
+
+    shared.set_phase(Phase::Stopping);
+    let _ = stop_http.send(true);
+    let served = match ended_by_itself {
+        Some(r) => r.context("the HTTP server task failed")?.context("the HTTP server stopped unexpectedly"),
+        None => match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(r) => r.context("the HTTP server task failed")?.context("HTTP server"),
+            Err(_) => {
+                tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
+                server.abort();
+                Ok(())
+            }
+        },
+    };
+    let _ = stop_scrape.send(true);
+    if let Some(task) = scraper {
+        let _ = task.await;
+    }
+    let closing = db.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await.context("the close task failed")?.context("closing the database")?;
+    tracing::info!("database closed");
+    served
+}
