@@ -33,11 +33,22 @@ struct Envelope<T: Serialize> {
 }
 
 fn success<T: Serialize>(data: Option<T>) -> Response {
-    axum::Json(Envelope { status: "success", data, error_type: None, error: None }).into_response()
+    axum::Json(Envelope {
+        status: "success",
+        data,
+        error_type: None,
+        error: None,
+    })
+    .into_response()
 }
 
 fn internal(message: String) -> Response {
-    let body = Envelope::<()> { status: "error", data: None, error_type: Some("internal"), error: Some(message) };
+    let body = Envelope::<()> {
+        status: "error",
+        data: None,
+        error_type: Some("internal"),
+        error: Some(message),
+    };
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
@@ -51,12 +62,18 @@ pub fn routes(admin: Admin) -> Router {
 
 /// `<UTC yyyymmddThhmmssZ>-<16 hex digits>`, as Prometheus names snapshots.
 pub fn snapshot_name(now: SystemTime, random: u64) -> String {
-    let stamp: String = humantime::format_rfc3339_seconds(now).to_string().chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let stamp: String = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
     format!("{stamp}-{random:016x}")
 }
 
 /// Runs blocking engine work off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> engine::Result<T> + Send + 'static) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> engine::Result<T> + Send + 'static,
+) -> Result<T, String> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
@@ -106,7 +123,9 @@ async fn compact(State(admin): State<Admin>) -> Response {
             struct Data {
                 blocks: u64,
             }
-            success(Some(Data { blocks: admin.db.stats().blocks }))
+            success(Some(Data {
+                blocks: admin.db.stats().blocks,
+            }))
         }
         Err(e) => internal(format!("compact: {e}")),
     }
@@ -120,7 +139,10 @@ mod tests {
     #[test]
     fn snapshot_names_look_like_prometheus() {
         let t = UNIX_EPOCH + Duration::from_secs(1_512_940_344);
-        assert_eq!(snapshot_name(t, 0x2be6_50b6_d019_eb54), "20171210T211224Z-2be650b6d019eb54");
+        assert_eq!(
+            snapshot_name(t, 0x2be6_50b6_d019_eb54),
+            "20171210T211224Z-2be650b6d019eb54"
+        );
         assert_eq!(snapshot_name(t, 1), "20171210T211224Z-0000000000000001");
     }
 }

@@ -97,7 +97,9 @@ mod tests {
     use std::time::Duration;
 
     fn parse(args: &[&str]) -> Command {
-        Cli::try_parse_from(std::iter::once("silt").chain(args.iter().copied())).unwrap().into_command()
+        Cli::try_parse_from(std::iter::once("silt").chain(args.iter().copied()))
+            .unwrap()
+            .into_command()
     }
 
     #[test]
@@ -107,13 +109,16 @@ mod tests {
 
     #[test]
     fn serve_is_the_default() {
-        let Command::Serve(args) = parse(&["--listen", "127.0.0.1:1234", "--retention", "0"]) else {
+        let Command::Serve(args) = parse(&["--listen", "127.0.0.1:1234", "--retention", "0"])
+        else {
             panic!("expected serve")
         };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.listen.port(), 1234);
         assert_eq!(cfg.retention(), None);
-        let Command::Serve(args) = parse(&["serve", "--data-dir", "/tmp/x", "--durability", "async"]) else {
+        let Command::Serve(args) =
+            parse(&["serve", "--data-dir", "/tmp/x", "--durability", "async"])
+        else {
             panic!("expected serve")
         };
         let cfg = args.resolve().unwrap();
@@ -125,9 +130,15 @@ mod tests {
     fn flags_override_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("silt.yml");
-        std::fs::write(&file, "retention: 30d\nlisten: 127.0.0.1:7000\nself_scrape:\n  interval: 5s\n").unwrap();
+        std::fs::write(
+            &file,
+            "retention: 30d\nlisten: 127.0.0.1:7000\nself_scrape:\n  interval: 5s\n",
+        )
+        .unwrap();
         let file = file.to_str().unwrap();
-        let Command::Serve(args) = parse(&["--config", file, "--retention", "2d"]) else { panic!("expected serve") };
+        let Command::Serve(args) = parse(&["--config", file, "--retention", "2d"]) else {
+            panic!("expected serve")
+        };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.retention(), Some(Duration::from_secs(2 * 86_400)));
         assert_eq!(cfg.listen.port(), 7000);
@@ -136,7 +147,9 @@ mod tests {
 
     #[test]
     fn bad_flags_are_rejected() {
-        let bad = |args: &[&str]| Cli::try_parse_from(std::iter::once("silt").chain(args.iter().copied())).is_err();
+        let bad = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("silt").chain(args.iter().copied())).is_err()
+        };
         assert!(bad(&["--retention", "forever"]));
         assert!(bad(&["--listen", "nowhere"]));
         assert!(bad(&["--durability", "maybe"]));
@@ -145,7 +158,10 @@ mod tests {
 
     #[test]
     fn missing_config_file_is_an_error() {
-        let args = ServeArgs { config: Some(PathBuf::from("/nonexistent/silt.yml")), ..ServeArgs::default() };
+        let args = ServeArgs {
+            config: Some(PathBuf::from("/nonexistent/silt.yml")),
+            ..ServeArgs::default()
+        };
         let err = format!("{:#}", args.resolve().unwrap_err());
         assert!(err.contains("/nonexistent/silt.yml"), "{err}");
     }

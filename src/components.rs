@@ -9,10 +9,12 @@ use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 
-/// The ingest and query routes for an open database.
+/// The ingest and query routes for an open database. Their metrics go into
+/// `registry` (each crate prefixes its own names).
 pub fn api_router(db: &Arc<Db>, cfg: &Config, registry: &mut Registry) -> Router {
-    // Pending: `ingest::routes` is being written.
-    let _ = (cfg, registry);
+    let ingest = ingest::Ingest::new(db.clone(), cfg.ingest_limits(), registry);
     let api = query::api::Api::new(db.clone(), query::api::ApiOptions::default());
-    Router::new().merge(query::api::routes(api))
+    Router::new()
+        .merge(ingest::routes(ingest))
+        .merge(query::api::routes(api))
 }

@@ -51,8 +51,9 @@ pub struct IngestConfig {
     pub max_decoded_bytes: usize,
     pub max_series_per_request: usize,
     pub max_labels_per_series: usize,
-    pub max_label_name_length: usize,
-    pub max_label_value_length: usize,
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
+    pub max_inflight_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,8 +70,10 @@ pub struct LogConfig {
 
 impl Config {
     /// The built-in defaults.
+    #[cfg(test)]
     pub fn builtin() -> Config {
-        Config::from_layers(None).expect("the embedded default config is valid (checked by a unit test)")
+        Config::from_layers(None)
+            .expect("the embedded default config is valid (checked by a unit test)")
     }
 
     /// Loads the defaults, merged with `path` if given.
@@ -78,13 +81,16 @@ impl Config {
         let Some(path) = path else {
             return Config::from_layers(None);
         };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        Config::from_layers(Some(&text)).with_context(|| format!("in config file {}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Config::from_layers(Some(&text))
+            .with_context(|| format!("in config file {}", path.display()))
     }
 
     /// The defaults with `overlay` (YAML text) merged over them.
     pub fn from_layers(overlay: Option<&str>) -> anyhow::Result<Config> {
-        let mut base: Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).context("parsing the embedded default config")?;
+        let mut base: Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML)
+            .context("parsing the embedded default config")?;
         if let Some(text) = overlay {
             let user: Value = serde_yaml::from_str(text).context("parsing YAML")?;
             match user {
@@ -102,8 +108,19 @@ impl Config {
         if self.durability.mode == DurabilityMode::Async && self.durability.interval.0.is_zero() {
             anyhow::bail!("durability.interval must be positive in async mode");
         }
-        if self.ingest.max_body_bytes == 0 || self.ingest.max_decoded_bytes == 0 {
-            anyhow::bail!("ingest.max_body_bytes and ingest.max_decoded_bytes must be positive");
+        let i = &self.ingest;
+        for (key, value) in [
+            ("max_body_bytes", i.max_body_bytes),
+            ("max_decoded_bytes", i.max_decoded_bytes),
+            ("max_series_per_request", i.max_series_per_request),
+            ("max_labels_per_series", i.max_labels_per_series),
+            ("max_label_name_bytes", i.max_label_name_bytes),
+            ("max_label_value_bytes", i.max_label_value_bytes),
+            ("max_inflight_bytes", i.max_inflight_bytes),
+        ] {
+            if value == 0 {
+                anyhow::bail!("ingest.{key} must be positive");
+            }
         }
         if self.log.level.trim().is_empty() {
             anyhow::bail!("log.level must not be empty");
@@ -124,7 +141,23 @@ impl Config {
     pub fn durability(&self) -> engine::Durability {
         match self.durability.mode {
             DurabilityMode::Sync => engine::Durability::Sync,
-            DurabilityMode::Async => engine::Durability::Async { interval: self.durability.interval.0 },
+            DurabilityMode::Async => engine::Durability::Async {
+                interval: self.durability.interval.0,
+            },
+        }
+    }
+
+    /// The remote-write receiver's limits.
+    pub fn ingest_limits(&self) -> ingest::Limits {
+        let i = &self.ingest;
+        ingest::Limits {
+            max_body_bytes: i.max_body_bytes,
+            max_decoded_bytes: i.max_decoded_bytes,
+            max_series_per_request: i.max_series_per_request,
+            max_labels_per_series: i.max_labels_per_series,
+            max_label_name_bytes: i.max_label_name_bytes,
+            max_label_value_bytes: i.max_label_value_bytes,
+            max_inflight_bytes: i.max_inflight_bytes,
         }
     }
 
@@ -179,18 +212,31 @@ mod tests {
     }
 
     #[test]
+    fn embedded_limits_are_the_receivers_defaults() {
+        assert_eq!(Config::builtin().ingest_limits(), ingest::Limits::default());
+    }
+
+    #[test]
     fn overlay_changes_only_its_keys() {
         let cfg = Config::from_layers(Some(
             "retention: 0\ndurability:\n  mode: async\n  interval: 200ms\nself_scrape:\n  interval: 1s\ningest:\n  max_body_bytes: 1000\n",
         ))
         .unwrap();
         assert_eq!(cfg.retention(), None);
-        assert_eq!(cfg.durability(), engine::Durability::Async { interval: Duration::from_millis(200) });
+        assert_eq!(
+            cfg.durability(),
+            engine::Durability::Async {
+                interval: Duration::from_millis(200)
+            }
+        );
         assert_eq!(cfg.self_scrape_interval(), Some(Duration::from_secs(1)));
         assert_eq!(cfg.ingest.max_body_bytes, 1000);
         // Untouched keys keep their defaults.
         let builtin = Config::builtin();
-        assert_eq!(cfg.ingest.max_decoded_bytes, builtin.ingest.max_decoded_bytes);
+        assert_eq!(
+            cfg.ingest.max_decoded_bytes,
+            builtin.ingest.max_decoded_bytes
+        );
         assert_eq!(cfg.listen, builtin.listen);
         assert_eq!(cfg.log, builtin.log);
     }
@@ -198,7 +244,10 @@ mod tests {
     #[test]
     fn empty_file_and_null_sections_are_defaults() {
         assert_eq!(Config::from_layers(Some("")).unwrap(), Config::builtin());
-        assert_eq!(Config::from_layers(Some("ingest:\nlog:\n")).unwrap(), Config::builtin());
+        assert_eq!(
+            Config::from_layers(Some("ingest:\nlog:\n")).unwrap(),
+            Config::builtin()
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub fn parse(text: &str) -> Result<Exposition, ParseError> {
     let mut out = Exposition::default();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
-        let err = |message: String| ParseError { line: i + 1, message };
+        let err = |message: String| ParseError {
+            line: i + 1,
+            message,
+        };
         let trimmed = line.trim_start_matches([' ', '\t']);
         if trimmed.is_empty() {
             continue;
@@ -56,18 +59,26 @@ pub fn parse(text: &str) -> Result<Exposition, ParseError> {
     Ok(out)
 }
 
-fn metadata_entry<'a>(metadata: &'a mut BTreeMap<String, MetricMetadata>, name: &str) -> &'a mut MetricMetadata {
-    metadata.entry(name.to_owned()).or_insert_with(|| MetricMetadata {
-        metric_family: name.to_owned(),
-        metric_type: MetricType::Unknown,
-        help: String::new(),
-        unit: String::new(),
-    })
+fn metadata_entry<'a>(
+    metadata: &'a mut BTreeMap<String, MetricMetadata>,
+    name: &str,
+) -> &'a mut MetricMetadata {
+    metadata
+        .entry(name.to_owned())
+        .or_insert_with(|| MetricMetadata {
+            metric_family: name.to_owned(),
+            metric_type: MetricType::Unknown,
+            help: String::new(),
+            unit: String::new(),
+        })
 }
 
 /// `# HELP name text`, `# TYPE name type`, `# UNIT name unit`; any other
 /// comment (including `# EOF`) is ignored, as Prometheus does.
-fn parse_comment(comment: &str, metadata: &mut BTreeMap<String, MetricMetadata>) -> Result<(), String> {
+fn parse_comment(
+    comment: &str,
+    metadata: &mut BTreeMap<String, MetricMetadata>,
+) -> Result<(), String> {
     let rest = comment.trim_start_matches([' ', '\t']);
     let (keyword, rest) = split_token(rest);
     if !matches!(keyword, "HELP" | "TYPE" | "UNIT") {
@@ -143,7 +154,9 @@ fn is_label_name(s: &str) -> bool {
 }
 
 fn parse_sample(line: &str) -> Result<ParsedSample, String> {
-    let name_end = line.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
+    let name_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(line.len());
     let name = &line[..name_end];
     if !is_metric_name(name) {
         return Err(format!("invalid metric name at {:?}", truncate(line)));
@@ -163,17 +176,30 @@ fn parse_sample(line: &str) -> Result<ParsedSample, String> {
     if value_str.is_empty() {
         return Err(format!("missing value for {name}"));
     }
-    let value = parse_value(value_str).ok_or_else(|| format!("invalid value {value_str:?} for {name}"))?;
+    let value =
+        parse_value(value_str).ok_or_else(|| format!("invalid value {value_str:?} for {name}"))?;
     let (ts_str, rest) = split_token(rest);
     let timestamp_ms = if ts_str.is_empty() {
         None
     } else {
-        Some(ts_str.parse::<i64>().map_err(|_| format!("invalid timestamp {ts_str:?} for {name}"))?)
+        Some(
+            ts_str
+                .parse::<i64>()
+                .map_err(|_| format!("invalid timestamp {ts_str:?} for {name}"))?,
+        )
     };
     if !rest.trim().is_empty() {
-        return Err(format!("unexpected text after the sample of {name}: {:?}", truncate(rest)));
+        return Err(format!(
+            "unexpected text after the sample of {name}: {:?}",
+            truncate(rest)
+        ));
     }
-    Ok(ParsedSample { name: name.to_owned(), labels, value, timestamp_ms })
+    Ok(ParsedSample {
+        name: name.to_owned(),
+        labels,
+        value,
+        timestamp_ms,
+    })
 }
 
 /// Parses `name="value",...}`; returns the text after `}`.
@@ -183,16 +209,23 @@ fn parse_labels<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Resul
         if let Some(after) = s.strip_prefix('}') {
             return Ok(after);
         }
-        let name_end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
+        let name_end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
         let name = &s[..name_end];
         if !is_label_name(name) {
             return Err(format!("invalid label name at {:?}", truncate(s)));
         }
         s = s[name_end..].trim_start_matches([' ', '\t']);
-        s = s.strip_prefix('=').ok_or_else(|| format!("expected '=' after label name {name}"))?;
+        s = s
+            .strip_prefix('=')
+            .ok_or_else(|| format!("expected '=' after label name {name}"))?;
         s = s.trim_start_matches([' ', '\t']);
-        s = s.strip_prefix('"').ok_or_else(|| format!("expected '\"' to open the value of label {name}"))?;
-        let (value, after) = parse_quoted(s).ok_or_else(|| format!("unterminated value of label {name}"))?;
+        s = s
+            .strip_prefix('"')
+            .ok_or_else(|| format!("expected '\"' to open the value of label {name}"))?;
+        let (value, after) =
+            parse_quoted(s).ok_or_else(|| format!("unterminated value of label {name}"))?;
         if labels.iter().any(|(n, _)| n == name) {
             return Err(format!("duplicate label name {name}"));
         }
@@ -234,9 +267,14 @@ fn parse_quoted(s: &str) -> Option<(String, &str)> {
 /// forms, `NaN`, `Inf`, `+Inf`, `-Inf` (any case).
 fn parse_value(s: &str) -> Option<f64> {
     let bytes = s.as_bytes();
-    let digits = bytes.strip_prefix(b"+").or_else(|| bytes.strip_prefix(b"-")).unwrap_or(bytes);
+    let digits = bytes
+        .strip_prefix(b"+")
+        .or_else(|| bytes.strip_prefix(b"-"))
+        .unwrap_or(bytes);
     // Rust also accepts "infinity"; both agree on everything Prometheus writes.
-    if digits.first().is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+    if digits
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
         || digits.eq_ignore_ascii_case(b"inf")
         || digits.eq_ignore_ascii_case(b"infinity")
         || s.eq_ignore_ascii_case("nan")
@@ -289,8 +327,14 @@ http_request_duration_seconds_sum 53423
 http_request_duration_seconds_count 144320
 "#;
         let e = parse(text).unwrap();
-        assert_eq!(e.samples.len(), 8);
-        assert_eq!(e.samples[0].labels, vec![("method".into(), "post".into()), ("code".into(), "200".into())]);
+        assert_eq!(e.samples.len(), 9);
+        assert_eq!(
+            e.samples[0].labels,
+            vec![
+                ("method".into(), "post".into()),
+                ("code".into(), "200".into())
+            ]
+        );
         assert_eq!(e.samples[0].value, 1027.0);
         assert_eq!(e.samples[0].timestamp_ms, Some(1395066363000));
         assert_eq!(e.samples[1].value, 3.0);
@@ -304,7 +348,10 @@ http_request_duration_seconds_count 144320
         let m = &e.metadata["http_requests_total"];
         assert_eq!(m.metric_type, MetricType::Counter);
         assert_eq!(m.help, "The total number of HTTP requests.");
-        assert_eq!(e.metadata["http_request_duration_seconds"].metric_type, MetricType::Histogram);
+        assert_eq!(
+            e.metadata["http_request_duration_seconds"].metric_type,
+            MetricType::Histogram
+        );
         assert_eq!(e.metadata.len(), 2);
     }
 
@@ -325,16 +372,28 @@ http_request_duration_seconds_count 144320
         assert_eq!(e.samples.len(), 1);
         assert_eq!(e.samples[0].value, 4.0);
         let m = &e.metadata["silt_x_seconds"];
-        assert_eq!((m.metric_type, m.unit.as_str(), m.help.as_str()), (MetricType::Counter, "seconds", "Help with \\ and \n."));
+        assert_eq!(
+            (m.metric_type, m.unit.as_str(), m.help.as_str()),
+            (MetricType::Counter, "seconds", "Help with \\ and \n.")
+        );
     }
 
     #[test]
     fn labels_edge_cases() {
         let s = sample("a{ b = \"1\" , c=\"\\x\", } 2");
-        assert_eq!(s.labels, vec![("b".into(), "1".into()), ("c".into(), "\\x".into())]);
+        assert_eq!(
+            s.labels,
+            vec![("b".into(), "1".into()), ("c".into(), "\\x".into())]
+        );
         assert_eq!(sample("a{} 2").labels, vec![]);
-        assert_eq!(sample("a{b=\"}{,\"} 2").labels, vec![("b".into(), "}{,".into())]);
-        assert_eq!(sample("a:b_c{b=\"ü\"} 2").labels, vec![("b".into(), "ü".into())]);
+        assert_eq!(
+            sample("a{b=\"}{,\"} 2").labels,
+            vec![("b".into(), "}{,".into())]
+        );
+        assert_eq!(
+            sample("a:b_c{b=\"ü\"} 2").labels,
+            vec![("b".into(), "ü".into())]
+        );
         assert_eq!(sample("a\t2\t5").timestamp_ms, Some(5));
     }
 
@@ -379,18 +438,40 @@ http_request_duration_seconds_count 144320
         reg.register("odd", "A NaN gauge.", g);
         let h = Histogram::new([0.1, 1.0]);
         h.observe(0.5);
-        reg.register_with_unit("latency", "Latency.", prometheus_client::registry::Unit::Seconds, h);
+        reg.register_with_unit(
+            "latency",
+            "Latency.",
+            prometheus_client::registry::Unit::Seconds,
+            h,
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
         let e = parse(&text).unwrap();
         let names: Vec<_> = e.samples.iter().map(|s| s.name.as_str()).collect();
         assert!(names.contains(&"requests_total"), "{text}");
         assert!(names.contains(&"latency_seconds_bucket"), "{text}");
-        let req = e.samples.iter().find(|s| s.name == "requests_total").unwrap();
+        let req = e
+            .samples
+            .iter()
+            .find(|s| s.name == "requests_total")
+            .unwrap();
         assert_eq!(req.value, 3.0);
-        assert!(e.samples.iter().find(|s| s.name == "odd").unwrap().value.is_nan());
+        assert!(
+            e.samples
+                .iter()
+                .find(|s| s.name == "odd")
+                .unwrap()
+                .value
+                .is_nan()
+        );
         assert_eq!(e.metadata["requests"].metric_type, MetricType::Counter);
         assert_eq!(e.metadata["latency_seconds"].unit, "seconds");
-        assert_eq!(e.samples.iter().filter(|s| s.name == "latency_seconds_bucket").count(), 3);
+        assert_eq!(
+            e.samples
+                .iter()
+                .filter(|s| s.name == "latency_seconds_bucket")
+                .count(),
+            3
+        );
     }
 }

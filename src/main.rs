@@ -50,16 +50,27 @@ fn run(command: Command) -> anyhow::Result<()> {
 
 fn init_logging(cfg: &Config) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.trim().is_empty() => EnvFilter::try_new(&env).with_context(|| format!("invalid RUST_LOG {env:?}"))?,
-        _ => EnvFilter::try_new(&cfg.log.level).with_context(|| format!("invalid log level {:?}", cfg.log.level))?,
+        Ok(env) if !env.trim().is_empty() => {
+            EnvFilter::try_new(&env).with_context(|| format!("invalid RUST_LOG {env:?}"))?
+        }
+        _ => EnvFilter::try_new(&cfg.log.level)
+            .with_context(|| format!("invalid log level {:?}", cfg.log.level))?,
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
     Ok(())
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("silt").build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("silt")
+        .build()
+        .context("starting the async runtime")?;
     let result = runtime.block_on(server::run(cfg));
     // A database still opening after a shutdown signal is abandoned: the
     // WAL replays again on the next start.

@@ -8,9 +8,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -37,9 +37,13 @@ struct RouteLabel(String);
 impl HttpMetrics {
     pub fn register(registry: &mut Registry) -> HttpMetrics {
         fn new_histogram() -> Histogram {
-            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ])
         }
-        let duration = Family::<RequestLabels, Histogram, HistogramCtor>::new_with_constructor(new_histogram);
+        let duration =
+            Family::<RequestLabels, Histogram, HistogramCtor>::new_with_constructor(new_histogram);
         registry.register_with_unit(
             "silt_http_request_duration",
             "Latency of HTTP requests by route pattern and status code.",
@@ -50,7 +54,12 @@ impl HttpMetrics {
     }
 
     fn observe(&self, handler: String, code: u16, seconds: f64) {
-        self.duration.get_or_create(&RequestLabels { handler, code: code.to_string() }).observe(seconds);
+        self.duration
+            .get_or_create(&RequestLabels {
+                handler,
+                code: code.to_string(),
+            })
+            .observe(seconds);
     }
 }
 
@@ -60,14 +69,24 @@ impl HttpMetrics {
 pub async fn track(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let response = next.run(req).await;
-    let handler = response.extensions().get::<RouteLabel>().map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
-    metrics.observe(handler, response.status().as_u16(), start.elapsed().as_secs_f64());
+    let handler = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
+    metrics.observe(
+        handler,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     response
 }
 
 /// Route layer: records which route pattern served the request.
 pub async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let mut response = next.run(req).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteLabel(route));
@@ -80,7 +99,10 @@ pub fn register_process(registry: &mut Registry) {
     registry.register(
         "silt_build",
         "Silt's version.",
-        Info::new(vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+        Info::new(vec![(
+            "version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )]),
     );
     registry.register_collector(Box::new(ProcessCollector::new()));
 }
@@ -93,7 +115,9 @@ pub struct ProcessCollector {
 
 impl ProcessCollector {
     pub fn new() -> ProcessCollector {
-        let start_time_seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let start_time_seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         ProcessCollector { start_time_seconds }
     }
 }
@@ -112,9 +136,15 @@ pub struct ProcStats {
 
 impl ProcStats {
     pub fn read() -> ProcStats {
-        let mut stats = std::fs::read_to_string("/proc/self/status").map(|s| parse_status(&s)).unwrap_or_default();
-        stats.cpu_seconds = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| parse_stat_cpu(&s, clock_ticks()));
-        stats.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
+        let mut stats = std::fs::read_to_string("/proc/self/status")
+            .map(|s| parse_status(&s))
+            .unwrap_or_default();
+        stats.cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| parse_stat_cpu(&s, clock_ticks()));
+        stats.open_fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| d.count() as u64);
         stats.max_fds = max_fds();
         stats
     }
@@ -122,10 +152,19 @@ impl ProcStats {
 
 /// Parses `VmRSS`, `VmSize` and `Threads` from `/proc/self/status`.
 fn parse_status(text: &str) -> ProcStats {
-    let kb = |v: &str| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|k| k * 1024);
+    let kb = |v: &str| {
+        v.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
     let mut stats = ProcStats::default();
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         match key {
             "VmRSS" => stats.resident_bytes = kb(value),
             "VmSize" => stats.virtual_bytes = kb(value),
@@ -154,10 +193,13 @@ fn clock_ticks() -> f64 {
 }
 
 fn max_fds() -> Option<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0).then_some(lim.rlim_cur as u64)
+    (rc == 0).then_some(lim.rlim_cur)
 }
 
 impl Default for ProcessCollector {
@@ -178,15 +220,50 @@ impl Collector for ProcessCollector {
         };
         let bytes = Unit::Bytes;
         let secs = Unit::Seconds;
-        gauge("process_resident_memory", "Resident memory size in bytes.", Some(&bytes), stats.resident_bytes.map(|v| v as f64))?;
-        gauge("process_virtual_memory", "Virtual memory size in bytes.", Some(&bytes), stats.virtual_bytes.map(|v| v as f64))?;
-        gauge("process_open_fds", "Number of open file descriptors.", None, stats.open_fds.map(|v| v as f64))?;
-        gauge("process_max_fds", "Maximum number of open file descriptors.", None, stats.max_fds.map(|v| v as f64))?;
-        gauge("process_threads", "Number of OS threads.", None, stats.threads.map(|v| v as f64))?;
-        gauge("process_start_time", "Start time of the process since the Unix epoch.", Some(&secs), Some(self.start_time_seconds))?;
+        gauge(
+            "process_resident_memory",
+            "Resident memory size in bytes.",
+            Some(&bytes),
+            stats.resident_bytes.map(|v| v as f64),
+        )?;
+        gauge(
+            "process_virtual_memory",
+            "Virtual memory size in bytes.",
+            Some(&bytes),
+            stats.virtual_bytes.map(|v| v as f64),
+        )?;
+        gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            None,
+            stats.open_fds.map(|v| v as f64),
+        )?;
+        gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            None,
+            stats.max_fds.map(|v| v as f64),
+        )?;
+        gauge(
+            "process_threads",
+            "Number of OS threads.",
+            None,
+            stats.threads.map(|v| v as f64),
+        )?;
+        gauge(
+            "process_start_time",
+            "Start time of the process since the Unix epoch.",
+            Some(&secs),
+            Some(self.start_time_seconds),
+        )?;
         if let Some(cpu) = stats.cpu_seconds {
             let c = ConstCounter::new(cpu);
-            c.encode(encoder.encode_descriptor("process_cpu", "Total user and system CPU time spent.", Some(&secs), c.metric_type())?)?;
+            c.encode(encoder.encode_descriptor(
+                "process_cpu",
+                "Total user and system CPU time spent.",
+                Some(&secs),
+                c.metric_type(),
+            )?)?;
         }
         Ok(())
     }
@@ -229,7 +306,8 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
         let e = crate::exposition::parse(&text).unwrap();
-        let names: std::collections::BTreeSet<_> = e.samples.iter().map(|s| s.name.as_str()).collect();
+        let names: std::collections::BTreeSet<_> =
+            e.samples.iter().map(|s| s.name.as_str()).collect();
         for name in [
             "process_resident_memory_bytes",
             "process_cpu_seconds_total",
@@ -239,8 +317,16 @@ mod tests {
         ] {
             assert!(names.contains(name), "{name} missing from\n{text}");
         }
-        let count = e.samples.iter().find(|s| s.name == "silt_http_request_duration_seconds_count").unwrap();
-        assert!(count.labels.contains(&("handler".into(), "/api/v1/write".into())));
+        let count = e
+            .samples
+            .iter()
+            .find(|s| s.name == "silt_http_request_duration_seconds_count")
+            .unwrap();
+        assert!(
+            count
+                .labels
+                .contains(&("handler".into(), "/api/v1/write".into()))
+        );
         assert!(count.labels.contains(&("code".into(), "204".into())));
     }
 }

@@ -42,12 +42,22 @@ pub fn to_batch(expo: &Exposition, now_ms: i64, instance: &str) -> (WriteBatch, 
             Err(_) => skipped += 1,
         }
     }
-    batch.metadata = expo.metadata.values().cloned().collect::<Vec<MetricMetadata>>();
+    batch.metadata = expo
+        .metadata
+        .values()
+        .cloned()
+        .collect::<Vec<MetricMetadata>>();
     (batch, skipped)
 }
 
 /// The series a scraper adds about the scrape itself.
-fn scrape_series(instance: &str, now_ms: i64, up: bool, duration: Duration, scraped: usize) -> Vec<SeriesSamples> {
+fn scrape_series(
+    instance: &str,
+    now_ms: i64,
+    up: bool,
+    duration: Duration,
+    scraped: usize,
+) -> Vec<SeriesSamples> {
     [
         ("up", if up { 1.0 } else { 0.0 }),
         ("scrape_duration_seconds", duration.as_secs_f64()),
@@ -62,11 +72,17 @@ fn scrape_series(instance: &str, now_ms: i64, up: bool, duration: Duration, scra
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Scrapes once and stores the result. Returns how many samples were stored.
-pub async fn scrape_once(db: &Db, registries: &Registries, instance: &str) -> Result<usize, engine::AppendError> {
+pub async fn scrape_once(
+    db: &Arc<Db>,
+    registries: &Registries,
+    instance: &str,
+) -> Result<usize, engine::AppendError> {
     let start = Instant::now();
     let now = now_ms();
     let text = registries.encode();
@@ -84,14 +100,22 @@ pub async fn scrape_once(db: &Db, registries: &Registries, instance: &str) -> Re
             (WriteBatch::default(), false, 0)
         }
     };
-    batch.series.extend(scrape_series(instance, now, up, start.elapsed(), scraped));
+    batch
+        .series
+        .extend(scrape_series(instance, now, up, start.elapsed(), scraped));
     let n = batch.num_samples();
     db.append(&batch)?.wait().await?;
     Ok(n)
 }
 
 /// Scrapes every `interval` (the first time at once) until `stop` turns true.
-pub async fn run(db: Arc<Db>, registries: Arc<Registries>, instance: String, interval: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    db: Arc<Db>,
+    registries: Arc<Registries>,
+    instance: String,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -138,10 +162,19 @@ mod tests {
     #[test]
     fn scrape_series_are_up_duration_and_count() {
         let s = scrape_series("i:1", 7, true, Duration::from_millis(5), 42);
-        let names: Vec<_> = s.iter().map(|s| s.labels.metric_name().unwrap().to_owned()).collect();
-        assert_eq!(names, ["up", "scrape_duration_seconds", "scrape_samples_scraped"]);
+        let names: Vec<_> = s
+            .iter()
+            .map(|s| s.labels.metric_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["up", "scrape_duration_seconds", "scrape_samples_scraped"]
+        );
         assert_eq!(s[0].samples[0].v, 1.0);
         assert_eq!(s[2].samples[0].v, 42.0);
-        assert!(s.iter().all(|s| s.labels.get("job") == Some("silt") && s.samples[0].t == 7));
+        assert!(
+            s.iter()
+                .all(|s| s.labels.get("job") == Some("silt") && s.samples[0].t == 7)
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use engine::Db;
@@ -42,7 +42,10 @@ pub struct Registries {
 
 impl Registries {
     pub fn new(base: Registry) -> Registries {
-        Registries { base, components: OnceLock::new() }
+        Registries {
+            base,
+            components: OnceLock::new(),
+        }
     }
 
     /// The OpenMetrics text of every registry.
@@ -92,7 +95,13 @@ impl Shared {
 fn unavailable(stopping: bool) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), ("x-prometheus-stopping", if stopping { "true" } else { "false" })],
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (
+                HeaderName::from_static("x-prometheus-stopping"),
+                if stopping { "true" } else { "false" },
+            ),
+        ],
         "Service Unavailable",
     )
         .into_response()
@@ -127,10 +136,18 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path();
     let gated = path.starts_with("/api/") || path == "/federate";
     match (phase, shared.api.get()) {
-        (Phase::Ready, Some(api)) => api.clone().oneshot(req).await.unwrap_or_else(|never| match never {}),
+        (Phase::Ready, Some(api)) => api
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|never| match never {}),
         (Phase::Stopping, _) if gated => unavailable(true),
         (_, _) if gated => unavailable(false),
-        (_, Some(api)) => api.clone().oneshot(req).await.unwrap_or_else(|never| match never {}),
+        (_, Some(api)) => api
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|never| match never {}),
         (_, None) => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
     }
 }
@@ -163,7 +180,10 @@ fn open_components(cfg: &Config) -> anyhow::Result<Components> {
         .with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?;
     tracing::info!(elapsed = ?started.elapsed(), "database open");
     let api = crate::components::api_router(&db, cfg, &mut registry)
-        .merge(admin::routes(Admin { db: db.clone(), data_dir: cfg.data_dir.clone() }))
+        .merge(admin::routes(Admin {
+            db: db.clone(),
+            data_dir: cfg.data_dir.clone(),
+        }))
         .route_layer(axum::middleware::from_fn(metrics::tag_route));
     Ok(Components { db, api, registry })
 }
@@ -191,10 +211,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let http = HttpMetrics::register(&mut base);
     metrics::register_process(&mut base);
     let registries = Arc::new(Registries::new(base));
-    let shared = Arc::new(Shared { phase: AtomicU8::new(Phase::Starting as u8), api: OnceLock::new(), registries: registries.clone() });
+    let shared = Arc::new(Shared {
+        phase: AtomicU8::new(Phase::Starting as u8),
+        api: OnceLock::new(),
+        registries: registries.clone(),
+    });
 
-    let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
-    let addr = listener.local_addr().context("reading the listen address")?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
     // Tests and scripts look for this exact line.
     tracing::info!("listening on http://{addr}");
 
@@ -233,7 +261,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let (stop_scrape, stop_scrape_rx) = watch::channel(false);
     let scraper = cfg.self_scrape_interval().map(|interval| {
-        tokio::spawn(selfscrape::run(db.clone(), registries.clone(), addr.to_string(), interval, stop_scrape_rx))
+        tokio::spawn(selfscrape::run(
+            db.clone(),
+            registries.clone(),
+            addr.to_string(),
+            interval,
+            stop_scrape_rx,
+        ))
     });
 
     let ended_by_itself = tokio::select! {
@@ -247,9 +281,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     shared.set_phase(Phase::Stopping);
     let _ = stop_http.send(true);
     let served = match ended_by_itself {
-        Some(r) => r.context("the HTTP server task failed")?.context("the HTTP server stopped unexpectedly"),
+        Some(r) => r
+            .context("the HTTP server task failed")?
+            .context("the HTTP server stopped unexpectedly"),
         None => match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-            Ok(r) => r.context("the HTTP server task failed")?.context("HTTP server"),
+            Ok(r) => r
+                .context("the HTTP server task failed")?
+                .context("HTTP server"),
             Err(_) => {
                 tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
                 server.abort();
@@ -262,7 +300,133 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = task.await;
     }
     let closing = db.clone();
-    tokio::task::spawn_blocking(move || closing.close()).await.context("the close task failed")?.context("closing the database")?;
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .context("the close task failed")?
+        .context("closing the database")?;
     tracing::info!("database closed");
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+
+    fn setup() -> (Arc<Shared>, Router) {
+        let mut base = Registry::default();
+        let http = HttpMetrics::register(&mut base);
+        let shared = Arc::new(Shared {
+            phase: AtomicU8::new(Phase::Starting as u8),
+            api: OnceLock::new(),
+            registries: Arc::new(Registries::new(base)),
+        });
+        let router = outer_router(shared.clone(), http);
+        (shared, router)
+    }
+
+    async fn call(router: &Router, method: &str, path: &str) -> (u16, Option<String>, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let stopping = resp
+            .headers()
+            .get("x-prometheus-stopping")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, stopping, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn api_is_unavailable_until_ready_and_while_stopping() {
+        let (shared, router) = setup();
+        let unavailable = |stopping: &str| {
+            (
+                503,
+                Some(stopping.to_owned()),
+                "Service Unavailable".to_owned(),
+            )
+        };
+
+        // Starting: liveness and metrics work, readiness and the API do not.
+        assert_eq!(
+            call(&router, "GET", "/-/healthy").await,
+            (200, None, "Prometheus Server is Healthy.\n".into())
+        );
+        assert_eq!(call(&router, "GET", "/-/ready").await, unavailable("false"));
+        assert_eq!(
+            call(&router, "POST", "/api/v1/write").await,
+            unavailable("false")
+        );
+        assert_eq!(
+            call(&router, "GET", "/api/v1/series").await,
+            unavailable("false")
+        );
+        assert_eq!(
+            call(&router, "GET", "/federate").await,
+            unavailable("false")
+        );
+        assert_eq!(call(&router, "GET", "/elsewhere").await.0, 404);
+        let (status, _, metrics) = call(&router, "GET", "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+
+        // Ready: the API router answers.
+        let api = Router::new()
+            .route("/api/v1/ping", get(|| async { "pong" }))
+            .route_layer(axum::middleware::from_fn(metrics::tag_route));
+        assert!(shared.api.set(api).is_ok());
+        shared.set_phase(Phase::Ready);
+        assert_eq!(
+            call(&router, "GET", "/-/ready").await,
+            (200, None, "Prometheus Server is Ready.\n".into())
+        );
+        assert_eq!(
+            call(&router, "GET", "/api/v1/ping").await,
+            (200, None, "pong".into())
+        );
+        assert_eq!(call(&router, "GET", "/api/v1/nope").await.0, 404);
+        assert_eq!(call(&router, "HEAD", "/-/healthy").await.0, 200);
+
+        // Stopping: new API requests are told to come back later.
+        shared.set_phase(Phase::Stopping);
+        assert_eq!(call(&router, "GET", "/-/ready").await, unavailable("true"));
+        assert_eq!(
+            call(&router, "GET", "/api/v1/ping").await,
+            unavailable("true")
+        );
+
+        // Request metrics use route patterns, and unrouted requests one label.
+        let (_, _, metrics) = call(&router, "GET", "/metrics").await;
+        for needle in [
+            "handler=\"/api/v1/ping\",code=\"200\"",
+            "handler=\"/-/ready\",code=\"503\"",
+            "handler=\"unmatched\",code=\"404\"",
+            "handler=\"unmatched\",code=\"503\"",
+        ] {
+            assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+        }
+    }
+
+    #[test]
+    fn registries_encode_base_then_components_then_eof() {
+        let mut base = Registry::default();
+        metrics::register_process(&mut base);
+        let registries = Registries::new(base);
+        let before = registries.encode();
+        assert!(before.contains("silt_build_info") && before.ends_with("# EOF\n"));
+        let mut components = Registry::default();
+        let c: prometheus_client::metrics::counter::Counter = Default::default();
+        components.register("component_things", "Things.", c);
+        assert!(registries.components.set(components).is_ok());
+        let after = registries.encode();
+        assert!(after.contains("component_things_total 0"), "{after}");
+        assert_eq!(after.matches("# EOF").count(), 1);
+        assert!(crate::exposition::parse(&after).is_ok());
+    }
 }

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use common::{Client, Silt, SiltOptions, proto, series};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The data every test in this file writes: three series of one metric and
@@ -40,16 +43,50 @@ fn fixture() -> Fixture {
         1.5,
         -2.25e-300,
     ];
-    let special_samples: Vec<(i64, f64)> = specials.iter().enumerate().map(|(i, v)| (t0 + i as i64 * 15_000, *v)).collect();
-    let counter: Vec<(i64, f64)> = (0..100).map(|i| (t0 + i * 15_000, (i * i) as f64)).collect();
-    let irregular: Vec<(i64, f64)> = (0..50).map(|i| (t0 + i * 7_001 + (i % 3), 1e6 - i as f64 * 0.1)).collect();
+    let special_samples: Vec<(i64, f64)> = specials
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (t0 + i as i64 * 15_000, *v))
+        .collect();
+    let counter: Vec<(i64, f64)> = (0..100)
+        .map(|i| (t0 + i * 15_000, (i * i) as f64))
+        .collect();
+    let irregular: Vec<(i64, f64)> = (0..50)
+        .map(|i| (t0 + i * 7_001 + (i % 3), 1e6 - i as f64 * 0.1))
+        .collect();
     let req = proto::WriteRequest {
         timeseries: vec![
             // Unsorted labels and an empty value.
-            series(&[("zone", "b"), ("__name__", "e2e_requests_total"), ("job", "api"), ("empty", "")], &counter),
-            series(&[("__name__", "e2e_requests_total"), ("job", "api"), ("zone", "a")], &special_samples),
-            series(&[("__name__", "e2e_requests_total"), ("job", "db"), ("zone", "a"), ("quote", "a\"b\\c\nd ü")], &irregular),
-            series(&[("__name__", "e2e_temperature"), ("job", "api")], &[(t0, 21.5)]),
+            series(
+                &[
+                    ("zone", "b"),
+                    ("__name__", "e2e_requests_total"),
+                    ("job", "api"),
+                    ("empty", ""),
+                ],
+                &counter,
+            ),
+            series(
+                &[
+                    ("__name__", "e2e_requests_total"),
+                    ("job", "api"),
+                    ("zone", "a"),
+                ],
+                &special_samples,
+            ),
+            series(
+                &[
+                    ("__name__", "e2e_requests_total"),
+                    ("job", "db"),
+                    ("zone", "a"),
+                    ("quote", "a\"b\\c\nd ü"),
+                ],
+                &irregular,
+            ),
+            series(
+                &[("__name__", "e2e_temperature"), ("job", "api")],
+                &[(t0, 21.5)],
+            ),
         ],
         metadata: vec![proto::MetricMetadata {
             r#type: 1,
@@ -60,13 +97,35 @@ fn fixture() -> Fixture {
     };
     let mut expected = BTreeMap::new();
     let bits = |s: &[(i64, f64)]| s.iter().map(|(t, v)| (*t, v.to_bits())).collect::<Vec<_>>();
-    expected.insert(labels(&[("__name__", "e2e_requests_total"), ("job", "api"), ("zone", "b")]), bits(&counter));
-    expected.insert(labels(&[("__name__", "e2e_requests_total"), ("job", "api"), ("zone", "a")]), bits(&special_samples));
     expected.insert(
-        labels(&[("__name__", "e2e_requests_total"), ("job", "db"), ("zone", "a"), ("quote", "a\"b\\c\nd ü")]),
+        labels(&[
+            ("__name__", "e2e_requests_total"),
+            ("job", "api"),
+            ("zone", "b"),
+        ]),
+        bits(&counter),
+    );
+    expected.insert(
+        labels(&[
+            ("__name__", "e2e_requests_total"),
+            ("job", "api"),
+            ("zone", "a"),
+        ]),
+        bits(&special_samples),
+    );
+    expected.insert(
+        labels(&[
+            ("__name__", "e2e_requests_total"),
+            ("job", "db"),
+            ("zone", "a"),
+            ("quote", "a\"b\\c\nd ü"),
+        ]),
         bits(&irregular),
     );
-    expected.insert(labels(&[("__name__", "e2e_temperature"), ("job", "api")]), bits(&[(t0, 21.5)]));
+    expected.insert(
+        labels(&[("__name__", "e2e_temperature"), ("job", "api")]),
+        bits(&[(t0, 21.5)]),
+    );
     Fixture { t0, req, expected }
 }
 
@@ -75,13 +134,26 @@ fn assert_fixture(client: &Client, f: &Fixture) {
     let start = f.t0 - 60_000;
     let end = common::now_ms() + 60_000;
     let exported = client.export(r#"{__name__=~"e2e_.*"}"#, start, end);
-    let got: BTreeMap<_, _> = exported.into_iter().map(|e| (e.metric, e.samples)).collect();
-    assert_eq!(got.keys().collect::<Vec<_>>(), f.expected.keys().collect::<Vec<_>>(), "series sets differ");
+    let got: BTreeMap<_, _> = exported
+        .into_iter()
+        .map(|e| (e.metric, e.samples))
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        f.expected.keys().collect::<Vec<_>>(),
+        "series sets differ"
+    );
     for (labels, want) in &f.expected {
         let have = &got[labels];
         assert_eq!(have.len(), want.len(), "sample count of {labels:?}");
         for (h, w) in have.iter().zip(want) {
-            assert_eq!(h, w, "sample of {labels:?}: got value {} want {}", f64::from_bits(h.1), f64::from_bits(w.1));
+            assert_eq!(
+                h,
+                w,
+                "sample of {labels:?}: got value {} want {}",
+                f64::from_bits(h.1),
+                f64::from_bits(w.1)
+            );
         }
     }
 
@@ -91,13 +163,29 @@ fn assert_fixture(client: &Client, f: &Fixture) {
     assert_eq!(series.len(), 1);
     assert_eq!(series[0]["job"], "db");
 
-    assert_eq!(client.labels(Some(r#"{__name__=~"e2e_.*"}"#)), ["__name__", "job", "quote", "zone"]);
-    assert_eq!(client.label_values("job", Some(r#"{__name__=~"e2e_.*"}"#)), ["api", "db"]);
-    assert_eq!(client.label_values("__name__", Some(r#"{job="api"}"#)), ["e2e_requests_total", "e2e_temperature"]);
-    assert_eq!(client.label_values("zone", Some("e2e_temperature")), Vec::<String>::new());
+    assert_eq!(
+        client.labels(Some(r#"{__name__=~"e2e_.*"}"#)),
+        ["__name__", "job", "quote", "zone"]
+    );
+    assert_eq!(
+        client.label_values("job", Some(r#"{__name__=~"e2e_.*"}"#)),
+        ["api", "db"]
+    );
+    assert_eq!(
+        client.label_values("__name__", Some(r#"{job="api"}"#)),
+        ["e2e_requests_total", "e2e_temperature"]
+    );
+    assert_eq!(
+        client.label_values("zone", Some("e2e_temperature")),
+        Vec::<String>::new()
+    );
 
-    let meta = common::success_data(&client.get_query("/api/v1/metadata", &[("metric", "e2e_requests_total")]));
-    let entries = meta["e2e_requests_total"].as_array().unwrap_or_else(|| panic!("no metadata: {meta}"));
+    let meta = common::success_data(
+        &client.get_query("/api/v1/metadata", &[("metric", "e2e_requests_total")]),
+    );
+    let entries = meta["e2e_requests_total"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no metadata: {meta}"));
     assert_eq!(entries[0]["type"], "counter");
     assert_eq!(entries[0]["help"], "Requests served.");
     assert_eq!(entries[0]["unit"], "");
@@ -140,13 +228,19 @@ fn snapshot_creates_a_prometheus_style_directory() {
     let client = silt.client();
     client.write_ok(&fixture().req);
     let r = client.post_empty("/api/v1/admin/tsdb/snapshot");
-    let name = common::success_data(&r)["name"].as_str().unwrap_or_else(|| panic!("{}", r.body)).to_owned();
+    let name = common::success_data(&r)["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .to_owned();
     // 20171210T211224Z-2be650b6d019eb54
     assert_eq!(name.len(), 33, "{name}");
     assert_eq!(&name[8..9], "T");
     assert_eq!(&name[15..17], "Z-");
     assert!(name[17..].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
-    assert!(data.join("snapshots").join(&name).is_dir(), "snapshot dir missing");
+    assert!(
+        data.join("snapshots").join(&name).is_dir(),
+        "snapshot dir missing"
+    );
     // GET is not allowed on admin endpoints.
     assert_eq!(client.get("/api/v1/admin/tsdb/snapshot").status, 405);
     silt.stop();
@@ -158,9 +252,15 @@ fn health_ready_metrics_and_unknown_paths() {
     let silt = Silt::start(&tmp.path().join("data"));
     let client = silt.client();
     let r = client.get("/-/healthy");
-    assert_eq!((r.status, r.body.as_str()), (200, "Prometheus Server is Healthy.\n"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "Prometheus Server is Healthy.\n")
+    );
     let r = client.get("/-/ready");
-    assert_eq!((r.status, r.body.as_str()), (200, "Prometheus Server is Ready.\n"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "Prometheus Server is Ready.\n")
+    );
     assert_eq!(client.get("/no/such/path").status, 404);
 
     // Some traffic so the request histogram has series.
@@ -173,7 +273,11 @@ fn health_ready_metrics_and_unknown_paths() {
         "silt_http_request_duration_seconds_count{handler=\"/api/v1/write\",code=\"204\"}",
         "# EOF",
     ] {
-        assert!(r.body.contains(needle), "{needle} missing from /metrics:\n{}", r.body);
+        assert!(
+            r.body.contains(needle),
+            "{needle} missing from /metrics:\n{}",
+            r.body
+        );
     }
     silt.stop();
 }
@@ -181,7 +285,10 @@ fn health_ready_metrics_and_unknown_paths() {
 #[test]
 fn self_scrape_stores_up_and_own_metrics() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = SiltOptions { self_scrape: Some("500ms"), ..SiltOptions::default() };
+    let opts = SiltOptions {
+        self_scrape: Some("500ms"),
+        ..SiltOptions::default()
+    };
     let silt = Silt::start_with(&tmp.path().join("data"), opts);
     let client = silt.client();
     let instance = silt.addr.clone();
@@ -189,14 +296,21 @@ fn self_scrape_stores_up_and_own_metrics() {
     loop {
         let start = common::now_ms() - 600_000;
         let up = client.export(r#"up{job="silt"}"#, start, common::now_ms() + 1000);
-        let rss = client.export(r#"process_resident_memory_bytes{job="silt"}"#, start, common::now_ms() + 1000);
+        let rss = client.export(
+            r#"process_resident_memory_bytes{job="silt"}"#,
+            start,
+            common::now_ms() + 1000,
+        );
         if up.len() == 1 && up[0].samples.len() >= 2 && !rss.is_empty() {
             assert_eq!(up[0].metric["instance"], instance);
             assert!(up[0].samples.iter().all(|(_, v)| f64::from_bits(*v) == 1.0));
             assert!(f64::from_bits(rss[0].samples[0].1) > 0.0);
             break;
         }
-        assert!(Instant::now() < deadline, "self-scrape did not store up{{job=\"silt\"}} twice: up={up:?}");
+        assert!(
+            Instant::now() < deadline,
+            "self-scrape did not store up{{job=\"silt\"}} twice: up={up:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     silt.stop();
@@ -204,13 +318,28 @@ fn self_scrape_stores_up_and_own_metrics() {
 
 #[test]
 fn help_lists_every_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_silt")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_silt"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in ["--listen", "--data-dir", "--retention", "--config", "--durability", "--log-level", "serve", "print-config"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--retention",
+        "--config",
+        "--durability",
+        "--log-level",
+        "serve",
+        "print-config",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
-    assert!(help.contains("127.0.0.1:9300"), "default address not documented:\n{help}");
+    assert!(
+        help.contains("127.0.0.1:9300"),
+        "default address not documented:\n{help}"
+    );
 }
 
 #[test]
@@ -224,7 +353,11 @@ fn print_config_merges_file_and_flags() {
         .args(["--retention", "0", "--listen", "127.0.0.1:9999"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("listen: 127.0.0.1:9999"), "{yaml}");
     assert!(yaml.contains("retention: 0s"), "{yaml}");
@@ -243,7 +376,10 @@ fn bad_config_fails_at_start_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("retension") && err.contains("silt.yml"), "{err}");
+    assert!(
+        err.contains("retension") && err.contains("silt.yml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -259,4 +395,110 @@ fn listen_address_in_use_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr), "{err}");
+}
+
+#[test]
+fn remote_write_2_0_is_stored_and_reports_written_counts() {
+    use ingest::proto::v2;
+    let tmp = tempfile::tempdir().unwrap();
+    let silt = Silt::start(&tmp.path().join("data"));
+    let client = silt.client();
+    let t0 = common::now_ms() - 120_000;
+    let mut symbols = v2::SymbolTable::new();
+    let mut refs = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .flat_map(|(n, v)| [symbols.intern(n), symbols.intern(v)])
+            .collect::<Vec<u32>>()
+    };
+    let a = refs(&[("__name__", "e2e_v2_bytes"), ("job", "v2")]);
+    let b = refs(&[("job", "v2"), ("__name__", "e2e_v2_bytes"), ("disk", "sda")]);
+    let help = symbols.intern("Bytes read.");
+    let unit = symbols.intern("bytes");
+    let samples = |k: f64| {
+        (0..3)
+            .map(|i| v2::Sample {
+                value: k + i as f64,
+                timestamp: t0 + i * 1000,
+                start_timestamp: 0,
+            })
+            .collect()
+    };
+    let metadata = Some(v2::Metadata {
+        r#type: v2::MetricType::Counter as i32,
+        help_ref: help,
+        unit_ref: unit,
+    });
+    let req = v2::Request {
+        symbols: symbols.into_symbols(),
+        timeseries: vec![
+            v2::TimeSeries {
+                labels_refs: a,
+                samples: samples(1.0),
+                metadata,
+                ..Default::default()
+            },
+            v2::TimeSeries {
+                labels_refs: b,
+                samples: samples(10.0),
+                metadata,
+                ..Default::default()
+            },
+        ],
+    };
+    let body = ingest::proto::encode_snappy(&req);
+    let r = client
+        .post_raw(
+            "/api/v1/write",
+            &[
+                (
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                ),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+            ],
+            &body,
+        )
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        r.header("X-Prometheus-Remote-Write-Samples-Written"),
+        Some("6")
+    );
+    assert_eq!(
+        r.header("X-Prometheus-Remote-Write-Histograms-Written"),
+        Some("0")
+    );
+    assert_eq!(
+        r.header("X-Prometheus-Remote-Write-Exemplars-Written"),
+        Some("0")
+    );
+
+    let got: BTreeMap<_, _> = client
+        .export("e2e_v2_bytes", t0 - 1000, t0 + 10_000)
+        .into_iter()
+        .map(|e| (e.metric, e.samples))
+        .collect();
+    let bits = |k: f64| {
+        (0..3)
+            .map(|i| (t0 + i * 1000, (k + i as f64).to_bits()))
+            .collect::<Vec<_>>()
+    };
+    let want = BTreeMap::from([
+        (
+            labels(&[("__name__", "e2e_v2_bytes"), ("job", "v2")]),
+            bits(1.0),
+        ),
+        (
+            labels(&[("__name__", "e2e_v2_bytes"), ("disk", "sda"), ("job", "v2")]),
+            bits(10.0),
+        ),
+    ]);
+    assert_eq!(got, want);
+    let meta =
+        common::success_data(&client.get_query("/api/v1/metadata", &[("metric", "e2e_v2_bytes")]));
+    assert_eq!(meta["e2e_v2_bytes"][0]["type"], "counter", "{meta}");
+    assert_eq!(meta["e2e_v2_bytes"][0]["unit"], "bytes", "{meta}");
+    silt.stop();
 }

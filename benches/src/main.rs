@@ -7,15 +7,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use silt_bench::encode;
 use silt_bench::harness::{self, Options, Scale, Timeouts};
 use silt_bench::report;
 use silt_bench::results;
 use silt_bench::server::{Binaries, System};
 use silt_bench::workload::{Spec, Workload};
-use silt_bench::encode;
 
 #[derive(Parser)]
-#[command(version, about = "Silt / VictoriaMetrics / Prometheus benchmark harness")]
+#[command(
+    version,
+    about = "Silt / VictoriaMetrics / Prometheus benchmark harness"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -62,7 +65,11 @@ struct IngestArgs {
     /// Runs per system and scale (systems alternate within each run).
     #[arg(long, default_value_t = 3)]
     runs: u32,
-    #[arg(long, value_delimiter = ',', default_value = "silt,victoria-metrics,prometheus")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "silt,victoria-metrics,prometheus"
+    )]
     systems: Vec<System>,
     /// Concurrent connections (shards) of the sender.
     #[arg(long, default_value_t = 16)]
@@ -103,8 +110,9 @@ struct IngestArgs {
     /// Keep the servers' data directories after each run.
     #[arg(long)]
     keep_data: bool,
-    /// Scheduling priority for the harness and the servers it starts (negative needs root):
-    /// on a shared machine, keeps concurrent builds from skewing the figures.
+    /// Scheduling priority (process and autogroup) for the harness and the servers it
+    /// starts; negative needs root. On a shared machine, keeps concurrent builds in other
+    /// sessions from skewing the figures.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     nice: i32,
 }
@@ -246,7 +254,18 @@ fn ingest(a: IngestArgs) -> Result<()> {
         // SAFETY: setpriority(2) on this process; children inherit the value.
         let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, a.nice) };
         if rc != 0 {
-            bail!("setpriority({}): {}", a.nice, std::io::Error::last_os_error());
+            bail!(
+                "setpriority({}): {}",
+                a.nice,
+                std::io::Error::last_os_error()
+            );
+        }
+        // With autogroup scheduling, CPU is first shared between sessions, so the process
+        // priority alone does not help against other sessions' builds: set the session's too.
+        if let Err(e) = std::fs::write("/proc/self/autogroup", a.nice.to_string())
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            bail!("setting the autogroup priority to {}: {e}", a.nice);
         }
     }
     let runs = harness::run(&opts).context("benchmark")?;

@@ -339,8 +339,9 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
         if r.nice != 0 {
             let _ = writeln!(
                 o,
-                "- Priority: harness and servers ran at nice {} so that other work on the shared \
-                 machine (builds) takes CPU from them as little as possible.",
+                "- Priority: harness and servers ran at nice {} (process and session autogroup) so \
+                 that other work on the shared machine (builds) takes CPU from them as little \
+                 as possible; the `other CPU` column shows what it still took.",
                 r.nice
             );
         }

@@ -143,6 +143,7 @@ struct Metrics {
     wal_bytes: Gauge,
     wal_fsyncs: Gauge,
     cut_seconds: Histogram,
+    fsync_seconds: Histogram,
     compaction_seconds: Histogram,
     compactions: Counter,
     retention_deleted: Counter,
@@ -160,23 +161,70 @@ impl Metrics {
             wal_bytes: Gauge::default(),
             wal_fsyncs: Gauge::default(),
             cut_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            fsync_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             compaction_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             compactions: Counter::default(),
             retention_deleted: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("silt");
-        r.register("samples_appended", "Samples accepted into the head", m.samples_appended.clone());
-        r.register("series_created", "Series created in the head", m.series_created.clone());
-        r.register("appends_rejected", "Write batches rejected for bad data", m.appends_rejected.clone());
-        r.register("head_series", "Series in the head (active series)", m.head_series.clone());
+        r.register(
+            "samples_appended",
+            "Samples accepted into the head",
+            m.samples_appended.clone(),
+        );
+        r.register(
+            "series_created",
+            "Series created in the head",
+            m.series_created.clone(),
+        );
+        r.register(
+            "appends_rejected",
+            "Write batches rejected for bad data",
+            m.appends_rejected.clone(),
+        );
+        r.register(
+            "head_series",
+            "Series in the head (active series)",
+            m.head_series.clone(),
+        );
         r.register("blocks", "Blocks on disk", m.blocks.clone());
-        r.register_with_unit("blocks_size", "Bytes of all blocks on disk", Unit::Bytes, m.block_bytes.clone());
-        r.register_with_unit("wal_size", "Bytes of WAL segments on disk", Unit::Bytes, m.wal_bytes.clone());
+        r.register_with_unit(
+            "blocks_size",
+            "Bytes of all blocks on disk",
+            Unit::Bytes,
+            m.block_bytes.clone(),
+        );
+        r.register_with_unit(
+            "wal_size",
+            "Bytes of WAL segments on disk",
+            Unit::Bytes,
+            m.wal_bytes.clone(),
+        );
         r.register("wal_fsyncs", "WAL fsyncs since start", m.wal_fsyncs.clone());
-        r.register_with_unit("head_cut_duration", "Time to cut the head into a block", Unit::Seconds, m.cut_seconds.clone());
-        r.register_with_unit("compaction_duration", "Time per compaction", Unit::Seconds, m.compaction_seconds.clone());
+        r.register_with_unit(
+            "wal_fsync_duration",
+            "WAL fsync latency (one fsync serves many writers)",
+            Unit::Seconds,
+            m.fsync_seconds.clone(),
+        );
+        r.register_with_unit(
+            "head_cut_duration",
+            "Time to cut the head into a block",
+            Unit::Seconds,
+            m.cut_seconds.clone(),
+        );
+        r.register_with_unit(
+            "compaction_duration",
+            "Time per compaction",
+            Unit::Seconds,
+            m.compaction_seconds.clone(),
+        );
         r.register("compactions", "Compactions run", m.compactions.clone());
-        r.register("retention_deleted_blocks", "Blocks deleted by retention", m.retention_deleted.clone());
+        r.register(
+            "retention_deleted_blocks",
+            "Blocks deleted by retention",
+            m.retention_deleted.clone(),
+        );
         m
     }
 }
@@ -218,7 +266,9 @@ pub struct Db {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 const METADATA_FILE: &str = "metadata.json";
@@ -234,7 +284,11 @@ impl Db {
             fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
         let blocks = open_blocks(&blocks_dir)?;
-        let covered = blocks.iter().filter_map(|b| b.meta().wal_segment_max).max().unwrap_or(0);
+        let covered = blocks
+            .iter()
+            .filter_map(|b| b.meta().wal_segment_max)
+            .max()
+            .unwrap_or(0);
 
         let metadata = MetadataStore::default();
         load_metadata(dir, &metadata)?;
@@ -273,14 +327,24 @@ impl Db {
             "WAL replayed"
         );
 
-        let wal = Wal::create(&wal_dir, next_seq, opts.wal_segment_size, opts.durability)?;
         let metrics = Metrics::new(registry);
+        let wal = Wal::create_with_metrics(
+            &wal_dir,
+            next_seq,
+            opts.wal_segment_size,
+            opts.durability,
+            Some(metrics.fsync_seconds.clone()),
+        )?;
         let db = Arc::new(Db {
             blocks_dir,
             head,
             wal,
             gate: RwLock::new(()),
-            state: RwLock::new(State { blocks, published: 0, reader_token: Arc::new(()) }),
+            state: RwLock::new(State {
+                blocks,
+                published: 0,
+                reader_token: Arc::new(()),
+            }),
             frozen_gen: AtomicU64::new(0),
             metadata,
             cut_lock: Mutex::new(None),
@@ -317,11 +381,16 @@ impl Db {
         }
         let now = now_ms();
         let max_t = now.saturating_add(self.opts.max_future.as_millis() as i64);
-        let min_t = self.opts.retention.map_or(i64::MIN, |r| now.saturating_sub(r.as_millis() as i64));
+        let min_t = self
+            .opts
+            .retention
+            .map_or(i64::MIN, |r| now.saturating_sub(r.as_millis() as i64));
         for s in &batch.series {
             if s.labels.metric_name().is_none() {
                 self.metrics.appends_rejected.inc();
-                return Err(AppendError::NoMetricName { labels: s.labels.clone() });
+                return Err(AppendError::NoMetricName {
+                    labels: s.labels.clone(),
+                });
             }
             for x in &s.samples {
                 if x.t > max_t {
@@ -335,125 +404,146 @@ impl Db {
                 }
                 if x.t < min_t {
                     self.metrics.appends_rejected.inc();
-                    return Err(AppendError::TooOld { labels: s.labels.clone(), t: x.t, min_t });
+                    return Err(AppendError::TooOld {
+                        labels: s.labels.clone(),
+                        t: x.t,
+                        min_t,
+                    });
                 }
             }
         }
 
         let _gate = self.gate.read();
-        // Resolve series; merge entries of the batch that name the same series.
+        // Resolve series, then order the batch entries by series id (entries
+        // naming the same series end up adjacent).
         let mut created = 0usize;
-        let mut work: Vec<(Arc<MemSeries>, usize, Vec<Sample>)> = Vec::with_capacity(batch.series.len());
+        let mut work: Vec<(Arc<MemSeries>, usize)> = Vec::with_capacity(batch.series.len());
         for (i, s) in batch.series.iter().enumerate() {
             if s.samples.is_empty() {
                 continue;
             }
             let (series, new) = self.head.get_or_create(&s.labels);
             created += usize::from(new);
-            work.push((series, i, s.samples.clone()));
+            work.push((series, i));
         }
-        work.sort_by_key(|w| w.0.id);
-        let mut merged: Vec<(Arc<MemSeries>, usize, Vec<Sample>)> = Vec::with_capacity(work.len());
-        for w in work {
-            match merged.last_mut() {
-                Some(last) if last.0.id == w.0.id => last.2.extend(w.2),
-                _ => merged.push(w),
+        work.sort_unstable_by_key(|w| (w.0.id, w.1));
+        // Lock every distinct series in id order (no deadlock: every appender
+        // locks in the same order; readers lock one series at a time).
+        let mut guards = Vec::with_capacity(work.len());
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(work.len()); // work[a..b] share guard
+        for (k, (series, _)) in work.iter().enumerate() {
+            if k > 0 && work[k - 1].0.id == series.id {
+                spans.last_mut().expect("previous span").1 = k + 1;
+            } else {
+                guards.push(series.lock());
+                spans.push((k, k + 1));
             }
         }
-        // Lock every series in id order (no deadlock: every appender locks in
-        // the same order; readers lock one series at a time).
-        let (series_list, mut merged): (Vec<Arc<MemSeries>>, Vec<(u32, usize, Vec<Sample>)>) =
-            merged.into_iter().map(|(s, i, v)| { let id = s.id; (s, (id, i, v)) }).unzip();
-        let mut guards = Vec::with_capacity(series_list.len());
-        for series in &series_list {
-            guards.push(series.lock());
-        }
-        // Check everything before changing anything.
+        // Check everything before changing anything; collect the new samples.
         let mut accepted = 0usize;
-        let mut wal_samples: Vec<(u32, i64, u64)> = Vec::with_capacity(batch.num_samples());
-        for ((series, idx, samples), guard) in merged.iter_mut().zip(guards.iter()) {
-            samples.sort_by_key(|s| s.t);
-            let mut w = 0;
-            for r in 0..samples.len() {
-                let s = samples[r];
-                if w > 0 && samples[w - 1].t == s.t {
-                    let prev = samples[w - 1];
-                    if prev.v.to_bits() != s.v.to_bits() {
-                        self.metrics.appends_rejected.inc();
-                        return Err(AppendError::Duplicate {
-                            labels: batch.series[*idx].labels.clone(),
-                            t: s.t,
-                            stored: prev.v,
-                            got: s.v,
-                        });
+        let mut fresh: Vec<(u32, i64, u64)> = Vec::with_capacity(batch.num_samples());
+        let mut scratch: Vec<Sample> = Vec::new();
+        for (g, &(a, b)) in spans.iter().enumerate() {
+            let guard = &guards[g];
+            let id = work[a].0.id;
+            let idx = work[a].1;
+            let one = &batch.series[idx].samples;
+            let samples: &[Sample] = if b - a == 1 && one.windows(2).all(|w| w[0].t < w[1].t) {
+                one
+            } else {
+                scratch.clear();
+                for (_, i) in &work[a..b] {
+                    scratch.extend_from_slice(&batch.series[*i].samples);
+                }
+                scratch.sort_by_key(|s| s.t);
+                &scratch
+            };
+            let reject = |t: i64, stored: f64, got: f64| {
+                self.metrics.appends_rejected.inc();
+                AppendError::Duplicate {
+                    labels: batch.series[idx].labels.clone(),
+                    t,
+                    stored,
+                    got,
+                }
+            };
+            let mut prev: Option<Sample> = None;
+            for &s in samples {
+                if let Some(p) = prev.filter(|p| p.t == s.t) {
+                    if p.v.to_bits() != s.v.to_bits() {
+                        return Err(reject(s.t, p.v, s.v));
                     }
                     accepted += 1;
                     continue;
                 }
+                prev = Some(s);
                 // Frozen data (being written to a block) counts as stored too.
-                let checked = guard
-                    .live
-                    .check(s.t, s.v)
-                    .and_then(|new| match (&guard.frozen, new) {
-                        (Some(f), true) => f.check(s.t, s.v),
-                        _ => Ok(new),
-                    });
-                match checked {
-                    Ok(true) => {
-                        samples[w] = s;
-                        w += 1;
-                    }
-                    Ok(false) => accepted += 1,
-                    Err(c) => {
-                        self.metrics.appends_rejected.inc();
-                        return Err(AppendError::Duplicate {
-                            labels: batch.series[*idx].labels.clone(),
-                            t: c.t,
-                            stored: c.stored,
-                            got: s.v,
+                let checked =
+                    guard
+                        .live
+                        .check(s.t, s.v)
+                        .and_then(|new| match (&guard.frozen, new) {
+                            (Some(f), true) => f.check(s.t, s.v),
+                            _ => Ok(new),
                         });
-                    }
+                match checked {
+                    Ok(true) => fresh.push((id, s.t, s.v.to_bits())),
+                    Ok(false) => accepted += 1,
+                    Err(c) => return Err(reject(c.t, c.stored, s.v)),
                 }
             }
-            samples.truncate(w);
-            wal_samples.extend(samples.iter().map(|s| (*series, s.t, s.v.to_bits())));
         }
         // Log: labels of series not yet logged in this WAL epoch, then samples.
         let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
-        let mut new_series: Vec<(u32, Labels)> = Vec::new();
-        for ((series, idx, samples), guard) in merged.iter().zip(guards.iter()) {
-            if guard.wal_epoch != epoch && !samples.is_empty() {
-                new_series.push((*series, batch.series[*idx].labels.clone()));
+        let mut new_series: Vec<(u32, &Labels)> = Vec::new();
+        for (g, &(a, _)) in spans.iter().enumerate() {
+            if guards[g].wal_epoch != epoch {
+                new_series.push((work[a].0.id, &batch.series[work[a].1].labels));
             }
         }
-        let new_metadata: Vec<MetricMetadata> =
-            batch.metadata.iter().filter(|m| self.metadata.observe(m)).cloned().collect();
+        let new_metadata: Vec<MetricMetadata> = batch
+            .metadata
+            .iter()
+            .filter(|m| self.metadata.observe(m))
+            .cloned()
+            .collect();
         let lsn = self
             .wal
             .log(|buf| {
-                wal::encode_series(buf, new_series.iter().map(|(id, l)| (*id, l)));
-                wal::encode_samples(buf, &wal_samples);
+                wal::encode_series(buf, new_series.iter().copied());
+                wal::encode_samples(buf, &fresh);
                 wal::encode_metadata(buf, &new_metadata);
             })
             .map_err(AppendError::Internal)?;
-        // Apply.
-        for ((_, _, samples), guard) in merged.iter().zip(guards.iter_mut()) {
-            if !samples.is_empty() {
-                guard.wal_epoch = epoch;
+        // Apply: `fresh` is grouped by series in guard order.
+        let mut g = 0;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &(id, t, v) in &fresh {
+            while work[spans[g].0].0.id != id {
+                g += 1;
             }
-            for s in samples.iter() {
-                guard.live.push(s.t, s.v);
-                self.head.note_live(s.t);
-            }
-            accepted += samples.len();
+            guards[g].live.push(t, f64::from_bits(v));
+            lo = lo.min(t);
+            hi = hi.max(t);
         }
+        if lo <= hi {
+            self.head.note_live(lo);
+            self.head.note_live(hi);
+        }
+        for guard in guards.iter_mut() {
+            guard.wal_epoch = epoch;
+        }
+        accepted += fresh.len();
         drop(guards);
         self.metrics.samples_appended.inc_by(accepted as u64);
         self.metrics.series_created.inc_by(created as u64);
         Ok(CommitTicket {
             db: Some(self.clone()),
             lsn,
-            summary: AppendSummary { samples: accepted, series_created: created },
+            summary: AppendSummary {
+                samples: accepted,
+                series_created: created,
+            },
         })
     }
 
@@ -484,7 +574,11 @@ impl Db {
     pub fn stats(&self) -> DbStats {
         let state = self.state.read();
         let wal_segments = wal::list_segments(self.wal.dir()).unwrap_or_default();
-        let wal_bytes = wal_segments.iter().filter_map(|(_, p)| fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let wal_bytes = wal_segments
+            .iter()
+            .filter_map(|(_, p)| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
         DbStats {
             head_series: u64::from(self.head.num_series()),
             head_memory_bytes: self.head.memory_bytes() as u64,
@@ -516,14 +610,19 @@ impl Db {
                 return Ok(None);
             }
             let next_segment = self.wal.rotate()?;
-            self.frozen_gen.store(self.state.read().published + 1, Ordering::Release);
+            self.frozen_gen
+                .store(self.state.read().published + 1, Ordering::Release);
             self.head.freeze();
             *pending = Some(PendingCut { next_segment });
         }
         let next_segment = pending.as_ref().map(|p| p.next_segment).unwrap_or(0);
         // Write the frozen generation (writers go on meanwhile).
         let frozen = self.head.frozen_series();
-        let opts = BlockWriteOptions { level: 0, sources: Vec::new(), wal_segment_max: Some(next_segment - 1) };
+        let opts = BlockWriteOptions {
+            level: 0,
+            sources: Vec::new(),
+            wal_segment_max: Some(next_segment - 1),
+        };
         let iter = frozen.iter().map(|(labels, s)| {
             let mut out = Vec::new();
             if let Some(f) = &s.lock().frozen {
@@ -531,7 +630,11 @@ impl Db {
             }
             Ok((labels.clone(), out))
         });
-        let meta = block::write_block(&self.blocks_dir, &opts, iter.filter(|r| r.as_ref().map_or(true, |(_, s)| !s.is_empty())))?;
+        let meta = block::write_block(
+            &self.blocks_dir,
+            &opts,
+            iter.filter(|r| r.as_ref().map_or(true, |(_, s)| !s.is_empty())),
+        )?;
         let id = meta.as_ref().map(|m| m.id.clone());
         let old_token = {
             let mut state = self.state.write();
@@ -554,7 +657,9 @@ impl Db {
         save_metadata(&self.opts.data_dir, &self.metadata)?;
         self.wal.truncate_before(next_segment)?;
         *self.last_cut.lock() = Instant::now();
-        self.metrics.cut_seconds.observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .cut_seconds
+            .observe(start.elapsed().as_secs_f64());
         self.refresh_gauges();
         if let Some(id) = &id {
             tracing::info!(block = %id, seconds = start.elapsed().as_secs_f64(), "head cut into block");
@@ -569,7 +674,11 @@ impl Db {
         loop {
             let plan = {
                 let state = self.state.read();
-                plan_compaction(&state.blocks, &self.opts, self.head.live_range().map(|r| r.0))
+                plan_compaction(
+                    &state.blocks,
+                    &self.opts,
+                    self.head.live_range().map(|r| r.0),
+                )
             };
             let Some(group) = plan else { break };
             let start = Instant::now();
@@ -595,7 +704,9 @@ impl Db {
                 remove_block_dir(b.dir());
             }
             self.metrics.compactions.inc();
-            self.metrics.compaction_seconds.observe(start.elapsed().as_secs_f64());
+            self.metrics
+                .compaction_seconds
+                .observe(start.elapsed().as_secs_f64());
             tracing::info!(inputs = ids.len(), output = ?meta.map(|m| m.id), seconds = start.elapsed().as_secs_f64(), "compacted");
         }
         self.refresh_gauges();
@@ -603,12 +714,15 @@ impl Db {
     }
 
     fn apply_retention(&self) -> Result<()> {
-        let Some(retention) = self.opts.retention else { return Ok(()) };
+        let Some(retention) = self.opts.retention else {
+            return Ok(());
+        };
         let min_t = now_ms().saturating_sub(retention.as_millis() as i64);
         let expired: Vec<Arc<Block>> = {
             let mut state = self.state.write();
-            let (expired, kept): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut state.blocks).into_iter().partition(|b| b.meta().max_time < min_t);
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.blocks)
+                .into_iter()
+                .partition(|b| b.meta().max_time < min_t);
             state.blocks = kept;
             expired
         };
@@ -640,8 +754,12 @@ impl Db {
             wal::fsync_dir(&target)?;
         }
         let head_series: Vec<(Labels, Vec<Sample>)> = {
-            let mut all: Vec<(Labels, Arc<MemSeries>)> =
-                self.head.all_series().into_iter().map(|s| (self.head.labels_of(&s), s)).collect();
+            let mut all: Vec<(Labels, Arc<MemSeries>)> = self
+                .head
+                .all_series()
+                .into_iter()
+                .map(|s| (self.head.labels_of(&s), s))
+                .collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));
             all.into_iter()
                 .filter_map(|(l, s)| {
@@ -651,7 +769,11 @@ impl Db {
                 })
                 .collect()
         };
-        let opts = BlockWriteOptions { level: 0, sources: Vec::new(), wal_segment_max: None };
+        let opts = BlockWriteOptions {
+            level: 0,
+            sources: Vec::new(),
+            wal_segment_max: None,
+        };
         block::write_block(&blocks_out, &opts, head_series.into_iter().map(Ok))?;
         save_metadata(dir, &self.metadata)?;
         wal::fsync_dir(&blocks_out)?;
@@ -668,10 +790,10 @@ impl Db {
             *lock.lock() = true;
             cv.notify_all();
         }
-        if let Some(t) = self.bg_thread.lock().take() {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
+        if let Some(t) = self.bg_thread.lock().take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
         }
         let _gate = self.gate.write();
         self.wal.close()?;
@@ -729,7 +851,8 @@ fn wait_for_readers(token: &Arc<()>) {
 }
 
 fn sort_blocks(blocks: &mut [Arc<Block>]) {
-    blocks.sort_by(|a, b| (a.meta().min_time, &a.meta().id).cmp(&(b.meta().min_time, &b.meta().id)));
+    blocks
+        .sort_by(|a, b| (a.meta().min_time, &a.meta().id).cmp(&(b.meta().min_time, &b.meta().id)));
 }
 
 fn remove_block_dir(dir: &Path) {
@@ -762,12 +885,17 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
             blocks.iter().any(|y| {
                 y.meta().id != x.meta().id
                     && y.meta().level > x.meta().level
-                    && x.meta().sources.iter().all(|s| y.meta().sources.contains(s))
+                    && x.meta()
+                        .sources
+                        .iter()
+                        .all(|s| y.meta().sources.contains(s))
             })
         })
         .map(|b| b.meta().id.clone())
         .collect();
-    let (stale, mut kept): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|b| stale_ids.contains(&b.meta().id));
+    let (stale, mut kept): (Vec<_>, Vec<_>) = blocks
+        .into_iter()
+        .partition(|b| stale_ids.contains(&b.meta().id));
     for b in stale {
         tracing::info!(block = %b.meta().id, "removing block already merged into a newer one");
         remove_block_dir(b.dir());
@@ -780,7 +908,11 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
 /// first (backfill), then blocks that fit together in one aligned window of
 /// 3x, 12x, 84x the block duration (6 h, 24 h, 7 d by default), capped at
 /// the maximum block duration, once the window is behind the live head.
-fn plan_compaction(blocks: &[Arc<Block>], opts: &Options, head_min: Option<i64>) -> Option<Vec<Arc<Block>>> {
+fn plan_compaction(
+    blocks: &[Arc<Block>],
+    opts: &Options,
+    head_min: Option<i64>,
+) -> Option<Vec<Arc<Block>>> {
     // Overlaps (blocks are sorted by min_time).
     let mut i = 0;
     while i < blocks.len() {
@@ -807,7 +939,8 @@ fn plan_compaction(blocks: &[Arc<Block>], opts: &Options, head_min: Option<i64>)
         let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
         for b in blocks {
             let w = b.meta().min_time.div_euclid(range);
-            if b.meta().max_time < (w + 1) * range && b.meta().max_time - b.meta().min_time < range {
+            if b.meta().max_time < (w + 1) * range && b.meta().max_time - b.meta().min_time < range
+            {
                 groups.entry(w).or_default().push(b.clone());
             }
         }
@@ -854,7 +987,10 @@ fn replay_record(
                 *replayed += 1;
             }
             if unknown > 0 {
-                tracing::warn!(unknown, "WAL samples for series without a series record; skipped");
+                tracing::warn!(
+                    unknown,
+                    "WAL samples for series without a series record; skipped"
+                );
             }
         }
         Record::Metadata(list) => {
@@ -872,12 +1008,16 @@ fn load_metadata(dir: &Path, store: &MetadataStore) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(&path, e)),
     };
-    let file: MetadataFile =
-        serde_json::from_slice(&bytes).map_err(|e| Error::corruption(&path, format!("invalid metadata file: {e}")))?;
+    let file: MetadataFile = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corruption(&path, format!("invalid metadata file: {e}")))?;
     if file.format != "silt-metadata" || file.version != 1 {
-        return Err(Error::corruption(&path, "not a silt metadata file of version 1"));
+        return Err(Error::corruption(
+            &path,
+            "not a silt metadata file of version 1",
+        ));
     }
-    let body = serde_json::to_vec(&file.metadata).map_err(|e| Error::corruption(&path, e.to_string()))?;
+    let body =
+        serde_json::to_vec(&file.metadata).map_err(|e| Error::corruption(&path, e.to_string()))?;
     if crc32c::crc32c(&body) != file.checksum {
         return Err(Error::corruption(&path, "metadata checksum mismatch"));
     }
@@ -899,7 +1039,12 @@ struct MetadataFile {
 fn save_metadata(dir: &Path, store: &MetadataStore) -> Result<()> {
     let metadata = store.all();
     let body = serde_json::to_vec(&metadata).map_err(|e| Error::Invalid(e.to_string()))?;
-    let file = MetadataFile { format: "silt-metadata".into(), version: 1, checksum: crc32c::crc32c(&body), metadata };
+    let file = MetadataFile {
+        format: "silt-metadata".into(),
+        version: 1,
+        checksum: crc32c::crc32c(&body),
+        metadata,
+    };
     let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Error::Invalid(e.to_string()))?;
     let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
     let path = dir.join(METADATA_FILE);
@@ -953,11 +1098,9 @@ impl Querier {
         let d = s.lock();
         let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
         let mut parts = 0;
-        if frozen_visible {
-            if let Some(f) = &d.frozen {
-                f.read(mint, maxt, out);
-                parts += 1;
-            }
+        if frozen_visible && let Some(f) = &d.frozen {
+            f.read(mint, maxt, out);
+            parts += 1;
         }
         d.live.read(mint, maxt, out);
         drop(d);
@@ -971,7 +1114,11 @@ impl Querier {
         let d = s.lock();
         let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
         let live = d.live.time_range();
-        let frozen = if frozen_visible { d.frozen.as_ref().and_then(|f| f.time_range()) } else { None };
+        let frozen = if frozen_visible {
+            d.frozen.as_ref().and_then(|f| f.time_range())
+        } else {
+            None
+        };
         match (live, frozen) {
             (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
             (a, b) => a.or(b),
@@ -985,7 +1132,9 @@ impl Querier {
         for id in head.select(matchers) {
             let Some(s) = head.by_id(id) else { continue };
             match self.head_time_range(&s) {
-                Some((a, b)) if b >= self.mint && a <= self.maxt => found.push((head.labels_of(&s), Source::Head(id))),
+                Some((a, b)) if b >= self.mint && a <= self.maxt => {
+                    found.push((head.labels_of(&s), Source::Head(id)))
+                }
                 _ => {}
             }
         }
@@ -1002,7 +1151,10 @@ impl Querier {
         for (labels, src) in found {
             match out.last_mut() {
                 Some(last) if last.labels == labels => last.sources.push(src),
-                _ => out.push(SeriesEntry { labels, sources: vec![src] }),
+                _ => out.push(SeriesEntry {
+                    labels,
+                    sources: vec![src],
+                }),
             }
         }
         // Blocks first (in block order), the head last, so later sources win on duplicates.
@@ -1017,7 +1169,13 @@ impl Querier {
 
     /// Appends the entry's samples with `mint <= t <= maxt`, sorted by time,
     /// one per timestamp (a later block, then the head, wins).
-    pub fn samples(&self, entry: &SeriesEntry, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
+    pub fn samples(
+        &self,
+        entry: &SeriesEntry,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<()> {
         let start = out.len();
         for src in &entry.sources {
             match *src {
@@ -1040,7 +1198,9 @@ impl Querier {
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names = std::collections::BTreeSet::new();
         if matchers.is_empty() {
-            self.db.head.with_postings(|p| names.extend(p.label_names().map(str::to_owned)));
+            self.db
+                .head
+                .with_postings(|p| names.extend(p.label_names().map(str::to_owned)));
             for b in &self.blocks {
                 names.extend(b.postings().label_names().map(str::to_owned));
             }
@@ -1056,7 +1216,9 @@ impl Querier {
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut values = std::collections::BTreeSet::new();
         if matchers.is_empty() {
-            self.db.head.with_postings(|p| values.extend(p.label_values(name).map(|(v, _)| v.to_owned())));
+            self.db
+                .head
+                .with_postings(|p| values.extend(p.label_values(name).map(|(v, _)| v.to_owned())));
             for b in &self.blocks {
                 values.extend(b.postings().label_values(name).map(|(v, _)| v.to_owned()));
             }

@@ -38,11 +38,17 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn corruption(path: impl Into<PathBuf>, detail: impl Into<String>) -> Error {
-        Error::Corruption { path: path.into(), detail: detail.into() }
+        Error::Corruption {
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -50,13 +56,29 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// Same series and timestamp as a stored sample, different value.
-    #[error("duplicate sample for timestamp {t} with a different value (stored {stored}, got {got}) in series {labels}")]
-    Duplicate { labels: Labels, t: i64, stored: f64, got: f64 },
+    #[error(
+        "duplicate sample for timestamp {t} with a different value (stored {stored}, got {got}) in series {labels}"
+    )]
+    Duplicate {
+        labels: Labels,
+        t: i64,
+        stored: f64,
+        got: f64,
+    },
     /// Timestamp further in the future than the engine accepts.
-    #[error("sample timestamp {t} is too far in the future (more than {max_future_ms} ms ahead of now={now}) in series {labels}")]
-    TooFarInFuture { labels: Labels, t: i64, now: i64, max_future_ms: i64 },
+    #[error(
+        "sample timestamp {t} is too far in the future (more than {max_future_ms} ms ahead of now={now}) in series {labels}"
+    )]
+    TooFarInFuture {
+        labels: Labels,
+        t: i64,
+        now: i64,
+        max_future_ms: i64,
+    },
     /// Timestamp older than the retention period: it would be deleted at once.
-    #[error("sample timestamp {t} is older than the retention period (oldest accepted {min_t}) in series {labels}")]
+    #[error(
+        "sample timestamp {t} is older than the retention period (oldest accepted {min_t}) in series {labels}"
+    )]
     TooOld { labels: Labels, t: i64, min_t: i64 },
     /// A series without a metric name.
     #[error("series {labels} has no metric name (__name__)")]

@@ -20,7 +20,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::chunk::XorChunk;
 use crate::index::MemPostings;
-use crate::labels::{Label, Labels, Matcher, hash_pairs};
+use crate::labels::{Label, Labels, Matcher};
 use crate::sample::Sample;
 use crate::symbols::Symbols;
 
@@ -50,7 +50,10 @@ pub struct Conflict {
 
 impl Chunks {
     pub fn is_empty(&self) -> bool {
-        self.open.is_empty() && self.sealed.is_empty() && self.ooo.is_empty() && self.ooo_chunks.is_empty()
+        self.open.is_empty()
+            && self.sealed.is_empty()
+            && self.ooo.is_empty()
+            && self.ooo_chunks.is_empty()
     }
 
     /// Newest in-order timestamp, if any.
@@ -67,12 +70,18 @@ impl Chunks {
         if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.t) {
             return Some(self.ooo[i].v);
         }
-        let chunks = self.sealed.iter().chain(std::iter::once(&self.open)).chain(self.ooo_chunks.iter());
+        let chunks = self
+            .sealed
+            .iter()
+            .chain(std::iter::once(&self.open))
+            .chain(self.ooo_chunks.iter());
         for c in chunks {
-            if !c.is_empty() && c.min_t() <= t && t <= c.max_t() {
-                if let Some(s) = c.iter().find(|s| s.t == t) {
-                    return Some(s.v);
-                }
+            if !c.is_empty()
+                && c.min_t() <= t
+                && t <= c.max_t()
+                && let Some(s) = c.iter().find(|s| s.t == t)
+            {
+                return Some(s.v);
             }
         }
         None
@@ -151,9 +160,16 @@ impl Chunks {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.sealed.iter().map(XorChunk::memory_bytes).sum::<usize>()
+        self.sealed
+            .iter()
+            .map(XorChunk::memory_bytes)
+            .sum::<usize>()
             + self.open.memory_bytes()
-            + self.ooo_chunks.iter().map(XorChunk::memory_bytes).sum::<usize>()
+            + self
+                .ooo_chunks
+                .iter()
+                .map(XorChunk::memory_bytes)
+                .sum::<usize>()
             + self.ooo.capacity() * std::mem::size_of::<Sample>()
             + self.sealed.capacity() * std::mem::size_of::<XorChunk>()
     }
@@ -167,7 +183,12 @@ impl Chunks {
                 Some((x, y)) => (x.min(a), y.max(b)),
             })
         };
-        for c in self.sealed.iter().chain(std::iter::once(&self.open)).chain(self.ooo_chunks.iter()) {
+        for c in self
+            .sealed
+            .iter()
+            .chain(std::iter::once(&self.open))
+            .chain(self.ooo_chunks.iter())
+        {
             if !c.is_empty() {
                 add(c.min_t(), c.max_t());
             }
@@ -209,7 +230,7 @@ pub struct SeriesData {
 /// A series in the head.
 pub struct MemSeries {
     pub id: u32,
-    hash: u64,
+    hash: u128,
     /// Interned (name, value) ids, sorted by name.
     labels: Box<[(u32, u32)]>,
     pub data: Mutex<SeriesData>,
@@ -224,7 +245,7 @@ impl MemSeries {
 /// The head.
 pub struct Head {
     symbols: Symbols,
-    shards: Box<[RwLock<HashMap<u64, Vec<u32>>>]>,
+    shards: Box<[RwLock<HashMap<u128, u32>>]>,
     series: RwLock<Vec<Option<Arc<MemSeries>>>>,
     postings: RwLock<MemPostings>,
     num_series: AtomicU32,
@@ -260,7 +281,10 @@ impl Head {
 
     /// (min, max) time of live (not yet cut) samples.
     pub fn live_range(&self) -> Option<(i64, i64)> {
-        let (a, b) = (self.live_min_t.load(Ordering::Relaxed), self.live_max_t.load(Ordering::Relaxed));
+        let (a, b) = (
+            self.live_min_t.load(Ordering::Relaxed),
+            self.live_max_t.load(Ordering::Relaxed),
+        );
         (a <= b).then_some((a, b))
     }
 
@@ -269,72 +293,83 @@ impl Head {
         self.live_max_t.fetch_max(t, Ordering::Relaxed);
     }
 
-    fn labels_equal(&self, s: &MemSeries, labels: &Labels) -> bool {
-        if s.labels.len() != labels.len() {
-            return false;
-        }
-        self.symbols.resolve_with(|r| {
-            s.labels.iter().zip(labels.iter()).all(|(&(n, v), l)| r(n) == l.name && r(v) == l.value)
-        })
+    fn shard(&self, hash: u128) -> &RwLock<HashMap<u128, u32>> {
+        &self.shards[(hash as usize) % SHARDS]
     }
 
     /// The series with these labels, if present.
     pub fn get(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
-        let hash = labels.stable_hash();
-        let shard = self.shards[(hash as usize) % SHARDS].read();
-        let ids = shard.get(&hash)?;
-        let series = self.series.read();
-        ids.iter()
-            .filter_map(|&id| series.get(id as usize).and_then(Option::as_ref))
-            .find(|s| self.labels_equal(s, labels))
-            .cloned()
+        self.get_by_hash(labels.identity_hash())
+    }
+
+    fn get_by_hash(&self, hash: u128) -> Option<Arc<MemSeries>> {
+        let id = *self.shard(hash).read().get(&hash)?;
+        self.by_id(id)
     }
 
     /// The series with these labels, created (with a fresh id) if absent.
     /// Returns whether it was created.
     pub fn get_or_create(&self, labels: &Labels) -> (Arc<MemSeries>, bool) {
-        if let Some(s) = self.get(labels) {
+        let hash = labels.identity_hash();
+        if let Some(s) = self.get_by_hash(hash) {
             return (s, false);
         }
-        let hash = labels.stable_hash();
-        let mut shard = self.shards[(hash as usize) % SHARDS].write();
-        if let Some(ids) = shard.get(&hash) {
-            let series = self.series.read();
-            if let Some(s) =
-                ids.iter().filter_map(|&id| series.get(id as usize).and_then(Option::as_ref)).find(|s| self.labels_equal(s, labels))
-            {
-                return (s.clone(), false);
-            }
+        let mut shard = self.shard(hash).write();
+        if let Some(&id) = shard.get(&hash)
+            && let Some(s) = self.by_id(id)
+        {
+            return (s, false);
         }
-        let id = self.series.read().len() as u32;
-        let s = self.insert_locked(&mut shard, id, hash, labels);
+        let s = self.insert_locked(&mut shard, None, hash, labels);
         (s, true)
     }
 
     /// Creates a series with a given id (WAL replay). If a series with these
     /// labels exists already, returns it instead.
     pub fn create_with_id(&self, id: u32, labels: &Labels) -> Arc<MemSeries> {
-        if let Some(s) = self.get(labels) {
+        let hash = labels.identity_hash();
+        if let Some(s) = self.get_by_hash(hash) {
             return s;
         }
-        let hash = labels.stable_hash();
-        let mut shard = self.shards[(hash as usize) % SHARDS].write();
-        self.insert_locked(&mut shard, id, hash, labels)
+        let mut shard = self.shard(hash).write();
+        self.insert_locked(&mut shard, Some(id), hash, labels)
     }
 
-    fn insert_locked(&self, shard: &mut HashMap<u64, Vec<u32>>, id: u32, hash: u64, labels: &Labels) -> Arc<MemSeries> {
-        let interned: Box<[(u32, u32)]> =
-            labels.iter().map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value))).collect();
-        let s = Arc::new(MemSeries { id, hash, labels: interned, data: Mutex::new(SeriesData::default()) });
-        {
+    /// Inserts a new series; `id` is given on replay, else the next free one
+    /// is taken (under the series-list lock, so concurrent creators in other
+    /// shards never share an id).
+    fn insert_locked(
+        &self,
+        shard: &mut HashMap<u128, u32>,
+        id: Option<u32>,
+        hash: u128,
+        labels: &Labels,
+    ) -> Arc<MemSeries> {
+        let interned: Box<[(u32, u32)]> = labels
+            .iter()
+            .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
+            .collect();
+        let s = {
             let mut series = self.series.write();
+            let id = id.unwrap_or(series.len() as u32);
+            let s = Arc::new(MemSeries {
+                id,
+                hash,
+                labels: interned,
+                data: Mutex::new(SeriesData::default()),
+            });
             if series.len() <= id as usize {
                 series.resize(id as usize + 1, None);
             }
             series[id as usize] = Some(s.clone());
-        }
-        shard.entry(hash).or_default().push(id);
-        self.postings.write().add(id, labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            s
+        };
+        let id = s.id;
+        shard.insert(hash, id);
+        self.postings.write().add(
+            id,
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        );
         self.num_series.fetch_add(1, Ordering::Relaxed);
         s
     }
@@ -346,7 +381,12 @@ impl Head {
     /// The labels of a series.
     pub fn labels_of(&self, s: &MemSeries) -> Labels {
         self.symbols.resolve_with(|r| {
-            Labels::from_sorted(s.labels.iter().map(|&(n, v)| Label::new(r(n), r(v))).collect())
+            Labels::from_sorted(
+                s.labels
+                    .iter()
+                    .map(|&(n, v)| Label::new(r(n), r(v)))
+                    .collect(),
+            )
         })
     }
 
@@ -416,16 +456,16 @@ impl Head {
     fn remove(&self, s: &MemSeries) {
         let labels = self.labels_of(s);
         {
-            let mut shard = self.shards[(s.hash as usize) % SHARDS].write();
-            if let Some(ids) = shard.get_mut(&s.hash) {
-                ids.retain(|&id| id != s.id);
-                if ids.is_empty() {
-                    shard.remove(&s.hash);
-                }
+            let mut shard = self.shard(s.hash).write();
+            if shard.get(&s.hash) == Some(&s.id) {
+                shard.remove(&s.hash);
             }
         }
         self.series.write()[s.id as usize] = None;
-        self.postings.write().remove(s.id, labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+        self.postings.write().remove(
+            s.id,
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        );
         self.num_series.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -441,17 +481,14 @@ impl Head {
             .iter()
             .map(|s| {
                 let d = s.lock();
-                d.live.memory_bytes() + d.frozen.as_ref().map_or(0, Chunks::memory_bytes) + s.labels.len() * 8 + 96
+                d.live.memory_bytes()
+                    + d.frozen.as_ref().map_or(0, Chunks::memory_bytes)
+                    + s.labels.len() * 8
+                    + 96
             })
             .sum();
         data + self.symbols.memory_bytes()
     }
-}
-
-/// Hash of a label set given as sorted (name, value) string pairs; equals
-/// [`Labels::stable_hash`] for the same set.
-pub fn hash_label_strs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    hash_pairs(pairs.map(|(n, v)| (n.as_bytes(), v.as_bytes())))
 }
 
 #[cfg(test)]

@@ -79,7 +79,10 @@ impl MemPostings {
 
     /// Values of a label with their postings, sorted by value.
     pub fn label_values(&self, name: &str) -> impl Iterator<Item = (&str, &RoaringBitmap)> {
-        self.by_name.get(name).into_iter().flat_map(|m| m.iter().map(|(v, p)| (v.as_str(), p)))
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(v, p)| (v.as_str(), p)))
     }
 
     pub fn postings(&self, name: &str, value: &str) -> Option<&RoaringBitmap> {
@@ -136,7 +139,10 @@ impl MemPostings {
         let mut out = RoaringBitmap::new();
         let direct_positive = matches!(
             (m.op, want),
-            (MatchOp::Equal, true) | (MatchOp::NotEqual, false) | (MatchOp::RegexMatch, true) | (MatchOp::RegexNoMatch, false)
+            (MatchOp::Equal, true)
+                | (MatchOp::NotEqual, false)
+                | (MatchOp::RegexMatch, true)
+                | (MatchOp::RegexNoMatch, false)
         );
         if direct_positive {
             match m.op {
@@ -156,7 +162,8 @@ impl MemPostings {
                         return out;
                     }
                     if let Some(prefix) = m.literal_prefix() {
-                        let range = values.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
+                        let range = values
+                            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
                         for (v, p) in range {
                             if !v.starts_with(&prefix) {
                                 break;
@@ -187,13 +194,18 @@ mod tests {
     fn index(series: &[Labels]) -> MemPostings {
         let mut idx = MemPostings::new();
         for (i, l) in series.iter().enumerate() {
-            idx.add(i as u32, l.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            idx.add(
+                i as u32,
+                l.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            );
         }
         idx
     }
 
     fn brute(series: &[Labels], ms: &[Matcher]) -> Vec<u32> {
-        (0..series.len() as u32).filter(|&i| ms.iter().all(|m| m.matches_labels(&series[i as usize]))).collect()
+        (0..series.len() as u32)
+            .filter(|&i| ms.iter().all(|m| m.matches_labels(&series[i as usize])))
+            .collect()
     }
 
     #[test]
@@ -202,24 +214,44 @@ mod tests {
             Labels::new(&[("__name__", "up"), ("job", "api"), ("instance", "a")]),
             Labels::new(&[("__name__", "up"), ("job", "db"), ("instance", "b")]),
             Labels::new(&[("__name__", "up"), ("instance", "c")]),
-            Labels::new(&[("__name__", "node_cpu_seconds_total"), ("job", "node"), ("cpu", "0")]),
-            Labels::new(&[("__name__", "node_cpu_guest_seconds_total"), ("job", "node"), ("cpu", "1")]),
+            Labels::new(&[
+                ("__name__", "node_cpu_seconds_total"),
+                ("job", "node"),
+                ("cpu", "0"),
+            ]),
+            Labels::new(&[
+                ("__name__", "node_cpu_guest_seconds_total"),
+                ("job", "node"),
+                ("cpu", "1"),
+            ]),
         ];
         let idx = index(&series);
         let cases: Vec<Vec<Matcher>> = vec![
             vec![Matcher::equal("__name__", "up")],
-            vec![Matcher::equal("__name__", "up"), Matcher::new(MatchOp::NotEqual, "job", "api").unwrap()],
+            vec![
+                Matcher::equal("__name__", "up"),
+                Matcher::new(MatchOp::NotEqual, "job", "api").unwrap(),
+            ],
             vec![Matcher::equal("__name__", "up"), Matcher::equal("job", "")],
-            vec![Matcher::equal("__name__", "up"), Matcher::new(MatchOp::NotEqual, "job", "").unwrap()],
+            vec![
+                Matcher::equal("__name__", "up"),
+                Matcher::new(MatchOp::NotEqual, "job", "").unwrap(),
+            ],
             vec![Matcher::new(MatchOp::RegexMatch, "__name__", "node_cpu.*").unwrap()],
             vec![Matcher::new(MatchOp::RegexMatch, "__name__", "node_cpu_s.+").unwrap()],
             vec![Matcher::new(MatchOp::RegexMatch, "job", "api|db").unwrap()],
             vec![Matcher::new(MatchOp::RegexMatch, "job", "api|").unwrap()],
             vec![Matcher::new(MatchOp::RegexNoMatch, "job", "api|node").unwrap()],
             vec![Matcher::new(MatchOp::RegexMatch, "job", ".*").unwrap()],
-            vec![Matcher::new(MatchOp::RegexMatch, "instance", "[ab]").unwrap(), Matcher::equal("job", "db")],
+            vec![
+                Matcher::new(MatchOp::RegexMatch, "instance", "[ab]").unwrap(),
+                Matcher::equal("job", "db"),
+            ],
             vec![Matcher::equal("nope", "x")],
-            vec![Matcher::new(MatchOp::RegexNoMatch, "cpu", "0").unwrap(), Matcher::equal("job", "node")],
+            vec![
+                Matcher::new(MatchOp::RegexNoMatch, "cpu", "0").unwrap(),
+                Matcher::equal("job", "node"),
+            ],
         ];
         for ms in cases {
             let got: Vec<u32> = idx.select(&ms).iter().collect();
@@ -229,10 +261,23 @@ mod tests {
 
     #[test]
     fn remove_drops_empty_entries() {
-        let series = vec![Labels::new(&[("__name__", "a")]), Labels::new(&[("__name__", "b")])];
+        let series = vec![
+            Labels::new(&[("__name__", "a")]),
+            Labels::new(&[("__name__", "b")]),
+        ];
         let mut idx = index(&series);
-        idx.remove(0, series[0].iter().map(|l| (l.name.as_str(), l.value.as_str())));
-        assert_eq!(idx.label_values("__name__").map(|(v, _)| v).collect::<Vec<_>>(), vec!["b"]);
+        idx.remove(
+            0,
+            series[0]
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        );
+        assert_eq!(
+            idx.label_values("__name__")
+                .map(|(v, _)| v)
+                .collect::<Vec<_>>(),
+            vec!["b"]
+        );
         assert_eq!(idx.num_series(), 1);
     }
 }

@@ -21,7 +21,10 @@ pub struct Label {
 
 impl Label {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Label { name: name.into(), value: value.into() }
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -59,7 +62,10 @@ impl Labels {
     /// Wraps pairs already sorted by unique, non-empty name with non-empty
     /// values. Checked in debug builds.
     pub fn from_sorted(pairs: Vec<Label>) -> Labels {
-        debug_assert!(pairs.windows(2).all(|w| w[0].name < w[1].name), "labels not sorted: {pairs:?}");
+        debug_assert!(
+            pairs.windows(2).all(|w| w[0].name < w[1].name),
+            "labels not sorted: {pairs:?}"
+        );
         Labels(pairs)
     }
 
@@ -100,11 +106,21 @@ impl Labels {
     pub fn into_vec(self) -> Vec<Label> {
         self.0
     }
+}
 
-    /// A 64-bit hash of the label set, stable across processes and versions
-    /// (FNV-1a over name, 0xff, value, 0xff per pair). Used to find series.
-    pub fn stable_hash(&self) -> u64 {
-        hash_pairs(self.0.iter().map(|l| (l.name.as_bytes(), l.value.as_bytes())))
+impl Labels {
+    /// A 128-bit identity hash of the label set (XXH3-128 over
+    /// `name 0xff value 0xff` per pair). The head finds series by it without
+    /// comparing labels: a collision needs ~2^64 series.
+    pub fn identity_hash(&self) -> u128 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for l in &self.0 {
+            h.update(l.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(l.value.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest128()
     }
 }
 
@@ -199,22 +215,38 @@ pub struct BadRegex {
 }
 
 impl Matcher {
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Matcher, BadRegex> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher, BadRegex> {
         let name = name.into();
         let value = value.into();
         let regex = match op {
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
-                Regex::new(&format!("^(?s:{value})$"))
-                    .map_err(|e| BadRegex { pattern: value.clone(), message: e.to_string() })?,
+                Regex::new(&format!("^(?s:{value})$")).map_err(|e| BadRegex {
+                    pattern: value.clone(),
+                    message: e.to_string(),
+                })?,
             ),
             _ => None,
         };
-        Ok(Matcher { op, name, value, regex })
+        Ok(Matcher {
+            op,
+            name,
+            value,
+            regex,
+        })
     }
 
     /// `name="value"`.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
-        Matcher { op: MatchOp::Equal, name: name.into(), value: value.into(), regex: None }
+        Matcher {
+            op: MatchOp::Equal,
+            name: name.into(),
+            value: value.into(),
+            regex: None,
+        }
     }
 
     /// Does a label value (`""` when the label is absent) satisfy the matcher?
@@ -302,12 +334,19 @@ impl Matcher {
         if rest.contains('|') && !rest.starts_with('(') {
             return None; // top-level alternation: prefix does not bind every branch
         }
-        if prefix.is_empty() { None } else { Some(prefix) }
+        if prefix.is_empty() {
+            None
+        } else {
+            Some(prefix)
+        }
     }
 }
 
 fn is_regex_meta(c: char) -> bool {
-    matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$')
+    matches!(
+        c,
+        '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
+    )
 }
 
 impl fmt::Display for Matcher {
@@ -322,13 +361,21 @@ mod tests {
 
     #[test]
     fn from_pairs_sorts_drops_empty_values_and_rejects_duplicates() {
-        let l = Labels::from_pairs(vec![Label::new("b", "2"), Label::new("a", "1"), Label::new("c", "")]).unwrap();
+        let l = Labels::from_pairs(vec![
+            Label::new("b", "2"),
+            Label::new("a", "1"),
+            Label::new("c", ""),
+        ])
+        .unwrap();
         assert_eq!(l.as_slice(), &[Label::new("a", "1"), Label::new("b", "2")]);
         assert_eq!(
             Labels::from_pairs(vec![Label::new("a", "1"), Label::new("a", "2")]),
             Err(LabelsError::DuplicateName("a".into()))
         );
-        assert_eq!(Labels::from_pairs(vec![Label::new("", "1")]), Err(LabelsError::EmptyName));
+        assert_eq!(
+            Labels::from_pairs(vec![Label::new("", "1")]),
+            Err(LabelsError::EmptyName)
+        );
     }
 
     #[test]
@@ -345,7 +392,10 @@ mod tests {
     #[test]
     fn set_matches_and_prefix() {
         let m = Matcher::new(MatchOp::RegexMatch, "x", "a|b\\.c|d").unwrap();
-        assert_eq!(m.set_matches(), Some(vec!["a".into(), "b.c".into(), "d".into()]));
+        assert_eq!(
+            m.set_matches(),
+            Some(vec!["a".into(), "b.c".into(), "d".into()])
+        );
         let m = Matcher::new(MatchOp::RegexMatch, "x", "a.*").unwrap();
         assert_eq!(m.set_matches(), None);
         assert_eq!(m.literal_prefix(), Some("a".into()));

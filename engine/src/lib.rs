@@ -21,6 +21,6 @@ pub mod wal;
 
 pub use db::{AppendSummary, CommitTicket, Db, DbStats, Durability, Options, Querier, SeriesEntry};
 pub use error::{AppendError, Error, Result};
-pub use labels::{Label, Labels, MatchOp, Matcher, METRIC_NAME};
+pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};
 pub use metadata::{MetricMetadata, MetricType};
-pub use sample::{Sample, SeriesSamples, WriteBatch, STALE_NAN, is_stale_nan};
+pub use sample::{STALE_NAN, Sample, SeriesSamples, WriteBatch, is_stale_nan};

@@ -8,7 +8,9 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 /// The metric type, as in Prometheus's exposition formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricType {
     #[default]
@@ -81,10 +83,10 @@ impl MetadataStore {
     pub fn observe(&self, m: &MetricMetadata) -> bool {
         {
             let inner = self.inner.read();
-            if let Some(list) = inner.get(&m.metric_family) {
-                if list.last() == Some(m) {
-                    return false;
-                }
+            if let Some(list) = inner.get(&m.metric_family)
+                && list.last() == Some(m)
+            {
+                return false;
             }
         }
         let mut inner = self.inner.write();

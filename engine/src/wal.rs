@@ -194,7 +194,10 @@ pub fn decode_record(typ: u8, payload: &[u8]) -> Option<Record> {
                 }
                 let mut pairs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    pairs.push(Label { name: c.string()?, value: c.string()? });
+                    pairs.push(Label {
+                        name: c.string()?,
+                        value: c.string()?,
+                    });
                 }
                 out.push((id, Labels::from_pairs(pairs).ok()?));
             }
@@ -252,7 +255,10 @@ pub fn read_segment(path: &Path, f: &mut dyn FnMut(Record) -> Result<()>) -> Res
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut header = [0u8; HEADER_LEN as usize];
     if file_len < HEADER_LEN {
-        return Ok(SegmentRead { valid_len: 0, stopped: Some("segment shorter than its header".into()) });
+        return Ok(SegmentRead {
+            valid_len: 0,
+            stopped: Some("segment shorter than its header".into()),
+        });
     }
     r.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
     if &header[..8] != SEGMENT_MAGIC {
@@ -260,31 +266,49 @@ pub fn read_segment(path: &Path, f: &mut dyn FnMut(Record) -> Result<()>) -> Res
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
-        return Err(Error::corruption(path, format!("unsupported WAL format version {version}")));
+        return Err(Error::corruption(
+            path,
+            format!("unsupported WAL format version {version}"),
+        ));
     }
     let mut pos = HEADER_LEN;
     let mut buf = Vec::new();
     loop {
         if pos == file_len {
-            return Ok(SegmentRead { valid_len: pos, stopped: None });
+            return Ok(SegmentRead {
+                valid_len: pos,
+                stopped: None,
+            });
         }
         if file_len - pos < 9 {
-            return Ok(SegmentRead { valid_len: pos, stopped: Some(format!("truncated record header at offset {pos}")) });
+            return Ok(SegmentRead {
+                valid_len: pos,
+                stopped: Some(format!("truncated record header at offset {pos}")),
+            });
         }
         let mut head = [0u8; 8];
         r.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
         let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
         if len == 0 || len > MAX_RECORD || (len as u64) > file_len - pos - 8 {
-            return Ok(SegmentRead { valid_len: pos, stopped: Some(format!("bad record length {len} at offset {pos}")) });
+            return Ok(SegmentRead {
+                valid_len: pos,
+                stopped: Some(format!("bad record length {len} at offset {pos}")),
+            });
         }
         buf.resize(len, 0);
         r.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
         if crc32c::crc32c(&buf) != crc {
-            return Ok(SegmentRead { valid_len: pos, stopped: Some(format!("checksum mismatch in record at offset {pos}")) });
+            return Ok(SegmentRead {
+                valid_len: pos,
+                stopped: Some(format!("checksum mismatch in record at offset {pos}")),
+            });
         }
         let Some(rec) = decode_record(buf[0], &buf[1..]) else {
-            return Ok(SegmentRead { valid_len: pos, stopped: Some(format!("undecodable record at offset {pos}")) });
+            return Ok(SegmentRead {
+                valid_len: pos,
+                stopped: Some(format!("undecodable record at offset {pos}")),
+            });
         };
         f(rec)?;
         pos += 8 + len as u64;
@@ -298,10 +322,11 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.len() == 16 && name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(seq) = name.parse::<u64>() {
-                out.push((seq, entry.path()));
-            }
+        if name.len() == 16
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(seq) = name.parse::<u64>()
+        {
+            out.push((seq, entry.path()));
         }
     }
     out.sort();
@@ -313,7 +338,9 @@ pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 }
 
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 // ---------------------------------------------------------------------------
@@ -353,6 +380,7 @@ struct Shared {
     state_cv: Condvar,
     watch: watch::Sender<SyncState>,
     stats: Mutex<WalStats>,
+    fsync_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 /// Counters for `/metrics`.
@@ -373,7 +401,23 @@ pub struct Wal {
 
 impl Wal {
     /// Opens the log for appending in a new segment numbered `next_seq`.
-    pub fn create(dir: &Path, next_seq: u64, segment_size: u64, durability: Durability) -> Result<Wal> {
+    pub fn create(
+        dir: &Path,
+        next_seq: u64,
+        segment_size: u64,
+        durability: Durability,
+    ) -> Result<Wal> {
+        Wal::create_with_metrics(dir, next_seq, segment_size, durability, None)
+    }
+
+    /// Like [`Wal::create`], observing every fsync's duration into `fsync_seconds`.
+    pub fn create_with_metrics(
+        dir: &Path,
+        next_seq: u64,
+        segment_size: u64,
+        durability: Durability,
+        fsync_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
+    ) -> Result<Wal> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let segment = new_segment(dir, next_seq)?;
         let (watch, _) = watch::channel(SyncState::default());
@@ -381,20 +425,31 @@ impl Wal {
             dir: dir.to_path_buf(),
             segment_size,
             durability,
-            buffer: Mutex::new(Buffer { bytes: Vec::with_capacity(1 << 20), end_lsn: 0, shutdown: false }),
+            buffer: Mutex::new(Buffer {
+                bytes: Vec::with_capacity(1 << 20),
+                end_lsn: 0,
+                shutdown: false,
+            }),
             buffer_cv: Condvar::new(),
             segment: Mutex::new(segment),
             state: Mutex::new(SyncState::default()),
             state_cv: Condvar::new(),
             watch,
-            stats: Mutex::new(WalStats { segments_created: 1, ..Default::default() }),
+            stats: Mutex::new(WalStats {
+                segments_created: 1,
+                ..Default::default()
+            }),
+            fsync_seconds,
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("silt-wal-sync".into())
             .spawn(move || sync_loop(&s))
             .map_err(|e| Error::io(dir, e))?;
-        Ok(Wal { shared, thread: Mutex::new(Some(thread)) })
+        Ok(Wal {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Buffers records produced by `encode`; returns the LSN to wait for.
@@ -433,7 +488,9 @@ impl Wal {
         if state.synced >= lsn {
             return Ok(());
         }
-        Err(Error::WalFailed(state.failed.as_deref().unwrap_or("unknown").to_string()))
+        Err(Error::WalFailed(
+            state.failed.as_deref().unwrap_or("unknown").to_string(),
+        ))
     }
 
     /// Waits (blocking) until `lsn` is durable, whatever the durability mode.
@@ -448,7 +505,9 @@ impl Wal {
                 return Err(Error::WalFailed(msg.to_string()));
             }
             // Async mode flushes on a timer; nudge it and re-check.
-            self.shared.state_cv.wait_for(&mut state, Duration::from_millis(5));
+            self.shared
+                .state_cv
+                .wait_for(&mut state, Duration::from_millis(5));
             self.shared.buffer_cv.notify_one();
         }
     }
@@ -512,7 +571,13 @@ impl Wal {
         if state.synced >= lsn {
             Ok(())
         } else {
-            Err(Error::WalFailed(state.failed.as_deref().unwrap_or("not synced at close").to_string()))
+            Err(Error::WalFailed(
+                state
+                    .failed
+                    .as_deref()
+                    .unwrap_or("not synced at close")
+                    .to_string(),
+            ))
         }
     }
 }
@@ -538,26 +603,46 @@ fn new_segment(dir: &Path, seq: u64) -> Result<SegmentFile> {
     file.write_all(&header).map_err(|e| Error::io(&path, e))?;
     file.sync_all().map_err(|e| Error::io(&path, e))?;
     fsync_dir(dir)?;
-    Ok(SegmentFile { file, seq, size: HEADER_LEN, path })
+    Ok(SegmentFile {
+        file,
+        seq,
+        size: HEADER_LEN,
+        path,
+    })
 }
 
 /// Reopens an existing segment for appending after its last good record.
 pub fn truncate_segment(path: &Path, valid_len: u64) -> Result<()> {
-    let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
     file.set_len(valid_len).map_err(|e| Error::io(path, e))?;
     file.sync_all().map_err(|e| Error::io(path, e))
 }
 
-fn write_and_sync(shared: &Shared, seg: &mut SegmentFile, bytes: &[u8], end_lsn: u64) -> Result<()> {
+fn write_and_sync(
+    shared: &Shared,
+    seg: &mut SegmentFile,
+    bytes: &[u8],
+    end_lsn: u64,
+) -> Result<()> {
     let result: Result<()> = (|| {
         if !bytes.is_empty() {
-            seg.file.seek(SeekFrom::Start(seg.size)).map_err(|e| Error::io(&seg.path, e))?;
-            seg.file.write_all(bytes).map_err(|e| Error::io(&seg.path, e))?;
+            seg.file
+                .seek(SeekFrom::Start(seg.size))
+                .map_err(|e| Error::io(&seg.path, e))?;
+            seg.file
+                .write_all(bytes)
+                .map_err(|e| Error::io(&seg.path, e))?;
             seg.size += bytes.len() as u64;
         }
         let start = Instant::now();
         seg.file.sync_data().map_err(|e| Error::io(&seg.path, e))?;
         let secs = start.elapsed().as_secs_f64();
+        if let Some(h) = &shared.fsync_seconds {
+            h.observe(secs);
+        }
         let mut stats = shared.stats.lock();
         stats.fsyncs += 1;
         stats.fsync_seconds_total += secs;
@@ -654,7 +739,14 @@ mod tests {
         let lsn = wal
             .log(|b| {
                 encode_series(b, [(7u32, &labels)].into_iter());
-                encode_samples(b, &[(7, 1000, 1.5f64.to_bits()), (7, -5, stale.to_bits()), (7, i64::MAX, 0)]);
+                encode_samples(
+                    b,
+                    &[
+                        (7, 1000, 1.5f64.to_bits()),
+                        (7, -5, stale.to_bits()),
+                        (7, i64::MAX, 0),
+                    ],
+                );
                 encode_metadata(
                     b,
                     &[MetricMetadata {
@@ -675,7 +767,11 @@ mod tests {
         assert_eq!(recs[0], Record::Series(vec![(7, labels)]));
         assert_eq!(
             recs[1],
-            Record::Samples(vec![(7, 1000, 1.5f64.to_bits()), (7, -5, crate::STALE_NAN), (7, i64::MAX, 0)])
+            Record::Samples(vec![
+                (7, 1000, 1.5f64.to_bits()),
+                (7, -5, crate::STALE_NAN),
+                (7, i64::MAX, 0)
+            ])
         );
     }
 
@@ -739,7 +835,10 @@ mod tests {
             t.join().unwrap();
         }
         wal.close().unwrap();
-        assert!(list_segments(dir.path()).unwrap().len() > 1, "small segments rotate");
+        assert!(
+            list_segments(dir.path()).unwrap().len() > 1,
+            "small segments rotate"
+        );
         let n: usize = read_all(dir.path())
             .into_iter()
             .map(|r| match r {

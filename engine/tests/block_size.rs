@@ -35,7 +35,13 @@ enum Kind {
     GaugeDec2,
 }
 
-const KINDS: [Kind; 5] = [Kind::Constant, Kind::CounterInt, Kind::CounterDec2, Kind::GaugeInt, Kind::GaugeDec2];
+const KINDS: [Kind; 5] = [
+    Kind::Constant,
+    Kind::CounterInt,
+    Kind::CounterDec2,
+    Kind::GaugeInt,
+    Kind::GaugeDec2,
+];
 
 /// The mix of a node_exporter target: 35% constant, 20% integer counters,
 /// 20% two-decimal counters, 15% integer gauges, 10% two-decimal gauges.
@@ -88,7 +94,12 @@ fn gen_samples(kind: Kind, n: usize, jitter_ms: i64, rng: &mut StdRng) -> Vec<Sa
 }
 
 /// `num_series` series, sorted by labels, of kinds chosen by `kind_of`.
-fn dataset(num_series: usize, samples: usize, jitter_ms: i64, kind_of: impl Fn(usize) -> Kind) -> Vec<(Labels, Vec<Sample>)> {
+fn dataset(
+    num_series: usize,
+    samples: usize,
+    jitter_ms: i64,
+    kind_of: impl Fn(usize) -> Kind,
+) -> Vec<(Labels, Vec<Sample>)> {
     let mut rng = StdRng::seed_from_u64(42);
     let mut out: Vec<(Labels, Vec<Sample>)> = (0..num_series)
         .map(|i| {
@@ -118,17 +129,31 @@ struct Measured {
 
 fn measure(parent: &std::path::Path, data: Vec<(Labels, Vec<Sample>)>) -> Measured {
     let start = Instant::now();
-    let meta = write_block(parent, &BlockWriteOptions::default(), data.into_iter().map(Ok)).unwrap().unwrap();
+    let meta = write_block(
+        parent,
+        &BlockWriteOptions::default(),
+        data.into_iter().map(Ok),
+    )
+    .unwrap()
+    .unwrap();
     let write_secs = start.elapsed().as_secs_f64();
     let block = Block::open(&parent.join(&meta.id)).unwrap();
-    let reader = SerializedFileReader::new(std::fs::File::open(block.dir().join(SAMPLES_FILE)).unwrap()).unwrap();
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(block.dir().join(SAMPLES_FILE)).unwrap())
+            .unwrap();
     let mut columns = [0u64; 3];
     for rg in reader.metadata().row_groups() {
         for (c, total) in columns.iter_mut().enumerate() {
             *total += rg.column(c).compressed_size() as u64;
         }
     }
-    Measured { total_bytes: block.size_bytes(), samples: meta.num_samples, columns, block, write_secs }
+    Measured {
+        total_bytes: block.size_bytes(),
+        samples: meta.num_samples,
+        columns,
+        block,
+        write_secs,
+    }
 }
 
 fn per_sample(bytes: u64, samples: u64) -> f64 {
@@ -156,14 +181,27 @@ fn bytes_per_sample_stay_within_bounds() {
             per_sample(m.columns[1], m.samples),
             per_sample(m.columns[2], m.samples)
         );
-        assert!(b < bound * 100.0, "{kind:?}: {b:.3} bytes/sample, bound {bound}");
+        assert!(
+            b < bound * 100.0,
+            "{kind:?}: {b:.3} bytes/sample, bound {bound}"
+        );
         // Timestamps with ±3 ms jitter: about 3 bits of noise per sample.
-        assert!(per_sample(m.columns[1], m.samples) < 50.0, "{kind:?} timestamps");
-        assert!(per_sample(m.columns[0], m.samples) < 0.02, "{kind:?} series ids");
+        assert!(
+            per_sample(m.columns[1], m.samples) < 50.0,
+            "{kind:?} timestamps"
+        );
+        assert!(
+            per_sample(m.columns[0], m.samples) < 0.02,
+            "{kind:?} series ids"
+        );
     }
     // Perfectly regular timestamps cost almost nothing.
     let m = measure(tmp.path(), dataset(200, 1440, 0, |_| Kind::Constant));
-    assert!(per_sample(m.columns[1], m.samples) < 0.05, "regular timestamps: {}", per_sample(m.columns[1], m.samples));
+    assert!(
+        per_sample(m.columns[1], m.samples) < 0.05,
+        "regular timestamps: {}",
+        per_sample(m.columns[1], m.samples)
+    );
 }
 
 #[test]
@@ -174,10 +212,16 @@ fn full_report() {
     let tmp = tempfile::tempdir().unwrap();
     let (n_series, n_samples) = (2000, 1440);
     println!("== {n_series} series x {n_samples} samples, 15 s scrapes, ±3 ms jitter ==");
-    println!("{:<12} {:>9} {:>9} {:>9} {:>9} {:>9}", "kind", "total B/s", "sid", "ts", "value", "other");
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "kind", "total B/s", "sid", "ts", "value", "other"
+    );
     let mut mixed = None;
     for (name, kind_of) in [
-        ("Constant", Box::new(|_| Kind::Constant) as Box<dyn Fn(usize) -> Kind>),
+        (
+            "Constant",
+            Box::new(|_| Kind::Constant) as Box<dyn Fn(usize) -> Kind>,
+        ),
         ("CounterInt", Box::new(|_| Kind::CounterInt)),
         ("CounterDec2", Box::new(|_| Kind::CounterDec2)),
         ("GaugeInt", Box::new(|_| Kind::GaugeInt)),
@@ -211,7 +255,9 @@ fn read_speed(block: &Block) {
     let start = Instant::now();
     for id in 0..n {
         out.clear();
-        block.read_samples(id, i64::MIN, i64::MAX, &mut out).unwrap();
+        block
+            .read_samples(id, i64::MIN, i64::MAX, &mut out)
+            .unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -228,14 +274,22 @@ fn read_speed(block: &Block) {
         got += out.len();
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("read_samples, last hour: {:.1} us/series ({got} samples)", secs * 1e6 / f64::from(n));
+    println!(
+        "read_samples, last hour: {:.1} us/series ({got} samples)",
+        secs * 1e6 / f64::from(n)
+    );
     for step in [1, 10] {
         let ids: Vec<u32> = (0..n).step_by(step).collect();
         let start = Instant::now();
         let mut got = 0usize;
-        block.read_many(&ids, i64::MIN, i64::MAX, &mut |_, s| got += s.len()).unwrap();
+        block
+            .read_many(&ids, i64::MIN, i64::MAX, &mut |_, s| got += s.len())
+            .unwrap();
         let secs = start.elapsed().as_secs_f64();
-        println!("read_many, every {step} series: {:.1} M samples/s", got as f64 / secs / 1e6);
+        println!(
+            "read_many, every {step} series: {:.1} M samples/s",
+            got as f64 / secs / 1e6
+        );
     }
 }
 
@@ -245,7 +299,10 @@ fn alternatives(n_series: usize, n_samples: usize) {
     let data = dataset(n_series, n_samples, 3, mixed_kind);
     let total: usize = data.iter().map(|(_, s)| s.len()).sum();
     println!("== value column alternatives (mixed data, bytes/sample of the value column) ==");
-    let values: Vec<f64> = data.iter().flat_map(|(_, s)| s.iter().map(|x| x.v)).collect();
+    let values: Vec<f64> = data
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|x| x.v))
+        .collect();
     let lens: Vec<usize> = data.iter().map(|(_, s)| s.len()).collect();
     for (name, enc, dict) in [
         ("BYTE_STREAM_SPLIT", Encoding::BYTE_STREAM_SPLIT, false),
@@ -256,7 +313,10 @@ fn alternatives(n_series: usize, n_samples: usize) {
             for page_rows in [1024, 4096, 16384] {
                 let col: ArrayRef = Arc::new(Float64Array::from(values.clone()));
                 let size = column_size(col, &lens, page_rows, enc, dict, level);
-                println!("  {name:<18} zstd({level}) pages<={page_rows:<6} {:.3}", size as f64 / total as f64);
+                println!(
+                    "  {name:<18} zstd({level}) pages<={page_rows:<6} {:.3}",
+                    size as f64 / total as f64
+                );
             }
         }
     }
@@ -269,7 +329,11 @@ fn alternatives(n_series: usize, n_samples: usize) {
     for (_, s) in &data {
         let k = (0..=6).find(|&k| {
             let p = 10f64.powi(k);
-            s.iter().all(|x| x.v.is_finite() && (x.v * p).abs() < 9e15 && ((x.v * p).round() / p).to_bits() == x.v.to_bits())
+            s.iter().all(|x| {
+                x.v.is_finite()
+                    && (x.v * p).abs() < 9e15
+                    && ((x.v * p).round() / p).to_bits() == x.v.to_bits()
+            })
         });
         match k {
             Some(k) => {
@@ -283,30 +347,80 @@ fn alternatives(n_series: usize, n_samples: usize) {
             }
         }
     }
-    let a = column_size(Arc::new(Int64Array::from(scaled)), &scaled_lens, 4096, Encoding::DELTA_BINARY_PACKED, false, 3);
+    let a = column_size(
+        Arc::new(Int64Array::from(scaled)),
+        &scaled_lens,
+        4096,
+        Encoding::DELTA_BINARY_PACKED,
+        false,
+        3,
+    );
     let b = if rest.is_empty() {
         0
     } else {
-        column_size(Arc::new(Float64Array::from(rest)), &rest_lens, 4096, Encoding::BYTE_STREAM_SPLIT, false, 3)
+        column_size(
+            Arc::new(Float64Array::from(rest)),
+            &rest_lens,
+            4096,
+            Encoding::BYTE_STREAM_SPLIT,
+            false,
+            3,
+        )
     };
-    println!("  decimal-scaled INT64 DELTA + DOUBLE rest, zstd(3): {:.3}", (a + b) as f64 / total as f64);
+    println!(
+        "  decimal-scaled INT64 DELTA + DOUBLE rest, zstd(3): {:.3}",
+        (a + b) as f64 / total as f64
+    );
     for kind in KINDS {
         let d = dataset(200, n_samples, 3, |_| kind);
         let t: usize = d.iter().map(|(_, s)| s.len()).sum();
         let lens: Vec<usize> = d.iter().map(|(_, s)| s.len()).collect();
         let ints: Vec<i64> = d
             .iter()
-            .flat_map(|(_, s)| s.iter().map(|x| if matches!(kind, Kind::CounterDec2 | Kind::GaugeDec2) { (x.v * 100.0).round() as i64 } else { x.v as i64 }))
+            .flat_map(|(_, s)| {
+                s.iter().map(|x| {
+                    if matches!(kind, Kind::CounterDec2 | Kind::GaugeDec2) {
+                        (x.v * 100.0).round() as i64
+                    } else {
+                        x.v as i64
+                    }
+                })
+            })
             .collect();
         let floats: Vec<f64> = d.iter().flat_map(|(_, s)| s.iter().map(|x| x.v)).collect();
-        let a = column_size(Arc::new(Int64Array::from(ints)), &lens, 4096, Encoding::DELTA_BINARY_PACKED, false, 3);
-        let b = column_size(Arc::new(Float64Array::from(floats)), &lens, 4096, Encoding::BYTE_STREAM_SPLIT, false, 3);
-        println!("  {kind:?}: value as DOUBLE BSS {:.3}, as scaled INT64 DELTA {:.3}", b as f64 / t as f64, a as f64 / t as f64);
+        let a = column_size(
+            Arc::new(Int64Array::from(ints)),
+            &lens,
+            4096,
+            Encoding::DELTA_BINARY_PACKED,
+            false,
+            3,
+        );
+        let b = column_size(
+            Arc::new(Float64Array::from(floats)),
+            &lens,
+            4096,
+            Encoding::BYTE_STREAM_SPLIT,
+            false,
+            3,
+        );
+        println!(
+            "  {kind:?}: value as DOUBLE BSS {:.3}, as scaled INT64 DELTA {:.3}",
+            b as f64 / t as f64,
+            a as f64 / t as f64
+        );
     }
 }
 
 /// Compressed size of one column written with the block writer's page rule.
-fn column_size(col: ArrayRef, lens: &[usize], page_rows: usize, enc: Encoding, dict: bool, level: i32) -> u64 {
+fn column_size(
+    col: ArrayRef,
+    lens: &[usize],
+    page_rows: usize,
+    enc: Encoding,
+    dict: bool,
+    level: i32,
+) -> u64 {
     let field = Field::new("v", col.data_type().clone(), false);
     let schema = Arc::new(Schema::new(vec![field]));
     let mut props = WriterProperties::builder()
@@ -351,7 +465,10 @@ fn column_size(col: ArrayRef, lens: &[usize], page_rows: usize, enc: Encoding, d
         write(pos - pending, pending);
     }
     let meta = w.close().unwrap();
-    meta.row_groups().iter().map(|rg| rg.column(0).compressed_size() as u64).sum()
+    meta.row_groups()
+        .iter()
+        .map(|rg| rg.column(0).compressed_size() as u64)
+        .sum()
 }
 
 #[test]
@@ -359,7 +476,13 @@ fn dataset_kinds_are_what_they_claim() {
     let mut rng = StdRng::seed_from_u64(1);
     let c = gen_samples(Kind::CounterDec2, 100, 3, &mut rng);
     assert!(c.windows(2).all(|w| w[0].v <= w[1].v && w[0].t < w[1].t));
-    assert!(c.iter().all(|s| format!("{:.2}", s.v).parse::<f64>().unwrap().to_bits() == s.v.to_bits()));
+    assert!(
+        c.iter()
+            .all(|s| format!("{:.2}", s.v).parse::<f64>().unwrap().to_bits() == s.v.to_bits())
+    );
     let k = gen_samples(Kind::Constant, 100, 0, &mut rng);
-    assert!(k.windows(2).all(|w| w[0].v == w[1].v && w[1].t - w[0].t == 15_000));
+    assert!(
+        k.windows(2)
+            .all(|w| w[0].v == w[1].v && w[1].t - w[0].t == 15_000)
+    );
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{Db, Labels, Matcher, Options, Sample, SeriesSamples, WriteBatch, STALE_NAN};
+use engine::{Db, Labels, Matcher, Options, STALE_NAN, Sample, SeriesSamples, WriteBatch};
 use prometheus_client::registry::Registry;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -30,7 +30,18 @@ fn open(dir: &Path) -> Arc<Db> {
 fn series_labels(i: usize) -> Labels {
     let job = format!("job{}", i % 3);
     let inst = format!("host-{i}");
-    Labels::new(&[("__name__", if i % 2 == 0 { "node_cpu" } else { "node_mem" }), ("job", &job), ("instance", &inst)])
+    Labels::new(&[
+        (
+            "__name__",
+            if i.is_multiple_of(2) {
+                "node_cpu"
+            } else {
+                "node_mem"
+            },
+        ),
+        ("job", &job),
+        ("instance", &inst),
+    ])
 }
 
 fn value(rng: &mut StdRng) -> f64 {
@@ -45,9 +56,15 @@ fn value(rng: &mut StdRng) -> f64 {
 
 fn check(db: &Arc<Db>, model: &Model, label: &str) {
     let q = db.querier(i64::MIN, i64::MAX);
-    let entries = q.select(&[Matcher::new(engine::MatchOp::RegexMatch, "__name__", "node_.*").unwrap()]).unwrap();
+    let entries = q
+        .select(&[Matcher::new(engine::MatchOp::RegexMatch, "__name__", "node_.*").unwrap()])
+        .unwrap();
     let got_labels: Vec<&Labels> = entries.iter().map(|e| &e.labels).collect();
-    let want_labels: Vec<&Labels> = model.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| k).collect();
+    let want_labels: Vec<&Labels> = model
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(got_labels, want_labels, "{label}: series differ");
     for e in &entries {
         let mut out = Vec::new();
@@ -57,11 +74,24 @@ fn check(db: &Arc<Db>, model: &Model, label: &str) {
         assert_eq!(got, want, "{label}: samples of {} differ", e.labels);
         // A sub-range read agrees too.
         if let (Some(first), Some(last)) = (want.first(), want.last()) {
-            let (a, b) = (first.0 + (last.0 - first.0) / 3, last.0 - (last.0 - first.0) / 3);
+            let (a, b) = (
+                first.0 + (last.0 - first.0) / 3,
+                last.0 - (last.0 - first.0) / 3,
+            );
             let mut part = Vec::new();
             q.samples(e, a, b, &mut part).unwrap();
-            let want_part: Vec<(i64, u64)> = want.iter().copied().filter(|(t, _)| *t >= a && *t <= b).collect();
-            assert_eq!(part.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>(), want_part, "{label}: range read");
+            let want_part: Vec<(i64, u64)> = want
+                .iter()
+                .copied()
+                .filter(|(t, _)| *t >= a && *t <= b)
+                .collect();
+            assert_eq!(
+                part.iter()
+                    .map(|s| (s.t, s.v.to_bits()))
+                    .collect::<Vec<_>>(),
+                want_part,
+                "{label}: range read"
+            );
         }
     }
 }
@@ -72,7 +102,7 @@ fn run(seed: u64, steps: usize) {
     let mut db = open(dir.path());
     let mut model: Model = BTreeMap::new();
     let base = 1_700_000_000_000i64;
-    let mut clock = vec![base; 8];
+    let mut clock = [base; 8];
     for step in 0..steps {
         match rng.random_range(0..100) {
             0..70 => {
@@ -85,7 +115,7 @@ fn run(seed: u64, steps: usize) {
                     let mut samples = Vec::new();
                     for _ in 0..rng.random_range(1..20) {
                         let t = match rng.random_range(0..10) {
-                            0 => clock[i] - rng.random_range(0..3_600_000),        // out of order / backfill
+                            0 => clock[i] - rng.random_range(0..3_600_000), // out of order / backfill
                             1 => clock[i] - 7 * 24 * 3_600_000 + rng.random_range(0..1000), // old backfill
                             _ => {
                                 clock[i] += rng.random_range(1..30_000);
@@ -96,11 +126,17 @@ fn run(seed: u64, steps: usize) {
                         samples.push(Sample::new(t, v));
                     }
                     for s in &samples {
-                        let existing = model.get(&labels).and_then(|m| m.get(&s.t)).or(staged.get(&labels).and_then(|m| m.get(&s.t)));
+                        let existing = model
+                            .get(&labels)
+                            .and_then(|m| m.get(&s.t))
+                            .or(staged.get(&labels).and_then(|m| m.get(&s.t)));
                         match existing {
                             Some(&bits) if bits != s.v.to_bits() => conflict = true,
                             _ => {
-                                staged.entry(labels.clone()).or_default().insert(s.t, s.v.to_bits());
+                                staged
+                                    .entry(labels.clone())
+                                    .or_default()
+                                    .insert(s.t, s.v.to_bits());
                             }
                         }
                     }
@@ -116,7 +152,10 @@ fn run(seed: u64, steps: usize) {
                     }
                     Err(e) => {
                         assert!(conflict, "step {step}: batch rejected: {e}");
-                        assert!(e.to_string().contains("duplicate sample for timestamp"), "{e}");
+                        assert!(
+                            e.to_string().contains("duplicate sample for timestamp"),
+                            "{e}"
+                        );
                     }
                 }
             }
@@ -150,7 +189,11 @@ fn run(seed: u64, steps: usize) {
     let stats = db.stats();
     assert_eq!(stats.head_series, 0, "a cut empties the head");
     assert!(stats.blocks >= 1);
-    assert_eq!(stats.block_samples as usize, model.values().map(|m| m.len()).sum::<usize>(), "compaction leaves no duplicates");
+    assert_eq!(
+        stats.block_samples as usize,
+        model.values().map(|m| m.len()).sum::<usize>(),
+        "compaction leaves no duplicates"
+    );
     db.close().unwrap();
     drop(db);
     let db = open(dir.path());
@@ -186,14 +229,23 @@ fn rejected_batch_stores_nothing() {
     let b = series_labels(1);
     let t0 = 1_700_000_000_000;
     let ok = WriteBatch {
-        series: vec![SeriesSamples { labels: a.clone(), samples: vec![Sample::new(t0, 1.0)] }],
+        series: vec![SeriesSamples {
+            labels: a.clone(),
+            samples: vec![Sample::new(t0, 1.0)],
+        }],
         metadata: vec![],
     };
     db.append(&ok).unwrap().wait_blocking().unwrap();
     let bad = WriteBatch {
         series: vec![
-            SeriesSamples { labels: b.clone(), samples: vec![Sample::new(t0, 5.0)] },
-            SeriesSamples { labels: a.clone(), samples: vec![Sample::new(t0, 2.0)] },
+            SeriesSamples {
+                labels: b.clone(),
+                samples: vec![Sample::new(t0, 5.0)],
+            },
+            SeriesSamples {
+                labels: a.clone(),
+                samples: vec![Sample::new(t0, 2.0)],
+            },
         ],
         metadata: vec![],
     };
@@ -201,7 +253,9 @@ fn rejected_batch_stores_nothing() {
     assert!(err.is_client_error());
     assert!(err.to_string().contains("duplicate sample for timestamp"));
     let q = db.querier(i64::MIN, i64::MAX);
-    let found = q.select(&[Matcher::new(engine::MatchOp::RegexMatch, "__name__", ".+").unwrap()]).unwrap();
+    let found = q
+        .select(&[Matcher::new(engine::MatchOp::RegexMatch, "__name__", ".+").unwrap()])
+        .unwrap();
     assert_eq!(found.len(), 1, "series b must not appear");
     let mut out = Vec::new();
     q.samples(&found[0], i64::MIN, i64::MAX, &mut out).unwrap();
@@ -212,16 +266,32 @@ fn rejected_batch_stores_nothing() {
 fn too_far_in_future_and_missing_name_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
-    let future = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 3_600_000;
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
     let batch = WriteBatch {
-        series: vec![SeriesSamples { labels: series_labels(0), samples: vec![Sample::new(future, 1.0)] }],
+        series: vec![SeriesSamples {
+            labels: series_labels(0),
+            samples: vec![Sample::new(future, 1.0)],
+        }],
         metadata: vec![],
     };
     let err = db.append(&batch).err().unwrap();
     assert!(err.to_string().contains("too far in the future"), "{err}");
     let batch = WriteBatch {
-        series: vec![SeriesSamples { labels: Labels::new(&[("job", "x")]), samples: vec![Sample::new(1, 1.0)] }],
+        series: vec![SeriesSamples {
+            labels: Labels::new(&[("job", "x")]),
+            samples: vec![Sample::new(1, 1.0)],
+        }],
         metadata: vec![],
     };
-    assert!(db.append(&batch).err().unwrap().to_string().contains("no metric name"));
+    assert!(
+        db.append(&batch)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("no metric name")
+    );
 }

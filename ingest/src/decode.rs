@@ -89,7 +89,9 @@ pub(crate) fn decode_body(
     limits: &Limits,
 ) -> Result<Decoded, IngestError> {
     if body.len() > limits.max_body_bytes {
-        return Err(IngestError::BodyTooLarge { limit: limits.max_body_bytes });
+        return Err(IngestError::BodyTooLarge {
+            limit: limits.max_body_bytes,
+        });
     }
     let raw = decompress(encoding, body, limits)?;
     let mut decoded = decode_raw(version, &raw, limits)?;
@@ -98,7 +100,11 @@ pub(crate) fn decode_body(
 }
 
 /// Decodes an uncompressed protobuf message.
-pub(crate) fn decode_raw(version: Version, raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+pub(crate) fn decode_raw(
+    version: Version,
+    raw: &[u8],
+    limits: &Limits,
+) -> Result<Decoded, IngestError> {
     let mut decoded = match version {
         Version::V1 => crate::v1::decode(raw, limits)?,
         Version::V2 => crate::v2::decode(raw, limits)?,
@@ -106,3 +112,6 @@ pub(crate) fn decode_raw(version: Version, raw: &[u8], limits: &Limits) -> Resul
     decoded.stats.decoded_bytes = raw.len();
     Ok(decoded)
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,7 +25,11 @@ pub(crate) fn declared_len(encoding: Encoding, body: &[u8]) -> Option<u64> {
 /// Decompresses `body`, refusing (before allocating) anything that decodes
 /// to more than `limits.max_decoded_bytes`. An empty body is an empty
 /// message.
-pub(crate) fn decompress(encoding: Encoding, body: &[u8], limits: &Limits) -> Result<Vec<u8>, IngestError> {
+pub(crate) fn decompress(
+    encoding: Encoding,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Vec<u8>, IngestError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
@@ -36,38 +40,54 @@ pub(crate) fn decompress(encoding: Encoding, body: &[u8], limits: &Limits) -> Re
 }
 
 fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
-    let framed_or = |e: snap::Error| {
-        if body.starts_with(SNAPPY_FRAMED_MAGIC) { IngestError::SnappyFramed } else { IngestError::Snappy(e) }
-    };
-    let len = snap::raw::decompress_len(body).map_err(framed_or)?;
+    // A block that starts like a framed stream would declare 895 bytes and
+    // then a copy tag: not something a protobuf compresses to.
+    if body.starts_with(SNAPPY_FRAMED_MAGIC) {
+        return Err(IngestError::SnappyFramed);
+    }
+    let len = snap::raw::decompress_len(body).map_err(IngestError::Snappy)?;
     if len > limit {
-        return Err(IngestError::DecodedTooLarge { declared: len as u64, limit });
+        return Err(IngestError::DecodedTooLarge {
+            declared: len as u64,
+            limit,
+        });
     }
     let mut out = vec![0u8; len];
-    let n = snap::raw::Decoder::new().decompress(body, &mut out).map_err(framed_or)?;
+    let n = snap::raw::Decoder::new()
+        .decompress(body, &mut out)
+        .map_err(IngestError::Snappy)?;
     out.truncate(n);
     Ok(out)
 }
 
 fn zstd(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
     let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
-    if let Some(n) = declared {
-        if n > limit as u64 {
-            return Err(IngestError::DecodedTooLarge { declared: n, limit });
-        }
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return Err(IngestError::DecodedTooLarge { declared: n, limit });
     }
     let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(IngestError::Zstd)?;
-    // Refuse windows larger than the output may be, so a hostile frame header
-    // cannot make the decoder allocate more than the limit either.
-    let window_log = (usize::BITS - limit.max(1).saturating_sub(1).leading_zeros()).clamp(10, 27);
-    decoder.window_log_max(window_log).map_err(IngestError::Zstd)?;
+    // Refuse windows much larger than the output may be, so a hostile frame
+    // header cannot make the decoder allocate far beyond the limit; 8 MiB
+    // windows (what streaming encoders use at their usual levels) always pass.
+    let window_log = (usize::BITS - limit.max(1).saturating_sub(1).leading_zeros()).clamp(23, 27);
+    decoder
+        .window_log_max(window_log)
+        .map_err(IngestError::Zstd)?;
     // Multi-frame bodies may not declare their total; start from the first
     // frame's size (or a guess) and let the hard cap below bound the rest.
     let guess = declared.unwrap_or(body.len() as u64 * 4).min(limit as u64) as usize;
     let mut out = Vec::with_capacity(guess);
-    decoder.take(limit as u64 + 1).read_to_end(&mut out).map_err(IngestError::Zstd)?;
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(IngestError::Zstd)?;
     if out.len() > limit {
-        return Err(IngestError::DecodedTooLarge { declared: out.len() as u64, limit });
+        return Err(IngestError::DecodedTooLarge {
+            declared: out.len() as u64,
+            limit,
+        });
     }
     Ok(out)
 }
@@ -77,15 +97,24 @@ mod tests {
     use super::*;
 
     fn limits(max_decoded_bytes: usize) -> Limits {
-        Limits { max_decoded_bytes, ..Limits::default() }
+        Limits {
+            max_decoded_bytes,
+            ..Limits::default()
+        }
     }
 
     #[test]
     fn snappy_round_trip() {
         let data = b"hello hello hello hello remote write".repeat(100);
         let body = snap::raw::Encoder::new().compress_vec(&data).unwrap();
-        assert_eq!(decompress(Encoding::Snappy, &body, &limits(1 << 20)).unwrap(), data);
-        assert_eq!(declared_len(Encoding::Snappy, &body), Some(data.len() as u64));
+        assert_eq!(
+            decompress(Encoding::Snappy, &body, &limits(1 << 20)).unwrap(),
+            data
+        );
+        assert_eq!(
+            declared_len(Encoding::Snappy, &body),
+            Some(data.len() as u64)
+        );
     }
 
     #[test]
@@ -104,7 +133,10 @@ mod tests {
         let body = snap::raw::Encoder::new().compress_vec(&data).unwrap();
         assert!(matches!(
             decompress(Encoding::Snappy, &body, &limits(1000)),
-            Err(IngestError::DecodedTooLarge { declared: 1001, limit: 1000 })
+            Err(IngestError::DecodedTooLarge {
+                declared: 1001,
+                limit: 1000
+            })
         ));
         assert!(decompress(Encoding::Snappy, &body, &limits(1001)).is_ok());
     }
@@ -131,9 +163,15 @@ mod tests {
     fn zstd_round_trip_and_limits() {
         let data = b"zstd body from vmagent ".repeat(1000);
         let body = zstd::encode_all(&data[..], 3).unwrap();
-        assert_eq!(decompress(Encoding::Zstd, &body, &limits(1 << 20)).unwrap(), data);
+        assert_eq!(
+            decompress(Encoding::Zstd, &body, &limits(1 << 20)).unwrap(),
+            data
+        );
         let e = decompress(Encoding::Zstd, &body, &limits(1000)).unwrap_err();
-        assert!(matches!(e, IngestError::DecodedTooLarge { limit: 1000, .. }), "{e:?}");
+        assert!(
+            matches!(e, IngestError::DecodedTooLarge { limit: 1000, .. }),
+            "{e:?}"
+        );
         // A streamed frame without a declared size is capped while reading.
         let mut streamed = Vec::new();
         {
@@ -142,15 +180,29 @@ mod tests {
             enc.finish().unwrap();
         }
         let e = decompress(Encoding::Zstd, &streamed, &limits(1000)).unwrap_err();
-        assert!(matches!(e, IngestError::DecodedTooLarge { limit: 1000, .. }), "{e:?}");
-        assert_eq!(decompress(Encoding::Zstd, &streamed, &limits(1 << 20)).unwrap(), data);
+        assert!(
+            matches!(e, IngestError::DecodedTooLarge { limit: 1000, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            decompress(Encoding::Zstd, &streamed, &limits(1 << 20)).unwrap(),
+            data
+        );
         let e = decompress(Encoding::Zstd, b"definitely not zstd", &limits(1000)).unwrap_err();
         assert!(matches!(e, IngestError::Zstd(_)), "{e:?}");
     }
 
     #[test]
     fn empty_body_is_an_empty_message() {
-        assert!(decompress(Encoding::Snappy, &[], &limits(0)).unwrap().is_empty());
-        assert!(decompress(Encoding::Zstd, &[], &limits(0)).unwrap().is_empty());
+        assert!(
+            decompress(Encoding::Snappy, &[], &limits(0))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            decompress(Encoding::Zstd, &[], &limits(0))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

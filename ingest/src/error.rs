@@ -191,15 +191,36 @@ pub enum SeriesError {
     #[error("series {series}: no metric name (__name__ label)")]
     MissingMetricName { series: String },
     #[error("series {series}: {count} labels, over the limit of {limit} labels per series")]
-    TooManyLabels { series: String, count: usize, limit: usize },
+    TooManyLabels {
+        series: String,
+        count: usize,
+        limit: usize,
+    },
     #[error("series {series}: a label name is {len} bytes long, over the limit of {limit} bytes")]
-    LabelNameTooLong { series: String, len: usize, limit: usize },
-    #[error("series {series}: the value of label {name:?} is {len} bytes long, over the limit of {limit} bytes")]
-    LabelValueTooLong { series: String, name: String, len: usize, limit: usize },
+    LabelNameTooLong {
+        series: String,
+        len: usize,
+        limit: usize,
+    },
+    #[error(
+        "series {series}: the value of label {name:?} is {len} bytes long, over the limit of {limit} bytes"
+    )]
+    LabelValueTooLong {
+        series: String,
+        name: String,
+        len: usize,
+        limit: usize,
+    },
     #[error("series {series}: labels_refs has odd length {len} (it must hold name/value pairs)")]
     OddLabelRefs { series: String, len: usize },
-    #[error("series {series}: symbol reference {reference} is out of range (the request has {symbols} symbols)")]
-    SymbolOutOfRange { series: String, reference: u32, symbols: usize },
+    #[error(
+        "series {series}: symbol reference {reference} is out of range (the request has {symbols} symbols)"
+    )]
+    SymbolOutOfRange {
+        series: String,
+        reference: u32,
+        symbols: usize,
+    },
     #[error("series {series}: a TimeSeries must contain at least one sample or histogram")]
     NoSamples { series: String },
 }

@@ -1,9 +1,9 @@
 //! The HTTP endpoint: `POST /api/v1/write` (alias `/api/v1/push`).
 //!
-//! Per request: negotiate → read the body under a hard cap → reserve its
-//! bytes from the in-flight budget (503 + `Retry-After` when spent) →
-//! decode and append → release the budget → wait until the batch is durable
-//! → answer. Version 2.0 requests get the three `*-Written` headers on every
+//! Per request: negotiate → reserve the declared body size from the
+//! in-flight budget (503 + `Retry-After` when spent) → read the body under a
+//! hard cap → reserve its decoded size too → decode and append → release the
+//! budget → wait until the batch is durable → answer. Version 2.0 requests get the three `*-Written` headers on every
 //! answer.
 
 use std::sync::Arc;
@@ -48,7 +48,11 @@ pub struct Ingest {
 const UNDECLARED_EXPANSION: usize = 8;
 
 impl Ingest {
-    pub fn new(db: Arc<Db>, limits: Limits, registry: &mut prometheus_client::registry::Registry) -> Arc<Ingest> {
+    pub fn new(
+        db: Arc<Db>,
+        limits: Limits,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Arc<Ingest> {
         let inflight_total = limits.max_inflight_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Ingest {
             db,
@@ -89,40 +93,62 @@ impl Ingest {
         }
     }
 
-    async fn handle_version(&self, version: Version, headers: &HeaderMap, body: Body) -> Result<Answer, Answer> {
+    async fn handle_version(
+        &self,
+        version: Version,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Answer, Answer> {
         let fail = |e| Answer::error(Some(version), e);
-        let encoding = parse_content_encoding(header_str(headers, header::CONTENT_ENCODING)).map_err(fail)?;
-        let body = self.read_body(headers, body).await.map_err(fail)?;
-        let _permit = self.reserve(encoding, &body).map_err(fail)?;
-        let (decoded, appended) = self.decode_and_append(version, encoding, body).await.map_err(fail)?;
+        let encoding =
+            parse_content_encoding(header_str(headers, header::CONTENT_ENCODING)).map_err(fail)?;
+        // Charge the body before reading it when its length is declared (as
+        // senders do), then its decoded size once that is known.
+        let limit = self.limits.max_body_bytes;
+        let mut permit = self.permit();
+        if let Some(len) = content_length(headers) {
+            if len > limit as u64 {
+                return Err(fail(IngestError::BodyTooLarge { limit }));
+            }
+            permit.reserve_to(len as usize).map_err(fail)?;
+        }
+        let body = self.read_body(body).await.map_err(fail)?;
+        permit.reserve_to(self.request_cost(encoding, &body)).map_err(fail)?;
+        let (decoded, appended) = self
+            .decode_and_append(version, encoding, body)
+            .await
+            .map_err(fail)?;
         let rejection = decoded.rejection();
         self.account(&decoded, rejection.is_some());
         let ticket = match appended {
             Ok(ticket) => ticket,
             Err(e) => {
-                self.metrics.rejected(e.reason(), decoded.samples_to_write());
+                self.metrics
+                    .rejected(e.reason(), decoded.samples_to_write());
                 return Err(fail(e));
             }
         };
         drop(decoded);
-        drop(_permit);
+        drop(permit);
         let mut written = Written::default();
         if let Some(ticket) = ticket {
-            let summary = ticket.wait().await.map_err(|e| fail(IngestError::Commit(e)))?;
+            let summary = ticket
+                .wait()
+                .await
+                .map_err(|e| fail(IngestError::Commit(e)))?;
             written.samples = summary.samples;
             self.metrics.written(summary.samples);
         }
-        Ok(Answer { version: Some(version), written, error: rejection })
+        Ok(Answer {
+            version: Some(version),
+            written,
+            error: rejection,
+        })
     }
 
-    /// Reads the body, refusing more than `max_body_bytes` (by
-    /// `Content-Length` up front, and while reading).
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError> {
+    /// Reads the body, refusing more than `max_body_bytes`.
+    async fn read_body(&self, body: Body) -> Result<Bytes, IngestError> {
         let limit = self.limits.max_body_bytes;
-        let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(IngestError::BodyTooLarge { limit });
-        }
         match Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::BodyTooLarge { limit }),
@@ -130,23 +156,19 @@ impl Ingest {
         }
     }
 
-    /// Takes the request's bytes (compressed + decoded) from the in-flight
-    /// budget, or fails with 503 at once.
-    fn reserve(&self, encoding: Encoding, body: &[u8]) -> Result<InflightPermit<'_>, IngestError> {
+    /// An empty share of the in-flight budget, grown by
+    /// [`InflightPermit::reserve_to`].
+    fn permit(&self) -> InflightPermit<'_> {
+        InflightPermit { permit: None, cost: 0, ingest: self }
+    }
+
+    /// Bytes to charge for a read body: its size plus its decoded size.
+    fn request_cost(&self, encoding: Encoding, body: &[u8]) -> usize {
         let decoded = match declared_len(encoding, body) {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => body.len().saturating_mul(UNDECLARED_EXPANSION),
         };
-        let requested = body.len().saturating_add(decoded.min(self.limits.max_decoded_bytes));
-        // A request larger than the whole budget may still run alone.
-        let cost = requested.clamp(1, self.inflight_total).min(u32::MAX as usize);
-        match Arc::clone(&self.inflight).try_acquire_many_owned(cost as u32) {
-            Ok(permit) => {
-                self.metrics.inflight_bytes.inc_by(cost as i64);
-                Ok(InflightPermit { _permit: permit, cost, ingest: self })
-            }
-            Err(_) => Err(IngestError::Overloaded { requested, limit: self.inflight_total }),
-        }
+        body.len().saturating_add(decoded.min(self.limits.max_decoded_bytes))
     }
 
     async fn decode_and_append(
@@ -173,8 +195,10 @@ impl Ingest {
     fn account(&self, d: &Decoded, rejected: bool) {
         self.metrics.received(&d.stats);
         self.metrics.rejected("invalid_series", d.invalid.samples);
-        self.metrics.rejected("native_histogram_unsupported", d.stats.histograms);
-        self.metrics.rejected("exemplar_unsupported", d.stats.exemplars);
+        self.metrics
+            .rejected("native_histogram_unsupported", d.stats.histograms);
+        self.metrics
+            .rejected("exemplar_unsupported", d.stats.exemplars);
         if !rejected && d.stats.histograms + d.stats.exemplars > 0 {
             self.warn_unstored(d);
         }
@@ -182,10 +206,15 @@ impl Ingest {
 
     /// At most once a minute: say that histograms/exemplars are dropped.
     fn warn_unstored(&self, d: &Decoded) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let last = self.last_warning.load(Ordering::Relaxed);
         if now >= last + 60
-            && self.last_warning.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             tracing::warn!(
                 histograms = d.stats.histograms,
@@ -204,7 +233,7 @@ type Appended = Result<Option<CommitTicket>, IngestError>;
 /// The synchronous part: decode, then append (which validates the whole
 /// batch and stores nothing on error).
 fn decode_and_append(
-    db: &Db,
+    db: &Arc<Db>,
     version: Version,
     encoding: Encoding,
     body: &[u8],
@@ -214,15 +243,43 @@ fn decode_and_append(
     if decoded.batch.series.is_empty() && decoded.batch.metadata.is_empty() {
         return Ok((decoded, Ok(None)));
     }
-    let appended = db.append(&decoded.batch).map(Some).map_err(IngestError::Append);
+    let appended = db
+        .append(&decoded.batch)
+        .map(Some)
+        .map_err(IngestError::Append);
     Ok((decoded, appended))
 }
 
 /// A share of the in-flight budget, returned on drop.
 struct InflightPermit<'a> {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     cost: usize,
     ingest: &'a Ingest,
+}
+
+impl InflightPermit<'_> {
+    /// Grows the reservation to `total` bytes, or fails with 503 at once. A
+    /// request larger than the whole budget is clamped to it (it may still
+    /// run alone).
+    fn reserve_to(&mut self, total: usize) -> Result<(), IngestError> {
+        let target = total.clamp(1, self.ingest.inflight_total);
+        if target <= self.cost {
+            return Ok(());
+        }
+        let more = (target - self.cost).min(u32::MAX as usize);
+        match Arc::clone(&self.ingest.inflight).try_acquire_many_owned(more as u32) {
+            Ok(p) => {
+                match &mut self.permit {
+                    Some(held) => held.merge(p),
+                    None => self.permit = Some(p),
+                }
+                self.cost += more;
+                self.ingest.metrics.inflight_bytes.inc_by(more as i64);
+                Ok(())
+            }
+            Err(_) => Err(IngestError::Overloaded { requested: total, limit: self.ingest.inflight_total }),
+        }
+    }
 }
 
 impl Drop for InflightPermit<'_> {
@@ -246,7 +303,11 @@ struct Answer {
 
 impl Answer {
     fn error(version: Option<Version>, e: IngestError) -> Answer {
-        Answer { version, written: Written::default(), error: Some(e) }
+        Answer {
+            version,
+            written: Written::default(),
+            error: Some(e),
+        }
     }
 
     fn status(&self) -> u16 {
@@ -254,14 +315,19 @@ impl Answer {
     }
 
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = match &self.error {
             None => Response::new(Body::empty()),
             Some(e) => {
                 let mut r = Response::new(Body::from(format!("{e}\n")));
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 if status == StatusCode::SERVICE_UNAVAILABLE {
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
                 r
             }
@@ -269,13 +335,20 @@ impl Answer {
         *resp.status_mut() = status;
         if self.version == Some(Version::V2) {
             let h = resp.headers_mut();
-            h.insert(HEADER_SAMPLES_WRITTEN, HeaderValue::from(self.written.samples));
+            h.insert(
+                HEADER_SAMPLES_WRITTEN,
+                HeaderValue::from(self.written.samples),
+            );
             // Histograms and exemplars are not stored yet: always 0.
             h.insert(HEADER_HISTOGRAMS_WRITTEN, HeaderValue::from_static("0"));
             h.insert(HEADER_EXEMPLARS_WRITTEN, HeaderValue::from_static("0"));
         }
         resp
     }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok())
 }
 
 /// A header's value; one that is not visible ASCII reads as U+FFFD, which no
@@ -287,7 +360,10 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 /// The remote-write routes: `POST /api/v1/write` and its alias
 /// `POST /api/v1/push`. Other methods get 405 with `Allow: POST`.
 pub fn routes(ingest: Arc<Ingest>) -> Router {
-    Router::new().route("/api/v1/write", post(write)).route("/api/v1/push", post(write)).with_state(ingest)
+    Router::new()
+        .route("/api/v1/write", post(write))
+        .route("/api/v1/push", post(write))
+        .with_state(ingest)
 }
 
 async fn write(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
@@ -301,6 +377,11 @@ async fn write(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body
             tracing::debug!(status, reason = e.reason(), "remote write rejected: {e}");
         }
     }
-    ingest.metrics.request(answer.version, status, start.elapsed().as_secs_f64());
+    ingest
+        .metrics
+        .request(answer.version, status, start.elapsed().as_secs_f64());
     answer.into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,23 +39,61 @@ impl Metrics {
             bytes: Family::default(),
             rejected_samples: Family::default(),
             inflight_bytes: Gauge::default(),
-            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
         };
         let r = registry.sub_registry_with_prefix("silt_remote_write");
-        r.register("requests", "Remote-write requests by protocol version and HTTP status code", m.requests.clone());
-        r.register("series_received", "TimeSeries entries received (before merging repeats)", m.series.clone());
-        r.register("samples_received", "Float samples received", m.samples.clone());
-        r.register("histograms_received", "Native histogram samples received (not stored yet)", m.histograms.clone());
-        r.register("exemplars_received", "Exemplars received (not stored yet)", m.exemplars.clone());
-        r.register("metadata_received", "Metadata entries received", m.metadata.clone());
-        r.register("samples_written", "Float samples written durably", m.samples_written.clone());
-        r.register("received_bytes", "Request body bytes, compressed (as sent) and decoded", m.bytes.clone());
+        r.register(
+            "requests",
+            "Remote-write requests by protocol version and HTTP status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "series_received",
+            "TimeSeries entries received (before merging repeats)",
+            m.series.clone(),
+        );
+        r.register(
+            "samples_received",
+            "Float samples received",
+            m.samples.clone(),
+        );
+        r.register(
+            "histograms_received",
+            "Native histogram samples received (not stored yet)",
+            m.histograms.clone(),
+        );
+        r.register(
+            "exemplars_received",
+            "Exemplars received (not stored yet)",
+            m.exemplars.clone(),
+        );
+        r.register(
+            "metadata_received",
+            "Metadata entries received",
+            m.metadata.clone(),
+        );
+        r.register(
+            "samples_written",
+            "Float samples written durably",
+            m.samples_written.clone(),
+        );
+        r.register(
+            "received_bytes",
+            "Request body bytes, compressed (as sent) and decoded",
+            m.bytes.clone(),
+        );
         r.register(
             "rejected_samples",
             "Samples, histograms and exemplars received but not written, by reason",
             m.rejected_samples.clone(),
         );
-        r.register("inflight_bytes", "Request bytes being decoded and appended now", m.inflight_bytes.clone());
+        r.register(
+            "inflight_bytes",
+            "Request bytes being decoded and appended now",
+            m.inflight_bytes.clone(),
+        );
         r.register(
             "request_duration_seconds",
             "Time from request start to response, by protocol version",
@@ -66,8 +104,12 @@ impl Metrics {
 
     pub(crate) fn request(&self, version: Option<Version>, status: u16, seconds: f64) {
         let v = version_label(version);
-        self.requests.get_or_create(&[("version", v), ("code", code_label(status))]).inc();
-        self.duration.get_or_create(&[("version", v)]).observe(seconds);
+        self.requests
+            .get_or_create(&[("version", v), ("code", code_label(status))])
+            .inc();
+        self.duration
+            .get_or_create(&[("version", v)])
+            .observe(seconds);
     }
 
     pub(crate) fn received(&self, s: &RequestStats) {
@@ -76,8 +118,12 @@ impl Metrics {
         self.histograms.inc_by(s.histograms as u64);
         self.exemplars.inc_by(s.exemplars as u64);
         self.metadata.inc_by(s.metadata as u64);
-        self.bytes.get_or_create(&[("encoding", "compressed")]).inc_by(s.compressed_bytes as u64);
-        self.bytes.get_or_create(&[("encoding", "decoded")]).inc_by(s.decoded_bytes as u64);
+        self.bytes
+            .get_or_create(&[("encoding", "compressed")])
+            .inc_by(s.compressed_bytes as u64);
+        self.bytes
+            .get_or_create(&[("encoding", "decoded")])
+            .inc_by(s.decoded_bytes as u64);
     }
 
     pub(crate) fn written(&self, samples: usize) {
@@ -86,7 +132,9 @@ impl Metrics {
 
     pub(crate) fn rejected(&self, reason: &'static str, n: usize) {
         if n > 0 {
-            self.rejected_samples.get_or_create(&[("reason", reason)]).inc_by(n as u64);
+            self.rejected_samples
+                .get_or_create(&[("reason", reason)])
+                .inc_by(n as u64);
         }
     }
 }

@@ -63,7 +63,10 @@ pub fn parse_content_type(value: Option<&str>) -> Result<Version, IngestError> {
             continue;
         }
         let val = val.trim();
-        let val = val.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(val);
+        let val = val
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(val);
         version = match val {
             PROTO_V1 => Version::V1,
             PROTO_V2 => Version::V2,
@@ -100,21 +103,55 @@ mod tests {
         assert_eq!(ct(Some("  ")), Ok(Version::V1));
         // Accepted v1 values (§3.3).
         assert_eq!(ct(Some("application/x-protobuf")), Ok(Version::V1));
-        assert_eq!(ct(Some("application/x-protobuf;proto=prometheus.WriteRequest")), Ok(Version::V1));
+        assert_eq!(
+            ct(Some("application/x-protobuf;proto=prometheus.WriteRequest")),
+            Ok(Version::V1)
+        );
         // v2 value, as sent, and with the whitespace client_golang would refuse.
-        assert_eq!(ct(Some("application/x-protobuf;proto=io.prometheus.write.v2.Request")), Ok(Version::V2));
-        assert_eq!(ct(Some("application/x-protobuf; proto=io.prometheus.write.v2.Request")), Ok(Version::V2));
-        assert_eq!(ct(Some("Application/X-Protobuf ; proto = io.prometheus.write.v2.Request ;")), Ok(Version::V2));
-        assert_eq!(ct(Some("application/x-protobuf;proto=\"io.prometheus.write.v2.Request\"")), Ok(Version::V2));
+        assert_eq!(
+            ct(Some(
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+            )),
+            Ok(Version::V2)
+        );
+        assert_eq!(
+            ct(Some(
+                "application/x-protobuf; proto=io.prometheus.write.v2.Request"
+            )),
+            Ok(Version::V2)
+        );
+        assert_eq!(
+            ct(Some(
+                "Application/X-Protobuf ; proto = io.prometheus.write.v2.Request ;"
+            )),
+            Ok(Version::V2)
+        );
+        assert_eq!(
+            ct(Some(
+                "application/x-protobuf;proto=\"io.prometheus.write.v2.Request\""
+            )),
+            Ok(Version::V2)
+        );
         // Rule 2: any other media type → 415.
         assert_eq!(ct(Some("application/json")), Err(415));
         assert_eq!(ct(Some("application/x-protobuf-v2")), Err(415));
-        assert_eq!(ct(Some("text/plain;proto=prometheus.WriteRequest")), Err(415));
+        assert_eq!(
+            ct(Some("text/plain;proto=prometheus.WriteRequest")),
+            Err(415)
+        );
         // Rule 3: unknown proto → 415; malformed parameter → 415; others ignored.
-        assert_eq!(ct(Some("application/x-protobuf;proto=io.prometheus.write.v3.Request")), Err(415));
+        assert_eq!(
+            ct(Some(
+                "application/x-protobuf;proto=io.prometheus.write.v3.Request"
+            )),
+            Err(415)
+        );
         assert_eq!(ct(Some("application/x-protobuf;proto=")), Err(415));
         assert_eq!(ct(Some("application/x-protobuf;proto")), Err(415));
-        assert_eq!(ct(Some("application/x-protobuf;charset=utf-8")), Ok(Version::V1));
+        assert_eq!(
+            ct(Some("application/x-protobuf;charset=utf-8")),
+            Ok(Version::V1)
+        );
     }
 
     #[test]
@@ -129,9 +166,18 @@ mod tests {
     fn content_encoding_table() {
         assert_eq!(parse_content_encoding(None).unwrap(), Encoding::Snappy);
         assert_eq!(parse_content_encoding(Some("")).unwrap(), Encoding::Snappy);
-        assert_eq!(parse_content_encoding(Some("snappy")).unwrap(), Encoding::Snappy);
-        assert_eq!(parse_content_encoding(Some("Snappy")).unwrap(), Encoding::Snappy);
-        assert_eq!(parse_content_encoding(Some("zstd")).unwrap(), Encoding::Zstd);
+        assert_eq!(
+            parse_content_encoding(Some("snappy")).unwrap(),
+            Encoding::Snappy
+        );
+        assert_eq!(
+            parse_content_encoding(Some("Snappy")).unwrap(),
+            Encoding::Snappy
+        );
+        assert_eq!(
+            parse_content_encoding(Some("zstd")).unwrap(),
+            Encoding::Zstd
+        );
         for bad in ["gzip", "deflate", "br", "identity", "snappy, gzip"] {
             let e = parse_content_encoding(Some(bad)).unwrap_err();
             assert_eq!(e.status(), 415, "{bad}");

@@ -27,7 +27,9 @@ pub fn encode_snappy(msg: &impl Message) -> Vec<u8> {
 /// Snappy block-format compression (what a remote-write body is). Inputs
 /// over snappy's 4 GiB limit yield an empty vector.
 pub fn snappy_compress(raw: &[u8]) -> Vec<u8> {
-    snap::raw::Encoder::new().compress_vec(raw).unwrap_or_default()
+    snap::raw::Encoder::new()
+        .compress_vec(raw)
+        .unwrap_or_default()
 }
 
 /// zstd compression (what vmagent sends with `Content-Encoding: zstd`).
@@ -66,7 +68,10 @@ pub struct Label {
 
 impl Label {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Label {
-        Label { name: name.into(), value: value.into() }
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -317,7 +322,10 @@ pub mod v2 {
 
     impl SymbolTable {
         pub fn new() -> SymbolTable {
-            SymbolTable { symbols: vec![String::new()], index: HashMap::from([(String::new(), 0)]) }
+            SymbolTable {
+                symbols: vec![String::new()],
+                index: HashMap::from([(String::new(), 0)]),
+            }
         }
 
         /// The reference of `s`, adding it if new.
@@ -333,7 +341,10 @@ pub mod v2 {
 
         /// `labels_refs` for literal label pairs.
         pub fn refs(&mut self, pairs: &[(&str, &str)]) -> Vec<u32> {
-            pairs.iter().flat_map(|(n, v)| [self.intern(n), self.intern(v)]).collect()
+            pairs
+                .iter()
+                .flat_map(|(n, v)| [self.intern(n), self.intern(v)])
+                .collect()
         }
 
         pub fn into_symbols(self) -> Vec<String> {

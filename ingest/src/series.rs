@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use engine::{Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch};
+use engine::{
+    Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,
+};
 
 use crate::Limits;
 use crate::decode::{Decoded, RequestStats};
@@ -89,7 +91,9 @@ impl<'l> Sink<'l> {
         if metadata.is_some() {
             self.stats.metadata += 1;
         }
-        if let Err(e) = self.v2_series_inner(symbols, scratch, refs, ref_count, samples, histograms, metadata) {
+        if let Err(e) = self.v2_series_inner(
+            symbols, scratch, refs, ref_count, samples, histograms, metadata,
+        ) {
             self.invalid.push(e, samples.len());
         }
     }
@@ -106,8 +110,11 @@ impl<'l> Sink<'l> {
         metadata: Option<MetaRefs>,
     ) -> Result<(), SeriesError> {
         let describe_refs = || describe_refs(symbols, refs);
-        if ref_count % 2 != 0 {
-            return Err(SeriesError::OddLabelRefs { series: describe_refs(), len: ref_count });
+        if !ref_count.is_multiple_of(2) {
+            return Err(SeriesError::OddLabelRefs {
+                series: describe_refs(),
+                len: ref_count,
+            });
         }
         if ref_count / 2 > self.limits.max_labels_per_series {
             return Err(SeriesError::TooManyLabels {
@@ -117,11 +124,14 @@ impl<'l> Sink<'l> {
             });
         }
         let symbol = |r: u32| {
-            symbols.get(r as usize).copied().ok_or_else(|| SeriesError::SymbolOutOfRange {
-                series: describe_refs(),
-                reference: r,
-                symbols: symbols.len(),
-            })
+            symbols
+                .get(r as usize)
+                .copied()
+                .ok_or_else(|| SeriesError::SymbolOutOfRange {
+                    series: describe_refs(),
+                    reference: r,
+                    symbols: symbols.len(),
+                })
         };
         scratch.clear();
         let mut name_ref = None;
@@ -135,7 +145,9 @@ impl<'l> Sink<'l> {
         let result = validate(scratch, scratch.len(), self.limits);
         let labels = result?;
         if samples.is_empty() && histograms == 0 {
-            return Err(SeriesError::NoSamples { series: labels.to_string() });
+            return Err(SeriesError::NoSamples {
+                series: labels.to_string(),
+            });
         }
         if let (Some(meta), Some(name_ref)) = (metadata, name_ref) {
             self.v2_metadata(symbols, &labels, name_ref, meta)?;
@@ -156,14 +168,20 @@ impl<'l> Sink<'l> {
         if meta == MetaRefs::default() || self.meta_seen.contains(&(name_ref, meta)) {
             return Ok(());
         }
-        let text = |r: u32, part: LabelPart| -> Result<&str, SeriesError> {
-            let bytes = symbols.get(r as usize).copied().ok_or_else(|| SeriesError::SymbolOutOfRange {
-                series: labels.to_string(),
-                reference: r,
-                symbols: symbols.len(),
-            })?;
-            std::str::from_utf8(bytes).map_err(|_| SeriesError::InvalidUtf8 { series: labels.to_string(), part })
-        };
+        let text =
+            |r: u32, part: LabelPart| -> Result<&str, SeriesError> {
+                let bytes = symbols.get(r as usize).copied().ok_or_else(|| {
+                    SeriesError::SymbolOutOfRange {
+                        series: labels.to_string(),
+                        reference: r,
+                        symbols: symbols.len(),
+                    }
+                })?;
+                std::str::from_utf8(bytes).map_err(|_| SeriesError::InvalidUtf8 {
+                    series: labels.to_string(),
+                    part,
+                })
+            };
         let help = text(meta.help_ref, LabelPart::MetadataHelp)?;
         let unit = text(meta.unit_ref, LabelPart::MetadataUnit)?;
         let metric_type = metric_type(meta.metric_type);
@@ -204,7 +222,10 @@ impl<'l> Sink<'l> {
         self.metadata.dedup();
         Decoded {
             version,
-            batch: WriteBatch { series: self.builder.series, metadata: self.metadata },
+            batch: WriteBatch {
+                series: self.builder.series,
+                metadata: self.metadata,
+            },
             stats: self.stats,
             invalid: self.invalid,
         }
@@ -213,25 +234,37 @@ impl<'l> Sink<'l> {
 
 /// Remote-write metric type code → engine type (unknown codes → unknown).
 fn metric_type(code: i32) -> MetricType {
-    u8::try_from(code).map(MetricType::from_code).unwrap_or(MetricType::Unknown)
+    u8::try_from(code)
+        .map(MetricType::from_code)
+        .unwrap_or(MetricType::Unknown)
 }
 
 /// The metric family a v2 series' metadata belongs to: the metric name, less
 /// the suffixes Prometheus adds to histogram and summary series.
 fn family_name(name: &str, metric_type: MetricType) -> &str {
     let suffixes: &[&str] = match metric_type {
-        MetricType::Histogram | MetricType::GaugeHistogram => &["_bucket", "_count", "_sum", "_created"],
+        MetricType::Histogram | MetricType::GaugeHistogram => {
+            &["_bucket", "_count", "_sum", "_created"]
+        }
         MetricType::Summary => &["_count", "_sum", "_created"],
         _ => &[],
     };
-    suffixes.iter().find_map(|s| name.strip_suffix(s)).filter(|f| !f.is_empty()).unwrap_or(name)
+    suffixes
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .filter(|f| !f.is_empty())
+        .unwrap_or(name)
 }
 
 /// Validates one series' labels and builds its [`Labels`]: limits, UTF-8,
 /// then [`Labels::from_pairs`] (sorts, drops empty values, refuses empty or
 /// repeated names), then the metric name. Strings are allocated only here,
 /// once each.
-pub(crate) fn validate(pairs: &[Pair<'_>], label_count: usize, limits: &Limits) -> Result<Labels, SeriesError> {
+pub(crate) fn validate(
+    pairs: &[Pair<'_>],
+    label_count: usize,
+    limits: &Limits,
+) -> Result<Labels, SeriesError> {
     if label_count > limits.max_labels_per_series {
         return Err(SeriesError::TooManyLabels {
             series: describe(pairs),
@@ -259,19 +292,32 @@ pub(crate) fn validate(pairs: &[Pair<'_>], label_count: usize, limits: &Limits) 
         if value.is_empty() {
             continue; // an empty value means "no such label"
         }
-        let utf8 = |b, part| std::str::from_utf8(b).map_err(|_| SeriesError::InvalidUtf8 { series: describe(pairs), part });
+        let utf8 = |b, part| {
+            std::str::from_utf8(b).map_err(|_| SeriesError::InvalidUtf8 {
+                series: describe(pairs),
+                part,
+            })
+        };
         let name = utf8(name, LabelPart::Name)?;
         let value = utf8(value, LabelPart::Value)?;
-        out.push(Label { name: name.to_owned(), value: value.to_owned() });
+        out.push(Label {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
     }
     let labels = Labels::from_pairs(out).map_err(|e| match e {
-        engine::labels::LabelsError::EmptyName => SeriesError::EmptyLabelName { series: describe(pairs) },
-        engine::labels::LabelsError::DuplicateName(name) => {
-            SeriesError::DuplicateLabelName { series: describe(pairs), name }
-        }
+        engine::labels::LabelsError::EmptyName => SeriesError::EmptyLabelName {
+            series: describe(pairs),
+        },
+        engine::labels::LabelsError::DuplicateName(name) => SeriesError::DuplicateLabelName {
+            series: describe(pairs),
+            name,
+        },
     })?;
     if labels.metric_name().is_none() {
-        return Err(SeriesError::MissingMetricName { series: labels.to_string() });
+        return Err(SeriesError::MissingMetricName {
+            series: labels.to_string(),
+        });
     }
     Ok(labels)
 }
@@ -294,7 +340,12 @@ fn truncate(s: &str, max_chars: usize) -> String {
 pub(crate) fn describe(pairs: &[Pair<'_>]) -> String {
     let mut sorted: Vec<(String, String)> = pairs
         .iter()
-        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+        .map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
         .collect();
     sorted.sort();
     let mut out = String::new();
@@ -312,7 +363,12 @@ pub(crate) fn describe(pairs: &[Pair<'_>]) -> String {
             out.push_str(", ");
         }
         first = false;
-        let _ = write!(out, "{}={:?}", truncate(n, MAX_SHOWN_VALUE), truncate(v, MAX_SHOWN_VALUE));
+        let _ = write!(
+            out,
+            "{}={:?}",
+            truncate(n, MAX_SHOWN_VALUE),
+            truncate(v, MAX_SHOWN_VALUE)
+        );
     }
     out.push('}');
     out
@@ -321,8 +377,16 @@ pub(crate) fn describe(pairs: &[Pair<'_>]) -> String {
 /// [`describe`] for v2 label references, tolerating odd lengths and refs
 /// out of range.
 fn describe_refs(symbols: &[&[u8]], refs: &[u32]) -> String {
-    let sym = |r: u32| symbols.get(r as usize).copied().unwrap_or(b"<invalid symbol reference>");
-    let pairs: Vec<Pair<'_>> = refs.chunks(2).map(|p| (sym(p[0]), p.get(1).map_or(&b""[..], |&v| sym(v)))).collect();
+    let sym = |r: u32| {
+        symbols
+            .get(r as usize)
+            .copied()
+            .unwrap_or(b"<invalid symbol reference>")
+    };
+    let pairs: Vec<Pair<'_>> = refs
+        .chunks(2)
+        .map(|p| (sym(p[0]), p.get(1).map_or(&b""[..], |&v| sym(v))))
+        .collect();
     describe(&pairs)
 }
 
@@ -349,7 +413,10 @@ impl BatchBuilder {
             match self.index.entry(h) {
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(self.series.len() as u32);
-                    self.series.push(SeriesSamples { labels, samples: samples.to_vec() });
+                    self.series.push(SeriesSamples {
+                        labels,
+                        samples: samples.to_vec(),
+                    });
                     return;
                 }
                 std::collections::hash_map::Entry::Occupied(e) => {
@@ -421,44 +488,91 @@ mod tests {
     use super::*;
 
     fn pairs<'a>(p: &[(&'a str, &'a str)]) -> Vec<Pair<'a>> {
-        p.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect()
+        p.iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect()
     }
 
     #[test]
     fn validate_sorts_and_drops_empty_values() {
-        let p = pairs(&[("job", "a"), ("__name__", "up"), ("empty", ""), ("instance", "x:1")]);
+        let p = pairs(&[
+            ("job", "a"),
+            ("__name__", "up"),
+            ("empty", ""),
+            ("instance", "x:1"),
+        ]);
         let l = validate(&p, p.len(), &Limits::default()).unwrap();
-        assert_eq!(l, Labels::new(&[("__name__", "up"), ("instance", "x:1"), ("job", "a")]));
+        assert_eq!(
+            l,
+            Labels::new(&[("__name__", "up"), ("instance", "x:1"), ("job", "a")])
+        );
     }
 
     #[test]
     fn validate_rejections_name_the_series() {
-        let limits = Limits { max_labels_per_series: 3, max_label_name_bytes: 8, max_label_value_bytes: 10, ..Limits::default() };
+        let limits = Limits {
+            max_labels_per_series: 3,
+            max_label_name_bytes: 8,
+            max_label_value_bytes: 10,
+            ..Limits::default()
+        };
         let check = |p: &[(&str, &str)], want: &str| {
             let p = pairs(p);
             let e = validate(&p, p.len(), &limits).unwrap_err().to_string();
             assert!(e.contains(want), "{e:?} should contain {want:?}");
             e
         };
-        let e = check(&[("__name__", "up"), ("a", "1"), ("b", "2"), ("c", "3")], "4 labels, over the limit of 3");
+        let e = check(
+            &[("__name__", "up"), ("a", "1"), ("b", "2"), ("c", "3")],
+            "4 labels, over the limit of 3",
+        );
         assert!(e.contains(r#"up{a="1", b="2", c="3"}"#), "{e}");
-        check(&[("__name__", "up"), ("muchtoolong", "1")], "over the limit of 8 bytes");
-        check(&[("__name__", "up"), ("a", "elevenchars")], r#"value of label "a" is 11 bytes long"#);
-        check(&[("__name__", "up"), ("", "1")], r#"series up{="1"}: empty label name"#);
-        check(&[("__name__", "up"), ("a", "1"), ("a", "2")], r#"duplicate label name "a""#);
+        check(
+            &[("__name__", "up"), ("muchtoolong", "1")],
+            "over the limit of 8 bytes",
+        );
+        check(
+            &[("__name__", "up"), ("a", "elevenchars")],
+            r#"value of label "a" is 11 bytes long"#,
+        );
+        check(
+            &[("__name__", "up"), ("", "1")],
+            r#"series up{="1"}: empty label name"#,
+        );
+        check(
+            &[("__name__", "up"), ("a", "1"), ("a", "2")],
+            r#"duplicate label name "a""#,
+        );
         check(&[("job", "x")], r#"series {job="x"}: no metric name"#);
         check(&[("__name__", "")], "no metric name");
-        let bad = [(&b"__name__"[..], &b"up"[..]), (&b"a"[..], &b"\xff\xfe"[..])];
+        let bad = [
+            (&b"__name__"[..], &b"up"[..]),
+            (&b"a"[..], &b"\xff\xfe"[..]),
+        ];
         let e = validate(&bad, 2, &limits).unwrap_err();
-        assert!(matches!(e, SeriesError::InvalidUtf8 { part: LabelPart::Value, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                SeriesError::InvalidUtf8 {
+                    part: LabelPart::Value,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("up{a=\"\u{fffd}\u{fffd}\"}"), "{e}");
     }
 
     #[test]
     fn describe_truncates_huge_series() {
         let long = "x".repeat(10_000);
-        let many: Vec<(String, String)> = (0..200).map(|i| (format!("l{i:03}"), long.clone())).collect();
-        let p: Vec<Pair<'_>> = many.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+        let many: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("l{i:03}"), long.clone()))
+            .collect();
+        let p: Vec<Pair<'_>> = many
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
         let d = describe(&p);
         assert!(d.len() < MAX_SHOWN_SERIES + 400, "{}", d.len());
         assert!(d.ends_with(", …}"), "{d}");
@@ -467,9 +581,18 @@ mod tests {
 
     #[test]
     fn family_names() {
-        assert_eq!(family_name("http_duration_seconds_bucket", MetricType::Histogram), "http_duration_seconds");
-        assert_eq!(family_name("rpc_latency_sum", MetricType::Summary), "rpc_latency");
-        assert_eq!(family_name("requests_total", MetricType::Counter), "requests_total");
+        assert_eq!(
+            family_name("http_duration_seconds_bucket", MetricType::Histogram),
+            "http_duration_seconds"
+        );
+        assert_eq!(
+            family_name("rpc_latency_sum", MetricType::Summary),
+            "rpc_latency"
+        );
+        assert_eq!(
+            family_name("requests_total", MetricType::Counter),
+            "requests_total"
+        );
         assert_eq!(family_name("_bucket", MetricType::Histogram), "_bucket");
     }
 
@@ -483,7 +606,10 @@ mod tests {
         b.add(a.clone(), &[Sample::new(2, 3.0)]);
         assert_eq!(b.series.len(), 2);
         assert_eq!(b.series[0].labels, a);
-        assert_eq!(b.series[0].samples, vec![Sample::new(1, 1.0), Sample::new(2, 3.0)]);
+        assert_eq!(
+            b.series[0].samples,
+            vec![Sample::new(1, 1.0), Sample::new(2, 3.0)]
+        );
         assert_eq!(b.series[1].labels, c);
     }
 
@@ -494,7 +620,10 @@ mod tests {
         let c = Labels::new(&[("__name__", "c")]);
         // Force a collision: claim c's slot for a different series.
         b.index.insert(labels_hash(&c), 0);
-        b.series.push(SeriesSamples { labels: a.clone(), samples: vec![] });
+        b.series.push(SeriesSamples {
+            labels: a.clone(),
+            samples: vec![],
+        });
         b.add(c.clone(), &[Sample::new(5, 5.0)]);
         b.add(c.clone(), &[Sample::new(6, 6.0)]);
         assert_eq!(b.series.len(), 2);

@@ -16,7 +16,10 @@ use crate::wire::{Reader, WireError, WireType, expect, string};
 const MESSAGE: &str = "prometheus.WriteRequest";
 
 pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
-    let protobuf = |source| IngestError::Protobuf { message: MESSAGE, source };
+    let protobuf = |source| IngestError::Protobuf {
+        message: MESSAGE,
+        source,
+    };
     // Typical requests hold about one series per 300 bytes.
     let mut sink = Sink::new(limits, (raw.len() / 300).min(limits.max_series_per_request));
     let mut scratch = Scratch::default();
@@ -30,10 +33,18 @@ pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError
                 let body = r.len_delimited().map_err(protobuf)?;
                 series += 1;
                 if series > limits.max_series_per_request {
-                    return Err(IngestError::TooManySeries { limit: limits.max_series_per_request });
+                    return Err(IngestError::TooManySeries {
+                        limit: limits.max_series_per_request,
+                    });
                 }
                 time_series(body, limits, &mut scratch).map_err(protobuf)?;
-                sink.v1_series(&scratch.pairs, scratch.labels, &scratch.samples, scratch.histograms, scratch.exemplars);
+                sink.v1_series(
+                    &scratch.pairs,
+                    scratch.labels,
+                    &scratch.samples,
+                    scratch.histograms,
+                    scratch.exemplars,
+                );
             }
             3 => {
                 expect("WriteRequest.metadata", wt, WireType::Len).map_err(protobuf)?;

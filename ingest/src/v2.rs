@@ -16,7 +16,10 @@ use crate::wire::{Reader, WireError, WireType, expect, repeated_u32};
 const MESSAGE: &str = "io.prometheus.write.v2.Request";
 
 pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
-    let protobuf = |source| IngestError::Protobuf { message: MESSAGE, source };
+    let protobuf = |source| IngestError::Protobuf {
+        message: MESSAGE,
+        source,
+    };
     let mut symbols: Vec<&[u8]> = Vec::new();
     let mut series: Vec<&[u8]> = Vec::new();
     let mut r = Reader::new(raw);
@@ -30,7 +33,9 @@ pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError
             5 => {
                 expect("Request.timeseries", wt, WireType::Len).map_err(protobuf)?;
                 if series.len() == limits.max_series_per_request {
-                    return Err(IngestError::TooManySeries { limit: limits.max_series_per_request });
+                    return Err(IngestError::TooManySeries {
+                        limit: limits.max_series_per_request,
+                    });
                 }
                 series.push(r.len_delimited().map_err(protobuf)?);
             }
@@ -87,12 +92,22 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
     s.exemplars = 0;
     s.metadata = None;
     // One reference past the limit is kept so an over-long series is seen.
-    let cap = limits.max_labels_per_series.saturating_mul(2).saturating_add(2);
+    let cap = limits
+        .max_labels_per_series
+        .saturating_mul(2)
+        .saturating_add(2);
     let mut r = Reader::new(body);
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match field {
-            1 => repeated_u32(&mut r, "TimeSeries.labels_refs", wt, &mut s.refs, cap, &mut s.ref_count)?,
+            1 => repeated_u32(
+                &mut r,
+                "TimeSeries.labels_refs",
+                wt,
+                &mut s.refs,
+                cap,
+                &mut s.ref_count,
+            )?,
             2 => {
                 expect("TimeSeries.samples", wt, WireType::Len)?;
                 s.samples.push(sample(r.len_delimited()?)?);
@@ -110,7 +125,10 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
             5 => {
                 expect("TimeSeries.metadata", wt, WireType::Len)?;
                 // A repeated singular message field merges into the first.
-                metadata(r.len_delimited()?, s.metadata.get_or_insert_with(MetaRefs::default))?;
+                metadata(
+                    r.len_delimited()?,
+                    s.metadata.get_or_insert_with(MetaRefs::default),
+                )?;
             }
             6 => {
                 // Legacy `int64 created_timestamp` (Prometheus 3.0–3.8). Silt

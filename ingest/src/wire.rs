@@ -29,7 +29,11 @@ pub enum WireError {
     #[error("invalid field key {0}")]
     Key(u64),
     #[error("field {field} has wire type {got}, expected {expected}")]
-    WrongWireType { field: &'static str, got: u8, expected: u8 },
+    WrongWireType {
+        field: &'static str,
+        got: u8,
+        expected: u8,
+    },
     #[error("field of {len} bytes overruns the {remaining} bytes left")]
     Truncated { len: u64, remaining: usize },
     #[error("unexpected end-group tag for field {0}")]
@@ -123,7 +127,10 @@ impl<'a> Reader<'a> {
     #[inline]
     fn take(&mut self, len: u64) -> Result<&'a [u8], WireError> {
         if len > self.buf.len() as u64 {
-            return Err(WireError::Truncated { len, remaining: self.buf.len() });
+            return Err(WireError::Truncated {
+                len,
+                remaining: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(len as usize);
         self.buf = tail;
@@ -180,11 +187,19 @@ impl<'a> Reader<'a> {
 
 /// Fails unless `got` is the wire type `field` must have.
 #[inline]
-pub(crate) fn expect(field: &'static str, got: WireType, expected: WireType) -> Result<(), WireError> {
+pub(crate) fn expect(
+    field: &'static str,
+    got: WireType,
+    expected: WireType,
+) -> Result<(), WireError> {
     if got == expected {
         Ok(())
     } else {
-        Err(WireError::WrongWireType { field, got: got as u8, expected: expected as u8 })
+        Err(WireError::WrongWireType {
+            field,
+            got: got as u8,
+            expected: expected as u8,
+        })
     }
 }
 
@@ -220,13 +235,21 @@ pub(crate) fn repeated_u32(
             }
             Ok(())
         }
-        other => Err(WireError::WrongWireType { field, got: other as u8, expected: WireType::Len as u8 }),
+        other => Err(WireError::WrongWireType {
+            field,
+            got: other as u8,
+            expected: WireType::Len as u8,
+        }),
     }
 }
 
 /// Reads a string field as UTF-8 (protobuf `string` semantics).
 #[inline]
-pub(crate) fn string<'a>(r: &mut Reader<'a>, field: &'static str, wire_type: WireType) -> Result<&'a str, WireError> {
+pub(crate) fn string<'a>(
+    r: &mut Reader<'a>,
+    field: &'static str,
+    wire_type: WireType,
+) -> Result<&'a str, WireError> {
     expect(field, wire_type, WireType::Len)?;
     std::str::from_utf8(r.len_delimited()?).map_err(|_| WireError::Utf8(field))
 }
@@ -270,7 +293,13 @@ mod tests {
         // length overrun.
         let mut r = Reader::new(&[0x0a, 0x05, 0x01]);
         let (f, wt) = r.key().unwrap();
-        assert!(matches!(r.skip(f, wt), Err(WireError::Truncated { len: 5, remaining: 1 })));
+        assert!(matches!(
+            r.skip(f, wt),
+            Err(WireError::Truncated {
+                len: 5,
+                remaining: 1
+            })
+        ));
         // deep groups are refused, not a stack overflow.
         let deep: Vec<u8> = std::iter::repeat_n(0x0b, 10_000).collect();
         let mut r = Reader::new(&deep);

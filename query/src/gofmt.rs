@@ -9,14 +9,27 @@ use std::fmt::Write as _;
 ///
 /// Non-printable characters are escaped as Go does for ASCII and for the
 /// Unicode categories Rust can identify without tables (controls, spaces
-/// other than U+0020, common format characters). U+FFFD is always escaped
-/// (`\ufffd`) because Prometheus's lexer rejects it raw inside strings, so
-/// every quoted string re-lexes to the same value.
+/// other than U+0020, common format characters).
 pub fn quote(s: &str) -> String {
+    quote_with(s, false)
+}
+
+/// [`quote`] for PromQL string literals: also escapes U+FFFD (`\ufffd`),
+/// which Prometheus's lexer rejects raw inside strings, so every quoted
+/// string lexes back to the same value.
+pub fn quote_promql(s: &str) -> String {
+    quote_with(s, true)
+}
+
+fn quote_with(s: &str, escape_replacement_char: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        push_escaped(&mut out, c, '"');
+        if escape_replacement_char && c == '\u{FFFD}' {
+            out.push_str("\\ufffd");
+        } else {
+            push_escaped(&mut out, c, '"');
+        }
     }
     out.push('"');
     out
@@ -60,7 +73,7 @@ fn push_escaped(out: &mut String, c: char, quote_char: char) {
         out.push(c);
         return;
     }
-    if is_print(c) && c != '\u{FFFD}' {
+    if is_print(c) {
         out.push(c);
         return;
     }
@@ -171,7 +184,11 @@ mod tests {
         assert_eq!(quote("tab\tnl\ncr\r"), r#""tab\tnl\ncr\r""#);
         assert_eq!(quote("\u{7}\u{0}\u{7f}"), r#""\a\x00\x7f""#);
         assert_eq!(quote("é漢🙂"), "\"é漢🙂\"");
-        assert_eq!(quote("\u{200B}\u{FFFD}\u{10FFFF}"), r#""\u200b\ufffd\U0010ffff""#);
+        assert_eq!(
+            quote("\u{200B}\u{FFFD}\u{10FFFF}"),
+            "\"\\u200b\u{FFFD}\\U0010ffff\""
+        );
+        assert_eq!(quote_promql("a\u{FFFD}"), r#""a\ufffd""#);
         assert_eq!(quote("'"), r#""'""#);
     }
 

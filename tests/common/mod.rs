@@ -3,7 +3,10 @@
 //! would. Remote-write requests are encoded with this file's own protobuf
 //! definitions (written from the spec, independent of the `ingest` crate),
 //! so the tests also check the receiver's wire format.
-#![allow(dead_code)] // reason: each test binary uses a different part of the harness
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -45,8 +48,11 @@ pub mod proto {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
+        /// `optional` so that -0.0 is written: prost (like gogo-protobuf in
+        /// Prometheus) skips a plain proto3 double that compares equal to
+        /// 0.0, which would turn -0.0 into +0.0 on the wire.
+        #[prost(double, optional, tag = "1")]
+        pub value: Option<f64>,
         #[prost(int64, tag = "2")]
         pub timestamp: i64,
     }
@@ -72,19 +78,33 @@ pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSer
     proto::TimeSeries {
         labels: labels
             .iter()
-            .map(|(n, v)| proto::Label { name: n.as_bytes().to_vec(), value: v.as_bytes().to_vec() })
+            .map(|(n, v)| proto::Label {
+                name: n.as_bytes().to_vec(),
+                value: v.as_bytes().to_vec(),
+            })
             .collect(),
-        samples: samples.iter().map(|&(timestamp, value)| proto::Sample { value, timestamp }).collect(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| proto::Sample {
+                value: Some(value),
+                timestamp,
+            })
+            .collect(),
     }
 }
 
 /// Protobuf-encodes and snappy-compresses (block format) a request.
 pub fn encode(req: &proto::WriteRequest) -> Vec<u8> {
-    snap::raw::Encoder::new().compress_vec(&prost::Message::encode_to_vec(req)).expect("snappy compression cannot fail")
+    snap::raw::Encoder::new()
+        .compress_vec(&prost::Message::encode_to_vec(req))
+        .expect("snappy compression cannot fail")
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// The stale marker bit pattern.
@@ -100,7 +120,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Value {
@@ -119,9 +142,22 @@ fn agent() -> ureq::Agent {
 fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply, ureq::Error> {
     let mut r = r?;
     let status = r.status().as_u16();
-    let headers = r.headers().iter().map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let body = r.body_mut().with_config().limit(1 << 30).read_to_string()?;
-    Ok(Reply { status, body, headers })
+    Ok(Reply {
+        status,
+        body,
+        headers,
+    })
 }
 
 /// A plain HTTP client bound to one server.
@@ -133,33 +169,62 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: impl Into<String>) -> Client {
-        Client { agent: agent(), base: base.into() }
+        Client {
+            agent: agent(),
+            base: base.into(),
+        }
     }
 
+    /// A client with its own connection pool. Use it for a request the
+    /// server answers without reading the body (413, 415): the server then
+    /// closes that connection, and a pooled client could pick it up again.
+    pub fn fresh(&self) -> Client {
+        Client::new(self.base.clone())
+    }
+
+    /// GET; a transport error is retried once (a pooled connection the
+    /// server had closed), as real HTTP clients do for idempotent requests.
     pub fn get(&self, path_and_query: &str) -> Reply {
-        self.try_get(path_and_query).unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
+        self.try_get(path_and_query)
+            .or_else(|_| self.try_get(path_and_query))
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
     }
 
     pub fn try_get(&self, path_and_query: &str) -> Result<Reply, ureq::Error> {
-        reply(self.agent.get(format!("{}{path_and_query}", self.base)).call())
+        reply(
+            self.agent
+                .get(format!("{}{path_and_query}", self.base))
+                .call(),
+        )
     }
 
     /// GET with query parameters (encoded here).
     pub fn get_query(&self, path: &str, params: &[(&str, &str)]) -> Reply {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        for (k, v) in params {
-            req = req.query(*k, *v);
-        }
-        reply(req.call()).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        let call = || {
+            let mut req = self.agent.get(format!("{}{path}", self.base));
+            for (k, v) in params {
+                req = req.query(*k, *v);
+            }
+            reply(req.call())
+        };
+        call()
+            .or_else(|_| call())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// POST with an empty body.
     pub fn post_empty(&self, path: &str) -> Reply {
-        reply(self.agent.post(format!("{}{path}", self.base)).send_empty()).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+        reply(self.agent.post(format!("{}{path}", self.base)).send_empty())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
     /// POST a raw body with the given headers.
-    pub fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, ureq::Error> {
+    pub fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Reply, ureq::Error> {
         let mut req = self.agent.post(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -182,27 +247,57 @@ impl Client {
 
     /// Remote-writes `req`; panics on a transport error.
     pub fn write(&self, req: &proto::WriteRequest) -> Reply {
-        self.write_raw(&encode(req)).unwrap_or_else(|e| panic!("remote write: {e}"))
+        self.write_raw(&encode(req))
+            .unwrap_or_else(|e| panic!("remote write: {e}"))
     }
 
     /// Remote-writes and asserts success (2xx).
     pub fn write_ok(&self, req: &proto::WriteRequest) {
         let r = self.write(req);
-        assert!((200..300).contains(&r.status), "write failed: {} {}", r.status, r.body);
+        assert!(
+            (200..300).contains(&r.status),
+            "write failed: {} {}",
+            r.status,
+            r.body
+        );
     }
 
     /// `/api/v1/export` for one selector over `[start, end]` (ms).
     pub fn export(&self, selector: &str, start_ms: i64, end_ms: i64) -> Vec<Exported> {
-        let r = self.get_query("/api/v1/export", &[("match[]", selector), ("start", &ms_param(start_ms)), ("end", &ms_param(end_ms))]);
+        let r = self.get_query(
+            "/api/v1/export",
+            &[
+                ("match[]", selector),
+                ("start", &ms_param(start_ms)),
+                ("end", &ms_param(end_ms)),
+            ],
+        );
         assert_eq!(r.status, 200, "export {selector}: {}", r.body);
-        r.body.lines().filter(|l| !l.trim().is_empty()).map(Exported::parse).collect()
+        r.body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(Exported::parse)
+            .collect()
     }
 
     /// `/api/v1/series` label sets, sorted.
-    pub fn series(&self, selector: &str, start_ms: i64, end_ms: i64) -> Vec<BTreeMap<String, String>> {
-        let r = self.get_query("/api/v1/series", &[("match[]", selector), ("start", &ms_param(start_ms)), ("end", &ms_param(end_ms))]);
+    pub fn series(
+        &self,
+        selector: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<BTreeMap<String, String>> {
+        let r = self.get_query(
+            "/api/v1/series",
+            &[
+                ("match[]", selector),
+                ("start", &ms_param(start_ms)),
+                ("end", &ms_param(end_ms)),
+            ],
+        );
         let data = success_data(&r);
-        let mut out: Vec<BTreeMap<String, String>> = serde_json::from_value(data).expect("series data is a list of label maps");
+        let mut out: Vec<BTreeMap<String, String>> =
+            serde_json::from_value(data).expect("series data is a list of label maps");
         out.sort();
         out
     }
@@ -210,7 +305,8 @@ impl Client {
     /// `/api/v1/labels` (optionally restricted by one selector).
     pub fn labels(&self, selector: Option<&str>) -> Vec<String> {
         let params: Vec<(&str, &str)> = selector.map(|s| ("match[]", s)).into_iter().collect();
-        serde_json::from_value(success_data(&self.get_query("/api/v1/labels", &params))).expect("labels is a list of strings")
+        serde_json::from_value(success_data(&self.get_query("/api/v1/labels", &params)))
+            .expect("labels is a list of strings")
     }
 
     /// `/api/v1/label/<name>/values` (optionally restricted by one selector).
@@ -234,7 +330,8 @@ pub fn ms_param(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
-/// One line of `/api/v1/export`.
+/// One line of `/api/v1/export` (values as exact bits: NaNs take their
+/// bits from Silt's `nan_bits` extension).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exported {
     pub metric: BTreeMap<String, String>,
@@ -243,12 +340,31 @@ pub struct Exported {
 
 impl Exported {
     fn parse(line: &str) -> Exported {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad export line ({e}): {line}"));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad export line ({e}): {line}"));
         let metric = serde_json::from_value(v["metric"].clone()).expect("metric is a label map");
         let ts = v["timestamps"].as_array().expect("timestamps");
         let vals = v["values"].as_array().expect("values");
         assert_eq!(ts.len(), vals.len(), "{line}");
-        let samples = ts.iter().zip(vals).map(|(t, v)| (t.as_i64().expect("integer timestamp"), json_value_bits(v))).collect();
+        let mut samples: Vec<(i64, u64)> = ts
+            .iter()
+            .zip(vals)
+            .map(|(t, v)| (t.as_i64().expect("integer timestamp"), json_value_bits(v)))
+            .collect();
+        // Silt's extension: the exact bits of every NaN, as [index, "0x…"].
+        if let Some(nans) = v.get("nan_bits").and_then(Value::as_array) {
+            for pair in nans {
+                let i = pair[0].as_u64().expect("nan_bits index") as usize;
+                let hex = pair[1].as_str().expect("nan_bits value");
+                let bits =
+                    u64::from_str_radix(hex.trim_start_matches("0x"), 16).expect("nan_bits hex");
+                assert!(
+                    f64::from_bits(samples[i].1).is_nan() && f64::from_bits(bits).is_nan(),
+                    "nan_bits for a non-NaN: {line}"
+                );
+                samples[i].1 = bits;
+            }
+        }
         Exported { metric, samples }
     }
 }
@@ -259,7 +375,10 @@ pub fn json_value_bits(v: &Value) -> u64 {
     match v {
         Value::Number(n) => n.as_f64().expect("finite number").to_bits(),
         Value::String(s) if s == "StaleNaN" => STALE_NAN,
-        Value::String(s) => s.parse::<f64>().unwrap_or_else(|_| panic!("bad value {s:?}")).to_bits(),
+        Value::String(s) => s
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value {s:?}"))
+            .to_bits(),
         Value::Null => f64::NAN.to_bits(),
         other => panic!("bad value {other}"),
     }
@@ -268,24 +387,25 @@ pub fn json_value_bits(v: &Value) -> u64 {
 /// Asks the OS for a free port on 127.0.0.1 (for helper processes that
 /// cannot report the port they bound).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Silt's settings for a test run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SiltOptions {
     /// Self-scrape interval; `None` turns it off (so only the test's own
     /// series exist).
     pub self_scrape: Option<&'static str>,
+    /// Listen address; `None` picks a free port (then a restart gets a new
+    /// one; with a fixed address it keeps it, as a sender expects).
+    pub listen: Option<String>,
     /// Extra YAML appended to the config file.
     pub extra_config: String,
     pub extra_args: Vec<String>,
-}
-
-impl Default for SiltOptions {
-    fn default() -> Self {
-        SiltOptions { self_scrape: None, extra_config: String::new(), extra_args: Vec::new() }
-    }
 }
 
 /// A running `silt` child process.
@@ -309,7 +429,10 @@ impl Silt {
 
     pub fn start_with(data_dir: &Path, opts: SiltOptions) -> Silt {
         let config = data_dir.with_extension("silt-test.yml");
-        let mut yaml = format!("self_scrape:\n  interval: {}\n", opts.self_scrape.unwrap_or("0"));
+        let mut yaml = format!(
+            "self_scrape:\n  interval: {}\n",
+            opts.self_scrape.unwrap_or("0")
+        );
         yaml.push_str(&opts.extra_config);
         std::fs::write(&config, yaml).expect("writing the test config");
         let silt = Silt::spawn(data_dir.to_owned(), config, opts);
@@ -321,7 +444,7 @@ impl Silt {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_silt"));
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--config")
@@ -341,7 +464,10 @@ impl Silt {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(i) = line.find("listening on http://") {
-                    let addr: String = line[i + "listening on http://".len()..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+                    let addr: String = line[i + "listening on http://".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                        .collect();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
@@ -354,10 +480,20 @@ impl Silt {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("silt did not report its address; log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "silt did not report its address; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
-        Silt { child, addr, data_dir, config, opts, log }
+        Silt {
+            child,
+            addr,
+            data_dir,
+            config,
+            opts,
+            log,
+        }
     }
 
     pub fn client(&self) -> Client {
@@ -378,13 +514,16 @@ impl Silt {
         let client = self.client();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Ok(r) = client.try_get("/-/ready") {
-                if r.status == 200 {
-                    return;
-                }
+            if let Ok(r) = client.try_get("/-/ready")
+                && r.status == 200
+            {
+                return;
             }
             if Instant::now() > deadline {
-                panic!("silt not ready after {READY_TIMEOUT:?}; log:\n{}", self.logs());
+                panic!(
+                    "silt not ready after {READY_TIMEOUT:?}; log:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -412,7 +551,10 @@ impl Silt {
             }
             if Instant::now() > deadline {
                 self.kill();
-                panic!("silt did not exit within {timeout:?} after SIGTERM; log:\n{}", self.logs());
+                panic!(
+                    "silt did not exit within {timeout:?} after SIGTERM; log:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -421,7 +563,11 @@ impl Silt {
     /// Stops cleanly (SIGTERM) and asserts a successful exit.
     pub fn stop(mut self) {
         let status = self.terminate(Duration::from_secs(60));
-        assert!(status.success(), "silt exited with {status}; log:\n{}", self.logs());
+        assert!(
+            status.success(),
+            "silt exited with {status}; log:\n{}",
+            self.logs()
+        );
     }
 
     /// Kills (SIGKILL) and starts again on the same data directory.
@@ -432,7 +578,11 @@ impl Silt {
     /// Stops cleanly and starts again on the same data directory.
     pub fn restart(mut self) -> Silt {
         let status = self.terminate(Duration::from_secs(60));
-        assert!(status.success(), "silt exited with {status}; log:\n{}", self.logs());
+        assert!(
+            status.success(),
+            "silt exited with {status}; log:\n{}",
+            self.logs()
+        );
         self.respawn_ready()
     }
 
@@ -440,7 +590,11 @@ impl Silt {
     /// the same data directory, without waiting for it to be ready.
     pub fn respawn(mut self) -> Silt {
         self.kill();
-        Silt::spawn(self.data_dir.clone(), self.config.clone(), self.opts.clone())
+        Silt::spawn(
+            self.data_dir.clone(),
+            self.config.clone(),
+            self.opts.clone(),
+        )
     }
 
     /// [`Silt::respawn`], then waits until ready.
@@ -471,8 +625,13 @@ pub fn in_ci() -> bool {
 /// Finds an external program in /usr/bin or PATH. In CI a missing program
 /// fails the test; locally it returns `None` so the test can skip.
 pub fn require_program(name: &str) -> Option<PathBuf> {
-    let candidates = std::iter::once(PathBuf::from("/usr/bin").join(name))
-        .chain(std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>()));
+    let candidates = std::iter::once(PathBuf::from("/usr/bin").join(name)).chain(
+        std::env::var_os("PATH").into_iter().flat_map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .collect::<Vec<_>>()
+        }),
+    );
     for c in candidates {
         if c.is_file() {
             return Some(c);

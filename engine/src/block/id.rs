@@ -24,7 +24,9 @@ static LAST: Mutex<u128> = Mutex::new(0);
 
 /// A new id for the current wall-clock time.
 pub fn new_block_id() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     new_block_id_at(ms)
 }
 
@@ -34,7 +36,11 @@ pub fn new_block_id_at(ms: u64) -> String {
     let random: u128 = rand::rng().random::<u128>() & RANDOM_MASK;
     let fresh = (u128::from(ms & 0xffff_ffff_ffff) << RANDOM_BITS) | random;
     let mut last = LAST.lock();
-    let id = if fresh > *last { fresh } else { last.wrapping_add(1) };
+    let id = if fresh > *last {
+        fresh
+    } else {
+        last.wrapping_add(1)
+    };
     *last = id;
     encode(id)
 }
@@ -87,7 +93,10 @@ mod tests {
     #[test]
     fn embeds_time_and_sorts_by_time() {
         // Ids made now carry the current time.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let a = new_block_id();
         assert!(block_id_time(&a).unwrap().abs_diff(now) < 60_000);
         // An earlier clock reading still yields a larger id.

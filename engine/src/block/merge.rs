@@ -13,7 +13,11 @@ use super::writer::{BlockWriteOptions, BlockWriter, Layout};
 
 /// Merges `inputs` into one new block under `parent`; see
 /// [`merge_blocks_within`] with an unbounded time range.
-pub fn merge_blocks(parent: &Path, inputs: &[&Block], opts: &BlockWriteOptions) -> Result<Option<BlockMeta>> {
+pub fn merge_blocks(
+    parent: &Path,
+    inputs: &[&Block],
+    opts: &BlockWriteOptions,
+) -> Result<Option<BlockMeta>> {
     merge_blocks_within(parent, inputs, opts, i64::MIN, i64::MAX)
 }
 
@@ -49,18 +53,33 @@ pub(crate) fn merge_with_layout(
     if inputs.is_empty() || mint > maxt {
         return Ok(None);
     }
-    let mut sources: Vec<String> = inputs.iter().flat_map(|b| b.meta().sources.iter().cloned()).collect();
+    let mut sources: Vec<String> = inputs
+        .iter()
+        .flat_map(|b| b.meta().sources.iter().cloned())
+        .collect();
     sources.extend(opts.sources.iter().cloned());
     sources.sort();
     sources.dedup();
     let out_opts = BlockWriteOptions {
-        level: inputs.iter().map(|b| b.meta().level.saturating_add(1)).max().unwrap_or(1).max(opts.level),
+        level: inputs
+            .iter()
+            .map(|b| b.meta().level.saturating_add(1))
+            .max()
+            .unwrap_or(1)
+            .max(opts.level),
         sources,
-        wal_segment_max: opts.wal_segment_max.or_else(|| inputs.iter().filter_map(|b| b.meta().wal_segment_max).max()),
+        wal_segment_max: opts
+            .wal_segment_max
+            .or_else(|| inputs.iter().filter_map(|b| b.meta().wal_segment_max).max()),
     };
     let mut cursors: Vec<Cursor<'_>> = Vec::with_capacity(inputs.len());
     for b in inputs.iter().filter(|b| b.meta().overlaps(mint, maxt)) {
-        let mut c = Cursor { block: b, scan: b.scan(mint, maxt)?, id: None, samples: Vec::new() };
+        let mut c = Cursor {
+            block: b,
+            scan: b.scan(mint, maxt)?,
+            id: None,
+            samples: Vec::new(),
+        };
         c.advance()?;
         cursors.push(c);
     }
@@ -183,8 +202,15 @@ mod tests {
     #[test]
     fn later_wins_on_ties() {
         let mut out = Vec::new();
-        merge_later_wins(&[s(1, 1.0), s(3, 3.0), s(5, 5.0)], &[s(0, 0.5), s(3, 30.0), s(6, 6.0)], &mut out);
-        assert_eq!(out, vec![s(0, 0.5), s(1, 1.0), s(3, 30.0), s(5, 5.0), s(6, 6.0)]);
+        merge_later_wins(
+            &[s(1, 1.0), s(3, 3.0), s(5, 5.0)],
+            &[s(0, 0.5), s(3, 30.0), s(6, 6.0)],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![s(0, 0.5), s(1, 1.0), s(3, 30.0), s(5, 5.0), s(6, 6.0)]
+        );
         merge_later_wins(&[], &[s(1, 1.0)], &mut out);
         assert_eq!(out, vec![s(1, 1.0)]);
         merge_later_wins(&[s(1, 1.0)], &[], &mut out);

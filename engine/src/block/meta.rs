@@ -106,12 +106,20 @@ impl BlockMeta {
         };
         let want = parse_hex32(&sum).ok_or_else(|| bad(format!("bad checksum {sum:?}")))?;
         let whole = Value::Object(obj);
-        check_strings(&whole).map_err(|s| bad(format!("string {s:?} has characters outside [0-9A-Za-z._-]")))?;
+        check_strings(&whole).map_err(|s| {
+            bad(format!(
+                "string {s:?} has characters outside [0-9A-Za-z._-]"
+            ))
+        })?;
         let got = crc32c::crc32c(&canonical(&whole));
         if got != want {
-            return Err(bad(format!("checksum mismatch: stored {want:08x}, computed {got:08x}")));
+            return Err(bad(format!(
+                "checksum mismatch: stored {want:08x}, computed {got:08x}"
+            )));
         }
-        let Value::Object(obj) = whole else { return Err(bad("not a JSON object".into())) };
+        let Value::Object(obj) = whole else {
+            return Err(bad("not a JSON object".into()));
+        };
         let field = Fields { obj: &obj, path };
         match field.get("format")?.as_str() {
             Some(BLOCK_FORMAT) => {}
@@ -119,25 +127,36 @@ impl BlockMeta {
         }
         let version = field.u64("version")?;
         if version != u64::from(BLOCK_VERSION) {
-            return Err(bad(format!("unsupported version {version} (this build reads {BLOCK_VERSION})")));
+            return Err(bad(format!(
+                "unsupported version {version} (this build reads {BLOCK_VERSION})"
+            )));
         }
         let compaction = field.get("compaction")?;
         let compaction = Fields {
-            obj: compaction.as_object().ok_or_else(|| bad("compaction is not an object".into()))?,
+            obj: compaction
+                .as_object()
+                .ok_or_else(|| bad("compaction is not an object".into()))?,
             path,
         };
-        let level =
-            u32::try_from(compaction.u64("level")?).map_err(|_| bad("compaction.level out of range".into()))?;
+        let level = u32::try_from(compaction.u64("level")?)
+            .map_err(|_| bad("compaction.level out of range".into()))?;
         let sources = compaction
             .get("sources")?
             .as_array()
             .ok_or_else(|| bad("compaction.sources is not an array".into()))?
             .iter()
-            .map(|s| s.as_str().map(str::to_owned).ok_or_else(|| bad("source is not a string".into())))
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad("source is not a string".into()))
+            })
             .collect::<Result<Vec<_>>>()?;
         let wal_segment_max = match field.get("wal_segment_max")? {
             Value::Null => None,
-            v => Some(v.as_u64().ok_or_else(|| bad("wal_segment_max is not an unsigned integer".into()))?),
+            v => Some(
+                v.as_u64()
+                    .ok_or_else(|| bad("wal_segment_max is not an unsigned integer".into()))?,
+            ),
         };
         let files = field
             .get("files")?
@@ -145,7 +164,12 @@ impl BlockMeta {
             .ok_or_else(|| bad("files is not an array".into()))?
             .iter()
             .map(|f| {
-                let f = Fields { obj: f.as_object().ok_or_else(|| bad("file entry is not an object".into()))?, path };
+                let f = Fields {
+                    obj: f
+                        .as_object()
+                        .ok_or_else(|| bad("file entry is not an object".into()))?,
+                    path,
+                };
                 let name = f.str("name")?.to_owned();
                 let crc = f.str("crc32c")?;
                 Ok(FileMeta {
@@ -170,10 +194,19 @@ impl BlockMeta {
             return Err(bad(format!("id {:?} is not a block id", meta.id)));
         }
         if meta.min_time > meta.max_time {
-            return Err(bad(format!("min_time {} > max_time {}", meta.min_time, meta.max_time)));
+            return Err(bad(format!(
+                "min_time {} > max_time {}",
+                meta.min_time, meta.max_time
+            )));
         }
-        if meta.num_series == 0 || meta.num_samples < meta.num_series || meta.num_series > u64::from(u32::MAX) {
-            return Err(bad(format!("implausible counts: {} series, {} samples", meta.num_series, meta.num_samples)));
+        if meta.num_series == 0
+            || meta.num_samples < meta.num_series
+            || meta.num_series > u64::from(u32::MAX)
+        {
+            return Err(bad(format!(
+                "implausible counts: {} series, {} samples",
+                meta.num_series, meta.num_samples
+            )));
         }
         Ok(meta)
     }
@@ -187,23 +220,33 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn get(&self, key: &str) -> Result<&Value> {
-        self.obj.get(key).ok_or_else(|| Error::corruption(self.path, format!("missing {key}")))
+        self.obj
+            .get(key)
+            .ok_or_else(|| Error::corruption(self.path, format!("missing {key}")))
     }
     fn u64(&self, key: &str) -> Result<u64> {
-        self.get(key)?
-            .as_u64()
-            .ok_or_else(|| Error::corruption(self.path, format!("{key} is not an unsigned integer")))
+        self.get(key)?.as_u64().ok_or_else(|| {
+            Error::corruption(self.path, format!("{key} is not an unsigned integer"))
+        })
     }
     fn i64(&self, key: &str) -> Result<i64> {
-        self.get(key)?.as_i64().ok_or_else(|| Error::corruption(self.path, format!("{key} is not an integer")))
+        self.get(key)?
+            .as_i64()
+            .ok_or_else(|| Error::corruption(self.path, format!("{key} is not an integer")))
     }
     fn str(&self, key: &str) -> Result<&str> {
-        self.get(key)?.as_str().ok_or_else(|| Error::corruption(self.path, format!("{key} is not a string")))
+        self.get(key)?
+            .as_str()
+            .ok_or_else(|| Error::corruption(self.path, format!("{key} is not a string")))
     }
 }
 
 fn parse_hex32(s: &str) -> Option<u32> {
-    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() != 8
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     u32::from_str_radix(s, 16).ok()
@@ -211,11 +254,20 @@ fn parse_hex32(s: &str) -> Option<u32> {
 
 /// Every string (keys included) must be in `[0-9A-Za-z._-]`.
 fn check_strings(v: &Value) -> std::result::Result<(), String> {
-    let ok = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    let ok = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    };
     match v {
         Value::String(s) if !ok(s) => Err(s.clone()),
         Value::Array(a) => a.iter().try_for_each(check_strings),
-        Value::Object(m) => m.iter().try_for_each(|(k, v)| if ok(k) { check_strings(v) } else { Err(k.clone()) }),
+        Value::Object(m) => m.iter().try_for_each(|(k, v)| {
+            if ok(k) {
+                check_strings(v)
+            } else {
+                Err(k.clone())
+            }
+        }),
         _ => Ok(()),
     }
 }
@@ -282,7 +334,11 @@ mod tests {
             level: 1,
             sources: vec!["01HZX3Q6J8M4T5V6W7X8Y9Z0AB".into()],
             wal_segment_max: Some(42),
-            files: vec![FileMeta { name: "samples.parquet".into(), size: 100, crc32c: 0xdead_beef }],
+            files: vec![FileMeta {
+                name: "samples.parquet".into(),
+                size: 100,
+                crc32c: 0xdead_beef,
+            }],
         }
     }
 
@@ -290,19 +346,34 @@ mod tests {
     fn round_trips_and_checksum_is_canonical() {
         let m = sample();
         let json = m.to_json();
-        assert_eq!(BlockMeta::from_json(Path::new("meta.json"), &json).unwrap(), m);
+        assert_eq!(
+            BlockMeta::from_json(Path::new("meta.json"), &json).unwrap(),
+            m
+        );
         // Reformatting (compact, reordered) keeps the checksum valid.
         let v: Value = serde_json::from_slice(&json).unwrap();
         let compact = serde_json::to_vec(&v).unwrap();
-        assert_eq!(BlockMeta::from_json(Path::new("meta.json"), &compact).unwrap(), m);
-        let none = BlockMeta { wal_segment_max: None, ..m };
-        assert_eq!(BlockMeta::from_json(Path::new("m"), &none.to_json()).unwrap(), none);
+        assert_eq!(
+            BlockMeta::from_json(Path::new("meta.json"), &compact).unwrap(),
+            m
+        );
+        let none = BlockMeta {
+            wal_segment_max: None,
+            ..m
+        };
+        assert_eq!(
+            BlockMeta::from_json(Path::new("m"), &none.to_json()).unwrap(),
+            none
+        );
     }
 
     #[test]
     fn canonical_form_is_exactly_as_documented() {
         let v = serde_json::json!({"b": [1, -2, null], "a": {"z": "x", "y": 0}});
-        assert_eq!(String::from_utf8(canonical(&v)).unwrap(), r#"{"a":{"y":0,"z":"x"},"b":[1,-2,null]}"#);
+        assert_eq!(
+            String::from_utf8(canonical(&v)).unwrap(),
+            r#"{"a":{"y":0,"z":"x"},"b":[1,-2,null]}"#
+        );
     }
 
     #[test]
@@ -312,8 +383,17 @@ mod tests {
         assert_ne!(tampered, json);
         let e = BlockMeta::from_json(Path::new("meta.json"), tampered.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("checksum mismatch"), "{e}");
-        for bad in [&b""[..], b"[]", b"{}", b"{\"checksum\":\"zz\"}", &json.as_bytes()[..json.len() / 2]] {
-            assert!(matches!(BlockMeta::from_json(Path::new("m"), bad), Err(Error::Corruption { .. })));
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{}",
+            b"{\"checksum\":\"zz\"}",
+            &json.as_bytes()[..json.len() / 2],
+        ] {
+            assert!(matches!(
+                BlockMeta::from_json(Path::new("m"), bad),
+                Err(Error::Corruption { .. })
+            ));
         }
     }
 }

@@ -57,7 +57,10 @@ pub fn list_block_dirs(parent: &Path) -> Result<Vec<PathBuf>> {
         let entry = entry.map_err(|e| Error::io(parent, e))?;
         let name = entry.file_name();
         if name.to_str().is_some_and(|n| parse_block_id(n).is_some())
-            && entry.file_type().map_err(|e| Error::io(entry.path(), e))?.is_dir()
+            && entry
+                .file_type()
+                .map_err(|e| Error::io(entry.path(), e))?
+                .is_dir()
         {
             out.push(entry.path());
         }
@@ -73,7 +76,9 @@ pub fn remove_incomplete(parent: &Path) -> Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(parent).map_err(|e| Error::io(parent, e))? {
         let entry = entry.map_err(|e| Error::io(parent, e))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(TMP_SUFFIX)) else { continue };
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(TMP_SUFFIX)) else {
+            continue;
+        };
         if parse_block_id(stem).is_some() {
             let path = entry.path();
             std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;

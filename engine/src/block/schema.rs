@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::basic::{
-    Compression, Encoding, IntType, LogicalType, Repetition, TimeUnit as PqTimeUnit, TimestampType, Type as PhysicalType,
-    ZstdLevel,
+    Compression, Encoding, IntType, LogicalType, Repetition, TimeUnit as PqTimeUnit, TimestampType,
+    Type as PhysicalType, ZstdLevel,
 };
 use parquet::file::metadata::{KeyValue, ParquetMetaData, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
@@ -86,7 +86,11 @@ pub fn label_entries_field() -> Arc<Field> {
 pub fn series_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(COL_SERIES_ID, DataType::UInt32, false),
-        Field::new(COL_LABELS, DataType::Map(label_entries_field(), false), false),
+        Field::new(
+            COL_LABELS,
+            DataType::Map(label_entries_field(), false),
+            false,
+        ),
         Field::new(COL_FIRST_ROW, DataType::UInt64, false),
         Field::new(COL_NUM_ROWS, DataType::UInt32, false),
         Field::new(COL_MIN_TIME, timestamp_type(), false),
@@ -119,12 +123,26 @@ pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
         .set_write_batch_size(MAX_PAGE_ROWS)
         .set_data_page_row_count_limit(1)
         .set_data_page_size_limit(1 << 30)
-        .set_column_encoding(ColumnPath::from(COL_SERIES_ID), Encoding::DELTA_BINARY_PACKED)
-        .set_column_encoding(ColumnPath::from(COL_TIMESTAMP), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from(COL_SERIES_ID),
+            Encoding::DELTA_BINARY_PACKED,
+        )
+        .set_column_encoding(
+            ColumnPath::from(COL_TIMESTAMP),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_encoding(ColumnPath::from(COL_VALUE), Encoding::BYTE_STREAM_SPLIT)
         .set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
-            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: false,
+            },
         ]))
         .set_key_value_metadata(Some(vec![
             kv(KV_FORMAT, SAMPLES_FORMAT),
@@ -144,16 +162,35 @@ pub fn series_writer_properties(block_id: &str) -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(SERIES_ROW_GROUP_ROWS))
         .set_column_dictionary_enabled(ColumnPath::from(COL_SERIES_ID), false)
-        .set_column_encoding(ColumnPath::from(COL_SERIES_ID), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from(COL_SERIES_ID),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_dictionary_enabled(ColumnPath::from(COL_FIRST_ROW), false)
-        .set_column_encoding(ColumnPath::from(COL_FIRST_ROW), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from(COL_FIRST_ROW),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_dictionary_enabled(ColumnPath::from(COL_NUM_ROWS), false)
-        .set_column_encoding(ColumnPath::from(COL_NUM_ROWS), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from(COL_NUM_ROWS),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_dictionary_enabled(ColumnPath::from(COL_MIN_TIME), false)
-        .set_column_encoding(ColumnPath::from(COL_MIN_TIME), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from(COL_MIN_TIME),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_column_dictionary_enabled(ColumnPath::from(COL_MAX_TIME), false)
-        .set_column_encoding(ColumnPath::from(COL_MAX_TIME), Encoding::DELTA_BINARY_PACKED)
-        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
+        .set_column_encoding(
+            ColumnPath::from(COL_MAX_TIME),
+            Encoding::DELTA_BINARY_PACKED,
+        )
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
         .set_key_value_metadata(Some(vec![
             kv(KV_FORMAT, SERIES_FORMAT),
             kv(KV_FORMAT_VERSION, BLOCK_VERSION),
@@ -163,7 +200,12 @@ pub fn series_writer_properties(block_id: &str) -> WriterProperties {
 }
 
 /// Key/value metadata appended when a file is finished.
-pub fn summary_kv(min_time: i64, max_time: i64, num_series: u64, num_samples: u64) -> Vec<KeyValue> {
+pub fn summary_kv(
+    min_time: i64,
+    max_time: i64,
+    num_series: u64,
+    num_samples: u64,
+) -> Vec<KeyValue> {
     vec![
         kv(KV_MIN_TIME, min_time),
         kv(KV_MAX_TIME, max_time),
@@ -181,11 +223,17 @@ struct Leaf {
 }
 
 fn ts_logical() -> Option<LogicalType> {
-    Some(LogicalType::Timestamp(TimestampType { is_adjusted_to_u_t_c: true, unit: PqTimeUnit::MILLIS }))
+    Some(LogicalType::Timestamp(TimestampType {
+        is_adjusted_to_u_t_c: true,
+        unit: PqTimeUnit::MILLIS,
+    }))
 }
 
 fn uint(bits: i8) -> Option<LogicalType> {
-    Some(LogicalType::Integer(IntType { bit_width: bits, is_signed: false }))
+    Some(LogicalType::Integer(IntType {
+        bit_width: bits,
+        is_signed: false,
+    }))
 }
 
 fn string() -> Option<LogicalType> {
@@ -196,9 +244,24 @@ fn samples_leaves() -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
     vec![
-        Leaf { path: COL_SERIES_ID, physical: P::INT32, logical: uint(32), repetition: R },
-        Leaf { path: COL_TIMESTAMP, physical: P::INT64, logical: ts_logical(), repetition: R },
-        Leaf { path: COL_VALUE, physical: P::DOUBLE, logical: None, repetition: R },
+        Leaf {
+            path: COL_SERIES_ID,
+            physical: P::INT32,
+            logical: uint(32),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_TIMESTAMP,
+            physical: P::INT64,
+            logical: ts_logical(),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_VALUE,
+            physical: P::DOUBLE,
+            logical: None,
+            repetition: R,
+        },
     ]
 }
 
@@ -206,13 +269,48 @@ fn series_leaves() -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
     vec![
-        Leaf { path: COL_SERIES_ID, physical: P::INT32, logical: uint(32), repetition: R },
-        Leaf { path: "labels.entries.key", physical: P::BYTE_ARRAY, logical: string(), repetition: R },
-        Leaf { path: "labels.entries.value", physical: P::BYTE_ARRAY, logical: string(), repetition: R },
-        Leaf { path: COL_FIRST_ROW, physical: P::INT64, logical: uint(64), repetition: R },
-        Leaf { path: COL_NUM_ROWS, physical: P::INT32, logical: uint(32), repetition: R },
-        Leaf { path: COL_MIN_TIME, physical: P::INT64, logical: ts_logical(), repetition: R },
-        Leaf { path: COL_MAX_TIME, physical: P::INT64, logical: ts_logical(), repetition: R },
+        Leaf {
+            path: COL_SERIES_ID,
+            physical: P::INT32,
+            logical: uint(32),
+            repetition: R,
+        },
+        Leaf {
+            path: "labels.entries.key",
+            physical: P::BYTE_ARRAY,
+            logical: string(),
+            repetition: R,
+        },
+        Leaf {
+            path: "labels.entries.value",
+            physical: P::BYTE_ARRAY,
+            logical: string(),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_FIRST_ROW,
+            physical: P::INT64,
+            logical: uint(64),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_NUM_ROWS,
+            physical: P::INT32,
+            logical: uint(32),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_MIN_TIME,
+            physical: P::INT64,
+            logical: ts_logical(),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_MAX_TIME,
+            physical: P::INT64,
+            logical: ts_logical(),
+            repetition: R,
+        },
     ]
 }
 
@@ -226,7 +324,11 @@ pub enum FileKind {
 /// Checks a file's Parquet schema (leaf paths, physical and logical types,
 /// repetition) and its `silt.format` / `silt.format_version` metadata.
 /// Returns the key/value metadata as a map.
-pub fn check_file(path: &Path, md: &ParquetMetaData, kind: FileKind) -> Result<HashMap<String, String>> {
+pub fn check_file(
+    path: &Path,
+    md: &ParquetMetaData,
+    kind: FileKind,
+) -> Result<HashMap<String, String>> {
     let bad = |d: String| Error::corruption(path, d);
     let (leaves, format) = match kind {
         FileKind::Samples => (samples_leaves(), SAMPLES_FORMAT),
@@ -234,26 +336,46 @@ pub fn check_file(path: &Path, md: &ParquetMetaData, kind: FileKind) -> Result<H
     };
     let schema = md.file_metadata().schema_descr();
     if schema.num_columns() != leaves.len() {
-        return Err(bad(format!("{} leaf columns, want {}", schema.num_columns(), leaves.len())));
+        return Err(bad(format!(
+            "{} leaf columns, want {}",
+            schema.num_columns(),
+            leaves.len()
+        )));
     }
     for (i, want) in leaves.iter().enumerate() {
         let col = schema.column(i);
         let got_path = col.path().string();
         if got_path != want.path {
-            return Err(bad(format!("column {i} is {got_path:?}, want {:?}", want.path)));
+            return Err(bad(format!(
+                "column {i} is {got_path:?}, want {:?}",
+                want.path
+            )));
         }
         if col.physical_type() != want.physical {
-            return Err(bad(format!("column {got_path} has physical type {}, want {}", col.physical_type(), want.physical)));
+            return Err(bad(format!(
+                "column {got_path} has physical type {}, want {}",
+                col.physical_type(),
+                want.physical
+            )));
         }
         if col.logical_type_ref() != want.logical.as_ref() {
-            return Err(bad(format!("column {got_path} has logical type {:?}, want {:?}", col.logical_type_ref(), want.logical)));
+            return Err(bad(format!(
+                "column {got_path} has logical type {:?}, want {:?}",
+                col.logical_type_ref(),
+                want.logical
+            )));
         }
         if col.self_type().get_basic_info().repetition() != want.repetition {
             return Err(bad(format!("column {got_path} is not {}", want.repetition)));
         }
     }
     let mut kvs = HashMap::new();
-    for kv in md.file_metadata().key_value_metadata().into_iter().flatten() {
+    for kv in md
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+    {
         if let Some(v) = &kv.value {
             kvs.insert(kv.key.clone(), v.clone());
         }
@@ -265,7 +387,11 @@ pub fn check_file(path: &Path, md: &ParquetMetaData, kind: FileKind) -> Result<H
     let version = BLOCK_VERSION.to_string();
     match kvs.get(KV_FORMAT_VERSION) {
         Some(v) if *v == version => {}
-        other => return Err(bad(format!("{KV_FORMAT_VERSION} is {other:?}, want {version:?}"))),
+        other => {
+            return Err(bad(format!(
+                "{KV_FORMAT_VERSION} is {other:?}, want {version:?}"
+            )));
+        }
     }
     Ok(kvs)
 }
@@ -273,6 +399,9 @@ pub fn check_file(path: &Path, md: &ParquetMetaData, kind: FileKind) -> Result<H
 /// Parses an integer key/value entry, if present.
 pub fn kv_i64(path: &Path, kvs: &HashMap<String, String>, key: &str) -> Result<Option<i64>> {
     kvs.get(key)
-        .map(|v| v.parse::<i64>().map_err(|_| Error::corruption(path, format!("{key}={v:?} is not an integer"))))
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| Error::corruption(path, format!("{key}={v:?} is not an integer")))
+        })
         .transpose()
 }

@@ -42,8 +42,13 @@ impl SeriesTable {
 
     /// The (name, value) pairs of series `id` (which must be in range).
     pub(crate) fn pairs(&self, id: u32) -> impl Iterator<Item = (&str, &str)> {
-        let (a, b) = (self.offsets[id as usize] as usize, self.offsets[id as usize + 1] as usize);
-        self.pairs[a..b].iter().map(|&(n, v)| (&*self.symbols[n as usize], &*self.symbols[v as usize]))
+        let (a, b) = (
+            self.offsets[id as usize] as usize,
+            self.offsets[id as usize + 1] as usize,
+        );
+        self.pairs[a..b]
+            .iter()
+            .map(|&(n, v)| (&*self.symbols[n as usize], &*self.symbols[v as usize]))
     }
 
     pub(crate) fn labels(&self, id: u32) -> Labels {
@@ -70,19 +75,29 @@ impl SeriesTable {
     /// Decodes and validates `series.parquet` against `meta`.
     pub(crate) fn load(path: &Path, data: Bytes, meta: &BlockMeta) -> Result<SeriesTable> {
         let bad = |d: String| Error::corruption(path, d);
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(data).map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(data)
+            .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
         let kvs = schema::check_file(path, builder.metadata(), FileKind::Series)?;
         let rows = builder.metadata().file_metadata().num_rows();
         if u64::try_from(rows).ok() != Some(meta.num_series) {
-            return Err(bad(format!("{rows} rows, meta.json says {} series", meta.num_series)));
+            return Err(bad(format!(
+                "{rows} rows, meta.json says {} series",
+                meta.num_series
+            )));
         }
         if let Some(n) = schema::kv_i64(path, &kvs, schema::KV_NUM_SERIES)?
             && u64::try_from(n).ok() != Some(meta.num_series)
         {
-            return Err(bad(format!("{} is {n}, meta.json says {}", schema::KV_NUM_SERIES, meta.num_series)));
+            return Err(bad(format!(
+                "{} is {n}, meta.json says {}",
+                schema::KV_NUM_SERIES,
+                meta.num_series
+            )));
         }
-        let reader = builder.with_batch_size(8192).build().map_err(|e| bad(format!("cannot read: {e}")))?;
+        let reader = builder
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
         let n = meta.num_series as usize;
         let mut loader = Loader {
             t: SeriesTable {
@@ -104,10 +119,16 @@ impl SeriesTable {
             loader.add_batch(&batch).map_err(bad)?;
         }
         if loader.t.len() != n {
-            return Err(bad(format!("{} series decoded, meta.json says {n}", loader.t.len())));
+            return Err(bad(format!(
+                "{} series decoded, meta.json says {n}",
+                loader.t.len()
+            )));
         }
         if loader.next_row != meta.num_samples {
-            return Err(bad(format!("series cover {} rows, meta.json says {} samples", loader.next_row, meta.num_samples)));
+            return Err(bad(format!(
+                "series cover {} rows, meta.json says {} samples",
+                loader.next_row, meta.num_samples
+            )));
         }
         Ok(loader.t)
     }
@@ -134,14 +155,30 @@ impl Loader<'_> {
 
     fn add_batch(&mut self, batch: &RecordBatch) -> std::result::Result<(), String> {
         let col = |i: usize| batch.column(i);
-        let ids = col(0).as_primitive_opt::<UInt32Type>().ok_or("series_id is not UInt32")?;
+        let ids = col(0)
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or("series_id is not UInt32")?;
         let labels = col(1).as_map_opt().ok_or("labels is not a map")?;
-        let first_row = col(2).as_primitive_opt::<UInt64Type>().ok_or("first_row is not UInt64")?;
-        let num_rows = col(3).as_primitive_opt::<UInt32Type>().ok_or("num_rows is not UInt32")?;
-        let min_time = col(4).as_primitive_opt::<TimestampMillisecondType>().ok_or("min_time is not a timestamp")?;
-        let max_time = col(5).as_primitive_opt::<TimestampMillisecondType>().ok_or("max_time is not a timestamp")?;
-        let keys = labels.keys().as_string_opt::<i32>().ok_or("label names are not strings")?;
-        let values = labels.values().as_string_opt::<i32>().ok_or("label values are not strings")?;
+        let first_row = col(2)
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or("first_row is not UInt64")?;
+        let num_rows = col(3)
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or("num_rows is not UInt32")?;
+        let min_time = col(4)
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or("min_time is not a timestamp")?;
+        let max_time = col(5)
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or("max_time is not a timestamp")?;
+        let keys = labels
+            .keys()
+            .as_string_opt::<i32>()
+            .ok_or("label names are not strings")?;
+        let values = labels
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or("label values are not strings")?;
         for c in batch.columns() {
             if c.null_count() > 0 {
                 return Err("null in a required column".into());
@@ -178,23 +215,40 @@ impl Loader<'_> {
                     return Err(format!("series {id} does not sort after series {}", id - 1));
                 }
             }
-            self.t.offsets.push(u32::try_from(self.t.pairs.len()).map_err(|_| "too many labels".to_string())?);
-            let (first, n, lo, hi) = (first_row.value(row), num_rows.value(row), min_time.value(row), max_time.value(row));
+            self.t.offsets.push(
+                u32::try_from(self.t.pairs.len()).map_err(|_| "too many labels".to_string())?,
+            );
+            let (first, n, lo, hi) = (
+                first_row.value(row),
+                num_rows.value(row),
+                min_time.value(row),
+                max_time.value(row),
+            );
             if first != self.next_row {
-                return Err(format!("series {id} starts at row {first}, want {}", self.next_row));
+                return Err(format!(
+                    "series {id} starts at row {first}, want {}",
+                    self.next_row
+                ));
             }
             if n == 0 {
                 return Err(format!("series {id} has no rows"));
             }
             if lo > hi || lo < self.meta.min_time || hi > self.meta.max_time {
-                return Err(format!("series {id} time range [{lo}, {hi}] invalid or outside the block's"));
+                return Err(format!(
+                    "series {id} time range [{lo}, {hi}] invalid or outside the block's"
+                ));
             }
             if u64::from(n) > (hi.abs_diff(lo)).saturating_add(1) {
-                return Err(format!("series {id}: {n} rows cannot have unique timestamps in [{lo}, {hi}]"));
+                return Err(format!(
+                    "series {id}: {n} rows cannot have unique timestamps in [{lo}, {hi}]"
+                ));
             }
             self.next_row += u64::from(n);
             if self.next_row > self.meta.num_samples {
-                return Err(format!("series {id} ends past the block's {} samples", self.meta.num_samples));
+                return Err(format!(
+                    "series {id} ends past the block's {} samples",
+                    self.meta.num_samples
+                ));
             }
             self.t.first_row.push(first);
             self.t.num_rows.push(n);

@@ -15,7 +15,10 @@ use crate::sample::{STALE_NAN, Sample};
 
 type Model = BTreeMap<Labels, Vec<Sample>>;
 
-const TINY: Layout = Layout { page_rows: 7, row_group_rows: 40 };
+const TINY: Layout = Layout {
+    page_rows: 7,
+    row_group_rows: 40,
+};
 
 fn write(dir: &Path, model: &Model, layout: Layout) -> Option<BlockMeta> {
     let it = model.iter().map(|(l, s)| Ok((l.clone(), s.clone())));
@@ -27,7 +30,10 @@ fn bits(s: &[Sample]) -> Vec<(i64, u64)> {
 }
 
 fn in_range(s: &[Sample], mint: i64, maxt: i64) -> Vec<Sample> {
-    s.iter().copied().filter(|s| s.t >= mint && s.t <= maxt).collect()
+    s.iter()
+        .copied()
+        .filter(|s| s.t >= mint && s.t <= maxt)
+        .collect()
 }
 
 fn special_values() -> Vec<f64> {
@@ -55,16 +61,20 @@ fn arb_value() -> impl Strategy<Value = f64> {
 }
 
 fn arb_samples(max_len: usize) -> impl Strategy<Value = Vec<Sample>> {
-    (-5_000i64..5_000, prop::collection::vec((1i64..40, arb_value()), 1..max_len)).prop_map(|(start, deltas)| {
-        let mut t = start;
-        deltas
-            .into_iter()
-            .map(|(d, v)| {
-                t += d;
-                Sample { t, v }
-            })
-            .collect()
-    })
+    (
+        -5_000i64..5_000,
+        prop::collection::vec((1i64..40, arb_value()), 1..max_len),
+    )
+        .prop_map(|(start, deltas)| {
+            let mut t = start;
+            deltas
+                .into_iter()
+                .map(|(d, v)| {
+                    t += d;
+                    Sample { t, v }
+                })
+                .collect()
+        })
 }
 
 fn arb_labels() -> impl Strategy<Value = Labels> {
@@ -96,15 +106,26 @@ fn check_block_matches(block: &Block, model: &Model) {
     for (id, (labels, samples)) in model.iter().enumerate() {
         let id = id as u32;
         assert_eq!(&block.labels(id), labels);
-        assert_eq!(block.series_time_range(id), (samples[0].t, samples[samples.len() - 1].t));
+        assert_eq!(
+            block.series_time_range(id),
+            (samples[0].t, samples[samples.len() - 1].t)
+        );
         out.clear();
-        block.read_samples(id, i64::MIN, i64::MAX, &mut out).unwrap();
+        block
+            .read_samples(id, i64::MIN, i64::MAX, &mut out)
+            .unwrap();
         assert_eq!(bits(&out), bits(samples), "series {labels}");
     }
     let meta = block.meta();
-    assert_eq!(meta.num_samples, model.values().map(|s| s.len() as u64).sum::<u64>());
+    assert_eq!(
+        meta.num_samples,
+        model.values().map(|s| s.len() as u64).sum::<u64>()
+    );
     assert_eq!(meta.min_time, model.values().map(|s| s[0].t).min().unwrap());
-    assert_eq!(meta.max_time, model.values().map(|s| s[s.len() - 1].t).max().unwrap());
+    assert_eq!(
+        meta.max_time,
+        model.values().map(|s| s[s.len() - 1].t).max().unwrap()
+    );
 }
 
 proptest! {
@@ -186,8 +207,17 @@ proptest! {
 fn node_like(series: usize, samples: usize) -> Model {
     let mut m = Model::new();
     for i in 0..series {
-        let l = Labels::new(&[("__name__", "node_x"), ("cpu", &(i % 8).to_string()), ("instance", &format!("h{}", i / 8))]);
-        let s = (0..samples).map(|j| Sample { t: 1_000_000 + j as i64 * 15_000 + (j as i64 % 3), v: (i * j) as f64 }).collect();
+        let l = Labels::new(&[
+            ("__name__", "node_x"),
+            ("cpu", &(i % 8).to_string()),
+            ("instance", &format!("h{}", i / 8)),
+        ]);
+        let s = (0..samples)
+            .map(|j| Sample {
+                t: 1_000_000 + j as i64 * 15_000 + (j as i64 % 3),
+                v: (i * j) as f64,
+            })
+            .collect();
         m.insert(l, s);
     }
     m
@@ -197,17 +227,38 @@ fn node_like(series: usize, samples: usize) -> Model {
 fn long_series_and_many_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let mut model = node_like(30, 50);
-    model.insert(Labels::new(&[("__name__", "long")]), (0..9_000).map(|j| Sample { t: j * 10, v: j as f64 }).collect());
-    let meta = write(dir.path(), &model, Layout { page_rows: 64, row_group_rows: 500 }).unwrap();
+    model.insert(
+        Labels::new(&[("__name__", "long")]),
+        (0..9_000)
+            .map(|j| Sample {
+                t: j * 10,
+                v: j as f64,
+            })
+            .collect(),
+    );
+    let meta = write(
+        dir.path(),
+        &model,
+        Layout {
+            page_rows: 64,
+            row_group_rows: 500,
+        },
+    )
+    .unwrap();
     let block = Block::open(&dir.path().join(&meta.id)).unwrap();
     check_block_matches(&block, &model);
     // The long series is series 0 ("long" < "node_x"): a range in its middle.
     let mut out = Vec::new();
     block.read_samples(0, 45_000, 45_100, &mut out).unwrap();
-    assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), (4500..=4510).map(|j| j * 10).collect::<Vec<_>>());
+    assert_eq!(
+        out.iter().map(|s| s.t).collect::<Vec<_>>(),
+        (4500..=4510).map(|j| j * 10).collect::<Vec<_>>()
+    );
     // Edges: exactly the first and last timestamps, and just outside.
     out.clear();
-    block.read_samples(1, 1_000_000, 1_000_000, &mut out).unwrap();
+    block
+        .read_samples(1, 1_000_000, 1_000_000, &mut out)
+        .unwrap();
     assert_eq!(out.len(), 1);
     out.clear();
     block.read_samples(1, i64::MIN, 999_999, &mut out).unwrap();
@@ -215,8 +266,18 @@ fn long_series_and_many_row_groups() {
     let last = 1_000_000 + 49 * 15_000 + 1;
     block.read_samples(1, last, i64::MAX, &mut out).unwrap();
     assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), vec![last]);
-    assert!(block.read_samples(block.num_series(), 0, 1, &mut out).is_err());
+    assert!(
+        block
+            .read_samples(block.num_series(), 0, 1, &mut out)
+            .is_err()
+    );
     assert!(block.read_many(&[2, 1], 0, 1, &mut |_, _| {}).is_err());
+}
+
+#[test]
+fn block_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Block>();
 }
 
 #[test]
@@ -225,10 +286,17 @@ fn postings_resolve_matchers() {
     let model = node_like(24, 3);
     let meta = write(dir.path(), &model, Layout::default()).unwrap();
     let block = Block::open(&dir.path().join(&meta.id)).unwrap();
-    let ms = [Matcher::equal("cpu", "3"), Matcher::new(MatchOp::RegexMatch, "instance", "h[01]").unwrap()];
+    let ms = [
+        Matcher::equal("cpu", "3"),
+        Matcher::new(MatchOp::RegexMatch, "instance", "h[01]").unwrap(),
+    ];
     let got: Vec<u32> = block.postings().select(&ms).iter().collect();
-    let want: Vec<u32> =
-        model.keys().enumerate().filter(|(_, l)| ms.iter().all(|m| m.matches_labels(l))).map(|(i, _)| i as u32).collect();
+    let want: Vec<u32> = model
+        .keys()
+        .enumerate()
+        .filter(|(_, l)| ms.iter().all(|m| m.matches_labels(l)))
+        .map(|(i, _)| i as u32)
+        .collect();
     assert_eq!(got, want);
     assert_eq!(got.len(), 2);
 }
@@ -237,8 +305,20 @@ fn postings_resolve_matchers() {
 fn empty_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let it = vec![Ok((Labels::new(&[("__name__", "x")]), Vec::new()))].into_iter();
-    assert!(write_block(dir.path(), &BlockWriteOptions::default(), it).unwrap().is_none());
-    assert!(write_block(dir.path(), &BlockWriteOptions::default(), std::iter::empty()).unwrap().is_none());
+    assert!(
+        write_block(dir.path(), &BlockWriteOptions::default(), it)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        write_block(
+            dir.path(),
+            &BlockWriteOptions::default(),
+            std::iter::empty()
+        )
+        .unwrap()
+        .is_none()
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
@@ -255,13 +335,21 @@ fn bad_input_is_rejected_and_leaves_nothing() {
         vec![(a.clone(), s(&[1, 1]))],
     ];
     for case in cases {
-        let r = write_block(dir.path(), &BlockWriteOptions::default(), case.into_iter().map(Ok));
+        let r = write_block(
+            dir.path(),
+            &BlockWriteOptions::default(),
+            case.into_iter().map(Ok),
+        );
         assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
     }
     let r = write_block(
         dir.path(),
         &BlockWriteOptions::default(),
-        vec![Ok((a.clone(), s(&[1]))), Err(Error::Invalid("upstream".into()))].into_iter(),
+        vec![
+            Ok((a.clone(), s(&[1]))),
+            Err(Error::Invalid("upstream".into())),
+        ]
+        .into_iter(),
     );
     assert!(matches!(r, Err(Error::Invalid(m)) if m == "upstream"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -270,22 +358,40 @@ fn bad_input_is_rejected_and_leaves_nothing() {
 #[test]
 fn options_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = BlockWriteOptions { level: 1, sources: vec![], wal_segment_max: Some(7) };
+    let opts = BlockWriteOptions {
+        level: 1,
+        sources: vec![],
+        wal_segment_max: Some(7),
+    };
     let it = node_like(2, 2).into_iter().map(Ok);
     let meta = write_block(dir.path(), &opts, it).unwrap().unwrap();
     assert_eq!((meta.level, meta.wal_segment_max), (1, Some(7)));
     assert_eq!(meta.sources, vec![meta.id.clone()]);
     let block = Block::open(&dir.path().join(&meta.id)).unwrap();
     assert_eq!(block.meta(), &meta);
-    let on_disk: u64 = std::fs::read_dir(block.dir()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let on_disk: u64 = std::fs::read_dir(block.dir())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     assert_eq!(block.size_bytes(), on_disk);
-    assert_eq!(list_block_dirs(dir.path()).unwrap(), vec![block.dir().to_owned()]);
+    assert_eq!(
+        list_block_dirs(dir.path()).unwrap(),
+        vec![block.dir().to_owned()]
+    );
     // Merging one block with itself: level + 1, same sources, data unchanged.
-    let out = merge_blocks(dir.path(), &[&block, &block], &BlockWriteOptions::default()).unwrap().unwrap();
-    assert_eq!((out.level, out.wal_segment_max, out.sources.clone()), (2, Some(7), vec![meta.id.clone()]));
+    let out = merge_blocks(dir.path(), &[&block, &block], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (out.level, out.wal_segment_max, out.sources.clone()),
+        (2, Some(7), vec![meta.id.clone()])
+    );
     let merged = Block::open(&dir.path().join(&out.id)).unwrap();
     check_block_matches(&merged, &node_like(2, 2));
-    let bad = BlockWriteOptions { sources: vec!["a b".into()], ..BlockWriteOptions::default() };
+    let bad = BlockWriteOptions {
+        sources: vec!["a b".into()],
+        ..BlockWriteOptions::default()
+    };
     assert!(write_block(dir.path(), &bad, node_like(1, 1).into_iter().map(Ok)).is_err());
 }
 
@@ -305,7 +411,10 @@ fn incomplete_writes_are_removed() {
     let id = new_block_id();
     std::fs::create_dir(dir.path().join(format!("{id}.tmp"))).unwrap();
     std::fs::create_dir(dir.path().join("not-a-block.tmp")).unwrap();
-    assert_eq!(remove_incomplete(dir.path()).unwrap(), vec![dir.path().join(format!("{id}.tmp"))]);
+    assert_eq!(
+        remove_incomplete(dir.path()).unwrap(),
+        vec![dir.path().join(format!("{id}.tmp"))]
+    );
     assert!(dir.path().join("not-a-block.tmp").exists());
 }
 
@@ -332,7 +441,11 @@ fn open_and_read(block: &Path) -> Result<()> {
 fn assert_corruption_names(r: Result<()>, file: &str) {
     match r {
         Err(Error::Corruption { path, .. }) => {
-            assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(file), "error names {path:?}, want {file}")
+            assert_eq!(
+                path.file_name().and_then(|n| n.to_str()),
+                Some(file),
+                "error names {path:?}, want {file}"
+            )
         }
         other => panic!("want corruption of {file}, got {other:?}"),
     }
@@ -395,7 +508,9 @@ fn damaged_parquet_with_matching_crc_never_panics() {
         // Flips anywhere: either still readable (a value changed) or corruption of this file.
         let mut rng_state = 0x9e37_79b9_u64;
         for _ in 0..300 {
-            rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng_state = rng_state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let pos = (rng_state >> 33) as usize % n;
             let mut b = orig.clone();
             b[pos] ^= 1 << ((rng_state >> 20) % 8);
@@ -424,8 +539,13 @@ fn swapped_files_are_detected() {
 
 /// The fenced block following `marker` in docs/format/block.md.
 fn doc_block(marker: &str) -> String {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/format/block.md")).unwrap();
-    let at = doc.find(marker).unwrap_or_else(|| panic!("marker {marker:?} not in block.md"));
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/format/block.md"),
+    )
+    .unwrap();
+    let at = doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("marker {marker:?} not in block.md"));
     let rest = &doc[at..];
     let start = rest.find("```text\n").unwrap() + "```text\n".len();
     let end = rest[start..].find("```").unwrap();
@@ -451,7 +571,12 @@ fn written_files_match_documented_schema() {
     let (series, smd) = printed_schema(&block.join(SERIES_FILE));
     assert_eq!(series, doc_block("<!-- schema:series -->"));
     let kv = |m: &parquet::file::metadata::ParquetMetaData, k: &str| {
-        m.file_metadata().key_value_metadata().unwrap().iter().find(|e| e.key == k).and_then(|e| e.value.clone())
+        m.file_metadata()
+            .key_value_metadata()
+            .unwrap()
+            .iter()
+            .find(|e| e.key == k)
+            .and_then(|e| e.value.clone())
     };
     let meta = read_meta(&block).unwrap();
     assert_eq!(kv(&md, "silt.format").as_deref(), Some(SAMPLES_FORMAT));
@@ -462,19 +587,43 @@ fn written_files_match_documented_schema() {
         assert_eq!(kv(m, "silt.min_time"), Some(meta.min_time.to_string()));
         assert_eq!(kv(m, "silt.max_time"), Some(meta.max_time.to_string()));
         assert_eq!(kv(m, "silt.num_series"), Some(meta.num_series.to_string()));
-        assert_eq!(kv(m, "silt.num_samples"), Some(meta.num_samples.to_string()));
+        assert_eq!(
+            kv(m, "silt.num_samples"),
+            Some(meta.num_samples.to_string())
+        );
     }
     for rg in md.row_groups() {
         let enc = |c: usize| rg.column(c).encodings().collect::<Vec<_>>();
-        assert!(enc(0).contains(&Encoding::DELTA_BINARY_PACKED), "{:?}", enc(0));
-        assert!(enc(1).contains(&Encoding::DELTA_BINARY_PACKED), "{:?}", enc(1));
-        assert!(enc(2).contains(&Encoding::BYTE_STREAM_SPLIT), "{:?}", enc(2));
+        assert!(
+            enc(0).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            enc(0)
+        );
+        assert!(
+            enc(1).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            enc(1)
+        );
+        assert!(
+            enc(2).contains(&Encoding::BYTE_STREAM_SPLIT),
+            "{:?}",
+            enc(2)
+        );
         for c in 0..3 {
             assert!(matches!(rg.column(c).compression(), Compression::ZSTD(_)));
-            assert!(rg.column(c).offset_index_offset().is_some() && rg.column(c).column_index_offset().is_some());
+            assert!(
+                rg.column(c).offset_index_offset().is_some()
+                    && rg.column(c).column_index_offset().is_some()
+            );
         }
         let sorting = rg.sorting_columns().unwrap();
-        assert_eq!(sorting.iter().map(|s| (s.column_idx, s.descending)).collect::<Vec<_>>(), vec![(0, false), (1, false)]);
+        assert_eq!(
+            sorting
+                .iter()
+                .map(|s| (s.column_idx, s.descending))
+                .collect::<Vec<_>>(),
+            vec![(0, false), (1, false)]
+        );
     }
     // Pages: with TINY (7 rows a page, 40 rows a row group) and 40-sample
     // series, each series is cut into pages of 7,7,7,7,7,5 rows and each row

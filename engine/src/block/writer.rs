@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{MapBuilder, MapFieldNames, StringBuilder};
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array, UInt64Array};
+use arrow_array::{
+    ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array, UInt64Array,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 
@@ -60,7 +62,10 @@ pub(crate) struct Layout {
 
 impl Default for Layout {
     fn default() -> Self {
-        Layout { page_rows: MAX_PAGE_ROWS, row_group_rows: ROW_GROUP_ROWS }
+        Layout {
+            page_rows: MAX_PAGE_ROWS,
+            row_group_rows: ROW_GROUP_ROWS,
+        }
     }
 }
 
@@ -112,20 +117,32 @@ type FileSink = CrcWriter<BufWriter<File>>;
 
 fn create_sink(path: &Path) -> Result<FileSink> {
     let f = File::create_new(path).map_err(|e| Error::io(path, e))?;
-    Ok(CrcWriter { inner: BufWriter::with_capacity(1 << 20, f), size: 0, crc: 0 })
+    Ok(CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, f),
+        size: 0,
+        crc: 0,
+    })
 }
 
 /// Flushes, fsyncs and describes a finished file.
 fn close_sink(path: &Path, name: &str, sink: FileSink) -> Result<FileMeta> {
     let CrcWriter { inner, size, crc } = sink;
-    let file = inner.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io(path, e))?;
-    Ok(FileMeta { name: name.to_owned(), size, crc32c: crc })
+    Ok(FileMeta {
+        name: name.to_owned(),
+        size,
+        crc32c: crc,
+    })
 }
 
 /// Fsyncs a directory so that entries created or renamed in it persist.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Series rows waiting to be written to `series.parquet`.
@@ -143,11 +160,19 @@ const SERIES_BATCH: usize = 4096;
 
 impl SeriesRows {
     fn new() -> Self {
-        let names = MapFieldNames { entry: "entries".into(), key: "key".into(), value: "value".into() };
+        let names = MapFieldNames {
+            entry: "entries".into(),
+            key: "key".into(),
+            value: "value".into(),
+        };
         SeriesRows {
             ids: Vec::new(),
             labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
-                .with_values_field(Arc::new(arrow_schema::Field::new("value", arrow_schema::DataType::Utf8, false))),
+                .with_values_field(Arc::new(arrow_schema::Field::new(
+                    "value",
+                    arrow_schema::DataType::Utf8,
+                    false,
+                ))),
             first_row: Vec::new(),
             num_rows: Vec::new(),
             min_time: Vec::new(),
@@ -161,7 +186,9 @@ impl SeriesRows {
             self.labels.keys().append_value(&l.name);
             self.labels.values().append_value(&l.value);
         }
-        self.labels.append(true).map_err(|e| Error::Invalid(format!("labels map: {e}")))?;
+        self.labels
+            .append(true)
+            .map_err(|e| Error::Invalid(format!("labels map: {e}")))?;
         self.first_row.push(first_row);
         self.num_rows.push(samples.len() as u32);
         self.min_time.push(samples[0].t);
@@ -175,10 +202,17 @@ impl SeriesRows {
             Arc::new(self.labels.finish()),
             Arc::new(UInt64Array::from(std::mem::take(&mut self.first_row))),
             Arc::new(UInt32Array::from(std::mem::take(&mut self.num_rows))),
-            Arc::new(TimestampMillisecondArray::from(std::mem::take(&mut self.min_time)).with_timezone("UTC")),
-            Arc::new(TimestampMillisecondArray::from(std::mem::take(&mut self.max_time)).with_timezone("UTC")),
+            Arc::new(
+                TimestampMillisecondArray::from(std::mem::take(&mut self.min_time))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(
+                TimestampMillisecondArray::from(std::mem::take(&mut self.max_time))
+                    .with_timezone("UTC"),
+            ),
         ];
-        RecordBatch::try_new(schema::series_schema(), cols).map_err(|e| Error::Invalid(format!("series batch: {e}")))
+        RecordBatch::try_new(schema::series_schema(), cols)
+            .map_err(|e| Error::Invalid(format!("series batch: {e}")))
     }
 }
 
@@ -205,10 +239,24 @@ pub(crate) struct BlockWriter {
 }
 
 impl BlockWriter {
-    pub(crate) fn new(parent: &Path, opts: &BlockWriteOptions, layout: Layout) -> Result<BlockWriter> {
-        let layout = Layout { page_rows: layout.page_rows.clamp(1, MAX_PAGE_ROWS), row_group_rows: layout.row_group_rows.max(1) };
-        if let Some(bad) = opts.sources.iter().find(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')) {
-            return Err(Error::Invalid(format!("block writer: source {bad:?} has characters outside [0-9A-Za-z._-]")));
+    pub(crate) fn new(
+        parent: &Path,
+        opts: &BlockWriteOptions,
+        layout: Layout,
+    ) -> Result<BlockWriter> {
+        let layout = Layout {
+            page_rows: layout.page_rows.clamp(1, MAX_PAGE_ROWS),
+            row_group_rows: layout.row_group_rows.max(1),
+        };
+        if let Some(bad) = opts.sources.iter().find(|s| {
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        }) {
+            return Err(Error::Invalid(format!(
+                "block writer: source {bad:?} has characters outside [0-9A-Za-z._-]"
+            )));
         }
         let id = id::new_block_id();
         let tmp = parent.join(format!("{id}{}", super::TMP_SUFFIX));
@@ -246,9 +294,11 @@ impl BlockWriter {
             ArrowWriter::try_new_with_options(
                 create_sink(&path)?,
                 schema::samples_schema(),
-                ArrowWriterOptions::new().with_properties(props).with_schema_root(schema::SAMPLES_ROOT.into()),
+                ArrowWriterOptions::new()
+                    .with_properties(props)
+                    .with_schema_root(schema::SAMPLES_ROOT.into()),
             )
-                .map_err(|e| Error::Parquet { path, source: e })?,
+            .map_err(|e| Error::Parquet { path, source: e })?,
         );
         let path = self.tmp.join(SERIES_FILE);
         let props = schema::series_writer_properties(&self.id);
@@ -256,9 +306,11 @@ impl BlockWriter {
             ArrowWriter::try_new_with_options(
                 create_sink(&path)?,
                 schema::series_schema(),
-                ArrowWriterOptions::new().with_properties(props).with_schema_root(schema::SERIES_ROOT.into()),
+                ArrowWriterOptions::new()
+                    .with_properties(props)
+                    .with_schema_root(schema::SERIES_ROOT.into()),
             )
-                .map_err(|e| Error::Parquet { path, source: e })?,
+            .map_err(|e| Error::Parquet { path, source: e })?,
         );
         Ok(())
     }
@@ -272,7 +324,9 @@ impl BlockWriter {
         if let Some(prev) = &self.last_labels
             && prev >= &labels
         {
-            return Err(Error::Invalid(format!("block writer: series {labels} does not sort after {prev}")));
+            return Err(Error::Invalid(format!(
+                "block writer: series {labels} does not sort after {prev}"
+            )));
         }
         if let Some(w) = samples.windows(2).find(|w| w[0].t >= w[1].t) {
             return Err(Error::Invalid(format!(
@@ -281,7 +335,9 @@ impl BlockWriter {
             )));
         }
         if self.num_series == u32::MAX || samples.len() > u32::MAX as usize {
-            return Err(Error::Invalid("block writer: too many series or samples for one block".into()));
+            return Err(Error::Invalid(
+                "block writer: too many series or samples for one block".into(),
+            ));
         }
         let id = self.num_series;
         let first_row = self.num_samples;
@@ -328,21 +384,39 @@ impl BlockWriter {
         let rows = self.page_ts.len();
         let cap = self.layout.page_rows;
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from(std::mem::replace(&mut self.page_sid, Vec::with_capacity(cap)))),
+            Arc::new(UInt32Array::from(std::mem::replace(
+                &mut self.page_sid,
+                Vec::with_capacity(cap),
+            ))),
             Arc::new(
-                TimestampMillisecondArray::from(std::mem::replace(&mut self.page_ts, Vec::with_capacity(cap)))
-                    .with_timezone("UTC"),
+                TimestampMillisecondArray::from(std::mem::replace(
+                    &mut self.page_ts,
+                    Vec::with_capacity(cap),
+                ))
+                .with_timezone("UTC"),
             ),
-            Arc::new(Float64Array::from(std::mem::replace(&mut self.page_v, Vec::with_capacity(cap)))),
+            Arc::new(Float64Array::from(std::mem::replace(
+                &mut self.page_v,
+                Vec::with_capacity(cap),
+            ))),
         ];
         let path = || self.tmp.join(SAMPLES_FILE);
         let batch = RecordBatch::try_new(schema::samples_schema(), cols)
             .map_err(|e| Error::Invalid(format!("samples batch: {e}")))?;
-        let w = self.samples.as_mut().ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
-        w.write(&batch).map_err(|e| Error::Parquet { path: path(), source: e })?;
+        let w = self
+            .samples
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Parquet {
+            path: path(),
+            source: e,
+        })?;
         self.rows_in_group += rows;
         if self.rows_in_group >= self.layout.row_group_rows {
-            w.flush().map_err(|e| Error::Parquet { path: path(), source: e })?;
+            w.flush().map_err(|e| Error::Parquet {
+                path: path(),
+                source: e,
+            })?;
             self.rows_in_group = 0;
         }
         Ok(())
@@ -353,8 +427,14 @@ impl BlockWriter {
             return Ok(());
         }
         let batch = self.series_rows.take_batch()?;
-        let w = self.series.as_mut().ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
-        w.write(&batch).map_err(|e| Error::Parquet { path: self.tmp.join(SERIES_FILE), source: e })
+        let w = self
+            .series
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Parquet {
+            path: self.tmp.join(SERIES_FILE),
+            source: e,
+        })
     }
 
     /// Deletes the temporary directory (best effort; used on errors).
@@ -382,15 +462,27 @@ impl BlockWriter {
     fn finish_inner(&mut self) -> Result<BlockMeta> {
         self.flush_page()?;
         self.flush_series()?;
-        let kv = schema::summary_kv(self.min_time, self.max_time, u64::from(self.num_series), self.num_samples);
+        let kv = schema::summary_kv(
+            self.min_time,
+            self.max_time,
+            u64::from(self.num_series),
+            self.num_samples,
+        );
         let mut files = Vec::with_capacity(2);
-        for (name, writer) in [(SAMPLES_FILE, self.samples.take()), (SERIES_FILE, self.series.take())] {
+        for (name, writer) in [
+            (SAMPLES_FILE, self.samples.take()),
+            (SERIES_FILE, self.series.take()),
+        ] {
             let path = self.tmp.join(name);
-            let mut writer = writer.ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+            let mut writer =
+                writer.ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
             for e in &kv {
                 writer.append_key_value_metadata(e.clone());
             }
-            let sink = writer.into_inner().map_err(|e| Error::Parquet { path: path.clone(), source: e })?;
+            let sink = writer.into_inner().map_err(|e| Error::Parquet {
+                path: path.clone(),
+                source: e,
+            })?;
             files.push(close_sink(&path, name, sink)?);
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -413,7 +505,9 @@ impl BlockWriter {
         };
         let path = self.tmp.join(META_FILE);
         let mut f = File::create_new(&path).map_err(|e| Error::io(&path, e))?;
-        f.write_all(&meta.to_json()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+        f.write_all(&meta.to_json())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&path, e))?;
         drop(f);
         sync_dir(&self.tmp)?;
         let dest = self.parent.join(&self.id);

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use regex::Regex;
 
 /// Which origins may call the API (Prometheus's `--web.cors.origin`).
@@ -27,7 +27,9 @@ impl CorsOrigin {
         if pattern == ".*" {
             return Ok(CorsOrigin::any());
         }
-        Ok(CorsOrigin { regex: Some(Regex::new(&format!("^(?:{pattern})$"))?) })
+        Ok(CorsOrigin {
+            regex: Some(Regex::new(&format!("^(?:{pattern})$"))?),
+        })
     }
 
     /// Every origin (`Access-Control-Allow-Origin: *`), the default.
@@ -52,11 +54,20 @@ pub fn apply_cors(headers: &mut HeaderMap, origin: Option<&HeaderValue>, allowed
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"),
     );
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Date"),
+    );
     match &allowed.regex {
         None => {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
         }
         Some(re) if origin.to_str().is_ok_and(|o| re.is_match(o)) => {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
@@ -65,7 +76,11 @@ pub fn apply_cors(headers: &mut HeaderMap, origin: Option<&HeaderValue>, allowed
     }
 }
 
-async fn cors_middleware(State(allowed): State<Arc<CorsOrigin>>, req: Request, next: Next) -> Response {
+async fn cors_middleware(
+    State(allowed): State<Arc<CorsOrigin>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut resp = if req.method() == Method::OPTIONS && req.uri().path().starts_with("/api/v1/") {
         StatusCode::NO_CONTENT.into_response()
@@ -79,8 +94,14 @@ async fn cors_middleware(State(allowed): State<Arc<CorsOrigin>>, req: Request, n
 /// Wraps every route of `router` with the CORS behaviour. The binary may
 /// apply this to its whole `/api/v1` tree so other crates' routes (remote
 /// write) and unknown paths answer preflights the same way.
-pub fn with_cors<S: Clone + Send + Sync + 'static>(router: Router<S>, allowed: CorsOrigin) -> Router<S> {
-    router.layer(middleware::from_fn_with_state(Arc::new(allowed), cors_middleware))
+pub fn with_cors<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    allowed: CorsOrigin,
+) -> Router<S> {
+    router.layer(middleware::from_fn_with_state(
+        Arc::new(allowed),
+        cors_middleware,
+    ))
 }
 
 #[cfg(test)]
@@ -98,18 +119,33 @@ mod tests {
         let mut h = HeaderMap::new();
         apply_cors(&mut h, Some(&origin), &CorsOrigin::any());
         assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "*");
-        assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_METHODS).unwrap(), "GET, POST, OPTIONS");
-        assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap(), "Accept, Authorization, Content-Type, Origin");
-        assert_eq!(h.get(header::ACCESS_CONTROL_EXPOSE_HEADERS).unwrap(), "Date");
+        assert_eq!(
+            h.get(header::ACCESS_CONTROL_ALLOW_METHODS).unwrap(),
+            "GET, POST, OPTIONS"
+        );
+        assert_eq!(
+            h.get(header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap(),
+            "Accept, Authorization, Content-Type, Origin"
+        );
+        assert_eq!(
+            h.get(header::ACCESS_CONTROL_EXPOSE_HEADERS).unwrap(),
+            "Date"
+        );
 
         let only = CorsOrigin::new(r"https://.*\.example").unwrap();
         let mut h = HeaderMap::new();
         apply_cors(&mut h, Some(&origin), &only);
-        assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "https://grafana.example");
+        assert_eq!(
+            h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
+            "https://grafana.example"
+        );
         let evil = HeaderValue::from_static("https://grafana.example.evil");
         let mut h = HeaderMap::new();
         apply_cors(&mut h, Some(&evil), &only);
-        assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "anchored match");
+        assert!(
+            h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+            "anchored match"
+        );
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_METHODS).is_some());
     }
 }

@@ -141,7 +141,10 @@ pub enum ApiError {
 impl ApiError {
     /// `invalid parameter "<param>": invalid time value for '<param>': ...`
     pub fn time(param: &'static str, source: TimeError) -> ApiError {
-        ApiError::InvalidParam { param, source: ParamError::Time { param, source } }
+        ApiError::InvalidParam {
+            param,
+            source: ParamError::Time { param, source },
+        }
     }
 
     /// The one mapping from cause to Prometheus error type.
@@ -180,27 +183,66 @@ mod tests {
     #[test]
     fn messages_match_prometheus() {
         let e = ApiError::time("start", TimeError("abc".into()));
-        assert_eq!(e.to_string(), r#"invalid parameter "start": invalid time value for 'start': cannot parse "abc" to a valid timestamp"#);
-        let e = ApiError::InvalidParam { param: "limit", source: LimitError::Syntax("x".into()).into() };
-        assert_eq!(e.to_string(), r#"invalid parameter "limit": strconv.Atoi: parsing "x": invalid syntax"#);
-        let e = ApiError::InvalidParam { param: "match[]", source: MatcherError::Empty.into() };
-        assert_eq!(e.to_string(), r#"invalid parameter "match[]": match[] must contain at least one non-empty matcher"#);
-        assert_eq!(ApiError::Matchers(MatcherError::Empty).to_string(), "match[] must contain at least one non-empty matcher");
-        assert_eq!(ApiError::InvalidLabelName("".into()).to_string(), r#"invalid label name: """#);
-        assert_eq!(ApiError::NotANumber("limit").to_string(), "limit must be a number");
-        assert_eq!(ApiError::Form(FormError::TooLarge).to_string(), "error parsing form values: http: POST too large");
+        assert_eq!(
+            e.to_string(),
+            r#"invalid parameter "start": invalid time value for 'start': cannot parse "abc" to a valid timestamp"#
+        );
+        let e = ApiError::InvalidParam {
+            param: "limit",
+            source: LimitError::Syntax("x".into()).into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"invalid parameter "limit": strconv.Atoi: parsing "x": invalid syntax"#
+        );
+        let e = ApiError::InvalidParam {
+            param: "match[]",
+            source: MatcherError::Empty.into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"invalid parameter "match[]": match[] must contain at least one non-empty matcher"#
+        );
+        assert_eq!(
+            ApiError::Matchers(MatcherError::Empty).to_string(),
+            "match[] must contain at least one non-empty matcher"
+        );
+        assert_eq!(
+            ApiError::InvalidLabelName("".into()).to_string(),
+            r#"invalid label name: """#
+        );
+        assert_eq!(
+            ApiError::NotANumber("limit").to_string(),
+            "limit must be a number"
+        );
+        assert_eq!(
+            ApiError::Form(FormError::TooLarge).to_string(),
+            "error parsing form values: http: POST too large"
+        );
     }
 
     #[test]
     fn one_mapping_to_type_and_status() {
         let cases = [
             (ApiError::NoMatchParam, "bad_data", 400),
-            (ApiError::TooManySeries { found: 2, limit: 1 }, "execution", 422),
+            (
+                ApiError::TooManySeries { found: 2, limit: 1 },
+                "execution",
+                422,
+            ),
             (ApiError::Timeout, "timeout", 503),
             (ApiError::Canceled, "canceled", 499),
-            (ApiError::Engine(engine::Error::Invalid("x".into())), "execution", 422),
+            (
+                ApiError::Engine(engine::Error::Invalid("x".into())),
+                "execution",
+                422,
+            ),
             (ApiError::Engine(engine::Error::Closed), "unavailable", 500),
-            (ApiError::Engine(engine::Error::corruption("/x", "bad crc")), "internal", 500),
+            (
+                ApiError::Engine(engine::Error::corruption("/x", "bad crc")),
+                "internal",
+                500,
+            ),
             (ApiError::Internal("x".into()), "internal", 500),
         ];
         for (e, ty, status) in cases {

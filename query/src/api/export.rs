@@ -19,11 +19,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::BoxError;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::BoxError;
 use bytes::Bytes;
 use engine::{Db, Labels, Matcher, Sample};
 use http_body::Frame;
@@ -31,16 +31,19 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::{ApiError, ParamError};
 use super::format::write_export_value;
-use super::params::{parse_match_params, Params};
+use super::params::{Params, parse_match_params};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS};
-use super::{select_union, Api};
+use super::{Api, select_union};
 
 /// Chunks handed to the body are about this large.
 const FLUSH_BYTES: usize = 64 * 1024;
 /// Chunks in flight between the reading task and the connection.
 const CHANNEL_DEPTH: usize = 4;
 
-pub(crate) async fn export(State(api): State<Arc<Api>>, params: Params) -> Result<Response, ApiError> {
+pub(crate) async fn export(
+    State(api): State<Arc<Api>>,
+    params: Params,
+) -> Result<Response, ApiError> {
     let selectors = params.all("match[]");
     if selectors.is_empty() {
         return Err(ApiError::NoMatchParam);
@@ -48,8 +51,10 @@ pub(crate) async fn export(State(api): State<Arc<Api>>, params: Params) -> Resul
     let start = params.time("start", MIN_TIME_MS)?;
     let end = params.time("end", MAX_TIME_MS)?;
     let max_rows_per_line = params.limit("max_rows_per_line")?;
-    let sets = parse_match_params(&selectors)
-        .map_err(|e| ApiError::InvalidParam { param: "match[]", source: ParamError::Matchers(e) })?;
+    let sets = parse_match_params(&selectors).map_err(|e| ApiError::InvalidParam {
+        param: "match[]",
+        source: ParamError::Matchers(e),
+    })?;
 
     let job = ExportJob {
         db: api.db().clone(),
@@ -64,12 +69,21 @@ pub(crate) async fn export(State(api): State<Arc<Api>>, params: Params) -> Resul
     tokio::task::spawn_blocking(move || job.run(ready_tx, tx));
     match ready_rx.await {
         Ok(Ok(())) => {
-            let mut resp = Body::new(ExportBody { rx, finished: false }).into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/stream+json"));
+            let mut resp = Body::new(ExportBody {
+                rx,
+                finished: false,
+            })
+            .into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/stream+json"),
+            );
             Ok(resp)
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ApiError::Internal("export task ended before selecting series".into())),
+        Err(_) => Err(ApiError::Internal(
+            "export task ended before selecting series".into(),
+        )),
     }
 }
 
@@ -91,7 +105,10 @@ impl http_body::Body for ExportBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if this.finished {
             return Poll::Ready(None);
@@ -139,7 +156,10 @@ impl ExportJob {
         let q = self.db.querier(self.start, self.end);
         let series = match select_union(&q, &self.sets) {
             Ok(s) if s.len() > self.max_series => {
-                let _ = ready.send(Err(ApiError::TooManySeries { found: s.len(), limit: self.max_series }));
+                let _ = ready.send(Err(ApiError::TooManySeries {
+                    found: s.len(),
+                    limit: self.max_series,
+                }));
                 return;
             }
             Ok(s) => s,
@@ -151,8 +171,15 @@ impl ExportJob {
         if ready.send(Ok(())).is_err() {
             return;
         }
-        let mut out = ChunkWriter { buf: Vec::with_capacity(2 * FLUSH_BYTES), tx: &tx };
-        let rows = if self.max_rows_per_line == 0 { usize::MAX } else { self.max_rows_per_line };
+        let mut out = ChunkWriter {
+            buf: Vec::with_capacity(2 * FLUSH_BYTES),
+            tx: &tx,
+        };
+        let rows = if self.max_rows_per_line == 0 {
+            usize::MAX
+        } else {
+            self.max_rows_per_line
+        };
         let mut samples = Vec::new();
         for entry in &series {
             samples.clear();
@@ -181,7 +208,11 @@ struct ChunkWriter<'a> {
 
 impl ChunkWriter<'_> {
     fn maybe_flush(&mut self) -> Result<(), Gone> {
-        if self.buf.len() >= FLUSH_BYTES { self.flush() } else { Ok(()) }
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     fn flush(&mut self) -> Result<(), Gone> {
@@ -189,7 +220,9 @@ impl ChunkWriter<'_> {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(2 * FLUSH_BYTES));
-        self.tx.blocking_send(Msg::Chunk(Bytes::from(chunk))).map_err(|_| Gone)
+        self.tx
+            .blocking_send(Msg::Chunk(Bytes::from(chunk)))
+            .map_err(|_| Gone)
     }
 }
 
@@ -252,13 +285,23 @@ mod tests {
     #[test]
     fn lines_look_like_victoriametrics_and_carry_nan_bits() {
         let (tx, mut rx) = mpsc::channel(16);
-        let mut w = ChunkWriter { buf: Vec::new(), tx: &tx };
+        let mut w = ChunkWriter {
+            buf: Vec::new(),
+            tx: &tx,
+        };
         let labels = Labels::new(&[("__name__", "up"), ("job", "a\"b")]);
         let stale = f64::from_bits(engine::STALE_NAN);
-        let samples = [Sample::new(1000, 1.0), Sample::new(2000, 0.5), Sample::new(3000, stale), Sample::new(4000, f64::INFINITY)];
+        let samples = [
+            Sample::new(1000, 1.0),
+            Sample::new(2000, 0.5),
+            Sample::new(3000, stale),
+            Sample::new(4000, f64::INFINITY),
+        ];
         assert!(write_line(&mut w, &labels, &samples).is_ok());
         assert!(w.flush().is_ok());
-        let Ok(Msg::Chunk(b)) = rx.try_recv() else { panic!("no chunk") };
+        let Ok(Msg::Chunk(b)) = rx.try_recv() else {
+            panic!("no chunk")
+        };
         assert_eq!(
             std::str::from_utf8(&b).unwrap(),
             "{\"metric\":{\"__name__\":\"up\",\"job\":\"a\\\"b\"},\"values\":[1,0.5,null,\"Infinity\"],\
@@ -269,8 +312,13 @@ mod tests {
     #[test]
     fn long_lines_are_sent_in_chunks() {
         let (tx, mut rx) = mpsc::channel(1024);
-        let mut w = ChunkWriter { buf: Vec::new(), tx: &tx };
-        let samples: Vec<Sample> = (0..20_000).map(|i| Sample::new(i, i as f64 / 3.0)).collect();
+        let mut w = ChunkWriter {
+            buf: Vec::new(),
+            tx: &tx,
+        };
+        let samples: Vec<Sample> = (0..20_000)
+            .map(|i| Sample::new(i, i as f64 / 3.0))
+            .collect();
         assert!(write_line(&mut w, &Labels::new(&[("__name__", "x")]), &samples).is_ok());
         assert!(w.flush().is_ok());
         let mut chunks = Vec::new();

@@ -11,8 +11,17 @@ use crate::gofmt;
 /// Go's `FormatFloat(v, 'f', -1)`, switching to exponent form (`'e'`) when
 /// `|v| < 1e-6` or `|v| >= 1e21` (v ≠ 0); `NaN`, `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
-    let abs = v.abs();
-    if abs != 0.0 && (abs < 1e-6 || abs >= 1e21) { gofmt::format_float_e(v) } else { gofmt::format_float_f(v) }
+    if needs_exponent(v) {
+        gofmt::format_float_e(v)
+    } else {
+        gofmt::format_float_f(v)
+    }
+}
+
+/// Prometheus's switch to exponent form: `|v| < 1e-6` or `|v| >= 1e21`, v ≠ 0.
+/// (NaN and ±Inf print the same either way.)
+fn needs_exponent(v: f64) -> bool {
+    v != 0.0 && !(1e-6..1e21).contains(&v.abs())
 }
 
 /// Appends a timestamp as Prometheus writes it: integer seconds, then, if
@@ -48,7 +57,7 @@ pub fn write_export_value(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(b"\"Infinity\"");
     } else if v == f64::NEG_INFINITY {
         out.extend_from_slice(b"\"-Infinity\"");
-    } else if v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e21) {
+    } else if needs_exponent(v) {
         out.extend_from_slice(gofmt::format_float_e(v).as_bytes());
     } else {
         // The common case, without an intermediate String: Rust's `Display`
@@ -99,15 +108,32 @@ mod tests {
     #[test]
     fn export_values_round_trip_bit_exactly() {
         let mut out = Vec::new();
-        for v in [0.1, -0.0, 1e-300, 5e-324, f64::MAX, f64::MIN_POSITIVE, 1e21, 123.0, -7.25e-8] {
+        for v in [
+            0.1,
+            -0.0,
+            1e-300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1e21,
+            123.0,
+            -7.25e-8,
+        ] {
             out.clear();
             write_export_value(&mut out, v);
             let text = std::str::from_utf8(&out).unwrap();
             let back: f64 = text.parse().unwrap();
             assert_eq!(back.to_bits(), v.to_bits(), "{text}");
-            assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "valid JSON: {text}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "valid JSON: {text}"
+            );
         }
-        for (v, want) in [(f64::NAN, "null"), (f64::INFINITY, "\"Infinity\""), (f64::NEG_INFINITY, "\"-Infinity\"")] {
+        for (v, want) in [
+            (f64::NAN, "null"),
+            (f64::INFINITY, "\"Infinity\""),
+            (f64::NEG_INFINITY, "\"-Infinity\""),
+        ] {
             out.clear();
             write_export_value(&mut out, v);
             assert_eq!(out, want.as_bytes());

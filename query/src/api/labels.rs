@@ -12,12 +12,15 @@ use axum::response::Response;
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
-use super::params::{parse_match_params, Params};
+use super::params::{Params, parse_match_params};
 use super::response::{self, Annotations};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS};
-use super::{apply_limit, blocking, Api};
+use super::{Api, apply_limit, blocking};
 
-pub(crate) async fn label_names(State(api): State<Arc<Api>>, params: Params) -> Result<Response, ApiError> {
+pub(crate) async fn label_names(
+    State(api): State<Arc<Api>>,
+    params: Params,
+) -> Result<Response, ApiError> {
     let limit = params.limit("limit")?;
     let start = params.time("start", MIN_TIME_MS)?;
     let end = params.time("end", MAX_TIME_MS)?;
@@ -40,16 +43,28 @@ pub(crate) async fn label_names(State(api): State<Arc<Api>>, params: Params) -> 
     Ok(response::success(names, annotations))
 }
 
-pub(crate) async fn label_values(State(api): State<Arc<Api>>, uri: Uri, params: Params) -> Result<Response, ApiError> {
+pub(crate) async fn label_values(
+    State(api): State<Arc<Api>>,
+    uri: Uri,
+    params: Params,
+) -> Result<Response, ApiError> {
     // The path is `.../label/<name>/values`; the name is the segment before
     // the last one. It is read from the URI so that any bytes, even invalid
     // UTF-8, end in Prometheus's JSON error rather than a plain-text reject.
     let raw = uri.path().rsplit('/').nth(1).unwrap_or_default();
     let name = match percent_decode_str(raw).decode_utf8() {
         Ok(name) => name.into_owned(),
-        Err(_) => return Err(ApiError::InvalidLabelName(percent_decode_str(raw).decode_utf8_lossy().into_owned())),
+        Err(_) => {
+            return Err(ApiError::InvalidLabelName(
+                percent_decode_str(raw).decode_utf8_lossy().into_owned(),
+            ));
+        }
     };
-    let name = if name.starts_with("U__") { unescape_name(&name) } else { name };
+    let name = if name.starts_with("U__") {
+        unescape_name(&name)
+    } else {
+        name
+    };
     if name.is_empty() {
         return Err(ApiError::InvalidLabelName(name));
     }
@@ -130,13 +145,26 @@ mod tests {
 
     #[test]
     fn unescapes_like_prometheus() {
-        assert_eq!(unescape_name("U__http_2e_status_code"), "http.status_code");
+        assert_eq!(unescape_name("U__http_2e_status__code"), "http.status_code");
+        // `_c` starts a code point escape that `o` breaks: Go returns the
+        // input (the reference's example forgets to double the underscore).
+        assert_eq!(
+            unescape_name("U__http_2e_status_code"),
+            "U__http_2e_status_code"
+        );
         assert_eq!(unescape_name("U__a__b"), "a_b");
         assert_eq!(unescape_name("U___1f642_"), "🙂");
         assert_eq!(unescape_name("U___FFFD_"), "\u{FFFD}");
         assert_eq!(unescape_name("plain_name"), "plain_name");
         // Invalid escapes leave the name as it was.
-        for bad in ["U__a_", "U__a_zz_", "U__a_1234567_", "U__a_d800_", "U__a_2e", "U__a_10ffff_"] {
+        for bad in [
+            "U__a_",
+            "U__a_zz_",
+            "U__a_1234567_",
+            "U__a_d800_",
+            "U__a_2e",
+            "U__a_10ffff_",
+        ] {
             assert_eq!(unescape_name(bad), bad);
         }
         assert_eq!(unescape_name("U__"), "");

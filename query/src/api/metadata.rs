@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::error::ApiError;
-use super::params::{atoi, Params};
-use super::response::{self, Annotations};
 use super::Api;
+use super::error::ApiError;
+use super::params::{Params, atoi};
+use super::response::{self, Annotations};
 
 #[derive(Serialize, PartialEq, Eq)]
 struct Entry<'a> {
@@ -29,7 +29,10 @@ fn count(params: &Params, key: &'static str) -> Result<i64, ApiError> {
     }
 }
 
-pub(crate) async fn metadata(State(api): State<Arc<Api>>, params: Params) -> Result<Response, ApiError> {
+pub(crate) async fn metadata(
+    State(api): State<Arc<Api>>,
+    params: Params,
+) -> Result<Response, ApiError> {
     // Prometheus: `limit` caps the number of metrics (0 returns nothing,
     // negative means all); `limit_per_metric` caps entries per metric when > 0.
     let limit = count(&params, "limit")?;
@@ -47,7 +50,11 @@ pub(crate) async fn metadata(State(api): State<Arc<Api>>, params: Params) -> Res
         let mut list: Vec<Entry<'_>> = Vec::new();
         // Newest first; identical (type, help, unit) entries once.
         for m in entries.iter().rev() {
-            let e = Entry { metric_type: m.metric_type.as_str(), help: &m.help, unit: &m.unit };
+            let e = Entry {
+                metric_type: m.metric_type.as_str(),
+                help: &m.help,
+                unit: &m.unit,
+            };
             if limit_per_metric > 0 && list.len() as i64 >= limit_per_metric {
                 break;
             }

@@ -19,11 +19,11 @@ pub mod time;
 
 use std::sync::Arc;
 
-use axum::routing::get;
 use axum::Router;
+use axum::routing::get;
 use engine::{Db, Matcher, Querier, SeriesEntry};
 
-pub use cors::{apply_cors, with_cors, CorsOrigin};
+pub use cors::{CorsOrigin, apply_cors, with_cors};
 pub use error::{ApiError, ErrorType, FormError, LimitError, MatcherError, ParamError};
 pub use labels::unescape_name;
 pub use params::Params;
@@ -43,7 +43,11 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        ApiOptions { max_export_series: 1_000_000, max_form_bytes: 10 << 20, cors_origin: CorsOrigin::any() }
+        ApiOptions {
+            max_export_series: 1_000_000,
+            max_form_bytes: 10 << 20,
+            cors_origin: CorsOrigin::any(),
+        }
     }
 }
 
@@ -73,9 +77,18 @@ pub fn routes(api: Arc<Api>) -> Router {
     let cors = api.opts.cors_origin.clone();
     let router = Router::new()
         .route("/api/v1/series", get(series::series).post(series::series))
-        .route("/api/v1/labels", get(labels::label_names).post(labels::label_names))
-        .route("/api/v1/label/{name}/values", get(labels::label_values).post(labels::label_values))
-        .route("/api/v1/metadata", get(metadata::metadata).post(metadata::metadata))
+        .route(
+            "/api/v1/labels",
+            get(labels::label_names).post(labels::label_names),
+        )
+        .route(
+            "/api/v1/label/{name}/values",
+            get(labels::label_values).post(labels::label_values),
+        )
+        .route(
+            "/api/v1/metadata",
+            get(metadata::metadata).post(metadata::metadata),
+        )
         .route("/api/v1/export", get(export::export).post(export::export))
         .with_state(api);
     with_cors(router, cors)
@@ -87,7 +100,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
 }
 
 /// The series matching any of `sets`, sorted by labels, without duplicates.

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, Method};
+use axum::http::{Method, header};
 use engine::Matcher;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::Api;
 use super::error::{ApiError, FormError, LimitError, MatcherError};
 use super::time::parse_time;
-use super::Api;
 use crate::promql::parse_vector_selector;
 
 /// The merged form values of one request.
@@ -37,12 +37,19 @@ impl Params {
 
     /// The first value of `key`, or `""` when absent (Go's `FormValue`).
     pub fn get(&self, key: &str) -> &str {
-        self.pairs.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in order.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A time parameter in milliseconds, `default` when absent or empty.
@@ -55,14 +62,19 @@ impl Params {
 
     /// A non-negative count (`limit`); 0 (the default) means "no limit".
     pub fn limit(&self, key: &'static str) -> Result<usize, ApiError> {
-        parse_limit(self.get(key), key).map_err(|e| ApiError::InvalidParam { param: key, source: e.into() })
+        parse_limit(self.get(key), key).map_err(|e| ApiError::InvalidParam {
+            param: key,
+            source: e.into(),
+        })
     }
 }
 
 /// Go's `strconv.Atoi`, with its error wording.
 pub fn atoi(s: &str) -> Result<i64, LimitError> {
     s.parse::<i64>().map_err(|e| match e.kind() {
-        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => LimitError::Range(s.to_string()),
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            LimitError::Range(s.to_string())
+        }
         _ => LimitError::Syntax(s.to_string()),
     })
 }
@@ -82,7 +94,10 @@ pub fn parse_limit(s: &str, name: &'static str) -> Result<usize, LimitError> {
 /// Parses every `match[]` selector, then requires each to have a matcher
 /// that does not match the empty string (Prometheus's `parseMatchersParam`).
 pub fn parse_match_params(values: &[&str]) -> Result<Vec<Vec<Matcher>>, MatcherError> {
-    let selectors = values.iter().map(|v| parse_vector_selector(v)).collect::<Result<Vec<_>, _>>()?;
+    let selectors = values
+        .iter()
+        .map(|v| parse_vector_selector(v))
+        .collect::<Result<Vec<_>, _>>()?;
     if selectors.iter().any(|vs| !vs.has_non_empty_matcher()) {
         return Err(MatcherError::Empty);
     }
@@ -97,7 +112,10 @@ fn is_form_body(req: &Request) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mt| mt.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|mt| {
+            mt.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 impl FromRequest<Arc<Api>> for Params {
@@ -129,7 +147,10 @@ mod tests {
 
     #[test]
     fn body_values_come_first() {
-        let p = Params::from_parts(Some("match[]=b&limit=5&foo=bar"), Some(b"match[]=a&limit=7"));
+        let p = Params::from_parts(
+            Some("match[]=b&limit=5&foo=bar"),
+            Some(b"match[]=a&limit=7"),
+        );
         assert_eq!(p.all("match[]"), vec!["a", "b"]);
         assert_eq!(p.get("limit"), "7");
         assert_eq!(p.get("missing"), "");
@@ -142,22 +163,44 @@ mod tests {
         assert_eq!(parse_limit("", "limit"), Ok(0));
         assert_eq!(parse_limit("0", "limit"), Ok(0));
         assert_eq!(parse_limit("+40000", "limit"), Ok(40000));
-        assert_eq!(parse_limit("-1", "limit"), Err(LimitError::Negative("limit")));
-        assert_eq!(parse_limit("1.5", "limit"), Err(LimitError::Syntax("1.5".into())));
-        assert_eq!(parse_limit("99999999999999999999", "limit"), Err(LimitError::Range("99999999999999999999".into())));
-        assert_eq!(LimitError::Negative("limit").to_string(), "limit must be non-negative");
+        assert_eq!(
+            parse_limit("-1", "limit"),
+            Err(LimitError::Negative("limit"))
+        );
+        assert_eq!(
+            parse_limit("1.5", "limit"),
+            Err(LimitError::Syntax("1.5".into()))
+        );
+        assert_eq!(
+            parse_limit("99999999999999999999", "limit"),
+            Err(LimitError::Range("99999999999999999999".into()))
+        );
+        assert_eq!(
+            LimitError::Negative("limit").to_string(),
+            "limit must be non-negative"
+        );
     }
 
     #[test]
     fn match_params() {
         let sets = parse_match_params(&["up", r#"{job=~"a|b"}"#]).unwrap();
         assert_eq!(sets[0], vec![Matcher::equal("__name__", "up")]);
-        assert_eq!(sets[1], vec![Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap()]);
+        assert_eq!(
+            sets[1],
+            vec![Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap()]
+        );
         assert_eq!(parse_match_params(&["up", "{}"]), Err(MatcherError::Empty));
-        assert_eq!(parse_match_params(&[r#"{__name__=~".*"}"#]), Err(MatcherError::Empty));
+        assert_eq!(
+            parse_match_params(&[r#"{__name__=~".*"}"#]),
+            Err(MatcherError::Empty)
+        );
         assert!(parse_match_params(&[r#"{__name__!=""}"#]).is_ok());
         assert!(parse_match_params(&[r#"{__name__=~".+"}"#]).is_ok());
         let e = parse_match_params(&["{}", "up{"]).unwrap_err();
-        assert_eq!(e.to_string(), "1:4: parse error: unexpected end of input inside braces", "parse errors win");
+        assert_eq!(
+            e.to_string(),
+            "1:4: parse error: unexpected end of input inside braces",
+            "parse errors win"
+        );
     }
 }

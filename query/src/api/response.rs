@@ -2,7 +2,7 @@
 //! `warnings`, `infos`; empty fields omitted) and JSON helpers shared by
 //! the handlers.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -56,7 +56,10 @@ struct Envelope<'a, T: Serialize> {
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -65,7 +68,11 @@ fn serialize<T: Serialize>(status: StatusCode, envelope: &Envelope<'_, T>) -> Re
         Ok(body) => json(status, body),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise API response");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot serialise response: {e}")).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot serialise response: {e}"),
+            )
+                .into_response()
         }
     }
 }
@@ -115,21 +122,35 @@ mod tests {
 
     async fn body(resp: Response) -> (StatusCode, String) {
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
     #[tokio::test]
     async fn envelopes_omit_empty_fields() {
         let (status, text) = body(success(vec!["a"], Annotations::default())).await;
-        assert_eq!((status.as_u16(), text.as_str()), (200, r#"{"status":"success","data":["a"]}"#));
+        assert_eq!(
+            (status.as_u16(), text.as_str()),
+            (200, r#"{"status":"success","data":["a"]}"#)
+        );
         let (status, text) = body(error(ErrorType::BadData, "nope")).await;
-        assert_eq!((status.as_u16(), text.as_str()), (400, r#"{"status":"error","errorType":"bad_data","error":"nope"}"#));
+        assert_eq!(
+            (status.as_u16(), text.as_str()),
+            (
+                400,
+                r#"{"status":"error","errorType":"bad_data","error":"nope"}"#
+            )
+        );
         let mut ann = Annotations::default();
         ann.warn("results truncated due to limit");
         ann.warn("results truncated due to limit");
         let (_, text) = body(success(Vec::<String>::new(), ann)).await;
-        assert_eq!(text, r#"{"status":"success","data":[],"warnings":["results truncated due to limit"]}"#);
+        assert_eq!(
+            text,
+            r#"{"status":"success","data":[],"warnings":["results truncated due to limit"]}"#
+        );
     }
 
     #[test]
@@ -143,6 +164,9 @@ mod tests {
     #[test]
     fn labels_serialise_as_objects() {
         let l = Labels::new(&[("__name__", "up"), ("job", "a\"b")]);
-        assert_eq!(serde_json::to_string(&LabelsJson(&l)).unwrap(), r#"{"__name__":"up","job":"a\"b"}"#);
+        assert_eq!(
+            serde_json::to_string(&LabelsJson(&l)).unwrap(),
+            r#"{"__name__":"up","job":"a\"b"}"#
+        );
     }
 }

@@ -13,8 +13,12 @@ pub const MIN_TIME_MS: i64 = -9_223_309_901_257_974_000;
 pub const MAX_TIME_MS: i64 = 9_223_309_901_257_974_999;
 
 /// `MinTime.Format(time.RFC3339Nano)`: Go cannot parse five-digit years,
-/// so Prometheus accepts these two strings literally.
-const MIN_TIME_STRING: &str = "-292273086-05-17T16:47:06Z";
+/// so Prometheus accepts these two strings literally. (VictoriaMetrics,
+/// Thanos and ClickHouse test against the same strings.)
+const MIN_TIME_STRING: &str = "-292273086-05-16T16:47:06Z";
+/// The min-time string as `shared/reference/http-api.md` §1.4 prints it,
+/// one day off; accepted too, since clients written from that page send it.
+const MIN_TIME_STRING_REFERENCE: &str = "-292273086-05-17T16:47:06Z";
 /// `MaxTime.Format(time.RFC3339Nano)`.
 const MAX_TIME_STRING: &str = "292277025-08-18T07:12:54.999999999Z";
 
@@ -37,13 +41,15 @@ pub fn parse_time(s: &str) -> Result<i64, TimeError> {
         }
         let secs = t.trunc();
         let frac_ms = ((t - secs) * 1000.0).round();
-        return Ok((secs as i64).saturating_mul(1000).saturating_add(frac_ms as i64));
+        return Ok((secs as i64)
+            .saturating_mul(1000)
+            .saturating_add(frac_ms as i64));
     }
     if let Some(ms) = parse_rfc3339(s) {
         return Ok(ms);
     }
     match s {
-        MIN_TIME_STRING => Ok(MIN_TIME_MS),
+        MIN_TIME_STRING | MIN_TIME_STRING_REFERENCE => Ok(MIN_TIME_MS),
         MAX_TIME_STRING => Ok(MAX_TIME_MS),
         _ => Err(TimeError(s.to_string())),
     }
@@ -58,7 +64,11 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         if !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Some(
+            digits
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')),
+        )
     };
     let sep = |i: usize, c: u8| b.get(i) == Some(&c);
     if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
@@ -78,7 +88,9 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
             return None;
         }
         let digits = &b[start..i.min(start + 9)];
-        nanos = digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+        nanos = digits
+            .iter()
+            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
         nanos *= 10i64.pow(9 - digits.len() as u32);
     }
     let offset_secs = match b.get(i) {
@@ -99,7 +111,8 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_secs;
     Some(secs * 1000 + nanos / 1_000_000)
 }
 
@@ -147,8 +160,17 @@ mod tests {
     fn format_rfc3339(secs: i64, nanos: i64) -> String {
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let tod = secs.rem_euclid(86_400);
-        let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}") };
-        format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z", tod / 3600, tod / 60 % 60, tod % 60)
+        let frac = if nanos == 0 {
+            String::new()
+        } else {
+            format!(".{nanos:09}")
+        };
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
+            tod / 3600,
+            tod / 60 % 60,
+            tod % 60
+        )
     }
 
     #[test]
@@ -160,6 +182,7 @@ mod tests {
         assert_eq!(MIN_TIME_MS, min_secs * 1000);
         assert_eq!(MAX_TIME_MS, max_secs * 1000 + 999);
         assert_eq!(parse_time(MIN_TIME_STRING), Ok(MIN_TIME_MS));
+        assert_eq!(parse_time(MIN_TIME_STRING_REFERENCE), Ok(MIN_TIME_MS));
         assert_eq!(parse_time(MAX_TIME_STRING), Ok(MAX_TIME_MS));
     }
 
@@ -167,7 +190,11 @@ mod tests {
     fn float_seconds() {
         assert_eq!(parse_time("1435781451.781"), Ok(1_435_781_451_781));
         assert_eq!(parse_time("1435781451"), Ok(1_435_781_451_000));
-        assert_eq!(parse_time("1435781451.7816"), Ok(1_435_781_451_782), "rounded to ms");
+        assert_eq!(
+            parse_time("1435781451.7816"),
+            Ok(1_435_781_451_782),
+            "rounded to ms"
+        );
         assert_eq!(parse_time("0.0004"), Ok(0));
         assert_eq!(parse_time("-1.5"), Ok(-1500));
         assert_eq!(parse_time("1e3"), Ok(1_000_000));
@@ -182,11 +209,23 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Ok(1_435_781_451_781));
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z"),
+            Ok(1_435_781_451_781)
+        );
         assert_eq!(parse_time("2015-07-01T20:10:51Z"), Ok(1_435_781_451_000));
-        assert_eq!(parse_time("2015-07-01T22:10:51.781+02:00"), Ok(1_435_781_451_781));
-        assert_eq!(parse_time("2015-07-01T18:40:51.781-01:30"), Ok(1_435_781_451_781));
-        assert_eq!(parse_time("2015-07-01T20:10:51.781999999999Z"), Ok(1_435_781_451_781));
+        assert_eq!(
+            parse_time("2015-07-01T22:10:51.781+02:00"),
+            Ok(1_435_781_451_781)
+        );
+        assert_eq!(
+            parse_time("2015-07-01T18:40:51.781-01:30"),
+            Ok(1_435_781_451_781)
+        );
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781999999999Z"),
+            Ok(1_435_781_451_781)
+        );
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_time("1969-12-31T23:59:59.5Z"), Ok(-500));
         assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
@@ -205,6 +244,9 @@ mod tests {
         ] {
             assert_eq!(parse_time(bad), Err(TimeError(bad.to_string())), "{bad}");
         }
-        assert_eq!(TimeError("x".into()).to_string(), "cannot parse \"x\" to a valid timestamp");
+        assert_eq!(
+            TimeError("x".into()).to_string(),
+            "cannot parse \"x\" to a valid timestamp"
+        );
     }
 }

@@ -23,13 +23,26 @@ impl ParseError {
     pub fn at(input: &str, position: usize, message: impl Into<String>) -> ParseError {
         let message = message.into();
         if input.is_empty() {
-            return ParseError { message, position: 0, line: 0, column: 0 };
+            return ParseError {
+                message,
+                position: 0,
+                line: 0,
+                column: 0,
+            };
         }
         let position = position.min(input.len());
         let before = input.as_bytes().get(..position).unwrap_or_default();
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        ParseError { message, position, line, column: position - line_start + 1 }
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        ParseError {
+            message,
+            position,
+            line,
+            column: position - line_start + 1,
+        }
     }
 }
 
@@ -38,7 +51,11 @@ impl fmt::Display for ParseError {
         if self.line == 0 {
             write!(f, "unknown position: parse error: {}", self.message)
         } else {
-            write!(f, "{}:{}: parse error: {}", self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}: parse error: {}",
+                self.line, self.column, self.message
+            )
         }
     }
 }
@@ -63,6 +80,9 @@ mod tests {
     #[test]
     fn empty_input_has_unknown_position() {
         let e = ParseError::at("", 0, "unexpected end of input");
-        assert_eq!(e.to_string(), "unknown position: parse error: unexpected end of input");
+        assert_eq!(
+            e.to_string(),
+            "unknown position: parse error: unexpected end of input"
+        );
     }
 }

@@ -39,7 +39,10 @@ impl LexError {
 
 impl nom::error::ParseError<&str> for LexError {
     fn from_error_kind(input: &str, _kind: ErrorKind) -> Self {
-        LexError { remaining: input.len(), message: None }
+        LexError {
+            remaining: input.len(),
+            message: None,
+        }
     }
 
     fn append(_input: &str, _kind: ErrorKind, other: Self) -> Self {
@@ -52,20 +55,27 @@ pub type LexResult<'a, O> = IResult<&'a str, O, LexError>;
 
 /// A fatal error about the item starting at `at`.
 pub fn failure<'a, O>(at: &'a str, message: impl Into<String>) -> LexResult<'a, O> {
-    Err(nom::Err::Failure(LexError { remaining: at.len(), message: Some(message.into()) }))
+    Err(nom::Err::Failure(LexError {
+        remaining: at.len(),
+        message: Some(message.into()),
+    }))
 }
 
 /// Runs `parser`; turns a recoverable error into a fatal one with
 /// `message` (the pattern of InfluxDB's InfluxQL parser): used where the
 /// grammar leaves no alternative.
-pub fn expect<'a, O, P>(message: &'static str, mut parser: P) -> impl FnMut(&'a str) -> LexResult<'a, O>
+pub fn expect<'a, O, P>(
+    message: &'static str,
+    mut parser: P,
+) -> impl FnMut(&'a str) -> LexResult<'a, O>
 where
     P: Parser<&'a str, Output = O, Error = LexError>,
 {
     move |input| match parser.parse(input) {
-        Err(nom::Err::Error(e)) => {
-            Err(nom::Err::Failure(LexError { remaining: e.remaining, message: Some(message.to_string()) }))
-        }
+        Err(nom::Err::Error(e)) => Err(nom::Err::Failure(LexError {
+            remaining: e.remaining,
+            message: Some(message.to_string()),
+        })),
         other => other,
     }
 }
@@ -95,7 +105,7 @@ pub fn comment(input: &str) -> LexResult<'_, &str> {
 
 /// Skips whitespace and comments; never fails.
 pub fn skip_space_and_comments(input: &str) -> &str {
-    let mut skip = many0_count(alt((take_while1(is_space), comment)));
+    let mut skip = many0_count(alt((take_while1::<_, _, LexError>(is_space), comment)));
     match skip.parse(input) {
         Ok((rest, _)) => rest,
         Err(_) => input,
@@ -110,7 +120,11 @@ pub fn label_identifier(input: &str) -> LexResult<'_, &str> {
 /// A metric name identifier, which may also contain colons:
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn metric_identifier(input: &str) -> LexResult<'_, &str> {
-    recognize(pair(satisfy(|c| is_alpha(c) || c == ':'), take_while(|c| is_alnum(c) || c == ':'))).parse(input)
+    recognize(pair(
+        satisfy(|c| is_alpha(c) || c == ':'),
+        take_while(|c| is_alnum(c) || c == ':'),
+    ))
+    .parse(input)
 }
 
 /// Is `s` a legacy label name (printable without quotes inside braces)?
@@ -128,15 +142,17 @@ pub fn is_legacy_metric_name(s: &str) -> bool {
 /// `\uHHHH`, `\UHHHHHHHH`) or backticks (raw). Returns the value.
 /// Errors are fatal and positioned at the opening quote, as in Prometheus.
 pub fn string_literal(input: &str) -> LexResult<'_, String> {
-    let (body, quote) = satisfy(|c| c == '"' || c == '\'' || c == '`').parse(input)?;
+    let (body, quote) =
+        satisfy::<_, _, LexError>(|c| c == '"' || c == '\'' || c == '`').parse(input)?;
     if quote == '`' {
         return raw_string(input, body);
     }
     let mut bytes: Vec<u8> = Vec::new();
     let mut rest = body;
     loop {
-        let (after, plain) =
-            take_till::<_, _, LexError>(|c| c == quote || c == '\\' || c == '\n' || c == '\u{FFFD}')(rest)?;
+        let (after, plain) = take_till::<_, _, LexError>(|c| {
+            c == quote || c == '\\' || c == '\n' || c == '\u{FFFD}'
+        })(rest)?;
         bytes.extend_from_slice(plain.as_bytes());
         let mut chars = after.chars();
         match chars.next() {
@@ -154,7 +170,13 @@ pub fn string_literal(input: &str) -> LexResult<'_, String> {
         Ok(value) => Ok((rest, value)),
         Err(_) => {
             let raw = &input[..input.len() - rest.len()];
-            failure(input, format!("error unquoting string {}: invalid UTF-8", gofmt::quote(raw)))
+            failure(
+                input,
+                format!(
+                    "error unquoting string {}: invalid UTF-8",
+                    gofmt::quote(raw)
+                ),
+            )
         }
     }
 }
@@ -195,7 +217,12 @@ fn escape<'a>(start: &'a str, s: &'a str, quote: char, out: &mut Vec<u8>) -> Lex
         Some('x') => (2, 16, 255, chars.as_str()),
         Some('u') => (4, 16, 0x10FFFF, chars.as_str()),
         Some('U') => (8, 16, 0x10FFFF, chars.as_str()),
-        Some(c) => return failure(start, format!("unknown escape sequence {}", gofmt::unicode(c))),
+        Some(c) => {
+            return failure(
+                start,
+                format!("unknown escape sequence {}", gofmt::unicode(c)),
+            );
+        }
     };
     let mut digits = digits_from.chars();
     let mut x: u64 = 0;
@@ -205,7 +232,10 @@ fn escape<'a>(start: &'a str, s: &'a str, quote: char, out: &mut Vec<u8>) -> Lex
         if d >= base {
             return match ch {
                 None => failure(start, "escape sequence not terminated"),
-                Some(c) => failure(start, format!("illegal character {} in escape sequence", gofmt::unicode(c))),
+                Some(c) => failure(
+                    start,
+                    format!("illegal character {} in escape sequence", gofmt::unicode(c)),
+                ),
             };
         }
         x = x * base + d;
@@ -235,7 +265,11 @@ pub enum NumberKind {
 /// duration (`5m`, `1h30m`, `10ms`). The value is checked later, by
 /// [`parse_number`] or [`parse_duration`].
 pub fn number_or_duration(input: &str) -> LexResult<'_, (NumberKind, &str)> {
-    let mut cur = Cursor { s: input, pos: 0, width: 0 };
+    let mut cur = Cursor {
+        s: input,
+        pos: 0,
+        width: 0,
+    };
     if scan_number(&mut cur) {
         return Ok((&input[cur.pos..], (NumberKind::Number, &input[..cur.pos])));
     }
@@ -243,7 +277,13 @@ pub fn number_or_duration(input: &str) -> LexResult<'_, (NumberKind, &str)> {
         cur.backup();
         return Ok((&input[cur.pos..], (NumberKind::Duration, &input[..cur.pos])));
     }
-    failure(input, format!("bad number or duration syntax: {}", gofmt::quote(&input[..cur.pos])))
+    failure(
+        input,
+        format!(
+            "bad number or duration syntax: {}",
+            gofmt::quote(&input[..cur.pos])
+        ),
+    )
 }
 
 /// A rune cursor with Go-lexer semantics (`next`, one-step `backup`).
@@ -302,7 +342,10 @@ fn scan_number(cur: &mut Cursor<'_>) -> bool {
     cur.accept(digits);
     let mut dot = false;
     let mut exponent = false;
-    while cur.peek().is_some_and(|c| digits.contains(c) || "._eE".contains(c)) {
+    while cur
+        .peek()
+        .is_some_and(|c| digits.contains(c) || "._eE".contains(c))
+    {
         if cur.is(".") && dot {
             cur.accept(".");
             return false;
@@ -449,18 +492,30 @@ fn underscore_ok(s: &str) -> bool {
 }
 
 fn go_parse_float(s: &str) -> Result<f64, String> {
-    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", gofmt::quote(s));
+    let syntax = || {
+        format!(
+            "strconv.ParseFloat: parsing {}: invalid syntax",
+            gofmt::quote(s)
+        )
+    };
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
     let lower = unsigned.to_ascii_lowercase();
     if lower == "inf" || lower == "infinity" {
-        return Ok(if s.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY });
+        return Ok(if s.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
     }
     if s.eq_ignore_ascii_case("nan") {
         return Ok(f64::NAN);
     }
     // Only decimal floats can get here from the lexer; hex floats need a
     // 'p' exponent the lexer never accepts.
-    if !unsigned.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-' | b'_')) {
+    if !unsigned
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'))
+    {
         return Err(syntax());
     }
     let cleaned;
@@ -475,7 +530,10 @@ fn go_parse_float(s: &str) -> Result<f64, String> {
     };
     let v: f64 = text.parse().map_err(|_| syntax())?;
     if v.is_infinite() {
-        return Err(format!("strconv.ParseFloat: parsing {}: value out of range", gofmt::quote(s)));
+        return Err(format!(
+            "strconv.ParseFloat: parsing {}: value out of range",
+            gofmt::quote(s)
+        ));
     }
     Ok(v)
 }
@@ -512,7 +570,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         _ => {}
     }
     let invalid = || DurationError::Invalid(s.to_string());
-    let mut group = pair(digit1::<&str, LexError>, take_while1(|c: char| !c.is_ascii_digit()));
+    let mut group = pair(
+        digit1::<&str, LexError>,
+        take_while1(|c: char| !c.is_ascii_digit()),
+    );
     let mut rest = s;
     let mut total: u64 = 0;
     let mut last_unit = None;
@@ -521,7 +582,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         rest = after;
         let value: u64 = digits.parse().map_err(|_| invalid())?;
         let Some(idx) = UNITS.iter().position(|(u, _)| *u == unit) else {
-            return Err(DurationError::UnknownUnit { unit: unit.to_string(), input: s.to_string() });
+            return Err(DurationError::UnknownUnit {
+                unit: unit.to_string(),
+                input: s.to_string(),
+            });
         };
         if last_unit.is_some_and(|last| idx <= last) {
             return Err(invalid());
@@ -531,7 +595,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         if value > (1u64 << 63) / mult {
             return Err(DurationError::OutOfRange);
         }
-        total = total.checked_add(value * mult).ok_or(DurationError::OutOfRange)?;
+        total = total
+            .checked_add(value * mult)
+            .ok_or(DurationError::OutOfRange)?;
         if total > i64::MAX as u64 {
             return Err(DurationError::OutOfRange);
         }
@@ -555,12 +621,28 @@ mod tests {
 
     #[test]
     fn strings_unescape_like_go() {
-        assert_eq!(lex_string(r#""a\nb\t\\\"" rest"#), Ok(("a\nb\t\\\"".into(), " rest")));
+        assert_eq!(
+            lex_string(r#""a\nb\t\\\"" rest"#),
+            Ok(("a\nb\t\\\"".into(), " rest"))
+        );
         assert_eq!(lex_string(r"'it\'s'"), Ok(("it's".into(), "")));
-        assert_eq!(lex_string(r#""\x41\101\u00e9\U0001F642""#), Ok(("AAé🙂".into(), "")));
-        assert_eq!(lex_string(r#""\xc3\xa9""#), Ok(("é".into(), "")), "byte escapes form UTF-8");
-        assert_eq!(lex_string(r#""\a\b\f\r\v""#), Ok(("\u{7}\u{8}\u{c}\r\u{b}".into(), "")));
-        assert_eq!(lex_string("`raw\\n\n\"x'`"), Ok(("raw\\n\n\"x'".into(), "")));
+        assert_eq!(
+            lex_string(r#""\x41\101\u00e9\U0001F642""#),
+            Ok(("AAé🙂".into(), ""))
+        );
+        assert_eq!(
+            lex_string(r#""\xc3\xa9""#),
+            Ok(("é".into(), "")),
+            "byte escapes form UTF-8"
+        );
+        assert_eq!(
+            lex_string(r#""\a\b\f\r\v""#),
+            Ok(("\u{7}\u{8}\u{c}\r\u{b}".into(), ""))
+        );
+        assert_eq!(
+            lex_string("`raw\\n\n\"x'`"),
+            Ok(("raw\\n\n\"x'".into(), ""))
+        );
         assert_eq!(lex_string("\"it's\""), Ok(("it's".into(), "")));
     }
 
@@ -572,16 +654,38 @@ mod tests {
         assert_eq!(err("`abc"), "unterminated raw string");
         assert_eq!(err(r#""\z""#), "unknown escape sequence U+007A 'z'");
         assert_eq!(err(r#""\'""#), "unknown escape sequence U+0027 '''");
-        assert_eq!(err(r#""\x4g""#), "illegal character U+0067 'g' in escape sequence");
-        assert_eq!(err(r#""\u12"#), "illegal character U+0022 '\"' in escape sequence");
+        assert_eq!(
+            err(r#""\x4g""#),
+            "illegal character U+0067 'g' in escape sequence"
+        );
+        assert_eq!(
+            err(r#""\u12""#),
+            "illegal character U+0022 '\"' in escape sequence"
+        );
         assert_eq!(err(r#""\"#), "escape sequence not terminated");
         assert_eq!(err(r#""\x4"#), "escape sequence not terminated");
-        assert_eq!(err(r#""\777""#), "escape sequence is an invalid Unicode code point");
-        assert_eq!(err(r#""\ud800""#), "escape sequence is an invalid Unicode code point");
-        assert_eq!(err(r#""\U00110000""#), "escape sequence is an invalid Unicode code point");
+        assert_eq!(
+            err(r#""\777""#),
+            "escape sequence is an invalid Unicode code point"
+        );
+        assert_eq!(
+            err(r#""\ud800""#),
+            "escape sequence is an invalid Unicode code point"
+        );
+        assert_eq!(
+            err(r#""\U00110000""#),
+            "escape sequence is an invalid Unicode code point"
+        );
         assert_eq!(err("\"\u{FFFD}\""), "invalid UTF-8 rune");
-        assert_eq!(err(r#""\xff""#), r#"error unquoting string "\"\\xff\"": invalid UTF-8"#);
-        assert_eq!(lex_string("  \"x\"").unwrap_err().1, "", "not a string: recoverable");
+        assert_eq!(
+            err(r#""\xff""#),
+            r#"error unquoting string "\"\\xff\"": invalid UTF-8"#
+        );
+        assert_eq!(
+            lex_string("  \"x\"").unwrap_err().1,
+            "",
+            "not a string: recoverable"
+        );
         assert_eq!(lex_string(r#"  "#).unwrap_err().0, 0);
     }
 
@@ -607,7 +711,11 @@ mod tests {
 
     #[test]
     fn numbers_and_durations_lex_like_prometheus() {
-        let ok = |s| number_or_duration(s).map(|(rest, (k, t))| (k, t, rest)).map_err(|_| ());
+        let ok = |s| {
+            number_or_duration(s)
+                .map(|(rest, (k, t))| (k, t, rest))
+                .map_err(|_| ())
+        };
         assert_eq!(ok("123 x"), Ok((NumberKind::Number, "123", " x")));
         assert_eq!(ok("1.5e-3)"), Ok((NumberKind::Number, "1.5e-3", ")")));
         assert_eq!(ok("0x1F"), Ok((NumberKind::Number, "0x1F", "")));
@@ -629,8 +737,16 @@ mod tests {
     fn number_values_follow_go() {
         assert_eq!(parse_number("123"), Ok(123.0));
         assert_eq!(parse_number("0x1F"), Ok(31.0));
-        assert_eq!(parse_number("010"), Ok(8.0), "leading zero is octal in Go's base 0");
-        assert_eq!(parse_number("09"), Ok(9.0), "not octal: falls back to ParseFloat");
+        assert_eq!(
+            parse_number("010"),
+            Ok(8.0),
+            "leading zero is octal in Go's base 0"
+        );
+        assert_eq!(
+            parse_number("09"),
+            Ok(9.0),
+            "not octal: falls back to ParseFloat"
+        );
         assert_eq!(parse_number("1_000"), Ok(1000.0));
         assert_eq!(parse_number("1_000.5"), Ok(1000.5));
         assert_eq!(parse_number("1.5e3"), Ok(1500.0));
@@ -638,9 +754,18 @@ mod tests {
         assert_eq!(parse_number("99999999999999999999"), Ok(1e20));
         assert_eq!(parse_number("Inf"), Ok(f64::INFINITY));
         assert!(parse_number("NaN").unwrap().is_nan());
-        assert_eq!(parse_number("1__0"), Err(r#"strconv.ParseFloat: parsing "1__0": invalid syntax"#.into()));
-        assert_eq!(parse_number(".5.3"), Err(r#"strconv.ParseFloat: parsing ".5.3": invalid syntax"#.into()));
-        assert_eq!(parse_number("1e999"), Err(r#"strconv.ParseFloat: parsing "1e999": value out of range"#.into()));
+        assert_eq!(
+            parse_number("1__0"),
+            Err(r#"strconv.ParseFloat: parsing "1__0": invalid syntax"#.into())
+        );
+        assert_eq!(
+            parse_number(".5.3"),
+            Err(r#"strconv.ParseFloat: parsing ".5.3": invalid syntax"#.into())
+        );
+        assert_eq!(
+            parse_number("1e999"),
+            Err(r#"strconv.ParseFloat: parsing "1e999": value out of range"#.into())
+        );
     }
 
     #[test]
@@ -649,24 +774,38 @@ mod tests {
         assert_eq!(ms("0"), Ok(0));
         assert_eq!(ms("90s"), Ok(90_000));
         assert_eq!(ms("1h30m"), Ok(5_400_000));
-        assert_eq!(ms("1y2w3d4h5m6s7ms"), Ok(((((365 + 14 + 3) * 24 + 4) * 60 + 5) * 60 + 6) * 1000 + 7));
+        assert_eq!(
+            ms("1y2w3d4h5m6s7ms"),
+            Ok(((((365 + 14 + 3) * 24 + 4) * 60 + 5) * 60 + 6) * 1000 + 7)
+        );
         assert_eq!(ms(""), Err(DurationError::Empty));
         assert_eq!(ms("5"), Err(DurationError::Invalid("5".into())));
         assert_eq!(ms("m5"), Err(DurationError::Invalid("m5".into())));
         assert_eq!(ms("1m1h"), Err(DurationError::Invalid("1m1h".into())));
         assert_eq!(ms("1m1m"), Err(DurationError::Invalid("1m1m".into())));
         assert_eq!(ms("-1m"), Err(DurationError::Invalid("-1m".into())));
-        assert_eq!(ms("1.5h"), Err(DurationError::Invalid("1.5h".into())));
-        assert_eq!(ms("3x").unwrap_err().to_string(), r#"unknown unit "x" in duration "3x""#);
+        assert_eq!(
+            ms("1.5h").unwrap_err().to_string(),
+            r#"unknown unit "." in duration "1.5h""#
+        );
+        assert_eq!(
+            ms("3x").unwrap_err().to_string(),
+            r#"unknown unit "x" in duration "3x""#
+        );
         assert_eq!(ms("300y"), Err(DurationError::OutOfRange));
-        assert_eq!(ms("99999999999999999999s"), Err(DurationError::Invalid("99999999999999999999s".into())));
+        assert_eq!(
+            ms("99999999999999999999s"),
+            Err(DurationError::Invalid("99999999999999999999s".into()))
+        );
     }
 
     #[test]
     fn expect_turns_errors_fatal() {
         let mut p = expect("identifier expected", label_identifier);
         match p("9") {
-            Err(nom::Err::Failure(e)) => assert_eq!(e.message.as_deref(), Some("identifier expected")),
+            Err(nom::Err::Failure(e)) => {
+                assert_eq!(e.message.as_deref(), Some("identifier expected"))
+            }
             other => panic!("{other:?}"),
         }
     }

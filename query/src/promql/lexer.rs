@@ -99,18 +99,21 @@ impl Keyword {
             ("step", Step),
             ("range", Range),
         ];
-        TABLE.iter().find(|(w, _)| w.eq_ignore_ascii_case(word)).map(|(_, k)| *k)
+        TABLE
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map(|(_, k)| *k)
     }
 
     fn class(self) -> KeywordClass {
         use Keyword::*;
         match self {
             And | Or | Unless | Atan2 => KeywordClass::Operator,
-            Sum | Avg | Count | Min | Max | Group | Stddev | Stdvar | Topk | Bottomk | CountValues | Quantile
-            | Limitk | LimitRatio => KeywordClass::Aggregator,
+            Sum | Avg | Count | Min | Max | Group | Stddev | Stdvar | Topk | Bottomk
+            | CountValues | Quantile | Limitk | LimitRatio => KeywordClass::Aggregator,
             Start | End | Step | Range => KeywordClass::Preprocessor,
-            Offset | Smoothed | Anchored | By | Without | On | Ignoring | GroupLeft | GroupRight | Fill | FillLeft
-            | FillRight | Bool => KeywordClass::Keyword,
+            Offset | Smoothed | Anchored | By | Without | On | Ignoring | GroupLeft
+            | GroupRight | Fill | FillLeft | FillRight | Bool => KeywordClass::Keyword,
         }
     }
 
@@ -118,7 +121,10 @@ impl Keyword {
     /// Prometheus's `metric_identifier` grammar rule lists these.
     pub fn is_metric_identifier(self) -> bool {
         use Keyword::*;
-        !matches!(self, Atan2 | On | Ignoring | GroupLeft | GroupRight | Bool | Fill | FillLeft | FillRight)
+        !matches!(
+            self,
+            Atan2 | On | Ignoring | GroupLeft | GroupRight | Bool | Fill | FillLeft | FillRight
+        )
     }
 }
 
@@ -160,7 +166,23 @@ impl TokenKind {
     /// Operators are described as `<op:...>` in error messages.
     fn is_operator(self) -> bool {
         use TokenKind::*;
-        matches!(self, Add | Div | EqlC | EqlRegex | Gte | Gtr | Lss | Lte | Mod | Mul | Neq | NeqRegex | Pow | Sub | At)
+        matches!(
+            self,
+            Add | Div
+                | EqlC
+                | EqlRegex
+                | Gte
+                | Gtr
+                | Lss
+                | Lte
+                | Mod
+                | Mul
+                | Neq
+                | NeqRegex
+                | Pow
+                | Sub
+                | At
+        )
     }
 }
 
@@ -207,7 +229,12 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(input: &'a str) -> Lexer<'a> {
-        Lexer { input, pos: 0, brace_open: false, paren_depth: 0 }
+        Lexer {
+            input,
+            pos: 0,
+            brace_open: false,
+            paren_depth: 0,
+        }
     }
 
     /// The whole input being lexed.
@@ -223,21 +250,31 @@ impl<'a> Lexer<'a> {
         match e {
             nom::Err::Failure(e) | nom::Err::Error(e) => {
                 let pos = e.position_in(self.input);
-                self.error(pos, e.message.unwrap_or_else(|| "unexpected input".to_string()))
+                self.error(
+                    pos,
+                    e.message.unwrap_or_else(|| "unexpected input".to_string()),
+                )
             }
             nom::Err::Incomplete(_) => self.error(self.input.len(), "unexpected end of input"),
         }
     }
 
     fn token(&mut self, kind: TokenKind, start: usize, len: usize) -> Token<'a> {
+        let input = self.input;
         self.pos = start + len;
-        Token { kind, pos: start, text: &self.input[start..start + len], value: None }
+        Token {
+            kind,
+            pos: start,
+            text: &input[start..start + len],
+            value: None,
+        }
     }
 
     /// The next token, or the lexer's error.
     pub fn next_token(&mut self) -> Result<Token<'a>, ParseError> {
-        let rest = lex::skip_space_and_comments(&self.input[self.pos..]);
-        let start = self.input.len() - rest.len();
+        let input = self.input;
+        let rest = lex::skip_space_and_comments(&input[self.pos..]);
+        let start = input.len() - rest.len();
         self.pos = start;
         let mut chars = rest.chars();
         let Some(c) = chars.next() else {
@@ -250,7 +287,11 @@ impl<'a> Lexer<'a> {
             return Ok(self.token(TokenKind::Eof, start, 0));
         };
         let next = chars.next();
-        if self.brace_open { self.inside_braces(rest, start, c, next) } else { self.statement(rest, start, c, next) }
+        if self.brace_open {
+            self.inside_braces(rest, start, c, next)
+        } else {
+            self.statement(rest, start, c, next)
+        }
     }
 
     fn string(&mut self, rest: &'a str, start: usize) -> Result<Token<'a>, ParseError> {
@@ -260,7 +301,13 @@ impl<'a> Lexer<'a> {
         Ok(tok)
     }
 
-    fn inside_braces(&mut self, rest: &'a str, start: usize, c: char, next: Option<char>) -> Result<Token<'a>, ParseError> {
+    fn inside_braces(
+        &mut self,
+        rest: &'a str,
+        start: usize,
+        c: char,
+        next: Option<char>,
+    ) -> Result<Token<'a>, ParseError> {
         use TokenKind::*;
         match c {
             c if lex::is_alpha(c) => {
@@ -276,7 +323,10 @@ impl<'a> Lexer<'a> {
                 Some('=') => Ok(self.token(Neq, start, 2)),
                 other => Err(self.error(
                     start,
-                    format!("unexpected character after '!' inside braces: {}", gofmt::quote_rune(other)),
+                    format!(
+                        "unexpected character after '!' inside braces: {}",
+                        gofmt::quote_rune(other)
+                    ),
                 )),
             },
             '{' => Err(self.error(start, "unexpected left brace '{'")),
@@ -284,11 +334,23 @@ impl<'a> Lexer<'a> {
                 self.brace_open = false;
                 Ok(self.token(RightBrace, start, 1))
             }
-            c => Err(self.error(start, format!("unexpected character inside braces: {}", gofmt::quote_rune(Some(c))))),
+            c => Err(self.error(
+                start,
+                format!(
+                    "unexpected character inside braces: {}",
+                    gofmt::quote_rune(Some(c))
+                ),
+            )),
         }
     }
 
-    fn statement(&mut self, rest: &'a str, start: usize, c: char, next: Option<char>) -> Result<Token<'a>, ParseError> {
+    fn statement(
+        &mut self,
+        rest: &'a str,
+        start: usize,
+        c: char,
+        next: Option<char>,
+    ) -> Result<Token<'a>, ParseError> {
         use TokenKind::*;
         match c {
             ',' => Ok(self.token(Comma, start, 1)),
@@ -306,16 +368,21 @@ impl<'a> Lexer<'a> {
             },
             '!' => match next {
                 Some('=') => Ok(self.token(Neq, start, 2)),
-                other => {
-                    Err(self.error(start, format!("unexpected character after '!': {}", gofmt::quote_rune(other))))
-                }
+                other => Err(self.error(
+                    start,
+                    format!(
+                        "unexpected character after '!': {}",
+                        gofmt::quote_rune(other)
+                    ),
+                )),
             },
             '<' if next == Some('=') => Ok(self.token(Lte, start, 2)),
             '<' => Ok(self.token(Lss, start, 1)),
             '>' if next == Some('=') => Ok(self.token(Gte, start, 2)),
             '>' => Ok(self.token(Gtr, start, 1)),
             c if lex::is_digit(c) || (c == '.' && next.is_some_and(lex::is_digit)) => {
-                let (after, (kind, _)) = lex::number_or_duration(rest).map_err(|e| self.lex_error(e))?;
+                let (after, (kind, _)) =
+                    lex::number_or_duration(rest).map_err(|e| self.lex_error(e))?;
                 let kind = match kind {
                     NumberKind::Number => Number,
                     NumberKind::Duration => Duration,
@@ -344,11 +411,18 @@ impl<'a> Lexer<'a> {
             }
             '[' => Ok(self.token(LeftBracket, start, 1)),
             ']' => Err(self.error(start, "unexpected right bracket ']'")),
-            c => Err(self.error(start, format!("unexpected character: {}", gofmt::quote_rune(Some(c))))),
+            c => Err(self.error(
+                start,
+                format!("unexpected character: {}", gofmt::quote_rune(Some(c))),
+            )),
         }
     }
 
-    fn keyword_or_identifier(&mut self, rest: &'a str, start: usize) -> Result<Token<'a>, ParseError> {
+    fn keyword_or_identifier(
+        &mut self,
+        rest: &'a str,
+        start: usize,
+    ) -> Result<Token<'a>, ParseError> {
         let (after, word) = lex::metric_identifier(rest).map_err(|e| self.lex_error(e))?;
         let len = rest.len() - after.len();
         let kind = if word.contains(':') {
@@ -425,19 +499,58 @@ mod tests {
 
     #[test]
     fn lexer_errors_match_prometheus() {
-        assert_eq!(kinds("foo{").unwrap_err(), "1:5: parse error: unexpected end of input inside braces");
-        assert_eq!(kinds("{a!b}").unwrap_err(), "1:3: parse error: unexpected character after '!' inside braces: 'b'");
-        assert_eq!(kinds("{a:b}").unwrap_err(), "1:3: parse error: unexpected character inside braces: ':'");
-        assert_eq!(kinds("{{").unwrap_err(), "1:2: parse error: unexpected left brace '{'");
-        assert_eq!(kinds("a}").unwrap_err(), "1:2: parse error: unexpected character: '}'");
-        assert_eq!(kinds("a=~b").unwrap_err(), "1:2: parse error: unexpected character after '=': '~'");
-        assert_eq!(kinds("!").unwrap_err(), "1:1: parse error: unexpected character after '!': '\u{FFFD}'");
-        assert_eq!(kinds("a)").unwrap_err(), "1:3: parse error: unexpected right parenthesis ')'");
-        assert_eq!(kinds("(a").unwrap_err(), "1:3: parse error: unclosed left parenthesis");
-        assert_eq!(kinds("]").unwrap_err(), "1:1: parse error: unexpected right bracket ']'");
-        assert_eq!(kinds("é").unwrap_err(), "1:1: parse error: unexpected character: 'é'");
-        assert_eq!(kinds("\n  \"ab").unwrap_err(), "2:3: parse error: unterminated quoted string");
-        assert_eq!(kinds("5x").unwrap_err(), "1:1: parse error: bad number or duration syntax: \"5\"");
+        assert_eq!(
+            kinds("foo{").unwrap_err(),
+            "1:5: parse error: unexpected end of input inside braces"
+        );
+        assert_eq!(
+            kinds("{a!b}").unwrap_err(),
+            "1:3: parse error: unexpected character after '!' inside braces: 'b'"
+        );
+        assert_eq!(
+            kinds("{a:b}").unwrap_err(),
+            "1:3: parse error: unexpected character inside braces: ':'"
+        );
+        assert_eq!(
+            kinds("{{").unwrap_err(),
+            "1:2: parse error: unexpected left brace '{'"
+        );
+        assert_eq!(
+            kinds("a}").unwrap_err(),
+            "1:2: parse error: unexpected character: '}'"
+        );
+        assert_eq!(
+            kinds("a=~b").unwrap_err(),
+            "1:2: parse error: unexpected character after '=': '~'"
+        );
+        assert_eq!(
+            kinds("!").unwrap_err(),
+            "1:1: parse error: unexpected character after '!': '\u{FFFD}'"
+        );
+        assert_eq!(
+            kinds("a)").unwrap_err(),
+            "1:3: parse error: unexpected right parenthesis ')'"
+        );
+        assert_eq!(
+            kinds("(a").unwrap_err(),
+            "1:3: parse error: unclosed left parenthesis"
+        );
+        assert_eq!(
+            kinds("]").unwrap_err(),
+            "1:1: parse error: unexpected right bracket ']'"
+        );
+        assert_eq!(
+            kinds("é").unwrap_err(),
+            "1:1: parse error: unexpected character: 'é'"
+        );
+        assert_eq!(
+            kinds("\n  \"ab").unwrap_err(),
+            "2:3: parse error: unterminated quoted string"
+        );
+        assert_eq!(
+            kinds("5x").unwrap_err(),
+            "1:1: parse error: bad number or duration syntax: \"5\""
+        );
     }
 
     #[test]

@@ -11,5 +11,7 @@ pub mod lexer;
 pub mod selector;
 
 pub use error::ParseError;
-pub use lex::{parse_duration, DurationError};
-pub use selector::{format_matchers, parse_selector, parse_vector_selector, DisplayMatcher, VectorSelector};
+pub use lex::{DurationError, parse_duration};
+pub use selector::{
+    DisplayMatcher, VectorSelector, format_matchers, parse_selector, parse_vector_selector,
+};

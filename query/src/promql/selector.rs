@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use engine::{MatchOp, Matcher, METRIC_NAME};
+use engine::{METRIC_NAME, MatchOp, Matcher};
 
 use super::error::ParseError;
 use super::lex;
@@ -39,7 +39,11 @@ impl VectorSelector {
 pub fn parse_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
     let vs = parse_vector_selector(input)?;
     if !vs.has_non_empty_matcher() {
-        return Err(ParseError::at(input, vs.position, "vector selector must contain at least one non-empty matcher"));
+        return Err(ParseError::at(
+            input,
+            vs.position,
+            "vector selector must contain at least one non-empty matcher",
+        ));
     }
     Ok(vs.matchers)
 }
@@ -48,7 +52,9 @@ pub fn parse_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
 /// twice, but leaves the non-empty-matcher rule to the caller (the HTTP
 /// API words that error differently).
 pub fn parse_vector_selector(input: &str) -> Result<VectorSelector, ParseError> {
-    let mut p = SelectorParser { lx: Lexer::new(input) };
+    let mut p = SelectorParser {
+        lx: Lexer::new(input),
+    };
     let vs = p.selector()?;
     if let Some(name) = &vs.name {
         let inner = &vs.matchers[..vs.matchers.len() - 1];
@@ -56,7 +62,11 @@ pub fn parse_vector_selector(input: &str) -> Result<VectorSelector, ParseError> 
             return Err(ParseError::at(
                 input,
                 vs.position,
-                format!("metric name must not be set twice: {} or {}", gofmt::quote(name), gofmt::quote(&m.value)),
+                format!(
+                    "metric name must not be set twice: {} or {}",
+                    gofmt::quote(name),
+                    gofmt::quote(&m.value)
+                ),
             ));
         }
     }
@@ -90,8 +100,12 @@ impl<'a> SelectorParser<'a> {
         let first = self.next()?;
         let position = first.pos;
         let (name, mut matchers) = match first.kind {
-            TokenKind::Identifier | TokenKind::MetricIdentifier => (Some(first.text.to_string()), None),
-            TokenKind::Keyword(k) if k.is_metric_identifier() => (Some(first.text.to_string()), None),
+            TokenKind::Identifier | TokenKind::MetricIdentifier => {
+                (Some(first.text.to_string()), None)
+            }
+            TokenKind::Keyword(k) if k.is_metric_identifier() => {
+                (Some(first.text.to_string()), None)
+            }
             TokenKind::LeftBrace => (None, Some(self.label_matchers()?)),
             _ => return Err(self.unexpected(&first, "", "")),
         };
@@ -107,7 +121,11 @@ impl<'a> SelectorParser<'a> {
         if let Some(name) = &name {
             matchers.push(Matcher::equal(METRIC_NAME, name.as_str()));
         }
-        Ok(VectorSelector { name, matchers, position })
+        Ok(VectorSelector {
+            name,
+            matchers,
+            position,
+        })
     }
 
     /// The matcher list after `{`, through the closing `}`.
@@ -139,7 +157,10 @@ impl<'a> SelectorParser<'a> {
 
     /// One matcher starting at `tok`. A bare string is a metric name; the
     /// token read to find that out is handed back as lookahead.
-    fn label_matcher(&mut self, tok: Token<'a>) -> Result<(Matcher, Option<Token<'a>>), ParseError> {
+    fn label_matcher(
+        &mut self,
+        tok: Token<'a>,
+    ) -> Result<(Matcher, Option<Token<'a>>), ParseError> {
         let name = match tok.kind {
             TokenKind::Identifier => tok.text.to_string(),
             TokenKind::String => tok.value.clone().unwrap_or_default(),
@@ -166,7 +187,11 @@ impl<'a> SelectorParser<'a> {
             Err(e) => Err(ParseError::at(
                 self.lx.input(),
                 tok.pos,
-                format!("invalid regular expression {}: {}", gofmt::quote(&e.pattern), regex_reason(&e.message)),
+                format!(
+                    "invalid regular expression {}: {}",
+                    gofmt::quote(&e.pattern),
+                    regex_reason(&e.message)
+                ),
             )),
         }
     }
@@ -193,9 +218,9 @@ impl fmt::Display for DisplayMatcher<'_> {
         if lex::is_legacy_label_name(&m.name) {
             f.write_str(&m.name)?;
         } else {
-            f.write_str(&gofmt::quote(&m.name))?;
+            f.write_str(&gofmt::quote_promql(&m.name))?;
         }
-        write!(f, "{}{}", m.op.as_str(), gofmt::quote(&m.value))
+        write!(f, "{}{}", m.op.as_str(), gofmt::quote_promql(&m.value))
     }
 }
 
@@ -271,10 +296,22 @@ mod tests {
                 ],
             ),
             (r#"{__name__="up"}"#, vec![eq("__name__", "up")]),
-            (r#"{"metric.name", "a.b"="x"}"#, vec![eq("__name__", "metric.name"), eq("a.b", "x")]),
-            (r#"{"a", "b"}"#, vec![eq("__name__", "a"), eq("__name__", "b")]),
-            ("{on=\"1\", bool='2', inf=`3`}", vec![eq("on", "1"), eq("bool", "2"), eq("inf", "3")]),
-            (" # leading comment\n up { # inside\n a = \"b\" # more\n } # end", vec![eq("a", "b"), eq("__name__", "up")]),
+            (
+                r#"{"metric.name", "a.b"="x"}"#,
+                vec![eq("__name__", "metric.name"), eq("a.b", "x")],
+            ),
+            (
+                r#"{"a", "b"}"#,
+                vec![eq("__name__", "a"), eq("__name__", "b")],
+            ),
+            (
+                "{on=\"1\", bool='2', inf=`3`}",
+                vec![eq("on", "1"), eq("bool", "2"), eq("inf", "3")],
+            ),
+            (
+                " # leading comment\n up { # inside\n a = \"b\" # more\n } # end",
+                vec![eq("a", "b"), eq("__name__", "up")],
+            ),
             ("{a=\"\\u00e9\\x41\\101\\n\"}", vec![eq("a", "éAA\n")]),
             ("{a=`raw\\n`}", vec![eq("a", "raw\\n")]),
         ];
@@ -288,7 +325,11 @@ mod tests {
         let got = parse_selector(r#"{"métrique.nom", "ラベル"=~"値.*", x!="🙂"}"#).unwrap();
         assert_eq!(
             got,
-            vec![eq("__name__", "métrique.nom"), m(MatchOp::RegexMatch, "ラベル", "値.*"), m(MatchOp::NotEqual, "x", "🙂")]
+            vec![
+                eq("__name__", "métrique.nom"),
+                m(MatchOp::RegexMatch, "ラベル", "値.*"),
+                m(MatchOp::NotEqual, "x", "🙂")
+            ]
         );
     }
 
@@ -297,27 +338,66 @@ mod tests {
         for (input, want) in [
             ("", "unknown position: parse error: unexpected end of input"),
             ("  ", "1:3: parse error: unexpected end of input"),
-            ("foo{", "1:5: parse error: unexpected end of input inside braces"),
-            ("foo{a=\"b\"", "1:10: parse error: unexpected end of input inside braces"),
-            ("foo{a}", "1:6: parse error: unexpected \"}\" in label matching, expected label matching operator"),
-            ("foo{a b}", "1:7: parse error: unexpected identifier \"b\" in label matching, expected label matching operator"),
-            ("foo{a=}", "1:7: parse error: unexpected \"}\" in label matching, expected string"),
-            ("foo{a=b}", "1:7: parse error: unexpected identifier \"b\" in label matching, expected string"),
-            ("{\"a\"=~}", "1:7: parse error: unexpected \"}\" in label matching, expected string"),
+            (
+                "foo{",
+                "1:5: parse error: unexpected end of input inside braces",
+            ),
+            (
+                "foo{a=\"b\"",
+                "1:10: parse error: unexpected end of input inside braces",
+            ),
+            (
+                "foo{a}",
+                "1:6: parse error: unexpected \"}\" in label matching, expected label matching operator",
+            ),
+            (
+                "foo{a b}",
+                "1:7: parse error: unexpected identifier \"b\" in label matching, expected label matching operator",
+            ),
+            (
+                "foo{a=}",
+                "1:7: parse error: unexpected \"}\" in label matching, expected string",
+            ),
+            (
+                "foo{a=b}",
+                "1:7: parse error: unexpected identifier \"b\" in label matching, expected string",
+            ),
+            (
+                "{\"a\"=~}",
+                "1:7: parse error: unexpected \"}\" in label matching, expected string",
+            ),
             (
                 "foo{a=\"b\" c=\"d\"}",
                 "1:11: parse error: unexpected identifier \"c\" in label matching, expected \",\" or \"}\"",
             ),
-            ("{\"a\" b}", "1:6: parse error: unexpected identifier \"b\" in label matching, expected \",\" or \"}\""),
-            ("{,}", "1:2: parse error: unexpected \",\" in label matching, expected identifier or \"}\""),
-            ("{a=\"b\",,}", "1:8: parse error: unexpected \",\" in label matching, expected identifier or \"}\""),
-            ("{=~\"a\"}", "1:2: parse error: unexpected <op:=~> in label matching, expected identifier or \"}\""),
+            (
+                "{\"a\" b}",
+                "1:6: parse error: unexpected identifier \"b\" in label matching, expected \",\" or \"}\"",
+            ),
+            (
+                "{,}",
+                "1:2: parse error: unexpected \",\" in label matching, expected identifier or \"}\"",
+            ),
+            (
+                "{a=\"b\",,}",
+                "1:8: parse error: unexpected \",\" in label matching, expected identifier or \"}\"",
+            ),
+            (
+                "{=~\"a\"}",
+                "1:2: parse error: unexpected <op:=~> in label matching, expected identifier or \"}\"",
+            ),
             ("foo bar", "1:5: parse error: unexpected identifier \"bar\""),
-            ("foo{a=\"b\"} x", "1:12: parse error: unexpected identifier \"x\""),
+            (
+                "foo{a=\"b\"} x",
+                "1:12: parse error: unexpected identifier \"x\"",
+            ),
             ("foo{}{}", "1:6: parse error: unexpected \"{\""),
             ("123", "1:1: parse error: unexpected number \"123\""),
             ("nan", "1:1: parse error: unexpected number \"nan\""),
-            ("\"foo\"", "1:1: parse error: unexpected string \"\\\"foo\\\"\""),
+            (
+                "\"foo\"",
+                "1:1: parse error: unexpected string \"\\\"foo\\\"\"",
+            ),
             ("on", "1:1: parse error: unexpected <on>"),
             ("atan2", "1:1: parse error: unexpected <op:atan2>"),
             ("sum(foo)", "1:4: parse error: unexpected \"(\""),
@@ -325,9 +405,15 @@ mod tests {
             ("foo offset 5m", "1:5: parse error: unexpected <offset>"),
             ("foo)", "1:5: parse error: unexpected right parenthesis ')'"),
             ("foo}", "1:4: parse error: unexpected character: '}'"),
-            ("foo{a=\"\\z\"}", "1:7: parse error: unknown escape sequence U+007A 'z'"),
+            (
+                "foo{a=\"\\z\"}",
+                "1:7: parse error: unknown escape sequence U+007A 'z'",
+            ),
             ("foo{a=\"b}", "1:7: parse error: unterminated quoted string"),
-            ("foo{a=~\"(\"}", "1:5: parse error: invalid regular expression \"(\": unclosed group"),
+            (
+                "foo{a=~\"(\"}",
+                "1:5: parse error: invalid regular expression \"(\": unclosed group",
+            ),
             ("{a=\"b\"}\n{", "2:1: parse error: unexpected \"{\""),
         ] {
             assert_eq!(err(input), want, "{input:?}");
@@ -336,15 +422,36 @@ mod tests {
 
     #[test]
     fn validation_errors() {
-        assert_eq!(err("{}"), "1:1: parse error: vector selector must contain at least one non-empty matcher");
-        assert_eq!(err("  {a=~\".*\"}"), "1:3: parse error: vector selector must contain at least one non-empty matcher");
-        assert_eq!(err("{a=\"\", b!=\"x\"}"), "1:1: parse error: vector selector must contain at least one non-empty matcher");
-        assert_eq!(err("{\"\"}"), "1:1: parse error: vector selector must contain at least one non-empty matcher");
+        assert_eq!(
+            err("{}"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher"
+        );
+        assert_eq!(
+            err("  {a=~\".*\"}"),
+            "1:3: parse error: vector selector must contain at least one non-empty matcher"
+        );
+        assert_eq!(
+            err("{a=\"\", b!=\"x\"}"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher"
+        );
+        assert_eq!(
+            err("{\"\"}"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher"
+        );
         assert!(parse_selector("{__name__!=\"\"}").is_ok());
         assert!(parse_selector("{a=~\".+\"}").is_ok());
-        assert_eq!(err("foo{__name__=\"bar\"}"), "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
-        assert_eq!(err("foo{\"bar\"}"), "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
-        assert_eq!(err("foo{__name__=~\"b.*\"}"), "1:1: parse error: metric name must not be set twice: \"foo\" or \"b.*\"");
+        assert_eq!(
+            err("foo{__name__=\"bar\"}"),
+            "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\""
+        );
+        assert_eq!(
+            err("foo{\"bar\"}"),
+            "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\""
+        );
+        assert_eq!(
+            err("foo{__name__=~\"b.*\"}"),
+            "1:1: parse error: metric name must not be set twice: \"foo\" or \"b.*\""
+        );
         // A name inside braces twice is allowed (the matchers are ANDed).
         assert!(parse_selector("{\"a\", __name__=\"b\"}").is_ok());
         // The API-level parser leaves the empty check to its caller.
@@ -365,12 +472,110 @@ mod tests {
         ] {
             let vs = parse_vector_selector(input).unwrap();
             let printed = vs.to_string();
-            assert_eq!(parse_vector_selector(&printed).map(|v| (v.name, v.matchers)), Ok((vs.name.clone(), vs.matchers.clone())), "{input} -> {printed}");
+            assert_eq!(
+                parse_vector_selector(&printed).map(|v| (v.name, v.matchers)),
+                Ok((vs.name.clone(), vs.matchers.clone())),
+                "{input} -> {printed}"
+            );
             let flat = format_matchers(&vs.matchers);
-            assert_eq!(parse_vector_selector(&flat).map(|v| v.matchers), Ok(vs.matchers), "{input} -> {flat}");
+            assert_eq!(
+                parse_vector_selector(&flat).map(|v| v.matchers),
+                Ok(vs.matchers),
+                "{input} -> {flat}"
+            );
         }
-        assert_eq!(parse_vector_selector("up{a='b'}").unwrap().to_string(), "up{a=\"b\"}");
+        assert_eq!(
+            parse_vector_selector("up{a='b'}").unwrap().to_string(),
+            "up{a=\"b\"}"
+        );
         assert_eq!(parse_vector_selector("up").unwrap().to_string(), "up");
-        assert_eq!(format_matchers(&[eq("a.b", "1"), eq("__name__", "x")]), r#"{"a.b"="1", __name__="x"}"#);
+        assert_eq!(
+            format_matchers(&[eq("a.b", "1"), eq("__name__", "x")]),
+            r#"{"a.b"="1", __name__="x"}"#
+        );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn round_trips(input: &str) -> Result<(), TestCaseError> {
+            if let Ok(ms) = parse_selector(input) {
+                let printed = format_matchers(&ms);
+                prop_assert_eq!(
+                    parse_selector(&printed),
+                    Ok(ms),
+                    "{:?} -> {:?}",
+                    input,
+                    printed
+                );
+            }
+            if let Ok(vs) = parse_vector_selector(input) {
+                let printed = vs.to_string();
+                let again = parse_vector_selector(&printed);
+                prop_assert_eq!(
+                    again.map(|v| (v.name, v.matchers)),
+                    Ok((vs.name, vs.matchers)),
+                    "{:?} -> {:?}",
+                    input,
+                    printed
+                );
+            }
+            Ok(())
+        }
+
+        fn label_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-zA-Z_][a-zA-Z0-9_]{0,6}",
+                Just("__name__".to_string()),
+                any::<String>().prop_map(|s| s.chars().take(6).collect()),
+            ]
+        }
+
+        fn matcher() -> impl Strategy<Value = Matcher> {
+            let plain = (
+                label_name(),
+                prop_oneof![Just(MatchOp::Equal), Just(MatchOp::NotEqual)],
+                any::<String>(),
+            )
+                .prop_map(|(n, op, v)| Matcher::new(op, n, v).unwrap());
+            let regex = (
+                label_name(),
+                prop_oneof![Just(MatchOp::RegexMatch), Just(MatchOp::RegexNoMatch)],
+                "([a-z.]|\\.|\\*|\\+|\\||\\(a\\)|é|\"){0,6}",
+            )
+                .prop_filter_map("valid regex", |(n, op, v)| Matcher::new(op, n, v).ok());
+            prop_oneof![plain, regex]
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_on_arbitrary_strings(input in any::<String>()) {
+                round_trips(&input)?;
+            }
+
+            #[test]
+            fn never_panics_on_selector_like_strings(input in "[a-z_:{}=~!\"'`,# \\\\\n\t.0-9\\[\\]()éxU+-]{0,40}") {
+                round_trips(&input)?;
+            }
+
+            #[test]
+            fn printed_matchers_reparse_identically(mut ms in proptest::collection::vec(matcher(), 0..6), name in "[a-z_:][a-z0-9_:]{0,8}") {
+                ms.push(Matcher::equal(METRIC_NAME, name.clone()));
+                let printed = format_matchers(&ms);
+                prop_assert_eq!(parse_selector(&printed), Ok(ms.clone()), "{}", printed);
+                // The same with the name written bare, when it is not a keyword.
+                let inner: Vec<Matcher> = ms[..ms.len() - 1].iter().filter(|m| m.name != METRIC_NAME).cloned().collect();
+                let bare = format!("{name}{}", format_matchers(&inner));
+                if let Ok(vs) = parse_vector_selector(&bare) {
+                    let mut want = inner.clone();
+                    want.push(Matcher::equal(METRIC_NAME, name.clone()));
+                    prop_assert_eq!(vs.matchers, want);
+                } else {
+                    let kw = crate::promql::lexer::Keyword::lookup(&name);
+                    prop_assert!(kw.is_some() || name.eq_ignore_ascii_case("inf") || name.eq_ignore_ascii_case("nan"), "{}", bare);
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Silt ingest benchmark against VictoriaMetrics and Prometheus: one command, one report.
+#
+#   benches/run.sh                 # full run: 20k, 200k, 1M series, 3 runs each, all systems
+#   benches/run.sh --runs 1 --scale 20000:6h --systems victoria-metrics,prometheus
+#
+# Arguments after the script name replace the default scales/runs/systems (any
+# `silt-bench ingest` flag works). Writes docs/benchmarks.md and raw results under
+# benches/results/<date>-<host>/. Needs: apt-get install -y victoria-metrics prometheus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+if ! command -v victoria-metrics >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "installing the peers (Debian packages victoria-metrics, prometheus)" >&2
+  apt-get install -y victoria-metrics prometheus >/dev/null
+fi
+
+cargo build --release -p silt -p silt-bench
+
+# Default: every scale, 3 runs. 1M series use 20 minutes of data so that the pre-encoded
+# requests (~39 bytes/sample) and Prometheus' head both fit in memory on a 24 GiB machine.
+args=("$@")
+if [ ${#args[@]} -eq 0 ]; then
+  args=(--scale 20000:6h --scale 200000:1h --scale 1000000:20m --runs 3)
+fi
+
+# Own session (so the priority below applies to the benchmark only, not to the caller's
+# session); negative priority only when root. Ctrl-C stops the whole benchmark group.
+nice=0
+[ "$(id -u)" = 0 ] && nice=-15
+setsid "$CARGO_TARGET_DIR/release/silt-bench" ingest \
+  --silt-bin "$CARGO_TARGET_DIR/release/silt" \
+  --nice "$nice" \
+  --out docs/benchmarks.md \
+  "${args[@]}" &
+pid=$!
+trap 'kill -TERM -- -"$pid" 2>/dev/null || true' INT TERM
+wait "$pid"

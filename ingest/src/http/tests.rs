@@ -1,0 +1,597 @@
+//! Handler tests: status codes, headers and bodies for each outcome, against
+//! a real database in a temporary directory.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, Method, Request};
+use engine::{Matcher, Options, STALE_NAN, Sample};
+use http_body_util::BodyExt;
+use prometheus_client::registry::Registry;
+use tower::ServiceExt;
+
+use super::*;
+use crate::proto::{self, CONTENT_TYPE_V1, CONTENT_TYPE_V2, v2};
+
+struct Setup {
+    app: Router,
+    ingest: Arc<Ingest>,
+    db: Arc<Db>,
+    registry: Registry,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(limits: Limits) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::default();
+    let opts = Options {
+        background: false,
+        ..Options::new(dir.path())
+    };
+    let db = Db::open(opts, &mut registry).unwrap();
+    let ingest = Ingest::new(Arc::clone(&db), limits, &mut registry);
+    Setup {
+        app: routes(Arc::clone(&ingest)),
+        ingest,
+        db,
+        registry,
+        _dir: dir,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The three v2 counters, or None if absent.
+    fn written(&self) -> Option<(usize, usize, usize)> {
+        let n = |h| self.header(h).map(|v| v.parse::<usize>().unwrap());
+        Some((
+            n(HEADER_SAMPLES_WRITTEN)?,
+            n(HEADER_HISTOGRAMS_WRITTEN)?,
+            n(HEADER_EXEMPLARS_WRITTEN)?,
+        ))
+    }
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn post(content_type: Option<&str>, encoding: Option<&str>, body: Vec<u8>) -> Request<Body> {
+    let mut b = Request::builder().method(Method::POST).uri("/api/v1/write");
+    if let Some(ct) = content_type {
+        b = b.header(header::CONTENT_TYPE, ct);
+    }
+    if let Some(ce) = encoding {
+        b = b.header(header::CONTENT_ENCODING, ce);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+    proto::TimeSeries {
+        labels: proto::labels(labels),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| proto::Sample { value, timestamp })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn v1_body(series: Vec<proto::TimeSeries>) -> Vec<u8> {
+    proto::encode_snappy(&proto::WriteRequest {
+        timeseries: series,
+        metadata: vec![],
+    })
+}
+
+/// A series literal: labels and (timestamp, value) samples.
+type SeriesLit<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn v2_body(series: &[SeriesLit<'_>]) -> Vec<u8> {
+    let mut st = v2::SymbolTable::new();
+    let timeseries = series
+        .iter()
+        .map(|(labels, samples)| v2::TimeSeries {
+            labels_refs: st.refs(labels),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| v2::Sample {
+                    value,
+                    timestamp,
+                    start_timestamp: 0,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    proto::encode_snappy(&v2::Request {
+        symbols: st.into_symbols(),
+        timeseries,
+    })
+}
+
+/// Every stored series matching `__name__=name`, with its samples.
+fn read_back(db: &Arc<Db>, name: &str) -> Vec<(String, Vec<Sample>)> {
+    let q = db.querier(i64::MIN, i64::MAX);
+    let entries = q.select(&[Matcher::equal("__name__", name)]).unwrap();
+    entries
+        .iter()
+        .map(|e| {
+            let mut out = Vec::new();
+            q.samples(e, i64::MIN, i64::MAX, &mut out).unwrap();
+            (e.labels.to_string(), out)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn v1_write_is_stored_and_read_back() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    let body = v1_body(vec![
+        ts(
+            &[
+                ("job", "node"),
+                ("__name__", "up"),
+                ("instance", "a"),
+                ("empty", ""),
+            ],
+            &[(t - 1000, 1.0)],
+        ),
+        ts(
+            &[("__name__", "up"), ("instance", "a"), ("job", "node")],
+            &[(t, f64::from_bits(STALE_NAN))],
+        ),
+    ]);
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V1), Some("snappy"), body)).await;
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    assert_eq!(r.written(), None, "no v2 headers for v1 requests");
+    let stored = read_back(&s.db, "up");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, r#"up{instance="a", job="node"}"#);
+    let bits: Vec<(i64, u64)> = stored[0].1.iter().map(|x| (x.t, x.v.to_bits())).collect();
+    assert_eq!(bits, vec![(t - 1000, 1f64.to_bits()), (t, STALE_NAN)]);
+}
+
+#[tokio::test]
+async fn v2_write_sets_written_headers() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    let body = v2_body(&[
+        (&[("__name__", "a")], &[(t, 1.0), (t + 1, 2.0)]),
+        (&[("__name__", "b")], &[(t, 3.0)]),
+    ]);
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V2), Some("snappy"), body)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.written(), Some((3, 0, 0)));
+    assert_eq!(read_back(&s.db, "a")[0].1.len(), 2);
+    // The alias path works the same.
+    let body = v2_body(&[(&[("__name__", "c")], &[(t, 1.0)])]);
+    let mut req = post(Some(CONTENT_TYPE_V2), None, body);
+    *req.uri_mut() = "/api/v1/push".parse().unwrap();
+    let r = send(&s.app, req).await;
+    assert_eq!((r.status, r.written()), (204, Some((1, 0, 0))));
+}
+
+#[tokio::test]
+async fn duplicate_timestamp_rejects_the_whole_request() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    let first = v2_body(&[(&[("__name__", "d")], &[(t, 1.0)])]);
+    assert_eq!(
+        send(&s.app, post(Some(CONTENT_TYPE_V2), None, first.clone()))
+            .await
+            .status,
+        204
+    );
+    // The exact same request again is an idempotent retry: accepted.
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V2), None, first)).await;
+    assert_eq!((r.status, r.written()), (204, Some((1, 0, 0))));
+    // A different value at the same timestamp, plus a new series: nothing is stored.
+    let conflict = v2_body(&[
+        (&[("__name__", "new_series")], &[(t, 5.0)]),
+        (&[("__name__", "d")], &[(t, 2.0)]),
+    ]);
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V2), None, conflict)).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("duplicate sample for timestamp"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("d{}"), "{}", r.body);
+    assert_eq!(r.written(), Some((0, 0, 0)));
+    assert!(
+        read_back(&s.db, "new_series").is_empty(),
+        "a rejected request stores nothing"
+    );
+    assert_eq!(read_back(&s.db, "d")[0].1, vec![Sample::new(t, 1.0)]);
+}
+
+#[tokio::test]
+async fn too_far_in_future_is_400() {
+    let s = setup(Limits::default());
+    let body = v1_body(vec![ts(
+        &[("__name__", "f")],
+        &[(now_ms() + 3_600_000, 1.0)],
+    )]);
+    let r = send(&s.app, post(None, None, body)).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("too far in the future") && r.body.contains("f{}"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn unsupported_content_type_and_encoding_are_415() {
+    let s = setup(Limits::default());
+    let body = v1_body(vec![ts(&[("__name__", "x")], &[(now_ms(), 1.0)])]);
+    let r = send(&s.app, post(Some("application/json"), None, body.clone())).await;
+    assert_eq!(r.status, 415);
+    assert!(r.body.contains("application/json"), "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.written(), None, "version unknown: no v2 headers");
+    let r = send(
+        &s.app,
+        post(
+            Some("application/x-protobuf;proto=io.prometheus.write.v3.Request"),
+            None,
+            body.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    let r = send(
+        &s.app,
+        post(Some(CONTENT_TYPE_V2), Some("gzip"), body.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    assert!(r.body.contains("gzip"));
+    assert_eq!(
+        r.written(),
+        Some((0, 0, 0)),
+        "v2 requests get the headers on 4xx too"
+    );
+    let mut req = post(None, None, body);
+    req.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_bytes(b"application/x-protobuf\xff").unwrap(),
+    );
+    assert_eq!(send(&s.app, req).await.status, 415);
+    assert!(read_back(&s.db, "x").is_empty());
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let s = setup(Limits {
+        max_body_bytes: 100,
+        ..Limits::default()
+    });
+    // Declared by Content-Length.
+    let mut req = post(Some(CONTENT_TYPE_V2), None, vec![0; 101]);
+    req.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(101));
+    let r = send(&s.app, req).await;
+    assert_eq!(r.status, 413);
+    assert!(r.body.contains("100 bytes"), "{}", r.body);
+    assert_eq!(r.written(), Some((0, 0, 0)));
+    // No Content-Length: refused while reading.
+    assert_eq!(
+        send(&s.app, post(None, None, vec![0; 120])).await.status,
+        413
+    );
+    // Exactly at the limit is fine (and garbage, so 400).
+    assert_eq!(
+        send(&s.app, post(None, None, vec![0xff; 100])).await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn corrupt_bodies_are_400() {
+    let s = setup(Limits::default());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "snappy garbage",
+            vec![0x05, 0x00, b'a'],
+            "invalid snappy block",
+        ),
+        (
+            "framed snappy",
+            b"\xff\x06\x00\x00sNaPpY\x00\x00\x00\x00".to_vec(),
+            "framed",
+        ),
+        (
+            "bad protobuf",
+            proto::snappy_compress(&[0x0a, 0x05, 0x01]),
+            "invalid protobuf io.prometheus.write.v2.Request",
+        ),
+        (
+            "declared too large",
+            vec![0xff, 0xff, 0xff, 0xff, 0x0f],
+            "over the limit",
+        ),
+        (
+            "symbols[0]",
+            proto::encode_snappy(&v2::Request {
+                symbols: vec!["x".into()],
+                timeseries: vec![],
+            }),
+            "symbols[0]",
+        ),
+    ];
+    for (what, body, want) in cases {
+        let r = send(&s.app, post(Some(CONTENT_TYPE_V2), None, body)).await;
+        assert_eq!(r.status, 400, "{what}");
+        assert!(r.body.contains(want), "{what}: {}", r.body);
+        assert_eq!(r.written(), Some((0, 0, 0)), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_series_are_a_partial_write() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    let body = v2_body(&[
+        (&[("__name__", "ok")], &[(t, 1.0), (t + 1, 1.0)]),
+        (&[("job", "nameless")], &[(t, 1.0)]),
+        (&[("__name__", "dup"), ("a", "1"), ("a", "2")], &[(t, 1.0)]),
+    ]);
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V2), None, body)).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.written(), Some((2, 0, 0)), "the valid series was written");
+    assert!(
+        r.body
+            .starts_with("2 invalid series rejected (2 float samples not written"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(r#"series {job="nameless"}: no metric name"#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"duplicate label name "a""#), "{}", r.body);
+    assert_eq!(read_back(&s.db, "ok")[0].1.len(), 2);
+    assert!(read_back(&s.db, "dup").is_empty());
+}
+
+#[tokio::test]
+async fn histograms_are_reported_not_written() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    let mut st = v2::SymbolTable::new();
+    let hist = v2::Histogram {
+        count: Some(proto::histogram::Count::CountInt(1)),
+        timestamp: t,
+        ..Default::default()
+    };
+    let hist_series = v2::TimeSeries {
+        labels_refs: st.refs(&[("__name__", "h")]),
+        histograms: vec![hist],
+        ..Default::default()
+    };
+    let float_series = v2::TimeSeries {
+        labels_refs: st.refs(&[("__name__", "g")]),
+        samples: vec![v2::Sample {
+            value: 1.0,
+            timestamp: t,
+            start_timestamp: 0,
+        }],
+        exemplars: vec![v2::Exemplar {
+            labels_refs: vec![],
+            value: 1.0,
+            timestamp: t,
+        }],
+        ..Default::default()
+    };
+    let symbols = st.into_symbols();
+    let mixed = v2::Request {
+        symbols: symbols.clone(),
+        timeseries: vec![hist_series.clone(), float_series],
+    };
+    let r = send(
+        &s.app,
+        post(Some(CONTENT_TYPE_V2), None, proto::encode_snappy(&mixed)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.written()),
+        (204, Some((1, 0, 0))),
+        "{}",
+        r.body
+    );
+    let only = v2::Request {
+        symbols,
+        timeseries: vec![hist_series],
+    };
+    let r = send(
+        &s.app,
+        post(Some(CONTENT_TYPE_V2), None, proto::encode_snappy(&only)),
+    )
+    .await;
+    assert_eq!((r.status, r.written()), (400, Some((0, 0, 0))));
+    assert!(
+        r.body.contains("does not store native histograms"),
+        "{}",
+        r.body
+    );
+    let metrics = encode_metrics(&s.registry);
+    assert!(
+        metrics.contains(
+            r#"silt_remote_write_rejected_samples_total{reason="native_histogram_unsupported"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"silt_remote_write_rejected_samples_total{reason="exemplar_unsupported"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow() {
+    let s = setup(Limits::default());
+    for m in [Method::GET, Method::PUT, Method::DELETE] {
+        let req = Request::builder()
+            .method(m.clone())
+            .uri("/api/v1/write")
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&s.app, req).await;
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("allow"), Some("POST"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn overload_is_503_with_retry_after() {
+    let s = setup(Limits {
+        max_inflight_bytes: 1000,
+        ..Limits::default()
+    });
+    let held = Arc::clone(&s.ingest.inflight)
+        .try_acquire_many_owned(990)
+        .unwrap();
+    let body = v2_body(&[(&[("__name__", "o")], &[(now_ms(), 1.0)])]);
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V2), None, body.clone())).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.written(), Some((0, 0, 0)));
+    assert!(r.body.contains("overloaded"), "{}", r.body);
+    drop(held);
+    let r = send(&s.app, post(Some(CONTENT_TYPE_V2), None, body)).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        s.ingest.inflight.available_permits(),
+        1000,
+        "the budget is returned"
+    );
+}
+
+#[tokio::test]
+async fn empty_and_metadata_only_requests_are_204() {
+    let s = setup(Limits::default());
+    assert_eq!(send(&s.app, post(None, None, vec![])).await.status, 204);
+    let r = send(
+        &s.app,
+        post(
+            Some(CONTENT_TYPE_V2),
+            None,
+            proto::encode_snappy(&v2::Request::default()),
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.written()), (204, Some((0, 0, 0))));
+    let meta = proto::WriteRequest {
+        timeseries: vec![],
+        metadata: vec![proto::MetricMetadata {
+            r#type: proto::MetricType::Gauge as i32,
+            metric_family_name: "temperature_celsius".into(),
+            help: "Temperature.".into(),
+            unit: "celsius".into(),
+        }],
+    };
+    let r = send(
+        &s.app,
+        post(None, Some("snappy"), proto::encode_snappy(&meta)),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let stored = s.db.metadata();
+    assert_eq!(stored["temperature_celsius"][0].help, "Temperature.");
+}
+
+#[tokio::test]
+async fn zstd_bodies_are_accepted() {
+    let s = setup(Limits::default());
+    let raw = prost::Message::encode_to_vec(&proto::WriteRequest {
+        timeseries: vec![ts(&[("__name__", "z")], &[(now_ms(), 1.0)])],
+        metadata: vec![],
+    });
+    let r = send(&s.app, post(None, Some("zstd"), proto::zstd_compress(&raw))).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(read_back(&s.db, "z").len(), 1);
+}
+
+#[tokio::test]
+async fn request_metrics_are_counted() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    send(
+        &s.app,
+        post(
+            None,
+            None,
+            v1_body(vec![ts(&[("__name__", "m")], &[(t, 1.0)])]),
+        ),
+    )
+    .await;
+    send(
+        &s.app,
+        post(
+            Some(CONTENT_TYPE_V2),
+            None,
+            v2_body(&[(&[("__name__", "m")], &[(t + 1, 1.0)])]),
+        ),
+    )
+    .await;
+    send(&s.app, post(Some("text/plain"), None, vec![])).await;
+    let m = encode_metrics(&s.registry);
+    for want in [
+        r#"silt_remote_write_requests_total{version="1.0",code="204"} 1"#,
+        r#"silt_remote_write_requests_total{version="2.0",code="204"} 1"#,
+        r#"silt_remote_write_requests_total{version="unknown",code="415"} 1"#,
+        "silt_remote_write_samples_received_total 2",
+        "silt_remote_write_series_received_total 2",
+        "silt_remote_write_samples_written_total 2",
+        r#"silt_remote_write_received_bytes_total{encoding="decoded"}"#,
+        "silt_remote_write_inflight_bytes 0",
+    ] {
+        assert!(m.contains(want), "missing {want:?} in\n{m}");
+    }
+}
+
+fn encode_metrics(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+    out
+}
