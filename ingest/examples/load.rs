@@ -7,7 +7,6 @@
 //!
 //! `cargo run --release -p ingest --example load -- [inline|blocking] [connections] [rounds] [sync|async]`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
