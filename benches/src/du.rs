@@ -29,8 +29,10 @@ pub fn measure(dir: &Path) -> std::io::Result<DiskUsage> {
         du.apparent_bytes += part.apparent_bytes;
         du.allocated_bytes += part.allocated_bytes;
         du.files += part.files;
-        du.breakdown
-            .insert(entry.file_name().to_string_lossy().into_owned(), part.apparent_bytes);
+        du.breakdown.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            part.apparent_bytes,
+        );
     }
     Ok(du)
 }

@@ -50,12 +50,17 @@ pub fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 
 #[inline]
 fn varint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Append `TimeSeries.labels` (field 1) holding `Label { name = 1, value = 2 }`.
 pub fn put_label(buf: &mut Vec<u8>, name: &str, value: &str) {
-    let inner = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(value.len() as u64) + value.len();
+    let inner = 1
+        + varint_len(name.len() as u64)
+        + name.len()
+        + 1
+        + varint_len(value.len() as u64)
+        + value.len();
     buf.push(0x0a);
     put_varint(buf, inner as u64);
     buf.push(0x0a);

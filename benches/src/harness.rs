@@ -149,10 +149,13 @@ fn summary(r: &RunResult) -> String {
         f(r.bytes_per_sample, 3),
         f(r.rss_per_series().map(|b| b / 1024.0), 2),
         f(r.restart_secs, 2),
-        r.count_check
-            .as_ref()
-            .map_or("-".into(), |c| format!("{}/{}", c.found_samples, c.expected_samples)),
-        r.error.as_deref().map_or(String::new(), |e| format!("; ERROR: {e}"))
+        r.count_check.as_ref().map_or("-".into(), |c| format!(
+            "{}/{}",
+            c.found_samples, c.expected_samples
+        )),
+        r.error
+            .as_deref()
+            .map_or(String::new(), |e| format!("; ERROR: {e}"))
     )
 }
 

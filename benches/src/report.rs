@@ -14,7 +14,8 @@ use crate::results::{Machine, RunResult};
 use crate::server::System;
 
 /// Everything after this line in the output file is kept when the report is regenerated.
-pub const NOTES_MARKER: &str = "<!-- end of generated part: notes below this line are kept by silt-bench -->";
+pub const NOTES_MARKER: &str =
+    "<!-- end of generated part: notes below this line are kept by silt-bench -->";
 
 /// Median of the values present (mean of the middle two for an even count).
 pub fn median(mut xs: Vec<f64>) -> Option<f64> {
@@ -146,7 +147,7 @@ fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -155,7 +156,7 @@ fn group_digits(n: u64) -> String {
 }
 
 fn human_duration(secs: u64) -> String {
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
     } else {
         format!("{} min", secs / 60)
@@ -224,7 +225,11 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
         for (f, m) in figs.iter().zip(&meds) {
             let _ = write!(o, "| {} |", f.name);
             for s in &systems {
-                let _ = write!(o, " {} |", m.get(&(scale, *s)).map_or("–".into(), |v| (f.fmt)(*v)));
+                let _ = write!(
+                    o,
+                    " {} |",
+                    m.get(&(scale, *s)).map_or("–".into(), |v| (f.fmt)(*v))
+                );
             }
             let ratio = |peer: System| -> Option<f64> {
                 Some(m.get(&(scale, System::Silt))? / m.get(&(scale, peer))?)
@@ -250,7 +255,9 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
                     let goal = format!("{} {x}× {peer_name}", if at_least { "≥" } else { "≤" });
                     let status = match ratio(peer) {
                         None => "not measured".to_string(),
-                        Some(r) if (at_least && r >= x) || (!at_least && r <= x) => "**met**".into(),
+                        Some(r) if (at_least && r >= x) || (!at_least && r <= x) => {
+                            "**met**".into()
+                        }
                         Some(r) => {
                             // How far from the target, as the factor still to gain.
                             let gap = if at_least { x / r } else { r / x };
@@ -302,7 +309,14 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
         let parts: Vec<String> = scales
             .iter()
             .filter_map(|s| runs.iter().find(|r| r.series == *s))
-            .map(|r| format!("{} series × {} = {:.1} M", group_digits(r.series), human_duration(r.duration_secs), r.samples as f64 / 1e6))
+            .map(|r| {
+                format!(
+                    "{} series × {} = {:.1} M",
+                    group_digits(r.series),
+                    human_duration(r.duration_secs),
+                    r.samples as f64 / 1e6
+                )
+            })
             .collect();
         let _ = writeln!(o, "{}.\n", parts.join("; "));
     }
@@ -319,7 +333,11 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
             m.mem_total_bytes as f64 / (1024.0 * 1024.0 * 1024.0),
             m.kernel,
             m.os,
-            if m.filesystem.is_empty() { "the local disk".into() } else { m.filesystem.clone() },
+            if m.filesystem.is_empty() {
+                "the local disk".into()
+            } else {
+                m.filesystem.clone()
+            },
             m.date
         );
         for (k, v) in &m.versions {
@@ -430,7 +448,10 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
             opt(r.cpu_us_per_sample(), fmt_us),
             read_back,
             rr,
-            opt(r.foreign_cpu_share(nproc), |x| format!("{:.0} %", x * 100.0)),
+            opt(r.foreign_cpu_share(nproc), |x| format!(
+                "{:.0} %",
+                x * 100.0
+            )),
             opt(r.loadavg_before, fmt_2),
             err
         );
@@ -444,7 +465,9 @@ pub fn write_report(out: &Path, generated: &str) -> Result<()> {
     let notes = fs::read_to_string(out)
         .ok()
         .and_then(|old| old.split_once(NOTES_MARKER).map(|(_, n)| n.to_string()))
-        .unwrap_or_else(|| "\n\n## Notes\n\n(Hand-written analysis of the figures goes here.)\n".into());
+        .unwrap_or_else(|| {
+            "\n\n## Notes\n\n(Hand-written analysis of the figures goes here.)\n".into()
+        });
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -489,16 +512,36 @@ mod tests {
         let runs = vec![
             run(System::Silt, 0, 2_000_000.0, 0.9, 100_000_000, 1.0),
             run(System::Silt, 1, 1_800_000.0, 0.9, 100_000_000, 1.2),
-            run(System::VictoriaMetrics, 0, 1_000_000.0, 1.0, 400_000_000, 3.0),
-            run(System::VictoriaMetrics, 1, 1_000_000.0, 1.0, 400_000_000, 3.0),
+            run(
+                System::VictoriaMetrics,
+                0,
+                1_000_000.0,
+                1.0,
+                400_000_000,
+                3.0,
+            ),
+            run(
+                System::VictoriaMetrics,
+                1,
+                1_000_000.0,
+                1.0,
+                400_000_000,
+                3.0,
+            ),
             run(System::Prometheus, 0, 200_000.0, 5.0, 300_000_000, 2.0),
         ];
         let md = render(&runs, None, "benches/results/x");
         // Silt median 1.9 M vs 1.0 M: 1.90×, met; bytes 0.9 vs 1.0: 0.90× > 0.8×, missed.
         assert!(md.contains("| ingest, samples/s | 1.90 M | 1.00 M | 200 k | 1.90× | 9.50× | ≥ 1.5× VM | **met** |"), "{md}");
-        assert!(md.contains("| 0.90× | 0.18× | ≤ 0.8× VM | missed: 1.12× to go |"), "{md}");
+        assert!(
+            md.contains("| 0.90× | 0.18× | ≤ 0.8× VM | missed: 1.12× to go |"),
+            "{md}"
+        );
         // Restart 1.1 s vs Prometheus 2.0 s = 0.55×: missed by 1.10×.
-        assert!(md.contains("≤ 0.5× Prometheus | missed: 1.10× to go |"), "{md}");
+        assert!(
+            md.contains("≤ 0.5× Prometheus | missed: 1.10× to go |"),
+            "{md}"
+        );
         assert!(md.contains("| 20,000 | silt | 1 |"));
     }
 
@@ -509,7 +552,14 @@ mod tests {
         write_report(&p, "# one\n").unwrap();
         let first = fs::read_to_string(&p).unwrap();
         assert!(first.contains(NOTES_MARKER));
-        fs::write(&p, first.replace("(Hand-written analysis of the figures goes here.)", "my notes")).unwrap();
+        fs::write(
+            &p,
+            first.replace(
+                "(Hand-written analysis of the figures goes here.)",
+                "my notes",
+            ),
+        )
+        .unwrap();
         write_report(&p, "# two\n").unwrap();
         let second = fs::read_to_string(&p).unwrap();
         assert!(second.starts_with("# two\n"));

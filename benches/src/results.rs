@@ -69,7 +69,8 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn rss_per_series(&self) -> Option<f64> {
-        self.peak_rss_bytes.map(|b| b as f64 / self.series.max(1) as f64)
+        self.peak_rss_bytes
+            .map(|b| b as f64 / self.series.max(1) as f64)
     }
 
     /// Server CPU per acknowledged sample, microseconds.
@@ -132,7 +133,12 @@ impl Machine {
             .args(["--output=fstype", &work_dir.display().to_string()])
             .output()
             .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().nth(1).map(|s| s.trim().to_string()))
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .nth(1)
+                    .map(|s| s.trim().to_string())
+            })
             .unwrap_or_default();
         Machine {
             hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
@@ -193,9 +199,12 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<RunResult>, Option<Machine>)> {
         }
         let s = fs::read_to_string(&p)?;
         if p.file_name().and_then(|n| n.to_str()) == Some("machine.json") {
-            machine = Some(serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?);
+            machine =
+                Some(serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?);
         } else {
-            runs.push(serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?);
+            runs.push(
+                serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?,
+            );
         }
     }
     Ok((runs, machine))

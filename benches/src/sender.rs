@@ -167,7 +167,8 @@ fn send_shard(
                         st.rejected_requests += 1;
                         st.rejected_samples += r.samples as u64;
                         if st.errors.len() < MAX_ERRORS {
-                            st.errors.push(format!("gave up after {attempt} attempts: {msg}"));
+                            st.errors
+                                .push(format!("gave up after {attempt} attempts: {msg}"));
                         }
                         break;
                     }

@@ -16,7 +16,19 @@ use serde::{Deserialize, Serialize};
 use crate::du::{self, DiskUsage};
 
 /// A system under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum System {
     Silt,
@@ -99,18 +111,30 @@ pub fn http_agent(timeout: Duration) -> ureq::Agent {
 
 impl Server {
     /// Start `system` with an empty data directory under `run_dir`; returns once it is ready.
-    pub fn start(system: System, bins: &Binaries, run_dir: &Path, timeout: Duration) -> Result<(Server, Duration)> {
+    pub fn start(
+        system: System,
+        bins: &Binaries,
+        run_dir: &Path,
+        timeout: Duration,
+    ) -> Result<(Server, Duration)> {
         let port = free_port()?;
         let data_dir = run_dir.join("data");
         if data_dir.exists() {
-            fs::remove_dir_all(&data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
+            fs::remove_dir_all(&data_dir)
+                .with_context(|| format!("clearing {}", data_dir.display()))?;
         }
         fs::create_dir_all(&data_dir)?;
         let listen = format!("127.0.0.1:{port}");
         let d = data_dir.display().to_string();
         let args: Vec<String> = match system {
             System::Silt => {
-                let mut a = vec!["serve".into(), "--listen".into(), listen, "--data-dir".into(), d];
+                let mut a = vec![
+                    "serve".into(),
+                    "--listen".into(),
+                    listen,
+                    "--data-dir".into(),
+                    d,
+                ];
                 a.extend(bins.silt_args.iter().cloned());
                 a
             }
@@ -124,7 +148,10 @@ impl Server {
             ],
             System::Prometheus => {
                 let cfg = run_dir.join("prometheus.yml");
-                fs::write(&cfg, "global:\n  scrape_interval: 15s\nscrape_configs: []\n")?;
+                fs::write(
+                    &cfg,
+                    "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+                )?;
                 vec![
                     format!("--config.file={}", cfg.display()),
                     format!("--storage.tsdb.path={d}"),
@@ -154,7 +181,10 @@ impl Server {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let log = OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         let child = Command::new(&self.program)
             .args(&self.args)
             .stdin(Stdio::null())
@@ -179,15 +209,22 @@ impl Server {
     }
 
     pub fn pid(&self) -> Result<u32> {
-        self.child.as_ref().map(Child::id).ok_or_else(|| anyhow!("{} is not running", self.system))
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .ok_or_else(|| anyhow!("{} is not running", self.system))
     }
 
     fn get_status(&self, path: &str) -> Option<u16> {
         let agent = http_agent(Duration::from_secs(5));
-        agent.get(format!("{}{path}", self.base())).call().ok().map(|mut r| {
-            let _ = r.body_mut().read_to_vec();
-            r.status().as_u16()
-        })
+        agent
+            .get(format!("{}{path}", self.base()))
+            .call()
+            .ok()
+            .map(|mut r| {
+                let _ = r.body_mut().read_to_vec();
+                r.status().as_u16()
+            })
     }
 
     fn is_ready(&self) -> bool {
@@ -209,10 +246,18 @@ impl Server {
             if let Some(c) = self.child.as_mut()
                 && let Some(st) = c.try_wait()?
             {
-                bail!("{} exited during start-up ({st}); log tail:\n{}", self.system, self.log_tail());
+                bail!(
+                    "{} exited during start-up ({st}); log tail:\n{}",
+                    self.system,
+                    self.log_tail()
+                );
             }
             if t0.elapsed() > timeout {
-                bail!("{} not ready after {timeout:?}; log tail:\n{}", self.system, self.log_tail());
+                bail!(
+                    "{} not ready after {timeout:?}; log tail:\n{}",
+                    self.system,
+                    self.log_tail()
+                );
             }
             thread::sleep(Duration::from_millis(10));
         }
@@ -270,7 +315,10 @@ impl Server {
             if t0.elapsed() > timeout {
                 child.kill()?;
                 child.wait()?;
-                bail!("{} ignored signal {signal} for {timeout:?}; killed", self.system);
+                bail!(
+                    "{} ignored signal {signal} for {timeout:?}; killed",
+                    self.system
+                );
             }
             thread::sleep(Duration::from_millis(5));
         }
@@ -318,7 +366,12 @@ impl Server {
         };
         let mut r = res.with_context(|| format!("{method} {url}"))?;
         let status = r.status().as_u16();
-        let body = r.body_mut().with_config().limit(16 << 20).read_to_string().unwrap_or_default();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .unwrap_or_default();
         if !(200..300).contains(&status) {
             bail!("{method} {url}: {status} {}", body.trim());
         }
@@ -337,13 +390,19 @@ impl Server {
             System::Silt => {
                 self.expect_ok("POST", "/api/v1/admin/tsdb/cut_head")?;
                 self.expect_ok("POST", "/api/v1/admin/tsdb/compact")?;
-                Ok((du::measure(&self.data_dir)?, "data dir after cut_head + compact".into()))
+                Ok((
+                    du::measure(&self.data_dir)?,
+                    "data dir after cut_head + compact".into(),
+                ))
             }
             System::VictoriaMetrics => {
                 self.expect_ok("GET", "/internal/force_flush")?;
                 self.expect_ok("GET", "/internal/force_merge")?;
                 self.wait_vm_merges(t0, timeout)?;
-                Ok((du::measure(&self.data_dir)?, "data dir after force_flush + force_merge".into()))
+                Ok((
+                    du::measure(&self.data_dir)?,
+                    "data dir after force_flush + force_merge".into(),
+                ))
             }
             System::Prometheus => {
                 let body = self.expect_ok("POST", "/api/v1/admin/tsdb/snapshot")?;
@@ -352,7 +411,10 @@ impl Server {
                     .as_str()
                     .ok_or_else(|| anyhow!("snapshot answer without a name: {body}"))?;
                 let dir = self.data_dir.join("snapshots").join(name);
-                Ok((du::measure(&dir)?, "TSDB snapshot (blocks incl. head, no WAL)".into()))
+                Ok((
+                    du::measure(&dir)?,
+                    "TSDB snapshot (blocks incl. head, no WAL)".into(),
+                ))
             }
         }
     }
@@ -369,7 +431,9 @@ impl Server {
             let m = self.expect_ok("GET", "/metrics")?;
             let busy: f64 = m
                 .lines()
-                .filter(|l| l.starts_with("vm_active_force_merges") || l.starts_with("vm_active_merges"))
+                .filter(|l| {
+                    l.starts_with("vm_active_force_merges") || l.starts_with("vm_active_merges")
+                })
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum();
             quiet = if busy == 0.0 { quiet + 1 } else { 0 };
@@ -403,7 +467,11 @@ impl Server {
             return v;
         }
         Command::new("dpkg-query")
-            .args(["-W", "-f=${Package} ${Version} (Debian package)", system.name()])
+            .args([
+                "-W",
+                "-f=${Package} ${Version} (Debian package)",
+                system.name(),
+            ])
             .output()
             .map(first_line)
             .unwrap_or_default()
@@ -423,7 +491,10 @@ impl Drop for Server {
 pub fn proc_cpu_secs(pid: u32) -> Result<f64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = s.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("bad /proc stat"))?;
+    let rest = s
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("bad /proc stat"))?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
         + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);

@@ -207,9 +207,7 @@ const REGIONS: [&str; 5] = [
     "eu-central-1",
     "ap-southeast-1",
 ];
-const TEAMS: [&str; 6] = [
-    "payments", "search", "platform", "data", "identity", "edge",
-];
+const TEAMS: [&str; 6] = ["payments", "search", "platform", "data", "identity", "edge"];
 const ROLES: [&str; 6] = ["web", "api", "db", "cache", "worker", "ingest"];
 const CPU_MODES: [(&str, f64); 8] = [
     ("idle", 0.0), // the rest of the time
@@ -513,12 +511,7 @@ impl Workload {
             counter(per_s(5.0 + 50.0 * util)),
             (uptime_s * 20.0).floor(),
         );
-        b.add(
-            "node_procs_running",
-            &[],
-            gauge(1.0 + load_mean, 1.0),
-            1.0,
-        );
+        b.add("node_procs_running", &[], gauge(1.0 + load_mean, 1.0), 1.0);
         b.add("node_procs_blocked", &[], gauge(0.1, 0.3), 0.0);
         let now_s = self_end_s(b.w);
         b.add(
@@ -528,12 +521,7 @@ impl Workload {
             (now_s - uptime_s).floor(),
         );
         b.add("node_time_seconds", &[], Model::WallClock, 0.0);
-        b.add(
-            "node_entropy_available_bits",
-            &[],
-            gauge(256.0, 2.0),
-            256.0,
-        );
+        b.add("node_entropy_available_bits", &[], gauge(256.0, 2.0), 256.0);
         b.add(
             "node_filefd_allocated",
             &[],
@@ -635,12 +623,7 @@ impl Workload {
             },
             0.01,
         );
-        b.add(
-            "scrape_samples_scraped",
-            &[],
-            Model::Const,
-            n_host + 3.0,
-        );
+        b.add("scrape_samples_scraped", &[], Model::Const, n_host + 3.0);
     }
 
     /// Encoded `TimeSeries.labels` fields of series `i`.
@@ -653,13 +636,10 @@ impl Workload {
     /// Timestamp (ms) of scrape `k` of host `host`: nominal time + the host's phase + jitter.
     #[inline]
     pub fn timestamp(&self, host: u32, k: u64) -> i64 {
-        let jitter =
-            (rng::hash(self.spec.seed, 0x2000_0000_0000 + host as u64, k, 7) % (2 * JITTER_MS as u64 + 1)) as i64
-                - JITTER_MS;
-        self.start_ms
-            + k as i64 * SCRAPE_INTERVAL_MS
-            + self.hosts[host as usize].phase_ms
-            + jitter
+        let jitter = (rng::hash(self.spec.seed, 0x2000_0000_0000 + host as u64, k, 7)
+            % (2 * JITTER_MS as u64 + 1)) as i64
+            - JITTER_MS;
+        self.start_ms + k as i64 * SCRAPE_INTERVAL_MS + self.hosts[host as usize].phase_ms + jitter
     }
 
     /// Total samples the workload produces.
@@ -770,7 +750,8 @@ impl Workload {
                     *state += (0..BUCKETS.len())
                         .map(|j| {
                             let n = self.observations(group, k, j, rate);
-                            n * BUCKET_MIDS[j] * (0.8 + 0.4 * rng::unit(seed, sid, k, 10 + j as u64))
+                            n * BUCKET_MIDS[j]
+                                * (0.8 + 0.4 * rng::unit(seed, sid, k, 10 + j as u64))
                         })
                         .sum::<f64>();
                 }
@@ -792,7 +773,6 @@ impl Workload {
 fn self_end_s(w: &Workload) -> f64 {
     (w.spec.end_ms / 1000) as f64
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -831,7 +811,10 @@ mod tests {
             assert!(w.families.iter().any(|n| n == f), "missing {f}");
         }
         let per_host = w.series.len() as f64 / w.hosts.len() as f64;
-        assert!((80.0..300.0).contains(&per_host), "{per_host} series per host");
+        assert!(
+            (80.0..300.0).contains(&per_host),
+            "{per_host} series per host"
+        );
     }
 
     #[test]
@@ -862,7 +845,10 @@ mod tests {
             }
             assert!(v.iter().all(|x| x.is_finite()));
             let ts: Vec<i64> = (0..w.scrapes).map(|k| w.timestamp(s.host, k)).collect();
-            assert!(ts.windows(2).all(|p| p[1] - p[0] >= SCRAPE_INTERVAL_MS - 2 * JITTER_MS));
+            assert!(
+                ts.windows(2)
+                    .all(|p| p[1] - p[0] >= SCRAPE_INTERVAL_MS - 2 * JITTER_MS)
+            );
             assert!(*ts.last().unwrap() < w.spec.end_ms);
             assert!(ts[0] >= w.spec.end_ms - w.spec.duration_ms - SCRAPE_INTERVAL_MS);
         }
@@ -882,7 +868,10 @@ mod tests {
         let v = values(&w, i);
         for x in &v {
             let cents = x * 100.0;
-            assert!((cents - cents.round()).abs() < 1e-6, "{x} has more than 2 decimals");
+            assert!(
+                (cents - cents.round()).abs() < 1e-6,
+                "{x} has more than 2 decimals"
+            );
         }
         assert!(v.windows(2).filter(|p| p[1] != p[0]).count() > 200);
     }
@@ -898,7 +887,10 @@ mod tests {
             .unwrap();
         let buckets: Vec<Vec<f64>> = (first..first + 12).map(|i| values(&w, i)).collect();
         let count = values(&w, first + 13);
-        assert!(matches!(w.series[first + 13].model, Model::HistCount { .. }));
+        assert!(matches!(
+            w.series[first + 13].model,
+            Model::HistCount { .. }
+        ));
         for k in 0..w.scrapes as usize {
             for le in 1..12 {
                 assert!(buckets[le][k] >= buckets[le - 1][k]);

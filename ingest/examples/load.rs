@@ -35,7 +35,10 @@ fn labels(conn: usize, i: usize) -> Vec<proto::Label> {
         ("instance", format!("node-{host:04}.prod.example.net:9100")),
         ("job", "node".to_string()),
         ("cpu", (i % 16).to_string()),
-        ("mode", ["idle", "user", "system", "iowait"][(i / 16) % 4].to_string()),
+        (
+            "mode",
+            ["idle", "user", "system", "iowait"][(i / 16) % 4].to_string(),
+        ),
         ("cluster", format!("eu-west-{}", host % 3)),
         ("datacenter", format!("dc{}", host % 5)),
         ("env", "production".to_string()),
@@ -44,7 +47,10 @@ fn labels(conn: usize, i: usize) -> Vec<proto::Label> {
         ("kernel", "6.1.0-18-amd64".to_string()),
         ("device", format!("eth{}", i % 4)),
     ];
-    pairs.into_iter().map(|(n, v)| proto::Label::new(n, v)).collect()
+    pairs
+        .into_iter()
+        .map(|(n, v)| proto::Label::new(n, v))
+        .collect()
 }
 
 fn main() {
@@ -55,11 +61,15 @@ fn main() {
     let sync = args.get(4).is_none_or(|d| d != "async");
 
     // Pre-encode every body so the senders cost little CPU.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let start_t = now - rounds as i64 * 15_000;
     let bodies: Vec<Vec<Bytes>> = (0..connections)
         .map(|c| {
-            let series: Vec<Vec<proto::Label>> = (0..SERIES_PER_REQUEST).map(|i| labels(c, i)).collect();
+            let series: Vec<Vec<proto::Label>> =
+                (0..SERIES_PER_REQUEST).map(|i| labels(c, i)).collect();
             (0..rounds)
                 .map(|r| {
                     let req = proto::WriteRequest {
@@ -68,7 +78,10 @@ fn main() {
                             .enumerate()
                             .map(|(i, l)| proto::TimeSeries {
                                 labels: l.clone(),
-                                samples: vec![proto::Sample { value: (r * i) as f64, timestamp: start_t + r as i64 * 15_000 }],
+                                samples: vec![proto::Sample {
+                                    value: (r * i) as f64,
+                                    timestamp: start_t + r as i64 * 15_000,
+                                }],
                                 ..Default::default()
                             })
                             .collect(),
@@ -80,7 +93,11 @@ fn main() {
         })
         .collect();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let mut registry = prometheus_client::registry::Registry::default();

@@ -113,7 +113,9 @@ impl Ingest {
             permit.reserve_to(len as usize).map_err(fail)?;
         }
         let body = self.read_body(body).await.map_err(fail)?;
-        permit.reserve_to(self.request_cost(encoding, &body)).map_err(fail)?;
+        permit
+            .reserve_to(self.request_cost(encoding, &body))
+            .map_err(fail)?;
         let (decoded, appended) = self
             .decode_and_append(version, encoding, body)
             .await
@@ -151,7 +153,9 @@ impl Ingest {
         let limit = self.limits.max_body_bytes;
         match Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::BodyTooLarge { limit }),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(IngestError::BodyTooLarge { limit })
+            }
             Err(e) => Err(IngestError::BodyRead(e.to_string())),
         }
     }
@@ -159,7 +163,11 @@ impl Ingest {
     /// An empty share of the in-flight budget, grown by
     /// [`InflightPermit::reserve_to`].
     fn permit(&self) -> InflightPermit<'_> {
-        InflightPermit { permit: None, cost: 0, ingest: self }
+        InflightPermit {
+            permit: None,
+            cost: 0,
+            ingest: self,
+        }
     }
 
     /// Bytes to charge for a read body: its size plus its decoded size.
@@ -168,7 +176,8 @@ impl Ingest {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => body.len().saturating_mul(UNDECLARED_EXPANSION),
         };
-        body.len().saturating_add(decoded.min(self.limits.max_decoded_bytes))
+        body.len()
+            .saturating_add(decoded.min(self.limits.max_decoded_bytes))
     }
 
     async fn decode_and_append(
@@ -277,7 +286,10 @@ impl InflightPermit<'_> {
                 self.ingest.metrics.inflight_bytes.inc_by(more as i64);
                 Ok(())
             }
-            Err(_) => Err(IngestError::Overloaded { requested: total, limit: self.ingest.inflight_total }),
+            Err(_) => Err(IngestError::Overloaded {
+                requested: total,
+                limit: self.ingest.inflight_total,
+            }),
         }
     }
 }

@@ -29,7 +29,14 @@ pub const SERIES_TABLE: &str = "series";
 pub const BLOCK_ID_COLUMN: &str = "block_id";
 
 const SAMPLES_COLUMNS: [&str; 3] = ["series_id", "timestamp", "value"];
-const SERIES_COLUMNS: [&str; 6] = ["series_id", "labels", "first_row", "num_rows", "min_time", "max_time"];
+const SERIES_COLUMNS: [&str; 6] = [
+    "series_id",
+    "labels",
+    "first_row",
+    "num_rows",
+    "min_time",
+    "max_time",
+];
 
 /// A new session with the `samples` and `series` tables over `block_dirs`.
 /// Each directory's `meta.json` is verified first (its id becomes
@@ -69,12 +76,20 @@ pub async fn register_blocks(ctx: &SessionContext, block_dirs: &[PathBuf]) -> Re
 }
 
 /// One Parquet file as a data frame with a leading `block_id` column.
-async fn read_file(ctx: &SessionContext, dir: &Path, file: &str, id: &str, columns: &[&str]) -> Result<DataFrame> {
+async fn read_file(
+    ctx: &SessionContext,
+    dir: &Path,
+    file: &str,
+    id: &str,
+    columns: &[&str],
+) -> Result<DataFrame> {
     let path = dir.join(file);
-    let path = path
-        .to_str()
-        .ok_or_else(|| DataFusionError::Plan(format!("block path {} is not UTF-8", path.display())))?;
-    let df = ctx.read_parquet(path, ParquetReadOptions::default()).await?;
+    let path = path.to_str().ok_or_else(|| {
+        DataFusionError::Plan(format!("block path {} is not UTF-8", path.display()))
+    })?;
+    let df = ctx
+        .read_parquet(path, ParquetReadOptions::default())
+        .await?;
     let mut exprs = vec![lit(id.to_owned()).alias(BLOCK_ID_COLUMN)];
     exprs.extend(columns.iter().map(|c| col(format!("\"{c}\""))));
     df.select(exprs)

@@ -12,23 +12,45 @@ use engine::block::{BlockWriteOptions, write_block};
 use engine::{Labels, STALE_NAN, Sample};
 
 fn series(pairs: &[(&str, &str)], points: &[(i64, f64)]) -> (Labels, Vec<Sample>) {
-    (Labels::new(pairs), points.iter().map(|&(t, v)| Sample::new(t, v)).collect())
+    (
+        Labels::new(pairs),
+        points.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+    )
 }
 
 fn write(parent: &Path, mut data: Vec<(Labels, Vec<Sample>)>) -> PathBuf {
     data.sort_by(|a, b| a.0.cmp(&b.0));
-    let meta = write_block(parent, &BlockWriteOptions::default(), data.into_iter().map(Ok)).unwrap().unwrap();
+    let meta = write_block(
+        parent,
+        &BlockWriteOptions::default(),
+        data.into_iter().map(Ok),
+    )
+    .unwrap()
+    .unwrap();
     parent.join(meta.id)
 }
 
 async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
-    ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    ctx.sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Runs `sql` and compares the pretty-printed result with `expected`.
 async fn check(ctx: &SessionContext, sql: &str, expected: &str) {
-    let got = pretty_format_batches(&query(ctx, sql).await).unwrap().to_string();
-    let trim = |s: &str| s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
+    let got = pretty_format_batches(&query(ctx, sql).await)
+        .unwrap()
+        .to_string();
+    let trim = |s: &str| {
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(trim(&got), trim(expected), "query: {sql}\n{got}");
 }
 
@@ -39,15 +61,29 @@ async fn sql_sees_the_documented_schema() {
     let block = write(
         tmp.path(),
         vec![
-            series(&[("__name__", "up"), ("job", "api"), ("instance", "a")], &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
-            series(&[("__name__", "up"), ("job", "db"), ("instance", "b")], &[(1000, 1.0), (2000, 1.0)]),
+            series(
+                &[("__name__", "up"), ("job", "api"), ("instance", "a")],
+                &[(1000, 1.0), (2000, 0.0), (3000, 1.0)],
+            ),
+            series(
+                &[("__name__", "up"), ("job", "db"), ("instance", "b")],
+                &[(1000, 1.0), (2000, 1.0)],
+            ),
             series(
                 &[("__name__", "http_requests_total"), ("job", "api")],
-                &[(1000, 10.0), (2000, 20.5), (3000, 30.0), (4000, 40.0), (5000, stale)],
+                &[
+                    (1000, 10.0),
+                    (2000, 20.5),
+                    (3000, 30.0),
+                    (4000, 40.0),
+                    (5000, stale),
+                ],
             ),
         ],
     );
-    let ctx = sql::block_context(std::slice::from_ref(&block)).await.unwrap();
+    let ctx = sql::block_context(std::slice::from_ref(&block))
+        .await
+        .unwrap();
 
     check(
         &ctx,
@@ -116,7 +152,10 @@ async fn sql_sees_the_documented_schema() {
 #[tokio::test]
 async fn series_ids_are_local_to_a_block() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = write(tmp.path(), vec![series(&[("__name__", "x")], &[(1, 1.0), (2, 2.0)])]);
+    let a = write(
+        tmp.path(),
+        vec![series(&[("__name__", "x")], &[(1, 1.0), (2, 2.0)])],
+    );
     let b = write(tmp.path(), vec![series(&[("__name__", "y")], &[(1, 10.0)])]);
     let ctx = sql::block_context(&[a, b]).await.unwrap();
     check(
