@@ -16,7 +16,10 @@ if ! command -v victoria-metrics >/dev/null || ! command -v prometheus >/dev/nul
   apt-get install -y victoria-metrics prometheus >/dev/null
 fi
 
-cargo build --release -p silt -p silt-bench
+# SILT_BENCH_NO_BUILD=1 reuses the binaries already in $CARGO_TARGET_DIR/release.
+if [ -z "${SILT_BENCH_NO_BUILD:-}" ]; then
+  cargo build --release -p silt -p silt-bench
+fi
 
 # Default: every scale, 3 runs. 1M series use 20 minutes of data so that the pre-encoded
 # requests (~39 bytes/sample) and Prometheus' head both fit in memory on a 24 GiB machine.

@@ -46,6 +46,10 @@ struct Figure {
     get: fn(&RunResult) -> Option<f64>,
     fmt: fn(f64) -> String,
     target: Option<Target>,
+    /// Quote the worst run instead of the median (for losses, where one bad run matters).
+    worst: bool,
+    /// Whether Silt / peer ratios mean anything for this figure.
+    ratios: bool,
 }
 
 fn fmt_rate(x: f64) -> String {
@@ -85,51 +89,67 @@ fn figures() -> Vec<Figure> {
             get: |r| r.samples_per_sec,
             fmt: fmt_rate,
             target: Some(Target::AtLeast(System::VictoriaMetrics, 1.5)),
+            worst: false,
+            ratios: true,
         },
         Figure {
             name: "disk, bytes/sample after compaction",
             get: |r| r.bytes_per_sample,
             fmt: fmt_2,
             target: Some(Target::AtMost(System::VictoriaMetrics, 0.8)),
+            worst: false,
+            ratios: true,
         },
         Figure {
             name: "peak RSS per active series",
             get: RunResult::rss_per_series,
             fmt: fmt_kib,
             target: Some(Target::AtMost(System::VictoriaMetrics, 0.5)),
+            worst: false,
+            ratios: true,
         },
         Figure {
             name: "restart until ready (WAL replay)",
             get: |r| r.restart_secs,
             fmt: fmt_secs,
             target: Some(Target::AtMost(System::Prometheus, 0.5)),
+            worst: false,
+            ratios: true,
         },
         Figure {
             name: "server CPU per sample during ingest",
             get: RunResult::cpu_us_per_sample,
             fmt: fmt_us,
             target: None,
+            worst: false,
+            ratios: true,
         },
         Figure {
             name: "peak RSS (absolute)",
             get: |r| r.peak_rss_bytes.map(|b| b as f64),
             fmt: fmt_mib,
             target: None,
+            worst: false,
+            ratios: true,
         },
         Figure {
             name: "peak RSS during restart",
             get: |r| r.restart_peak_rss_bytes.map(|b| b as f64),
             fmt: fmt_mib,
             target: None,
+            worst: false,
+            ratios: true,
         },
         Figure {
-            name: "samples missing on read-back",
+            name: "samples missing on read-back (worst run)",
             get: |r| {
                 let c = r.count_check.as_ref()?;
                 Some(1.0 - c.found_samples as f64 / c.expected_samples.max(1) as f64)
             },
             fmt: fmt_pct,
             target: None,
+            worst: true,
+            ratios: false,
         },
     ]
 }
@@ -163,7 +183,7 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-/// Medians per (series scale, system) for one figure.
+/// Medians (or the worst value) per (series scale, system) for one figure.
 fn medians(runs: &[RunResult], f: &Figure) -> BTreeMap<(u64, System), f64> {
     let mut vals: BTreeMap<(u64, System), Vec<f64>> = BTreeMap::new();
     for r in runs {
@@ -172,7 +192,14 @@ fn medians(runs: &[RunResult], f: &Figure) -> BTreeMap<(u64, System), f64> {
         }
     }
     vals.into_iter()
-        .filter_map(|(k, v)| Some((k, median(v)?)))
+        .filter_map(|(k, v)| {
+            let agg = if f.worst {
+                v.into_iter().filter(|x| x.is_finite()).reduce(f64::max)
+            } else {
+                median(v)
+            };
+            Some((k, agg?))
+        })
         .collect()
 }
 
@@ -232,7 +259,8 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
                 );
             }
             let ratio = |peer: System| -> Option<f64> {
-                Some(m.get(&(scale, System::Silt))? / m.get(&(scale, peer))?)
+                let r = m.get(&(scale, System::Silt))? / m.get(&(scale, peer))?;
+                (f.ratios && r.is_finite()).then_some(r)
             };
             let rvm = ratio(System::VictoriaMetrics);
             let rpr = ratio(System::Prometheus);
@@ -529,6 +557,14 @@ mod tests {
                 3.0,
             ),
             run(System::Prometheus, 0, 200_000.0, 5.0, 300_000_000, 2.0),
+            RunResult {
+                count_check: Some(crate::verify::CountCheck {
+                    expected_samples: 1000,
+                    found_samples: 990,
+                    ..Default::default()
+                }),
+                ..run(System::Prometheus, 1, 200_000.0, 5.0, 300_000_000, 2.0)
+            },
         ];
         let md = render(&runs, None, "benches/results/x");
         // Silt median 1.9 M vs 1.0 M: 1.90×, met; bytes 0.9 vs 1.0: 0.90× > 0.8×, missed.
@@ -543,6 +579,13 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 20,000 | silt | 1 |"));
+        // Losses quote the worst run, without ratios.
+        assert!(
+            md.contains(
+                "| samples missing on read-back (worst run) | – | – | 1.000 % | – | – | – | – |"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

@@ -162,6 +162,17 @@ pub fn today() -> String {
     civil_date(days)
 }
 
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_timestamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    format!(
+        "{} {:02}:{:02} UTC",
+        civil_date(days as i64),
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_date(days: i64) -> String {
     let z = days + 719_468;
@@ -219,6 +230,10 @@ mod tests {
         assert_eq!(civil_date(0), "1970-01-01");
         assert_eq!(civil_date(19_723), "2024-01-01");
         assert_eq!(civil_date(19_782), "2024-02-29");
+        assert_eq!(
+            utc_timestamp(19_782 * 86_400 + 3_723),
+            "2024-02-29 01:02 UTC"
+        );
     }
 
     #[test]

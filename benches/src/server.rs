@@ -463,7 +463,17 @@ impl Server {
             .output()
             .map(first_line)
             .unwrap_or_default();
-        if !v.is_empty() || system == System::Silt {
+        if system == System::Silt {
+            // Silt has no release tags yet: say which build ran.
+            let built = fs::metadata(bins.path(system))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| crate::results::utc_timestamp(d.as_secs()))
+                .unwrap_or_default();
+            return format!("{v}, binary built {built}");
+        }
+        if !v.is_empty() {
             return v;
         }
         Command::new("dpkg-query")

@@ -371,44 +371,66 @@ fn alternatives(n_series: usize, n_samples: usize) {
         "  decimal-scaled INT64 DELTA + DOUBLE rest, zstd(3): {:.3}",
         (a + b) as f64 / total as f64
     );
+    println!(
+        "== per kind, 200 series x {n_samples}: value column bytes/sample (zstd 3, pages <= 4096) =="
+    );
+    println!(
+        "{:<12} {:>8} {:>8} {:>8} {:>12}",
+        "kind", "BSS", "PLAIN", "DICT", "scaled INT64"
+    );
     for kind in KINDS {
         let d = dataset(200, n_samples, 3, |_| kind);
-        let t: usize = d.iter().map(|(_, s)| s.len()).sum();
+        let t = d.iter().map(|(_, s)| s.len()).sum::<usize>() as f64;
         let lens: Vec<usize> = d.iter().map(|(_, s)| s.len()).collect();
+        let scale = if matches!(kind, Kind::CounterDec2 | Kind::GaugeDec2) {
+            100.0
+        } else {
+            1.0
+        };
         let ints: Vec<i64> = d
             .iter()
-            .flat_map(|(_, s)| {
-                s.iter().map(|x| {
-                    if matches!(kind, Kind::CounterDec2 | Kind::GaugeDec2) {
-                        (x.v * 100.0).round() as i64
-                    } else {
-                        x.v as i64
-                    }
-                })
-            })
+            .flat_map(|(_, s)| s.iter().map(move |x| (x.v * scale).round() as i64))
             .collect();
-        let floats: Vec<f64> = d.iter().flat_map(|(_, s)| s.iter().map(|x| x.v)).collect();
-        let a = column_size(
+        let floats = || -> ArrayRef {
+            Arc::new(Float64Array::from(
+                d.iter()
+                    .flat_map(|(_, s)| s.iter().map(|x| x.v))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let bss =
+            column_size(floats(), &lens, 4096, Encoding::BYTE_STREAM_SPLIT, false, 3) as f64 / t;
+        let plain = column_size(floats(), &lens, 4096, Encoding::PLAIN, false, 3) as f64 / t;
+        let dict = column_size(floats(), &lens, 4096, Encoding::PLAIN, true, 3) as f64 / t;
+        let scaled = column_size(
             Arc::new(Int64Array::from(ints)),
             &lens,
             4096,
             Encoding::DELTA_BINARY_PACKED,
             false,
             3,
+        ) as f64
+            / t;
+        println!(
+            "{:<12} {bss:>8.3} {plain:>8.3} {dict:>8.3} {scaled:>12.3}",
+            format!("{kind:?}")
         );
-        let b = column_size(
-            Arc::new(Float64Array::from(floats)),
+    }
+    println!("== timestamp column bytes/sample by jitter (DELTA_BINARY_PACKED, zstd 3) ==");
+    for jitter in [0, 1, 3, 10] {
+        let d = dataset(200, n_samples, jitter, |_| Kind::Constant);
+        let t = d.iter().map(|(_, s)| s.len()).sum::<usize>() as f64;
+        let lens: Vec<usize> = d.iter().map(|(_, s)| s.len()).collect();
+        let ts: Vec<i64> = d.iter().flat_map(|(_, s)| s.iter().map(|x| x.t)).collect();
+        let size = column_size(
+            Arc::new(Int64Array::from(ts)),
             &lens,
             4096,
-            Encoding::BYTE_STREAM_SPLIT,
+            Encoding::DELTA_BINARY_PACKED,
             false,
             3,
         );
-        println!(
-            "  {kind:?}: value as DOUBLE BSS {:.3}, as scaled INT64 DELTA {:.3}",
-            b as f64 / t as f64,
-            a as f64 / t as f64
-        );
+        println!("  ±{jitter} ms: {:.3}", size as f64 / t);
     }
 }
 
@@ -484,5 +506,29 @@ fn dataset_kinds_are_what_they_claim() {
     assert!(
         k.windows(2)
             .all(|w| w[0].v == w[1].v && w[1].t - w[0].t == 15_000)
+    );
+}
+
+/// `SILT_BLOCK_PROFILE=1`: only the read loops, for a profiler.
+#[test]
+fn read_profile() {
+    if std::env::var_os("SILT_BLOCK_PROFILE").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = measure(tmp.path(), dataset(2000, 1440, 3, mixed_kind));
+    let mut out = Vec::new();
+    let start = Instant::now();
+    for _ in 0..5 {
+        for id in 0..m.block.num_series() {
+            out.clear();
+            m.block
+                .read_samples(id, i64::MIN, i64::MAX, &mut out)
+                .unwrap();
+        }
+    }
+    println!(
+        "read_samples: {:.1} us/series",
+        start.elapsed().as_secs_f64() * 1e6 / 10_000.0
     );
 }

@@ -9,8 +9,8 @@
 //!    sequence that must survive encode → bytes → decode bit-exact, also when
 //!    the chunk is restored half-way and appended to.
 
-use engine::Sample;
 use engine::chunk::XorChunk;
+use engine::{STALE_NAN, Sample};
 use libfuzzer_sys::fuzz_target;
 
 fn bits(samples: &[Sample]) -> Vec<(i64, u64)> {
@@ -26,11 +26,16 @@ fn encode(samples: &[Sample]) -> XorChunk {
 }
 
 fn check_decode(data: &[u8]) {
-    let Ok(chunk) = XorChunk::from_bytes(data) else { return };
+    let Ok(chunk) = XorChunk::from_bytes(data) else {
+        return;
+    };
     assert_eq!(chunk.bytes(), data, "from_bytes keeps the bytes");
     let samples: Vec<Sample> = chunk.iter().collect();
     assert_eq!(samples.len(), chunk.len());
-    assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "timestamps increase");
+    assert!(
+        samples.windows(2).all(|w| w[0].t < w[1].t),
+        "timestamps increase"
+    );
     if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
         assert_eq!(chunk.min_t(), first.t);
         assert_eq!(chunk.max_t(), last.t);
@@ -44,7 +49,11 @@ fn check_decode(data: &[u8]) {
     }
 
     let re = encode(&samples);
-    assert_eq!(bits(&re.iter().collect::<Vec<_>>()), bits(&samples), "re-encoding");
+    assert_eq!(
+        bits(&re.iter().collect::<Vec<_>>()),
+        bits(&samples),
+        "re-encoding"
+    );
     let restored = XorChunk::from_bytes(re.bytes()).expect("re-encoded chunk decodes");
     assert_eq!(bits(&restored.iter().collect::<Vec<_>>()), bits(&samples));
 
@@ -52,10 +61,16 @@ fn check_decode(data: &[u8]) {
     let mut more = chunk.clone();
     let next_t = samples.last().map_or(Some(0), |s| s.t.checked_add(1));
     if let Some(t) = next_t {
-        more.append(t, f64::from_bits(0x7ff0_0000_0000_0002));
-        let again: Vec<Sample> = XorChunk::from_bytes(more.bytes()).expect("appended chunk decodes").iter().collect();
+        more.append(t, f64::from_bits(STALE_NAN));
+        let again: Vec<Sample> = XorChunk::from_bytes(more.bytes())
+            .expect("appended chunk decodes")
+            .iter()
+            .collect();
         assert_eq!(bits(&again[..samples.len()]), bits(&samples));
-        assert_eq!(again.last().map(|s| (s.t, s.v.to_bits())), Some((t, 0x7ff0_0000_0000_0002)));
+        assert_eq!(
+            again.last().map(|s| (s.t, s.v.to_bits())),
+            Some((t, STALE_NAN))
+        );
     }
 }
 
@@ -80,7 +95,8 @@ fn check_encode(data: &[u8]) {
     let chunk = encode(&samples);
     assert_eq!(bits(&chunk.iter().collect::<Vec<_>>()), bits(&samples));
     let half = samples.len() / 2;
-    let mut restored = XorChunk::from_bytes(encode(&samples[..half]).bytes()).expect("prefix decodes");
+    let mut restored =
+        XorChunk::from_bytes(encode(&samples[..half]).bytes()).expect("prefix decodes");
     for s in &samples[half..] {
         restored.append(s.t, s.v);
     }

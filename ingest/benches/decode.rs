@@ -7,6 +7,7 @@
 //! Run with `cargo bench -p ingest --bench decode`.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ingest::proto::{self, v2};
@@ -109,6 +110,23 @@ fn bench(c: &mut Criterion) {
         v2_body.len()
     );
 
+    // The machine is shared: wall-clock numbers below include time other
+    // processes had the CPU. This thread's CPU time does not.
+    cpu_report("v1 snappy, streaming", || {
+        drop(decode(None, Some("snappy"), &v1_body, &limits))
+    });
+    cpu_report("v2 snappy, streaming", || {
+        drop(decode(
+            Some(proto::CONTENT_TYPE_V2),
+            Some("snappy"),
+            &v2_body,
+            &limits,
+        ))
+    });
+    cpu_report("v1 raw, prost reference", || {
+        drop(reference::decode_raw(Version::V1, &v1_raw, &limits))
+    });
+
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(SERIES as u64));
     g.bench_function("v1_snappy_streaming", |b| {
@@ -141,6 +159,35 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// CPU time of this thread, in ns (Linux).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Runs `f` for about 3 s and prints samples decoded per CPU-second.
+fn cpu_report(name: &str, mut f: impl FnMut()) {
+    let (Some(cpu0), wall) = (thread_cpu_ns(), Instant::now()) else {
+        return;
+    };
+    let mut n = 0u64;
+    while wall.elapsed() < Duration::from_secs(3) {
+        f();
+        n += 1;
+    }
+    let cpu = thread_cpu_ns().unwrap_or(cpu0) - cpu0;
+    let per_series_ns = cpu as f64 / (n as f64 * SERIES as f64);
+    eprintln!(
+        "cpu: {name}: {:.2} M samples per CPU-second ({per_series_ns:.0} ns CPU per series, {n} requests, {:.0}% of wall time on CPU)",
+        1e3 / per_series_ns,
+        cpu as f64 / wall.elapsed().as_nanos() as f64 * 100.0
+    );
 }
 
 criterion_group!(benches, bench);

@@ -29,16 +29,16 @@ fn labels(conn: usize, i: usize) -> Vec<proto::Label> {
         "node_network_transmit_packets_total",
         "node_vmstat_pgfault",
     ];
+    const MODES: [&str; 8] = [
+        "idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice",
+    ];
     let host = conn * 20 + i / 100;
     let pairs = [
         ("__name__", METRICS[i % 8].to_string()),
         ("instance", format!("node-{host:04}.prod.example.net:9100")),
         ("job", "node".to_string()),
         ("cpu", (i % 16).to_string()),
-        (
-            "mode",
-            ["idle", "user", "system", "iowait"][(i / 16) % 4].to_string(),
-        ),
+        ("mode", MODES[(i / 16) % 8].to_string()),
         ("cluster", format!("eu-west-{}", host % 3)),
         ("datacenter", format!("dc{}", host % 5)),
         ("env", "production".to_string()),
@@ -51,6 +51,22 @@ fn labels(conn: usize, i: usize) -> Vec<proto::Label> {
         .into_iter()
         .map(|(n, v)| proto::Label::new(n, v))
         .collect()
+}
+
+/// User + system CPU time of this process (Linux `/proc/self/stat`, in
+/// clock ticks of 1/100 s).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the parenthesised command name come field 3 (state) onwards;
+    // utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| {
+        f.get(n - 3)
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(14) + field(15)) / 100.0
 }
 
 fn main() {
@@ -93,25 +109,45 @@ fn main() {
         })
         .collect();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The server gets a 2-worker runtime (and tokio's blocking pool); the
+    // senders run on their own thread so they do not take its workers.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = server_rt.block_on(async {
         let mut registry = prometheus_client::registry::Registry::default();
-        let durability = if sync { Durability::Sync } else { Durability::Async { interval: Duration::from_secs(1) } };
-        let opts = Options { durability, background: false, ..Options::new(dir.path()) };
+        let durability = if sync {
+            Durability::Sync
+        } else {
+            Durability::Async {
+                interval: Duration::from_secs(1),
+            }
+        };
+        let opts = Options {
+            durability,
+            background: false,
+            ..Options::new(dir.path())
+        };
         let db = Db::open(opts, &mut registry).unwrap();
         let ingest = Ingest::new(db, Limits::default(), &mut registry).with_inline_decode(inline);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, routes(ingest)).await.unwrap() });
+        addr
+    });
 
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client_rt.block_on(async move {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let url: hyper::Uri = format!("http://{addr}/api/v1/write").parse().unwrap();
         let started = Instant::now();
+        let cpu0 = process_cpu_seconds();
         let mut tasks = Vec::new();
         for conn_bodies in bodies {
             let client = client.clone();
@@ -124,7 +160,11 @@ fn main() {
                         .body(Full::new(body))
                         .unwrap();
                     let resp = client.request(req).await.unwrap();
-                    assert_eq!(resp.status(), 204);
+                    if resp.status() != 204 {
+                        let status = resp.status();
+                        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+                        panic!("{status}: {}", String::from_utf8_lossy(&body));
+                    }
                 }
             }));
         }
@@ -132,12 +172,16 @@ fn main() {
             t.await.unwrap();
         }
         let secs = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu0;
         let samples = connections * rounds * SERIES_PER_REQUEST;
         println!(
-            "{} decode, {connections} connections, {} acks: {samples} samples in {secs:.2} s = {:.0} samples/s",
+            "{} decode, {connections} connections, {} acks: {samples} samples in {secs:.2} s = {:.0} samples/s; \
+             {cpu:.2} CPU-s (server and senders) = {:.0} samples per CPU-second",
             if inline { "inline" } else { "blocking-pool" },
             if sync { "fsynced" } else { "async" },
-            samples as f64 / secs
+            samples as f64 / secs,
+            samples as f64 / cpu
         );
     });
+    drop(server_rt);
 }

@@ -3,7 +3,7 @@
 use engine::WriteBatch;
 
 use crate::Limits;
-use crate::decompress::decompress;
+use crate::decompress::decompress_into;
 use crate::error::{IngestError, InvalidSeries};
 use crate::negotiate::{Encoding, Version, parse_content_encoding, parse_content_type};
 
@@ -93,10 +93,25 @@ pub(crate) fn decode_body(
             limit: limits.max_body_bytes,
         });
     }
-    let raw = decompress(encoding, body, limits)?;
-    let mut decoded = decode_raw(version, &raw, limits)?;
+    // The decompression buffer is reused per thread: allocating and freeing
+    // a large buffer per request costs more than decoding a small request
+    // (page faults, and glibc consolidating its free lists on every large free).
+    let mut raw = DECODE_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let result = decompress_into(encoding, body, limits, &mut raw)
+        .and_then(|()| decode_raw(version, &raw, limits));
+    if raw.capacity() <= RETAINED_BUFFER_BYTES {
+        DECODE_BUFFER.with(|b| *b.borrow_mut() = raw);
+    }
+    let mut decoded = result?;
     decoded.stats.compressed_bytes = body.len();
     Ok(decoded)
+}
+
+/// Decompression buffers up to this size are kept for the thread's next request.
+const RETAINED_BUFFER_BYTES: usize = 4 << 20;
+
+thread_local! {
+    static DECODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Decodes an uncompressed protobuf message.

@@ -22,24 +22,26 @@ pub(crate) fn declared_len(encoding: Encoding, body: &[u8]) -> Option<u64> {
     }
 }
 
-/// Decompresses `body`, refusing (before allocating) anything that decodes
-/// to more than `limits.max_decoded_bytes`. An empty body is an empty
-/// message.
-pub(crate) fn decompress(
+/// Decompresses `body` into `out` (replacing its contents, reusing its
+/// capacity), refusing (before allocating) anything that decodes to more
+/// than `limits.max_decoded_bytes`. An empty body is an empty message.
+pub(crate) fn decompress_into(
     encoding: Encoding,
     body: &[u8],
     limits: &Limits,
-) -> Result<Vec<u8>, IngestError> {
+    out: &mut Vec<u8>,
+) -> Result<(), IngestError> {
+    out.clear();
     if body.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     match encoding {
-        Encoding::Snappy => snappy(body, limits.max_decoded_bytes),
-        Encoding::Zstd => zstd(body, limits.max_decoded_bytes),
+        Encoding::Snappy => snappy(body, limits.max_decoded_bytes, out),
+        Encoding::Zstd => zstd(body, limits.max_decoded_bytes, out),
     }
 }
 
-fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
+fn snappy(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), IngestError> {
     // A block that starts like a framed stream would declare 895 bytes and
     // then a copy tag: not something a protobuf compresses to.
     if body.starts_with(SNAPPY_FRAMED_MAGIC) {
@@ -52,15 +54,15 @@ fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
             limit,
         });
     }
-    let mut out = vec![0u8; len];
+    out.resize(len, 0);
     let n = snap::raw::Decoder::new()
-        .decompress(body, &mut out)
+        .decompress(body, out)
         .map_err(IngestError::Snappy)?;
     out.truncate(n);
-    Ok(out)
+    Ok(())
 }
 
-fn zstd(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
+fn zstd(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), IngestError> {
     let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
     if let Some(n) = declared
         && n > limit as u64
@@ -78,10 +80,10 @@ fn zstd(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
     // Multi-frame bodies may not declare their total; start from the first
     // frame's size (or a guess) and let the hard cap below bound the rest.
     let guess = declared.unwrap_or(body.len() as u64 * 4).min(limit as u64) as usize;
-    let mut out = Vec::with_capacity(guess);
+    out.reserve(guess);
     decoder
         .take(limit as u64 + 1)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(IngestError::Zstd)?;
     if out.len() > limit {
         return Err(IngestError::DecodedTooLarge {
@@ -89,12 +91,22 @@ fn zstd(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
             limit,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decompress(
+        encoding: Encoding,
+        body: &[u8],
+        limits: &Limits,
+    ) -> Result<Vec<u8>, IngestError> {
+        let mut out = Vec::new();
+        decompress_into(encoding, body, limits, &mut out)?;
+        Ok(out)
+    }
 
     fn limits(max_decoded_bytes: usize) -> Limits {
         Limits {

@@ -273,6 +273,11 @@ pub(crate) fn validate(
         });
     }
     let mut out = Vec::with_capacity(pairs.len());
+    // Most senders send sorted labels: check that while copying, and only
+    // sort (in `Labels::from_pairs`) when they are not.
+    let mut sorted = true;
+    let mut has_name = false;
+    let mut prev: &[u8] = &[];
     for &(name, value) in pairs {
         if name.len() > limits.max_label_name_bytes {
             return Err(SeriesError::LabelNameTooLong {
@@ -298,23 +303,35 @@ pub(crate) fn validate(
                 part,
             })
         };
-        let name = utf8(name, LabelPart::Name)?;
-        let value = utf8(value, LabelPart::Value)?;
+        let name_str = utf8(name, LabelPart::Name)?;
+        let value_str = utf8(value, LabelPart::Value)?;
+        // Strictly increasing from a non-empty first name: sorted, unique, non-empty.
+        sorted &= if out.is_empty() {
+            !name.is_empty()
+        } else {
+            prev < name
+        };
+        prev = name;
+        has_name |= name == METRIC_NAME.as_bytes();
         out.push(Label {
-            name: name.to_owned(),
-            value: value.to_owned(),
+            name: name_str.to_owned(),
+            value: value_str.to_owned(),
         });
     }
-    let labels = Labels::from_pairs(out).map_err(|e| match e {
-        engine::labels::LabelsError::EmptyName => SeriesError::EmptyLabelName {
-            series: describe(pairs),
-        },
-        engine::labels::LabelsError::DuplicateName(name) => SeriesError::DuplicateLabelName {
-            series: describe(pairs),
-            name,
-        },
-    })?;
-    if labels.metric_name().is_none() {
+    let labels = if sorted {
+        Labels::from_sorted(out)
+    } else {
+        Labels::from_pairs(out).map_err(|e| match e {
+            engine::labels::LabelsError::EmptyName => SeriesError::EmptyLabelName {
+                series: describe(pairs),
+            },
+            engine::labels::LabelsError::DuplicateName(name) => SeriesError::DuplicateLabelName {
+                series: describe(pairs),
+                name,
+            },
+        })?
+    };
+    if !has_name {
         return Err(SeriesError::MissingMetricName {
             series: labels.to_string(),
         });
@@ -432,37 +449,63 @@ impl BatchBuilder {
     }
 }
 
-/// A fast 64-bit hash of a label set (word-at-a-time multiply-xor with a
-/// final avalanche). Only used to find repeated series within one request;
-/// collisions are resolved by comparing the labels.
+/// A fast 64-bit hash of a label set: one 64×64→128-bit folded multiply
+/// per string of up to 16 bytes (wyhash-style reads). Only used to find
+/// repeated series within one request; collisions are resolved by comparing
+/// the labels.
 fn labels_hash(labels: &Labels) -> u64 {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    const K1: u64 = 0x243f_6a88_85a3_08d3;
+    const K2: u64 = 0x1319_8a2e_0370_7344;
     #[inline]
-    fn mix(h: u64, w: u64) -> u64 {
-        (h ^ w).wrapping_mul(K).rotate_left(23)
+    fn fold(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
     }
+    #[inline]
+    fn read8(b: &[u8], i: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(a)
+    }
+    #[inline]
+    fn read4(b: &[u8], i: usize) -> u64 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[i..i + 4]);
+        u64::from(u32::from_le_bytes(a))
+    }
+    /// Mixes `b` into `h`. The reads cover every byte; the length is spread
+    /// over all bits (not xored into the low ones, where it would cancel
+    /// against ASCII digits: "1000" vs "10000").
     #[inline]
     fn bytes(mut h: u64, b: &[u8]) -> u64 {
-        let mut chunks = b.chunks_exact(8);
-        for c in &mut chunks {
-            h = mix(h, u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let rest = chunks.remainder();
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        mix(h, u64::from_le_bytes(tail) ^ ((b.len() as u64) << 56))
+        let n = b.len();
+        let (x, y) = if n > 16 {
+            let mut i = 0;
+            while i + 16 < n {
+                h = fold(h ^ read8(b, i) ^ K1, read8(b, i + 8) ^ K2);
+                i += 16;
+            }
+            (read8(b, n - 16), read8(b, n - 8))
+        } else if n >= 8 {
+            (read8(b, 0), read8(b, n - 8))
+        } else if n >= 4 {
+            (read4(b, 0), read4(b, n - 4))
+        } else if n > 0 {
+            (
+                u64::from(b[0]) << 16 | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]),
+                0,
+            )
+        } else {
+            (0, 0)
+        };
+        fold(h ^ x ^ (n as u64).wrapping_mul(K1), y ^ K2)
     }
-    let mut h = 0x243f_6a88_85a3_08d3u64;
+    let mut h = K2;
     for l in labels {
         h = bytes(h, l.name.as_bytes());
         h = bytes(h, l.value.as_bytes());
     }
-    // murmur3's fmix64.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    h
 }
 
 /// Hasher for keys that are already hashes.
@@ -561,6 +604,50 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("up{a=\"\u{fffd}\u{fffd}\"}"), "{e}");
+    }
+
+    #[test]
+    fn validate_sorted_fast_path_keeps_every_rule() {
+        let l = Limits::default();
+        let p = pairs(&[("", "1"), ("__name__", "up")]);
+        assert!(matches!(
+            validate(&p, 2, &l),
+            Err(SeriesError::EmptyLabelName { .. })
+        ));
+        let p = pairs(&[("__name__", "up"), ("a", "1"), ("a", "1")]);
+        assert!(matches!(
+            validate(&p, 3, &l),
+            Err(SeriesError::DuplicateLabelName { .. })
+        ));
+        let p = pairs(&[("__name__", "up"), ("a", ""), ("a", "1")]);
+        assert_eq!(
+            validate(&p, 3, &l).unwrap(),
+            Labels::new(&[("__name__", "up"), ("a", "1")])
+        );
+    }
+
+    #[test]
+    fn labels_hash_spreads_similar_label_sets() {
+        let mut seen = HashMap::new();
+        for i in 0..20_000 {
+            let v = i.to_string();
+            let variants = [
+                Labels::new(&[("__name__", "m"), ("i", &v)]),
+                Labels::new(&[("__name__", "m"), ("i", &format!("{v:0>20}"))]),
+                Labels::new(&[("__name__", "m"), ("i", &format!("{v:0>10}")), ("j", &v)]),
+                Labels::new(&[("__name__", &v)]),
+            ];
+            for l in variants {
+                if let Some(old) = seen.insert(labels_hash(&l), l.clone()) {
+                    panic!("collision: {l} and {old}");
+                }
+            }
+        }
+        // Moving bytes between name and value changes the hash.
+        assert_ne!(
+            labels_hash(&Labels::new(&[("__name__", "ab"), ("c", "d")])),
+            labels_hash(&Labels::new(&[("__name__", "a"), ("bc", "d")]))
+        );
     }
 
     #[test]

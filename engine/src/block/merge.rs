@@ -76,7 +76,7 @@ pub(crate) fn merge_with_layout(
     for b in inputs.iter().filter(|b| b.meta().overlaps(mint, maxt)) {
         let mut c = Cursor {
             block: b,
-            scan: b.scan(mint, maxt)?,
+            scan: b.scan(mint, maxt),
             id: None,
             samples: Vec::new(),
         };

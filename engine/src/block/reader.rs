@@ -1,24 +1,25 @@
 //! Reading a block: [`Block::open`] verifies `meta.json`, both files' sizes
 //! and CRC-32C, the Parquet schemas and the series table, memory-maps
-//! `samples.parquet` and parses its footer and page index once. Reads then
-//! build a row selection from the series' row range, narrowed to the pages
-//! whose timestamps can overlap the query, so only those pages are decoded.
+//! `samples.parquet` and parses its footer and page index once. A read takes
+//! the series' row range, narrows it to the pages whose timestamps can
+//! overlap the query, and decodes only those pages with pooled column
+//! cursors (parquet's typed column readers over the memory map).
 
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use arrow_array::RecordBatch;
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt32Type};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use memmap2::Mmap;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder, RowSelection, RowSelectionPolicy, RowSelector,
-};
-use parquet::file::metadata::PageIndexPolicy;
+use parking_lot::Mutex;
+use parquet::column::page::PageReader;
+use parquet::column::reader::ColumnReaderImpl;
+use parquet::data_type::{DataType, DoubleType, Int32Type, Int64Type};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::error::{Error, Result};
 use crate::index::MemPostings;
@@ -47,8 +48,10 @@ pub struct Block {
     samples_path: PathBuf,
     meta: BlockMeta,
     size_bytes: u64,
-    data: Bytes,
-    reader_meta: ArrowReaderMetadata,
+    data: Arc<Bytes>,
+    metadata: Arc<ParquetMetaData>,
+    /// Idle column cursors for reuse (see [`Cursor`]).
+    pool: Mutex<Vec<Cursor>>,
     /// First global row of each row group, plus the total at the end.
     rg_start: Vec<u64>,
     /// Timestamp-column pages of all row groups, in row order.
@@ -149,7 +152,7 @@ impl Block {
         })?;
         let samples_path = dir.join(SAMPLES_FILE);
         let data = load_file(dir, &meta, SAMPLES_FILE, true)?;
-        let (reader_meta, rg_start, pages) =
+        let (metadata, rg_start, pages) =
             guarded(&samples_path, || open_samples(&samples_path, &data, &meta))?;
         let postings = series.postings();
         Ok(Block {
@@ -157,8 +160,9 @@ impl Block {
             samples_path,
             size_bytes: meta.files_size() + meta_size,
             meta,
-            data,
-            reader_meta,
+            data: Arc::new(data),
+            metadata,
+            pool: Mutex::new(Vec::new()),
             rg_start,
             pages,
             series,
@@ -321,8 +325,8 @@ impl Block {
         (lo, hi.max(lo))
     }
 
-    /// Builds one reader over the row groups touched by `wanted` (sorted,
-    /// disjoint row ranges) and hands each series' in-range samples to `f`.
+    /// Reads the row ranges of `wanted` (ascending, disjoint) with pooled
+    /// column cursors and hands each series' in-range samples to `f`.
     fn read_ranges(
         &self,
         wanted: &[(u32, u64, u64)],
@@ -330,181 +334,216 @@ impl Block {
         maxt: i64,
         f: &mut dyn FnMut(u32, &[Sample]),
     ) -> Result<()> {
-        let rg_of = |row: u64| self.rg_start.partition_point(|&s| s <= row) - 1;
-        let mut row_groups: Vec<usize> = Vec::new();
-        let mut selectors: Vec<RowSelector> = Vec::new();
-        // Position in the concatenation of the chosen row groups, as global row.
-        let mut pos: u64 = 0;
-        let mut total = 0usize;
-        for &(_, a, b) in wanted {
-            for rg in rg_of(a)..=rg_of(b - 1) {
-                if row_groups.last() != Some(&rg) {
-                    if let Some(&prev) = row_groups.last()
-                        && self.rg_start[prev + 1] > pos
-                    {
-                        selectors.push(RowSelector::skip((self.rg_start[prev + 1] - pos) as usize));
-                    }
-                    row_groups.push(rg);
-                    pos = self.rg_start[rg];
-                }
-                let (s, e) = (a.max(self.rg_start[rg]), b.min(self.rg_start[rg + 1]));
-                if s > pos {
-                    selectors.push(RowSelector::skip((s - pos) as usize));
-                }
-                selectors.push(RowSelector::select((e - s) as usize));
-                pos = e;
-            }
-            total += (b - a) as usize;
-        }
         let path = &self.samples_path;
-        let bad = |e: String| Error::corruption(path, e);
-        let mut reader = guarded(path, || {
-            ParquetRecordBatchReaderBuilder::new_with_metadata(
-                self.data.clone(),
-                self.reader_meta.clone(),
-            )
-            .with_row_groups(row_groups)
-            .with_row_selection(RowSelection::from(selectors))
-            .with_row_selection_policy(RowSelectionPolicy::Selectors)
-            .with_batch_size(total.clamp(1, 64 * 1024))
-            .build()
-            .map_err(|e| bad(format!("cannot read: {e}")))
-        })?;
-        let mut sink = RangeSink {
-            wanted,
-            next: 0,
-            got: 0,
-            buf: Vec::new(),
-            mint,
-            maxt,
-            path,
-        };
-        while let Some(batch) = guarded(path, || {
-            reader
-                .next()
-                .transpose()
-                .map_err(|e| bad(format!("cannot decode: {e}")))
-        })? {
-            sink.push(&batch, f)?;
+        let mut cursor: Option<Cursor> = None;
+        let mut cols = Columns::default();
+        let mut buf: Vec<Sample> = Vec::new();
+        for &(id, a, b) in wanted {
+            buf.clear();
+            let mut row = a;
+            while row < b {
+                let rg = self.rg_start.partition_point(|&s| s <= row) - 1;
+                let rg_end = self.rg_start[rg + 1];
+                let reusable = cursor.as_ref().is_some_and(|c| c.rg == rg && c.pos <= row);
+                if !reusable {
+                    if let Some(c) = cursor.take() {
+                        self.release(c);
+                    }
+                    cursor = Some(self.acquire(rg, row)?);
+                }
+                let Some(c) = cursor.as_mut() else { continue };
+                let n = b.min(rg_end) - row;
+                guarded(path, || {
+                    c.skip_to(path, row)?;
+                    c.read(path, n as usize, &mut cols)
+                })?;
+                if cols.sid.iter().any(|&s| s as u32 != id) {
+                    return Err(Error::corruption(
+                        path,
+                        format!("rows of series {id} carry another series_id"),
+                    ));
+                }
+                buf.extend(cols.ts.iter().zip(&cols.v).map(|(&t, &v)| Sample { t, v }));
+                row += n;
+            }
+            if buf.windows(2).any(|w| w[0].t >= w[1].t) {
+                return Err(Error::corruption(
+                    path,
+                    format!("timestamps of series {id} not increasing"),
+                ));
+            }
+            let lo = buf.partition_point(|s| s.t < mint);
+            let hi = buf.partition_point(|s| s.t <= maxt);
+            if lo < hi {
+                f(id, &buf[lo..hi]);
+            }
         }
-        if sink.next != wanted.len() {
-            return Err(bad(format!(
-                "decoded fewer rows than selected ({} of {} series)",
-                sink.next,
-                wanted.len()
-            )));
+        if let Some(c) = cursor {
+            self.release(c);
         }
         Ok(())
+    }
+
+    /// A cursor on row group `rg` positioned at or before global row `row`:
+    /// from the pool if one fits, else new.
+    fn acquire(&self, rg: usize, row: u64) -> Result<Cursor> {
+        {
+            let mut pool = self.pool.lock();
+            let best = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.rg == rg && c.pos <= row)
+                .max_by_key(|(_, c)| c.pos)
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                return Ok(pool.swap_remove(i));
+            }
+        }
+        guarded(&self.samples_path, || self.new_cursor(rg))
+    }
+
+    /// Returns a cursor to the pool (dropped if the pool is full or the
+    /// cursor is at the end of its row group).
+    fn release(&self, c: Cursor) {
+        if c.pos >= self.rg_start[c.rg + 1] {
+            return;
+        }
+        let mut pool = self.pool.lock();
+        if pool.len() < CURSOR_POOL {
+            pool.push(c);
+        }
+    }
+
+    fn new_cursor(&self, rg: usize) -> Result<Cursor> {
+        let path = &self.samples_path;
+        let md = &self.metadata;
+        let rg_meta = md.row_group(rg);
+        let rows = (self.rg_start[rg + 1] - self.rg_start[rg]) as usize;
+        let offset_index = md
+            .offset_index()
+            .ok_or_else(|| Error::corruption(path, "page index missing"))?;
+        let schema = md.file_metadata().schema_descr();
+        let page_reader = |c: usize| -> Result<Box<dyn PageReader>> {
+            let locations = offset_index[rg][c].page_locations().clone();
+            let r = SerializedPageReader::new(
+                self.data.clone(),
+                rg_meta.column(c),
+                rows,
+                Some(locations),
+            )
+            .map_err(|e| Error::corruption(path, format!("row group {rg} column {c}: {e}")))?;
+            Ok(Box::new(r))
+        };
+        Ok(Cursor {
+            rg,
+            pos: self.rg_start[rg],
+            sid: ColumnReaderImpl::new(schema.column(0), page_reader(0)?),
+            ts: ColumnReaderImpl::new(schema.column(1), page_reader(1)?),
+            v: ColumnReaderImpl::new(schema.column(2), page_reader(2)?),
+        })
     }
 
     /// Streams every series (in id order) with its samples in `[mint, maxt]`,
     /// decoding the file sequentially; used by merges.
-    pub(crate) fn scan(&self, mint: i64, maxt: i64) -> Result<SeriesScan<'_>> {
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
-            self.reader_meta.clone(),
-        )
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| Error::corruption(&self.samples_path, format!("cannot read: {e}")))?;
-        Ok(SeriesScan {
+    pub(crate) fn scan(&self, mint: i64, maxt: i64) -> SeriesScan<'_> {
+        SeriesScan {
             block: self,
-            reader,
-            batch: None,
-            batch_pos: 0,
+            cursor: None,
+            cols: Columns::default(),
             id: 0,
             mint,
             maxt,
-        })
+        }
     }
 }
 
-/// Splits decoded rows back into series and filters them by time.
-struct RangeSink<'a> {
-    wanted: &'a [(u32, u64, u64)],
-    next: usize,
-    /// Rows of `wanted[next]` received so far (they are in `buf`).
-    got: u64,
-    buf: Vec<Sample>,
-    mint: i64,
-    maxt: i64,
-    path: &'a Path,
+/// Cursors kept per block for reuse: creating one costs three zstd
+/// contexts, reusing one costs nothing.
+const CURSOR_POOL: usize = 4;
+
+/// Decoded values of the three columns for a run of rows.
+#[derive(Default)]
+struct Columns {
+    sid: Vec<i32>,
+    ts: Vec<i64>,
+    v: Vec<f64>,
 }
 
-impl RangeSink<'_> {
-    fn push(&mut self, batch: &RecordBatch, f: &mut dyn FnMut(u32, &[Sample])) -> Result<()> {
-        let (sids, ts, vs) = columns(self.path, batch)?;
-        let mut i = 0;
-        while i < ts.len() {
-            let Some(&(id, a, b)) = self.wanted.get(self.next) else {
-                return Err(Error::corruption(
-                    self.path,
-                    "decoded more rows than selected",
-                ));
-            };
-            let take = ((b - a - self.got) as usize).min(ts.len() - i);
-            if sids[i..i + take].iter().any(|&s| s != id) {
-                return Err(Error::corruption(
-                    self.path,
-                    format!("rows of series {id} carry another series_id"),
-                ));
-            }
-            self.buf.extend(
-                ts[i..i + take]
-                    .iter()
-                    .zip(&vs[i..i + take])
-                    .map(|(&t, &v)| Sample { t, v }),
-            );
-            self.got += take as u64;
-            i += take;
-            if self.got == b - a {
-                if self.buf.windows(2).any(|w| w[0].t >= w[1].t) {
-                    return Err(Error::corruption(
-                        self.path,
-                        format!("timestamps of series {id} not increasing"),
-                    ));
-                }
-                let lo = self.buf.partition_point(|s| s.t < self.mint);
-                let hi = self.buf.partition_point(|s| s.t <= self.maxt);
-                if lo < hi {
-                    f(id, &self.buf[lo..hi]);
-                }
-                self.buf.clear();
-                self.got = 0;
-                self.next += 1;
-            }
+/// Column readers of one row group, all positioned at global row `pos`.
+/// Moving forward skips whole pages without decompressing them (the page
+/// index gives their row counts); moving backward needs a new cursor.
+struct Cursor {
+    rg: usize,
+    pos: u64,
+    sid: ColumnReaderImpl<Int32Type>,
+    ts: ColumnReaderImpl<Int64Type>,
+    v: ColumnReaderImpl<DoubleType>,
+}
+
+impl Cursor {
+    fn skip_to(&mut self, path: &Path, row: u64) -> Result<()> {
+        let n = (row - self.pos) as usize;
+        if n == 0 {
+            return Ok(());
         }
+        let err = |e: parquet::errors::ParquetError| {
+            Error::corruption(path, format!("cannot skip rows: {e}"))
+        };
+        let skipped = [
+            self.sid.skip_records(n).map_err(err)?,
+            self.ts.skip_records(n).map_err(err)?,
+            self.v.skip_records(n).map_err(err)?,
+        ];
+        if skipped != [n; 3] {
+            return Err(Error::corruption(
+                path,
+                format!("skipped {skipped:?} rows, want {n}"),
+            ));
+        }
+        self.pos = row;
+        Ok(())
+    }
+
+    /// Decodes the next `n` rows into `out` (replacing its contents).
+    fn read(&mut self, path: &Path, n: usize, out: &mut Columns) -> Result<()> {
+        out.sid.clear();
+        out.ts.clear();
+        out.v.clear();
+        read_column(path, &mut self.sid, n, &mut out.sid)?;
+        read_column(path, &mut self.ts, n, &mut out.ts)?;
+        read_column(path, &mut self.v, n, &mut out.v)?;
+        self.pos += n as u64;
         Ok(())
     }
 }
 
-/// The three columns of a decoded samples batch.
-fn columns<'b>(path: &Path, batch: &'b RecordBatch) -> Result<(&'b [u32], &'b [i64], &'b [f64])> {
-    let bad = || Error::corruption(path, "unexpected column types in decoded batch");
-    if batch.num_columns() != 3 {
-        return Err(bad());
+fn read_column<T: DataType>(
+    path: &Path,
+    r: &mut ColumnReaderImpl<T>,
+    n: usize,
+    out: &mut Vec<T::T>,
+) -> Result<()> {
+    out.reserve(n);
+    while out.len() < n {
+        let before = out.len();
+        let (records, _, _) = r
+            .read_records(n - before, None, None, out)
+            .map_err(|e| Error::corruption(path, format!("cannot decode: {e}")))?;
+        if records == 0 || out.len() != before + records {
+            return Err(Error::corruption(
+                path,
+                "fewer rows than the page index promises",
+            ));
+        }
     }
-    let sids = batch
-        .column(0)
-        .as_primitive_opt::<UInt32Type>()
-        .ok_or_else(bad)?;
-    let ts = batch
-        .column(1)
-        .as_primitive_opt::<TimestampMillisecondType>()
-        .ok_or_else(bad)?;
-    let vs = batch
-        .column(2)
-        .as_primitive_opt::<Float64Type>()
-        .ok_or_else(bad)?;
-    Ok((sids.values(), ts.values(), vs.values()))
+    Ok(())
 }
 
 /// Sequential iterator over all series of a block; see [`Block::scan`].
 pub(crate) struct SeriesScan<'a> {
     block: &'a Block,
-    reader: ParquetRecordBatchReader,
-    batch: Option<RecordBatch>,
-    batch_pos: usize,
+    cursor: Option<Cursor>,
+    cols: Columns,
     id: u32,
     mint: i64,
     maxt: i64,
@@ -515,55 +554,42 @@ impl SeriesScan<'_> {
     pub(crate) fn next_series(&mut self, out: &mut Vec<Sample>) -> Result<Option<u32>> {
         out.clear();
         let block = self.block;
-        if self.id as usize >= block.series.len() {
+        let path = &block.samples_path;
+        let id = self.id;
+        if id as usize >= block.series.len() {
             return Ok(None);
         }
-        let id = self.id;
-        let path = &block.samples_path;
-        let mut need = block.series.num_rows[id as usize] as usize;
-        while need > 0 {
-            let exhausted = self
-                .batch
-                .as_ref()
-                .is_none_or(|b| self.batch_pos >= b.num_rows());
-            if exhausted {
-                let next = guarded(path, || {
-                    self.reader
-                        .next()
-                        .transpose()
-                        .map_err(|e| Error::corruption(path, format!("cannot decode: {e}")))
-                })?;
-                let Some(b) = next else {
-                    return Err(Error::corruption(
-                        path,
-                        "fewer rows than series.parquet describes",
-                    ));
-                };
-                self.batch = Some(b);
-                self.batch_pos = 0;
-                continue;
+        let mut row = block.series.first_row[id as usize];
+        let end = row + u64::from(block.series.num_rows[id as usize]);
+        while row < end {
+            let rg = block.rg_start.partition_point(|&s| s <= row) - 1;
+            if self.cursor.as_ref().is_none_or(|c| c.rg != rg) {
+                self.cursor = Some(guarded(path, || block.new_cursor(rg))?);
             }
-            let Some(batch) = self.batch.as_ref() else {
+            let Some(c) = self.cursor.as_mut() else {
                 continue;
             };
-            let (sids, ts, vs) = columns(path, batch)?;
-            let take = need.min(ts.len() - self.batch_pos);
-            let r = self.batch_pos..self.batch_pos + take;
-            if sids[r.clone()].iter().any(|&s| s != id) {
+            let n = end.min(block.rg_start[rg + 1]) - row;
+            let cols = &mut self.cols;
+            guarded(path, || {
+                c.skip_to(path, row)?;
+                c.read(path, n as usize, cols)
+            })?;
+            if cols.sid.iter().any(|&s| s as u32 != id) {
                 return Err(Error::corruption(
                     path,
                     format!("rows of series {id} carry another series_id"),
                 ));
             }
+            let (mint, maxt) = (self.mint, self.maxt);
             out.extend(
-                ts[r.clone()]
+                cols.ts
                     .iter()
-                    .zip(&vs[r])
-                    .filter(|(t, _)| (self.mint..=self.maxt).contains(*t))
+                    .zip(&cols.v)
+                    .filter(|(t, _)| (mint..=maxt).contains(*t))
                     .map(|(&t, &v)| Sample { t, v }),
             );
-            self.batch_pos += take;
-            need -= take;
+            row += n;
         }
         if out.windows(2).any(|w| w[0].t >= w[1].t) {
             return Err(Error::corruption(
@@ -576,17 +602,17 @@ impl SeriesScan<'_> {
     }
 }
 
-type SamplesIndex = (ArrowReaderMetadata, Vec<u64>, Vec<TsPage>);
+type SamplesIndex = (Arc<ParquetMetaData>, Vec<u64>, Vec<TsPage>);
 
 /// Parses the footer and page index of `samples.parquet` and checks them:
 /// schema, format metadata, row count, and a page index whose page
 /// locations lie inside their column chunks.
 fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIndex> {
     let bad = |d: String| Error::corruption(path, d);
-    let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
-    let rm = ArrowReaderMetadata::load(data, opts)
+    let md = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Required)
+        .parse_and_finish(data)
         .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
-    let md = rm.metadata().clone();
     let kvs = schema::check_file(path, &md, FileKind::Samples)?;
     let rows = md.file_metadata().num_rows();
     if u64::try_from(rows).ok() != Some(meta.num_samples) {
@@ -695,5 +721,5 @@ fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIn
         )));
     }
     rg_start.push(start);
-    Ok((rm, rg_start, pages))
+    Ok((Arc::new(md), rg_start, pages))
 }

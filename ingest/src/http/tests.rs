@@ -595,3 +595,27 @@ fn encode_metrics(registry: &Registry) -> String {
     prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
     out
 }
+
+#[tokio::test]
+async fn large_requests_decode_on_the_blocking_pool() {
+    let s = setup(Limits::default());
+    let t = now_ms();
+    let pad = "x".repeat(200);
+    let series: Vec<proto::TimeSeries> = (0..20_000)
+        .map(|i| {
+            ts(
+                &[("__name__", "big"), ("i", &i.to_string()), ("pad", &pad)],
+                &[(t, i as f64)],
+            )
+        })
+        .collect();
+    let req = proto::WriteRequest {
+        timeseries: series,
+        metadata: vec![],
+    };
+    let raw_len = prost::Message::encoded_len(&req);
+    assert!(raw_len > INLINE_MAX_COST, "{raw_len}");
+    let r = send(&s.app, post(None, None, proto::encode_snappy(&req))).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(read_back(&s.db, "big").len(), 20_000);
+}
