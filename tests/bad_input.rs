@@ -322,13 +322,11 @@ fn limits_from_the_config_are_enforced_with_400() {
     silt.stop();
 }
 
-/// Today's behaviour, documented in docs/ingest.md: invalid series are
-/// rejected (400) while the valid series of the same request are written
-/// (a partial write, which the remote-write specs allow). Conflicts the
-/// engine detects (duplicate timestamps) reject the whole request; see
-/// `bad_requests_get_their_status_and_message_and_change_nothing`.
+/// A request is applied whole or not at all (docs/ingest.md): one invalid
+/// series beside a valid one gets 400 naming it, and the valid series is
+/// not written either.
 #[test]
-fn invalid_series_beside_valid_ones_is_a_partial_write() {
+fn invalid_series_beside_valid_ones_reject_the_whole_request() {
     let (_tmp, silt) = start();
     let client = silt.client();
     let t0 = common::now_ms() - 60_000;
@@ -348,11 +346,13 @@ fn invalid_series_beside_valid_ones_is_a_partial_write() {
     expect(
         &client.write(&req),
         400,
-        &["1 invalid series", "empty label name"],
+        &[
+            "1 invalid series",
+            "nothing in this request was written",
+            "empty label name",
+        ],
     );
     let got = client.export("bad_input_partial", t0 - 1000, t0 + 1000);
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].metric["k"], "ok");
-    assert_eq!(got[0].samples, vec![(t0, 1.0f64.to_bits())]);
+    assert!(got.is_empty(), "{got:?}");
     silt.stop();
 }

@@ -16,7 +16,7 @@
 //! cuts at that instant, so compaction and cuts never change what a running
 //! read sees.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -294,31 +294,11 @@ impl Db {
         load_metadata(dir, &metadata)?;
         let head = Head::new();
         let start = Instant::now();
-        let mut next_seq = covered + 1;
         let segments = wal::list_segments(&wal_dir)?;
-        let last_seq = segments.last().map(|(s, _)| *s);
-        let mut replayed = 0u64;
-        let mut ids: HashMap<u32, Arc<MemSeries>> = HashMap::new();
-        for (seq, path) in &segments {
-            next_seq = next_seq.max(seq + 1);
-            if *seq <= covered {
-                fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-                continue;
-            }
-            let read = wal::read_segment(path, &mut |rec| {
-                replay_record(&head, &metadata, &mut ids, rec, &mut replayed);
-                Ok(())
-            })?;
-            if let Some(why) = read.stopped {
-                if Some(*seq) == last_seq {
-                    tracing::warn!(path = %path.display(), %why, "cutting torn WAL tail");
-                    wal::truncate_segment(path, read.valid_len)?;
-                } else {
-                    return Err(Error::corruption(path, why));
-                }
-            }
-        }
-        drop(ids);
+        let next_seq = segments
+            .last()
+            .map_or(covered + 1, |(s, _)| (s + 1).max(covered + 1));
+        let replayed = replay_wal(&head, &metadata, &segments, covered)?;
         tracing::info!(
             samples = replayed,
             series = head.num_series(),
@@ -957,45 +937,175 @@ fn plan_compaction(
     None
 }
 
-fn replay_record(
+/// Replays the WAL segments after `covered` into the head and returns the
+/// number of samples applied. A reader thread reads, checks (CRC) and
+/// decodes records and splits them by series id over a few applier threads
+/// (a series' records always reach the same applier, in WAL order, so its
+/// series record comes before its samples). The queues are short, so memory
+/// stays near the head's own size. Segments up to `covered` (already in
+/// blocks) are deleted. A torn tail is cut off the last segment; damage
+/// anywhere else is an error.
+fn replay_wal(
     head: &Head,
     metadata: &MetadataStore,
-    ids: &mut HashMap<u32, Arc<MemSeries>>,
-    rec: Record,
-    replayed: &mut u64,
-) {
-    match rec {
-        Record::Series(list) => {
-            for (id, labels) in list {
-                let s = head.create_with_id(id, &labels);
-                ids.insert(id, s);
-            }
+    segments: &[(u64, PathBuf)],
+    covered: u64,
+) -> Result<u64> {
+    let last_seq = segments.last().map(|(s, _)| *s);
+    let appliers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
+        .map(|_| crossbeam::channel::bounded::<Record>(16))
+        .unzip();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rxs
+            .into_iter()
+            .map(|rx| {
+                scope.spawn(move || {
+                    let mut replay = Replay {
+                        head,
+                        metadata,
+                        ids: Vec::new(),
+                        samples: 0,
+                        unknown: 0,
+                    };
+                    for rec in rx.iter() {
+                        replay.apply(rec);
+                    }
+                    (replay.samples, replay.unknown)
+                })
+            })
+            .collect();
+        let read = read_wal(segments, covered, last_seq, &txs);
+        drop(txs);
+        let (mut samples, mut unknown) = (0, 0);
+        for w in workers {
+            let (s, u) = w
+                .join()
+                .map_err(|_| Error::WalFailed("WAL replay thread panicked".into()))?;
+            samples += s;
+            unknown += u;
         }
-        Record::Samples(list) => {
-            let mut unknown = 0usize;
-            for (id, t, bits) in list {
-                let Some(s) = ids.get(&id) else {
-                    unknown += 1;
-                    continue;
-                };
-                let v = f64::from_bits(bits);
-                let mut d = s.lock();
-                if let Ok(true) = d.live.check(t, v) {
-                    d.live.push(t, v);
-                    head.note_live(t);
+        read?;
+        if unknown > 0 {
+            tracing::warn!(
+                samples = unknown,
+                "WAL samples for series without a series record; skipped"
+            );
+        }
+        Ok(samples)
+    })
+}
+
+/// The reading side of [`replay_wal`]: sends each record's part for
+/// applier `k` (series ids `≡ k` modulo the number of appliers) to `txs[k]`.
+fn read_wal(
+    segments: &[(u64, PathBuf)],
+    covered: u64,
+    last_seq: Option<u64>,
+    txs: &[crossbeam::channel::Sender<Record>],
+) -> Result<()> {
+    let n = txs.len();
+    let send = |k: usize, rec: Record| txs[k].send(rec).map_err(|_| Error::Closed);
+    for (seq, path) in segments {
+        if *seq <= covered {
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            continue;
+        }
+        let read = wal::read_segment(path, &mut |rec| {
+            if n == 1 {
+                return send(0, rec);
+            }
+            match rec {
+                Record::Series(list) => {
+                    let mut parts: Vec<Vec<(u32, Labels)>> = vec![Vec::new(); n];
+                    for e in list {
+                        parts[e.0 as usize % n].push(e);
+                    }
+                    for (k, p) in parts.into_iter().enumerate() {
+                        if !p.is_empty() {
+                            send(k, Record::Series(p))?;
+                        }
+                    }
                 }
-                *replayed += 1;
+                Record::Samples(list) => {
+                    let mut parts: Vec<Vec<(u32, i64, u64)>> = (0..n)
+                        .map(|_| Vec::with_capacity(list.len() / n + 16))
+                        .collect();
+                    for e in list {
+                        parts[e.0 as usize % n].push(e);
+                    }
+                    for (k, p) in parts.into_iter().enumerate() {
+                        if !p.is_empty() {
+                            send(k, Record::Samples(p))?;
+                        }
+                    }
+                }
+                Record::Metadata(_) => send(0, rec)?,
             }
-            if unknown > 0 {
-                tracing::warn!(
-                    unknown,
-                    "WAL samples for series without a series record; skipped"
-                );
+            Ok(())
+        })?;
+        if let Some(why) = read.stopped {
+            if Some(*seq) == last_seq {
+                tracing::warn!(path = %path.display(), %why, "cutting torn WAL tail");
+                wal::truncate_segment(path, read.valid_len)?;
+            } else {
+                return Err(Error::corruption(path, why));
             }
         }
-        Record::Metadata(list) => {
-            for m in &list {
-                metadata.observe(m);
+    }
+    Ok(())
+}
+
+/// The applying side of WAL replay.
+struct Replay<'a> {
+    head: &'a Head,
+    metadata: &'a MetadataStore,
+    /// WAL series id → series (ids are dense: indexed directly).
+    ids: Vec<Option<Arc<MemSeries>>>,
+    samples: u64,
+    unknown: u64,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, rec: Record) {
+        match rec {
+            Record::Series(list) => {
+                for (id, labels) in list {
+                    let s = self.head.create_with_id(id, &labels);
+                    let i = id as usize;
+                    if i >= self.ids.len() {
+                        self.ids.resize(i + 1, None);
+                    }
+                    self.ids[i] = Some(s);
+                }
+            }
+            Record::Samples(list) => {
+                let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+                for (id, t, bits) in list {
+                    let Some(Some(s)) = self.ids.get(id as usize) else {
+                        self.unknown += 1;
+                        continue;
+                    };
+                    let v = f64::from_bits(bits);
+                    let mut d = s.lock();
+                    if let Ok(true) = d.live.check(t, v) {
+                        d.live.push(t, v);
+                        lo = lo.min(t);
+                        hi = hi.max(t);
+                    }
+                    self.samples += 1;
+                }
+                if lo <= hi {
+                    self.head.note_live(lo);
+                    self.head.note_live(hi);
+                }
+            }
+            Record::Metadata(list) => {
+                for m in &list {
+                    self.metadata.observe(m);
+                }
             }
         }
     }

@@ -435,15 +435,20 @@ impl Head {
         out
     }
 
-    /// Drops all frozen data and removes series left without any data.
+    /// Drops all frozen data and removes series idle since the previous cut.
     /// Caller holds the write barrier. Returns the number of series removed.
     pub fn drop_frozen_and_gc(&self) -> usize {
         let mut removed = 0;
         for s in self.all_series() {
+            // A series that had data in the generation just written is
+            // kept even if nothing arrived since the freeze: it is most
+            // likely active (dropping it would re-create it, with a new id
+            // and a new WAL series record, at its next sample). Series idle
+            // for a whole generation go.
             let empty = {
                 let mut d = s.lock();
-                d.frozen = None;
-                d.live.is_empty()
+                let had_data = d.frozen.take().is_some_and(|f| !f.is_empty());
+                d.live.is_empty() && !had_data
             };
             if empty {
                 self.remove(&s);
@@ -538,7 +543,15 @@ mod tests {
         assert_eq!(h.select(&[Matcher::equal("__name__", "up")]).len(), 2);
         h.freeze();
         assert_eq!(h.frozen_series().len(), 1);
-        assert_eq!(h.drop_frozen_and_gc(), 2);
+        // `b` never had data: removed. `a` had data in the frozen
+        // generation: kept (still active, most likely), same id.
+        assert_eq!(h.drop_frozen_and_gc(), 1);
+        assert_eq!(h.num_series(), 1);
+        assert!(h.get(&b).is_none());
+        assert_eq!(h.get(&a).map(|s| s.id), Some(sa.id));
+        // Idle for a whole generation: removed at the next cut.
+        h.freeze();
+        assert_eq!(h.drop_frozen_and_gc(), 1);
         assert_eq!(h.num_series(), 0);
         assert!(h.get(&a).is_none());
         assert_eq!(h.select(&[Matcher::equal("__name__", "up")]).len(), 0);

@@ -187,7 +187,9 @@ fn run(seed: u64, steps: usize) {
     db.compact().unwrap();
     check(&db, &model, "end after cut+compact");
     let stats = db.stats();
-    assert_eq!(stats.head_series, 0, "a cut empties the head");
+    // Series with data in the cut generation stay in the head (active
+    // series are not re-created at every cut), without data.
+    assert!(stats.head_series as usize <= model.len());
     assert!(stats.blocks >= 1);
     assert_eq!(
         stats.block_samples as usize,
@@ -198,6 +200,7 @@ fn run(seed: u64, steps: usize) {
     drop(db);
     let db = open(dir.path());
     check(&db, &model, "end after reopen");
+    assert_eq!(db.stats().head_series, 0, "the cut WAL replays nothing");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -34,8 +34,8 @@ pub struct Decoded {
     /// order) and deduplicated metadata.
     pub batch: WriteBatch,
     pub stats: RequestStats,
-    /// Series that were rejected; the request is answered 400 after the
-    /// valid part is written.
+    /// Series that were rejected; if any, nothing is written and the
+    /// request is answered 400.
     pub invalid: InvalidSeries,
 }
 
@@ -45,9 +45,9 @@ impl Decoded {
         self.batch.num_samples()
     }
 
-    /// The error to answer once the batch (possibly empty) has been written:
-    /// invalid series (partial write), or a request whose data was all of
-    /// kinds Silt does not store yet. `None`: answer 2xx.
+    /// The error to answer: invalid series (then nothing was written), or a
+    /// request whose data was all of kinds Silt does not store yet. `None`:
+    /// answer 2xx.
     pub fn rejection(&self) -> Option<IngestError> {
         if !self.invalid.is_empty() {
             return Some(IngestError::InvalidSeries(self.invalid.clone()));
@@ -68,8 +68,8 @@ impl Decoded {
 /// and [`parse_content_encoding`]); `body` is the raw HTTP body.
 ///
 /// Request-level problems are errors (415, 413, 400); invalid series are
-/// not: they are reported in [`Decoded::invalid`] so the valid rest of the
-/// request can still be written.
+/// collected in [`Decoded::invalid`] (up to a few reasons) so the 400
+/// answer can name them all; the caller then writes nothing.
 pub fn decode(
     content_type: Option<&str>,
     content_encoding: Option<&str>,

@@ -50,7 +50,7 @@ pub enum IngestError {
     TooManySeries { limit: usize },
     #[error("invalid symbol table: symbols[0] must be the empty string, got {0:?}")]
     FirstSymbolNotEmpty(String),
-    /// Some series were invalid and not written; the rest of the request was.
+    /// Some series were invalid; nothing of the request was written.
     #[error("{0}")]
     InvalidSeries(InvalidSeries),
     /// The request carried only data kinds Silt does not store yet.
@@ -225,7 +225,8 @@ pub enum SeriesError {
     NoSamples { series: String },
 }
 
-/// The series of one request that were rejected (partial write).
+/// The series of one request that were rejected (the whole request is
+/// then refused).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvalidSeries {
     /// How many `TimeSeries` entries were rejected.
@@ -257,8 +258,8 @@ impl fmt::Display for InvalidSeries {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} invalid series rejected ({} float samples not written; the valid series of the \
-             request were written)",
+            "{} invalid series rejected; nothing in this request was written ({} float samples \
+             in the invalid series)",
             self.series, self.samples
         )?;
         for (i, e) in self.errors.iter().enumerate() {

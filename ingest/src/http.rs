@@ -213,7 +213,11 @@ impl Ingest {
     /// Metrics and logs for a decoded request.
     fn account(&self, d: &Decoded, rejected: bool) {
         self.metrics.received(&d.stats);
-        self.metrics.rejected("invalid_series", d.invalid.samples);
+        if !d.invalid.is_empty() {
+            // The whole request is refused: its valid samples too.
+            self.metrics
+                .rejected("invalid_series", d.invalid.samples + d.samples_to_write());
+        }
         self.metrics
             .rejected("native_histogram_unsupported", d.stats.histograms);
         self.metrics
@@ -259,7 +263,11 @@ fn decode_and_append(
     limits: &Limits,
 ) -> Result<(Decoded, Appended), IngestError> {
     let decoded = decode_body(version, encoding, body, limits)?;
-    if decoded.batch.series.is_empty() && decoded.batch.metadata.is_empty() {
+    // A request is applied whole or not at all: with any invalid series,
+    // nothing is appended and the answer is 400.
+    if !decoded.invalid.is_empty()
+        || (decoded.batch.series.is_empty() && decoded.batch.metadata.is_empty())
+    {
         return Ok((decoded, Ok(None)));
     }
     let appended = db

@@ -197,7 +197,7 @@ fn repeated_series_are_merged() {
 }
 
 #[test]
-fn invalid_series_are_reported_and_the_rest_kept() {
+fn invalid_series_are_all_reported() {
     let mut bad_utf8 = Vec::new();
     raw::len(1, &raw::label(b"__name__", b"ok"), &mut bad_utf8);
     raw::len(1, &raw::label(b"bad", b"\xc3\x28"), &mut bad_utf8);
@@ -244,7 +244,7 @@ fn invalid_series_are_reported_and_the_rest_kept() {
     assert_eq!(r.status(), 400);
     let msg = r.to_string();
     assert!(
-        msg.starts_with("4 invalid series rejected (4 float samples not written"),
+        msg.starts_with("4 invalid series rejected; nothing in this request was written (4 float samples in the invalid series)"),
         "{msg}"
     );
     assert!(
