@@ -242,6 +242,8 @@ struct State {
 struct PendingCut {
     /// First WAL segment after the cut.
     next_segment: u64,
+    /// Time range of the frozen data.
+    range: (i64, i64),
 }
 
 /// The storage engine.
@@ -579,8 +581,9 @@ impl Db {
         self.metrics.wal_fsyncs.set(self.wal.stats().fsyncs as i64);
     }
 
-    /// Cuts the whole head into a new block now. Returns the block id, if
-    /// there was data. Blocking.
+    /// Cuts the whole head into new blocks now, one per aligned window of
+    /// `block_duration` the data touches. Returns the id of the last block,
+    /// if there was data. Blocking.
     pub fn cut_head(&self) -> Result<Option<String>> {
         let mut pending = self.cut_lock.lock();
         let start = Instant::now();
@@ -592,37 +595,73 @@ impl Db {
             let next_segment = self.wal.rotate()?;
             self.frozen_gen
                 .store(self.state.read().published + 1, Ordering::Release);
-            self.head.freeze();
-            *pending = Some(PendingCut { next_segment });
+            let Some(range) = self.head.freeze() else {
+                return Ok(None);
+            };
+            *pending = Some(PendingCut {
+                next_segment,
+                range,
+            });
         }
-        let next_segment = pending.as_ref().map(|p| p.next_segment).unwrap_or(0);
-        // Write the frozen generation (writers go on meanwhile).
+        let (next_segment, range) = pending
+            .as_ref()
+            .map_or((0, (0, -1)), |p| (p.next_segment, p.range));
+        // Write the frozen generation (writers go on meanwhile): one block
+        // per aligned window of `block_duration`, so blocks never straddle
+        // a window and compaction can merge each window's blocks once the
+        // window is complete (see `plan_compaction`). Only the last block
+        // records the WAL segments it covers: a crash between the blocks
+        // replays the whole generation (duplicates merge away).
         let frozen = self.head.frozen_series();
-        let opts = BlockWriteOptions {
-            level: 0,
-            sources: Vec::new(),
-            wal_segment_max: Some(next_segment - 1),
-        };
-        let iter = frozen.iter().map(|(labels, s)| {
-            let mut out = Vec::new();
-            if let Some(f) = &s.lock().frozen {
-                f.read(i64::MIN, i64::MAX, &mut out);
+        let width = (self.opts.block_duration.as_millis() as i64).max(1);
+        let (first, last) = (range.0.div_euclid(width), range.1.div_euclid(width));
+        // Backfill can spread a generation over many windows: visit only
+        // those holding data.
+        let windows: Vec<i64> = if last - first <= 1 {
+            (first..=last).collect()
+        } else {
+            let mut set = std::collections::BTreeSet::new();
+            let mut buf = Vec::new();
+            for (_, s) in &frozen {
+                buf.clear();
+                if let Some(f) = &s.lock().frozen {
+                    f.read(i64::MIN, i64::MAX, &mut buf);
+                }
+                set.extend(buf.iter().map(|x| x.t.div_euclid(width)));
             }
-            Ok((labels.clone(), out))
-        });
-        let meta = block::write_block(
-            &self.blocks_dir,
-            &opts,
-            iter.filter(|r| r.as_ref().map_or(true, |(_, s)| !s.is_empty())),
-        )?;
-        let id = meta.as_ref().map(|m| m.id.clone());
+            set.into_iter().collect()
+        };
+        let mut metas = Vec::new();
+        for &w in &windows {
+            let (lo, hi) = (w.saturating_mul(width), (w + 1).saturating_mul(width) - 1);
+            let opts = BlockWriteOptions {
+                level: 0,
+                sources: Vec::new(),
+                wal_segment_max: (w == last).then(|| next_segment - 1),
+            };
+            let iter = frozen.iter().map(|(labels, s)| {
+                let mut out = Vec::new();
+                if let Some(f) = &s.lock().frozen {
+                    f.read(lo, hi, &mut out);
+                }
+                Ok((labels.clone(), out))
+            });
+            let meta = block::write_block(
+                &self.blocks_dir,
+                &opts,
+                iter.filter(|r| r.as_ref().map_or(true, |(_, s)| !s.is_empty())),
+            )?;
+            metas.extend(meta);
+        }
+        let id = metas.last().map(|m| m.id.clone());
+        let opened = metas
+            .iter()
+            .map(|m| Block::open(&self.blocks_dir.join(&m.id)).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
         let old_token = {
             let mut state = self.state.write();
-            if let Some(meta) = &meta {
-                let b = Arc::new(Block::open(&self.blocks_dir.join(&meta.id))?);
-                state.blocks.push(b);
-                sort_blocks(&mut state.blocks);
-            }
+            state.blocks.extend(opened);
+            sort_blocks(&mut state.blocks);
             state.published += 1;
             std::mem::replace(&mut state.reader_token, Arc::new(()))
         };
@@ -641,8 +680,9 @@ impl Db {
             .cut_seconds
             .observe(start.elapsed().as_secs_f64());
         self.refresh_gauges();
-        if let Some(id) = &id {
-            tracing::info!(block = %id, seconds = start.elapsed().as_secs_f64(), "head cut into block");
+        if !metas.is_empty() {
+            let ids: Vec<&str> = metas.iter().map(|m| m.id.as_str()).collect();
+            tracing::info!(blocks = ?ids, seconds = start.elapsed().as_secs_f64(), "head cut into blocks");
         }
         Ok(id)
     }
@@ -884,54 +924,44 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
     Ok(kept)
 }
 
-/// Picks the next set of blocks to merge: any group of overlapping blocks
-/// first (backfill), then blocks that fit together in one aligned window of
-/// 3x, 12x, 84x the block duration (6 h, 24 h, 7 d by default), capped at
-/// the maximum block duration, once the window is behind the live head.
+/// Picks the next set of blocks to merge: two or more blocks that fit in
+/// one aligned window of 1x, 3x, 12x, 84x, 372x the block duration (2 h,
+/// 6 h, 24 h, 7 d, 31 d by default), capped at the maximum block duration,
+/// once the window is complete (behind the live head and the newest block).
+///
+/// Cuts write one block per base window, so every block fits a window; the
+/// blocks of one window (several cuts, late samples, backfill) overlap in
+/// time and are merged in one go when the window completes, never
+/// repeatedly while it fills (queries merge overlapping blocks meanwhile).
+/// Merging by window keeps write amplification at one rewrite per level.
 fn plan_compaction(
     blocks: &[Arc<Block>],
     opts: &Options,
     head_min: Option<i64>,
 ) -> Option<Vec<Arc<Block>>> {
-    // Overlaps (blocks are sorted by min_time).
-    let mut i = 0;
-    while i < blocks.len() {
-        let mut j = i + 1;
-        let mut max = blocks[i].meta().max_time;
-        while j < blocks.len() && blocks[j].meta().min_time <= max {
-            max = max.max(blocks[j].meta().max_time);
-            j += 1;
-        }
-        if j - i > 1 {
-            return Some(blocks[i..j].to_vec());
-        }
-        i = j;
-    }
-    let base = opts.block_duration.as_millis() as i64;
-    let cap = opts.max_block_duration.as_millis() as i64;
+    let base = (opts.block_duration.as_millis() as i64).max(1);
+    let cap = (opts.max_block_duration.as_millis() as i64).max(base);
     let newest = blocks.iter().map(|b| b.meta().max_time).max()?;
     let frontier = head_min.map_or(newest, |h| h.min(newest));
-    for mult in [3i64, 12, 84, 372] {
+    let mut prev = 0;
+    for mult in [1i64, 3, 12, 84, 372] {
         let range = base.saturating_mul(mult).min(cap);
-        if range <= base {
+        if range <= prev {
             continue;
         }
+        prev = range;
         let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
         for b in blocks {
             let w = b.meta().min_time.div_euclid(range);
-            if b.meta().max_time < (w + 1) * range && b.meta().max_time - b.meta().min_time < range
-            {
+            if b.meta().max_time < (w + 1).saturating_mul(range) {
                 groups.entry(w).or_default().push(b.clone());
             }
         }
         for (w, g) in groups {
-            let window_end = (w + 1) * range;
+            let window_end = (w + 1).saturating_mul(range);
             if g.len() >= 2 && window_end <= frontier {
                 return Some(g);
             }
-        }
-        if range == cap {
-            break;
         }
     }
     None
