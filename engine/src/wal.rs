@@ -360,6 +360,8 @@ struct Buffer {
     /// LSN after the last buffered byte.
     end_lsn: u64,
     shutdown: bool,
+    /// A blocking waiter wants the buffer synced now (async mode).
+    flush_requested: bool,
 }
 
 struct SegmentFile {
@@ -429,6 +431,7 @@ impl Wal {
                 bytes: Vec::with_capacity(1 << 20),
                 end_lsn: 0,
                 shutdown: false,
+                flush_requested: false,
             }),
             buffer_cv: Condvar::new(),
             segment: Mutex::new(segment),
@@ -495,7 +498,7 @@ impl Wal {
 
     /// Waits (blocking) until `lsn` is durable, whatever the durability mode.
     pub fn wait_blocking(&self, lsn: u64) -> Result<()> {
-        self.shared.buffer_cv.notify_one();
+        self.request_flush();
         let mut state = self.shared.state.lock();
         loop {
             if state.synced >= lsn {
@@ -508,8 +511,17 @@ impl Wal {
             self.shared
                 .state_cv
                 .wait_for(&mut state, Duration::from_millis(5));
-            self.shared.buffer_cv.notify_one();
+            drop(state);
+            self.request_flush();
+            state = self.shared.state.lock();
         }
+    }
+
+    /// Asks the sync thread to write and sync now, even between the ticks
+    /// of async mode.
+    fn request_flush(&self) {
+        self.shared.buffer.lock().flush_requested = true;
+        self.shared.buffer_cv.notify_one();
     }
 
     /// Flushes everything buffered so far, fsyncs, and starts a new segment.
@@ -672,6 +684,7 @@ fn sync_loop(shared: &Shared) {
         let (bytes, end, shutdown) = {
             let mut buf = shared.buffer.lock();
             let synced = shared.state.lock().synced;
+            buf.flush_requested = false;
             if buf.end_lsn == synced && !buf.shutdown {
                 drop(seg);
                 match interval {
@@ -709,7 +722,15 @@ fn sync_loop(shared: &Shared) {
             return;
         }
         if let Some(iv) = interval {
-            std::thread::sleep(iv);
+            // Async mode: the next write waits for the tick, unless close
+            // or a blocking waiter cuts it short.
+            let deadline = std::time::Instant::now() + iv;
+            let mut buf = shared.buffer.lock();
+            while !buf.shutdown && !buf.flush_requested {
+                if shared.buffer_cv.wait_until(&mut buf, deadline).timed_out() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -864,5 +885,33 @@ mod tests {
                 let _ = decode_record(typ, &bytes);
             }
         }
+    }
+
+    #[test]
+    fn async_close_and_blocking_wait_do_not_wait_for_the_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(
+            dir.path(),
+            1,
+            1 << 20,
+            Durability::Async {
+                interval: Duration::from_secs(3600),
+            },
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..3 {
+            let lsn = wal
+                .log(|buf| encode_samples(buf, &[(1, 1000, 1.0f64.to_bits())]))
+                .unwrap();
+            wal.wait_blocking(lsn).unwrap();
+        }
+        wal.close().unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(read_all(dir.path()).len(), 3);
     }
 }
