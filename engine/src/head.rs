@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::chunk::XorChunk;
+use crate::head_chunk::HeadChunk;
 use crate::index::MemPostings;
 use crate::labels::{Label, Labels, Matcher};
 use crate::sample::Sample;
@@ -64,8 +65,8 @@ const SHARDS: usize = 64;
 /// Samples of one series in one generation.
 #[derive(Default)]
 pub struct Chunks {
-    sealed: Vec<XorChunk>,
-    open: XorChunk,
+    sealed: Vec<HeadChunk>,
+    open: HeadChunk,
     /// Compressed out-of-order runs; may overlap each other and the in-order data.
     ooo_chunks: Vec<XorChunk>,
     /// Recent out-of-order samples, sorted by time.
@@ -92,7 +93,7 @@ impl Chunks {
         if !self.open.is_empty() {
             Some(self.open.max_t())
         } else {
-            self.sealed.last().map(XorChunk::max_t)
+            self.sealed.last().map(HeadChunk::max_t)
         }
     }
 
@@ -101,12 +102,16 @@ impl Chunks {
         if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.t) {
             return Some(self.ooo[i].v);
         }
-        let chunks = self
-            .sealed
-            .iter()
-            .chain(std::iter::once(&self.open))
-            .chain(self.ooo_chunks.iter());
-        for c in chunks {
+        for c in self.sealed.iter().chain(std::iter::once(&self.open)) {
+            if !c.is_empty()
+                && c.min_t() <= t
+                && t <= c.max_t()
+                && let Some(s) = c.iter().find(|s| s.t == t)
+            {
+                return Some(s.v);
+            }
+        }
+        for c in &self.ooo_chunks {
             if !c.is_empty()
                 && c.min_t() <= t
                 && t <= c.max_t()
@@ -184,7 +189,7 @@ impl Chunks {
     }
 
     pub fn num_samples(&self) -> usize {
-        self.sealed.iter().map(XorChunk::len).sum::<usize>()
+        self.sealed.iter().map(HeadChunk::len).sum::<usize>()
             + self.open.len()
             + self.ooo_chunks.iter().map(XorChunk::len).sum::<usize>()
             + self.ooo.len()
@@ -193,7 +198,7 @@ impl Chunks {
     pub fn memory_bytes(&self) -> usize {
         self.sealed
             .iter()
-            .map(XorChunk::memory_bytes)
+            .map(HeadChunk::memory_bytes)
             .sum::<usize>()
             + self.open.memory_bytes()
             + self
@@ -202,7 +207,7 @@ impl Chunks {
                 .map(XorChunk::memory_bytes)
                 .sum::<usize>()
             + self.ooo.capacity() * std::mem::size_of::<Sample>()
-            + self.sealed.capacity() * std::mem::size_of::<XorChunk>()
+            + self.sealed.capacity() * std::mem::size_of::<HeadChunk>()
     }
 
     /// (min, max) timestamps, if any samples.
@@ -214,12 +219,12 @@ impl Chunks {
                 Some((x, y)) => (x.min(a), y.max(b)),
             })
         };
-        for c in self
-            .sealed
-            .iter()
-            .chain(std::iter::once(&self.open))
-            .chain(self.ooo_chunks.iter())
-        {
+        for c in self.sealed.iter().chain(std::iter::once(&self.open)) {
+            if !c.is_empty() {
+                add(c.min_t(), c.max_t());
+            }
+        }
+        for c in &self.ooo_chunks {
             if !c.is_empty() {
                 add(c.min_t(), c.max_t());
             }

@@ -12,6 +12,7 @@ pub mod chunk;
 pub mod db;
 pub mod error;
 pub mod head;
+pub mod head_chunk;
 pub mod index;
 pub mod labels;
 pub mod metadata;
