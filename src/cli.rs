@@ -55,9 +55,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// YAML config file for everything else (durability interval, ingest
-    /// limits, max future, self-scrape interval, log level).
+    /// limits, max future, query limits, self-scrape interval, log level).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Longest a PromQL query may run before it is stopped (503)
+    /// [default: 2m].
+    #[arg(long = "query.timeout", value_name = "DURATION")]
+    pub query_timeout: Option<HumanDuration>,
+    /// Most samples one query may hold in memory at once (more: 422)
+    /// [default: 50000000].
+    #[arg(long = "query.max-samples", value_name = "N")]
+    pub query_max_samples: Option<usize>,
+    /// How far back an instant selector looks for a sample [default: 5m].
+    #[arg(long = "query.lookback-delta", value_name = "DURATION")]
+    pub query_lookback_delta: Option<HumanDuration>,
+    /// Queries evaluated at once; others wait, then get 503 [default: 20].
+    #[arg(long = "query.max-concurrency", value_name = "N")]
+    pub query_max_concurrency: Option<usize>,
 }
 
 impl ServeArgs {
@@ -79,6 +93,19 @@ impl ServeArgs {
         if let Some(level) = &self.log_level {
             cfg.log.level = level.clone();
         }
+        if let Some(t) = self.query_timeout {
+            cfg.query.timeout = t;
+        }
+        if let Some(n) = self.query_max_samples {
+            cfg.query.max_samples = n;
+        }
+        if let Some(d) = self.query_lookback_delta {
+            cfg.query.lookback_delta = d;
+        }
+        if let Some(n) = self.query_max_concurrency {
+            cfg.query.max_concurrency = n;
+        }
+        cfg.validate()?;
         Ok(cfg)
     }
 }
@@ -143,6 +170,31 @@ mod tests {
         assert_eq!(cfg.retention(), Some(Duration::from_secs(2 * 86_400)));
         assert_eq!(cfg.listen.port(), 7000);
         assert_eq!(cfg.self_scrape_interval(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn query_flags_use_prometheus_names() {
+        let Command::Serve(args) = parse(&[
+            "--query.timeout",
+            "30s",
+            "--query.max-samples",
+            "1000",
+            "--query.lookback-delta",
+            "1m",
+            "--query.max-concurrency",
+            "4",
+        ]) else {
+            panic!("expected serve")
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.query.timeout.0, Duration::from_secs(30));
+        assert_eq!(cfg.query.max_samples, 1000);
+        assert_eq!(cfg.query.lookback_delta.0, Duration::from_secs(60));
+        assert_eq!(cfg.query.max_concurrency, 4);
+        let Command::Serve(args) = parse(&["--query.max-concurrency", "0"]) else {
+            panic!("expected serve")
+        };
+        assert!(args.resolve().is_err(), "validated after the flags");
     }
 
     #[test]

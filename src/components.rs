@@ -11,10 +11,10 @@ use crate::config::Config;
 
 /// The ingest and query routes for an open database. Their metrics go into
 /// `registry` (each crate prefixes its own names).
-pub fn api_router(db: &Arc<Db>, cfg: &Config, registry: &mut Registry) -> Router {
+pub fn api_router(db: &Arc<Db>, cfg: &Config, registry: &mut Registry) -> anyhow::Result<Router> {
     let ingest = ingest::Ingest::new(db.clone(), cfg.ingest_limits(), registry);
-    let api = query::api::Api::new(db.clone(), query::api::ApiOptions::default());
-    Router::new()
+    let api = query::api::Api::new(db.clone(), cfg.api_options()?);
+    Ok(Router::new()
         .merge(ingest::routes(ingest))
-        .merge(query::api::routes(api))
+        .merge(query::api::routes(api)))
 }

@@ -23,6 +23,7 @@ pub struct Config {
     pub retention: HumanDuration,
     pub durability: DurabilityConfig,
     pub ingest: IngestConfig,
+    pub query: QueryConfig,
     pub self_scrape: SelfScrapeConfig,
     pub log: LogConfig,
 }
@@ -54,6 +55,19 @@ pub struct IngestConfig {
     pub max_label_name_bytes: usize,
     pub max_label_value_bytes: usize,
     pub max_inflight_bytes: usize,
+}
+
+/// Limits of PromQL queries (Prometheus's `--query.*` flags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    pub timeout: HumanDuration,
+    pub max_samples: usize,
+    /// 0: no limit.
+    pub max_series: usize,
+    pub lookback_delta: HumanDuration,
+    pub max_concurrency: usize,
+    pub max_queue_wait: HumanDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,7 +118,7 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         if self.durability.mode == DurabilityMode::Async && self.durability.interval.0.is_zero() {
             anyhow::bail!("durability.interval must be positive in async mode");
         }
@@ -121,6 +135,21 @@ impl Config {
             if value == 0 {
                 anyhow::bail!("ingest.{key} must be positive");
             }
+        }
+        let q = &self.query;
+        for (key, d) in [
+            ("timeout", &q.timeout),
+            ("lookback_delta", &q.lookback_delta),
+        ] {
+            if d.0.is_zero() {
+                anyhow::bail!("query.{key} must be positive");
+            }
+        }
+        if q.max_samples == 0 {
+            anyhow::bail!("query.max_samples must be positive");
+        }
+        if q.max_concurrency == 0 {
+            anyhow::bail!("query.max_concurrency must be positive");
         }
         if self.log.level.trim().is_empty() {
             anyhow::bail!("log.level must not be empty");
@@ -159,6 +188,51 @@ impl Config {
             max_label_value_bytes: i.max_label_value_bytes,
             max_inflight_bytes: i.max_inflight_bytes,
         }
+    }
+
+    /// The query API's limits and status information.
+    pub fn api_options(&self) -> anyhow::Result<query::api::ApiOptions> {
+        let q = &self.query;
+        let mut opts = query::api::ApiOptions::default();
+        opts.engine.timeout = q.timeout.0;
+        opts.engine.max_samples = q.max_samples;
+        opts.engine.max_series = if q.max_series == 0 {
+            usize::MAX
+        } else {
+            q.max_series
+        };
+        opts.engine.lookback_delta = q.lookback_delta.0;
+        opts.concurrency = query::api::ConcurrencyOptions {
+            max_concurrency: q.max_concurrency,
+            max_queue_wait: q.max_queue_wait.0,
+        };
+        opts.status = query::api::StatusInfo {
+            build: query::api::BuildInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                ..query::api::BuildInfo::default()
+            },
+            flags: self.flags(),
+            config_yaml: self.to_yaml()?,
+            storage_retention: self.retention.to_string(),
+        };
+        Ok(opts)
+    }
+
+    /// The settings under Prometheus's flag names, for `/api/v1/status/flags`.
+    pub fn flags(&self) -> std::collections::BTreeMap<String, String> {
+        let q = &self.query;
+        [
+            ("web.listen-address", self.listen.to_string()),
+            ("storage.tsdb.path", self.data_dir.display().to_string()),
+            ("storage.tsdb.retention.time", self.retention.to_string()),
+            ("query.timeout", q.timeout.to_string()),
+            ("query.max-samples", q.max_samples.to_string()),
+            ("query.lookback-delta", q.lookback_delta.to_string()),
+            ("query.max-concurrency", q.max_concurrency.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     /// The engine's options.
@@ -209,6 +283,36 @@ mod tests {
         assert_eq!(cfg.self_scrape_interval(), Some(Duration::from_secs(15)));
         assert_eq!(cfg.ingest.max_future.0, Duration::from_secs(600));
         assert_eq!(cfg.log.level, "info");
+        assert_eq!(cfg.query.timeout.0, Duration::from_secs(120));
+        assert_eq!(cfg.query.max_concurrency, 20);
+    }
+
+    #[test]
+    fn query_limits_reach_the_api_options() {
+        let builtin = Config::builtin().api_options().unwrap();
+        let defaults = query::api::ApiOptions::default();
+        assert_eq!(builtin.engine.timeout, defaults.engine.timeout);
+        assert_eq!(builtin.engine.max_samples, defaults.engine.max_samples);
+        assert_eq!(builtin.engine.max_series, usize::MAX);
+        assert_eq!(
+            builtin.engine.lookback_delta,
+            defaults.engine.lookback_delta
+        );
+        assert_eq!(
+            builtin.concurrency.max_concurrency,
+            defaults.concurrency.max_concurrency
+        );
+        let cfg = Config::from_layers(Some(
+            "query:\n  timeout: 10s\n  max_series: 7\n  max_concurrency: 3\n",
+        ))
+        .unwrap();
+        let opts = cfg.api_options().unwrap();
+        assert_eq!(opts.engine.timeout, Duration::from_secs(10));
+        assert_eq!(opts.engine.max_series, 7);
+        assert_eq!(opts.concurrency.max_concurrency, 3);
+        assert_eq!(opts.status.flags["query.timeout"], "10s");
+        assert!(opts.status.config_yaml.contains("max_concurrency: 3"));
+        assert_eq!(opts.status.storage_retention, "15d");
     }
 
     #[test]
@@ -262,6 +366,11 @@ mod tests {
             "- a list",
             "ingest:\n  max_body_bytes: 0",
             "self_scrape:\n  interval: -1",
+            "query:\n  timeout: 0",
+            "query:\n  max_concurrency: 0",
+            "query:\n  max_samples: 0",
+            "query:\n  lookback_delta: 0",
+            "query:\n  max_sample: 1",
         ] {
             let err = Config::from_layers(Some(bad));
             assert!(err.is_err(), "{bad:?} should be rejected");

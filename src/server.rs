@@ -179,7 +179,7 @@ fn open_components(cfg: &Config) -> anyhow::Result<Components> {
     let db = Db::open(cfg.engine_options(), &mut registry)
         .with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?;
     tracing::info!(elapsed = ?started.elapsed(), "database open");
-    let api = crate::components::api_router(&db, cfg, &mut registry)
+    let api = crate::components::api_router(&db, cfg, &mut registry)?
         .merge(admin::routes(Admin {
             db: db.clone(),
             data_dir: cfg.data_dir.clone(),

@@ -4,5 +4,6 @@
 //! HTTP, JSON or PromQL.
 
 pub mod api;
+pub mod eval;
 pub mod gofmt;
 pub mod promql;

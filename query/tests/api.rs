@@ -1,5 +1,12 @@
-//! Handler tests for the HTTP read API against a real `Db` in a temp dir,
-//! driven through the router with `tower::ServiceExt::oneshot`.
+//! Handler tests for the HTTP API against a real `Db` in a temp dir,
+//! driven through the router with `tower::ServiceExt::oneshot`. The PromQL
+//! endpoints (and Grafana's call list) are in `api/promql.rs`, the status
+//! endpoints in `api/status.rs`.
+
+#[path = "api/promql.rs"]
+mod promql;
+#[path = "api/status.rs"]
+mod status;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,6 +23,7 @@ const T0: i64 = 1_700_000_000_000;
 struct Fixture {
     _dir: tempfile::TempDir,
     router: Router,
+    api: std::sync::Arc<Api>,
 }
 
 /// Every special value the export must carry bit-exactly.
@@ -116,8 +124,13 @@ async fn fixture_with(opts: ApiOptions) -> Fixture {
         ],
     };
     db.append(&batch).unwrap().wait().await.unwrap();
-    let router = routes(Api::new(db, opts));
-    Fixture { _dir: dir, router }
+    let api = Api::new(db, opts);
+    let router = routes(api.clone());
+    Fixture {
+        _dir: dir,
+        router,
+        api,
+    }
 }
 
 async fn fixture() -> Fixture {

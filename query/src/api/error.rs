@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::response;
-use super::time::TimeError;
+use super::time::{DurationParamError, TimeError};
+use crate::eval::EvalError;
 use crate::gofmt;
 use crate::promql::ParseError;
 
@@ -95,6 +96,27 @@ pub enum ParamError {
     Limit(#[from] LimitError),
     #[error(transparent)]
     Matchers(#[from] MatcherError),
+    /// A bad `start`/`end` of a range query (no `invalid time value` prefix).
+    #[error(transparent)]
+    Timestamp(#[from] TimeError),
+    #[error(transparent)]
+    Duration(#[from] DurationParamError),
+    /// The PromQL expression does not parse.
+    #[error(transparent)]
+    Query(#[from] ParseError),
+    #[error("end timestamp must not be before start time")]
+    EndBeforeStart,
+    #[error(
+        "zero or negative query resolution step widths are not accepted. Try a positive integer"
+    )]
+    NonPositiveStep,
+    /// A range query over an expression that is neither a scalar nor an
+    /// instant vector (Prometheus's `DocumentedType` names the type).
+    #[error(
+        "invalid expression type {} for range query, must be Scalar or instant Vector",
+        gofmt::quote(.0)
+    )]
+    RangeQueryType(&'static str),
 }
 
 /// Everything an API handler can fail with.
@@ -128,6 +150,47 @@ pub enum ApiError {
     TooManySeries { found: usize, limit: usize },
     #[error("query timed out")]
     Timeout,
+    /// A range query asking for more than 11,000 points per series.
+    #[error(
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+    )]
+    TooManyPoints,
+    /// `query_exemplars` with `end < start` (Prometheus words it differently
+    /// from the range query check).
+    #[error("end timestamp must not be before start timestamp")]
+    ExemplarEndBeforeStart,
+    /// A PromQL error reported without the `invalid parameter` prefix
+    /// (`query_exemplars`).
+    #[error(transparent)]
+    Query(ParseError),
+    #[error("error parsing lookback delta duration: {0}")]
+    LookbackDelta(DurationParamError),
+    /// No query slot became free in time (`--query.max-concurrency`).
+    #[error(
+        "query timed out in query queue: all {max_concurrency} query slots busy for {} (limit max_concurrency={max_concurrency})",
+        crate::promql::format_duration_ms(*.waited_ms)
+    )]
+    QueueFull {
+        max_concurrency: usize,
+        waited_ms: i64,
+    },
+    /// The query ran past its deadline (`timeout` / `--query.timeout`).
+    #[error(
+        "query timed out in {stage} (limit timeout={})",
+        crate::promql::format_duration_ms(*.timeout_ms)
+    )]
+    QueryTimeout {
+        stage: &'static str,
+        timeout_ms: i64,
+    },
+    /// The evaluator failed (limits, execution errors, storage).
+    #[error(transparent)]
+    Eval(EvalError),
+    /// `/status/tsdb` `limit` outside 1..=10000.
+    #[error("limit must be a positive number")]
+    TsdbLimitNotPositive,
+    #[error("limit must not exceed {0}")]
+    TsdbLimitTooLarge(usize),
     #[error("query was canceled")]
     Canceled,
     /// The storage engine failed.
@@ -155,9 +218,26 @@ impl ApiError {
             | ApiError::NoMatchParam
             | ApiError::Matchers(_)
             | ApiError::InvalidLabelName(_)
-            | ApiError::NotANumber(_) => ErrorType::BadData,
+            | ApiError::NotANumber(_)
+            | ApiError::TooManyPoints
+            | ApiError::ExemplarEndBeforeStart
+            | ApiError::Query(_)
+            | ApiError::LookbackDelta(_)
+            | ApiError::TsdbLimitNotPositive
+            | ApiError::TsdbLimitTooLarge(_) => ErrorType::BadData,
             ApiError::TooManySeries { .. } => ErrorType::Execution,
-            ApiError::Timeout => ErrorType::Timeout,
+            ApiError::Timeout | ApiError::QueueFull { .. } | ApiError::QueryTimeout { .. } => {
+                ErrorType::Timeout
+            }
+            // The evaluator names its own error type; its HTTP status comes
+            // from the one table in `ErrorType::status`.
+            ApiError::Eval(e) => match e.error_type() {
+                "bad_data" => ErrorType::BadData,
+                "execution" => ErrorType::Execution,
+                "timeout" => ErrorType::Timeout,
+                "canceled" => ErrorType::Canceled,
+                _ => ErrorType::Internal,
+            },
             ApiError::Canceled => ErrorType::Canceled,
             ApiError::Engine(engine::Error::Invalid(_)) => ErrorType::Execution,
             ApiError::Engine(engine::Error::Closed) => ErrorType::Unavailable,

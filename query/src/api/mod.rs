@@ -1,20 +1,27 @@
-//! The Prometheus-compatible HTTP API (storage-level read-back for now:
-//! series, label names and values, metadata, and a VictoriaMetrics-style
-//! raw export). Handlers turn engine results into Prometheus JSON; PromQL
-//! query endpoints will join them here.
+//! The Prometheus-compatible HTTP API: PromQL queries (`query`,
+//! `query_range`, `format_query`, `parse_query`, `query_exemplars`),
+//! series, label names and values, metadata, status pages, and a
+//! VictoriaMetrics-style raw export. Handlers turn engine and evaluator
+//! results into Prometheus JSON.
 //!
-//! Engine calls run on Tokio's blocking pool: they may read blocks from
-//! disk and must not stall the async workers.
+//! Engine calls and evaluations run on Tokio's blocking pool: they may
+//! read blocks from disk and must not stall the async workers (which keep
+//! serving ingest). Queries are admitted through [`limits::Slots`].
 
+mod ast_json;
 mod cors;
 mod error;
 mod export;
 pub mod format;
 mod labels;
+pub mod limits;
 mod metadata;
 mod params;
+mod query;
 mod response;
+mod result_json;
 mod series;
+pub mod status;
 pub mod time;
 
 use std::sync::Arc;
@@ -23,11 +30,16 @@ use axum::Router;
 use axum::routing::get;
 use engine::{Db, Matcher, Querier, SeriesEntry};
 
+pub use ast_json::translate as ast_to_json;
 pub use cors::{CorsOrigin, apply_cors, with_cors};
 pub use error::{ApiError, ErrorType, FormError, LimitError, MatcherError, ParamError};
 pub use labels::unescape_name;
+pub use limits::{ConcurrencyOptions, Slots};
 pub use params::Params;
 pub use response::Annotations;
+pub use status::{BuildInfo, StatusInfo};
+
+use crate::eval::EngineOptions;
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone)]
@@ -39,6 +51,12 @@ pub struct ApiOptions {
     pub max_form_bytes: usize,
     /// Origins allowed by CORS (default: any).
     pub cors_origin: CorsOrigin,
+    /// The evaluator's limits: timeout, max samples, max series, lookback.
+    pub engine: EngineOptions,
+    /// Query slots and how long a query may wait for one.
+    pub concurrency: ConcurrencyOptions,
+    /// What the status endpoints report.
+    pub status: StatusInfo,
 }
 
 impl Default for ApiOptions {
@@ -47,6 +65,9 @@ impl Default for ApiOptions {
             max_export_series: 1_000_000,
             max_form_bytes: 10 << 20,
             cors_origin: CorsOrigin::any(),
+            engine: EngineOptions::default(),
+            concurrency: ConcurrencyOptions::default(),
+            status: StatusInfo::default(),
         }
     }
 }
@@ -55,11 +76,30 @@ impl Default for ApiOptions {
 pub struct Api {
     db: Arc<Db>,
     opts: ApiOptions,
+    slots: Slots,
+    started_ms: i64,
 }
 
 impl Api {
     pub fn new(db: Arc<Db>, opts: ApiOptions) -> Arc<Api> {
-        Arc::new(Api { db, opts })
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Arc::new(Api {
+            db,
+            slots: Slots::new(opts.concurrency.clone()),
+            opts,
+            started_ms,
+        })
+    }
+
+    pub fn slots(&self) -> &Slots {
+        &self.slots
+    }
+
+    /// When the API was created (the server's start, for runtimeinfo).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
     }
 
     pub fn options(&self) -> &ApiOptions {
@@ -76,6 +116,40 @@ impl Api {
 pub fn routes(api: Arc<Api>) -> Router {
     let cors = api.opts.cors_origin.clone();
     let router = Router::new()
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(query::parse_query_ast).post(query::parse_query_ast),
+        )
+        .route(
+            "/api/v1/status/buildinfo",
+            get(status::buildinfo).post(status::buildinfo),
+        )
+        .route(
+            "/api/v1/status/runtimeinfo",
+            get(status::runtimeinfo).post(status::runtimeinfo),
+        )
+        .route(
+            "/api/v1/status/flags",
+            get(status::flags).post(status::flags),
+        )
+        .route(
+            "/api/v1/status/config",
+            get(status::config).post(status::config),
+        )
+        .route("/api/v1/status/tsdb", get(status::tsdb).post(status::tsdb))
         .route("/api/v1/series", get(series::series).post(series::series))
         .route(
             "/api/v1/labels",

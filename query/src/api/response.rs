@@ -90,6 +90,29 @@ pub fn success<T: Serialize>(data: T, annotations: Annotations) -> Response {
     serialize(StatusCode::OK, &envelope)
 }
 
+/// [`success`] with `data` already rendered as JSON text (query results,
+/// whose number formats are not serde's).
+pub fn success_raw(data: &str, annotations: Annotations) -> Response {
+    let mut body = String::with_capacity(data.len() + 64);
+    body.push_str("{\"status\":\"success\",\"data\":");
+    body.push_str(data);
+    for (key, list, kind) in [
+        ("warnings", annotations.warnings, "warning"),
+        ("infos", annotations.infos, "info"),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        body.push_str(",\"");
+        body.push_str(key);
+        body.push_str("\":");
+        // A list of strings always serialises.
+        body.push_str(&serde_json::to_string(&capped(list, kind)).unwrap_or_default());
+    }
+    body.push('}');
+    json(StatusCode::OK, body.into_bytes())
+}
+
 /// `{"status":"error","errorType":...,"error":...}` with the type's status.
 pub fn error(error_type: ErrorType, message: &str) -> Response {
     let envelope: Envelope<'_, ()> = Envelope {
@@ -150,6 +173,21 @@ mod tests {
         assert_eq!(
             text,
             r#"{"status":"success","data":[],"warnings":["results truncated due to limit"]}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn raw_success_matches_the_serde_envelope() {
+        let mut ann = Annotations::default();
+        ann.warn("w");
+        ann.infos.push("i".into());
+        let (status, raw) = body(success_raw(r#"{"a":1}"#, ann.clone())).await;
+        let (_, typed) = body(success(serde_json::json!({"a": 1}), ann)).await;
+        assert_eq!(status.as_u16(), 200);
+        assert_eq!(raw, typed);
+        assert_eq!(
+            raw,
+            r#"{"status":"success","data":{"a":1},"warnings":["w"],"infos":["i"]}"#
         );
     }
 

@@ -1,7 +1,9 @@
 //! Timestamps in API parameters, parsed as Prometheus's `parseTime` does:
 //! Unix seconds as a float (rounded to milliseconds) or RFC 3339, plus the
 //! two strings Prometheus prints for its minimum and maximum times.
-//! Results are milliseconds since the epoch.
+//! Results are milliseconds since the epoch. Also durations (`step`,
+//! `timeout`, `lookback_delta`: float seconds or `1h30m`) and RFC 3339
+//! output for the status endpoints.
 
 use crate::gofmt;
 
@@ -26,6 +28,71 @@ const MAX_TIME_STRING: &str = "292277025-08-18T07:12:54.999999999Z";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot parse {} to a valid timestamp", gofmt::quote(.0))]
 pub struct TimeError(pub String);
+
+/// A duration parameter that is neither a number of seconds nor a
+/// Prometheus duration; Prometheus's `parseDuration` wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationParamError {
+    #[error("cannot parse {} to a valid duration", gofmt::quote(.0))]
+    Invalid(String),
+    #[error("cannot parse {} to a valid duration. It overflows int64", gofmt::quote(.0))]
+    Overflow(String),
+}
+
+/// Parses a duration parameter into nanoseconds, as Prometheus's
+/// `parseDuration`: a float number of seconds (`15`, `0.5`, `1e3`, may be
+/// negative) or a duration string (`1h30m`). NaN is rejected.
+pub fn parse_duration_ns(s: &str) -> Result<i64, DurationParamError> {
+    if let Ok(secs) = s.parse::<f64>() {
+        let ns = secs * 1e9;
+        if ns.is_nan() {
+            return Err(DurationParamError::Invalid(s.to_string()));
+        }
+        if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
+            return Err(DurationParamError::Overflow(s.to_string()));
+        }
+        return Ok(ns as i64);
+    }
+    match crate::promql::parse_duration(s) {
+        Ok(d) => {
+            i64::try_from(d.as_nanos()).map_err(|_| DurationParamError::Overflow(s.to_string()))
+        }
+        Err(_) => Err(DurationParamError::Invalid(s.to_string())),
+    }
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 in UTC with
+/// milliseconds when not zero (`2024-08-12T10:00:00.123Z`).
+pub fn format_rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let frac = ms.rem_euclid(1000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let tod = secs.rem_euclid(86_400);
+    let frac = if frac == 0 {
+        String::new()
+    } else {
+        format!(".{frac:03}")
+    };
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60
+    )
+}
+
+/// Inverse of `days_from_civil`: (year, month, day) of a day number.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
 
 /// Parses a timestamp parameter into milliseconds.
 ///
@@ -144,19 +211,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 mod tests {
     use super::*;
 
-    /// Inverse of `days_from_civil`, to check the min/max constants.
-    fn civil_from_days(z: i64) -> (i64, i64, i64) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        (yoe + era * 400 + i64::from(m <= 2), m, d)
-    }
-
     fn format_rfc3339(secs: i64, nanos: i64) -> String {
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let tod = secs.rem_euclid(86_400);
@@ -184,6 +238,45 @@ mod tests {
         assert_eq!(parse_time(MIN_TIME_STRING), Ok(MIN_TIME_MS));
         assert_eq!(parse_time(MIN_TIME_STRING_REFERENCE), Ok(MIN_TIME_MS));
         assert_eq!(parse_time(MAX_TIME_STRING), Ok(MAX_TIME_MS));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ns("15"), Ok(15_000_000_000));
+        assert_eq!(parse_duration_ns("0.5"), Ok(500_000_000));
+        assert_eq!(parse_duration_ns("1e3"), Ok(1_000_000_000_000));
+        assert_eq!(parse_duration_ns("-1"), Ok(-1_000_000_000));
+        assert_eq!(parse_duration_ns("1h30m"), Ok(5_400_000_000_000));
+        assert_eq!(parse_duration_ns("0"), Ok(0));
+        assert_eq!(parse_duration_ns("90s"), Ok(90_000_000_000));
+        for bad in ["", "1.5m", "-1m", "1x", "NaN", "5m1h"] {
+            assert_eq!(
+                parse_duration_ns(bad),
+                Err(DurationParamError::Invalid(bad.to_string())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_duration_ns("1e20").unwrap_err().to_string(),
+            "cannot parse \"1e20\" to a valid duration. It overflows int64"
+        );
+        assert_eq!(
+            parse_duration_ns("x").unwrap_err().to_string(),
+            "cannot parse \"x\" to a valid duration"
+        );
+    }
+
+    #[test]
+    fn rfc3339_output() {
+        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_rfc3339_ms(1_435_781_451_781),
+            "2015-07-01T20:10:51.781Z"
+        );
+        assert_eq!(format_rfc3339_ms(-500), "1969-12-31T23:59:59.500Z");
+        for ms in [0, 1_435_781_451_781, 951_782_400_000, -500] {
+            assert_eq!(parse_time(&format_rfc3339_ms(ms)), Ok(ms));
+        }
     }
 
     #[test]

@@ -166,19 +166,16 @@ pub fn string_literal(input: &str) -> LexResult<'_, String> {
             }
         }
     }
-    match String::from_utf8(bytes) {
-        Ok(value) => Ok((rest, value)),
-        Err(_) => {
-            let raw = &input[..input.len() - rest.len()];
-            failure(
-                input,
-                format!(
-                    "error unquoting string {}: invalid UTF-8",
-                    gofmt::quote(raw)
-                ),
-            )
-        }
-    }
+    // Byte escapes can spell invalid UTF-8 (`"\xff"`). Prometheus keeps
+    // such bytes (Go strings are bytes) and fails later, when the value is
+    // used as a label name; Rust strings cannot hold them, so each invalid
+    // sequence becomes U+FFFD, which no later check mistakes for the
+    // intended text.
+    let value = match String::from_utf8(bytes) {
+        Ok(v) => v,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    Ok((rest, value))
 }
 
 fn raw_string<'a>(start: &'a str, body: &'a str) -> LexResult<'a, String> {
@@ -644,6 +641,11 @@ mod tests {
             Ok(("raw\\n\n\"x'".into(), ""))
         );
         assert_eq!(lex_string("\"it's\""), Ok(("it's".into(), "")));
+        assert_eq!(
+            lex_string(r#""a\xc5z\xff""#),
+            Ok(("a\u{FFFD}z\u{FFFD}".into(), "")),
+            "invalid UTF-8 from byte escapes is replaced, not an error"
+        );
     }
 
     #[test]
@@ -677,10 +679,6 @@ mod tests {
             "escape sequence is an invalid Unicode code point"
         );
         assert_eq!(err("\"\u{FFFD}\""), "invalid UTF-8 rune");
-        assert_eq!(
-            err(r#""\xff""#),
-            r#"error unquoting string "\"\\xff\"": invalid UTF-8"#
-        );
         assert_eq!(
             lex_string("  \"x\"").unwrap_err().1,
             "",

@@ -1,9 +1,8 @@
 //! The PromQL token stream: turns input into tokens on demand, with
-//! Prometheus's two lexing modes (statements, and inside `{...}` where
-//! every word is a label name) and its error messages. Comments and
-//! whitespace are skipped here. Range brackets and duration expressions
-//! (`[5m:1m]`) are tokenised only as far as selectors need; the full
-//! expression parser will extend this.
+//! Prometheus's lexing modes (statements; inside `{...}` where every word
+//! is a label name; right after `[` where only duration expressions are
+//! allowed) and its error messages. Comments and whitespace are skipped
+//! here.
 
 use super::error::ParseError;
 use super::lex::{self, LexError, NumberKind};
@@ -47,6 +46,8 @@ pub enum Keyword {
     End,
     Step,
     Range,
+    MaxOf,
+    MinOf,
 }
 
 /// How Prometheus describes a keyword token in error messages.
@@ -62,7 +63,7 @@ impl Keyword {
     /// Looks a word up, ignoring case. `inf` and `nan` are numbers, not keywords.
     pub fn lookup(word: &str) -> Option<Keyword> {
         use Keyword::*;
-        const TABLE: [(&str, Keyword); 35] = [
+        const TABLE: [(&str, Keyword); 37] = [
             ("and", And),
             ("or", Or),
             ("unless", Unless),
@@ -98,6 +99,8 @@ impl Keyword {
             ("end", End),
             ("step", Step),
             ("range", Range),
+            ("max_of", MaxOf),
+            ("min_of", MinOf),
         ];
         TABLE
             .iter()
@@ -111,7 +114,7 @@ impl Keyword {
             And | Or | Unless | Atan2 => KeywordClass::Operator,
             Sum | Avg | Count | Min | Max | Group | Stddev | Stdvar | Topk | Bottomk
             | CountValues | Quantile | Limitk | LimitRatio => KeywordClass::Aggregator,
-            Start | End | Step | Range => KeywordClass::Preprocessor,
+            Start | End | Step | Range | MaxOf | MinOf => KeywordClass::Preprocessor,
             Offset | Smoothed | Anchored | By | Without | On | Ignoring | GroupLeft
             | GroupRight | Fill | FillLeft | FillRight | Bool => KeywordClass::Keyword,
         }
@@ -121,10 +124,12 @@ impl Keyword {
     /// Prometheus's `metric_identifier` grammar rule lists these.
     pub fn is_metric_identifier(self) -> bool {
         use Keyword::*;
-        !matches!(
-            self,
-            Atan2 | On | Ignoring | GroupLeft | GroupRight | Bool | Fill | FillLeft | FillRight
-        )
+        !matches!(self, Atan2 | On | Ignoring | GroupLeft | GroupRight | Bool)
+    }
+
+    /// Aggregation operators (`sum`, `topk`, ...).
+    pub fn is_aggregator(self) -> bool {
+        self.class() == KeywordClass::Aggregator
     }
 }
 
@@ -143,6 +148,8 @@ pub enum TokenKind {
     LeftParen,
     RightParen,
     LeftBracket,
+    RightBracket,
+    Colon,
     Comma,
     Eql,
     Neq,
@@ -160,6 +167,10 @@ pub enum TokenKind {
     Mod,
     Pow,
     At,
+    /// `</` (experimental native-histogram trim operator).
+    TrimUpper,
+    /// `>/`.
+    TrimLower,
 }
 
 impl TokenKind {
@@ -182,6 +193,8 @@ impl TokenKind {
                 | Pow
                 | Sub
                 | At
+                | TrimUpper
+                | TrimLower
         )
     }
 }
@@ -225,6 +238,17 @@ pub struct Lexer<'a> {
     pos: usize,
     brace_open: bool,
     paren_depth: i32,
+    /// A `[` is open.
+    bracket_open: bool,
+    /// Right after `[` (Prometheus's `lexDurationExpr` state): only
+    /// numbers, durations, operators, parentheses and duration functions;
+    /// the first number switches back to the statement state.
+    duration_mode: bool,
+    /// A `:` was seen since the last `[`.
+    got_colon: bool,
+    /// A number was lexed in the duration state (never reset, as in
+    /// Prometheus).
+    got_duration: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -234,6 +258,10 @@ impl<'a> Lexer<'a> {
             pos: 0,
             brace_open: false,
             paren_depth: 0,
+            bracket_open: false,
+            duration_mode: false,
+            got_colon: false,
+            got_duration: false,
         }
     }
 
@@ -273,6 +301,9 @@ impl<'a> Lexer<'a> {
     /// The next token, or the lexer's error.
     pub fn next_token(&mut self) -> Result<Token<'a>, ParseError> {
         let input = self.input;
+        if self.duration_mode {
+            return self.duration_expr();
+        }
         let rest = lex::skip_space_and_comments(&input[self.pos..]);
         let start = input.len() - rest.len();
         self.pos = start;
@@ -283,6 +314,9 @@ impl<'a> Lexer<'a> {
             }
             if self.paren_depth != 0 {
                 return Err(self.error(start, "unclosed left parenthesis"));
+            }
+            if self.bracket_open {
+                return Err(self.error(start, "unclosed left bracket"));
             }
             return Ok(self.token(TokenKind::Eof, start, 0));
         };
@@ -377,19 +411,18 @@ impl<'a> Lexer<'a> {
                 )),
             },
             '<' if next == Some('=') => Ok(self.token(Lte, start, 2)),
+            '<' if next == Some('/') => Ok(self.token(TrimUpper, start, 2)),
             '<' => Ok(self.token(Lss, start, 1)),
             '>' if next == Some('=') => Ok(self.token(Gte, start, 2)),
+            '>' if next == Some('/') => Ok(self.token(TrimLower, start, 2)),
             '>' => Ok(self.token(Gtr, start, 1)),
             c if lex::is_digit(c) || (c == '.' && next.is_some_and(lex::is_digit)) => {
-                let (after, (kind, _)) =
-                    lex::number_or_duration(rest).map_err(|e| self.lex_error(e))?;
-                let kind = match kind {
-                    NumberKind::Number => Number,
-                    NumberKind::Duration => Duration,
-                };
-                Ok(self.token(kind, start, rest.len() - after.len()))
+                self.number(rest, start)
             }
             '"' | '\'' | '`' => self.string(rest, start),
+            c if (lex::is_alpha(c) || c == ':') && self.bracket_open => {
+                self.inside_brackets(rest, start, c)
+            }
             c if lex::is_alpha(c) || c == ':' => self.keyword_or_identifier(rest, start),
             '(' => {
                 self.paren_depth += 1;
@@ -409,12 +442,150 @@ impl<'a> Lexer<'a> {
                 self.brace_open = true;
                 Ok(self.token(LeftBrace, start, 1))
             }
-            '[' => Ok(self.token(LeftBracket, start, 1)),
+            '[' if self.bracket_open => Err(self.error(start, "unexpected left bracket '['")),
+            '[' => {
+                self.got_colon = false;
+                let tok = self.token(LeftBracket, start, 1);
+                self.bracket_open = true;
+                self.duration_mode = true;
+                Ok(tok)
+            }
+            ']' if self.bracket_open => {
+                self.bracket_open = false;
+                Ok(self.token(RightBracket, start, 1))
+            }
             ']' => Err(self.error(start, "unexpected right bracket ']'")),
             c => Err(self.error(
                 start,
                 format!("unexpected character: {}", gofmt::quote_rune(Some(c))),
             )),
+        }
+    }
+
+    /// A number or duration token (both lexing states).
+    fn number(&mut self, rest: &'a str, start: usize) -> Result<Token<'a>, ParseError> {
+        let (after, (kind, _)) = lex::number_or_duration(rest).map_err(|e| self.lex_error(e))?;
+        let kind = match kind {
+            NumberKind::Number => TokenKind::Number,
+            NumberKind::Duration => TokenKind::Duration,
+        };
+        Ok(self.token(kind, start, rest.len() - after.len()))
+    }
+
+    /// A letter or `:` in the statement state while a `[` is open: a colon
+    /// or a duration function name; anything else is an error.
+    fn inside_brackets(
+        &mut self,
+        rest: &'a str,
+        start: usize,
+        c: char,
+    ) -> Result<Token<'a>, ParseError> {
+        if c == ':' {
+            if self.got_colon {
+                return Err(self.error(start, "unexpected colon ':'"));
+            }
+            self.got_colon = true;
+            return Ok(self.token(TokenKind::Colon, start, 1));
+        }
+        if let Some(tok) = self.duration_keyword(rest, start) {
+            return Ok(tok);
+        }
+        Err(self.error(
+            start,
+            format!(
+                "unexpected character: {}, expected ':'",
+                gofmt::quote_rune(Some(c))
+            ),
+        ))
+    }
+
+    /// `step`, `range`, `max_of` or `min_of` (any case) at `rest`.
+    fn duration_keyword(&mut self, rest: &'a str, start: usize) -> Option<Token<'a>> {
+        let first = rest.chars().next()?.to_ascii_lowercase();
+        if !matches!(first, 's' | 'r' | 'm') {
+            return None;
+        }
+        let word_len = rest.len() - rest.trim_start_matches(lex::is_alpha).len();
+        let kind = match rest[..word_len].to_ascii_lowercase().as_str() {
+            "step" => Keyword::Step,
+            "range" => Keyword::Range,
+            "max_of" => Keyword::MaxOf,
+            "min_of" => Keyword::MinOf,
+            _ => return None,
+        };
+        Some(self.token(TokenKind::Keyword(kind), start, word_len))
+    }
+
+    /// Prometheus's `lexDurationExpr`: the state right after `[`.
+    fn duration_expr(&mut self) -> Result<Token<'a>, ParseError> {
+        use TokenKind::*;
+        let input = self.input;
+        let rest = input[self.pos..].trim_start_matches(lex::is_space);
+        let start = input.len() - rest.len();
+        self.pos = start;
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else {
+            return Err(self.error(start, "unexpected end of input in duration expression"));
+        };
+        let next = chars.next();
+        match c {
+            ']' => {
+                self.bracket_open = false;
+                self.got_colon = false;
+                self.duration_mode = false;
+                Ok(self.token(RightBracket, start, 1))
+            }
+            ':' => {
+                // Prometheus emits the colon, then reports just past it.
+                if !self.got_duration {
+                    return Err(self.error(
+                        start + 1,
+                        "unexpected colon before duration in duration expression",
+                    ));
+                }
+                if self.got_colon {
+                    return Err(self.error(
+                        start + 1,
+                        "unexpected repeated colon in duration expression",
+                    ));
+                }
+                self.got_colon = true;
+                Ok(self.token(Colon, start, 1))
+            }
+            '(' => {
+                self.paren_depth += 1;
+                Ok(self.token(LeftParen, start, 1))
+            }
+            ')' => {
+                self.paren_depth -= 1;
+                let tok = self.token(RightParen, start, 1);
+                if self.paren_depth < 0 {
+                    return Err(self.error(start + 1, "unexpected right parenthesis ')'"));
+                }
+                Ok(tok)
+            }
+            '+' => Ok(self.token(Add, start, 1)),
+            '-' => Ok(self.token(Sub, start, 1)),
+            '*' => Ok(self.token(Mul, start, 1)),
+            '/' => Ok(self.token(Div, start, 1)),
+            '%' => Ok(self.token(Mod, start, 1)),
+            '^' => Ok(self.token(Pow, start, 1)),
+            ',' => Ok(self.token(Comma, start, 1)),
+            c if lex::is_digit(c) || (c == '.' && next.is_some_and(lex::is_digit)) => {
+                self.got_duration = true;
+                self.duration_mode = false;
+                self.number(rest, start)
+            }
+            c => match self.duration_keyword(rest, start) {
+                Some(tok) => Ok(tok),
+                None => Err(self.error(
+                    start,
+                    format!(
+                        "unexpected character in duration expression: {}",
+                        gofmt::quote_rune(Some(c))
+                    ),
+                )),
+            },
         }
     }
 

@@ -52,9 +52,8 @@ pub fn parse_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
 /// twice, but leaves the non-empty-matcher rule to the caller (the HTTP
 /// API words that error differently).
 pub fn parse_vector_selector(input: &str) -> Result<VectorSelector, ParseError> {
-    let mut p = SelectorParser {
-        lx: Lexer::new(input),
-    };
+    let mut lx = Lexer::new(input);
+    let mut p = SelectorParser { lx: &mut lx };
     let vs = p.selector()?;
     if let Some(name) = &vs.name {
         let inner = &vs.matchers[..vs.matchers.len() - 1];
@@ -73,11 +72,17 @@ pub fn parse_vector_selector(input: &str) -> Result<VectorSelector, ParseError> 
     Ok(vs)
 }
 
-struct SelectorParser<'a> {
-    lx: Lexer<'a>,
+/// Parses the matcher list after a `{`, through the closing `}`: the
+/// part of the grammar shared with the expression parser.
+pub(crate) fn label_matchers(lx: &mut Lexer<'_>) -> Result<Vec<Matcher>, ParseError> {
+    SelectorParser { lx }.label_matchers()
 }
 
-impl<'a> SelectorParser<'a> {
+struct SelectorParser<'l, 'a> {
+    lx: &'l mut Lexer<'a>,
+}
+
+impl<'a> SelectorParser<'_, 'a> {
     fn next(&mut self) -> Result<Token<'a>, ParseError> {
         self.lx.next_token()
     }

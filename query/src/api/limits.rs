@@ -1,0 +1,287 @@
+//! Query admission and execution limits: a semaphore of query slots
+//! (`--query.max-concurrency`; excess queries wait, bounded by the query's
+//! deadline and `max_queue_wait`, then get 503), the deadline
+//! (`--query.timeout`, lowered by the `timeout` parameter), and running
+//! the evaluator on Tokio's blocking pool so the async workers keep serving
+//! ingest. The evaluator itself enforces `max_samples` / `max_series` and
+//! checks the deadline and the cancel flag; the handler also stops waiting
+//! at the deadline and raises the flag, and raises it when the client goes
+//! away (the handler future is dropped).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::ApiError;
+use crate::eval::{EvalError, QueryOptions, QueryOutput};
+
+/// Settings of the query limits that are not the evaluator's.
+#[derive(Debug, Clone)]
+pub struct ConcurrencyOptions {
+    /// Queries evaluated at once (`--query.max-concurrency`, 20).
+    pub max_concurrency: usize,
+    /// Longest a query waits for a slot, within its own deadline.
+    pub max_queue_wait: Duration,
+}
+
+impl Default for ConcurrencyOptions {
+    fn default() -> Self {
+        ConcurrencyOptions {
+            max_concurrency: 20,
+            max_queue_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The query slots.
+pub struct Slots {
+    semaphore: Arc<Semaphore>,
+    opts: ConcurrencyOptions,
+}
+
+/// Timings of one query, for `stats`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub queue: Duration,
+    pub eval: Duration,
+}
+
+/// Raises the cancel flag when dropped before [`CancelOnDrop::disarm`]:
+/// a client that hangs up drops the handler future, and the evaluator on
+/// the blocking pool then stops at its next check.
+struct CancelOnDrop {
+    flag: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Extra time given to the evaluator past the deadline to notice it and
+/// report where it stopped, before the handler answers on its own.
+const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+
+impl Slots {
+    pub fn new(opts: ConcurrencyOptions) -> Slots {
+        Slots {
+            semaphore: Arc::new(Semaphore::new(opts.max_concurrency.max(1))),
+            opts,
+        }
+    }
+
+    /// Queries that may run at once.
+    pub fn capacity(&self) -> usize {
+        self.opts.max_concurrency.max(1)
+    }
+
+    /// Waits for a slot at most `timeout` (the query's deadline) and
+    /// `max_queue_wait`.
+    async fn acquire(&self, timeout: Duration) -> Result<OwnedSemaphorePermit, ApiError> {
+        let wait = timeout.min(self.opts.max_queue_wait);
+        match tokio::time::timeout(wait, self.semaphore.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed.
+            Ok(Err(_)) => Err(ApiError::Internal("the query semaphore was closed".into())),
+            Err(_) => Err(ApiError::QueueFull {
+                max_concurrency: self.capacity(),
+                waited_ms: wait.as_millis() as i64,
+            }),
+        }
+    }
+
+    /// Runs `eval` on the blocking pool once a slot is free, with the
+    /// deadline `timeout` from now (queueing included). `opts.engine.timeout`
+    /// is set to what is left of it and `opts.cancel` to a fresh flag.
+    pub async fn run<F>(
+        &self,
+        timeout: Duration,
+        mut opts: QueryOptions,
+        eval: F,
+    ) -> Result<(QueryOutput, Timings), ApiError>
+    where
+        F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError> + Send + 'static,
+    {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let timeout_ms = timeout.as_millis() as i64;
+        let permit = self.acquire(timeout).await?;
+        let queued = started.elapsed();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(ApiError::QueryTimeout {
+                stage: "query queue",
+                timeout_ms,
+            });
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        opts.engine.timeout = remaining;
+        opts.cancel = Some(flag.clone());
+        let guard = CancelOnDrop {
+            flag: flag.clone(),
+            armed: true,
+        };
+        let task = tokio::task::spawn_blocking(move || {
+            // The slot stays taken until the evaluation really stops.
+            let _permit = permit;
+            let eval_started = Instant::now();
+            eval(&opts).map(|out| (out, eval_started.elapsed()))
+        });
+        let joined = tokio::time::timeout(remaining + DEADLINE_GRACE, task).await;
+        let result = match joined {
+            Err(_) => {
+                flag.store(true, Ordering::Relaxed);
+                guard.disarm();
+                return Err(ApiError::QueryTimeout {
+                    stage: "expression evaluation",
+                    timeout_ms,
+                });
+            }
+            Ok(Err(e)) => Err(ApiError::Internal(format!("query task failed: {e}"))),
+            Ok(Ok(Err(EvalError::Timeout { stage, .. }))) => {
+                Err(ApiError::QueryTimeout { stage, timeout_ms })
+            }
+            Ok(Ok(Err(e))) => Err(ApiError::Eval(e)),
+            Ok(Ok(Ok((out, eval)))) => Ok((
+                out,
+                Timings {
+                    queue: queued,
+                    eval,
+                },
+            )),
+        };
+        guard.disarm();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Value;
+
+    fn output() -> QueryOutput {
+        QueryOutput {
+            value: Value::Scalar(0, 1.0),
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            stats: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn excess_queries_wait_then_get_503() {
+        let slots = Arc::new(Slots::new(ConcurrencyOptions {
+            max_concurrency: 1,
+            max_queue_wait: Duration::from_millis(100),
+        }));
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                slots
+                    .run(
+                        Duration::from_secs(10),
+                        QueryOptions::default(),
+                        move |_| {
+                            let _ = release_rx.recv();
+                            Ok(output())
+                        },
+                    )
+                    .await
+            })
+        };
+        // Let the first query take the only slot.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let err = slots
+            .run(Duration::from_secs(10), QueryOptions::default(), |_| {
+                Ok(output())
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApiError::QueueFull {
+                    max_concurrency: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.error_type().status().as_u16(), 503);
+        assert!(err.to_string().contains("max_concurrency=1"), "{err}");
+        release_tx.send(()).unwrap();
+        assert!(busy.await.unwrap().is_ok());
+        // The slot is free again.
+        let (out, t) = slots
+            .run(Duration::from_secs(10), QueryOptions::default(), |_| {
+                Ok(output())
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.value, Value::Scalar(0, 1.0));
+        assert!(t.queue < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_cancels_a_stuck_evaluation() {
+        let slots = Slots::new(ConcurrencyOptions::default());
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let err = slots
+            .run(
+                Duration::from_millis(50),
+                QueryOptions::default(),
+                move |o| {
+                    let flag = o.cancel.clone().unwrap();
+                    assert!(o.engine.timeout <= Duration::from_millis(50));
+                    // An evaluation that only stops when cancelled.
+                    while !flag.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    seen_tx.send(()).unwrap();
+                    Err(EvalError::Canceled { stage: "test" })
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::QueryTimeout { timeout_ms: 50, .. }),
+            "{err}"
+        );
+        assert_eq!(err.error_type().as_str(), "timeout");
+        seen_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the evaluation saw the cancel flag");
+    }
+
+    #[tokio::test]
+    async fn evaluator_timeouts_name_the_configured_limit() {
+        let slots = Slots::new(ConcurrencyOptions::default());
+        let err = slots
+            .run(Duration::from_secs(2), QueryOptions::default(), |o| {
+                Err(EvalError::Timeout {
+                    stage: "expression evaluation",
+                    limit: o.engine.timeout,
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "query timed out in expression evaluation (limit timeout=2s)"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! The PromQL endpoints: `/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/query_exemplars`, `/api/v1/format_query`, `/api/v1/parse_query`.
+//! Parameters are checked in Prometheus's order and with its wording; the
+//! evaluation goes through [`super::limits::Slots`].
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ParamError};
+use super::limits::Timings;
+use super::params::{Params, parse_limit};
+use super::response::{self, Annotations};
+use super::result_json::{push_result, push_stats};
+use super::time::{MAX_TIME_MS, MIN_TIME_MS, parse_duration_ns};
+use super::{Api, ast_json};
+use crate::eval::{self, QueryOptions, QueryOutput, Value};
+use crate::promql::{self, ast::Expr, ast::ValueType};
+
+/// Prometheus's limit on points per series of a range query.
+const MAX_POINTS: i128 = 11_000;
+
+fn invalid(param: &'static str, source: impl Into<ParamError>) -> ApiError {
+    ApiError::InvalidParam {
+        param,
+        source: source.into(),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn parse_query(params: &Params) -> Result<Expr, ApiError> {
+    promql::parse(params.get("query")).map_err(|e| invalid("query", e))
+}
+
+/// The query deadline: `--query.timeout`, lowered by a `timeout` parameter.
+fn timeout(api: &Api, params: &Params) -> Result<Duration, ApiError> {
+    let max = api.options().engine.timeout;
+    match params.get("timeout") {
+        "" => Ok(max),
+        s => {
+            let ns = parse_duration_ns(s).map_err(|e| invalid("timeout", e))?;
+            Ok(Duration::from_nanos(ns.max(0) as u64).min(max))
+        }
+    }
+}
+
+/// Per-query options: the engine's, `lookback_delta`, the query text.
+fn query_options(api: &Api, params: &Params) -> Result<QueryOptions, ApiError> {
+    let lookback_delta = match params.get("lookback_delta") {
+        "" => None,
+        s => {
+            let ns = parse_duration_ns(s).map_err(ApiError::LookbackDelta)?;
+            // Prometheus ignores a zero or negative override.
+            (ns > 0).then(|| Duration::from_nanos(ns as u64))
+        }
+    };
+    Ok(QueryOptions {
+        engine: api.options().engine.clone(),
+        lookback_delta,
+        query_text: params.get("query").to_string(),
+        cancel: None,
+    })
+}
+
+/// Builds the success envelope around a query result.
+fn respond(
+    mut out: QueryOutput,
+    timings: Timings,
+    limit: usize,
+    stats: &str,
+) -> Result<Response, ApiError> {
+    let mut annotations = Annotations {
+        warnings: std::mem::take(&mut out.warnings),
+        infos: std::mem::take(&mut out.infos),
+    };
+    let truncated = match &mut out.value {
+        Value::Vector(v) if limit > 0 && v.len() > limit => {
+            v.truncate(limit);
+            true
+        }
+        Value::Matrix(m) if limit > 0 && m.len() > limit => {
+            m.truncate(limit);
+            true
+        }
+        _ => false,
+    };
+    if truncated {
+        annotations.warn(super::TRUNCATED);
+    }
+    if !matches!(stats, "" | "true" | "all") {
+        annotations.warn(format!(
+            "value {} for parameter \"stats\" is deprecated and will be rejected in the next major release, use \"true\" or \"all\"",
+            crate::gofmt::quote(stats)
+        ));
+    }
+    let mut data = String::with_capacity(256);
+    data.push('{');
+    push_result(&mut data, &out.value);
+    if !stats.is_empty() {
+        push_stats(&mut data, &out.stats, &timings);
+    }
+    data.push('}');
+    Ok(response::success_raw(&data, annotations))
+}
+
+pub(crate) async fn query(
+    State(api): State<Arc<Api>>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let limit = parse_limit(params.get("limit"), "limit").map_err(|e| invalid("limit", e))?;
+    let time = params.time("time", now_ms())?;
+    let timeout = timeout(&api, &params)?;
+    let opts = query_options(&api, &params)?;
+    let expr = parse_query(&params)?;
+    let db = api.db().clone();
+    let (out, timings) = api
+        .slots()
+        .run(timeout, opts, move |o| {
+            eval::instant_query(&db, &expr, time, o)
+        })
+        .await?;
+    respond(out, timings, limit, params.get("stats"))
+}
+
+pub(crate) async fn query_range(
+    State(api): State<Arc<Api>>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let limit = parse_limit(params.get("limit"), "limit").map_err(|e| invalid("limit", e))?;
+    let start = super::time::parse_time(params.get("start")).map_err(|e| invalid("start", e))?;
+    let end = super::time::parse_time(params.get("end")).map_err(|e| invalid("end", e))?;
+    if end < start {
+        return Err(invalid("end", ParamError::EndBeforeStart));
+    }
+    let step_ns = parse_duration_ns(params.get("step")).map_err(|e| invalid("step", e))?;
+    if step_ns <= 0 {
+        return Err(invalid("step", ParamError::NonPositiveStep));
+    }
+    // Go: `end.Sub(start) / step > 11000`, integer nanoseconds (the
+    // difference saturates at the largest duration).
+    let span_ns = (i128::from(end) - i128::from(start)) * 1_000_000;
+    if span_ns.min(i128::from(i64::MAX)) / i128::from(step_ns) > MAX_POINTS {
+        return Err(ApiError::TooManyPoints);
+    }
+    let step_ms = (step_ns / 1_000_000).max(1);
+    let timeout = timeout(&api, &params)?;
+    let opts = query_options(&api, &params)?;
+    let expr = parse_query(&params)?;
+    let ty = expr.value_type();
+    if !matches!(ty, ValueType::Scalar | ValueType::Vector) {
+        return Err(invalid("query", ParamError::RangeQueryType(documented(ty))));
+    }
+    let db = api.db().clone();
+    let (out, timings) = api
+        .slots()
+        .run(timeout, opts, move |o| {
+            eval::range_query(&db, &expr, start, end, step_ms, o)
+        })
+        .await?;
+    respond(out, timings, limit, params.get("stats"))
+}
+
+/// Prometheus's `DocumentedType`.
+fn documented(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+    }
+}
+
+/// Does the expression read any series?
+fn has_selector(e: &Expr) -> bool {
+    match e {
+        Expr::Number(_) | Expr::String(_) => false,
+        Expr::Vector(_) | Expr::Matrix(_) => true,
+        Expr::Subquery(s) => has_selector(&s.expr),
+        Expr::Paren(e) | Expr::Unary(_, e) => has_selector(e),
+        Expr::Binary(b) => has_selector(&b.lhs) || has_selector(&b.rhs),
+        Expr::Aggregate(a) => has_selector(&a.expr) || a.param.as_deref().is_some_and(has_selector),
+        Expr::Call(c) => c.args.iter().any(has_selector),
+    }
+}
+
+/// Silt stores no exemplars yet: a valid query gets an empty list (204
+/// without selectors, as in Prometheus), so clients that probe for
+/// exemplar support (Grafana) see a working endpoint.
+pub(crate) async fn query_exemplars(params: Params) -> Result<Response, ApiError> {
+    let start = params.time("start", MIN_TIME_MS)?;
+    let end = params.time("end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::ExemplarEndBeforeStart);
+    }
+    let expr = promql::parse(params.get("query")).map_err(ApiError::Query)?;
+    if !has_selector(&expr) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(response::success(Vec::<()>::new(), Annotations::default()))
+}
+
+pub(crate) async fn format_query(params: Params) -> Result<Response, ApiError> {
+    let expr = parse_query(&params)?;
+    Ok(response::success(
+        promql::pretty(&expr),
+        Annotations::default(),
+    ))
+}
+
+pub(crate) async fn parse_query_ast(params: Params) -> Result<Response, ApiError> {
+    let expr = parse_query(&params)?;
+    Ok(response::success(
+        ast_json::translate(&expr),
+        Annotations::default(),
+    ))
+}

@@ -1,0 +1,234 @@
+//! Query results as Prometheus writes them: `{"resultType":...,"result":...}`
+//! with values as strings (`"1"`, `"1e-07"`, `"NaN"`, `"+Inf"`), vector and
+//! matrix timestamps as seconds with exactly three decimals when not whole
+//! (`1435781451.050`), scalar and string timestamps as Go's `encoding/json`
+//! prints `float64(t)/1000` (shortest form: `1435781451.05`), and scalars'
+//! values in plain `'f'` form. Written by hand into a buffer: results can be
+//! large, and these formats are not serde's.
+
+use std::fmt::Write as _;
+
+use engine::Labels;
+
+use super::format::{format_value, write_timestamp};
+use crate::eval::{QueryStats, Value};
+use crate::gofmt;
+
+/// Appends `s` as a JSON string.
+pub fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, &l.name);
+        out.push(':');
+        push_str(out, &l.value);
+    }
+    out.push('}');
+}
+
+/// `[<ts>,"<value>"]` of a vector or matrix point.
+fn push_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_timestamp(out, t);
+    out.push_str(",\"");
+    out.push_str(&format_value(v));
+    out.push_str("\"]");
+}
+
+/// `float64(t)/1000` as Go's `encoding/json` writes it.
+fn push_go_seconds(out: &mut String, t: i64) {
+    let secs = t as f64 / 1000.0;
+    // Within i64 milliseconds |secs| < 1e16, so Go never switches to
+    // exponent form here except for values below 1e-6, i.e. zero.
+    let _ = write!(out, "{secs}");
+}
+
+/// Appends `"resultType":"...","result":...` (no braces).
+pub fn push_result(out: &mut String, value: &Value) {
+    out.push_str("\"resultType\":\"");
+    out.push_str(value.type_name());
+    out.push_str("\",\"result\":");
+    match value {
+        Value::Scalar(t, v) => {
+            out.push('[');
+            push_go_seconds(out, *t);
+            out.push(',');
+            push_str(out, &gofmt::format_float_f(*v));
+            out.push(']');
+        }
+        Value::String(t, s) => {
+            out.push('[');
+            push_go_seconds(out, *t);
+            out.push(',');
+            push_str(out, s);
+            out.push(']');
+        }
+        Value::Vector(samples) => {
+            out.push('[');
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                push_labels(out, &s.labels);
+                out.push_str(",\"value\":");
+                push_point(out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(series) => {
+            out.push('[');
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                push_labels(out, &s.labels);
+                if !s.points.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, p) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        push_point(out, p.t, p.v);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Seconds as a JSON number.
+fn push_secs(out: &mut String, d: std::time::Duration) {
+    let _ = write!(out, "{}", d.as_secs_f64());
+}
+
+/// Appends `,"stats":{...}` in Prometheus's shape (`timings` in seconds,
+/// `samples`). Per-step statistics (`stats=all`) are not collected.
+pub fn push_stats(out: &mut String, stats: &QueryStats, timings: &super::limits::Timings) {
+    out.push_str(",\"stats\":{\"timings\":{\"evalTotalTime\":");
+    push_secs(out, timings.eval);
+    out.push_str(",\"resultSortTime\":0,\"queryPreparationTime\":0,\"innerEvalTime\":");
+    push_secs(out, timings.eval);
+    out.push_str(",\"execQueueTime\":");
+    push_secs(out, timings.queue);
+    out.push_str(",\"execTotalTime\":");
+    push_secs(out, timings.queue + timings.eval);
+    let _ = write!(
+        out,
+        "}},\"samples\":{{\"totalQueryableSamples\":{},\"samplesRead\":{},\"peakSamples\":{}}}}}",
+        stats.samples_loaded, stats.samples_loaded, stats.peak_samples
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{Sample, Series};
+    use engine::Sample as Point;
+
+    fn render(v: &Value) -> String {
+        let mut s = String::new();
+        push_result(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn scalars_and_strings_use_go_float_seconds() {
+        assert_eq!(
+            render(&Value::Scalar(4000, 2.0)),
+            r#""resultType":"scalar","result":[4,"2"]"#
+        );
+        assert_eq!(
+            render(&Value::Scalar(1_435_781_451_050, 1e-7)),
+            r#""resultType":"scalar","result":[1435781451.05,"0.0000001"]"#
+        );
+        assert_eq!(
+            render(&Value::Scalar(-1500, f64::NEG_INFINITY)),
+            r#""resultType":"scalar","result":[-1.5,"-Inf"]"#
+        );
+        assert_eq!(
+            render(&Value::String(0, "a\"\n\u{1}é".into())),
+            r#""resultType":"string","result":[0,"a\"\n\u0001é"]"#
+        );
+    }
+
+    #[test]
+    fn vectors_and_matrices() {
+        let l = Labels::new(&[("__name__", "up"), ("job", "a")]);
+        let v = Value::Vector(vec![
+            Sample {
+                labels: l.clone(),
+                t: 1_435_781_451_050,
+                v: f64::NAN,
+            },
+            Sample {
+                labels: Labels::default(),
+                t: 1000,
+                v: 1e21,
+            },
+        ]);
+        assert_eq!(
+            render(&v),
+            r#""resultType":"vector","result":[{"metric":{"__name__":"up","job":"a"},"value":[1435781451.050,"NaN"]},{"metric":{},"value":[1,"1e+21"]}]"#
+        );
+        let m = Value::Matrix(vec![
+            Series::new(
+                l,
+                vec![Point::new(1000, 1.0), Point::new(2500, f64::INFINITY)],
+            ),
+            Series::new(Labels::default(), vec![]),
+        ]);
+        assert_eq!(
+            render(&m),
+            r#""resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a"},"values":[[1,"1"],[2.500,"+Inf"]]},{"metric":{}}]"#
+        );
+        let mut s = String::from("{");
+        push_result(&mut s, &Value::Matrix(vec![]));
+        s.push('}');
+        assert!(serde_json::from_str::<serde_json::Value>(&s).is_ok());
+    }
+
+    #[test]
+    fn stats_shape() {
+        let mut s = String::from("{\"x\":1");
+        push_stats(
+            &mut s,
+            &QueryStats {
+                samples_loaded: 7,
+                series_touched: 2,
+                peak_samples: 3,
+            },
+            &super::super::limits::Timings::default(),
+        );
+        s.push('}');
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["stats"]["samples"]["totalQueryableSamples"], 7);
+        assert_eq!(v["stats"]["samples"]["peakSamples"], 3);
+        assert_eq!(v["stats"]["timings"]["execQueueTime"], 0.0);
+    }
+}

@@ -1,0 +1,281 @@
+//! `/api/v1/status/*`: build and runtime information, the command-line
+//! flags and configuration the binary passes in ([`StatusInfo`]), and
+//! `/status/tsdb` cardinality statistics computed from a querier.
+//!
+//! Cardinality is computed by selecting every series (`__name__=~".+"`)
+//! and counting labels, over the whole database (head and blocks), where
+//! Prometheus counts the head only. That costs one pass over all series'
+//! labels per request; an engine method walking the postings (names,
+//! values and posting-list lengths) would make it cheaper.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::response::Response;
+use engine::{MatchOp, Matcher};
+use serde::Serialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::params::{Params, atoi};
+use super::response::{self, Annotations};
+use super::time::{MAX_TIME_MS, MIN_TIME_MS, format_rfc3339_ms};
+use super::{Api, blocking};
+
+/// Build information for `/status/buildinfo`: all strings. No `features`
+/// object (Grafana would take Silt for Mimir).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    pub version: String,
+    pub revision: String,
+    pub branch: String,
+    pub build_user: String,
+    pub build_date: String,
+    /// Prometheus reports its Go version; Silt the Rust toolchain.
+    pub go_version: String,
+}
+
+impl Default for BuildInfo {
+    fn default() -> Self {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: "unknown".into(),
+            branch: "unknown".into(),
+            build_user: "unknown".into(),
+            build_date: "unknown".into(),
+            go_version: "unknown".into(),
+        }
+    }
+}
+
+/// What the binary tells the status endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct StatusInfo {
+    pub build: BuildInfo,
+    /// Flag name → value, as `/status/flags` lists them
+    /// (`"query.timeout": "2m"`).
+    pub flags: BTreeMap<String, String>,
+    /// The effective configuration as YAML (`/status/config`).
+    pub config_yaml: String,
+    /// Retention as shown by `/status/runtimeinfo` (`15d`).
+    pub storage_retention: String,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) async fn buildinfo(State(api): State<Arc<Api>>) -> Response {
+    response::success(&api.options().status.build, Annotations::default())
+}
+
+pub(crate) async fn flags(State(api): State<Arc<Api>>) -> Response {
+    response::success(&api.options().status.flags, Annotations::default())
+}
+
+pub(crate) async fn config(State(api): State<Arc<Api>>) -> Response {
+    response::success(
+        json!({"yaml": api.options().status.config_yaml}),
+        Annotations::default(),
+    )
+}
+
+/// Threads of this process (Prometheus shows goroutines).
+fn thread_count() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub(crate) async fn runtimeinfo(State(api): State<Arc<Api>>) -> Response {
+    let started = format_rfc3339_ms(api.started_ms());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    response::success(
+        json!({
+            "startTime": started,
+            "CWD": cwd,
+            "hostname": hostname,
+            "serverTime": format_rfc3339_ms(now_ms()),
+            "reloadConfigSuccess": true,
+            "lastConfigTime": started,
+            "corruptionCount": 0,
+            "goroutineCount": thread_count(),
+            "GOMAXPROCS": cpus,
+            "GOMEMLIMIT": i64::MAX,
+            "GOGC": "",
+            "GODEBUG": "",
+            "storageRetention": api.options().status.storage_retention,
+        }),
+        Annotations::default(),
+    )
+}
+
+/// Largest `limit` of `/status/tsdb`.
+const MAX_TSDB_LIMIT: usize = 10_000;
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    name: String,
+    value: u64,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HeadStats {
+    num_series: u64,
+    num_label_pairs: u64,
+    chunk_count: u64,
+    min_time: i64,
+    max_time: i64,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TsdbStatus {
+    head_stats: HeadStats,
+    series_count_by_metric_name: Vec<Stat>,
+    label_value_count_by_label_name: Vec<Stat>,
+    memory_in_bytes_by_label_name: Vec<Stat>,
+    series_count_by_label_value_pair: Vec<Stat>,
+}
+
+/// The `limit` largest entries, by value then name.
+fn top(counts: HashMap<String, u64>, limit: usize) -> Vec<Stat> {
+    let mut v: Vec<Stat> = counts
+        .into_iter()
+        .map(|(name, value)| Stat { name, value })
+        .collect();
+    v.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
+    v.truncate(limit);
+    v
+}
+
+/// Bytes of a varint holding `n` (Prometheus's label size estimate).
+fn varint_len(n: usize) -> u64 {
+    let mut len = 1;
+    let mut n = n >> 7;
+    while n > 0 {
+        len += 1;
+        n >>= 7;
+    }
+    len
+}
+
+/// Cardinality statistics of `db`, as Prometheus's `MemPostings.Stats`.
+fn tsdb_status(db: &Arc<engine::Db>, limit: usize) -> Result<TsdbStatus, ApiError> {
+    let q = db.querier(MIN_TIME_MS, MAX_TIME_MS);
+    let all = Matcher::new(MatchOp::RegexMatch, engine::METRIC_NAME, ".+")
+        .map_err(|e| ApiError::Internal(format!("the all-series matcher: {e}")))?;
+    let series = q.select(&[all])?;
+    // label name → value → series count.
+    let mut pairs: HashMap<&str, HashMap<&str, u64>> = HashMap::new();
+    for s in &series {
+        for l in s.labels.iter() {
+            *pairs
+                .entry(l.name.as_str())
+                .or_default()
+                .entry(l.value.as_str())
+                .or_default() += 1;
+        }
+    }
+    let mut by_metric = HashMap::new();
+    let mut value_counts = HashMap::new();
+    let mut memory = HashMap::new();
+    let mut by_pair = HashMap::new();
+    let mut num_label_pairs = 0u64;
+    for (name, values) in &pairs {
+        value_counts.insert(name.to_string(), values.len() as u64);
+        num_label_pairs += values.len() as u64;
+        let mut bytes = 0u64;
+        for (value, n) in values {
+            if *name == engine::METRIC_NAME {
+                by_metric.insert(value.to_string(), *n);
+            }
+            by_pair.insert(format!("{name}={value}"), *n);
+            let size = varint_len(name.len())
+                + name.len() as u64
+                + varint_len(value.len())
+                + value.len() as u64;
+            bytes += size * n;
+        }
+        memory.insert(name.to_string(), bytes);
+    }
+    let (min_time, max_time) = q
+        .blocks()
+        .iter()
+        .map(|b| (b.meta().min_time, b.meta().max_time))
+        .fold((i64::MAX, i64::MIN), |(lo, hi), (a, b)| {
+            (lo.min(a), hi.max(b))
+        });
+    Ok(TsdbStatus {
+        head_stats: HeadStats {
+            num_series: series.len() as u64,
+            num_label_pairs,
+            chunk_count: 0,
+            min_time,
+            max_time,
+        },
+        series_count_by_metric_name: top(by_metric, limit),
+        label_value_count_by_label_name: top(value_counts, limit),
+        memory_in_bytes_by_label_name: top(memory, limit),
+        series_count_by_label_value_pair: top(by_pair, limit),
+    })
+}
+
+pub(crate) async fn tsdb(
+    State(api): State<Arc<Api>>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let limit = match params.get("limit") {
+        "" => 10,
+        s => match atoi(s) {
+            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => return Err(ApiError::TsdbLimitNotPositive),
+        },
+    };
+    if limit > MAX_TSDB_LIMIT {
+        return Err(ApiError::TsdbLimitTooLarge(MAX_TSDB_LIMIT));
+    }
+    let db = api.db().clone();
+    let status = blocking(move || tsdb_status(&db, limit)).await?;
+    Ok(response::success(status, Annotations::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_sorts_by_value_then_name_and_cuts() {
+        let counts: HashMap<String, u64> = [("b", 2), ("a", 2), ("c", 5), ("d", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let names: Vec<String> = top(counts, 3).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn varints() {
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(16_384), 3);
+    }
+}

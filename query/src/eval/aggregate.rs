@@ -1,0 +1,667 @@
+//! Aggregation operators, evaluated per step over groups fixed once from
+//! the input series' labels: `sum` and `avg` with Kahan summation (as
+//! Prometheus), `count`, `min`, `max`, `group`, `stddev`, `stdvar`,
+//! `quantile`, `topk`, `bottomk`, `limitk`, `limit_ratio`, `count_values`.
+
+use std::collections::HashMap;
+
+use engine::{Labels, METRIC_NAME};
+
+use super::error::{Result, exec};
+use super::evaluator::{Ev, OutBuilder, Val, expr_pos};
+use super::functions::annotations::Annotation;
+use super::functions::kahan::inc as kahan_inc;
+use super::functions::quantile::quantile;
+use super::value::{Series, set_label};
+use crate::gofmt::format_float_f;
+use crate::promql::ast::{AggregateExpr, AggregateOp, Expr};
+
+/// The output labels of a group (also its key).
+fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+    Labels::from_sorted(
+        labels
+            .iter()
+            .filter(|l| {
+                if without {
+                    l.name != METRIC_NAME && !grouping.contains(&l.name)
+                } else {
+                    grouping.contains(&l.name)
+                }
+            })
+            .cloned()
+            .collect(),
+    )
+}
+
+#[derive(Clone, Default)]
+struct Group {
+    seen: bool,
+    value: f64,
+    mean: f64,
+    c: f64,
+    count: f64,
+    incremental: bool,
+    values: Vec<f64>,
+    drop_name: bool,
+}
+
+pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
+    let mut grouping = a.grouping.clone();
+    grouping.sort();
+    if a.op == AggregateOp::CountValues {
+        return count_values(ev, a, grouping);
+    }
+    let param = match &a.param {
+        Some(p) if a.op.takes_param() => Some(ev.eval(unparen(p))?.into_scalar()?),
+        _ => None,
+    };
+    let input = ev.eval(&a.expr)?.into_vector()?;
+    match a.op {
+        AggregateOp::Topk
+        | AggregateOp::Bottomk
+        | AggregateOp::Limitk
+        | AggregateOp::LimitRatio => {
+            return k_aggregation(ev, a, &grouping, input, param.unwrap_or_default());
+        }
+        _ => {}
+    }
+    let q = param.unwrap_or_default();
+    if a.op == AggregateOp::Quantile {
+        let pos = a.param.as_deref().and_then(expr_pos).or(Some(a.position));
+        if q.iter().any(|v| v.is_nan()) {
+            ev.ctx
+                .annos
+                .add_fn(Annotation::InvalidQuantile { value: f64::NAN }, pos);
+        }
+        let (max, min) = go_max_min(&q);
+        if max > 1.0 {
+            ev.ctx
+                .annos
+                .add_fn(Annotation::InvalidQuantile { value: max }, pos);
+        }
+        if min < 0.0 {
+            ev.ctx
+                .annos
+                .add_fn(Annotation::InvalidQuantile { value: min }, pos);
+        }
+    }
+    // Groups in order of first appearance.
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<Series> = Vec::new();
+    let mut to_group = Vec::with_capacity(input.len());
+    for s in &input {
+        let key = group_labels(&s.labels, &grouping, a.without);
+        let g = *index.entry(key.clone()).or_insert_with(|| {
+            out.push(Series::new(key, Vec::new()));
+            out.len() - 1
+        });
+        to_group.push(g);
+    }
+    let mut groups = vec![Group::default(); out.len()];
+    let mut pos = vec![0usize; input.len()];
+    let op = a.op;
+    for step in 0..ev.n() {
+        let t = ev.ts(step);
+        if step % 256 == 255 {
+            ev.ctx.check()?;
+        }
+        groups.iter_mut().for_each(|g| g.seen = false);
+        for (si, s) in input.iter().enumerate() {
+            let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) else {
+                continue;
+            };
+            pos[si] += 1;
+            let f = p.v;
+            let g = &mut groups[to_group[si]];
+            if !g.seen {
+                *g = Group {
+                    seen: true,
+                    value: f,
+                    mean: f,
+                    count: 1.0,
+                    drop_name: s.drop_name,
+                    values: std::mem::take(&mut g.values),
+                    ..Group::default()
+                };
+                match op {
+                    AggregateOp::Stddev | AggregateOp::Stdvar => {
+                        g.value = if f.is_nan() || f.is_infinite() {
+                            f64::NAN
+                        } else {
+                            0.0
+                        };
+                    }
+                    AggregateOp::Quantile => {
+                        g.values.clear();
+                        g.values.push(f);
+                    }
+                    AggregateOp::Group => g.value = 1.0,
+                    _ => {}
+                }
+                continue;
+            }
+            if s.drop_name {
+                g.drop_name = true;
+            }
+            match op {
+                AggregateOp::Sum => (g.value, g.c) = kahan_inc(f, g.value, g.c),
+                AggregateOp::Avg => {
+                    g.count += 1.0;
+                    if !g.incremental {
+                        let (nv, nc) = kahan_inc(f, g.value, g.c);
+                        if !nv.is_infinite() {
+                            (g.value, g.c) = (nv, nc);
+                            continue;
+                        }
+                        g.incremental = true;
+                        g.mean = g.value / (g.count - 1.0);
+                        g.c /= g.count - 1.0;
+                    }
+                    let q = (g.count - 1.0) / g.count;
+                    (g.mean, g.c) = kahan_inc(f / g.count, q * g.mean, q * g.c);
+                }
+                AggregateOp::Max if g.value < f || g.value.is_nan() => g.value = f,
+                AggregateOp::Min if g.value > f || g.value.is_nan() => g.value = f,
+                AggregateOp::Count => g.count += 1.0,
+                AggregateOp::Stddev | AggregateOp::Stdvar => {
+                    g.count += 1.0;
+                    let delta = f - g.mean;
+                    g.mean += delta / g.count;
+                    g.value += delta * (f - g.mean);
+                }
+                AggregateOp::Quantile => g.values.push(f),
+                _ => {}
+            }
+        }
+        for (gi, g) in groups.iter_mut().enumerate() {
+            if !g.seen {
+                continue;
+            }
+            let v = match op {
+                AggregateOp::Avg => {
+                    if g.incremental {
+                        g.mean + g.c
+                    } else {
+                        g.value / g.count + g.c / g.count
+                    }
+                }
+                AggregateOp::Count => g.count,
+                AggregateOp::Stdvar => g.value / g.count,
+                AggregateOp::Stddev => (g.value / g.count).sqrt(),
+                AggregateOp::Quantile => {
+                    quantile(q.get(step).copied().unwrap_or(f64::NAN), &mut g.values)
+                }
+                AggregateOp::Sum => g.value + g.c,
+                _ => g.value,
+            };
+            let o = &mut out[gi];
+            o.points.push(super::value::Point::new(t, v));
+            o.drop_name |= g.drop_name;
+        }
+    }
+    out.retain(|s| !s.points.is_empty());
+    ev.ctx.take(out.iter().map(|s| s.points.len()).sum())?;
+    Ok(Val::Vector(out))
+}
+
+/// Max and min as Prometheus's `fParams` computes them with Go's
+/// `math.Max`/`math.Min`: a NaN anywhere makes both NaN.
+fn go_max_min(v: &[f64]) -> (f64, f64) {
+    if v.iter().any(|x| x.is_nan()) {
+        return (f64::NAN, f64::NAN);
+    }
+    let max = v.iter().copied().fold(-f64::MAX, f64::max);
+    let min = v.iter().copied().fold(f64::MAX, f64::min);
+    (max, min)
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(x) => unparen(x),
+        other => other,
+    }
+}
+
+/// Go's `%g` for the numbers that appear in annotations.
+pub(crate) fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let exp = if v == 0.0 {
+        0
+    } else {
+        v.abs().log10().floor() as i32
+    };
+    if (-4..6).contains(&exp) {
+        format_float_f(v)
+    } else {
+        crate::gofmt::format_float_e(v)
+    }
+}
+
+fn count_values(ev: &Ev, a: &AggregateExpr, mut grouping: Vec<String>) -> Result<Val> {
+    let label = match a.param.as_deref().map(unparen) {
+        Some(Expr::String(s)) => s.clone(),
+        _ => return Err(exec("count_values needs a string parameter")),
+    };
+    if label.is_empty() || label.contains('\u{FFFD}') {
+        return Err(exec(format!(
+            "invalid label name {}",
+            crate::gofmt::quote(&label)
+        )));
+    }
+    if !a.without {
+        grouping.push(label.clone());
+        grouping.sort();
+    }
+    let input = ev.eval(&a.expr)?.into_vector()?;
+    let mut pos = vec![0usize; input.len()];
+    let mut out = OutBuilder::new();
+    for step in 0..ev.n() {
+        let t = ev.ts(step);
+        if step % 256 == 255 {
+            ev.ctx.check()?;
+        }
+        let mut counts: Vec<(Labels, f64)> = Vec::new();
+        let mut idx: HashMap<Labels, usize> = HashMap::new();
+        for (si, s) in input.iter().enumerate() {
+            let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) else {
+                continue;
+            };
+            pos[si] += 1;
+            let metric = set_label(&s.labels, &label, &format_float_f(p.v));
+            let key = group_labels(&metric, &grouping, a.without);
+            match idx.get(&key) {
+                Some(&i) => counts[i].1 += 1.0,
+                None => {
+                    idx.insert(key.clone(), counts.len());
+                    counts.push((key, 1.0));
+                }
+            }
+        }
+        for (l, c) in counts {
+            out.push(&l, false, t, c)?;
+        }
+    }
+    Ok(Val::Vector(out.series))
+}
+
+/// A sample in a `topk`/`bottomk`/`limitk` heap.
+#[derive(Clone)]
+struct HeapItem {
+    series: usize,
+    v: f64,
+}
+
+/// Go's `container/heap` over a slice with a `less` function, so ties
+/// resolve exactly as in Prometheus.
+struct GoHeap<F: Fn(f64, f64) -> bool> {
+    items: Vec<HeapItem>,
+    less: F,
+}
+
+impl<F: Fn(f64, f64) -> bool> GoHeap<F> {
+    fn l(&self, i: usize, j: usize) -> bool {
+        (self.less)(self.items[i].v, self.items[j].v)
+    }
+
+    fn up(&mut self, mut j: usize) {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if i == j || !self.l(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            j = i;
+        }
+    }
+
+    fn down(&mut self, i0: usize, n: usize) -> bool {
+        let mut i = i0;
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            let j2 = j1 + 1;
+            if j2 < n && self.l(j2, j1) {
+                j = j2;
+            }
+            if !self.l(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            i = j;
+        }
+        i > i0
+    }
+
+    fn push(&mut self, it: HeapItem) {
+        self.items.push(it);
+        let n = self.items.len() - 1;
+        self.up(n);
+    }
+
+    fn fix(&mut self, i: usize) {
+        let n = self.items.len();
+        if !self.down(i, n) {
+            self.up(i);
+        }
+    }
+
+    /// `sort.Sort(sort.Reverse(heap))` for the small sizes where Go's
+    /// pdqsort is an insertion sort.
+    fn into_sorted_reverse(mut self) -> Vec<HeapItem> {
+        let n = self.items.len();
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && self.l(j - 1, j) {
+                self.items.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        self.items
+    }
+}
+
+type KHeap = GoHeap<fn(f64, f64) -> bool>;
+
+fn top_less(a: f64, b: f64) -> bool {
+    a.is_nan() || a < b
+}
+
+fn bottom_less(a: f64, b: f64) -> bool {
+    a.is_nan() || a > b
+}
+
+fn k_aggregation(
+    ev: &Ev,
+    a: &AggregateExpr,
+    grouping: &[String],
+    input: Vec<Series>,
+    param: Vec<f64>,
+) -> Result<Val> {
+    let op = a.op;
+    let (max, min) = go_max_min(&param);
+    let any_nan = param.iter().any(|v| v.is_nan());
+    if op == AggregateOp::LimitRatio {
+        if max == 0.0 && min == 0.0 {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        if any_nan {
+            return Err(exec("Ratio value is NaN"));
+        }
+        let pos = a.param.as_deref().and_then(expr_pos).or(Some(a.position));
+        if max > 1.0 {
+            ev.ctx.annos.add_fn(
+                Annotation::InvalidRatio {
+                    value: max,
+                    capped_to: 1.0,
+                },
+                pos,
+            );
+        }
+        if min < -1.0 {
+            ev.ctx.annos.add_fn(
+                Annotation::InvalidRatio {
+                    value: min,
+                    capped_to: -1.0,
+                },
+                pos,
+            );
+        }
+    } else {
+        if max < 1.0 {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        if any_nan {
+            return Err(exec("Parameter value is NaN"));
+        }
+        if min <= i64::MIN as f64 {
+            return Err(exec(format!("Scalar value {} underflows int64", go_g(min))));
+        }
+        if max >= i64::MAX as f64 {
+            return Err(exec(format!("Scalar value {} overflows int64", go_g(max))));
+        }
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut to_group = Vec::with_capacity(input.len());
+    for s in &input {
+        let key = group_labels(&s.labels, grouping, a.without);
+        let next = index.len();
+        to_group.push(*index.entry(key).or_insert(next));
+    }
+    let ngroups = index.len();
+    let offsets: Vec<f64> = if op == AggregateOp::LimitRatio {
+        input.iter().map(|s| ratio_offset(&s.labels)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut pos = vec![0usize; input.len()];
+    let mut out = OutBuilder::new();
+    for (step, &fp) in param.iter().enumerate().take(ev.n()) {
+        let t = ev.ts(step);
+        if step % 256 == 255 {
+            ev.ctx.check()?;
+        }
+        let k = (fp as i64).min(input.len() as i64);
+        let r = fp.clamp(-1.0, 1.0);
+        let mut heaps: Vec<Option<Vec<HeapItem>>> = vec![None; ngroups];
+        let mut top: Vec<Option<KHeap>> = (0..ngroups).map(|_| None).collect();
+        let mut present = Vec::new();
+        for (si, s) in input.iter().enumerate() {
+            if let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) {
+                pos[si] += 1;
+                present.push((si, p.v));
+            }
+        }
+        let skip = match op {
+            AggregateOp::LimitRatio => fp == 0.0,
+            _ => k < 1,
+        };
+        if skip {
+            continue;
+        }
+        for (si, v) in present {
+            let g = to_group[si];
+            let item = HeapItem { series: si, v };
+            match op {
+                AggregateOp::Topk | AggregateOp::Bottomk => {
+                    let less: fn(f64, f64) -> bool = if op == AggregateOp::Topk {
+                        top_less
+                    } else {
+                        bottom_less
+                    };
+                    let h = top[g].get_or_insert_with(|| GoHeap {
+                        items: Vec::new(),
+                        less,
+                    });
+                    if (h.items.len() as i64) < k {
+                        h.push(item);
+                    } else {
+                        let h0 = h.items[0].v;
+                        let replace = if op == AggregateOp::Topk {
+                            h0 < v || (h0.is_nan() && !v.is_nan())
+                        } else {
+                            h0 > v || (h0.is_nan() && !v.is_nan())
+                        };
+                        if replace {
+                            h.items[0] = item;
+                            if k > 1 {
+                                h.fix(0);
+                            }
+                        }
+                    }
+                }
+                AggregateOp::Limitk => {
+                    let h = top[g].get_or_insert_with(|| GoHeap {
+                        items: Vec::new(),
+                        less: top_less,
+                    });
+                    if h.items.is_empty() {
+                        h.items.push(item);
+                    } else if (h.items.len() as i64) < k {
+                        h.push(item);
+                    }
+                }
+                _ => {
+                    let keep = (r >= 0.0 && offsets[si] < r) || (r < 0.0 && offsets[si] >= 1.0 + r);
+                    let h = heaps[g].get_or_insert_with(Vec::new);
+                    if keep {
+                        h.push(item);
+                    }
+                }
+            }
+        }
+        let order: Vec<usize> = {
+            // Groups in order of first appearance among all input series.
+            let mut seen = vec![false; ngroups];
+            let mut o = Vec::new();
+            for &g in &to_group {
+                if !seen[g] {
+                    seen[g] = true;
+                    o.push(g);
+                }
+            }
+            o
+        };
+        for g in order {
+            let items: Vec<HeapItem> = match op {
+                AggregateOp::Topk | AggregateOp::Bottomk => match top[g].take() {
+                    Some(h) => h.into_sorted_reverse(),
+                    None => continue,
+                },
+                AggregateOp::Limitk => match top[g].take() {
+                    Some(h) => h.items,
+                    None => continue,
+                },
+                _ => match heaps[g].take() {
+                    Some(h) => h,
+                    None => continue,
+                },
+            };
+            for it in items {
+                let s = &input[it.series];
+                out.push(&s.labels, s.drop_name, t, it.v)?;
+            }
+        }
+    }
+    Ok(Val::Vector(out.series))
+}
+
+/// `labels.Hash() / MaxUint64` as Prometheus's `limit_ratio` uses it:
+/// xxHash64 over the "stringlabels" encoding.
+fn ratio_offset(labels: &Labels) -> f64 {
+    let mut buf = Vec::new();
+    let put_len = |buf: &mut Vec<u8>, n: usize| {
+        if n < 255 {
+            buf.push(n as u8);
+        } else {
+            buf.push(255);
+            buf.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+        }
+    };
+    for l in labels.iter() {
+        put_len(&mut buf, l.name.len());
+        buf.extend_from_slice(l.name.as_bytes());
+        put_len(&mut buf, l.value.len());
+        buf.extend_from_slice(l.value.as_bytes());
+    }
+    xxh64(&buf, 0) as f64 / u64::MAX as f64
+}
+
+/// xxHash64 (seed 0), as Go's `cespare/xxhash`.
+fn xxh64(data: &[u8], seed: u64) -> u64 {
+    const P1: u64 = 0x9E37_79B1_85EB_CA87;
+    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+    const P5: u64 = 0x27D4_EB2F_1656_67C5;
+    let rd64 = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let rd32 = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])) as u64;
+    let round = |acc: u64, x: u64| {
+        acc.wrapping_add(x.wrapping_mul(P2))
+            .rotate_left(31)
+            .wrapping_mul(P1)
+    };
+    let merge = |acc: u64, v: u64| (acc ^ round(0, v)).wrapping_mul(P1).wrapping_add(P4);
+    let n = data.len();
+    let mut p = data;
+    let mut h;
+    if n >= 32 {
+        let mut v1 = seed.wrapping_add(P1).wrapping_add(P2);
+        let mut v2 = seed.wrapping_add(P2);
+        let mut v3 = seed;
+        let mut v4 = seed.wrapping_sub(P1);
+        while p.len() >= 32 {
+            v1 = round(v1, rd64(&p[0..]));
+            v2 = round(v2, rd64(&p[8..]));
+            v3 = round(v3, rd64(&p[16..]));
+            v4 = round(v4, rd64(&p[24..]));
+            p = &p[32..];
+        }
+        h = v1
+            .rotate_left(1)
+            .wrapping_add(v2.rotate_left(7))
+            .wrapping_add(v3.rotate_left(12))
+            .wrapping_add(v4.rotate_left(18));
+        h = merge(h, v1);
+        h = merge(h, v2);
+        h = merge(h, v3);
+        h = merge(h, v4);
+    } else {
+        h = seed.wrapping_add(P5);
+    }
+    h = h.wrapping_add(n as u64);
+    while p.len() >= 8 {
+        h ^= round(0, rd64(p));
+        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+        p = &p[8..];
+    }
+    if p.len() >= 4 {
+        h ^= rd32(p).wrapping_mul(P1);
+        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
+        p = &p[4..];
+    }
+    for &b in p {
+        h ^= (b as u64).wrapping_mul(P5);
+        h = h.rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^= h >> 32;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xxh64_known_values() {
+        assert_eq!(xxh64(b"", 0), 0xEF46_DB37_51D8_E999);
+        assert_eq!(xxh64(b"abc", 0), 0x44BC_2CF5_AD77_0999);
+        assert_eq!(
+            xxh64(b"Nobody inspects the spammish repetition", 0),
+            0xFBCE_A83C_8A37_8BF1
+        );
+    }
+
+    #[test]
+    fn go_g_formats() {
+        assert_eq!(go_g(1.1), "1.1");
+        assert_eq!(go_g(-1.1), "-1.1");
+        assert_eq!(go_g(f64::NAN), "NaN");
+        assert_eq!(go_g(1e21), "1e+21");
+    }
+}

@@ -1,0 +1,786 @@
+//! The evaluation core: the query context (snapshot, limits, deadline,
+//! annotations), the step grid, node dispatch, unary minus, subqueries,
+//! delayed name removal and the conversion to the public [`Value`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration as StdDuration, Instant};
+
+use engine::{Labels, Querier};
+
+use super::annotations::Annotations;
+use super::error::{EvalError, Result, exec};
+use super::value::{Point, Sample, Series, Value, drop_metadata};
+use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, selector};
+use crate::promql::ast::{
+    AtModifier, BinaryOp, Duration, DurationExpr, Expr, SubqueryExpr, UnaryOp, ValueType,
+};
+
+/// Per-query state shared by all nodes (and threads) of one evaluation.
+pub(crate) struct Ctx {
+    pub querier: Querier,
+    /// Lookback delta in milliseconds.
+    pub lookback: i64,
+    max_samples: usize,
+    max_series: usize,
+    deadline: Instant,
+    timeout: StdDuration,
+    cancel: Option<Arc<AtomicBool>>,
+    current: AtomicI64,
+    peak: AtomicU64,
+    loaded: AtomicU64,
+    series: AtomicU64,
+    pub annos: Annotations,
+    /// The query's own start, end and step (step 0 for instant queries):
+    /// `@ start()`, `@ end()`, `step()` and `range()` refer to these.
+    pub q_start: i64,
+    pub q_end: i64,
+    pub q_step: i64,
+    /// Step of subqueries written without one.
+    pub sub_step: i64,
+    pub threads: usize,
+}
+
+impl Ctx {
+    /// Fails if the deadline passed or the query was cancelled.
+    pub fn check(&self) -> Result<()> {
+        if let Some(c) = &self.cancel
+            && c.load(Ordering::Relaxed)
+        {
+            return Err(EvalError::Canceled {
+                stage: "expression evaluation",
+            });
+        }
+        if Instant::now() > self.deadline {
+            return Err(EvalError::Timeout {
+                stage: "expression evaluation",
+                limit: self.timeout,
+            });
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` more samples held in memory.
+    pub fn take(&self, n: usize) -> Result<()> {
+        let now = self.current.fetch_add(n as i64, Ordering::Relaxed) + n as i64;
+        self.peak.fetch_max(now.max(0) as u64, Ordering::Relaxed);
+        if now > self.max_samples as i64 {
+            return Err(EvalError::TooManySamples {
+                limit: self.max_samples,
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns `n` samples to the budget.
+    pub fn release(&self, n: usize) {
+        self.current.fetch_sub(n as i64, Ordering::Relaxed);
+    }
+
+    /// Refuses grids with more steps than samples may be held (before
+    /// anything is allocated for them).
+    pub fn check_steps(&self, start: i64, end: i64, step: i64) -> Result<()> {
+        let steps = (end as i128 - start as i128) / step.max(1) as i128 + 1;
+        if steps > self.max_samples as i128 {
+            return Err(EvalError::TooManySamples {
+                limit: self.max_samples,
+            });
+        }
+        Ok(())
+    }
+
+    /// Samples currently accounted for.
+    fn current(&self) -> i64 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// After a node returns, only its result is held (its inputs are
+    /// gone): the count goes back to what it was before the node plus the
+    /// result's size.
+    fn settle(&self, before: i64, result: usize) -> Result<()> {
+        let now = before + result as i64;
+        self.current.store(now, Ordering::Relaxed);
+        self.peak.fetch_max(now.max(0) as u64, Ordering::Relaxed);
+        if now > self.max_samples as i64 {
+            return Err(EvalError::TooManySamples {
+                limit: self.max_samples,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn loaded(&self, n: usize) {
+        self.loaded.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Accounts for `n` more selected series.
+    pub fn touch_series(&self, n: usize) -> Result<()> {
+        let total = self.series.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total > self.max_series as u64 {
+            return Err(EvalError::TooManySeries {
+                limit: self.max_series,
+            });
+        }
+        Ok(())
+    }
+
+    /// Maps `f` over `items` in order, on several threads when there are
+    /// enough items; the first error wins.
+    pub fn par_map<T: Sync, U: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&T) -> Result<Option<U>> + Sync,
+    ) -> Result<Vec<U>> {
+        let threads = self.threads.min(items.len() / 64).max(1);
+        if threads <= 1 {
+            let mut out = Vec::with_capacity(items.len());
+            for it in items {
+                if let Some(u) = f(it)? {
+                    out.push(u);
+                }
+            }
+            return Ok(out);
+        }
+        let chunk = items.len().div_ceil(threads);
+        let f = &f;
+        let parts: Vec<Result<Vec<U>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut out = Vec::with_capacity(c.len());
+                        for it in c {
+                            if let Some(u) = f(it)? {
+                                out.push(u);
+                            }
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(exec("evaluation worker panicked")))
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(items.len());
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
+    }
+}
+
+/// An intermediate value.
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    /// An instant vector over the grid: points at step timestamps.
+    Vector(Vec<Series>),
+    /// A range vector (only from an instant evaluation of `x[5m]` or a
+    /// subquery): points at their own timestamps.
+    Matrix(Vec<Series>),
+    String(String),
+}
+
+impl Val {
+    /// Number of points held.
+    pub fn points(&self) -> usize {
+        match self {
+            Val::Scalar(v) => v.len(),
+            Val::Vector(s) | Val::Matrix(s) => s.iter().map(|s| s.points.len()).sum(),
+            Val::String(_) => 0,
+        }
+    }
+
+    pub fn into_vector(self) -> Result<Vec<Series>> {
+        match self {
+            Val::Vector(s) => Ok(s),
+            other => Err(exec(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    pub fn into_scalar(self) -> Result<Vec<f64>> {
+        match self {
+            Val::Scalar(s) => Ok(s),
+            other => Err(exec(format!("expected scalar, got {}", other.type_name()))),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+            Val::String(_) => "string",
+        }
+    }
+}
+
+/// Times, offsets and ranges are clamped to ±2^53 ms (285,000 years) so
+/// that window arithmetic never overflows.
+pub(crate) const MAX_SPAN: i64 = 1 << 53;
+
+fn clamp_span(v: i64) -> i64 {
+    v.clamp(-MAX_SPAN, MAX_SPAN)
+}
+
+/// One evaluation grid: `start, start+step, ..., <= end`.
+#[derive(Clone, Copy)]
+pub(crate) struct Ev<'a> {
+    pub ctx: &'a Ctx,
+    pub start: i64,
+    pub end: i64,
+    /// Always positive (1 for an instant evaluation).
+    pub step: i64,
+}
+
+impl<'a> Ev<'a> {
+    /// Number of steps.
+    pub fn n(&self) -> usize {
+        if self.end < self.start {
+            0
+        } else {
+            ((self.end - self.start) / self.step) as usize + 1
+        }
+    }
+
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+
+    /// The step index of a grid timestamp.
+    pub fn index(&self, t: i64) -> usize {
+        ((t - self.start) / self.step) as usize
+    }
+
+    pub fn is_instant(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The time an `@` modifier pins to.
+    pub fn at_time(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at.map(|a| match a {
+            AtModifier::Time(t) => clamp_span(t),
+            AtModifier::Start => self.ctx.q_start,
+            AtModifier::End => self.ctx.q_end,
+        })
+    }
+
+    /// A duration in milliseconds (duration expressions use the query's
+    /// step and range).
+    pub fn duration(&self, d: &Duration, allow_negative: bool) -> Result<i64> {
+        resolve_duration(
+            d,
+            self.ctx.q_step,
+            self.ctx.q_end - self.ctx.q_start,
+            allow_negative,
+        )
+        .map(clamp_span)
+    }
+
+    pub fn offset(&self, d: &Option<Duration>) -> Result<i64> {
+        match d {
+            Some(d) => self.duration(d, true),
+            None => Ok(0),
+        }
+    }
+
+    /// Evaluates one node over this grid.
+    pub fn eval(&self, e: &Expr) -> Result<Val> {
+        self.ctx.check()?;
+        if self.end < self.start {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        let before = self.ctx.current();
+        let v = self.eval_node(e)?;
+        self.ctx.settle(before, v.points())?;
+        Ok(v)
+    }
+
+    fn eval_node(&self, e: &Expr) -> Result<Val> {
+        match e {
+            Expr::Number(v) => Ok(Val::Scalar(vec![*v; self.n()])),
+            Expr::String(s) => Ok(Val::String(s.clone())),
+            Expr::Paren(x) => self.eval(x),
+            Expr::Unary(UnaryOp::Pos, x) => self.eval(x),
+            Expr::Unary(UnaryOp::Neg, x) => match self.eval(x)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Val::Scalar(v))
+                }
+                Val::Vector(mut ss) => {
+                    for s in &mut ss {
+                        s.drop_name = true;
+                        s.points.iter_mut().for_each(|p| p.v = -p.v);
+                    }
+                    Ok(Val::Vector(ss))
+                }
+                other => Err(exec(format!(
+                    "unary minus on a {} is not allowed",
+                    other.type_name()
+                ))),
+            },
+            Expr::Vector(vs) => selector::instant(self, vs),
+            Expr::Matrix(ms) => {
+                if !self.is_instant() {
+                    return Err(exec("cannot do range evaluation of matrix selector"));
+                }
+                selector::matrix_value(self, ms)
+            }
+            Expr::Subquery(sq) => {
+                if !self.is_instant() {
+                    return Err(exec("cannot do range evaluation of subquery"));
+                }
+                Ok(Val::Matrix(self.subquery(sq)?.0))
+            }
+            Expr::Binary(b) => binary::eval(self, b),
+            Expr::Aggregate(a) => aggregate::eval(self, a),
+            Expr::Call(c) => call::eval(self, c),
+        }
+    }
+
+    /// The child grid of a subquery: aligned to its step, ending at the
+    /// (aligned) parent end minus the offset, starting just after
+    /// `start - offset - range` (left-open).
+    pub fn subquery_grid(&self, sq: &SubqueryExpr) -> Result<Ev<'a>> {
+        let off = self.offset(&sq.offset)?;
+        let range = self.duration(&sq.range, false)?;
+        let step = match &sq.step {
+            Some(s) => self.duration(s, false)?,
+            None => self.ctx.sub_step,
+        }
+        .max(1);
+        let (base_start, base_end) = match self.at_time(&sq.at) {
+            Some(t) => (t, t),
+            None => (
+                self.start,
+                self.start + ((self.end - self.start) / self.step) * self.step,
+            ),
+        };
+        let lo = base_start.saturating_sub(off).saturating_sub(range);
+        let mut start = step * (lo / step);
+        if start <= lo {
+            start = start.saturating_add(step);
+        }
+        let child = Ev {
+            ctx: self.ctx,
+            start,
+            end: base_end.saturating_sub(off),
+            step,
+        };
+        self.ctx.check_steps(child.start, child.end, step)?;
+        Ok(child)
+    }
+
+    /// Evaluates a subquery's inner expression on its own grid; returns
+    /// its series (points at the child grid's timestamps) and the grid.
+    pub fn subquery(&self, sq: &SubqueryExpr) -> Result<(Vec<Series>, Ev<'a>)> {
+        let child = self.subquery_grid(sq)?;
+        let series = match child.eval(&sq.expr)? {
+            Val::Vector(s) => s,
+            Val::Scalar(v) => {
+                let points: Vec<Point> = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| Point::new(child.ts(i), x))
+                    .collect();
+                if points.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Series::new(Labels::default(), points)]
+                }
+            }
+            other => {
+                return Err(exec(format!(
+                    "subquery of a {} is not allowed",
+                    other.type_name()
+                )));
+            }
+        };
+        Ok((series, child))
+    }
+}
+
+/// Resolves a duration to milliseconds.
+pub(crate) fn resolve_duration(
+    d: &Duration,
+    step_ms: i64,
+    range_ms: i64,
+    allow_negative: bool,
+) -> Result<i64> {
+    match d {
+        Duration::Literal(ms) => Ok(*ms),
+        Duration::Expr(e) => {
+            let secs = duration_expr(e, step_ms as f64 / 1000.0, range_ms as f64 / 1000.0)?;
+            if !secs.is_finite() {
+                return Err(EvalError::BadData("duration is NaN or infinite".into()));
+            }
+            if secs <= 0.0 && !allow_negative {
+                return Err(EvalError::BadData("duration must be greater than 0".into()));
+            }
+            if secs.abs() > (i64::MAX as f64) / 1e9 {
+                return Err(EvalError::BadData("duration is out of range".into()));
+            }
+            Ok((secs * 1000.0) as i64)
+        }
+    }
+}
+
+fn duration_expr(e: &DurationExpr, step: f64, range: f64) -> Result<f64> {
+    let r = |x: &DurationExpr| duration_expr(x, step, range);
+    Ok(match e {
+        DurationExpr::Number(v) => *v,
+        DurationExpr::Step => step,
+        DurationExpr::Range => range,
+        DurationExpr::Neg(x) => -r(x)?,
+        DurationExpr::Paren(x) => r(x)?,
+        DurationExpr::MinOf(a, b) => r(a)?.min(r(b)?),
+        DurationExpr::MaxOf(a, b) => r(a)?.max(r(b)?),
+        DurationExpr::Binary(op, a, b) => {
+            let (a, b) = (r(a)?, r(b)?);
+            match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                BinaryOp::Div if b == 0.0 => {
+                    return Err(EvalError::BadData("division by zero".into()));
+                }
+                BinaryOp::Div => a / b,
+                BinaryOp::Mod if b == 0.0 => {
+                    return Err(EvalError::BadData("modulo by zero".into()));
+                }
+                BinaryOp::Mod => a % b,
+                BinaryOp::Pow => a.powf(b),
+                other => {
+                    return Err(EvalError::BadData(format!(
+                        "unexpected duration expression operator {:?}",
+                        other.as_str()
+                    )));
+                }
+            }
+        }
+    })
+}
+
+/// Best-effort byte offset where an expression starts (for annotation
+/// positions).
+pub(crate) fn expr_pos(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Vector(vs) => Some(vs.position),
+        Expr::Matrix(ms) => Some(ms.vector.position),
+        Expr::Subquery(sq) => expr_pos(&sq.expr).or(Some(sq.position)),
+        Expr::Paren(x) | Expr::Unary(_, x) => expr_pos(x).map(|p| p.saturating_sub(1)),
+        Expr::Binary(b) => expr_pos(&b.lhs),
+        Expr::Aggregate(a) => Some(a.position),
+        Expr::Call(c) => Some(c.position),
+        Expr::Number(_) | Expr::String(_) => None,
+    }
+}
+
+/// Collects output series keyed by labels across steps; two values for the
+/// same label set at one step are an error, as in Prometheus.
+pub(crate) struct OutBuilder {
+    index: HashMap<Labels, usize>,
+    pub series: Vec<Series>,
+}
+
+impl OutBuilder {
+    pub fn new() -> OutBuilder {
+        OutBuilder {
+            index: HashMap::new(),
+            series: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<()> {
+        match self.index.get(labels) {
+            Some(&i) => {
+                let s = &mut self.series[i];
+                if s.points.last().is_some_and(|p| p.t == t) {
+                    return Err(exec("vector cannot contain metrics with the same labelset"));
+                }
+                s.points.push(Point::new(t, v));
+            }
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push(Series {
+                    labels: labels.clone(),
+                    points: vec![Point::new(t, v)],
+                    drop_name,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Delayed name removal for a whole matrix: drops the metric name where
+/// flagged and merges series that became equal, failing if they overlap
+/// in time.
+pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut merged = false;
+    for mut s in series {
+        if s.drop_name {
+            s.labels = drop_metadata(&s.labels);
+            s.drop_name = false;
+        }
+        match index.get(&s.labels) {
+            Some(&i) => {
+                out[i].points.extend(s.points);
+                merged = true;
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    if merged {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.t);
+            if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+                return Err(exec("vector cannot contain metrics with the same labelset"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Like [`merge_same_labelset`] but keeps the `drop_name` flags and the
+/// names (used by `label_replace`/`label_join`, which only merge series
+/// that are equal including their names).
+pub(crate) fn merge_equal(series: Vec<Series>) -> Result<Vec<Series>> {
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut merged = false;
+    for s in series {
+        match index.get(&s.labels) {
+            Some(&i) => {
+                out[i].points.extend(s.points);
+                merged = true;
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    if merged {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.t);
+            if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+                return Err(exec("vector cannot contain metrics with the same labelset"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The range of time any selector of `e` may read, as Prometheus's
+/// `FindMinMaxTime`: `(mint, maxt)`, or `None` when it selects nothing.
+fn time_bounds(e: &Expr, ctx: &Ctx) -> Option<(i64, i64)> {
+    struct W<'c> {
+        ctx: &'c Ctx,
+        min: i64,
+        max: i64,
+    }
+    impl W<'_> {
+        fn dur(&self, d: &Duration) -> i64 {
+            resolve_duration(d, self.ctx.q_step, self.ctx.q_end - self.ctx.q_start, true)
+                .map_or(0, clamp_span)
+        }
+        fn at(&self, at: &Option<AtModifier>) -> Option<i64> {
+            at.map(|a| match a {
+                AtModifier::Time(t) => clamp_span(t),
+                AtModifier::Start => self.ctx.q_start,
+                AtModifier::End => self.ctx.q_end,
+            })
+        }
+        fn walk(&mut self, e: &Expr, start: i64, end: i64, range: i64) {
+            match e {
+                Expr::Vector(vs) => {
+                    let off = vs.offset.as_ref().map_or(0, |d| self.dur(d));
+                    let (s, en) = match self.at(&vs.at) {
+                        Some(t) => (t, t),
+                        None => (start, end),
+                    };
+                    let lb = self.ctx.lookback;
+                    let s = if range == 0 {
+                        s - (lb - 1)
+                    } else {
+                        s - (range - 1) - lb
+                    };
+                    let en = en + lb;
+                    self.min = self.min.min(s.saturating_sub(off));
+                    self.max = self.max.max(en.saturating_sub(off));
+                }
+                Expr::Matrix(ms) => {
+                    let r = self.dur(&ms.range);
+                    self.walk(&Expr::Vector(ms.vector.clone()), start, end, r.max(1));
+                }
+                Expr::Subquery(sq) => {
+                    let off = sq.offset.as_ref().map_or(0, |d| self.dur(d));
+                    let r = self.dur(&sq.range);
+                    let (s, en) = match self.at(&sq.at) {
+                        Some(t) => (t, t),
+                        None => (start, end),
+                    };
+                    self.walk(&sq.expr, s - off - r, en - off, 0);
+                }
+                Expr::Paren(x) | Expr::Unary(_, x) => self.walk(x, start, end, 0),
+                Expr::Binary(b) => {
+                    self.walk(&b.lhs, start, end, 0);
+                    self.walk(&b.rhs, start, end, 0);
+                }
+                Expr::Aggregate(a) => {
+                    self.walk(&a.expr, start, end, 0);
+                    if let Some(p) = &a.param {
+                        self.walk(p, start, end, 0);
+                    }
+                }
+                Expr::Call(c) => c.args.iter().for_each(|a| self.walk(a, start, end, 0)),
+                Expr::Number(_) | Expr::String(_) => {}
+            }
+        }
+    }
+    let mut w = W {
+        ctx,
+        min: i64::MAX,
+        max: i64::MIN,
+    };
+    w.walk(e, ctx.q_start, ctx.q_end, 0);
+    (w.max != i64::MIN).then_some((w.min, w.max))
+}
+
+/// Runs one query (`step_ms == 0`: instant).
+pub(crate) fn run(
+    db: &Arc<engine::Db>,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step_ms: i64,
+    opts: &QueryOptions,
+) -> Result<QueryOutput> {
+    if [start, end].iter().any(|t| t.abs() > MAX_SPAN) {
+        return Err(EvalError::BadData(format!(
+            "query time out of range (must be within ±{MAX_SPAN} ms)"
+        )));
+    }
+    let ty = expr.value_type();
+    if step_ms > 0 && !matches!(ty, ValueType::Scalar | ValueType::Vector) {
+        return Err(EvalError::BadData(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            match ty {
+                ValueType::Matrix => "range vector",
+                ValueType::String => "string",
+                ValueType::Vector => "instant vector",
+                ValueType::Scalar => "scalar",
+            }
+        )));
+    }
+    let eo = &opts.engine;
+    let lookback = opts.lookback_delta.unwrap_or(eo.lookback_delta).as_millis() as i64;
+    let threads = if eo.parallelism == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        eo.parallelism
+    };
+    let mut ctx = Ctx {
+        querier: db.querier(0, 0),
+        lookback: lookback.max(1),
+        max_samples: eo.max_samples,
+        max_series: eo.max_series,
+        deadline: Instant::now() + eo.timeout,
+        timeout: eo.timeout,
+        cancel: opts.cancel.clone(),
+        current: AtomicI64::new(0),
+        peak: AtomicU64::new(0),
+        loaded: AtomicU64::new(0),
+        series: AtomicU64::new(0),
+        annos: Annotations::default(),
+        q_start: start,
+        q_end: end,
+        q_step: step_ms,
+        sub_step: (eo.default_subquery_step.as_millis() as i64).max(1),
+        threads,
+    };
+    ctx.check_steps(start, end, step_ms.max(1))?;
+    let (mint, maxt) = time_bounds(expr, &ctx).unwrap_or((0, 0));
+    ctx.querier = db.querier(mint, maxt);
+    let ev = Ev {
+        ctx: &ctx,
+        start,
+        end,
+        step: step_ms.max(1),
+    };
+    let val = ev.eval(expr)?;
+    let value = match val {
+        Val::String(s) => Value::String(start, s),
+        Val::Scalar(v) => {
+            if step_ms == 0 {
+                Value::Scalar(start, v.first().copied().unwrap_or(f64::NAN))
+            } else {
+                let points = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| Point::new(ev.ts(i), x))
+                    .collect();
+                Value::Matrix(vec![Series::new(Labels::default(), points)])
+            }
+        }
+        Val::Vector(series) => {
+            if step_ms == 0 {
+                let mut out: Vec<Sample> = Vec::with_capacity(series.len());
+                for s in series {
+                    let Some(p) = s.points.first() else { continue };
+                    let labels = if s.drop_name {
+                        drop_metadata(&s.labels)
+                    } else {
+                        s.labels
+                    };
+                    out.push(Sample {
+                        labels,
+                        t: start,
+                        v: p.v,
+                    });
+                }
+                let mut seen = std::collections::HashSet::with_capacity(out.len());
+                if !out.iter().all(|s| seen.insert(&s.labels)) {
+                    return Err(exec("vector cannot contain metrics with the same labelset"));
+                }
+                Value::Vector(out)
+            } else {
+                let mut m = merge_same_labelset(series)?;
+                m.retain(|s| !s.points.is_empty());
+                m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(m)
+            }
+        }
+        Val::Matrix(series) => {
+            let mut m = merge_same_labelset(series)?;
+            m.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(m)
+        }
+    };
+    let (warnings, infos) = ctx.annos.render(&opts.query_text);
+    Ok(QueryOutput {
+        value,
+        warnings,
+        infos,
+        stats: QueryStats {
+            samples_loaded: ctx.loaded.load(Ordering::Relaxed),
+            series_touched: ctx.series.load(Ordering::Relaxed),
+            peak_samples: ctx.peak.load(Ordering::Relaxed),
+        },
+    })
+}

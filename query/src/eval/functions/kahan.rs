@@ -1,0 +1,86 @@
+//! Kahan–Neumaier compensated summation, as Prometheus's `util/kahansum`
+//! does it: the compensation is reset once the running sum is infinite, so
+//! an overflow yields ±Inf instead of NaN. Shared by the `*_over_time`
+//! functions, the linear regression and the evaluator's `sum`/`avg`.
+
+/// Adds `inc` to `sum` with compensation `c`; returns the new `(sum, c)`.
+/// The caller adds `c` to `sum` at the end (unless `sum` is infinite).
+#[inline]
+pub fn inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// A running compensated sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KahanSum {
+    sum: f64,
+    c: f64,
+}
+
+impl KahanSum {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        (self.sum, self.c) = inc(v, self.sum, self.c);
+    }
+
+    /// `sum + c` even when the sum is infinite (the compensation is then
+    /// 0): what Prometheus's linear regression uses.
+    pub fn raw_total(&self) -> f64 {
+        self.sum + self.c
+    }
+
+    /// The compensated total: the raw sum when it is infinite (where the
+    /// compensation is meaningless), `sum + c` otherwise.
+    pub fn value(&self) -> f64 {
+        if self.sum.is_infinite() {
+            self.sum
+        } else {
+            self.sum + self.c
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compensates_cancellation() {
+        // Naive summation gives 0 here; Neumaier keeps the small terms.
+        let mut s = KahanSum::new();
+        for v in [1.0, 1e100, 1.0, -1e100] {
+            s.add(v);
+        }
+        assert_eq!(s.value(), 2.0);
+    }
+
+    #[test]
+    fn overflow_is_infinite_not_nan() {
+        let mut s = KahanSum::new();
+        s.add(f64::MAX);
+        s.add(f64::MAX);
+        assert_eq!(s.value(), f64::INFINITY);
+        s.add(1.0);
+        assert_eq!(s.value(), f64::INFINITY);
+    }
+
+    #[test]
+    fn nan_propagates() {
+        let mut s = KahanSum::new();
+        s.add(1.0);
+        s.add(f64::NAN);
+        assert!(s.value().is_nan());
+    }
+}

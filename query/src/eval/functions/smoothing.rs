@@ -1,0 +1,205 @@
+//! Trend functions over a window: `deriv` and `predict_linear` (least
+//! squares with Kahan-compensated sums) and `double_exponential_smoothing`
+//! (Holt's linear method). Each needs at least two samples.
+
+use engine::Sample;
+
+use super::FunctionError;
+use super::kahan::KahanSum;
+use super::range::Window;
+
+/// Least-squares fit of the samples with x in seconds relative to
+/// `intercept_ms`: returns `(slope per second, value at intercept_ms)`.
+/// A constant series has slope 0 (or NaN for a constant ±Inf).
+pub fn linear_regression(samples: &[Sample], intercept_ms: i64) -> (f64, f64) {
+    let Some(first) = samples.first() else {
+        return (f64::NAN, f64::NAN);
+    };
+    let init_y = first.v;
+    let mut const_y = true;
+    let n = samples.len() as f64;
+    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (
+        KahanSum::new(),
+        KahanSum::new(),
+        KahanSum::new(),
+        KahanSum::new(),
+    );
+    for (i, s) in samples.iter().enumerate() {
+        if const_y && i > 0 && s.v != init_y {
+            const_y = false;
+        }
+        let x = (s.t - intercept_ms) as f64 / 1e3;
+        sum_x.add(x);
+        sum_y.add(s.v);
+        sum_xy.add(x * s.v);
+        sum_x2.add(x * x);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    // Prometheus adds the compensation unconditionally here.
+    let [sum_x, sum_y, sum_xy, sum_x2] = [sum_x, sum_y, sum_xy, sum_x2].map(|k| k.raw_total());
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// `deriv(v[r])`: per-second slope of the least-squares line.
+pub fn deriv(w: &Window) -> Option<f64> {
+    if w.samples.len() < 2 {
+        return None;
+    }
+    // x relative to the first sample keeps the sums small (Prometheus
+    // issue 2674).
+    Some(linear_regression(w.samples, w.samples[0].t).0)
+}
+
+/// `predict_linear(v[r], t)`: the fitted line's value `t` seconds after
+/// the evaluation time `eval_ms` (the step time, not the window end, which
+/// differs under `offset` and `@`).
+pub fn predict_linear(w: &Window, eval_ms: i64, t_seconds: f64) -> Option<f64> {
+    if w.samples.len() < 2 {
+        return None;
+    }
+    let (slope, intercept) = linear_regression(w.samples, eval_ms);
+    Some(slope * t_seconds + intercept)
+}
+
+/// Checks `double_exponential_smoothing`'s factors; both must lie strictly
+/// between 0 and 1. Prometheus fails the query otherwise.
+pub fn check_smoothing_factors(sf: f64, tf: f64) -> Result<(), FunctionError> {
+    if !(sf > 0.0 && sf < 1.0) {
+        return Err(FunctionError::InvalidSmoothingFactor(sf));
+    }
+    if !(tf > 0.0 && tf < 1.0) {
+        return Err(FunctionError::InvalidTrendFactor(tf));
+    }
+    Ok(())
+}
+
+/// `double_exponential_smoothing(v[r], sf, tf)`: the smoothed value at the
+/// last sample. Validate the factors first with
+/// [`check_smoothing_factors`].
+pub fn double_exponential_smoothing(w: &Window, sf: f64, tf: f64) -> Option<f64> {
+    let s = w.samples;
+    if s.len() < 2 {
+        return None;
+    }
+    let mut s0 = 0.0;
+    let mut s1 = s[0].v;
+    let mut b = s[1].v - s[0].v;
+    for (i, sample) in s.iter().enumerate().skip(1) {
+        let x = sf * sample.v;
+        // The trend: the initial difference first, then blended.
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        (s0, s1) = (s1, x + y);
+    }
+    Some(s1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::functions::testutil::{Series, assert_close};
+
+    // functions.test "Tests for deriv() and predict_linear()" (load 5m).
+    #[test]
+    fn deriv_script_cases() {
+        let total = Series::load(300_000, "0+80x10");
+        assert_close(
+            total.eval(3_000_000, 3_000_000, deriv),
+            Some(0.26666666666666666),
+        );
+        let middle = Series::load(300_000, "0+10x4 0+10x5");
+        assert_close(
+            middle.eval(3_000_000, 6_000_000, deriv),
+            Some(0.010606060606060607),
+        );
+        let inf = Series::load(300_000, "-Inf 0+80x10 Inf");
+        assert_close(inf.eval(6_000_000, 6_000_000, deriv), Some(f64::NAN));
+        assert_eq!(Series::load(300_000, "1").eval(0, 60_000, deriv), None);
+    }
+
+    #[test]
+    fn predict_linear_script_cases() {
+        let middle = Series::load(300_000, "0+10x4 0+10x5");
+        let at = 3_000_000;
+        let p = |eval_ms, end_ms, range_ms, t| {
+            let w = middle.window(end_ms, range_ms);
+            predict_linear(&w, eval_ms, t)
+        };
+        assert_close(p(at, at, 3_000_000, 3600.0), Some(70.0));
+        // `[55m] @ 3000`: the window ends at 3000s whatever the eval time.
+        assert_close(p(at, at, 3_300_000, 3600.0), Some(76.81818181818181));
+        assert_close(p(600_000, at, 3_300_000, 3600.0), Some(51.36363636363637));
+        assert_close(p(4_200_000, at, 3_300_000, 3600.0), Some(89.54545454545455));
+        let inf = Series::load(300_000, "-Inf 0+80x10 Inf");
+        let w = inf.window(6_000_000, 6_000_000);
+        assert_close(predict_linear(&w, 6_000_000, 6000.0), Some(f64::NAN));
+    }
+
+    #[test]
+    fn regression_of_constant_series() {
+        let c = Series::load(1_000, "5 5 5");
+        assert_eq!(linear_regression(&c.samples, 0), (0.0, 5.0));
+        let i = Series::load(1_000, "Inf Inf");
+        let (slope, intercept) = linear_regression(&i.samples, 0);
+        assert!(slope.is_nan() && intercept.is_nan());
+    }
+
+    // functions.test "Tests for double_exponential_smoothing" (load 10s).
+    #[test]
+    fn smoothing_script_cases() {
+        let at = 8_000_000;
+        for (values, want) in [
+            ("0+10x1000 100+30x1000", 8000.0),
+            ("0+20x1000 200+30x1000", 16000.0),
+            ("0+30x1000 300+80x1000", 24000.0),
+            ("0+40x2000", 32000.0),
+            ("8000-10x1000", 0.0),
+            ("0-20x1000", -16000.0),
+            ("0+30x1000 300-80x1000", 24000.0),
+            ("0-40x1000 0+40x1000", -32000.0),
+        ] {
+            let series = Series::load(10_000, values);
+            let got = series.eval(at, 60_000, |w| double_exponential_smoothing(w, 0.01, 0.1));
+            assert_close(got, Some(want));
+        }
+        let mixed = [
+            ("0+10x1000 100+30x1000", 30100.0),
+            ("0+20x1000 200+30x1000", 30200.0),
+            ("0+30x1000 300+80x1000", 80300.0),
+            ("0+40x2000", 80000.0),
+        ];
+        for (values, want) in mixed {
+            let series = Series::load(10_000, values);
+            let got = series.eval(20_010_000, 60_000, |w| {
+                double_exponential_smoothing(w, 0.01, 0.1)
+            });
+            assert_close(got, Some(want));
+        }
+    }
+
+    #[test]
+    fn smoothing_factor_validation() {
+        assert!(check_smoothing_factors(0.5, 0.5).is_ok());
+        assert_eq!(
+            check_smoothing_factors(1.0, 0.5).unwrap_err().to_string(),
+            "invalid smoothing factor. Expected: 0 < sf < 1, got: 1.000000"
+        );
+        assert_eq!(
+            check_smoothing_factors(0.5, f64::NAN)
+                .unwrap_err()
+                .to_string(),
+            "invalid trend factor. Expected: 0 < tf < 1, got: NaN"
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! Storage reads: instant selectors (lookback, staleness, `offset`, `@`,
+//! `smoothed`), range selectors and the per-series rollup of range windows
+//! across all steps.
+//!
+//! Each selected series is read once, over the union of the windows every
+//! step needs, and processed with two cursors moving forward over its
+//! sorted samples; only one series' raw samples are held per worker.
+
+use engine::{Labels, SeriesEntry, is_stale_nan};
+
+use super::error::Result;
+use super::evaluator::{Ev, Val};
+use super::functions::extended::{extend_floats, smoothed_value_at};
+use super::functions::range::Window as FnWindow;
+use super::value::{Point, Series};
+use crate::promql::ast::{Expr, MatrixSelector, RangeMode, VectorSelector};
+
+/// Selects the series of a selector from the query's snapshot.
+pub(crate) fn select(ev: &Ev, vs: &VectorSelector) -> Result<Vec<SeriesEntry>> {
+    let entries = ev.ctx.querier.select(&vs.matchers)?;
+    ev.ctx.touch_series(entries.len())?;
+    Ok(entries)
+}
+
+/// Reads one series' samples in `[mint, maxt]`, accounting for them.
+fn read(ev: &Ev, e: &SeriesEntry, mint: i64, maxt: i64) -> Result<Vec<Point>> {
+    ev.ctx.check()?;
+    let mut buf = Vec::new();
+    if mint <= maxt {
+        ev.ctx.querier.samples(e, mint, maxt, &mut buf)?;
+    }
+    ev.ctx.loaded(buf.len());
+    ev.ctx.take(buf.len())?;
+    Ok(buf)
+}
+
+/// The sample an instant selector sees at reference time `r`: the latest
+/// at or before `r` and after `r - lookback`, unless it is a stale marker.
+fn lookup(samples: &[Point], r: i64, lookback: i64) -> Option<Point> {
+    let i = samples.partition_point(|p| p.t <= r);
+    let p = *samples.get(i.checked_sub(1)?)?;
+    (p.t > r - lookback && !is_stale_nan(p.v)).then_some(p)
+}
+
+/// Whether steps are so far apart (relative to the `span` each needs)
+/// that reading every step's window separately reads less than reading
+/// the whole range once.
+fn is_sparse(ev: &Ev, span: i64) -> bool {
+    ev.n() > 1 && ev.step > span.saturating_mul(4)
+}
+
+/// Evaluates an instant vector selector over the grid. With
+/// `record_time`, values are the samples' own timestamps in seconds (for
+/// `timestamp()`).
+pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> Result<Vec<Series>> {
+    if vs.range_mode == RangeMode::Smoothed {
+        return smoothed_instant(ev, vs);
+    }
+    let off = ev.offset(&vs.offset)?;
+    let at = ev.at_time(&vs.at);
+    let lb = ev.ctx.lookback;
+    let (lo, hi) = match at {
+        Some(t) => (t - off, t - off),
+        None => (ev.start - off, ev.end - off),
+    };
+    let entries = select(ev, vs)?;
+    let n = ev.n();
+    let val = |p: Point| {
+        if record_time {
+            p.t as f64 / 1000.0
+        } else {
+            p.v
+        }
+    };
+    if at.is_none() && is_sparse(ev, lb) {
+        // Steps far apart: read each step's lookback window only.
+        return ev.ctx.par_map(&entries, |e| {
+            let mut points = Vec::new();
+            for i in 0..n {
+                let ts = ev.ts(i);
+                let r = ts - off;
+                let samples = read(ev, e, r - lb + 1, r)?;
+                if let Some(p) = lookup(&samples, r, lb) {
+                    points.push(Point::new(ts, val(p)));
+                }
+                ev.ctx.release(samples.len());
+            }
+            ev.ctx.take(points.len())?;
+            Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
+        });
+    }
+    ev.ctx.par_map(&entries, |e| {
+        let samples = read(ev, e, lo - lb + 1, hi)?;
+        let mut points = Vec::new();
+        if let Some(t) = at {
+            if let Some(p) = lookup(&samples, t - off, lb) {
+                points = (0..n).map(|i| Point::new(ev.ts(i), val(p))).collect();
+            }
+        } else {
+            let mut j = 0;
+            for i in 0..n {
+                let ts = ev.ts(i);
+                let r = ts - off;
+                while j < samples.len() && samples[j].t <= r {
+                    j += 1;
+                }
+                if j > 0 {
+                    let p = samples[j - 1];
+                    if p.t > r - lb && !is_stale_nan(p.v) {
+                        points.push(Point::new(ts, val(p)));
+                    }
+                }
+            }
+        }
+        ev.ctx.release(samples.len());
+        ev.ctx.take(points.len())?;
+        Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
+    })
+}
+
+pub(crate) fn instant(ev: &Ev, vs: &VectorSelector) -> Result<Val> {
+    Ok(Val::Vector(instant_with(ev, vs, false)?))
+}
+
+/// `metric smoothed`: the value at each step interpolated between the
+/// samples around it (carried forward after the last one).
+fn smoothed_instant(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
+    let off = ev.offset(&vs.offset)?;
+    let at = ev.at_time(&vs.at);
+    let lb = ev.ctx.lookback;
+    let (lo, hi) = match at {
+        Some(t) => (t - off, t - off),
+        None => (ev.start - off, ev.end - off),
+    };
+    let entries = select(ev, vs)?;
+    let n = ev.n();
+    ev.ctx.par_map(&entries, |e| {
+        let mut samples = read(ev, e, lo - lb, hi + lb)?;
+        let loaded = samples.len();
+        samples.retain(|p| !is_stale_nan(p.v));
+        let mut points = Vec::new();
+        for i in 0..n {
+            let ts = ev.ts(i);
+            let d = at.unwrap_or(ts) - off;
+            let a = samples.partition_point(|p| p.t <= d - lb);
+            let b = samples.partition_point(|p| p.t <= d + lb);
+            if let Some(v) = smoothed_value_at(&samples[a..b], d) {
+                points.push(Point::new(ts, v));
+            }
+        }
+        ev.ctx.release(loaded);
+        ev.ctx.take(points.len())?;
+        Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
+    })
+}
+
+/// `x[5m]` evaluated at an instant: the samples in `(r - range, r]`
+/// (extended by `anchored`/`smoothed`).
+pub(crate) fn matrix_value(ev: &Ev, ms: &MatrixSelector) -> Result<Val> {
+    let vs = &ms.vector;
+    let off = ev.offset(&vs.offset)?;
+    let range = ev.duration(&ms.range, false)?;
+    let r = ev.at_time(&vs.at).unwrap_or(ev.start) - off;
+    let lb = ev.ctx.lookback;
+    let (mint, maxt) = match vs.range_mode {
+        RangeMode::Normal => (r - range + 1, r),
+        RangeMode::Anchored => (r - range - lb + 1, r),
+        RangeMode::Smoothed => (r - range - lb + 1, r + lb),
+    };
+    let entries = select(ev, vs)?;
+    let series = ev.ctx.par_map(&entries, |e| {
+        let mut pts = read(ev, e, mint, maxt)?;
+        pts.retain(|p| !is_stale_nan(p.v));
+        if pts.is_empty() {
+            return Ok(None);
+        }
+        let pts = match vs.range_mode {
+            RangeMode::Normal => pts,
+            RangeMode::Anchored => extend_floats(&FnWindow::new(&pts, r - range, r), false),
+            RangeMode::Smoothed => extend_floats(&FnWindow::new(&pts, r - range, r), true),
+        };
+        Ok((!pts.is_empty()).then(|| Series::new(e.labels.clone(), pts)))
+    })?;
+    Ok(Val::Matrix(series))
+}
+
+/// Where the windows of a range-vector argument come from.
+pub(crate) enum RangeData {
+    Storage(Vec<SeriesEntry>),
+    /// Subquery output.
+    Memory(Vec<Series>),
+}
+
+/// A range-vector argument prepared for rollup.
+pub(crate) struct RangeArg {
+    pub data: RangeData,
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+    pub mode: RangeMode,
+}
+
+/// One window handed to a range function.
+pub(crate) struct Window<'w> {
+    /// Samples in the window, sorted, without stale markers. For
+    /// `anchored` / `smoothed` selectors this includes the samples up to
+    /// one lookback delta before (and, smoothed, after) the range.
+    pub points: &'w [Point],
+    /// The evaluation timestamp.
+    pub t: i64,
+    /// The step index.
+    pub step: usize,
+    /// The range boundaries `(range_start, range_end]` in sample time.
+    pub range_start: i64,
+    pub range_end: i64,
+}
+
+impl RangeArg {
+    pub fn from_expr(ev: &Ev, e: &Expr) -> Result<Option<RangeArg>> {
+        match e {
+            Expr::Matrix(ms) => {
+                let vs = &ms.vector;
+                Ok(Some(RangeArg {
+                    data: RangeData::Storage(select(ev, vs)?),
+                    range: ev.duration(&ms.range, false)?,
+                    offset: ev.offset(&vs.offset)?,
+                    at: ev.at_time(&vs.at),
+                    mode: vs.range_mode,
+                }))
+            }
+            Expr::Subquery(sq) => {
+                let (series, _) = ev.subquery(sq)?;
+                Ok(Some(RangeArg {
+                    data: RangeData::Memory(series),
+                    range: ev.duration(&sq.range, false)?,
+                    offset: ev.offset(&sq.offset)?,
+                    at: ev.at_time(&sq.at),
+                    mode: RangeMode::Normal,
+                }))
+            }
+            Expr::Paren(x) => RangeArg::from_expr(ev, x),
+            _ => Ok(None),
+        }
+    }
+
+    /// Number of input series.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            RangeData::Storage(e) => e.len(),
+            RangeData::Memory(s) => s.len(),
+        }
+    }
+
+    /// Labels of input series `i` and whether its name is already marked
+    /// for dropping.
+    pub fn labels(&self, i: usize) -> (&Labels, bool) {
+        match &self.data {
+            RangeData::Storage(e) => (&e[i].labels, false),
+            RangeData::Memory(s) => (&s[i].labels, s[i].drop_name),
+        }
+    }
+
+    /// Runs `f` on every window of every series across the grid; `f`
+    /// returns the output value of one step (or none, or an error). Output series carry
+    /// the input's labels; the caller decides about the name.
+    pub fn rollup<F>(&self, ev: &Ev, f: F) -> Result<Vec<Series>>
+    where
+        F: Fn(usize, &Window) -> Result<Option<f64>> + Sync,
+    {
+        let lb = ev.ctx.lookback;
+        let (before, after) = match self.mode {
+            RangeMode::Normal => (0, 0),
+            RangeMode::Anchored => (lb, 0),
+            RangeMode::Smoothed => (lb, lb),
+        };
+        let n = ev.n();
+        let idx: Vec<usize> = (0..self.len()).collect();
+        let (first_r, last_r) = match self.at {
+            Some(t) => (t - self.offset, t - self.offset),
+            None => (ev.start - self.offset, ev.end - self.offset),
+        };
+        let sparse = self.at.is_none()
+            && matches!(self.data, RangeData::Storage(_))
+            && is_sparse(ev, self.range + before + after);
+        ev.ctx.par_map(&idx, |&i| {
+            ev.ctx.check()?;
+            if sparse && let RangeData::Storage(entries) = &self.data {
+                // Steps far apart: read each step's window only.
+                let mut out = Vec::new();
+                for step in 0..n {
+                    let t = ev.ts(step);
+                    let r = t - self.offset;
+                    let mut v = read(ev, &entries[i], r - self.range - before + 1, r + after)?;
+                    let loaded = v.len();
+                    v.retain(|p| !is_stale_nan(p.v));
+                    let w = Window {
+                        points: &v,
+                        t,
+                        step,
+                        range_start: r - self.range,
+                        range_end: r,
+                    };
+                    let res = if v.is_empty() { None } else { f(i, &w)? };
+                    ev.ctx.release(loaded);
+                    if let Some(x) = res {
+                        out.push(Point::new(t, x));
+                    }
+                }
+                ev.ctx.take(out.len())?;
+                let (labels, drop) = self.labels(i);
+                return Ok((!out.is_empty()).then(|| Series {
+                    labels: labels.clone(),
+                    points: out,
+                    drop_name: drop,
+                }));
+            }
+            let owned;
+            let pts: &[Point] = match &self.data {
+                RangeData::Storage(entries) => {
+                    let mut v = read(
+                        ev,
+                        &entries[i],
+                        first_r - self.range - before + 1,
+                        last_r + after,
+                    )?;
+                    let loaded = v.len();
+                    v.retain(|p| !is_stale_nan(p.v));
+                    ev.ctx.release(loaded - v.len());
+                    owned = v;
+                    &owned
+                }
+                RangeData::Memory(s) => &s[i].points,
+            };
+            let mut out = Vec::new();
+            let mut a = 0usize;
+            let mut b = 0usize;
+            for step in 0..n {
+                let t = ev.ts(step);
+                // With `@` every step sees the same window (the function
+                // still gets each step's time, as `predict_linear` needs).
+                let r = self.at.unwrap_or(t) - self.offset;
+                let lo = r - self.range - before;
+                let hi = r + after;
+                while a < pts.len() && pts[a].t <= lo {
+                    a += 1;
+                }
+                if b < a {
+                    b = a;
+                }
+                while b < pts.len() && pts[b].t <= hi {
+                    b += 1;
+                }
+                if a >= b {
+                    continue;
+                }
+                let w = Window {
+                    points: &pts[a..b],
+                    t,
+                    step,
+                    range_start: r - self.range,
+                    range_end: r,
+                };
+                if let Some(v) = f(i, &w)? {
+                    out.push(Point::new(t, v));
+                }
+            }
+            if let RangeData::Storage(_) = &self.data {
+                ev.ctx.release(pts.len());
+            }
+            ev.ctx.take(out.len())?;
+            let (labels, drop) = self.labels(i);
+            Ok((!out.is_empty()).then(|| Series {
+                labels: labels.clone(),
+                points: out,
+                drop_name: drop,
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t: i64, v: f64) -> Point {
+        Point::new(t, v)
+    }
+
+    #[test]
+    fn lookup_is_left_open_and_hides_stale() {
+        let s = [
+            p(0, 1.0),
+            p(10, 2.0),
+            p(20, f64::from_bits(engine::STALE_NAN)),
+        ];
+        assert_eq!(lookup(&s, 5, 300).map(|p| p.v), Some(1.0));
+        assert_eq!(lookup(&s, 10, 300).map(|p| p.v), Some(2.0));
+        assert_eq!(lookup(&s, 310, 300), None, "(310-300, 310] excludes t=10");
+        assert_eq!(lookup(&s, 309, 300), None, "stale marker at 20 hides");
+        assert_eq!(lookup(&s, 15, 300).map(|p| p.v), Some(2.0));
+        assert_eq!(lookup(&s, -1, 300), None);
+    }
+}

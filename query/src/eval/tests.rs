@@ -1,0 +1,368 @@
+//! Evaluator tests on hand-built syntax trees against a real `engine::Db`
+//! (the conformance runner in `tests/conformance.rs` covers the rest).
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use engine::{
+    Db, Durability, Labels, MatchOp, Matcher, Options, Sample, SeriesSamples, WriteBatch,
+};
+
+use super::*;
+use crate::promql::ast::{
+    AggregateExpr, AggregateOp, AtModifier, BinaryExpr, BinaryOp, Call, Duration, Expr, Function,
+    MatrixSelector, RangeMode, SubqueryExpr, ValueType, VectorSelector,
+};
+
+static RATE: Function = Function {
+    name: "rate",
+    arg_types: &[ValueType::Matrix],
+    variadic: 0,
+    return_type: ValueType::Vector,
+    experimental: false,
+};
+
+static SUM_OVER_TIME: Function = Function {
+    name: "sum_over_time",
+    arg_types: &[ValueType::Matrix],
+    variadic: 0,
+    return_type: ValueType::Vector,
+    experimental: false,
+};
+
+type TestSeries<'a> = (&'a [(&'a str, &'a str)], Vec<(i64, f64)>);
+
+fn db(series: &[TestSeries]) -> (tempfile::TempDir, Arc<Db>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path());
+    opts.background = false;
+    opts.durability = Durability::Async {
+        interval: StdDuration::from_millis(2),
+    };
+    let db = Db::open(opts, &mut prometheus_client::registry::Registry::default()).unwrap();
+    let batch = WriteBatch {
+        series: series
+            .iter()
+            .map(|(l, s)| SeriesSamples {
+                labels: Labels::new(l),
+                samples: s.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    drop(db.append(&batch).unwrap());
+    (dir, db)
+}
+
+fn sel(name: &str) -> VectorSelector {
+    VectorSelector {
+        name: Some(name.into()),
+        matchers: vec![Matcher::new(MatchOp::Equal, "__name__", name).unwrap()],
+        offset: None,
+        at: None,
+        range_mode: RangeMode::Normal,
+        position: 0,
+    }
+}
+
+fn vector(name: &str) -> Expr {
+    Expr::Vector(sel(name))
+}
+
+fn matrix(name: &str, range_ms: i64) -> Expr {
+    Expr::Matrix(MatrixSelector {
+        vector: sel(name),
+        range: Duration::Literal(range_ms),
+    })
+}
+
+fn call(f: &'static Function, args: Vec<Expr>) -> Expr {
+    Expr::Call(Call {
+        func: f,
+        args,
+        position: 0,
+    })
+}
+
+fn opts() -> QueryOptions {
+    QueryOptions::default()
+}
+
+/// `metric` every 10s from 0 to 100s, value = t/10.
+fn counter_db() -> (tempfile::TempDir, Arc<Db>) {
+    let s: Vec<(i64, f64)> = (0..=10).map(|i| (i * 10_000, i as f64)).collect();
+    db(&[
+        (&[("__name__", "m"), ("job", "a")], s.clone()),
+        (
+            &[("__name__", "m"), ("job", "b")],
+            s.iter().map(|&(t, v)| (t, v * 2.0)).collect(),
+        ),
+    ])
+}
+
+fn vector_values(v: &Value) -> Vec<(String, f64)> {
+    match v {
+        Value::Vector(s) => s.iter().map(|s| (s.labels.to_string(), s.v)).collect(),
+        other => panic!("not a vector: {other:?}"),
+    }
+}
+
+#[test]
+fn instant_selector_lookback_and_staleness() {
+    let stale = f64::from_bits(engine::STALE_NAN);
+    let (_d, db) = db(&[(
+        &[("__name__", "x")],
+        vec![(0, 1.0), (30_000, 2.0), (60_000, stale)],
+    )]);
+    let q = |t| vector_values(&instant_query(&db, &vector("x"), t, &opts()).unwrap().value);
+    assert_eq!(q(30_000), vec![("x{}".into(), 2.0)]);
+    assert_eq!(q(59_999), vec![("x{}".into(), 2.0)]);
+    assert!(q(60_000).is_empty(), "stale marker hides the series");
+    let (_d, db) = self::db(&[(&[("__name__", "y")], vec![(30_000, 2.0)])]);
+    let q = |t| vector_values(&instant_query(&db, &vector("y"), t, &opts()).unwrap().value);
+    assert_eq!(q(329_999).len(), 1);
+    assert!(q(330_000).is_empty(), "lookback window is left-open");
+}
+
+#[test]
+fn range_query_rolls_up_rate_per_series() {
+    let (_d, db) = counter_db();
+    let e = call(&RATE, vec![matrix("m", 30_000)]);
+    let out = range_query(&db, &e, 30_000, 100_000, 10_000, &opts()).unwrap();
+    let Value::Matrix(m) = out.value else {
+        panic!()
+    };
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        m[0].labels,
+        Labels::new(&[("job", "a")]),
+        "rate drops the name"
+    );
+    assert_eq!(m[0].points.len(), 8);
+    for p in &m[0].points {
+        assert!((p.v - 0.1).abs() < 1e-12, "{p:?}");
+    }
+    assert_eq!(
+        out.infos,
+        vec![
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"m\""
+        ]
+    );
+}
+
+#[test]
+fn offset_and_at_modifiers() {
+    let (_d, db) = counter_db();
+    let mut s = sel("m");
+    s.offset = Some(Duration::Literal(20_000));
+    let v = vector_values(
+        &instant_query(&db, &Expr::Vector(s.clone()), 100_000, &opts())
+            .unwrap()
+            .value,
+    );
+    assert_eq!(v[0].1, 8.0);
+    s.offset = None;
+    s.at = Some(AtModifier::Time(50_000));
+    let out = range_query(&db, &Expr::Vector(s), 0, 100_000, 50_000, &opts()).unwrap();
+    let Value::Matrix(m) = out.value else {
+        panic!()
+    };
+    assert!(m[0].points.iter().all(|p| p.v == 5.0));
+    assert_eq!(m[0].points.len(), 3);
+}
+
+#[test]
+fn binary_matching_and_aggregation() {
+    let (_d, db) = counter_db();
+    let sum = Expr::Aggregate(AggregateExpr {
+        op: AggregateOp::Sum,
+        expr: Box::new(vector("m")),
+        param: None,
+        grouping: vec![],
+        without: false,
+        position: 0,
+    });
+    let v = vector_values(&instant_query(&db, &sum, 100_000, &opts()).unwrap().value);
+    assert_eq!(v, vec![("{}".into(), 30.0)]);
+    let div = Expr::Binary(BinaryExpr {
+        op: BinaryOp::Div,
+        lhs: Box::new(vector("m")),
+        rhs: Box::new(sum),
+        return_bool: false,
+        matching: Some(crate::promql::ast::VectorMatching {
+            card: crate::promql::ast::Cardinality::ManyToOne,
+            labels: vec![],
+            on: true,
+            ..Default::default()
+        }),
+    });
+    let v = vector_values(&instant_query(&db, &div, 100_000, &opts()).unwrap().value);
+    assert_eq!(
+        v,
+        vec![
+            ("{job=\"a\"}".into(), 10.0 / 30.0),
+            ("{job=\"b\"}".into(), 20.0 / 30.0)
+        ]
+    );
+    let one_to_one = Expr::Binary(BinaryExpr {
+        op: BinaryOp::Add,
+        lhs: Box::new(vector("m")),
+        rhs: Box::new(Expr::Aggregate(AggregateExpr {
+            op: AggregateOp::Count,
+            expr: Box::new(vector("m")),
+            param: None,
+            grouping: vec![],
+            without: false,
+            position: 0,
+        })),
+        return_bool: false,
+        matching: Some(crate::promql::ast::VectorMatching {
+            labels: vec![],
+            on: true,
+            ..Default::default()
+        }),
+    });
+    let err = instant_query(&db, &one_to_one, 100_000, &opts()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("many-to-one matching must be explicit"),
+        "{err}"
+    );
+    let Expr::Binary(mut b) = one_to_one else {
+        unreachable!()
+    };
+    std::mem::swap(&mut b.lhs, &mut b.rhs);
+    let err = instant_query(&db, &Expr::Binary(b), 100_000, &opts()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "found duplicate series for the match group {} on the right hand-side of the operation: \
+         [{__name__=\"m\", job=\"a\"}, {__name__=\"m\", job=\"b\"}];many-to-many matching \
+         not allowed: matching labels must be unique on one side"
+    );
+}
+
+#[test]
+fn subquery_is_left_open_and_aligned() {
+    let (_d, db) = counter_db();
+    let sq = Expr::Subquery(SubqueryExpr {
+        expr: Box::new(vector("m")),
+        range: Duration::Literal(50_000),
+        step: Some(Duration::Literal(10_000)),
+        offset: None,
+        at: None,
+        position: 0,
+    });
+    let e = call(&SUM_OVER_TIME, vec![sq]);
+    let v = vector_values(&instant_query(&db, &e, 100_000, &opts()).unwrap().value);
+    // (50s, 100s] at 60..100 → 6+7+8+9+10.
+    assert_eq!(v[0].1, 40.0);
+}
+
+#[test]
+fn limits_are_enforced_and_named() {
+    let (_d, db) = counter_db();
+    let mut o = opts();
+    o.engine.max_samples = 5;
+    let err = range_query(&db, &vector("m"), 0, 100_000, 10_000, &o).unwrap_err();
+    assert!(
+        matches!(err, EvalError::TooManySamples { limit: 5 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_samples"));
+    let mut o = opts();
+    o.engine.max_series = 1;
+    let err = instant_query(&db, &vector("m"), 0, &o).unwrap_err();
+    assert!(matches!(err, EvalError::TooManySeries { limit: 1 }));
+    let mut o = opts();
+    o.engine.timeout = StdDuration::ZERO;
+    let err = instant_query(&db, &vector("m"), 0, &o).unwrap_err();
+    assert!(matches!(err, EvalError::Timeout { .. }));
+    assert_eq!(err.error_type(), "timeout");
+}
+
+#[test]
+fn range_query_rejects_range_vectors() {
+    let (_d, db) = counter_db();
+    let err = range_query(&db, &matrix("m", 10_000), 0, 10, 1, &opts()).unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+}
+
+#[test]
+fn cancellation_is_reported() {
+    let (_d, db) = counter_db();
+    let mut o = opts();
+    o.cancel = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    let err = instant_query(&db, &vector("m"), 0, &o).unwrap_err();
+    assert!(matches!(err, EvalError::Canceled { .. }));
+    assert_eq!(err.error_type(), "canceled");
+}
+
+#[test]
+fn many_series_roll_up_in_parallel_in_order() {
+    type Owned = (Vec<(String, String)>, Vec<(i64, f64)>);
+    let series: Vec<Owned> = (0..300)
+        .map(|i| {
+            (
+                vec![
+                    ("__name__".to_string(), "m".to_string()),
+                    ("i".to_string(), format!("{i:03}")),
+                ],
+                (0..=10).map(|k| (k * 10_000, (k * i) as f64)).collect(),
+            )
+        })
+        .collect();
+    let borrowed: Vec<Vec<(&str, &str)>> = series
+        .iter()
+        .map(|(l, _)| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect())
+        .collect();
+    let input: Vec<TestSeries> = borrowed
+        .iter()
+        .zip(&series)
+        .map(|(l, (_, s))| (l.as_slice(), s.clone()))
+        .collect();
+    let (_d, db) = db(&input);
+    let mut o = opts();
+    o.engine.parallelism = 4;
+    let e = call(&RATE, vec![matrix("m", 30_000)]);
+    let out = range_query(&db, &e, 30_000, 100_000, 10_000, &o).unwrap();
+    let Value::Matrix(m) = out.value else {
+        panic!()
+    };
+    assert_eq!(m.len(), 300, "the all-zero series has rate 0 and is kept");
+    assert!(m.windows(2).all(|w| w[0].labels < w[1].labels));
+    let i7 = m.iter().find(|s| s.labels.get("i") == Some("007")).unwrap();
+    assert!(i7.points.iter().all(|p| (p.v - 0.7).abs() < 1e-9));
+    assert_eq!(out.stats.series_touched, 300);
+}
+
+/// Steps far apart take the per-window read path; results must equal
+/// instant queries at each step.
+#[test]
+fn sparse_steps_match_instant_queries() {
+    let stale = f64::from_bits(engine::STALE_NAN);
+    let mut s: Vec<(i64, f64)> = (0..180).map(|i| (i * 60_000, (i * i) as f64)).collect();
+    s[90].1 = stale;
+    let (_d, db) = db(&[(&[("__name__", "x")], s)]);
+    for e in [vector("x"), call(&RATE, vec![matrix("x", 300_000)])] {
+        let out = range_query(&db, &e, 0, 180 * 60_000, 30 * 60_000, &opts()).unwrap();
+        let Value::Matrix(m) = out.value else {
+            panic!()
+        };
+        let got: Vec<(i64, f64)> = m[0].points.iter().map(|p| (p.t, p.v)).collect();
+        let mut want = Vec::new();
+        for k in 0..=6 {
+            let t = k * 30 * 60_000;
+            if let Value::Vector(v) = instant_query(&db, &e, t, &opts()).unwrap().value
+                && let Some(s) = v.first()
+            {
+                want.push((t, s.v));
+            }
+        }
+        assert_eq!(got, want);
+        assert!(
+            out.stats.samples_loaded < 60,
+            "only the windows are read: {:?}",
+            out.stats
+        );
+    }
+}
