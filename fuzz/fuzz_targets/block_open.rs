@@ -32,7 +32,15 @@ fn fixture() -> &'static Fixture {
                 let labels = Labels::new(&[("__name__", "m"), ("i", &format!("{i:02}")), ("job", if i % 2 == 0 { "a" } else { "b" })]);
                 let samples = (0..(20 + i * 30))
                     .map(|j| {
-                        let v = if j % 17 == 0 { f64::from_bits(STALE_NAN) } else { (i * j) as f64 * 0.25 };
+                        // Decimal runs with stale markers (stored as mantissas plus
+                        // doubles) and, every fourth series, non-decimal runs.
+                        let v = if j % 17 == 0 {
+                            f64::from_bits(STALE_NAN)
+                        } else if i % 4 == 3 {
+                            (j as f64 + 0.5).sqrt()
+                        } else {
+                            (i * j) as f64 * 0.25
+                        };
                         Sample::new(1_000 + j as i64 * 15_000 + (j as i64 % 3), v)
                     })
                     .collect();

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
-use super::{BLOCK_FORMAT, BLOCK_VERSION, META_FILE};
+use super::{BLOCK_FORMAT, BLOCK_VERSION, META_FILE, OLDEST_SUPPORTED_VERSION};
 
 /// Size and CRC-32C of one data file of a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub struct FileMeta {
 /// What `meta.json` says about a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockMeta {
+    /// Format version of the block (see `docs/format/block.md`); the writer
+    /// always writes [`BLOCK_VERSION`].
+    pub version: u32,
     pub id: String,
     /// Smallest sample timestamp (ms, inclusive).
     pub min_time: i64,
@@ -70,7 +73,7 @@ impl BlockMeta {
             .collect();
         serde_json::json!({
             "format": BLOCK_FORMAT,
-            "version": BLOCK_VERSION,
+            "version": self.version,
             "id": self.id,
             "min_time": self.min_time,
             "max_time": self.max_time,
@@ -126,11 +129,15 @@ impl BlockMeta {
             other => return Err(bad(format!("format is {other:?}, want {BLOCK_FORMAT:?}"))),
         }
         let version = field.u64("version")?;
-        if version != u64::from(BLOCK_VERSION) {
-            return Err(bad(format!(
-                "unsupported version {version} (this build reads {BLOCK_VERSION})"
-            )));
-        }
+        let version = match u32::try_from(version) {
+            Ok(v) if (OLDEST_SUPPORTED_VERSION..=BLOCK_VERSION).contains(&v) => v,
+            _ => {
+                return Err(bad(format!(
+                    "unsupported version {version} (this build reads \
+                     {OLDEST_SUPPORTED_VERSION} to {BLOCK_VERSION})"
+                )));
+            }
+        };
         let compaction = field.get("compaction")?;
         let compaction = Fields {
             obj: compaction
@@ -180,6 +187,7 @@ impl BlockMeta {
             })
             .collect::<Result<Vec<_>>>()?;
         let meta = BlockMeta {
+            version,
             id: field.str("id")?.to_owned(),
             min_time: field.i64("min_time")?,
             max_time: field.i64("max_time")?,
@@ -326,6 +334,7 @@ mod tests {
 
     fn sample() -> BlockMeta {
         BlockMeta {
+            version: BLOCK_VERSION,
             id: "01HZX3Q6J8M4T5V6W7X8Y9Z0AB".into(),
             min_time: -5,
             max_time: 1_700_000_000_000,
@@ -365,6 +374,24 @@ mod tests {
             BlockMeta::from_json(Path::new("m"), &none.to_json()).unwrap(),
             none
         );
+    }
+
+    #[test]
+    fn versions_outside_the_supported_range_are_refused() {
+        for (version, ok) in [(0, false), (1, true), (2, true), (3, false)] {
+            let m = BlockMeta {
+                version,
+                ..sample()
+            };
+            let r = BlockMeta::from_json(Path::new("meta.json"), &m.to_json());
+            match r {
+                Ok(got) => assert!(ok && got == m, "version {version}"),
+                Err(e) => assert!(
+                    !ok && e.to_string().contains("unsupported version"),
+                    "version {version}: {e}"
+                ),
+            }
+        }
     }
 
     #[test]

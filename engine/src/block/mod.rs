@@ -16,6 +16,7 @@
 //! leftovers of interrupted writes and may be deleted
 //! ([`remove_incomplete`]).
 
+mod decimal;
 mod id;
 mod merge;
 mod meta;
@@ -26,6 +27,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use decimal::sample_value;
 pub use id::{ID_LEN, block_id_time, new_block_id, new_block_id_at, parse_block_id};
 pub use merge::{merge_blocks, merge_blocks_within};
 pub use meta::{BlockMeta, FileMeta, read_meta};
@@ -36,8 +38,11 @@ use crate::error::{Error, Result};
 
 /// `meta.json` `format` value.
 pub const BLOCK_FORMAT: &str = "silt-block";
-/// Format version written, and the only one read.
-pub const BLOCK_VERSION: u32 = 1;
+/// Format version written (and the newest one read). Version 2 stores
+/// decimal values as integer mantissas (`value_int`, `value_scale`).
+pub const BLOCK_VERSION: u32 = 2;
+/// Oldest format version still read: version 1 (values only as `DOUBLE`).
+pub const OLDEST_SUPPORTED_VERSION: u32 = 1;
 /// `silt.format` of `samples.parquet`.
 pub const SAMPLES_FORMAT: &str = "silt-block-samples";
 /// `silt.format` of `series.parquet`.

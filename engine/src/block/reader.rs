@@ -26,6 +26,7 @@ use crate::index::MemPostings;
 use crate::labels::Labels;
 use crate::sample::Sample;
 
+use super::decimal;
 use super::meta::{BlockMeta, read_meta};
 use super::schema::{self, FileKind};
 use super::series::SeriesTable;
@@ -56,6 +57,8 @@ pub struct Block {
     rg_start: Vec<u64>,
     /// Timestamp-column pages of all row groups, in row order.
     pages: Vec<TsPage>,
+    /// Does `samples.parquet` have the decimal value columns (version 2)?
+    decimal: bool,
     series: SeriesTable,
     postings: MemPostings,
 }
@@ -155,6 +158,7 @@ impl Block {
         let (metadata, rg_start, pages) =
             guarded(&samples_path, || open_samples(&samples_path, &data, &meta))?;
         let postings = series.postings();
+        let decimal = meta.version >= 2;
         Ok(Block {
             dir: dir.to_owned(),
             samples_path,
@@ -165,6 +169,7 @@ impl Block {
             pool: Mutex::new(Vec::new()),
             rg_start,
             pages,
+            decimal,
             series,
             postings,
         })
@@ -440,6 +445,14 @@ impl Block {
             sid: ColumnReaderImpl::new(schema.column(0), page_reader(0)?),
             ts: ColumnReaderImpl::new(schema.column(1), page_reader(1)?),
             v: ColumnReaderImpl::new(schema.column(2), page_reader(2)?),
+            dec: if self.decimal {
+                Some((
+                    ColumnReaderImpl::new(schema.column(3), page_reader(3)?),
+                    ColumnReaderImpl::new(schema.column(4), page_reader(4)?),
+                ))
+            } else {
+                None
+            },
         })
     }
 
@@ -461,12 +474,54 @@ impl Block {
 /// contexts, reusing one costs nothing.
 const CURSOR_POOL: usize = 4;
 
-/// Decoded values of the three columns for a run of rows.
+/// Decoded columns for a run of rows: series ids, timestamps and the
+/// reconstructed values, plus the raw value columns of version 2.
 #[derive(Default)]
 struct Columns {
     sid: Vec<i32>,
     ts: Vec<i64>,
     v: Vec<f64>,
+    double: Vec<f64>,
+    int: Vec<i64>,
+    scale: Vec<i32>,
+}
+
+impl Columns {
+    /// Rebuilds `v` from the version-2 value columns: a row with
+    /// `value_scale = k >= 0` has the value `decimal::decode(value_int, k)`,
+    /// a row with `value_scale = -1` the double `value`. `double` and `int`
+    /// may be empty when no row uses them.
+    fn merge_values(&mut self, path: &Path) -> Result<()> {
+        let n = self.scale.len();
+        let bad_len = |v: usize| v != n && v != 0;
+        if bad_len(self.double.len()) || bad_len(self.int.len()) {
+            return Err(Error::corruption(path, "value columns differ in length"));
+        }
+        self.v.clear();
+        self.v.reserve(n);
+        let pow = |s: i32| {
+            usize::try_from(s)
+                .ok()
+                .and_then(|i| decimal::POW10.get(i))
+                .copied()
+                .ok_or_else(|| Error::corruption(path, format!("value_scale {s} out of range")))
+        };
+        let missing = || Error::corruption(path, "value column skipped but needed");
+        // Scales change only between runs: cache the last power of ten.
+        let (mut k, mut p) = (0, 1.0);
+        for (r, &s) in self.scale.iter().enumerate() {
+            let v = if s == i32::from(decimal::DOUBLE_SCALE) {
+                *self.double.get(r).ok_or_else(missing)?
+            } else {
+                if s != k {
+                    (k, p) = (s, pow(s)?);
+                }
+                *self.int.get(r).ok_or_else(missing)? as f64 / p
+            };
+            self.v.push(v);
+        }
+        Ok(())
+    }
 }
 
 /// Column readers of one row group, all positioned at global row `pos`.
@@ -478,6 +533,8 @@ struct Cursor {
     sid: ColumnReaderImpl<Int32Type>,
     ts: ColumnReaderImpl<Int64Type>,
     v: ColumnReaderImpl<DoubleType>,
+    /// `value_int` and `value_scale` (version 2).
+    dec: Option<(ColumnReaderImpl<Int64Type>, ColumnReaderImpl<Int32Type>)>,
 }
 
 impl Cursor {
@@ -489,12 +546,21 @@ impl Cursor {
         let err = |e: parquet::errors::ParquetError| {
             Error::corruption(path, format!("cannot skip rows: {e}"))
         };
+        let (int, scale) = match &mut self.dec {
+            Some((i, s)) => (
+                i.skip_records(n).map_err(err)?,
+                s.skip_records(n).map_err(err)?,
+            ),
+            None => (n, n),
+        };
         let skipped = [
             self.sid.skip_records(n).map_err(err)?,
             self.ts.skip_records(n).map_err(err)?,
             self.v.skip_records(n).map_err(err)?,
+            int,
+            scale,
         ];
-        if skipped != [n; 3] {
+        if skipped != [n; 5] {
             return Err(Error::corruption(
                 path,
                 format!("skipped {skipped:?} rows, want {n}"),
@@ -511,7 +577,33 @@ impl Cursor {
         out.v.clear();
         read_column(path, &mut self.sid, n, &mut out.sid)?;
         read_column(path, &mut self.ts, n, &mut out.ts)?;
-        read_column(path, &mut self.v, n, &mut out.v)?;
+        match &mut self.dec {
+            None => read_column(path, &mut self.v, n, &mut out.v)?,
+            Some((int, scale)) => {
+                out.double.clear();
+                out.int.clear();
+                out.scale.clear();
+                read_column(path, scale, n, &mut out.scale)?;
+                // Decode a value column only if a row uses it; skipping
+                // whole pages costs no decompression.
+                let doubles = out
+                    .scale
+                    .iter()
+                    .filter(|&&s| s == i32::from(decimal::DOUBLE_SCALE))
+                    .count();
+                if doubles > 0 {
+                    read_column(path, &mut self.v, n, &mut out.double)?;
+                } else {
+                    skip_column(path, &mut self.v, n)?;
+                }
+                if doubles < n {
+                    read_column(path, int, n, &mut out.int)?;
+                } else {
+                    skip_column(path, int, n)?;
+                }
+                out.merge_values(path)?;
+            }
+        }
         self.pos += n as u64;
         Ok(())
     }
@@ -535,6 +627,19 @@ fn read_column<T: DataType>(
                 "fewer rows than the page index promises",
             ));
         }
+    }
+    Ok(())
+}
+
+fn skip_column<T: DataType>(path: &Path, r: &mut ColumnReaderImpl<T>, n: usize) -> Result<()> {
+    let skipped = r
+        .skip_records(n)
+        .map_err(|e| Error::corruption(path, format!("cannot skip rows: {e}")))?;
+    if skipped != n {
+        return Err(Error::corruption(
+            path,
+            format!("skipped {skipped} rows, want {n}"),
+        ));
     }
     Ok(())
 }
@@ -613,7 +718,7 @@ fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIn
         .with_page_index_policy(PageIndexPolicy::Required)
         .parse_and_finish(data)
         .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
-    let kvs = schema::check_file(path, &md, FileKind::Samples)?;
+    let kvs = schema::check_file(path, &md, FileKind::Samples, meta.version)?;
     let rows = md.file_metadata().num_rows();
     if u64::try_from(rows).ok() != Some(meta.num_samples) {
         return Err(bad(format!(
@@ -637,6 +742,11 @@ fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIn
         return Err(bad("page index does not cover every row group".into()));
     }
     let file_len = data.len() as u64;
+    let columns = if meta.version >= 2 {
+        schema::SAMPLES_COLUMNS
+    } else {
+        3
+    };
     let mut rg_start = Vec::with_capacity(md.num_row_groups() + 1);
     let mut pages = Vec::new();
     let mut start = 0u64;
@@ -647,7 +757,7 @@ fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIn
             return Err(bad(format!("row group {rg_idx} is empty")));
         }
         rg_start.push(start);
-        if offset_index[rg_idx].len() != 3 || column_index[rg_idx].len() != 3 {
+        if offset_index[rg_idx].len() != columns || column_index[rg_idx].len() != columns {
             return Err(bad(format!(
                 "row group {rg_idx}: page index has wrong column count"
             )));
@@ -722,4 +832,50 @@ fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIn
     }
     rg_start.push(start);
     Ok((Arc::new(md), rg_start, pages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(double: &[f64], int: &[i64], scale: &[i32]) -> Columns {
+        Columns {
+            double: double.to_vec(),
+            int: int.to_vec(),
+            scale: scale.to_vec(),
+            ..Columns::default()
+        }
+    }
+
+    #[test]
+    fn values_are_rebuilt_per_row() {
+        let stale = f64::from_bits(crate::sample::STALE_NAN);
+        let mut c = columns(
+            &[0.0, 0.0, stale, 0.0],
+            &[1_234_567, 1_234_568, 1_234_568, 7],
+            &[2, 2, -1, 0],
+        );
+        c.merge_values(Path::new("samples.parquet")).unwrap();
+        let bits: Vec<u64> = c.v.iter().map(|v| v.to_bits()).collect();
+        let want = [12345.67f64, 12345.68, stale, 7.0].map(f64::to_bits);
+        assert_eq!(bits, want);
+        // A skipped (empty) column is fine when no row needs it.
+        let mut c = columns(&[], &[5, 6], &[1, 1]);
+        c.merge_values(Path::new("samples.parquet")).unwrap();
+        assert_eq!(c.v, [0.5, 0.6]);
+    }
+
+    #[test]
+    fn bad_value_columns_are_corruption() {
+        for c in [
+            columns(&[0.0], &[1], &[19]),
+            columns(&[0.0], &[1], &[-2]),
+            columns(&[0.0, 0.0], &[1], &[0, 0]),
+            columns(&[], &[1], &[-1]),
+        ] {
+            let mut c = c;
+            let e = c.merge_values(Path::new("samples.parquet")).unwrap_err();
+            assert!(matches!(e, Error::Corruption { .. }), "{e:?}");
+        }
+    }
 }

@@ -17,12 +17,16 @@ use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 
-use super::{BLOCK_VERSION, SAMPLES_FORMAT, SERIES_FORMAT};
+use super::{BLOCK_VERSION, OLDEST_SUPPORTED_VERSION, SAMPLES_FORMAT, SERIES_FORMAT};
 
 /// Column names of `samples.parquet`, in file order.
 pub const COL_SERIES_ID: &str = "series_id";
 pub const COL_TIMESTAMP: &str = "timestamp";
 pub const COL_VALUE: &str = "value";
+pub const COL_VALUE_INT: &str = "value_int";
+pub const COL_VALUE_SCALE: &str = "value_scale";
+/// Number of leaf columns of `samples.parquet` in the current version.
+pub const SAMPLES_COLUMNS: usize = 5;
 
 /// Column names of `series.parquet`, in file order.
 pub const COL_LABELS: &str = "labels";
@@ -67,6 +71,8 @@ pub fn samples_schema() -> SchemaRef {
         Field::new(COL_SERIES_ID, DataType::UInt32, false),
         Field::new(COL_TIMESTAMP, timestamp_type(), false),
         Field::new(COL_VALUE, DataType::Float64, false),
+        Field::new(COL_VALUE_INT, DataType::Int64, false),
+        Field::new(COL_VALUE_SCALE, DataType::Int8, false),
     ]))
 }
 
@@ -132,6 +138,14 @@ pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
             Encoding::DELTA_BINARY_PACKED,
         )
         .set_column_encoding(ColumnPath::from(COL_VALUE), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_encoding(
+            ColumnPath::from(COL_VALUE_INT),
+            Encoding::DELTA_BINARY_PACKED,
+        )
+        .set_column_encoding(
+            ColumnPath::from(COL_VALUE_SCALE),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_sorting_columns(Some(vec![
             SortingColumn {
                 column_idx: 0,
@@ -240,10 +254,18 @@ fn string() -> Option<LogicalType> {
     Some(LogicalType::String)
 }
 
-fn samples_leaves() -> Vec<Leaf> {
+fn int8() -> Option<LogicalType> {
+    Some(LogicalType::Integer(IntType {
+        bit_width: 8,
+        is_signed: true,
+    }))
+}
+
+/// Leaves of `samples.parquet` in format `version` (1 or 2).
+fn samples_leaves(version: u32) -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
-    vec![
+    let mut leaves = vec![
         Leaf {
             path: COL_SERIES_ID,
             physical: P::INT32,
@@ -256,13 +278,37 @@ fn samples_leaves() -> Vec<Leaf> {
             logical: ts_logical(),
             repetition: R,
         },
-        Leaf {
+    ];
+    if version == 1 {
+        leaves.push(Leaf {
             path: COL_VALUE,
             physical: P::DOUBLE,
             logical: None,
             repetition: R,
-        },
-    ]
+        });
+    } else {
+        leaves.extend([
+            Leaf {
+                path: COL_VALUE,
+                physical: P::DOUBLE,
+                logical: None,
+                repetition: R,
+            },
+            Leaf {
+                path: COL_VALUE_INT,
+                physical: P::INT64,
+                logical: None,
+                repetition: R,
+            },
+            Leaf {
+                path: COL_VALUE_SCALE,
+                physical: P::INT32,
+                logical: int8(),
+                repetition: R,
+            },
+        ]);
+    }
+    leaves
 }
 
 fn series_leaves() -> Vec<Leaf> {
@@ -321,18 +367,27 @@ pub enum FileKind {
     Series,
 }
 
-/// Checks a file's Parquet schema (leaf paths, physical and logical types,
-/// repetition) and its `silt.format` / `silt.format_version` metadata.
-/// Returns the key/value metadata as a map.
+/// Checks a file's `silt.format` / `silt.format_version` metadata and its
+/// Parquet schema (leaf paths, physical and logical types, repetition) for
+/// that version. `version` is the block's version from `meta.json`; the
+/// file must carry the same. Returns the key/value metadata as a map.
 pub fn check_file(
     path: &Path,
     md: &ParquetMetaData,
     kind: FileKind,
+    version: u32,
 ) -> Result<HashMap<String, String>> {
     let bad = |d: String| Error::corruption(path, d);
-    let (leaves, format) = match kind {
-        FileKind::Samples => (samples_leaves(), SAMPLES_FORMAT),
-        FileKind::Series => (series_leaves(), SERIES_FORMAT),
+    if !(OLDEST_SUPPORTED_VERSION..=BLOCK_VERSION).contains(&version) {
+        return Err(bad(format!(
+            "unsupported format version {version} (this build reads \
+             {OLDEST_SUPPORTED_VERSION} to {BLOCK_VERSION})"
+        )));
+    }
+    let kvs = check_format_keys(path, md, kind, version)?;
+    let leaves = match kind {
+        FileKind::Samples => samples_leaves(version),
+        FileKind::Series => series_leaves(),
     };
     let schema = md.file_metadata().schema_descr();
     if schema.num_columns() != leaves.len() {
@@ -369,6 +424,22 @@ pub fn check_file(
             return Err(bad(format!("column {got_path} is not {}", want.repetition)));
         }
     }
+    Ok(kvs)
+}
+
+/// Reads the key/value metadata and checks `silt.format` and
+/// `silt.format_version`.
+fn check_format_keys(
+    path: &Path,
+    md: &ParquetMetaData,
+    kind: FileKind,
+    version: u32,
+) -> Result<HashMap<String, String>> {
+    let bad = |d: String| Error::corruption(path, d);
+    let format = match kind {
+        FileKind::Samples => SAMPLES_FORMAT,
+        FileKind::Series => SERIES_FORMAT,
+    };
     let mut kvs = HashMap::new();
     for kv in md
         .file_metadata()
@@ -384,7 +455,7 @@ pub fn check_file(
         Some(f) if f == format => {}
         other => return Err(bad(format!("{KV_FORMAT} is {other:?}, want {format:?}"))),
     }
-    let version = BLOCK_VERSION.to_string();
+    let version = version.to_string();
     match kvs.get(KV_FORMAT_VERSION) {
         Some(v) if *v == version => {}
         other => {

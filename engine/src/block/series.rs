@@ -77,7 +77,7 @@ impl SeriesTable {
         let bad = |d: String| Error::corruption(path, d);
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)
             .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
-        let kvs = schema::check_file(path, builder.metadata(), FileKind::Series)?;
+        let kvs = schema::check_file(path, builder.metadata(), FileKind::Series, meta.version)?;
         let rows = builder.metadata().file_metadata().num_rows();
         if u64::try_from(rows).ok() != Some(meta.num_series) {
             return Err(bad(format!(

@@ -54,6 +54,10 @@ fn special_values() -> Vec<f64> {
 fn arb_value() -> impl Strategy<Value = f64> {
     prop_oneof![
         3 => (0u32..10_000).prop_map(f64::from),
+        // Decimal-ish counters and gauges with 0-6 decimals, as parsed from text.
+        3 => (-1_000_000_000_000i64..1_000_000_000_000, 0u32..7)
+            .prop_map(|(m, k)| format!("{m}e-{k}").parse::<f64>().unwrap_or(0.0)),
+        1 => (-20i32..20).prop_map(|e| 10f64.powi(e) * 1.5),
         2 => any::<u64>().prop_map(f64::from_bits),
         2 => proptest::sample::select(special_values()),
         1 => any::<f64>(),
@@ -96,8 +100,42 @@ fn arb_labels() -> impl Strategy<Value = Labels> {
         })
 }
 
+/// Series whose values come from one family, so that whole pages are
+/// decimal, double or mixed: counters with 0-6 decimals (family 0), the same
+/// ending in a stale marker (1), integers (2), or `arb_value`'s mix (3).
+fn arb_run_samples(max_len: usize) -> impl Strategy<Value = Vec<Sample>> {
+    (
+        0u8..4,
+        arb_samples(max_len),
+        0i32..7,
+        -1_000_000i64..1_000_000_000,
+    )
+        .prop_map(|(family, mut samples, k, start)| {
+            let p = 10f64.powi(k);
+            let mut m = start;
+            for s in samples.iter_mut() {
+                m += s.t.rem_euclid(97);
+                s.v = match family {
+                    0 | 1 => m as f64 / p,
+                    2 => m as f64,
+                    _ => s.v,
+                };
+            }
+            if family == 1
+                && let Some(last) = samples.last_mut()
+            {
+                last.v = f64::from_bits(STALE_NAN);
+            }
+            samples
+        })
+}
+
 fn arb_model() -> impl Strategy<Value = Model> {
-    prop::collection::btree_map(arb_labels(), arb_samples(60), 1..25)
+    prop::collection::btree_map(
+        arb_labels(),
+        prop_oneof![arb_samples(60), arb_run_samples(60)],
+        1..25,
+    )
 }
 
 fn check_block_matches(block: &Block, model: &Model) {
@@ -582,7 +620,10 @@ fn written_files_match_documented_schema() {
     assert_eq!(kv(&md, "silt.format").as_deref(), Some(SAMPLES_FORMAT));
     assert_eq!(kv(&smd, "silt.format").as_deref(), Some(SERIES_FORMAT));
     for m in [&md, &smd] {
-        assert_eq!(kv(m, "silt.format_version").as_deref(), Some("1"));
+        assert_eq!(
+            kv(m, "silt.format_version"),
+            Some(BLOCK_VERSION.to_string())
+        );
         assert_eq!(kv(m, "silt.block_id"), Some(meta.id.clone()));
         assert_eq!(kv(m, "silt.min_time"), Some(meta.min_time.to_string()));
         assert_eq!(kv(m, "silt.max_time"), Some(meta.max_time.to_string()));
@@ -609,7 +650,14 @@ fn written_files_match_documented_schema() {
             "{:?}",
             enc(2)
         );
-        for c in 0..3 {
+        for c in [3, 4] {
+            assert!(
+                enc(c).contains(&Encoding::DELTA_BINARY_PACKED),
+                "{c}: {:?}",
+                enc(c)
+            );
+        }
+        for c in 0..schema::SAMPLES_COLUMNS {
             assert!(matches!(rg.column(c).compression(), Compression::ZSTD(_)));
             assert!(
                 rg.column(c).offset_index_offset().is_some()
@@ -631,4 +679,84 @@ fn written_files_match_documented_schema() {
     let b = Block::open(&block).unwrap();
     assert_eq!(b.num_pages(), 20 * 6);
     assert_eq!(md.num_row_groups(), 20);
+}
+
+// ---- older format versions ----
+
+/// What the version-1 golden block in `testdata/v1/` holds (it was written
+/// by the version-1 writer with the `TINY` layout).
+fn golden_v1_model() -> Model {
+    let mut model = Model::new();
+    let mut vals = special_values();
+    vals.extend([1.5, 12345.67, 0.1, 1e300, 42.0]);
+    model.insert(
+        Labels::new(&[("__name__", "golden_special"), ("job", "g")]),
+        vals.iter()
+            .enumerate()
+            .map(|(i, &v)| Sample {
+                t: 1_000 + i as i64 * 15_000,
+                v,
+            })
+            .collect(),
+    );
+    model.insert(
+        Labels::new(&[("__name__", "golden_counter"), ("job", "g")]),
+        (0..20)
+            .map(|i| Sample {
+                t: 1_000 + i * 15_000 + i % 3,
+                v: (1_234_567 + i * 37) as f64 / 100.0,
+            })
+            .collect(),
+    );
+    model
+}
+
+fn golden_v1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v1/01M8PX5DA5CZBNQNEPZMBJ9NCD")
+}
+
+#[test]
+fn version_1_blocks_are_still_read() {
+    let block = Block::open(&golden_v1_dir()).unwrap();
+    assert_eq!(block.meta().version, 1);
+    check_block_matches(&block, &golden_v1_model());
+    let mut many = Vec::new();
+    block
+        .read_many(&[0, 1], i64::MIN, i64::MAX, &mut |id, s| {
+            many.push((id, bits(s)))
+        })
+        .unwrap();
+    assert_eq!(many.len(), 2);
+}
+
+#[test]
+fn merging_a_version_1_block_writes_the_current_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = Block::open(&golden_v1_dir()).unwrap();
+    let meta = merge_blocks(tmp.path(), &[&old], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.version, BLOCK_VERSION);
+    let merged = Block::open(&tmp.path().join(&meta.id)).unwrap();
+    check_block_matches(&merged, &golden_v1_model());
+}
+
+#[test]
+fn file_versions_must_match_meta() {
+    // A version-2 meta.json over version-1 files is corruption of the
+    // files, never a misread.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("01M8PX5DA5CZBNQNEPZMBJ9NCD");
+    std::fs::create_dir(&dir).unwrap();
+    for f in [META_FILE, SAMPLES_FILE, SERIES_FILE] {
+        std::fs::copy(golden_v1_dir().join(f), dir.join(f)).unwrap();
+    }
+    let mut meta = read_meta(&dir).unwrap();
+    meta.version = BLOCK_VERSION;
+    std::fs::write(dir.join(META_FILE), meta.to_json()).unwrap();
+    let e = Block::open(&dir).unwrap_err();
+    assert!(
+        matches!(&e, Error::Corruption { path, detail } if path.ends_with(SERIES_FILE) && detail.contains("format_version")),
+        "{e:?}"
+    );
 }

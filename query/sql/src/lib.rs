@@ -11,15 +11,24 @@
 //! `samples s JOIN series r ON s.block_id = r.block_id AND s.series_id = r.series_id`.
 //! Label values are read with map indexing: `r.labels['job']`.
 //!
+//! `samples.value` is the sample value, bit-exact: for version-2 blocks it
+//! is computed from the stored `value`, `value_int` and `value_scale`
+//! columns by the scalar function [`SAMPLE_VALUE_UDF`] (the engine's own
+//! formula), so SQL sees the same `DOUBLE` column for every version.
+//!
 //! The tables read the files on each query; a block deleted by compaction
 //! after the context was built makes later queries over it fail.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col, lit};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::{DataFrame, Expr, ParquetReadOptions, SessionContext, col, lit};
 
-use engine::block::{SAMPLES_FILE, SERIES_FILE, read_meta};
+use engine::block::{SAMPLES_FILE, SERIES_FILE, read_meta, sample_value};
 
 /// Name of the table of all samples.
 pub const SAMPLES_TABLE: &str = "samples";
@@ -28,7 +37,12 @@ pub const SERIES_TABLE: &str = "series";
 /// The column added to both tables that names the block a row comes from.
 pub const BLOCK_ID_COLUMN: &str = "block_id";
 
-const SAMPLES_COLUMNS: [&str; 3] = ["series_id", "timestamp", "value"];
+/// Name of the scalar function `silt_sample_value(value, value_int,
+/// value_scale) -> DOUBLE` that turns version-2 value columns into the
+/// sample value; registered by [`register_blocks`].
+pub const SAMPLE_VALUE_UDF: &str = "silt_sample_value";
+
+const SAMPLES_KEYS: [&str; 2] = ["series_id", "timestamp"];
 const SERIES_COLUMNS: [&str; 6] = [
     "series_id",
     "labels",
@@ -51,16 +65,30 @@ pub async fn block_context(block_dirs: &[PathBuf]) -> Result<SessionContext> {
 /// Registers (or replaces) the `samples` and `series` tables of `ctx` over
 /// `block_dirs`.
 pub async fn register_blocks(ctx: &SessionContext, block_dirs: &[PathBuf]) -> Result<()> {
+    let udf = sample_value_udf();
+    ctx.register_udf(udf.clone());
     let mut samples: Option<DataFrame> = None;
     let mut series: Option<DataFrame> = None;
     for dir in block_dirs {
         let meta = read_meta(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let s = read_file(ctx, dir, SAMPLES_FILE, &meta.id, &SAMPLES_COLUMNS).await?;
+        let mut cols: Vec<Expr> = SAMPLES_KEYS.iter().map(|c| quoted(c)).collect();
+        cols.push(if meta.version >= 2 {
+            udf.call(vec![
+                quoted("value"),
+                quoted("value_int"),
+                quoted("value_scale"),
+            ])
+            .alias("value")
+        } else {
+            quoted("value")
+        });
+        let s = read_file(ctx, dir, SAMPLES_FILE, &meta.id, cols).await?;
         samples = Some(match samples {
             None => s,
             Some(acc) => acc.union(s)?,
         });
-        let r = read_file(ctx, dir, SERIES_FILE, &meta.id, &SERIES_COLUMNS).await?;
+        let cols = SERIES_COLUMNS.iter().map(|c| quoted(c)).collect();
+        let r = read_file(ctx, dir, SERIES_FILE, &meta.id, cols).await?;
         series = Some(match series {
             None => r,
             Some(acc) => acc.union(r)?,
@@ -75,13 +103,61 @@ pub async fn register_blocks(ctx: &SessionContext, block_dirs: &[PathBuf]) -> Re
     Ok(())
 }
 
-/// One Parquet file as a data frame with a leading `block_id` column.
+/// A column reference that keeps the name's case (and SQL keywords) as is.
+fn quoted(name: &str) -> Expr {
+    col(format!("\"{name}\""))
+}
+
+/// `silt_sample_value(value DOUBLE, value_int BIGINT, value_scale TINYINT)
+/// -> DOUBLE`: the engine's formula (`engine::block::sample_value`); an
+/// out-of-range scale is an execution error, a null input gives null.
+pub fn sample_value_udf() -> ScalarUDF {
+    create_udf(
+        SAMPLE_VALUE_UDF,
+        vec![DataType::Float64, DataType::Int64, DataType::Int8],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let [v, m, k] = arrays.as_slice() else {
+                return Err(DataFusionError::Internal(format!(
+                    "{SAMPLE_VALUE_UDF} takes 3 arguments, got {}",
+                    arrays.len()
+                )));
+            };
+            let (v, m, k) = (
+                v.as_primitive::<Float64Type>(),
+                m.as_primitive::<Int64Type>(),
+                k.as_primitive::<Int8Type>(),
+            );
+            let out = (0..v.len())
+                .map(|i| {
+                    if v.is_null(i) || m.is_null(i) || k.is_null(i) {
+                        return Ok(None);
+                    }
+                    sample_value(v.value(i), m.value(i), k.value(i))
+                        .map(Some)
+                        .ok_or_else(|| {
+                            DataFusionError::Execution(format!(
+                                "corrupt block: value_scale {} out of range",
+                                k.value(i)
+                            ))
+                        })
+                })
+                .collect::<Result<Float64Array>>()?;
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+/// One Parquet file as a data frame with a leading `block_id` column and
+/// then `columns`.
 async fn read_file(
     ctx: &SessionContext,
     dir: &Path,
     file: &str,
     id: &str,
-    columns: &[&str],
+    columns: Vec<Expr>,
 ) -> Result<DataFrame> {
     let path = dir.join(file);
     let path = path.to_str().ok_or_else(|| {
@@ -91,6 +167,6 @@ async fn read_file(
         .read_parquet(path, ParquetReadOptions::default())
         .await?;
     let mut exprs = vec![lit(id.to_owned()).alias(BLOCK_ID_COLUMN)];
-    exprs.extend(columns.iter().map(|c| col(format!("\"{c}\""))));
+    exprs.extend(columns);
     df.select(exprs)
 }

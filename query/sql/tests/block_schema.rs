@@ -182,3 +182,76 @@ async fn series_ids_are_local_to_a_block() {
     )
     .await;
 }
+
+/// Sample values as SQL returns them for series 0 of every block, as
+/// `(block_id, timestamp, value bits)`, sorted.
+async fn value_bits(ctx: &SessionContext, sql: &str) -> Vec<(i64, u64)> {
+    let mut got = Vec::new();
+    for b in &query(ctx, sql).await {
+        let t = b.column(0).as_primitive::<Int64Type>();
+        let v = b.column(1).as_primitive::<Float64Type>();
+        assert_eq!(v.null_count(), 0);
+        got.extend((0..b.num_rows()).map(|i| (t.value(i), v.value(i).to_bits())));
+    }
+    got
+}
+
+#[tokio::test]
+async fn decimal_and_double_values_are_bit_exact_in_sql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let values = [
+        12345.67,
+        0.1,
+        -3.125,
+        1e-12,
+        f64::from_bits(STALE_NAN),
+        -0.0,
+        2f64.powi(60),
+        f64::NEG_INFINITY,
+        0.1 + 0.2,
+        9_007_199_254_740_993.0,
+        f64::from_bits(0x7ff8_0000_dead_beef),
+    ];
+    let points: Vec<(i64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (1000 * (i as i64 + 1), v))
+        .collect();
+    let block = write(tmp.path(), vec![series(&[("__name__", "m")], &points)]);
+    let ctx = sql::block_context(std::slice::from_ref(&block))
+        .await
+        .unwrap();
+    let got = value_bits(
+        &ctx,
+        "SELECT CAST(\"timestamp\" AS BIGINT) AS t, value FROM samples ORDER BY t",
+    )
+    .await;
+    let want: Vec<(i64, u64)> = points.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+    assert_eq!(got, want);
+}
+
+/// The version-1 golden block of the engine's tests (values stored only as
+/// DOUBLE) next to a version-2 block: one `samples` table.
+#[tokio::test]
+async fn version_1_and_2_blocks_form_one_table() {
+    let v1 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../engine/src/block/testdata/v1/01M8PX5DA5CZBNQNEPZMBJ9NCD");
+    let tmp = tempfile::tempdir().unwrap();
+    let v2 = write(
+        tmp.path(),
+        vec![series(&[("__name__", "golden_counter")], &[(1, 12345.67)])],
+    );
+    let ctx = sql::block_context(&[v1, v2]).await.unwrap();
+    check(
+        &ctx,
+        "SELECT r.labels['__name__'] AS name, count(*) AS n, max(s.value) AS max \
+         FROM samples s JOIN series r ON s.block_id = r.block_id AND s.series_id = r.series_id \
+         WHERE r.labels['__name__'] = 'golden_counter' GROUP BY 1",
+        "+----------------+----+---------+
+         | name           | n  | max     |
+         +----------------+----+---------+
+         | golden_counter | 21 | 12352.7 |
+         +----------------+----+---------+",
+    )
+    .await;
+}
