@@ -30,44 +30,9 @@
 //! Bits are written most-significant first; arithmetic wraps (mod 2^64), so
 //! every `i64` timestamp sequence round-trips.
 
+use crate::block::decimal::{decode, encode, min_scale};
 use crate::chunk::XorChunk;
 use crate::sample::Sample;
-
-/// Largest decimal scale tried: `10^k` is exact in `f64` up to 10^22.
-const MAX_SCALE: u8 = 18;
-
-/// `10^k` for `k` in `0..=MAX_SCALE`, each exact.
-const POW10: [f64; MAX_SCALE as usize + 1] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18,
-];
-
-/// Mantissas stay within ±2^53, where every integer is an exact `f64`.
-const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
-
-#[inline]
-fn decode(m: i64, k: u8) -> f64 {
-    m as f64 / POW10[k as usize]
-}
-
-/// The mantissa of `v` at scale `k`, if `decode(m, k)` gives back `v`'s bits.
-#[inline]
-fn encode(v: f64, k: u8) -> Option<i64> {
-    let x = (v * POW10[k as usize]).round();
-    if x.is_nan() || x.abs() > MAX_MANTISSA {
-        return None;
-    }
-    let m = x as i64;
-    (decode(m, k).to_bits() == v.to_bits()).then_some(m)
-}
-
-/// The smallest scale at which `v` is decimal, if any.
-fn min_scale(v: f64) -> Option<u8> {
-    if !v.is_finite() {
-        return None;
-    }
-    (0..=MAX_SCALE).find(|&k| encode(v, k).is_some())
-}
 
 /// Prefixes and payload widths of the delta-of-delta code (prefix `0` is
 /// zero, `111111` the 64-bit escape).

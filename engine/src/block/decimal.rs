@@ -63,7 +63,7 @@ pub fn encode(v: f64, k: u8) -> Option<i64> {
 /// The smallest scale at which `v` is decimal, if any. A scale is tried
 /// with the division of [`encode`] only when `v · 10^k` is within a few
 /// ulps of an integer (true for the right scale, false for most others).
-fn min_scale(v: f64) -> Option<u8> {
+pub(crate) fn min_scale(v: f64) -> Option<u8> {
     if !v.is_finite() {
         return None;
     }

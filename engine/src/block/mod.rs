@@ -16,7 +16,7 @@
 //! leftovers of interrupted writes and may be deleted
 //! ([`remove_incomplete`]).
 
-mod decimal;
+pub(crate) mod decimal;
 mod id;
 mod merge;
 mod meta;
