@@ -317,27 +317,32 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
         }
     }
     if name == "absent_over_time" {
-        let mut present = vec![false; ev.n()];
-        for s in &out {
-            for p in &s.points {
-                present[ev.index(p.t)] = true;
-            }
-        }
-        let points: Vec<Point> = (0..ev.n())
-            .filter(|&i| !present[i])
-            .map(|i| Point::new(ev.ts(i), 1.0))
-            .collect();
+        let points = absent_points(ev, &out);
         if points.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
-        let labels = absent_labels(arg_expr);
         return Ok(Val::Vector(vec![Series {
-            labels,
+            labels: absent_labels(arg_expr),
             points,
             drop_name: true,
         }]));
     }
     Ok(Val::Vector(out))
+}
+
+/// A point of value 1 at every step where no series of `v` has one (what
+/// `absent` and `absent_over_time` return).
+fn absent_points(ev: &Ev, v: &[Series]) -> Vec<Point> {
+    let mut present = vec![false; ev.n()];
+    for s in v {
+        for p in &s.points {
+            present[ev.index(p.t)] = true;
+        }
+    }
+    (0..ev.n())
+        .filter(|&i| !present[i])
+        .map(|i| Point::new(ev.ts(i), 1.0))
+        .collect()
 }
 
 /// The labels `absent(x{...})` reports.
@@ -351,16 +356,7 @@ fn absent_labels(e: &Expr) -> Labels {
 
 fn absent(ev: &Ev, c: &Call) -> Result<Val> {
     let v = ev.eval(arg(c, 0)?)?.into_vector()?;
-    let mut present = vec![false; ev.n()];
-    for s in &v {
-        for p in &s.points {
-            present[ev.index(p.t)] = true;
-        }
-    }
-    let points: Vec<Point> = (0..ev.n())
-        .filter(|&i| !present[i])
-        .map(|i| Point::new(ev.ts(i), 1.0))
-        .collect();
+    let points = absent_points(ev, &v);
     if points.is_empty() {
         return Ok(Val::Vector(Vec::new()));
     }

@@ -526,34 +526,18 @@ impl OutBuilder {
 /// flagged and merges series that became equal, failing if they overlap
 /// in time.
 pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
-    let mut out: Vec<Series> = Vec::with_capacity(series.len());
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut merged = false;
-    for mut s in series {
-        if s.drop_name {
-            s.labels = drop_metadata(&s.labels);
-            s.drop_name = false;
-        }
-        match index.get(&s.labels) {
-            Some(&i) => {
-                out[i].points.extend(s.points);
-                merged = true;
-            }
-            None => {
-                index.insert(s.labels.clone(), out.len());
-                out.push(s);
-            }
-        }
-    }
-    if merged {
-        for s in &mut out {
-            s.points.sort_by_key(|p| p.t);
-            if s.points.windows(2).any(|w| w[0].t == w[1].t) {
-                return Err(exec("vector cannot contain metrics with the same labelset"));
-            }
-        }
-    }
-    Ok(out)
+    merge_equal(
+        series
+            .into_iter()
+            .map(|mut s| {
+                if s.drop_name {
+                    s.labels = drop_metadata(&s.labels);
+                    s.drop_name = false;
+                }
+                s
+            })
+            .collect(),
+    )
 }
 
 /// Like [`merge_same_labelset`] but keeps the `drop_name` flags and the
