@@ -1266,43 +1266,92 @@ impl Querier {
     }
 
     /// Series matching all matchers with data in the view's range, sorted by labels.
+    ///
+    /// A block's series ids follow its label order (checked when the block is
+    /// opened), so the blocks' matches are merged as sorted runs with the
+    /// head's sorted matches; a label set is built once per series found,
+    /// not once per block holding it.
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<SeriesEntry>> {
-        let mut found: Vec<(Labels, Source)> = Vec::new();
+        let mut head_found: Vec<(Labels, u32)> = Vec::new();
         let head = &self.db.head;
         for id in head.select(matchers) {
             let Some(s) = head.by_id(id) else { continue };
             match self.head_time_range(&s) {
                 Some((a, b)) if b >= self.mint && a <= self.maxt => {
-                    found.push((head.labels_of(&s), Source::Head(id)))
+                    head_found.push((head.labels_of(&s), id))
                 }
                 _ => {}
             }
         }
-        for (bi, b) in self.blocks.iter().enumerate() {
-            for id in b.postings().select(matchers) {
-                let (a, z) = b.series_time_range(id);
-                if z >= self.mint && a <= self.maxt {
-                    found.push((b.labels(id), Source::Block(bi, id)));
+        head_found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Per block with matches: (block index, ascending ids in range).
+        let runs: Vec<(usize, Vec<u32>)> = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(bi, b)| {
+                let ids = b
+                    .postings()
+                    .select(matchers)
+                    .into_iter()
+                    .filter(|&id| {
+                        let (a, z) = b.series_time_range(id);
+                        z >= self.mint && a <= self.maxt
+                    })
+                    .collect::<Vec<u32>>();
+                (bi, ids)
+            })
+            .filter(|(_, ids)| !ids.is_empty())
+            .collect();
+        let mut pos = vec![0usize; runs.len()];
+        let mut head_pos = 0usize;
+        let mut out: Vec<SeriesEntry> = Vec::new();
+        loop {
+            // The smallest label set among the runs' next series (and the
+            // head's), compared in place.
+            let mut min = (head_pos < head_found.len()).then_some(Next::Head);
+            for (r, (bi, ids)) in runs.iter().enumerate() {
+                let Some(&id) = ids.get(pos[r]) else { continue };
+                let pairs = self.blocks[*bi].label_pairs(id);
+                let smaller = match min {
+                    None => true,
+                    Some(Next::Head) => {
+                        cmp_pairs(pairs, &head_found[head_pos].0) == std::cmp::Ordering::Less
+                    }
+                    Some(Next::Run(m)) => {
+                        let (mb, mids) = &runs[m];
+                        pairs.cmp(self.blocks[*mb].label_pairs(mids[pos[m]]))
+                            == std::cmp::Ordering::Less
+                    }
+                };
+                if smaller {
+                    min = Some(Next::Run(r));
                 }
             }
-        }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<SeriesEntry> = Vec::new();
-        for (labels, src) in found {
-            match out.last_mut() {
-                Some(last) if last.labels == labels => last.sources.push(src),
-                _ => out.push(SeriesEntry {
-                    labels,
-                    sources: vec![src],
-                }),
+            let labels = match min {
+                None => break,
+                Some(Next::Head) => head_found[head_pos].0.clone(),
+                Some(Next::Run(r)) => self.blocks[runs[r].0].labels(runs[r].1[pos[r]]),
+            };
+            // Blocks first (in block order), the head last, so later
+            // sources win on duplicates.
+            let mut sources = Vec::new();
+            for (r, (bi, ids)) in runs.iter().enumerate() {
+                if let Some(&id) = ids.get(pos[r])
+                    && cmp_pairs(self.blocks[*bi].label_pairs(id), &labels)
+                        == std::cmp::Ordering::Equal
+                {
+                    sources.push(Source::Block(*bi, id));
+                    pos[r] += 1;
+                }
             }
-        }
-        // Blocks first (in block order), the head last, so later sources win on duplicates.
-        for e in &mut out {
-            e.sources.sort_by_key(|s| match s {
-                Source::Block(i, _) => (0, *i),
-                Source::Head(_) => (1, 0),
-            });
+            if let Some((l, id)) = head_found.get(head_pos)
+                && *l == labels
+            {
+                sources.push(Source::Head(*id));
+                head_pos += 1;
+            }
+            out.push(SeriesEntry { labels, sources });
         }
         Ok(out)
     }
@@ -1317,6 +1366,16 @@ impl Querier {
         out: &mut Vec<Sample>,
     ) -> Result<()> {
         let start = out.len();
+        out.reserve(
+            entry
+                .sources
+                .iter()
+                .map(|src| match *src {
+                    Source::Block(bi, id) => self.blocks[bi].estimate_samples(id, mint, maxt),
+                    Source::Head(_) => 0,
+                })
+                .sum(),
+        );
         for src in &entry.sources {
             match *src {
                 Source::Head(id) => {
@@ -1327,7 +1386,9 @@ impl Querier {
                 Source::Block(bi, id) => self.blocks[bi].read_samples(id, mint, maxt, out)?,
             }
         }
-        if entry.sources.len() > 1 {
+        // Sources are in time order unless blocks overlap (out-of-order
+        // data): sort and deduplicate only then.
+        if entry.sources.len() > 1 && !out[start..].windows(2).all(|w| w[0].t < w[1].t) {
             out[start..].sort_by_key(|s| s.t);
             dedup_sorted(out, start);
         }
@@ -1376,6 +1437,23 @@ impl Querier {
     pub fn blocks(&self) -> &[Arc<Block>] {
         &self.blocks
     }
+}
+
+/// Where the next series of [`Querier::select`]'s merge comes from.
+#[derive(Clone, Copy)]
+enum Next {
+    Head,
+    /// A block's run of matches.
+    Run(usize),
+}
+
+/// Compares a block series' label pairs with a label set, in [`Labels`]'
+/// order (by name, then value, pair by pair; a prefix sorts first).
+fn cmp_pairs<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    labels: &'a Labels,
+) -> std::cmp::Ordering {
+    pairs.cmp(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
 }
 
 /// Re-exported for the admin API and tests.

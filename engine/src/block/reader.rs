@@ -243,6 +243,23 @@ impl Block {
         self.series.num_rows.get(id as usize).copied().unwrap_or(0)
     }
 
+    /// About how many samples of series `id` lie in `[mint, maxt]`,
+    /// assuming they are spread evenly over the series' time range (for
+    /// reserving buffers; never more than the series has).
+    pub fn estimate_samples(&self, id: u32, mint: i64, maxt: i64) -> usize {
+        let n = self.series_num_samples(id) as usize;
+        let (lo, hi) = self.series_time_range(id);
+        if n == 0 || hi < mint || lo > maxt {
+            return 0;
+        }
+        let (a, b) = (lo.max(mint), hi.min(maxt));
+        if hi == lo {
+            return n;
+        }
+        let part = (i128::from(b) - i128::from(a)) * n as i128 / (i128::from(hi) - i128::from(lo));
+        (part as usize + 1).min(n)
+    }
+
     /// Appends the samples of series `id` with `mint <= t <= maxt` to `out`,
     /// sorted by time.
     pub fn read_samples(&self, id: u32, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
@@ -339,10 +356,39 @@ impl Block {
         maxt: i64,
         f: &mut dyn FnMut(u32, &[Sample]),
     ) -> Result<()> {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let (cols, buf) = &mut *scratch;
+                let r = self.read_ranges_with(wanted, mint, maxt, f, cols, buf);
+                // Threads live long: do not keep the buffers of a huge read.
+                if buf.capacity() > SCRATCH_KEEP_ROWS {
+                    *scratch = (Columns::default(), Vec::new());
+                }
+                r
+            }
+            // Re-entered from `f`: fresh buffers.
+            Err(_) => self.read_ranges_with(
+                wanted,
+                mint,
+                maxt,
+                f,
+                &mut Columns::default(),
+                &mut Vec::new(),
+            ),
+        })
+    }
+
+    fn read_ranges_with(
+        &self,
+        wanted: &[(u32, u64, u64)],
+        mint: i64,
+        maxt: i64,
+        f: &mut dyn FnMut(u32, &[Sample]),
+        cols: &mut Columns,
+        buf: &mut Vec<Sample>,
+    ) -> Result<()> {
         let path = &self.samples_path;
         let mut cursor: Option<Cursor> = None;
-        let mut cols = Columns::default();
-        let mut buf: Vec<Sample> = Vec::new();
         for &(id, a, b) in wanted {
             buf.clear();
             let mut row = a;
@@ -360,7 +406,7 @@ impl Block {
                 let n = b.min(rg_end) - row;
                 guarded(path, || {
                     c.skip_to(path, row)?;
-                    c.read(path, n as usize, &mut cols)
+                    c.read(path, n as usize, cols)
                 })?;
                 if cols.sid.iter().any(|&s| s as u32 != id) {
                     return Err(Error::corruption(
@@ -401,22 +447,26 @@ impl Block {
                 .max_by_key(|(_, c)| c.pos)
                 .map(|(i, _)| i);
             if let Some(i) = best {
-                return Ok(pool.swap_remove(i));
+                return Ok(pool.remove(i));
             }
         }
         guarded(&self.samples_path, || self.new_cursor(rg))
     }
 
-    /// Returns a cursor to the pool (dropped if the pool is full or the
-    /// cursor is at the end of its row group).
+    /// Returns a cursor to the pool (dropped if it is at the end of its row
+    /// group). The pool is kept in order of use: when it is full, the least
+    /// recently returned cursor makes room, so cursors left behind by
+    /// earlier reads (positioned past where new reads start) age out instead
+    /// of keeping every new cursor from being pooled.
     fn release(&self, c: Cursor) {
         if c.pos >= self.rg_start[c.rg + 1] {
             return;
         }
         let mut pool = self.pool.lock();
-        if pool.len() < CURSOR_POOL {
-            pool.push(c);
+        if pool.len() >= CURSOR_POOL {
+            pool.remove(0);
         }
+        pool.push(c);
     }
 
     fn new_cursor(&self, rg: usize) -> Result<Cursor> {
@@ -470,8 +520,22 @@ impl Block {
     }
 }
 
-/// Cursors kept per block for reuse: creating one costs three zstd
-/// contexts, reusing one costs nothing.
+thread_local! {
+    /// Decode buffers of [`Block::read_ranges`], kept per thread so that
+    /// reading series after series does not allocate.
+    static SCRATCH: std::cell::RefCell<(Columns, Vec<Sample>)> =
+        std::cell::RefCell::new((Columns::default(), Vec::new()));
+}
+
+/// Rows beyond which a thread's decode buffers are freed after a read.
+const SCRATCH_KEEP_ROWS: usize = 1 << 16;
+
+/// Cursors kept per block for reuse: creating one costs five zstd
+/// decompression and five compression contexts (each a `cpuid`, which
+/// traps to the hypervisor on virtual machines: tens of microseconds),
+/// reusing one costs nothing. Enough for a few threads each reading its
+/// share of the series in ascending order; each idle cursor holds its
+/// decompression contexts and current pages (several hundred KiB).
 const CURSOR_POOL: usize = 4;
 
 /// Decoded columns for a run of rows: series ids, timestamps and the
@@ -499,6 +563,22 @@ impl Columns {
         }
         self.v.clear();
         self.v.reserve(n);
+        // Common case: one decimal scale for the whole run (the writer picks
+        // a scale per series and page): the same formula, without a branch
+        // per row.
+        if let Some(&k) = self.scale.first()
+            && k != i32::from(decimal::DOUBLE_SCALE)
+            && self.int.len() == n
+            && self.scale.iter().all(|&s| s == k)
+        {
+            let p = usize::try_from(k)
+                .ok()
+                .and_then(|i| decimal::POW10.get(i))
+                .copied()
+                .ok_or_else(|| Error::corruption(path, format!("value_scale {k} out of range")))?;
+            self.v.extend(self.int.iter().map(|&m| m as f64 / p));
+            return Ok(());
+        }
         let pow = |s: i32| {
             usize::try_from(s)
                 .ok()
@@ -863,6 +943,20 @@ mod tests {
         let mut c = columns(&[], &[5, 6], &[1, 1]);
         c.merge_values(Path::new("samples.parquet")).unwrap();
         assert_eq!(c.v, [0.5, 0.6]);
+        // One scale for the whole run (the fast path): the same formula.
+        let ints = [-7, 0, 1, 99_999_999, i64::from(i32::MAX), -(1 << 53)];
+        for k in [0u8, 2, 9, 18] {
+            let mut c = columns(&[], &ints, &[i32::from(k); 6]);
+            c.merge_values(Path::new("samples.parquet")).unwrap();
+            let got: Vec<u64> = c.v.iter().map(|v| v.to_bits()).collect();
+            let want: Vec<u64> = ints
+                .iter()
+                .map(|&m| decimal::decode(m, k).to_bits())
+                .collect();
+            assert_eq!(got, want, "scale {k}");
+        }
+        let mut c = columns(&[], &[1], &[19]);
+        assert!(c.merge_values(Path::new("samples.parquet")).is_err());
     }
 
     #[test]

@@ -97,111 +97,155 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
         });
         to_group.push(g);
     }
-    let mut groups = vec![Group::default(); out.len()];
-    let mut pos = vec![0usize; input.len()];
     let op = a.op;
-    for step in 0..ev.n() {
-        let t = ev.ts(step);
-        if step % 256 == 255 {
-            ev.ctx.check()?;
-        }
-        groups.iter_mut().for_each(|g| g.seen = false);
+    let n = ev.n();
+    let points: usize = input.iter().map(|s| s.points.len()).sum();
+    let cells = out.len().saturating_mul(n);
+    if op != AggregateOp::Quantile && (cells <= 1 << 16 || cells <= points / 4) {
+        // Few groups: one accumulator per group and step, filled series by
+        // series. Each (group, step) still sees its inputs in series order,
+        // so every sum is the same as step by step.
+        let mut acc = vec![Group::default(); cells];
         for (si, s) in input.iter().enumerate() {
-            let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) else {
-                continue;
-            };
-            pos[si] += 1;
-            let f = p.v;
-            let g = &mut groups[to_group[si]];
-            if !g.seen {
-                *g = Group {
-                    seen: true,
-                    value: f,
-                    mean: f,
-                    count: 1.0,
-                    drop_name: s.drop_name,
-                    values: std::mem::take(&mut g.values),
-                    ..Group::default()
-                };
-                match op {
-                    AggregateOp::Stddev | AggregateOp::Stdvar => {
-                        g.value = if f.is_nan() || f.is_infinite() {
-                            f64::NAN
-                        } else {
-                            0.0
-                        };
-                    }
-                    AggregateOp::Quantile => {
-                        g.values.clear();
-                        g.values.push(f);
-                    }
-                    AggregateOp::Group => g.value = 1.0,
-                    _ => {}
-                }
-                continue;
+            if si % 256 == 255 {
+                ev.ctx.check()?;
             }
-            if s.drop_name {
-                g.drop_name = true;
-            }
-            match op {
-                AggregateOp::Sum => (g.value, g.c) = kahan_inc(f, g.value, g.c),
-                AggregateOp::Avg => {
-                    g.count += 1.0;
-                    if !g.incremental {
-                        let (nv, nc) = kahan_inc(f, g.value, g.c);
-                        if !nv.is_infinite() {
-                            (g.value, g.c) = (nv, nc);
-                            continue;
-                        }
-                        g.incremental = true;
-                        g.mean = g.value / (g.count - 1.0);
-                        g.c /= g.count - 1.0;
-                    }
-                    let q = (g.count - 1.0) / g.count;
-                    (g.mean, g.c) = kahan_inc(f / g.count, q * g.mean, q * g.c);
+            let row = &mut acc[to_group[si] * n..][..n];
+            for p in &s.points {
+                // Points lie on the grid; one that did not would stop the
+                // series in the step-by-step loop below, so stop here too.
+                let k = ev.index(p.t);
+                if p.t < ev.start || k >= n || ev.ts(k) != p.t {
+                    break;
                 }
-                AggregateOp::Max if g.value < f || g.value.is_nan() => g.value = f,
-                AggregateOp::Min if g.value > f || g.value.is_nan() => g.value = f,
-                AggregateOp::Count => g.count += 1.0,
-                AggregateOp::Stddev | AggregateOp::Stdvar => {
-                    g.count += 1.0;
-                    let delta = f - g.mean;
-                    g.mean += delta / g.count;
-                    g.value += delta * (f - g.mean);
-                }
-                AggregateOp::Quantile => g.values.push(f),
-                _ => {}
+                accumulate(&mut row[k], op, p.v, s.drop_name);
             }
         }
-        for (gi, g) in groups.iter_mut().enumerate() {
-            if !g.seen {
-                continue;
+        for (gi, o) in out.iter_mut().enumerate() {
+            for (k, g) in acc[gi * n..][..n].iter_mut().enumerate() {
+                if g.seen {
+                    o.points
+                        .push(super::value::Point::new(ev.ts(k), result(g, op, f64::NAN)));
+                    o.drop_name |= g.drop_name;
+                }
             }
-            let v = match op {
-                AggregateOp::Avg => {
-                    if g.incremental {
-                        g.mean + g.c
-                    } else {
-                        g.value / g.count + g.c / g.count
-                    }
+        }
+    } else {
+        let mut groups = vec![Group::default(); out.len()];
+        let mut pos = vec![0usize; input.len()];
+        for step in 0..n {
+            let t = ev.ts(step);
+            if step % 256 == 255 {
+                ev.ctx.check()?;
+            }
+            groups.iter_mut().for_each(|g| g.seen = false);
+            for (si, s) in input.iter().enumerate() {
+                let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) else {
+                    continue;
+                };
+                pos[si] += 1;
+                accumulate(&mut groups[to_group[si]], op, p.v, s.drop_name);
+            }
+            for (gi, g) in groups.iter_mut().enumerate() {
+                if !g.seen {
+                    continue;
                 }
-                AggregateOp::Count => g.count,
-                AggregateOp::Stdvar => g.value / g.count,
-                AggregateOp::Stddev => (g.value / g.count).sqrt(),
-                AggregateOp::Quantile => {
-                    quantile(q.get(step).copied().unwrap_or(f64::NAN), &mut g.values)
-                }
-                AggregateOp::Sum => g.value + g.c,
-                _ => g.value,
-            };
-            let o = &mut out[gi];
-            o.points.push(super::value::Point::new(t, v));
-            o.drop_name |= g.drop_name;
+                let v = result(g, op, q.get(step).copied().unwrap_or(f64::NAN));
+                let o = &mut out[gi];
+                o.points.push(super::value::Point::new(t, v));
+                o.drop_name |= g.drop_name;
+            }
         }
     }
     out.retain(|s| !s.points.is_empty());
     ev.ctx.take(out.iter().map(|s| s.points.len()).sum())?;
     Ok(Val::Vector(out))
+}
+
+/// Adds input value `f` to a group's accumulator (the first value of a
+/// step starts it afresh).
+#[inline]
+fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool) {
+    if !g.seen {
+        *g = Group {
+            seen: true,
+            value: f,
+            mean: f,
+            count: 1.0,
+            drop_name,
+            values: std::mem::take(&mut g.values),
+            ..Group::default()
+        };
+        match op {
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                g.value = if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                };
+            }
+            AggregateOp::Quantile => {
+                g.values.clear();
+                g.values.push(f);
+            }
+            AggregateOp::Group => g.value = 1.0,
+            _ => {}
+        }
+        return;
+    }
+    if drop_name {
+        g.drop_name = true;
+    }
+    match op {
+        AggregateOp::Sum => (g.value, g.c) = kahan_inc(f, g.value, g.c),
+        AggregateOp::Avg => {
+            g.count += 1.0;
+            if !g.incremental {
+                let (nv, nc) = kahan_inc(f, g.value, g.c);
+                if !nv.is_infinite() {
+                    (g.value, g.c) = (nv, nc);
+                    return;
+                }
+                g.incremental = true;
+                g.mean = g.value / (g.count - 1.0);
+                g.c /= g.count - 1.0;
+            }
+            let q = (g.count - 1.0) / g.count;
+            (g.mean, g.c) = kahan_inc(f / g.count, q * g.mean, q * g.c);
+        }
+        AggregateOp::Max if g.value < f || g.value.is_nan() => g.value = f,
+        AggregateOp::Min if g.value > f || g.value.is_nan() => g.value = f,
+        AggregateOp::Count => g.count += 1.0,
+        AggregateOp::Stddev | AggregateOp::Stdvar => {
+            g.count += 1.0;
+            let delta = f - g.mean;
+            g.mean += delta / g.count;
+            g.value += delta * (f - g.mean);
+        }
+        AggregateOp::Quantile => g.values.push(f),
+        _ => {}
+    }
+}
+
+/// The output value of a group with at least one input (`q`: the
+/// quantile of this step, for `quantile`).
+#[inline]
+fn result(g: &mut Group, op: AggregateOp, q: f64) -> f64 {
+    match op {
+        AggregateOp::Avg => {
+            if g.incremental {
+                g.mean + g.c
+            } else {
+                g.value / g.count + g.c / g.count
+            }
+        }
+        AggregateOp::Count => g.count,
+        AggregateOp::Stdvar => g.value / g.count,
+        AggregateOp::Stddev => (g.value / g.count).sqrt(),
+        AggregateOp::Quantile => quantile(q, &mut g.values),
+        AggregateOp::Sum => g.value + g.c,
+        _ => g.value,
+    }
 }
 
 /// Max and min as Prometheus's `fParams` computes them with Go's

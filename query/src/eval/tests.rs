@@ -366,3 +366,88 @@ fn sparse_steps_match_instant_queries() {
         );
     }
 }
+
+/// Aggregations fill few groups series by series and many groups step by
+/// step; both give the exact per-step results (integers, so any summation
+/// order is exact), including series that end and drop out after the
+/// lookback.
+#[test]
+fn aggregation_by_few_and_many_groups() {
+    const SERIES: usize = 400;
+    const STEPS: i64 = 200;
+    let last = |i: usize| STEPS - 1 - (i % 50) as i64;
+    let value = |i: usize, k: i64| (i as i64 * 1000 + k) as f64;
+    let labels: Vec<[(String, String); 3]> = (0..SERIES)
+        .map(|i| {
+            [
+                ("__name__".to_string(), "agg".to_string()),
+                ("g".to_string(), (i % 2).to_string()),
+                ("id".to_string(), format!("{i:03}")),
+            ]
+        })
+        .collect();
+    let pairs: Vec<Vec<(&str, &str)>> = labels
+        .iter()
+        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+        .collect();
+    let series: Vec<TestSeries> = (0..SERIES)
+        .map(|i| {
+            let samples = (0..=last(i)).map(|k| (k * 10_000, value(i, k))).collect();
+            (pairs[i].as_slice(), samples)
+        })
+        .collect();
+    let (_d, db) = db(&series);
+    // Lookback 5m: series i is seen at step s while s <= last(i) + 29.
+    let seen = |i: usize, s: i64| (s <= last(i) + 29).then(|| value(i, s.min(last(i))));
+    for op in [
+        AggregateOp::Sum,
+        AggregateOp::Count,
+        AggregateOp::Max,
+        AggregateOp::Min,
+        AggregateOp::Avg,
+    ] {
+        for by in ["g", "id"] {
+            let e = Expr::Aggregate(AggregateExpr {
+                op,
+                expr: Box::new(vector("agg")),
+                param: None,
+                grouping: vec![by.into()],
+                without: false,
+                position: 0,
+            });
+            let out = range_query(&db, &e, 0, (STEPS - 1) * 10_000, 10_000, &opts()).unwrap();
+            let Value::Matrix(got) = out.value else {
+                panic!("not a matrix")
+            };
+            let key = |i: usize| labels[i][if by == "g" { 1 } else { 2 }].1.clone();
+            let mut want: std::collections::BTreeMap<String, Vec<(i64, f64)>> = Default::default();
+            for s in 0..STEPS {
+                let mut groups: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+                for i in 0..SERIES {
+                    if let Some(v) = seen(i, s) {
+                        groups.entry(key(i)).or_default().push(v);
+                    }
+                }
+                for (k, vs) in groups {
+                    let sum: f64 = vs.iter().sum();
+                    let v = match op {
+                        AggregateOp::Sum => sum,
+                        AggregateOp::Count => vs.len() as f64,
+                        AggregateOp::Max => vs.iter().copied().fold(f64::MIN, f64::max),
+                        AggregateOp::Min => vs.iter().copied().fold(f64::MAX, f64::min),
+                        _ => sum / vs.len() as f64,
+                    };
+                    want.entry(k).or_default().push((s * 10_000, v));
+                }
+            }
+            let got: std::collections::BTreeMap<String, Vec<(i64, f64)>> = got
+                .iter()
+                .map(|s| {
+                    let k = s.labels.get(by).unwrap_or_default().to_string();
+                    (k, s.points.iter().map(|p| (p.t, p.v)).collect())
+                })
+                .collect();
+            assert_eq!(got, want, "{op:?} by {by}");
+        }
+    }
+}

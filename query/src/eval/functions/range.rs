@@ -71,7 +71,10 @@ pub fn extrapolated_rate(w: &Window, is_counter: bool, is_rate: bool) -> Option<
     }
     let (first, last) = (s[0], s[s.len() - 1]);
     let mut result = last.v - first.v;
-    if is_counter {
+    // Counter resets are rare: a scan without a chain of dependent additions
+    // finds out whether there is any before the in-order sum (which the
+    // compiler would otherwise turn into an add-and-blend per sample).
+    if is_counter && has_decrease(s) {
         for pair in s.windows(2) {
             if pair[1].v < pair[0].v {
                 result += pair[0].v;
@@ -109,6 +112,17 @@ pub fn extrapolated_rate(w: &Window, is_counter: bool, is_rate: bool) -> Option<
         factor /= w.range_seconds();
     }
     Some(result * factor)
+}
+
+/// Whether some sample's value is below its predecessor's (NaN compares
+/// false, as in the reset loop).
+#[inline]
+fn has_decrease(s: &[Sample]) -> bool {
+    let mut any = false;
+    for pair in s.windows(2) {
+        any |= pair[1].v < pair[0].v;
+    }
+    any
 }
 
 /// `irate(v[r])`: per-second rate between the last two samples (after a
