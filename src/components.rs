@@ -1,5 +1,6 @@
-//! The routes of the other crates: the remote-write receiver (`ingest`)
-//! and the Prometheus HTTP API (`query`), configured from [`Config`].
+//! The routes of the other crates: the remote-write receiver (`ingest`),
+//! the Prometheus HTTP API (`query`) and SQL (`sql`), configured from
+//! [`Config`].
 
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use crate::config::Config;
 pub fn api_router(db: &Arc<Db>, cfg: &Config, registry: &mut Registry) -> anyhow::Result<Router> {
     let ingest = ingest::Ingest::new(db.clone(), cfg.ingest_limits(), registry);
     let api = query::api::Api::new(db.clone(), cfg.api_options()?);
+    let sql = sql::api::SqlApi::new(db.clone(), cfg.sql_options());
     Ok(Router::new()
         .merge(ingest::routes(ingest))
-        .merge(query::api::routes(api)))
+        .merge(query::api::routes(api))
+        .merge(sql::api::routes(sql)))
 }

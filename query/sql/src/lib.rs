@@ -1,4 +1,9 @@
-//! SQL over Silt blocks through DataFusion.
+//! SQL over Silt's data through DataFusion.
+//!
+//! Two ways in. [`table`]: the `samples` and `series` tables over a live
+//! [`engine::Db`] (head and blocks, as PromQL sees them), served by
+//! `/api/v1/sql` ([`api`]); this is what users and reports query. And this
+//! module's raw block tables, for looking at the storage itself:
 //!
 //! A block's two Parquet files are plain, self-describing Parquet (see
 //! `docs/format/block.md`); this crate only registers them. [`block_context`]
@@ -18,6 +23,9 @@
 //!
 //! The tables read the files on each query; a block deleted by compaction
 //! after the context was built makes later queries over it fail.
+
+pub mod api;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
