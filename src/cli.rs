@@ -29,6 +29,25 @@ pub enum Command {
     /// Print the effective configuration (defaults, config file and flags
     /// merged) as YAML and exit.
     PrintConfig(ServeArgs),
+    /// Validate files without starting the server (exit status 1 on an
+    /// error), like `promtool check rules` and `amtool check-config`.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Prometheus rule files (recording and alerting rules).
+    Rules {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Alertmanager-format configuration files for the built-in
+    /// Alertmanager (`alerting.config_file`).
+    Config {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Settings of the server. Flags override the config file, which overrides

@@ -24,8 +24,17 @@ pub struct Config {
     pub durability: DurabilityConfig,
     pub ingest: IngestConfig,
     pub query: QueryConfig,
+    /// Prometheus rule files (recording and alerting rules): globs,
+    /// relative to the config file's folder.
+    pub rule_files: Vec<String>,
+    pub rules: RulesConfig,
+    pub alerting: AlertingConfig,
     pub self_scrape: SelfScrapeConfig,
     pub log: LogConfig,
+    /// The folder relative paths in the file are resolved against (the
+    /// config file's; the working directory without one).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -70,6 +79,34 @@ pub struct QueryConfig {
     pub max_queue_wait: HumanDuration,
 }
 
+/// Rule evaluation (Prometheus's `global:` keys that concern rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Default interval of rule groups without their own.
+    pub evaluation_interval: HumanDuration,
+    /// Default `query_offset` of rule groups without their own.
+    pub query_offset: HumanDuration,
+    /// Added to alerts sent out (names not already present).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// The URL Silt is reached at, for links in alerts; empty: http://<listen>.
+    pub external_url: String,
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// Alertmanager-format YAML (route, receivers, inhibit_rules,
+    /// time_intervals, templates) for the built-in Alertmanager, relative to
+    /// the config file's folder; empty: keep alerts (API, history) and
+    /// notify nobody.
+    pub config_file: String,
+    /// Base URLs of external Alertmanagers that also get every alert, as
+    /// Prometheus sends them (`POST <url>/api/v2/alerts`).
+    pub alertmanagers: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelfScrapeConfig {
@@ -97,8 +134,10 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        Config::from_layers(Some(&text))
-            .with_context(|| format!("in config file {}", path.display()))
+        let mut cfg = Config::from_layers(Some(&text))
+            .with_context(|| format!("in config file {}", path.display()))?;
+        cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(cfg)
     }
 
     /// The defaults with `overlay` (YAML text) merged over them.
@@ -157,6 +196,24 @@ impl Config {
         Ok(())
     }
 
+    /// `path` resolved against [`Config::base_dir`].
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() || self.base_dir.as_os_str().is_empty() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The rule file globs, resolved against [`Config::base_dir`].
+    pub fn rule_file_patterns(&self) -> Vec<String> {
+        self.rule_files
+            .iter()
+            .map(|g| self.resolve_path(g).to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// Retention as the engine wants it: `None` keeps everything.
     pub fn retention(&self) -> Option<Duration> {
         Some(self.retention.0).filter(|d| !d.is_zero())
@@ -187,6 +244,24 @@ impl Config {
             max_label_name_bytes: i.max_label_name_bytes,
             max_label_value_bytes: i.max_label_value_bytes,
             max_inflight_bytes: i.max_inflight_bytes,
+        }
+    }
+
+    /// `/api/v1/sql`'s limits: the PromQL ones (a scan's samples and
+    /// series, the timeout) apply to SQL too.
+    pub fn sql_options(&self) -> sql::api::SqlOptions {
+        let q = &self.query;
+        sql::api::SqlOptions {
+            limits: sql::table::TableLimits {
+                max_samples: q.max_samples,
+                max_series: if q.max_series == 0 {
+                    usize::MAX
+                } else {
+                    q.max_series
+                },
+            },
+            timeout: q.timeout.0,
+            ..sql::api::SqlOptions::default()
         }
     }
 

@@ -3,6 +3,7 @@
 //! into one HTTP server (see `server.rs`); `silt --help` lists the flags.
 
 mod admin;
+mod alert_stack;
 mod cli;
 mod components;
 mod config;
@@ -19,7 +20,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{CheckCommand, Cli, Command};
 use crate::config::Config;
 
 #[global_allocator]
@@ -43,10 +44,53 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", args.resolve()?.to_yaml()?);
             Ok(())
         }
+        Command::Check(check) => {
+            if run_check(check)? {
+                Ok(())
+            } else {
+                std::process::exit(1);
+            }
+        }
         Command::Serve(args) => {
             let cfg = args.resolve()?;
             init_logging(&cfg)?;
             serve(cfg)
+        }
+    }
+}
+
+/// Runs a `silt check` command, printing like promtool / amtool; `false`
+/// when a file has errors.
+fn run_check(check: CheckCommand) -> anyhow::Result<bool> {
+    match check {
+        CheckCommand::Rules { files } => {
+            let checks = alerting::check_files(&files);
+            let code = alerting::report(&checks, &mut std::io::stdout(), &mut std::io::stderr())
+                .context("writing the report")?;
+            Ok(code == 0)
+        }
+        CheckCommand::Config { files } => {
+            let mut ok = true;
+            for f in &files {
+                println!("Checking '{}'", f.display());
+                match alertmanager::Config::load(f) {
+                    Ok(cfg) => {
+                        println!("  SUCCESS");
+                        println!("Found:");
+                        println!(" - global config");
+                        println!(" - route");
+                        println!(" - {} inhibit rules", cfg.inhibit_rules.len());
+                        println!(" - {} receivers", cfg.receivers.len());
+                        println!(" - {} templates", cfg.templates.len());
+                    }
+                    Err(e) => {
+                        ok = false;
+                        println!("  FAILED: {e}");
+                    }
+                }
+                println!();
+            }
+            Ok(ok)
         }
     }
 }

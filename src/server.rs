@@ -253,7 +253,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let Components { db, api, registry } = components;
+    let Components {
+        db,
+        api,
+        mut registry,
+    } = components;
+    let external_url = crate::alert_stack::external_url(&cfg, &addr);
+    let alerting =
+        match crate::alert_stack::Alerting::start(&db, &cfg, external_url, &mut registry).await {
+            Ok(a) => a,
+            Err(e) => {
+                shared.set_phase(Phase::Stopping);
+                let _ = stop_http.send(true);
+                let closing = db.clone();
+                let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+                return Err(e.context("starting rule evaluation and alerting"));
+            }
+        };
+    let api = api.merge(
+        alerting
+            .routes()
+            .route_layer(axum::middleware::from_fn(metrics::tag_route)),
+    );
     let _ = registries.components.set(registry);
     let _ = shared.api.set(api);
     shared.set_phase(Phase::Ready);
@@ -270,12 +291,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ))
     });
 
-    let ended_by_itself = tokio::select! {
-        sig = &mut signal => {
-            tracing::info!("{sig} received; shutting down");
-            None
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let ended_by_itself = loop {
+        tokio::select! {
+            sig = &mut signal => {
+                tracing::info!("{sig} received; shutting down");
+                break None;
+            }
+            r = &mut server => break Some(r),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP received; reloading rules and the Alertmanager configuration");
+                if let Err(e) = alerting.reload().await {
+                    tracing::error!(error = %format!("{e:#}"), "reload failed; the running configuration stays");
+                }
+            }
         }
-        r = &mut server => Some(r),
     };
 
     shared.set_phase(Phase::Stopping);
@@ -299,6 +330,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(task) = scraper {
         let _ = task.await;
     }
+    alerting.stop().await;
     let closing = db.clone();
     tokio::task::spawn_blocking(move || closing.close())
         .await

@@ -1,0 +1,232 @@
+//! Wires rule evaluation (crate `alerting`) to the built-in Alertmanager
+//! (crate `alertmanager`) and to external Alertmanagers: evaluated alerts
+//! go to both, alert state changes go to the alert history, and a reload
+//! (SIGHUP, `POST /-/reload`) re-reads the rule files and the Alertmanager
+//! configuration, keeping alert state, silences and the notification log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alerting::{
+    AlertSink, ExternalAlertmanagers, ExternalOptions, FanOut, GlobalConfig, ManagerOptions,
+    OutgoingAlert, RuleManager, StateChange, StateObserver,
+};
+use alertmanager::{Alert, Alertmanager, History, HistoryEvent};
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use engine::Db;
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+
+/// The built-in Alertmanager's configuration when none is given: every
+/// alert is kept and shown, nobody is notified.
+const DEFAULT_ALERTMANAGER_CONFIG: &str =
+    "route:\n  receiver: default\nreceivers:\n  - name: default\n";
+
+/// The running alerting stack.
+pub struct Alerting {
+    rules: Arc<RuleManager>,
+    am: Arc<Alertmanager>,
+    external: Option<Arc<ExternalAlertmanagers>>,
+    /// What the stack was started with, for reloads.
+    cfg: Config,
+}
+
+/// Hands evaluated alerts to the built-in Alertmanager.
+struct BuiltIn(Arc<Alertmanager>);
+
+impl AlertSink for BuiltIn {
+    fn send(&self, alerts: Vec<OutgoingAlert>) {
+        let now = Utc::now();
+        let alerts = alerts
+            .into_iter()
+            .map(|a| Alert {
+                labels: a.labels,
+                annotations: a.annotations,
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                generator_url: a.generator_url,
+                updated_at: now,
+                timeout: false,
+            })
+            .collect();
+        for (alert, why) in self.0.put_alerts(alerts) {
+            tracing::warn!(alert = ?alert.labels, error = %why, "the built-in Alertmanager refused an alert");
+        }
+    }
+}
+
+/// Records alert state changes in the alert history.
+struct HistoryRecorder(Arc<History>);
+
+impl StateObserver for HistoryRecorder {
+    fn state_changes(&self, changes: Vec<StateChange>) {
+        let events: Vec<HistoryEvent> = changes
+            .into_iter()
+            .map(|c| {
+                HistoryEvent::state_change(
+                    c.time,
+                    c.labels,
+                    c.from.as_str(),
+                    c.to.as_str(),
+                    c.value,
+                )
+            })
+            .collect();
+        self.0.record_all(&events);
+    }
+}
+
+/// The Alertmanager configuration `cfg` names, or the default.
+fn alertmanager_config(cfg: &Config) -> anyhow::Result<alertmanager::Config> {
+    if cfg.alerting.config_file.is_empty() {
+        return alertmanager::Config::parse(DEFAULT_ALERTMANAGER_CONFIG, "<built-in>")
+            .context("the built-in Alertmanager configuration");
+    }
+    let path = cfg.resolve_path(&cfg.alerting.config_file);
+    alertmanager::Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn global(cfg: &Config, external_url: &str) -> GlobalConfig {
+    GlobalConfig {
+        evaluation_interval: cfg.rules.evaluation_interval.0,
+        rule_query_offset: cfg.rules.query_offset.0,
+        external_labels: cfg.rules.external_labels.clone(),
+        external_url: external_url.trim_end_matches('/').to_owned(),
+    }
+}
+
+/// The external URL: configured, or the listen address.
+pub fn external_url(cfg: &Config, listen: &std::net::SocketAddr) -> String {
+    if cfg.rules.external_url.is_empty() {
+        format!("http://{listen}")
+    } else {
+        cfg.rules.external_url.trim_end_matches('/').to_owned()
+    }
+}
+
+fn rule_files(cfg: &Config) -> anyhow::Result<Vec<PathBuf>> {
+    alerting::expand_rule_files(&cfg.rule_file_patterns()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+impl Alerting {
+    /// Starts the built-in Alertmanager and the rule manager over `db`.
+    /// Must run within the tokio runtime.
+    pub async fn start(
+        db: &Arc<Db>,
+        cfg: &Config,
+        external_url: String,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Arc<Alerting>> {
+        let am_config = alertmanager_config(cfg)?;
+        let opts = alertmanager::Options {
+            external_url: external_url.clone(),
+            // Alert history is kept as long as metrics.
+            history_retention: cfg
+                .retention()
+                .unwrap_or(Duration::from_secs(100 * 365 * 86400)),
+            ..alertmanager::Options::default()
+        };
+        let am = Alertmanager::with_options(
+            am_config,
+            &cfg.data_dir.join("alertmanager"),
+            registry.sub_registry_with_prefix("alertmanager"),
+            opts,
+        )
+        .map_err(|e| anyhow::anyhow!("starting the built-in Alertmanager: {e}"))?;
+
+        let external = (!cfg.alerting.alertmanagers.is_empty()).then(|| {
+            ExternalAlertmanagers::new(
+                ExternalOptions::new(cfg.alerting.alertmanagers.clone()),
+                registry,
+            )
+        });
+        let mut sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(BuiltIn(am.clone()))];
+        if let Some(e) = &external {
+            sinks.push(e.clone());
+        }
+        let mut opts = ManagerOptions::new(db.clone());
+        opts.engine = cfg.api_options()?.engine;
+        opts.global = global(cfg, &external_url);
+        opts.sink = Some(Arc::new(FanOut(sinks)));
+        opts.observer = Some(Arc::new(HistoryRecorder(am.history().clone())));
+        let rules = RuleManager::new(opts, registry);
+        let files = rule_files(cfg)?;
+        rules
+            .update(&files)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading rule files: {e}"))?;
+        let running = rules.clone();
+        tokio::spawn(async move { running.run().await });
+        tracing::info!(files = files.len(), "rules loaded");
+        Ok(Arc::new(Alerting {
+            rules,
+            am,
+            external,
+            cfg: cfg.clone(),
+        }))
+    }
+
+    /// Re-reads the rule files and the Alertmanager configuration. Either
+    /// is checked whole first: on an error nothing changes.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let am_config = alertmanager_config(&self.cfg)?;
+        let files = rule_files(&self.cfg)?;
+        // Validate the rules before touching the Alertmanager, so that a bad
+        // rule file does not leave half a reload behind.
+        let checks = alerting::check_files(&files);
+        if let Some(bad) = checks.iter().find(|c| !c.errors.is_empty()) {
+            let errors: Vec<String> = bad.errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", errors.join("; "));
+        }
+        self.am
+            .reload(am_config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.rules
+            .update(&files)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tracing::info!(files = files.len(), "configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops evaluating, then stops the Alertmanagers' senders.
+    pub async fn stop(&self) {
+        self.rules.stop().await;
+        self.am.stop().await;
+        if let Some(e) = self.external.clone() {
+            let _ = tokio::task::spawn_blocking(move || e.stop()).await;
+        }
+    }
+
+    /// `/api/v1/rules`, `/api/v1/alerts`, the Alertmanager API v2,
+    /// `/api/v1/alerts/history` and `POST|PUT /-/reload`.
+    pub fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/-/reload", post(reload).put(reload))
+            .with_state(self.clone())
+            .merge(alerting::routes(self.rules.clone()))
+            .merge(alertmanager::api::routes(self.am.clone()))
+    }
+}
+
+async fn reload(State(a): State<Arc<Alerting>>) -> Response {
+    match a.reload().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reload failed; the running configuration stays");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e:#}\n"),
+            )
+                .into_response()
+        }
+    }
+}
