@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Silt ingest benchmark against VictoriaMetrics and Prometheus: one command, one report.
+# Silt benchmarks against VictoriaMetrics and Prometheus: one command, one report.
 #
-#   benches/run.sh                 # full run: 20k, 200k, 1M series, 3 runs each, all systems
+#   benches/run.sh                 # ingest: 20k, 200k, 1M series, 3 runs each, all systems
 #   benches/run.sh --runs 1 --scale 20000:6h --systems victoria-metrics,prometheus
+#   benches/run.sh query --results benches/results/<ingest run dir>   # query benchmark
 #
 # Arguments after the script name replace the default scales/runs/systems (any
-# `silt-bench ingest` flag works). Writes docs/benchmarks.md and raw results under
-# benches/results/<date>-<host>/. Needs: apt-get install -y victoria-metrics prometheus.
+# `silt-bench ingest` flag works; after `query`, any `silt-bench query` flag). Writes
+# docs/benchmarks.md and raw results under benches/results/<date>-<host>/ (query runs in
+# its query/ subdirectory; give the ingest run's directory so that the report shows both).
+# Needs: apt-get install -y victoria-metrics prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +26,13 @@ fi
 
 # Default: every scale, 3 runs. 1M series use 20 minutes of data so that the pre-encoded
 # requests (~39 bytes/sample) and Prometheus' head both fit in memory on a 24 GiB machine.
+mode=ingest
+if [ "${1:-}" = query ]; then
+  mode=query
+  shift
+fi
 args=("$@")
-if [ ${#args[@]} -eq 0 ]; then
+if [ "$mode" = ingest ] && [ ${#args[@]} -eq 0 ]; then
   args=(--scale 20000:6h --scale 200000:1h --scale 1000000:20m --runs 3)
 fi
 
@@ -32,7 +40,7 @@ fi
 # session); negative priority only when root. Ctrl-C stops the whole benchmark group.
 nice=0
 [ "$(id -u)" = 0 ] && nice=-15
-setsid "$CARGO_TARGET_DIR/release/silt-bench" ingest \
+setsid "$CARGO_TARGET_DIR/release/silt-bench" "$mode" \
   --silt-bin "$CARGO_TARGET_DIR/release/silt" \
   --nice "$nice" \
   --out docs/benchmarks.md \

@@ -19,6 +19,40 @@ pub struct Request {
     pub body: Box<[u8]>,
     /// Samples it carries.
     pub samples: u32,
+    /// Latest sample timestamp in it (ms), for senders that keep all shards in time order.
+    pub t_max: i64,
+}
+
+/// Compresses request bodies (snappy block format), reusing its buffers.
+pub struct Compressor {
+    encoder: snap::raw::Encoder,
+    scratch: Vec<u8>,
+}
+
+impl Default for Compressor {
+    fn default() -> Self {
+        Compressor {
+            encoder: snap::raw::Encoder::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Compressor {
+    /// A request carrying the protobuf `raw` (`samples` samples, latest at `t_max`).
+    pub fn request(&mut self, raw: &[u8], samples: u32, t_max: i64) -> Request {
+        self.scratch
+            .resize(snap::raw::max_compress_len(raw.len()), 0);
+        let len = self
+            .encoder
+            .compress(raw, &mut self.scratch)
+            .expect("snappy compression into a large enough buffer cannot fail");
+        Request {
+            body: self.scratch[..len].to_vec().into_boxed_slice(),
+            samples,
+            t_max,
+        }
+    }
 }
 
 /// All requests of a workload, per shard, in send order.
@@ -139,26 +173,20 @@ pub fn encode(w: &Workload, shards: usize, max_samples: usize, threads: usize) -
 fn encode_shard(w: &Workload, members: &[u32], max_samples: usize) -> (Vec<Request>, u64) {
     let mut state = vec![0f64; members.len()];
     let mut raw = Vec::with_capacity(max_samples * 320);
-    let mut scratch = Vec::new();
-    let mut encoder = snap::raw::Encoder::new();
+    let mut comp = Compressor::default();
     let mut reqs = Vec::new();
     let mut n = 0u32;
+    let mut t_max = i64::MIN;
     let mut raw_total = 0u64;
-    let mut flush = |raw: &mut Vec<u8>, n: &mut u32, reqs: &mut Vec<Request>| {
+    let mut flush = |raw: &mut Vec<u8>, n: &mut u32, t_max: &mut i64, reqs: &mut Vec<Request>| {
         if *n == 0 {
             return;
         }
-        scratch.resize(snap::raw::max_compress_len(raw.len()), 0);
-        let len = encoder
-            .compress(raw, &mut scratch)
-            .expect("snappy compression into a large enough buffer cannot fail");
         raw_total += raw.len() as u64;
-        reqs.push(Request {
-            body: scratch[..len].to_vec().into_boxed_slice(),
-            samples: *n,
-        });
+        reqs.push(comp.request(raw, *n, *t_max));
         raw.clear();
         *n = 0;
+        *t_max = i64::MIN;
     };
     for k in 0..w.scrapes {
         for (j, &i) in members.iter().enumerate() {
@@ -167,12 +195,13 @@ fn encode_shard(w: &Workload, members: &[u32], max_samples: usize) -> (Vec<Reque
             let v = w.value(i, k, &mut state[j]);
             put_timeseries(&mut raw, w.labels_pb(i), t, v);
             n += 1;
+            t_max = t_max.max(t);
             if n as usize == max_samples {
-                flush(&mut raw, &mut n, &mut reqs);
+                flush(&mut raw, &mut n, &mut t_max, &mut reqs);
             }
         }
     }
-    flush(&mut raw, &mut n, &mut reqs);
+    flush(&mut raw, &mut n, &mut t_max, &mut reqs);
     (reqs, raw_total)
 }
 
@@ -214,6 +243,12 @@ mod tests {
                 let raw = snap::raw::Decoder::new().decompress_vec(&r.body).unwrap();
                 let req = ingest::proto::WriteRequest::decode(raw.as_slice()).unwrap();
                 assert_eq!(req.timeseries.len(), r.samples as usize);
+                let latest = req
+                    .timeseries
+                    .iter()
+                    .map(|ts| ts.samples[0].timestamp)
+                    .max();
+                assert_eq!(latest, Some(r.t_max));
                 for ts in &req.timeseries {
                     assert_eq!(ts.samples.len(), 1);
                     let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();

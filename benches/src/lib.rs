@@ -1,14 +1,19 @@
 //! Silt's whole-program benchmark harness: a node_exporter-like remote-write workload run
 //! against Silt, VictoriaMetrics and Prometheus side by side (see `benches/README.md`).
 
+pub mod compare;
 pub mod du;
 pub mod encode;
 pub mod harness;
+pub mod queries;
+pub mod query_report;
+pub mod querybench;
 pub mod report;
 pub mod results;
 pub mod rng;
 pub mod sender;
 pub mod server;
+pub mod slo;
 pub mod verify;
 pub mod workload;
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use silt_bench::encode;
 use silt_bench::harness::{self, Options, Scale, Timeouts};
+use silt_bench::querybench::{self, QueryOptions, QueryTimeouts};
 use silt_bench::report;
 use silt_bench::results;
 use silt_bench::server::{Binaries, System};
@@ -28,7 +29,10 @@ struct Cli {
 enum Cmd {
     /// Run the ingest benchmark (ingest rate, disk, RSS, restart) and write the report.
     Ingest(Box<IngestArgs>),
-    /// Regenerate the report from recorded results.
+    /// Run the query benchmark (same data in every system, dashboard/alert/SLO queries timed
+    /// over HTTP) and, with --out, write the report.
+    Query(Box<QueryArgs>),
+    /// Regenerate the report from recorded results (ingest runs and query runs).
     Report {
         /// Results directory (benches/results/<date>-<host>).
         #[arg(long)]
@@ -117,6 +121,89 @@ struct IngestArgs {
     nice: i32,
 }
 
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Series of the dashboard data (whole node_exporter hosts of ~160 series).
+    #[arg(long, default_value_t = 4_000)]
+    series: usize,
+    /// Time covered by the dashboard data (15 s scrapes); 25h leaves room for 24 h windows
+    /// and 24 h ranges of 5m rates.
+    #[arg(long, default_value = "25h", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// `up{job="blackbox"}` series of the SLO data set (0: none).
+    #[arg(long, default_value_t = 200)]
+    slo_series: usize,
+    /// Time covered by the SLO data; 32d fits a 30d window and its 24 h range.
+    #[arg(long, default_value = "32d", value_parser = humantime::parse_duration)]
+    slo_duration: Duration,
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    slo_interval: Duration,
+    /// Timed repetitions per query and system, after one warm-up.
+    #[arg(long, default_value_t = 7)]
+    repetitions: u32,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "silt,victoria-metrics,prometheus"
+    )]
+    systems: Vec<System>,
+    /// Only queries whose name contains one of these (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 2000)]
+    max_samples_per_request: usize,
+    /// All shards are kept within this window of each other while loading (Prometheus
+    /// rejects samples more than 1 h behind the newest).
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    send_window: Duration,
+    /// Skip the full read-back of every metric name after loading (the probe query still
+    /// waits for every `up` sample).
+    #[arg(long)]
+    no_full_check: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Results directory; query runs go to its `query/` subdirectory. Use the ingest run's
+    /// directory to get one report with both [default: benches/results/<date>-<host>].
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Report to write (ingest runs and query runs of the results directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[arg(long, env = "SILT_BIN")]
+    silt_bin: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/bin/victoria-metrics")]
+    vm_bin: PathBuf,
+    #[arg(long, default_value = "/usr/bin/prometheus")]
+    prometheus_bin: PathBuf,
+    /// Extra argument for `silt serve` (repeatable; after the defaults
+    /// `--retention 90d --query.timeout 10m --query.max-samples 2000000000`).
+    #[arg(long = "silt-arg", allow_hyphen_values = true)]
+    silt_args: Vec<String>,
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    start_timeout: Duration,
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    load_timeout: Duration,
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    check_timeout: Duration,
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    settle_timeout: Duration,
+    /// One query request.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// All queries of the run together.
+    #[arg(long, default_value = "90m", value_parser = humantime::parse_duration)]
+    queries_timeout: Duration,
+    #[arg(long)]
+    keep_data: bool,
+    /// Scheduling priority (process and autogroup); negative needs root.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    nice: i32,
+}
+
 fn parse_scale(s: &str) -> Result<Scale, String> {
     let (n, d) = s
         .split_once(':')
@@ -148,6 +235,7 @@ fn real_main() -> Result<()> {
     silt_bench::elapsed_secs();
     match Cli::parse().cmd {
         Cmd::Ingest(a) => ingest(*a),
+        Cmd::Query(a) => query(*a),
         Cmd::Report { results, out } => write_report(&results, &out),
         Cmd::Workload {
             series,
@@ -190,9 +278,116 @@ fn real_main() -> Result<()> {
 
 fn write_report(results_dir: &Path, out: &Path) -> Result<()> {
     let (runs, machine) = results::load_dir(results_dir)?;
-    let md = report::render(&runs, machine.as_ref(), &results_dir.display().to_string());
+    let queries = results::load_query_dir(results_dir)?;
+    let md = report::render(
+        &runs,
+        &queries,
+        machine.as_ref(),
+        &results_dir.display().to_string(),
+    );
     report::write_report(out, &md)?;
-    eprintln!("wrote {} ({} runs)", out.display(), runs.len());
+    eprintln!(
+        "wrote {} ({} ingest runs, {} query runs)",
+        out.display(),
+        runs.len(),
+        queries.len()
+    );
+    Ok(())
+}
+
+fn default_results_dir() -> PathBuf {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    PathBuf::from(format!("benches/results/{}-{host}", results::today()))
+}
+
+/// Run this process (and the servers it starts) at `nice`.
+fn set_priority(nice: i32) -> Result<()> {
+    if nice == 0 {
+        return Ok(());
+    }
+    // SAFETY: setpriority(2) on this process; children inherit the value.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        bail!("setpriority({nice}): {}", std::io::Error::last_os_error());
+    }
+    // With autogroup scheduling, CPU is first shared between sessions, so the process
+    // priority alone does not help against other sessions' builds: set the session's too.
+    if let Err(e) = std::fs::write("/proc/self/autogroup", nice.to_string())
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        bail!("setting the autogroup priority to {nice}: {e}");
+    }
+    Ok(())
+}
+
+fn query(a: QueryArgs) -> Result<()> {
+    let results_dir = a.results.clone().unwrap_or_else(default_results_dir);
+    let mut silt_args: Vec<String> = [
+        "--retention",
+        "90d",
+        "--query.timeout",
+        "10m",
+        "--query.max-samples",
+        "2000000000",
+    ]
+    .map(String::from)
+    .to_vec();
+    silt_args.extend(a.silt_args.iter().cloned());
+    let opts = QueryOptions {
+        series: a.series,
+        duration: a.duration,
+        slo_series: a.slo_series,
+        slo_duration: a.slo_duration,
+        slo_interval: a.slo_interval,
+        repetitions: a.repetitions.max(1),
+        systems: a.systems.clone(),
+        connections: a.connections,
+        max_samples: a.max_samples_per_request,
+        send_window: a.send_window,
+        full_check: !a.no_full_check,
+        only: a.only.clone(),
+        seed: a.seed,
+        results_dir: results_dir.clone(),
+        work_dir: a
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("silt-bench")),
+        bins: Binaries {
+            silt: a.silt_bin.clone().unwrap_or_else(default_silt_bin),
+            victoria_metrics: a.vm_bin.clone(),
+            prometheus: a.prometheus_bin.clone(),
+            silt_args,
+            // Data is visible at once (the benchmark waits for it anyway).
+            vm_args: vec!["-search.latencyOffset=0s".into()],
+        },
+        timeouts: QueryTimeouts {
+            start: a.start_timeout,
+            load: a.load_timeout,
+            check: a.check_timeout,
+            settle: a.settle_timeout,
+            request: a.request_timeout,
+            queries: a.queries_timeout,
+            stop: Duration::from_secs(120),
+        },
+        keep_data: a.keep_data,
+        nice: a.nice,
+    };
+    querybench::check_binaries(&opts)?;
+    set_priority(a.nice)?;
+    let run = querybench::run(&opts).context("query benchmark")?;
+    eprintln!(
+        "{} queries timed{}; results in {}",
+        run.queries.len(),
+        run.error
+            .as_deref()
+            .map_or(String::new(), |e| format!(" (stopped: {e})")),
+        results_dir.display()
+    );
+    if let Some(out) = &a.out {
+        write_report(&results_dir, out)?;
+    }
     Ok(())
 }
 
@@ -207,18 +402,13 @@ fn ingest(a: IngestArgs) -> Result<()> {
     if scales.is_empty() {
         bail!("give --series N [--hours H] or --scale SERIES:DURATION");
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    let results_dir = a
-        .results
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("benches/results/{}-{host}", results::today())));
+    let results_dir = a.results.clone().unwrap_or_else(default_results_dir);
     let bins = Binaries {
         silt: a.silt_bin.clone().unwrap_or_else(default_silt_bin),
         victoria_metrics: a.vm_bin.clone(),
         prometheus: a.prometheus_bin.clone(),
         silt_args: a.silt_args.clone(),
+        vm_args: Vec::new(),
     };
     for s in &a.systems {
         let p = bins.path(*s);
@@ -250,24 +440,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
         keep_data: a.keep_data,
         nice: a.nice,
     };
-    if a.nice != 0 {
-        // SAFETY: setpriority(2) on this process; children inherit the value.
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, a.nice) };
-        if rc != 0 {
-            bail!(
-                "setpriority({}): {}",
-                a.nice,
-                std::io::Error::last_os_error()
-            );
-        }
-        // With autogroup scheduling, CPU is first shared between sessions, so the process
-        // priority alone does not help against other sessions' builds: set the session's too.
-        if let Err(e) = std::fs::write("/proc/self/autogroup", a.nice.to_string())
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            bail!("setting the autogroup priority to {}: {e}", a.nice);
-        }
-    }
+    set_priority(a.nice)?;
     let runs = harness::run(&opts).context("benchmark")?;
     let failed = runs.iter().filter(|r| r.error.is_some()).count();
     eprintln!(

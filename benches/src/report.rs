@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::results::{Machine, RunResult};
+use crate::results::{Machine, QueryRun, RunResult};
 use crate::server::System;
 
 /// Everything after this line in the output file is kept when the report is regenerated.
@@ -163,7 +163,7 @@ fn scale_title(series: u64, samples: u64, duration_secs: u64) -> String {
     )
 }
 
-fn group_digits(n: u64) -> String {
+pub(crate) fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -175,7 +175,7 @@ fn group_digits(n: u64) -> String {
     out
 }
 
-fn human_duration(secs: u64) -> String {
+pub(crate) fn human_duration(secs: u64) -> String {
     if secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
     } else {
@@ -203,18 +203,15 @@ fn medians(runs: &[RunResult], f: &Figure) -> BTreeMap<(u64, System), f64> {
         .collect()
 }
 
-/// Render the whole generated part of the report.
-pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) -> String {
+/// Render the whole generated part of the report: the ingest runs' figures, the latest
+/// query run per data size, then the ingest setup and every ingest run.
+pub fn render(
+    runs: &[RunResult],
+    queries: &[QueryRun],
+    machine: Option<&Machine>,
+    results_dir: &str,
+) -> String {
     let mut o = String::new();
-    let figs = figures();
-    let scales: BTreeSet<u64> = runs.iter().map(|r| r.series).collect();
-    let systems: Vec<System> = System::ALL
-        .into_iter()
-        .filter(|s| runs.iter().any(|r| r.system == Some(*s)))
-        .collect();
-    let meds: Vec<_> = figs.iter().map(|f| medians(runs, f)).collect();
-    let nproc = machine.map_or(2, |m| m.nproc);
-
     let _ = writeln!(o, "# Benchmarks\n");
     let _ = writeln!(
         o,
@@ -224,6 +221,26 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
          the median over runs."
     );
     let _ = writeln!(o);
+    if !runs.is_empty() {
+        o.push_str(&render_ingest(runs));
+    }
+    o.push_str(&crate::query_report::render(queries));
+    if !runs.is_empty() {
+        o.push_str(&render_ingest_setup(runs, machine));
+    }
+    o
+}
+
+/// The ingest figures against the targets, and how they move with scale.
+fn render_ingest(runs: &[RunResult]) -> String {
+    let mut o = String::new();
+    let figs = figures();
+    let scales: BTreeSet<u64> = runs.iter().map(|r| r.series).collect();
+    let systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|s| runs.iter().any(|r| r.system == Some(*s)))
+        .collect();
+    let meds: Vec<_> = figs.iter().map(|f| medians(runs, f)).collect();
 
     // Summary against targets.
     let _ = writeln!(o, "## Against the targets\n");
@@ -349,6 +366,13 @@ pub fn render(runs: &[RunResult], machine: Option<&Machine>, results_dir: &str) 
         let _ = writeln!(o, "{}.\n", parts.join("; "));
     }
 
+    o
+}
+
+/// The ingest benchmark's setup and every ingest run.
+fn render_ingest_setup(runs: &[RunResult], machine: Option<&Machine>) -> String {
+    let mut o = String::new();
+    let nproc = machine.map_or(2, |m| m.nproc);
     // Method and machine.
     let _ = writeln!(o, "## Setup\n");
     if let Some(m) = machine {
@@ -566,7 +590,7 @@ mod tests {
                 ..run(System::Prometheus, 1, 200_000.0, 5.0, 300_000_000, 2.0)
             },
         ];
-        let md = render(&runs, None, "benches/results/x");
+        let md = render(&runs, &[], None, "benches/results/x");
         // Silt median 1.9 M vs 1.0 M: 1.90×, met; bytes 0.9 vs 1.0: 0.90× > 0.8×, missed.
         assert!(md.contains("| ingest, samples/s | 1.90 M | 1.00 M | 200 k | 1.90× | 9.50× | ≥ 1.5× VM | **met** |"), "{md}");
         assert!(

@@ -9,7 +9,9 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Diff;
 use crate::du::DiskUsage;
+use crate::queries::Query;
 use crate::sender::SendStats;
 use crate::server::System;
 use crate::verify::CountCheck;
@@ -93,6 +95,109 @@ impl RunResult {
             self.system.map_or("unknown", System::name),
             self.run
         )
+    }
+}
+
+/// One run of the query benchmark: the data loaded into every system, then every query
+/// timed on each. Stored as `query/query-<series>-<unix time>.json` under the results dir.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueryRun {
+    /// Dashboard data: node_exporter-like series, hosts, covered seconds, samples.
+    pub series: u64,
+    pub hosts: u64,
+    pub duration_secs: u64,
+    pub samples: u64,
+    /// SLO data: `up{job="blackbox"}` series at `slo_interval_secs`.
+    pub slo_series: u64,
+    pub slo_duration_secs: u64,
+    pub slo_interval_secs: u64,
+    pub slo_samples: u64,
+    /// Timed repetitions per query and system (after one warm-up).
+    pub repetitions: u32,
+    pub seed: u64,
+    pub started_unix: u64,
+    pub nice: i32,
+    pub systems: Vec<System>,
+    pub machine: Option<Machine>,
+    pub loads: Vec<LoadResult>,
+    pub queries: Vec<QueryResult>,
+    pub error: Option<String>,
+}
+
+impl QueryRun {
+    pub fn file_name(&self) -> String {
+        format!("query-{}-{}.json", self.series, self.started_unix)
+    }
+}
+
+/// Loading the data into one system before the queries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub system: Option<System>,
+    pub send: Option<SendStats>,
+    /// From the last acknowledgement until the probe query saw every `up` sample.
+    pub visible_secs: Option<f64>,
+    /// Every metric name of the dashboard data read back and counted.
+    pub count_check: Option<CountCheck>,
+    /// Wait until the server's CPU went quiet (background compaction done) before timing.
+    pub settle_secs: Option<f64>,
+    pub rss_after_load_bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// One query (one evaluation form) on every system.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub query: Query,
+    pub timings: Vec<SystemTiming>,
+    /// Silt's answer against Prometheus' (series, timestamps, values within 1e-6 relative).
+    pub silt_vs_prometheus: Option<Diff>,
+}
+
+impl QueryResult {
+    pub fn timing(&self, s: System) -> Option<&SystemTiming> {
+        self.timings.iter().find(|t| t.system == Some(s))
+    }
+}
+
+/// One query on one system.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SystemTiming {
+    pub system: Option<System>,
+    /// Wall time of each timed repetition (request sent until the whole answer is read).
+    pub latencies_ms: Vec<f64>,
+    /// Series and points of the warm-up answer.
+    pub series: Option<u64>,
+    pub points: Option<u64>,
+    /// CPU seconds the server used during the timed repetitions (user + system from
+    /// `/proc/<pid>/stat`, which counts threads that exited too; 10 ms ticks).
+    pub cpu_secs: Option<f64>,
+    pub error: Option<String>,
+}
+
+impl SystemTiming {
+    pub fn median_ms(&self) -> Option<f64> {
+        crate::report::median(self.latencies_ms.clone())
+    }
+
+    pub fn min_ms(&self) -> Option<f64> {
+        self.latencies_ms
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .reduce(f64::min)
+    }
+
+    /// Cores busy on average while the query ran: server CPU / wall time of the repetitions.
+    pub fn cores_used(&self) -> Option<f64> {
+        let wall: f64 = self.latencies_ms.iter().sum::<f64>() / 1000.0;
+        let c = self.cpu_secs? / wall;
+        (c.is_finite() && c > 0.0).then_some(c)
+    }
+
+    /// Raw samples per second per busy core at the median latency.
+    pub fn samples_per_sec_per_core(&self, samples: u64) -> Option<f64> {
+        Some(samples as f64 / (self.median_ms()? / 1000.0) / self.cores_used()?)
     }
 }
 
@@ -221,6 +326,25 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<RunResult>, Option<Machine>)> {
     Ok((runs, machine))
 }
 
+/// Every query run under `dir/query/`, oldest first (none if the directory is missing).
+pub fn load_query_dir(dir: &Path) -> Result<Vec<QueryRun>> {
+    let qdir = dir.join("query");
+    if !qdir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<QueryRun> = Vec::new();
+    for e in fs::read_dir(&qdir).with_context(|| format!("reading {}", qdir.display()))? {
+        let p = e?.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let s = fs::read_to_string(&p)?;
+        out.push(serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?);
+    }
+    out.sort_by_key(|r| r.started_unix);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +377,32 @@ mod tests {
         assert_eq!(runs[0].file_name(), "20000-victoria-metrics-r2.json");
         assert_eq!(runs[0].rss_per_series(), Some(2000.0));
         assert!(m.unwrap().nproc >= 1);
+        // Query runs live in their own subdirectory, which the run loader skips.
+        let q = QueryRun {
+            series: 4_000,
+            started_unix: 7,
+            ..Default::default()
+        };
+        write_json(&d.path().join("query").join(q.file_name()), &q).unwrap();
+        assert_eq!(load_dir(d.path()).unwrap().0.len(), 1);
+        let qs = load_query_dir(d.path()).unwrap();
+        assert_eq!(qs.len(), 1);
+        assert_eq!(qs[0].series, 4_000);
+    }
+
+    #[test]
+    fn timing_figures() {
+        let t = SystemTiming {
+            latencies_ms: vec![100.0, 300.0, 200.0],
+            cpu_secs: Some(0.3),
+            ..Default::default()
+        };
+        assert_eq!(t.median_ms(), Some(200.0));
+        assert_eq!(t.min_ms(), Some(100.0));
+        // 0.3 s of CPU in 0.6 s of wall time: half a core.
+        assert_eq!(t.cores_used(), Some(0.5));
+        // 1e6 samples in 0.2 s on 0.5 cores.
+        assert_eq!(t.samples_per_sec_per_core(1_000_000), Some(1e7));
+        assert_eq!(SystemTiming::default().cores_used(), None);
     }
 }

@@ -77,11 +77,79 @@ fn truncate(s: &str, n: usize) -> &str {
 
 /// Send every shard's requests to `url` concurrently; give up at `timeout`.
 pub fn send_all(url: &str, enc: &Encoded, timeout: Duration) -> SendStats {
-    let barrier = Barrier::new(enc.shards.len() + 1);
+    let shards: Vec<&[Request]> = enc.shards.iter().map(Vec::as_slice).collect();
+    send_slices(url, &shards, timeout)
+}
+
+/// Send the shards of every source concurrently, but in time windows of `window_ms`: every
+/// request whose latest sample is before the window's end is acknowledged before any of the
+/// next window goes out. So no series lags the newest sample by much more than a window plus
+/// one request's span, as a TSDB without an out-of-order window (Prometheus: one hour behind
+/// the newest sample) requires when several shards and data sets are loaded at once.
+pub fn send_in_time_order(
+    url: &str,
+    sources: &[&Encoded],
+    window_ms: i64,
+    timeout: Duration,
+) -> SendStats {
+    let t0 = Instant::now();
+    let window_ms = window_ms.max(1);
+    let shards: Vec<&[Request]> = sources
+        .iter()
+        .flat_map(|e| e.shards.iter().map(Vec::as_slice))
+        .collect();
+    let mut pos = vec![0usize; shards.len()];
+    let mut total = SendStats::default();
+    // Each window starts at the oldest request not yet sent.
+    while let Some(next) = shards
+        .iter()
+        .zip(&pos)
+        .filter_map(|(s, &p)| s.get(p).map(|r| r.t_max))
+        .min()
+    {
+        let bound = next.saturating_add(window_ms);
+        let slices: Vec<&[Request]> = shards
+            .iter()
+            .zip(pos.iter_mut())
+            .filter_map(|(s, p)| {
+                let n = s[*p..].iter().take_while(|r| r.t_max < bound).count();
+                let slice = &s[*p..*p + n];
+                *p += n;
+                (n > 0).then_some(slice)
+            })
+            .collect();
+        let st = send_slices(url, &slices, timeout.saturating_sub(t0.elapsed()));
+        let timed_out = st.timed_out;
+        merge(&mut total, st);
+        if timed_out {
+            break;
+        }
+    }
+    total.wall_secs = t0.elapsed().as_secs_f64();
+    total
+}
+
+fn merge(total: &mut SendStats, st: SendStats) {
+    total.ok_requests += st.ok_requests;
+    total.ok_samples += st.ok_samples;
+    total.rejected_requests += st.rejected_requests;
+    total.rejected_samples += st.rejected_samples;
+    total.retries += st.retries;
+    total.timed_out |= st.timed_out;
+    for e in st.errors {
+        if total.errors.len() < MAX_ERRORS {
+            total.errors.push(e);
+        }
+    }
+}
+
+/// Send each slice on its own connection and thread; the clock runs from the release of all
+/// threads until the last 2xx.
+fn send_slices(url: &str, shards: &[&[Request]], timeout: Duration) -> SendStats {
+    let barrier = Barrier::new(shards.len() + 1);
     let start_cell = std::sync::OnceLock::new();
     let results: Vec<(SendStats, Option<Instant>)> = thread::scope(|s| {
-        let handles: Vec<_> = enc
-            .shards
+        let handles: Vec<_> = shards
             .iter()
             .map(|reqs| {
                 let barrier = &barrier;
@@ -110,17 +178,7 @@ pub fn send_all(url: &str, enc: &Encoded, timeout: Duration) -> SendStats {
     let mut total = SendStats::default();
     let mut last = start;
     for (st, end) in results {
-        total.ok_requests += st.ok_requests;
-        total.ok_samples += st.ok_samples;
-        total.rejected_requests += st.rejected_requests;
-        total.rejected_samples += st.rejected_samples;
-        total.retries += st.retries;
-        total.timed_out |= st.timed_out;
-        for e in st.errors {
-            if total.errors.len() < MAX_ERRORS {
-                total.errors.push(e);
-            }
-        }
+        merge(&mut total, st);
         if let Some(end) = end {
             last = last.max(end);
         }
@@ -179,4 +237,107 @@ fn send_shard(
         }
     }
     (st, last_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Encoded;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// A minimal keep-alive HTTP server that records each request body in arrival order
+    /// (before answering it) and answers 204.
+    fn recording_server() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/v1/write", l.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = seen.clone();
+        thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let rec = rec.clone();
+                thread::spawn(move || {
+                    let mut r = BufReader::new(conn.try_clone().unwrap());
+                    loop {
+                        let mut len = 0usize;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let t = line.trim_end();
+                            if t.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = t.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).unwrap();
+                        rec.lock().unwrap().push(body);
+                        conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    /// Requests whose body is their t_max, so the server can tell them apart.
+    fn source(shards: &[&[i64]]) -> Encoded {
+        let shards: Vec<Vec<Request>> = shards
+            .iter()
+            .map(|ts| {
+                ts.iter()
+                    .map(|&t| Request {
+                        body: t.to_le_bytes().to_vec().into_boxed_slice(),
+                        samples: 2,
+                        t_max: t,
+                    })
+                    .collect()
+            })
+            .collect();
+        let samples = shards.iter().map(|s| s.len() as u64 * 2).sum();
+        Encoded {
+            shards,
+            samples,
+            raw_bytes: 0,
+            wire_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn time_ordered_sending_keeps_every_shard_within_the_window() {
+        let (url, seen) = recording_server();
+        // A fast shard, a slow one and a second source (like the SLO set) starting earlier.
+        let fast: Vec<i64> = (0..60).map(|i| 1_000 + i * 10).collect();
+        let slow: Vec<i64> = (0..6).map(|i| 1_000 + i * 100).collect();
+        let early: Vec<i64> = (0..20).map(|i| i * 80).collect();
+        let a = source(&[&fast, &slow]);
+        let b = source(&[&early]);
+        let st = send_in_time_order(&url, &[&a, &b], 50, Duration::from_secs(30));
+        assert!(!st.timed_out);
+        assert_eq!(st.ok_requests, 86);
+        assert_eq!(st.ok_samples, 172);
+        let order: Vec<i64> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| i64::from_le_bytes(b[..8].try_into().unwrap()))
+            .collect();
+        assert_eq!(order.len(), 86);
+        // Nothing arrives more than one window behind anything sent before it.
+        for (i, &x) in order.iter().enumerate() {
+            for &y in &order[i + 1..] {
+                assert!(y > x - 50, "{y} arrived after {x}: {order:?}");
+            }
+        }
+    }
 }

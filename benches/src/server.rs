@@ -71,6 +71,8 @@ pub struct Binaries {
     pub victoria_metrics: PathBuf,
     pub prometheus: PathBuf,
     pub silt_args: Vec<String>,
+    /// Extra flags for VictoriaMetrics (later ones win over the defaults).
+    pub vm_args: Vec<String>,
 }
 
 impl Binaries {
@@ -145,7 +147,10 @@ impl Server {
                 "-retentionPeriod=100y".into(),
                 "-search.maxUniqueTimeseries=10000000".into(),
                 "-search.maxQueryDuration=10m".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(bins.vm_args.iter().cloned())
+            .collect(),
             System::Prometheus => {
                 let cfg = run_dir.join("prometheus.yml");
                 fs::write(

@@ -40,6 +40,17 @@ struct ExportLine {
 
 /// Count what `server` holds for every metric name of `w`.
 pub fn check(server: &Server, w: &Workload, timeout: Duration) -> Result<CountCheck> {
+    check_matching(server, w, "", timeout)
+}
+
+/// [`check`], every selector narrowed by `extra` (e.g. `job="node"`, when other data shares
+/// the metric names).
+pub fn check_matching(
+    server: &Server,
+    w: &Workload,
+    extra: &str,
+    timeout: Duration,
+) -> Result<CountCheck> {
     let t0 = Instant::now();
     let per_family = w.series_per_family();
     let mut c = CountCheck {
@@ -60,8 +71,8 @@ pub fn check(server: &Server, w: &Workload, timeout: Duration) -> Result<CountCh
         let exp_series = per_family[f];
         let exp_samples = exp_series * w.scrapes;
         let (series, samples) = match server.system {
-            System::Prometheus => prom_counts(server, name, start_ms, end_ms)?,
-            _ => export_counts(server, name, start_ms, end_ms)?,
+            System::Prometheus => prom_counts(server, &selector(name, extra), start_ms, end_ms)?,
+            _ => export_counts(server, &selector(name, extra), start_ms, end_ms)?,
         };
         c.expected_series += exp_series;
         c.expected_samples += exp_samples;
@@ -79,12 +90,21 @@ fn secs(ms: i64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
 }
 
-fn export_counts(server: &Server, name: &str, start_ms: i64, end_ms: i64) -> Result<(u64, u64)> {
+/// `{__name__="name"}`, or `{__name__="name",extra}`.
+fn selector(name: &str, extra: &str) -> String {
+    if extra.is_empty() {
+        format!("{{__name__=\"{name}\"}}")
+    } else {
+        format!("{{__name__=\"{name}\",{extra}}}")
+    }
+}
+
+fn export_counts(server: &Server, sel: &str, start_ms: i64, end_ms: i64) -> Result<(u64, u64)> {
     let url = format!("{}/api/v1/export", server.base());
     let mut resp = server
         .agent()
         .get(&url)
-        .query("match[]", format!("{{__name__=\"{name}\"}}"))
+        .query("match[]", sel)
         .query("start", secs(start_ms))
         .query("end", secs(end_ms))
         .call()
@@ -92,7 +112,7 @@ fn export_counts(server: &Server, name: &str, start_ms: i64, end_ms: i64) -> Res
     let status = resp.status().as_u16();
     if status != 200 {
         let body = resp.body_mut().read_to_string().unwrap_or_default();
-        bail!("export of {name}: {status} {}", body.trim());
+        bail!("export of {sel}: {status} {}", body.trim());
     }
     let reader = BufReader::with_capacity(1 << 20, resp.body_mut().as_reader());
     let (mut series, mut samples) = (0u64, 0u64);
@@ -102,16 +122,16 @@ fn export_counts(server: &Server, name: &str, start_ms: i64, end_ms: i64) -> Res
             continue;
         }
         let l: ExportLine =
-            serde_json::from_str(&line).with_context(|| format!("export line of {name}"))?;
+            serde_json::from_str(&line).with_context(|| format!("export line of {sel}"))?;
         series += 1;
         samples += l.timestamps.len() as u64;
     }
     Ok((series, samples))
 }
 
-fn prom_counts(server: &Server, name: &str, start_ms: i64, end_ms: i64) -> Result<(u64, u64)> {
+fn prom_counts(server: &Server, sel: &str, start_ms: i64, end_ms: i64) -> Result<(u64, u64)> {
     let range_s = (end_ms - start_ms) / 1000 + 1;
-    let inner = format!("count_over_time({name}[{range_s}s])");
+    let inner = format!("count_over_time({sel}[{range_s}s])");
     let samples = prom_scalar(server, &format!("sum({inner})"), end_ms)?;
     let series = prom_scalar(server, &format!("count({inner})"), end_ms)?;
     Ok((series, samples))
@@ -153,6 +173,15 @@ fn prom_scalar(server: &Server, q: &str, at_ms: i64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selectors_name_the_metric_and_extra_matchers() {
+        assert_eq!(selector("up", ""), r#"{__name__="up"}"#);
+        assert_eq!(
+            selector("up", r#"job="node""#),
+            r#"{__name__="up",job="node"}"#
+        );
+    }
 
     #[test]
     fn seconds_keep_millisecond_precision() {

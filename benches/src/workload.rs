@@ -642,6 +642,29 @@ impl Workload {
         self.start_ms + k as i64 * SCRAPE_INTERVAL_MS + self.hosts[host as usize].phase_ms + jitter
     }
 
+    /// Labels of series `i` (`__name__` included), sorted by name, decoded from its protobuf.
+    pub fn labels(&self, i: usize) -> Vec<(String, String)> {
+        decode_labels(self.labels_pb(i))
+    }
+
+    /// Scrapes of host `host` whose timestamp lies in `(lo_ms, hi_ms]`.
+    pub fn scrapes_between(&self, host: u32, lo_ms: i64, hi_ms: i64) -> u64 {
+        // Timestamps grow with k (jitter is far below the interval): binary search both ends.
+        let first_after = |t: i64| {
+            let (mut a, mut b) = (0u64, self.scrapes);
+            while a < b {
+                let m = a + (b - a) / 2;
+                if self.timestamp(host, m) <= t {
+                    a = m + 1;
+                } else {
+                    b = m;
+                }
+            }
+            a
+        };
+        first_after(hi_ms).saturating_sub(first_after(lo_ms))
+    }
+
     /// Total samples the workload produces.
     pub fn total_samples(&self) -> u64 {
         self.series.len() as u64 * self.scrapes
@@ -768,6 +791,37 @@ impl Workload {
         let u2 = rng::unit(self.spec.seed, g, k, 100 + j as u64);
         (rate * BUCKET_WEIGHTS[j] * (0.5 + u1) + u2).floor()
     }
+}
+
+/// Decode `TimeSeries.labels` fields as written by [`crate::encode::put_label`].
+pub fn decode_labels(mut pb: &[u8]) -> Vec<(String, String)> {
+    fn varint(b: &mut &[u8]) -> usize {
+        let (mut v, mut shift) = (0usize, 0);
+        while let Some((&x, rest)) = b.split_first() {
+            *b = rest;
+            v |= ((x & 0x7f) as usize) << shift;
+            shift += 7;
+            if x < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+    fn field<'a>(b: &mut &'a [u8]) -> &'a [u8] {
+        *b = b.get(1..).unwrap_or_default();
+        let n = varint(b).min(b.len());
+        let (f, rest) = b.split_at(n);
+        *b = rest;
+        f
+    }
+    let mut out = Vec::new();
+    while !pb.is_empty() {
+        let mut label = field(&mut pb);
+        let name = String::from_utf8_lossy(field(&mut label)).into_owned();
+        let value = String::from_utf8_lossy(field(&mut label)).into_owned();
+        out.push((name, value));
+    }
+    out
 }
 
 fn self_end_s(w: &Workload) -> f64 {
@@ -898,6 +952,26 @@ mod tests {
             assert_eq!(buckets[11][k], count[k]);
         }
         assert!(count.last() > count.first());
+    }
+
+    #[test]
+    fn labels_decode_and_scrape_counts_match_timestamps() {
+        let w = small();
+        let l = w.labels(0);
+        assert_eq!(l[0], ("__name__".into(), "node_cpu_seconds_total".into()));
+        assert!(l.iter().any(|(n, v)| n == "job" && v == "node"));
+        assert!(l.windows(2).all(|p| p[0].0 < p[1].0));
+        let ts: Vec<i64> = (0..w.scrapes).map(|k| w.timestamp(3, k)).collect();
+        for (lo, hi) in [
+            (i64::MIN, i64::MAX),
+            (ts[10], ts[20]),
+            (ts[10] - 1, ts[20] - 1),
+            (ts[100] + 3, ts[100] + 4),
+            (w.spec.end_ms, w.spec.end_ms + 99),
+        ] {
+            let naive = ts.iter().filter(|&&t| t > lo && t <= hi).count() as u64;
+            assert_eq!(w.scrapes_between(3, lo, hi), naive, "({lo}, {hi}]");
+        }
     }
 
     #[test]
