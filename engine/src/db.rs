@@ -30,7 +30,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::block::{self, Block, BlockMeta, BlockWriteOptions};
+use crate::block::{self, Block, BlockCache, BlockMeta, BlockWriteOptions};
 use crate::error::{AppendError, Error, Result};
 use crate::head::{Head, MemSeries, dedup_sorted};
 use crate::labels::{Labels, Matcher};
@@ -66,7 +66,13 @@ pub struct Options {
     pub wal_segment_size: u64,
     /// Run cuts, compaction and retention in a background thread.
     pub background: bool,
+    /// Byte budget of the decoded-page cache shared by all block reads
+    /// (see [`block::BlockCache`]); 0 disables it.
+    pub block_cache_bytes: usize,
 }
+
+/// Default [`Options::block_cache_bytes`]: 256 MiB.
+pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 256 << 20;
 
 impl Options {
     pub fn new(data_dir: impl Into<PathBuf>) -> Options {
@@ -79,6 +85,7 @@ impl Options {
             max_block_duration: Duration::from_secs(31 * 24 * 3600),
             wal_segment_size: 128 << 20,
             background: true,
+            block_cache_bytes: DEFAULT_BLOCK_CACHE_BYTES,
         }
     }
 }
@@ -262,6 +269,8 @@ pub struct Db {
     compact_lock: Mutex<()>,
     last_cut: Mutex<Instant>,
     metrics: Metrics,
+    /// Decoded block pages, shared by all blocks and queries.
+    cache: Arc<BlockCache>,
     closed: AtomicBool,
     bg_stop: Arc<(Mutex<bool>, Condvar)>,
     bg_thread: Mutex<Option<JoinHandle<()>>>,
@@ -285,7 +294,9 @@ impl Db {
         for d in [dir, &blocks_dir, &wal_dir] {
             fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
-        let blocks = open_blocks(&blocks_dir)?;
+        let cache = Arc::new(BlockCache::new(opts.block_cache_bytes));
+        cache.register(registry);
+        let blocks = open_blocks(&blocks_dir, &cache)?;
         let covered = blocks
             .iter()
             .filter_map(|b| b.meta().wal_segment_max)
@@ -333,6 +344,7 @@ impl Db {
             compact_lock: Mutex::new(()),
             last_cut: Mutex::new(Instant::now()),
             metrics,
+            cache,
             closed: AtomicBool::new(false),
             bg_stop: Arc::new((Mutex::new(false), Condvar::new())),
             bg_thread: Mutex::new(None),
@@ -353,6 +365,15 @@ impl Db {
 
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// Hits, misses and size of the decoded-page cache.
+    pub fn block_cache_stats(&self) -> block::CacheStats {
+        self.cache.stats()
+    }
+
+    fn open_block(&self, dir: &Path) -> Result<Block> {
+        Block::open_cached(dir, Some(self.cache.clone()))
     }
 
     /// Validates and applies a batch; nothing is stored if it returns `Err`.
@@ -656,7 +677,7 @@ impl Db {
         let id = metas.last().map(|m| m.id.clone());
         let opened = metas
             .iter()
-            .map(|m| Block::open(&self.blocks_dir.join(&m.id)).map(Arc::new))
+            .map(|m| self.open_block(&self.blocks_dir.join(&m.id)).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         let old_token = {
             let mut state = self.state.write();
@@ -710,7 +731,7 @@ impl Db {
             };
             let meta = block::merge_blocks(&self.blocks_dir, &inputs, &opts)?;
             let new_block = match &meta {
-                Some(m) => Some(Arc::new(Block::open(&self.blocks_dir.join(&m.id))?)),
+                Some(m) => Some(Arc::new(self.open_block(&self.blocks_dir.join(&m.id))?)),
                 None => None,
             };
             let ids: Vec<String> = group.iter().map(|b| b.meta().id.clone()).collect();
@@ -881,7 +902,7 @@ fn remove_block_dir(dir: &Path) {
     }
 }
 
-fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
+fn open_blocks(dir: &Path, cache: &Arc<BlockCache>) -> Result<Vec<Arc<Block>>> {
     let mut blocks = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -895,7 +916,7 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
             remove_block_dir(&path);
             continue;
         }
-        blocks.push(Arc::new(Block::open(&path)?));
+        blocks.push(Arc::new(Block::open_cached(&path, Some(cache.clone()))?));
     }
     // A compaction that stopped before deleting its inputs leaves blocks
     // whose sources are all covered by a newer, higher-level block.
@@ -1376,7 +1397,11 @@ impl Querier {
                 })
                 .sum(),
         );
+        // Each source's samples are sorted; they join in order unless
+        // blocks overlap (out-of-order data): sort and deduplicate only then.
+        let mut in_order = true;
         for src in &entry.sources {
+            let joint = out.len();
             match *src {
                 Source::Head(id) => {
                     if let Some(s) = self.db.head.by_id(id) {
@@ -1385,10 +1410,11 @@ impl Querier {
                 }
                 Source::Block(bi, id) => self.blocks[bi].read_samples(id, mint, maxt, out)?,
             }
+            if joint > start && joint < out.len() && out[joint - 1].t >= out[joint].t {
+                in_order = false;
+            }
         }
-        // Sources are in time order unless blocks overlap (out-of-order
-        // data): sort and deduplicate only then.
-        if entry.sources.len() > 1 && !out[start..].windows(2).all(|w| w[0].t < w[1].t) {
+        if !in_order {
             out[start..].sort_by_key(|s| s.t);
             dedup_sorted(out, start);
         }

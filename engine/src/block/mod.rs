@@ -16,6 +16,7 @@
 //! leftovers of interrupted writes and may be deleted
 //! ([`remove_incomplete`]).
 
+mod cache;
 pub(crate) mod decimal;
 mod id;
 mod merge;
@@ -27,6 +28,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use cache::{BlockCache, CacheStats};
 pub use decimal::sample_value;
 pub use id::{ID_LEN, block_id_time, new_block_id, new_block_id_at, parse_block_id};
 pub use merge::{merge_blocks, merge_blocks_within};

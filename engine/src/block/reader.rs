@@ -26,6 +26,7 @@ use crate::index::MemPostings;
 use crate::labels::Labels;
 use crate::sample::Sample;
 
+use super::cache::{self, BlockCache, DecodedPage};
 use super::decimal;
 use super::meta::{BlockMeta, read_meta};
 use super::schema::{self, FileKind};
@@ -61,6 +62,17 @@ pub struct Block {
     decimal: bool,
     series: SeriesTable,
     postings: MemPostings,
+    /// Decoded pages shared with other blocks, and this block's key there.
+    cache: Option<Arc<BlockCache>>,
+    cache_key: u64,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(c) = &self.cache {
+            c.remove_block(self.cache_key);
+        }
+    }
 }
 
 impl std::fmt::Debug for Block {
@@ -133,8 +145,16 @@ fn load_file(dir: &Path, meta: &BlockMeta, name: &str, map: bool) -> Result<Byte
 
 impl Block {
     /// Opens and verifies the block in `dir`. Any inconsistency is
-    /// [`Error::Corruption`] naming the offending file.
+    /// [`Error::Corruption`] naming the offending file. Reads decode pages
+    /// afresh every time; see [`Block::open_cached`].
     pub fn open(dir: &Path) -> Result<Block> {
+        Block::open_cached(dir, None)
+    }
+
+    /// [`Block::open`], with reads going through `cache` (decoded pages
+    /// shared across reads; the block's pages leave the cache when the
+    /// block is dropped).
+    pub fn open_cached(dir: &Path, cache: Option<Arc<BlockCache>>) -> Result<Block> {
         let meta = read_meta(dir)?;
         let meta_path = dir.join(super::META_FILE);
         let mut names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
@@ -172,6 +192,8 @@ impl Block {
             decimal,
             series,
             postings,
+            cache: cache.filter(|c| c.is_enabled()),
+            cache_key: cache::new_block_key(),
         })
     }
 
@@ -263,7 +285,31 @@ impl Block {
     /// Appends the samples of series `id` with `mint <= t <= maxt` to `out`,
     /// sorted by time.
     pub fn read_samples(&self, id: u32, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
+        if let Some(cache) = &self.cache {
+            if id as usize >= self.series.len() {
+                return Err(Error::Invalid(format!(
+                    "series id {id} out of range (block has {})",
+                    self.series.len()
+                )));
+            }
+            let Some((a, b)) = self.wanted_rows(id, mint, maxt) else {
+                return Ok(());
+            };
+            return PagedRead::new(self, cache)
+                .read(id, a, b, mint, maxt, &mut |s| out.extend_from_slice(s));
+        }
         self.read_many(&[id], mint, maxt, &mut |_, s| out.extend_from_slice(s))
+    }
+
+    /// The rows of series `id` (in range) that can hold samples in
+    /// `[mint, maxt]`, if any.
+    fn wanted_rows(&self, id: u32, mint: i64, maxt: i64) -> Option<(u64, u64)> {
+        let (lo, hi) = self.series_time_range(id);
+        if hi < mint || lo > maxt {
+            return None;
+        }
+        let (a, b) = self.narrow(id, mint, maxt);
+        (a < b).then_some((a, b))
     }
 
     /// Reads many series in one pass. `ids` must be strictly ascending.
@@ -291,21 +337,33 @@ impl Block {
             )));
         }
         // Row ranges to read, one per series that can contribute.
-        let mut wanted: Vec<(u32, u64, u64)> = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let (lo, hi) = self.series_time_range(id);
-            if hi < mint || lo > maxt {
-                continue;
-            }
-            let (a, b) = self.narrow(id, mint, maxt);
-            if a < b {
-                wanted.push((id, a, b));
-            }
-        }
+        let wanted: Vec<(u32, u64, u64)> = ids
+            .iter()
+            .filter_map(|&id| self.wanted_rows(id, mint, maxt).map(|(a, b)| (id, a, b)))
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }
+        if let Some(cache) = &self.cache {
+            let mut read = PagedRead::new(self, cache);
+            let mut buf = Vec::new();
+            for &(id, a, b) in &wanted {
+                buf.clear();
+                read.read(id, a, b, mint, maxt, &mut |s| buf.extend_from_slice(s))?;
+                if !buf.is_empty() {
+                    f(id, &buf);
+                }
+            }
+            return Ok(());
+        }
         self.read_ranges(&wanted, mint, maxt, f)
+    }
+
+    /// One past the last global row of timestamp page `i`.
+    fn page_end(&self, i: usize) -> u64 {
+        self.pages
+            .get(i + 1)
+            .map_or(self.rg_start[self.rg_start.len() - 1], |p| p.first_row)
     }
 
     /// The row range of series `id`, without the leading and trailing pages
@@ -313,11 +371,7 @@ impl Block {
     fn narrow(&self, id: u32, mint: i64, maxt: i64) -> (u64, u64) {
         let a = self.series.first_row[id as usize];
         let b = a + u64::from(self.series.num_rows[id as usize]);
-        let page_end = |i: usize| {
-            self.pages
-                .get(i + 1)
-                .map_or(self.rg_start[self.rg_start.len() - 1], |p| p.first_row)
-        };
+        let page_end = |i: usize| self.page_end(i);
         // Page containing row a.
         let first = self
             .pages
@@ -506,6 +560,50 @@ impl Block {
         })
     }
 
+    /// Checks decoded rows `first..first + n` (a page): each row's series id
+    /// is the one the series table gives that row, and timestamps increase
+    /// within each series.
+    fn check_page(&self, first: u64, cols: &Columns) -> Result<()> {
+        let path = &self.samples_path;
+        let t = &self.series;
+        if cols.sid.len() != cols.ts.len() || cols.ts.len() != cols.v.len() {
+            return Err(Error::corruption(path, "columns differ in length"));
+        }
+        let mut s = t
+            .first_row
+            .partition_point(|&f| f <= first)
+            .saturating_sub(1);
+        let series_end = |s: usize| {
+            t.first_row
+                .get(s)
+                .map_or(u64::MAX, |&f| f + u64::from(t.num_rows[s]))
+        };
+        let mut end = series_end(s);
+        let mut prev: Option<i64> = None;
+        for (k, (&sid, &ts)) in cols.sid.iter().zip(&cols.ts).enumerate() {
+            let row = first + k as u64;
+            while row >= end {
+                s += 1;
+                end = series_end(s);
+                prev = None;
+            }
+            if s >= t.len() || sid as u32 != s as u32 {
+                return Err(Error::corruption(
+                    path,
+                    format!("row {row} carries series_id {sid}, the series table says {s}"),
+                ));
+            }
+            if prev.is_some_and(|p| ts <= p) {
+                return Err(Error::corruption(
+                    path,
+                    format!("timestamps of series {s} not increasing"),
+                ));
+            }
+            prev = Some(ts);
+        }
+        Ok(())
+    }
+
     /// Streams every series (in id order) with its samples in `[mint, maxt]`,
     /// decoding the file sequentially; used by merges.
     pub(crate) fn scan(&self, mint: i64, maxt: i64) -> SeriesScan<'_> {
@@ -525,6 +623,162 @@ thread_local! {
     /// reading series after series does not allocate.
     static SCRATCH: std::cell::RefCell<(Columns, Vec<Sample>)> =
         std::cell::RefCell::new((Columns::default(), Vec::new()));
+
+    /// The decoded page a thread used last, as (block cache key, page
+    /// index, page): neighbouring series share pages, so reading series
+    /// after series mostly finds its page here, without the cache's locks.
+    static LAST_PAGE: std::cell::RefCell<Option<(u64, usize, Arc<DecodedPage>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A read through the decoded-page cache: pages come from the cache or are
+/// decoded whole (with a pooled cursor, returned when the read ends),
+/// checked and cached.
+struct PagedRead<'a> {
+    block: &'a Block,
+    cache: &'a BlockCache,
+    cursor: Option<Cursor>,
+}
+
+impl Drop for PagedRead<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.cursor.take() {
+            self.block.release(c);
+        }
+    }
+}
+
+impl<'a> PagedRead<'a> {
+    fn new(block: &'a Block, cache: &'a BlockCache) -> PagedRead<'a> {
+        PagedRead {
+            block,
+            cache,
+            cursor: None,
+        }
+    }
+
+    /// Hands `sink` the samples of rows `[a, b)`, all of series `id`, with
+    /// `mint <= t <= maxt`, in order, one slice per page.
+    fn read(
+        &mut self,
+        id: u32,
+        a: u64,
+        b: u64,
+        mint: i64,
+        maxt: i64,
+        sink: &mut dyn FnMut(&[Sample]),
+    ) -> Result<()> {
+        let mut row = a;
+        let mut last_t = None;
+        while row < b {
+            let i = self.block.pages.partition_point(|p| p.first_row <= row) - 1;
+            let page = self.page(i)?;
+            if row < page.first_row || row >= page.end_row() {
+                return Err(Error::corruption(
+                    &self.block.samples_path,
+                    format!("page {i} does not hold row {row}"),
+                ));
+            }
+            let lo = (row - page.first_row) as usize;
+            let hi = (b.min(page.end_row()) - page.first_row) as usize;
+            let s = &page.samples[lo..hi];
+            // Within a page the decoder checked the order; across pages here.
+            if let (Some(t), Some(first)) = (last_t, s.first())
+                && first.t <= t
+            {
+                return Err(Error::corruption(
+                    &self.block.samples_path,
+                    format!("timestamps of series {id} not increasing"),
+                ));
+            }
+            last_t = s.last().map(|x| x.t);
+            // Only the first and last pages of a read reach outside the
+            // range; a binary search would touch memory a copy reads anyway.
+            let s = match s.first() {
+                Some(x) if x.t < mint => &s[s.partition_point(|x| x.t < mint)..],
+                _ => s,
+            };
+            let s = match s.last() {
+                Some(x) if x.t > maxt => &s[..s.partition_point(|x| x.t <= maxt)],
+                _ => s,
+            };
+            if !s.is_empty() {
+                sink(s);
+            }
+            row = page.first_row + hi as u64;
+        }
+        Ok(())
+    }
+
+    /// Decoded page `i`: the thread's last page, the cache, or decoded now.
+    fn page(&mut self, i: usize) -> Result<Arc<DecodedPage>> {
+        let key = self.block.cache_key;
+        let last = LAST_PAGE.with(|l| {
+            l.borrow()
+                .as_ref()
+                .filter(|(k, j, _)| *k == key && *j == i)
+                .map(|(_, _, p)| p.clone())
+        });
+        if let Some(p) = last {
+            self.cache.note_hit();
+            return Ok(p);
+        }
+        let page = u32::try_from(i).map_err(|_| {
+            Error::corruption(&self.block.samples_path, "too many pages for the cache")
+        })?;
+        let p = match self.cache.get(key, page) {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(self.decode(i)?);
+                self.cache.insert(key, page, p.clone());
+                p
+            }
+        };
+        LAST_PAGE.with(|l| *l.borrow_mut() = Some((key, i, p.clone())));
+        Ok(p)
+    }
+
+    /// Decodes page `i` of all columns and checks it: every row carries
+    /// the series id the series table gives its row, and timestamps
+    /// increase within each series.
+    fn decode(&mut self, i: usize) -> Result<DecodedPage> {
+        let block = self.block;
+        let path = &block.samples_path;
+        let first = block.pages[i].first_row;
+        let n = (block.page_end(i) - first) as usize;
+        let rg = block.rg_start.partition_point(|&s| s <= first) - 1;
+        let reusable = self
+            .cursor
+            .as_ref()
+            .is_some_and(|c| c.rg == rg && c.pos <= first);
+        if !reusable {
+            if let Some(c) = self.cursor.take() {
+                block.release(c);
+            }
+            self.cursor = Some(block.acquire(rg, first)?);
+        }
+        let Some(c) = self.cursor.as_mut() else {
+            return Err(Error::corruption(path, "no cursor"));
+        };
+        let mut decode = |cols: &mut Columns| -> Result<DecodedPage> {
+            guarded(path, || {
+                c.skip_to(path, first)?;
+                c.read(path, n, cols)
+            })?;
+            block.check_page(first, cols)?;
+            let samples = cols
+                .ts
+                .iter()
+                .zip(&cols.v)
+                .map(|(&t, &v)| Sample { t, v })
+                .collect();
+            Ok(DecodedPage::new(first, samples))
+        };
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => decode(&mut scratch.0),
+            Err(_) => decode(&mut Columns::default()),
+        })
+    }
 }
 
 /// Rows beyond which a thread's decode buffers are freed after a read.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 
@@ -180,17 +181,27 @@ proptest! {
     }
 
     #[test]
-    fn range_reads_and_read_many(model in arb_model(), a in -5_100i64..6_000, len in 0i64..800) {
+    fn range_reads_and_read_many(
+        model in arb_model(),
+        a in -5_100i64..6_000,
+        len in 0i64..800,
+        cache_kib in prop::option::of(prop_oneof![Just(16usize), Just(1024)]),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let meta = write(dir.path(), &model, TINY).unwrap();
-        let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+        // Without a cache, with one that evicts all the time, with a roomy one.
+        let cache = cache_kib.map(|k| Arc::new(BlockCache::new(k << 10)));
+        let block = Block::open_cached(&dir.path().join(&meta.id), cache.clone()).unwrap();
         let (mint, maxt) = (a, a + len);
         let mut singles: Vec<(u32, Vec<(i64, u64)>)> = Vec::new();
         for (id, samples) in model.values().enumerate() {
-            let mut out = vec![Sample { t: -1, v: 1.0 }];
-            block.read_samples(id as u32, mint, maxt, &mut out).unwrap();
             let want = in_range(samples, mint, maxt);
-            prop_assert_eq!(bits(&out[1..]), bits(&want)); // appends, keeps what was there
+            // Twice: the second read finds the pages in the cache.
+            for _ in 0..2 {
+                let mut out = vec![Sample { t: -1, v: 1.0 }];
+                block.read_samples(id as u32, mint, maxt, &mut out).unwrap();
+                prop_assert_eq!(bits(&out[1..]), bits(&want)); // appends, keeps what was there
+            }
             if !want.is_empty() {
                 singles.push((id as u32, bits(&want)));
             }
@@ -202,6 +213,12 @@ proptest! {
             block.read_many(&ids, mint, maxt, &mut |id, s| many.push((id, bits(s)))).unwrap();
             let want: Vec<_> = singles.iter().filter(|(id, _)| ids.contains(id)).cloned().collect();
             prop_assert_eq!(many, want);
+        }
+        if let Some(c) = &cache {
+            let st = c.stats();
+            prop_assert!(st.bytes <= st.capacity);
+            drop(block);
+            prop_assert_eq!(c.stats().entries, 0, "pages leave with their block");
         }
     }
 
@@ -759,4 +776,105 @@ fn file_versions_must_match_meta() {
         matches!(&e, Error::Corruption { path, detail } if path.ends_with(SERIES_FILE) && detail.contains("format_version")),
         "{e:?}"
     );
+}
+
+/// The decoded-page cache through the whole engine: a compaction that
+/// merges blocks while a query holds them leaves that query's reads intact,
+/// and the merged blocks' pages leave the cache once the query is done.
+#[test]
+fn cached_pages_outlive_compaction_only_as_long_as_their_readers() {
+    use crate::db::{Db, Options};
+    use crate::sample::{SeriesSamples, WriteBatch};
+    use prometheus_client::registry::Registry;
+
+    const HOUR: i64 = 3_600_000;
+    const MINUTE: i64 = 60_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = Options::new(tmp.path());
+    o.background = false;
+    o.block_duration = std::time::Duration::from_secs(3600);
+    o.block_cache_bytes = 4 << 20;
+    let mut registry = Registry::default();
+    let db = Db::open(o, &mut registry).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let w = (now - 10 * HOUR).div_euclid(HOUR) * HOUR;
+    let append = |minutes: std::ops::Range<i64>| {
+        let series = (0..20)
+            .map(|i| SeriesSamples {
+                labels: Labels::new(&[("__name__", "m"), ("i", &i.to_string())]),
+                samples: minutes
+                    .clone()
+                    .map(|m| Sample::new(w + m * MINUTE, (i * 1000 + m) as f64))
+                    .collect(),
+            })
+            .collect();
+        let batch = WriteBatch {
+            series,
+            metadata: Vec::new(),
+        };
+        db.append(&batch).unwrap().wait_blocking().unwrap();
+    };
+    // Two overlapping blocks in window w (a late cut), one in the next.
+    append(0..40);
+    db.cut_head().unwrap();
+    append(40..55);
+    db.cut_head().unwrap();
+    append(61..62);
+    db.cut_head().unwrap();
+    let read_all = |q: &crate::Querier| -> Vec<Vec<(i64, u64)>> {
+        let entries = q.select(&[Matcher::equal("__name__", "m")]).unwrap();
+        entries
+            .iter()
+            .map(|e| {
+                let mut out = Vec::new();
+                q.samples(e, i64::MIN, i64::MAX, &mut out).unwrap();
+                bits(&out)
+            })
+            .collect()
+    };
+    let q = db.querier(i64::MIN, i64::MAX);
+    assert_eq!(q.blocks().len(), 3);
+    let before = read_all(&q);
+    assert_eq!(before.len(), 20);
+    assert!(before.iter().all(|s| s.len() == 56));
+    let cold = db.block_cache_stats();
+    assert!(cold.misses > 0 && cold.entries > 0);
+    assert_eq!(read_all(&q), before);
+    let warm = db.block_cache_stats();
+    assert_eq!(warm.misses, cold.misses, "second read decodes nothing");
+    assert!(warm.hits > cold.hits);
+
+    // Compaction merges window w while `q` still reads the old blocks.
+    db.compact().unwrap();
+    assert_eq!(db.querier(i64::MIN, i64::MAX).blocks().len(), 2);
+    assert_eq!(read_all(&q), before);
+    assert_eq!(db.block_cache_stats().entries, warm.entries);
+    drop(q);
+    // The merged blocks are gone, and their pages with them: only the
+    // pages of the block that survived (window w + 1h) are left.
+    let after_drop = db.block_cache_stats();
+    assert!(after_drop.entries < warm.entries);
+    assert!(after_drop.entries > 0);
+    let q = db.querier(i64::MIN, i64::MAX);
+    assert_eq!(read_all(&q), before);
+    let st = db.block_cache_stats();
+    assert!(st.misses > after_drop.misses, "the merged block is decoded");
+    assert!(st.bytes <= st.capacity);
+
+    // The cache's figures are on /metrics.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for name in [
+        "silt_block_cache_hits_total",
+        "silt_block_cache_misses_total",
+        "silt_block_cache_size_bytes",
+        "silt_block_cache_capacity_bytes",
+        "silt_block_cache_entries",
+        "silt_block_cache_evictions_total",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
 }

@@ -1,0 +1,474 @@
+//! The decoded-page cache: data pages of open blocks, decoded once into
+//! `(timestamp, value)` samples and shared by every query and thread, within
+//! a global byte budget.
+//!
+//! A block's `samples.parquet` page holds up to 4,096 rows of whole series
+//! (see `docs/format/block.md`); decoding one costs a zstd decompression and
+//! a delta decoding per column, reading a cached one a copy. Entries are
+//! keyed by (block, page): the block's key is unique per opened [`Block`]
+//! instance (never a file name, which a later block could reuse), and a
+//! block drops its entries when it is dropped, i.e. once compaction or
+//! retention has unpublished it and the last query reading it has finished.
+//! A query keeps the pages it holds (`Arc`) alive after they leave the
+//! cache; they no longer count against the budget.
+//!
+//! Eviction is second-chance LRU per shard: a hit only stamps the entry;
+//! the shard's queue is in insertion order, and an entry at its head that
+//! was used since it was queued goes to the back instead of out. Keys hash
+//! to one of [`SHARDS`] shards, each with an equal share of the budget.
+//!
+//! [`Block`]: super::Block
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::sample::Sample;
+
+/// Shards of the cache (a power of two).
+const SHARDS: usize = 16;
+
+/// Bytes an entry costs beyond its samples (map slot, queue slot, `Arc`
+/// header, boxed slice).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// One decoded data page: the samples of global rows
+/// `first_row..first_row + samples.len()` of a block, validated (series ids
+/// as the series table says, timestamps increasing within each series).
+#[derive(Debug)]
+pub struct DecodedPage {
+    pub(crate) first_row: u64,
+    pub(crate) samples: Box<[Sample]>,
+}
+
+impl DecodedPage {
+    pub(crate) fn new(first_row: u64, samples: Box<[Sample]>) -> DecodedPage {
+        DecodedPage { first_row, samples }
+    }
+
+    /// One past the last global row.
+    pub(crate) fn end_row(&self) -> u64 {
+        self.first_row + self.samples.len() as u64
+    }
+
+    /// Bytes the entry is charged.
+    fn cost(&self) -> usize {
+        std::mem::size_of_val(&*self.samples) + ENTRY_OVERHEAD
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    block: u64,
+    page: u32,
+}
+
+impl Key {
+    fn shard(&self) -> usize {
+        // Fibonacci hashing of both parts: neighbouring pages of one block
+        // spread over the shards.
+        let h = (self.block.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(self.page))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (SHARDS - 1)
+    }
+}
+
+struct Slot {
+    page: Arc<DecodedPage>,
+    cost: usize,
+    /// Stamp of the last use.
+    used: u64,
+    /// Stamp under which the entry stands in the queue (older queue entries
+    /// of the same key are stale).
+    queued: u64,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Key, Slot>,
+    queue: VecDeque<(Key, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl Shard {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Evicts until `bytes <= budget`; returns (entries, bytes) evicted.
+    fn shrink(&mut self, budget: usize) -> (u64, usize) {
+        let (mut n, mut freed) = (0, 0);
+        while self.bytes > budget {
+            let Some((key, stamp)) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if slot.queued != stamp {
+                continue;
+            }
+            if slot.used > stamp {
+                // Used since it was queued: a second chance.
+                slot.queued = slot.used;
+                self.queue.push_back((key, slot.used));
+                continue;
+            }
+            if let Some(slot) = self.map.remove(&key) {
+                self.bytes -= slot.cost;
+                freed += slot.cost;
+                n += 1;
+            }
+        }
+        (n, freed)
+    }
+}
+
+/// Counters and gauges of the cache on `/metrics`.
+#[derive(Clone, Default)]
+struct CacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    evictions: Counter,
+    bytes: Gauge,
+    entries: Gauge,
+    capacity: Gauge,
+}
+
+/// Hits, misses and size, for tests and stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub entries: u64,
+    pub bytes: u64,
+    pub capacity: u64,
+}
+
+/// Decoded pages of all open blocks within a byte budget. `Send + Sync`;
+/// share it as `Arc<BlockCache>`.
+pub struct BlockCache {
+    shards: Box<[Mutex<Shard>]>,
+    shard_budget: usize,
+    capacity: usize,
+    metrics: CacheMetrics,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keys of opened blocks: unique for the process's lifetime.
+static NEXT_BLOCK_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh cache key for an opened block.
+pub(crate) fn new_block_key() -> u64 {
+    NEXT_BLOCK_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+impl BlockCache {
+    /// A cache holding at most about `capacity` bytes of decoded pages
+    /// (each shard gets an equal share; a page larger than a share is never
+    /// cached).
+    pub fn new(capacity: usize) -> BlockCache {
+        let metrics = CacheMetrics::default();
+        metrics.capacity.set(capacity as i64);
+        BlockCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_budget: capacity / SHARDS,
+            capacity,
+            metrics,
+        }
+    }
+
+    /// Registers `silt_block_cache_*` metrics (hits, misses, evictions,
+    /// entries, size and capacity in bytes).
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("silt_block_cache");
+        let m = &self.metrics;
+        r.register(
+            "hits",
+            "Block page reads answered from the decoded-page cache",
+            m.hits.clone(),
+        );
+        r.register(
+            "misses",
+            "Block page reads that decoded the page",
+            m.misses.clone(),
+        );
+        r.register(
+            "evictions",
+            "Decoded pages evicted to stay within the budget",
+            m.evictions.clone(),
+        );
+        r.register("entries", "Decoded pages in the cache", m.entries.clone());
+        r.register_with_unit(
+            "size",
+            "Bytes of decoded pages in the cache",
+            Unit::Bytes,
+            m.bytes.clone(),
+        );
+        r.register_with_unit(
+            "capacity",
+            "Byte budget of the decoded-page cache",
+            Unit::Bytes,
+            m.capacity.clone(),
+        );
+    }
+
+    /// Whether anything can be cached at all.
+    pub fn is_enabled(&self) -> bool {
+        self.shard_budget > ENTRY_OVERHEAD
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The cached page `page` of block `block`, if present (counts a hit or
+    /// a miss).
+    pub(crate) fn get(&self, block: u64, page: u32) -> Option<Arc<DecodedPage>> {
+        let key = Key { block, page };
+        let mut shard = self.shards[key.shard()].lock();
+        let stamp = shard.tick();
+        match shard.map.get_mut(&key) {
+            Some(slot) => {
+                slot.used = stamp;
+                let page = slot.page.clone();
+                drop(shard);
+                self.metrics.hits.inc();
+                Some(page)
+            }
+            None => {
+                drop(shard);
+                self.metrics.misses.inc();
+                None
+            }
+        }
+    }
+
+    /// Counts a hit served without a lookup (a reader's remembered page).
+    pub(crate) fn note_hit(&self) {
+        self.metrics.hits.inc();
+    }
+
+    /// Caches a freshly decoded page (replacing an entry another thread may
+    /// have inserted meanwhile), evicting the least recently used pages of
+    /// its shard beyond the budget.
+    pub(crate) fn insert(&self, block: u64, page: u32, decoded: Arc<DecodedPage>) {
+        let cost = decoded.cost();
+        if cost > self.shard_budget {
+            return;
+        }
+        let key = Key { block, page };
+        let mut shard = self.shards[key.shard()].lock();
+        let stamp = shard.tick();
+        let old = shard.map.insert(
+            key,
+            Slot {
+                page: decoded,
+                cost,
+                used: stamp,
+                queued: stamp,
+            },
+        );
+        shard.queue.push_back((key, stamp));
+        shard.bytes += cost;
+        let mut delta = cost as i64;
+        let mut entries = 1;
+        if let Some(old) = old {
+            shard.bytes -= old.cost;
+            delta -= old.cost as i64;
+            entries -= 1;
+        }
+        let (evicted, freed) = shard.shrink(self.shard_budget);
+        // The queue holds stale entries of replaced keys: compact it when
+        // it has grown well past the map.
+        if shard.queue.len() > 2 * shard.map.len() + 64 {
+            let Shard { map, queue, .. } = &mut *shard;
+            queue.retain(|(k, s)| map.get(k).is_some_and(|slot| slot.queued == *s));
+        }
+        drop(shard);
+        self.metrics.bytes.inc_by(delta - freed as i64);
+        self.metrics.entries.inc_by(entries - evicted as i64);
+        self.metrics.evictions.inc_by(evicted);
+    }
+
+    /// Drops every page of block `block` (called when the block is
+    /// dropped). Pages a running query still holds stay valid for it.
+    pub(crate) fn remove_block(&self, block: u64) {
+        let (mut n, mut freed) = (0i64, 0usize);
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let Shard {
+                map, queue, bytes, ..
+            } = &mut *shard;
+            let before = map.len();
+            map.retain(|k, slot| {
+                let keep = k.block != block;
+                if !keep {
+                    *bytes -= slot.cost;
+                    freed += slot.cost;
+                }
+                keep
+            });
+            if map.len() != before {
+                n += (before - map.len()) as i64;
+                queue.retain(|(k, _)| k.block != block);
+            }
+        }
+        self.metrics.bytes.dec_by(freed as i64);
+        self.metrics.entries.dec_by(n);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.metrics.hits.get(),
+            misses: self.metrics.misses.get(),
+            evictions: self.metrics.evictions.get(),
+            entries: self.metrics.entries.get().max(0) as u64,
+            bytes: self.metrics.bytes.get().max(0) as u64,
+            capacity: self.capacity as u64,
+        }
+    }
+
+    /// Bytes held, summed over the shards (what `stats().bytes` tracks).
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(first_row: u64, n: usize) -> Arc<DecodedPage> {
+        let samples: Vec<Sample> = (0..n)
+            .map(|i| Sample {
+                t: i as i64,
+                v: first_row as f64,
+            })
+            .collect();
+        Arc::new(DecodedPage::new(first_row, samples.into_boxed_slice()))
+    }
+
+    const PAGE_COST: usize = 100 * 16 + ENTRY_OVERHEAD;
+
+    #[test]
+    fn hits_and_misses_are_counted() {
+        let c = BlockCache::new(1 << 20);
+        assert!(c.get(1, 0).is_none());
+        c.insert(1, 0, page(0, 100));
+        let p = c.get(1, 0).unwrap();
+        assert_eq!(p.samples.len(), 100);
+        assert!(c.get(2, 0).is_none(), "another block's page 0");
+        let s = c.stats();
+        assert_eq!((s.hits, s.misses, s.entries), (1, 2, 1));
+        assert_eq!(s.bytes as usize, PAGE_COST);
+        assert_eq!(c.held_bytes(), PAGE_COST);
+    }
+
+    #[test]
+    fn budget_is_respected_and_lru_pages_go_first() {
+        // Room for about 4 pages per shard.
+        let c = BlockCache::new(SHARDS * PAGE_COST * 4);
+        for p in 0..2_000u32 {
+            c.insert(7, p, page(u64::from(p), 100));
+            // Keep page 0 in use: it must survive every eviction round.
+            assert!(c.get(7, 0).is_some(), "page 0 evicted after {p}");
+            assert!(c.held_bytes() <= c.capacity());
+        }
+        let s = c.stats();
+        assert!(s.evictions > 0);
+        assert_eq!(s.bytes as usize, c.held_bytes());
+        assert!(s.entries as usize <= SHARDS * 4);
+        // The oldest unused pages are gone, the newest are there.
+        assert!(c.get(7, 1).is_none());
+        assert!(c.get(7, 1_999).is_some());
+    }
+
+    #[test]
+    fn pages_larger_than_a_share_and_a_zero_budget_are_not_cached() {
+        let c = BlockCache::new(0);
+        assert!(!c.is_enabled());
+        c.insert(1, 0, page(0, 10));
+        assert!(c.get(1, 0).is_none());
+        let c = BlockCache::new(SHARDS * PAGE_COST);
+        c.insert(1, 0, page(0, 101));
+        assert!(c.get(1, 0).is_none());
+        c.insert(1, 0, page(0, 100));
+        assert!(c.get(1, 0).is_some());
+    }
+
+    #[test]
+    fn replacing_an_entry_keeps_the_accounting() {
+        let c = BlockCache::new(1 << 20);
+        for _ in 0..1_000 {
+            c.insert(3, 9, page(0, 100));
+        }
+        let s = c.stats();
+        assert_eq!((s.entries, s.bytes as usize), (1, PAGE_COST));
+        let shard = c.shards[Key { block: 3, page: 9 }.shard()].lock();
+        assert!(shard.queue.len() <= 2 * shard.map.len() + 64);
+    }
+
+    #[test]
+    fn removing_a_block_keeps_pages_held_by_readers() {
+        let c = BlockCache::new(1 << 20);
+        for p in 0..50 {
+            c.insert(1, p, page(u64::from(p), 100));
+            c.insert(2, p, page(1_000 + u64::from(p), 100));
+        }
+        let held = c.get(1, 7).unwrap();
+        c.remove_block(1);
+        assert!((0..50).all(|p| c.get(1, p).is_none()));
+        assert!((0..50).all(|p| c.get(2, p).is_some()));
+        // The reader's page is intact after its block left the cache.
+        assert_eq!(held.first_row, 7);
+        assert!(held.samples.iter().all(|s| s.v == 7.0));
+        let s = c.stats();
+        assert_eq!((s.entries, s.bytes as usize), (50, 50 * PAGE_COST));
+        assert_eq!(c.held_bytes(), 50 * PAGE_COST);
+    }
+
+    #[test]
+    fn concurrent_readers_and_writers_stay_within_budget() {
+        let c = Arc::new(BlockCache::new(SHARDS * PAGE_COST * 8));
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let c = c.clone();
+                s.spawn(move || {
+                    for i in 0..5_000u32 {
+                        let (b, p) = (u64::from(i % 3) + t % 2, (i * 7 + t as u32) % 300);
+                        match c.get(b, p) {
+                            Some(pg) => assert_eq!(pg.first_row, u64::from(p)),
+                            None => c.insert(b, p, page(u64::from(p), 100)),
+                        }
+                        if i % 1_000 == 999 {
+                            c.remove_block(b);
+                        }
+                    }
+                });
+            }
+        });
+        let s = c.stats();
+        assert_eq!(s.bytes as usize, c.held_bytes());
+        assert!(c.held_bytes() <= c.capacity());
+        let entries: usize = c.shards.iter().map(|s| s.lock().map.len()).sum();
+        assert_eq!(s.entries as usize, entries);
+        assert!(s.hits > 0 && s.misses > 0);
+    }
+}
