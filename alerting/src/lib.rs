@@ -18,6 +18,7 @@ pub mod notify;
 pub mod rule;
 pub mod rules;
 pub mod template;
+pub mod unittest;
 
 pub use api::routes;
 pub use group::{Group, GroupContext, GroupStats, group_key};

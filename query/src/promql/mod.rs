@@ -21,6 +21,7 @@ pub mod lexer;
 mod parser;
 pub mod printer;
 pub mod selector;
+pub mod series;
 mod tree_eq;
 
 #[cfg(test)]
