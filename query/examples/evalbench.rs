@@ -7,6 +7,7 @@
 //! answers (labels, timestamps, shortest round-trip values) as JSON.
 //! `cargo run --release -p query --example evalbench -- <data-dir> <queries.json> [reps] [filter,...] [answers.json]`
 //! Copy the data directory first: opening it replays and truncates the WAL.
+//! `SILT_BLOCK_CACHE_BYTES` sets the decoded-page cache budget (0: off).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,13 @@ fn main() {
     let mut o = Options::new(dir);
     o.background = false;
     o.retention = None;
+    // `SILT_BLOCK_CACHE_BYTES=0` measures reads without the decoded-page cache.
+    if let Some(b) = std::env::var("SILT_BLOCK_CACHE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        o.block_cache_bytes = b;
+    }
     let db: Arc<Db> = Db::open(o, &mut Registry::default()).unwrap();
     let mut opts = QueryOptions::default();
     opts.engine.max_samples = 2_000_000_000;

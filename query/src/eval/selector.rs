@@ -24,15 +24,31 @@ pub(crate) fn select(ev: &Ev, vs: &VectorSelector) -> Result<Vec<SeriesEntry>> {
 
 /// Reads one series' samples in `[mint, maxt]`, accounting for them.
 fn read(ev: &Ev, e: &SeriesEntry, mint: i64, maxt: i64) -> Result<Vec<Point>> {
-    ev.ctx.check()?;
     let mut buf = Vec::new();
-    if mint <= maxt {
-        ev.ctx.querier.samples(e, mint, maxt, &mut buf)?;
-    }
-    ev.ctx.loaded(buf.len());
-    ev.ctx.take(buf.len())?;
+    read_into(ev, e, mint, maxt, &mut buf)?;
     Ok(buf)
 }
+
+/// [`read`] into `buf` (cleared first), reusing its memory.
+fn read_into(ev: &Ev, e: &SeriesEntry, mint: i64, maxt: i64, buf: &mut Vec<Point>) -> Result<()> {
+    ev.ctx.check()?;
+    buf.clear();
+    if mint <= maxt {
+        ev.ctx.querier.samples(e, mint, maxt, buf)?;
+    }
+    ev.ctx.loaded(buf.len());
+    ev.ctx.take(buf.len())
+}
+
+thread_local! {
+    /// A rollup worker's sample buffer, reused series after series: one
+    /// allocation per thread instead of one per series (fresh pages from
+    /// the allocator cost page faults on every series).
+    static SERIES_BUF: std::cell::Cell<Vec<Point>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest buffer (in points) a thread keeps between series: 1 Mi points.
+const SERIES_BUF_KEEP: usize = 1 << 20;
 
 /// The sample an instant selector sees at reference time `r`: the latest
 /// at or before `r` and after `r - lookback`, unless it is a stale marker.
@@ -314,24 +330,27 @@ impl RangeArg {
                     drop_name: drop,
                 }));
             }
-            let owned;
+            let mut owned = SERIES_BUF.take();
             let pts: &[Point] = match &self.data {
                 RangeData::Storage(entries) => {
-                    let mut v = read(
+                    let v = &mut owned;
+                    read_into(
                         ev,
                         &entries[i],
                         first_r - self.range - before + 1,
                         last_r + after,
+                        v,
                     )?;
                     let loaded = v.len();
-                    v.retain(|p| !is_stale_nan(p.v));
+                    if v.iter().any(|p| is_stale_nan(p.v)) {
+                        v.retain(|p| !is_stale_nan(p.v));
+                    }
                     ev.ctx.release(loaded - v.len());
-                    owned = v;
-                    &owned
+                    v
                 }
                 RangeData::Memory(s) => &s[i].points,
             };
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(n.min(pts.len()));
             let mut a = 0usize;
             let mut b = 0usize;
             for step in 0..n {
@@ -366,6 +385,9 @@ impl RangeArg {
             }
             if let RangeData::Storage(_) = &self.data {
                 ev.ctx.release(pts.len());
+            }
+            if owned.capacity() <= SERIES_BUF_KEEP {
+                SERIES_BUF.set(owned);
             }
             ev.ctx.take(out.len())?;
             let (labels, drop) = self.labels(i);

@@ -39,7 +39,12 @@ impl<'a> Window<'a> {
     /// (whole seconds plus the fractional part), for bit-equal rates.
     pub fn range_seconds(&self) -> f64 {
         let ms = self.end_ms - self.start_ms;
-        (ms / 1000) as f64 + ((ms % 1000) * 1_000_000) as f64 / 1e9
+        let frac = ms % 1000;
+        if frac == 0 {
+            // The same value without a division (0 / 1e9 adds +0).
+            return (ms / 1000) as f64;
+        }
+        (ms / 1000) as f64 + (frac * 1_000_000) as f64 / 1e9
     }
 }
 
@@ -182,9 +187,50 @@ pub(crate) fn count_changes(s: &[Sample]) -> Option<f64> {
     Some(s.windows(2).filter(changed).count() as f64)
 }
 
+/// The sum of the values when it is exact whatever the order: every value
+/// an integer of magnitude at most 2^32 and at most 2^21 values, so every
+/// partial sum is below 2^53. Kahan summation in order then never rounds
+/// and its compensation stays +0, so this is its result bit for bit,
+/// without its chain of dependent additions (`up`, counts, 0/1 gauges).
+/// Signed zeros cannot differ either: an exact sum of zero is +0 unless
+/// every value is −0, and then the callers' `+ c` (here `+ 0.0`) makes it
+/// +0 as well.
+#[inline]
+fn exact_integer_sum(s: &[Sample]) -> Option<f64> {
+    // Adding and subtracting 1.5 * 2^52 rounds any |v| < 2^51 to an integer.
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    const MAX: f64 = 4_294_967_296.0;
+    if s.len() > 1 << 21 {
+        return None;
+    }
+    let bad = |v: f64| ((v + ROUND) - ROUND != v) | (v.abs() > MAX);
+    // Four independent lanes, no branches: the loop runs at load speed.
+    // Exact partial sums make the grouping irrelevant.
+    let mut acc = [0.0f64; 4];
+    let mut any_bad = [false; 4];
+    let chunks = s.chunks_exact(4);
+    let rest = chunks.remainder();
+    let mut add = |c: &[Sample]| {
+        for ((b, a), x) in any_bad.iter_mut().zip(acc.iter_mut()).zip(c) {
+            *b |= bad(x.v);
+            *a += x.v;
+        }
+    };
+    chunks.for_each(&mut add);
+    add(rest);
+    (!any_bad.iter().any(|&b| b)).then(|| (acc[0] + acc[1]) + (acc[2] + acc[3]))
+}
+
 /// `avg_over_time`: Kahan-compensated mean, switching to an incremental
 /// mean if the running sum would overflow (as Prometheus does).
 pub fn avg_over_time(w: &Window) -> Option<f64> {
+    if w.samples.len() >= 2
+        && let Some(sum) = exact_integer_sum(w.samples)
+    {
+        // What the loop below computes when no partial sum rounds.
+        let count = w.samples.len() as f64;
+        return Some(sum / count + 0.0 / count);
+    }
     let (first, rest) = w.samples.split_first()?;
     let mut sum = first.v;
     let mut c = 0.0;
@@ -217,6 +263,9 @@ pub fn avg_over_time(w: &Window) -> Option<f64> {
 pub fn sum_over_time(w: &Window) -> Option<f64> {
     if w.samples.is_empty() {
         return None;
+    }
+    if let Some(sum) = exact_integer_sum(w.samples) {
+        return Some(sum + 0.0);
     }
     let mut sum = KahanSum::new();
     w.samples.iter().for_each(|s| sum.add(s.v));
@@ -339,6 +388,82 @@ fn fill_values(samples: &[Sample], scratch: &mut Vec<f64>) {
 mod tests {
     use super::*;
     use crate::eval::functions::testutil::{Series, assert_close, s};
+    use proptest::prelude::*;
+
+    /// `avg_over_time` and `sum_over_time` by the Kahan loops alone (what
+    /// they compute without the exact-integer fast path).
+    fn kahan_avg_and_sum(v: &[f64]) -> (u64, u64) {
+        let samples: Vec<Sample> = v
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample { t: i as i64, v })
+            .collect();
+        // A NaN at the end defeats the fast path; the loops over the rest
+        // are what the fast path must match.
+        let (mut sum, mut c, mut count) = (samples[0].v, 0.0, 1.0);
+        for (i, x) in samples[1..].iter().enumerate() {
+            count = (i + 2) as f64;
+            (sum, c) = kahan::inc(x.v, sum, c);
+        }
+        let avg = sum / count + c / count;
+        let mut k = KahanSum::new();
+        samples.iter().for_each(|x| k.add(x.v));
+        (avg.to_bits(), k.value().to_bits())
+    }
+
+    proptest! {
+        #[test]
+        fn exact_integer_sums_match_kahan_bit_for_bit(
+            v in prop::collection::vec(
+                prop_oneof![
+                    Just(0.0), Just(1.0), Just(-0.0), Just(4294967296.0), Just(-4294967296.0),
+                    Just(4294967297.0), Just(0.5), Just(f64::NAN), Just(f64::INFINITY),
+                    (-1000i64..1000).prop_map(|i| i as f64),
+                    (-(1i64 << 32)..(1i64 << 32)).prop_map(|i| i as f64),
+                ],
+                1..300,
+            )
+        ) {
+            let samples: Vec<Sample> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Sample { t: i as i64, v })
+                .collect();
+            let w = Window::new(&samples, -1, v.len() as i64);
+            let (avg, sum) = kahan_avg_and_sum(&v);
+            prop_assert_eq!(sum_over_time(&w).map(f64::to_bits), Some(sum));
+            if v.len() >= 2 && !v.iter().any(|x| x.is_nan() || x.is_infinite()) {
+                prop_assert_eq!(avg_over_time(&w).map(f64::to_bits), Some(avg));
+            }
+            let fast = exact_integer_sum(&samples).is_some();
+            let integral = v.iter().all(|&x| x.fract() == 0.0 && x.abs() <= 4294967296.0);
+            prop_assert_eq!(fast, integral);
+        }
+
+        #[test]
+        fn integer_windows_take_the_fast_path_with_kahan_bits(
+            v in prop::collection::vec(
+                prop_oneof![
+                    Just(0.0), Just(-0.0), Just(1.0),
+                    (-(1i64 << 32)..=(1i64 << 32)).prop_map(|i| i as f64),
+                ],
+                1..2_000,
+            )
+        ) {
+            let samples: Vec<Sample> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Sample { t: i as i64, v })
+                .collect();
+            prop_assert!(exact_integer_sum(&samples).is_some());
+            let w = Window::new(&samples, -1, v.len() as i64);
+            let (avg, sum) = kahan_avg_and_sum(&v);
+            prop_assert_eq!(sum_over_time(&w).map(f64::to_bits), Some(sum));
+            if v.len() >= 2 {
+                prop_assert_eq!(avg_over_time(&w).map(f64::to_bits), Some(avg));
+            }
+        }
+    }
 
     // functions.test "Tests for increase()" with load 5m.
     #[test]
