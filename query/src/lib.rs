@@ -5,5 +5,6 @@
 
 pub mod api;
 pub mod eval;
+pub mod forecast;
 pub mod gofmt;
 pub mod promql;

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{Db, Durability, Label, Labels, Options, Sample, SeriesSamples, WriteBatch};
+use engine::{Db, Durability, Labels, Options, Sample, SeriesSamples, WriteBatch};
 use query::eval::{self, QueryOptions, Value};
 use query::promql::ast::{AtModifier, Expr};
+use query::promql::series::{self, SequenceValue};
 use regex::Regex;
 
 // ---------------------------------------------------------------------------
@@ -82,19 +83,6 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
     query::promql::parse_duration(s.trim())
         .map(|d| d.as_millis() as i64)
         .map_err(|e| e.to_string())
-}
-
-/// A value item's number: Go-ish `ParseFloat` plus `_` between digits
-/// (no hex: `0x5` would be ambiguous with the `x` of series notation).
-fn parse_number(s: &str) -> Option<f64> {
-    if s.trim()
-        .to_ascii_lowercase()
-        .trim_start_matches(['+', '-'])
-        .starts_with("0x")
-    {
-        return None;
-    }
-    parse_scalar(s)
 }
 
 /// An expected scalar line: Go's `ParseInt(s, 0, 64)` then `ParseFloat`.
@@ -187,152 +175,26 @@ fn unquote(s: &str) -> Result<(String, &str), String> {
     Err("unterminated string".into())
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-/// Parses a series description (`name{a="b"}`, `{a="b"}`, `name`) at the
-/// start of `s`; returns the labels and the rest of the line.
+/// Parses a series description's metric (`name{a="b"}`, `{a="b"}`,
+/// `name`) at the start of `s` with `query::promql::series`; returns the
+/// labels and the rest of the line.
 fn parse_series(s: &str) -> Result<(Labels, &str), String> {
-    let s = s.trim_start();
-    let mut pairs: Vec<Label> = Vec::new();
-    let name_len = s.find(|c: char| !is_name_char(c)).unwrap_or(s.len());
-    if name_len > 0 {
-        pairs.push(Label::new("__name__", &s[..name_len]));
-    }
-    let mut rest = &s[name_len..];
-    if let Some(r) = rest.strip_prefix('{') {
-        rest = r.trim_start();
-        loop {
-            if let Some(r) = rest.strip_prefix('}') {
-                rest = r;
-                break;
-            }
-            let (name, r) = if rest.starts_with('"') || rest.starts_with('\'') {
-                unquote(rest)?
-            } else {
-                let n = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
-                if n == 0 {
-                    return Err(format!("bad label name at {rest:?}"));
-                }
-                (rest[..n].to_string(), &rest[n..])
-            };
-            let r = r.trim_start();
-            let Some(r) = r.strip_prefix('=') else {
-                // A quoted metric name without a value: {"name", ...}.
-                pairs.push(Label::new("__name__", name));
-                rest = r.trim_start().strip_prefix(',').unwrap_or(r).trim_start();
-                continue;
-            };
-            let (value, r) = unquote(r.trim_start())?;
-            pairs.push(Label::new(name, value));
-            rest = r.trim_start();
-            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-        }
-    }
+    let (pairs, rest) = series::parse_metric_prefix(s).map_err(|e| e.to_string())?;
     let labels = Labels::from_pairs(pairs).map_err(|e| e.to_string())?;
     Ok((labels, rest))
 }
 
-/// Splits value items on whitespace, keeping `{{ ... }}` together.
-fn split_items(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= b.len() {
-            break;
-        }
-        let start = i;
-        let mut depth = 0i32;
-        while i < b.len() && (depth > 0 || !b[i].is_ascii_whitespace()) {
-            match b[i] {
-                b'{' => depth += 1,
-                b'}' => depth -= 1,
-                _ => {}
-            }
-            i += 1;
-        }
-        out.push(&s[start..i]);
-    }
-    out
-}
-
-/// Expands one value item (`1`, `_`, `_x3`, `stale`, `1+2x3`, `{{..}}x2`).
-fn expand_item(it: &str, out: &mut Vec<Item>) -> Result<(), String> {
-    if it.starts_with("{{") {
-        let end = it.rfind("}}").ok_or("bad histogram")?;
-        let tail = &it[end + 2..];
-        let count = match tail.rfind('x') {
-            Some(x) if !tail.is_empty() => {
-                tail[x + 1..].parse::<usize>().map_err(|e| e.to_string())? + 1
-            }
-            _ => 1,
-        };
-        // `{{A}}+{{B}}xK`: the x belongs to the tail after the last `}}`.
-        out.extend(std::iter::repeat_n(Item::Histogram, count));
-        return Ok(());
-    }
-    if it == "_" {
-        out.push(Item::Omitted);
-        return Ok(());
-    }
-    if let Some(n) = it.strip_prefix("_x") {
-        let n: usize = n
-            .parse()
-            .map_err(|e: std::num::ParseIntError| e.to_string())?;
-        out.extend(std::iter::repeat_n(Item::Omitted, n));
-        return Ok(());
-    }
-    if it == "stale" {
-        out.push(Item::Value(f64::from_bits(engine::STALE_NAN)));
-        return Ok(());
-    }
-    if let Some(v) = parse_number(it) {
-        out.push(Item::Value(v));
-        return Ok(());
-    }
-    let x = it
-        .rfind('x')
-        .ok_or_else(|| format!("bad value item {it:?}"))?;
-    let k: usize = it[x + 1..]
-        .parse()
-        .map_err(|_| format!("bad value item {it:?}"))?;
-    let head = &it[..x];
-    // Find the operator between start and delta: a + or - not at the
-    // start and not after an exponent marker.
-    let hb = head.as_bytes();
-    let op = (1..hb.len())
-        .find(|&i| (hb[i] == b'+' || hb[i] == b'-') && !matches!(hb[i - 1], b'e' | b'E'));
-    match op {
-        None => {
-            let v = parse_number(head).ok_or_else(|| format!("bad value item {it:?}"))?;
-            out.extend(std::iter::repeat_n(Item::Value(v), k + 1));
-        }
-        Some(i) => {
-            let a = parse_number(&head[..i]).ok_or_else(|| format!("bad value item {it:?}"))?;
-            let d = parse_number(&head[i + 1..]).ok_or_else(|| format!("bad value item {it:?}"))?;
-            let d = if hb[i] == b'-' { -d } else { d };
-            let mut v = a;
-            out.push(Item::Value(v));
-            for _ in 0..k {
-                v += d;
-                out.push(Item::Value(v));
-            }
-        }
-    }
-    Ok(())
-}
-
+/// Expands value items (`1`, `_`, `_x3`, `stale`, `1+2x3`, `{{..}}x2`).
 fn parse_values(s: &str) -> Result<Vec<Item>, String> {
-    let mut out = Vec::new();
-    for it in split_items(s) {
-        expand_item(it, &mut out)?;
-    }
-    Ok(out)
+    let values = series::parse_values(s).map_err(|e| e.to_string())?;
+    Ok(values
+        .into_iter()
+        .map(|v| match v {
+            SequenceValue::Value(v) => Item::Value(v),
+            SequenceValue::Omitted => Item::Omitted,
+            SequenceValue::Histogram => Item::Histogram,
+        })
+        .collect())
 }
 
 fn parse_file(text: &str) -> Result<Vec<Cmd>, String> {
@@ -734,7 +596,7 @@ impl EvalCmd {
     }
 }
 
-const AT_UNSAFE: [&str; 15] = [
+const AT_UNSAFE: [&str; 19] = [
     "days_in_month",
     "day_of_month",
     "day_of_week",
@@ -750,6 +612,11 @@ const AT_UNSAFE: [&str; 15] = [
     "step",
     "time",
     "timestamp",
+    // Silt's forecasts are relative to the evaluation time, as predict_linear.
+    "silt_forecast",
+    "silt_forecast_lower",
+    "silt_forecast_upper",
+    "silt_time_to_threshold",
 ];
 
 /// Adds `@ t` to selectors and subqueries without one (not inside a
@@ -1180,4 +1047,28 @@ fn series_and_values_parse() {
     );
     assert!(almost_equal(1.0, 1.0 + 1e-9));
     assert!(!almost_equal(0.0, 1e-300));
+}
+
+/// Silt's own scripts in the same language (`tests/promql-silt/*.test`,
+/// kept apart from the vendored Prometheus scripts): every eval passes.
+#[test]
+fn silt_promql_scripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql-silt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/promql-silt")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scripts in {}", dir.display());
+    for p in files {
+        let r = run_file(&p);
+        assert!(
+            r.failed.is_empty(),
+            "{}: failed evals {:?}",
+            p.display(),
+            r.failed
+        );
+        assert!(!r.passed.is_empty(), "{}: no evals ran", p.display());
+    }
 }

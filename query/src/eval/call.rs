@@ -288,19 +288,27 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
             }
         }
     }
-    let mut out = arg.rollup(ev, |_, w| {
+    // The silt_* forecasting functions reuse one fit per series across steps.
+    let call_id = super::functions::forecast::next_call_id();
+    let mut out = arg.rollup(ev, |i, w| {
         let fw = FnWindow::new(w.points, w.range_start, w.range_end);
         let mut params = [f64::NAN; 2];
         for (k, p) in params.iter_mut().enumerate().take(scalars.len()) {
             *p = sc(k, w.step);
         }
+        let series = super::functions::forecast::SeriesRef {
+            call: call_id,
+            series: i,
+        };
         SCRATCH.with(|s| {
-            rf.eval(
+            rf.eval_with(
                 &fw,
                 mode,
                 w.t,
                 &params[..scalars.len().min(2)],
                 &mut s.borrow_mut(),
+                Some(series),
+                &mut |a| annotate(ev, a, pos0),
             )
             .map_err(|e| exec(e.to_string()))
         })

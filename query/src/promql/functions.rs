@@ -121,6 +121,32 @@ pub static FUNCTIONS: &[Function] = &[
     f("round", &[Vector, Scalar], 1, Vector, false),
     f("scalar", &[Vector], 0, Scalar, false),
     f("sgn", &[Vector], 0, Vector, false),
+    // Silt's forecasting extensions (never Prometheus names).
+    f("silt_anomaly_lower", &[Matrix], 0, Vector, false),
+    f("silt_anomaly_score", &[Matrix], 0, Vector, false),
+    f("silt_anomaly_upper", &[Matrix], 0, Vector, false),
+    f("silt_forecast", &[Matrix, Scalar], 0, Vector, false),
+    f(
+        "silt_forecast_lower",
+        &[Matrix, Scalar, Scalar],
+        0,
+        Vector,
+        false,
+    ),
+    f(
+        "silt_forecast_upper",
+        &[Matrix, Scalar, Scalar],
+        0,
+        Vector,
+        false,
+    ),
+    f(
+        "silt_time_to_threshold",
+        &[Matrix, Scalar],
+        0,
+        Vector,
+        false,
+    ),
     f("sin", &[Vector], 0, Vector, false),
     f("sinh", &[Vector], 0, Vector, false),
     f("sort", &[Vector], 0, Vector, false),
@@ -161,7 +187,7 @@ mod tests {
     #[test]
     fn table_is_sorted_and_complete() {
         assert!(FUNCTIONS.windows(2).all(|w| w[0].name < w[1].name));
-        assert_eq!(FUNCTIONS.len(), 90);
+        assert_eq!(FUNCTIONS.len(), 97);
         for f in FUNCTIONS {
             assert_eq!(lookup(f.name).map(|g| g.name), Some(f.name));
         }

@@ -36,6 +36,9 @@ pub enum Annotation {
     ForcedMonotonicity(MonotonicityFix),
     /// `sort`/`sort_desc` in a range query. Position: the call.
     SortInRangeQuery,
+    /// A Silt forecasting function (`silt_*`) skipped a series too short
+    /// to fit. Position: the range argument.
+    ForecastTooShort { function: &'static str },
 }
 
 /// Details of a monotonicity fix, accumulated over merged repeats.
@@ -105,6 +108,7 @@ impl Annotation {
             | Annotation::InvalidRatio { .. }
             | Annotation::BadBucketLabel { .. }
             | Annotation::SortInRangeQuery => Severity::Warning,
+            Annotation::ForecastTooShort { .. } => Severity::Info,
         }
     }
 
@@ -179,6 +183,11 @@ impl Annotation {
                 rfc3339(fix.max_ts_ms),
             ),
             Annotation::SortInRangeQuery => "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".to_string(),
+            Annotation::ForecastTooShort { function } => format!(
+                "PromQL info: {function}: series too short to fit, skipped (needs at least {} finite samples over {} grid cells)",
+                crate::forecast::MIN_SAMPLES,
+                crate::forecast::MIN_CELLS
+            ),
         }
     }
 }

@@ -6,7 +6,9 @@
 use crate::promql::ast::RangeMode;
 
 use super::FunctionError;
+use super::annotations::Annotation;
 use super::extended;
+use super::forecast::{self, ForecastFunction, SeriesRef};
 use super::range::{self, Window};
 use super::smoothing;
 
@@ -40,9 +42,11 @@ pub enum RangeFunction {
     TsOfMaxOverTime,
     TsOfFirstOverTime,
     TsOfLastOverTime,
+    /// One of Silt's `silt_*` forecasting functions.
+    Silt(ForecastFunction),
 }
 
-const ALL: [RangeFunction; 26] = {
+const ALL: [RangeFunction; 33] = {
     use RangeFunction::*;
     [
         Rate,
@@ -71,6 +75,13 @@ const ALL: [RangeFunction; 26] = {
         TsOfMaxOverTime,
         TsOfFirstOverTime,
         TsOfLastOverTime,
+        Silt(ForecastFunction::Forecast),
+        Silt(ForecastFunction::ForecastLower),
+        Silt(ForecastFunction::ForecastUpper),
+        Silt(ForecastFunction::TimeToThreshold),
+        Silt(ForecastFunction::AnomalyScore),
+        Silt(ForecastFunction::AnomalyLower),
+        Silt(ForecastFunction::AnomalyUpper),
     ]
 };
 
@@ -111,6 +122,7 @@ impl RangeFunction {
             TsOfMaxOverTime => "ts_of_max_over_time",
             TsOfFirstOverTime => "ts_of_first_over_time",
             TsOfLastOverTime => "ts_of_last_over_time",
+            Silt(f) => f.name(),
         }
     }
 
@@ -155,6 +167,24 @@ impl RangeFunction {
         eval_ms: i64,
         params: &[f64],
         scratch: &mut Vec<f64>,
+    ) -> Result<Option<f64>, FunctionError> {
+        self.eval_with(w, mode, eval_ms, params, scratch, None, &mut |_| {})
+    }
+
+    /// [`RangeFunction::eval`] with the series' identity (lets the
+    /// `silt_*` functions reuse a fit across the steps of a range query;
+    /// `None`: no reuse) and a sink for the annotations a function reports
+    /// per series (`silt_*` on a series too short to fit).
+    #[allow(clippy::too_many_arguments)] // reason: one call site in the evaluator; a struct would only rename them
+    pub fn eval_with(
+        self,
+        w: &Window,
+        mode: RangeMode,
+        eval_ms: i64,
+        params: &[f64],
+        scratch: &mut Vec<f64>,
+        series: Option<SeriesRef>,
+        note: &mut dyn FnMut(Annotation),
     ) -> Result<Option<f64>, FunctionError> {
         use RangeFunction::*;
         let param = |i: usize| params.get(i).copied();
@@ -207,6 +237,7 @@ impl RangeFunction {
             (TsOfMaxOverTime, _) => range::ts_of_max_over_time(w),
             (TsOfFirstOverTime, _) => range::ts_of_first_over_time(w),
             (TsOfLastOverTime, _) => range::ts_of_last_over_time(w),
+            (Silt(f), _) => return forecast::eval(f, w, eval_ms, params, series, note),
         };
         Ok(value)
     }

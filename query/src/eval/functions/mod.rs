@@ -77,11 +77,18 @@
 //! **Errors**: [`FunctionError`] values are query failures; their
 //! `Display` is Prometheus's message.
 //!
+//! **Forecasting** ([`forecast`], Silt's own `silt_*` functions): range
+//! functions like the others, reached through [`RangeFunction`]; the
+//! evaluator calls [`RangeFunction::eval_with`] with the series' identity
+//! (so a range query reuses one fit per series) and an annotation sink
+//! (series too short to fit give no output and an info).
+//!
 //! [`kahan`] holds the compensated summation also used by `sum`/`avg`.
 
 pub mod annotations;
 pub mod call;
 pub mod extended;
+pub mod forecast;
 pub mod histogram;
 pub mod kahan;
 pub mod labels;
@@ -119,6 +126,16 @@ pub enum FunctionError {
     },
     #[error("invalid source label name in label_join(): {0}")]
     InvalidSourceLabel(String),
+    #[error(
+        "invalid horizon for {function}(): must be a positive number of seconds, got {}",
+        go_g(*.value)
+    )]
+    InvalidHorizon { function: &'static str, value: f64 },
+    #[error(
+        "invalid coverage for {function}(): must lie strictly between 0 and 1, got {}",
+        go_g(*.value)
+    )]
+    InvalidCoverage { function: &'static str, value: f64 },
     #[error("{} - not with {function}", mode_allowed(*.mode))]
     ModeNotSupported {
         mode: RangeMode,
@@ -131,6 +148,11 @@ fn mode_allowed(mode: RangeMode) -> &'static str {
         RangeMode::Smoothed => "smoothed modifier can only be used with: delta, increase, rate",
         _ => "anchored modifier can only be used with: changes, delta, increase, rate, resets",
     }
+}
+
+/// A parameter as PromQL prints numbers (`1`, `0.5`, `NaN`, `+Inf`).
+fn go_g(v: f64) -> String {
+    annotations::format_g(v, None)
 }
 
 /// Go's `%f`: six decimals, `NaN`, `+Inf`, `-Inf`.
