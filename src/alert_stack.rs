@@ -1,8 +1,11 @@
 //! Wires rule evaluation (crate `alerting`) to the built-in Alertmanager
 //! (crate `alertmanager`) and to external Alertmanagers: evaluated alerts
 //! go to both, alert state changes go to the alert history, and a reload
-//! (SIGHUP, `POST /-/reload`) re-reads the rule files and the Alertmanager
-//! configuration, keeping alert state, silences and the notification log.
+//! (SIGHUP, `POST /-/reload`) re-reads the rule files, the Alertmanager
+//! configuration and the report definitions, keeping alert state, silences
+//! and the notification log. The scheduled reports (crate `reports`) run
+//! here too: they read the alert history and mail through the built-in
+//! Alertmanager's SMTP settings.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,8 +25,10 @@ use axum::routing::post;
 use chrono::Utc;
 use engine::Db;
 use prometheus_client::registry::Registry;
+use query::eval::QueryOptions;
 
 use crate::config::Config;
+use crate::report_stack::ReportStack;
 
 /// The built-in Alertmanager's configuration when none is given: every
 /// alert is kept and shown, nobody is notified.
@@ -35,6 +40,7 @@ pub struct Alerting {
     rules: Arc<RuleManager>,
     am: Arc<Alertmanager>,
     external: Option<Arc<ExternalAlertmanagers>>,
+    reports: ReportStack,
     /// What the stack was started with, for reloads.
     cfg: Config,
 }
@@ -116,6 +122,13 @@ fn rule_files(cfg: &Config) -> anyhow::Result<Vec<PathBuf>> {
     alerting::expand_rule_files(&cfg.rule_file_patterns()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The report definitions: every `report_files` file's, then the inline ones.
+fn report_definitions(cfg: &Config) -> anyhow::Result<Vec<reports::ReportDef>> {
+    let files = alerting::expand_rule_files(&cfg.report_file_patterns())
+        .map_err(|e| anyhow::anyhow!("report_files: {e}"))?;
+    crate::report_stack::load_definitions(&files, &cfg.reports)
+}
+
 impl Alerting {
     /// Starts the built-in Alertmanager and the rule manager over `db`.
     /// Must run within the tokio runtime.
@@ -137,7 +150,9 @@ impl Alerting {
         let am = Alertmanager::with_options(
             am_config,
             &cfg.data_dir.join("alertmanager"),
-            registry.sub_registry_with_prefix("alertmanager"),
+            // The crate's metrics carry Alertmanager's own names
+            // (`alertmanager_alerts`, ...): no prefix here.
+            registry,
             opts,
         )
         .map_err(|e| anyhow::anyhow!("starting the built-in Alertmanager: {e}"))?;
@@ -166,19 +181,33 @@ impl Alerting {
         let running = rules.clone();
         tokio::spawn(async move { running.run().await });
         tracing::info!(files = files.len(), "rules loaded");
+        let reports = ReportStack::start(
+            db,
+            report_definitions(cfg).context("loading report definitions")?,
+            &cfg.data_dir,
+            &external_url,
+            QueryOptions {
+                engine: cfg.api_options()?.engine,
+                ..QueryOptions::default()
+            },
+            Some(&am),
+        )?;
         Ok(Arc::new(Alerting {
             rules,
             am,
             external,
+            reports,
             cfg: cfg.clone(),
         }))
     }
 
-    /// Re-reads the rule files and the Alertmanager configuration. Either
-    /// is checked whole first: on an error nothing changes.
+    /// Re-reads the rule files, the Alertmanager configuration and the
+    /// report definitions. All are checked whole first: on an error nothing
+    /// changes.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let am_config = alertmanager_config(&self.cfg)?;
         let files = rule_files(&self.cfg)?;
+        let reports = report_definitions(&self.cfg)?;
         // Validate the rules before touching the Alertmanager, so that a bad
         // rule file does not leave half a reload behind.
         let checks = alerting::check_files(&files);
@@ -193,12 +222,15 @@ impl Alerting {
             .update(&files)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.reports.reload(reports)?;
         tracing::info!(files = files.len(), "configuration reloaded");
         Ok(())
     }
 
-    /// Stops evaluating, then stops the Alertmanagers' senders.
+    /// Stops the report schedules and rule evaluation, then the
+    /// Alertmanagers' senders.
     pub async fn stop(&self) {
+        self.reports.stop().await;
         self.rules.stop().await;
         self.am.stop().await;
         if let Some(e) = self.external.clone() {
@@ -207,13 +239,15 @@ impl Alerting {
     }
 
     /// `/api/v1/rules`, `/api/v1/alerts`, the Alertmanager API v2,
-    /// `/api/v1/alerts/history` and `POST|PUT /-/reload`.
+    /// `/api/v1/alerts/history`, `/api/v1/reports...` and
+    /// `POST|PUT /-/reload`.
     pub fn routes(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/-/reload", post(reload).put(reload))
             .with_state(self.clone())
             .merge(alerting::routes(self.rules.clone()))
             .merge(alertmanager::api::routes(self.am.clone()))
+            .merge(self.reports.routes())
     }
 }
 

@@ -33,6 +33,35 @@ pub enum Command {
     /// error), like `promtool check rules` and `amtool check-config`.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests (exit status 1 on a failure), like `promtool test`.
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// Scheduled reports on a running server (docs/reports.md).
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Run a report now on the server and print the run: its outputs'
+    /// URLs and deliveries (exit status 1 when the run failed).
+    Run {
+        /// The report's name (`reports:` in the configuration).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The server's base URL.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9300")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Rule unit tests in promtool's format (`promtool test rules`).
+    Rules {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

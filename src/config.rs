@@ -29,6 +29,11 @@ pub struct Config {
     pub rule_files: Vec<String>,
     pub rules: RulesConfig,
     pub alerting: AlertingConfig,
+    /// Files holding a `reports:` list of scheduled report definitions
+    /// (docs/reports.md): globs, relative to the config file's folder.
+    pub report_files: Vec<String>,
+    /// Report definitions written inline (checked like the files').
+    pub reports: Vec<serde_yaml::Value>,
     pub self_scrape: SelfScrapeConfig,
     pub log: LogConfig,
     /// The folder relative paths in the file are resolved against (the
@@ -77,6 +82,8 @@ pub struct QueryConfig {
     pub lookback_delta: HumanDuration,
     pub max_concurrency: usize,
     pub max_queue_wait: HumanDuration,
+    /// Budget of the shared cache of decoded block pages; 0 turns it off.
+    pub block_cache_bytes: usize,
 }
 
 /// Rule evaluation (Prometheus's `global:` keys that concern rules).
@@ -214,6 +221,14 @@ impl Config {
             .collect()
     }
 
+    /// The report file globs, resolved against [`Config::base_dir`].
+    pub fn report_file_patterns(&self) -> Vec<String> {
+        self.report_files
+            .iter()
+            .map(|g| self.resolve_path(g).to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// Retention as the engine wants it: `None` keeps everything.
     pub fn retention(&self) -> Option<Duration> {
         Some(self.retention.0).filter(|d| !d.is_zero())
@@ -316,6 +331,7 @@ impl Config {
         opts.retention = self.retention();
         opts.durability = self.durability();
         opts.max_future = self.ingest.max_future.0;
+        opts.block_cache_bytes = self.query.block_cache_bytes;
         opts
     }
 

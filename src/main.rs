@@ -10,6 +10,7 @@ mod config;
 mod duration;
 mod exposition;
 mod metrics;
+mod report_stack;
 mod selfscrape;
 mod server;
 
@@ -20,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{CheckCommand, Cli, Command};
+use crate::cli::{CheckCommand, Cli, Command, ReportCommand, TestCommand};
 use crate::config::Config;
 
 #[global_allocator]
@@ -46,6 +47,27 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Check(check) => {
             if run_check(check)? {
+                Ok(())
+            } else {
+                std::process::exit(1);
+            }
+        }
+        Command::Report(ReportCommand::Run { name, url }) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(report_stack::run_remote(&url, &name))?;
+            Ok(())
+        }
+        Command::Test(TestCommand::Rules { files }) => {
+            let passed = alerting::unittest::run_files(
+                &files,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+            .context("writing the report")?;
+            if passed {
                 Ok(())
             } else {
                 std::process::exit(1);

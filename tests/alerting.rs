@@ -394,6 +394,65 @@ fn bad_reload_keeps_the_running_rules() {
     silt.stop();
 }
 
+/// A bad Alertmanager configuration on reload is refused with its file and
+/// line, and the running routing (receivers, route) stays in force.
+#[test]
+fn bad_alertmanager_config_reload_keeps_the_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = dir.path().join("am.yml");
+    let good = "route:\n  receiver: team-a\nreceivers:\n  - name: team-a\n    webhook_configs:\n      - url: http://127.0.0.1:9/hook\n";
+    std::fs::write(&am, good).unwrap();
+    let silt = Silt::start_with(
+        &dir.path().join("data"),
+        SiltOptions {
+            extra_config: format!("alerting:\n  config_file: {:?}\n", am.display().to_string()),
+            ..SiltOptions::default()
+        },
+    );
+    let client = silt.client();
+    let receivers = |client: &common::Client| -> Vec<String> {
+        let r = client.get("/api/v2/receivers");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(receivers(&client), ["team-a"]);
+
+    // The route names a receiver that does not exist (line 2).
+    std::fs::write(
+        &am,
+        "route:\n  receiver: nobody\nreceivers:\n  - name: team-b\n",
+    )
+    .unwrap();
+    let r = client.post_empty("/-/reload");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("am.yml"), "names the file: {}", r.body);
+    assert!(r.body.contains("nobody"), "names the receiver: {}", r.body);
+    assert_eq!(receivers(&client), ["team-a"], "the running config stays");
+
+    // YAML that does not parse: the message has the line.
+    std::fs::write(&am, "route:\n  receiver: team-a\n receivers: [\n").unwrap();
+    let r = client.post_empty("/-/reload");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("am.yml:3:"),
+        "names file and line: {}",
+        r.body
+    );
+    assert_eq!(receivers(&client), ["team-a"]);
+
+    // A good file reloads.
+    std::fs::write(&am, good.replace("team-a", "team-c")).unwrap();
+    let r = client.post_empty("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(receivers(&client), ["team-c"]);
+    silt.stop();
+}
+
 /// `silt check rules` and `promtool check rules` agree on good and bad
 /// files; Silt's errors name the file and line.
 #[test]
