@@ -4,11 +4,13 @@
 #   benches/run.sh                 # ingest: 20k, 200k, 1M series, 3 runs each, all systems
 #   benches/run.sh --runs 1 --scale 20000:6h --systems victoria-metrics,prometheus
 #   benches/run.sh query --results benches/results/<ingest run dir>   # query benchmark
+#   benches/run.sh rules --results benches/results/<ingest run dir>   # rules benchmark
 #
 # Arguments after the script name replace the default scales/runs/systems (any
 # `silt-bench ingest` flag works; after `query`, any `silt-bench query` flag). Writes
 # docs/benchmarks.md and raw results under benches/results/<date>-<host>/ (query runs in
-# its query/ subdirectory; give the ingest run's directory so that the report shows both).
+# its query/ subdirectory, rules runs in rules/; give the ingest run's directory so that the
+# report shows all of them).
 # Needs: apt-get install -y victoria-metrics prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +29,8 @@ fi
 # Default: every scale, 3 runs. 1M series use 20 minutes of data so that the pre-encoded
 # requests (~39 bytes/sample) and Prometheus' head both fit in memory on a 24 GiB machine.
 mode=ingest
-if [ "${1:-}" = query ]; then
-  mode=query
+if [ "${1:-}" = query ] || [ "${1:-}" = rules ]; then
+  mode=$1
   shift
 fi
 args=("$@")

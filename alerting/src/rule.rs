@@ -405,63 +405,66 @@ impl AlertingRule {
         limit: i64,
     ) -> Result<Vec<(Labels, f64)>, RuleError> {
         let res = run_query(env, &self.expr, ns_to_ms(qt))?;
-        let ctx = QueryContext {
-            db: env.db.clone(),
-            time_ms: ns_to_ms(ts),
-            options: env.query_options.clone(),
-        };
-        // Label templates first, then annotations, in name order.
-        let texts: Vec<&str> = self
-            .labels
-            .iter()
-            .map(|l| l.value.as_str())
-            .chain(self.annotations.values().map(String::as_str))
-            .collect();
-        let templates = RuleTemplates::new(
-            &self.name,
-            &texts,
-            env.external_labels,
-            env.external_url,
-            Some(ctx),
-        );
-        let n_labels = self.labels.len();
         let mut fresh: HashMap<Labels, Alert> = HashMap::with_capacity(res.len());
-        for (labels, value) in res {
-            let data = templates.data(&labels, value);
-            let mut l: Vec<Label> = labels
+        // Most alerting rules return nothing: their templates are parsed only when needed.
+        if !res.is_empty() {
+            let ctx = QueryContext {
+                db: env.db.clone(),
+                time_ms: ns_to_ms(ts),
+                options: env.query_options.clone(),
+            };
+            // Label templates first, then annotations, in name order.
+            let texts: Vec<&str> = self
+                .labels
                 .iter()
-                .filter(|l| l.name != METRIC_NAME)
-                .cloned()
+                .map(|l| l.value.as_str())
+                .chain(self.annotations.values().map(String::as_str))
                 .collect();
-            for (i, rl) in self.labels.iter().enumerate() {
-                set_label(&mut l, &rl.name, &templates.expand_or_error(i, &data));
-            }
-            set_label(&mut l, ALERT_NAME_LABEL, &self.name);
-            let annotations = self
-                .annotations
-                .keys()
-                .enumerate()
-                .map(|(i, k)| (k.clone(), templates.expand_or_error(n_labels + i, &data)))
-                .collect();
-            let labels = build(l);
-            if fresh.contains_key(&labels) {
-                return Err(RuleError::DuplicateAlertLabelSet);
-            }
-            fresh.insert(
-                labels.clone(),
-                Alert {
-                    state: AlertState::Pending,
-                    labels,
-                    annotations,
-                    value,
-                    active_at: ts,
-                    fired_at: None,
-                    resolved_at: None,
-                    last_sent_at: None,
-                    valid_until: None,
-                    keep_firing_since: None,
-                },
+            let templates = RuleTemplates::new(
+                &self.name,
+                &texts,
+                env.external_labels,
+                env.external_url,
+                Some(ctx),
             );
+            let n_labels = self.labels.len();
+            for (labels, value) in res {
+                let data = templates.data(&labels, value);
+                let mut l: Vec<Label> = labels
+                    .iter()
+                    .filter(|l| l.name != METRIC_NAME)
+                    .cloned()
+                    .collect();
+                for (i, rl) in self.labels.iter().enumerate() {
+                    set_label(&mut l, &rl.name, &templates.expand_or_error(i, &data));
+                }
+                set_label(&mut l, ALERT_NAME_LABEL, &self.name);
+                let annotations = self
+                    .annotations
+                    .keys()
+                    .enumerate()
+                    .map(|(i, k)| (k.clone(), templates.expand_or_error(n_labels + i, &data)))
+                    .collect();
+                let labels = build(l);
+                if fresh.contains_key(&labels) {
+                    return Err(RuleError::DuplicateAlertLabelSet);
+                }
+                fresh.insert(
+                    labels.clone(),
+                    Alert {
+                        state: AlertState::Pending,
+                        labels,
+                        annotations,
+                        value,
+                        active_at: ts,
+                        fired_at: None,
+                        resolved_at: None,
+                        last_sent_at: None,
+                        valid_until: None,
+                        keep_firing_since: None,
+                    },
+                );
+            }
         }
 
         let mut active = self.active.lock();

@@ -12,6 +12,7 @@ use silt_bench::harness::{self, Options, Scale, Timeouts};
 use silt_bench::querybench::{self, QueryOptions, QueryTimeouts};
 use silt_bench::report;
 use silt_bench::results;
+use silt_bench::rules::{self, RulesOptions, RulesTimeouts};
 use silt_bench::server::{Binaries, System};
 use silt_bench::workload::{Spec, Workload};
 
@@ -32,6 +33,12 @@ enum Cmd {
     /// Run the query benchmark (same data in every system, dashboard/alert/SLO queries timed
     /// over HTTP) and, with --out, write the report.
     Query(Box<QueryArgs>),
+    /// Run the rules benchmark (the same rule file evaluated by Silt and Prometheus over the
+    /// same live data, timed per round) and, with --out, write the report.
+    Rules(Box<RulesArgs>),
+    /// Backtest the forecasting and anomaly functions (generated series, optionally real ones)
+    /// and write the results into docs/forecasting.md.
+    Forecast(Box<silt_bench::forecast::ForecastArgs>),
     /// Regenerate the report from recorded results (ingest runs and query runs).
     Report {
         /// Results directory (benches/results/<date>-<host>).
@@ -204,6 +211,79 @@ struct QueryArgs {
     nice: i32,
 }
 
+#[derive(clap::Args)]
+struct RulesArgs {
+    /// Active series (whole node_exporter hosts of ~160 series).
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Recording and alerting rules (groups of all rule templates, one per scope).
+    #[arg(long, default_value_t = 10_000)]
+    rules: usize,
+    /// Evaluation interval of every group.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Data before the start (the rules read up to 10 minutes back).
+    #[arg(long, default_value = "12m", value_parser = humantime::parse_duration)]
+    history: Duration,
+    /// Measured rounds per system.
+    #[arg(long, default_value_t = 8)]
+    rounds: u32,
+    /// Rounds after every group ran once and before the measurement.
+    #[arg(long, default_value_t = 1)]
+    warmup: u32,
+    /// Live data is sent this far ahead of the clock.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    lead: Duration,
+    /// Caps every alerting rule's `for` (the comparison waits this long).
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    max_for: Duration,
+    /// Groups both evaluate at once for the comparison (every n-th group).
+    #[arg(long, default_value_t = 40)]
+    check_groups: usize,
+    /// Recording rules whose output is compared between Silt and Prometheus.
+    #[arg(long, default_value_t = 200)]
+    check_rules: usize,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 2000)]
+    max_samples_per_request: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Results directory; runs go to its `rules/` subdirectory.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Report to write (every run of the results directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[arg(long, env = "SILT_BIN")]
+    silt_bin: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/bin/prometheus")]
+    prometheus_bin: PathBuf,
+    /// Validates the generated rule file first (skipped if missing).
+    #[arg(long, default_value = "/usr/bin/promtool")]
+    promtool_bin: PathBuf,
+    /// Extra argument for `silt serve` (repeatable).
+    #[arg(long = "silt-arg", allow_hyphen_values = true)]
+    silt_args: Vec<String>,
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    start_timeout: Duration,
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    load_timeout: Duration,
+    /// From a rule reload until every group ran once.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    reload_timeout: Duration,
+    #[arg(long)]
+    keep_data: bool,
+    /// Scheduling priority (process and autogroup); negative needs root.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    nice: i32,
+    /// Print the generated rule file and exit.
+    #[arg(long)]
+    print_rules: bool,
+}
+
 fn parse_scale(s: &str) -> Result<Scale, String> {
     let (n, d) = s
         .split_once(':')
@@ -236,6 +316,8 @@ fn real_main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Ingest(a) => ingest(*a),
         Cmd::Query(a) => query(*a),
+        Cmd::Rules(a) => rules_bench(*a),
+        Cmd::Forecast(a) => Ok(silt_bench::forecast::cli(*a)?),
         Cmd::Report { results, out } => write_report(&results, &out),
         Cmd::Workload {
             series,
@@ -279,12 +361,15 @@ fn real_main() -> Result<()> {
 fn write_report(results_dir: &Path, out: &Path) -> Result<()> {
     let (runs, machine) = results::load_dir(results_dir)?;
     let queries = results::load_query_dir(results_dir)?;
-    let md = report::render(
+    let mut md = report::render(
         &runs,
         &queries,
         machine.as_ref(),
         &results_dir.display().to_string(),
     );
+    md.push_str(&silt_bench::rules_report::render(&rules::load_dir(
+        results_dir,
+    )?));
     report::write_report(out, &md)?;
     eprintln!(
         "wrote {} ({} ingest runs, {} query runs)",
@@ -380,6 +465,69 @@ fn query(a: QueryArgs) -> Result<()> {
     eprintln!(
         "{} queries timed{}; results in {}",
         run.queries.len(),
+        run.error
+            .as_deref()
+            .map_or(String::new(), |e| format!(" (stopped: {e})")),
+        results_dir.display()
+    );
+    if let Some(out) = &a.out {
+        write_report(&results_dir, out)?;
+    }
+    Ok(())
+}
+
+fn rules_bench(a: RulesArgs) -> Result<()> {
+    if a.print_rules {
+        print!(
+            "{}",
+            rules::rule_file(a.series, a.rules, a.interval, a.max_for, a.seed)?
+        );
+        return Ok(());
+    }
+    let results_dir = a.results.clone().unwrap_or_else(default_results_dir);
+    let opts = RulesOptions {
+        series: a.series,
+        rules: a.rules,
+        interval: a.interval,
+        history: a.history,
+        rounds: a.rounds.max(1),
+        warmup: a.warmup,
+        lead: a.lead,
+        max_for: a.max_for,
+        check_groups: a.check_groups,
+        check_rules: a.check_rules,
+        connections: a.connections,
+        max_samples: a.max_samples_per_request,
+        seed: a.seed,
+        results_dir: results_dir.clone(),
+        work_dir: a
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("silt-bench")),
+        bins: Binaries {
+            silt: a.silt_bin.clone().unwrap_or_else(default_silt_bin),
+            victoria_metrics: PathBuf::new(),
+            prometheus: a.prometheus_bin.clone(),
+            silt_args: a.silt_args.clone(),
+            vm_args: Vec::new(),
+        },
+        promtool: a.promtool_bin.clone(),
+        timeouts: RulesTimeouts {
+            start: a.start_timeout,
+            load: a.load_timeout,
+            reload: a.reload_timeout,
+            stop: Duration::from_secs(120),
+        },
+        keep_data: a.keep_data,
+        nice: a.nice,
+    };
+    rules::check_binaries(&opts)?;
+    set_priority(a.nice)?;
+    let run = rules::run(&opts).context("rules benchmark")?;
+    eprintln!(
+        "{} rules over {} series{}; results in {}",
+        run.rules,
+        run.series,
         run.error
             .as_deref()
             .map_or(String::new(), |e| format!(" (stopped: {e})")),
