@@ -394,6 +394,70 @@ fn bad_reload_keeps_the_running_rules() {
     silt.stop();
 }
 
+/// A rule whose query fails when evaluated shows `health: err` and its
+/// `lastError` in `/api/v1/rules`, is counted on `/metrics`, and the other
+/// rules of its group still run.
+#[test]
+fn failing_rule_reports_its_error_and_the_group_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    // Renaming both series to one name gives two series with the same
+    // labels: an evaluation error, not a parse error.
+    std::fs::write(
+        &rules,
+        r#"groups:
+  - name: mixed
+    interval: 1s
+    rules:
+      - record: broken:same_labels
+        expr: label_replace({__name__=~"m_a|m_b"}, "__name__", "m", "", "")
+      - record: fine:sum
+        expr: sum(m_a)
+"#,
+    )
+    .unwrap();
+    let silt = Silt::start_with(
+        &dir.path().join("data"),
+        SiltOptions {
+            extra_config: format!("rule_files: [{:?}]\n", rules.display().to_string()),
+            ..SiltOptions::default()
+        },
+    );
+    let client = silt.client();
+    let now = common::now_ms();
+    let points: Vec<(i64, f64)> = (0..10).map(|i| (now - 9_000 + i * 1_000, 1.0)).collect();
+    client.write_ok(&common::proto::WriteRequest {
+        timeseries: vec![
+            common::series(&[("__name__", "m_a"), ("x", "1")], &points),
+            common::series(&[("__name__", "m_b"), ("x", "1")], &points),
+        ],
+        metadata: vec![],
+    });
+    let rule = |i: usize| -> serde_json::Value {
+        common::success_data(&client.get("/api/v1/rules"))["groups"][0]["rules"][i].clone()
+    };
+    wait_for("the broken rule to fail", Duration::from_secs(20), || {
+        rule(0)["health"] == "err"
+    });
+    let broken = rule(0);
+    let error = broken["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("same labelset"), "lastError: {broken}");
+    wait_for("the other rule to run", Duration::from_secs(20), || {
+        rule(1)["health"] == "ok"
+    });
+    // Prometheus omits an empty lastError.
+    assert!(rule(1)["lastError"].is_null(), "{}", rule(1));
+    let metrics = client.get("/metrics").body;
+    let failures: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("silt_rule_evaluation_failures_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no failure counter in /metrics"));
+    assert!(failures >= 1.0, "failures counted: {failures}");
+    silt.stop();
+}
+
 /// A bad Alertmanager configuration on reload is refused with its file and
 /// line, and the running routing (receivers, route) stays in force.
 #[test]
