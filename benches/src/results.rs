@@ -328,12 +328,19 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<RunResult>, Option<Machine>)> {
 
 /// Every query run under `dir/query/`, oldest first (none if the directory is missing).
 pub fn load_query_dir(dir: &Path) -> Result<Vec<QueryRun>> {
-    let qdir = dir.join("query");
-    if !qdir.is_dir() {
+    let mut out: Vec<QueryRun> = load_json_dir(&dir.join("query"))?;
+    out.sort_by_key(|r| r.started_unix);
+    Ok(out)
+}
+
+/// Every `*.json` file of `dir` parsed as a `T` (none if the directory is
+/// missing), in no particular order.
+pub fn load_json_dir<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
+    if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    let mut out: Vec<QueryRun> = Vec::new();
-    for e in fs::read_dir(&qdir).with_context(|| format!("reading {}", qdir.display()))? {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let p = e?.path();
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
             continue;
@@ -341,7 +348,6 @@ pub fn load_query_dir(dir: &Path) -> Result<Vec<QueryRun>> {
         let s = fs::read_to_string(&p)?;
         out.push(serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?);
     }
-    out.sort_by_key(|r| r.started_unix);
     Ok(out)
 }
 

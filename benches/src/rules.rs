@@ -232,19 +232,7 @@ impl RulesRun {
 
 /// Every rules run under `dir/rules/`, oldest first (none if the directory is missing).
 pub fn load_dir(dir: &Path) -> Result<Vec<RulesRun>> {
-    let rdir = dir.join("rules");
-    if !rdir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut out: Vec<RulesRun> = Vec::new();
-    for e in fs::read_dir(&rdir).with_context(|| format!("reading {}", rdir.display()))? {
-        let p = e?.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue;
-        }
-        let s = fs::read_to_string(&p)?;
-        out.push(serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?);
-    }
+    let mut out: Vec<RulesRun> = crate::results::load_json_dir(&dir.join("rules"))?;
     out.sort_by_key(|r| r.started_unix);
     Ok(out)
 }

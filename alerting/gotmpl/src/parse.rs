@@ -377,18 +377,28 @@ impl Parser<'_> {
     fn parse_definition(&mut self, pos: usize) -> Result<(), ParseError> {
         let name = self.parse_string_name("define clause")?;
         self.expect_right_delim("define clause")?;
+        self.define_body(pos, name, "define clause")
+    }
+
+    /// The body of `{{define}}` or `{{block}}` up to its `{{end}}`, parsed in
+    /// a fresh scope (only `$`, outside any range) and kept as template
+    /// `name`.
+    fn define_body(
+        &mut self,
+        pos: usize,
+        name: String,
+        context: &'static str,
+    ) -> Result<(), ParseError> {
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let saved_range = std::mem::replace(&mut self.range_depth, 0);
-        let (list, end) = self.item_list()?;
+        let parsed = self.item_list();
         self.vars = saved_vars;
         self.range_depth = saved_range;
+        let (list, end) = parsed?;
         match end {
             ListEnd::End => {}
             ListEnd::Else { .. } => {
-                return self.err(
-                    pos,
-                    ParseErrorKind::Unexpected("{{else}}".into(), "define clause"),
-                );
+                return self.err(pos, ParseErrorKind::Unexpected("{{else}}".into(), context));
             }
             ListEnd::Eof => return self.err(self.src.len(), ParseErrorKind::UnexpectedEof),
         }
@@ -511,28 +521,9 @@ impl Parser<'_> {
         let name = self.parse_string_name("block clause")?;
         let pipe = self.pipeline("block clause", true)?;
         self.enter(pos, ParseErrorKind::ControlTooDeep)?;
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
-        let saved_range = std::mem::replace(&mut self.range_depth, 0);
-        let (list, end) = self.item_list()?;
-        self.vars = saved_vars;
-        self.range_depth = saved_range;
+        let body = self.define_body(pos, name.clone(), "block clause");
         self.depth -= 1;
-        match end {
-            ListEnd::End => {}
-            ListEnd::Else { .. } => {
-                return self.err(
-                    pos,
-                    ParseErrorKind::Unexpected("{{else}}".into(), "block clause"),
-                );
-            }
-            ListEnd::Eof => return self.err(self.src.len(), ParseErrorKind::UnexpectedEof),
-        }
-        self.defined.push(Tree {
-            name: name.clone(),
-            parse_name: self.parse_name.clone(),
-            src: self.src.clone(),
-            root: list,
-        });
+        body?;
         Ok(Node::Template {
             pos,
             name,

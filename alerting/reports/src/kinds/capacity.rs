@@ -327,6 +327,42 @@ pub(crate) fn compute(ctx: &Ctx<'_>) -> Result<CapacityReport, RunError> {
     })
 }
 
+/// A resource's section: the `top` busiest hosts' series as lines (`title`
+/// has a `{}` for their count) and every host's p95 as bars, both against
+/// the under-provisioned threshold.
+fn use_section(
+    name: &str,
+    title: &str,
+    series: &BTreeMap<String, Points>,
+    hosts: &[&Host],
+    stats: impl Fn(&Host) -> Option<UseStats>,
+    under_above: f64,
+    top: usize,
+) -> Section {
+    let p95: BTreeMap<&str, f64> = series
+        .iter()
+        .map(|(k, p)| (k.as_str(), quantile(&finite(p), 0.95).unwrap_or(f64::NAN)))
+        .collect();
+    let threshold = || Some(("under-provisioned".into(), under_above));
+    Section::new(name)
+        .chart(Chart {
+            title: title.replacen("{}", &top.min(series.len()).to_string(), 1),
+            unit: Unit::Percent,
+            kind: ChartKind::Line {
+                lines: top_lines(series, |k| p95.get(k).copied().unwrap_or(f64::NAN), top),
+            },
+            threshold: threshold(),
+        })
+        .chart(Chart {
+            title: format!("{name} use, 95th percentile by host"),
+            unit: Unit::Percent,
+            kind: ChartKind::Bar {
+                bars: bars(hosts, |h| stats(h).map(|c| c.p95), under_above, top * 2),
+            },
+            threshold: threshold(),
+        })
+}
+
 /// The `top` busiest hosts' series (by p95), as chart lines.
 fn top_lines(
     series: &BTreeMap<String, Points>,
@@ -481,63 +517,24 @@ pub(crate) fn document(ctx: &Ctx<'_>, r: &CapacityReport) -> Document {
         });
 
     let all: Vec<&Host> = r.hosts.iter().collect();
-    let p95_of = |m: &BTreeMap<String, Points>| {
-        let stats: BTreeMap<String, f64> = m
-            .iter()
-            .map(|(k, p)| (k.clone(), quantile(&finite(p), 0.95).unwrap_or(f64::NAN)))
-            .collect();
-        move |k: &str| stats.get(k).copied().unwrap_or(f64::NAN)
-    };
-    let cpu = Section::new("CPU")
-        .chart(Chart {
-            title: format!(
-                "CPU use, the {} busiest hosts",
-                o.top.min(r.cpu_series.len())
-            ),
-            unit: Unit::Percent,
-            kind: ChartKind::Line {
-                lines: top_lines(&r.cpu_series, p95_of(&r.cpu_series), o.top),
-            },
-            threshold: Some(("under-provisioned".into(), o.under_cpu_p95_above)),
-        })
-        .chart(Chart {
-            title: "CPU use, 95th percentile by host".into(),
-            unit: Unit::Percent,
-            kind: ChartKind::Bar {
-                bars: bars(
-                    &all,
-                    |h| h.cpu.map(|c| c.p95),
-                    o.under_cpu_p95_above,
-                    o.top * 2,
-                ),
-            },
-            threshold: Some(("under-provisioned".into(), o.under_cpu_p95_above)),
-        });
-    let memory = Section::new("Memory")
-        .chart(Chart {
-            title: format!(
-                "Memory use, the {} fullest hosts",
-                o.top.min(r.memory_series.len())
-            ),
-            unit: Unit::Percent,
-            kind: ChartKind::Line {
-                lines: top_lines(&r.memory_series, p95_of(&r.memory_series), o.top),
-            },
-            threshold: Some(("under-provisioned".into(), o.under_memory_p95_above)),
-        })
-        .chart(Chart {
-            title: "Memory use, 95th percentile by host".into(),
-            unit: Unit::Percent,
-            kind: ChartKind::Bar {
-                bars: bars(
-                    &all,
-                    |h| h.memory.map(|c| c.p95),
-                    o.under_memory_p95_above,
-                    o.top * 2,
-                ),
-            },
-            threshold: Some(("under-provisioned".into(), o.under_memory_p95_above)),
-        });
+    let cpu = use_section(
+        "CPU",
+        "CPU use, the {} busiest hosts",
+        &r.cpu_series,
+        &all,
+        |h| h.cpu,
+        o.under_cpu_p95_above,
+        o.top,
+    );
+    let memory = use_section(
+        "Memory",
+        "Memory use, the {} fullest hosts",
+        &r.memory_series,
+        &all,
+        |h| h.memory,
+        o.under_memory_p95_above,
+        o.top,
+    );
     let mut filling: Vec<&Filesystem> = r
         .filesystems
         .iter()
