@@ -12,9 +12,10 @@
 //! either in the frozen generation (and in WAL segments before the cut) or in
 //! the live one (and in WAL segments from the cut on).
 
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
@@ -61,6 +62,9 @@ impl std::hash::Hasher for HashedKey {
 }
 
 const SHARDS: usize = 64;
+
+/// Default budget of [`Head::labels_of`]'s label-set cache: 256 MiB.
+pub const DEFAULT_LABEL_CACHE_BYTES: usize = 256 << 20;
 
 /// Samples of one series in one generation.
 #[derive(Default)]
@@ -269,6 +273,9 @@ pub struct MemSeries {
     hash: u128,
     /// Interned (name, value) ids, sorted by name.
     labels: Box<[(u32, u32)]>,
+    /// The label set built by a query, shared with later ones (see
+    /// [`Head::labels_of`]).
+    cached_labels: Mutex<Option<Labels>>,
     pub data: Mutex<SeriesData>,
 }
 
@@ -289,6 +296,9 @@ pub struct Head {
     pub wal_epoch: AtomicU32,
     live_min_t: AtomicI64,
     live_max_t: AtomicI64,
+    /// Heap bytes of the label sets cached in series, and the budget.
+    label_cache_bytes: AtomicUsize,
+    label_cache_budget: AtomicUsize,
 }
 
 impl Default for Head {
@@ -310,7 +320,20 @@ impl Head {
             wal_epoch: AtomicU32::new(1),
             live_min_t: AtomicI64::new(i64::MAX),
             live_max_t: AtomicI64::new(i64::MIN),
+            label_cache_bytes: AtomicUsize::new(0),
+            label_cache_budget: AtomicUsize::new(DEFAULT_LABEL_CACHE_BYTES),
         }
+    }
+
+    /// Sets the byte budget of the label-set cache (0 disables it). Sets
+    /// already cached stay until the next cut.
+    pub fn set_label_cache_budget(&self, bytes: usize) {
+        self.label_cache_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Heap bytes of label sets cached now.
+    pub fn label_cache_bytes(&self) -> usize {
+        self.label_cache_bytes.load(Ordering::Relaxed)
     }
 
     pub fn num_series(&self) -> u32 {
@@ -394,6 +417,7 @@ impl Head {
                 id,
                 hash,
                 labels: interned,
+                cached_labels: Mutex::new(None),
                 data: Mutex::new(SeriesData::default()),
             });
             if series.len() <= id as usize {
@@ -416,21 +440,96 @@ impl Head {
         self.series.read().get(id as usize).and_then(Option::clone)
     }
 
-    /// The labels of a series.
+    /// The labels of a series, for a query.
+    ///
+    /// Series keep their labels as interned ids, a few bytes per pair; the
+    /// owned label set a query needs is built at the first query that
+    /// selects the series and kept for later ones (a clone is a reference
+    /// count), within a byte budget ([`DEFAULT_LABEL_CACHE_BYTES`]). The
+    /// cache is emptied at every cut, so it holds the series queried since.
     pub fn labels_of(&self, s: &MemSeries) -> Labels {
+        let mut cached = s.cached_labels.lock();
+        if let Some(l) = &*cached {
+            return l.clone();
+        }
+        let l = self.build_labels(s);
+        let bytes = l.heap_bytes();
+        let budget = self.label_cache_budget.load(Ordering::Relaxed);
+        if self.label_cache_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes <= budget {
+            *cached = Some(l.clone());
+        } else {
+            self.label_cache_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        l
+    }
+
+    /// The labels of a series without adding them to the cache (cuts,
+    /// snapshots and removal visit every series once).
+    fn labels_uncached(&self, s: &MemSeries) -> Labels {
+        match &*s.cached_labels.lock() {
+            Some(l) => l.clone(),
+            None => self.build_labels(s),
+        }
+    }
+
+    fn build_labels(&self, s: &MemSeries) -> Labels {
         self.symbols.resolve_with(|r| {
-            Labels::from_sorted(
-                s.labels
-                    .iter()
-                    .map(|&(n, v)| Label::new(r(n), r(v)))
-                    .collect(),
-            )
+            Labels::from_sorted_iter(s.labels.iter().map(|&(n, v)| Label::new(r(n), r(v))))
         })
+    }
+
+    /// Drops a series' cached label set.
+    fn uncache_labels(&self, s: &MemSeries) {
+        if let Some(l) = s.cached_labels.lock().take() {
+            self.label_cache_bytes
+                .fetch_sub(l.heap_bytes(), Ordering::Relaxed);
+        }
     }
 
     /// Ids of series matching every matcher.
     pub fn select(&self, matchers: &[Matcher]) -> roaring::RoaringBitmap {
         self.postings.read().select(matchers)
+    }
+
+    /// Series matching every matcher for which `keep` holds, with their
+    /// labels ([`Head::labels_of`]) and ids, sorted by labels.
+    ///
+    /// The sort compares interned ids and looks at strings only where two
+    /// series differ, so the long common prefixes of a selection (same
+    /// metric name, same job) cost integer comparisons.
+    pub fn select_sorted(
+        &self,
+        matchers: &[Matcher],
+        mut keep: impl FnMut(&MemSeries) -> bool,
+    ) -> Vec<(Labels, u32)> {
+        let ids = self.select(matchers);
+        let mut found: Vec<Arc<MemSeries>> = {
+            let series = self.series.read();
+            ids.iter()
+                .filter_map(|id| series.get(id as usize).and_then(Option::clone))
+                .collect()
+        };
+        found.retain(|s| keep(s));
+        // The interned pairs side by side, so the sort reads contiguous
+        // memory rather than one allocation per series.
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut order: Vec<(u32, u32, u32)> = Vec::with_capacity(found.len());
+        for (i, s) in found.iter().enumerate() {
+            order.push((pairs.len() as u32, s.labels.len() as u32, i as u32));
+            pairs.extend_from_slice(&s.labels);
+        }
+        let of =
+            |&(start, len, _): &(u32, u32, u32)| &pairs[start as usize..(start + len) as usize];
+        self.symbols.resolve_with(|r| {
+            order.sort_unstable_by(|a, b| cmp_interned(of(a), of(b), r));
+        });
+        order
+            .into_iter()
+            .map(|(_, _, i)| {
+                let s = &found[i as usize];
+                (self.labels_of(s), s.id)
+            })
+            .collect()
     }
 
     /// Calls `f` with the head's index under its read lock.
@@ -467,7 +566,7 @@ impl Head {
             .all_series()
             .into_iter()
             .filter(|s| s.lock().frozen.is_some())
-            .map(|s| (self.labels_of(&s), s))
+            .map(|s| (self.labels_uncached(&s), s))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -488,6 +587,7 @@ impl Head {
                 let had_data = d.frozen.take().is_some_and(|f| !f.is_empty());
                 d.live.is_empty() && !had_data
             };
+            self.uncache_labels(&s);
             if empty {
                 self.remove(&s);
                 removed += 1;
@@ -497,7 +597,8 @@ impl Head {
     }
 
     fn remove(&self, s: &MemSeries) {
-        let labels = self.labels_of(s);
+        let labels = self.labels_uncached(s);
+        self.uncache_labels(s);
         {
             let mut shard = self.shard(s.hash).write();
             if shard.get(&s.hash) == Some(&s.id) {
@@ -527,11 +628,30 @@ impl Head {
                 d.live.memory_bytes()
                     + d.frozen.as_ref().map_or(0, Chunks::memory_bytes)
                     + s.labels.len() * 8
-                    + 96
+                    + 120
             })
             .sum();
-        data + self.symbols.memory_bytes()
+        data + self.symbols.memory_bytes() + self.label_cache_bytes()
     }
+}
+
+/// Compares two interned label sets in [`Labels`]' order; `r` resolves ids.
+fn cmp_interned<'a>(a: &[(u32, u32)], b: &[(u32, u32)], r: &dyn Fn(u32) -> &'a str) -> CmpOrdering {
+    for (x, y) in a.iter().zip(b) {
+        if x == y {
+            continue;
+        }
+        let o = if x.0 == y.0 {
+            CmpOrdering::Equal
+        } else {
+            r(x.0).cmp(r(y.0))
+        };
+        let o = o.then_with(|| r(x.1).cmp(r(y.1)));
+        if o != CmpOrdering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]
@@ -562,6 +682,55 @@ mod tests {
         assert_eq!(ts, want);
         assert_eq!(c.num_samples(), 400);
         assert_eq!(c.time_range(), Some((0, 2990)));
+    }
+
+    #[test]
+    fn labels_are_cached_within_budget_until_the_cut() {
+        let h = Head::new();
+        let a = Labels::new(&[("__name__", "up"), ("job", "a")]);
+        let b = Labels::new(&[("__name__", "up"), ("job", "b")]);
+        let (sa, _) = h.get_or_create(&a);
+        let (sb, _) = h.get_or_create(&b);
+        let first = h.labels_of(&sa);
+        assert_eq!(first, a);
+        // The second query gets the same shared set.
+        assert!(std::ptr::eq(
+            first.as_slice().as_ptr(),
+            h.labels_of(&sa).as_slice().as_ptr()
+        ));
+        assert_eq!(h.label_cache_bytes(), a.heap_bytes());
+        // Over budget: built, not kept.
+        h.set_label_cache_budget(a.heap_bytes());
+        assert_eq!(h.labels_of(&sb), b);
+        assert_eq!(h.label_cache_bytes(), a.heap_bytes());
+        assert!(sb.cached_labels.lock().is_none());
+        // A cut empties the cache; a removed series gives its bytes back.
+        sa.lock().live.push(1, 1.0);
+        h.freeze();
+        assert_eq!(h.frozen_series()[0].0, a);
+        h.drop_frozen_and_gc();
+        assert_eq!(h.label_cache_bytes(), 0);
+        assert!(sa.cached_labels.lock().is_none());
+    }
+
+    #[test]
+    fn select_sorted_orders_by_labels() {
+        let h = Head::new();
+        let mut all = Vec::new();
+        // Created out of label order, with names that sort differently
+        // from their interning order.
+        for (job, inst) in [("b", "2"), ("a", "10"), ("b", "1"), ("a", "9"), ("c", "")] {
+            let l = Labels::new(&[("__name__", "up"), ("job", job), ("instance", inst)]);
+            let (s, _) = h.get_or_create(&l);
+            all.push((l, s.id));
+        }
+        h.get_or_create(&Labels::new(&[("__name__", "down"), ("job", "a")]));
+        let got = h.select_sorted(&[Matcher::equal("__name__", "up")], |_| true);
+        all.sort();
+        assert_eq!(got, all);
+        let odd = h.select_sorted(&[Matcher::equal("__name__", "up")], |s| s.id % 2 == 1);
+        let want: Vec<_> = all.into_iter().filter(|(_, id)| id % 2 == 1).collect();
+        assert_eq!(odd, want);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::labels::{MatchOp, Matcher};
 
@@ -90,106 +90,184 @@ impl MemPostings {
     }
 
     /// Series satisfying every matcher. An empty matcher list selects nothing.
+    ///
+    /// No postings list is cloned to be unioned: each matcher resolves to
+    /// borrowed postings, the most selective accepting matcher seeds the
+    /// result, the others intersect it (a many-valued one as one multi-way
+    /// union, or by membership tests when the result is already small), and
+    /// matchers that accept an absent label subtract the postings of the
+    /// values they reject.
     pub fn select(&self, matchers: &[Matcher]) -> RoaringBitmap {
         if matchers.is_empty() {
             return RoaringBitmap::new();
         }
-        let mut positive: Vec<RoaringBitmap> = Vec::new();
-        let mut negative: Vec<RoaringBitmap> = Vec::new();
-        if matchers.iter().all(Matcher::matches_empty) {
-            positive.push(self.all.clone());
-        }
+        let mut accept: Vec<Vec<&RoaringBitmap>> = Vec::with_capacity(matchers.len());
+        let mut reject: Vec<&RoaringBitmap> = Vec::new();
         for m in matchers {
-            if m.matches_empty() {
-                // The series to drop are those whose value for the label is
-                // one the matcher rejects (series without the label pass).
-                let rejected = self.union_where(m, false);
-                if !rejected.is_empty() {
-                    negative.push(rejected);
-                }
-            } else {
-                let accepted = self.union_where(m, true);
-                if accepted.is_empty() {
-                    return RoaringBitmap::new();
-                }
-                positive.push(accepted);
+            match self.resolve(m) {
+                Resolved::Accept(ps) if ps.is_empty() => return RoaringBitmap::new(),
+                Resolved::Accept(ps) => accept.push(ps),
+                Resolved::Reject(ps) => reject.extend(ps),
             }
         }
-        positive.sort_by_key(RoaringBitmap::len);
-        let mut it = positive.into_iter();
-        let mut result = it.next().unwrap_or_default();
-        for p in it {
-            result &= p;
+        accept.sort_by_cached_key(|ps| ps.iter().map(|p| p.len()).sum::<u64>());
+        let mut terms = accept.iter();
+        let mut result = match (terms.next(), terms.as_slice().first()) {
+            (None, _) => self.all.clone(),
+            // Two single postings: intersect without copying either.
+            (Some(a), Some(b)) if a.len() == 1 && b.len() == 1 => {
+                terms.next();
+                a[0] & b[0]
+            }
+            (Some(a), _) => union(a),
+        };
+        for t in terms {
             if result.is_empty() {
                 return result;
             }
+            intersect(&mut result, t);
         }
-        for n in negative {
-            result -= n;
-        }
+        subtract(&mut result, &reject);
         result
     }
 
-    /// Union of the postings of values of `m.name` for which `m.matches` is
-    /// `want`, using direct look-ups where the matcher allows.
-    fn union_where(&self, m: &Matcher, want: bool) -> RoaringBitmap {
-        let Some(values) = self.by_name.get(&m.name) else {
-            return RoaringBitmap::new();
+    /// The postings a matcher accepts, or rejects if it accepts series
+    /// without its label (Prometheus: an absent label has the empty value).
+    fn resolve<'a>(&'a self, m: &Matcher) -> Resolved<'a> {
+        let values = self.by_name.get(&m.name);
+        let get = |v: &str| values.and_then(|vs| vs.get(v));
+        let all_values = || -> Vec<&'a RoaringBitmap> {
+            values.map(|vs| vs.values().collect()).unwrap_or_default()
         };
-        let mut out = RoaringBitmap::new();
-        let direct_positive = matches!(
-            (m.op, want),
-            (MatchOp::Equal, true)
-                | (MatchOp::NotEqual, false)
-                | (MatchOp::RegexMatch, true)
-                | (MatchOp::RegexNoMatch, false)
-        );
-        if direct_positive {
-            match m.op {
-                MatchOp::Equal | MatchOp::NotEqual => {
-                    if let Some(p) = values.get(&m.value) {
-                        out |= p;
-                    }
-                    return out;
-                }
-                _ => {
-                    if let Some(set) = m.set_matches() {
-                        for v in set {
-                            if let Some(p) = values.get(&v) {
-                                out |= p;
-                            }
-                        }
-                        return out;
-                    }
-                    if let Some(prefix) = m.literal_prefix() {
-                        let range = values
-                            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
-                        for (v, p) in range {
-                            if !v.starts_with(&prefix) {
-                                break;
-                            }
-                            if m.matches(v) == want {
-                                out |= p;
-                            }
-                        }
-                        return out;
-                    }
+        match m.op {
+            MatchOp::Equal if m.value.is_empty() => Resolved::Reject(all_values()),
+            MatchOp::Equal => Resolved::Accept(get(&m.value).into_iter().collect()),
+            MatchOp::NotEqual if m.value.is_empty() => Resolved::Accept(all_values()),
+            MatchOp::NotEqual => Resolved::Reject(get(&m.value).into_iter().collect()),
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
+                let empty = m.matches_empty();
+                let Some(values) = values else {
+                    return if empty {
+                        Resolved::Reject(Vec::new())
+                    } else {
+                        Resolved::Accept(Vec::new())
+                    };
+                };
+                // The postings of values the regex matches, or of those it
+                // does not match: whichever the matcher's answer needs.
+                let want_regex_match = (m.op == MatchOp::RegexMatch) != empty;
+                let ps = regex_postings(values, m, want_regex_match);
+                if empty {
+                    Resolved::Reject(ps)
+                } else {
+                    Resolved::Accept(ps)
                 }
             }
         }
-        for (v, p) in values {
-            if m.matches(v) == want {
-                out |= p;
+    }
+}
+
+/// A matcher resolved over one label's postings.
+enum Resolved<'a> {
+    /// Series in the union of these postings (empty: no series).
+    Accept(Vec<&'a RoaringBitmap>),
+    /// Series not in any of these postings (empty: every series).
+    Reject(Vec<&'a RoaringBitmap>),
+}
+
+/// Postings of the values of one label for which the matcher's regex
+/// matches (`want`) or does not match (`!want`), using direct look-ups for
+/// literal alternations, a range scan for a literal prefix (without the
+/// regex for `prefix.*`), and a shortcut for `.*` and `.+`.
+fn regex_postings<'a>(
+    values: &'a BTreeMap<String, RoaringBitmap>,
+    m: &Matcher,
+    want: bool,
+) -> Vec<&'a RoaringBitmap> {
+    // Label values are never empty, so `.*` and `.+` match every one.
+    if m.value == ".*" || m.value == ".+" {
+        return if want {
+            values.values().collect()
+        } else {
+            Vec::new()
+        };
+    }
+    // `prefix.*` (which matches the empty value only as `.*`, above): no
+    // regex needed. Its values are wanted unless it matches the empty value.
+    if want && let Some(prefix) = m.prefix_wildcard() {
+        return values
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .take_while(|(v, _)| v.starts_with(&prefix))
+            .map(|(_, p)| p)
+            .collect();
+    }
+    let regex_matches = |v: &str| m.matches(v) == (m.op == MatchOp::RegexMatch);
+    if want {
+        if let Some(set) = m.set_matches() {
+            return set.iter().filter_map(|v| values.get(v)).collect();
+        }
+        if let Some(prefix) = m.literal_prefix() {
+            return values
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .take_while(|(v, _)| v.starts_with(&prefix))
+                .filter(|(v, _)| regex_matches(v))
+                .map(|(_, p)| p)
+                .collect();
+        }
+    }
+    values
+        .iter()
+        .filter(|(v, _)| regex_matches(v) == want)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// The union of borrowed postings, built in one pass.
+fn union(ps: &[&RoaringBitmap]) -> RoaringBitmap {
+    match ps {
+        [] => RoaringBitmap::new(),
+        [p] => (*p).clone(),
+        _ => ps.iter().copied().union(),
+    }
+}
+
+/// `result &= ⋃ ps`. A small result is filtered by membership instead of
+/// materialising a large union.
+fn intersect(result: &mut RoaringBitmap, ps: &[&RoaringBitmap]) {
+    match ps {
+        [p] => *result &= *p,
+        _ => {
+            let total: u64 = ps.iter().map(|p| p.len()).sum();
+            if result.len().saturating_mul(ps.len() as u64) <= total {
+                result.retain(|id| ps.iter().any(|p| p.contains(id)));
+            } else {
+                *result &= union(ps);
             }
         }
-        out
+    }
+}
+
+/// `result -= p` for every `p`, stopping once nothing is left. A small
+/// result is filtered by membership instead.
+fn subtract(result: &mut RoaringBitmap, ps: &[&RoaringBitmap]) {
+    if ps.len() > 8
+        && result.len().saturating_mul(ps.len() as u64) < ps.iter().map(|p| p.len()).sum()
+    {
+        result.retain(|id| !ps.iter().any(|p| p.contains(id)));
+        return;
+    }
+    for p in ps {
+        if result.is_empty() {
+            return;
+        }
+        *result -= *p;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::Labels;
+    use crate::labels::{Label, Labels};
 
     fn index(series: &[Labels]) -> MemPostings {
         let mut idx = MemPostings::new();
@@ -257,6 +335,152 @@ mod tests {
             let got: Vec<u32> = idx.select(&ms).iter().collect();
             assert_eq!(got, brute(&series, &ms), "matchers {ms:?}");
         }
+    }
+
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["__name__", "a", "b", "c"];
+    const VALUES: [&str; 10] = ["", "x", "y", "xy", "yx", "xyz", "foo", "foobar", "z", "x.y"];
+    const PATTERNS: [&str; 27] = [
+        "fo.*",
+        "x\\..*",
+        "x\\.*",
+        "",
+        ".*",
+        ".+",
+        "x",
+        "x|y",
+        "x|",
+        "x.*",
+        "x.+",
+        "foo.*",
+        "fo+.*",
+        "(x|y)z?",
+        "y.*|foo",
+        "foo(a|b)|x",
+        "foo(bar)?",
+        "[xy]+",
+        "x*",
+        "xy?",
+        ".*z",
+        "(?i)X.*",
+        "(?:foo|x)",
+        "x\\.y|z",
+        "f[o|]o.*",
+        "xy{0}",
+        "foo(|bar)",
+    ];
+
+    fn series_strategy() -> impl Strategy<Value = Vec<Labels>> {
+        prop::collection::vec(
+            prop::collection::vec(0..VALUES.len(), NAMES.len()).prop_map(|vs| {
+                Labels::from_pairs(
+                    NAMES
+                        .iter()
+                        .zip(vs)
+                        .map(|(n, v)| Label::new(*n, VALUES[v]))
+                        .collect(),
+                )
+                .unwrap()
+            }),
+            0..40,
+        )
+    }
+
+    fn matcher_strategy() -> impl Strategy<Value = Matcher> {
+        (
+            0..4usize,
+            0..NAMES.len() + 1,
+            0..VALUES.len(),
+            0..PATTERNS.len(),
+        )
+            .prop_map(|(op, name, value, pattern)| {
+                let name = NAMES.get(name).copied().unwrap_or("absent");
+                match op {
+                    0 => Matcher::new(MatchOp::Equal, name, VALUES[value]),
+                    1 => Matcher::new(MatchOp::NotEqual, name, VALUES[value]),
+                    2 => Matcher::new(MatchOp::RegexMatch, name, PATTERNS[pattern]),
+                    _ => Matcher::new(MatchOp::RegexNoMatch, name, PATTERNS[pattern]),
+                }
+                .unwrap()
+            })
+    }
+
+    proptest! {
+        /// The index agrees with testing every series against every
+        /// matcher, absent labels counting as the empty value.
+        #[test]
+        fn select_agrees_with_a_scan(
+            series in series_strategy(),
+            ms in prop::collection::vec(matcher_strategy(), 1..4),
+            removed in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
+        ) {
+            let mut idx = index(&series);
+            let mut live: Vec<bool> = vec![true; series.len()];
+            if !series.is_empty() {
+                for r in removed {
+                    let i = r.index(series.len());
+                    if live[i] {
+                        live[i] = false;
+                        idx.remove(i as u32, series[i].iter().map(|l| (l.name.as_str(), l.value.as_str())));
+                    }
+                }
+            }
+            let got: Vec<u32> = idx.select(&ms).iter().collect();
+            let want: Vec<u32> = brute(&series, &ms).into_iter().filter(|&i| live[i as usize]).collect();
+            prop_assert_eq!(got, want, "matchers {:?}", ms);
+        }
+
+        /// A literal prefix is a prefix of every value the regex matches.
+        #[test]
+        fn literal_prefix_binds_every_match(pattern in 0..PATTERNS.len(), value in "[a-z|.]{0,8}") {
+            let m = Matcher::new(MatchOp::RegexMatch, "a", PATTERNS[pattern]).unwrap();
+            if let Some(p) = m.literal_prefix() && m.matches(&value) {
+                prop_assert!(value.starts_with(&p), "{} matches {:?} without prefix {:?}", m, value, p);
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_ignores_nested_alternation_only() {
+        let prefix = |p: &str| {
+            Matcher::new(MatchOp::RegexMatch, "a", p)
+                .unwrap()
+                .literal_prefix()
+        };
+        assert_eq!(prefix("node_(load1|load5)"), Some("node_".into()));
+        assert_eq!(prefix("foo(a|b)|bar"), None);
+        assert_eq!(prefix("foo[|]bar|x"), None);
+        assert_eq!(prefix("foo.*|"), None);
+    }
+
+    #[test]
+    fn empty_matchers_and_absent_labels() {
+        let series = vec![
+            Labels::new(&[("__name__", "up"), ("job", "api")]),
+            Labels::new(&[("__name__", "up")]),
+        ];
+        let idx = index(&series);
+        let sel = |ms: &[Matcher]| idx.select(ms).iter().collect::<Vec<u32>>();
+        assert_eq!(sel(&[]), Vec::<u32>::new());
+        // Every matcher accepts the empty value: all series but the rejected.
+        assert_eq!(
+            sel(&[Matcher::new(MatchOp::RegexMatch, "job", ".*").unwrap()]),
+            vec![0, 1]
+        );
+        assert_eq!(sel(&[Matcher::equal("job", "")]), vec![1]);
+        assert_eq!(
+            sel(&[Matcher::new(MatchOp::NotEqual, "job", "api").unwrap()]),
+            vec![1]
+        );
+        assert_eq!(
+            sel(&[Matcher::new(MatchOp::RegexNoMatch, "job", ".*").unwrap()]),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            sel(&[Matcher::new(MatchOp::RegexMatch, "job", ".+").unwrap()]),
+            vec![0]
+        );
     }
 
     #[test]

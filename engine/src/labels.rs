@@ -6,6 +6,7 @@
 //! four matchers; regular expressions are fully anchored, as in PromQL.
 
 use std::fmt;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -29,8 +30,42 @@ impl Label {
 }
 
 /// A sorted set of labels identifying one series.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<Label>);
+///
+/// Shared and immutable: a clone is a reference-count increment, so the
+/// head and blocks hand out the same label set to every query that selects
+/// the series, and comparing a label set with a clone of itself is a pointer
+/// comparison.
+#[derive(Debug, Clone, Default)]
+pub struct Labels(Arc<[Label]>);
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
 
 /// Why a label set is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +91,7 @@ impl Labels {
                 return Err(LabelsError::DuplicateName(l.name.clone()));
             }
         }
-        Ok(Labels(pairs))
+        Ok(Labels(pairs.into()))
     }
 
     /// Wraps pairs already sorted by unique, non-empty name with non-empty
@@ -66,7 +101,19 @@ impl Labels {
             pairs.windows(2).all(|w| w[0].name < w[1].name),
             "labels not sorted: {pairs:?}"
         );
-        Labels(pairs)
+        Labels(pairs.into())
+    }
+
+    /// Like [`Labels::from_sorted`], from an iterator of pairs already
+    /// sorted by unique, non-empty name with non-empty values; an iterator of
+    /// known length is collected straight into the shared allocation.
+    pub fn from_sorted_iter(pairs: impl IntoIterator<Item = Label>) -> Labels {
+        let labels: Arc<[Label]> = pairs.into_iter().collect();
+        debug_assert!(
+            labels.windows(2).all(|w| w[0].name < w[1].name),
+            "labels not sorted: {labels:?}"
+        );
+        Labels(labels)
     }
 
     /// Convenience for tests and literals: `Labels::new(&[("__name__", "up")])`.
@@ -103,8 +150,22 @@ impl Labels {
         &self.0
     }
 
+    /// The pairs as an owned vector (a copy: the set may be shared).
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.to_vec()
+    }
+
+    /// Approximate heap bytes held by this label set (counted once however
+    /// many clones share it).
+    pub fn heap_bytes(&self) -> usize {
+        const ALLOC_OVERHEAD: usize = 16;
+        16 + self
+            .0
+            .iter()
+            .map(|l| {
+                std::mem::size_of::<Label>() + l.name.len() + l.value.len() + 2 * ALLOC_OVERHEAD
+            })
+            .sum::<usize>()
     }
 }
 
@@ -114,7 +175,7 @@ impl Labels {
     /// comparing labels: a collision needs ~2^64 series.
     pub fn identity_hash(&self) -> u128 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for l in &self.0 {
+        for l in self.0.iter() {
             h.update(l.name.as_bytes());
             h.update(&[0xff]);
             h.update(l.value.as_bytes());
@@ -282,30 +343,25 @@ impl Matcher {
         } else if s.starts_with('(') && s.ends_with(')') && !s.starts_with("(?") {
             s = &s[1..s.len() - 1];
         }
-        let mut out = Vec::new();
-        for alt in s.split('|') {
-            let mut lit = String::new();
-            let mut chars = alt.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => match chars.next() {
-                        Some(e) if is_regex_meta(e) => lit.push(e),
-                        _ => return None,
-                    },
-                    c if is_regex_meta(c) => return None,
-                    c => lit.push(c),
-                }
-            }
-            out.push(lit);
+        s.split('|').map(unescape_literal).collect()
+    }
+
+    /// For `=~` and `!~` matchers of the form `literal.*`, the literal: the
+    /// regex matches exactly the values that start with it, so the index
+    /// needs no regex at all.
+    pub fn prefix_wildcard(&self) -> Option<String> {
+        if self.op != MatchOp::RegexMatch && self.op != MatchOp::RegexNoMatch {
+            return None;
         }
-        Some(out)
+        unescape_literal(self.value.strip_suffix(".*")?)
     }
 
     /// The literal prefix every matching value starts with, for `=~`
     /// matchers like `foo.*` or `foo.+`; lets the index scan only values in
     /// that prefix range.
+    /// (For `!~` matchers, the prefix of every value the regex matches.)
     pub fn literal_prefix(&self) -> Option<String> {
-        if self.op != MatchOp::RegexMatch {
+        if self.op != MatchOp::RegexMatch && self.op != MatchOp::RegexNoMatch {
             return None;
         }
         let mut prefix = String::new();
@@ -331,8 +387,8 @@ impl Matcher {
         if rest.starts_with(['*', '?', '{']) {
             prefix.pop();
         }
-        if rest.contains('|') && !rest.starts_with('(') {
-            return None; // top-level alternation: prefix does not bind every branch
+        if !alternation_is_nested(&rest) {
+            return None; // a top-level `|`: the prefix does not bind every branch
         }
         if prefix.is_empty() {
             None
@@ -340,6 +396,47 @@ impl Matcher {
             Some(prefix)
         }
     }
+}
+
+/// The string a regex without metacharacters (escaped ones allowed)
+/// matches, or `None` if it has any.
+fn unescape_literal(re: &str) -> Option<String> {
+    let mut lit = String::with_capacity(re.len());
+    let mut chars = re.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) if is_regex_meta(e) => lit.push(e),
+                _ => return None,
+            },
+            c if is_regex_meta(c) => return None,
+            c => lit.push(c),
+        }
+    }
+    Some(lit)
+}
+
+/// Is every `|` of the regex tail `rest` inside a group? Conservative:
+/// `false` for anything it does not follow (classes, unbalanced groups).
+fn alternation_is_nested(rest: &str) -> bool {
+    let mut depth = 0usize;
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '(' => depth += 1,
+            ')' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            '|' if depth == 0 => return false,
+            '[' if rest.contains('|') => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 fn is_regex_meta(c: char) -> bool {
@@ -405,6 +502,17 @@ mod tests {
         assert_eq!(m.literal_prefix(), Some("a".into()));
         let m = Matcher::new(MatchOp::RegexMatch, "x", "ab|cd").unwrap();
         assert_eq!(m.literal_prefix(), None);
+        let wildcard = |p: &str| {
+            Matcher::new(MatchOp::RegexNoMatch, "x", p)
+                .unwrap()
+                .prefix_wildcard()
+        };
+        assert_eq!(wildcard("host-1.*"), Some("host-1".into()));
+        assert_eq!(wildcard("a\\..*"), Some("a.".into()));
+        assert_eq!(wildcard(".*"), Some(String::new()));
+        assert_eq!(wildcard("a\\.*"), None);
+        assert_eq!(wildcard("a|b.*"), None);
+        assert_eq!(wildcard("a.+"), None);
     }
 
     #[test]

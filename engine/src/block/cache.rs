@@ -17,11 +17,17 @@
 //! was used since it was queued goes to the back instead of out. Keys hash
 //! to one of [`SHARDS`] shards, each with an equal share of the budget.
 //!
+//! The cache also keeps the budget of the label sets blocks keep for
+//! queries ([`Block::labels`]): a quarter of its capacity, reserved and
+//! released by the blocks themselves (label sets are not evicted; a block
+//! gives its share back when it is dropped).
+//!
 //! [`Block`]: super::Block
+//! [`Block::labels`]: super::Block::labels
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -160,6 +166,9 @@ pub struct BlockCache {
     shard_budget: usize,
     capacity: usize,
     metrics: CacheMetrics,
+    /// Bytes of label sets blocks keep, and their budget.
+    label_bytes: AtomicUsize,
+    label_budget: usize,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -190,7 +199,29 @@ impl BlockCache {
             shard_budget: capacity / SHARDS,
             capacity,
             metrics,
+            label_bytes: AtomicUsize::new(0),
+            label_budget: capacity / 4,
         }
+    }
+
+    /// Reserves `bytes` of the label-set budget; `false` (nothing reserved)
+    /// if they do not fit.
+    pub(crate) fn reserve_labels(&self, bytes: usize) -> bool {
+        self.label_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(bytes).filter(|&n| n <= self.label_budget)
+            })
+            .is_ok()
+    }
+
+    /// Gives back label-set bytes reserved with [`BlockCache::reserve_labels`].
+    pub(crate) fn release_labels(&self, bytes: usize) {
+        self.label_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of label sets blocks keep now.
+    pub fn label_bytes(&self) -> usize {
+        self.label_bytes.load(Ordering::Relaxed)
     }
 
     /// Registers `silt_block_cache_*` metrics (hits, misses, evictions,

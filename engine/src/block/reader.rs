@@ -9,7 +9,8 @@ use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use memmap2::Mmap;
@@ -65,12 +66,19 @@ pub struct Block {
     /// Decoded pages shared with other blocks, and this block's key there.
     cache: Option<Arc<BlockCache>>,
     cache_key: u64,
+    /// Label sets built for queries, per series id, kept within the cache's
+    /// label budget (`None`: the slots did not fit). Allocated at the
+    /// first query.
+    label_slots: OnceLock<Option<Box<[OnceLock<Labels>]>>>,
+    /// Bytes reserved in the cache's label budget (slots and sets).
+    label_bytes: AtomicUsize,
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
         if let Some(c) = &self.cache {
             c.remove_block(self.cache_key);
+            c.release_labels(*self.label_bytes.get_mut());
         }
     }
 }
@@ -194,6 +202,8 @@ impl Block {
             postings,
             cache: cache.filter(|c| c.is_enabled()),
             cache_key: cache::new_block_key(),
+            label_slots: OnceLock::new(),
+            label_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -233,12 +243,44 @@ impl Block {
     }
 
     /// Labels of series `id`; empty labels if `id` is out of range.
+    ///
+    /// With a block cache, the set built for the first query is kept for
+    /// later ones (a clone is a reference count), within the cache's label
+    /// budget.
     pub fn labels(&self, id: u32) -> Labels {
-        if (id as usize) < self.series.len() {
-            self.series.labels(id)
-        } else {
-            Labels::default()
+        if (id as usize) >= self.series.len() {
+            return Labels::default();
         }
+        let (Some(cache), Some(slot)) = (&self.cache, self.label_slot(id)) else {
+            return self.series.labels(id);
+        };
+        if let Some(l) = slot.get() {
+            return l.clone();
+        }
+        let l = self.series.labels(id);
+        let bytes = l.heap_bytes();
+        if cache.reserve_labels(bytes) {
+            if slot.set(l.clone()).is_ok() {
+                self.label_bytes.fetch_add(bytes, Ordering::Relaxed);
+            } else {
+                cache.release_labels(bytes);
+            }
+        }
+        l
+    }
+
+    /// The label-set slot of series `id` (in range), if the block keeps them.
+    fn label_slot(&self, id: u32) -> Option<&OnceLock<Labels>> {
+        let cache = self.cache.as_ref()?;
+        let slots = self.label_slots.get_or_init(|| {
+            let n = self.series.len();
+            let bytes = n * std::mem::size_of::<OnceLock<Labels>>();
+            cache.reserve_labels(bytes).then(|| {
+                self.label_bytes.fetch_add(bytes, Ordering::Relaxed);
+                (0..n).map(|_| OnceLock::new()).collect()
+            })
+        });
+        slots.as_ref().map(|s| &s[id as usize])
     }
 
     /// Label pairs of series `id` without allocating; empty if out of range.

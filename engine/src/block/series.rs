@@ -52,7 +52,7 @@ impl SeriesTable {
     }
 
     pub(crate) fn labels(&self, id: u32) -> Labels {
-        Labels::from_sorted(self.pairs(id).map(|(n, v)| Label::new(n, v)).collect())
+        Labels::from_sorted_iter(self.pairs(id).map(|(n, v)| Label::new(n, v)))
     }
 
     /// Builds the inverted index over all series.

@@ -357,6 +357,36 @@ fn postings_resolve_matchers() {
 }
 
 #[test]
+fn label_sets_are_kept_within_the_cache_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = node_like(24, 3);
+    let meta = write(dir.path(), &model, Layout::default()).unwrap();
+    let path = dir.path().join(&meta.id);
+    let want: Vec<&Labels> = model.keys().collect();
+    // Enough budget: the second call shares the first's set.
+    let cache = Arc::new(BlockCache::new(1 << 20));
+    let block = Block::open_cached(&path, Some(cache.clone())).unwrap();
+    for (id, l) in want.iter().enumerate() {
+        let a = block.labels(id as u32);
+        let b = block.labels(id as u32);
+        assert_eq!(&a, *l);
+        assert!(std::ptr::eq(a.as_slice().as_ptr(), b.as_slice().as_ptr()));
+    }
+    assert!(block.labels(99).is_empty());
+    assert!(cache.label_bytes() > 0);
+    drop(block);
+    assert_eq!(cache.label_bytes(), 0);
+    // A budget too small for the slots (or no cache): built every time.
+    for cache in [Some(Arc::new(BlockCache::new(2048))), None] {
+        let block = Block::open_cached(&path, cache.clone()).unwrap();
+        for (id, l) in want.iter().enumerate() {
+            assert_eq!(&block.labels(id as u32), *l);
+        }
+        assert_eq!(cache.map_or(0, |c| c.label_bytes()), 0);
+    }
+}
+
+#[test]
 fn empty_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let it = vec![Ok((Labels::new(&[("__name__", "x")]), Vec::new()))].into_iter();
