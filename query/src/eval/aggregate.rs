@@ -12,7 +12,7 @@ use super::evaluator::{Ev, OutBuilder, Val, expr_pos};
 use super::functions::annotations::Annotation;
 use super::functions::kahan::inc as kahan_inc;
 use super::functions::quantile::quantile;
-use super::value::{Series, set_label};
+use super::value::{Point, Series, set_label};
 use crate::gofmt::format_float_f;
 use crate::promql::ast::{AggregateExpr, AggregateOp, Expr};
 
@@ -105,27 +105,26 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
         // Few groups: one accumulator per group and step, filled series by
         // series. Each (group, step) still sees its inputs in series order,
         // so every sum is the same as step by step.
+        if matches!(op, AggregateOp::Sum | AggregateOp::Count) {
+            sum_or_count(ev, &input, &to_group, &mut out, op == AggregateOp::Sum)?;
+            out.retain(|s| !s.points.is_empty());
+            ev.ctx.take(out.iter().map(|s| s.points.len()).sum())?;
+            return Ok(Val::Vector(out));
+        }
         let mut acc = vec![Group::default(); cells];
         for (si, s) in input.iter().enumerate() {
             if si % 256 == 255 {
                 ev.ctx.check()?;
             }
             let row = &mut acc[to_group[si] * n..][..n];
-            for p in &s.points {
-                // Points lie on the grid; one that did not would stop the
-                // series in the step-by-step loop below, so stop here too.
-                let k = ev.index(p.t);
-                if p.t < ev.start || k >= n || ev.ts(k) != p.t {
-                    break;
-                }
-                accumulate(&mut row[k], op, p.v, s.drop_name);
-            }
+            for_grid_points(ev, &s.points, |k, v| {
+                accumulate(&mut row[k], op, v, s.drop_name)
+            });
         }
         for (gi, o) in out.iter_mut().enumerate() {
             for (k, g) in acc[gi * n..][..n].iter_mut().enumerate() {
                 if g.seen {
-                    o.points
-                        .push(super::value::Point::new(ev.ts(k), result(g, op, f64::NAN)));
+                    o.points.push(Point::new(ev.ts(k), result(g, op, f64::NAN)));
                     o.drop_name |= g.drop_name;
                 }
             }
@@ -152,7 +151,7 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
                 }
                 let v = result(g, op, q.get(step).copied().unwrap_or(f64::NAN));
                 let o = &mut out[gi];
-                o.points.push(super::value::Point::new(t, v));
+                o.points.push(Point::new(t, v));
                 o.drop_name |= g.drop_name;
             }
         }
@@ -160,6 +159,87 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
     out.retain(|s| !s.points.is_empty());
     ev.ctx.take(out.iter().map(|s| s.points.len()).sum())?;
     Ok(Val::Vector(out))
+}
+
+/// Calls `f(step, value)` for the points of an input series in order.
+/// Points lie on the grid; one that did not would stop the series in the
+/// step-by-step loop, so it stops here too. The step of a point right
+/// after the previous one's is found without a division.
+#[inline]
+fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
+    let n = ev.n();
+    let mut k = usize::MAX;
+    for p in points {
+        let next = k.wrapping_add(1);
+        k = if next < n && ev.ts(next) == p.t {
+            next
+        } else {
+            let k = ev.index(p.t);
+            if p.t < ev.start || k >= n || ev.ts(k) != p.t {
+                break;
+            }
+            k
+        };
+        f(k, p.v);
+    }
+}
+
+/// `sum` and `count` with few groups: a (Kahan-compensated) sum or count
+/// per group and step in flat arrays, filled series by series; each cell
+/// sees its inputs in series order, as step by step.
+fn sum_or_count(
+    ev: &Ev,
+    input: &[Series],
+    to_group: &[usize],
+    out: &mut [Series],
+    sum: bool,
+) -> Result<()> {
+    let n = ev.n();
+    let cells = out.len() * n;
+    let mut value = vec![0.0f64; cells];
+    let mut comp = vec![0.0f64; cells];
+    let mut seen = vec![false; cells];
+    for (si, s) in input.iter().enumerate() {
+        if si % 256 == 255 {
+            ev.ctx.check()?;
+        }
+        let g = to_group[si];
+        let row = g * n..(g + 1) * n;
+        let (value, comp, seen) = (
+            &mut value[row.clone()],
+            &mut comp[row.clone()],
+            &mut seen[row],
+        );
+        let mut any = false;
+        for_grid_points(ev, &s.points, |k, f| {
+            any = true;
+            if !seen[k] {
+                seen[k] = true;
+                value[k] = if sum { f } else { 1.0 };
+            } else if sum {
+                (value[k], comp[k]) = kahan_inc(f, value[k], comp[k]);
+            } else {
+                value[k] += 1.0;
+            }
+        });
+        if any && s.drop_name {
+            out[g].drop_name = true;
+        }
+    }
+    for (gi, o) in out.iter_mut().enumerate() {
+        let row = gi * n..(gi + 1) * n;
+        for (k, ((&v, &c), &seen)) in value[row.clone()]
+            .iter()
+            .zip(&comp[row.clone()])
+            .zip(&seen[row])
+            .enumerate()
+        {
+            if seen {
+                o.points.push(Point::new(ev.ts(k), v + c));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds input value `f` to a group's accumulator (the first value of a

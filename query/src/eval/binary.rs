@@ -1,6 +1,8 @@
 //! Binary operators: arithmetic, comparisons (with and without `bool`),
 //! set operators, vector matching (`on`, `ignoring`, `group_left`,
-//! `group_right`, `fill*`) and its errors, evaluated per step.
+//! `group_right`, `fill*`) and its errors, evaluated per step. Match
+//! signatures are computed once per operation, and each pairing's result
+//! labels and output series once: later steps touch no labels.
 
 use std::collections::{HashMap, HashSet};
 
@@ -219,7 +221,10 @@ fn set_op(
     m: &VectorMatching,
 ) -> Result<Val> {
     let (lsig, rsig, nsig) = signatures(m, &l, &r);
-    let mut out = OutBuilder::new();
+    let mut out = SlotOut {
+        out: OutBuilder::new(),
+        slots: [vec![NONE; l.len()], vec![NONE; r.len()]],
+    };
     let (mut lc, mut rc) = (Cursor::new(l.len()), Cursor::new(r.len()));
     let (mut lv, mut rv) = (Vec::new(), Vec::new());
     let mut present = vec![false; nsig];
@@ -239,18 +244,18 @@ fn set_op(
                 rv.iter().for_each(|&(i, _)| present[rsig[i]] = true);
                 for &(i, v) in &lv {
                     if present[lsig[i]] {
-                        out.push(&l[i].labels, l[i].drop_name, t, v)?;
+                        out.push_series(&l, 0, i, t, v)?;
                     }
                 }
             }
             BinaryOp::Or => {
                 for &(i, v) in &lv {
                     present[lsig[i]] = true;
-                    out.push(&l[i].labels, l[i].drop_name, t, v)?;
+                    out.push_series(&l, 0, i, t, v)?;
                 }
                 for &(i, v) in &rv {
                     if !present[rsig[i]] {
-                        out.push(&r[i].labels, r[i].drop_name, t, v)?;
+                        out.push_series(&r, 1, i, t, v)?;
                     }
                 }
             }
@@ -258,13 +263,36 @@ fn set_op(
                 rv.iter().for_each(|&(i, _)| present[rsig[i]] = true);
                 for &(i, v) in &lv {
                     if !present[lsig[i]] {
-                        out.push(&l[i].labels, l[i].drop_name, t, v)?;
+                        out.push_series(&l, 0, i, t, v)?;
                     }
                 }
             }
         }
     }
-    Ok(Val::Vector(out.series))
+    Ok(Val::Vector(out.out.series))
+}
+
+/// No output series yet.
+const NONE: usize = usize::MAX;
+
+/// Output series of a set operator: each input series' points go to the
+/// series with its labels, found once per input series.
+struct SlotOut {
+    out: OutBuilder,
+    /// Output index per series of the left (0) and right (1) operand.
+    slots: [Vec<usize>; 2],
+}
+
+impl SlotOut {
+    #[inline]
+    fn push_series(&mut self, v: &[Series], side: usize, i: usize, t: i64, x: f64) -> Result<()> {
+        let mut k = self.slots[side][i];
+        if k == NONE {
+            k = self.out.slot(&v[i].labels, v[i].drop_name);
+            self.slots[side][i] = k;
+        }
+        self.out.push_at(k, t, x)
+    }
 }
 
 /// The labels that matched (`MatchLabels`): the `on` labels, or all but
@@ -314,6 +342,109 @@ enum Side {
     Fill(usize),
 }
 
+/// The result metrics of a vector-vector operation: each pairing of
+/// elements gets its metric once (interned to an id), and each metric its
+/// output series once; steps after the first touch no labels.
+struct Metrics {
+    /// Interned result labels; `ids[k]` is the metric `labels[k]`.
+    ids: HashMap<Labels, u32>,
+    labels: Vec<Labels>,
+    /// Output series per metric (`NONE` until its first point).
+    slot: Vec<usize>,
+    /// Metric of (a series `i`, b series `j`) for the last `j` seen with
+    /// `i`: `(j, id)`; other pairings in `pairs`.
+    last_pair: Vec<(usize, u32)>,
+    pairs: HashMap<(Side, Side), u32>,
+    /// Metric of (a series `i`, fill) and of (fill, b series `j`).
+    fill_b: Vec<u32>,
+    fill_a: Vec<u32>,
+}
+
+const NO_ID: u32 = u32::MAX;
+
+impl Metrics {
+    fn new(na: usize, nb: usize) -> Metrics {
+        Metrics {
+            ids: HashMap::new(),
+            labels: Vec::new(),
+            slot: Vec::new(),
+            last_pair: vec![(NONE, NO_ID); na],
+            pairs: HashMap::new(),
+            fill_b: vec![NO_ID; na],
+            fill_a: vec![NO_ID; nb],
+        }
+    }
+
+    /// The metric id of a pairing, computing its labels with `make` the
+    /// first time.
+    #[inline]
+    fn id(&mut self, aside: Side, bside: Side, make: impl FnOnce() -> Labels) -> Result<u32> {
+        let cached = match (aside, bside) {
+            (Side::Series(i), Side::Series(j)) if self.last_pair[i].0 == j => self.last_pair[i].1,
+            (Side::Series(i), Side::Fill(_)) => self.fill_b[i],
+            (Side::Fill(_), Side::Series(j)) => self.fill_a[j],
+            _ => self.pairs.get(&(aside, bside)).copied().unwrap_or(NO_ID),
+        };
+        if cached != NO_ID {
+            return Ok(cached);
+        }
+        let lb = make();
+        let id = match self.ids.get(&lb) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.labels.len())
+                    .ok()
+                    .filter(|&id| id != NO_ID)
+                    .ok_or_else(|| exec("too many result series"))?;
+                self.ids.insert(lb.clone(), id);
+                self.labels.push(lb);
+                self.slot.push(NONE);
+                id
+            }
+        };
+        match (aside, bside) {
+            (Side::Series(i), Side::Series(j)) => {
+                if self.last_pair[i].0 != NONE {
+                    self.pairs.insert((aside, bside), id);
+                }
+                self.last_pair[i] = (j, id);
+            }
+            (Side::Series(i), Side::Fill(_)) => self.fill_b[i] = id,
+            (Side::Fill(_), Side::Series(j)) => self.fill_a[j] = id,
+            _ => {
+                self.pairs.insert((aside, bside), id);
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// A hasher for `u64` keys (a multiply and a rotate): the per-step set of
+/// (signature, metric) pairs of a grouped match.
+#[derive(Default)]
+struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0 ^ x)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
+type U64Set = HashSet<u64, std::hash::BuildHasherDefault<U64Hasher>>;
+
 fn vector_vector(
     ev: &Ev,
     op: BinaryOp,
@@ -338,8 +469,10 @@ fn vector_vector(
     let (mut av, mut bv) = (Vec::new(), Vec::new());
     let mut right: Vec<Option<(usize, f64)>> = vec![None; nsig];
     let mut matched_one: Vec<bool> = vec![false; nsig];
-    let mut matched_many: Vec<HashSet<Labels>> = vec![HashSet::new(); nsig];
-    let mut cache: HashMap<(Side, Side), Labels> = HashMap::new();
+    // (signature, metric) pairs matched at this step (grouped matching:
+    // the same metric twice in one group is an error).
+    let mut matched_many = U64Set::default();
+    let mut metrics = Metrics::new(a.len(), b.len());
     for step in 0..ev.n() {
         let t = ev.ts(step);
         if step % 256 == 255 {
@@ -368,10 +501,11 @@ fn vector_vector(
             }
             right[s] = Some((j, v));
         }
-        if m.card == Cardinality::OneToOne {
-            matched_one.iter_mut().for_each(|x| *x = false);
-        } else {
-            matched_many.iter_mut().for_each(|x| x.clear());
+        // Signatures matched at this step (for one-to-one, a second match
+        // is an error).
+        matched_one.iter_mut().for_each(|x| *x = false);
+        if m.card != Cardinality::OneToOne {
+            matched_many.clear();
         }
         macro_rules! emit {
             ($aside:expr, $bside:expr, $va:expr, $vb:expr, $s:expr) => {{
@@ -382,37 +516,36 @@ fn vector_vector(
                 if return_bool {
                     val = btos(keep);
                 }
-                let key = (aside, bside);
-                let metric = match cache.get(&key) {
-                    Some(lb) => lb.clone(),
-                    None => {
-                        let al = match aside {
-                            Side::Series(i) => a[i].labels.clone(),
-                            Side::Fill(j) => match_labels(&b[j].labels, m),
-                        };
-                        let bl = match bside {
-                            Side::Series(j) => b[j].labels.clone(),
-                            Side::Fill(i) => match_labels(&a[i].labels, m),
-                        };
-                        let lb = result_metric(&al, &bl, op, m);
-                        cache.insert(key, lb.clone());
-                        lb
-                    }
-                };
+                let id = metrics.id(aside, bside, || {
+                    let al = match aside {
+                        Side::Series(i) => a[i].labels.clone(),
+                        Side::Fill(j) => match_labels(&b[j].labels, m),
+                    };
+                    let bl = match bside {
+                        Side::Series(j) => b[j].labels.clone(),
+                        Side::Fill(i) => match_labels(&a[i].labels, m),
+                    };
+                    result_metric(&al, &bl, op, m)
+                })?;
                 if m.card == Cardinality::OneToOne {
                     if matched_one[s] {
                         return Err(exec(
                             "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                         ));
                     }
-                    matched_one[s] = true;
-                } else if !matched_many[s].insert(metric.clone()) {
+                } else if !matched_many.insert(((s as u64) << 32) | id as u64) {
                     return Err(exec(
                         "multiple matches for labels: grouping labels must ensure unique matches",
                     ));
                 }
+                matched_one[s] = true;
                 if keep || return_bool {
-                    out.push(&metric, return_bool, t, val)?;
+                    let mut k = metrics.slot[id as usize];
+                    if k == NONE {
+                        k = out.slot(&metrics.labels[id as usize], return_bool);
+                        metrics.slot[id as usize] = k;
+                    }
+                    out.push_at(k, t, val)?;
                 }
             }};
         }
@@ -430,12 +563,7 @@ fn vector_vector(
         if let Some(fv) = fill_a {
             for &(j, vb) in &bv {
                 let s = bsig[j];
-                let done = if m.card == Cardinality::OneToOne {
-                    matched_one[s]
-                } else {
-                    !matched_many[s].is_empty()
-                };
-                if !done {
+                if !matched_one[s] {
                     emit!(Side::Fill(j), Side::Series(j), fv, vb, s);
                 }
             }

@@ -1,6 +1,8 @@
 //! Function calls: argument evaluation and the wiring of the pure
 //! functions in [`super::functions`] into the step grid. Range-vector
-//! functions run per series across all steps ([`RangeArg::rollup`]);
+//! functions run per series across all steps: the common ones as a
+//! [`Kernel`] over all windows of a series ([`RangeArg::rollup_spans`]),
+//! the others window by window ([`RangeArg::rollup`]);
 //! instant functions run per series where they are element-wise and per
 //! step where they look at the whole vector (`sort`, `absent`,
 //! `histogram_quantile`, ...).
@@ -17,6 +19,7 @@ use super::functions::math::{MathFunction, clamp, clamp_bounds, go_max, go_min, 
 use super::functions::range::Window as FnWindow;
 use super::functions::sort as fs;
 use super::functions::time::DateFunction;
+use super::rollup::Kernel;
 use super::selector::{self, RangeArg};
 use super::value::{Point, Series, get, set_label};
 use crate::promql::ast::{Call, Expr};
@@ -288,31 +291,13 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
             }
         }
     }
-    // The silt_* forecasting functions reuse one fit per series across steps.
-    let call_id = super::functions::forecast::next_call_id();
-    let mut out = arg.rollup(ev, |i, w| {
-        let fw = FnWindow::new(w.points, w.range_start, w.range_end);
-        let mut params = [f64::NAN; 2];
-        for (k, p) in params.iter_mut().enumerate().take(scalars.len()) {
-            *p = sc(k, w.step);
-        }
-        let series = super::functions::forecast::SeriesRef {
-            call: call_id,
-            series: i,
-        };
-        SCRATCH.with(|s| {
-            rf.eval_with(
-                &fw,
-                mode,
-                w.t,
-                &params[..scalars.len().min(2)],
-                &mut s.borrow_mut(),
-                Some(series),
-                &mut |a| annotate(ev, a, pos0),
-            )
-            .map_err(|e| exec(e.to_string()))
-        })
-    })?;
+    let mut out = match Kernel::for_function(rf, mode) {
+        Some(k) => arg.rollup_spans(ev, |_, pts, spans, out| {
+            k.run(pts, spans, &|step| sc(0, step), out);
+            Ok(())
+        })?,
+        None => window_by_window(ev, &arg, rf, &scalars, pos0)?,
+    };
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     if !keep_name {
         out.iter_mut().for_each(|s| s.drop_name = true);
@@ -336,6 +321,50 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
         }]));
     }
     Ok(Val::Vector(out))
+}
+
+/// Runs a range function window by window (the functions without a
+/// per-series [`Kernel`], and `anchored`/`smoothed` windows).
+fn window_by_window(
+    ev: &Ev,
+    arg: &RangeArg,
+    rf: RangeFunction,
+    scalars: &[Vec<f64>],
+    pos0: Option<usize>,
+) -> Result<Vec<Series>> {
+    let mode = arg.mode;
+    let sc = |k: usize, step: usize| {
+        scalars
+            .get(k)
+            .and_then(|v| v.get(step))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    // The silt_* forecasting functions reuse one fit per series across steps.
+    let call_id = super::functions::forecast::next_call_id();
+    arg.rollup(ev, |i, w| {
+        let fw = FnWindow::new(w.points, w.range_start, w.range_end);
+        let mut params = [f64::NAN; 2];
+        for (k, p) in params.iter_mut().enumerate().take(scalars.len()) {
+            *p = sc(k, w.step);
+        }
+        let series = super::functions::forecast::SeriesRef {
+            call: call_id,
+            series: i,
+        };
+        SCRATCH.with(|s| {
+            rf.eval_with(
+                &fw,
+                mode,
+                w.t,
+                &params[..scalars.len().min(2)],
+                &mut s.borrow_mut(),
+                Some(series),
+                &mut |a| annotate(ev, a, pos0),
+            )
+            .map_err(|e| exec(e.to_string()))
+        })
+    })
 }
 
 /// A point of value 1 at every step where no series of `v` has one (what

@@ -500,6 +500,34 @@ impl OutBuilder {
         }
     }
 
+    /// The index of the series with these labels, created (empty) if new.
+    pub fn slot(&mut self, labels: &Labels, drop_name: bool) -> usize {
+        match self.index.get(labels) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push(Series {
+                    labels: labels.clone(),
+                    points: Vec::new(),
+                    drop_name,
+                });
+                self.series.len() - 1
+            }
+        }
+    }
+
+    /// Appends a point to series `i` (from [`OutBuilder::slot`]); a second
+    /// point at the same time is Prometheus's duplicate labelset error.
+    #[inline]
+    pub fn push_at(&mut self, i: usize, t: i64, v: f64) -> Result<()> {
+        let s = &mut self.series[i];
+        if s.points.last().is_some_and(|p| p.t == t) {
+            return Err(exec("vector cannot contain metrics with the same labelset"));
+        }
+        s.points.push(Point::new(t, v));
+        Ok(())
+    }
+
     pub fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<()> {
         match self.index.get(labels) {
             Some(&i) => {

@@ -41,10 +41,11 @@ fn read_into(ev: &Ev, e: &SeriesEntry, mint: i64, maxt: i64, buf: &mut Vec<Point
 }
 
 thread_local! {
-    /// A rollup worker's sample buffer, reused series after series: one
-    /// allocation per thread instead of one per series (fresh pages from
-    /// the allocator cost page faults on every series).
-    static SERIES_BUF: std::cell::Cell<Vec<Point>> = const { std::cell::Cell::new(Vec::new()) };
+    /// A rollup worker's sample and window buffers, reused series after
+    /// series: one allocation per thread instead of one per series (fresh
+    /// pages from the allocator cost page faults on every series).
+    static SERIES_BUF: std::cell::Cell<(Vec<Point>, Vec<Span>)> =
+        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Largest buffer (in points) a thread keeps between series: 1 Mi points.
@@ -277,11 +278,38 @@ impl RangeArg {
     }
 
     /// Runs `f` on every window of every series across the grid; `f`
-    /// returns the output value of one step (or none, or an error). Output series carry
-    /// the input's labels; the caller decides about the name.
+    /// returns the output value of one step (or none, or an error). Output
+    /// series carry the input's labels; the caller decides about the name.
     pub fn rollup<F>(&self, ev: &Ev, f: F) -> Result<Vec<Series>>
     where
         F: Fn(usize, &Window) -> Result<Option<f64>> + Sync,
+    {
+        self.rollup_spans(ev, |i, pts, spans, out| {
+            for sp in spans {
+                let w = Window {
+                    points: &pts[sp.a..sp.b],
+                    t: sp.t,
+                    step: sp.step,
+                    range_start: sp.range_start,
+                    range_end: sp.range_end,
+                };
+                if let Some(v) = f(i, &w)? {
+                    out.push(Point::new(sp.t, v));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `f` once per series with all of its samples (sorted, stale
+    /// markers removed) and the non-empty windows of every step, in step
+    /// order (both window ends never move back); `f` appends the output
+    /// points. Far-apart steps read one window at a time: `f` then sees
+    /// one span per call. Output series carry the input's labels; the
+    /// caller decides about the name.
+    pub fn rollup_spans<F>(&self, ev: &Ev, f: F) -> Result<Vec<Series>>
+    where
+        F: Fn(usize, &[Point], &[Span], &mut Vec<Point>) -> Result<()> + Sync,
     {
         let lb = ev.ctx.lookback;
         let (before, after) = match self.mode {
@@ -300,27 +328,27 @@ impl RangeArg {
             && is_sparse(ev, self.range + before + after);
         ev.ctx.par_map(&idx, |&i| {
             ev.ctx.check()?;
+            let mut out = Vec::new();
             if sparse && let RangeData::Storage(entries) = &self.data {
                 // Steps far apart: read each step's window only.
-                let mut out = Vec::new();
                 for step in 0..n {
                     let t = ev.ts(step);
                     let r = t - self.offset;
                     let mut v = read(ev, &entries[i], r - self.range - before + 1, r + after)?;
                     let loaded = v.len();
                     v.retain(|p| !is_stale_nan(p.v));
-                    let w = Window {
-                        points: &v,
-                        t,
-                        step,
-                        range_start: r - self.range,
-                        range_end: r,
-                    };
-                    let res = if v.is_empty() { None } else { f(i, &w)? };
-                    ev.ctx.release(loaded);
-                    if let Some(x) = res {
-                        out.push(Point::new(t, x));
+                    if !v.is_empty() {
+                        let sp = Span {
+                            step,
+                            t,
+                            a: 0,
+                            b: v.len(),
+                            range_start: r - self.range,
+                            range_end: r,
+                        };
+                        f(i, &v, &[sp], &mut out)?;
                     }
+                    ev.ctx.release(loaded);
                 }
                 ev.ctx.take(out.len())?;
                 let (labels, drop) = self.labels(i);
@@ -330,7 +358,7 @@ impl RangeArg {
                     drop_name: drop,
                 }));
             }
-            let mut owned = SERIES_BUF.take();
+            let (mut owned, mut spans) = SERIES_BUF.take();
             let pts: &[Point] = match &self.data {
                 RangeData::Storage(entries) => {
                     let v = &mut owned;
@@ -350,7 +378,7 @@ impl RangeArg {
                 }
                 RangeData::Memory(s) => &s[i].points,
             };
-            let mut out = Vec::with_capacity(n.min(pts.len()));
+            spans.clear();
             let mut a = 0usize;
             let mut b = 0usize;
             for step in 0..n {
@@ -360,35 +388,28 @@ impl RangeArg {
                 let r = self.at.unwrap_or(t) - self.offset;
                 let lo = r - self.range - before;
                 let hi = r + after;
-                while a < pts.len() && pts[a].t <= lo {
-                    a += 1;
-                }
-                if b < a {
-                    b = a;
-                }
-                while b < pts.len() && pts[b].t <= hi {
-                    b += 1;
-                }
-                if a >= b {
-                    continue;
-                }
-                let w = Window {
-                    points: &pts[a..b],
-                    t,
-                    step,
-                    range_start: r - self.range,
-                    range_end: r,
-                };
-                if let Some(v) = f(i, &w)? {
-                    out.push(Point::new(t, v));
+                a = advance(pts, a, lo);
+                b = advance(pts, b.max(a), hi);
+                if a < b {
+                    spans.push(Span {
+                        step,
+                        t,
+                        a,
+                        b,
+                        range_start: r - self.range,
+                        range_end: r,
+                    });
                 }
             }
+            out.reserve(spans.len());
+            let res = f(i, pts, &spans, &mut out);
             if let RangeData::Storage(_) = &self.data {
                 ev.ctx.release(pts.len());
             }
             if owned.capacity() <= SERIES_BUF_KEEP {
-                SERIES_BUF.set(owned);
+                SERIES_BUF.set((owned, spans));
             }
+            res?;
             ev.ctx.take(out.len())?;
             let (labels, drop) = self.labels(i);
             Ok((!out.is_empty()).then(|| Series {
@@ -400,12 +421,47 @@ impl RangeArg {
     }
 }
 
+/// The first index from `i` on whose sample is after `limit` (samples
+/// sorted by time).
+#[inline]
+fn advance(pts: &[Point], mut i: usize, limit: i64) -> usize {
+    while i < pts.len() && pts[i].t <= limit {
+        i += 1;
+    }
+    i
+}
+
+/// One step's window over a series' samples: `points[a..b]` (never
+/// empty).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub step: usize,
+    /// The evaluation timestamp.
+    pub t: i64,
+    pub a: usize,
+    pub b: usize,
+    /// The range boundaries `(range_start, range_end]` in sample time.
+    pub range_start: i64,
+    pub range_end: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(t: i64, v: f64) -> Point {
         Point::new(t, v)
+    }
+
+    #[test]
+    fn advance_finds_the_first_sample_after_the_limit() {
+        let pts: Vec<Point> = (0..40).map(|i| p(i * 10, 0.0)).collect();
+        for start in [0, 3, 8, 17, 39, 40] {
+            for limit in [-5, 0, 5, 10, 79, 80, 81, 200, 389, 390, 1000] {
+                let want = start.max(pts.partition_point(|q| q.t <= limit));
+                assert_eq!(advance(&pts, start, limit), want, "{start} {limit}");
+            }
+        }
     }
 
     #[test]

@@ -70,16 +70,31 @@ pub fn delta(w: &Window) -> Option<f64> {
 /// an interval; for counters never below the point where the counter
 /// would have been zero. Needs at least two samples.
 pub fn extrapolated_rate(w: &Window, is_counter: bool, is_rate: bool) -> Option<f64> {
+    // Counter resets are rare: a scan without a chain of dependent additions
+    // finds out whether there is any before the in-order sum (which the
+    // compiler would otherwise turn into an add-and-blend per sample).
+    let resets = is_counter && has_decrease(w.samples);
+    extrapolated_rate_known(w, is_counter, is_rate, resets)
+}
+
+/// [`extrapolated_rate`] when the caller already knows whether some
+/// sample of the window is below its predecessor (`has_decrease`; only
+/// read for counters): O(1) without one, as the range-query rollup keeps
+/// the positions of a series' decreases.
+#[inline]
+pub fn extrapolated_rate_known(
+    w: &Window,
+    is_counter: bool,
+    is_rate: bool,
+    has_decrease: bool,
+) -> Option<f64> {
     let s = w.samples;
     if s.len() < 2 {
         return None;
     }
     let (first, last) = (s[0], s[s.len() - 1]);
     let mut result = last.v - first.v;
-    // Counter resets are rare: a scan without a chain of dependent additions
-    // finds out whether there is any before the in-order sum (which the
-    // compiler would otherwise turn into an add-and-blend per sample).
-    if is_counter && has_decrease(s) {
+    if is_counter && has_decrease {
         for pair in s.windows(2) {
             if pair[1].v < pair[0].v {
                 result += pair[0].v;

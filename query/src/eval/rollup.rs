@@ -1,0 +1,816 @@
+//! Range functions over all windows of one series at once (the range
+//! query's rollup): state carried from one window to the next makes each
+//! window O(1) where the result stays what Prometheus computes window by
+//! window.
+//!
+//! * `rate`/`increase`/`delta`: the positions of the series' decreases are
+//!   found once; a window without one needs only its ends (with one, the
+//!   in-order correction loop runs as in Prometheus).
+//! * `sum_over_time`/`avg_over_time`: over integer values whose absolute
+//!   sum stays within 2^53, Prometheus's Kahan sum never rounds and equals
+//!   the exact sum, kept here as a running `i128`; other windows are
+//!   summed from scratch, in order, as Prometheus does.
+//! * `min_over_time`/`max_over_time`: a monotonic deque of candidates
+//!   (the earliest of equal values first, as the in-order scan picks it);
+//!   series with NaNs are scanned per window.
+//! * `deriv`/`predict_linear`: over integer values, exact running sums of
+//!   `t`, `t²`, `v` and `t·v` (`i128`, milliseconds from the series' first
+//!   sample) give the least-squares line with one rounding per quotient.
+//!   Prometheus's Kahan sums round each term and its covariance cancels,
+//!   so where its error bound could exceed 1e-7 of the result the window
+//!   is computed as Prometheus does: results equal Prometheus's within
+//!   1e-7 relative (the test scripts allow 1e-6). Constant windows give
+//!   exactly Prometheus's `(0, value)`.
+//! * `count`, `present`, `first`, `last`, `ts_of_first`, `ts_of_last`,
+//!   `irate`, `idelta`: O(1) per window anyway; the kernel only saves the
+//!   per-window dispatch.
+
+use std::collections::VecDeque;
+
+use super::functions::call::RangeFunction;
+use super::functions::range::{self as fr, Window};
+use super::functions::smoothing;
+use super::selector::Span;
+use super::value::Point;
+use crate::promql::ast::RangeMode;
+
+/// A range function evaluated series by series with [`Kernel::run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// `rate` (`counter`, `per_second`), `increase` (`counter`), `delta`.
+    Rate {
+        counter: bool,
+        per_second: bool,
+    },
+    /// `irate` (`per_second`) and `idelta`.
+    Instant {
+        per_second: bool,
+    },
+    Count,
+    Present,
+    First,
+    Last,
+    TsOfFirst,
+    TsOfLast,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Deriv,
+    PredictLinear,
+}
+
+impl Kernel {
+    /// The kernel of a function over a normal range selector or subquery
+    /// (`anchored`/`smoothed` windows go window by window).
+    pub fn for_function(f: RangeFunction, mode: RangeMode) -> Option<Kernel> {
+        use RangeFunction as F;
+        if mode != RangeMode::Normal {
+            return None;
+        }
+        Some(match f {
+            F::Rate => Kernel::Rate {
+                counter: true,
+                per_second: true,
+            },
+            F::Increase => Kernel::Rate {
+                counter: true,
+                per_second: false,
+            },
+            F::Delta => Kernel::Rate {
+                counter: false,
+                per_second: false,
+            },
+            F::Irate => Kernel::Instant { per_second: true },
+            F::Idelta => Kernel::Instant { per_second: false },
+            F::CountOverTime => Kernel::Count,
+            F::PresentOverTime => Kernel::Present,
+            F::FirstOverTime => Kernel::First,
+            F::LastOverTime => Kernel::Last,
+            F::TsOfFirstOverTime => Kernel::TsOfFirst,
+            F::TsOfLastOverTime => Kernel::TsOfLast,
+            F::SumOverTime => Kernel::Sum,
+            F::AvgOverTime => Kernel::Avg,
+            F::MinOverTime => Kernel::Min,
+            F::MaxOverTime => Kernel::Max,
+            F::Deriv => Kernel::Deriv,
+            F::PredictLinear => Kernel::PredictLinear,
+            _ => return None,
+        })
+    }
+
+    /// Appends the function's value at every span of `pts` (spans in step
+    /// order, neither end moving back) to `out`. `param(step)`: the scalar
+    /// argument at a step (`predict_linear`'s horizon in seconds).
+    pub fn run(
+        self,
+        pts: &[Point],
+        spans: &[Span],
+        param: &dyn Fn(usize) -> f64,
+        out: &mut Vec<Point>,
+    ) {
+        let window = |sp: &Span| Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end);
+        let mut each = |f: &dyn Fn(&Span) -> Option<f64>| {
+            for sp in spans {
+                if let Some(v) = f(sp) {
+                    out.push(Point::new(sp.t, v));
+                }
+            }
+        };
+        match self {
+            Kernel::Rate {
+                counter,
+                per_second,
+            } => rates(pts, spans, counter, per_second, out),
+            Kernel::Instant { per_second } => each(&|sp| {
+                let w = window(sp);
+                if per_second {
+                    fr::irate(&w)
+                } else {
+                    fr::idelta(&w)
+                }
+            }),
+            Kernel::Count => each(&|sp| Some((sp.b - sp.a) as f64)),
+            Kernel::Present => each(&|_| Some(1.0)),
+            Kernel::First => each(&|sp| Some(pts[sp.a].v)),
+            Kernel::Last => each(&|sp| Some(pts[sp.b - 1].v)),
+            Kernel::TsOfFirst => each(&|sp| Some(pts[sp.a].t as f64 / 1000.0)),
+            Kernel::TsOfLast => each(&|sp| Some(pts[sp.b - 1].t as f64 / 1000.0)),
+            Kernel::Sum | Kernel::Avg => sums(pts, spans, self == Kernel::Avg, out),
+            Kernel::Min | Kernel::Max => extremes(pts, spans, self == Kernel::Max, out),
+            Kernel::Deriv | Kernel::PredictLinear => {
+                regressions(pts, spans, self == Kernel::PredictLinear, param, out)
+            }
+        }
+    }
+}
+
+/// `rate`, `increase`, `delta`: Prometheus's extrapolation on each window,
+/// told whether the window holds a counter decrease.
+fn rates(pts: &[Point], spans: &[Span], counter: bool, per_second: bool, out: &mut Vec<Point>) {
+    match (counter, per_second) {
+        (true, true) => rates_batched::<true, true>(pts, spans, out),
+        (true, false) => rates_batched::<true, false>(pts, spans, out),
+        (false, true) => rates_batched::<false, true>(pts, spans, out),
+        (false, false) => rates_batched::<false, false>(pts, spans, out),
+    }
+}
+
+/// Windows per batch of [`rates_batched`].
+const BATCH: usize = 64;
+
+/// The inputs of [`super::functions::range::extrapolated_rate_known`] for a
+/// batch of windows, one array per quantity, so that its divisions run
+/// two at a time (vectorised) instead of one after the other.
+struct RateBatch {
+    /// Window start to first sample, last sample to window end and first
+    /// to last sample, in ms.
+    to_start: [f64; BATCH],
+    to_end: [f64; BATCH],
+    sampled: [f64; BATCH],
+    /// Samples minus one.
+    intervals: [f64; BATCH],
+    /// Last minus first value, with counter corrections.
+    delta: [f64; BATCH],
+    first: [f64; BATCH],
+    t: [i64; BATCH],
+    len: usize,
+}
+
+fn rates_batched<const COUNTER: bool, const RATE: bool>(
+    pts: &[Point],
+    spans: &[Span],
+    out: &mut Vec<Point>,
+) {
+    let Some(sp0) = spans.first() else {
+        return;
+    };
+    // Every window of a range argument has the same length.
+    let range_seconds = Window::new(&[], sp0.range_start, sp0.range_end).range_seconds();
+    // Index `r` of every sample below its predecessor (NaNs compare false,
+    // as in the correction loop). Usually none.
+    let mut resets: Vec<usize> = Vec::new();
+    if COUNTER {
+        let mut prev = pts.first().map_or(0.0, |p| p.v);
+        for (r, p) in pts.iter().enumerate().skip(1) {
+            if p.v < prev {
+                resets.push(r);
+            }
+            prev = p.v;
+        }
+    }
+    if spans.len() < BATCH / 4 {
+        // Few windows (an instant query): not worth a batch's setup.
+        let mut k = 0;
+        for sp in spans {
+            while k < resets.len() && resets[k] <= sp.a {
+                k += 1;
+            }
+            let has_decrease = k < resets.len() && resets[k] < sp.b;
+            let w = Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end);
+            if let Some(v) = fr::extrapolated_rate_known(&w, COUNTER, RATE, has_decrease) {
+                out.push(Point::new(sp.t, v));
+            }
+        }
+        return;
+    }
+    let mut b = RateBatch {
+        to_start: [0.0; BATCH],
+        to_end: [0.0; BATCH],
+        sampled: [0.0; BATCH],
+        intervals: [0.0; BATCH],
+        delta: [0.0; BATCH],
+        first: [0.0; BATCH],
+        t: [0; BATCH],
+        len: 0,
+    };
+    let mut k = 0;
+    for sp in spans {
+        let n = sp.b - sp.a;
+        if n < 2 {
+            continue;
+        }
+        let (first, last) = (pts[sp.a], pts[sp.b - 1]);
+        let mut delta = last.v - first.v;
+        if COUNTER {
+            // The pair (r - 1, r) lies in the window when a < r < b.
+            while k < resets.len() && resets[k] <= sp.a {
+                k += 1;
+            }
+            if k < resets.len() && resets[k] < sp.b {
+                for pair in pts[sp.a..sp.b].windows(2) {
+                    if pair[1].v < pair[0].v {
+                        delta += pair[0].v;
+                    }
+                }
+            }
+        }
+        let i = b.len;
+        b.to_start[i] = (first.t - sp.range_start) as f64;
+        b.to_end[i] = (sp.range_end - last.t) as f64;
+        b.sampled[i] = (last.t - first.t) as f64;
+        b.intervals[i] = (n - 1) as f64;
+        b.delta[i] = delta;
+        b.first[i] = first.v;
+        b.t[i] = sp.t;
+        b.len += 1;
+        if b.len == BATCH {
+            flush_rates::<COUNTER, RATE>(&mut b, range_seconds, out);
+        }
+    }
+    flush_rates::<COUNTER, RATE>(&mut b, range_seconds, out);
+}
+
+/// Prometheus's `extrapolatedRate` on a batch, operation for operation as
+/// [`super::functions::range::extrapolated_rate_known`] (same roundings),
+/// without branches so the loop vectorises.
+fn flush_rates<const COUNTER: bool, const RATE: bool>(
+    b: &mut RateBatch,
+    range_seconds: f64,
+    out: &mut Vec<Point>,
+) {
+    let len = b.len;
+    let mut res = [0.0f64; BATCH];
+    // reason: seven arrays indexed in step; this form vectorises
+    #[allow(clippy::needless_range_loop)]
+    for i in 0..len {
+        let sampled = b.sampled[i] / 1000.0;
+        let average = sampled / b.intervals[i];
+        let threshold = average * 1.1;
+        let half = average / 2.0;
+        let to_start = b.to_start[i] / 1000.0;
+        let mut to_start = if to_start >= threshold {
+            half
+        } else {
+            to_start
+        };
+        if COUNTER {
+            let (delta, first) = (b.delta[i], b.first[i]);
+            let zero = sampled * (first / delta);
+            let to_zero = if delta > 0.0 && first >= 0.0 {
+                zero
+            } else {
+                to_start
+            };
+            to_start = if to_zero < to_start {
+                to_zero
+            } else {
+                to_start
+            };
+        }
+        let to_end = b.to_end[i] / 1000.0;
+        let to_end = if to_end >= threshold { half } else { to_end };
+        let extended = (sampled + to_start + to_end) / sampled;
+        let mut factor = if sampled != 0.0 { extended } else { 1.0 };
+        if RATE {
+            factor /= range_seconds;
+        }
+        res[i] = b.delta[i] * factor;
+    }
+    out.extend((0..len).map(|i| Point::new(b.t[i], res[i])));
+    b.len = 0;
+}
+
+/// 1.5 × 2^52: adding and subtracting it rounds any |v| < 2^51 to an
+/// integer.
+const ROUND: f64 = 6_755_399_441_055_744.0;
+/// Integers below this magnitude are handled exactly.
+const INT_LIMIT: f64 = 2_251_799_813_685_248.0; // 2^51
+/// Largest magnitude of every partial sum at which a float sum of
+/// integers is still exact.
+const EXACT_SUM: i128 = 1 << 53;
+
+/// The value as an integer when it is one of magnitude below 2^51 (never
+/// for NaN or ±Inf).
+#[inline]
+fn as_int(v: f64) -> Option<i64> {
+    (v.abs() < INT_LIMIT && (v + ROUND) - ROUND == v).then_some(v as i64)
+}
+
+/// `sum_over_time` / `avg_over_time`.
+fn sums(pts: &[Point], spans: &[Span], avg: bool, out: &mut Vec<Point>) {
+    // The window [lo, hi): exact sum and absolute sum of its integer
+    // values, and how many values are not such integers.
+    let (mut lo, mut hi) = (0usize, 0usize);
+    let (mut sum, mut abs, mut bad) = (0i128, 0i128, 0usize);
+    // Windows summed in order, [`LANES`] at a time: (index in `out`, span).
+    let mut pending: Vec<(usize, Span)> = Vec::new();
+    for sp in spans {
+        while hi < sp.b {
+            match as_int(pts[hi].v) {
+                Some(x) => {
+                    sum += x as i128;
+                    abs += (x as i128).abs();
+                }
+                None => bad += 1,
+            }
+            hi += 1;
+        }
+        while lo < sp.a {
+            match as_int(pts[lo].v) {
+                Some(x) => {
+                    sum -= x as i128;
+                    abs -= (x as i128).abs();
+                }
+                None => bad -= 1,
+            }
+            lo += 1;
+        }
+        if bad == 0 && abs <= EXACT_SUM {
+            // What the Kahan loops give when no partial sum rounds: the
+            // compensation stays +0 and is added at the end.
+            let s = sum as f64;
+            let v = if avg {
+                let count = (sp.b - sp.a) as f64;
+                s / count + 0.0 / count
+            } else {
+                s + 0.0
+            };
+            out.push(Point::new(sp.t, v));
+        } else {
+            // A placeholder, filled in when its batch is summed.
+            pending.push((out.len(), *sp));
+            out.push(Point::new(sp.t, f64::NAN));
+            if pending.len() == LANES {
+                kahan_batch(pts, &pending, avg, out);
+                pending.clear();
+            }
+        }
+    }
+    kahan_batch(pts, &pending, avg, out);
+}
+
+/// Windows summed side by side by [`kahan_lanes`].
+const LANES: usize = 4;
+
+/// Fills in the values of up to [`LANES`] windows (`(index in out,
+/// span)`), each summed in order as Prometheus does.
+fn kahan_batch(pts: &[Point], batch: &[(usize, Span)], avg: bool, out: &mut [Point]) {
+    let Some(&(_, last)) = batch.last() else {
+        return;
+    };
+    // Unused lanes repeat the last window.
+    let mut wins = [(last.a, last.b); LANES];
+    for (w, (_, sp)) in wins.iter_mut().zip(batch) {
+        *w = (sp.a, sp.b);
+    }
+    let sums = if avg {
+        kahan_lanes::<true>(pts, &wins)
+    } else {
+        kahan_lanes::<false>(pts, &wins)
+    };
+    for (&(i, sp), v) in batch.iter().zip(sums) {
+        let v = v.or_else(|| {
+            // An overflowing average: Prometheus's incremental mean.
+            fr::avg_over_time(&Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end))
+        });
+        out[i].v = v.unwrap_or(f64::NAN);
+    }
+}
+
+/// Kahan sums of [`LANES`] non-empty windows `pts[a..b]` at once: each
+/// window's additions happen in its own order, exactly as in
+/// [`super::functions::range::sum_over_time`] (from 0) and
+/// [`super::functions::range::avg_over_time`] (from the first value,
+/// `None` where the sum overflows and Prometheus switches to an
+/// incremental mean); the lanes only interleave independent chains.
+fn kahan_lanes<const AVG: bool>(
+    pts: &[Point],
+    wins: &[(usize, usize); LANES],
+) -> [Option<f64>; LANES] {
+    let mut sum = [0.0f64; LANES];
+    let mut c = [0.0f64; LANES];
+    let mut from = [0usize; LANES];
+    let mut overflow = [false; LANES];
+    for l in 0..LANES {
+        let (a, _) = wins[l];
+        from[l] = a;
+        if AVG {
+            sum[l] = pts[a].v;
+            from[l] = a + 1;
+        }
+    }
+    let common = (0..LANES).map(|l| wins[l].1 - from[l]).min().unwrap_or(0);
+    #[inline(always)]
+    fn step(v: f64, sum: &mut f64, c: &mut f64, overflow: &mut bool) {
+        let t = *sum + v;
+        let (big, small) = if sum.abs() >= v.abs() {
+            (*sum, v)
+        } else {
+            (v, *sum)
+        };
+        let nc = *c + ((big - t) + small);
+        *overflow |= t.is_infinite();
+        *c = if t.is_infinite() { 0.0 } else { nc };
+        *sum = t;
+    }
+    for j in 0..common {
+        for l in 0..LANES {
+            step(pts[from[l] + j].v, &mut sum[l], &mut c[l], &mut overflow[l]);
+        }
+    }
+    let mut res = [None; LANES];
+    for l in 0..LANES {
+        for p in &pts[from[l] + common..wins[l].1] {
+            step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
+        }
+        res[l] = if AVG {
+            let count = (wins[l].1 - wins[l].0) as f64;
+            (!overflow[l]).then(|| sum[l] / count + c[l] / count)
+        } else if sum[l].is_infinite() {
+            Some(sum[l])
+        } else {
+            Some(sum[l] + c[l])
+        };
+    }
+    res
+}
+
+/// `max_over_time` (`max`) / `min_over_time`.
+fn extremes(pts: &[Point], spans: &[Span], max: bool, out: &mut Vec<Point>) {
+    if pts.iter().any(|p| p.v.is_nan()) {
+        for sp in spans {
+            let w = Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end);
+            let v = if max {
+                fr::max_over_time(&w)
+            } else {
+                fr::min_over_time(&w)
+            };
+            if let Some(v) = v {
+                out.push(Point::new(sp.t, v));
+            }
+        }
+        return;
+    }
+    // Candidates in index order, values strictly decreasing (max): a new
+    // value drops the smaller ones before it; equal earlier ones stay in
+    // front, as the in-order scan keeps the first of equal values.
+    let beaten = |old: f64, new: f64| if max { old < new } else { old > new };
+    let mut dq: VecDeque<usize> = VecDeque::new();
+    let mut hi = 0usize;
+    for sp in spans {
+        while hi < sp.b {
+            let v = pts[hi].v;
+            while dq.back().is_some_and(|&j| beaten(pts[j].v, v)) {
+                dq.pop_back();
+            }
+            dq.push_back(hi);
+            hi += 1;
+        }
+        while dq.front().is_some_and(|&j| j < sp.a) {
+            dq.pop_front();
+        }
+        // The window's last sample is always a candidate.
+        if let Some(&j) = dq.front() {
+            out.push(Point::new(sp.t, pts[j].v));
+        }
+    }
+}
+
+/// Exact running sums of a window for the least-squares line; `x` is the
+/// sample time in ms from the series' first sample.
+#[derive(Default)]
+struct Regression {
+    x: i128,
+    xx: i128,
+    y: i128,
+    xy: i128,
+    /// Values in the window that are not integers below 2^51.
+    bad: usize,
+}
+
+impl Regression {
+    #[inline]
+    fn add(&mut self, x: i64, v: f64, sign: i128) {
+        match as_int(v) {
+            Some(y) => {
+                let (x, y) = (x as i128, y as i128);
+                self.x += sign * x;
+                self.xx += sign * x * x;
+                self.y += sign * y;
+                self.xy += sign * x * y;
+            }
+            None if sign > 0 => self.bad += 1,
+            None => self.bad -= 1,
+        }
+    }
+
+    /// The exact fit of `n` samples: `deriv`'s slope per second (`h`
+    /// `None`), or `predict_linear`'s value `h` seconds after the
+    /// evaluation time (`h` `Some`). `x0`: where Prometheus's x starts
+    /// (the window's first sample for `deriv`, the evaluation time for
+    /// `predict_linear`), in ms from the origin.
+    ///
+    /// `None` when a product overflows, or when Prometheus's own rounding
+    /// (its sums of `x·v` and `x` times the sum of `v` cancel in the
+    /// covariance) could move its answer by more than [`FIT_TOLERANCE`]:
+    /// the caller then computes the window as Prometheus does. So the
+    /// result is within that of Prometheus's, or computed the same way.
+    fn fit(&self, n: usize, x0: i64, h: Option<f64>) -> Option<f64> {
+        let nn = n as i128;
+        let num = nn
+            .checked_mul(self.xy)?
+            .checked_sub(self.x.checked_mul(self.y)?)?;
+        let den = nn
+            .checked_mul(self.xx)?
+            .checked_sub(self.x.checked_mul(self.x)?)?;
+        if den <= 0 {
+            return None;
+        }
+        let slope = num as f64 / den as f64 * 1000.0;
+        // Prometheus's sums (x in seconds from x0) and the error bound of
+        // its covariance (8 units in the last place of each term).
+        let d = x0 as i128;
+        let sum_x = self.x.checked_sub(nn.checked_mul(d)?)? as f64 / 1e3;
+        let sum_xy = self.xy.checked_sub(d.checked_mul(self.y)?)? as f64 / 1e3;
+        let sum_y = self.y as f64;
+        let nf = n as f64;
+        let var_x = den as f64 / (nf * 1e6);
+        let eps = 4.0 * f64::EPSILON;
+        let slope_err = eps * (sum_xy.abs() + (sum_x * sum_y).abs() / nf) / var_x;
+        match h {
+            None => (slope_err <= FIT_TOLERANCE * slope.abs()).then_some(slope),
+            Some(h) => {
+                // x0 is the evaluation time: the mean x from it, in s.
+                let mean_x = sum_x / nf;
+                let intercept = sum_y / nf - slope * mean_x;
+                let v = slope * h + intercept;
+                let err = slope_err * (h - mean_x).abs() + eps * (sum_y / nf).abs();
+                (err <= FIT_TOLERANCE * v.abs()).then_some(v)
+            }
+        }
+    }
+}
+
+/// How far (relative) an exact fit may be from Prometheus's rounded one
+/// by the error bound of its sums; a tenth of the test scripts' 1e-6
+/// (the bound overestimates the error a few times).
+const FIT_TOLERANCE: f64 = 1e-7;
+
+/// `deriv` and `predict_linear` (`predict`, horizon `param(step)`).
+fn regressions(
+    pts: &[Point],
+    spans: &[Span],
+    predict: bool,
+    param: &dyn Fn(usize) -> f64,
+    out: &mut Vec<Point>,
+) {
+    let per_window = |sp: &Span| {
+        let w = Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end);
+        if predict {
+            smoothing::predict_linear(&w, sp.t, param(sp.step))
+        } else {
+            smoothing::deriv(&w)
+        }
+    };
+    let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+        return;
+    };
+    let origin = first.t;
+    // Bounds that keep every running sum within i128 (products of the
+    // final formula are checked).
+    let exact = last.t - origin < 1 << 40 && pts.len() < 1 << 20;
+    let mut r = Regression::default();
+    let (mut lo, mut hi) = (0usize, 0usize);
+    // Index of the latest sample (below `hi`) that differs from its
+    // predecessor: a window starting at or after it is constant.
+    let mut last_change = 0usize;
+    for sp in spans {
+        let n = sp.b - sp.a;
+        if n < 2 {
+            continue;
+        }
+        let v = if exact {
+            while hi < sp.b {
+                r.add(pts[hi].t - origin, pts[hi].v, 1);
+                if hi > 0 && pts[hi].v != pts[hi - 1].v {
+                    last_change = hi;
+                }
+                hi += 1;
+            }
+            while lo < sp.a {
+                r.add(pts[lo].t - origin, pts[lo].v, -1);
+                lo += 1;
+            }
+            if r.bad > 0 {
+                per_window(sp)
+            } else if last_change <= sp.a {
+                // Prometheus's constant case: slope 0, the value itself.
+                let y = pts[sp.a].v;
+                Some(if predict {
+                    0.0 * param(sp.step) + y
+                } else {
+                    0.0
+                })
+            } else {
+                let fit = if predict {
+                    r.fit(n, sp.t - origin, Some(param(sp.step)))
+                } else {
+                    r.fit(n, pts[sp.a].t - origin, None)
+                };
+                fit.or_else(|| per_window(sp))
+            }
+        } else {
+            per_window(sp)
+        };
+        if let Some(v) = v {
+            out.push(Point::new(sp.t, v));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::functions::call::RangeFunction;
+    use proptest::prelude::*;
+
+    /// The windows of a grid over `pts`: `(t - range, t]` at each step.
+    fn spans(pts: &[Point], start: i64, end: i64, step: i64, range: i64) -> Vec<Span> {
+        let mut out = Vec::new();
+        let mut t = start;
+        let mut s = 0;
+        while t <= end {
+            let a = pts.partition_point(|p| p.t <= t - range);
+            let b = pts.partition_point(|p| p.t <= t);
+            if a < b {
+                out.push(Span {
+                    step: s,
+                    t,
+                    a,
+                    b,
+                    range_start: t - range,
+                    range_end: t,
+                });
+            }
+            t += step;
+            s += 1;
+        }
+        out
+    }
+
+    /// The kernel's output and the per-window function's, for comparison.
+    fn both(f: RangeFunction, pts: &[Point], spans: &[Span], h: f64) -> (Vec<Point>, Vec<Point>) {
+        let k = Kernel::for_function(f, RangeMode::Normal).expect("kernel");
+        let mut fast = Vec::new();
+        k.run(pts, spans, &|_| h, &mut fast);
+        let mut slow = Vec::new();
+        for sp in spans {
+            let w = Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end);
+            let v = f
+                .eval(&w, RangeMode::Normal, sp.t, &[h], &mut Vec::new())
+                .expect("evaluates");
+            if let Some(v) = v {
+                slow.push(Point::new(sp.t, v));
+            }
+        }
+        (fast, slow)
+    }
+
+    fn series(values: &[f64], jitter: &[i64]) -> Vec<Point> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Point::new(i as i64 * 15_000 + jitter[i % jitter.len()], v))
+            .collect()
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (0i64..1000).prop_map(|i| i as f64),
+            (-(1i64 << 40)..(1i64 << 40)).prop_map(|i| i as f64),
+            (0i64..100_000).prop_map(|i| i as f64 / 100.0),
+            Just(-0.0),
+            Just(0.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1e300),
+            Just(9.0e15),
+        ]
+    }
+
+    proptest! {
+        /// Every kernel but the regressions gives the per-window
+        /// functions' results bit for bit (NaNs aside).
+        #[test]
+        fn kernels_match_window_functions_bit_for_bit(
+            values in prop::collection::vec(value(), 1..120),
+            jitter in prop::collection::vec(-5i64..5, 1..4),
+            range in 1i64..20,
+            step in 1i64..12,
+            start in -3i64..10,
+        ) {
+            let pts = series(&values, &jitter);
+            let sp = spans(&pts, start * 15_000, 130 * 15_000, step * 7_500, range * 15_000);
+            for f in [
+                RangeFunction::Rate, RangeFunction::Increase, RangeFunction::Delta,
+                RangeFunction::Irate, RangeFunction::Idelta, RangeFunction::CountOverTime,
+                RangeFunction::PresentOverTime, RangeFunction::FirstOverTime,
+                RangeFunction::LastOverTime, RangeFunction::TsOfFirstOverTime,
+                RangeFunction::TsOfLastOverTime, RangeFunction::SumOverTime,
+                RangeFunction::AvgOverTime, RangeFunction::MinOverTime,
+                RangeFunction::MaxOverTime,
+            ] {
+                let (fast, slow) = both(f, &pts, &sp, 0.0);
+                // Any NaN equals any NaN: which operand's NaN an addition
+                // of two NaNs returns is the compiler's choice.
+                let same = |a: &Point, b: &Point| {
+                    a.t == b.t && (a.v.to_bits() == b.v.to_bits() || (a.v.is_nan() && b.v.is_nan()))
+                };
+                prop_assert!(
+                    fast.len() == slow.len() && fast.iter().zip(&slow).all(|(a, b)| same(a, b)),
+                    "{:?}: {:?} vs {:?}", f, fast, slow
+                );
+            }
+        }
+
+        /// The regressions agree with Prometheus's Kahan-summed ones within
+        /// the fit tolerance.
+        #[test]
+        fn regressions_match_within_tolerance(
+            values in prop::collection::vec(prop_oneof![
+                (0i64..1000).prop_map(|i| i as f64),
+                (0i64..(1i64 << 36)).prop_map(|i| i as f64),
+                Just(5.0),
+                (0i64..1000).prop_map(|i| i as f64 / 10.0),
+            ], 1..120),
+            jitter in prop::collection::vec(-5i64..5, 1..4),
+            range in 1i64..40,
+            step in 1i64..12,
+            h in -4000.0f64..4000.0,
+        ) {
+            let pts = series(&values, &jitter);
+            let sp = spans(&pts, 0, 130 * 15_000, step * 7_500, range * 15_000);
+            for f in [RangeFunction::Deriv, RangeFunction::PredictLinear] {
+                let (fast, slow) = both(f, &pts, &sp, h);
+                prop_assert_eq!(fast.len(), slow.len());
+                for (a, b) in fast.iter().zip(&slow) {
+                    prop_assert_eq!(a.t, b.t);
+                    let tol = 2.0 * FIT_TOLERANCE * a.v.abs().max(b.v.abs());
+                    prop_assert!((a.v - b.v).abs() <= tol, "{:?}: {} vs {}", f, a.v, b.v);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn constant_windows_are_exact() {
+        let pts = series(&[7.0; 50], &[0, 3, -2]);
+        let sp = spans(&pts, 0, 50 * 15_000, 15_000, 300_000);
+        for f in [RangeFunction::Deriv, RangeFunction::PredictLinear] {
+            let (fast, slow) = both(f, &pts, &sp, 3600.0);
+            assert_eq!(fast, slow, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn rate_sees_resets_only_inside_the_window() {
+        // A reset between samples 3 and 4 (index 4 is below index 3).
+        let pts = series(&[1.0, 5.0, 9.0, 12.0, 2.0, 6.0, 9.0, 15.0], &[0]);
+        let sp = spans(&pts, 0, 8 * 15_000, 15_000, 45_000);
+        let (fast, slow) = both(RangeFunction::Increase, &pts, &sp, 0.0);
+        assert_eq!(fast, slow);
+        assert!(!fast.is_empty());
+    }
+}
