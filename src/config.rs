@@ -34,6 +34,8 @@ pub struct Config {
     pub report_files: Vec<String>,
     /// Report definitions written inline (checked like the files').
     pub reports: Vec<serde_yaml::Value>,
+    /// `/api/v1/capacity`'s checks (docs/forecasting.md).
+    pub capacity: CapacityConfig,
     pub self_scrape: SelfScrapeConfig,
     pub log: LogConfig,
     /// The folder relative paths in the file are resolved against (the
@@ -112,6 +114,55 @@ pub struct AlertingConfig {
     /// Base URLs of external Alertmanagers that also get every alert, as
     /// Prometheus sends them (`POST <url>/api/v2/alerts`).
     pub alertmanagers: Vec<String>,
+}
+
+/// Capacity checks: the built-in ones over node_exporter metrics and
+/// configured ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityConfig {
+    /// Run the built-in checks (filesystem space and inodes, memory, CPU).
+    pub builtin: bool,
+    /// Matchers (without braces) picking the filesystems checked.
+    pub filesystems: String,
+    /// Share of a filesystem kept free: 0.05 counts it full at 95%.
+    pub filesystem_headroom: f64,
+    /// Share of `MemTotal` that counts as memory running out.
+    pub memory_headroom: f64,
+    /// CPU use (0..1) that counts as saturated.
+    pub cpu_saturation: f64,
+    /// Fitting window of the built-in checks (and the default of the
+    /// configured ones).
+    pub history: HumanDuration,
+    pub checks: Vec<CapacityCheckConfig>,
+}
+
+/// One configured capacity check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityCheckConfig {
+    pub name: String,
+    /// Instant-vector PromQL, evaluated over the history.
+    pub query: String,
+    /// A number, or PromQL giving a threshold per series (matched on
+    /// labels, the metric name ignored).
+    pub threshold: ThresholdConfig,
+    /// `below` (runs out when falling to the threshold) or `above`.
+    pub direction: String,
+    /// The finding's sentence before its time; `{label}` is replaced.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HumanDuration>,
+    /// `seasonal` (default) or `linear`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdConfig {
+    Value(f64),
+    Query(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,7 +251,73 @@ impl Config {
         if self.log.level.trim().is_empty() {
             anyhow::bail!("log.level must not be empty");
         }
+        self.capacity_checks()?;
         Ok(())
+    }
+
+    /// `/api/v1/capacity`'s checks: the built-in ones (unless turned off)
+    /// then the configured ones, validated.
+    pub fn capacity_checks(&self) -> anyhow::Result<Vec<query::capacity::Check>> {
+        use query::capacity::{BuiltinOptions, Check, Threshold};
+        use query::forecast::{Direction, ModelKind};
+        let c = &self.capacity;
+        for (key, v) in [
+            ("filesystem_headroom", c.filesystem_headroom),
+            ("memory_headroom", c.memory_headroom),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                anyhow::bail!("capacity.{key} must be at least 0 and below 1, got {v}");
+            }
+        }
+        if !(c.cpu_saturation > 0.0 && c.cpu_saturation <= 1.0) {
+            anyhow::bail!(
+                "capacity.cpu_saturation must be above 0 and at most 1, got {}",
+                c.cpu_saturation
+            );
+        }
+        let mut checks = if c.builtin {
+            query::capacity::builtin_checks(&BuiltinOptions {
+                filesystems: c.filesystems.clone(),
+                filesystem_headroom: c.filesystem_headroom,
+                memory_headroom: c.memory_headroom,
+                cpu_saturation: c.cpu_saturation,
+                history: c.history.0,
+            })
+        } else {
+            Vec::new()
+        };
+        for k in &c.checks {
+            let direction = Direction::parse(&k.direction).with_context(|| {
+                format!(
+                    "capacity check {}: direction {:?}: expected below or above",
+                    k.name, k.direction
+                )
+            })?;
+            let model = match k.model.as_deref() {
+                None => ModelKind::default(),
+                Some(m) => ModelKind::parse(m).with_context(|| {
+                    format!(
+                        "capacity check {}: model {m:?}: expected one of {}",
+                        k.name,
+                        ModelKind::NAMES.join(", ")
+                    )
+                })?,
+            };
+            checks.push(Check {
+                name: k.name.clone(),
+                query: k.query.clone(),
+                threshold: match &k.threshold {
+                    ThresholdConfig::Value(v) => Threshold::Value(*v),
+                    ThresholdConfig::Query(q) => Threshold::Query(q.clone()),
+                },
+                direction,
+                message: k.message.clone(),
+                history: k.history.as_ref().map_or(c.history.0, |h| h.0),
+                model,
+            });
+        }
+        query::capacity::validate_all(&checks).context("in capacity")?;
+        Ok(checks)
     }
 
     /// `path` resolved against [`Config::base_dir`].
@@ -305,6 +422,7 @@ impl Config {
             config_yaml: self.to_yaml()?,
             storage_retention: self.retention.to_string(),
         };
+        opts.capacity_checks = self.capacity_checks()?;
         Ok(opts)
     }
 
@@ -465,6 +583,63 @@ mod tests {
         ] {
             let err = Config::from_layers(Some(bad));
             assert!(err.is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn capacity_checks_from_the_config() {
+        let names = |cfg: &Config| -> Vec<String> {
+            cfg.api_options()
+                .unwrap()
+                .capacity_checks
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(
+            names(&Config::builtin()),
+            ["filesystem_space", "filesystem_inodes", "memory", "cpu"]
+        );
+        assert_eq!(
+            Config::builtin().capacity.filesystems,
+            query::capacity::DEFAULT_FILESYSTEMS
+        );
+        let cfg = Config::from_layers(Some(
+            "capacity:\n  builtin: false\n  checks:\n    - name: queue\n      query: sum by (instance) (queue_bytes)\n      threshold: 1e9\n      direction: above\n      message: queue on {instance} reaches 1 GB\n      model: linear\n    - name: fs\n      query: node_filesystem_avail_bytes\n      threshold: 0.1 * node_filesystem_size_bytes\n      direction: below\n      message: '{mountpoint} is full'\n      history: 2d\n",
+        ))
+        .unwrap();
+        let checks = cfg.api_options().unwrap().capacity_checks;
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].threshold, query::capacity::Threshold::Value(1e9));
+        assert_eq!(checks[0].model, query::forecast::ModelKind::Linear);
+        assert_eq!(checks[0].history, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            checks[1].threshold,
+            query::capacity::Threshold::Query("0.1 * node_filesystem_size_bytes".into())
+        );
+        assert_eq!(checks[1].history, Duration::from_secs(2 * 86_400));
+        let again = Config::from_layers(Some(&cfg.to_yaml().unwrap())).unwrap();
+        assert_eq!(cfg, again);
+        for (bad, want) in [
+            (
+                "capacity:\n  filesystem_headroom: 1",
+                "capacity.filesystem_headroom",
+            ),
+            (
+                "capacity:\n  checks:\n    - {name: x, query: 'up', threshold: 1, direction: sideways, message: m}",
+                "direction \"sideways\"",
+            ),
+            (
+                "capacity:\n  checks:\n    - {name: x, query: 'up{', threshold: 1, direction: above, message: m}",
+                "check x: query",
+            ),
+            (
+                "capacity:\n  checks:\n    - {name: cpu, query: 'up', threshold: 1, direction: above, message: m}",
+                "two checks are named \"cpu\"",
+            ),
+        ] {
+            let err = format!("{:#}", Config::from_layers(Some(bad)).unwrap_err());
+            assert!(err.contains(want), "{bad:?}: {err}");
         }
     }
 

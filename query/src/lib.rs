@@ -4,6 +4,7 @@
 //! HTTP, JSON or PromQL.
 
 pub mod api;
+pub mod capacity;
 pub mod eval;
 pub mod forecast;
 pub mod gofmt;

@@ -152,9 +152,12 @@ pub struct CapacityOptions {
     pub filesystems: Filter,
     /// `rate()` window for CPU (default 5m; never below the step).
     pub rate_window: Duration,
-    /// Days until a filesystem is full, per filesystem: a PromQL template
-    /// with `$avail` (the free-bytes selector), `$size`, `$period`,
-    /// `$filter`. The result must keep the host label and `mountpoint`.
+    /// Days until a filesystem is full, per filesystem. Empty (the
+    /// default): Silt's forecaster over the period, with an interval (see
+    /// `kinds::capacity`). Otherwise a PromQL template with `$avail` (the
+    /// free-bytes selector), `$size`, `$period`, `$filter`, such as
+    /// [`DEFAULT_DAYS_UNTIL_FULL`]; the result must keep the host label and
+    /// `mountpoint`.
     pub days_until_full: String,
     pub over_cpu_p95_below: f64,
     pub over_memory_p95_below: f64,
@@ -168,7 +171,8 @@ pub struct CapacityOptions {
 
 /// Days until free bytes reach 0 on the line `predict_linear` fits over
 /// the period: today's fitted value over the fitted daily decrease; `+Inf`
-/// when free space is not shrinking.
+/// when free space is not shrinking. The days-until-full expression before
+/// Silt's forecaster became the default; still accepted as a template.
 pub const DEFAULT_DAYS_UNTIL_FULL: &str = "predict_linear($avail[$period], 0) / clamp_min(predict_linear($avail[$period], 0) - predict_linear($avail[$period], 86400), 0)";
 
 /// Filesystems left out of capacity planning by default.
@@ -181,7 +185,7 @@ impl Default for CapacityOptions {
             host_label: "instance".into(),
             filesystems: parse_filter(DEFAULT_FILESYSTEMS).unwrap_or_default(),
             rate_window: Duration::from_secs(300),
-            days_until_full: DEFAULT_DAYS_UNTIL_FULL.into(),
+            days_until_full: String::new(),
             over_cpu_p95_below: 0.25,
             over_memory_p95_below: 0.40,
             under_cpu_p95_above: 0.85,
@@ -728,7 +732,7 @@ fn validate(r: RawReport) -> Result<ReportDef, ConfigError> {
         }
         capacity.top = top(n, "capacity.top", c.top, d.top)?;
     }
-    if kind == Kind::Capacity {
+    if kind == Kind::Capacity && !capacity.days_until_full.is_empty() {
         check_expr(
             n,
             "capacity.days_until_full",

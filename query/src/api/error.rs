@@ -117,6 +117,9 @@ pub enum ParamError {
         gofmt::quote(.0)
     )]
     RangeQueryType(&'static str),
+    /// A bad `/forecast` or `/capacity` parameter (model, coverage, ...).
+    #[error(transparent)]
+    Forecast(#[from] super::forecast::ForecastParamError),
 }
 
 /// Everything an API handler can fail with.

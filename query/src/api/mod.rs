@@ -1,7 +1,8 @@
 //! The Prometheus-compatible HTTP API: PromQL queries (`query`,
 //! `query_range`, `format_query`, `parse_query`, `query_exemplars`),
-//! series, label names and values, metadata, status pages, and a
-//! VictoriaMetrics-style raw export. Handlers turn engine and evaluator
+//! series, label names and values, metadata, status pages, a
+//! VictoriaMetrics-style raw export, and Silt's forecasting endpoints
+//! (`forecast`, `capacity`). Handlers turn engine and evaluator
 //! results into Prometheus JSON.
 //!
 //! Engine calls and evaluations run on Tokio's blocking pool: they may
@@ -9,9 +10,11 @@
 //! serving ingest). Queries are admitted through [`limits::Slots`].
 
 mod ast_json;
+mod capacity;
 mod cors;
 mod error;
 mod export;
+mod forecast;
 pub mod format;
 mod labels;
 pub mod limits;
@@ -33,6 +36,7 @@ use engine::{Db, Matcher, Querier, SeriesEntry};
 pub use ast_json::translate as ast_to_json;
 pub use cors::{CorsOrigin, apply_cors, with_cors};
 pub use error::{ApiError, ErrorType, FormError, LimitError, MatcherError, ParamError};
+pub use forecast::{BAND_LABEL, ForecastParamError};
 pub use labels::unescape_name;
 pub use limits::{ConcurrencyOptions, Slots};
 pub use params::Params;
@@ -57,6 +61,9 @@ pub struct ApiOptions {
     pub concurrency: ConcurrencyOptions,
     /// What the status endpoints report.
     pub status: StatusInfo,
+    /// The checks `/api/v1/capacity` runs (validated by the caller with
+    /// [`crate::capacity::validate_all`]); default: the built-in ones.
+    pub capacity_checks: Vec<crate::capacity::Check>,
 }
 
 impl Default for ApiOptions {
@@ -68,6 +75,7 @@ impl Default for ApiOptions {
             engine: EngineOptions::default(),
             concurrency: ConcurrencyOptions::default(),
             status: StatusInfo::default(),
+            capacity_checks: crate::capacity::builtin_checks(&Default::default()),
         }
     }
 }
@@ -164,6 +172,14 @@ pub fn routes(api: Arc<Api>) -> Router {
             get(metadata::metadata).post(metadata::metadata),
         )
         .route("/api/v1/export", get(export::export).post(export::export))
+        .route(
+            "/api/v1/forecast",
+            get(forecast::forecast).post(forecast::forecast),
+        )
+        .route(
+            "/api/v1/capacity",
+            get(capacity::capacity).post(capacity::capacity),
+        )
         .with_state(api);
     with_cors(router, cors)
 }

@@ -15,13 +15,16 @@
 //! errors at that horizon.
 
 pub mod grid;
+pub mod linear;
 pub mod model;
+pub mod predict;
 pub mod robust;
 
 pub use model::{
     ANOMALY_SIGMAS, Band, FitOptions, Forecast, MIN_CELLS, MIN_SAMPLES, Model, Seasonality,
     check_coverage,
 };
+pub use predict::{Direction, Exhaustion, Fitted, ModelKind, exhaustion};
 
 /// Why a forecast cannot be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -8,8 +8,14 @@
 //! - CPU use: `1 - avg by (H) (rate(node_cpu_seconds_total{mode="idle",F}[W]))`
 //! - memory use: `1 - max by (H) (node_memory_MemAvailable_bytes{F}) / max by (H) (node_memory_MemTotal_bytes{F})`
 //! - disk use, per filesystem: `1 - node_filesystem_avail_bytes{FS,F} / node_filesystem_size_bytes{FS,F}`
-//! - days until full: the configurable expression (default
-//!   [`crate::config::DEFAULT_DAYS_UNTIL_FULL`], `predict_linear`).
+//! - days until full: by default Silt's forecaster on
+//!   `node_filesystem_avail_bytes{FS,F}` over the period
+//!   ([`query::capacity`], the same search as `/api/v1/capacity`): when
+//!   the expected path reaches 0, with the 80% interval from when the
+//!   prediction bands reach it, searched up to [`HORIZON_DAYS`] days (or
+//!   four periods) ahead; or a configured PromQL expression
+//!   ([`crate::config::DEFAULT_DAYS_UNTIL_FULL`] is `predict_linear`'s),
+//!   which gives no interval.
 //!
 //! Range queries give the series; average, p95 (linear interpolation, as
 //! `quantile_over_time`), maximum and growth (least-squares slope times
@@ -23,7 +29,10 @@
 //! below 40.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use query::capacity::{Check, Settings, Threshold};
+use query::forecast::{Direction, ModelKind};
 use serde::Serialize;
 
 use super::{Ctx, Points, downsample, finite, mean, quantile, slope_per_second};
@@ -68,6 +77,24 @@ pub struct Filesystem {
     pub usage: UseStats,
     /// `None` when free space is not shrinking (or unknown).
     pub days_until_full: Option<f64>,
+    /// The interval of `days_until_full` at [`COVERAGE`] (forecaster
+    /// only): earliest, and latest (`None` beyond the search horizon).
+    pub days_until_full_lower: Option<f64>,
+    pub days_until_full_upper: Option<f64>,
+}
+
+/// Coverage of the days-until-full interval.
+pub const COVERAGE: f64 = 0.8;
+/// How far ahead a filesystem's exhaustion is searched: this many days,
+/// or four report periods when longer.
+pub const HORIZON_DAYS: i64 = 90;
+
+/// Days until full (and its interval) per filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+struct Days {
+    days: Option<f64>,
+    lower: Option<f64>,
+    upper: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,20 +237,35 @@ pub(crate) fn compute(ctx: &Ctx<'_>) -> Result<CapacityReport, RunError> {
         .into_iter()
         .map(|(l, v)| (fs_key(&l), v))
         .collect();
-    let days_q = expand(
-        &o.days_until_full,
-        &[
-            ("avail", &avail),
-            ("size", &size),
-            ("period", &ctx.period_text()),
-            ("filter", &ctx.def.filter.promql()),
-        ],
-    );
-    let days: BTreeMap<(String, String), f64> = ctx
-        .instant(&days_q)?
-        .into_iter()
-        .map(|(l, v)| (fs_key(&l), v))
-        .collect();
+    let days: BTreeMap<(String, String), Days> = if o.days_until_full.is_empty() {
+        forecast_days(ctx, &avail)?
+            .into_iter()
+            .map(|(l, d)| (fs_key(&l), d))
+            .collect()
+    } else {
+        let days_q = expand(
+            &o.days_until_full,
+            &[
+                ("avail", &avail),
+                ("size", &size),
+                ("period", &ctx.period_text()),
+                ("filter", &ctx.def.filter.promql()),
+            ],
+        );
+        ctx.instant(&days_q)?
+            .into_iter()
+            .map(|(l, v)| {
+                let days = Some(v).filter(|d| d.is_finite() && *d >= 0.0);
+                (
+                    fs_key(&l),
+                    Days {
+                        days,
+                        ..Days::default()
+                    },
+                )
+            })
+            .collect()
+    };
     let cores: BTreeMap<String, f64> = ctx
         .instant(&format!("count by ({h}) ({idle})"))?
         .into_iter()
@@ -241,17 +283,16 @@ pub(crate) fn compute(ctx: &Ctx<'_>) -> Result<CapacityReport, RunError> {
             continue;
         };
         let key = fs_key(l);
-        let d = days
-            .get(&key)
-            .copied()
-            .filter(|d| d.is_finite() && *d >= 0.0);
+        let d = days.get(&key).copied().unwrap_or_default();
         filesystems.push(Filesystem {
             host: key.0.clone(),
             mountpoint: key.1.clone(),
             device: l.get("device").unwrap_or("").to_string(),
             size_bytes: sizes.get(&key).copied(),
             usage,
-            days_until_full: d,
+            days_until_full: d.days,
+            days_until_full_lower: d.lower,
+            days_until_full_upper: d.upper,
         });
     }
     let mut names: Vec<String> = cpu_series
@@ -325,6 +366,57 @@ pub(crate) fn compute(ctx: &Ctx<'_>) -> Result<CapacityReport, RunError> {
         cpu_series,
         memory_series,
     })
+}
+
+/// Days until each filesystem's free bytes reach 0 on Silt's forecast
+/// over the period, with the interval at [`COVERAGE`].
+fn forecast_days(ctx: &Ctx<'_>, avail: &str) -> Result<Vec<(engine::Labels, Days)>, RunError> {
+    let period_ms = ctx.end_ms - ctx.start_ms;
+    let check = Check {
+        name: "filesystem_space".into(),
+        query: avail.to_string(),
+        threshold: Threshold::Value(0.0),
+        direction: Direction::Below,
+        message: "filesystem {mountpoint}".into(),
+        history: Duration::from_millis(period_ms.max(1) as u64),
+        model: ModelKind::Seasonal,
+    };
+    let settings = Settings {
+        time_ms: ctx.end_ms,
+        horizon_ms: (HORIZON_DAYS * 86_400_000).max(period_ms.saturating_mul(4)),
+        coverage: COVERAGE,
+    };
+    let a =
+        query::capacity::assess(&ctx.src.db, &[check], &settings, &ctx.src.query).map_err(|e| {
+            RunError::Query {
+                query: avail.to_string(),
+                message: e.to_string(),
+            }
+        })?;
+    let days = |s: f64| s.is_finite().then_some(s / 86_400.0);
+    Ok(a.findings
+        .into_iter()
+        .map(|f| {
+            let d = days(f.exhaustion.seconds);
+            (
+                f.labels,
+                Days {
+                    days: d,
+                    lower: d.and(days(f.exhaustion.earliest)),
+                    upper: d.and(days(f.exhaustion.latest)),
+                },
+            )
+        })
+        .collect())
+}
+
+/// `2.5–4.1` (days), `2.5–` when the latest lies beyond the horizon.
+fn interval_text(f: &Filesystem) -> String {
+    match (f.days_until_full_lower, f.days_until_full_upper) {
+        (Some(lo), Some(hi)) => format!("{lo:.1}–{hi:.1}"),
+        (Some(lo), None) => format!("{lo:.1}–"),
+        _ => String::new(),
+    }
 }
 
 /// A resource's section: the `top` busiest hosts' series as lines (`title`
@@ -578,6 +670,7 @@ pub(crate) fn document(ctx: &Ctx<'_>, r: &CapacityReport) -> Document {
                 Column::num("Use p95", Unit::Percent),
                 Column::num("Growth", Unit::Percent),
                 Column::num("Days until full", Unit::Number),
+                Column::text(&format!("{}% interval (days)", COVERAGE * 100.0)),
             ],
             rows: r
                 .filesystems
@@ -592,6 +685,7 @@ pub(crate) fn document(ctx: &Ctx<'_>, r: &CapacityReport) -> Document {
                         Cell::num(f.usage.p95),
                         Cell::opt(f.usage.growth),
                         Cell::num(f.days_until_full.unwrap_or(f64::INFINITY)),
+                        Cell::text(interval_text(f)),
                     ]
                 })
                 .collect(),
@@ -645,4 +739,35 @@ pub(crate) fn document(ctx: &Ctx<'_>, r: &CapacityReport) -> Document {
     });
     doc.sections = vec![findings, cpu, memory, disk, hosts];
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_as_days() {
+        let usage = UseStats {
+            avg: 0.5,
+            p95: 0.6,
+            max: 0.7,
+            last: 0.7,
+            growth: Some(0.1),
+        };
+        let mut f = Filesystem {
+            host: "db-3".into(),
+            mountpoint: "/var".into(),
+            device: "/dev/sda1".into(),
+            size_bytes: Some(1e9),
+            usage,
+            days_until_full: Some(3.2),
+            days_until_full_lower: Some(2.46),
+            days_until_full_upper: Some(4.1),
+        };
+        assert_eq!(interval_text(&f), "2.5–4.1");
+        f.days_until_full_upper = None;
+        assert_eq!(interval_text(&f), "2.5–");
+        f.days_until_full_lower = None;
+        assert_eq!(interval_text(&f), "");
+    }
 }
