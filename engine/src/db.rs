@@ -1405,9 +1405,10 @@ impl Querier {
     /// head's sorted matches; a label set is built once per series found,
     /// not once per block holding it.
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<SeriesEntry>> {
-        let head_found: Vec<(Labels, u32)> = self.db.head.select_sorted(matchers, |s| {
-            matches!(self.head_time_range(s), Some((a, b)) if b >= self.mint && a <= self.maxt)
-        });
+        let head_found: Vec<(Labels, u32)> = self.db.head.select_sorted(
+            matchers,
+            |s| matches!(self.head_time_range(s), Some((a, b)) if b >= self.mint && a <= self.maxt),
+        );
         // Per block with matches: (block index, ascending ids in range).
         let runs: Vec<(usize, Vec<u32>)> = self
             .blocks
