@@ -17,6 +17,8 @@ use query::forecast::{FitOptions, Model};
 use crate::forecast_baselines::{self as base, HoltWinters};
 use crate::forecast_gen::{self as fgen, DAY, FAMILIES, Family, HOUR, MIN};
 
+use crate::forecast_real as real;
+
 /// Why the backtest cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
@@ -38,6 +40,10 @@ pub enum BacktestError {
     },
     #[error("{0} has no `<!-- backtest:begin -->` / `<!-- backtest:end -->` markers")]
     NoMarkers(PathBuf),
+    #[error("--fetch-real needs --real FILE to write the series to")]
+    FetchWithoutFile,
+    #[error(transparent)]
+    Fetch(#[from] real::FetchError),
 }
 
 fn log(msg: &str) {
@@ -73,6 +79,25 @@ pub struct ForecastArgs {
     /// JSON lines from /api/v1/export to backtest as well.
     #[arg(long)]
     pub real: Option<PathBuf>,
+    /// Before the backtest, read node_exporter series from this
+    /// Prometheus-compatible API (e.g. http://127.0.0.1:19090) with
+    /// `query_range` and write them to the `--real` file.
+    #[arg(long)]
+    pub fetch_real: Option<String>,
+    /// How far back `--fetch-real` reads (data before the recording
+    /// started is simply absent).
+    #[arg(long, default_value = "28d", value_parser = humantime::parse_duration)]
+    pub fetch_lookback: std::time::Duration,
+    /// Resolution `--fetch-real` reads at (the scrape interval).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub fetch_step: std::time::Duration,
+    /// Only fetch (with `--fetch-real`), do not run the backtest.
+    #[arg(long)]
+    pub fetch_only: bool,
+    /// Backtest only these families of the forecasting set (names as in
+    /// the report, comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub families: Vec<String>,
     /// Write the results into this file between its backtest markers.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -81,6 +106,29 @@ pub struct ForecastArgs {
 /// Runs the backtest from the command line: prints the Markdown and, with
 /// `--out`, writes it into the document.
 pub fn cli(a: ForecastArgs) -> Result<(), BacktestError> {
+    if let Some(base) = &a.fetch_real {
+        let out = a.real.as_ref().ok_or(BacktestError::FetchWithoutFile)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let sum = real::fetch(
+            base,
+            now,
+            a.fetch_lookback.as_millis() as i64,
+            a.fetch_step.as_millis() as i64,
+            out,
+        )?;
+        log(&format!(
+            "fetched {} series, {} samples in {} requests into {}",
+            sum.series,
+            sum.samples,
+            sum.requests,
+            out.display()
+        ));
+        if a.fetch_only {
+            return Ok(());
+        }
+    }
     let opts = Options {
         seed: a.seed,
         per_family: a.per_family,
@@ -91,6 +139,7 @@ pub fn cli(a: ForecastArgs) -> Result<(), BacktestError> {
         anomaly_series: a.anomaly_series,
         cost_series: a.cost_series,
         real: a.real,
+        families: a.families,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
     let res = run(&opts)?;
@@ -122,6 +171,8 @@ pub struct Options {
     pub cost_series: usize,
     /// Optional JSON lines from `/api/v1/export` to backtest too.
     pub real: Option<PathBuf>,
+    /// Families to backtest (empty: all).
+    pub families: Vec<String>,
     pub threads: usize,
 }
 
@@ -140,11 +191,15 @@ pub const MODELS: [&str; 6] = [
     "predict_linear[1d]",
 ];
 const COVERAGE: f64 = 0.8;
+/// The name of the real series' table.
+const REAL: &str = "real (node_exporter)";
 
 /// Sums per (model, horizon): scaled absolute errors, forecasts, and
 /// outcomes inside the 80 % interval (of forecasts that had one).
 #[derive(Debug, Clone, Default)]
 pub struct Acc {
+    /// Column labels when the horizons are not [`HORIZONS`] (real data).
+    pub labels: Vec<String>,
     pub scaled: [[f64; 4]; 6],
     pub count: [[u64; 4]; 6],
     pub covered: [[u64; 4]; 6],
@@ -173,8 +228,28 @@ impl Acc {
     }
 }
 
-/// Backtests one series at the given cut-offs.
-fn backtest_series(samples: &[Sample], cutoffs: &[i64], history_ms: i64, acc: &mut Acc) {
+/// Mean absolute in-sample error of the forecast by the value `lag`
+/// samples earlier (0 when there is no such pair).
+fn lag_scale(y: &[f64], lag: usize) -> f64 {
+    if lag == 0 || y.len() <= lag {
+        return 0.0;
+    }
+    (lag..y.len())
+        .map(|t| (y[t] - y[t - lag]).abs())
+        .sum::<f64>()
+        / (y.len() - lag) as f64
+}
+
+/// Backtests one series at the given cut-offs and (up to four) horizons.
+/// The MASE scale is the in-sample one-day seasonal naive error; with
+/// less than two days of history, the naive error at the horizon.
+fn backtest_series(
+    samples: &[Sample],
+    cutoffs: &[i64],
+    history_ms: i64,
+    horizons: &[i64],
+    acc: &mut Acc,
+) {
     for &cutoff in cutoffs {
         let lo = samples.partition_point(|s| s.t <= cutoff - history_ms);
         let hi = samples.partition_point(|s| s.t <= cutoff);
@@ -189,21 +264,10 @@ fn backtest_series(samples: &[Sample], cutoffs: &[i64], history_ms: i64, acc: &m
         let y: Vec<f64> = hist.iter().map(|s| s.v).collect();
         let p_d = (DAY / step) as usize;
         let p_w = 7 * p_d;
-        // Scale: in-sample MAE of the one-day seasonal naive forecast.
-        let scale = if y.len() > p_d {
-            (p_d..y.len())
-                .map(|t| (y[t] - y[t - p_d]).abs())
-                .sum::<f64>()
-                / (y.len() - p_d) as f64
-        } else {
-            0.0
-        };
-        if scale.is_nan() || scale <= 0.0 {
-            continue;
-        }
+        let daily_scale = (y.len() >= 2 * p_d).then(|| lag_scale(&y, p_d));
         let mut model = Model::fit(hist, &FitOptions::default()).ok();
         let hw = HoltWinters::fit(&y, p_d);
-        for (hi_idx, &(h_ms, _)) in HORIZONS.iter().enumerate() {
+        for (hi_idx, &h_ms) in horizons.iter().enumerate().take(4) {
             let target = cutoff + h_ms;
             let Some(actual) = samples
                 .get(samples.partition_point(|s| s.t < target))
@@ -213,6 +277,10 @@ fn backtest_series(samples: &[Sample], cutoffs: &[i64], history_ms: i64, acc: &m
                 continue;
             };
             let h = (h_ms / step) as usize;
+            let scale = daily_scale.unwrap_or_else(|| lag_scale(&y, h));
+            if scale.is_nan() || scale <= 0.0 {
+                continue;
+            }
             let preds: [Option<base::Point>; 6] = [
                 model.as_mut().and_then(|m| {
                     m.forecast(&[], target, COVERAGE).ok().map(|f| base::Point {
@@ -640,6 +708,109 @@ pub struct Results {
     pub cost: Cost,
     pub seconds: f64,
     pub opts_line: String,
+    /// What the real recording allowed testing (with `--real`).
+    pub real_note: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn human(ms: i64) -> String {
+    let secs = (ms.max(0) / 1000) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs - secs % 60)).to_string()
+}
+
+/// Backtests real series at the horizons and cut-offs their recorded
+/// span allows (see [`real::plan`]); returns the accuracy (none when the
+/// recording is too short) and a sentence for the report.
+fn backtest_real(
+    opts: &Options,
+    path: &Path,
+    series: &[(String, Vec<Sample>)],
+) -> (Option<Acc>, String) {
+    let finite = |s: &[Sample]| {
+        let first = s.iter().find(|x| x.v.is_finite())?.t;
+        let last = s.iter().rev().find(|x| x.v.is_finite())?.t;
+        Some((first, last))
+    };
+    let bounds: Vec<(i64, i64)> = series.iter().filter_map(|(_, s)| finite(s)).collect();
+    let (Some(first), Some(last)) = (
+        bounds.iter().map(|b| b.0).min(),
+        bounds.iter().map(|b| b.1).max(),
+    ) else {
+        return (
+            None,
+            format!("Real data: {} holds no samples.", path.display()),
+        );
+    };
+    let span = last - first;
+    let mut names: Vec<String> = series
+        .iter()
+        .filter_map(|(m, _)| {
+            let v: serde_json::Value = serde_json::from_str(m).ok()?;
+            Some(v.get("__name__")?.as_str()?.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let recorded = format!(
+        "{} series ({}) recorded over {} ({} to {})",
+        series.len(),
+        names.join(", "),
+        human(span),
+        rfc3339(first),
+        rfc3339(last)
+    );
+    let Some(plan) = real::plan(span, opts.cutoffs) else {
+        return (
+            None,
+            format!("Real data: {recorded}: too short for the shortest horizon (5 m needs 20 m)."),
+        );
+    };
+    let horizons: Vec<i64> = plan.horizons.iter().map(|h| h.0).collect();
+    let mut acc = par(
+        series.len(),
+        opts.threads,
+        |i, acc: &mut Acc| {
+            let s = regularise(&series[i].1, plan.step_ms);
+            let Some(end) = s.last().map(|x| x.t) else {
+                return;
+            };
+            let end = end.min(last);
+            let cuts: Vec<i64> = plan
+                .cutoffs_back_ms
+                .iter()
+                .map(|b| {
+                    let c = end - b;
+                    c - c.rem_euclid(plan.step_ms)
+                })
+                .filter(|&c| s.first().is_some_and(|f| c - f.t >= plan.min_history_ms))
+                .collect();
+            backtest_series(&s, &cuts, opts.history_ms, &horizons, acc);
+        },
+        |a, b| a.merge(&b),
+    );
+    acc.labels = plan.horizons.iter().map(|h| h.1.clone()).collect();
+    let spacing = match plan.cutoffs_back_ms.as_slice() {
+        [a, b, ..] => format!(", {} apart", human(b - a)),
+        _ => String::new(),
+    };
+    let labels = acc.labels.join(", ");
+    let scale = if span >= 2 * DAY {
+        "as for the generated series"
+    } else {
+        "by the in-sample error of the naive forecast at the same horizon (less than two days: no one-day seasonal naive forecast, and the seasonal baselines fall back to naive)"
+    };
+    let note = format!(
+        "Real data: {recorded}, read from a Prometheus scraping this machine's node_exporter every 15 s and regularised to {} s. Testable horizons (at most a quarter of the span): {labels}; {} cut-offs ending {} before the last sample{spacing}, each with at least {} of history. MASE is scaled {scale}.",
+        plan.step_ms / 1000,
+        plan.cutoffs_back_ms.len(),
+        human(plan.cutoffs_back_ms.first().copied().unwrap_or(0)),
+        human(plan.min_history_ms),
+    );
+    (Some(acc), note)
 }
 
 /// Runs the whole backtest.
@@ -649,8 +820,12 @@ pub fn run(opts: &Options) -> Result<Results, BacktestError> {
     let cutoffs: Vec<i64> = (0..opts.cutoffs as i64)
         .map(|j| fgen::START_MS + opts.history_ms + j * 13 * HOUR)
         .collect();
+    let horizons = HORIZONS.map(|h| h.0);
     let mut res = Results::default();
     for family in FAMILIES {
+        if !opts.families.is_empty() && !opts.families.iter().any(|f| f == family.name()) {
+            continue;
+        }
         log(&format!("forecast backtest: {}", family.name()));
         let acc = par(
             opts.per_family,
@@ -658,7 +833,7 @@ pub fn run(opts: &Options) -> Result<Results, BacktestError> {
             |i, acc: &mut Acc| {
                 let id = i as u64 * 16 + family as u64;
                 let s = fgen::series(family, opts.seed, id, len, opts.step_ms);
-                backtest_series(&s, &cutoffs, opts.history_ms, acc);
+                backtest_series(&s, &cutoffs, opts.history_ms, &horizons, acc);
             },
             |a, b| a.merge(&b),
         );
@@ -666,25 +841,13 @@ pub fn run(opts: &Options) -> Result<Results, BacktestError> {
         res.by_family.push((family.name().to_string(), acc));
     }
     if let Some(path) = &opts.real {
-        let real = read_real(path)?;
-        log(&format!("forecast backtest: {} real series", real.len()));
-        let acc = par(
-            real.len(),
-            opts.threads,
-            |i, acc: &mut Acc| {
-                let s = regularise(&real[i].1, opts.step_ms);
-                let Some(end) = s.last().map(|x| x.t) else {
-                    return;
-                };
-                let cuts: Vec<i64> = (0..opts.cutoffs as i64)
-                    .map(|j| end - 3 * DAY - j * 13 * HOUR)
-                    .filter(|&c| s.first().is_some_and(|f| c - opts.history_ms >= f.t))
-                    .collect();
-                backtest_series(&s, &cuts, opts.history_ms, acc);
-            },
-            |a, b| a.merge(&b),
-        );
-        res.by_family.push(("real (export file)".to_string(), acc));
+        let series = read_real(path)?;
+        log(&format!("forecast backtest: {} real series", series.len()));
+        let (acc, note) = backtest_real(opts, path, &series);
+        res.real_note = Some(note);
+        if let Some(acc) = acc {
+            res.by_family.push((REAL.to_string(), acc));
+        }
     }
     log("forecast backtest: time to threshold");
     let ttt = par(
@@ -744,19 +907,25 @@ fn pct(x: f64) -> String {
 }
 
 fn mase_table(out: &mut String, acc: &Acc) {
+    let labels: Vec<String> = if acc.labels.is_empty() {
+        HORIZONS.iter().map(|h| h.1.to_string()).collect()
+    } else {
+        acc.labels.clone()
+    };
+    let cols = labels.len().min(4);
     out.push_str("| model |");
-    for (_, h) in HORIZONS {
+    for h in &labels[..cols] {
         let _ = write!(out, " MASE {h} |");
     }
-    for (_, h) in HORIZONS {
+    for h in &labels[..cols] {
         let _ = write!(out, " 80 % cover {h} |");
     }
     out.push_str("\n|---|");
-    out.push_str(&"---:|".repeat(8));
+    out.push_str(&"---:|".repeat(2 * cols));
     out.push('\n');
     for (m, name) in MODELS.iter().enumerate() {
         let _ = write!(out, "| {name} |");
-        for h in 0..4 {
+        for h in 0..cols {
             let best = (1..6).map(|b| acc.mase(b, h)).fold(f64::INFINITY, f64::min);
             let v = acc.mase(m, h);
             if m == 0 {
@@ -765,7 +934,7 @@ fn mase_table(out: &mut String, acc: &Acc) {
                 let _ = write!(out, " {v:.3} |");
             }
         }
-        for h in 0..4 {
+        for h in 0..cols {
             match acc.coverage(m, h) {
                 Some(c) => {
                     let _ = write!(out, " {} |", pct(c));
@@ -785,6 +954,12 @@ pub fn render(res: &Results) -> String {
     mase_table(&mut out, &res.overall);
     out.push_str("\n### Per family\n\n");
     for (name, acc) in &res.by_family {
+        if name == REAL {
+            out.push_str("### Real node_exporter data\n\n");
+            if let Some(note) = &res.real_note {
+                let _ = writeln!(out, "{note}\n");
+            }
+        }
         let _ = writeln!(
             out,
             "**{name}** ({} forecasts per horizon)\n",
@@ -792,6 +967,13 @@ pub fn render(res: &Results) -> String {
         );
         mase_table(&mut out, acc);
         out.push('\n');
+    }
+    if let Some(note) = res
+        .real_note
+        .as_ref()
+        .filter(|_| !res.by_family.iter().any(|f| f.0 == REAL))
+    {
+        let _ = writeln!(out, "### Real node_exporter data\n\n{note}\n");
     }
     out.push_str("### Time to threshold (disks, threshold 100 %, cut-off after 14 days)\n\n| method | crossings within 72 h | predicted within ¼ of lead time | never-filling disks | false alarms (crossing predicted ≤ 72 h) |\n|---|---:|---:|---:|---:|\n");
     for (m, name) in TTT_METHODS.iter().enumerate() {
@@ -899,6 +1081,7 @@ mod tests {
             anomaly_series: 1,
             cost_series: 2,
             real: None,
+            families: Vec::new(),
             threads: 1,
         };
         let res = run(&opts).unwrap();

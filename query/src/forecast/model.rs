@@ -58,12 +58,18 @@ pub const MIN_CELLS: usize = 24;
 const MIN_ERRORS: usize = 16;
 /// Level smoothing factors tried per horizon.
 const ALPHAS: [f64; 7] = [0.01, 0.03, 0.1, 0.2, 0.4, 0.7, 1.0];
-/// Remainders further than this many robust sigmas from the level are
-/// clipped when they update it; three in a row on one side reset it.
+/// Remainders further than this many robust sigmas (of the remainder
+/// around its level, see [`innovation_sigma`]) from the level are clipped
+/// when they update it; three in a row on one side reset it.
 const CLIP_SIGMAS: f64 = 3.0;
 /// Share of the nominal tail probability an interval reads from the
-/// in-sample errors (calibrated on the backtest, see docs/forecasting.md).
-const TAIL_CALIBRATION: f64 = 0.5;
+/// in-sample errors (calibrated on the backtest, checked on a second
+/// seed, see docs/forecasting.md).
+const TAIL_CALIBRATION: f64 = 0.8;
+/// The weekly repeat test compares alternate weeks in bins this many
+/// times the profile's own (2 hours with two weeks of 5-minute cells):
+/// coarse structure repeats or not, noise averages out.
+const CONSISTENCY_BIN_FACTOR: usize = 4;
 /// Least correlation between the profiles of alternate cycles for a
 /// season to be used (auto mode).
 const MIN_CONSISTENCY: f64 = 0.4;
@@ -93,8 +99,9 @@ pub struct Band {
 struct HorizonFit {
     k: usize,
     alpha: f64,
-    /// The level after the last fitted cell.
+    /// The level after the last fitted cell, and the clipper's state.
     level_end: f64,
+    clip_end: Clipper,
     /// Sorted in-sample errors `actual - forecast` at horizon `k_eff`.
     errors: Vec<f64>,
     /// `sqrt(k / k_eff)` when too few errors exist at `k` itself.
@@ -114,9 +121,14 @@ pub struct Model {
     /// Daily profile by bin (empty when not used).
     daily: Vec<f64>,
     daily_bin: i64,
+    /// The daily profile read at each whole cell of the day (the hot
+    /// path of fitting), empty when not used.
+    daily_cells: Vec<f64>,
     /// Weekly profile by bin (empty when not used).
     weekly: Vec<f64>,
     weekly_bin: i64,
+    /// The weekly profile read at each whole cell of the week.
+    weekly_cells: Vec<f64>,
     /// Remainder per fitted cell (NaN where the cell had no sample).
     resid: Vec<f64>,
     /// Robust sigma of remainder innovations (clip scale).
@@ -188,8 +200,10 @@ impl Model {
             slope: 0.0,
             daily: Vec::new(),
             daily_bin: 1,
+            daily_cells: Vec::new(),
             weekly: Vec::new(),
             weekly_bin: 1,
+            weekly_cells: Vec::new(),
             resid: Vec::new(),
             innov: f64::INFINITY,
             warm: 0,
@@ -210,12 +224,16 @@ impl Model {
         m.slope = trend_slope(&x, tw, ts, &mut buf);
         let mut y = vec![0.0; n];
         let (mut daily_consistency, mut weekly_consistency) = (0.0, 0.0);
+        // Cells each weekly profile value is smoothed over.
+        let mut weekly_smooth = 1;
         for pass in 0..2 {
             for (i, (yi, xi)) in y.iter_mut().zip(&x).enumerate() {
                 *yi = xi - m.slope * i as f64;
             }
             m.weekly.clear();
+            m.weekly_cells.clear();
             m.daily.clear();
+            m.daily_cells.clear();
             if cand_d {
                 let bin = divisor_at_least(p_d, p_d.div_ceil(288));
                 let cycles = n / p_d;
@@ -229,6 +247,7 @@ impl Model {
                 m.daily_bin = bin as i64;
                 let (prof, consistency) =
                     profile(&y, g.first_cell, p_d, bin, smooth, true, &mut buf);
+                m.daily_cells = cell_table(&prof, bin as i64);
                 m.daily = prof;
                 daily_consistency = consistency;
                 for (i, yi) in y.iter_mut().enumerate() {
@@ -236,43 +255,72 @@ impl Model {
                 }
             }
             if cand_w {
-                // Bins of at least 12 values: 30 minutes of 5-minute
-                // cells over two weeks, finer with more weeks.
+                // Smoothed over at least 12 values (`coarse` cells): 30
+                // minutes of 5-minute cells over two weeks, less with more
+                // weeks; the profile itself keeps whole-cell resolution.
                 let cycles = n / p_w;
-                let bin = divisor_at_least(p_w, 12usize.div_ceil(cycles).max(p_w / 2016));
+                let coarse = divisor_at_least(p_w, 12usize.div_ceil(cycles).max(p_w / 2016));
+                weekly_smooth = coarse;
+                let bin = divisor_at_least(p_w, (p_w / 2016).max(1));
+                let (mut prof, consistency) =
+                    profile(&y, g.first_cell, p_w, bin, 1, false, &mut buf);
+                // Per-cell medians over the weeks, then a running median
+                // over twice the coarse width (an hour with two weeks of
+                // 5-minute cells): noise is smoothed about as by 30-minute
+                // bins, but a Sunday cleanup stays a sharp drop instead
+                // of a ramp across a bin.
+                median_smooth_circular(&mut prof, (2 * coarse / bin) | 1, &mut buf);
+                let mean = prof.iter().sum::<f64>() / prof.len().max(1) as f64;
+                prof.iter_mut().for_each(|v| *v -= mean);
                 m.weekly_bin = bin as i64;
-                let (prof, consistency) = profile(&y, g.first_cell, p_w, bin, 1, false, &mut buf);
+                m.weekly_cells = cell_table(&prof, bin as i64);
                 m.weekly = prof;
                 weekly_consistency = consistency;
+                if test {
+                    // Whether the week repeats is judged on the values
+                    // without their local (one-day) level: a level shift
+                    // then leaves a transient of a few hours that does not
+                    // recur, where a real weekly pattern does.
+                    let local = without_local_level(&y, p_d, &mut buf);
+                    let cbin = divisor_at_least(p_w, coarse * CONSISTENCY_BIN_FACTOR);
+                    weekly_consistency =
+                        profile(&local, g.first_cell, p_w, cbin, 1, false, &mut buf).1;
+                }
                 for (i, yi) in y.iter_mut().enumerate() {
                     *yi -= m.weekly_at(g.first_cell + i as i64);
                 }
             }
-            // y is now the remainder (on gap-filled data).
+            // y is now the remainder (on gap-filled data). Strengths are
+            // measured on it without its local level (see
+            // `without_local_level`): level shifts are not noise.
             if test {
                 if !m.daily.is_empty() {
                     let per_bin = (n / p_d) * m.daily_bin as usize;
                     let smooth = 3;
+                    let local = without_local_level(&y, p_d, &mut buf);
                     if daily_consistency < MIN_CONSISTENCY
-                        || strength(&y, &m.daily, m.daily_bin, g.first_cell, p_d, &mut buf)
+                        || strength(&local, &m.daily, m.daily_bin, g.first_cell, p_d, &mut buf)
                             < min_strength(per_bin * smooth)
                     {
                         for (i, yi) in y.iter_mut().enumerate() {
                             *yi += m.daily_at(g.first_cell + i as i64);
                         }
                         m.daily.clear();
+                        m.daily_cells.clear();
                     }
                 }
                 if !m.weekly.is_empty() {
-                    let per_bin = (n / p_w) * m.weekly_bin as usize;
+                    let per_bin = (n / p_w) * weekly_smooth;
+                    let local = without_local_level(&y, p_w, &mut buf);
                     if weekly_consistency < MIN_CONSISTENCY
-                        || strength(&y, &m.weekly, m.weekly_bin, g.first_cell, p_w, &mut buf)
+                        || strength(&local, &m.weekly, m.weekly_bin, g.first_cell, p_w, &mut buf)
                             < min_strength(per_bin)
                     {
                         for (i, yi) in y.iter_mut().enumerate() {
                             *yi += m.weekly_at(g.first_cell + i as i64);
                         }
                         m.weekly.clear();
+                        m.weekly_cells.clear();
                     }
                 }
             }
@@ -295,7 +343,8 @@ impl Model {
             .enumerate()
             .map(|(i, v)| v - m.slope * i as f64 - m.seasonal_at(g.first_cell + i as i64))
             .collect();
-        m.innov = innovation_sigma(&m.resid, &mut buf);
+        let lag = ((3_600_000 / step).max(1) as usize).min(n / 4).max(1);
+        m.innov = innovation_sigma(&m.resid, lag, &mut buf);
         m.warm = (n / 4).min(p_d.max(12)).max(1);
         let cells_6h = (6 * 3_600_000 / step).max(1) as usize;
         m.level_window = cells_6h.min(n / 4).max(12.min(n));
@@ -324,10 +373,7 @@ impl Model {
     }
 
     fn daily_at(&self, cell: i64) -> f64 {
-        if self.daily.is_empty() {
-            return 0.0;
-        }
-        interpolate(&self.daily, self.daily_bin, cell as f64)
+        table_at(&self.daily_cells, cell)
     }
 
     fn weekly_at_pos(&self, pos: f64) -> f64 {
@@ -354,10 +400,7 @@ impl Model {
     }
 
     fn weekly_at(&self, cell: i64) -> f64 {
-        if self.weekly.is_empty() {
-            return 0.0;
-        }
-        interpolate(&self.weekly, self.weekly_bin, cell as f64)
+        table_at(&self.weekly_cells, cell)
     }
 
     fn seasonal_at(&self, cell: i64) -> f64 {
@@ -429,7 +472,7 @@ impl Model {
         }
         let alpha = best.1;
         let mut errors = Vec::with_capacity(n);
-        let level_end = run_level(r, alpha, self.innov, |t, level| {
+        let (level_end, clip_end) = run_level(r, alpha, self.innov, |t, level| {
             if t >= self.warm
                 && let Some(&a) = r.get(t + k_eff)
                 && !a.is_nan()
@@ -442,6 +485,7 @@ impl Model {
             k,
             alpha,
             level_end,
+            clip_end,
             errors,
             widen: (k as f64 / k_eff as f64).sqrt(),
         }
@@ -451,11 +495,10 @@ impl Model {
     /// smoothing tuned at horizon `k`, and the last observed cell.
     fn level(&mut self, k: usize, tail: &[Sample]) -> (f64, i64) {
         let tail_r = self.tail_resid(tail);
-        let innov = self.innov;
         let h = self.horizon(k);
         let (alpha, mut level) = (h.alpha, h.level_end);
+        let mut runner = h.clip_end.clone();
         let mut last = self.resid.iter().rposition(|v| !v.is_nan()).unwrap_or(0) as i64;
-        let mut runner = Clipper::new(innov);
         for &(i, v) in &tail_r {
             level = runner.update(level, v, alpha);
             last = i as i64;
@@ -481,10 +524,16 @@ impl Model {
         let h = self.horizon(k);
         // In-sample errors are optimistic (the profiles and the level's
         // smoothing were fit on the same data, and the future holds level
-        // shifts the past may not): the tails are read further out.
+        // shifts the past may not): the tails are read further out. Errors
+        // `k` cells ahead overlap, so the history holds only about
+        // `errors / k` independent ones: few at long horizons, whose
+        // quantiles then fall short; the interval widens by
+        // `sqrt(1 + 1 / n_eff)`.
         let tail = (1.0 - coverage) * TAIL_CALIBRATION / 2.0;
-        let lo = quantile_sorted(&h.errors, tail) * h.widen;
-        let hi = quantile_sorted(&h.errors, 1.0 - tail) * h.widen;
+        let n_eff = h.errors.len() as f64 / k as f64;
+        let widen = h.widen * (1.0 + 1.0 / n_eff.max(1.0)).sqrt();
+        let lo = quantile_sorted(&h.errors, tail) * widen;
+        let hi = quantile_sorted(&h.errors, 1.0 - tail) * widen;
         let (lo, hi) = if lo.is_nan() { (0.0, 0.0) } else { (lo, hi) };
         Ok(Forecast {
             mean,
@@ -660,12 +709,46 @@ impl Model {
 fn interpolate(prof: &[f64], bin: i64, pos: f64) -> f64 {
     let bins = prof.len();
     let p = (bins as i64 * bin) as f64;
-    let x = (pos.rem_euclid(p) + 0.5) / bin as f64 - 0.5;
-    let lo = x.floor();
+    // `pos.rem_euclid(p)` and `floor` without libm calls (both showed in
+    // profiles of fits: this runs for every cell and sample).
+    let mut r = pos - floor_fast(pos / p) * p;
+    if r < 0.0 {
+        r += p;
+    } else if r >= p {
+        r -= p;
+    }
+    let x = (r + 0.5) / bin as f64 - 0.5;
+    let lo = floor_fast(x);
     let frac = x - lo;
     let b0 = (lo as i64).rem_euclid(bins as i64) as usize;
     let b1 = (b0 + 1) % bins;
     prof[b0] * (1.0 - frac) + prof[b1] * frac
+}
+
+/// A circular profile read at every whole cell of its period.
+fn cell_table(prof: &[f64], bin: i64) -> Vec<f64> {
+    let p = prof.len() as i64 * bin;
+    (0..p).map(|c| interpolate(prof, bin, c as f64)).collect()
+}
+
+/// The value of a [`cell_table`] at absolute cell `cell` (0 when empty).
+fn table_at(table: &[f64], cell: i64) -> f64 {
+    if table.is_empty() {
+        return 0.0;
+    }
+    table[cell.rem_euclid(table.len() as i64) as usize]
+}
+
+/// `x.floor()` for |x| < 2^62 (cell positions) by truncation, which
+/// compiles to one instruction where `floor` is a library call on the
+/// baseline x86-64 target; NaN and huge values fall back to `floor`.
+fn floor_fast(x: f64) -> f64 {
+    if x.abs() < 4.0e18 {
+        let t = x as i64 as f64;
+        if t > x { t - 1.0 } else { t }
+    } else {
+        x.floor()
+    }
 }
 
 /// Checks that a coverage lies strictly between 0 and 1.
@@ -685,26 +768,40 @@ fn robust_sigma(values: &[f64], buf: &mut Vec<f64>) -> f64 {
 
 /// Clipped level updates: a remainder beyond `CLIP_SIGMAS * sigma` moves
 /// the level by the clipped amount only, three such in a row on one side
-/// move it to their median (a level shift, not an outlier).
-struct Clipper {
+/// move it to their median (a level shift, not an outlier). After such a
+/// reset the level is the running mean of the values since the shift
+/// until the exponential level's own factor is larger (a new level is
+/// learnt as fast as the data allows, then smoothed as before).
+#[derive(Debug, Clone)]
+pub(super) struct Clipper {
     bound: f64,
     run: [f64; 3],
     len: usize,
     side: bool,
+    /// Updates since the last reset: until `1 / since` falls below the
+    /// smoothing factor, the level is the running mean since the shift.
+    since: f64,
 }
 
 impl Clipper {
-    fn new(sigma: f64) -> Self {
+    pub(super) fn new(sigma: f64) -> Self {
         Clipper {
             bound: CLIP_SIGMAS * sigma,
             run: [0.0; 3],
             len: 0,
             side: false,
+            since: f64::INFINITY,
         }
     }
 
-    fn update(&mut self, level: f64, v: f64, alpha: f64) -> f64 {
+    pub(super) fn update(&mut self, level: f64, v: f64, alpha: f64) -> f64 {
         let e = v - level;
+        self.since += 1.0;
+        let alpha = if self.since * alpha < 1.0 {
+            1.0 / self.since
+        } else {
+            alpha
+        };
         if e.abs() <= self.bound {
             self.len = 0;
             return level + alpha * e;
@@ -718,6 +815,7 @@ impl Clipper {
         self.len += 1;
         if self.len == 3 {
             self.len = 0;
+            self.since = 3.0;
             let mut r = self.run;
             return median_in_place(&mut r);
         }
@@ -727,7 +825,12 @@ impl Clipper {
 
 /// Runs the clipped exponential level over `r` (NaN cells skipped),
 /// calling `visit(t, level after t)` per cell; returns the final level.
-fn run_level(r: &[f64], alpha: f64, sigma: f64, mut visit: impl FnMut(usize, f64)) -> f64 {
+fn run_level(
+    r: &[f64],
+    alpha: f64,
+    sigma: f64,
+    mut visit: impl FnMut(usize, f64),
+) -> (f64, Clipper) {
     let mut init: Vec<f64> = r.iter().copied().filter(|v| !v.is_nan()).take(12).collect();
     let mut level = median_in_place(&mut init);
     if level.is_nan() {
@@ -740,13 +843,21 @@ fn run_level(r: &[f64], alpha: f64, sigma: f64, mut visit: impl FnMut(usize, f64
         }
         visit(t, level);
     }
-    level
+    (level, clip)
 }
 
-/// Robust sigma of one-step changes of the remainder, floored by a tenth
+/// The spread of the remainder around its level: the robust sigma of its
+/// changes over `lag` cells (an hour) over `sqrt(2)`, floored by a tenth
 /// of the remainder's own spread; infinite (no clipping) when both are 0.
-fn innovation_sigma(r: &[f64], buf: &mut Vec<f64>) -> f64 {
-    let diffs: Vec<f64> = r.windows(2).map(|w| w[1] - w[0]).collect();
+/// Over an hour autocorrelated noise has decorrelated, so its full spread
+/// counts (one-step changes would make ordinary wander look like shifts),
+/// while a level shift affects only the changes that straddle it.
+fn innovation_sigma(r: &[f64], lag: usize, buf: &mut Vec<f64>) -> f64 {
+    let diffs: Vec<f64> = r
+        .iter()
+        .zip(&r[lag.min(r.len())..])
+        .map(|(a, b)| b - a)
+        .collect();
     let d = robust_sigma(&diffs, buf) / std::f64::consts::SQRT_2;
     let s = d.max(0.1 * robust_sigma(r, buf));
     if s > 0.0 { s } else { f64::INFINITY }
@@ -788,6 +899,44 @@ fn trend_slope(x: &[f64], window: usize, stride: usize, buf: &mut Vec<f64>) -> f
     }
     let ratio = a.abs().min(b.abs()) / a.abs().max(b.abs());
     full * (2.0 * ratio).min(1.0)
+}
+
+/// `y` minus its local level: the medians of windows of one period `p`
+/// (blind to that season) centred every `p / 4` cells, read linearly
+/// between centres and flat beyond the first and last. Level shifts and
+/// wander then do not count as remainder variance when a season's
+/// strength is measured; a shift costs the cells around it only. Each
+/// median reads at most about 144 evenly spaced cells of its window
+/// (still every phase of the season alike), which keeps this cheap.
+pub(super) fn without_local_level(y: &[f64], p: usize, buf: &mut Vec<f64>) -> Vec<f64> {
+    let n = y.len();
+    let p = p.clamp(1, n.max(1));
+    let stride = (p / 4).max(1);
+    let every = p.div_ceil(144).max(1);
+    let mut centres: Vec<(f64, f64)> = Vec::with_capacity(n / stride + 1);
+    let mut lo = 0;
+    while lo + p <= n {
+        buf.clear();
+        buf.extend(y[lo..lo + p].iter().step_by(every).filter(|v| !v.is_nan()));
+        let m = median_in_place(buf);
+        centres.push((lo as f64 + (p as f64 - 1.0) / 2.0, m));
+        lo += stride;
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut k = 0;
+    for (i, &v) in y.iter().enumerate() {
+        let x = i as f64;
+        while k + 1 < centres.len() && centres[k + 1].0 <= x {
+            k += 1;
+        }
+        let level = match (centres.get(k), centres.get(k + 1)) {
+            (Some(&(x0, m0)), Some(&(x1, m1))) if x > x0 => m0 + (m1 - m0) * (x - x0) / (x1 - x0),
+            (Some(&(_, m0)), _) => m0,
+            _ => 0.0,
+        };
+        out.push(if level.is_nan() { v } else { v - level });
+    }
+    out
 }
 
 /// The smallest divisor of `p` that is at least `min`.
@@ -881,6 +1030,25 @@ fn profile(
     }
     let consistency = correlation(&even, &odd_p);
     (prof, consistency)
+}
+
+/// A circular running median of odd `width`: smooths noise like a moving
+/// average but keeps a step (a weekly cleanup) sharp.
+fn median_smooth_circular(x: &mut [f64], width: usize, buf: &mut Vec<f64>) {
+    let bins = x.len();
+    if width <= 1 || bins < width {
+        return;
+    }
+    let h = width / 2;
+    buf.clear();
+    buf.extend_from_slice(x);
+    let mut win = vec![0.0; width];
+    for (b, out) in x.iter_mut().enumerate() {
+        for (d, w) in win.iter_mut().enumerate() {
+            *w = buf[(b + bins + d - h) % bins];
+        }
+        *out = median_in_place(&mut win);
+    }
 }
 
 fn smooth_circular(x: &mut [f64], width: usize, buf: &mut Vec<f64>) {

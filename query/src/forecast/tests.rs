@@ -2,6 +2,7 @@
 
 use engine::{STALE_NAN, Sample};
 
+use super::model::{Clipper, without_local_level};
 use super::*;
 
 const MIN: i64 = 60_000;
@@ -197,6 +198,129 @@ fn tail_updates_the_level() {
         .collect();
     let f = m.forecast(&tail, last + 31 * MIN, 0.8).unwrap();
     assert!((f.mean - 20.0).abs() < 0.5, "{f:?}");
+}
+
+/// Daily pattern, level shifts in both weeks and heavy spikes: the daily
+/// profile is still found (shifts are not remainder noise), no weekly one
+/// is made of the shifts, and the forecast starts from the new level.
+#[test]
+fn level_shifts_keep_the_season_and_are_followed() {
+    let start = 1_700_000_000_000 / DAY * DAY;
+    let shift = |t: i64| -> f64 {
+        let d = (t - start) as f64 / DAY as f64;
+        let mut x = 0.0;
+        if d >= 4.3 {
+            x += 8.0;
+        }
+        if d >= 9.6 {
+            x -= 14.0;
+        }
+        if d >= 13.2 {
+            x += 10.0;
+        }
+        x
+    };
+    let s = series(14, 5 * MIN, |t| {
+        let spike = if (t / (5 * MIN)) % 397 == 0 {
+            15.0
+        } else {
+            0.0
+        };
+        100.0 + 5.0 * daily(t) + shift(start + t) + 0.7 * noise(t as u64, 7) + spike
+    });
+    let mut m = Model::fit(&s, &FitOptions::default()).unwrap();
+    assert_eq!(m.seasons(), (true, false));
+    let last = s.last().unwrap().t;
+    for h in [HOUR, 6 * HOUR, DAY] {
+        let t = last + h;
+        let want = 104.0 + 5.0 * daily(t - s[0].t);
+        let f = m.forecast(&[], t, 0.8).unwrap();
+        assert!((f.mean - want).abs() < 1.0, "h={h}: {} vs {want}", f.mean);
+    }
+}
+
+/// A weekly pattern (lower weekends) is kept next to the daily one.
+#[test]
+fn weekly_pattern_is_found() {
+    let start = 1_700_000_000_000 / DAY * DAY;
+    let s = series(21, 5 * MIN, |t| {
+        let weekday = ((start + t) / DAY + 3).rem_euclid(7); // Monday = 0
+        let weekend = if weekday >= 5 { -20.0 } else { 0.0 };
+        100.0 + 10.0 * daily(t) + weekend + noise(t as u64, 8)
+    });
+    let m = Model::fit(&s, &FitOptions::default()).unwrap();
+    assert_eq!(m.seasons(), (true, true));
+}
+
+/// A disk filled all week and cleaned on Sunday at 03:10: the forecast
+/// drops with it, not across a 30-minute ramp.
+#[test]
+fn weekly_cleanup_drop_stays_sharp() {
+    let start = 1_700_000_000_000 / DAY * DAY;
+    // Days since the last Sunday 03:10 (the epoch was a Thursday).
+    let since = |t: i64| ((t + 4 * DAY - 190 * MIN).rem_euclid(7 * DAY)) as f64 / DAY as f64;
+    let s = series(14, 5 * MIN, |t| {
+        30.0 + 6.0 * since(start + t) + 0.1 * noise(t as u64, 9)
+    });
+    let mut m = Model::fit(&s, &FitOptions::default()).unwrap();
+    assert!(m.seasons().1, "weekly season found");
+    let last = s.last().unwrap().t;
+    // The next Sunday, 10 minutes before and 10 minutes after the drop.
+    let sunday = (last + 7 * DAY) - (last + 4 * DAY).rem_euclid(7 * DAY) + 190 * MIN;
+    let sunday = if sunday - 7 * DAY > last {
+        sunday - 7 * DAY
+    } else {
+        sunday
+    };
+    for (t, want) in [(sunday - 10 * MIN, 72.0), (sunday + 10 * MIN, 30.0)] {
+        let f = m.forecast(&[], t, 0.8).unwrap();
+        assert!((f.mean - want).abs() < 1.5, "{} vs {want}", f.mean);
+    }
+}
+
+#[test]
+fn level_resets_then_learns_the_new_level_as_a_running_mean() {
+    let mut c = Clipper::new(1.0);
+    let mut level = 0.0;
+    // One spike moves the level by the clipped amount only.
+    level = c.update(level, 50.0, 0.1);
+    assert!((level - 0.3).abs() < 1e-12, "{level}");
+    level = c.update(level, 0.0, 0.1);
+    // Three on one side: a shift.
+    for v in [10.5, 9.5, 10.2] {
+        level = c.update(level, v, 0.01);
+    }
+    assert_eq!(level, 10.2);
+    // Then each value since the shift weighs 1 / (values since it): the
+    // fourth moves the level a quarter of the way.
+    level = c.update(level, 9.8, 0.01);
+    assert!((level - 10.1).abs() < 1e-12, "{level}");
+    for _ in 0..1000 {
+        level = c.update(level, 11.0, 0.01);
+    }
+    assert!((level - 11.0).abs() < 0.01, "{level}");
+}
+
+#[test]
+fn local_level_removes_steps_but_not_the_season() {
+    let p = 48;
+    let y: Vec<f64> = (0..20 * p)
+        .map(|i| {
+            let season = (2.0 * std::f64::consts::PI * i as f64 / p as f64).sin();
+            season + if i >= 9 * p + 7 { 10.0 } else { 0.0 }
+        })
+        .collect();
+    let mut buf = Vec::new();
+    let r = without_local_level(&y, p, &mut buf);
+    let off = r
+        .iter()
+        .enumerate()
+        .filter(|&(i, v)| {
+            let season = (2.0 * std::f64::consts::PI * i as f64 / p as f64).sin();
+            (v - season).abs() > 0.5
+        })
+        .count();
+    assert!(off <= p, "{off} cells off");
 }
 
 mod properties {
