@@ -82,32 +82,12 @@ struct IngestArgs {
         default_value = "silt,victoria-metrics,prometheus"
     )]
     systems: Vec<System>,
-    /// Concurrent connections (shards) of the sender.
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
-    #[arg(long, default_value_t = 2000)]
-    max_samples_per_request: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Where run results go [default: benches/results/<date>-<host>].
     #[arg(long)]
     results: Option<PathBuf>,
     /// Report to write (from every result in the results directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Parent of the servers' data directories [default: $TMPDIR/silt-bench].
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Silt binary [default: `silt` next to this program, else target/release/silt].
-    #[arg(long, env = "SILT_BIN")]
-    silt_bin: Option<PathBuf>,
-    #[arg(long, default_value = "/usr/bin/victoria-metrics")]
-    vm_bin: PathBuf,
-    #[arg(long, default_value = "/usr/bin/prometheus")]
-    prometheus_bin: PathBuf,
-    /// Extra argument for `silt serve` (repeatable).
-    #[arg(long = "silt-arg", allow_hyphen_values = true)]
-    silt_args: Vec<String>,
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     start_timeout: Duration,
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
@@ -118,14 +98,8 @@ struct IngestArgs {
     check_timeout: Duration,
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
     compact_timeout: Duration,
-    /// Keep the servers' data directories after each run.
-    #[arg(long)]
-    keep_data: bool,
-    /// Scheduling priority (process and autogroup) for the harness and the servers it
-    /// starts; negative needs root. On a shared machine, keeps concurrent builds in other
-    /// sessions from skewing the figures.
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    nice: i32,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(clap::Args)]
@@ -157,10 +131,6 @@ struct QueryArgs {
     /// Only queries whose name contains one of these (comma-separated; default all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
-    #[arg(long, default_value_t = 2000)]
-    max_samples_per_request: usize,
     /// All shards are kept within this window of each other while loading (Prometheus
     /// rejects samples more than 1 h behind the newest).
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
@@ -169,8 +139,6 @@ struct QueryArgs {
     /// waits for every `up` sample).
     #[arg(long)]
     no_full_check: bool,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Results directory; query runs go to its `query/` subdirectory. Use the ingest run's
     /// directory to get one report with both [default: benches/results/<date>-<host>].
     #[arg(long)]
@@ -178,18 +146,6 @@ struct QueryArgs {
     /// Report to write (ingest runs and query runs of the results directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    #[arg(long, env = "SILT_BIN")]
-    silt_bin: Option<PathBuf>,
-    #[arg(long, default_value = "/usr/bin/victoria-metrics")]
-    vm_bin: PathBuf,
-    #[arg(long, default_value = "/usr/bin/prometheus")]
-    prometheus_bin: PathBuf,
-    /// Extra argument for `silt serve` (repeatable; after the defaults
-    /// `--retention 90d --query.timeout 10m --query.max-samples 2000000000`).
-    #[arg(long = "silt-arg", allow_hyphen_values = true)]
-    silt_args: Vec<String>,
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     start_timeout: Duration,
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
@@ -204,11 +160,8 @@ struct QueryArgs {
     /// All queries of the run together.
     #[arg(long, default_value = "90m", value_parser = humantime::parse_duration)]
     queries_timeout: Duration,
-    #[arg(long)]
-    keep_data: bool,
-    /// Scheduling priority (process and autogroup); negative needs root.
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    nice: i32,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(clap::Args)]
@@ -243,30 +196,15 @@ struct RulesArgs {
     /// Recording rules whose output is compared between Silt and Prometheus.
     #[arg(long, default_value_t = 200)]
     check_rules: usize,
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
-    #[arg(long, default_value_t = 2000)]
-    max_samples_per_request: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Results directory; runs go to its `rules/` subdirectory.
     #[arg(long)]
     results: Option<PathBuf>,
     /// Report to write (every run of the results directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    #[arg(long, env = "SILT_BIN")]
-    silt_bin: Option<PathBuf>,
-    #[arg(long, default_value = "/usr/bin/prometheus")]
-    prometheus_bin: PathBuf,
     /// Validates the generated rule file first (skipped if missing).
     #[arg(long, default_value = "/usr/bin/promtool")]
     promtool_bin: PathBuf,
-    /// Extra argument for `silt serve` (repeatable).
-    #[arg(long = "silt-arg", allow_hyphen_values = true)]
-    silt_args: Vec<String>,
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     start_timeout: Duration,
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -274,14 +212,67 @@ struct RulesArgs {
     /// From a rule reload until every group ran once.
     #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
     reload_timeout: Duration,
-    #[arg(long)]
-    keep_data: bool,
-    /// Scheduling priority (process and autogroup); negative needs root.
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    nice: i32,
     /// Print the generated rule file and exit.
     #[arg(long)]
     print_rules: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Flags every server benchmark shares: the binaries, the sender, the data
+/// directories and the scheduling priority.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Concurrent connections (shards) of the sender.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 2000)]
+    max_samples_per_request: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Parent of the servers' data directories [default: $TMPDIR/silt-bench].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Silt binary [default: `silt` next to this program, else target/release/silt].
+    #[arg(long, env = "SILT_BIN")]
+    silt_bin: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/bin/victoria-metrics")]
+    vm_bin: PathBuf,
+    #[arg(long, default_value = "/usr/bin/prometheus")]
+    prometheus_bin: PathBuf,
+    /// Extra argument for `silt serve` (repeatable; the query benchmark puts
+    /// its defaults `--retention 90d --query.timeout 10m
+    /// --query.max-samples 2000000000` first).
+    #[arg(long = "silt-arg", allow_hyphen_values = true)]
+    silt_args: Vec<String>,
+    /// Keep the servers' data directories after each run.
+    #[arg(long)]
+    keep_data: bool,
+    /// Scheduling priority (process and autogroup) for the harness and the servers it
+    /// starts; negative needs root. On a shared machine, keeps concurrent builds in other
+    /// sessions from skewing the figures.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    nice: i32,
+}
+
+impl ServerArgs {
+    fn work_dir(&self) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("silt-bench"))
+    }
+
+    /// The servers' binaries; `silt_args` go before the user's `--silt-arg`s.
+    fn binaries(&self, mut silt_args: Vec<String>, vm_args: Vec<String>) -> Binaries {
+        silt_args.extend(self.silt_args.iter().cloned());
+        Binaries {
+            silt: self.silt_bin.clone().unwrap_or_else(default_silt_bin),
+            victoria_metrics: self.vm_bin.clone(),
+            prometheus: self.prometheus_bin.clone(),
+            silt_args,
+            vm_args,
+        }
+    }
 }
 
 fn parse_scale(s: &str) -> Result<Scale, String> {
@@ -409,7 +400,7 @@ fn set_priority(nice: i32) -> Result<()> {
 
 fn query(a: QueryArgs) -> Result<()> {
     let results_dir = a.results.clone().unwrap_or_else(default_results_dir);
-    let mut silt_args: Vec<String> = [
+    let silt_args: Vec<String> = [
         "--retention",
         "90d",
         "--query.timeout",
@@ -419,7 +410,6 @@ fn query(a: QueryArgs) -> Result<()> {
     ]
     .map(String::from)
     .to_vec();
-    silt_args.extend(a.silt_args.iter().cloned());
     let opts = QueryOptions {
         series: a.series,
         duration: a.duration,
@@ -428,25 +418,18 @@ fn query(a: QueryArgs) -> Result<()> {
         slo_interval: a.slo_interval,
         repetitions: a.repetitions.max(1),
         systems: a.systems.clone(),
-        connections: a.connections,
-        max_samples: a.max_samples_per_request,
+        connections: a.server.connections,
+        max_samples: a.server.max_samples_per_request,
         send_window: a.send_window,
         full_check: !a.no_full_check,
         only: a.only.clone(),
-        seed: a.seed,
+        seed: a.server.seed,
         results_dir: results_dir.clone(),
-        work_dir: a
-            .work_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("silt-bench")),
-        bins: Binaries {
-            silt: a.silt_bin.clone().unwrap_or_else(default_silt_bin),
-            victoria_metrics: a.vm_bin.clone(),
-            prometheus: a.prometheus_bin.clone(),
-            silt_args,
-            // Data is visible at once (the benchmark waits for it anyway).
-            vm_args: vec!["-search.latencyOffset=0s".into()],
-        },
+        work_dir: a.server.work_dir(),
+        // VictoriaMetrics: data visible at once (the benchmark waits for it anyway).
+        bins: a
+            .server
+            .binaries(silt_args, vec!["-search.latencyOffset=0s".into()]),
         timeouts: QueryTimeouts {
             start: a.start_timeout,
             load: a.load_timeout,
@@ -456,11 +439,11 @@ fn query(a: QueryArgs) -> Result<()> {
             queries: a.queries_timeout,
             stop: Duration::from_secs(120),
         },
-        keep_data: a.keep_data,
-        nice: a.nice,
+        keep_data: a.server.keep_data,
+        nice: a.server.nice,
     };
     querybench::check_binaries(&opts)?;
-    set_priority(a.nice)?;
+    set_priority(a.server.nice)?;
     let run = querybench::run(&opts).context("query benchmark")?;
     eprintln!(
         "{} queries timed{}; results in {}",
@@ -480,7 +463,7 @@ fn rules_bench(a: RulesArgs) -> Result<()> {
     if a.print_rules {
         print!(
             "{}",
-            rules::rule_file(a.series, a.rules, a.interval, a.max_for, a.seed)?
+            rules::rule_file(a.series, a.rules, a.interval, a.max_for, a.server.seed)?
         );
         return Ok(());
     }
@@ -496,21 +479,12 @@ fn rules_bench(a: RulesArgs) -> Result<()> {
         max_for: a.max_for,
         check_groups: a.check_groups,
         check_rules: a.check_rules,
-        connections: a.connections,
-        max_samples: a.max_samples_per_request,
-        seed: a.seed,
+        connections: a.server.connections,
+        max_samples: a.server.max_samples_per_request,
+        seed: a.server.seed,
         results_dir: results_dir.clone(),
-        work_dir: a
-            .work_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("silt-bench")),
-        bins: Binaries {
-            silt: a.silt_bin.clone().unwrap_or_else(default_silt_bin),
-            victoria_metrics: PathBuf::new(),
-            prometheus: a.prometheus_bin.clone(),
-            silt_args: a.silt_args.clone(),
-            vm_args: Vec::new(),
-        },
+        work_dir: a.server.work_dir(),
+        bins: a.server.binaries(Vec::new(), Vec::new()),
         promtool: a.promtool_bin.clone(),
         timeouts: RulesTimeouts {
             start: a.start_timeout,
@@ -518,11 +492,11 @@ fn rules_bench(a: RulesArgs) -> Result<()> {
             reload: a.reload_timeout,
             stop: Duration::from_secs(120),
         },
-        keep_data: a.keep_data,
-        nice: a.nice,
+        keep_data: a.server.keep_data,
+        nice: a.server.nice,
     };
     rules::check_binaries(&opts)?;
-    set_priority(a.nice)?;
+    set_priority(a.server.nice)?;
     let run = rules::run(&opts).context("rules benchmark")?;
     eprintln!(
         "{} rules over {} series{}; results in {}",
@@ -551,13 +525,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
         bail!("give --series N [--hours H] or --scale SERIES:DURATION");
     }
     let results_dir = a.results.clone().unwrap_or_else(default_results_dir);
-    let bins = Binaries {
-        silt: a.silt_bin.clone().unwrap_or_else(default_silt_bin),
-        victoria_metrics: a.vm_bin.clone(),
-        prometheus: a.prometheus_bin.clone(),
-        silt_args: a.silt_args.clone(),
-        vm_args: Vec::new(),
-    };
+    let bins = a.server.binaries(Vec::new(), Vec::new());
     for s in &a.systems {
         let p = bins.path(*s);
         if !p.exists() {
@@ -568,14 +536,11 @@ fn ingest(a: IngestArgs) -> Result<()> {
         scales,
         runs: a.runs.max(1),
         systems: a.systems.clone(),
-        connections: a.connections,
-        max_samples: a.max_samples_per_request,
-        seed: a.seed,
+        connections: a.server.connections,
+        max_samples: a.server.max_samples_per_request,
+        seed: a.server.seed,
         results_dir: results_dir.clone(),
-        work_dir: a
-            .work_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("silt-bench")),
+        work_dir: a.server.work_dir(),
         bins,
         timeouts: Timeouts {
             start: a.start_timeout,
@@ -585,10 +550,10 @@ fn ingest(a: IngestArgs) -> Result<()> {
             compact: a.compact_timeout,
             stop: Duration::from_secs(120),
         },
-        keep_data: a.keep_data,
-        nice: a.nice,
+        keep_data: a.server.keep_data,
+        nice: a.server.nice,
     };
-    set_priority(a.nice)?;
+    set_priority(a.server.nice)?;
     let runs = harness::run(&opts).context("benchmark")?;
     let failed = runs.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
