@@ -1588,3 +1588,38 @@ fn cmp_pairs<'a>(
 
 /// Re-exported for the admin API and tests.
 pub type BlockInfo = BlockMeta;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_by_series_is_stable() {
+        // Series 7 has three samples, two at the same timestamp with
+        // different values: WAL order must survive the grouping.
+        let list = vec![
+            (7, 30, 1),
+            (2, 10, 2),
+            (7, 10, 3),
+            (0, 5, 4),
+            (2, 20, 5),
+            (7, 10, 6),
+        ];
+        let (mut counts, mut out) = (Vec::new(), Vec::new());
+        group_by_series(&list, &mut counts, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (0, 5, 4),
+                (2, 10, 2),
+                (2, 20, 5),
+                (7, 30, 1),
+                (7, 10, 3),
+                (7, 10, 6)
+            ]
+        );
+        // Scratch space is reused: a second, smaller batch.
+        group_by_series(&[(1, 1, 1), (0, 2, 2)], &mut counts, &mut out);
+        assert_eq!(out, vec![(0, 2, 2), (1, 1, 1)]);
+    }
+}
