@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use super::Api;
 use super::error::ApiError;
-use super::forecast::{ForecastParamError, coverage, invalid, now_ms, positive_duration, timeout};
+use super::forecast::{ForecastParamError, coverage, positive_duration};
 use super::params::Params;
 use super::response::{self, Annotations, LabelsJson};
+use super::{invalid, now_ms, timeout};
 use crate::capacity::{self, Assessment, Check, Finding, Settings};
 use crate::eval::{QueryOptions, QueryOutput, QueryStats, Value};
 

@@ -10,18 +10,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::response::Response;
 use engine::{Label, Labels, Sample};
 
-use super::Api;
 use super::error::{ApiError, ParamError};
 use super::params::Params;
 use super::response::{self, Annotations};
 use super::result_json::push_result;
 use super::time::parse_duration_ns;
+use super::{Api, invalid, now_ms, timeout};
 use crate::eval::{self, EvalError, QueryOptions, QueryOutput, Series, Value};
 use crate::forecast::{FitOptions, Fitted, ModelKind};
 use crate::promql::{self, ast::ValueType};
@@ -59,13 +59,6 @@ pub enum ForecastParamError {
     Bool(String),
     #[error("unknown check {}: expected one of {}", crate::gofmt::quote(.0), .1.join(", "))]
     UnknownCheck(String, Vec<String>),
-}
-
-pub(super) fn invalid(param: &'static str, source: impl Into<ParamError>) -> ApiError {
-    ApiError::InvalidParam {
-        param,
-        source: source.into(),
-    }
 }
 
 /// A positive duration parameter in ms (float seconds or `1h30m`),
@@ -108,24 +101,6 @@ fn flag(params: &Params, key: &'static str) -> Result<bool, ApiError> {
         "true" | "1" => Ok(true),
         s => Err(invalid(key, ForecastParamError::Bool(s.to_string()))),
     }
-}
-
-/// The query deadline: the engine's, lowered by a `timeout` parameter.
-pub(super) fn timeout(api: &Api, params: &Params) -> Result<Duration, ApiError> {
-    let max = api.options().engine.timeout;
-    match params.get("timeout") {
-        "" => Ok(max),
-        s => {
-            let ns = parse_duration_ns(s).map_err(|e| invalid("timeout", e))?;
-            Ok(Duration::from_nanos(ns.max(0) as u64).min(max))
-        }
-    }
-}
-
-pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What one forecast request asks for.

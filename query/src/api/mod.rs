@@ -209,6 +209,32 @@ fn select_union(q: &Querier, sets: &[Vec<Matcher>]) -> Result<Vec<SeriesEntry>, 
     Ok(all)
 }
 
+/// A bad parameter `param`.
+fn invalid(param: &'static str, source: impl Into<ParamError>) -> ApiError {
+    ApiError::InvalidParam {
+        param,
+        source: source.into(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The query deadline: `--query.timeout`, lowered by a `timeout` parameter.
+fn timeout(api: &Api, params: &Params) -> Result<std::time::Duration, ApiError> {
+    let max = api.options().engine.timeout;
+    match params.get("timeout") {
+        "" => Ok(max),
+        s => {
+            let ns = time::parse_duration_ns(s).map_err(|e| invalid("timeout", e))?;
+            Ok(std::time::Duration::from_nanos(ns.max(0) as u64).min(max))
+        }
+    }
+}
+
 /// The warning Prometheus adds when `limit` cut a result short.
 const TRUNCATED: &str = "results truncated due to limit";
 

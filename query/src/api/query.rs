@@ -4,7 +4,7 @@
 //! evaluation goes through [`super::limits::Slots`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,40 +16,15 @@ use super::params::{Params, parse_limit};
 use super::response::{self, Annotations};
 use super::result_json::{push_result, push_stats};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS, parse_duration_ns};
-use super::{Api, ast_json};
+use super::{Api, ast_json, invalid, now_ms, timeout};
 use crate::eval::{self, QueryOptions, QueryOutput, Value};
 use crate::promql::{self, ast::Expr, ast::ValueType};
 
 /// Prometheus's limit on points per series of a range query.
 const MAX_POINTS: i128 = 11_000;
 
-fn invalid(param: &'static str, source: impl Into<ParamError>) -> ApiError {
-    ApiError::InvalidParam {
-        param,
-        source: source.into(),
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn parse_query(params: &Params) -> Result<Expr, ApiError> {
     promql::parse(params.get("query")).map_err(|e| invalid("query", e))
-}
-
-/// The query deadline: `--query.timeout`, lowered by a `timeout` parameter.
-fn timeout(api: &Api, params: &Params) -> Result<Duration, ApiError> {
-    let max = api.options().engine.timeout;
-    match params.get("timeout") {
-        "" => Ok(max),
-        s => {
-            let ns = parse_duration_ns(s).map_err(|e| invalid("timeout", e))?;
-            Ok(Duration::from_nanos(ns.max(0) as u64).min(max))
-        }
-    }
 }
 
 /// Per-query options: the engine's, `lookback_delta`, the query text.

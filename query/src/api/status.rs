@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -22,7 +21,7 @@ use super::error::ApiError;
 use super::params::{Params, atoi};
 use super::response::{self, Annotations};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS, format_rfc3339_ms};
-use super::{Api, blocking};
+use super::{Api, blocking, now_ms};
 
 /// Build information for `/status/buildinfo`: all strings. No `features`
 /// object (Grafana would take Silt for Mimir).
@@ -62,12 +61,6 @@ pub struct StatusInfo {
     pub config_yaml: String,
     /// Retention as shown by `/status/runtimeinfo` (`15d`).
     pub storage_retention: String,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) async fn buildinfo(State(api): State<Arc<Api>>) -> Response {
