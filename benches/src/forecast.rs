@@ -16,6 +16,7 @@ use query::forecast::{FitOptions, Model};
 
 use crate::forecast_baselines::{self as base, HoltWinters};
 use crate::forecast_gen::{self as fgen, DAY, FAMILIES, Family, HOUR, MIN};
+use crate::forecast_nab::{self as nab, NabSeries};
 
 use crate::forecast_real as real;
 
@@ -44,6 +45,8 @@ pub enum BacktestError {
     FetchWithoutFile,
     #[error(transparent)]
     Fetch(#[from] real::FetchError),
+    #[error(transparent)]
+    Nab(#[from] nab::NabError),
 }
 
 fn log(msg: &str) {
@@ -91,6 +94,11 @@ pub struct ForecastArgs {
     /// Resolution `--fetch-real` reads at (the scrape interval).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub fetch_step: std::time::Duration,
+    /// A checkout of the Numenta Anomaly Benchmark (github.com/numenta/NAB):
+    /// backtest its real AWS CloudWatch server metrics too, forecasts and
+    /// anomaly detection against its labelled windows.
+    #[arg(long)]
+    pub nab: Option<PathBuf>,
     /// Only fetch (with `--fetch-real`), do not run the backtest.
     #[arg(long)]
     pub fetch_only: bool,
@@ -139,6 +147,7 @@ pub fn cli(a: ForecastArgs) -> Result<(), BacktestError> {
         anomaly_series: a.anomaly_series,
         cost_series: a.cost_series,
         real: a.real,
+        nab: a.nab,
         families: a.families,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
@@ -171,6 +180,8 @@ pub struct Options {
     pub cost_series: usize,
     /// Optional JSON lines from `/api/v1/export` to backtest too.
     pub real: Option<PathBuf>,
+    /// Optional NAB checkout to backtest too.
+    pub nab: Option<PathBuf>,
     /// Families to backtest (empty: all).
     pub families: Vec<String>,
     pub threads: usize,
@@ -191,8 +202,6 @@ pub const MODELS: [&str; 6] = [
     "predict_linear[1d]",
 ];
 const COVERAGE: f64 = 0.8;
-/// The name of the real series' table.
-const REAL: &str = "real (node_exporter)";
 
 /// Sums per (model, horizon): scaled absolute errors, forecasts, and
 /// outcomes inside the 80 % interval (of forecasts that had one).
@@ -240,7 +249,8 @@ fn lag_scale(y: &[f64], lag: usize) -> f64 {
         / (y.len() - lag) as f64
 }
 
-/// Backtests one series at the given cut-offs and (up to four) horizons.
+/// Backtests one series at the given cut-offs and (up to four) horizons;
+/// a horizon of 0 is skipped (its column stays as it is).
 /// The MASE scale is the in-sample one-day seasonal naive error; with
 /// less than two days of history, the naive error at the horizon.
 fn backtest_series(
@@ -268,6 +278,9 @@ fn backtest_series(
         let mut model = Model::fit(hist, &FitOptions::default()).ok();
         let hw = HoltWinters::fit(&y, p_d);
         for (hi_idx, &h_ms) in horizons.iter().enumerate().take(4) {
+            if h_ms <= 0 {
+                continue;
+            }
             let target = cutoff + h_ms;
             let Some(actual) = samples
                 .get(samples.partition_point(|s| s.t < target))
@@ -489,15 +502,13 @@ fn score_events(
     }
 }
 
-fn anomaly_series(opts: &Options, i: usize, acc: &mut AnomalyAcc) {
-    let from = fgen::START_MS + 14 * DAY;
-    let to = fgen::START_MS + 21 * DAY;
-    let (s, injected) = fgen::anomalous(opts.seed, i as u64, 21 * DAY, opts.step_ms, from, to);
+/// Times from `from` on where `silt_anomaly_score(v[14d]) > 1`, the
+/// PromQL function evaluated at every sample (2-hour refits).
+fn silt_flags(s: &[Sample], from: i64) -> Vec<i64> {
     let key = SeriesRef {
         call: ff::next_call_id(),
         series: 0,
     };
-    // Silt: the PromQL function over [14d] at every sample (2-hour refits).
     let mut flags = Vec::new();
     let start = s.partition_point(|x| x.t < from);
     let mut lo = 0;
@@ -521,10 +532,12 @@ fn anomaly_series(opts: &Options, i: usize, acc: &mut AnomalyAcc) {
             flags.push(t);
         }
     }
-    let found = events(&flags, 3 * opts.step_ms);
-    score_events(&found, &injected, &mut acc.0[0], &mut acc.1, 0);
-    // Rolling z-score over the previous day.
-    let win = (DAY / opts.step_ms) as usize;
+    flags
+}
+
+/// Times from `from` on where the z-score against the previous day's
+/// samples (`win` of them) exceeds 3.
+fn zscore_flags(s: &[Sample], from: i64, win: usize) -> Vec<i64> {
     let mut flags = Vec::new();
     let (mut sum, mut sum2) = (0.0, 0.0);
     for (j, x) in s.iter().enumerate() {
@@ -542,8 +555,63 @@ fn anomaly_series(opts: &Options, i: usize, acc: &mut AnomalyAcc) {
         sum += x.v;
         sum2 += x.v * x.v;
     }
-    let found = events(&flags, 3 * opts.step_ms);
+    flags
+}
+
+fn anomaly_series(opts: &Options, i: usize, acc: &mut AnomalyAcc) {
+    let from = fgen::START_MS + 14 * DAY;
+    let to = fgen::START_MS + 21 * DAY;
+    let (s, injected) = fgen::anomalous(opts.seed, i as u64, 21 * DAY, opts.step_ms, from, to);
+    let gap = 3 * opts.step_ms;
+    let found = events(&silt_flags(&s, from), gap);
+    score_events(&found, &injected, &mut acc.0[0], &mut acc.1, 0);
+    let win = (DAY / opts.step_ms) as usize;
+    let found = events(&zscore_flags(&s, from, win), gap);
     score_events(&found, &injected, &mut acc.0[1], &mut acc.1, 1);
+}
+
+/// Scores both detectors on a NAB series against its labelled windows:
+/// an event (flags at most three samples apart) is true when it overlaps
+/// a window, a window is detected when an event overlaps it. Scoring
+/// starts after NAB's probationary period (15 % of the series) or two
+/// days, whichever is longer, so the detectors have history to learn
+/// from; windows ending before that do not count.
+fn nab_anomalies(s: &NabSeries, acc: &mut [EventScore; 2]) {
+    let (Some(first), Some(last)) = (s.samples.first(), s.samples.last()) else {
+        return;
+    };
+    let step = median_spacing(&s.samples).max(1);
+    let from = first.t + ((last.t - first.t) * 15 / 100).max(2 * DAY);
+    let windows: Vec<(i64, i64)> = s.windows.iter().copied().filter(|w| w.1 >= from).collect();
+    let win = (DAY / step).max(1) as usize;
+    let flags = [
+        silt_flags(&s.samples, from),
+        zscore_flags(&s.samples, from, win),
+    ];
+    for (m, f) in flags.iter().enumerate() {
+        let found = events(f, 3 * step);
+        let hit = |e: &(i64, i64), w: &(i64, i64)| e.0 <= w.1 && e.1 >= w.0;
+        let sc = &mut acc[m];
+        sc.events += found.len() as u64;
+        sc.true_events += found
+            .iter()
+            .filter(|e| windows.iter().any(|w| hit(e, w)))
+            .count() as u64;
+        sc.injected += windows.len() as u64;
+        sc.detected += windows
+            .iter()
+            .filter(|w| found.iter().any(|e| hit(e, w)))
+            .count() as u64;
+    }
+}
+
+fn median_spacing(s: &[Sample]) -> i64 {
+    let mut d: Vec<i64> = s.windows(2).map(|w| w[1].t - w[0].t).collect();
+    if d.is_empty() {
+        return 0;
+    }
+    let mid = d.len() / 2;
+    *d.select_nth_unstable(mid).1
 }
 
 /// Fit cost: 1,000 series of 7 days at 1-minute samples.
@@ -696,6 +764,39 @@ fn regularise(s: &[Sample], step_ms: i64) -> Vec<Sample> {
     out
 }
 
+/// Longest silence inside one stretch of a recording; a longer one (the
+/// recorder was not running) splits it, as Prometheus' 5-minute lookback
+/// would stop seeing the series.
+const MAX_GAP_MS: i64 = 5 * MIN;
+
+/// The stretches of `s` without a gap of more than `max_gap_ms` between
+/// finite samples, each with its finite samples only.
+fn stretches(s: &[Sample], max_gap_ms: i64) -> Vec<Vec<Sample>> {
+    let mut out: Vec<Vec<Sample>> = Vec::new();
+    for x in s.iter().filter(|x| x.v.is_finite()) {
+        match out.last_mut() {
+            Some(cur) if cur.last().is_some_and(|l| x.t - l.t <= max_gap_ms) => cur.push(*x),
+            _ => out.push(vec![*x]),
+        }
+    }
+    out
+}
+
+/// One real data set: what it is, what its recording allowed testing,
+/// the accuracy, and (with labelled anomalies) detection scores.
+#[derive(Debug, Clone, Default)]
+pub struct RealSet {
+    /// Section heading.
+    pub title: String,
+    /// Table name.
+    pub name: String,
+    pub note: String,
+    pub acc: Option<Acc>,
+    /// Per [`ANOMALY_METHODS`], against labelled windows.
+    pub anomaly: Option<[EventScore; 2]>,
+    pub anomaly_note: String,
+}
+
 /// Everything the report shows.
 #[derive(Debug, Clone, Default)]
 pub struct Results {
@@ -708,8 +809,8 @@ pub struct Results {
     pub cost: Cost,
     pub seconds: f64,
     pub opts_line: String,
-    /// What the real recording allowed testing (with `--real`).
-    pub real_note: Option<String>,
+    /// Real data sets (`--real`, `--nab`).
+    pub real: Vec<RealSet>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -718,34 +819,128 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn human(ms: i64) -> String {
+    if ms >= 2 * DAY {
+        return format!("{:.1} days", ms as f64 / DAY as f64);
+    }
     let secs = (ms.max(0) / 1000) as u64;
     humantime::format_duration(std::time::Duration::from_secs(secs - secs % 60)).to_string()
 }
 
 /// Backtests real series at the horizons and cut-offs their recorded
-/// span allows (see [`real::plan`]); returns the accuracy (none when the
-/// recording is too short) and a sentence for the report.
-fn backtest_real(
-    opts: &Options,
-    path: &Path,
-    series: &[(String, Vec<Sample>)],
-) -> (Option<Acc>, String) {
+/// span allows (see [`real::plan`]), each stretch without a gap on its
+/// own; returns the accuracy (none when too short) and a sentence on
+/// what was tested.
+fn backtest_recording(opts: &Options, series: &[Vec<Sample>]) -> (Option<Acc>, String) {
+    // A recording with gaps (the recorder stopped) is tested stretch by
+    // stretch: a forecast across a gap would be scored on a flat line or
+    // against data its horizon does not describe.
+    let pieces: Vec<Vec<Vec<Sample>>> = series
+        .iter()
+        .map(|s| stretches(s, MAX_GAP_MS.max(4 * median_spacing(s))))
+        .collect();
+    let spans: Vec<i64> = pieces
+        .iter()
+        .flatten()
+        .filter_map(|p| Some(p.last()?.t - p.first()?.t))
+        .collect();
+    let longest = spans.iter().copied().max().unwrap_or(0);
+    let n_stretches = pieces.iter().map(Vec::len).max().unwrap_or(0);
+    let Some(plan) = real::plan(longest, opts.cutoffs) else {
+        return (
+            None,
+            format!(
+                "its longest stretch without a gap ({}) is too short for the shortest horizon (5 m needs 20 m).",
+                human(longest)
+            ),
+        );
+    };
+    let jobs: Vec<(usize, usize)> = pieces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| (0..p.len()).map(move |j| (i, j)))
+        .collect();
+    let cutoffs_total = std::sync::atomic::AtomicUsize::new(0);
+    let mut acc = par(
+        jobs.len(),
+        opts.threads,
+        |k, acc: &mut Acc| {
+            let (i, j) = jobs[k];
+            let s = regularise(&pieces[i][j], plan.step_ms);
+            let (Some(start), Some(end)) = (s.first().map(|x| x.t), s.last().map(|x| x.t)) else {
+                return;
+            };
+            let Some(p) = real::plan(end - start, opts.cutoffs) else {
+                return;
+            };
+            // The table's columns are the longest stretch's horizons; a
+            // shorter stretch tests those that fit it.
+            let horizons: Vec<i64> = plan
+                .horizons
+                .iter()
+                .map(|h| if p.horizons.contains(h) { h.0 } else { 0 })
+                .collect();
+            let cuts: Vec<i64> = p
+                .cutoffs_back_ms
+                .iter()
+                .map(|b| {
+                    let c = end - b;
+                    c - c.rem_euclid(plan.step_ms)
+                })
+                .filter(|&c| c - start >= p.min_history_ms)
+                .collect();
+            cutoffs_total.fetch_add(cuts.len(), std::sync::atomic::Ordering::Relaxed);
+            backtest_series(&s, &cuts, opts.history_ms, &horizons, acc);
+        },
+        |a, b| a.merge(&b),
+    );
+    acc.labels = plan.horizons.iter().map(|h| h.1.clone()).collect();
+    let labels = acc.labels.join(", ");
+    let scale = if longest >= 2 * DAY {
+        "as for the generated series"
+    } else {
+        "by the in-sample error of the naive forecast at the same horizon (less than two days: no one-day seasonal naive forecast, and the seasonal baselines fall back to naive)"
+    };
+    let stretches = if n_stretches > 1 {
+        format!(
+            "{n_stretches} stretches without a gap (the longest {}), each backtested on its own",
+            human(longest)
+        )
+    } else {
+        "no gap".to_string()
+    };
+    let note = format!(
+        "regularised to {} s, {stretches}. Testable horizons (at most a quarter of a stretch): {labels}; per stretch, cut-offs from its longest testable horizon before its end, {} apart, each with at least half the stretch as history ({} cut-offs in all). MASE is scaled {scale}.",
+        plan.step_ms / 1000,
+        if plan.horizons.last().is_some_and(|h| h.0 >= DAY) {
+            "13 h".to_string()
+        } else {
+            "a third of that horizon".to_string()
+        },
+        cutoffs_total.into_inner(),
+    );
+    (Some(acc), note)
+}
+
+/// Backtests the node_exporter recording (`--real`).
+fn backtest_node(opts: &Options, series: &[(String, Vec<Sample>)]) -> RealSet {
     let finite = |s: &[Sample]| {
         let first = s.iter().find(|x| x.v.is_finite())?.t;
         let last = s.iter().rev().find(|x| x.v.is_finite())?.t;
         Some((first, last))
     };
     let bounds: Vec<(i64, i64)> = series.iter().filter_map(|(_, s)| finite(s)).collect();
+    let mut set = RealSet {
+        title: "Real node_exporter data".into(),
+        name: "real (node_exporter)".into(),
+        ..RealSet::default()
+    };
     let (Some(first), Some(last)) = (
         bounds.iter().map(|b| b.0).min(),
         bounds.iter().map(|b| b.1).max(),
     ) else {
-        return (
-            None,
-            format!("Real data: {} holds no samples.", path.display()),
-        );
+        set.note = "Real data: the export holds no samples.".into();
+        return set;
     };
-    let span = last - first;
     let mut names: Vec<String> = series
         .iter()
         .filter_map(|(m, _)| {
@@ -755,62 +950,65 @@ fn backtest_real(
         .collect();
     names.sort();
     names.dedup();
-    let recorded = format!(
-        "{} series ({}) recorded over {} ({} to {})",
+    let samples: Vec<Vec<Sample>> = series.iter().map(|(_, s)| s.clone()).collect();
+    let (acc, tested) = backtest_recording(opts, &samples);
+    set.note = format!(
+        "{} series ({}) recorded over {} ({} to {}), read from a Prometheus scraping this machine's node_exporter every 15 s (it runs only while this machine's work sessions do, hence the gaps); {tested}",
         series.len(),
         names.join(", "),
-        human(span),
+        human(last - first),
         rfc3339(first),
         rfc3339(last)
     );
-    let Some(plan) = real::plan(span, opts.cutoffs) else {
-        return (
-            None,
-            format!("Real data: {recorded}: too short for the shortest horizon (5 m needs 20 m)."),
-        );
-    };
-    let horizons: Vec<i64> = plan.horizons.iter().map(|h| h.0).collect();
-    let mut acc = par(
+    set.acc = acc;
+    set
+}
+
+/// Backtests NAB's real server metrics (`--nab`): forecasts and anomaly
+/// detection against the labelled windows.
+fn backtest_nab(opts: &Options, series: &[NabSeries]) -> RealSet {
+    let samples: Vec<Vec<Sample>> = series.iter().map(|s| s.samples.clone()).collect();
+    let (acc, tested) = backtest_recording(opts, &samples);
+    let an = par(
         series.len(),
         opts.threads,
-        |i, acc: &mut Acc| {
-            let s = regularise(&series[i].1, plan.step_ms);
-            let Some(end) = s.last().map(|x| x.t) else {
-                return;
-            };
-            let end = end.min(last);
-            let cuts: Vec<i64> = plan
-                .cutoffs_back_ms
-                .iter()
-                .map(|b| {
-                    let c = end - b;
-                    c - c.rem_euclid(plan.step_ms)
-                })
-                .filter(|&c| s.first().is_some_and(|f| c - f.t >= plan.min_history_ms))
-                .collect();
-            backtest_series(&s, &cuts, opts.history_ms, &horizons, acc);
+        |i, acc: &mut [EventScore; 2]| nab_anomalies(&series[i], acc),
+        |a, b| {
+            for m in 0..2 {
+                a[m].events += b[m].events;
+                a[m].true_events += b[m].true_events;
+                a[m].injected += b[m].injected;
+                a[m].detected += b[m].detected;
+            }
         },
-        |a, b| a.merge(&b),
     );
-    acc.labels = plan.horizons.iter().map(|h| h.1.clone()).collect();
-    let spacing = match plan.cutoffs_back_ms.as_slice() {
-        [a, b, ..] => format!(", {} apart", human(b - a)),
-        _ => String::new(),
-    };
-    let labels = acc.labels.join(", ");
-    let scale = if span >= 2 * DAY {
-        "as for the generated series"
-    } else {
-        "by the in-sample error of the naive forecast at the same horizon (less than two days: no one-day seasonal naive forecast, and the seasonal baselines fall back to naive)"
-    };
-    let note = format!(
-        "Real data: {recorded}, read from a Prometheus scraping this machine's node_exporter every 15 s and regularised to {} s. Testable horizons (at most a quarter of the span): {labels}; {} cut-offs ending {} before the last sample{spacing}, each with at least {} of history. MASE is scaled {scale}.",
-        plan.step_ms / 1000,
-        plan.cutoffs_back_ms.len(),
-        human(plan.cutoffs_back_ms.first().copied().unwrap_or(0)),
-        human(plan.min_history_ms),
-    );
-    (Some(acc), note)
+    let days: Vec<i64> = series
+        .iter()
+        .filter_map(|s| Some((s.samples.last()?.t - s.samples.first()?.t) / DAY))
+        .collect();
+    RealSet {
+        title: "Real server metrics: the Numenta Anomaly Benchmark".into(),
+        name: "real (NAB server metrics)".into(),
+        note: format!(
+            "{} series from NAB (github.com/numenta/NAB, MIT): {} AWS CloudWatch series of EC2 and RDS instances and an ELB (CPU utilisation, disk write bytes, network in, request count) and {} with known causes ({}), sampled every 5 minutes over {}–{} days; {tested}",
+            series.len(),
+            series
+                .iter()
+                .filter(|s| s.name.starts_with("realAWSCloudwatch/"))
+                .count(),
+            nab::KNOWN_CAUSE.len(),
+            nab::KNOWN_CAUSE
+                .iter()
+                .map(|k| k.trim_start_matches("realKnownCause/").trim_end_matches(".csv"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            days.iter().min().unwrap_or(&0),
+            days.iter().max().unwrap_or(&0),
+        ),
+        acc,
+        anomaly: Some(an),
+        anomaly_note: "Against NAB's labelled anomaly windows (combined_windows.json): an event (flags at most three samples apart) is true when it overlaps a window; a window is found when an event overlaps it. Scoring starts after NAB's probationary 15 % of each series (at least two days), so both detectors have history; the anomaly score sees at most the preceding 14 days.".into(),
+    }
 }
 
 /// Runs the whole backtest.
@@ -843,11 +1041,12 @@ pub fn run(opts: &Options) -> Result<Results, BacktestError> {
     if let Some(path) = &opts.real {
         let series = read_real(path)?;
         log(&format!("forecast backtest: {} real series", series.len()));
-        let (acc, note) = backtest_real(opts, path, &series);
-        res.real_note = Some(note);
-        if let Some(acc) = acc {
-            res.by_family.push((REAL.to_string(), acc));
-        }
+        res.real.push(backtest_node(opts, &series));
+    }
+    if let Some(root) = &opts.nab {
+        let series = nab::read_nab(root)?;
+        log(&format!("forecast backtest: {} NAB series", series.len()));
+        res.real.push(backtest_nab(opts, &series));
     }
     log("forecast backtest: time to threshold");
     let ttt = par(
@@ -946,6 +1145,25 @@ fn mase_table(out: &mut String, acc: &Acc) {
     }
 }
 
+fn anomaly_table(out: &mut String, scores: &[EventScore; 2], truth: &str) {
+    let _ = writeln!(
+        out,
+        "| method | events flagged | precision | {truth} | recall | F1 |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for (m, name) in ANOMALY_METHODS.iter().enumerate() {
+        let s = scores[m];
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | **{:.3}** |",
+            s.events,
+            pct(s.precision()),
+            s.injected,
+            pct(s.recall()),
+            s.f1()
+        );
+    }
+}
+
 /// The results as Markdown.
 pub fn render(res: &Results) -> String {
     let mut out = String::new();
@@ -954,12 +1172,6 @@ pub fn render(res: &Results) -> String {
     mase_table(&mut out, &res.overall);
     out.push_str("\n### Per family\n\n");
     for (name, acc) in &res.by_family {
-        if name == REAL {
-            out.push_str("### Real node_exporter data\n\n");
-            if let Some(note) = &res.real_note {
-                let _ = writeln!(out, "{note}\n");
-            }
-        }
         let _ = writeln!(
             out,
             "**{name}** ({} forecasts per horizon)\n",
@@ -968,12 +1180,22 @@ pub fn render(res: &Results) -> String {
         mase_table(&mut out, acc);
         out.push('\n');
     }
-    if let Some(note) = res
-        .real_note
-        .as_ref()
-        .filter(|_| !res.by_family.iter().any(|f| f.0 == REAL))
-    {
-        let _ = writeln!(out, "### Real node_exporter data\n\n{note}\n");
+    for set in &res.real {
+        let _ = writeln!(out, "### {}\n\n{}\n", set.title, set.note);
+        if let Some(acc) = &set.acc {
+            let _ = writeln!(
+                out,
+                "**{}** ({} forecasts per horizon)\n",
+                set.name, acc.count[0][0]
+            );
+            mase_table(&mut out, acc);
+            out.push('\n');
+        }
+        if let Some(an) = &set.anomaly {
+            let _ = writeln!(out, "Anomaly detection. {}\n", set.anomaly_note);
+            anomaly_table(&mut out, an, "labelled windows");
+            out.push('\n');
+        }
     }
     out.push_str("### Time to threshold (disks, threshold 100 %, cut-off after 14 days)\n\n| method | crossings within 72 h | predicted within ¼ of lead time | never-filling disks | false alarms (crossing predicted ≤ 72 h) |\n|---|---:|---:|---:|---:|\n");
     for (m, name) in TTT_METHODS.iter().enumerate() {
@@ -989,19 +1211,8 @@ pub fn render(res: &Results) -> String {
             pct(s.false_alarms as f64 / s.never.max(1) as f64)
         );
     }
-    out.push_str("\n### Anomaly detection (events, 7 evaluated days per series)\n\n| method | events flagged | precision | injected | recall | F1 |\n|---|---:|---:|---:|---:|---:|\n");
-    for (m, name) in ANOMALY_METHODS.iter().enumerate() {
-        let s = res.anomaly[m];
-        let _ = writeln!(
-            out,
-            "| {name} | {} | {} | {} | {} | **{:.3}** |",
-            s.events,
-            pct(s.precision()),
-            s.injected,
-            pct(s.recall()),
-            s.f1()
-        );
-    }
+    out.push_str("\n### Anomaly detection (events, 7 evaluated days per series)\n\n");
+    anomaly_table(&mut out, &res.anomaly, "injected");
     out.push_str("\nSilt's recall by kind: ");
     let kinds = ["spikes", "dips", "level shifts", "seasonal breaks"];
     let parts: Vec<String> = kinds
@@ -1081,6 +1292,7 @@ mod tests {
             anomaly_series: 1,
             cost_series: 2,
             real: None,
+            nab: None,
             families: Vec::new(),
             threads: 1,
         };
@@ -1105,6 +1317,17 @@ mod tests {
         assert!(r[0].1[1].v.is_nan());
         let reg = regularise(&r[0].1, 1000);
         assert_eq!(reg.iter().map(|s| s.v).collect::<Vec<_>>(), vec![1.0, 3.0]);
+        let gappy: Vec<Sample> = [0, 15, 30, 400, 415, 420]
+            .iter()
+            .map(|&t| Sample {
+                t: t * 1000,
+                v: t as f64,
+            })
+            .collect();
+        let parts = stretches(&gappy, MAX_GAP_MS);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].len(), 3);
+        assert_eq!(parts[1][0].t, 400_000);
         std::fs::write(&p, "nope\n").unwrap();
         assert!(matches!(
             read_real(&p),

@@ -7,6 +7,7 @@ pub mod encode;
 pub mod forecast;
 pub mod forecast_baselines;
 pub mod forecast_gen;
+pub mod forecast_nab;
 pub mod forecast_real;
 pub mod harness;
 pub mod queries;

@@ -73,8 +73,21 @@ const CONSISTENCY_BIN_FACTOR: usize = 4;
 /// Least correlation between the profiles of alternate cycles for a
 /// season to be used (auto mode).
 const MIN_CONSISTENCY: f64 = 0.4;
-/// Anomaly band half-width in robust sigmas of the one-step residuals.
+/// Anomaly band half-width in robust sigmas of the one-step residuals
+/// (at least; see [`ANOMALY_TAIL_FACTOR`]).
 pub const ANOMALY_SIGMAS: f64 = 5.0;
+/// Quantile of the standardised deviations of the fitted data that an
+/// anomaly band must also clear (times [`ANOMALY_TAIL_FACTOR`]): what the
+/// series itself exceeds 0.1 % of the time (about once in 3.5 days at
+/// 5-minute samples). On heavy-tailed series (idle CPUs jumping between
+/// quanta, bursty request counts) five robust sigmas are exceeded
+/// routinely, and a band that fires on a series' everyday behaviour is
+/// noise to whoever gets the alert; on Gaussian noise the quantile is
+/// about 3.3 sigmas and the sigma rule decides. Chosen on the backtest:
+/// on NAB's real server metrics event F1 0.17 → 0.57 with the generated
+/// set unchanged (0.894 → 0.896); see docs/forecasting.md.
+const ANOMALY_TAIL_Q: f64 = 0.999;
+const ANOMALY_TAIL_FACTOR: f64 = 1.0;
 
 /// A point forecast with its prediction interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -135,9 +148,9 @@ pub struct Model {
     innov: f64,
     /// First cell whose forecasts count as in-sample errors.
     warm: usize,
-    /// Robust sigma of raw samples around the one-step expectation, per
-    /// hour of the day (24 entries) or one entry without a daily profile.
-    sigma_by_hour: Vec<f64>,
+    /// Anomaly band half-width per hour of the day (24 entries) or one
+    /// entry without a daily profile.
+    half_by_hour: Vec<f64>,
     /// Cells the anomaly level looks back over.
     level_window: usize,
     horizons: Vec<HorizonFit>,
@@ -207,7 +220,7 @@ impl Model {
             resid: Vec::new(),
             innov: f64::INFINITY,
             warm: 0,
-            sigma_by_hour: Vec::new(),
+            half_by_hour: Vec::new(),
             level_window: 1,
             horizons: Vec::new(),
         };
@@ -348,7 +361,7 @@ impl Model {
         m.warm = (n / 4).min(p_d.max(12)).max(1);
         let cells_6h = (6 * 3_600_000 / step).max(1) as usize;
         m.level_window = cells_6h.min(n / 4).max(12.min(n));
-        m.sigma_by_hour = m.raw_sigmas(samples, &mut buf);
+        m.half_by_hour = m.band_half_widths(samples, &mut buf);
         Ok(m)
     }
 
@@ -631,8 +644,7 @@ impl Model {
             median_in_place(&mut window)
         };
         let expected = self.structural_at_ms(point.t) + level;
-        let sigma = self.sigma_at(point.t);
-        let half = ANOMALY_SIGMAS * sigma;
+        let half = self.half_at(point.t);
         let dev = (point.v - expected).abs();
         let score = if point.v.is_nan() {
             f64::NAN
@@ -649,19 +661,25 @@ impl Model {
         }
     }
 
-    fn sigma_at(&self, t_ms: i64) -> f64 {
-        if self.sigma_by_hour.len() == 24 {
+    fn half_at(&self, t_ms: i64) -> f64 {
+        if self.half_by_hour.len() == 24 {
             let hour = t_ms.rem_euclid(DAY_MS) / 3_600_000;
-            self.sigma_by_hour[hour as usize]
+            self.half_by_hour[hour as usize]
         } else {
-            self.sigma_by_hour.first().copied().unwrap_or(0.0)
+            self.half_by_hour.first().copied().unwrap_or(0.0)
         }
     }
 
-    /// Robust sigmas of raw samples around the expectation the anomaly
-    /// band uses (structural value plus the median remainder of the
-    /// preceding `level_window` cells), from every third cell.
-    fn raw_sigmas(&self, samples: &[Sample], buf: &mut Vec<f64>) -> Vec<f64> {
+    /// Anomaly band half-widths: from the deviations of raw samples from
+    /// the expectation the band uses (structural value plus the median
+    /// remainder of the preceding `level_window` cells, every third
+    /// cell), per hour of the day with a daily profile: `ANOMALY_SIGMAS`
+    /// robust sigmas of the hour, widened where the series' own tails are
+    /// heavier (`ANOMALY_TAIL_FACTOR` times the `ANOMALY_TAIL_Q` quantile
+    /// of the deviations standardised by their hour's sigma; of the raw
+    /// deviations when more than half of them are 0, as on a series that
+    /// mostly repeats one value).
+    fn band_half_widths(&self, samples: &[Sample], buf: &mut Vec<f64>) -> Vec<f64> {
         let n = self.resid.len();
         let w = self.level_window;
         let mut level = vec![f64::NAN; n];
@@ -690,7 +708,7 @@ impl Model {
         }
         let all: Vec<f64> = by_group.iter().flatten().copied().collect();
         let global = robust_sigma(&all, buf);
-        by_group
+        let sigmas: Vec<f64> = by_group
             .iter()
             .map(|g| {
                 if g.len() < 30 {
@@ -699,7 +717,28 @@ impl Model {
                     robust_sigma(g, buf).max(0.5 * global)
                 }
             })
-            .collect()
+            .collect();
+        if global > 0.0 {
+            let mut z: Vec<f64> = by_group
+                .iter()
+                .zip(&sigmas)
+                .flat_map(|(g, &s)| g.iter().map(move |d| (d / s).abs()))
+                .collect();
+            z.sort_unstable_by(f64::total_cmp);
+            let tail = ANOMALY_TAIL_FACTOR * quantile_sorted(&z, ANOMALY_TAIL_Q);
+            let k = if tail.is_finite() {
+                tail.max(ANOMALY_SIGMAS)
+            } else {
+                ANOMALY_SIGMAS
+            };
+            sigmas.iter().map(|s| k * s).collect()
+        } else {
+            let mut d: Vec<f64> = all.iter().map(|d| d.abs()).collect();
+            d.sort_unstable_by(f64::total_cmp);
+            let tail = ANOMALY_TAIL_FACTOR * quantile_sorted(&d, ANOMALY_TAIL_Q);
+            let half = if tail.is_finite() { tail } else { 0.0 };
+            vec![half; sigmas.len()]
+        }
     }
 }
 
@@ -848,10 +887,14 @@ fn run_level(
 
 /// The spread of the remainder around its level: the robust sigma of its
 /// changes over `lag` cells (an hour) over `sqrt(2)`, floored by a tenth
-/// of the remainder's own spread; infinite (no clipping) when both are 0.
-/// Over an hour autocorrelated noise has decorrelated, so its full spread
-/// counts (one-step changes would make ordinary wander look like shifts),
-/// while a level shift affects only the changes that straddle it.
+/// of the remainder's own spread. Over an hour autocorrelated noise has
+/// decorrelated, so its full spread counts (one-step changes would make
+/// ordinary wander look like shifts), while a level shift affects only the
+/// changes that straddle it. 0 when both are 0 (a series that mostly
+/// repeats one value, like a disk written to in bursts): every change is
+/// clipped, so bursts leave the level alone and a lasting change resets
+/// it after three cells (on NAB's bursty disk-write series the level used
+/// to follow each burst and forecast it for days).
 fn innovation_sigma(r: &[f64], lag: usize, buf: &mut Vec<f64>) -> f64 {
     let diffs: Vec<f64> = r
         .iter()
@@ -860,7 +903,7 @@ fn innovation_sigma(r: &[f64], lag: usize, buf: &mut Vec<f64>) -> f64 {
         .collect();
     let d = robust_sigma(&diffs, buf) / std::f64::consts::SQRT_2;
     let s = d.max(0.1 * robust_sigma(r, buf));
-    if s > 0.0 { s } else { f64::INFINITY }
+    if s > 0.0 { s } else { 0.0 }
 }
 
 /// The Theil–Sen slope (per cell) of the medians of windows of `window`

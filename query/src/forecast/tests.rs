@@ -185,6 +185,61 @@ fn anomalies_score_above_one() {
     );
 }
 
+/// An idle CPU as CloudWatch reports it (NAB's ec2_cpu_utilization
+/// series): mostly one quantum, often the next, a burst a few times a day.
+/// Its everyday jumps are not anomalies; a burst beyond anything its
+/// history shows is.
+#[test]
+fn quantised_idle_series_flags_only_what_its_history_does_not_show() {
+    let s = series(14, 5 * MIN, |t| {
+        let u = noise(t as u64, 9);
+        if u > 0.994 {
+            1.5
+        } else if u > 0.5 {
+            0.134
+        } else {
+            0.066
+        }
+    });
+    let m = Model::fit(&s, &FitOptions::default()).unwrap();
+    let t = s.last().unwrap().t + 5 * MIN;
+    for v in [0.066, 0.134] {
+        let b = m.anomaly(&[], Sample { t, v });
+        assert!(b.score < 1.0, "{v}: {b:?}");
+    }
+    let b = m.anomaly(&[], Sample { t, v: 5.0 });
+    assert!(b.score > 1.0, "{b:?}");
+    // Light tails keep the band at 5 robust sigmas: uniform noise in
+    // [-1, 1) has a robust sigma of 0.74 (half its MAD of 0.5 is the
+    // quartile), so 3.7, whatever its largest draws.
+    let g = series(14, 5 * MIN, |t| 50.0 + noise(t as u64, 5));
+    let m = Model::fit(&g, &FitOptions::default()).unwrap();
+    let b = m.anomaly(&[], Sample { t, v: 50.0 });
+    assert!((b.upper - b.expected - 3.7).abs() < 0.3, "{b:?}");
+}
+
+/// A disk written to in bursts (NAB's ec2_disk_write_bytes): zero most
+/// of the time. A burst of two samples just before the cut-off is not the
+/// new level (three in a row would be).
+#[test]
+fn bursts_on_a_mostly_zero_series_do_not_move_the_level() {
+    let s = series(10, 5 * MIN, |t| {
+        let u = noise(t as u64, 11);
+        let recent = t > 10 * DAY - 15 * MIN;
+        if recent || u > 0.97 {
+            4.0e8 * (1.5 + u)
+        } else {
+            0.0
+        }
+    });
+    let mut m = Model::fit(&s, &FitOptions::default()).unwrap();
+    let end = s.last().unwrap().t;
+    for h in [HOUR, 6 * HOUR, DAY] {
+        let f = m.forecast(&[], end + h, 0.8).unwrap();
+        assert!(f.mean.abs() < 1.0e6, "{h}: {f:?}");
+    }
+}
+
 #[test]
 fn tail_updates_the_level() {
     let s = series(4, MIN, |t| 10.0 + noise(t as u64, 6) * 0.1);
