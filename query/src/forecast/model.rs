@@ -56,6 +56,9 @@ pub const MIN_CELLS: usize = 24;
 /// Fewest in-sample errors an interval is read from; longer horizons
 /// reuse the longest horizon that has them, widened by `sqrt(k / k')`.
 const MIN_ERRORS: usize = 16;
+/// Per-horizon fits a model keeps (a path on the horizon ladder needs
+/// about two per doubling of the horizon).
+const MAX_HORIZONS: usize = 32;
 /// Level smoothing factors tried per horizon.
 const ALPHAS: [f64; 7] = [0.01, 0.03, 0.1, 0.2, 0.4, 0.7, 1.0];
 /// Remainders further than this many robust sigmas (of the remainder
@@ -448,7 +451,7 @@ impl Model {
             Some(pos) => pos,
             None => {
                 let h = self.fit_horizon(k);
-                if self.horizons.len() >= 8 {
+                if self.horizons.len() >= MAX_HORIZONS {
                     self.horizons.remove(0);
                 }
                 self.horizons.push(h);
@@ -529,12 +532,61 @@ impl Model {
         coverage: f64,
     ) -> Result<Forecast, ForecastError> {
         check_coverage(coverage)?;
+        let k = self.cells_ahead(tail, target_ms);
+        Ok(self.forecast_with(tail, target_ms, coverage, k, k))
+    }
+
+    /// Forecasts for many `targets` at once, for paths into the future
+    /// (`/api/v1/forecast`, threshold searches): each target reads the
+    /// per-horizon fit of the nearest horizon at or above its own on a
+    /// ladder of 1, 2, 3, 4, 6, 8, 12, … cells (each at most 1.5 times the
+    /// one before), with that horizon's error quantiles scaled by
+    /// `sqrt(k / rung)`. A path of `n` steps then fits about
+    /// `2 log2(n)` horizons instead of `n`; on a rung it equals
+    /// [`Model::forecast`] exactly.
+    pub fn forecast_path(
+        &mut self,
+        tail: &[Sample],
+        targets: &[i64],
+        coverage: f64,
+    ) -> Result<Vec<Forecast>, ForecastError> {
+        targets
+            .iter()
+            .map(|&t| self.forecast_on_ladder(tail, t, coverage))
+            .collect()
+    }
+
+    /// One point of [`Model::forecast_path`].
+    pub fn forecast_on_ladder(
+        &mut self,
+        tail: &[Sample],
+        target_ms: i64,
+        coverage: f64,
+    ) -> Result<Forecast, ForecastError> {
+        check_coverage(coverage)?;
+        let k = self.cells_ahead(tail, target_ms);
+        Ok(self.forecast_with(tail, target_ms, coverage, k, ladder_rung(k)))
+    }
+
+    /// Cells from the last observed one to `target_ms`, at least 1.
+    fn cells_ahead(&self, tail: &[Sample], target_ms: i64) -> usize {
         let target = cell_of(target_ms, self.step_ms);
-        let last = self.last_cell(tail);
-        let k = (target - last).max(1) as usize;
-        let (level, _) = self.level(k, tail);
+        (target - self.last_cell(tail)).max(1) as usize
+    }
+
+    /// The forecast `k` cells ahead from the per-horizon fit at `fit_k`
+    /// (`>= k`; errors scaled by `sqrt(k / fit_k)`).
+    fn forecast_with(
+        &mut self,
+        tail: &[Sample],
+        target_ms: i64,
+        coverage: f64,
+        k: usize,
+        fit_k: usize,
+    ) -> Forecast {
+        let (level, _) = self.level(fit_k, tail);
         let mean = self.structural_at_ms(target_ms) + level;
-        let h = self.horizon(k);
+        let h = self.horizon(fit_k);
         // In-sample errors are optimistic (the profiles and the level's
         // smoothing were fit on the same data, and the future holds level
         // shifts the past may not): the tails are read further out. Errors
@@ -542,17 +594,18 @@ impl Model {
         // `errors / k` independent ones: few at long horizons, whose
         // quantiles then fall short; the interval widens by
         // `sqrt(1 + 1 / n_eff)`.
-        let tail = (1.0 - coverage) * TAIL_CALIBRATION / 2.0;
+        let tail_p = (1.0 - coverage) * TAIL_CALIBRATION / 2.0;
         let n_eff = h.errors.len() as f64 / k as f64;
-        let widen = h.widen * (1.0 + 1.0 / n_eff.max(1.0)).sqrt();
-        let lo = quantile_sorted(&h.errors, tail) * widen;
-        let hi = quantile_sorted(&h.errors, 1.0 - tail) * widen;
+        let rung = (k as f64 / fit_k as f64).sqrt();
+        let widen = h.widen * rung * (1.0 + 1.0 / n_eff.max(1.0)).sqrt();
+        let lo = quantile_sorted(&h.errors, tail_p) * widen;
+        let hi = quantile_sorted(&h.errors, 1.0 - tail_p) * widen;
         let (lo, hi) = if lo.is_nan() { (0.0, 0.0) } else { (lo, hi) };
-        Ok(Forecast {
+        Forecast {
             mean,
             lower: mean + lo.min(0.0),
             upper: mean + hi.max(0.0),
-        })
+        }
     }
 
     fn last_cell(&self, tail: &[Sample]) -> i64 {
@@ -740,6 +793,17 @@ impl Model {
             vec![half; sigmas.len()]
         }
     }
+}
+
+/// The horizon ladder of [`Model::forecast_path`]: the smallest of
+/// `2^i` and `3 * 2^i` that is at least `k`.
+pub(super) fn ladder_rung(k: usize) -> usize {
+    if k <= 4 {
+        return k.max(1);
+    }
+    let pow = k.next_power_of_two();
+    let three = 3 * (pow / 4);
+    if three >= k { three } else { pow }
 }
 
 /// A circular profile of bins of `bin` cells at (absolute, fractional)

@@ -68,6 +68,27 @@ impl Fitted {
         }
     }
 
+    /// Forecasts at many `targets` (a path into the future); for the
+    /// seasonal model see [`Model::forecast_path`].
+    pub fn forecast_path(
+        &mut self,
+        targets: &[i64],
+        coverage: f64,
+    ) -> Result<Vec<Forecast>, ForecastError> {
+        match self {
+            Fitted::Seasonal(m) => m.forecast_path(&[], targets, coverage),
+            Fitted::Linear(m) => targets.iter().map(|&t| m.forecast(t, coverage)).collect(),
+        }
+    }
+
+    /// One point of a path ([`Fitted::forecast_path`]).
+    fn path_point(&mut self, target_ms: i64, coverage: f64) -> Result<Forecast, ForecastError> {
+        match self {
+            Fitted::Seasonal(m) => m.forecast_on_ladder(&[], target_ms, coverage),
+            Fitted::Linear(m) => m.forecast(target_ms, coverage),
+        }
+    }
+
     /// Whether the forecast follows a daily profile (a threshold may then
     /// be crossed at a daily peak, so crossings are searched hourly).
     fn daily(&self) -> bool {
@@ -166,14 +187,15 @@ pub fn exhaustion(
     let mut found: [Option<(f64, f64, f64, f64)>; 3] = [None; 3];
     let mut prev = [current; 3];
     let mut prev_t = 0.0;
-    for i in 1..=n {
-        let t = dt * i as f64;
-        let f = model.forecast(from_ms + t.round() as i64, coverage)?;
+    let times: Vec<f64> = (1..=n).map(|i| dt * i as f64).collect();
+    let targets: Vec<i64> = times.iter().map(|t| from_ms + t.round() as i64).collect();
+    let path = model.forecast_path(&targets, coverage)?;
+    for (&t, f) in times.iter().zip(&path) {
         for (band, slot) in found.iter_mut().enumerate() {
             if slot.is_some() {
                 continue;
             }
-            let v = pick(&f, band);
+            let v = pick(f, band);
             if direction.reached(v, threshold) {
                 *slot = Some((prev_t, prev[band], t, v));
             }
@@ -195,7 +217,7 @@ pub fn exhaustion(
             }
             let mid = (t0 + t1) / 2.0;
             let v = pick(
-                &model.forecast(from_ms + mid.round() as i64, coverage)?,
+                &model.path_point(from_ms + mid.round() as i64, coverage)?,
                 band,
             );
             if direction.reached(v, threshold) {

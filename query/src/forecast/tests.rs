@@ -413,3 +413,47 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn horizon_ladder_steps_by_at_most_half() {
+    use super::model::ladder_rung;
+    let rungs: Vec<usize> = (1..=50).map(ladder_rung).collect();
+    assert_eq!(&rungs[..13], &[1, 2, 3, 4, 6, 6, 8, 8, 12, 12, 12, 12, 16]);
+    for k in 1..5000 {
+        let r = ladder_rung(k);
+        assert!(r >= k && 2 * r <= 3 * k.max(2), "{k} -> {r}");
+    }
+}
+
+/// A path reads the ladder's horizons: on a rung it is the point forecast
+/// exactly, between rungs its mean and bands stay between the point
+/// forecasts' of the neighbouring rungs' spread.
+#[test]
+fn forecast_paths_match_point_forecasts_on_the_ladder() {
+    let s = series(14, 5 * MIN, |t| {
+        100.0 + 20.0 * daily(t) + t as f64 / DAY as f64 + 3.0 * noise(t as u64, 12)
+    });
+    let end = s.last().unwrap().t;
+    let mut m = Model::fit(&s, &FitOptions::default()).unwrap();
+    let targets: Vec<i64> = (1..=288).map(|i| end + i * 5 * MIN).collect();
+    let path = m.forecast_path(&[], &targets, 0.8).unwrap();
+    let mut fresh = Model::fit(&s, &FitOptions::default()).unwrap();
+    for (i, (&t, p)) in targets.iter().zip(&path).enumerate() {
+        let k = i + 1;
+        let point = fresh.forecast(&[], t, 0.8).unwrap();
+        if super::model::ladder_rung(k) == k {
+            assert_eq!(*p, point, "k {k}");
+        } else {
+            // Same structure; the level and the bands come from a horizon
+            // at most 1.5 times further out.
+            assert!(
+                (p.mean - point.mean).abs() < 5.0,
+                "k {k}: {p:?} vs {point:?}"
+            );
+            let (wp, wq) = (p.upper - p.lower, point.upper - point.lower);
+            assert!(wp > 0.5 * wq && wp < 2.0 * wq, "k {k}: {p:?} vs {point:?}");
+        }
+        assert!(p.lower <= p.mean && p.mean <= p.upper);
+    }
+    assert!(m.forecast_path(&[], &targets, 1.5).is_err());
+}
