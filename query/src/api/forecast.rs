@@ -23,7 +23,7 @@ use super::result_json::push_result;
 use super::time::parse_duration_ns;
 use super::{Api, invalid, now_ms, timeout};
 use crate::eval::{self, EvalError, QueryOptions, QueryOutput, Series, Value};
-use crate::forecast::{FitOptions, Fitted, ModelKind};
+use crate::forecast::{FitOptions, Fitted, ModelKind, Seasonality};
 use crate::promql::{self, ast::ValueType};
 
 /// The label that tells a forecast's bands apart.
@@ -57,6 +57,11 @@ pub enum ForecastParamError {
     Coverage(String),
     #[error("cannot parse {} to a boolean: expected true or false", crate::gofmt::quote(.0))]
     Bool(String),
+    #[error(
+        "unknown seasonality {}: expected one of auto, none, daily, weekly",
+        crate::gofmt::quote(.0)
+    )]
+    UnknownSeasonality(String),
     #[error("unknown check {}: expected one of {}", crate::gofmt::quote(.0), .1.join(", "))]
     UnknownCheck(String, Vec<String>),
 }
@@ -111,8 +116,25 @@ struct Request {
     horizon_ms: i64,
     step_ms: i64,
     model: ModelKind,
+    seasonality: Seasonality,
     coverage: f64,
     include_history: bool,
+}
+
+/// `seasonality=auto|none|daily|weekly` (`weekly`: daily and weekly
+/// profiles); `auto` (the default) keeps each season only when the data
+/// shows it.
+fn seasonality(params: &Params) -> Result<Seasonality, ApiError> {
+    match params.get("seasonality") {
+        "" | "auto" => Ok(Seasonality::Auto),
+        "none" => Ok(Seasonality::None),
+        "daily" => Ok(Seasonality::Daily),
+        "weekly" => Ok(Seasonality::DailyWeekly),
+        s => Err(invalid(
+            "seasonality",
+            ForecastParamError::UnknownSeasonality(s.to_string()),
+        )),
+    }
 }
 
 fn parse_request(params: &Params) -> Result<Request, ApiError> {
@@ -143,6 +165,7 @@ fn parse_request(params: &Params) -> Result<Request, ApiError> {
         horizon_ms,
         step_ms,
         model,
+        seasonality: seasonality(params)?,
         coverage: coverage(params)?,
         include_history: flag(params, "include_history")?,
     })
@@ -234,7 +257,11 @@ fn run(
     let mut result = Vec::with_capacity(input.len() * 3);
     for s in input {
         check()?;
-        let mut model = match Fitted::fit(req.model, &s.points, &FitOptions::default()) {
+        let opts = FitOptions {
+            seasonality: req.seasonality,
+            ..FitOptions::default()
+        };
+        let mut model = match Fitted::fit(req.model, &s.points, &opts) {
             Ok(m) => m,
             Err(e) => {
                 out.warnings

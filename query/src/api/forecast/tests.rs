@@ -88,6 +88,38 @@ async fn forecast_models_and_too_short_series() {
     assert_eq!(result.len(), 3);
     // Default step: a thousandth of the horizon, whole seconds.
     assert_eq!(result[0]["values"].as_array().unwrap().len(), 1000);
+    // Each seasonality is accepted; without a season the mean path of the
+    // seasonal model is a line (trend plus level).
+    for season in ["auto", "daily", "weekly", "none"] {
+        let uri = format!(
+            "/api/v1/forecast?query={}&time={time}&horizon=1d&step=1h&seasonality={season}",
+            enc(VAR)
+        );
+        let (status, v) = get(&r, &uri).await;
+        assert_eq!(status, 200, "{season}: {v}");
+        let mean = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["metric"][super::BAND_LABEL] == "mean")
+            .unwrap();
+        if season == "none" {
+            let ys: Vec<f64> = mean["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p[1].as_str().unwrap().parse().unwrap())
+                .collect();
+            // Straight up to the level, which each horizon of the ladder
+            // smooths with its own factor: within 5 % of the mean step.
+            let d = (ys[ys.len() - 1] - ys[0]) / (ys.len() - 1) as f64;
+            assert!(
+                ys.windows(2)
+                    .all(|w| ((w[1] - w[0]) - d).abs() <= 0.05 * d.abs()),
+                "{ys:?}"
+            );
+        }
+    }
     // Ten seconds of history hold 11 points: too short, a warning, success.
     let uri = format!(
         "/api/v1/forecast?query={}&time={time}&history=10s",
@@ -135,6 +167,10 @@ async fn forecast_parameter_errors_name_the_parameter() {
         (
             format!("query={q}&horizon=30d&step=1s"),
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ),
+        (
+            format!("query={q}&seasonality=hourly"),
+            r#"invalid parameter "seasonality": unknown seasonality "hourly": expected one of auto, none, daily, weekly"#,
         ),
         (
             format!("query={q}&include_history=yes"),
