@@ -193,6 +193,7 @@ impl Chunks {
                         c.append(s.t, s.v);
                     }
                     c.shrink_to_fit();
+                    self.ooo_chunks.reserve_exact(1);
                     self.ooo_chunks.push(c);
                 }
             }
@@ -201,6 +202,11 @@ impl Chunks {
                 if self.open.len() >= CHUNK_SAMPLES {
                     let mut sealed = std::mem::take(&mut self.open);
                     sealed.shrink_to_fit();
+                    // One slot at a time: a head holds a few chunks per
+                    // series, and the doubling growth's spare slots (80
+                    // bytes each) cost more than the reallocation every
+                    // 120 samples.
+                    self.sealed.reserve_exact(1);
                     self.sealed.push(sealed);
                 }
             }
