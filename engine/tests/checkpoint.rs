@@ -448,3 +448,29 @@ fn close_checkpoint_leaves_almost_no_wal_to_replay() {
     assert!(loaded);
     assert_eq!(got, live);
 }
+
+#[test]
+fn checkpoint_duration_and_size_are_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::default();
+    let db = Db::open(options(dir.path(), false), &mut registry).unwrap();
+    fill(&db, 0, 50);
+    let stats = db.checkpoint().unwrap().unwrap();
+    assert_eq!(stats.series, 12);
+    assert_eq!(
+        std::fs::metadata(&stats.path).unwrap().len(),
+        stats.bytes,
+        "reported size is the file's"
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        "silt_head_checkpoints_total 1".to_string(),
+        format!("silt_head_checkpoint_size_bytes {}", stats.bytes),
+        "silt_head_checkpoint_duration_seconds_count 1".to_string(),
+        "silt_head_checkpoint_failures_total 0".to_string(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+    db.close().unwrap();
+}
