@@ -740,6 +740,38 @@ mod tests {
     }
 
     #[test]
+    fn version_1_golden_file_still_reads() {
+        // `SILT_BLESS=1 cargo test -p engine golden` rewrites the file; a
+        // format change must bump FORMAT_VERSION and keep reading v1.
+        let golden_path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v1.bin");
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<_> = (0..3u32)
+            .map(|id| {
+                let l = Labels::new(&[("__name__", "up"), ("job", &format!("j{id}"))]);
+                let c = if id == 1 {
+                    Chunks::default()
+                } else {
+                    chunks_with_everything()
+                };
+                (id, l, c)
+            })
+            .collect();
+        let bytes = fs::read(write(dir.path(), &series)).unwrap();
+        if std::env::var_os("SILT_BLESS").is_some() {
+            fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
+            fs::write(&golden_path, &bytes).unwrap();
+        }
+        let golden = fs::read(&golden_path).expect("golden file");
+        assert_eq!(bytes, golden, "checkpoint format v1 changed");
+        let (got, meta, loaded) = read_back(&golden_path).unwrap();
+        assert_eq!((got.len(), meta.len(), loaded.series), (3, 1, 3));
+        for ((id, l, c), (gid, gl, gc)) in series.iter().zip(got) {
+            assert_eq!((*id, l, samples(c)), (gid, &gl, samples(&gc)));
+        }
+    }
+
+    #[test]
     fn decoding_garbage_series_never_panics() {
         let mut seed = 0x9e37_79b9_u64;
         let mut valid = Vec::new();
