@@ -1,7 +1,15 @@
-//! Measures WAL replay: fills a data directory with `series` series ×
+//! Measures restart: fills a data directory with `series` series ×
 //! `rounds` samples (one 2,000-series batch at a time, asynchronous
-//! durability), closes it without cutting a block, then times `Db::open`.
-//! `cargo run --release -p engine --example replay -- [series] [rounds] [dir]`
+//! durability), closes it without cutting a block, then times `Db::open`
+//! (head checkpoint load and WAL replay).
+//! `cargo run --release -p engine --example replay -- [series] [rounds] [dir] [mode]`
+//!
+//! `mode` says which head checkpoints the fill writes: `periodic` (the
+//! default: one whenever 256 MiB of WAL were written since the last, as
+//! the background trigger does, none at close: what a SIGKILL after the
+//! ingest leaves), `close` (a clean shutdown's) or `none` (full WAL
+//! replay). A `dir` that already holds a WAL is only reopened (never
+//! writing a checkpoint), so runs can be repeated.
 
 use std::time::Instant;
 
@@ -16,9 +24,15 @@ fn main() {
     let dir = args
         .get(2)
         .map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+    let mode = args.get(3).map_or("periodic", String::as_str);
+    assert!(
+        ["periodic", "close", "none"].contains(&mode),
+        "mode is periodic, close or none"
+    );
     let options = || {
         let mut o = Options::new(&dir);
         o.background = false;
+        o.checkpoint_on_close = false;
         o.durability = Durability::Async {
             interval: std::time::Duration::from_secs(1),
         };
@@ -26,7 +40,11 @@ fn main() {
         o
     };
     if !dir.join("wal").exists() || std::fs::read_dir(dir.join("wal")).unwrap().count() == 0 {
-        let db = Db::open(options(), &mut Registry::default()).unwrap();
+        let mut o = options();
+        o.checkpoint_on_close = mode == "close";
+        let db = Db::open(o, &mut Registry::default()).unwrap();
+        let every = engine::db::DEFAULT_CHECKPOINT_WAL_BYTES;
+        let mut checkpointed_at = 0u64;
         let labels: Vec<Labels> = (0..series)
             .map(|i| {
                 Labels::new(&[
@@ -59,6 +77,17 @@ fn main() {
                 };
                 drop(db.append(&batch).unwrap());
             }
+            let wal_bytes = db.stats().wal_bytes;
+            if mode == "periodic" && wal_bytes >= checkpointed_at + every {
+                let c = db.checkpoint().unwrap().expect("no cut pending");
+                println!(
+                    "checkpoint after {:.1} MB of WAL: {:.1} MB in {:.2}s",
+                    wal_bytes as f64 / 1e6,
+                    c.bytes as f64 / 1e6,
+                    c.seconds
+                );
+                checkpointed_at = wal_bytes;
+            }
         }
         println!(
             "wrote {} samples in {:.2}s",
@@ -67,17 +96,20 @@ fn main() {
         );
         db.close().unwrap();
     }
-    let wal_bytes: u64 = std::fs::read_dir(dir.join("wal"))
+    let wal_bytes: u64 = engine::wal::list_segments(&dir.join("wal"))
         .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).unwrap().len())
         .sum();
     let start = Instant::now();
     let db = Db::open(options(), &mut Registry::default()).unwrap();
     let secs = start.elapsed().as_secs_f64();
     let stats = db.stats();
     println!(
-        "replayed {:.1} MB of WAL in {secs:.2}s ({} head series)",
+        "opened {:.1} MB of WAL in {secs:.2}s ({} head series; checkpoint loaded: {}, WAL replayed: {:.1} MB)",
         wal_bytes as f64 / 1e6,
-        stats.head_series
+        stats.head_series,
+        stats.checkpoint_loaded,
+        stats.replayed_wal_bytes as f64 / 1e6
     );
 }

@@ -131,6 +131,9 @@ pub enum ChunkError {
         leading: u8,
         significant: u8,
     },
+    /// Restored append state out of range (see [`XorChunk::from_raw_parts`]).
+    #[error("chunk append state out of range")]
+    BadState,
     /// Whole bytes follow the last sample.
     #[error("{extra} bytes follow the last sample")]
     TrailingBytes { extra: usize },
@@ -357,6 +360,68 @@ impl XorChunk {
         self.buf.shrink_to_fit();
     }
 
+    /// The stream and the append state, for a head checkpoint (which must
+    /// restore a chunk without decoding it).
+    pub fn raw_parts(&self) -> XorParts<'_> {
+        XorParts {
+            bytes: self.bytes(),
+            min_t: self.min_t,
+            t: self.t,
+            delta: self.delta,
+            v: self.v,
+            leading: self.leading,
+            trailing: self.trailing,
+            used: self.used,
+        }
+    }
+
+    /// Rebuilds a chunk from [`XorChunk::raw_parts`] without decoding the
+    /// stream. Checks what iteration and appending rely on not to panic
+    /// (the header, the bit counts, room for sample 0); a stream that
+    /// passes them but was altered decodes to wrong samples, so callers
+    /// protect the parts with a checksum.
+    pub fn from_raw_parts(p: &XorParts<'_>) -> Result<XorChunk, ChunkError> {
+        let header: [u8; HEADER_LEN] = p
+            .bytes
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(ChunkError::MissingHeader { len: p.bytes.len() })?;
+        let count = u32::from_le_bytes(header);
+        if count == 0 {
+            return match p.bytes.len() - HEADER_LEN {
+                0 => Ok(XorChunk::new()),
+                extra => Err(ChunkError::TrailingBytes { extra }),
+            };
+        }
+        if p.bytes.len() < HEADER_LEN + 9 {
+            return Err(ChunkError::Truncated { index: 0 });
+        }
+        let stream_bits = (p.bytes.len() - HEADER_LEN) as u64 * 8;
+        if 72 + (u64::from(count) - 1) * 2 > stream_bits {
+            return Err(ChunkError::TooManySamples {
+                count,
+                len: p.bytes.len(),
+            });
+        }
+        if p.used > 7
+            || (p.leading != NO_WINDOW
+                && (p.leading > 31 || u16::from(p.leading) + u16::from(p.trailing) > 64))
+        {
+            return Err(ChunkError::BadState);
+        }
+        Ok(XorChunk {
+            buf: p.bytes.to_vec(),
+            min_t: p.min_t,
+            t: p.t,
+            delta: p.delta,
+            v: p.v,
+            count,
+            leading: p.leading,
+            trailing: p.trailing,
+            used: p.used,
+        })
+    }
+
     /// Heap and inline bytes this chunk occupies, for memory accounting.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.buf.capacity()
@@ -452,6 +517,25 @@ impl XorChunk {
         self.buf.truncate(start + total.div_ceil(8) as usize);
         self.used = (total & 7) as u8;
     }
+}
+
+/// A chunk's stream and append state, see [`XorChunk::raw_parts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XorParts<'a> {
+    /// [`XorChunk::bytes`]: the header (sample count) and the bitstream.
+    pub bytes: &'a [u8],
+    pub min_t: i64,
+    /// Last timestamp.
+    pub t: i64,
+    /// Last timestamp delta.
+    pub delta: u64,
+    /// Last value's bits.
+    pub v: u64,
+    /// Value window: leading zeros (0xff: none yet) and trailing zeros.
+    pub leading: u8,
+    pub trailing: u8,
+    /// Bits used in the last byte of the stream (0: full).
+    pub used: u8,
 }
 
 impl<'a> IntoIterator for &'a XorChunk {

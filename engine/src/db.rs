@@ -31,12 +31,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::block::{self, Block, BlockCache, BlockMeta, BlockWriteOptions};
+use crate::checkpoint;
 use crate::error::{AppendError, Error, Result};
-use crate::head::{Head, MemSeries, dedup_sorted};
+use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted};
 use crate::labels::{Labels, Matcher};
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::sample::{Sample, WriteBatch};
-use crate::wal::{self, Record, Wal};
+use crate::wal::{self, Record, Wal, WalPos};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,20 @@ pub struct Options {
     /// Byte budget of the decoded-page cache shared by all block reads
     /// (see [`block::BlockCache`]); 0 disables it.
     pub block_cache_bytes: usize,
+    /// The background thread writes a head checkpoint (see
+    /// [`crate::checkpoint`]) once this many bytes of WAL were written
+    /// since the last one (WAL replayed at open counts); 0 disables
+    /// periodic checkpoints.
+    pub checkpoint_wal_bytes: u64,
+    /// Write a head checkpoint at [`Db::close`], so the next open replays
+    /// (almost) no WAL.
+    pub checkpoint_on_close: bool,
 }
+
+/// Default [`Options::checkpoint_wal_bytes`]: 256 MiB. At 200 k series
+/// scraped every 15 s (about 175 kB of WAL a second) that is a checkpoint
+/// every 25 minutes, so a restart replays at most that much WAL.
+pub const DEFAULT_CHECKPOINT_WAL_BYTES: u64 = 256 << 20;
 
 /// Default [`Options::block_cache_bytes`]: 256 MiB.
 pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 256 << 20;
@@ -86,6 +100,8 @@ impl Options {
             wal_segment_size: 128 << 20,
             background: true,
             block_cache_bytes: DEFAULT_BLOCK_CACHE_BYTES,
+            checkpoint_wal_bytes: DEFAULT_CHECKPOINT_WAL_BYTES,
+            checkpoint_on_close: true,
         }
     }
 }
@@ -128,6 +144,15 @@ impl CommitTicket {
     }
 }
 
+/// What [`Db::checkpoint`] wrote.
+#[derive(Debug, Clone)]
+pub struct CheckpointStats {
+    pub path: PathBuf,
+    pub series: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
 /// Figures for `/metrics` and the benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct DbStats {
@@ -138,6 +163,10 @@ pub struct DbStats {
     pub block_samples: u64,
     pub wal_bytes: u64,
     pub wal_segments: u64,
+    /// The head was restored from a checkpoint at open.
+    pub checkpoint_loaded: bool,
+    /// WAL bytes replayed at open (after the checkpoint, if one was loaded).
+    pub replayed_wal_bytes: u64,
 }
 
 struct Metrics {
@@ -154,6 +183,10 @@ struct Metrics {
     compaction_seconds: Histogram,
     compactions: Counter,
     retention_deleted: Counter,
+    checkpoint_seconds: Histogram,
+    checkpoint_bytes: Gauge,
+    checkpoints: Counter,
+    checkpoint_failures: Counter,
 }
 
 impl Metrics {
@@ -172,6 +205,10 @@ impl Metrics {
             compaction_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             compactions: Counter::default(),
             retention_deleted: Counter::default(),
+            checkpoint_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            checkpoint_bytes: Gauge::default(),
+            checkpoints: Counter::default(),
+            checkpoint_failures: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("silt");
         r.register(
@@ -208,6 +245,28 @@ impl Metrics {
             m.wal_bytes.clone(),
         );
         r.register("wal_fsyncs", "WAL fsyncs since start", m.wal_fsyncs.clone());
+        r.register_with_unit(
+            "head_checkpoint_duration",
+            "Time to write a head checkpoint",
+            Unit::Seconds,
+            m.checkpoint_seconds.clone(),
+        );
+        r.register_with_unit(
+            "head_checkpoint_size",
+            "Size of the last head checkpoint written",
+            Unit::Bytes,
+            m.checkpoint_bytes.clone(),
+        );
+        r.register(
+            "head_checkpoints",
+            "Head checkpoints written",
+            m.checkpoints.clone(),
+        );
+        r.register(
+            "head_checkpoint_failures",
+            "Head checkpoints that failed",
+            m.checkpoint_failures.clone(),
+        );
         r.register_with_unit(
             "wal_fsync_duration",
             "WAL fsync latency (one fsync serves many writers)",
@@ -272,6 +331,14 @@ pub struct Db {
     /// Decoded block pages, shared by all blocks and queries.
     cache: Arc<BlockCache>,
     closed: AtomicBool,
+    /// First WAL segment of the head's live data: segments before it are
+    /// in blocks. Changed by cuts (under the cut lock).
+    live_base: AtomicU64,
+    /// [`Db::wal_bytes_total`] when the last checkpoint (or cut) started.
+    checkpoint_mark: AtomicU64,
+    /// WAL bytes replayed at open (they count toward the next checkpoint).
+    replayed_wal_bytes: u64,
+    checkpoint_loaded: bool,
     bg_stop: Arc<(Mutex<bool>, Condvar)>,
     bg_thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -303,22 +370,31 @@ impl Db {
             .max()
             .unwrap_or(0);
 
-        let metadata = MetadataStore::default();
-        load_metadata(dir, &metadata)?;
-        let head = Head::new();
         let start = Instant::now();
         let segments = wal::list_segments(&wal_dir)?;
         let next_seq = segments
             .last()
             .map_or(covered + 1, |(s, _)| (s + 1).max(covered + 1));
-        let replayed = replay_wal(&head, &metadata, &segments, covered)?;
+        let (head, metadata, resume) = load_checkpoint(dir, &wal_dir, covered, &segments)?;
+        let replayed = replay_wal(&head, &metadata, &segments, covered, resume.as_ref())?;
+        let replayed_wal_bytes = segments
+            .iter()
+            .filter(|(s, _)| *s > covered && resume.as_ref().is_none_or(|r| *s >= r.start.seq))
+            .filter_map(|(_, p)| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+            .saturating_sub(resume.as_ref().map_or(0, |r| r.start.offset));
         tracing::info!(
             samples = replayed,
             series = head.num_series(),
             blocks = blocks.len(),
+            from_checkpoint = resume.is_some(),
+            wal_bytes = replayed_wal_bytes,
             seconds = start.elapsed().as_secs_f64(),
             "WAL replayed"
         );
+        let checkpoint_loaded = resume.is_some();
+        drop(resume);
 
         let metrics = Metrics::new(registry);
         let wal = Wal::create_with_metrics(
@@ -346,6 +422,10 @@ impl Db {
             metrics,
             cache,
             closed: AtomicBool::new(false),
+            live_base: AtomicU64::new(covered + 1),
+            checkpoint_mark: AtomicU64::new(0),
+            replayed_wal_bytes,
+            checkpoint_loaded,
             bg_stop: Arc::new((Mutex::new(false), Condvar::new())),
             bg_thread: Mutex::new(None),
             opts,
@@ -535,6 +615,7 @@ impl Db {
         }
         for guard in guards.iter_mut() {
             guard.wal_epoch = epoch;
+            guard.wal_lsn = lsn;
         }
         accepted += fresh.len();
         drop(guards);
@@ -590,6 +671,8 @@ impl Db {
             block_samples: state.blocks.iter().map(|b| b.meta().num_samples).sum(),
             wal_bytes,
             wal_segments: wal_segments.len() as u64,
+            checkpoint_loaded: self.checkpoint_loaded,
+            replayed_wal_bytes: self.replayed_wal_bytes,
         }
     }
 
@@ -692,6 +775,11 @@ impl Db {
             let _gate = self.gate.write();
             self.head.drop_frozen_and_gc();
         }
+        // Checkpoints summarise WAL now in the block: stale.
+        self.live_base.store(next_segment, Ordering::Release);
+        self.checkpoint_mark
+            .store(self.wal_bytes_total(), Ordering::Relaxed);
+        self.delete_checkpoints(None)?;
         *pending = None;
         drop(pending);
         save_metadata(&self.opts.data_dir, &self.metadata)?;
@@ -821,7 +909,146 @@ impl Db {
         wal::fsync_dir(dir)
     }
 
-    /// Flushes and fsyncs the WAL and stops background work. Blocking.
+    /// Writes a head checkpoint now: the head's series and chunks as they
+    /// are, so the next open loads them and replays only the WAL written
+    /// after (see [`crate::checkpoint`]). Appends go on meanwhile; cuts
+    /// wait. Older checkpoints are deleted once this one is durable.
+    /// Returns `None` when a cut is pending (its frozen data is not yet in a
+    /// block; the next checkpoint after it will do). Blocking.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointStats>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.write_checkpoint()
+    }
+
+    /// WAL bytes replayed at open plus those written since.
+    fn wal_bytes_total(&self) -> u64 {
+        self.replayed_wal_bytes + self.wal.stats().bytes_written
+    }
+
+    fn write_checkpoint(&self) -> Result<Option<CheckpointStats>> {
+        let pending = self.cut_lock.lock();
+        if pending.is_some() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let mark = self.wal_bytes_total();
+        let result = self.write_checkpoint_locked();
+        drop(pending);
+        match result {
+            Ok((path, series, bytes)) => {
+                let seconds = started.elapsed().as_secs_f64();
+                self.checkpoint_mark.store(mark, Ordering::Relaxed);
+                self.metrics.checkpoints.inc();
+                self.metrics.checkpoint_seconds.observe(seconds);
+                self.metrics.checkpoint_bytes.set(bytes as i64);
+                tracing::info!(path = %path.display(), series, bytes, seconds, "head checkpoint written");
+                Ok(Some(CheckpointStats {
+                    path,
+                    series,
+                    bytes,
+                    seconds,
+                }))
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a checkpoint; the caller holds the cut lock with no cut
+    /// pending, so the head has no frozen data and `live_base` holds.
+    fn write_checkpoint_locked(&self) -> Result<(PathBuf, u64, u64)> {
+        let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
+        // P0: every record ending here or before is applied to the head.
+        let p0 = self.wal.end_lsn();
+        self.wal.wait_blocking(p0)?;
+        let pos = self
+            .wal
+            .position_of(p0)
+            .ok_or_else(|| Error::WalFailed(format!("no log position for synced LSN {p0}")))?;
+        let start = checkpoint::Start {
+            base_segment: self.live_base.load(Ordering::Acquire),
+            pos,
+            created_ms: now_ms(),
+        };
+        let mut w = checkpoint::Writer::create(self.wal.dir(), &start)?;
+        if let Err(e) = self.fill_checkpoint(&mut w, epoch, p0) {
+            w.abandon();
+            return Err(e);
+        }
+        let series = w.num_series();
+        let (path, bytes) = w.finish()?;
+        self.delete_checkpoints(Some(&path))?;
+        Ok((path, series, bytes))
+    }
+
+    /// Writes the series a WAL replay would restore (those logged in the
+    /// WAL since `live_base`), the metadata and the replay positions.
+    fn fill_checkpoint(&self, w: &mut checkpoint::Writer, epoch: u32, p0: u64) -> Result<()> {
+        let mut lsns: Vec<(u32, u64)> = Vec::new();
+        for s in self.head.all_series() {
+            let labels = self.head.labels_uncached(&s);
+            {
+                let d = s.lock();
+                // Series never logged since `live_base` (idle since the
+                // last cut, or created by a rejected append) are not in
+                // the WAL a replay reads: leave them out too.
+                let logged =
+                    d.wal_epoch == epoch || (d.wal_epoch == REPLAYED_EPOCH && epoch == FIRST_EPOCH);
+                if !logged {
+                    continue;
+                }
+                debug_assert!(d.frozen.is_none(), "checkpoint with a cut pending");
+                if d.wal_lsn > p0 {
+                    lsns.push((s.id, d.wal_lsn));
+                }
+                w.add_series(|b| checkpoint::encode_series(b, s.id, &labels, &d.live));
+            }
+            w.maybe_flush_series()?;
+        }
+        w.metadata(&self.metadata.all())?;
+        let max = lsns.iter().map(|x| x.1).max().unwrap_or(0);
+        self.wal.wait_blocking(max)?;
+        let positions = lsns
+            .into_iter()
+            .map(|(id, lsn)| {
+                self.wal.position_of(lsn).map(|p| (id, p)).ok_or_else(|| {
+                    Error::WalFailed(format!("no log position for synced LSN {lsn}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        w.positions(&positions)
+    }
+
+    /// Deletes every checkpoint but `keep`.
+    fn delete_checkpoints(&self, keep: Option<&Path>) -> Result<()> {
+        for (_, path) in checkpoint::list(self.wal.dir())? {
+            if Some(path.as_path()) != keep {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint if enough WAL was written since the last one.
+    fn maybe_checkpoint(&self) {
+        let every = self.opts.checkpoint_wal_bytes;
+        let since = self
+            .wal_bytes_total()
+            .saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed));
+        if every == 0 || since < every {
+            return;
+        }
+        if let Err(e) = self.write_checkpoint() {
+            tracing::error!(error = %e, "head checkpoint failed");
+        }
+    }
+
+    /// Flushes and fsyncs the WAL and stops background work; writes a
+    /// checkpoint first if [`Options::checkpoint_on_close`]. Blocking.
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -835,6 +1062,11 @@ impl Db {
             && t.thread().id() != std::thread::current().id()
         {
             let _ = t.join();
+        }
+        if self.opts.checkpoint_on_close
+            && let Err(e) = self.write_checkpoint()
+        {
+            tracing::warn!(error = %e, "checkpoint at close failed; the next open replays the WAL");
         }
         let _gate = self.gate.write();
         self.wal.close()?;
@@ -876,6 +1108,7 @@ fn background_loop(db: &std::sync::Weak<Db>, stop: &(Mutex<bool>, Condvar)) {
         if let Err(e) = db.maintain() {
             tracing::error!(error = %e, "background maintenance failed");
         }
+        db.maybe_checkpoint();
         db.refresh_gauges();
     }
 }
@@ -1029,6 +1262,7 @@ fn replay_wal(
     metadata: &MetadataStore,
     segments: &[(u64, PathBuf)],
     covered: u64,
+    resume: Option<&Resume>,
 ) -> Result<u64> {
     let last_seq = segments.last().map(|(s, _)| *s);
     let appliers = std::thread::available_parallelism()
@@ -1056,7 +1290,8 @@ fn replay_wal(
                         head,
                         metadata,
                         ids: Vec::new(),
-                        series: 0,
+                        from_checkpoint: resume.is_some(),
+                        series: resume.map_or(0, |r| r.series / appliers),
                         counts: Vec::new(),
                         grouped: Vec::new(),
                         samples: 0,
@@ -1073,7 +1308,7 @@ fn replay_wal(
                 })
             })
             .collect();
-        let read = read_wal(segments, covered, last_seq, &txs, &spare_rxs);
+        let read = read_wal(segments, covered, last_seq, resume, &txs, &spare_rxs);
         drop(txs);
         let (mut samples, mut unknown) = (0, 0);
         for w in workers {
@@ -1099,18 +1334,21 @@ type SampleBuf = Vec<(u32, i64, u64)>;
 
 /// The reading side of [`replay_wal`]: sends each record's part for
 /// applier `k` (series ids `≡ k` modulo the number of appliers) to `txs[k]`,
-/// taking sample buffers from `spares[k]`.
+/// taking sample buffers from `spares[k]`. After a checkpoint, reading
+/// starts at its position and skips each series' records it holds.
 fn read_wal(
     segments: &[(u64, PathBuf)],
     covered: u64,
     last_seq: Option<u64>,
+    resume: Option<&Resume>,
     txs: &[crossbeam::channel::Sender<Record>],
     spares: &[crossbeam::channel::Receiver<SampleBuf>],
 ) -> Result<()> {
     let n = txs.len();
     let send = |k: usize, rec: Record| txs[k].send(rec).map_err(|_| Error::Closed);
     let mut pending: Vec<SampleBuf> = (0..n).map(|_| Vec::new()).collect();
-    let mut batching = false;
+    let mut series_seen = resume.map_or(0, |r| r.series);
+    let mut batching = series_seen / n >= REPLAY_SORT_MIN_SERIES;
     let flush = |k: usize, pending: &mut Vec<SampleBuf>, batching: bool| {
         if pending[k].is_empty() {
             return Ok(());
@@ -1123,14 +1361,24 @@ fn read_wal(
         let batch = std::mem::replace(&mut pending[k], next);
         send(k, Record::Samples(batch))
     };
-    let mut batch_len = REPLAY_BATCH_MIN;
-    let mut series_seen = 0usize;
+    let mut batch_len =
+        (series_seen / n * REPLAY_SAMPLES_PER_SERIES).clamp(REPLAY_BATCH_MIN, REPLAY_BATCH_MAX);
     for (seq, path) in segments {
         if *seq <= covered {
             fs::remove_file(path).map_err(|e| Error::io(path, e))?;
             continue;
         }
-        let read = wal::read_segment(path, &mut |rec| {
+        let from = match resume {
+            // In the checkpoint (and kept for a full replay should it fail).
+            Some(r) if *seq < r.start.seq => continue,
+            Some(r) if *seq == r.start.seq => r.start.offset,
+            _ => wal::HEADER_LEN,
+        };
+        let read = wal::read_segment_from(path, from, &mut |rec, end| {
+            let here = WalPos {
+                seq: *seq,
+                offset: end,
+            };
             match rec {
                 Record::Series(list) => {
                     series_seen += list.len();
@@ -1150,7 +1398,14 @@ fn read_wal(
                     }
                 }
                 Record::Samples(list) => {
+                    // Records a series' checkpointed chunks already hold.
+                    let filter = resume.filter(|r| here <= r.skip_max);
                     for e in list {
+                        if let Some(r) = filter
+                            && r.skip.get(e.0 as usize).is_some_and(|p| here <= *p)
+                        {
+                            continue;
+                        }
                         let k = e.0 as usize % n;
                         pending[k].push(e);
                         if batching && pending[k].len() >= batch_len {
@@ -1188,6 +1443,9 @@ struct Replay<'a> {
     metadata: &'a MetadataStore,
     /// WAL series id → series (ids are dense: indexed directly).
     ids: Vec<Option<Arc<MemSeries>>>,
+    /// The head was loaded from a checkpoint: ids without a series record
+    /// in the WAL read are the checkpoint's (the head's) ids.
+    from_checkpoint: bool,
     /// Series records applied (this applier's share of the head).
     series: usize,
     /// Scratch space of [`group_by_series`].
@@ -1221,7 +1479,17 @@ impl Replay<'_> {
                 };
                 let (mut lo, mut hi) = (i64::MAX, i64::MIN);
                 for run in run_list.chunk_by(|a, b| a.0 == b.0) {
-                    let Some(Some(s)) = self.ids.get(run[0].0 as usize) else {
+                    let i = run[0].0 as usize;
+                    if self.from_checkpoint
+                        && !matches!(self.ids.get(i), Some(Some(_)))
+                        && let Some(s) = self.head.by_id(run[0].0)
+                    {
+                        if i >= self.ids.len() {
+                            self.ids.resize(i + 1, None);
+                        }
+                        self.ids[i] = Some(s);
+                    }
+                    let Some(Some(s)) = self.ids.get(i) else {
                         self.unknown += run.len() as u64;
                         continue;
                     };
@@ -1272,6 +1540,156 @@ fn group_by_series(list: &[(u32, i64, u64)], counts: &mut Vec<u32>, out: &mut Sa
         out[*slot as usize] = e;
         *slot += 1;
     }
+}
+
+/// Where WAL replay resumes after a loaded checkpoint.
+struct Resume {
+    start: WalPos,
+    /// Per series id: the position of the last record already in the
+    /// checkpoint (zero: none after `start`).
+    skip: Vec<WalPos>,
+    /// The largest of `skip`: past it, no record is filtered.
+    skip_max: WalPos,
+    /// Series loaded.
+    series: usize,
+}
+
+/// Why a checkpoint cannot be used with the WAL and blocks on disk, if it
+/// cannot; `Ok(true)` when it is stale (blocks cover its WAL range).
+fn checkpoint_usable(
+    start: &checkpoint::Start,
+    covered: u64,
+    segments: &[(u64, PathBuf)],
+) -> std::result::Result<(), (bool, String)> {
+    if start.base_segment <= covered {
+        return Err((
+            true,
+            format!(
+                "stale: blocks cover WAL segment {covered}, the checkpoint's data starts in segment {}",
+                start.base_segment
+            ),
+        ));
+    }
+    if start.pos.seq < start.base_segment {
+        return Err((false, "start position before its base segment".into()));
+    }
+    if let Some((seq, _)) = segments
+        .iter()
+        .find(|(seq, _)| *seq > covered && *seq < start.base_segment)
+    {
+        return Err((
+            false,
+            format!("WAL segment {seq} is neither in a block nor in the checkpoint"),
+        ));
+    }
+    let len = segments
+        .iter()
+        .find(|(seq, _)| *seq == start.pos.seq)
+        .and_then(|(_, p)| fs::metadata(p).ok())
+        .map(|m| m.len());
+    match len {
+        Some(len) if len >= start.pos.offset => Ok(()),
+        _ => Err((
+            false,
+            format!(
+                "the WAL does not reach the checkpoint's start (segment {} offset {})",
+                start.pos.seq, start.pos.offset
+            ),
+        )),
+    }
+}
+
+/// A fresh head and metadata store (with the saved metadata), then the
+/// newest usable checkpoint loaded into them, if any. A damaged checkpoint
+/// is reported and skipped (the full WAL replay restores the same head);
+/// stale ones are deleted.
+fn load_checkpoint(
+    dir: &Path,
+    wal_dir: &Path,
+    covered: u64,
+    segments: &[(u64, PathBuf)],
+) -> Result<(Head, MetadataStore, Option<Resume>)> {
+    let fresh = || -> Result<(Head, MetadataStore)> {
+        let metadata = MetadataStore::default();
+        load_metadata(dir, &metadata)?;
+        Ok((Head::new(), metadata))
+    };
+    for (_, path) in checkpoint::list(wal_dir)? {
+        let started = Instant::now();
+        let (head, metadata) = fresh()?;
+        let mut unusable: Option<(bool, String)> = None;
+        let mut start_pos = WalPos::default();
+        let read = checkpoint::read(
+            &path,
+            &mut |start| {
+                start_pos = start.pos;
+                checkpoint_usable(start, covered, segments).map_err(|why| {
+                    let e = Error::Invalid(why.1.clone());
+                    unusable = Some(why);
+                    e
+                })
+            },
+            &mut |id, labels, chunks| {
+                if head.by_id(id).is_some() {
+                    return Err(Error::corruption(&path, format!("series id {id} twice")));
+                }
+                let s = head.create_with_id(id, &labels);
+                if s.id != id {
+                    return Err(Error::corruption(&path, format!("series {labels} twice")));
+                }
+                if let Some((lo, hi)) = chunks.time_range() {
+                    head.note_live(lo);
+                    head.note_live(hi);
+                }
+                s.lock().live = chunks;
+                Ok(())
+            },
+            &mut |m| {
+                metadata.observe(&m);
+            },
+        );
+        match read {
+            Ok(loaded) => {
+                let mut skip = Vec::new();
+                let mut skip_max = WalPos::default();
+                for (id, pos) in loaded.positions {
+                    let i = id as usize;
+                    if i >= skip.len() {
+                        skip.resize(i + 1, WalPos::default());
+                    }
+                    skip[i] = pos;
+                    skip_max = skip_max.max(pos);
+                }
+                tracing::info!(
+                    path = %path.display(),
+                    series = loaded.series,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "head checkpoint loaded"
+                );
+                let resume = Resume {
+                    start: start_pos,
+                    skip,
+                    skip_max,
+                    series: loaded.series as usize,
+                };
+                return Ok((head, metadata, Some(resume)));
+            }
+            Err(_) if unusable.as_ref().is_some_and(|u| u.0) => {
+                tracing::info!(path = %path.display(), "deleting stale head checkpoint");
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+            Err(e) => {
+                let why = unusable.map_or_else(|| e.to_string(), |u| u.1);
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %why,
+                    "ignoring head checkpoint; replaying the whole WAL instead"
+                );
+            }
+        }
+    }
+    let (head, metadata) = fresh()?;
+    Ok((head, metadata, None))
 }
 
 fn load_metadata(dir: &Path, store: &MetadataStore) -> Result<()> {

@@ -85,6 +85,44 @@ pub struct Conflict {
 }
 
 impl Chunks {
+    /// The chunks as they are: sealed in-order chunks, the open one, the
+    /// compressed out-of-order runs and the out-of-order buffer.
+    pub fn parts(&self) -> (&[HeadChunk], &HeadChunk, &[XorChunk], &[Sample]) {
+        (&self.sealed, &self.open, &self.ooo_chunks, &self.ooo)
+    }
+
+    /// Chunks from [`Chunks::parts`] (a head checkpoint); `None` if they
+    /// break the invariants reads and appends rely on: in-order chunks
+    /// non-empty (but the open one), ascending and disjoint in time, the
+    /// out-of-order buffer sorted, shorter than its limit and older than
+    /// the newest in-order sample.
+    pub fn from_parts(
+        sealed: Vec<HeadChunk>,
+        open: HeadChunk,
+        ooo_chunks: Vec<XorChunk>,
+        ooo: Vec<Sample>,
+    ) -> Option<Chunks> {
+        let mut prev: Option<i64> = None;
+        for c in sealed.iter().chain((!open.is_empty()).then_some(&open)) {
+            if c.is_empty() || c.min_t() > c.max_t() || prev.is_some_and(|p| p >= c.min_t()) {
+                return None;
+            }
+            prev = Some(c.max_t());
+        }
+        let sorted = ooo.windows(2).all(|w| w[0].t < w[1].t);
+        let older = ooo.last().is_none_or(|s| prev.is_some_and(|p| s.t <= p));
+        if !sorted || !older || ooo.len() >= OOO_BUFFER || ooo_chunks.iter().any(XorChunk::is_empty)
+        {
+            return None;
+        }
+        Some(Chunks {
+            sealed,
+            open,
+            ooo_chunks,
+            ooo,
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
             && self.sealed.is_empty()
@@ -155,6 +193,7 @@ impl Chunks {
                         c.append(s.t, s.v);
                     }
                     c.shrink_to_fit();
+                    self.ooo_chunks.reserve_exact(1);
                     self.ooo_chunks.push(c);
                 }
             }
@@ -163,6 +202,11 @@ impl Chunks {
                 if self.open.len() >= CHUNK_SAMPLES {
                     let mut sealed = std::mem::take(&mut self.open);
                     sealed.shrink_to_fit();
+                    // One slot at a time: a head holds a few chunks per
+                    // series, and the doubling growth's spare slots (80
+                    // bytes each) cost more than the reallocation every
+                    // 120 samples.
+                    self.sealed.reserve_exact(1);
                     self.sealed.push(sealed);
                 }
             }
@@ -263,9 +307,21 @@ pub struct SeriesData {
     pub live: Chunks,
     /// Data of the generation being written to a block.
     pub frozen: Option<Chunks>,
-    /// WAL epoch in which this series' labels were last logged.
+    /// WAL epoch in which this series' labels were last logged
+    /// ([`REPLAYED_EPOCH`]: restored at open and not logged since).
     pub wal_epoch: u32,
+    /// LSN (of this process's WAL) after the last append applied to this
+    /// series; head checkpoints record it (see `crate::checkpoint`).
+    pub wal_lsn: u64,
 }
+
+/// [`SeriesData::wal_epoch`] of a series restored at open (from the WAL or
+/// a checkpoint): its labels are in the segments replayed, not in the
+/// current epoch's.
+pub const REPLAYED_EPOCH: u32 = u32::MAX;
+
+/// The head's WAL epoch from open until the first cut.
+pub const FIRST_EPOCH: u32 = 1;
 
 /// A series in the head.
 pub struct MemSeries {
@@ -317,7 +373,7 @@ impl Head {
             series: RwLock::new(Vec::new()),
             postings: RwLock::new(MemPostings::new()),
             num_series: AtomicU32::new(0),
-            wal_epoch: AtomicU32::new(1),
+            wal_epoch: AtomicU32::new(FIRST_EPOCH),
             live_min_t: AtomicI64::new(i64::MAX),
             live_max_t: AtomicI64::new(i64::MIN),
             label_cache_bytes: AtomicUsize::new(0),
@@ -385,15 +441,23 @@ impl Head {
         (s, true)
     }
 
-    /// Creates a series with a given id (WAL replay). If a series with these
-    /// labels exists already, returns it instead.
+    /// Creates a series with a given id (WAL replay, checkpoint load),
+    /// marked [`REPLAYED_EPOCH`]. If a series with these labels exists
+    /// already, returns it instead.
     pub fn create_with_id(&self, id: u32, labels: &Labels) -> Arc<MemSeries> {
         let hash = labels.identity_hash();
         if let Some(s) = self.get_by_hash(hash) {
             return s;
         }
         let mut shard = self.shard(hash).write();
-        self.insert_locked(&mut shard, Some(id), hash, labels)
+        if let Some(&existing) = shard.get(&hash)
+            && let Some(s) = self.by_id(existing)
+        {
+            return s;
+        }
+        let s = self.insert_locked(&mut shard, Some(id), hash, labels);
+        s.lock().wal_epoch = REPLAYED_EPOCH;
+        s
     }
 
     /// Inserts a new series; `id` is given on replay, else the next free one
@@ -465,7 +529,7 @@ impl Head {
 
     /// The labels of a series without adding them to the cache (cuts,
     /// snapshots and removal visit every series once).
-    fn labels_uncached(&self, s: &MemSeries) -> Labels {
+    pub(crate) fn labels_uncached(&self, s: &MemSeries) -> Labels {
         match &*s.cached_labels.lock() {
             Some(l) => l.clone(),
             None => self.build_labels(s),

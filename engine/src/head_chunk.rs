@@ -30,7 +30,7 @@
 //! Bits are written most-significant first; arithmetic wraps (mod 2^64), so
 //! every `i64` timestamp sequence round-trips.
 
-use crate::block::decimal::{decode, encode, min_scale};
+use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
 use crate::chunk::XorChunk;
 use crate::sample::Sample;
 
@@ -155,6 +155,61 @@ impl DecimalChunk {
     }
 }
 
+/// A decimal chunk's stream and append state, for head checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecimalParts<'a> {
+    /// The bitstream (`ceil(bits / 8)` bytes).
+    pub buf: &'a [u8],
+    /// Bits used in `buf`.
+    pub bits: u64,
+    pub count: u32,
+    pub scale: u8,
+    pub first_t: i64,
+    pub last_t: i64,
+    pub last_dt: i64,
+    pub last_m: i64,
+    pub last_dm: i64,
+}
+
+impl DecimalChunk {
+    pub fn raw_parts(&self) -> DecimalParts<'_> {
+        DecimalParts {
+            buf: &self.buf,
+            bits: self.bits,
+            count: self.count,
+            scale: self.scale,
+            first_t: self.first_t,
+            last_t: self.last_t,
+            last_dt: self.last_dt,
+            last_m: self.last_m,
+            last_dm: self.last_dm,
+        }
+    }
+
+    /// Rebuilds a chunk from [`DecimalChunk::raw_parts`] without decoding
+    /// it; `None` if the parts break what appending and reading rely on.
+    pub fn from_raw_parts(p: &DecimalParts<'_>) -> Option<DecimalChunk> {
+        let consistent = p.scale <= MAX_SCALE
+            && p.bits.div_ceil(8) == p.buf.len() as u64
+            && if p.count == 0 {
+                p.bits == 0
+            } else {
+                p.bits >= 128 + 2 * u64::from(p.count - 1)
+            };
+        consistent.then(|| DecimalChunk {
+            buf: p.buf.to_vec(),
+            bits: p.bits,
+            count: p.count,
+            scale: p.scale,
+            first_t: p.first_t,
+            last_t: p.last_t,
+            last_dt: p.last_dt,
+            last_m: p.last_m,
+            last_dm: p.last_dm,
+        })
+    }
+}
+
 /// Decodes a [`DecimalChunk`] front to back.
 pub struct DecimalIter<'a> {
     chunk: &'a DecimalChunk,
@@ -173,7 +228,8 @@ impl DecimalIter<'_> {
         let mut out = 0u64;
         let mut left = n;
         while left > 0 {
-            let byte = buf[(self.pos / 8) as usize];
+            // Past the end (only a damaged restored chunk) reads zeros.
+            let byte = buf.get((self.pos / 8) as usize).copied().unwrap_or(0);
             let used = (self.pos % 8) as u32;
             let room = 8 - used;
             let take = room.min(left);

@@ -8,6 +8,7 @@
 //! a consistent snapshot of head and blocks for a time range.
 
 pub mod block;
+pub mod checkpoint;
 pub mod chunk;
 pub mod db;
 pub mod error;
@@ -20,7 +21,10 @@ pub mod sample;
 pub mod symbols;
 pub mod wal;
 
-pub use db::{AppendSummary, CommitTicket, Db, DbStats, Durability, Options, Querier, SeriesEntry};
+pub use db::{
+    AppendSummary, CheckpointStats, CommitTicket, Db, DbStats, Durability, Options, Querier,
+    SeriesEntry,
+};
 pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};
 pub use metadata::{MetricMetadata, MetricType};

@@ -59,10 +59,19 @@ pub enum Record {
     Metadata(Vec<MetricMetadata>),
 }
 
+/// A place in the log: a segment and a byte offset in it. Positions order
+/// as the log does (by segment, then offset). A record's position is the
+/// offset just past its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WalPos {
+    pub seq: u64,
+    pub offset: u64,
+}
+
 // ---------------------------------------------------------------------------
 // Encoding
 
-fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -70,21 +79,21 @@ fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
     put_uvarint(buf, s.len() as u64);
     buf.extend_from_slice(s.as_bytes());
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Appends a framed record to `buf`.
-fn frame(buf: &mut Vec<u8>, typ: u8, payload: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn frame(buf: &mut Vec<u8>, typ: u8, payload: impl FnOnce(&mut Vec<u8>)) {
     let start = buf.len();
     buf.extend_from_slice(&[0u8; 8]);
     buf.push(typ);
@@ -143,12 +152,12 @@ pub fn encode_metadata(buf: &mut Vec<u8>, metadata: &[MetricMetadata]) {
 // ---------------------------------------------------------------------------
 // Decoding
 
-struct Cursor<'a> {
-    b: &'a [u8],
+pub(crate) struct Cursor<'a> {
+    pub(crate) b: &'a [u8],
 }
 
 impl<'a> Cursor<'a> {
-    fn uvarint(&mut self) -> Option<u64> {
+    pub(crate) fn uvarint(&mut self) -> Option<u64> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let (&byte, rest) = self.b.split_first()?;
@@ -163,7 +172,7 @@ impl<'a> Cursor<'a> {
         }
         None
     }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.b.len() < n {
             return None;
         }
@@ -171,10 +180,10 @@ impl<'a> Cursor<'a> {
         self.b = rest;
         Some(a)
     }
-    fn u64_le(&mut self) -> Option<u64> {
+    pub(crate) fn u64_le(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn string(&mut self) -> Option<String> {
         let n = usize::try_from(self.uvarint()?).ok()?;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
@@ -250,6 +259,17 @@ pub struct SegmentRead {
 /// Reads records of one segment in order, calling `f` for each. Stops at the
 /// first bad record and says why; I/O errors and a bad header are errors.
 pub fn read_segment(path: &Path, f: &mut dyn FnMut(Record) -> Result<()>) -> Result<SegmentRead> {
+    read_segment_from(path, HEADER_LEN, &mut |rec, _| f(rec))
+}
+
+/// Like [`read_segment`], starting at byte `start` (a record boundary at or
+/// after the header) and passing each record's end offset along. A start
+/// past the end of the file is reported as `stopped`.
+pub fn read_segment_from(
+    path: &Path,
+    start: u64,
+    f: &mut dyn FnMut(Record, u64) -> Result<()>,
+) -> Result<SegmentRead> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
@@ -271,7 +291,18 @@ pub fn read_segment(path: &Path, f: &mut dyn FnMut(Record) -> Result<()>) -> Res
             format!("unsupported WAL format version {version}"),
         ));
     }
-    let mut pos = HEADER_LEN;
+    let start = start.max(HEADER_LEN);
+    if start > file_len {
+        return Ok(SegmentRead {
+            valid_len: file_len,
+            stopped: Some(format!("start offset {start} past the end ({file_len})")),
+        });
+    }
+    if start > HEADER_LEN {
+        r.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    let mut pos = start;
     let mut buf = Vec::new();
     loop {
         if pos == file_len {
@@ -310,8 +341,8 @@ pub fn read_segment(path: &Path, f: &mut dyn FnMut(Record) -> Result<()>) -> Res
                 stopped: Some(format!("undecodable record at offset {pos}")),
             });
         };
-        f(rec)?;
         pos += 8 + len as u64;
+        f(rec, pos)?;
     }
 }
 
@@ -371,6 +402,29 @@ struct SegmentFile {
     path: PathBuf,
 }
 
+/// Where this process's segments start in LSN terms: (sequence number,
+/// LSN of the first record byte after the header). Buffers are written
+/// whole into one segment, so a record never straddles two.
+#[derive(Default)]
+struct SegmentStarts(Vec<(u64, u64)>);
+
+impl SegmentStarts {
+    /// The position of LSN `lsn`: in the last segment starting at or
+    /// before it. A record ending exactly where a segment starts maps to
+    /// that segment's first offset, which orders after every record of
+    /// the older segments and before every record of that one, as the
+    /// record's own end would: both serve as replay positions, and the
+    /// segment exists even when the record's own is deleted.
+    fn position_of(&self, lsn: u64) -> Option<WalPos> {
+        let i = self.0.partition_point(|&(_, start)| start <= lsn);
+        let (seq, start) = *self.0.get(i.saturating_sub(1))?;
+        Some(WalPos {
+            seq,
+            offset: HEADER_LEN + (lsn - start.min(lsn)),
+        })
+    }
+}
+
 struct Shared {
     dir: PathBuf,
     segment_size: u64,
@@ -378,6 +432,7 @@ struct Shared {
     buffer: Mutex<Buffer>,
     buffer_cv: Condvar,
     segment: Mutex<SegmentFile>,
+    starts: Mutex<SegmentStarts>,
     state: Mutex<SyncState>,
     state_cv: Condvar,
     watch: watch::Sender<SyncState>,
@@ -435,6 +490,7 @@ impl Wal {
             }),
             buffer_cv: Condvar::new(),
             segment: Mutex::new(segment),
+            starts: Mutex::new(SegmentStarts(vec![(next_seq, 0)])),
             state: Mutex::new(SyncState::default()),
             state_cv: Condvar::new(),
             watch,
@@ -536,8 +592,24 @@ impl Wal {
         write_and_sync(&self.shared, &mut seg, &bytes, end)?;
         let next = seg.seq + 1;
         *seg = new_segment(&self.shared.dir, next)?;
+        self.shared.starts.lock().0.push((next, end));
         self.shared.stats.lock().segments_created += 1;
         Ok(next)
+    }
+
+    /// The LSN after the last record buffered so far.
+    pub fn end_lsn(&self) -> u64 {
+        self.shared.buffer.lock().end_lsn
+    }
+
+    /// The log position just past the record that ended at `lsn` (an LSN
+    /// returned by [`Wal::log`] or [`Wal::end_lsn`] of this process), once
+    /// that record is written: `None` before.
+    pub fn position_of(&self, lsn: u64) -> Option<WalPos> {
+        if self.shared.state.lock().synced < lsn {
+            return None;
+        }
+        self.shared.starts.lock().position_of(lsn)
     }
 
     /// The sequence number of the segment currently written.
@@ -706,6 +778,7 @@ fn sync_loop(shared: &Shared) {
         if seg.size >= shared.segment_size && !shutdown {
             match new_segment(&shared.dir, seg.seq + 1) {
                 Ok(s) => {
+                    shared.starts.lock().0.push((s.seq, end));
                     *seg = s;
                     shared.stats.lock().segments_created += 1;
                 }
@@ -869,6 +942,67 @@ mod tests {
             .sum();
         assert_eq!(n, 800);
         assert!(wal.stats().fsyncs <= 800);
+    }
+
+    #[test]
+    fn positions_of_lsns_match_record_ends_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        // Small segments: the sync thread rotates often; `rotate` too.
+        let wal = Wal::create(dir.path(), 5, 300, Durability::Sync).unwrap();
+        assert_eq!(
+            wal.position_of(0),
+            Some(WalPos {
+                seq: 5,
+                offset: HEADER_LEN
+            })
+        );
+        let mut lsns = Vec::new();
+        for i in 0..60i64 {
+            let lsn = wal
+                .log(|b| encode_samples(b, &[(1, i, i as u64), (2, i, 0)]))
+                .unwrap();
+            wal.wait_blocking(lsn).unwrap();
+            lsns.push(lsn);
+            if i % 17 == 0 {
+                wal.rotate().unwrap();
+            }
+        }
+        let mut ends = Vec::new();
+        for (seq, path) in list_segments(dir.path()).unwrap() {
+            read_segment_from(&path, HEADER_LEN, &mut |_, end| {
+                ends.push(WalPos { seq, offset: end });
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(ends.len(), lsns.len());
+        for (lsn, end) in lsns.iter().zip(&ends) {
+            let p = wal.position_of(*lsn).unwrap();
+            // The record's own end, or the start of a later segment when
+            // it ends one: either orders like the end among records.
+            assert!(
+                p == *end || (p.seq > end.seq && p.offset == HEADER_LEN),
+                "{p:?} vs {end:?}"
+            );
+            assert!(ends.iter().all(|e| (e <= end) == (*e <= p)));
+        }
+        // Resuming mid-segment at a record boundary reads the rest.
+        let (seq, path) = &list_segments(dir.path()).unwrap()[1];
+        let first = ends.iter().find(|e| e.seq == *seq).unwrap();
+        let mut rest = 0;
+        read_segment_from(path, first.offset, &mut |_, _| {
+            rest += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rest, ends.iter().filter(|e| e.seq == *seq).count() - 1);
+        assert!(
+            read_segment_from(path, 1 << 30, &mut |_, _| Ok(()))
+                .unwrap()
+                .stopped
+                .is_some()
+        );
+        wal.close().unwrap();
     }
 
     #[test]

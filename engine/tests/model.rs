@@ -165,10 +165,16 @@ fn run(seed: u64, steps: usize) {
             78..84 => {
                 db.compact().unwrap();
             }
-            84..90 => {
+            84..88 => {
+                // Clean close: writes a head checkpoint the reopen loads.
                 db.close().unwrap();
                 drop(db);
                 db = open(dir.path());
+            }
+            88..90 => {
+                // A checkpoint mid-run: later appends, cuts and crash copies
+                // replay the WAL after it.
+                db.checkpoint().unwrap();
             }
             90..95 => {
                 // Crash-like: copy the folder of the live database (every

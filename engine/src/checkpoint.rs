@@ -1,0 +1,800 @@
+//! Head checkpoints: the head's series and compressed chunks in one file,
+//! so a restart loads them as they are and replays only the WAL after it.
+//!
+//! Design constraints: a checkpoint is taken while appends go on; loading
+//! it and replaying the WAL after it must give exactly what replaying the
+//! whole WAL gives; a damaged checkpoint must never cost data (the WAL it
+//! summarises stays until a cut), only the time of a full replay.
+//!
+//! Exactness: every append locks its series, logs its records (getting an
+//! LSN) and applies them, all under the lock, and leaves the LSN in the
+//! series ([`crate::head::SeriesData::wal_lsn`]). A checkpoint notes the
+//! log's end `P0` first, then visits each series under its lock: what it
+//! copies is exactly the series' records up to its own LSN, which is at
+//! least every record of the series before `P0`. Replay then starts at
+//! `P0` and applies a record to a series only if it ends after that
+//! series' LSN (stored, as a log position, for series whose LSN is after
+//! `P0`). Cuts are kept out while a checkpoint is taken, and a checkpoint
+//! is only valid while the blocks cover nothing of its WAL range (see
+//! [`Start::base_segment`]).
+//!
+//! The byte layout is in `docs/format/checkpoint.md`: a 16-byte header
+//! (`SILTCKPT`, version), then WAL-style records `[u32 len][u32 crc32c]
+//! [u8 type][payload]`: one start record, series records, metadata records,
+//! position records, one end record. Files are written to a temporary
+//! name, fsynced and renamed to `checkpoint.<seq>.<offset>` (the start
+//! position, 16 digits each) in the WAL directory.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::chunk::{XorChunk, XorParts};
+use crate::error::{Error, Result};
+use crate::head::Chunks;
+use crate::head_chunk::{DecimalChunk, DecimalParts, HeadChunk};
+use crate::labels::{Label, Labels};
+use crate::metadata::MetricMetadata;
+use crate::sample::Sample;
+use crate::wal::{self, Cursor, WalPos, put_str, put_uvarint, unzigzag, zigzag};
+
+pub const MAGIC: &[u8; 8] = b"SILTCKPT";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 16;
+/// Largest record accepted on read.
+pub const MAX_RECORD: usize = 256 << 20;
+/// Series records are closed at about this many payload bytes.
+const SERIES_RECORD_BYTES: usize = 1 << 20;
+
+pub const REC_START: u8 = 1;
+pub const REC_SERIES: u8 = 2;
+/// Same payload as the WAL's metadata record.
+pub const REC_METADATA: u8 = wal::REC_METADATA;
+pub const REC_POSITIONS: u8 = 4;
+pub const REC_END: u8 = 5;
+
+/// Chunk kinds in a series entry.
+const CHUNK_DECIMAL: u8 = 0;
+const CHUNK_XOR: u8 = 1;
+
+const FILE_PREFIX: &str = "checkpoint.";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// What a checkpoint summarises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// The first WAL segment of the head's data: the checkpoint holds what
+    /// replaying the segments from this one up to [`Start::pos`] gives. It
+    /// is stale once a block covers this segment.
+    pub base_segment: u64,
+    /// Replay resumes here (`P0`).
+    pub pos: WalPos,
+    /// Wall-clock time it was taken, milliseconds since the epoch.
+    pub created_ms: i64,
+}
+
+/// The file name of a checkpoint starting at `pos`.
+pub fn file_name(pos: WalPos) -> String {
+    format!("{FILE_PREFIX}{:016}.{:016}", pos.seq, pos.offset)
+}
+
+/// Checkpoint files in `dir`, newest (highest start position) first.
+/// Temporary files of an unfinished checkpoint are deleted.
+pub fn list(dir: &Path) -> Result<Vec<(WalPos, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(FILE_PREFIX) else {
+            continue;
+        };
+        if rest.ends_with(TMP_SUFFIX) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            continue;
+        }
+        let mut parts = rest.split('.');
+        if let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next())
+            && a.len() == 16
+            && b.len() == 16
+            && let (Ok(seq), Ok(offset)) = (a.parse::<u64>(), b.parse::<u64>())
+        {
+            out.push((WalPos { seq, offset }, entry.path()));
+        }
+    }
+    out.sort_by_key(|b| std::cmp::Reverse(b.0));
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+fn put_head_chunk(b: &mut Vec<u8>, c: &HeadChunk) {
+    match c {
+        HeadChunk::Decimal(d) => {
+            let p = d.raw_parts();
+            b.push(CHUNK_DECIMAL);
+            b.push(p.scale);
+            put_uvarint(b, u64::from(p.count));
+            put_uvarint(b, p.bits);
+            put_uvarint(b, zigzag(p.first_t));
+            put_uvarint(b, zigzag(p.last_t.wrapping_sub(p.first_t)));
+            put_uvarint(b, zigzag(p.last_dt));
+            put_uvarint(b, zigzag(p.last_m));
+            put_uvarint(b, zigzag(p.last_dm));
+            b.extend_from_slice(p.buf);
+        }
+        HeadChunk::Xor(x) => {
+            b.push(CHUNK_XOR);
+            put_xor_chunk(b, x);
+        }
+    }
+}
+
+fn put_xor_chunk(b: &mut Vec<u8>, x: &XorChunk) {
+    let p = x.raw_parts();
+    put_uvarint(b, p.bytes.len() as u64);
+    b.extend_from_slice(p.bytes);
+    put_uvarint(b, zigzag(p.min_t));
+    put_uvarint(b, zigzag(p.t.wrapping_sub(p.min_t)));
+    put_uvarint(b, p.delta);
+    b.extend_from_slice(&p.v.to_le_bytes());
+    b.extend_from_slice(&[p.leading, p.trailing, p.used]);
+}
+
+/// Appends one series entry (id, labels, chunks) to a series payload.
+pub fn encode_series(b: &mut Vec<u8>, id: u32, labels: &Labels, chunks: &Chunks) {
+    put_uvarint(b, u64::from(id));
+    put_uvarint(b, labels.len() as u64);
+    for l in labels {
+        put_str(b, &l.name);
+        put_str(b, &l.value);
+    }
+    let (sealed, open, ooo_chunks, ooo) = chunks.parts();
+    put_uvarint(b, sealed.len() as u64);
+    for c in sealed {
+        put_head_chunk(b, c);
+    }
+    put_head_chunk(b, open);
+    put_uvarint(b, ooo_chunks.len() as u64);
+    for c in ooo_chunks {
+        put_xor_chunk(b, c);
+    }
+    put_uvarint(b, ooo.len() as u64);
+    for s in ooo {
+        b.extend_from_slice(&s.t.to_le_bytes());
+        b.extend_from_slice(&s.v.to_bits().to_le_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+fn ivarint(c: &mut Cursor<'_>) -> Option<i64> {
+    c.uvarint().map(unzigzag)
+}
+
+fn byte(c: &mut Cursor<'_>) -> Option<u8> {
+    Some(c.take(1)?[0])
+}
+
+/// A count that each element of at least `min_bytes` must still fit.
+fn count(c: &mut Cursor<'_>, min_bytes: usize) -> Option<usize> {
+    let n = usize::try_from(c.uvarint()?).ok()?;
+    (n <= c.b.len() / min_bytes.max(1)).then_some(n)
+}
+
+fn get_head_chunk(c: &mut Cursor<'_>) -> Option<HeadChunk> {
+    match byte(c)? {
+        CHUNK_DECIMAL => {
+            let scale = byte(c)?;
+            let count = u32::try_from(c.uvarint()?).ok()?;
+            let bits = c.uvarint()?;
+            let first_t = ivarint(c)?;
+            let last_t = first_t.wrapping_add(ivarint(c)?);
+            let last_dt = ivarint(c)?;
+            let last_m = ivarint(c)?;
+            let last_dm = ivarint(c)?;
+            let len = usize::try_from(bits.div_ceil(8)).ok()?;
+            let buf = c.take(len)?;
+            DecimalChunk::from_raw_parts(&DecimalParts {
+                buf,
+                bits,
+                count,
+                scale,
+                first_t,
+                last_t,
+                last_dt,
+                last_m,
+                last_dm,
+            })
+            .map(HeadChunk::Decimal)
+        }
+        CHUNK_XOR => get_xor_chunk(c).map(HeadChunk::Xor),
+        _ => None,
+    }
+}
+
+fn get_xor_chunk(c: &mut Cursor<'_>) -> Option<XorChunk> {
+    let len = usize::try_from(c.uvarint()?).ok()?;
+    let bytes = c.take(len)?;
+    let min_t = ivarint(c)?;
+    let t = min_t.wrapping_add(ivarint(c)?);
+    let delta = c.uvarint()?;
+    let v = c.u64_le()?;
+    let w = c.take(3)?;
+    XorChunk::from_raw_parts(&XorParts {
+        bytes,
+        min_t,
+        t,
+        delta,
+        v,
+        leading: w[0],
+        trailing: w[1],
+        used: w[2],
+    })
+    .ok()
+}
+
+/// Decodes one series entry; `None` if malformed.
+fn decode_series(c: &mut Cursor<'_>) -> Option<(u32, Labels, Chunks)> {
+    let id = u32::try_from(c.uvarint()?).ok()?;
+    let n = count(c, 2)?;
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        pairs.push(Label {
+            name: c.string()?,
+            value: c.string()?,
+        });
+    }
+    let labels = Labels::from_pairs(pairs).ok()?;
+    if labels.len() != n {
+        return None;
+    }
+    let n = count(c, 2)?;
+    let mut sealed = Vec::with_capacity(n);
+    for _ in 0..n {
+        sealed.push(get_head_chunk(c)?);
+    }
+    let open = get_head_chunk(c)?;
+    let n = count(c, 2)?;
+    let mut ooo_chunks = Vec::with_capacity(n);
+    for _ in 0..n {
+        ooo_chunks.push(get_xor_chunk(c)?);
+    }
+    let n = count(c, 16)?;
+    let mut ooo = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = c.u64_le()? as i64;
+        let v = f64::from_bits(c.u64_le()?);
+        ooo.push(Sample { t, v });
+    }
+    let chunks = Chunks::from_parts(sealed, open, ooo_chunks, ooo)?;
+    Some((id, labels, chunks))
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// Writes a checkpoint file: [`Writer::create`], series, metadata and
+/// positions, then [`Writer::finish`].
+pub struct Writer {
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    /// Payload of the series record being filled.
+    series: Vec<u8>,
+    /// Framed records waiting to be written.
+    framed: Vec<u8>,
+    num_series: u64,
+    num_positions: u64,
+    bytes: u64,
+}
+
+impl Writer {
+    /// Starts a checkpoint in `dir` (under a temporary name).
+    pub fn create(dir: &Path, start: &Start) -> Result<Writer> {
+        let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(start.pos)));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = Writer {
+            tmp,
+            out: BufWriter::with_capacity(1 << 20, file),
+            series: Vec::with_capacity(SERIES_RECORD_BYTES + (64 << 10)),
+            framed: Vec::new(),
+            num_series: 0,
+            num_positions: 0,
+            bytes: 0,
+        };
+        let mut header = [0u8; HEADER_LEN];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        w.write(&header)?;
+        wal::frame(&mut w.framed, REC_START, |b| {
+            b.extend_from_slice(&start.base_segment.to_le_bytes());
+            b.extend_from_slice(&start.pos.seq.to_le_bytes());
+            b.extend_from_slice(&start.pos.offset.to_le_bytes());
+            b.extend_from_slice(&start.created_ms.to_le_bytes());
+        });
+        w.write_framed()?;
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.bytes += bytes.len() as u64;
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    fn write_framed(&mut self) -> Result<()> {
+        let framed = std::mem::take(&mut self.framed);
+        let r = self.write(&framed);
+        self.framed = framed;
+        self.framed.clear();
+        r
+    }
+
+    /// Adds a series entry encoded by `encode` (with [`encode_series`]),
+    /// typically under the series' lock.
+    pub fn add_series(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.series);
+        self.num_series += 1;
+    }
+
+    /// Series added so far.
+    pub fn num_series(&self) -> u64 {
+        self.num_series
+    }
+
+    /// Writes the series record being filled if it is large enough (call
+    /// with no lock held: it may write to the file).
+    pub fn maybe_flush_series(&mut self) -> Result<()> {
+        if self.series.len() >= SERIES_RECORD_BYTES {
+            self.flush_series()?;
+        }
+        Ok(())
+    }
+
+    fn flush_series(&mut self) -> Result<()> {
+        if self.series.is_empty() {
+            return Ok(());
+        }
+        let payload = std::mem::take(&mut self.series);
+        wal::frame(&mut self.framed, REC_SERIES, |b| {
+            b.extend_from_slice(&payload)
+        });
+        self.series = payload;
+        self.series.clear();
+        self.write_framed()
+    }
+
+    pub fn metadata(&mut self, metadata: &[MetricMetadata]) -> Result<()> {
+        self.flush_series()?;
+        wal::encode_metadata(&mut self.framed, metadata);
+        self.write_framed()
+    }
+
+    /// Replay positions of series whose last applied record ends after the
+    /// start position.
+    pub fn positions(&mut self, positions: &[(u32, WalPos)]) -> Result<()> {
+        self.flush_series()?;
+        for part in positions.chunks(1 << 16) {
+            wal::frame(&mut self.framed, REC_POSITIONS, |b| {
+                for (id, p) in part {
+                    put_uvarint(b, u64::from(*id));
+                    put_uvarint(b, p.seq);
+                    put_uvarint(b, p.offset);
+                }
+            });
+            self.write_framed()?;
+        }
+        self.num_positions += positions.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the end record, fsyncs and renames the file to its final
+    /// name, fsyncs the directory. Returns the path and size. On error the
+    /// temporary file is deleted.
+    pub fn finish(mut self) -> Result<(PathBuf, u64)> {
+        let tmp = self.tmp.clone();
+        let result = (|| {
+            self.flush_series()?;
+            let (series, positions) = (self.num_series, self.num_positions);
+            wal::frame(&mut self.framed, REC_END, |b| {
+                b.extend_from_slice(&series.to_le_bytes());
+                b.extend_from_slice(&positions.to_le_bytes());
+            });
+            self.write_framed()?;
+            self.out.flush().map_err(|e| Error::io(&tmp, e))?;
+            self.out
+                .get_ref()
+                .sync_all()
+                .map_err(|e| Error::io(&tmp, e))?;
+            let name = tmp
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(TMP_SUFFIX))
+                .ok_or_else(|| Error::Invalid(format!("bad checkpoint name {}", tmp.display())))?;
+            let dir = tmp.parent().unwrap_or(Path::new("."));
+            let path = dir.join(name);
+            fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            wal::fsync_dir(dir)?;
+            Ok((path, self.bytes))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Deletes the unfinished file.
+    pub fn abandon(self) {
+        let tmp = self.tmp.clone();
+        drop(self.out);
+        let _ = fs::remove_file(tmp);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/// What [`read`] found besides the series.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub series: u64,
+    /// (series id, position of its last record already in the checkpoint)
+    /// for series whose last record ends after the start position.
+    pub positions: Vec<(u32, WalPos)>,
+}
+
+/// Reads the checkpoint at `path`: checks the header, hands the start
+/// record to `check` (an `Err` stops reading: stale or not matching the
+/// WAL), then each series to `on_series` and each metadata entry to
+/// `on_metadata`, in file order. Any damage (bad magic or version, a CRC
+/// mismatch, a malformed or missing record, a missing end) is
+/// [`Error::Corruption`] naming the file; callers then fall back to a full
+/// WAL replay, discarding what was handed over.
+pub fn read(
+    path: &Path,
+    check: &mut dyn FnMut(&Start) -> Result<()>,
+    on_series: &mut dyn FnMut(u32, Labels, Chunks) -> Result<()>,
+    on_metadata: &mut dyn FnMut(MetricMetadata),
+) -> Result<Loaded> {
+    let corrupt = |detail: String| Error::corruption(path, detail);
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; HEADER_LEN];
+    if file_len < HEADER_LEN as u64 {
+        return Err(corrupt("shorter than its header".into()));
+    }
+    r.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    if &header[..8] != MAGIC {
+        return Err(corrupt("bad checkpoint magic".into()));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "unsupported checkpoint format version {version}"
+        )));
+    }
+    let mut pos = HEADER_LEN as u64;
+    let mut buf = Vec::new();
+    let mut loaded = Loaded::default();
+    let mut started = false;
+    loop {
+        if file_len - pos < 9 {
+            return Err(corrupt(format!(
+                "truncated: no end record (record header at offset {pos})"
+            )));
+        }
+        let mut head = [0u8; 8];
+        r.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+        if len == 0 || len > MAX_RECORD || len as u64 > file_len - pos - 8 {
+            return Err(corrupt(format!("bad record length {len} at offset {pos}")));
+        }
+        buf.resize(len, 0);
+        r.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+        if crc32c::crc32c(&buf) != crc {
+            return Err(corrupt(format!(
+                "checksum mismatch in record at offset {pos}"
+            )));
+        }
+        let bad = |what: &str| corrupt(format!("malformed {what} record at offset {pos}"));
+        let (typ, payload) = (buf[0], &buf[1..]);
+        let mut c = Cursor { b: payload };
+        if !started && typ != REC_START {
+            return Err(bad("first (not a start)"));
+        }
+        match typ {
+            REC_START => {
+                if started || payload.len() != 32 {
+                    return Err(bad("start"));
+                }
+                let v: Vec<u64> = payload
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect();
+                started = true;
+                check(&Start {
+                    base_segment: v[0],
+                    pos: WalPos {
+                        seq: v[1],
+                        offset: v[2],
+                    },
+                    created_ms: v[3] as i64,
+                })?;
+            }
+            REC_SERIES => {
+                while !c.b.is_empty() {
+                    let (id, labels, chunks) =
+                        decode_series(&mut c).ok_or_else(|| bad("series"))?;
+                    on_series(id, labels, chunks)?;
+                    loaded.series += 1;
+                }
+            }
+            REC_METADATA => match wal::decode_record(typ, payload) {
+                Some(wal::Record::Metadata(list)) => list.into_iter().for_each(&mut *on_metadata),
+                _ => return Err(bad("metadata")),
+            },
+            REC_POSITIONS => {
+                while !c.b.is_empty() {
+                    let entry = (|| {
+                        let id = u32::try_from(c.uvarint()?).ok()?;
+                        let seq = c.uvarint()?;
+                        let offset = c.uvarint()?;
+                        Some((id, WalPos { seq, offset }))
+                    })()
+                    .ok_or_else(|| bad("positions"))?;
+                    loaded.positions.push(entry);
+                }
+            }
+            REC_END => {
+                if payload.len() != 16 {
+                    return Err(bad("end"));
+                }
+                let series = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+                let positions = u64::from_le_bytes(payload[8..].try_into().expect("8 bytes"));
+                if series != loaded.series || positions != loaded.positions.len() as u64 {
+                    return Err(corrupt(format!(
+                        "end record counts {series} series and {positions} positions, \
+                         the file holds {} and {}",
+                        loaded.series,
+                        loaded.positions.len()
+                    )));
+                }
+                if pos + 8 + len as u64 != file_len {
+                    return Err(corrupt("bytes after the end record".into()));
+                }
+                return Ok(loaded);
+            }
+            other => {
+                return Err(corrupt(format!(
+                    "unknown record type {other} at offset {pos}"
+                )));
+            }
+        }
+        pos += 8 + len as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks_with_everything() -> Chunks {
+        let mut c = Chunks::default();
+        let stale = f64::from_bits(crate::STALE_NAN);
+        // Decimal sealed chunks, a XOR open chunk (stale marker), then
+        // out-of-order samples both compressed and buffered.
+        for i in 0..300i64 {
+            let v = if i == 250 { stale } else { i as f64 * 0.25 };
+            c.push(1_000 + i * 10, v);
+        }
+        for i in 0..40i64 {
+            c.push(1_005 + i * 10, -0.0);
+        }
+        c
+    }
+
+    fn samples(c: &Chunks) -> Vec<(i64, u64)> {
+        let mut out = Vec::new();
+        c.read(i64::MIN, i64::MAX, &mut out);
+        out.iter().map(|s| (s.t, s.v.to_bits())).collect()
+    }
+
+    fn write(dir: &Path, series: &[(u32, Labels, Chunks)]) -> PathBuf {
+        let start = Start {
+            base_segment: 3,
+            pos: WalPos {
+                seq: 4,
+                offset: 100,
+            },
+            created_ms: 7,
+        };
+        let mut w = Writer::create(dir, &start).unwrap();
+        for (id, l, c) in series {
+            w.add_series(|b| encode_series(b, *id, l, c));
+            w.maybe_flush_series().unwrap();
+        }
+        w.metadata(&[MetricMetadata {
+            metric_family: "up".into(),
+            metric_type: crate::MetricType::Gauge,
+            help: "h".into(),
+            unit: String::new(),
+        }])
+        .unwrap();
+        w.positions(&[(1, WalPos { seq: 5, offset: 40 })]).unwrap();
+        w.finish().unwrap().0
+    }
+
+    type Read = (Vec<(u32, Labels, Chunks)>, Vec<MetricMetadata>, Loaded);
+
+    fn read_back(path: &Path) -> Result<Read> {
+        let mut series = Vec::new();
+        let mut meta = Vec::new();
+        let loaded = read(
+            path,
+            &mut |s| {
+                assert_eq!(s.base_segment, 3);
+                assert_eq!(
+                    s.pos,
+                    WalPos {
+                        seq: 4,
+                        offset: 100
+                    }
+                );
+                Ok(())
+            },
+            &mut |id, l, c| {
+                series.push((id, l, c));
+                Ok(())
+            },
+            &mut |m| meta.push(m),
+        )?;
+        Ok((series, meta, loaded))
+    }
+
+    #[test]
+    fn round_trip_keeps_chunks_bit_exact_and_appendable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut series = Vec::new();
+        for id in 0..2000u32 {
+            let l = Labels::new(&[("__name__", "m"), ("i", &id.to_string())]);
+            let c = if id % 3 == 0 {
+                chunks_with_everything()
+            } else {
+                Chunks::default()
+            };
+            series.push((id * 2, l, c));
+        }
+        let path = write(dir.path(), &series);
+        assert_eq!(
+            list(dir.path()).unwrap(),
+            vec![(
+                WalPos {
+                    seq: 4,
+                    offset: 100
+                },
+                path.clone()
+            )]
+        );
+        let (got, meta, loaded) = read_back(&path).unwrap();
+        assert_eq!(meta.len(), 1);
+        assert_eq!(loaded.positions, vec![(1, WalPos { seq: 5, offset: 40 })]);
+        assert_eq!(got.len(), series.len());
+        for ((id, l, c), (gid, gl, gc)) in series.iter().zip(got) {
+            assert_eq!((*id, l), (gid, &gl));
+            assert_eq!(samples(c), samples(&gc));
+            // Appending continues both streams the same way.
+            let (mut a, mut b) = (gc, Chunks::default());
+            for (t, v) in samples(c) {
+                b.push(t, f64::from_bits(v));
+            }
+            for t in [5_000, 5_015, 5_030] {
+                a.push(t, 1.5);
+                b.push(t, 1.5);
+            }
+            assert_eq!(samples(&a), samples(&b));
+        }
+    }
+
+    #[test]
+    fn any_damage_is_corruption_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<_> = (0..50u32)
+            .map(|id| {
+                (
+                    id,
+                    Labels::new(&[("__name__", "m"), ("i", &id.to_string())]),
+                    chunks_with_everything(),
+                )
+            })
+            .collect();
+        let path = write(dir.path(), &series);
+        let full = fs::read(&path).unwrap();
+        let mut cuts: Vec<usize> = (0..full.len()).step_by(97).collect();
+        cuts.push(full.len() - 1);
+        for cut in cuts {
+            fs::write(&path, &full[..cut]).unwrap();
+            match read_back(&path) {
+                Err(Error::Corruption { path: p, .. }) => assert_eq!(p, path),
+                other => panic!("truncated at {cut}: {:?}", other.map(|r| r.0.len())),
+            }
+        }
+        // Bytes 12..16 are reserved: ignored by readers of version 1.
+        for at in (0..full.len())
+            .step_by(13)
+            .filter(|at| !(12..16).contains(at))
+        {
+            let mut flipped = full.clone();
+            flipped[at] ^= 0x04;
+            fs::write(&path, &flipped).unwrap();
+            assert!(
+                matches!(read_back(&path), Err(Error::Corruption { .. })),
+                "flip at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn version_1_golden_file_still_reads() {
+        // `SILT_BLESS=1 cargo test -p engine golden` rewrites the file; a
+        // format change must bump FORMAT_VERSION and keep reading v1.
+        let golden_path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v1.bin");
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<_> = (0..3u32)
+            .map(|id| {
+                let l = Labels::new(&[("__name__", "up"), ("job", &format!("j{id}"))]);
+                let c = if id == 1 {
+                    Chunks::default()
+                } else {
+                    chunks_with_everything()
+                };
+                (id, l, c)
+            })
+            .collect();
+        let bytes = fs::read(write(dir.path(), &series)).unwrap();
+        if std::env::var_os("SILT_BLESS").is_some() {
+            fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
+            fs::write(&golden_path, &bytes).unwrap();
+        }
+        let golden = fs::read(&golden_path).expect("golden file");
+        assert_eq!(bytes, golden, "checkpoint format v1 changed");
+        let (got, meta, loaded) = read_back(&golden_path).unwrap();
+        assert_eq!((got.len(), meta.len(), loaded.series), (3, 1, 3));
+        for ((id, l, c), (gid, gl, gc)) in series.iter().zip(got) {
+            assert_eq!((*id, l, samples(c)), (gid, &gl, samples(&gc)));
+        }
+    }
+
+    #[test]
+    fn decoding_garbage_series_never_panics() {
+        let mut seed = 0x9e37_79b9_u64;
+        let mut valid = Vec::new();
+        encode_series(
+            &mut valid,
+            3,
+            &Labels::new(&[("__name__", "m")]),
+            &chunks_with_everything(),
+        );
+        for round in 0..3000 {
+            let mut bytes = valid.clone();
+            for _ in 0..(1 + round % 4) {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let i = (seed >> 33) as usize % bytes.len();
+                bytes[i] = (seed >> 20) as u8;
+            }
+            bytes.truncate(bytes.len() - (round % 7));
+            let mut c = Cursor { b: &bytes };
+            if let Some((_, _, chunks)) = decode_series(&mut c) {
+                // Whatever was accepted reads without panicking.
+                let mut out = Vec::new();
+                chunks.read(i64::MIN, i64::MAX, &mut out);
+            }
+        }
+    }
+}
