@@ -58,6 +58,10 @@ pub enum DurabilityMode {
 pub struct DurabilityConfig {
     pub mode: DurabilityMode,
     pub interval: HumanDuration,
+    /// WAL bytes after which a head checkpoint is written; 0: none.
+    pub checkpoint_wal_bytes: u64,
+    /// Write a head checkpoint on a clean shutdown.
+    pub checkpoint_on_close: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -448,6 +452,8 @@ impl Config {
         let mut opts = engine::Options::new(self.data_dir.clone());
         opts.retention = self.retention();
         opts.durability = self.durability();
+        opts.checkpoint_wal_bytes = self.durability.checkpoint_wal_bytes;
+        opts.checkpoint_on_close = self.durability.checkpoint_on_close;
         opts.max_future = self.ingest.max_future.0;
         opts.block_cache_bytes = self.query.block_cache_bytes;
         opts
@@ -489,6 +495,12 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("./silt-data"));
         assert_eq!(cfg.retention(), Some(Duration::from_secs(15 * 86_400)));
         assert_eq!(cfg.durability(), engine::Durability::Sync);
+        let engine = cfg.engine_options();
+        assert_eq!(
+            engine.checkpoint_wal_bytes,
+            engine::db::DEFAULT_CHECKPOINT_WAL_BYTES
+        );
+        assert!(engine.checkpoint_on_close);
         assert_eq!(cfg.self_scrape_interval(), Some(Duration::from_secs(15)));
         assert_eq!(cfg.ingest.max_future.0, Duration::from_secs(600));
         assert_eq!(cfg.log.level, "info");
