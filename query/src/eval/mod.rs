@@ -11,10 +11,10 @@
 //! of one step). Selectors load each series once, over the union of the
 //! windows all steps need, and roll up across steps with two cursors over
 //! the sorted samples; range-vector functions run per series across all
-//! steps (spread over cores when there are many series), most of them
-//! with state carried from window to window (`rollup`). Instant vectors
-//! flow between nodes as series with one point per step at which they have
-//! a value; scalars as one value per step.
+//! steps (spread over cores once a query has run for half a millisecond),
+//! most of them with state carried from window to window (`rollup`).
+//! Instant vectors flow between nodes as series with one point per step at
+//! which they have a value; scalars as one value per step.
 //!
 //! Module map: `evaluator` (the node dispatch, subqueries, the query
 //! context with limits), `selector` (storage reads, lookback, staleness,
