@@ -3,8 +3,8 @@
 //! delayed name removal and the conversion to the public [`Value`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use engine::{Labels, Querier};
@@ -12,7 +12,7 @@ use engine::{Labels, Querier};
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
 use super::value::{Point, Sample, Series, Value, drop_metadata};
-use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, selector};
+use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
     AtModifier, BinaryOp, Duration, DurationExpr, Expr, SubqueryExpr, UnaryOp, ValueType,
 };
@@ -142,13 +142,14 @@ const SOLO: StdDuration = StdDuration::from_micros(500);
 /// the earliest failing item that ran wins (a failure stops the others).
 ///
 /// The calling thread starts alone, taking items from the front; only
-/// when the work has taken `solo` and enough items are left does it start
-/// helper threads, which take blocks of items from the back. Small
-/// queries thus never wait for a thread to be started or scheduled (on a
-/// busy machine a wake-up can cost a scheduler tick, several
-/// milliseconds), and a helper that starts late finds the rest done by
-/// the caller instead of the caller waiting for it to do its share.
-/// Taking from the two ends keeps each thread on its own storage pages.
+/// when the work has taken `solo` and enough items are left does it offer
+/// the rest to helper threads of the [`pool`], which take blocks of items
+/// from the back. Small queries thus never wake another thread, and the
+/// caller never waits for a helper that has not started (on a busy
+/// machine a wake-up can take a scheduler tick, several milliseconds):
+/// it does the remaining blocks itself and waits only for blocks a helper
+/// is running. Taking from the two ends keeps each thread on its own
+/// storage pages.
 pub(crate) fn par_map<T: Sync, U: Send>(
     threads: usize,
     solo: StdDuration,
@@ -179,31 +180,37 @@ pub(crate) fn par_map<T: Sync, U: Send>(
     // far from done when the caller runs out of items.
     let block = ((items.len() - i) / (threads * 16)).max(1);
     let stop = AtomicBool::new(false);
-    let helper = || -> Vec<(usize, Result<Vec<U>>)> {
+    let theirs: Mutex<Vec<(usize, Result<Vec<U>>)>> = Mutex::new(Vec::new());
+    let helper = || {
         let mut pieces = Vec::new();
-        while let Some((a, b)) = left.take_back(block) {
+        'blocks: while let Some((a, b)) = left.take_back(block) {
             let mut piece = Vec::with_capacity(b - a);
             for it in &items[a..b] {
                 if stop.load(Ordering::Relaxed) {
-                    return pieces;
+                    break 'blocks;
                 }
-                match f(it) {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(it)))
+                    .unwrap_or_else(|_| Err(exec("evaluation worker panicked")));
+                match r {
                     Ok(Some(u)) => piece.push(u),
                     Ok(None) => {}
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
                         pieces.push((a, Err(e)));
-                        return pieces;
+                        break 'blocks;
                     }
                 }
             }
             pieces.push((a, Ok(piece)));
         }
-        pieces
+        if let Ok(mut t) = theirs.lock() {
+            t.extend(pieces);
+        }
     };
-    let (mine, mut theirs) = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads).map(|_| s.spawn(helper)).collect();
-        let mut mine = Ok(());
+    let mut mine = Ok(());
+    {
+        // Dropping the offer waits for the helpers that took it up.
+        let _offer = pool::Offer::new(threads - 1, &helper);
         'items: while let Some((a, b)) = left.take_front(block) {
             for it in &items[a..b] {
                 if stop.load(Ordering::Relaxed) {
@@ -220,17 +227,12 @@ pub(crate) fn par_map<T: Sync, U: Send>(
                 }
             }
         }
-        let mut theirs = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(p) => theirs.extend(p),
-                Err(_) => theirs.push((0, Err(exec("evaluation worker panicked")))),
-            }
-        }
-        (mine, theirs)
-    });
+    }
     // The caller's items all come before the helpers'.
     mine?;
+    let mut theirs = theirs
+        .into_inner()
+        .map_err(|_| exec("evaluation worker panicked"))?;
     theirs.sort_by_key(|(a, _)| *a);
     for (_, piece) in theirs {
         out.extend(piece?);

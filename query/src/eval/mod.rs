@@ -21,8 +21,8 @@
 //! `offset`, `@`, range windows), `binary` (operators and vector matching),
 //! `aggregate` (`sum` ... `limit_ratio`), `call` (function wiring: the
 //! pure functions live in `functions`), `rollup` (per-series kernels of
-//! the common range functions), `info` (`info()`), `annotations`,
-//! `value`, `error`.
+//! the common range functions), `info` (`info()`), `pool` (helper
+//! threads for per-series work), `annotations`, `value`, `error`.
 //!
 //! Limits: [`EngineOptions::timeout`] (checked per series and every 256
 //! steps → [`EvalError::Timeout`]), [`EngineOptions::max_samples`] (samples
@@ -44,6 +44,7 @@ mod error;
 mod evaluator;
 pub mod functions;
 mod info;
+mod pool;
 mod rollup;
 mod selector;
 mod value;
