@@ -3,7 +3,9 @@
 //! deadline and `max_queue_wait`, then get 503), the deadline
 //! (`--query.timeout`, lowered by the `timeout` parameter), and running
 //! the evaluator on Tokio's blocking pool so the async workers keep serving
-//! ingest. The evaluator itself enforces `max_samples` / `max_series` and
+//! ingest ([`Slots::run`]), or, for queries expected to be cheap, on the
+//! worker thread itself, handing its other tasks to another thread
+//! ([`Slots::run_inline`]: no thread hand-off on the query's path). The evaluator itself enforces `max_samples` / `max_series` and
 //! checks the deadline and the cancel flag; the handler also stops waiting
 //! at the deadline and raises the flag, and raises it when the client goes
 //! away (the handler future is dropped).
@@ -108,7 +110,40 @@ impl Slots {
     pub async fn run<F>(
         &self,
         timeout: Duration,
+        opts: QueryOptions,
+        eval: F,
+    ) -> Result<(QueryOutput, Timings), ApiError>
+    where
+        F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError> + Send + 'static,
+    {
+        self.execute(timeout, opts, false, eval).await
+    }
+
+    /// Like [`Slots::run`], but evaluates on the calling worker thread
+    /// (Tokio's `block_in_place`, which moves the worker's other tasks to
+    /// another thread) when the runtime has several: no hand-off to the
+    /// blocking pool and back, each of which waits for a thread to be
+    /// scheduled. For queries the caller expects to be cheap: the deadline
+    /// is then enforced by the evaluator alone, and a client that hangs up
+    /// no longer cancels the evaluation. On a current-thread runtime this
+    /// is [`Slots::run`].
+    pub async fn run_inline<F>(
+        &self,
+        timeout: Duration,
+        opts: QueryOptions,
+        eval: F,
+    ) -> Result<(QueryOutput, Timings), ApiError>
+    where
+        F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError> + Send + 'static,
+    {
+        self.execute(timeout, opts, true, eval).await
+    }
+
+    async fn execute<F>(
+        &self,
+        timeout: Duration,
         mut opts: QueryOptions,
+        inline: bool,
         eval: F,
     ) -> Result<(QueryOutput, Timings), ApiError>
     where
@@ -129,6 +164,34 @@ impl Slots {
         let flag = Arc::new(AtomicBool::new(false));
         opts.engine.timeout = remaining;
         opts.cancel = Some(flag.clone());
+        if inline
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            let eval_started = Instant::now();
+            // A panicking evaluation fails the query, as on the pool.
+            let out = tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| eval(&opts)))
+            });
+            let eval = eval_started.elapsed();
+            drop(permit);
+            return match out {
+                Err(_) => Err(ApiError::Internal(
+                    "query task failed: the evaluation panicked".into(),
+                )),
+                Ok(Err(EvalError::Timeout { stage, .. })) => {
+                    Err(ApiError::QueryTimeout { stage, timeout_ms })
+                }
+                Ok(Err(e)) => Err(ApiError::Eval(e)),
+                Ok(Ok(out)) => Ok((
+                    out,
+                    Timings {
+                        queue: queued,
+                        eval,
+                    },
+                )),
+            };
+        }
         let guard = CancelOnDrop {
             flag: flag.clone(),
             armed: true,
@@ -265,6 +328,64 @@ mod tests {
         seen_rx
             .recv_timeout(Duration::from_secs(5))
             .expect("the evaluation saw the cancel flag");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_queries_run_on_the_calling_worker() {
+        let slots = Slots::new(ConcurrencyOptions::default());
+        let caller = std::thread::current().id();
+        let (out, t) = slots
+            .run_inline(Duration::from_secs(10), QueryOptions::default(), move |o| {
+                assert_eq!(std::thread::current().id(), caller);
+                assert!(o.cancel.is_some());
+                assert!(o.engine.timeout <= Duration::from_secs(10));
+                Ok(output())
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.value, Value::Scalar(0, 1.0));
+        assert!(t.queue < Duration::from_secs(1));
+        let err = slots
+            .run_inline(Duration::from_secs(2), QueryOptions::default(), |o| {
+                Err(EvalError::Timeout {
+                    stage: "expression evaluation",
+                    limit: o.engine.timeout,
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "query timed out in expression evaluation (limit timeout=2s)"
+        );
+        let err = slots
+            .run_inline(Duration::from_secs(2), QueryOptions::default(), |_| {
+                Err(EvalError::BadData("bad".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::Eval(EvalError::BadData(_))),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn inline_queries_use_the_blocking_pool_on_a_current_thread_runtime() {
+        let slots = Slots::new(ConcurrencyOptions::default());
+        let caller = std::thread::current().id();
+        let (out, _) = slots
+            .run_inline(
+                Duration::from_secs(10),
+                QueryOptions::default(),
+                move |_| {
+                    assert_ne!(std::thread::current().id(), caller);
+                    Ok(output())
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.value, Value::Scalar(0, 1.0));
     }
 
     #[tokio::test]

@@ -96,9 +96,11 @@ pub(crate) async fn query(
     let opts = query_options(&api, &params)?;
     let expr = parse_query(&params)?;
     let db = api.db().clone();
+    // Instant queries are mostly small: evaluated on this worker thread,
+    // they need no thread hand-off (see `Slots::run_inline`).
     let (out, timings) = api
         .slots()
-        .run(timeout, opts, move |o| {
+        .run_inline(timeout, opts, move |o| {
             eval::instant_query(&db, &expr, time, o)
         })
         .await?;

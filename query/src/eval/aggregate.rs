@@ -483,7 +483,7 @@ impl<F: Fn(f64, f64) -> bool> GoHeap<F> {
 
     /// `sort.Sort(sort.Reverse(heap))` for the small sizes where Go's
     /// pdqsort is an insertion sort.
-    fn into_sorted_reverse(mut self) -> Vec<HeapItem> {
+    fn sort_reverse(&mut self) {
         let n = self.items.len();
         for i in 1..n {
             let mut j = i;
@@ -492,7 +492,6 @@ impl<F: Fn(f64, f64) -> bool> GoHeap<F> {
                 j -= 1;
             }
         }
-        self.items
     }
 }
 
@@ -569,8 +568,38 @@ fn k_aggregation(
     } else {
         Vec::new()
     };
+    // Groups in order of first appearance among all input series.
+    let order: Vec<usize> = {
+        let mut seen = vec![false; ngroups];
+        let mut o = Vec::new();
+        for &g in &to_group {
+            if !seen[g] {
+                seen[g] = true;
+                o.push(g);
+            }
+        }
+        o
+    };
+    let less: fn(f64, f64) -> bool = if op == AggregateOp::Bottomk {
+        bottom_less
+    } else {
+        top_less
+    };
     let mut pos = vec![0usize; input.len()];
     let mut out = OutBuilder::new();
+    // Output series of each input series, looked up by labels once.
+    let mut slot_of = vec![usize::MAX; input.len()];
+    // Per-step state, reused from step to step.
+    let mut heaps: Vec<Vec<HeapItem>> = vec![Vec::new(); ngroups];
+    let mut top: Vec<KHeap> = (0..ngroups)
+        .map(|_| GoHeap {
+            items: Vec::new(),
+            less,
+        })
+        .collect();
+    let mut used = vec![false; ngroups];
+    let mut present = Vec::new();
+    let mut items: Vec<HeapItem> = Vec::new();
     for (step, &fp) in param.iter().enumerate().take(ev.n()) {
         let t = ev.ts(step);
         if step % 256 == 255 {
@@ -578,9 +607,7 @@ fn k_aggregation(
         }
         let k = (fp as i64).min(input.len() as i64);
         let r = fp.clamp(-1.0, 1.0);
-        let mut heaps: Vec<Option<Vec<HeapItem>>> = vec![None; ngroups];
-        let mut top: Vec<Option<KHeap>> = (0..ngroups).map(|_| None).collect();
-        let mut present = Vec::new();
+        present.clear();
         for (si, s) in input.iter().enumerate() {
             if let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) {
                 pos[si] += 1;
@@ -594,20 +621,13 @@ fn k_aggregation(
         if skip {
             continue;
         }
-        for (si, v) in present {
+        for &(si, v) in &present {
             let g = to_group[si];
+            used[g] = true;
             let item = HeapItem { series: si, v };
             match op {
                 AggregateOp::Topk | AggregateOp::Bottomk => {
-                    let less: fn(f64, f64) -> bool = if op == AggregateOp::Topk {
-                        top_less
-                    } else {
-                        bottom_less
-                    };
-                    let h = top[g].get_or_insert_with(|| GoHeap {
-                        items: Vec::new(),
-                        less,
-                    });
+                    let h = &mut top[g];
                     if (h.items.len() as i64) < k {
                         h.push(item);
                     } else {
@@ -626,10 +646,7 @@ fn k_aggregation(
                     }
                 }
                 AggregateOp::Limitk => {
-                    let h = top[g].get_or_insert_with(|| GoHeap {
-                        items: Vec::new(),
-                        less: top_less,
-                    });
+                    let h = &mut top[g];
                     if h.items.is_empty() {
                         h.items.push(item);
                     } else if (h.items.len() as i64) < k {
@@ -638,43 +655,32 @@ fn k_aggregation(
                 }
                 _ => {
                     let keep = (r >= 0.0 && offsets[si] < r) || (r < 0.0 && offsets[si] >= 1.0 + r);
-                    let h = heaps[g].get_or_insert_with(Vec::new);
                     if keep {
-                        h.push(item);
+                        heaps[g].push(item);
                     }
                 }
             }
         }
-        let order: Vec<usize> = {
-            // Groups in order of first appearance among all input series.
-            let mut seen = vec![false; ngroups];
-            let mut o = Vec::new();
-            for &g in &to_group {
-                if !seen[g] {
-                    seen[g] = true;
-                    o.push(g);
-                }
+        for &g in &order {
+            if !std::mem::take(&mut used[g]) {
+                continue;
             }
-            o
-        };
-        for g in order {
-            let items: Vec<HeapItem> = match op {
-                AggregateOp::Topk | AggregateOp::Bottomk => match top[g].take() {
-                    Some(h) => h.into_sorted_reverse(),
-                    None => continue,
-                },
-                AggregateOp::Limitk => match top[g].take() {
-                    Some(h) => h.items,
-                    None => continue,
-                },
-                _ => match heaps[g].take() {
-                    Some(h) => h,
-                    None => continue,
-                },
-            };
-            for it in items {
+            items.clear();
+            match op {
+                AggregateOp::Topk | AggregateOp::Bottomk => {
+                    top[g].sort_reverse();
+                    items.append(&mut top[g].items);
+                }
+                AggregateOp::Limitk => items.append(&mut top[g].items),
+                _ => items.append(&mut heaps[g]),
+            }
+            for it in &items {
                 let s = &input[it.series];
-                out.push(&s.labels, s.drop_name, t, it.v)?;
+                let slot = &mut slot_of[it.series];
+                if *slot == usize::MAX {
+                    *slot = out.slot(&s.labels, s.drop_name);
+                }
+                out.push_at(*slot, t, it.v)?;
             }
         }
     }

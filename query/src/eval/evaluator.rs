@@ -3,8 +3,8 @@
 //! delayed name removal and the conversion to the public [`Value`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use engine::{Labels, Querier};
@@ -12,7 +12,7 @@ use engine::{Labels, Querier};
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
 use super::value::{Point, Sample, Series, Value, drop_metadata};
-use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, selector};
+use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
     AtModifier, BinaryOp, Duration, DurationExpr, Expr, SubqueryExpr, UnaryOp, ValueType,
 };
@@ -125,53 +125,162 @@ impl Ctx {
         Ok(())
     }
 
-    /// Maps `f` over `items` in order, on several threads when there are
-    /// enough items; the first error wins.
+    /// Maps `f` over `items` in order; see [`par_map`].
     pub fn par_map<T: Sync, U: Send>(
         &self,
         items: &[T],
         f: impl Fn(&T) -> Result<Option<U>> + Sync,
     ) -> Result<Vec<U>> {
-        let threads = self.threads.min(items.len() / 64).max(1);
-        if threads <= 1 {
-            let mut out = Vec::with_capacity(items.len());
-            for it in items {
-                if let Some(u) = f(it)? {
-                    out.push(u);
+        par_map(self.threads, SOLO, items, f)
+    }
+}
+
+/// How long [`par_map`] works alone before starting helper threads.
+const SOLO: StdDuration = StdDuration::from_micros(500);
+
+/// Maps `f` over `items` in order on up to `threads` threads; the error of
+/// the earliest failing item that ran wins (a failure stops the others).
+///
+/// The calling thread starts alone, taking items from the front; only
+/// when the work has taken `solo` and enough items are left does it offer
+/// the rest to helper threads of the [`pool`], which take blocks of items
+/// from the back. Small queries thus never wake another thread, and the
+/// caller never waits for a helper that has not started (on a busy
+/// machine a wake-up can take a scheduler tick, several milliseconds):
+/// it does the remaining blocks itself and waits only for blocks a helper
+/// is running. Taking from the two ends keeps each thread on its own
+/// storage pages.
+pub(crate) fn par_map<T: Sync, U: Send>(
+    threads: usize,
+    solo: StdDuration,
+    items: &[T],
+    f: impl Fn(&T) -> Result<Option<U>> + Sync,
+) -> Result<Vec<U>> {
+    let started = Instant::now();
+    let mut out = Vec::with_capacity(items.len());
+    let mut i = 0;
+    while i < items.len() {
+        if threads > 1
+            && items.len() - i >= 2 * threads
+            && items.len() <= u32::MAX as usize
+            && started.elapsed() >= solo
+        {
+            break;
+        }
+        if let Some(u) = f(&items[i])? {
+            out.push(u);
+        }
+        i += 1;
+    }
+    if i == items.len() {
+        return Ok(out);
+    }
+    let left = Ends::new(i, items.len());
+    // Blocks of about a sixteenth of a thread's share: a helper is never
+    // far from done when the caller runs out of items.
+    let block = ((items.len() - i) / (threads * 16)).max(1);
+    let stop = AtomicBool::new(false);
+    let theirs: Mutex<Vec<(usize, Result<Vec<U>>)>> = Mutex::new(Vec::new());
+    let helper = || {
+        let mut pieces = Vec::new();
+        'blocks: while let Some((a, b)) = left.take_back(block) {
+            let mut piece = Vec::with_capacity(b - a);
+            for it in &items[a..b] {
+                if stop.load(Ordering::Relaxed) {
+                    break 'blocks;
+                }
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(it)))
+                    .unwrap_or_else(|_| Err(exec("evaluation worker panicked")));
+                match r {
+                    Ok(Some(u)) => piece.push(u),
+                    Ok(None) => {}
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        pieces.push((a, Err(e)));
+                        break 'blocks;
+                    }
                 }
             }
-            return Ok(out);
+            pieces.push((a, Ok(piece)));
         }
-        let chunk = items.len().div_ceil(threads);
-        let f = &f;
-        let parts: Vec<Result<Vec<U>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = items
-                .chunks(chunk)
-                .map(|c| {
-                    s.spawn(move || {
-                        let mut out = Vec::with_capacity(c.len());
-                        for it in c {
-                            if let Some(u) = f(it)? {
-                                out.push(u);
-                            }
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(exec("evaluation worker panicked")))
-                })
-                .collect()
-        });
-        let mut out = Vec::with_capacity(items.len());
-        for p in parts {
-            out.extend(p?);
+        if let Ok(mut t) = theirs.lock() {
+            t.extend(pieces);
         }
-        Ok(out)
+    };
+    let mut mine = Ok(());
+    {
+        // Dropping the offer waits for the helpers that took it up.
+        let _offer = pool::Offer::new(threads - 1, &helper);
+        'items: while let Some((a, b)) = left.take_front(block) {
+            for it in &items[a..b] {
+                if stop.load(Ordering::Relaxed) {
+                    break 'items;
+                }
+                match f(it) {
+                    Ok(Some(u)) => out.push(u),
+                    Ok(None) => {}
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        mine = Err(e);
+                        break 'items;
+                    }
+                }
+            }
+        }
+    }
+    // The caller's items all come before the helpers'.
+    mine?;
+    let mut theirs = theirs
+        .into_inner()
+        .map_err(|_| exec("evaluation worker panicked"))?;
+    theirs.sort_by_key(|(a, _)| *a);
+    for (_, piece) in theirs {
+        out.extend(piece?);
+    }
+    Ok(out)
+}
+
+/// The items `[lo, hi)` not taken yet, taken in blocks from either end
+/// (both bounds in one atomic word, so a block is never taken twice).
+struct Ends(AtomicU64);
+
+impl Ends {
+    fn new(lo: usize, hi: usize) -> Ends {
+        Ends(AtomicU64::new(((lo as u64) << 32) | hi as u64))
+    }
+
+    fn take(&self, pick: impl Fn(usize, usize) -> (usize, usize, u64)) -> Option<(usize, usize)> {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let (lo, hi) = ((cur >> 32) as usize, (cur & 0xffff_ffff) as usize);
+            if lo >= hi {
+                return None;
+            }
+            let (a, b, next) = pick(lo, hi);
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some((a, b)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Up to `n` items from the front.
+    fn take_front(&self, n: usize) -> Option<(usize, usize)> {
+        self.take(|lo, hi| {
+            let b = (lo + n).min(hi);
+            (lo, b, ((b as u64) << 32) | hi as u64)
+        })
+    }
+
+    /// Up to `n` items from the back.
+    fn take_back(&self, n: usize) -> Option<(usize, usize)> {
+        self.take(|lo, hi| {
+            let a = hi.saturating_sub(n).max(lo);
+            (a, hi, ((lo as u64) << 32) | a as u64)
+        })
     }
 }
 
@@ -795,4 +904,96 @@ pub(crate) fn run(
             peak_samples: ctx.peak.load(Ordering::Relaxed),
         },
     })
+}
+
+#[cfg(test)]
+mod par_map_tests {
+    use super::*;
+
+    /// Items that take about `micros` each, so helpers really start.
+    fn slow(x: &u32, micros: u64) -> Result<Option<u32>> {
+        let until = Instant::now() + StdDuration::from_micros(micros);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        Ok((!x.is_multiple_of(3)).then_some(x * 2))
+    }
+
+    #[test]
+    fn keeps_item_order_with_helpers_and_without() {
+        let items: Vec<u32> = (0..500).collect();
+        let want: Vec<u32> = items
+            .iter()
+            .filter(|x| *x % 3 != 0)
+            .map(|x| x * 2)
+            .collect();
+        for (threads, solo) in [
+            (1, StdDuration::ZERO),
+            (2, StdDuration::ZERO),
+            (4, StdDuration::ZERO),
+            (3, StdDuration::from_micros(200)),
+            (4, StdDuration::from_secs(60)),
+        ] {
+            let got = par_map(threads, solo, &items, |x| slow(x, 20)).unwrap();
+            assert_eq!(got, want, "threads {threads}, solo {solo:?}");
+        }
+        assert!(
+            par_map(4, StdDuration::ZERO, &[] as &[u32], |x| slow(x, 0))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn small_work_stays_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let items: Vec<u32> = (0..1000).collect();
+        let got = par_map(4, StdDuration::from_secs(60), &items, |x| {
+            assert_eq!(std::thread::current().id(), caller);
+            Ok(Some(*x))
+        })
+        .unwrap();
+        assert_eq!(got, items);
+    }
+
+    #[test]
+    fn an_error_stops_the_work_and_wins() {
+        let items: Vec<u32> = (0..400).collect();
+        let done = AtomicU64::new(0);
+        for threads in [1, 2, 4] {
+            done.store(0, Ordering::Relaxed);
+            let err = par_map(threads, StdDuration::ZERO, &items, |&x| {
+                done.fetch_add(1, Ordering::Relaxed);
+                if x == 150 {
+                    return Err(exec("item 150"));
+                }
+                slow(&x, 50)
+            })
+            .unwrap_err();
+            assert_eq!(err.to_string(), "item 150", "threads {threads}");
+            assert!(
+                done.load(Ordering::Relaxed) < items.len() as u64,
+                "threads {threads}: the other items were skipped"
+            );
+        }
+    }
+
+    #[test]
+    fn ends_hand_out_every_item_once() {
+        let e = Ends::new(3, 20);
+        let mut seen = Vec::new();
+        let mut front = true;
+        while let Some((a, b)) = if front {
+            e.take_front(4)
+        } else {
+            e.take_back(3)
+        } {
+            assert!(a < b);
+            seen.extend(a..b);
+            front = !front;
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (3..20).collect::<Vec<_>>());
+        assert_eq!(e.take_back(1), None);
+    }
 }

@@ -11,18 +11,18 @@
 //! of one step). Selectors load each series once, over the union of the
 //! windows all steps need, and roll up across steps with two cursors over
 //! the sorted samples; range-vector functions run per series across all
-//! steps (spread over cores when there are many series), most of them
-//! with state carried from window to window (`rollup`). Instant vectors
-//! flow between nodes as series with one point per step at which they have
-//! a value; scalars as one value per step.
+//! steps (spread over cores once a query has run for half a millisecond),
+//! most of them with state carried from window to window (`rollup`).
+//! Instant vectors flow between nodes as series with one point per step at
+//! which they have a value; scalars as one value per step.
 //!
 //! Module map: `evaluator` (the node dispatch, subqueries, the query
 //! context with limits), `selector` (storage reads, lookback, staleness,
 //! `offset`, `@`, range windows), `binary` (operators and vector matching),
 //! `aggregate` (`sum` ... `limit_ratio`), `call` (function wiring: the
 //! pure functions live in `functions`), `rollup` (per-series kernels of
-//! the common range functions), `info` (`info()`), `annotations`,
-//! `value`, `error`.
+//! the common range functions), `info` (`info()`), `pool` (helper
+//! threads for per-series work), `annotations`, `value`, `error`.
 //!
 //! Limits: [`EngineOptions::timeout`] (checked per series and every 256
 //! steps → [`EvalError::Timeout`]), [`EngineOptions::max_samples`] (samples
@@ -44,6 +44,7 @@ mod error;
 mod evaluator;
 pub mod functions;
 mod info;
+mod pool;
 mod rollup;
 mod selector;
 mod value;
