@@ -208,9 +208,8 @@ pub(crate) fn par_map<T: Sync, U: Send>(
         }
     };
     let mut mine = Ok(());
-    {
-        // Dropping the offer waits for the helpers that took it up.
-        let _offer = pool::Offer::new(threads - 1, &helper);
+    // Returns once no helper that took up the offer still runs.
+    pool::with_helpers(threads - 1, &helper, || {
         'items: while let Some((a, b)) = left.take_front(block) {
             for it in &items[a..b] {
                 if stop.load(Ordering::Relaxed) {
@@ -227,7 +226,7 @@ pub(crate) fn par_map<T: Sync, U: Send>(
                 }
             }
         }
-    }
+    });
     // The caller's items all come before the helpers'.
     mine?;
     let mut theirs = theirs

@@ -117,16 +117,30 @@ fn helper(rx: Arc<Mutex<Receiver<Task>>>) {
 
 /// An offer of `work` to helper threads; dropping it (also when
 /// unwinding) waits until no helper runs the work any more.
-pub(crate) struct Offer<'w> {
+struct Offer<'w> {
     gate: Arc<Gate>,
     _work: std::marker::PhantomData<&'w ()>,
+}
+
+/// Runs `body` while `helpers` pool threads may run `work` alongside;
+/// returns once no helper runs `work` any more (also when `body` panics).
+/// The offer lives only inside this call, so it can never be leaked with
+/// helpers still holding `work`, which is what makes the lifetime erasure
+/// in [`Offer::new`] sound.
+pub(crate) fn with_helpers<R>(
+    helpers: usize,
+    work: &(dyn Fn() + Sync),
+    body: impl FnOnce() -> R,
+) -> R {
+    let _offer = Offer::new(helpers, work);
+    body()
 }
 
 impl<'w> Offer<'w> {
     /// Offers `work` to `helpers` pool threads (started as needed). Each
     /// helper that picks the offer up in time calls `work` once; it should
     /// return when there is nothing left to do.
-    pub fn new(helpers: usize, work: &'w (dyn Fn() + Sync + 'w)) -> Offer<'w> {
+    fn new(helpers: usize, work: &'w (dyn Fn() + Sync + 'w)) -> Offer<'w> {
         let gate = Arc::new(Gate {
             state: AtomicU64::new(0),
             owner: std::thread::current(),
