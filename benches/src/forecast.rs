@@ -436,6 +436,12 @@ pub struct EventScore {
 }
 
 impl EventScore {
+    fn merge(&mut self, o: &EventScore) {
+        self.events += o.events;
+        self.true_events += o.true_events;
+        self.injected += o.injected;
+        self.detected += o.detected;
+    }
     pub fn precision(&self) -> f64 {
         self.true_events as f64 / self.events.max(1) as f64
     }
@@ -473,6 +479,27 @@ fn events(flags: &[i64], gap: i64) -> Vec<(i64, i64)> {
     out
 }
 
+/// Scores `found` events against `windows` (inclusive): an event is true
+/// when it overlaps a window, a window is detected when an event overlaps
+/// it. Returns which windows were detected.
+fn score_windows(found: &[(i64, i64)], windows: &[(i64, i64)], sc: &mut EventScore) -> Vec<bool> {
+    let hit = |e: &(i64, i64), w: &(i64, i64)| e.0 <= w.1 && e.1 >= w.0;
+    sc.events += found.len() as u64;
+    sc.true_events += found
+        .iter()
+        .filter(|e| windows.iter().any(|w| hit(e, w)))
+        .count() as u64;
+    sc.injected += windows.len() as u64;
+    let detected: Vec<bool> = windows
+        .iter()
+        .map(|w| found.iter().any(|e| hit(e, w)))
+        .collect();
+    sc.detected += detected.iter().filter(|&&d| d).count() as u64;
+    detected
+}
+
+/// [`score_windows`] for injected anomalies, each counted from 10 minutes
+/// before to 30 minutes after it; Silt's (`m == 0`) detections by kind.
 fn score_events(
     found: &[(i64, i64)],
     injected: &[fgen::Injected],
@@ -480,24 +507,15 @@ fn score_events(
     by_kind: &mut [[u64; 2]; 4],
     m: usize,
 ) {
-    let hit =
-        |e: &(i64, i64), a: &fgen::Injected| e.0 <= a.end + 30 * MIN && e.1 >= a.start - 10 * MIN;
-    sc.events += found.len() as u64;
-    sc.true_events += found
+    let windows: Vec<(i64, i64)> = injected
         .iter()
-        .filter(|e| injected.iter().any(|a| hit(e, a)))
-        .count() as u64;
-    sc.injected += injected.len() as u64;
-    for a in injected {
-        let k = a.kind as usize;
-        if m == 0 {
-            by_kind[k][1] += 1;
-        }
-        if found.iter().any(|e| hit(e, a)) {
-            sc.detected += 1;
-            if m == 0 {
-                by_kind[k][0] += 1;
-            }
+        .map(|a| (a.start - 10 * MIN, a.end + 30 * MIN))
+        .collect();
+    let detected = score_windows(found, &windows, sc);
+    if m == 0 {
+        for (a, d) in injected.iter().zip(detected) {
+            by_kind[a.kind as usize][1] += 1;
+            by_kind[a.kind as usize][0] += u64::from(d);
         }
     }
 }
@@ -589,19 +607,7 @@ fn nab_anomalies(s: &NabSeries, acc: &mut [EventScore; 2]) {
         zscore_flags(&s.samples, from, win),
     ];
     for (m, f) in flags.iter().enumerate() {
-        let found = events(f, 3 * step);
-        let hit = |e: &(i64, i64), w: &(i64, i64)| e.0 <= w.1 && e.1 >= w.0;
-        let sc = &mut acc[m];
-        sc.events += found.len() as u64;
-        sc.true_events += found
-            .iter()
-            .filter(|e| windows.iter().any(|w| hit(e, w)))
-            .count() as u64;
-        sc.injected += windows.len() as u64;
-        sc.detected += windows
-            .iter()
-            .filter(|w| found.iter().any(|e| hit(e, w)))
-            .count() as u64;
+        score_windows(&events(f, 3 * step), &windows, &mut acc[m]);
     }
 }
 
@@ -830,7 +836,7 @@ fn human(ms: i64) -> String {
 /// span allows (see [`real::plan`]), each stretch without a gap on its
 /// own; returns the accuracy (none when too short) and a sentence on
 /// what was tested.
-fn backtest_recording(opts: &Options, series: &[Vec<Sample>]) -> (Option<Acc>, String) {
+fn backtest_recording(opts: &Options, series: &[&[Sample]]) -> (Option<Acc>, String) {
     // A recording with gaps (the recorder stopped) is tested stretch by
     // stretch: a forecast across a gap would be scored on a flat line or
     // against data its horizon does not describe.
@@ -950,7 +956,7 @@ fn backtest_node(opts: &Options, series: &[(String, Vec<Sample>)]) -> RealSet {
         .collect();
     names.sort();
     names.dedup();
-    let samples: Vec<Vec<Sample>> = series.iter().map(|(_, s)| s.clone()).collect();
+    let samples: Vec<&[Sample]> = series.iter().map(|(_, s)| s.as_slice()).collect();
     let (acc, tested) = backtest_recording(opts, &samples);
     set.note = format!(
         "{} series ({}) recorded over {} ({} to {}), read from a Prometheus scraping this machine's node_exporter every 15 s (it runs only while this machine's work sessions do, hence the gaps); {tested}",
@@ -967,7 +973,7 @@ fn backtest_node(opts: &Options, series: &[(String, Vec<Sample>)]) -> RealSet {
 /// Backtests NAB's real server metrics (`--nab`): forecasts and anomaly
 /// detection against the labelled windows.
 fn backtest_nab(opts: &Options, series: &[NabSeries]) -> RealSet {
-    let samples: Vec<Vec<Sample>> = series.iter().map(|s| s.samples.clone()).collect();
+    let samples: Vec<&[Sample]> = series.iter().map(|s| s.samples.as_slice()).collect();
     let (acc, tested) = backtest_recording(opts, &samples);
     let an = par(
         series.len(),
@@ -975,10 +981,7 @@ fn backtest_nab(opts: &Options, series: &[NabSeries]) -> RealSet {
         |i, acc: &mut [EventScore; 2]| nab_anomalies(&series[i], acc),
         |a, b| {
             for m in 0..2 {
-                a[m].events += b[m].events;
-                a[m].true_events += b[m].true_events;
-                a[m].injected += b[m].injected;
-                a[m].detected += b[m].detected;
+                a[m].merge(&b[m]);
             }
         },
     );
@@ -1070,10 +1073,7 @@ pub fn run(opts: &Options) -> Result<Results, BacktestError> {
         |i, acc: &mut AnomalyAcc| anomaly_series(opts, i, acc),
         |a, b| {
             for m in 0..2 {
-                a.0[m].events += b.0[m].events;
-                a.0[m].true_events += b.0[m].true_events;
-                a.0[m].injected += b.0[m].injected;
-                a.0[m].detected += b.0[m].detected;
+                a.0[m].merge(&b.0[m]);
             }
             for k in 0..4 {
                 a.1[k][0] += b.1[k][0];

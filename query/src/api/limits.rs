@@ -168,28 +168,16 @@ impl Slots {
             && tokio::runtime::Handle::current().runtime_flavor()
                 == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            let eval_started = Instant::now();
             // A panicking evaluation fails the query, as on the pool.
             let out = tokio::task::block_in_place(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| eval(&opts)))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| timed(eval, &opts)))
             });
-            let eval = eval_started.elapsed();
             drop(permit);
             return match out {
                 Err(_) => Err(ApiError::Internal(
                     "query task failed: the evaluation panicked".into(),
                 )),
-                Ok(Err(EvalError::Timeout { stage, .. })) => {
-                    Err(ApiError::QueryTimeout { stage, timeout_ms })
-                }
-                Ok(Err(e)) => Err(ApiError::Eval(e)),
-                Ok(Ok(out)) => Ok((
-                    out,
-                    Timings {
-                        queue: queued,
-                        eval,
-                    },
-                )),
+                Ok(out) => finish(out, queued, timeout_ms),
             };
         }
         let guard = CancelOnDrop {
@@ -199,8 +187,7 @@ impl Slots {
         let task = tokio::task::spawn_blocking(move || {
             // The slot stays taken until the evaluation really stops.
             let _permit = permit;
-            let eval_started = Instant::now();
-            eval(&opts).map(|out| (out, eval_started.elapsed()))
+            timed(eval, &opts)
         });
         let joined = tokio::time::timeout(remaining + DEADLINE_GRACE, task).await;
         let result = match joined {
@@ -213,20 +200,39 @@ impl Slots {
                 });
             }
             Ok(Err(e)) => Err(ApiError::Internal(format!("query task failed: {e}"))),
-            Ok(Ok(Err(EvalError::Timeout { stage, .. }))) => {
-                Err(ApiError::QueryTimeout { stage, timeout_ms })
-            }
-            Ok(Ok(Err(e))) => Err(ApiError::Eval(e)),
-            Ok(Ok(Ok((out, eval)))) => Ok((
-                out,
-                Timings {
-                    queue: queued,
-                    eval,
-                },
-            )),
+            Ok(Ok(out)) => finish(out, queued, timeout_ms),
         };
         guard.disarm();
         result
+    }
+}
+
+/// Runs the evaluation and measures it.
+fn timed<F>(eval: F, opts: &QueryOptions) -> Result<(QueryOutput, Duration), EvalError>
+where
+    F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError>,
+{
+    let started = Instant::now();
+    eval(opts).map(|out| (out, started.elapsed()))
+}
+
+/// The answer for an evaluation that ran to its end, inline or on the
+/// pool: the evaluator's own timeout names the configured limit.
+fn finish(
+    out: Result<(QueryOutput, Duration), EvalError>,
+    queued: Duration,
+    timeout_ms: i64,
+) -> Result<(QueryOutput, Timings), ApiError> {
+    match out {
+        Err(EvalError::Timeout { stage, .. }) => Err(ApiError::QueryTimeout { stage, timeout_ms }),
+        Err(e) => Err(ApiError::Eval(e)),
+        Ok((out, eval)) => Ok((
+            out,
+            Timings {
+                queue: queued,
+                eval,
+            },
+        )),
     }
 }
 

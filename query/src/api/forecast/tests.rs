@@ -88,8 +88,10 @@ async fn forecast_models_and_too_short_series() {
     assert_eq!(result.len(), 3);
     // Default step: a thousandth of the horizon, whole seconds.
     assert_eq!(result[0]["values"].as_array().unwrap().len(), 1000);
-    // Each seasonality is accepted; without a season the mean path of the
-    // seasonal model is a line (trend plus level).
+    // Each seasonality is accepted and reaches the model: without a season
+    // the mean path of the seasonal model is a line (trend plus level); a
+    // daily profile forced onto the same history bends it.
+    let mut paths = std::collections::BTreeMap::new();
     for season in ["auto", "daily", "weekly", "none"] {
         let uri = format!(
             "/api/v1/forecast?query={}&time={time}&horizon=1d&step=1h&seasonality={season}",
@@ -103,13 +105,13 @@ async fn forecast_models_and_too_short_series() {
             .iter()
             .find(|s| s["metric"][super::BAND_LABEL] == "mean")
             .unwrap();
+        let ys: Vec<f64> = mean["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_str().unwrap().parse().unwrap())
+            .collect();
         if season == "none" {
-            let ys: Vec<f64> = mean["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p[1].as_str().unwrap().parse().unwrap())
-                .collect();
             // Straight up to the level, which each horizon of the ladder
             // smooths with its own factor: within 5 % of the mean step.
             let d = (ys[ys.len() - 1] - ys[0]) / (ys.len() - 1) as f64;
@@ -119,7 +121,9 @@ async fn forecast_models_and_too_short_series() {
                 "{ys:?}"
             );
         }
+        paths.insert(season, ys);
     }
+    assert_ne!(paths["daily"], paths["none"]);
     // Ten seconds of history hold 11 points: too short, a warning, success.
     let uri = format!(
         "/api/v1/forecast?query={}&time={time}&history=10s",
