@@ -211,10 +211,39 @@ fn shortest_digits(f: f64) -> (String, i32) {
 /// Digits of `|f|` rounded to `prec` significant digits (prec >= 1), and the
 /// exponent of the first digit.
 fn precise_digits(f: f64, prec: usize) -> (String, i32) {
-    let s = format!("{:.*e}", prec - 1, f.abs());
+    let s = sci(f.abs(), prec - 1);
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
     (digits, exp.parse().unwrap_or(0))
+}
+
+/// Significant digits past which a double's exact decimal expansion is all
+/// zeros (it has at most 767).
+const EXACT_SIG_DIGITS: usize = 800;
+/// Fractional digits past which it is all zeros (at most 1074).
+const EXACT_FRAC_DIGITS: usize = 1100;
+
+/// `format!("{:.prec$e}")` for any precision: Rust's formatter refuses
+/// precisions over `u16::MAX`, Go allows up to 1e6, and the digits past the
+/// exact expansion are zeros anyway.
+fn sci(f: f64, prec: usize) -> String {
+    let p = prec.min(EXACT_SIG_DIGITS);
+    let mut s = format!("{:.*e}", p, f);
+    if prec > p {
+        let e = s.find('e').unwrap_or(s.len());
+        s.insert_str(e, &"0".repeat(prec - p));
+    }
+    s
+}
+
+/// `format!("{:.prec$}")` for any precision (see [`sci`]).
+fn fixed(f: f64, prec: usize) -> String {
+    let p = prec.min(EXACT_FRAC_DIGITS);
+    let mut s = format!("{:.*}", p, f);
+    if prec > p {
+        s.push_str(&"0".repeat(prec - p));
+    }
+    s
 }
 
 fn special_float(f: f64) -> Option<&'static str> {
@@ -329,7 +358,7 @@ pub fn format_float_e(f: f64, prec: usize, e: char) -> String {
     if let Some(s) = special_float(f) {
         return s.to_string();
     }
-    let s = format!("{:.*e}", prec, f);
+    let s = sci(f, prec);
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let mut out = mant.to_string();
     push_exponent(&mut out, e, exp.parse().unwrap_or(0));
@@ -341,7 +370,7 @@ pub fn format_float_f(f: f64, prec: usize) -> String {
     if let Some(s) = special_float(f) {
         return s.to_string();
     }
-    format!("{:.*}", prec, f)
+    fixed(f, prec)
 }
 
 #[cfg(test)]
@@ -388,6 +417,24 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(format_float_g(*f, Some(4)), *want, "{f}");
         }
+    }
+
+    #[test]
+    fn precision_beyond_rusts_formatter() {
+        // Go allows precisions up to 1e6; Rust's formatter stops at 65535.
+        let f = format_float_f(1.5, 100_000);
+        assert_eq!(f.len(), 2 + 100_000);
+        assert!(f.starts_with("1.5000"));
+        let e = format_float_e(1.5, 70_000, 'e');
+        assert!(
+            e.starts_with("1.5000") && e.ends_with("0e+00"),
+            "{}",
+            &e[e.len() - 8..]
+        );
+        assert_eq!(e.len(), 2 + 70_000 + 4);
+        let g = format_float_g_impl(0.1, Some(70_000), 'e', true);
+        assert!(g.starts_with("0.1000000000000000055511151231257827"));
+        assert_eq!(g.len(), 70_000 + 2);
     }
 
     #[test]
