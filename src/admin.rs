@@ -2,12 +2,13 @@
 //! and Silt's own `cut_head` (cut the head into a block now) and `compact`
 //! (one round of compaction and retention now).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -40,6 +41,16 @@ fn success<T: Serialize>(data: Option<T>) -> Response {
         error: None,
     })
     .into_response()
+}
+
+fn bad_data(message: String) -> Response {
+    let body = Envelope::<()> {
+        status: "error",
+        data: None,
+        error_type: Some("bad_data"),
+        error: Some(message),
+    };
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 fn internal(message: String) -> Response {
@@ -115,9 +126,30 @@ async fn cut_head(State(admin): State<Admin>) -> Response {
     }
 }
 
-async fn compact(State(admin): State<Admin>) -> Response {
+/// `?force=true` also merges incomplete windows ([`Db::compact_all`]).
+async fn compact(
+    State(admin): State<Admin>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let force = match params.get("force").map(String::as_str) {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return bad_data(format!(
+                "invalid parameter \"force\": {other:?} is not a boolean (true, false, 1, 0)"
+            ));
+        }
+    };
     let db = admin.db.clone();
-    match blocking(move || db.compact()).await {
+    match blocking(move || {
+        if force {
+            db.compact_all()
+        } else {
+            db.compact()
+        }
+    })
+    .await
+    {
         Ok(()) => {
             #[derive(Serialize)]
             struct Data {

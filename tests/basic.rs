@@ -215,6 +215,13 @@ fn write_read_back_exactly_and_survive_restarts() {
     let compacted = client.post_empty("/api/v1/admin/tsdb/compact");
     common::success_data(&compacted);
     assert_fixture(&client, &f);
+    // Forced compaction merges incomplete windows too; a bad flag is 400.
+    let forced = client.post_empty("/api/v1/admin/tsdb/compact?force=true");
+    common::success_data(&forced);
+    assert_fixture(&client, &f);
+    let bad = client.post_empty("/api/v1/admin/tsdb/compact?force=maybe");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains(r#"\"force\""#), "{}", bad.body);
     let silt = silt.crash_and_restart();
     assert_fixture(&silt.client(), &f);
     silt.stop();

@@ -444,7 +444,10 @@ fn render_ingest_setup(runs: &[RunResult], machine: Option<&Machine>) -> String 
     );
     let _ = writeln!(
         o,
-        "- Disk: Silt `POST /api/v1/admin/tsdb/cut_head` + `/compact`, then the size of the data dir; \
+        "- Disk: Silt `POST /api/v1/admin/tsdb/cut_head` + `/compact?force=true` \
+         (merges the blocks of incomplete windows too, as VictoriaMetrics's force merge does; \
+         without it the fresh data stays in 2 h blocks until each window completes), then the \
+         size of the data dir; \
          VictoriaMetrics `/internal/force_flush` + `/internal/force_merge`, wait until no merge runs, \
          size of the data dir; Prometheus keeps 2–3 h in its head and WAL, so its figure is a TSDB \
          snapshot (`/api/v1/admin/tsdb/snapshot`, head written as a block): blocks only, no WAL. \

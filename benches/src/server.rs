@@ -394,10 +394,10 @@ impl Server {
         match self.system {
             System::Silt => {
                 self.expect_ok("POST", "/api/v1/admin/tsdb/cut_head")?;
-                self.expect_ok("POST", "/api/v1/admin/tsdb/compact")?;
+                self.expect_ok("POST", "/api/v1/admin/tsdb/compact?force=true")?;
                 Ok((
                     du::measure(&self.data_dir)?,
-                    "data dir after cut_head + compact".into(),
+                    "data dir after cut_head + forced compact".into(),
                 ))
             }
             System::VictoriaMetrics => {

@@ -798,6 +798,20 @@ impl Db {
 
     /// Runs compaction and retention until nothing is left to do. Blocking.
     pub fn compact(&self) -> Result<()> {
+        self.compact_inner(false)
+    }
+
+    /// [`Db::compact`], then merges the blocks of every window of the
+    /// largest size (the maximum block duration, 31 days by default) into
+    /// one block each, whether the window is complete or not, as
+    /// VictoriaMetrics's `force_merge` does. An admin operation: blocks cut
+    /// later into the same window are merged again when it completes, so
+    /// the newest data may be rewritten twice.
+    pub fn compact_all(&self) -> Result<()> {
+        self.compact_inner(true)
+    }
+
+    fn compact_inner(&self, force: bool) -> Result<()> {
         let _c = self.compact_lock.lock();
         self.apply_retention()?;
         loop {
@@ -808,6 +822,11 @@ impl Db {
                     &self.opts,
                     self.head.live_range().map(|r| r.0),
                 )
+                .or_else(|| {
+                    force
+                        .then(|| plan_forced(&state.blocks, &self.opts))
+                        .flatten()
+                })
             };
             let Some(group) = plan else { break };
             let start = Instant::now();
@@ -1178,6 +1197,9 @@ fn open_blocks(dir: &Path, cache: &Arc<BlockCache>) -> Result<Vec<Arc<Block>>> {
     Ok(kept)
 }
 
+/// Compaction window sizes, in block durations.
+const COMPACTION_MULTIPLES: [i64; 5] = [1, 3, 12, 84, 372];
+
 /// Picks the next set of blocks to merge: two or more blocks that fit in
 /// one aligned window of 1x, 3x, 12x, 84x, 372x the block duration (2 h,
 /// 6 h, 24 h, 7 d, 31 d by default), capped at the maximum block duration,
@@ -1198,7 +1220,7 @@ fn plan_compaction(
     let newest = blocks.iter().map(|b| b.meta().max_time).max()?;
     let frontier = head_min.map_or(newest, |h| h.min(newest));
     let mut prev = 0;
-    for mult in [1i64, 3, 12, 84, 372] {
+    for mult in COMPACTION_MULTIPLES {
         let range = base.saturating_mul(mult).min(cap);
         if range <= prev {
             continue;
@@ -1219,6 +1241,24 @@ fn plan_compaction(
         }
     }
     None
+}
+
+/// The first window of the largest compaction size (see
+/// [`plan_compaction`]) holding two or more blocks, complete or not.
+fn plan_forced(blocks: &[Arc<Block>], opts: &Options) -> Option<Vec<Arc<Block>>> {
+    let base = (opts.block_duration.as_millis() as i64).max(1);
+    let cap = (opts.max_block_duration.as_millis() as i64).max(base);
+    let range = base
+        .saturating_mul(COMPACTION_MULTIPLES[COMPACTION_MULTIPLES.len() - 1])
+        .min(cap);
+    let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+    for b in blocks {
+        let w = b.meta().min_time.div_euclid(range);
+        if b.meta().max_time < (w + 1).saturating_mul(range) {
+            groups.entry(w).or_default().push(b.clone());
+        }
+    }
+    groups.into_values().find(|g| g.len() >= 2)
 }
 
 /// Samples per series an applier gathers before applying a batch series

@@ -124,3 +124,39 @@ fn a_cut_over_many_windows_writes_only_windows_with_data() {
     );
     assert_eq!(read(&db, "a"), vec![w, w + 10 * HOUR, w + 20 * HOUR]);
 }
+
+#[test]
+fn forced_compaction_merges_incomplete_windows_of_the_largest_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = Options::new(tmp.path());
+    o.background = false;
+    o.block_duration = Duration::from_secs(3600);
+    o.max_block_duration = Duration::from_secs(6 * 3600);
+    let db = Db::open(o, &mut Registry::default()).unwrap();
+    let w = 1_700_000_000_000i64.div_euclid(6 * HOUR) * 6 * HOUR;
+    // The last hour of one 6 h window, then the first three of the next:
+    // four cuts.
+    for h in [-1, 0, 1, 2] {
+        append(&db, "a", (0..60).map(|m| w + h * HOUR + m * MINUTE));
+        db.cut_head().unwrap();
+    }
+    // Scheduled compaction waits for windows to complete: the complete
+    // windows hold one block each; the 3 h and 6 h windows holding
+    // several are not complete yet.
+    db.compact().unwrap();
+    assert_eq!(blocks(&db).len(), 4);
+    // Forced: one block per 6 h window, never across the window boundary.
+    db.compact_all().unwrap();
+    assert_eq!(
+        blocks(&db),
+        vec![(w - HOUR, w - MINUTE), (w, w + 2 * HOUR + 59 * MINUTE)]
+    );
+    let mut want: Vec<i64> = Vec::new();
+    for h in [-1, 0, 1, 2] {
+        want.extend((0..60).map(|m| w + h * HOUR + m * MINUTE));
+    }
+    assert_eq!(read(&db, "a"), want);
+    // Nothing left to do: a second forced run changes nothing.
+    db.compact_all().unwrap();
+    assert_eq!(blocks(&db).len(), 2);
+}
