@@ -81,6 +81,13 @@ fn main() {
         db.stats().head_memory_bytes,
         db.stats().head_memory_bytes as f64 / series as f64
     );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    for line in status
+        .lines()
+        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+    {
+        println!("{line}");
+    }
     let start = Instant::now();
     db.cut_head().unwrap();
     println!(

@@ -584,19 +584,35 @@ pub fn read(
 mod tests {
     use super::*;
 
+    /// Decimal sealed chunks, a XOR open chunk (stale marker), then
+    /// out-of-order samples both compressed and buffered. Built part by
+    /// part, so that the golden file does not depend on the head's chunk
+    /// size.
     fn chunks_with_everything() -> Chunks {
-        let mut c = Chunks::default();
         let stale = f64::from_bits(crate::STALE_NAN);
-        // Decimal sealed chunks, a XOR open chunk (stale marker), then
-        // out-of-order samples both compressed and buffered.
-        for i in 0..300i64 {
-            let v = if i == 250 { stale } else { i as f64 * 0.25 };
-            c.push(1_000 + i * 10, v);
+        let chunk = |from: i64, to: i64| {
+            let mut h = HeadChunk::default();
+            for i in from..to {
+                let v = if i == 250 { stale } else { i as f64 * 0.25 };
+                h.append(1_000 + i * 10, v);
+            }
+            h
+        };
+        let mut ooo_chunk = XorChunk::new();
+        for i in 0..32i64 {
+            ooo_chunk.append(1_005 + i * 10, -0.0);
         }
-        for i in 0..40i64 {
-            c.push(1_005 + i * 10, -0.0);
-        }
-        c
+        ooo_chunk.shrink_to_fit();
+        let ooo = (32..40i64)
+            .map(|i| Sample::new(1_005 + i * 10, -0.0))
+            .collect();
+        Chunks::from_parts(
+            vec![chunk(0, 120), chunk(120, 240)],
+            chunk(240, 300),
+            vec![ooo_chunk],
+            ooo,
+        )
+        .expect("valid parts")
     }
 
     fn samples(c: &Chunks) -> Vec<(i64, u64)> {

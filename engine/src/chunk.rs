@@ -215,6 +215,7 @@ impl XorChunk {
             self.t
         );
         debug_assert!((self.count as usize) < MAX_SAMPLES, "chunk is full");
+        reserve_sample(&mut self.buf);
         let bits = v.to_bits();
         if self.count >= 2 {
             let delta = t.wrapping_sub(self.t) as u64;
@@ -236,7 +237,6 @@ impl XorChunk {
             self.delta = delta;
         } else if self.count == 0 {
             self.buf.clear();
-            self.buf.reserve(32);
             self.buf.extend_from_slice(&EMPTY);
             write_varint(&mut self.buf, zigzag(t));
             self.buf.extend_from_slice(&bits.to_be_bytes());
@@ -516,6 +516,20 @@ impl XorChunk {
         self.buf.extend_from_slice(&word.to_be_bytes());
         self.buf.truncate(start + total.div_ceil(8) as usize);
         self.used = (total & 7) as u8;
+    }
+}
+
+/// Room one sample needs in a head chunk's stream (either kind), with the
+/// 8-byte word [`XorChunk`] writes past the end before truncating.
+const MAX_SAMPLE_BYTES: usize = 32;
+
+/// Makes room for one more sample in a chunk's growing buffer. Grows by a
+/// quarter (at least 32 bytes) rather than doubling: a head holds one open
+/// chunk per series, and doubling would leave a third of each unused on
+/// average.
+pub(crate) fn reserve_sample(buf: &mut Vec<u8>) {
+    if buf.capacity() - buf.len() < MAX_SAMPLE_BYTES {
+        buf.reserve_exact(MAX_SAMPLE_BYTES.max(buf.len() / 4 + 8));
     }
 }
 

@@ -26,8 +26,11 @@ use crate::labels::{Label, Labels, Matcher};
 use crate::sample::Sample;
 use crate::symbols::Symbols;
 
-/// In-order chunks are sealed at this many samples.
-pub const CHUNK_SAMPLES: usize = 120;
+/// In-order chunks are sealed at this many samples (an hour at 15 s). Each
+/// chunk costs about 100 bytes besides its samples (its header and append
+/// state), so Prometheus's 120 cost 0.4 bytes more per sample; a read
+/// decodes at most one partial chunk more at either end.
+pub const CHUNK_SAMPLES: usize = 240;
 /// Out-of-order samples are buffered uncompressed up to this many, then compressed.
 const OOO_BUFFER: usize = 32;
 /// The series map's keys are already 128-bit hashes of the labels
@@ -71,10 +74,17 @@ pub const DEFAULT_LABEL_CACHE_BYTES: usize = 256 << 20;
 pub struct Chunks {
     sealed: Vec<HeadChunk>,
     open: HeadChunk,
-    /// Compressed out-of-order runs; may overlap each other and the in-order data.
-    ooo_chunks: Vec<XorChunk>,
-    /// Recent out-of-order samples, sorted by time.
-    ooo: Vec<Sample>,
+    /// Out-of-order data, allocated for the few series that get any.
+    ooo: Option<Box<Ooo>>,
+}
+
+/// Out-of-order samples of one series.
+#[derive(Default)]
+struct Ooo {
+    /// Compressed runs; may overlap each other and the in-order data.
+    chunks: Vec<XorChunk>,
+    /// Recent samples, sorted by time.
+    buf: Vec<Sample>,
 }
 
 /// A conflicting sample already stored.
@@ -88,7 +98,15 @@ impl Chunks {
     /// The chunks as they are: sealed in-order chunks, the open one, the
     /// compressed out-of-order runs and the out-of-order buffer.
     pub fn parts(&self) -> (&[HeadChunk], &HeadChunk, &[XorChunk], &[Sample]) {
-        (&self.sealed, &self.open, &self.ooo_chunks, &self.ooo)
+        (&self.sealed, &self.open, self.ooo_chunks(), self.ooo_buf())
+    }
+
+    fn ooo_chunks(&self) -> &[XorChunk] {
+        self.ooo.as_ref().map_or(&[], |o| &o.chunks)
+    }
+
+    fn ooo_buf(&self) -> &[Sample] {
+        self.ooo.as_ref().map_or(&[], |o| &o.buf)
     }
 
     /// Chunks from [`Chunks::parts`] (a head checkpoint); `None` if they
@@ -115,19 +133,20 @@ impl Chunks {
         {
             return None;
         }
-        Some(Chunks {
-            sealed,
-            open,
-            ooo_chunks,
-            ooo,
-        })
+        let ooo = (!ooo.is_empty() || !ooo_chunks.is_empty()).then(|| {
+            Box::new(Ooo {
+                chunks: ooo_chunks,
+                buf: ooo,
+            })
+        });
+        Some(Chunks { sealed, open, ooo })
     }
 
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
             && self.sealed.is_empty()
-            && self.ooo.is_empty()
-            && self.ooo_chunks.is_empty()
+            && self.ooo_buf().is_empty()
+            && self.ooo_chunks().is_empty()
     }
 
     /// Newest in-order timestamp, if any.
@@ -141,8 +160,9 @@ impl Chunks {
 
     /// The stored value at `t`, if any.
     pub fn value_at(&self, t: i64) -> Option<f64> {
-        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.t) {
-            return Some(self.ooo[i].v);
+        let buf = self.ooo_buf();
+        if let Ok(i) = buf.binary_search_by_key(&t, |s| s.t) {
+            return Some(buf[i].v);
         }
         for c in self.sealed.iter().chain(std::iter::once(&self.open)) {
             if !c.is_empty()
@@ -153,7 +173,7 @@ impl Chunks {
                 return Some(s.v);
             }
         }
-        for c in &self.ooo_chunks {
+        for c in self.ooo_chunks() {
             if !c.is_empty()
                 && c.min_t() <= t
                 && t <= c.max_t()
@@ -185,16 +205,17 @@ impl Chunks {
     pub fn push(&mut self, t: i64, v: f64) {
         match self.in_order_max() {
             Some(max) if t <= max => {
-                let i = self.ooo.partition_point(|s| s.t < t);
-                self.ooo.insert(i, Sample::new(t, v));
-                if self.ooo.len() >= OOO_BUFFER {
+                let ooo = self.ooo.get_or_insert_with(Box::default);
+                let i = ooo.buf.partition_point(|s| s.t < t);
+                ooo.buf.insert(i, Sample::new(t, v));
+                if ooo.buf.len() >= OOO_BUFFER {
                     let mut c = XorChunk::new();
-                    for s in self.ooo.drain(..) {
+                    for s in ooo.buf.drain(..) {
                         c.append(s.t, s.v);
                     }
                     c.shrink_to_fit();
-                    self.ooo_chunks.reserve_exact(1);
-                    self.ooo_chunks.push(c);
+                    ooo.chunks.reserve_exact(1);
+                    ooo.chunks.push(c);
                 }
             }
             _ => {
@@ -205,7 +226,7 @@ impl Chunks {
                     // One slot at a time: a head holds a few chunks per
                     // series, and the doubling growth's spare slots (80
                     // bytes each) cost more than the reallocation every
-                    // 120 samples.
+                    // CHUNK_SAMPLES samples.
                     self.sealed.reserve_exact(1);
                     self.sealed.push(sealed);
                 }
@@ -223,15 +244,15 @@ impl Chunks {
                 c.read_range(mint, maxt, out);
             }
         }
-        if self.ooo.is_empty() && self.ooo_chunks.is_empty() {
+        let Some(ooo) = &self.ooo else {
             return;
-        }
-        for c in &self.ooo_chunks {
+        };
+        for c in &ooo.chunks {
             if c.max_t() >= mint && c.min_t() <= maxt {
                 c.read_range(mint, maxt, out);
             }
         }
-        out.extend(self.ooo.iter().filter(|s| s.t >= mint && s.t <= maxt));
+        out.extend(ooo.buf.iter().filter(|s| s.t >= mint && s.t <= maxt));
         out[start..].sort_by_key(|s| s.t);
         dedup_sorted(out, start);
     }
@@ -239,8 +260,8 @@ impl Chunks {
     pub fn num_samples(&self) -> usize {
         self.sealed.iter().map(HeadChunk::len).sum::<usize>()
             + self.open.len()
-            + self.ooo_chunks.iter().map(XorChunk::len).sum::<usize>()
-            + self.ooo.len()
+            + self.ooo_chunks().iter().map(XorChunk::len).sum::<usize>()
+            + self.ooo_buf().len()
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -249,12 +270,12 @@ impl Chunks {
             .map(HeadChunk::memory_bytes)
             .sum::<usize>()
             + self.open.memory_bytes()
-            + self
-                .ooo_chunks
-                .iter()
-                .map(XorChunk::memory_bytes)
-                .sum::<usize>()
-            + self.ooo.capacity() * std::mem::size_of::<Sample>()
+            + self.ooo.as_ref().map_or(0, |o| {
+                std::mem::size_of::<Ooo>()
+                    + o.chunks.iter().map(XorChunk::memory_bytes).sum::<usize>()
+                    + o.chunks.capacity() * std::mem::size_of::<XorChunk>()
+                    + o.buf.capacity() * std::mem::size_of::<Sample>()
+            })
             + self.sealed.capacity() * std::mem::size_of::<HeadChunk>()
     }
 
@@ -272,12 +293,12 @@ impl Chunks {
                 add(c.min_t(), c.max_t());
             }
         }
-        for c in &self.ooo_chunks {
+        for c in self.ooo_chunks() {
             if !c.is_empty() {
                 add(c.min_t(), c.max_t());
             }
         }
-        if let (Some(f), Some(l)) = (self.ooo.first(), self.ooo.last()) {
+        if let (Some(f), Some(l)) = (self.ooo_buf().first(), self.ooo_buf().last()) {
             add(f.t, l.t);
         }
         r
@@ -306,7 +327,7 @@ pub fn dedup_sorted(out: &mut Vec<Sample>, start: usize) {
 pub struct SeriesData {
     pub live: Chunks,
     /// Data of the generation being written to a block.
-    pub frozen: Option<Chunks>,
+    pub frozen: Option<Box<Chunks>>,
     /// WAL epoch in which this series' labels were last logged
     /// ([`REPLAYED_EPOCH`]: restored at open and not logged since).
     pub wal_epoch: u32,
@@ -614,7 +635,7 @@ impl Head {
             let mut d = s.lock();
             debug_assert!(d.frozen.is_none());
             if !d.live.is_empty() {
-                d.frozen = Some(std::mem::take(&mut d.live));
+                d.frozen = Some(Box::new(std::mem::take(&mut d.live)));
             }
         }
         let range = self.live_range();
@@ -690,7 +711,9 @@ impl Head {
             .map(|s| {
                 let d = s.lock();
                 d.live.memory_bytes()
-                    + d.frozen.as_ref().map_or(0, Chunks::memory_bytes)
+                    + d.frozen
+                        .as_ref()
+                        .map_or(0, |f| f.memory_bytes() + std::mem::size_of::<Chunks>())
                     + s.labels.len() * 8
                     + 120
             })

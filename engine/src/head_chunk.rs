@@ -74,6 +74,7 @@ impl DecimalChunk {
         let Some(m) = encode(v, self.scale) else {
             return false;
         };
+        crate::chunk::reserve_sample(&mut self.buf);
         if self.count == 0 {
             self.write(t as u64, 64);
             self.write(m as u64, 64);
