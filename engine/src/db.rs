@@ -16,6 +16,7 @@
 //! cuts at that instant, so compaction and cuts never change what a running
 //! read sees.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -107,12 +108,21 @@ impl Options {
 }
 
 /// What an append did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendSummary {
     /// Samples accepted (exact duplicates of stored samples included).
     pub samples: usize,
     pub series_created: usize,
+    /// The reference of every `WriteBatch::series` entry, in order (`None`
+    /// for entries without samples), for [`Db::append_with_refs`].
+    pub refs: Vec<Option<SeriesRef>>,
 }
+
+/// A head series, named without its labels (see [`Db::append_with_refs`]).
+/// Valid until the series leaves the head; never reused for another series
+/// by the same `Db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesRef(u32);
 
 /// Resolves when an appended batch is durable.
 #[must_use = "a write is durable only once the ticket resolves"]
@@ -139,8 +149,8 @@ impl CommitTicket {
         Ok(self.summary)
     }
 
-    pub fn summary(&self) -> AppendSummary {
-        self.summary
+    pub fn summary(&self) -> &AppendSummary {
+        &self.summary
     }
 }
 
@@ -459,6 +469,21 @@ impl Db {
     /// Validates and applies a batch; nothing is stored if it returns `Err`.
     /// The returned ticket resolves once the batch is durable.
     pub fn append(self: &Arc<Self>, batch: &WriteBatch) -> Result<CommitTicket, AppendError> {
+        self.append_with_refs(batch, &[])
+    }
+
+    /// [`Db::append`], plus samples of series named by a [`SeriesRef`] from
+    /// an earlier append ([`AppendSummary::refs`]) instead of by labels:
+    /// a receiver that remembers the references skips building, hashing
+    /// and looking up label sets. A reference goes stale when its series
+    /// leaves the head (idle through a cut); then the whole call fails with
+    /// [`AppendError::StaleSeriesRef`], stores nothing, and the caller
+    /// retries by labels.
+    pub fn append_with_refs(
+        self: &Arc<Self>,
+        batch: &WriteBatch,
+        by_ref: &[(SeriesRef, Vec<Sample>)],
+    ) -> Result<CommitTicket, AppendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Internal(Error::Closed));
         }
@@ -495,12 +520,53 @@ impl Db {
                 }
             }
         }
+        for (r, samples) in by_ref {
+            let labels = || {
+                self.head
+                    .by_id(r.0)
+                    .map(|s| self.head.labels_uncached(&s))
+                    .ok_or(AppendError::StaleSeriesRef { id: r.0 })
+            };
+            if let Some(x) = samples.iter().find(|x| x.t > max_t) {
+                self.metrics.appends_rejected.inc();
+                return Err(AppendError::TooFarInFuture {
+                    labels: labels()?,
+                    t: x.t,
+                    now,
+                    max_future_ms: self.opts.max_future.as_millis() as i64,
+                });
+            }
+            if let Some(x) = samples.iter().find(|x| x.t < min_t) {
+                self.metrics.appends_rejected.inc();
+                return Err(AppendError::TooOld {
+                    labels: labels()?,
+                    t: x.t,
+                    min_t,
+                });
+            }
+        }
+        // Entry `i` of the batch: `batch.series[i]` for `i < n`, else `by_ref[i - n]`.
+        let n = batch.series.len();
+        let samples_of = |i: usize| -> &[Sample] {
+            if i < n {
+                &batch.series[i].samples
+            } else {
+                &by_ref[i - n].1
+            }
+        };
+        let labels_of = |i: usize, s: &MemSeries| -> Cow<'_, Labels> {
+            if i < n {
+                Cow::Borrowed(&batch.series[i].labels)
+            } else {
+                Cow::Owned(self.head.labels_uncached(s))
+            }
+        };
 
         let _gate = self.gate.read();
         // Resolve series, then order the batch entries by series id (entries
         // naming the same series end up adjacent).
         let mut created = 0usize;
-        let mut work: Vec<(Arc<MemSeries>, usize)> = Vec::with_capacity(batch.series.len());
+        let mut work: Vec<(Arc<MemSeries>, usize)> = Vec::with_capacity(n + by_ref.len());
         for (i, s) in batch.series.iter().enumerate() {
             if s.samples.is_empty() {
                 continue;
@@ -508,6 +574,16 @@ impl Db {
             let (series, new) = self.head.get_or_create(&s.labels);
             created += usize::from(new);
             work.push((series, i));
+        }
+        for (k, (r, samples)) in by_ref.iter().enumerate() {
+            if samples.is_empty() {
+                continue;
+            }
+            let series = self
+                .head
+                .by_id(r.0)
+                .ok_or(AppendError::StaleSeriesRef { id: r.0 })?;
+            work.push((series, n + k));
         }
         work.sort_unstable_by_key(|w| (w.0.id, w.1));
         // Lock every distinct series in id order (no deadlock: every appender
@@ -524,19 +600,21 @@ impl Db {
         }
         // Check everything before changing anything; collect the new samples.
         let mut accepted = 0usize;
-        let mut fresh: Vec<(u32, i64, u64)> = Vec::with_capacity(batch.num_samples());
+        let mut fresh: Vec<(u32, i64, u64)> = Vec::with_capacity(
+            batch.num_samples() + by_ref.iter().map(|r| r.1.len()).sum::<usize>(),
+        );
         let mut scratch: Vec<Sample> = Vec::new();
         for (g, &(a, b)) in spans.iter().enumerate() {
             let guard = &guards[g];
             let id = work[a].0.id;
             let idx = work[a].1;
-            let one = &batch.series[idx].samples;
+            let one = samples_of(idx);
             let samples: &[Sample] = if b - a == 1 && one.windows(2).all(|w| w[0].t < w[1].t) {
                 one
             } else {
                 scratch.clear();
                 for (_, i) in &work[a..b] {
-                    scratch.extend_from_slice(&batch.series[*i].samples);
+                    scratch.extend_from_slice(samples_of(*i));
                 }
                 scratch.sort_by_key(|s| s.t);
                 &scratch
@@ -544,7 +622,7 @@ impl Db {
             let reject = |t: i64, stored: f64, got: f64| {
                 self.metrics.appends_rejected.inc();
                 AppendError::Duplicate {
-                    labels: batch.series[idx].labels.clone(),
+                    labels: labels_of(idx, &work[a].0).into_owned(),
                     t,
                     stored,
                     got,
@@ -578,10 +656,10 @@ impl Db {
         }
         // Log: labels of series not yet logged in this WAL epoch, then samples.
         let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
-        let mut new_series: Vec<(u32, &Labels)> = Vec::new();
+        let mut new_series: Vec<(u32, Cow<'_, Labels>)> = Vec::new();
         for (g, &(a, _)) in spans.iter().enumerate() {
             if guards[g].wal_epoch != epoch {
-                new_series.push((work[a].0.id, &batch.series[work[a].1].labels));
+                new_series.push((work[a].0.id, labels_of(work[a].1, &work[a].0)));
             }
         }
         let new_metadata: Vec<MetricMetadata> = batch
@@ -593,7 +671,7 @@ impl Db {
         let lsn = self
             .wal
             .log(|buf| {
-                wal::encode_series(buf, new_series.iter().copied());
+                wal::encode_series(buf, new_series.iter().map(|(id, l)| (*id, l.as_ref())));
                 wal::encode_samples(buf, &fresh);
                 wal::encode_metadata(buf, &new_metadata);
             })
@@ -619,6 +697,12 @@ impl Db {
         }
         accepted += fresh.len();
         drop(guards);
+        let mut refs = vec![None; n];
+        for (series, i) in &work {
+            if *i < n {
+                refs[*i] = Some(SeriesRef(series.id));
+            }
+        }
         self.metrics.samples_appended.inc_by(accepted as u64);
         self.metrics.series_created.inc_by(created as u64);
         Ok(CommitTicket {
@@ -627,6 +711,7 @@ impl Db {
             summary: AppendSummary {
                 samples: accepted,
                 series_created: created,
+                refs,
             },
         })
     }
@@ -2079,5 +2164,69 @@ mod tests {
         // Scratch space is reused: a second, smaller batch.
         group_by_series(&[(1, 1, 1), (0, 2, 2)], &mut counts, &mut out);
         assert_eq!(out, vec![(0, 2, 2), (1, 1, 1)]);
+    }
+
+    #[test]
+    fn appends_by_reference_check_like_appends_by_labels_and_survive_replay() {
+        use crate::sample::SeriesSamples;
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let mut o = Options::new(dir.path());
+            o.background = false;
+            o.retention = Some(Duration::from_secs(3600));
+            Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap()
+        };
+        let db = open();
+        let t = now_ms() - 1000;
+        let labels = Labels::new(&[("__name__", "up"), ("job", "a")]);
+        let batch = WriteBatch {
+            series: vec![
+                SeriesSamples {
+                    labels: labels.clone(),
+                    samples: vec![Sample::new(t, 1.0)],
+                },
+                SeriesSamples {
+                    labels: Labels::new(&[("__name__", "empty")]),
+                    samples: vec![],
+                },
+            ],
+            metadata: vec![],
+        };
+        let ticket = db.append(&batch).unwrap();
+        assert_eq!(ticket.summary().refs.len(), 2);
+        assert!(ticket.summary().refs[1].is_none(), "no samples, no series");
+        let r = ticket.summary().refs[0].expect("a reference");
+        ticket.wait_blocking().unwrap();
+        let empty = WriteBatch::default();
+        // The same checks as by labels, and errors name the labels.
+        let old = [(r, vec![Sample::new(t - 7_200_000, 1.0)])];
+        match db.append_with_refs(&empty, &old) {
+            Err(AppendError::TooOld { labels: l, .. }) => assert_eq!(l, labels),
+            other => panic!("{:?}", other.err()),
+        }
+        let conflict = [(r, vec![Sample::new(t, 2.0)])];
+        match db.append_with_refs(&empty, &conflict) {
+            Err(AppendError::Duplicate { labels: l, .. }) => assert_eq!(l, labels),
+            other => panic!("{:?}", other.err()),
+        }
+        let stale = [(SeriesRef(9_999), vec![Sample::new(t, 2.0)])];
+        assert!(matches!(
+            db.append_with_refs(&empty, &stale),
+            Err(AppendError::StaleSeriesRef { id: 9_999 })
+        ));
+        let more = [(r, vec![Sample::new(t + 1, 2.0)])];
+        db.append_with_refs(&empty, &more)
+            .unwrap()
+            .wait_blocking()
+            .unwrap();
+        // Samples appended by reference are in the WAL like any others.
+        db.close().unwrap();
+        drop(db);
+        let db = open();
+        let q = db.querier(i64::MIN, i64::MAX);
+        let e = q.select(&[Matcher::equal("job", "a")]).unwrap();
+        let mut out = Vec::new();
+        q.samples(&e[0], i64::MIN, i64::MAX, &mut out).unwrap();
+        assert_eq!(out, vec![Sample::new(t, 1.0), Sample::new(t + 1, 2.0)]);
     }
 }

@@ -83,6 +83,10 @@ pub enum AppendError {
     /// A series without a metric name.
     #[error("series {labels} has no metric name (__name__)")]
     NoMetricName { labels: Labels },
+    /// A [`crate::SeriesRef`] whose series has left the head; nothing was
+    /// stored, retry by labels.
+    #[error("series reference {id} is stale (the series left the head); retry by labels")]
+    StaleSeriesRef { id: u32 },
     /// The engine could not accept the batch for an internal reason.
     #[error(transparent)]
     Internal(#[from] Error),
@@ -91,6 +95,9 @@ pub enum AppendError {
 impl AppendError {
     /// True when the sender must not retry (HTTP 4xx).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, AppendError::Internal(_))
+        !matches!(
+            self,
+            AppendError::Internal(_) | AppendError::StaleSeriesRef { .. }
+        )
     }
 }

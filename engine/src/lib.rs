@@ -23,7 +23,7 @@ pub mod wal;
 
 pub use db::{
     AppendSummary, CheckpointStats, CommitTicket, Db, DbStats, Durability, Options, Querier,
-    SeriesEntry,
+    SeriesEntry, SeriesRef,
 };
 pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};

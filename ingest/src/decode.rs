@@ -1,11 +1,12 @@
 //! The synchronous core of the receiver: request bytes → [`Decoded`].
 
-use engine::WriteBatch;
+use engine::{Sample, SeriesRef, WriteBatch};
 
 use crate::Limits;
 use crate::decompress::decompress_into;
 use crate::error::{IngestError, InvalidSeries};
 use crate::negotiate::{Encoding, Version, parse_content_encoding, parse_content_type};
+use crate::refs::RefCache;
 
 /// What a request contained, as counted while decoding.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +34,11 @@ pub struct Decoded {
     /// Valid series with float samples (repeated series merged, first-seen
     /// order) and deduplicated metadata.
     pub batch: WriteBatch,
+    /// Series named by a reference remembered from an earlier request
+    /// (repeated series merged), appended with the batch.
+    pub refs: Vec<(SeriesRef, Vec<Sample>)>,
+    /// The [`crate::RefCache`] key of each `batch.series` entry, if known.
+    pub keys: Vec<Option<u128>>,
     pub stats: RequestStats,
     /// Series that were rejected; if any, nothing is written and the
     /// request is answered 400.
@@ -42,7 +48,12 @@ pub struct Decoded {
 impl Decoded {
     /// Float samples the batch holds (what a successful append writes).
     pub fn samples_to_write(&self) -> usize {
-        self.batch.num_samples()
+        self.batch.num_samples() + self.refs.iter().map(|r| r.1.len()).sum::<usize>()
+    }
+
+    /// Nothing to append: no samples, no metadata.
+    pub fn is_empty(&self) -> bool {
+        self.batch.series.is_empty() && self.refs.is_empty() && self.batch.metadata.is_empty()
     }
 
     /// The error to answer: invalid series (then nothing was written), or a
@@ -78,7 +89,7 @@ pub fn decode(
 ) -> Result<Decoded, IngestError> {
     let version = parse_content_type(content_type)?;
     let encoding = parse_content_encoding(content_encoding)?;
-    decode_body(version, encoding, body, limits)
+    decode_body(version, encoding, body, limits, None)
 }
 
 /// [`decode`] after negotiation.
@@ -87,6 +98,7 @@ pub(crate) fn decode_body(
     encoding: Encoding,
     body: &[u8],
     limits: &Limits,
+    refs: Option<&RefCache>,
 ) -> Result<Decoded, IngestError> {
     if body.len() > limits.max_body_bytes {
         return Err(IngestError::BodyTooLarge {
@@ -98,7 +110,7 @@ pub(crate) fn decode_body(
     // (page faults, and glibc consolidating its free lists on every large free).
     let mut raw = DECODE_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let result = decompress_into(encoding, body, limits, &mut raw)
-        .and_then(|()| decode_raw(version, &raw, limits));
+        .and_then(|()| decode_raw(version, &raw, limits, refs));
     if raw.capacity() <= RETAINED_BUFFER_BYTES {
         DECODE_BUFFER.with(|b| *b.borrow_mut() = raw);
     }
@@ -119,9 +131,10 @@ pub(crate) fn decode_raw(
     version: Version,
     raw: &[u8],
     limits: &Limits,
+    refs: Option<&RefCache>,
 ) -> Result<Decoded, IngestError> {
     let mut decoded = match version {
-        Version::V1 => crate::v1::decode(raw, limits)?,
+        Version::V1 => crate::v1::decode(raw, limits, refs)?,
         Version::V2 => crate::v2::decode(raw, limits)?,
     };
     decoded.stats.decoded_bytes = raw.len();

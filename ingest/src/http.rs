@@ -22,7 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
-use engine::{CommitTicket, Db};
+use engine::{AppendError, CommitTicket, Db};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -33,6 +33,7 @@ use crate::error::IngestError;
 use crate::metrics::Metrics;
 use crate::negotiate::{Encoding, Version, parse_content_encoding, parse_content_type};
 use crate::proto::{HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN, HEADER_SAMPLES_WRITTEN};
+use crate::refs::RefCache;
 
 /// The remote-write receiver: a database, limits, an in-flight budget and
 /// metrics. Share it as `Arc<Ingest>` and mount [`routes`].
@@ -48,6 +49,8 @@ pub struct Ingest {
     decode_inline: bool,
     /// Unix seconds of the last "data not stored" warning (rate limit).
     last_warning: AtomicU64,
+    /// Series references of remote-write 1.0 series seen before.
+    refs: Arc<RefCache>,
 }
 
 /// Requests charged at most this many bytes (compressed + decoded) are
@@ -73,6 +76,7 @@ impl Ingest {
             metrics: Metrics::new(registry),
             decode_inline: true,
             last_warning: AtomicU64::new(0),
+            refs: Arc::new(RefCache::new()),
         })
     }
 
@@ -198,12 +202,13 @@ impl Ingest {
         cost: usize,
     ) -> Result<(Decoded, Appended), IngestError> {
         if self.decode_inline && cost <= INLINE_MAX_COST {
-            decode_and_append(&self.db, version, encoding, &body, &self.limits)
+            decode_and_append(&self.db, version, encoding, &body, &self.limits, &self.refs)
         } else {
             let db = Arc::clone(&self.db);
             let limits = self.limits.clone();
+            let refs = Arc::clone(&self.refs);
             tokio::task::spawn_blocking(move || {
-                decode_and_append(&db, version, encoding, &body, &limits)
+                decode_and_append(&db, version, encoding, &body, &limits, &refs)
             })
             .await
             .map_err(|e| IngestError::Internal(format!("decode task failed: {e}")))?
@@ -254,27 +259,39 @@ impl Ingest {
 type Appended = Result<Option<CommitTicket>, IngestError>;
 
 /// The synchronous part: decode, then append (which validates the whole
-/// batch and stores nothing on error).
+/// batch and stores nothing on error). Series seen before are appended by
+/// reference; if a reference went stale, everything is forgotten and the
+/// request decoded again and appended by labels.
 fn decode_and_append(
     db: &Arc<Db>,
     version: Version,
     encoding: Encoding,
     body: &[u8],
     limits: &Limits,
+    refs: &RefCache,
 ) -> Result<(Decoded, Appended), IngestError> {
-    let decoded = decode_body(version, encoding, body, limits)?;
+    let decoded = decode_body(version, encoding, body, limits, Some(refs))?;
     // A request is applied whole or not at all: with any invalid series,
     // nothing is appended and the answer is 400.
-    if !decoded.invalid.is_empty()
-        || (decoded.batch.series.is_empty() && decoded.batch.metadata.is_empty())
-    {
+    if !decoded.invalid.is_empty() || decoded.is_empty() {
         return Ok((decoded, Ok(None)));
     }
-    let appended = db
-        .append(&decoded.batch)
-        .map(Some)
-        .map_err(IngestError::Append);
-    Ok((decoded, appended))
+    match db.append_with_refs(&decoded.batch, &decoded.refs) {
+        Ok(ticket) => {
+            refs.learn(&decoded.keys, &ticket.summary().refs);
+            Ok((decoded, Ok(Some(ticket))))
+        }
+        Err(AppendError::StaleSeriesRef { .. }) => {
+            refs.clear();
+            let decoded = decode_body(version, encoding, body, limits, None)?;
+            let appended = db
+                .append(&decoded.batch)
+                .map(Some)
+                .map_err(IngestError::Append);
+            Ok((decoded, appended))
+        }
+        Err(e) => Ok((decoded, Err(IngestError::Append(e)))),
+    }
 }
 
 /// A share of the in-flight budget, returned on drop.

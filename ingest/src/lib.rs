@@ -32,6 +32,7 @@ mod negotiate;
 pub mod proto;
 #[doc(hidden)]
 pub mod reference;
+mod refs;
 mod series;
 mod v1;
 mod v2;
@@ -41,6 +42,7 @@ pub use decode::{Decoded, RequestStats, decode};
 pub use error::{IngestError, InvalidSeries, LabelPart, SeriesError};
 pub use http::{Ingest, routes};
 pub use negotiate::{Encoding, Version, parse_content_encoding, parse_content_type};
+pub use refs::RefCache;
 pub use wire::WireError;
 
 /// Bounds on what one request may contain. Every limit is checked before the

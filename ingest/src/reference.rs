@@ -35,7 +35,7 @@ pub fn decode_raw_streaming(
     raw: &[u8],
     limits: &Limits,
 ) -> Result<Decoded, IngestError> {
-    crate::decode::decode_raw(version, raw, limits)
+    crate::decode::decode_raw(version, raw, limits, None)
 }
 
 fn prost_error(message: &'static str) -> impl Fn(prost::DecodeError) -> IngestError {
@@ -71,6 +71,7 @@ fn v1(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
             &samples,
             ts.histograms.len(),
             ts.exemplars.len(),
+            None,
         );
     }
     for m in &req.metadata {

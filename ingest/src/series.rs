@@ -10,13 +10,15 @@ use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use engine::{
-    Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,
+    Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesRef, SeriesSamples,
+    WriteBatch,
 };
 
 use crate::Limits;
 use crate::decode::{Decoded, RequestStats};
 use crate::error::{InvalidSeries, LabelPart, SeriesError};
 use crate::negotiate::Version;
+use crate::refs::RefCache;
 
 /// A label as it came off the wire: name and value bytes, not yet validated.
 pub(crate) type Pair<'a> = (&'a [u8], &'a [u8]);
@@ -38,6 +40,8 @@ pub(crate) struct Sink<'l> {
     meta_seen: HashSet<(u32, MetaRefs)>,
     pub stats: RequestStats,
     invalid: InvalidSeries,
+    /// Series references known from earlier requests (v1 only).
+    pub refs: Option<&'l RefCache>,
 }
 
 impl<'l> Sink<'l> {
@@ -49,11 +53,13 @@ impl<'l> Sink<'l> {
             meta_seen: HashSet::new(),
             stats: RequestStats::default(),
             invalid: InvalidSeries::default(),
+            refs: None,
         }
     }
 
     /// One v1 `TimeSeries`. `pairs` holds at most `max_labels_per_series`
-    /// labels; `label_count` is how many the series really had.
+    /// labels; `label_count` is how many the series really had; `key` is
+    /// its [`RefCache`] key, if it has one.
     pub(crate) fn v1_series(
         &mut self,
         pairs: &[Pair<'_>],
@@ -61,12 +67,21 @@ impl<'l> Sink<'l> {
         samples: &[Sample],
         histograms: usize,
         exemplars: usize,
+        key: Option<u128>,
     ) {
         self.count(samples.len(), histograms, exemplars);
+        if let (Some(refs), Some(k)) = (self.refs, key)
+            && let Some(r) = refs.get(k)
+        {
+            if !samples.is_empty() {
+                self.builder.add_ref(r, samples);
+            }
+            return;
+        }
         match validate(pairs, label_count, self.limits) {
             Ok(labels) => {
                 if !samples.is_empty() {
-                    self.builder.add(labels, samples);
+                    self.builder.add(labels, samples, key);
                 }
             }
             Err(e) => self.invalid.push(e, samples.len()),
@@ -153,7 +168,7 @@ impl<'l> Sink<'l> {
             self.v2_metadata(symbols, &labels, name_ref, meta)?;
         }
         if !samples.is_empty() {
-            self.builder.add(labels, samples);
+            self.builder.add(labels, samples, None);
         }
         Ok(())
     }
@@ -226,6 +241,8 @@ impl<'l> Sink<'l> {
                 series: self.builder.series,
                 metadata: self.metadata,
             },
+            refs: self.builder.refs,
+            keys: self.builder.keys,
             stats: self.stats,
             invalid: self.invalid,
         }
@@ -412,19 +429,39 @@ fn describe_refs(symbols: &[&[u8]], refs: &[u32]) -> String {
 /// by exemplars or metadata).
 pub(crate) struct BatchBuilder {
     series: Vec<SeriesSamples>,
+    /// [`RefCache`] key of each entry of `series`, if it has one.
+    keys: Vec<Option<u128>>,
     /// Label-set hash → index in `series`. Collisions probe `hash + 1`, ….
     index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    /// Series named by reference, and where each one is in `refs`.
+    refs: Vec<(SeriesRef, Vec<Sample>)>,
+    ref_index: HashMap<SeriesRef, u32>,
 }
 
 impl BatchBuilder {
     fn with_capacity(n: usize) -> BatchBuilder {
         BatchBuilder {
             series: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
             index: HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default()),
+            refs: Vec::new(),
+            ref_index: HashMap::new(),
         }
     }
 
-    fn add(&mut self, labels: Labels, samples: &[Sample]) {
+    fn add_ref(&mut self, r: SeriesRef, samples: &[Sample]) {
+        match self.ref_index.entry(r) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.refs.len() as u32);
+                self.refs.push((r, samples.to_vec()));
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                self.refs[*e.get() as usize].1.extend_from_slice(samples);
+            }
+        }
+    }
+
+    fn add(&mut self, labels: Labels, samples: &[Sample], key: Option<u128>) {
         let mut h = labels_hash(&labels);
         loop {
             match self.index.entry(h) {
@@ -434,6 +471,7 @@ impl BatchBuilder {
                         labels,
                         samples: samples.to_vec(),
                     });
+                    self.keys.push(key);
                     return;
                 }
                 std::collections::hash_map::Entry::Occupied(e) => {
@@ -688,9 +726,9 @@ mod tests {
         let mut b = BatchBuilder::with_capacity(0);
         let a = Labels::new(&[("__name__", "a")]);
         let c = Labels::new(&[("__name__", "c")]);
-        b.add(a.clone(), &[Sample::new(1, 1.0)]);
-        b.add(c.clone(), &[Sample::new(1, 2.0)]);
-        b.add(a.clone(), &[Sample::new(2, 3.0)]);
+        b.add(a.clone(), &[Sample::new(1, 1.0)], None);
+        b.add(c.clone(), &[Sample::new(1, 2.0)], None);
+        b.add(a.clone(), &[Sample::new(2, 3.0)], None);
         assert_eq!(b.series.len(), 2);
         assert_eq!(b.series[0].labels, a);
         assert_eq!(
@@ -711,8 +749,8 @@ mod tests {
             labels: a.clone(),
             samples: vec![],
         });
-        b.add(c.clone(), &[Sample::new(5, 5.0)]);
-        b.add(c.clone(), &[Sample::new(6, 6.0)]);
+        b.add(c.clone(), &[Sample::new(5, 5.0)], None);
+        b.add(c.clone(), &[Sample::new(6, 6.0)], None);
         assert_eq!(b.series.len(), 2);
         assert_eq!(b.series[1].labels, c);
         assert_eq!(b.series[1].samples.len(), 2);

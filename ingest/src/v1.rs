@@ -10,18 +10,24 @@ use crate::Limits;
 use crate::decode::Decoded;
 use crate::error::IngestError;
 use crate::negotiate::Version;
+use crate::refs::RefCache;
 use crate::series::{Pair, Sink};
 use crate::wire::{Reader, WireError, WireType, expect, string};
 
 const MESSAGE: &str = "prometheus.WriteRequest";
 
-pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
+pub(crate) fn decode(
+    raw: &[u8],
+    limits: &Limits,
+    refs: Option<&RefCache>,
+) -> Result<Decoded, IngestError> {
     let protobuf = |source| IngestError::Protobuf {
         message: MESSAGE,
         source,
     };
     // Typical requests hold about one series per 300 bytes.
     let mut sink = Sink::new(limits, (raw.len() / 300).min(limits.max_series_per_request));
+    sink.refs = refs;
     let mut scratch = Scratch::default();
     let mut r = Reader::new(raw);
     let mut series = 0usize;
@@ -38,12 +44,17 @@ pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError
                     });
                 }
                 time_series(body, limits, &mut scratch).map_err(protobuf)?;
+                let key = match (refs, scratch.label_span) {
+                    (Some(_), Some((a, b))) => Some(RefCache::key(&body[a..b])),
+                    _ => None,
+                };
                 sink.v1_series(
                     &scratch.pairs,
                     scratch.labels,
                     &scratch.samples,
                     scratch.histograms,
                     scratch.exemplars,
+                    key,
                 );
             }
             3 => {
@@ -66,6 +77,9 @@ struct Scratch<'a> {
     samples: Vec<Sample>,
     histograms: usize,
     exemplars: usize,
+    /// Byte range of the label fields in the series' body, when they are
+    /// contiguous (the series' key for [`RefCache`]).
+    label_span: Option<(usize, usize)>,
 }
 
 fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Result<(), WireError> {
@@ -74,8 +88,11 @@ fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Resu
     s.labels = 0;
     s.histograms = 0;
     s.exemplars = 0;
+    s.label_span = None;
+    let mut contiguous = true;
     let mut r = Reader::new(body);
     while !r.is_empty() {
+        let at = body.len() - r.remaining();
         let (field, wt) = r.key()?;
         match field {
             1 => {
@@ -85,6 +102,14 @@ fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Resu
                 if s.pairs.len() < limits.max_labels_per_series {
                     s.pairs.push(pair);
                 }
+                let end = body.len() - r.remaining();
+                s.label_span = match s.label_span {
+                    None => Some((at, end)),
+                    Some((a, b)) => {
+                        contiguous &= b == at;
+                        Some((a, end))
+                    }
+                };
             }
             2 => {
                 expect("TimeSeries.samples", wt, WireType::Len)?;
@@ -102,6 +127,9 @@ fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Resu
             }
             _ => r.skip(field, wt)?,
         }
+    }
+    if !contiguous {
+        s.label_span = None;
     }
     Ok(())
 }

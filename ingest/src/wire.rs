@@ -64,6 +64,11 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    /// Bytes left to read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     /// A base-128 varint of at most 10 bytes (the 10th may only carry bit 63).
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {

@@ -110,7 +110,7 @@ mod raw {
 }
 
 fn dec_raw(version: Version, raw: &[u8]) -> Result<Decoded, IngestError> {
-    decode_raw(version, raw, &Limits::default())
+    decode_raw(version, raw, &Limits::default(), None)
 }
 
 #[test]

@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use tower::ServiceExt;
 
 use super::*;
+use crate::decode::decode_raw;
 use crate::proto::{self, CONTENT_TYPE_V1, CONTENT_TYPE_V2, v2};
 
 struct Setup {
@@ -621,4 +622,50 @@ async fn large_requests_decode_on_the_blocking_pool() {
     let r = send(&s.app, post(None, None, proto::encode_snappy(&req))).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(read_back(&s.db, "big").len(), 20_000);
+}
+
+#[tokio::test]
+async fn repeated_v1_series_go_by_reference_and_survive_leaving_the_head() {
+    let s = setup(Limits::default());
+    let t = now_ms() - 60_000;
+    let req = |k: i64, v: f64| {
+        v1_body(vec![
+            ts(&[("__name__", "r"), ("instance", "a")], &[(t + k, v)]),
+            ts(&[("__name__", "r"), ("instance", "b")], &[(t + k, v)]),
+        ])
+    };
+    let send_v1 = |body| send(&s.app, post(Some(CONTENT_TYPE_V1), Some("snappy"), body));
+    assert_eq!(send_v1(req(0, 1.0)).await.status, 204);
+    assert_eq!(s.ingest.refs.len(), 2, "both series learned");
+    // The same series again: decoded into references, not label sets.
+    let limits = Limits::default();
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&req(1, 2.0))
+        .unwrap();
+    let d = decode_raw(Version::V1, &raw, &limits, Some(&s.ingest.refs)).unwrap();
+    assert_eq!((d.batch.series.len(), d.refs.len()), (0, 2));
+    assert_eq!(send_v1(req(1, 2.0)).await.status, 204);
+    // A conflict on a series named by reference still names its labels.
+    let r = send_v1(req(1, 3.0)).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains(r#"r{instance="a"}"#), "{}", r.body);
+    // A cut, then a generation without samples of theirs: the series
+    // leave the head at the next cut, the references go stale, and the
+    // request is retried by labels.
+    s.db.cut_head().unwrap();
+    let other = v1_body(vec![ts(&[("__name__", "other")], &[(t, 1.0)])]);
+    assert_eq!(send_v1(other).await.status, 204);
+    s.db.cut_head().unwrap();
+    assert_eq!(send_v1(req(2, 4.0)).await.status, 204);
+    assert!(s.ingest.refs.is_empty(), "stale references were forgotten");
+    assert_eq!(send_v1(req(3, 5.0)).await.status, 204);
+    assert_eq!(s.ingest.refs.len(), 2, "and learned again");
+    for (labels, samples) in read_back(&s.db, "r") {
+        let got: Vec<(i64, f64)> = samples.iter().map(|x| (x.t - t, x.v)).collect();
+        assert_eq!(
+            got,
+            vec![(0, 1.0), (1, 2.0), (2, 4.0), (3, 5.0)],
+            "{labels}"
+        );
+    }
 }
