@@ -347,8 +347,8 @@ impl Group {
                         | AppendError::TooFarInFuture { labels, .. }
                         | AppendError::TooOld { labels, .. }
                         | AppendError::NoMetricName { labels } => labels.clone(),
-                        AppendError::Internal(err) => {
-                            return Err(RuleError::Append(err.to_string()));
+                        AppendError::Internal(_) | AppendError::StaleSeriesRef { .. } => {
+                            return Err(RuleError::Append(e.to_string()));
                         }
                     };
                     let Some(pos) = batch.series.iter().position(|s| s.labels == bad) else {
