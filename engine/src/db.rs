@@ -349,8 +349,19 @@ pub struct Db {
     /// WAL bytes replayed at open (they count toward the next checkpoint).
     replayed_wal_bytes: u64,
     checkpoint_loaded: bool,
-    bg_stop: Arc<(Mutex<bool>, Condvar)>,
+    bg: Arc<(Mutex<Background>, Condvar)>,
+    /// An append asked the background thread for a round (saves appends
+    /// the lock while the request is pending).
+    bg_kick_pending: AtomicBool,
     bg_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the background thread is asked to do.
+#[derive(Default)]
+struct Background {
+    stopped: bool,
+    /// Run a round now: a cut or a checkpoint is due.
+    kicked: bool,
 }
 
 fn now_ms() -> i64 {
@@ -436,14 +447,15 @@ impl Db {
             checkpoint_mark: AtomicU64::new(0),
             replayed_wal_bytes,
             checkpoint_loaded,
-            bg_stop: Arc::new((Mutex::new(false), Condvar::new())),
+            bg: Arc::new((Mutex::new(Background::default()), Condvar::new())),
+            bg_kick_pending: AtomicBool::new(false),
             bg_thread: Mutex::new(None),
             opts,
         });
         db.refresh_gauges();
         if db.opts.background {
             let weak = Arc::downgrade(&db);
-            let stop = db.bg_stop.clone();
+            let stop = db.bg.clone();
             let handle = std::thread::Builder::new()
                 .name("silt-engine-bg".into())
                 .spawn(move || background_loop(&weak, &stop))
@@ -695,6 +707,7 @@ impl Db {
             guard.wal_epoch = epoch;
             guard.wal_lsn = lsn;
         }
+        self.kick_background_if_due(lsn);
         accepted += fresh.len();
         drop(guards);
         let mut refs = vec![None; n];
@@ -1137,6 +1150,29 @@ impl Db {
         Ok(())
     }
 
+    /// Wakes the background thread when the append that logged up to `lsn`
+    /// made a checkpoint or a cut due, instead of leaving it to the next
+    /// periodic round: at millions of samples a second, ten seconds of WAL
+    /// is more than a gigabyte to replay and hours of backfill to hold.
+    fn kick_background_if_due(&self, lsn: u64) {
+        if !self.opts.background || self.bg_kick_pending.load(Ordering::Relaxed) {
+            return;
+        }
+        let every = self.opts.checkpoint_wal_bytes;
+        let checkpoint_due = every > 0
+            && (self.replayed_wal_bytes + lsn)
+                .saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed))
+                >= every;
+        let cut_due = self.head.live_range().is_some_and(|(min, max)| {
+            max.saturating_sub(min) >= self.opts.block_duration.as_millis() as i64
+        });
+        if (checkpoint_due || cut_due) && !self.bg_kick_pending.swap(true, Ordering::AcqRel) {
+            let (lock, cv) = &*self.bg;
+            lock.lock().kicked = true;
+            cv.notify_all();
+        }
+    }
+
     /// Writes a checkpoint if enough WAL was written since the last one.
     fn maybe_checkpoint(&self) {
         let every = self.opts.checkpoint_wal_bytes;
@@ -1158,8 +1194,8 @@ impl Db {
             return Ok(());
         }
         {
-            let (lock, cv) = &*self.bg_stop;
-            *lock.lock() = true;
+            let (lock, cv) = &*self.bg;
+            lock.lock().stopped = true;
             cv.notify_all();
         }
         if let Some(t) = self.bg_thread.lock().take()
@@ -1196,19 +1232,38 @@ impl Drop for Db {
     }
 }
 
-fn background_loop(db: &std::sync::Weak<Db>, stop: &(Mutex<bool>, Condvar)) {
+/// Background rounds run every [`BACKGROUND_INTERVAL`], or sooner when an
+/// append finds a cut or a checkpoint due, but at most one per
+/// [`BACKGROUND_MIN_GAP`] (a round that cannot clear what is due, e.g. on a
+/// full disk, must not spin).
+const BACKGROUND_INTERVAL: Duration = Duration::from_secs(10);
+const BACKGROUND_MIN_GAP: Duration = Duration::from_millis(200);
+
+fn background_loop(db: &std::sync::Weak<Db>, bg: &(Mutex<Background>, Condvar)) {
+    let mut last_round = Instant::now();
     loop {
         {
-            let mut stopped = stop.0.lock();
-            if *stopped {
-                return;
+            let mut state = bg.0.lock();
+            loop {
+                if state.stopped {
+                    return;
+                }
+                let since = last_round.elapsed();
+                if (state.kicked && since >= BACKGROUND_MIN_GAP) || since >= BACKGROUND_INTERVAL {
+                    break;
+                }
+                let wait = if state.kicked {
+                    BACKGROUND_MIN_GAP - since
+                } else {
+                    BACKGROUND_INTERVAL - since
+                };
+                bg.1.wait_for(&mut state, wait);
             }
-            stop.1.wait_for(&mut stopped, Duration::from_secs(10));
-            if *stopped {
-                return;
-            }
+            state.kicked = false;
         }
+        last_round = Instant::now();
         let Some(db) = db.upgrade() else { return };
+        db.bg_kick_pending.store(false, Ordering::Release);
         if let Err(e) = db.maintain() {
             tracing::error!(error = %e, "background maintenance failed");
         }

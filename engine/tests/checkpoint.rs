@@ -474,3 +474,47 @@ fn checkpoint_duration_and_size_are_exported() {
     }
     db.close().unwrap();
 }
+
+#[test]
+fn appends_that_make_a_checkpoint_due_wake_the_background_thread() {
+    // The periodic round comes every 10 s; a checkpoint due after a burst
+    // of appends is written long before that.
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), false);
+    o.background = true;
+    o.checkpoint_wal_bytes = 32 << 10;
+    let db = Db::open(o, &mut Registry::default()).unwrap();
+    let start = std::time::Instant::now();
+    for round in 0..40i64 {
+        let batch = WriteBatch {
+            series: (0..200)
+                .map(|i| SeriesSamples {
+                    labels: labels(i),
+                    samples: vec![Sample::new(
+                        T0 + round * 15_000,
+                        (round * i as i64) as f64 * 0.1,
+                    )],
+                })
+                .collect(),
+            metadata: Vec::new(),
+        };
+        db.append(&batch).unwrap().wait_blocking().unwrap();
+    }
+    let has_checkpoint = || {
+        std::fs::read_dir(dir.path().join("wal")).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("checkpoint.")
+        })
+    };
+    while !has_checkpoint() && start.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        has_checkpoint(),
+        "no checkpoint {:?} after the appends",
+        start.elapsed()
+    );
+    db.close().unwrap();
+}
