@@ -5,10 +5,13 @@
 //! the evaluator on Tokio's blocking pool so the async workers keep serving
 //! ingest ([`Slots::run`]), or, for queries expected to be cheap, on the
 //! worker thread itself, handing its other tasks to another thread
-//! ([`Slots::run_inline`]: no thread hand-off on the query's path). The evaluator itself enforces `max_samples` / `max_series` and
-//! checks the deadline and the cancel flag; the handler also stops waiting
-//! at the deadline and raises the flag, and raises it when the client goes
-//! away (the handler future is dropped).
+//! ([`Slots::run_inline`]: no thread hand-off on the query's path). PromQL
+//! queries choose by their estimated size once their series are selected
+//! ([`Slots::run_prepared`]). The evaluator itself enforces `max_samples` /
+//! `max_series` and checks the deadline and the cancel flag; the handler
+//! also stops waiting at the deadline and raises the flag, and raises it
+//! when the client goes away (the handler future is dropped; a query
+//! evaluated on the worker thread is small enough to finish instead).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
-use crate::eval::{EvalError, QueryOptions, QueryOutput};
+use crate::eval::{EvalError, PreparedQuery, QueryOptions, QueryOutput};
 
 /// Settings of the query limits that are not the evaluator's.
 #[derive(Debug, Clone)]
@@ -139,16 +142,67 @@ impl Slots {
         self.execute(timeout, opts, true, eval).await
     }
 
-    async fn execute<F>(
+    /// Prepares a query ([`crate::eval::prepare`]: its checks and series
+    /// selection) on the calling worker thread, then evaluates it there if
+    /// its estimated size ([`PreparedQuery::cost`]) is at most
+    /// [`INLINE_COST`], as [`Slots::run_inline`] does, and on the blocking
+    /// pool otherwise, as [`Slots::run`] does, where a client that hangs
+    /// up cancels it. Small dashboard queries so never wait for a thread
+    /// hand-off (on a busy machine each can cost a scheduler tick), and
+    /// large ones stay cancellable. On a current-thread runtime all of it
+    /// runs on the pool.
+    pub async fn run_prepared<P>(
+        &self,
+        timeout: Duration,
+        opts: QueryOptions,
+        prepare: P,
+    ) -> Result<(QueryOutput, Timings), ApiError>
+    where
+        P: FnOnce(&QueryOptions) -> Result<PreparedQuery, EvalError> + Send + 'static,
+    {
+        let (permit, opts, flag, t) = self.admit(timeout, opts).await?;
+        if !multi_thread() {
+            let eval = move |o: &QueryOptions| prepare(o)?.run(o);
+            return Self::on_pool(permit, opts, flag, t, Instant::now(), eval).await;
+        }
+        let started = Instant::now();
+        let prepared = tokio::task::block_in_place(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&opts)))
+        });
+        let prepared = match prepared {
+            Err(_) => return Err(panicked()),
+            Ok(Err(e)) => return finish(Err(e), t.queued, t.timeout_ms),
+            Ok(Ok(p)) => p,
+        };
+        if prepared.cost() <= INLINE_COST {
+            let out = tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepared.run(&opts)))
+            });
+            drop(permit);
+            return match out {
+                Err(_) => Err(panicked()),
+                Ok(out) => finish(out.map(|o| (o, started.elapsed())), t.queued, t.timeout_ms),
+            };
+        }
+        let eval = move |o: &QueryOptions| prepared.run(o);
+        Self::on_pool(permit, opts, flag, t, started, eval).await
+    }
+
+    /// Waits for a slot (see [`Slots::acquire`]) and sets the options'
+    /// timeout to what is left of the deadline and a fresh cancel flag.
+    async fn admit(
         &self,
         timeout: Duration,
         mut opts: QueryOptions,
-        inline: bool,
-        eval: F,
-    ) -> Result<(QueryOutput, Timings), ApiError>
-    where
-        F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError> + Send + 'static,
-    {
+    ) -> Result<
+        (
+            OwnedSemaphorePermit,
+            QueryOptions,
+            Arc<AtomicBool>,
+            Admitted,
+        ),
+        ApiError,
+    > {
         let started = Instant::now();
         let deadline = started + timeout;
         let timeout_ms = timeout.as_millis() as i64;
@@ -164,22 +218,59 @@ impl Slots {
         let flag = Arc::new(AtomicBool::new(false));
         opts.engine.timeout = remaining;
         opts.cancel = Some(flag.clone());
-        if inline
-            && tokio::runtime::Handle::current().runtime_flavor()
-                == tokio::runtime::RuntimeFlavor::MultiThread
-        {
+        let t = Admitted {
+            queued,
+            remaining,
+            timeout_ms,
+        };
+        Ok((permit, opts, flag, t))
+    }
+
+    async fn execute<F>(
+        &self,
+        timeout: Duration,
+        opts: QueryOptions,
+        inline: bool,
+        eval: F,
+    ) -> Result<(QueryOutput, Timings), ApiError>
+    where
+        F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError> + Send + 'static,
+    {
+        let (permit, opts, flag, t) = self.admit(timeout, opts).await?;
+        if inline && multi_thread() {
             // A panicking evaluation fails the query, as on the pool.
             let out = tokio::task::block_in_place(|| {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| timed(eval, &opts)))
             });
             drop(permit);
             return match out {
-                Err(_) => Err(ApiError::Internal(
-                    "query task failed: the evaluation panicked".into(),
-                )),
-                Ok(out) => finish(out, queued, timeout_ms),
+                Err(_) => Err(panicked()),
+                Ok(out) => finish(out, t.queued, t.timeout_ms),
             };
         }
+        Self::on_pool(permit, opts, flag, t, Instant::now(), eval).await
+    }
+
+    /// Evaluates on the blocking pool; the handler stops waiting at the
+    /// deadline, and raises the cancel flag then or when it is dropped.
+    /// `started` is when the evaluation's time began (before any
+    /// preparation on the caller's thread).
+    async fn on_pool<F>(
+        permit: OwnedSemaphorePermit,
+        opts: QueryOptions,
+        flag: Arc<AtomicBool>,
+        t: Admitted,
+        started: Instant,
+        eval: F,
+    ) -> Result<(QueryOutput, Timings), ApiError>
+    where
+        F: FnOnce(&QueryOptions) -> Result<QueryOutput, EvalError> + Send + 'static,
+    {
+        let Admitted {
+            queued,
+            remaining,
+            timeout_ms,
+        } = t;
         let guard = CancelOnDrop {
             flag: flag.clone(),
             armed: true,
@@ -187,7 +278,7 @@ impl Slots {
         let task = tokio::task::spawn_blocking(move || {
             // The slot stays taken until the evaluation really stops.
             let _permit = permit;
-            timed(eval, &opts)
+            eval(&opts).map(|out| (out, started.elapsed()))
         });
         let joined = tokio::time::timeout(remaining + DEADLINE_GRACE, task).await;
         let result = match joined {
@@ -205,6 +296,30 @@ impl Slots {
         guard.disarm();
         result
     }
+}
+
+/// What [`Slots::admit`] found: time spent waiting for the slot, time
+/// left until the deadline, and the deadline as configured.
+#[derive(Clone, Copy)]
+struct Admitted {
+    queued: Duration,
+    remaining: Duration,
+    timeout_ms: i64,
+}
+
+/// Most estimated work ([`PreparedQuery::cost`]) of a query that
+/// [`Slots::run_prepared`] evaluates on the worker thread: about 4 ms of
+/// evaluation (a 6 h dashboard panel of 100 series is a quarter of it).
+pub const INLINE_COST: u64 = 200_000;
+
+/// Is the current runtime multi-threaded (so that `block_in_place` can
+/// hand the worker's other tasks to another thread)?
+fn multi_thread() -> bool {
+    tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+}
+
+fn panicked() -> ApiError {
+    ApiError::Internal("query task failed: the evaluation panicked".into())
 }
 
 /// Runs the evaluation and measures it.
