@@ -28,12 +28,13 @@ pub fn write_value(out: &mut String, v: f64) {
     }
     let mut buf = ryu::Buffer::new();
     let s = buf.format_finite(v);
-    let Some((mantissa, exp)) = s.split_once('e') else {
+    let Some(e) = s.bytes().position(|b| b == b'e') else {
         // Plain decimal (about 1e-5 to 1e16): ryu marks whole numbers
         // with `.0`, which Go leaves out.
         out.push_str(s.strip_suffix(".0").unwrap_or(s));
         return;
     };
+    let (mantissa, exp) = (&s[..e], &s[e + 1..]);
     // `ryu`'s exponents never exceed ±324, so they always parse.
     let exp: i32 = exp.parse().unwrap_or(0);
     if needs_exponent(v) {

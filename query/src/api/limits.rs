@@ -166,18 +166,25 @@ impl Slots {
             return Self::on_pool(permit, opts, flag, t, Instant::now(), eval).await;
         }
         let started = Instant::now();
-        let prepared = tokio::task::block_in_place(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&opts)))
-        });
+        // Selecting series is quick next to evaluating them: done right
+        // here, without handing the worker's other tasks away.
+        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&opts)));
         let prepared = match prepared {
             Err(_) => return Err(panicked()),
             Ok(Err(e)) => return finish(Err(e), t.queued, t.timeout_ms),
             Ok(Ok(p)) => p,
         };
-        if prepared.cost() <= INLINE_COST {
-            let out = tokio::task::block_in_place(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepared.run(&opts)))
-            });
+        let cost = prepared.cost();
+        if cost <= INLINE_COST {
+            let run =
+                || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepared.run(&opts)));
+            // `block_in_place` wakes a thread to take over the worker's
+            // other tasks: worth it only past a millisecond or so.
+            let out = if cost <= BLOCKING_COST {
+                run()
+            } else {
+                tokio::task::block_in_place(run)
+            };
             drop(permit);
             return match out {
                 Err(_) => Err(panicked()),
@@ -308,9 +315,15 @@ struct Admitted {
 }
 
 /// Most estimated work ([`PreparedQuery::cost`]) of a query that
-/// [`Slots::run_prepared`] evaluates on the worker thread: about 4 ms of
-/// evaluation (a 6 h dashboard panel of 100 series is a quarter of it).
+/// [`Slots::run_prepared`] evaluates on the worker thread: about 2 ms of
+/// evaluation at 10 ns a unit (a 6 h panel of 100 series at a 60 s step
+/// is 200,000 units).
 pub const INLINE_COST: u64 = 200_000;
+
+/// Most estimated work of a query that [`Slots::run_prepared`] evaluates
+/// on the worker thread without `block_in_place` (about 1 ms): the
+/// worker's other tasks wait that long, or are stolen by an idle worker.
+pub const BLOCKING_COST: u64 = 100_000;
 
 /// Is the current runtime multi-threaded (so that `block_in_place` can
 /// hand the worker's other tasks to another thread)?
@@ -525,5 +538,75 @@ mod tests {
             err.to_string(),
             "query timed out in expression evaluation (limit timeout=2s)"
         );
+    }
+    fn counter_db() -> (tempfile::TempDir, Arc<engine::Db>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = engine::Options::new(dir.path());
+        o.background = false;
+        let db =
+            engine::Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        let batch = engine::WriteBatch {
+            series: vec![engine::SeriesSamples {
+                labels: engine::Labels::new(&[("__name__", "m")]),
+                samples: (0..=10)
+                    .map(|i| engine::Sample::new(i * 10_000, i as f64))
+                    .collect(),
+            }],
+            metadata: Vec::new(),
+        };
+        drop(db.append(&batch).unwrap());
+        (dir, db)
+    }
+
+    /// Runs `query` at 100 s through `run_prepared`; returns the value of
+    /// its one sample and whether it was prepared on the calling thread.
+    async fn prepared(slots: &Slots, db: &Arc<engine::Db>, query: &str) -> (f64, bool) {
+        let expr = crate::promql::parse(query).unwrap();
+        let db = db.clone();
+        let caller = std::thread::current().id();
+        let here = Arc::new(AtomicBool::new(false));
+        let seen = here.clone();
+        let (out, _) = slots
+            .run_prepared(Duration::from_secs(10), QueryOptions::default(), move |o| {
+                seen.store(std::thread::current().id() == caller, Ordering::Relaxed);
+                crate::eval::prepare(&db, expr, 100_000, 100_000, 0, o)
+            })
+            .await
+            .unwrap();
+        let Value::Vector(v) = out.value else {
+            panic!("{:?}", out.value)
+        };
+        (v[0].v, here.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prepared_queries_run_small_ones_here_and_large_ones_on_the_pool() {
+        let (_d, db) = counter_db();
+        let slots = Slots::new(ConcurrencyOptions::default());
+        // Prepared on this worker, small: evaluated here too.
+        assert_eq!(prepared(&slots, &db, "sum(m)").await, (10.0, true));
+        // A subquery's size is unknown: evaluated on the pool, same answer.
+        assert_eq!(
+            prepared(&slots, &db, "sum(max_over_time(m[50s:10s]))").await,
+            (10.0, true)
+        );
+        // Errors of the preparation are the query's.
+        let err = slots
+            .run_prepared(Duration::from_secs(1), QueryOptions::default(), |_| {
+                Err(EvalError::BadData("bad".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::Eval(EvalError::BadData(_))),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn prepared_queries_use_the_pool_on_a_current_thread_runtime() {
+        let (_d, db) = counter_db();
+        let slots = Slots::new(ConcurrencyOptions::default());
+        assert_eq!(prepared(&slots, &db, "sum(m)").await, (10.0, false));
     }
 }

@@ -740,27 +740,29 @@ fn time_bounds(e: &Expr, ctx: &Ctx) -> Option<(i64, i64)> {
                 AtModifier::End => self.ctx.q_end,
             })
         }
+        /// A selector read at `start..=end` with a `range` (0: instant).
+        fn selector(&mut self, vs: &VectorSelector, start: i64, end: i64, range: i64) {
+            let off = vs.offset.as_ref().map_or(0, |d| self.dur(d));
+            let (s, en) = match self.at(&vs.at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            let lb = self.ctx.lookback;
+            let s = if range == 0 {
+                s - (lb - 1)
+            } else {
+                s - (range - 1) - lb
+            };
+            let en = en + lb;
+            self.min = self.min.min(s.saturating_sub(off));
+            self.max = self.max.max(en.saturating_sub(off));
+        }
         fn walk(&mut self, e: &Expr, start: i64, end: i64, range: i64) {
             match e {
-                Expr::Vector(vs) => {
-                    let off = vs.offset.as_ref().map_or(0, |d| self.dur(d));
-                    let (s, en) = match self.at(&vs.at) {
-                        Some(t) => (t, t),
-                        None => (start, end),
-                    };
-                    let lb = self.ctx.lookback;
-                    let s = if range == 0 {
-                        s - (lb - 1)
-                    } else {
-                        s - (range - 1) - lb
-                    };
-                    let en = en + lb;
-                    self.min = self.min.min(s.saturating_sub(off));
-                    self.max = self.max.max(en.saturating_sub(off));
-                }
+                Expr::Vector(vs) => self.selector(vs, start, end, range),
                 Expr::Matrix(ms) => {
                     let r = self.dur(&ms.range);
-                    self.walk(&Expr::Vector(ms.vector.clone()), start, end, r.max(1));
+                    self.selector(&ms.vector, start, end, r.max(1));
                 }
                 Expr::Subquery(sq) => {
                     let off = sq.offset.as_ref().map_or(0, |d| self.dur(d));
