@@ -214,8 +214,10 @@ mod tests {
     #[test]
     fn ties_round_to_even_as_in_go() {
         // Exactly halfway between ...640.2 and ...640.3 (Go: the even one).
-        assert_eq!(format_value(-2007997726470640.25), "-2007997726470640.2");
-        assert_eq!(format_value(2007997726470640.75), "2007997726470640.8");
+        // (Doubles are 0.25 apart here: both halves are exact.)
+        let base = 2_007_997_726_470_640.0_f64;
+        assert_eq!(format_value(-(base + 0.25)), "-2007997726470640.2");
+        assert_eq!(format_value(base + 0.75), "2007997726470640.8");
     }
 
     proptest::proptest! {
