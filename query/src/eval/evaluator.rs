@@ -945,8 +945,9 @@ impl Plan {
             step: self.step_ms.max(1),
         }
         .n() as u64;
-        let hours = (self.ctx.querier.maxt() - self.ctx.querier.mint()).max(0) as u64 / 3_600_000;
-        let per_series = steps + (hours + 1) * SAMPLES_PER_HOUR;
+        let span_ms = (self.ctx.querier.maxt() - self.ctx.querier.mint()).max(0) as u64;
+        let samples = span_ms.saturating_mul(SAMPLES_PER_HOUR).div_ceil(3_600_000);
+        let per_series = steps.saturating_add(samples);
         let mut cost = 0u64;
         let mut found = Vec::new();
         let mut subquery = false;

@@ -464,15 +464,16 @@ fn prepared_queries_estimate_their_size_and_answer_the_same() {
     });
     let p = prepare(&db, e.clone(), 30_000, 100_000, 10_000, &opts()).unwrap();
     // One selection (both selectors have the same matchers) of 2 series ×
-    // (8 steps + 240 samples for the one hour started).
-    assert_eq!(p.cost(), 2 * (8 + 240));
+    // (8 steps + 4 samples a minute over the 700 s read, from 5 m
+    // lookback + 30 s range before the start to 5 m lookback after the end).
+    assert_eq!(p.cost(), 2 * (8 + 47));
     let prepared = p.run(&opts()).unwrap();
     let direct = range_query(&db, &e, 30_000, 100_000, 10_000, &opts()).unwrap();
     assert_eq!(prepared.value, direct.value);
     assert_eq!(prepared.stats, direct.stats);
     // Instant: the end is ignored.
     let p = prepare(&db, vector("m"), 50_000, 0, 0, &opts()).unwrap();
-    assert_eq!(p.cost(), 2 * (1 + 240));
+    assert_eq!(p.cost(), 2 * (1 + 40));
     assert_eq!(
         vector_values(&p.run(&opts()).unwrap().value),
         vector_values(
