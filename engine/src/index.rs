@@ -206,6 +206,21 @@ fn regex_postings<'a>(
         if let Some(set) = m.set_matches() {
             return set.iter().filter_map(|v| values.get(v)).collect();
         }
+        // `(web|api)-.*`: the values under each prefix, `web-` and `api-`;
+        // the regex only for a tail other than `.*`.
+        if let Some(ap) = alternation_prefixes(&m.value) {
+            let mut out = Vec::new();
+            for prefix in &ap.prefixes {
+                out.extend(
+                    values
+                        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                        .take_while(|(v, _)| v.starts_with(prefix.as_str()))
+                        .filter(|(v, _)| ap.any_tail || regex_matches(v))
+                        .map(|(_, p)| p),
+                );
+            }
+            return out;
+        }
         if let Some(prefix) = m.literal_prefix() {
             return values
                 .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
@@ -220,6 +235,122 @@ fn regex_postings<'a>(
         .filter(|(v, _)| regex_matches(v) == want)
         .map(|(_, p)| p)
         .collect()
+}
+
+/// The literal prefixes of a regex that starts with a group of literal
+/// alternatives: `(web|api)-.*` → `web-`, `api-` (every value the regex
+/// matches starts with one of them).
+#[derive(Debug, PartialEq, Eq)]
+struct AlternationPrefixes {
+    /// Sorted; none is a prefix of another (so their value ranges are
+    /// disjoint and no postings list is listed twice).
+    prefixes: Vec<String>,
+    /// The rest of the regex is `.*`: every value with such a prefix
+    /// matches, no regex needed.
+    any_tail: bool,
+}
+
+/// Splits `lit(a|b|c)lit<tail>` (the group plain or `(?:`, its branches
+/// and the literals without metacharacters but escaped ones) into the
+/// prefixes it binds. `None` for anything else: flags, a quantifier on the
+/// group, nested groups in it, or a `|` outside a group in the tail (which
+/// would not be bound by the prefix).
+fn alternation_prefixes(re: &str) -> Option<AlternationPrefixes> {
+    let (head, rest) = literal_run(re);
+    let body = rest
+        .strip_prefix("(?:")
+        .or_else(|| rest.strip_prefix('(').filter(|r| !r.starts_with('?')))?;
+    let close = body.find(')')?;
+    let (group, rest) = (&body[..close], &body[close + 1..]);
+    if rest.starts_with(['*', '+', '?', '{']) {
+        return None;
+    }
+    let branches = group
+        .split('|')
+        .map(|b| match literal_run(b) {
+            (lit, "") => Some(lit),
+            _ => None,
+        })
+        .collect::<Option<Vec<String>>>()?;
+    let (mut tail_lit, tail) = literal_run(rest);
+    if tail.starts_with(['*', '+', '?', '{']) {
+        // The quantifier applies to the literal's last character.
+        tail_lit.pop();
+    }
+    if !alternation_free(tail) {
+        return None;
+    }
+    let any_tail = tail == ".*";
+    let mut prefixes: Vec<String> = branches
+        .iter()
+        .map(|b| format!("{head}{b}{tail_lit}"))
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    // A prefix that extends an earlier one names values already covered.
+    let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
+    for p in prefixes {
+        if !kept.last().is_some_and(|k| p.starts_with(k.as_str())) {
+            kept.push(p);
+        }
+    }
+    Some(AlternationPrefixes {
+        prefixes: kept,
+        any_tail,
+    })
+}
+
+/// The literal text at the start of a regex (escaped metacharacters
+/// unescaped) and the rest from its first metacharacter on. An escape of
+/// anything else (`\d`, `\w`) ends the literal there.
+fn literal_run(re: &str) -> (String, &str) {
+    let mut lit = String::new();
+    let mut chars = re.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some(&(_, e)) if is_meta(e) => {
+                    lit.push(e);
+                    chars.next();
+                }
+                _ => return (lit, &re[i..]),
+            },
+            c if is_meta(c) => return (lit, &re[i..]),
+            c => lit.push(c),
+        }
+    }
+    (lit, "")
+}
+
+/// Is every `|` of a regex tail inside a group? Conservatively `false`
+/// for a class that could hold one.
+fn alternation_free(tail: &str) -> bool {
+    let mut depth = 0usize;
+    let mut chars = tail.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '(' => depth += 1,
+            ')' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            '|' if depth == 0 => return false,
+            '[' if tail.contains('|') => return false,
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
+/// The characters with a meaning in a regex.
+fn is_meta(c: char) -> bool {
+    matches!(
+        c,
+        '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
+    )
 }
 
 /// The union of borrowed postings, built in one pass.
@@ -341,7 +472,7 @@ mod tests {
 
     const NAMES: [&str; 4] = ["__name__", "a", "b", "c"];
     const VALUES: [&str; 10] = ["", "x", "y", "xy", "yx", "xyz", "foo", "foobar", "z", "x.y"];
-    const PATTERNS: [&str; 27] = [
+    const PATTERNS: [&str; 33] = [
         "fo.*",
         "x\\..*",
         "x\\.*",
@@ -356,6 +487,12 @@ mod tests {
         "foo.*",
         "fo+.*",
         "(x|y)z?",
+        "(x|y).*",
+        "(?:x|fo).*",
+        "(x|y)\\..*",
+        "(f|x)o+.*",
+        "(x|xy).*",
+        "(x|y)z.*|foo",
         "y.*|foo",
         "foo(a|b)|x",
         "foo(bar)?",
@@ -439,6 +576,29 @@ mod tests {
                 prop_assert!(value.starts_with(&p), "{} matches {:?} without prefix {:?}", m, value, p);
             }
         }
+    }
+
+    #[test]
+    fn alternation_prefixes_of_dashboard_regexes() {
+        let ap = |re: &str| alternation_prefixes(re).map(|a| (a.prefixes, a.any_tail));
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(ap("(web|api)-.*"), Some((v(&["api-", "web-"]), true)));
+        assert_eq!(ap("(?:web|api)-.*"), Some((v(&["api-", "web-"]), true)));
+        assert_eq!(
+            ap("host-(a|b)\\.x.*"),
+            Some((v(&["host-a.x", "host-b.x"]), true))
+        );
+        assert_eq!(ap("(a|ab)c.+"), Some((v(&["abc", "ac"]), false)));
+        assert_eq!(ap("(a|ab).*"), Some((v(&["a"]), true)));
+        assert_eq!(ap("(web|api)-\\d+"), Some((v(&["api-", "web-"]), false)));
+        assert_eq!(ap("(web|api)-x*"), Some((v(&["api-", "web-"]), false)));
+        assert_eq!(ap("(web|api)"), Some((v(&["api", "web"]), false)));
+        assert_eq!(ap("(web|api)*-.*"), None);
+        assert_eq!(ap("(?i:web|api)-.*"), None);
+        assert_eq!(ap("(web|a.i)-.*"), None);
+        assert_eq!(ap("(web|api)-.*|db"), None);
+        assert_eq!(ap("(web|(api))-.*"), None);
+        assert_eq!(ap("web-.*"), None);
     }
 
     #[test]

@@ -716,7 +716,10 @@ impl Runner {
     fn run_eval(&self, ev: &EvalCmd) -> Result<(), String> {
         let expr = query::promql::parse(&ev.expr).map_err(|e| format!("parse error: {e}"))?;
         if let Some((start, end, step)) = ev.range {
-            let r = eval::range_query(&self.db, &expr, start, end, step, &Self::opts(&ev.expr))
+            // The API's path: series selected ahead, then evaluated.
+            let opts = Self::opts(&ev.expr);
+            let r = eval::prepare(&self.db, expr, start, end, step, &opts)
+                .and_then(|p| p.run(&opts))
                 .map_err(|e| e.to_string());
             if let Some(res) = Self::check_failure(ev, &r) {
                 return res;
@@ -745,8 +748,15 @@ impl Runner {
             || ctx_funcs.is_match(&ev.expr);
         for (e, t, original) in cases {
             let text = if original { ev.expr.as_str() } else { "" };
-            let r =
-                eval::instant_query(&self.db, &e, t, &Self::opts(text)).map_err(|e| e.to_string());
+            // The original query as the API runs it (series selected
+            // ahead); the `@`-pinned variants as rules do.
+            let opts = Self::opts(text);
+            let r = if original {
+                eval::prepare(&self.db, e.clone(), t, t, 0, &opts).and_then(|p| p.run(&opts))
+            } else {
+                eval::instant_query(&self.db, &e, t, &opts)
+            }
+            .map_err(|e| e.to_string());
             let tag = if original {
                 String::new()
             } else {

@@ -3,18 +3,72 @@
 //! JSON numbers of seconds with millisecond precision; the export endpoint
 //! writes VictoriaMetrics-style JSON numbers that round-trip exactly.
 
-use std::fmt::Write as _;
-
 use crate::gofmt;
 
 /// A sample value as Prometheus renders it (without the JSON quotes):
 /// Go's `FormatFloat(v, 'f', -1)`, switching to exponent form (`'e'`) when
 /// `|v| < 1e-6` or `|v| >= 1e21` (v ≠ 0); `NaN`, `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
+    let mut s = String::with_capacity(24);
+    write_value(&mut s, v);
+    s
+}
+
+/// Appends [`format_value`]'s text without allocating. The digits are
+/// `ryu`'s: the shortest that parse back to `v`, the closest of those to
+/// it, a tie going to the even digit, which is how Go's `FormatFloat`
+/// (precision -1) picks them. Rust's `Display` rounds such ties up
+/// (`2007997726470640.25` prints as `…640.3` there, `…640.2` in Go), and
+/// is a few times slower: value formatting used to be most of a range
+/// query's answer time.
+pub fn write_value(out: &mut String, v: f64) {
+    if !v.is_finite() || v == 0.0 {
+        out.push_str(&gofmt::format_float_f(v));
+        return;
+    }
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v);
+    let Some(e) = s.bytes().position(|b| b == b'e') else {
+        // Plain decimal (about 1e-5 to 1e16): ryu marks whole numbers
+        // with `.0`, which Go leaves out.
+        out.push_str(s.strip_suffix(".0").unwrap_or(s));
+        return;
+    };
+    let (mantissa, exp) = (&s[..e], &s[e + 1..]);
+    // `ryu`'s exponents never exceed ±324, so they always parse.
+    let exp: i32 = exp.parse().unwrap_or(0);
     if needs_exponent(v) {
-        gofmt::format_float_e(v)
+        // Go: `1e-07`, `1.5e+21` (at least two exponent digits).
+        out.push_str(mantissa);
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        if exp.unsigned_abs() < 10 {
+            out.push('0');
+        }
+        out.push_str(itoa::Buffer::new().format(exp.unsigned_abs()));
+        return;
+    }
+    // Below 1e-5 or from 1e16 on, where ryu switches to an exponent and Go
+    // does not: place the digits `d.ddd × 10^exp` by hand.
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    out.push_str(sign);
+    if exp < 0 {
+        out.push_str("0.");
+        for _ in 1..exp.unsigned_abs() {
+            out.push('0');
+        }
+        out.push_str(&digits);
     } else {
-        gofmt::format_float_f(v)
+        // From 1e16 on a double has no fractional digits: the integer
+        // has `exp + 1` digits, at least as many as ryu gives.
+        out.push_str(&digits);
+        for _ in digits.len()..=exp as usize {
+            out.push('0');
+        }
     }
 }
 
@@ -32,10 +86,13 @@ pub fn write_timestamp(out: &mut String, ms: i64) {
         out.push('-');
     }
     let abs = ms.unsigned_abs();
-    let _ = write!(out, "{}", abs / 1000);
-    let frac = abs % 1000;
+    out.push_str(itoa::Buffer::new().format(abs / 1000));
+    let frac = (abs % 1000) as u16;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        out.push('.');
+        for d in [frac / 100, frac / 10 % 10, frac % 10] {
+            out.push(char::from(b'0' + d as u8));
+        }
     }
 }
 
@@ -89,6 +146,90 @@ mod tests {
             (0.1 + 0.2, "0.30000000000000004"),
         ] {
             assert_eq!(format_value(v), want, "{v:e}");
+        }
+    }
+
+    /// `write_value` against the `Display`-based formatting it replaced:
+    /// the same text, or, where the exact value lies halfway between the
+    /// two shortest candidates, Go's even digit where `Display` rounded up.
+    fn check_against_display(v: f64) {
+        let fast = format_value(v);
+        let slow = if needs_exponent(v) {
+            gofmt::format_float_e(v)
+        } else {
+            gofmt::format_float_f(v)
+        };
+        if fast == slow {
+            return;
+        }
+        let parse = |s: &str| s.parse::<f64>().map(f64::to_bits);
+        assert_eq!(parse(&fast), Ok(v.to_bits()), "{fast} does not round-trip");
+        assert_eq!(parse(&slow), Ok(v.to_bits()), "{slow} does not round-trip");
+        let digits = |s: &str| -> Vec<u8> {
+            let m = s.split('e').next().unwrap_or(s);
+            m.bytes().filter(u8::is_ascii_digit).collect()
+        };
+        let (f, d) = (digits(&fast), digits(&slow));
+        assert_eq!(f.len(), d.len(), "{fast} vs {slow}: not a tie");
+        let last = f.len() - 1;
+        assert_eq!(f[..last], d[..last], "{fast} vs {slow}: not a tie");
+        assert!(
+            f[last] % 2 == 0 && d[last] == f[last] + 1,
+            "{fast} vs {slow}: not a tie rounded to even"
+        );
+    }
+
+    #[test]
+    fn values_at_the_edges_of_each_form() {
+        let mut edges = vec![
+            1e-5,
+            9.999999999999999e-6,
+            1.2345e-6,
+            1e-6,
+            9.99999999999e-7,
+            1e15,
+            1e16,
+            1.2345678e16,
+            9_007_199_254_740_993.0,
+            1e16 - 2.0,
+            9.999999999999998e20,
+            123.0,
+            0.1,
+            1.0 / 3.0,
+            2.5e20,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+        ];
+        edges.extend(edges.clone().iter().map(|v| -v));
+        for v in edges {
+            check_against_display(v);
+        }
+        assert_eq!(format_value(1.2345678e16), "12345678000000000");
+        assert_eq!(format_value(-1.2345e-6), "-0.0000012345");
+        assert_eq!(format_value(1.5e300), "1.5e+300");
+        assert_eq!(format_value(5e-324), "5e-324");
+    }
+
+    #[test]
+    fn ties_round_to_even_as_in_go() {
+        // Exactly halfway between ...640.2 and ...640.3 (Go: the even one).
+        // (Doubles are 0.25 apart here: both halves are exact.)
+        let base = 2_007_997_726_470_640.0_f64;
+        assert_eq!(format_value(-(base + 0.25)), "-2007997726470640.2");
+        assert_eq!(format_value(base + 0.75), "2007997726470640.8");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn values_agree_with_display_but_for_ties(
+            bits in proptest::prelude::any::<u64>(),
+            small in -1e7f64..1e7,
+            int in -(1i64 << 54)..1 << 54,
+        ) {
+            for v in [f64::from_bits(bits), small, int as f64, small / 1e9, small * 1e9] {
+                check_against_display(v);
+            }
         }
     }
 

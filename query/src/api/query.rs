@@ -14,7 +14,7 @@ use super::error::{ApiError, ParamError};
 use super::limits::Timings;
 use super::params::{Params, parse_limit};
 use super::response::{self, Annotations};
-use super::result_json::{push_result, push_stats};
+use super::result_json::{push_result, push_stats, result_len_hint};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS, parse_duration_ns};
 use super::{Api, ast_json, invalid, now_ms, timeout};
 use crate::eval::{self, QueryOptions, QueryOutput, Value};
@@ -76,14 +76,14 @@ fn respond(
             crate::gofmt::quote(stats)
         ));
     }
-    let mut data = String::with_capacity(256);
-    data.push('{');
-    push_result(&mut data, &out.value);
+    let mut body = response::success_start(result_len_hint(&out.value) + 256);
+    body.push('{');
+    push_result(&mut body, &out.value);
     if !stats.is_empty() {
-        push_stats(&mut data, &out.stats, &timings);
+        push_stats(&mut body, &out.stats, &timings);
     }
-    data.push('}');
-    Ok(response::success_raw(&data, annotations))
+    body.push('}');
+    Ok(response::success_end(body, annotations))
 }
 
 pub(crate) async fn query(
@@ -96,12 +96,12 @@ pub(crate) async fn query(
     let opts = query_options(&api, &params)?;
     let expr = parse_query(&params)?;
     let db = api.db().clone();
-    // Instant queries are mostly small: evaluated on this worker thread,
-    // they need no thread hand-off (see `Slots::run_inline`).
+    // Small queries are evaluated on this worker thread, with no thread
+    // hand-off; large ones on the blocking pool (see `Slots::run_prepared`).
     let (out, timings) = api
         .slots()
-        .run_inline(timeout, opts, move |o| {
-            eval::instant_query(&db, &expr, time, o)
+        .run_prepared(timeout, opts, move |o| {
+            eval::prepare(&db, expr, time, time, 0, o)
         })
         .await?;
     respond(out, timings, limit, params.get("stats"))
@@ -138,8 +138,8 @@ pub(crate) async fn query_range(
     let db = api.db().clone();
     let (out, timings) = api
         .slots()
-        .run(timeout, opts, move |o| {
-            eval::range_query(&db, &expr, start, end, step_ms, o)
+        .run_prepared(timeout, opts, move |o| {
+            eval::prepare(&db, expr, start, end, step_ms, o)
         })
         .await?;
     respond(out, timings, limit, params.get("stats"))

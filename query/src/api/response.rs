@@ -93,9 +93,23 @@ pub fn success<T: Serialize>(data: T, annotations: Annotations) -> Response {
 /// [`success`] with `data` already rendered as JSON text (query results,
 /// whose number formats are not serde's).
 pub fn success_raw(data: &str, annotations: Annotations) -> Response {
-    let mut body = String::with_capacity(data.len() + 64);
-    body.push_str("{\"status\":\"success\",\"data\":");
+    let mut body = success_start(data.len());
     body.push_str(data);
+    success_end(body, annotations)
+}
+
+/// The start of a success body, `{"status":"success","data":`, with room
+/// for `data_len` bytes of data: the caller appends the data as JSON text
+/// and hands the body to [`success_end`] (large results are written once,
+/// not copied into the envelope).
+pub fn success_start(data_len: usize) -> String {
+    let mut body = String::with_capacity(data_len + 64);
+    body.push_str("{\"status\":\"success\",\"data\":");
+    body
+}
+
+/// Closes a body from [`success_start`] with any annotations, HTTP 200.
+pub fn success_end(mut body: String, annotations: Annotations) -> Response {
     for (key, list, kind) in [
         ("warnings", annotations.warnings, "warning"),
         ("infos", annotations.infos, "info"),

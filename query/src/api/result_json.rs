@@ -10,13 +10,18 @@ use std::fmt::Write as _;
 
 use engine::Labels;
 
-use super::format::{format_value, write_timestamp};
+use super::format::{write_timestamp, write_value};
 use crate::eval::{QueryStats, Value};
 use crate::gofmt;
 
 /// Appends `s` as a JSON string.
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -51,7 +56,7 @@ fn push_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t);
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    write_value(out, v);
     out.push_str("\"]");
 }
 
@@ -61,6 +66,17 @@ fn push_go_seconds(out: &mut String, t: i64) {
     // Within i64 milliseconds |secs| < 1e16, so Go never switches to
     // exponent form here except for values below 1e-6, i.e. zero.
     let _ = write!(out, "{secs}");
+}
+
+/// About how many bytes [`push_result`] writes for `value`, to size the
+/// buffer once: a point is about 30 bytes (`[1764590400,"12345.678"]`),
+/// a label set about 150.
+pub fn result_len_hint(value: &Value) -> usize {
+    match value {
+        Value::Scalar(..) | Value::String(..) => 64,
+        Value::Vector(v) => v.len() * 200,
+        Value::Matrix(m) => m.iter().map(|s| 160 + s.points.len() * 32).sum::<usize>(),
+    }
 }
 
 /// Appends `"resultType":"...","result":...` (no braces).

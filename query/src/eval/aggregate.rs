@@ -495,8 +495,6 @@ impl<F: Fn(f64, f64) -> bool> GoHeap<F> {
     }
 }
 
-type KHeap = GoHeap<fn(f64, f64) -> bool>;
-
 fn top_less(a: f64, b: f64) -> bool {
     a.is_nan() || a < b
 }
@@ -580,18 +578,58 @@ fn k_aggregation(
         }
         o
     };
-    let less: fn(f64, f64) -> bool = if op == AggregateOp::Bottomk {
-        bottom_less
-    } else {
-        top_less
+    let k = KInput {
+        input: &input,
+        to_group: &to_group,
+        ngroups,
+        offsets: &offsets,
+        order: &order,
+        param: &param,
     };
+    // The comparison monomorphised into the loop (it runs for every
+    // series at every step).
+    if op == AggregateOp::Bottomk {
+        k_steps(ev, op, k, bottom_less)
+    } else {
+        k_steps(ev, op, k, top_less)
+    }
+}
+
+/// What [`k_steps`] works on: the input, each series' group, the number
+/// of groups, `limit_ratio`'s per-series offsets, the groups in order of
+/// first appearance, and the parameter per step.
+#[derive(Clone, Copy)]
+struct KInput<'a> {
+    input: &'a [Series],
+    to_group: &'a [usize],
+    ngroups: usize,
+    offsets: &'a [f64],
+    order: &'a [usize],
+    param: &'a [f64],
+}
+
+/// The per-step loop of `topk`, `bottomk`, `limitk` and `limit_ratio`.
+fn k_steps<L: Fn(f64, f64) -> bool + Copy>(
+    ev: &Ev,
+    op: AggregateOp,
+    k_in: KInput,
+    less: L,
+) -> Result<Val> {
+    let KInput {
+        input,
+        to_group,
+        ngroups,
+        offsets,
+        order,
+        param,
+    } = k_in;
     let mut pos = vec![0usize; input.len()];
     let mut out = OutBuilder::new();
     // Output series of each input series, looked up by labels once.
     let mut slot_of = vec![usize::MAX; input.len()];
     // Per-step state, reused from step to step.
     let mut heaps: Vec<Vec<HeapItem>> = vec![Vec::new(); ngroups];
-    let mut top: Vec<KHeap> = (0..ngroups)
+    let mut top: Vec<GoHeap<L>> = (0..ngroups)
         .map(|_| GoHeap {
             items: Vec::new(),
             less,
@@ -661,7 +699,7 @@ fn k_aggregation(
                 }
             }
         }
-        for &g in &order {
+        for &g in order {
             if !std::mem::take(&mut used[g]) {
                 continue;
             }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
-use engine::{Labels, Querier};
+use engine::{Labels, Matcher, Querier, SeriesEntry};
 
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
@@ -15,6 +15,7 @@ use super::value::{Point, Sample, Series, Value, drop_metadata};
 use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
     AtModifier, BinaryOp, Duration, DurationExpr, Expr, SubqueryExpr, UnaryOp, ValueType,
+    VectorSelector,
 };
 
 /// Per-query state shared by all nodes (and threads) of one evaluation.
@@ -40,9 +41,22 @@ pub(crate) struct Ctx {
     /// Step of subqueries written without one.
     pub sub_step: i64,
     pub threads: usize,
+    /// Series selected ahead of the evaluation ([`Plan::preselect`]),
+    /// each taken by the first selector with the same matchers.
+    selected: Mutex<Vec<Selected>>,
 }
 
 impl Ctx {
+    /// The series of `matchers`: those selected ahead, or selected now.
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<SeriesEntry>> {
+        if let Ok(mut sel) = self.selected.lock()
+            && let Some(i) = sel.iter().position(|(m, _)| m == matchers)
+        {
+            return Ok(sel.swap_remove(i).1);
+        }
+        Ok(self.querier.select(matchers)?)
+    }
+
     /// Fails if the deadline passed or the query was cancelled.
     pub fn check(&self) -> Result<()> {
         if let Some(c) = &self.cancel
@@ -726,27 +740,29 @@ fn time_bounds(e: &Expr, ctx: &Ctx) -> Option<(i64, i64)> {
                 AtModifier::End => self.ctx.q_end,
             })
         }
+        /// A selector read at `start..=end` with a `range` (0: instant).
+        fn selector(&mut self, vs: &VectorSelector, start: i64, end: i64, range: i64) {
+            let off = vs.offset.as_ref().map_or(0, |d| self.dur(d));
+            let (s, en) = match self.at(&vs.at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            let lb = self.ctx.lookback;
+            let s = if range == 0 {
+                s - (lb - 1)
+            } else {
+                s - (range - 1) - lb
+            };
+            let en = en + lb;
+            self.min = self.min.min(s.saturating_sub(off));
+            self.max = self.max.max(en.saturating_sub(off));
+        }
         fn walk(&mut self, e: &Expr, start: i64, end: i64, range: i64) {
             match e {
-                Expr::Vector(vs) => {
-                    let off = vs.offset.as_ref().map_or(0, |d| self.dur(d));
-                    let (s, en) = match self.at(&vs.at) {
-                        Some(t) => (t, t),
-                        None => (start, end),
-                    };
-                    let lb = self.ctx.lookback;
-                    let s = if range == 0 {
-                        s - (lb - 1)
-                    } else {
-                        s - (range - 1) - lb
-                    };
-                    let en = en + lb;
-                    self.min = self.min.min(s.saturating_sub(off));
-                    self.max = self.max.max(en.saturating_sub(off));
-                }
+                Expr::Vector(vs) => self.selector(vs, start, end, range),
                 Expr::Matrix(ms) => {
                     let r = self.dur(&ms.range);
-                    self.walk(&Expr::Vector(ms.vector.clone()), start, end, r.max(1));
+                    self.selector(&ms.vector, start, end, r.max(1));
                 }
                 Expr::Subquery(sq) => {
                     let off = sq.offset.as_ref().map_or(0, |d| self.dur(d));
@@ -782,6 +798,47 @@ fn time_bounds(e: &Expr, ctx: &Ctx) -> Option<(i64, i64)> {
     (w.max != i64::MIN).then_some((w.min, w.max))
 }
 
+/// A selector's matchers and the series they selected ahead of the
+/// evaluation.
+type Selected = (Vec<Matcher>, Vec<SeriesEntry>);
+
+/// What [`walk_selectors`] reports.
+enum Node<'e> {
+    Selector(&'e VectorSelector),
+    Subquery,
+}
+
+/// Calls `f` for every vector selector of `e` (those of range selectors
+/// included) and every subquery (without looking inside).
+fn walk_selectors<'e>(e: &'e Expr, f: &mut impl FnMut(Node<'e>)) {
+    match e {
+        Expr::Vector(vs) => f(Node::Selector(vs)),
+        Expr::Matrix(ms) => f(Node::Selector(&ms.vector)),
+        Expr::Subquery(_) => f(Node::Subquery),
+        Expr::Paren(x) | Expr::Unary(_, x) => walk_selectors(x, f),
+        Expr::Binary(b) => {
+            walk_selectors(&b.lhs, f);
+            walk_selectors(&b.rhs, f);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk_selectors(p, f);
+            }
+            walk_selectors(&a.expr, f);
+        }
+        Expr::Call(c) => c.args.iter().for_each(|a| walk_selectors(a, f)),
+        Expr::Number(_) | Expr::String(_) => {}
+    }
+}
+
+/// The machine's cores, asked once: `available_parallelism` reads the
+/// cgroup files on every call (tens of microseconds, a fixed cost of
+/// every query otherwise).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Runs one query (`step_ms == 0`: instant).
 pub(crate) fn run(
     db: &Arc<engine::Db>,
@@ -791,118 +848,202 @@ pub(crate) fn run(
     step_ms: i64,
     opts: &QueryOptions,
 ) -> Result<QueryOutput> {
-    if [start, end].iter().any(|t| t.abs() > MAX_SPAN) {
-        return Err(EvalError::BadData(format!(
-            "query time out of range (must be within ±{MAX_SPAN} ms)"
-        )));
-    }
-    let ty = expr.value_type();
-    if step_ms > 0 && !matches!(ty, ValueType::Scalar | ValueType::Vector) {
-        return Err(EvalError::BadData(format!(
-            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
-            match ty {
-                ValueType::Matrix => "range vector",
-                ValueType::String => "string",
-                ValueType::Vector => "instant vector",
-                ValueType::Scalar => "scalar",
-            }
-        )));
-    }
-    let eo = &opts.engine;
-    let lookback = opts.lookback_delta.unwrap_or(eo.lookback_delta).as_millis() as i64;
-    let threads = if eo.parallelism == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        eo.parallelism
-    };
-    let mut ctx = Ctx {
-        querier: db.querier(0, 0),
-        lookback: lookback.max(1),
-        max_samples: eo.max_samples,
-        max_series: eo.max_series,
-        deadline: Instant::now() + eo.timeout,
-        timeout: eo.timeout,
-        cancel: opts.cancel.clone(),
-        current: AtomicI64::new(0),
-        peak: AtomicU64::new(0),
-        loaded: AtomicU64::new(0),
-        series: AtomicU64::new(0),
-        annos: Annotations::default(),
-        q_start: start,
-        q_end: end,
-        q_step: step_ms,
-        sub_step: (eo.default_subquery_step.as_millis() as i64).max(1),
-        threads,
-    };
-    ctx.check_steps(start, end, step_ms.max(1))?;
-    let (mint, maxt) = time_bounds(expr, &ctx).unwrap_or((0, 0));
-    ctx.querier = db.querier(mint, maxt);
-    let ev = Ev {
-        ctx: &ctx,
-        start,
-        end,
-        step: step_ms.max(1),
-    };
-    let val = ev.eval(expr)?;
-    let value = match val {
-        Val::String(s) => Value::String(start, s),
-        Val::Scalar(v) => {
-            if step_ms == 0 {
-                Value::Scalar(start, v.first().copied().unwrap_or(f64::NAN))
-            } else {
-                let points = v
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &x)| Point::new(ev.ts(i), x))
-                    .collect();
-                Value::Matrix(vec![Series::new(Labels::default(), points)])
-            }
+    Plan::new(db, expr, start, end, step_ms, opts)?.run(expr, opts)
+}
+
+/// A query ready to run: checked, its snapshot taken over the time its
+/// selectors read, and (after [`Plan::preselect`]) its series selected,
+/// so that its size is known before the evaluation starts.
+pub(crate) struct Plan {
+    ctx: Ctx,
+    start: i64,
+    end: i64,
+    step_ms: i64,
+}
+
+/// Samples per series and hour assumed by [`Plan::preselect`]'s estimate
+/// (a 15 s scrape interval; the engine does not say how dense a series
+/// is without reading it).
+const SAMPLES_PER_HOUR: u64 = 240;
+
+impl Plan {
+    pub fn new(
+        db: &Arc<engine::Db>,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Plan> {
+        if [start, end].iter().any(|t| t.abs() > MAX_SPAN) {
+            return Err(EvalError::BadData(format!(
+                "query time out of range (must be within ±{MAX_SPAN} ms)"
+            )));
         }
-        Val::Vector(series) => {
-            if step_ms == 0 {
-                let mut out: Vec<Sample> = Vec::with_capacity(series.len());
-                for s in series {
-                    let Some(p) = s.points.first() else { continue };
-                    let labels = if s.drop_name {
-                        drop_metadata(&s.labels)
-                    } else {
-                        s.labels
-                    };
-                    out.push(Sample {
-                        labels,
-                        t: start,
-                        v: p.v,
-                    });
+        let ty = expr.value_type();
+        if step_ms > 0 && !matches!(ty, ValueType::Scalar | ValueType::Vector) {
+            return Err(EvalError::BadData(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                match ty {
+                    ValueType::Matrix => "range vector",
+                    ValueType::String => "string",
+                    ValueType::Vector => "instant vector",
+                    ValueType::Scalar => "scalar",
                 }
-                let mut seen = std::collections::HashSet::with_capacity(out.len());
-                if !out.iter().all(|s| seen.insert(&s.labels)) {
-                    return Err(exec("vector cannot contain metrics with the same labelset"));
+            )));
+        }
+        let eo = &opts.engine;
+        let lookback = opts.lookback_delta.unwrap_or(eo.lookback_delta).as_millis() as i64;
+        let threads = if eo.parallelism == 0 {
+            cores()
+        } else {
+            eo.parallelism
+        };
+        let mut ctx = Ctx {
+            querier: db.querier(0, 0),
+            lookback: lookback.max(1),
+            max_samples: eo.max_samples,
+            max_series: eo.max_series,
+            deadline: Instant::now() + eo.timeout,
+            timeout: eo.timeout,
+            cancel: opts.cancel.clone(),
+            current: AtomicI64::new(0),
+            peak: AtomicU64::new(0),
+            loaded: AtomicU64::new(0),
+            series: AtomicU64::new(0),
+            annos: Annotations::default(),
+            q_start: start,
+            q_end: end,
+            q_step: step_ms,
+            sub_step: (eo.default_subquery_step.as_millis() as i64).max(1),
+            threads,
+            selected: Mutex::new(Vec::new()),
+        };
+        ctx.check_steps(start, end, step_ms.max(1))?;
+        let (mint, maxt) = time_bounds(expr, &ctx).unwrap_or((0, 0));
+        ctx.querier = db.querier(mint, maxt);
+        Ok(Plan {
+            ctx,
+            start,
+            end,
+            step_ms,
+        })
+    }
+
+    /// Selects the series of every selector of `expr` now (the evaluation
+    /// takes them instead of selecting again) and estimates the work:
+    /// the sum over selectors of series × (steps + samples read per series,
+    /// at [`SAMPLES_PER_HOUR`] over the time the query reads). Subqueries
+    /// evaluate their argument on grids of their own: `u64::MAX`. A
+    /// selection that fails is left to the evaluation, which reports it
+    /// where the query would have.
+    pub fn preselect(&self, expr: &Expr) -> u64 {
+        let steps = Ev {
+            ctx: &self.ctx,
+            start: self.start,
+            end: self.end,
+            step: self.step_ms.max(1),
+        }
+        .n() as u64;
+        let span_ms = (self.ctx.querier.maxt() - self.ctx.querier.mint()).max(0) as u64;
+        let samples = span_ms.saturating_mul(SAMPLES_PER_HOUR).div_ceil(3_600_000);
+        let per_series = steps.saturating_add(samples);
+        let mut cost = 0u64;
+        let mut found = Vec::new();
+        let mut subquery = false;
+        walk_selectors(expr, &mut |node| match node {
+            Node::Subquery => subquery = true,
+            Node::Selector(vs) => {
+                if found.iter().any(|(m, _): &Selected| *m == vs.matchers) {
+                    return;
                 }
-                Value::Vector(out)
-            } else {
+                if let Ok(entries) = self.ctx.querier.select(&vs.matchers) {
+                    cost = cost.saturating_add((entries.len() as u64).saturating_mul(per_series));
+                    found.push((vs.matchers.clone(), entries));
+                }
+            }
+        });
+        if let Ok(mut sel) = self.ctx.selected.lock() {
+            *sel = found;
+        }
+        if subquery { u64::MAX } else { cost }
+    }
+
+    /// Evaluates `expr` (the expression the plan was made for).
+    pub fn run(self, expr: &Expr, opts: &QueryOptions) -> Result<QueryOutput> {
+        let Plan {
+            ctx,
+            start,
+            end,
+            step_ms,
+        } = self;
+        let ev = Ev {
+            ctx: &ctx,
+            start,
+            end,
+            step: step_ms.max(1),
+        };
+        let val = ev.eval(expr)?;
+        let value = match val {
+            Val::String(s) => Value::String(start, s),
+            Val::Scalar(v) => {
+                if step_ms == 0 {
+                    Value::Scalar(start, v.first().copied().unwrap_or(f64::NAN))
+                } else {
+                    let points = v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &x)| Point::new(ev.ts(i), x))
+                        .collect();
+                    Value::Matrix(vec![Series::new(Labels::default(), points)])
+                }
+            }
+            Val::Vector(series) => {
+                if step_ms == 0 {
+                    let mut out: Vec<Sample> = Vec::with_capacity(series.len());
+                    for s in series {
+                        let Some(p) = s.points.first() else { continue };
+                        let labels = if s.drop_name {
+                            drop_metadata(&s.labels)
+                        } else {
+                            s.labels
+                        };
+                        out.push(Sample {
+                            labels,
+                            t: start,
+                            v: p.v,
+                        });
+                    }
+                    let mut seen = std::collections::HashSet::with_capacity(out.len());
+                    if !out.iter().all(|s| seen.insert(&s.labels)) {
+                        return Err(exec("vector cannot contain metrics with the same labelset"));
+                    }
+                    Value::Vector(out)
+                } else {
+                    let mut m = merge_same_labelset(series)?;
+                    m.retain(|s| !s.points.is_empty());
+                    m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    Value::Matrix(m)
+                }
+            }
+            Val::Matrix(series) => {
                 let mut m = merge_same_labelset(series)?;
-                m.retain(|s| !s.points.is_empty());
                 m.sort_by(|a, b| a.labels.cmp(&b.labels));
                 Value::Matrix(m)
             }
-        }
-        Val::Matrix(series) => {
-            let mut m = merge_same_labelset(series)?;
-            m.sort_by(|a, b| a.labels.cmp(&b.labels));
-            Value::Matrix(m)
-        }
-    };
-    let (warnings, infos) = ctx.annos.render(&opts.query_text);
-    Ok(QueryOutput {
-        value,
-        warnings,
-        infos,
-        stats: QueryStats {
-            samples_loaded: ctx.loaded.load(Ordering::Relaxed),
-            series_touched: ctx.series.load(Ordering::Relaxed),
-            peak_samples: ctx.peak.load(Ordering::Relaxed),
-        },
-    })
+        };
+        let (warnings, infos) = ctx.annos.render(&opts.query_text);
+        Ok(QueryOutput {
+            value,
+            warnings,
+            infos,
+            stats: QueryStats {
+                samples_loaded: ctx.loaded.load(Ordering::Relaxed),
+                series_touched: ctx.series.load(Ordering::Relaxed),
+                peak_samples: ctx.peak.load(Ordering::Relaxed),
+            },
+        })
+    }
 }
 
 #[cfg(test)]

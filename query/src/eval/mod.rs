@@ -161,5 +161,60 @@ pub fn range_query(
     evaluator::run(db, expr, start_ms, end_ms, step_ms, opts)
 }
 
+/// A query prepared by [`prepare`]: checked, its snapshot taken and its
+/// series selected, with an estimate of its size. The API runs a small
+/// one where it is (on the tokio worker) and sends a large one to the
+/// blocking pool, where a client that hangs up can cancel it.
+pub struct PreparedQuery {
+    plan: evaluator::Plan,
+    expr: Expr,
+    cost: u64,
+}
+
+impl PreparedQuery {
+    /// The estimated work: the sum over the query's selectors of series ×
+    /// (steps + samples read per series, assuming a 15 s scrape interval);
+    /// `u64::MAX` for queries with subqueries, whose inner grids are not
+    /// counted. About 10 ns of evaluation per unit on a 2-core machine.
+    pub fn cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// Evaluates the query. `opts` must be the options it was prepared with.
+    pub fn run(self, opts: &QueryOptions) -> Result<QueryOutput, EvalError> {
+        self.plan.run(&self.expr, opts)
+    }
+}
+
+/// Prepares `expr` for evaluation at `start_ms, start_ms + step_ms, ...,
+/// <= end_ms` (`step_ms == 0`: an instant query at `start_ms`, `end_ms`
+/// ignored): the checks
+/// of [`instant_query`] and [`range_query`] and the selection of every
+/// selector's series, which the evaluation then reuses.
+pub fn prepare(
+    db: &Arc<engine::Db>,
+    expr: Expr,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    opts: &QueryOptions,
+) -> Result<PreparedQuery, EvalError> {
+    if step_ms < 0 {
+        return Err(EvalError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                .into(),
+        ));
+    }
+    let end_ms = if step_ms == 0 { start_ms } else { end_ms };
+    if end_ms < start_ms {
+        return Err(EvalError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    let plan = evaluator::Plan::new(db, &expr, start_ms, end_ms, step_ms, opts)?;
+    let cost = plan.preselect(&expr);
+    Ok(PreparedQuery { plan, expr, cost })
+}
+
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ use crate::promql::ast::{Expr, MatrixSelector, RangeMode, VectorSelector};
 
 /// Selects the series of a selector from the query's snapshot.
 pub(crate) fn select(ev: &Ev, vs: &VectorSelector) -> Result<Vec<SeriesEntry>> {
-    let entries = ev.ctx.querier.select(&vs.matchers)?;
+    let entries = ev.ctx.select(&vs.matchers)?;
     ev.ctx.touch_series(entries.len())?;
     Ok(entries)
 }

@@ -451,3 +451,53 @@ fn aggregation_by_few_and_many_groups() {
         }
     }
 }
+
+#[test]
+fn prepared_queries_estimate_their_size_and_answer_the_same() {
+    let (_d, db) = counter_db();
+    let e = Expr::Binary(BinaryExpr {
+        op: BinaryOp::Add,
+        lhs: Box::new(call(&RATE, vec![matrix("m", 30_000)])),
+        rhs: Box::new(vector("m")),
+        return_bool: false,
+        matching: None,
+    });
+    let p = prepare(&db, e.clone(), 30_000, 100_000, 10_000, &opts()).unwrap();
+    // One selection (both selectors have the same matchers) of 2 series ×
+    // (8 steps + 4 samples a minute over the 700 s read, from 5 m
+    // lookback + 30 s range before the start to 5 m lookback after the end).
+    assert_eq!(p.cost(), 2 * (8 + 47));
+    let prepared = p.run(&opts()).unwrap();
+    let direct = range_query(&db, &e, 30_000, 100_000, 10_000, &opts()).unwrap();
+    assert_eq!(prepared.value, direct.value);
+    assert_eq!(prepared.stats, direct.stats);
+    // Instant: the end is ignored.
+    let p = prepare(&db, vector("m"), 50_000, 0, 0, &opts()).unwrap();
+    assert_eq!(p.cost(), 2 * (1 + 40));
+    assert_eq!(
+        vector_values(&p.run(&opts()).unwrap().value),
+        vector_values(
+            &instant_query(&db, &vector("m"), 50_000, &opts())
+                .unwrap()
+                .value
+        )
+    );
+    // A subquery's inner grid is not estimated.
+    let sq = Expr::Subquery(SubqueryExpr {
+        expr: Box::new(vector("m")),
+        range: Duration::Literal(50_000),
+        step: Some(Duration::Literal(10_000)),
+        offset: None,
+        at: None,
+        position: 0,
+    });
+    let e = call(&SUM_OVER_TIME, vec![sq]);
+    assert_eq!(
+        prepare(&db, e, 100_000, 0, 0, &opts()).unwrap().cost(),
+        u64::MAX
+    );
+    assert!(matches!(
+        prepare(&db, vector("m"), 10, 0, -1, &opts()),
+        Err(EvalError::BadData(_))
+    ));
+}

@@ -3,8 +3,11 @@
 //! PromQL does, and printed back in a form that re-parses to the same
 //! matchers.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, OnceLock};
 
+use engine::labels::BadRegex;
 use engine::{METRIC_NAME, MatchOp, Matcher};
 
 use super::error::ParseError;
@@ -187,7 +190,7 @@ impl<'a> SelectorParser<'_, 'a> {
             return Err(self.unexpected(&value_tok, "label matching", "string"));
         }
         let value = value_tok.value.unwrap_or_default();
-        match Matcher::new(op, name, value) {
+        match cached_matcher(op, name, value) {
             Ok(m) => Ok((m, None)),
             Err(e) => Err(ParseError::at(
                 self.lx.input(),
@@ -200,6 +203,37 @@ impl<'a> SelectorParser<'_, 'a> {
             )),
         }
     }
+}
+
+/// Regex matchers compiled before, by operator, label name and pattern.
+type MatcherCache = HashMap<(MatchOp, String, String), Matcher>;
+
+/// Most regex matchers kept compiled; the cache starts over when full.
+const MATCHER_CACHE_SIZE: usize = 512;
+
+/// `Matcher::new`, reusing the compiled regex of a matcher parsed before.
+/// Compiling a regex (and, at its first match, building its automaton
+/// cache) took a tenth of a small dashboard query's time, and dashboards
+/// send the same selectors again and again. `=` and `!=` need no cache.
+fn cached_matcher(op: MatchOp, name: String, value: String) -> Result<Matcher, BadRegex> {
+    if !matches!(op, MatchOp::RegexMatch | MatchOp::RegexNoMatch) {
+        return Matcher::new(op, name, value);
+    }
+    static CACHE: OnceLock<Mutex<MatcherCache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let key = (op, name, value);
+    if let Some(m) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(m);
+    }
+    let (op, name, value) = key;
+    let m = Matcher::new(op, name, value)?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MATCHER_CACHE_SIZE {
+            c.clear();
+        }
+        c.insert((m.op, m.name.clone(), m.value.clone()), m.clone());
+    }
+    Ok(m)
 }
 
 /// The one-line reason from a `regex` crate error (its `Display` is a
