@@ -126,14 +126,21 @@ fn load_file(dir: &Path, meta: &BlockMeta, name: &str, map: bool) -> Result<Byte
             format!("{len} bytes is too short for Parquet"),
         ));
     }
-    let bytes = if map {
+    let (bytes, crc) = if map {
+        // The checksum is read through the page cache, not the mapping: a
+        // mapping keeps every page it touched in the process's resident set
+        // (a freshly written block would count in full), and reads touch
+        // only the pages they need.
+        let crc = crc_of_file(&file).map_err(|e| Error::io(&path, e))?;
         // SAFETY: block files are immutable once published: nothing writes or
         // truncates them, and deleting the directory leaves the mapping valid
         // (Linux keeps the inode until it is unmapped).
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        Bytes::from_owner(mmap)
+        (Bytes::from_owner(mmap), crc)
     } else {
-        Bytes::from(std::fs::read(&path).map_err(|e| Error::io(&path, e))?)
+        let bytes = Bytes::from(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
+        let crc = crc32c::crc32c(&bytes);
+        (bytes, crc)
     };
     if bytes.len() as u64 != fm.size {
         return Err(Error::corruption(
@@ -141,7 +148,6 @@ fn load_file(dir: &Path, meta: &BlockMeta, name: &str, map: bool) -> Result<Byte
             "file changed size while being opened",
         ));
     }
-    let crc = crc32c::crc32c(&bytes);
     if crc != fm.crc32c {
         return Err(Error::corruption(
             &path,
@@ -149,6 +155,21 @@ fn load_file(dir: &Path, meta: &BlockMeta, name: &str, map: bool) -> Result<Byte
         ));
     }
     Ok(bytes)
+}
+
+/// CRC-32C of a whole file, read in 1 MiB pieces.
+fn crc_of_file(file: &File) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut crc = 0;
+    let mut reader = file;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(crc);
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
 }
 
 impl Block {
