@@ -13,7 +13,7 @@ use std::ops::Bound;
 
 use roaring::{MultiOps, RoaringBitmap};
 
-use crate::labels::{MatchOp, Matcher};
+use crate::labels::{MatchOp, Matcher, alternation_is_nested, is_regex_meta};
 
 /// Postings per label name and value, plus the set of all series.
 #[derive(Default, Debug, Clone)]
@@ -277,7 +277,7 @@ fn alternation_prefixes(re: &str) -> Option<AlternationPrefixes> {
         // The quantifier applies to the literal's last character.
         tail_lit.pop();
     }
-    if !alternation_free(tail) {
+    if !alternation_is_nested(tail) {
         return None;
     }
     let any_tail = tail == ".*";
@@ -309,48 +309,17 @@ fn literal_run(re: &str) -> (String, &str) {
     while let Some((i, c)) = chars.next() {
         match c {
             '\\' => match chars.peek() {
-                Some(&(_, e)) if is_meta(e) => {
+                Some(&(_, e)) if is_regex_meta(e) => {
                     lit.push(e);
                     chars.next();
                 }
                 _ => return (lit, &re[i..]),
             },
-            c if is_meta(c) => return (lit, &re[i..]),
+            c if is_regex_meta(c) => return (lit, &re[i..]),
             c => lit.push(c),
         }
     }
     (lit, "")
-}
-
-/// Is every `|` of a regex tail inside a group? Conservatively `false`
-/// for a class that could hold one.
-fn alternation_free(tail: &str) -> bool {
-    let mut depth = 0usize;
-    let mut chars = tail.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '(' => depth += 1,
-            ')' => match depth.checked_sub(1) {
-                Some(d) => depth = d,
-                None => return false,
-            },
-            '|' if depth == 0 => return false,
-            '[' if tail.contains('|') => return false,
-            _ => {}
-        }
-    }
-    depth == 0
-}
-
-/// The characters with a meaning in a regex.
-fn is_meta(c: char) -> bool {
-    matches!(
-        c,
-        '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
-    )
 }
 
 /// The union of borrowed postings, built in one pass.

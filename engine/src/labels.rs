@@ -418,7 +418,7 @@ fn unescape_literal(re: &str) -> Option<String> {
 
 /// Is every `|` of the regex tail `rest` inside a group? Conservative:
 /// `false` for anything it does not follow (classes, unbalanced groups).
-fn alternation_is_nested(rest: &str) -> bool {
+pub(crate) fn alternation_is_nested(rest: &str) -> bool {
     let mut depth = 0usize;
     let mut chars = rest.chars();
     while let Some(c) = chars.next() {
@@ -436,10 +436,10 @@ fn alternation_is_nested(rest: &str) -> bool {
             _ => {}
         }
     }
-    true
+    depth == 0
 }
 
-fn is_regex_meta(c: char) -> bool {
+pub(crate) fn is_regex_meta(c: char) -> bool {
     matches!(
         c,
         '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
