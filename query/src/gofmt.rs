@@ -129,36 +129,107 @@ fn is_print(c: char) -> bool {
 /// `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that parses
 /// back to `v`, never in exponent form; `NaN`, `+Inf`, `-Inf`.
 pub fn format_float_f(v: f64) -> String {
-    if let Some(s) = special(v) {
-        return s.to_string();
-    }
-    // Rust's `Display` for f64 prints the shortest round-trip digits
-    // without an exponent, exactly like Go's 'f' with precision -1.
-    format!("{v}")
+    let mut out = String::with_capacity(24);
+    write_float_f(&mut out, v);
+    out
 }
 
 /// `strconv.FormatFloat(v, 'e', -1, 64)`: shortest round-trip mantissa and
 /// an exponent of at least two digits with an explicit sign (`1e-07`,
 /// `1.5e+21`); `NaN`, `+Inf`, `-Inf`.
 pub fn format_float_e(v: f64) -> String {
-    if let Some(s) = special(v) {
-        return s.to_string();
-    }
-    let rust = format!("{v:e}");
-    let (mantissa, exp) = rust.split_once('e').unwrap_or((rust.as_str(), "0"));
-    let (sign, digits) = match exp.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', exp),
+    let mut out = String::with_capacity(24);
+    write_float_e(&mut out, v);
+    out
+}
+
+/// Appends [`format_float_f`]'s text.
+pub fn write_float_f(out: &mut String, v: f64) {
+    let Some((negative, digits, exp)) = shortest(out, v) else {
+        return;
     };
-    let mut out = String::with_capacity(mantissa.len() + 5);
-    out.push_str(mantissa);
+    if negative {
+        out.push('-');
+    }
+    if exp < 0 {
+        out.push_str("0.");
+        for _ in 1..exp.unsigned_abs() {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else if digits.len() > exp as usize + 1 {
+        let (int, frac) = digits.split_at(exp as usize + 1);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    } else {
+        out.push_str(&digits);
+        for _ in digits.len()..=exp as usize {
+            out.push('0');
+        }
+    }
+}
+
+/// Appends [`format_float_e`]'s text.
+pub fn write_float_e(out: &mut String, v: f64) {
+    let Some((negative, digits, exp)) = shortest(out, v) else {
+        return;
+    };
+    if negative {
+        out.push('-');
+    }
+    out.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(&digits[1..]);
+    }
     out.push('e');
-    out.push(sign);
-    if digits.len() < 2 {
+    out.push(if exp < 0 { '-' } else { '+' });
+    if exp.unsigned_abs() < 10 {
         out.push('0');
     }
-    out.push_str(digits);
-    out
+    out.push_str(itoa::Buffer::new().format(exp.unsigned_abs()));
+}
+
+/// The shortest digits that parse back to `v` (no leading or trailing
+/// zeros; "0" for ±0) and the decimal exponent of the first one. The
+/// digits are `ryu`'s: the closest of the shortest to `v`, a tie going to
+/// the even digit, which is how Go picks them (Rust's `Display` rounds ties
+/// up: `2007997726470640.25` is `…640.3` there, `…640.2` in Go). NaN and
+/// ±Inf are written to `out` at once (`None`).
+fn shortest(out: &mut String, v: f64) -> Option<(bool, String, i32)> {
+    if let Some(s) = special(v) {
+        out.push_str(s);
+        return None;
+    }
+    let negative = v.is_sign_negative();
+    if v == 0.0 {
+        return Some((negative, "0".into(), 0));
+    }
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v.abs());
+    let (mantissa, exp) = match s.split_once('e') {
+        // `d.ddde±x`: the first digit's exponent is x.
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        // Plain `iii.fff`: the first digit's exponent follows from where
+        // the point is and the zeros before the first digit.
+        None => {
+            let point = s.find('.').unwrap_or(s.len()) as i32;
+            let zeros = s
+                .bytes()
+                .take_while(|b| *b == b'0' || *b == b'.')
+                .filter(|b| *b == b'0')
+                .count() as i32;
+            (s, point - 1 - zeros)
+        }
+    };
+    let digits: String = mantissa
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip_while(|c| *c == '0')
+        .collect();
+    let digits = digits.trim_end_matches('0');
+    Some((negative, digits.to_string(), exp))
 }
 
 fn special(v: f64) -> Option<&'static str> {

@@ -14,61 +14,13 @@ pub fn format_value(v: f64) -> String {
     s
 }
 
-/// Appends [`format_value`]'s text without allocating. The digits are
-/// `ryu`'s: the shortest that parse back to `v`, the closest of those to
-/// it, a tie going to the even digit, which is how Go's `FormatFloat`
-/// (precision -1) picks them. Rust's `Display` rounds such ties up
-/// (`2007997726470640.25` prints as `…640.3` there, `…640.2` in Go), and
-/// is a few times slower: value formatting used to be most of a range
-/// query's answer time.
+/// Appends [`format_value`]'s text without allocating (value formatting
+/// used to be most of a range query's answer time).
 pub fn write_value(out: &mut String, v: f64) {
-    if !v.is_finite() || v == 0.0 {
-        out.push_str(&gofmt::format_float_f(v));
-        return;
-    }
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(v);
-    let Some(e) = s.bytes().position(|b| b == b'e') else {
-        // Plain decimal (about 1e-5 to 1e16): ryu marks whole numbers
-        // with `.0`, which Go leaves out.
-        out.push_str(s.strip_suffix(".0").unwrap_or(s));
-        return;
-    };
-    let (mantissa, exp) = (&s[..e], &s[e + 1..]);
-    // `ryu`'s exponents never exceed ±324, so they always parse.
-    let exp: i32 = exp.parse().unwrap_or(0);
     if needs_exponent(v) {
-        // Go: `1e-07`, `1.5e+21` (at least two exponent digits).
-        out.push_str(mantissa);
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        if exp.unsigned_abs() < 10 {
-            out.push('0');
-        }
-        out.push_str(itoa::Buffer::new().format(exp.unsigned_abs()));
-        return;
-    }
-    // Below 1e-5 or from 1e16 on, where ryu switches to an exponent and Go
-    // does not: place the digits `d.ddd × 10^exp` by hand.
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    out.push_str(sign);
-    if exp < 0 {
-        out.push_str("0.");
-        for _ in 1..exp.unsigned_abs() {
-            out.push('0');
-        }
-        out.push_str(&digits);
+        gofmt::write_float_e(out, v);
     } else {
-        // From 1e16 on a double has no fractional digits: the integer
-        // has `exp + 1` digits, at least as many as ryu gives.
-        out.push_str(&digits);
-        for _ in digits.len()..=exp as usize {
-            out.push('0');
-        }
+        gofmt::write_float_f(out, v);
     }
 }
 
@@ -117,8 +69,8 @@ pub fn write_export_value(out: &mut Vec<u8>, v: f64) {
     } else if needs_exponent(v) {
         out.extend_from_slice(gofmt::format_float_e(v).as_bytes());
     } else {
-        // The common case, without an intermediate String: Rust's `Display`
-        // is Go's 'f' with precision -1 (shortest round-trip digits).
+        // Shortest round-trip digits (the JSON number needs only to parse
+        // back to the same bits; `Display` gives those without a String).
         let _ = std::io::Write::write_fmt(out, format_args!("{v}"));
     }
 }
