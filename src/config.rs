@@ -58,7 +58,8 @@ pub enum DurabilityMode {
 pub struct DurabilityConfig {
     pub mode: DurabilityMode,
     pub interval: HumanDuration,
-    /// WAL bytes after which a head checkpoint is written; 0: none.
+    /// WAL bytes after which a head checkpoint is written at the latest
+    /// (sooner while the head is small); 0: none.
     pub checkpoint_wal_bytes: u64,
     /// Write a head checkpoint on a clean shutdown.
     pub checkpoint_on_close: bool,

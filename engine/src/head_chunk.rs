@@ -97,38 +97,50 @@ impl DecimalChunk {
 
     fn write_dod(&mut self, d: i64) {
         if d == 0 {
-            self.write(0, 1);
+            self.write_bits(0, 1);
             return;
         }
         for (prefix, width) in BUCKETS {
             let half = 1i64 << (width - 1);
             if (-half..half).contains(&d) {
                 let prefix_len = 32 - prefix.leading_zeros();
-                self.write(u64::from(prefix), prefix_len);
-                self.write(d as u64 & ((1u64 << width) - 1), width);
+                let payload = d as u64 & ((1u64 << width) - 1);
+                self.write_bits(u64::from(prefix) << width | payload, prefix_len + width);
                 return;
             }
         }
-        self.write(0b111111, 6);
+        self.write_bits(0b111111, 6);
         self.write(d as u64, 64);
     }
 
     /// Writes the low `n` bits of `value` (n <= 64), most significant first.
+    #[inline(always)]
     fn write(&mut self, value: u64, n: u32) {
-        let mut left = n;
-        while left > 0 {
-            let used = (self.bits % 8) as u32;
-            if used == 0 {
-                self.buf.push(0);
-            }
-            let room = 8 - used;
-            let take = room.min(left);
-            let chunk = (value >> (left - take)) & ((1u64 << take) - 1);
-            let last = self.buf.len() - 1;
-            self.buf[last] |= (chunk as u8) << (room - take);
-            self.bits += u64::from(take);
-            left -= take;
+        if n > 56 {
+            self.write_bits((value >> 32) & (u64::MAX >> (96 - n)), n - 32);
+            self.write_bits(value & 0xffff_ffff, 32);
+        } else if n > 0 {
+            self.write_bits(value & (u64::MAX >> (64 - n)), n);
         }
+    }
+
+    /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero):
+    /// the last partial byte and up to 7 new ones in one 8-byte store, then
+    /// the vector trimmed to the bytes used (as [`XorChunk`] does).
+    #[inline(always)]
+    fn write_bits(&mut self, value: u64, n: u32) {
+        debug_assert!((1..=56).contains(&n) && value >> n == 0);
+        let used = (self.bits % 8) as u32;
+        let mut start = self.buf.len();
+        let mut word = (value << (64 - n)) >> used;
+        if used != 0 {
+            start -= 1;
+            word |= u64::from(self.buf[start]) << 56;
+        }
+        self.buf.truncate(start);
+        self.buf.extend_from_slice(&word.to_be_bytes());
+        self.buf.truncate(start + (used + n).div_ceil(8) as usize);
+        self.bits += u64::from(n);
     }
 
     fn iter(&self) -> DecimalIter<'_> {
