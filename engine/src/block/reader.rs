@@ -667,6 +667,49 @@ impl Block {
         Ok(())
     }
 
+    /// Row groups of `samples.parquet`.
+    #[cfg(test)]
+    pub(crate) fn num_row_groups(&self) -> usize {
+        self.rg_start.len() - 1
+    }
+
+    /// Takes row group `rg`'s bytes out of the process's resident set: the
+    /// mapping stays, the file's pages stay in the page cache, and a later
+    /// read maps them in again. Sequential scans call it behind them, so a
+    /// merge reading blocks through once does not keep them all resident.
+    fn unmap_row_group(&self, rg: usize) {
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for c in self.metadata.row_group(rg).columns() {
+            let (offset, len) = c.byte_range();
+            lo = lo.min(offset);
+            hi = hi.max(offset.saturating_add(len));
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        // Whole pages inside the row group only: its neighbours stay.
+        let start = lo.div_ceil(page) * page;
+        let end = (hi.min(self.data.len() as u64) / page) * page;
+        if start >= end {
+            return;
+        }
+        // SAFETY: `data` of samples.parquet is always a read-only shared
+        // mapping of the whole file (`load_file` with `map`), whose start
+        // is page-aligned, and `start..end` lies inside it. MADV_DONTNEED on
+        // a shared file mapping only drops page-table entries: the next
+        // access reads the same (immutable) file contents again, so readers
+        // on other threads see no change but a page fault.
+        let rc = unsafe {
+            libc::madvise(
+                self.data.as_ptr().add(start as usize) as *mut libc::c_void,
+                (end - start) as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(path = %self.samples_path.display(), rg, "madvise failed");
+        }
+    }
+
     /// Streams every series (in id order) with its samples in `[mint, maxt]`,
     /// decoding the file sequentially; used by merges.
     pub(crate) fn scan(&self, mint: i64, maxt: i64) -> SeriesScan<'_> {
@@ -1042,6 +1085,7 @@ fn skip_column<T: DataType>(path: &Path, r: &mut ColumnReaderImpl<T>, n: usize) 
 }
 
 /// Sequential iterator over all series of a block; see [`Block::scan`].
+/// Row groups it has read through leave the resident set.
 pub(crate) struct SeriesScan<'a> {
     block: &'a Block,
     cursor: Option<Cursor>,
@@ -1049,6 +1093,14 @@ pub(crate) struct SeriesScan<'a> {
     id: u32,
     mint: i64,
     maxt: i64,
+}
+
+impl Drop for SeriesScan<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.cursor.take() {
+            self.block.unmap_row_group(c.rg);
+        }
+    }
 }
 
 impl SeriesScan<'_> {
@@ -1066,6 +1118,9 @@ impl SeriesScan<'_> {
         while row < end {
             let rg = block.rg_start.partition_point(|&s| s <= row) - 1;
             if self.cursor.as_ref().is_none_or(|c| c.rg != rg) {
+                if let Some(done) = self.cursor.take() {
+                    block.unmap_row_group(done.rg);
+                }
                 self.cursor = Some(guarded(path, || block.new_cursor(rg))?);
             }
             let Some(c) = self.cursor.as_mut() else {

@@ -330,6 +330,39 @@ fn long_series_and_many_row_groups() {
 }
 
 #[test]
+fn scans_leave_the_block_readable() {
+    // A scan takes the row groups it read out of the resident set
+    // (madvise); reads after it, and a second scan, see the same data.
+    let dir = tempfile::tempdir().unwrap();
+    // Row groups of tens of kilobytes: several whole memory pages each.
+    let model = node_like(200, 1_000);
+    let meta = write(
+        dir.path(),
+        &model,
+        Layout {
+            page_rows: 1_024,
+            row_group_rows: 16_384,
+        },
+    )
+    .unwrap();
+    let block = Block::open(&dir.path().join(&meta.id)).unwrap();
+    assert!(block.num_row_groups() > 4);
+    let scan_all = || {
+        let mut scan = block.scan(i64::MIN, i64::MAX);
+        let mut all = Vec::new();
+        let mut out = Vec::new();
+        while let Some(id) = scan.next_series(&mut out).unwrap() {
+            all.push((id, bits(&out)));
+        }
+        all
+    };
+    let first = scan_all();
+    assert_eq!(first.len(), model.len());
+    check_block_matches(&block, &model);
+    assert_eq!(scan_all(), first);
+}
+
+#[test]
 fn block_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Block>();
