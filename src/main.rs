@@ -27,7 +27,26 @@ use crate::config::Config;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (the sys crate
+/// does not name it; `tests::purge_delay_option_is_where_we_think` checks).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc (v3) keeps freed pages for a second before returning them to
+/// the OS. Silt's churn (request buffers, block writes) then shows as
+/// resident memory it no longer uses, about a sixth of the peak at 20 k
+/// series; purging at once cost no measurable ingest rate (queries pay a
+/// few percent in page faults). `MIMALLOC_PURGE_DELAY` in the environment
+/// still decides.
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: setting an option is allowed at any time; mimalloc reads
+        // this one whenever it considers purging.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match run(cli.into_command()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,4 +164,19 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     // WAL replays again on the next start.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MI_OPTION_PURGE_DELAY;
+
+    #[test]
+    fn purge_delay_option_is_where_we_think() {
+        // mimalloc v3's default purge_delay is 1000 (ms); the neighbouring
+        // options default to other values (deprecated_eager_commit_delay 1,
+        // use_numa_nodes 0), so a shifted index shows.
+        // SAFETY: reading an option has no preconditions.
+        let v = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(v, 1000);
+    }
 }

@@ -161,7 +161,13 @@ fn outer_router(shared: Arc<Shared>, http: HttpMetrics) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(dispatch)
         .with_state(shared)
-        .layer(tower_http::compression::CompressionLayer::new())
+        // gzip's fastest level: a 24 h dashboard answer comes out about an
+        // eighth larger for a quarter of the CPU of the default level, which
+        // took half of a range query's time.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
         .layer(axum::middleware::from_fn_with_state(http, metrics::track))
 }
 
