@@ -6,7 +6,9 @@
 //! on every query and a `/internal/resetRollupResultCache` before every repetition;
 //! Prometheus and Silt have no result cache. Each query gets one warm-up per system (whose
 //! answer is checked), then `repetitions` timed runs per system, the systems interleaved
-//! and their order rotated from one repetition to the next.
+//! and their order rotated from one repetition to the next; before each timed request the
+//! harness waits until no server is busy, so one system's after-work is not charged to the
+//! next.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -467,6 +469,7 @@ fn time_queries(
                 }
                 let srv = &servers[i];
                 reset_caches(srv);
+                wait_quiet(servers);
                 // A server that died answers no more queries; that is an error of its own.
                 let cpu_now = || srv.pid().and_then(server::proc_cpu_secs).ok();
                 let c0 = cpu_now();
@@ -504,6 +507,31 @@ fn time_queries(
         run.queries.push(res);
     }
     Ok(())
+}
+
+/// Wait (at most a second) until no server used CPU for a 50 ms stretch, so that one
+/// system's after-work (Go's garbage collector after Prometheus answered, VictoriaMetrics'
+/// background merges) does not run on the two cores while the next system is timed. The
+/// kernel counts CPU in ticks, so "no CPU" is "at most one tick over all servers".
+fn wait_quiet(servers: &[Server]) {
+    let pids: Vec<u32> = servers.iter().filter_map(|s| s.pid().ok()).collect();
+    let total = || -> f64 {
+        pids.iter()
+            .filter_map(|&p| server::proc_cpu_secs(p).ok())
+            .sum()
+    };
+    // SAFETY: sysconf has no preconditions.
+    let tick = 1.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let t0 = Instant::now();
+    let mut prev = total();
+    while t0.elapsed() < Duration::from_secs(1) {
+        thread::sleep(Duration::from_millis(50));
+        let now = total();
+        if now - prev <= tick * 1.01 {
+            return;
+        }
+        prev = now;
+    }
 }
 
 /// VictoriaMetrics' rollup result cache (disabled by flag; reset anyway so nothing is cached).
