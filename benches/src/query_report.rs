@@ -377,7 +377,8 @@ fn render_loads(o: &mut String, r: &QueryRun, systems: &[System]) {
          compaction and merges done). Instant queries are evaluated {:.3} s before the data ends, \
          range queries end there, at a 60 s step (SLO: 1 h): times on no scrape or step grid. \
          The systems take turns within each repetition, in a rotating order, each request sent \
-         once no server has used CPU for 50 ms (at most 1 s wait); latency is the wall time \
+         once the servers together used at most one clock tick of CPU in 50 ms (at most 1 s \
+         wait); latency is the wall time \
          from sending the request to reading the whole answer over loopback.\n",
         crate::queries::EVAL_OFFSET_MS as f64 / 1000.0
     );

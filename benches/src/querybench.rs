@@ -7,8 +7,8 @@
 //! Prometheus and Silt have no result cache. Each query gets one warm-up per system (whose
 //! answer is checked), then `repetitions` timed runs per system, the systems interleaved
 //! and their order rotated from one repetition to the next; before each timed request the
-//! harness waits until no server is busy, so one system's after-work is not charged to the
-//! next.
+//! harness waits until the servers are idle (see `wait_quiet`), so one system's after-work
+//! is not charged to the next.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -509,10 +509,10 @@ fn time_queries(
     Ok(())
 }
 
-/// Wait (at most a second) until no server used CPU for a 50 ms stretch, so that one
+/// Wait (at most a second) until the servers together used at most one clock tick of CPU
+/// in a 50 ms stretch (the kernel's CPU accounting is no finer), so that one
 /// system's after-work (Go's garbage collector after Prometheus answered, VictoriaMetrics'
-/// background merges) does not run on the two cores while the next system is timed. The
-/// kernel counts CPU in ticks, so "no CPU" is "at most one tick over all servers".
+/// background merges) does not run on the two cores while the next system is timed.
 fn wait_quiet(servers: &[Server]) {
     let pids: Vec<u32> = servers.iter().filter_map(|s| s.pid().ok()).collect();
     let total = || -> f64 {

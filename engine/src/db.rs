@@ -87,12 +87,14 @@ pub struct Options {
 /// every 25 minutes, so a restart replays at most that much WAL.
 pub const DEFAULT_CHECKPOINT_WAL_BYTES: u64 = 256 << 20;
 
-/// A checkpoint is due once the WAL written since the last one is twice
-/// that checkpoint's size (and at least this much), capped by
-/// [`Options::checkpoint_wal_bytes`]. A sample takes about ten times more
-/// bytes in the WAL than in a checkpoint, so this bounds a restart's replay
-/// to about a fifth of the head's samples while adding at most half the
-/// WAL's bytes in checkpoint writes, whatever the head's size.
+/// A checkpoint is due once the WAL written since the last one (since the
+/// last cut, if none since) is twice that checkpoint's size and at least
+/// this much, or [`Options::checkpoint_wal_bytes`] if that is less. A
+/// sample takes about ten times more bytes in the WAL than in a checkpoint,
+/// so below the cap this bounds a restart's replay to about a fifth of the
+/// head's samples and adds at most half the WAL's bytes in checkpoint
+/// writes; at the cap (heads with checkpoints over half of it), checkpoint
+/// writes come to about the WAL's bytes.
 pub const CHECKPOINT_MIN_WAL_BYTES: u64 = 16 << 20;
 
 /// Default [`Options::block_cache_bytes`]: 256 MiB.
@@ -426,6 +428,7 @@ impl Db {
             "WAL replayed"
         );
         let checkpoint_loaded = resume.is_some();
+        let checkpoint_size = resume.as_ref().map_or(0, |r| r.bytes);
         drop(resume);
 
         let metrics = Metrics::new(registry);
@@ -456,7 +459,7 @@ impl Db {
             closed: AtomicBool::new(false),
             live_base: AtomicU64::new(covered + 1),
             checkpoint_mark: AtomicU64::new(0),
-            checkpoint_size: AtomicU64::new(0),
+            checkpoint_size: AtomicU64::new(checkpoint_size),
             replayed_wal_bytes,
             checkpoint_loaded,
             bg: Arc::new((Mutex::new(Background::default()), Condvar::new())),
@@ -885,10 +888,12 @@ impl Db {
             let _gate = self.gate.write();
             self.head.drop_frozen_and_gc();
         }
-        // Checkpoints summarise WAL now in the block: stale.
+        // Checkpoints summarise WAL now in the block: stale. The head left
+        // is small again, and so is the WAL before its first checkpoint.
         self.live_base.store(next_segment, Ordering::Release);
         self.checkpoint_mark
             .store(self.wal_bytes_total(), Ordering::Relaxed);
+        self.checkpoint_size.store(0, Ordering::Relaxed);
         self.delete_checkpoints(None)?;
         *pending = None;
         drop(pending);
@@ -1755,6 +1760,8 @@ struct Resume {
     skip_max: WalPos,
     /// Series loaded.
     series: usize,
+    /// Size of the checkpoint file.
+    bytes: u64,
 }
 
 /// Why a checkpoint cannot be used with the WAL and blocks on disk, if it
@@ -1874,6 +1881,7 @@ fn load_checkpoint(
                     skip,
                     skip_max,
                     series: loaded.series as usize,
+                    bytes: fs::metadata(&path).map_or(0, |m| m.len()),
                 };
                 return Ok((head, metadata, Some(resume)));
             }
