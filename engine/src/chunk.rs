@@ -490,32 +490,49 @@ impl XorChunk {
     /// Writes the low `n` bits of `value` (1 <= n <= 64).
     #[inline(always)]
     fn write_wide(&mut self, value: u64, n: u32) {
-        if n <= 56 {
-            self.write_bits(value, n);
-        } else {
-            self.write_bits(value >> 32, n - 32);
-            self.write_bits(value & 0xffff_ffff, 32);
-        }
+        self.used = put_wide(&mut self.buf, u32::from(self.used), value, n) as u8;
     }
 
     /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero).
-    /// Stores the last partial byte and up to 7 new ones in one 8-byte write,
-    /// then trims the vector to the bytes actually used.
     #[inline(always)]
     fn write_bits(&mut self, value: u64, n: u32) {
-        debug_assert!((1..=56).contains(&n) && value >> n == 0);
-        let used = u32::from(self.used);
-        let mut start = self.buf.len();
-        let mut word = (value << (64 - n)) >> used;
-        if used != 0 {
-            start -= 1;
-            word |= u64::from(self.buf[start]) << 56;
-        }
-        let total = used + n;
-        self.buf.truncate(start);
-        self.buf.extend_from_slice(&word.to_be_bytes());
-        self.buf.truncate(start + total.div_ceil(8) as usize);
-        self.used = (total & 7) as u8;
+        self.used = put_bits(&mut self.buf, u32::from(self.used), value, n) as u8;
+    }
+}
+
+/// Appends the low `n` bits of `value` (1 <= n <= 56; higher bits zero),
+/// most significant first, to a bit stream whose last byte has `used`
+/// bits taken (0: the stream ends on a byte boundary; unused bits are
+/// zero). Stores the last partial byte and up to 7 new ones in one 8-byte
+/// write, then trims the vector to the bytes used. Returns the new `used`.
+/// Shared by both head chunk kinds.
+#[inline(always)]
+pub(crate) fn put_bits(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
+    debug_assert!((1..=56).contains(&n) && value >> n == 0 && used < 8);
+    let mut start = buf.len();
+    let mut word = (value << (64 - n)) >> used;
+    if used != 0 {
+        start -= 1;
+        word |= u64::from(buf[start]) << 56;
+    }
+    let total = used + n;
+    buf.truncate(start);
+    buf.extend_from_slice(&word.to_be_bytes());
+    buf.truncate(start + total.div_ceil(8) as usize);
+    total & 7
+}
+
+/// [`put_bits`] for the low `n` bits of `value`, 0 <= n <= 64 (bits above
+/// `n` ignored).
+#[inline(always)]
+pub(crate) fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
+    if n > 56 {
+        let used = put_bits(buf, used, (value >> 32) & (u64::MAX >> (96 - n)), n - 32);
+        put_bits(buf, used, value & 0xffff_ffff, 32)
+    } else if n > 0 {
+        put_bits(buf, used, value & (u64::MAX >> (64 - n)), n)
+    } else {
+        used
     }
 }
 

@@ -1176,11 +1176,7 @@ impl Db {
         if !self.opts.background || self.bg_kick_pending.load(Ordering::Relaxed) {
             return;
         }
-        let every = self.checkpoint_every();
-        let checkpoint_due = every > 0
-            && (self.replayed_wal_bytes + lsn)
-                .saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed))
-                >= every;
+        let checkpoint_due = self.checkpoint_due(self.replayed_wal_bytes + lsn);
         let cut_due = self.head.live_range().is_some_and(|(min, max)| {
             max.saturating_sub(min) >= self.opts.block_duration.as_millis() as i64
         });
@@ -1191,21 +1187,20 @@ impl Db {
         }
     }
 
-    /// WAL bytes after which a checkpoint is due (0: never); see
-    /// [`CHECKPOINT_MIN_WAL_BYTES`].
-    fn checkpoint_every(&self) -> u64 {
+    /// Whether a checkpoint is due with `total` bytes of WAL
+    /// ([`Db::wal_bytes_total`]) written: see [`CHECKPOINT_MIN_WAL_BYTES`];
+    /// never with `checkpoint_wal_bytes` 0.
+    fn checkpoint_due(&self, total: u64) -> bool {
         let max = self.opts.checkpoint_wal_bytes;
         let last = self.checkpoint_size.load(Ordering::Relaxed);
-        max.min(CHECKPOINT_MIN_WAL_BYTES.max(last.saturating_mul(2)))
+        let every = max.min(CHECKPOINT_MIN_WAL_BYTES.max(last.saturating_mul(2)));
+        let since = total.saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed));
+        every > 0 && since >= every
     }
 
     /// Writes a checkpoint if enough WAL was written since the last one.
     fn maybe_checkpoint(&self) {
-        let every = self.checkpoint_every();
-        let since = self
-            .wal_bytes_total()
-            .saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed));
-        if every == 0 || since < every {
+        if !self.checkpoint_due(self.wal_bytes_total()) {
             return;
         }
         if let Err(e) = self.write_checkpoint() {

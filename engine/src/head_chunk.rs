@@ -31,7 +31,7 @@
 //! every `i64` timestamp sequence round-trips.
 
 use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
-use crate::chunk::XorChunk;
+use crate::chunk::{XorChunk, put_bits, put_wide};
 use crate::sample::Sample;
 
 /// Prefixes and payload widths of the delta-of-delta code (prefix `0` is
@@ -116,30 +116,14 @@ impl DecimalChunk {
     /// Writes the low `n` bits of `value` (n <= 64), most significant first.
     #[inline(always)]
     fn write(&mut self, value: u64, n: u32) {
-        if n > 56 {
-            self.write_bits((value >> 32) & (u64::MAX >> (96 - n)), n - 32);
-            self.write_bits(value & 0xffff_ffff, 32);
-        } else if n > 0 {
-            self.write_bits(value & (u64::MAX >> (64 - n)), n);
-        }
+        put_wide(&mut self.buf, (self.bits % 8) as u32, value, n);
+        self.bits += u64::from(n);
     }
 
-    /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero):
-    /// the last partial byte and up to 7 new ones in one 8-byte store, then
-    /// the vector trimmed to the bytes used (as [`XorChunk`] does).
+    /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero).
     #[inline(always)]
     fn write_bits(&mut self, value: u64, n: u32) {
-        debug_assert!((1..=56).contains(&n) && value >> n == 0);
-        let used = (self.bits % 8) as u32;
-        let mut start = self.buf.len();
-        let mut word = (value << (64 - n)) >> used;
-        if used != 0 {
-            start -= 1;
-            word |= u64::from(self.buf[start]) << 56;
-        }
-        self.buf.truncate(start);
-        self.buf.extend_from_slice(&word.to_be_bytes());
-        self.buf.truncate(start + (used + n).div_ceil(8) as usize);
+        put_bits(&mut self.buf, (self.bits % 8) as u32, value, n);
         self.bits += u64::from(n);
     }
 
