@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{Field, Schema};
-use engine::block::{Block, BlockWriteOptions, SAMPLES_FILE, write_block};
+use engine::block::{Block, BlockWriteOptions, SAMPLES_FILE, TIMESTAMPS_FILE, write_block};
 use engine::{Labels, Sample};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -154,9 +154,11 @@ struct Measured {
     block: Block,
     total_bytes: u64,
     samples: u64,
-    /// Compressed bytes of series_id, timestamp, value, value_int,
+    /// Compressed bytes of series_id, ts_row, value, value_int,
     /// value_scale in samples.parquet.
     columns: [u64; 5],
+    /// Size of timestamps.parquet.
+    times_bytes: u64,
     write_secs: f64,
 }
 
@@ -180,7 +182,11 @@ fn measure(parent: &std::path::Path, data: Vec<(Labels, Vec<Sample>)>) -> Measur
             *total += rg.column(c).compressed_size() as u64;
         }
     }
+    let times_bytes = std::fs::metadata(block.dir().join(TIMESTAMPS_FILE))
+        .unwrap()
+        .len();
     Measured {
+        times_bytes,
         total_bytes: block.size_bytes(),
         samples: meta.num_samples,
         columns,
@@ -214,8 +220,9 @@ fn bytes_per_sample_stay_within_bounds() {
         let m = measure(tmp.path(), dataset(200, 1440, 3, |_| kind));
         let b = per_sample(m.total_bytes, m.samples);
         let col = |c: usize| per_sample(m.columns[c], m.samples);
+        let times = per_sample(m.times_bytes, m.samples);
         println!(
-            "{kind:?}: {b:.3} bytes/sample (series_id {:.3}, timestamp {:.3}, value {:.3}, value_int {:.3}, value_scale {:.3})",
+            "{kind:?}: {b:.3} bytes/sample (series_id {:.3}, ts_row {:.3}, value {:.3}, value_int {:.3}, value_scale {:.3}, timestamps.parquet {times:.3})",
             col(0),
             col(1),
             col(2),
@@ -223,21 +230,52 @@ fn bytes_per_sample_stay_within_bounds() {
             col(4)
         );
         assert!(b < bound, "{kind:?}: {b:.3} bytes/sample, bound {bound}");
-        // Timestamps with ±3 ms jitter: about 4 bits of noise per sample.
-        assert!(col(1) < 0.65, "{kind:?} timestamps: {:.3}", col(1));
+        // Timestamps with ±3 ms jitter, different in every series: about 4
+        // bits of noise per sample; the references to them next to nothing.
+        assert!(times < 0.65, "{kind:?} timestamps: {times:.3}");
+        assert!(col(1) < 0.03, "{kind:?} ts_row: {:.3}", col(1));
         assert!(col(0) < 0.02, "{kind:?} series ids: {:.3}", col(0));
         // Every kind is decimal: `value` holds only filler zeros, and the
         // scale column costs next to nothing.
         assert!(col(2) < 0.02, "{kind:?} value column: {:.3}", col(2));
         assert!(col(4) < 0.02, "{kind:?} value_scale column: {:.3}", col(4));
     }
-    // Perfectly regular timestamps cost almost nothing.
+    // Perfectly regular timestamps cost almost nothing (the file's footer
+    // and page index included).
     let m = measure(tmp.path(), dataset(200, 1440, 0, |_| Kind::Constant));
     assert!(
-        per_sample(m.columns[1], m.samples) < 0.05,
+        per_sample(m.times_bytes, m.samples) < 0.1,
         "regular timestamps: {}",
-        per_sample(m.columns[1], m.samples)
+        per_sample(m.times_bytes, m.samples)
     );
+    // Series scraped together share their (jittered) timestamps: stored
+    // once per instance (100 series), they cost next to nothing.
+    let mut data = dataset(200, 1440, 3, |_| Kind::Constant);
+    share_times_per_instance(&mut data);
+    let m = measure(tmp.path(), data);
+    let (times, refs) = (
+        per_sample(m.times_bytes, m.samples),
+        per_sample(m.columns[1], m.samples),
+    );
+    println!("shared timestamps: timestamps.parquet {times:.4}, ts_row {refs:.4}");
+    assert!(
+        times + refs < 0.03,
+        "shared timestamps: {times:.4} + {refs:.4}"
+    );
+}
+
+/// Gives every series the timestamps of the first series of its instance,
+/// as a scrape does.
+fn share_times_per_instance(data: &mut [(Labels, Vec<Sample>)]) {
+    let mut first: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for (labels, samples) in data.iter_mut() {
+        let times = first
+            .entry(labels.get("instance").unwrap_or_default().to_owned())
+            .or_insert_with(|| samples.iter().map(|s| s.t).collect());
+        for (s, &t) in samples.iter_mut().zip(times.iter()) {
+            s.t = t;
+        }
+    }
 }
 
 /// Values that are not decimal (arbitrary doubles, as from a `rate()`

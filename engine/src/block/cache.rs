@@ -36,6 +36,10 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::sample::Sample;
 
+/// Bit set in the page number of a `timestamps.parquet` page (version 3),
+/// so that its pages and `samples.parquet`'s share a block's key space.
+pub(crate) const TIMES_PAGE: u32 = 1 << 31;
+
 /// Shards of the cache (a power of two).
 const SHARDS: usize = 16;
 
@@ -45,16 +49,32 @@ const ENTRY_OVERHEAD: usize = 96;
 
 /// One decoded data page: the samples of global rows
 /// `first_row..first_row + samples.len()` of a block, validated (series ids
-/// as the series table says, timestamps increasing within each series).
+/// as the series table says, timestamps increasing within each series); or
+/// a page of `timestamps.parquet`, rows `first_row..first_row +
+/// times.len()` of that file.
 #[derive(Debug)]
 pub struct DecodedPage {
     pub(crate) first_row: u64,
     pub(crate) samples: Box<[Sample]>,
+    pub(crate) times: Box<[i64]>,
 }
 
 impl DecodedPage {
     pub(crate) fn new(first_row: u64, samples: Box<[Sample]>) -> DecodedPage {
-        DecodedPage { first_row, samples }
+        DecodedPage {
+            first_row,
+            samples,
+            times: Box::default(),
+        }
+    }
+
+    /// A page of `timestamps.parquet`.
+    pub(crate) fn times(first_row: u64, times: Box<[i64]>) -> DecodedPage {
+        DecodedPage {
+            first_row,
+            samples: Box::default(),
+            times,
+        }
     }
 
     /// One past the last global row.
@@ -64,7 +84,7 @@ impl DecodedPage {
 
     /// Bytes the entry is charged.
     fn cost(&self) -> usize {
-        std::mem::size_of_val(&*self.samples) + ENTRY_OVERHEAD
+        std::mem::size_of_val(&*self.samples) + std::mem::size_of_val(&*self.times) + ENTRY_OVERHEAD
     }
 }
 

@@ -1,5 +1,10 @@
 //! Merging blocks (compaction): a k-way merge of the inputs' series by
 //! labels, streaming one series at a time from each input, into a new block.
+//!
+//! Output series merged from the same input timestamp sequences (the same
+//! rows of each input's `timestamps.parquet`) have the same timestamps: the
+//! merge hands the writer that list as a key, so they share one sequence
+//! without the writer comparing timestamps.
 
 use std::cmp::Ordering;
 use std::path::Path;
@@ -128,6 +133,7 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
     let mut merged: Vec<Sample> = Vec::new();
     let mut scratch: Vec<Sample> = Vec::new();
     let mut members: Vec<usize> = Vec::with_capacity(cursors.len());
+    let mut key: Vec<u64> = Vec::new();
     loop {
         // The smallest current label set and every input positioned on it.
         members.clear();
@@ -157,7 +163,18 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
             merge_later_wins(&merged, &cursors[i].samples, &mut scratch);
             std::mem::swap(&mut merged, &mut scratch);
         }
-        w.append(cursors[mi].block.labels(mid), &merged)?;
+        // (input, first row, rows) per member; none if an input predates
+        // shared timestamps.
+        key.clear();
+        let keyed = members.iter().all(|&i| match cursors[i].scan.times_key() {
+            Some((row, n)) => {
+                key.extend([i as u64, row, u64::from(n)]);
+                true
+            }
+            None => false,
+        });
+        let key = keyed.then_some(key.as_slice());
+        w.append_keyed(cursors[mi].block.labels(mid), &merged, key)?;
         for &i in &members {
             cursors[i].advance()?;
         }

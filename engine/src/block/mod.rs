@@ -1,4 +1,5 @@
-//! Immutable on-disk blocks: a directory of two Parquet files and a
+//! Immutable on-disk blocks: a directory of Parquet files (two before
+//! format version 3, three from it) and a
 //! checksummed `meta.json`, written once, memory-mapped for reading, merged
 //! by compaction and deleted whole. The format is specified in
 //! `docs/format/block.md`.
@@ -24,6 +25,7 @@ mod meta;
 mod reader;
 pub mod schema;
 mod series;
+mod times;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -41,18 +43,24 @@ use crate::error::{Error, Result};
 /// `meta.json` `format` value.
 pub const BLOCK_FORMAT: &str = "silt-block";
 /// Format version written (and the newest one read). Version 2 stores
-/// decimal values as integer mantissas (`value_int`, `value_scale`).
-pub const BLOCK_VERSION: u32 = 2;
+/// decimal values as integer mantissas (`value_int`, `value_scale`);
+/// version 3 stores each distinct timestamp sequence once, in
+/// `timestamps.parquet`, and samples refer to it by row (`ts_row`).
+pub const BLOCK_VERSION: u32 = 3;
 /// Oldest format version still read: version 1 (values only as `DOUBLE`).
 pub const OLDEST_SUPPORTED_VERSION: u32 = 1;
 /// `silt.format` of `samples.parquet`.
 pub const SAMPLES_FORMAT: &str = "silt-block-samples";
 /// `silt.format` of `series.parquet`.
 pub const SERIES_FORMAT: &str = "silt-block-series";
+/// `silt.format` of `timestamps.parquet` (version 3).
+pub const TIMESTAMPS_FORMAT: &str = "silt-block-timestamps";
 
 pub const META_FILE: &str = "meta.json";
 pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const SERIES_FILE: &str = "series.parquet";
+/// The shared timestamp sequences (version 3 on).
+pub const TIMESTAMPS_FILE: &str = "timestamps.parquet";
 /// Suffix of a block directory being written.
 pub const TMP_SUFFIX: &str = ".tmp";
 

@@ -1,9 +1,15 @@
-//! Reading a block: [`Block::open`] verifies `meta.json`, both files' sizes
+//! Reading a block: [`Block::open`] verifies `meta.json`, every file's size
 //! and CRC-32C, the Parquet schemas and the series table, memory-maps
-//! `samples.parquet` and parses its footer and page index once. A read takes
+//! `samples.parquet` (and `timestamps.parquet`) and parses their footers and
+//! page indexes once. A read takes
 //! the series' row range, narrows it to the pages whose timestamps can
 //! overlap the query, and decodes only those pages with pooled column
 //! cursors (parquet's typed column readers over the memory map).
+//!
+//! From version 3 a sample's timestamp lives in `timestamps.parquet` (see
+//! [`Times`]): the cursor reads each row's `ts_row` where older versions
+//! have the timestamp, and [`Block::resolve_times`] swaps it for the time
+//! before anything else looks at the rows.
 
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -32,10 +38,12 @@ use super::decimal;
 use super::meta::{BlockMeta, read_meta};
 use super::schema::{self, FileKind};
 use super::series::SeriesTable;
-use super::{SAMPLES_FILE, SERIES_FILE};
+use super::times::Times;
+use super::{SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE};
 
-/// One data page of the timestamp column: its first row (global) and its
-/// smallest and largest timestamp.
+/// One data page of `samples.parquet`: its first row (global) and its
+/// smallest and largest timestamp (version 3: bounds from the pages of
+/// `timestamps.parquet` its rows refer to).
 #[derive(Debug, Clone, Copy)]
 struct TsPage {
     first_row: u64,
@@ -61,6 +69,12 @@ pub struct Block {
     pages: Vec<TsPage>,
     /// Does `samples.parquet` have the decimal value columns (version 2)?
     decimal: bool,
+    /// `timestamps.parquet` (version 3): column 1 of `samples.parquet`
+    /// holds rows of it instead of timestamps.
+    times: Option<Times>,
+    /// Without a cache: the last few decoded pages of `timestamps.parquet`,
+    /// newest last (consecutive series mostly refer to a few sequences).
+    times_memo: Mutex<Vec<(usize, Arc<DecodedPage>)>>,
     series: SeriesTable,
     postings: MemPostings,
     /// Decoded pages shared with other blocks, and this block's key there.
@@ -188,10 +202,15 @@ impl Block {
         let meta_path = dir.join(super::META_FILE);
         let mut names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
         names.sort_unstable();
-        if names != [SAMPLES_FILE, SERIES_FILE] {
+        let want: &[&str] = if meta.version >= 3 {
+            &[SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE]
+        } else {
+            &[SAMPLES_FILE, SERIES_FILE]
+        };
+        if names != want {
             return Err(Error::corruption(
                 &meta_path,
-                format!("files are {names:?}, want {SAMPLES_FILE} and {SERIES_FILE}"),
+                format!("files are {names:?}, want {want:?}"),
             ));
         }
         let meta_size = std::fs::metadata(&meta_path)
@@ -202,10 +221,18 @@ impl Block {
         let series = guarded(&series_path, || {
             SeriesTable::load(&series_path, series_bytes, &meta)
         })?;
+        let times = if meta.version >= 3 {
+            let path = dir.join(TIMESTAMPS_FILE);
+            let data = load_file(dir, &meta, TIMESTAMPS_FILE, true)?;
+            Some(guarded(&path, || Times::open(&path, data, &meta))?)
+        } else {
+            None
+        };
         let samples_path = dir.join(SAMPLES_FILE);
         let data = load_file(dir, &meta, SAMPLES_FILE, true)?;
-        let (metadata, rg_start, pages) =
-            guarded(&samples_path, || open_samples(&samples_path, &data, &meta))?;
+        let (metadata, rg_start, pages) = guarded(&samples_path, || {
+            open_samples(&samples_path, &data, &meta, times.as_ref())
+        })?;
         let postings = series.postings();
         let decimal = meta.version >= 2;
         Ok(Block {
@@ -219,6 +246,8 @@ impl Block {
             rg_start,
             pages,
             decimal,
+            times,
+            times_memo: Mutex::new(Vec::new()),
             series,
             postings,
             cache: cache.filter(|c| c.is_enabled()),
@@ -245,7 +274,8 @@ impl Block {
     /// page table; the memory map is not counted).
     pub fn heap_bytes(&self) -> usize {
         self.series.heap_bytes()
-            + self.pages.len() * std::mem::size_of::<TsPage>()
+            + (self.pages.len() + self.times.as_ref().map_or(0, Times::num_pages))
+                * std::mem::size_of::<TsPage>()
             + self.rg_start.len() * 8
     }
 
@@ -521,10 +551,7 @@ impl Block {
                 }
                 let Some(c) = cursor.as_mut() else { continue };
                 let n = b.min(rg_end) - row;
-                guarded(path, || {
-                    c.skip_to(path, row)?;
-                    c.read(path, n as usize, cols)
-                })?;
+                self.read_rows(c, row, n as usize, cols)?;
                 if cols.sid.iter().any(|&s| s as u32 != id) {
                     return Err(Error::corruption(
                         path,
@@ -535,10 +562,7 @@ impl Block {
                 row += n;
             }
             if buf.windows(2).any(|w| w[0].t >= w[1].t) {
-                return Err(Error::corruption(
-                    path,
-                    format!("timestamps of series {id} not increasing"),
-                ));
+                return Err(self.disorder(id));
             }
             let lo = buf.partition_point(|s| s.t < mint);
             let hi = buf.partition_point(|s| s.t <= maxt);
@@ -550,6 +574,180 @@ impl Block {
             self.release(c);
         }
         Ok(())
+    }
+
+    /// Decodes rows `row..row + n` with cursor `c` (positioned at or before
+    /// `row`) into `cols`, timestamps resolved. Returns the `ts_row` of row
+    /// `row` (version 3).
+    fn read_rows(
+        &self,
+        c: &mut Cursor,
+        row: u64,
+        n: usize,
+        cols: &mut Columns,
+    ) -> Result<Option<u64>> {
+        let path = &self.samples_path;
+        guarded(path, || {
+            c.skip_to(path, row)?;
+            c.read(path, n, cols)
+        })?;
+        if self.times.is_none() {
+            return Ok(None);
+        }
+        let first = cols.ts.first().map(|&r| r as u64);
+        self.resolve_times(row, &mut cols.ts)?;
+        Ok(first)
+    }
+
+    /// Replaces the `ts_row`s of global rows `first..first + ts.len()`
+    /// (version 3) by the timestamps they name. Within a series they must
+    /// be consecutive (the writer refers each series to one whole sequence),
+    /// so a series' times are one run of `timestamps.parquet`; and because
+    /// each sequence was one series' timestamps, a series whose times then
+    /// do not increase points at `timestamps.parquet` ([`Block::disorder`]).
+    fn resolve_times(&self, first: u64, ts: &mut [i64]) -> Result<()> {
+        let Some(times) = &self.times else {
+            return Ok(());
+        };
+        let total = times.num_rows();
+        let t = &self.series;
+        let mut s = t
+            .first_row
+            .partition_point(|&f| f <= first)
+            .saturating_sub(1);
+        let mut page: Option<Arc<DecodedPage>> = None;
+        let mut k = 0;
+        while k < ts.len() {
+            // This series' rows within `ts`.
+            let series_end = t
+                .first_row
+                .get(s)
+                .map_or(u64::MAX, |&f| f + u64::from(t.num_rows[s]));
+            let end = ((series_end.saturating_sub(first)) as usize).min(ts.len());
+            let (start, mut row) = (ts[k], ts[k]);
+            if let Some(j) = (k..end).find(|&j| ts[j] != start.wrapping_add((j - k) as i64)) {
+                return Err(Error::corruption(
+                    &self.samples_path,
+                    format!(
+                        "ts_row of series {s} not consecutive at row {}",
+                        first + j as u64
+                    ),
+                ));
+            }
+            let last = start.checked_add((end - k) as i64 - 1);
+            if start < 0 || last.is_none_or(|l| l as u64 >= total) {
+                return Err(Error::corruption(
+                    &self.samples_path,
+                    format!(
+                        "ts_row {start} of series {s} outside {TIMESTAMPS_FILE} ({total} rows)"
+                    ),
+                ));
+            }
+            let segment = k;
+            while k < end {
+                let r = row as u64;
+                let holds =
+                    |p: &DecodedPage| p.first_row <= r && r < p.first_row + p.times.len() as u64;
+                let p = match page {
+                    Some(p) if holds(&p) => p,
+                    _ => self.times_page(times, times.page_of(r))?,
+                };
+                if !holds(&p) {
+                    return Err(Error::corruption(
+                        self.dir.join(TIMESTAMPS_FILE),
+                        format!("page does not hold row {r}"),
+                    ));
+                }
+                let off = (r - p.first_row) as usize;
+                let n = (p.times.len() - off).min(end - k);
+                ts[k..k + n].copy_from_slice(&p.times[off..off + n]);
+                k += n;
+                row += n as i64;
+                page = Some(p);
+            }
+            // The series' time range bounds its timestamps (order is
+            // checked by the caller, so the ends suffice).
+            if let (Some(&lo), Some(&hi)) = (t.min_time.get(s), t.max_time.get(s))
+                && segment < end
+                && (ts[segment] < lo || ts[end - 1] > hi)
+            {
+                return Err(Error::corruption(
+                    self.dir.join(TIMESTAMPS_FILE),
+                    format!("timestamps of series {s} outside its time range"),
+                ));
+            }
+            s += 1;
+        }
+        Ok(())
+    }
+
+    /// The error for timestamps of series `id` that do not increase: the
+    /// samples file's fault before version 3, the timestamps file's from it.
+    fn disorder(&self, id: impl std::fmt::Display) -> Error {
+        let detail = format!("timestamps of series {id} not increasing");
+        match &self.times {
+            Some(_) => Error::corruption(self.dir.join(TIMESTAMPS_FILE), detail),
+            None => Error::corruption(&self.samples_path, detail),
+        }
+    }
+
+    /// Decoded page `i` of `timestamps.parquet`: the thread's last one, the
+    /// cache, or decoded now.
+    fn times_page(&self, times: &Times, i: usize) -> Result<Arc<DecodedPage>> {
+        let key = self.cache_key;
+        let last = LAST_TIMES_PAGE.with(|l| {
+            l.borrow()
+                .as_ref()
+                .filter(|(k, j, _)| *k == key && *j == i)
+                .map(|(_, _, p)| p.clone())
+        });
+        if let Some(p) = last {
+            return Ok(p);
+        }
+        let path = self.dir.join(TIMESTAMPS_FILE);
+        let decode = || -> Result<Arc<DecodedPage>> {
+            let (first, t) = guarded(&path, || times.decode_page(i))?;
+            Ok(Arc::new(DecodedPage::times(first, t)))
+        };
+        let p = match &self.cache {
+            Some(cache) => {
+                let id = u32::try_from(i)
+                    .ok()
+                    .filter(|&i| i < cache::TIMES_PAGE)
+                    .ok_or_else(|| Error::corruption(&path, "too many pages for the cache"))?
+                    | cache::TIMES_PAGE;
+                match cache.get(key, id) {
+                    Some(p) => p,
+                    None => {
+                        let p = decode()?;
+                        cache.insert(key, id, p.clone());
+                        p
+                    }
+                }
+            }
+            None => {
+                let found = self
+                    .times_memo
+                    .lock()
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, p)| p.clone());
+                match found {
+                    Some(p) => p,
+                    None => {
+                        let p = decode()?;
+                        let mut memo = self.times_memo.lock();
+                        if memo.len() >= TIMES_MEMO {
+                            memo.remove(0);
+                        }
+                        memo.push((i, p.clone()));
+                        p
+                    }
+                }
+            }
+        };
+        LAST_TIMES_PAGE.with(|l| *l.borrow_mut() = Some((key, i, p.clone())));
+        Ok(p)
     }
 
     /// A cursor on row group `rg` positioned at or before global row `row`:
@@ -657,10 +855,7 @@ impl Block {
                 ));
             }
             if prev.is_some_and(|p| ts <= p) {
-                return Err(Error::corruption(
-                    path,
-                    format!("timestamps of series {s} not increasing"),
-                ));
+                return Err(self.disorder(s));
             }
             prev = Some(ts);
         }
@@ -720,6 +915,7 @@ impl Block {
             id: 0,
             mint,
             maxt,
+            ts_start: None,
         }
     }
 }
@@ -734,6 +930,10 @@ thread_local! {
     /// index, page): neighbouring series share pages, so reading series
     /// after series mostly finds its page here, without the cache's locks.
     static LAST_PAGE: std::cell::RefCell<Option<(u64, usize, Arc<DecodedPage>)>> =
+        const { std::cell::RefCell::new(None) };
+
+    /// The same for pages of `timestamps.parquet` (version 3).
+    static LAST_TIMES_PAGE: std::cell::RefCell<Option<(u64, usize, Arc<DecodedPage>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -792,10 +992,7 @@ impl<'a> PagedRead<'a> {
             if let (Some(t), Some(first)) = (last_t, s.first())
                 && first.t <= t
             {
-                return Err(Error::corruption(
-                    &self.block.samples_path,
-                    format!("timestamps of series {id} not increasing"),
-                ));
+                return Err(self.block.disorder(id));
             }
             last_t = s.last().map(|x| x.t);
             // Only the first and last pages of a read reach outside the
@@ -829,9 +1026,12 @@ impl<'a> PagedRead<'a> {
             self.cache.note_hit();
             return Ok(p);
         }
-        let page = u32::try_from(i).map_err(|_| {
-            Error::corruption(&self.block.samples_path, "too many pages for the cache")
-        })?;
+        let page = u32::try_from(i)
+            .ok()
+            .filter(|&p| p < cache::TIMES_PAGE)
+            .ok_or_else(|| {
+                Error::corruption(&self.block.samples_path, "too many pages for the cache")
+            })?;
         let p = match self.cache.get(key, page) {
             Some(p) => p,
             None => {
@@ -867,10 +1067,7 @@ impl<'a> PagedRead<'a> {
             return Err(Error::corruption(path, "no cursor"));
         };
         let mut decode = |cols: &mut Columns| -> Result<DecodedPage> {
-            guarded(path, || {
-                c.skip_to(path, first)?;
-                c.read(path, n, cols)
-            })?;
+            block.read_rows(c, first, n, cols)?;
             block.check_page(first, cols)?;
             let samples = cols
                 .ts
@@ -886,6 +1083,9 @@ impl<'a> PagedRead<'a> {
         })
     }
 }
+
+/// Decoded `timestamps.parquet` pages a block keeps when it has no cache.
+const TIMES_MEMO: usize = 8;
 
 /// Rows beyond which a thread's decode buffers are freed after a read.
 const SCRATCH_KEEP_ROWS: usize = 1 << 16;
@@ -1093,6 +1293,8 @@ pub(crate) struct SeriesScan<'a> {
     id: u32,
     mint: i64,
     maxt: i64,
+    /// Version 3: the first `ts_row` of the series last returned.
+    ts_start: Option<u64>,
 }
 
 impl Drop for SeriesScan<'_> {
@@ -1104,9 +1306,22 @@ impl Drop for SeriesScan<'_> {
 }
 
 impl SeriesScan<'_> {
+    /// Which timestamps the series last returned has, as `(first row in
+    /// timestamps.parquet, rows)`: two series of this block with the same
+    /// key have the same timestamps (version 3; `None` before it).
+    pub(crate) fn times_key(&self) -> Option<(u64, u32)> {
+        let n = *self
+            .block
+            .series
+            .num_rows
+            .get(self.id.checked_sub(1)? as usize)?;
+        Some((self.ts_start?, n))
+    }
+
     /// The next series (possibly with no samples in range), or `None` at the end.
     pub(crate) fn next_series(&mut self, out: &mut Vec<Sample>) -> Result<Option<u32>> {
         out.clear();
+        self.ts_start = None;
         let block = self.block;
         let path = &block.samples_path;
         let id = self.id;
@@ -1128,10 +1343,10 @@ impl SeriesScan<'_> {
             };
             let n = end.min(block.rg_start[rg + 1]) - row;
             let cols = &mut self.cols;
-            guarded(path, || {
-                c.skip_to(path, row)?;
-                c.read(path, n as usize, cols)
-            })?;
+            let first = block.read_rows(c, row, n as usize, cols)?;
+            if row == block.series.first_row[id as usize] {
+                self.ts_start = first;
+            }
             if cols.sid.iter().any(|&s| s as u32 != id) {
                 return Err(Error::corruption(
                     path,
@@ -1149,10 +1364,7 @@ impl SeriesScan<'_> {
             row += n;
         }
         if out.windows(2).any(|w| w[0].t >= w[1].t) {
-            return Err(Error::corruption(
-                path,
-                format!("timestamps of series {id} not increasing"),
-            ));
+            return Err(block.disorder(id));
         }
         self.id += 1;
         Ok(Some(id))
@@ -1164,7 +1376,12 @@ type SamplesIndex = (Arc<ParquetMetaData>, Vec<u64>, Vec<TsPage>);
 /// Parses the footer and page index of `samples.parquet` and checks them:
 /// schema, format metadata, row count, and a page index whose page
 /// locations lie inside their column chunks.
-fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIndex> {
+fn open_samples(
+    path: &Path,
+    data: &Bytes,
+    meta: &BlockMeta,
+    times: Option<&Times>,
+) -> Result<SamplesIndex> {
     let bad = |d: String| Error::corruption(path, d);
     let md = ParquetMetaDataReader::new()
         .with_page_index_policy(PageIndexPolicy::Required)
@@ -1260,12 +1477,25 @@ fn open_samples(path: &Path, data: &Bytes, meta: &BlockMeta) -> Result<SamplesIn
                     )));
                 }
                 for (i, l) in locs.iter().enumerate() {
-                    let (min_t, max_t) = (ci.min_values()[i], ci.max_values()[i]);
-                    if min_t > max_t {
+                    let (lo, hi) = (ci.min_values()[i], ci.max_values()[i]);
+                    if lo > hi {
                         return Err(bad(format!(
                             "row group {rg_idx} page {i}: min timestamp above max"
                         )));
                     }
+                    let (min_t, max_t) = match times {
+                        None => (lo, hi),
+                        Some(t) => {
+                            if lo < 0 || hi as u64 >= t.num_rows() {
+                                return Err(bad(format!(
+                                    "row group {rg_idx} page {i}: ts_row {lo}..={hi} outside \
+                                     {TIMESTAMPS_FILE} ({} rows)",
+                                    t.num_rows()
+                                )));
+                            }
+                            t.bounds(lo as u64, hi as u64)
+                        }
+                    };
                     pages.push(TsPage {
                         first_row: start + l.first_row_index as u64,
                         min_t,

@@ -1,4 +1,4 @@
-//! The Arrow/Parquet schemas of a block's two Parquet files, the writer
+//! The Arrow/Parquet schemas of a block's Parquet files, the writer
 //! properties that fix their encodings, and the checks a reader applies to a
 //! file's schema and metadata before trusting it.
 
@@ -17,16 +17,24 @@ use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 
-use super::{BLOCK_VERSION, OLDEST_SUPPORTED_VERSION, SAMPLES_FORMAT, SERIES_FORMAT};
+use super::{
+    BLOCK_VERSION, OLDEST_SUPPORTED_VERSION, SAMPLES_FORMAT, SERIES_FORMAT, TIMESTAMPS_FORMAT,
+};
 
 /// Column names of `samples.parquet`, in file order.
 pub const COL_SERIES_ID: &str = "series_id";
 pub const COL_TIMESTAMP: &str = "timestamp";
+/// Version 3: the row of `timestamps.parquet` holding the sample's time.
+pub const COL_TS_ROW: &str = "ts_row";
 pub const COL_VALUE: &str = "value";
 pub const COL_VALUE_INT: &str = "value_int";
 pub const COL_VALUE_SCALE: &str = "value_scale";
 /// Number of leaf columns of `samples.parquet` in the current version.
 pub const SAMPLES_COLUMNS: usize = 5;
+
+/// Column names of `timestamps.parquet`, in file order: `row` (the row
+/// number) and [`COL_TIMESTAMP`].
+pub const COL_ROW: &str = "row";
 
 /// Column names of `series.parquet`, in file order.
 pub const COL_LABELS: &str = "labels";
@@ -38,6 +46,7 @@ pub const COL_MAX_TIME: &str = "max_time";
 /// Names of the Parquet schema roots.
 pub const SAMPLES_ROOT: &str = "silt_samples";
 pub const SERIES_ROOT: &str = "silt_series";
+pub const TIMESTAMPS_ROOT: &str = "silt_timestamps";
 
 /// Key/value metadata keys.
 pub const KV_FORMAT: &str = "silt.format";
@@ -55,7 +64,7 @@ pub const MAX_PAGE_ROWS: usize = 4096;
 /// A row group is closed after the first page that brings it to at least
 /// this many rows.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
-/// zstd level for both files.
+/// zstd level for every file.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Rows per row group of `series.parquet`.
 pub const SERIES_ROW_GROUP_ROWS: usize = 1 << 16;
@@ -65,14 +74,22 @@ pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
-/// Arrow schema of `samples.parquet`.
+/// Arrow schema of `samples.parquet` (current version).
 pub fn samples_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(COL_SERIES_ID, DataType::UInt32, false),
-        Field::new(COL_TIMESTAMP, timestamp_type(), false),
+        Field::new(COL_TS_ROW, DataType::UInt64, false),
         Field::new(COL_VALUE, DataType::Float64, false),
         Field::new(COL_VALUE_INT, DataType::Int64, false),
         Field::new(COL_VALUE_SCALE, DataType::Int8, false),
+    ]))
+}
+
+/// Arrow schema of `timestamps.parquet`.
+pub fn timestamps_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(COL_ROW, DataType::UInt64, false),
+        Field::new(COL_TIMESTAMP, timestamp_type(), false),
     ]))
 }
 
@@ -133,10 +150,7 @@ pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
             ColumnPath::from(COL_SERIES_ID),
             Encoding::DELTA_BINARY_PACKED,
         )
-        .set_column_encoding(
-            ColumnPath::from(COL_TIMESTAMP),
-            Encoding::DELTA_BINARY_PACKED,
-        )
+        .set_column_encoding(ColumnPath::from(COL_TS_ROW), Encoding::DELTA_BINARY_PACKED)
         .set_column_encoding(ColumnPath::from(COL_VALUE), Encoding::BYTE_STREAM_SPLIT)
         .set_column_encoding(
             ColumnPath::from(COL_VALUE_INT),
@@ -160,6 +174,39 @@ pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
         ]))
         .set_key_value_metadata(Some(vec![
             kv(KV_FORMAT, SAMPLES_FORMAT),
+            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
+            kv(KV_BLOCK_ID, block_id),
+        ]))
+        .build()
+}
+
+/// Writer properties of `timestamps.parquet`: like `samples.parquet`,
+/// every `ArrowWriter::write` call is one page.
+pub fn timestamps_writer_properties(block_id: &str) -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_created_by(created_by())
+        .set_compression(zstd)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(None)
+        .set_max_row_group_bytes(None)
+        .set_write_batch_size(MAX_PAGE_ROWS)
+        .set_data_page_row_count_limit(1)
+        .set_data_page_size_limit(1 << 30)
+        .set_column_encoding(ColumnPath::from(COL_ROW), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(
+            ColumnPath::from(COL_TIMESTAMP),
+            Encoding::DELTA_BINARY_PACKED,
+        )
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_key_value_metadata(Some(vec![
+            kv(KV_FORMAT, TIMESTAMPS_FORMAT),
             kv(KV_FORMAT_VERSION, BLOCK_VERSION),
             kv(KV_BLOCK_ID, block_id),
         ]))
@@ -261,7 +308,7 @@ fn int8() -> Option<LogicalType> {
     }))
 }
 
-/// Leaves of `samples.parquet` in format `version` (1 or 2).
+/// Leaves of `samples.parquet` in format `version` (1 to 3).
 fn samples_leaves(version: u32) -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
@@ -272,11 +319,20 @@ fn samples_leaves(version: u32) -> Vec<Leaf> {
             logical: uint(32),
             repetition: R,
         },
-        Leaf {
-            path: COL_TIMESTAMP,
-            physical: P::INT64,
-            logical: ts_logical(),
-            repetition: R,
+        if version >= 3 {
+            Leaf {
+                path: COL_TS_ROW,
+                physical: P::INT64,
+                logical: uint(64),
+                repetition: R,
+            }
+        } else {
+            Leaf {
+                path: COL_TIMESTAMP,
+                physical: P::INT64,
+                logical: ts_logical(),
+                repetition: R,
+            }
         },
     ];
     if version == 1 {
@@ -309,6 +365,25 @@ fn samples_leaves(version: u32) -> Vec<Leaf> {
         ]);
     }
     leaves
+}
+
+fn timestamps_leaves() -> Vec<Leaf> {
+    use PhysicalType as P;
+    const R: Repetition = Repetition::REQUIRED;
+    vec![
+        Leaf {
+            path: COL_ROW,
+            physical: P::INT64,
+            logical: uint(64),
+            repetition: R,
+        },
+        Leaf {
+            path: COL_TIMESTAMP,
+            physical: P::INT64,
+            logical: ts_logical(),
+            repetition: R,
+        },
+    ]
 }
 
 fn series_leaves() -> Vec<Leaf> {
@@ -360,11 +435,13 @@ fn series_leaves() -> Vec<Leaf> {
     ]
 }
 
-/// Which of the two Parquet files is being checked.
+/// Which of a block's Parquet files is being checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Samples,
     Series,
+    /// `timestamps.parquet` (version 3 on).
+    Timestamps,
 }
 
 /// Checks a file's `silt.format` / `silt.format_version` metadata and its
@@ -388,6 +465,7 @@ pub fn check_file(
     let leaves = match kind {
         FileKind::Samples => samples_leaves(version),
         FileKind::Series => series_leaves(),
+        FileKind::Timestamps => timestamps_leaves(),
     };
     let schema = md.file_metadata().schema_descr();
     if schema.num_columns() != leaves.len() {
@@ -439,6 +517,7 @@ fn check_format_keys(
     let format = match kind {
         FileKind::Samples => SAMPLES_FORMAT,
         FileKind::Series => SERIES_FORMAT,
+        FileKind::Timestamps => TIMESTAMPS_FORMAT,
     };
     let mut kvs = HashMap::new();
     for kv in md

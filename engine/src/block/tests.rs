@@ -132,11 +132,47 @@ fn arb_run_samples(max_len: usize) -> impl Strategy<Value = Vec<Sample>> {
 }
 
 fn arb_model() -> impl Strategy<Value = Model> {
-    prop::collection::btree_map(
-        arb_labels(),
-        prop_oneof![arb_samples(60), arb_run_samples(60)],
-        1..25,
+    prop_oneof![
+        prop::collection::btree_map(
+            arb_labels(),
+            prop_oneof![arb_samples(60), arb_run_samples(60)],
+            1..25,
+        ),
+        arb_shared_model(),
+    ]
+}
+
+/// Series drawing their timestamps from a few sequences, as series scraped
+/// together do: equal sequences (stored once), and prefixes of them (not
+/// equal, stored apart).
+fn arb_shared_model() -> impl Strategy<Value = Model> {
+    (
+        prop::collection::vec(arb_samples(60), 1..4),
+        prop::collection::btree_map(
+            arb_labels(),
+            (0usize..4, any::<bool>(), arb_run_samples(60)),
+            1..25,
+        ),
     )
+        .prop_map(|(bases, series)| {
+            series
+                .into_iter()
+                .map(|(labels, (base, prefix, values))| {
+                    let times = &bases[base % bases.len()];
+                    let n = if prefix && times.len() > 1 {
+                        times.len() - 1
+                    } else {
+                        times.len()
+                    };
+                    let samples = times[..n]
+                        .iter()
+                        .zip(values.iter().cycle())
+                        .map(|(t, v)| Sample { t: t.t, v: v.v })
+                        .collect();
+                    (labels, samples)
+                })
+                .collect()
+        })
 }
 
 fn check_block_matches(block: &Block, model: &Model) {
@@ -556,6 +592,19 @@ fn open_and_read(block: &Path) -> Result<()> {
     Ok(())
 }
 
+fn assert_corruption_names_one_of(r: Result<()>, files: &[&str]) {
+    match r {
+        Err(Error::Corruption { path, .. }) => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            assert!(
+                files.contains(&name),
+                "error names {path:?}, want one of {files:?}"
+            )
+        }
+        other => panic!("want corruption of one of {files:?}, got {other:?}"),
+    }
+}
+
 fn assert_corruption_names(r: Result<()>, file: &str) {
     match r {
         Err(Error::Corruption { path, .. }) => {
@@ -573,7 +622,7 @@ fn assert_corruption_names(r: Result<()>, file: &str) {
 fn truncated_or_flipped_files_are_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let block = valid_block(tmp.path());
-    for name in [META_FILE, SAMPLES_FILE, SERIES_FILE] {
+    for name in [META_FILE, SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE] {
         let path = block.join(name);
         let orig = std::fs::read(&path).unwrap();
         let n = orig.len();
@@ -613,7 +662,7 @@ pub(crate) fn reseal(block: &Path) {
 fn damaged_parquet_with_matching_crc_never_panics() {
     let tmp = tempfile::tempdir().unwrap();
     let block = valid_block(tmp.path());
-    for name in [SAMPLES_FILE, SERIES_FILE] {
+    for name in [SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE] {
         let path = block.join(name);
         let orig = std::fs::read(&path).unwrap();
         let n = orig.len();
@@ -623,7 +672,17 @@ fn damaged_parquet_with_matching_crc_never_panics() {
             reseal(&block);
             assert_corruption_names(open_and_read(&block), name);
         }
-        // Flips anywhere: either still readable (a value changed) or corruption of this file.
+        // Flips anywhere: either still readable (a value changed) or
+        // corruption of this file. Samples name their times by row, so a
+        // damaged `ts_row` that still passes its own checks (consecutive,
+        // in range) can surface as times out of order or out of range,
+        // which name `timestamps.parquet`, and the other way round: with
+        // the CRCs resealed, either of the two files may be named.
+        let names: &[&str] = if name == SERIES_FILE {
+            &[SERIES_FILE]
+        } else {
+            &[SAMPLES_FILE, TIMESTAMPS_FILE]
+        };
         let mut rng_state = 0x9e37_79b9_u64;
         for _ in 0..300 {
             rng_state = rng_state
@@ -635,7 +694,7 @@ fn damaged_parquet_with_matching_crc_never_panics() {
             std::fs::write(&path, &b).unwrap();
             reseal(&block);
             if let Err(e) = open_and_read(&block) {
-                assert_corruption_names(Err(e), name);
+                assert_corruption_names_one_of(Err(e), names);
             }
         }
         std::fs::write(&path, &orig).unwrap();
@@ -688,6 +747,8 @@ fn written_files_match_documented_schema() {
     assert_eq!(samples, doc_block("<!-- schema:samples -->"));
     let (series, smd) = printed_schema(&block.join(SERIES_FILE));
     assert_eq!(series, doc_block("<!-- schema:series -->"));
+    let (times, tmd) = printed_schema(&block.join(TIMESTAMPS_FILE));
+    assert_eq!(times, doc_block("<!-- schema:timestamps -->"));
     let kv = |m: &parquet::file::metadata::ParquetMetaData, k: &str| {
         m.file_metadata()
             .key_value_metadata()
@@ -699,7 +760,22 @@ fn written_files_match_documented_schema() {
     let meta = read_meta(&block).unwrap();
     assert_eq!(kv(&md, "silt.format").as_deref(), Some(SAMPLES_FORMAT));
     assert_eq!(kv(&smd, "silt.format").as_deref(), Some(SERIES_FORMAT));
-    for m in [&md, &smd] {
+    assert_eq!(kv(&tmd, "silt.format").as_deref(), Some(TIMESTAMPS_FORMAT));
+    for rg in tmd.row_groups() {
+        for c in 0..2 {
+            assert!(
+                rg.column(c)
+                    .encodings()
+                    .any(|e| e == Encoding::DELTA_BINARY_PACKED)
+            );
+            assert!(matches!(rg.column(c).compression(), Compression::ZSTD(_)));
+            assert!(
+                rg.column(c).offset_index_offset().is_some()
+                    && rg.column(c).column_index_offset().is_some()
+            );
+        }
+    }
+    for m in [&md, &smd, &tmd] {
         assert_eq!(
             kv(m, "silt.format_version"),
             Some(BLOCK_VERSION.to_string())
@@ -809,6 +885,26 @@ fn version_1_blocks_are_still_read() {
     assert_eq!(many.len(), 2);
 }
 
+fn golden_v2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v2/01M8SBGKW695CTZ403P6Y8B833")
+}
+
+/// The version-2 golden block (written by the version-2 writer with the
+/// `TINY` layout) holds what the version-1 one does.
+#[test]
+fn version_2_blocks_are_still_read() {
+    let block = Block::open(&golden_v2_dir()).unwrap();
+    assert_eq!(block.meta().version, 2);
+    check_block_matches(&block, &golden_v1_model());
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = merge_blocks(tmp.path(), &[&block], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.version, BLOCK_VERSION);
+    let merged = Block::open(&tmp.path().join(&meta.id)).unwrap();
+    check_block_matches(&merged, &golden_v1_model());
+}
+
 #[test]
 fn merging_a_version_1_block_writes_the_current_version() {
     let tmp = tempfile::tempdir().unwrap();
@@ -824,7 +920,7 @@ fn merging_a_version_1_block_writes_the_current_version() {
 #[test]
 fn file_versions_must_match_meta() {
     // A version-2 meta.json over version-1 files is corruption of the
-    // files, never a misread.
+    // files, never a misread; version 3 wants a third file.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("01M8PX5DA5CZBNQNEPZMBJ9NCD");
     std::fs::create_dir(&dir).unwrap();
@@ -832,11 +928,18 @@ fn file_versions_must_match_meta() {
         std::fs::copy(golden_v1_dir().join(f), dir.join(f)).unwrap();
     }
     let mut meta = read_meta(&dir).unwrap();
-    meta.version = BLOCK_VERSION;
+    meta.version = 2;
     std::fs::write(dir.join(META_FILE), meta.to_json()).unwrap();
     let e = Block::open(&dir).unwrap_err();
     assert!(
         matches!(&e, Error::Corruption { path, detail } if path.ends_with(SERIES_FILE) && detail.contains("format_version")),
+        "{e:?}"
+    );
+    meta.version = 3;
+    std::fs::write(dir.join(META_FILE), meta.to_json()).unwrap();
+    let e = Block::open(&dir).unwrap_err();
+    assert!(
+        matches!(&e, Error::Corruption { path, detail } if path.ends_with(META_FILE) && detail.contains(TIMESTAMPS_FILE)),
         "{e:?}"
     );
 }
@@ -940,4 +1043,94 @@ fn cached_pages_outlive_compaction_only_as_long_as_their_readers() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
+}
+
+/// Series with equal timestamps share one sequence in `timestamps.parquet`;
+/// a prefix of a sequence is a sequence of its own.
+#[test]
+fn equal_timestamps_are_stored_once() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut model = node_like(20, 40);
+    // One more series whose times are the shared ones but the last.
+    let mut short = model.values().next().unwrap().clone();
+    short.pop();
+    model.insert(Labels::new(&[("__name__", "short")]), short);
+    for layout in [TINY, Layout::default()] {
+        let meta = write(tmp.path(), &model, layout).unwrap();
+        let dir = tmp.path().join(&meta.id);
+        let r = SerializedFileReader::new(std::fs::File::open(dir.join(TIMESTAMPS_FILE)).unwrap())
+            .unwrap();
+        assert_eq!(r.metadata().file_metadata().num_rows(), 40 + 39);
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        for block in [
+            Block::open(&dir).unwrap(),
+            Block::open_cached(&dir, Some(cache)).unwrap(),
+        ] {
+            check_block_matches(&block, &model);
+            let mut got = Vec::new();
+            let ids: Vec<u32> = (0..block.num_series()).collect();
+            // A window inside the series: pages before and after it are skipped.
+            let (mint, maxt) = (1_000_000 + 10 * 15_000, 1_000_000 + 20 * 15_000);
+            block
+                .read_many(&ids, mint, maxt, &mut |id, s| got.push((id, bits(s))))
+                .unwrap();
+            let want: Vec<_> = model
+                .values()
+                .enumerate()
+                .map(|(id, s)| (id as u32, bits(&in_range(s, mint, maxt))))
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
+}
+
+/// A merge keeps series that shared timestamps in its inputs sharing them
+/// (by which input rows they came from, not by comparing).
+#[test]
+fn merges_keep_timestamps_shared() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let early = node_like(20, 40);
+    // Later samples of the same series, and one series of its own.
+    let mut late = Model::new();
+    for (l, s) in &early {
+        late.insert(
+            l.clone(),
+            s.iter()
+                .map(|x| Sample {
+                    t: x.t + 40 * 15_000,
+                    v: x.v + 1.0,
+                })
+                .collect(),
+        );
+    }
+    late.insert(
+        Labels::new(&[("__name__", "solo")]),
+        vec![Sample { t: 5, v: 1.0 }],
+    );
+    let a = write(tmp.path(), &early, TINY).unwrap();
+    let b = write(tmp.path(), &late, Layout::default()).unwrap();
+    let a = Block::open(&tmp.path().join(&a.id)).unwrap();
+    let b = Block::open(&tmp.path().join(&b.id)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let meta = merge_with_layout(
+        out.path(),
+        &[&a, &b],
+        &BlockWriteOptions::default(),
+        i64::MIN,
+        i64::MAX,
+        TINY,
+    )
+    .unwrap()
+    .unwrap();
+    let dir = out.path().join(&meta.id);
+    let r =
+        SerializedFileReader::new(std::fs::File::open(dir.join(TIMESTAMPS_FILE)).unwrap()).unwrap();
+    assert_eq!(r.metadata().file_metadata().num_rows(), 80 + 1);
+    let mut want = early.clone();
+    for (l, s) in late {
+        want.entry(l).or_default().extend(s);
+    }
+    check_block_matches(&Block::open(&dir).unwrap(), &want);
 }

@@ -1,11 +1,21 @@
-//! Writing a block: streams sorted series into `samples.parquet` and
-//! `series.parquet` inside `<parent>/<id>.tmp/`, writes `meta.json` last,
-//! fsyncs everything and renames the directory into place.
+//! Writing a block: streams sorted series into `samples.parquet`,
+//! `timestamps.parquet` and `series.parquet` inside `<parent>/<id>.tmp/`,
+//! writes `meta.json` last, fsyncs everything and renames the directory
+//! into place.
 //!
-//! Memory is bounded by one row group of encoded pages (about
-//! [`ROW_GROUP_ROWS`] samples, compressed), one page of pending rows and a
-//! batch of series rows: the block as a whole is never held in memory.
+//! A series' timestamps go to `timestamps.parquet` only if no earlier
+//! series of the block had exactly the same ones; otherwise its samples
+//! refer to that earlier sequence. Series scraped from one target share
+//! their timestamps (Prometheus stamps a whole scrape with one time), so a
+//! block stores about one timestamp sequence per target.
+//!
+//! Memory is bounded by one row group of encoded pages per Parquet file
+//! (about [`ROW_GROUP_ROWS`] rows, compressed), one page of pending rows, a
+//! batch of series rows and what is kept for sharing (at most
+//! [`SHARED_TIMES_KEPT`] timestamps, [`KEYED_KEPT`] merge keys): the block
+//! as a whole is never held in memory.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +35,7 @@ use crate::sample::Sample;
 
 use super::meta::{BlockMeta, FileMeta};
 use super::schema::{self, MAX_PAGE_ROWS, ROW_GROUP_ROWS};
-use super::{META_FILE, SAMPLES_FILE, SERIES_FILE, decimal, id};
+use super::{META_FILE, SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE, decimal, id};
 
 /// How a new block is labelled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -298,6 +308,57 @@ impl PageValues {
     }
 }
 
+/// Timestamps kept in memory for sharing at most (32 MiB): past that, new
+/// sequences are still written, only not offered to later series.
+pub(crate) const SHARED_TIMES_KEPT: usize = 4 << 20;
+
+/// Merge keys remembered at most (each a few words).
+const KEYED_KEPT: usize = 1 << 20;
+
+/// The timestamp sequences already in `timestamps.parquet`, by hash, so a
+/// series with the same timestamps refers to them instead of writing them
+/// again. Equality is checked on the kept sequence, never assumed from the
+/// hash.
+#[derive(Default)]
+struct SharedTimes {
+    /// Hash → (first row in `timestamps.parquet`, index into `kept`).
+    by_hash: HashMap<u64, Vec<(u64, usize)>>,
+    kept: Vec<Box<[i64]>>,
+    kept_len: usize,
+}
+
+impl SharedTimes {
+    fn hash(times: &[i64]) -> u64 {
+        let mut h = times.len() as u64;
+        for &t in times {
+            h = (h.rotate_left(5) ^ t as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        h
+    }
+
+    /// The first row of an earlier sequence equal to `times`, if any.
+    fn find(&self, hash: u64, times: &[i64]) -> Option<u64> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .find(|&&(_, i)| *self.kept[i] == *times)
+            .map(|&(row, _)| row)
+    }
+
+    /// Remembers `times`, written from row `row`, while within the budget.
+    fn keep(&mut self, hash: u64, times: &[i64], row: u64) {
+        if self.kept_len + times.len() > SHARED_TIMES_KEPT {
+            return;
+        }
+        self.kept_len += times.len();
+        self.by_hash
+            .entry(hash)
+            .or_default()
+            .push((row, self.kept.len()));
+        self.kept.push(times.into());
+    }
+}
+
 /// The streaming block writer behind [`write_block`] and merges.
 pub(crate) struct BlockWriter {
     parent: PathBuf,
@@ -307,11 +368,23 @@ pub(crate) struct BlockWriter {
     layout: Layout,
     samples: Option<ArrowWriter<FileSink>>,
     series: Option<ArrowWriter<FileSink>>,
+    timestamps: Option<ArrowWriter<FileSink>>,
     // Rows of the page being assembled.
     page_sid: Vec<u32>,
-    page_ts: Vec<i64>,
+    page_ts_row: Vec<u64>,
     page_v: PageValues,
     rows_in_group: usize,
+    // Rows of the timestamps page being assembled, rows of timestamps.parquet
+    // written before them, rows in its current row group.
+    ts_page: Vec<i64>,
+    ts_flushed: u64,
+    ts_rows_in_group: usize,
+    shared: SharedTimes,
+    /// Timestamp keys from merges (see [`BlockWriter::append_keyed`]) →
+    /// first row of their sequence; at most [`KEYED_KEPT`] keys.
+    keyed: HashMap<Box<[u64]>, u64>,
+    /// Scratch: the timestamps of the series being appended.
+    times: Vec<i64>,
     series_rows: SeriesRows,
     last_labels: Option<Labels>,
     num_series: u32,
@@ -351,10 +424,17 @@ impl BlockWriter {
             layout,
             samples: None,
             series: None,
+            timestamps: None,
             page_sid: Vec::with_capacity(layout.page_rows),
-            page_ts: Vec::with_capacity(layout.page_rows),
+            page_ts_row: Vec::with_capacity(layout.page_rows),
             page_v: PageValues::with_capacity(layout.page_rows),
             rows_in_group: 0,
+            ts_page: Vec::with_capacity(layout.page_rows),
+            ts_flushed: 0,
+            ts_rows_in_group: 0,
+            shared: SharedTimes::default(),
+            keyed: HashMap::new(),
+            times: Vec::new(),
             series_rows: SeriesRows::new(),
             last_labels: None,
             num_series: 0,
@@ -382,6 +462,18 @@ impl BlockWriter {
             )
             .map_err(|e| Error::Parquet { path, source: e })?,
         );
+        let path = self.tmp.join(TIMESTAMPS_FILE);
+        let props = schema::timestamps_writer_properties(&self.id);
+        self.timestamps = Some(
+            ArrowWriter::try_new_with_options(
+                create_sink(&path)?,
+                schema::timestamps_schema(),
+                ArrowWriterOptions::new()
+                    .with_properties(props)
+                    .with_schema_root(schema::TIMESTAMPS_ROOT.into()),
+            )
+            .map_err(|e| Error::Parquet { path, source: e })?,
+        );
         let path = self.tmp.join(SERIES_FILE);
         let props = schema::series_writer_properties(&self.id);
         self.series = Some(
@@ -400,6 +492,20 @@ impl BlockWriter {
     /// Adds one series. Labels must sort after the previous series' labels;
     /// timestamps must strictly increase. An empty series is skipped.
     pub(crate) fn append(&mut self, labels: Labels, samples: &[Sample]) -> Result<()> {
+        self.append_keyed(labels, samples, None)
+    }
+
+    /// [`BlockWriter::append`], where series appended with equal `key`s
+    /// are known to have equal timestamps (a merge names the input
+    /// sequences a series' timestamps come from): a known key reuses its
+    /// sequence without comparing, exactly and in constant memory per
+    /// sequence however long it is.
+    pub(crate) fn append_keyed(
+        &mut self,
+        labels: Labels,
+        samples: &[Sample],
+        key: Option<&[u64]>,
+    ) -> Result<()> {
         if samples.is_empty() {
             return Ok(());
         }
@@ -425,19 +531,29 @@ impl BlockWriter {
         let first_row = self.num_samples;
         self.min_time = self.min_time.min(samples[0].t);
         self.max_time = self.max_time.max(samples[samples.len() - 1].t);
+        let ts_row = match key.map(|k| (k, self.keyed.get(k).copied())) {
+            Some((_, Some(row))) => row,
+            Some((k, None)) => {
+                let row = self.timestamps_row(samples)?;
+                if self.keyed.len() < KEYED_KEPT {
+                    self.keyed.insert(k.into(), row);
+                }
+                row
+            }
+            None => self.timestamps_row(samples)?,
+        };
 
         let page_rows = self.layout.page_rows;
-        if self.page_ts.len() + samples.len() > page_rows {
+        if self.page_ts_row.len() + samples.len() > page_rows {
             self.flush_page()?;
         }
         if samples.len() <= page_rows {
-            self.buffer(id, samples);
+            self.buffer(id, samples, ts_row);
         } else {
             // Cut a long series into near-equal pages of at most page_rows.
-            let pages = samples.len().div_ceil(page_rows);
-            let per_page = samples.len().div_ceil(pages);
-            for chunk in samples.chunks(per_page) {
-                self.buffer(id, chunk);
+            let per_page = per_page(samples.len(), page_rows);
+            for (i, chunk) in samples.chunks(per_page).enumerate() {
+                self.buffer(id, chunk, ts_row + (i * per_page) as u64);
                 self.flush_page()?;
             }
         }
@@ -451,33 +567,102 @@ impl BlockWriter {
         Ok(())
     }
 
-    /// Adds a run of one series' samples to the page being assembled.
-    fn buffer(&mut self, id: u32, samples: &[Sample]) {
+    /// Adds a run of one series' samples to the page being assembled; their
+    /// timestamps are rows `ts_row..` of `timestamps.parquet`.
+    fn buffer(&mut self, id: u32, samples: &[Sample], ts_row: u64) {
         self.page_sid.extend(std::iter::repeat_n(id, samples.len()));
-        self.page_ts.extend(samples.iter().map(|s| s.t));
+        self.page_ts_row
+            .extend(ts_row..ts_row + samples.len() as u64);
         self.page_v.push_run(samples);
+    }
+
+    /// The first row of `timestamps.parquet` holding `samples`' timestamps:
+    /// an earlier series' equal sequence, or the sequence written now (in
+    /// pages laid out as the samples' are).
+    fn timestamps_row(&mut self, samples: &[Sample]) -> Result<u64> {
+        let mut times = std::mem::take(&mut self.times);
+        times.clear();
+        times.extend(samples.iter().map(|s| s.t));
+        let hash = SharedTimes::hash(&times);
+        if let Some(row) = self.shared.find(hash, &times) {
+            self.times = times;
+            return Ok(row);
+        }
+        let row = self.ts_flushed + self.ts_page.len() as u64;
+        let page_rows = self.layout.page_rows;
+        if self.ts_page.len() + times.len() > page_rows {
+            self.flush_ts_page()?;
+        }
+        if times.len() <= page_rows {
+            self.ts_page.extend_from_slice(&times);
+        } else {
+            for chunk in times.chunks(per_page(times.len(), page_rows)) {
+                self.ts_page.extend_from_slice(chunk);
+                self.flush_ts_page()?;
+            }
+        }
+        self.shared.keep(hash, &times, row);
+        self.times = times;
+        Ok(row)
+    }
+
+    /// Writes the pending timestamps as one data page per column.
+    fn flush_ts_page(&mut self) -> Result<()> {
+        if self.ts_page.is_empty() {
+            return Ok(());
+        }
+        let rows = self.ts_page.len();
+        let first = self.ts_flushed;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(first..first + rows as u64)),
+            Arc::new(
+                TimestampMillisecondArray::from(std::mem::replace(
+                    &mut self.ts_page,
+                    Vec::with_capacity(self.layout.page_rows),
+                ))
+                .with_timezone("UTC"),
+            ),
+        ];
+        let path = || self.tmp.join(TIMESTAMPS_FILE);
+        let batch = RecordBatch::try_new(schema::timestamps_schema(), cols)
+            .map_err(|e| Error::Invalid(format!("timestamps batch: {e}")))?;
+        let w = self
+            .timestamps
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Parquet {
+            path: path(),
+            source: e,
+        })?;
+        self.ts_flushed += rows as u64;
+        self.ts_rows_in_group += rows;
+        if self.ts_rows_in_group >= self.layout.row_group_rows {
+            w.flush().map_err(|e| Error::Parquet {
+                path: path(),
+                source: e,
+            })?;
+            self.ts_rows_in_group = 0;
+        }
+        Ok(())
     }
 
     /// Writes the pending rows as one data page per column and closes the
     /// row group once it is large enough.
     fn flush_page(&mut self) -> Result<()> {
-        if self.page_ts.is_empty() {
+        if self.page_ts_row.is_empty() {
             return Ok(());
         }
-        let rows = self.page_ts.len();
+        let rows = self.page_ts_row.len();
         let cap = self.layout.page_rows;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt32Array::from(std::mem::replace(
                 &mut self.page_sid,
                 Vec::with_capacity(cap),
             ))),
-            Arc::new(
-                TimestampMillisecondArray::from(std::mem::replace(
-                    &mut self.page_ts,
-                    Vec::with_capacity(cap),
-                ))
-                .with_timezone("UTC"),
-            ),
+            Arc::new(UInt64Array::from(std::mem::replace(
+                &mut self.page_ts_row,
+                Vec::with_capacity(cap),
+            ))),
         ];
         let mut cols = cols;
         cols.extend(
@@ -524,6 +709,7 @@ impl BlockWriter {
     pub(crate) fn abort(&mut self) {
         self.samples = None;
         self.series = None;
+        self.timestamps = None;
         let _ = fs::remove_dir_all(&self.tmp);
     }
 
@@ -544,6 +730,7 @@ impl BlockWriter {
 
     fn finish_inner(&mut self) -> Result<BlockMeta> {
         self.flush_page()?;
+        self.flush_ts_page()?;
         self.flush_series()?;
         let kv = schema::summary_kv(
             self.min_time,
@@ -551,10 +738,11 @@ impl BlockWriter {
             u64::from(self.num_series),
             self.num_samples,
         );
-        let mut files = Vec::with_capacity(2);
+        let mut files = Vec::with_capacity(3);
         for (name, writer) in [
             (SAMPLES_FILE, self.samples.take()),
             (SERIES_FILE, self.series.take()),
+            (TIMESTAMPS_FILE, self.timestamps.take()),
         ] {
             let path = self.tmp.join(name);
             let mut writer =
@@ -598,5 +786,35 @@ impl BlockWriter {
         fs::rename(&self.tmp, &dest).map_err(|e| Error::io(&dest, e))?;
         sync_dir(&self.parent)?;
         Ok(meta)
+    }
+}
+
+/// Rows per page when a run of `n > page_rows` rows is cut into near-equal
+/// pages of at most `page_rows`.
+fn per_page(n: usize, page_rows: usize) -> usize {
+    n.div_ceil(n.div_ceil(page_rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_times_compare_values_and_respect_the_budget() {
+        let mut st = SharedTimes::default();
+        let a = [1i64, 2, 3];
+        let h = SharedTimes::hash(&a);
+        assert_eq!(st.find(h, &a), None);
+        st.keep(h, &a, 7);
+        assert_eq!(st.find(h, &a), Some(7));
+        // Same hash (forced), other values: not shared.
+        assert_eq!(st.find(h, &[1, 2, 4]), None);
+        assert_eq!(st.find(SharedTimes::hash(&a[..2]), &a[..2]), None);
+        // Past the budget a sequence is not kept.
+        let big = vec![5i64; SHARED_TIMES_KEPT];
+        let hb = SharedTimes::hash(&big);
+        st.keep(hb, &big, 10);
+        assert_eq!(st.find(hb, &big), None);
+        assert_eq!(st.kept_len, 3);
     }
 }

@@ -5,7 +5,7 @@
 //! `/api/v1/sql` ([`api`]); this is what users and reports query. And this
 //! module's raw block tables, for looking at the storage itself:
 //!
-//! A block's two Parquet files are plain, self-describing Parquet (see
+//! A block's Parquet files are plain, self-describing Parquet (see
 //! `docs/format/block.md`); this crate only registers them. [`block_context`]
 //! builds a [`SessionContext`] with two tables spanning the given blocks:
 //!
@@ -19,7 +19,9 @@
 //! `samples.value` is the sample value, bit-exact: for version-2 blocks it
 //! is computed from the stored `value`, `value_int` and `value_scale`
 //! columns by the scalar function [`SAMPLE_VALUE_UDF`] (the engine's own
-//! formula), so SQL sees the same `DOUBLE` column for every version.
+//! formula), so SQL sees the same `DOUBLE` column for every version. From
+//! version 3 `samples.timestamp` comes from `timestamps.parquet`, joined on
+//! `samples.ts_row = timestamps.row`.
 //!
 //! The tables read the files on each query; a block deleted by compaction
 //! after the context was built makes later queries over it fail.
@@ -33,10 +35,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::JoinType;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{DataFrame, Expr, ParquetReadOptions, SessionContext, col, lit};
 
-use engine::block::{SAMPLES_FILE, SERIES_FILE, read_meta, sample_value};
+use engine::block::{SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE, read_meta, sample_value};
 
 /// Name of the table of all samples.
 pub const SAMPLES_TABLE: &str = "samples";
@@ -79,7 +82,11 @@ pub async fn register_blocks(ctx: &SessionContext, block_dirs: &[PathBuf]) -> Re
     let mut series: Option<DataFrame> = None;
     for dir in block_dirs {
         let meta = read_meta(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let mut cols: Vec<Expr> = SAMPLES_KEYS.iter().map(|c| quoted(c)).collect();
+        let mut cols: Vec<Expr> = if meta.version >= 3 {
+            vec![quoted("series_id"), quoted("ts_row")]
+        } else {
+            SAMPLES_KEYS.iter().map(|c| quoted(c)).collect()
+        };
         cols.push(if meta.version >= 2 {
             udf.call(vec![
                 quoted("value"),
@@ -90,7 +97,20 @@ pub async fn register_blocks(ctx: &SessionContext, block_dirs: &[PathBuf]) -> Re
         } else {
             quoted("value")
         });
-        let s = read_file(ctx, dir, SAMPLES_FILE, &meta.id, cols).await?;
+        let mut s = read_file(ctx, dir, SAMPLES_FILE, &meta.id, cols).await?;
+        if meta.version >= 3 {
+            let times = read_parquet(ctx, dir, TIMESTAMPS_FILE)
+                .await?
+                .select(vec![quoted("row"), quoted("timestamp")])?;
+            s = s
+                .join(times, JoinType::Inner, &["ts_row"], &["row"], None)?
+                .select(vec![
+                    quoted(BLOCK_ID_COLUMN),
+                    quoted("series_id"),
+                    quoted("timestamp"),
+                    quoted("value"),
+                ])?;
+        }
         samples = Some(match samples {
             None => s,
             Some(acc) => acc.union(s)?,
@@ -167,14 +187,17 @@ async fn read_file(
     id: &str,
     columns: Vec<Expr>,
 ) -> Result<DataFrame> {
+    let df = read_parquet(ctx, dir, file).await?;
+    let mut exprs = vec![lit(id.to_owned()).alias(BLOCK_ID_COLUMN)];
+    exprs.extend(columns);
+    df.select(exprs)
+}
+
+/// One Parquet file of a block as a data frame.
+async fn read_parquet(ctx: &SessionContext, dir: &Path, file: &str) -> Result<DataFrame> {
     let path = dir.join(file);
     let path = path.to_str().ok_or_else(|| {
         DataFusionError::Plan(format!("block path {} is not UTF-8", path.display()))
     })?;
-    let df = ctx
-        .read_parquet(path, ParquetReadOptions::default())
-        .await?;
-    let mut exprs = vec![lit(id.to_owned()).alias(BLOCK_ID_COLUMN)];
-    exprs.extend(columns);
-    df.select(exprs)
+    ctx.read_parquet(path, ParquetReadOptions::default()).await
 }

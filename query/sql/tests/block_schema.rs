@@ -230,28 +230,96 @@ async fn decimal_and_double_values_are_bit_exact_in_sql() {
     assert_eq!(got, want);
 }
 
-/// The version-1 golden block of the engine's tests (values stored only as
-/// DOUBLE) next to a version-2 block: one `samples` table.
+/// The golden blocks of the engine's tests, version 1 (values stored only
+/// as DOUBLE) and version 2 (timestamps in `samples.parquet`), next to a
+/// block of the current version: one `samples` table.
 #[tokio::test]
-async fn version_1_and_2_blocks_form_one_table() {
-    let v1 = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../engine/src/block/testdata/v1/01M8PX5DA5CZBNQNEPZMBJ9NCD");
+async fn blocks_of_every_version_form_one_table() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../engine/src/block/testdata");
+    let v1 = golden.join("v1/01M8PX5DA5CZBNQNEPZMBJ9NCD");
+    let v2 = golden.join("v2/01M8SBGKW695CTZ403P6Y8B833");
     let tmp = tempfile::tempdir().unwrap();
-    let v2 = write(
+    let v3 = write(
         tmp.path(),
         vec![series(&[("__name__", "golden_counter")], &[(1, 12345.67)])],
     );
-    let ctx = sql::block_context(&[v1, v2]).await.unwrap();
+    let ctx = sql::block_context(&[v1, v2, v3]).await.unwrap();
     check(
         &ctx,
-        "SELECT r.labels['__name__'] AS name, count(*) AS n, max(s.value) AS max \
+        "SELECT r.labels['__name__'] AS name, count(*) AS n, max(s.value) AS max, \
+         CAST(max(s.\"timestamp\") AS BIGINT) AS last \
          FROM samples s JOIN series r ON s.block_id = r.block_id AND s.series_id = r.series_id \
          WHERE r.labels['__name__'] = 'golden_counter' GROUP BY 1",
-        "+----------------+----+---------+
-         | name           | n  | max     |
-         +----------------+----+---------+
-         | golden_counter | 21 | 12352.7 |
-         +----------------+----+---------+",
+        "+----------------+----+---------+--------+
+         | name           | n  | max     | last   |
+         +----------------+----+---------+--------+
+         | golden_counter | 41 | 12352.7 | 286001 |
+         +----------------+----+---------+--------+",
+    )
+    .await;
+}
+
+/// The files alone, registered as plain Parquet tables, with the joins
+/// docs/format/block.md gives: what any Parquet reader sees.
+#[tokio::test]
+async fn raw_files_join_as_documented() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two series scraped together share their timestamps; a third does not.
+    let block = write(
+        tmp.path(),
+        vec![
+            series(
+                &[("__name__", "a"), ("instance", "x")],
+                &[(1000, 1.0), (16001, 2.5)],
+            ),
+            series(
+                &[("__name__", "b"), ("instance", "x")],
+                &[(1000, 7.0), (16001, 8.0)],
+            ),
+            series(&[("__name__", "c"), ("instance", "y")], &[(999, 3.0)]),
+        ],
+    );
+    let ctx = SessionContext::new();
+    for (table, file) in [
+        ("s", "samples.parquet"),
+        ("t", "timestamps.parquet"),
+        ("r", "series.parquet"),
+    ] {
+        ctx.register_parquet(
+            table,
+            block.join(file).to_str().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    check(
+        &ctx,
+        "SELECT count(*) AS timestamps FROM t",
+        "+------------+
+         | timestamps |
+         +------------+
+         | 3          |
+         +------------+",
+    )
+    .await;
+    check(
+        &ctx,
+        "SELECT r.labels['__name__'] AS name, CAST(t.\"timestamp\" AS BIGINT) AS t, \
+         CASE WHEN s.value_scale < 0 THEN s.value \
+              ELSE CAST(s.value_int AS DOUBLE) / \
+                   CAST(power(CAST(10 AS BIGINT), CAST(s.value_scale AS BIGINT)) AS DOUBLE) END AS value \
+         FROM s JOIN t ON s.ts_row = t.\"row\" JOIN r ON s.series_id = r.series_id \
+         ORDER BY name, t",
+        "+------+-------+-------+
+         | name | t     | value |
+         +------+-------+-------+
+         | a    | 1000  | 1.0   |
+         | a    | 16001 | 2.5   |
+         | b    | 1000  | 7.0   |
+         | b    | 16001 | 8.0   |
+         | c    | 999   | 3.0   |
+         +------+-------+-------+",
     )
     .await;
 }
