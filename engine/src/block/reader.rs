@@ -702,6 +702,9 @@ impl Block {
                 .map(|(_, _, p)| p.clone())
         });
         if let Some(p) = last {
+            if let Some(cache) = &self.cache {
+                cache.note_hit();
+            }
             return Ok(p);
         }
         let path = self.dir.join(TIMESTAMPS_FILE);

@@ -69,13 +69,16 @@ fn push_go_seconds(out: &mut String, t: i64) {
 }
 
 /// About how many bytes [`push_result`] writes for `value`, to size the
-/// buffer once: a point is about 30 bytes (`[1764590400,"12345.678"]`),
-/// a label set about 150.
+/// buffer once, erring high: a point takes up to about 40 bytes
+/// (`[1764590400.123,"1234.5678901234567"],`: computed values print all
+/// 17 digits), a label set about 150. Running short costs a copy of the
+/// whole body into a buffer twice the size; reserving more than is written
+/// costs only address space (untouched pages are never faulted in).
 pub fn result_len_hint(value: &Value) -> usize {
     match value {
         Value::Scalar(..) | Value::String(..) => 64,
         Value::Vector(v) => v.len() * 200,
-        Value::Matrix(m) => m.iter().map(|s| 160 + s.points.len() * 32).sum::<usize>(),
+        Value::Matrix(m) => m.iter().map(|s| 160 + s.points.len() * 48).sum::<usize>(),
     }
 }
 
