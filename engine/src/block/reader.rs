@@ -654,7 +654,7 @@ impl Block {
                 };
                 if !holds(&p) {
                     return Err(Error::corruption(
-                        self.dir.join(TIMESTAMPS_FILE),
+                        times.path(),
                         format!("page does not hold row {r}"),
                     ));
                 }
@@ -672,7 +672,7 @@ impl Block {
                 && (ts[segment] < lo || ts[end - 1] > hi)
             {
                 return Err(Error::corruption(
-                    self.dir.join(TIMESTAMPS_FILE),
+                    times.path(),
                     format!("timestamps of series {s} outside its time range"),
                 ));
             }
@@ -686,70 +686,37 @@ impl Block {
     fn disorder(&self, id: impl std::fmt::Display) -> Error {
         let detail = format!("timestamps of series {id} not increasing");
         match &self.times {
-            Some(_) => Error::corruption(self.dir.join(TIMESTAMPS_FILE), detail),
+            Some(t) => Error::corruption(t.path(), detail),
             None => Error::corruption(&self.samples_path, detail),
         }
     }
 
-    /// Decoded page `i` of `timestamps.parquet`: the thread's last one, the
-    /// cache, or decoded now.
+    /// Decoded page `i` of `timestamps.parquet`: through the cache like
+    /// sample pages, or without one from the block's few last pages.
     fn times_page(&self, times: &Times, i: usize) -> Result<Arc<DecodedPage>> {
-        let key = self.cache_key;
-        let last = LAST_TIMES_PAGE.with(|l| {
-            l.borrow()
-                .as_ref()
-                .filter(|(k, j, _)| *k == key && *j == i)
-                .map(|(_, _, p)| p.clone())
-        });
-        if let Some(p) = last {
-            if let Some(cache) = &self.cache {
-                cache.note_hit();
-            }
+        let decode = || -> Result<DecodedPage> {
+            let (first, t) = guarded(times.path(), || times.decode_page(i))?;
+            Ok(DecodedPage::times(first, t))
+        };
+        if let Some(cache) = &self.cache {
+            let id = page_id(times.path(), i)? | cache::TIMES_PAGE;
+            return cached_page(&LAST_TIMES_PAGE, cache, self.cache_key, id, decode);
+        }
+        let found = self
+            .times_memo
+            .lock()
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, p)| p.clone());
+        if let Some(p) = found {
             return Ok(p);
         }
-        let path = self.dir.join(TIMESTAMPS_FILE);
-        let decode = || -> Result<Arc<DecodedPage>> {
-            let (first, t) = guarded(&path, || times.decode_page(i))?;
-            Ok(Arc::new(DecodedPage::times(first, t)))
-        };
-        let p = match &self.cache {
-            Some(cache) => {
-                let id = u32::try_from(i)
-                    .ok()
-                    .filter(|&i| i < cache::TIMES_PAGE)
-                    .ok_or_else(|| Error::corruption(&path, "too many pages for the cache"))?
-                    | cache::TIMES_PAGE;
-                match cache.get(key, id) {
-                    Some(p) => p,
-                    None => {
-                        let p = decode()?;
-                        cache.insert(key, id, p.clone());
-                        p
-                    }
-                }
-            }
-            None => {
-                let found = self
-                    .times_memo
-                    .lock()
-                    .iter()
-                    .find(|(j, _)| *j == i)
-                    .map(|(_, p)| p.clone());
-                match found {
-                    Some(p) => p,
-                    None => {
-                        let p = decode()?;
-                        let mut memo = self.times_memo.lock();
-                        if memo.len() >= TIMES_MEMO {
-                            memo.remove(0);
-                        }
-                        memo.push((i, p.clone()));
-                        p
-                    }
-                }
-            }
-        };
-        LAST_TIMES_PAGE.with(|l| *l.borrow_mut() = Some((key, i, p.clone())));
+        let p = Arc::new(decode()?);
+        let mut memo = self.times_memo.lock();
+        if memo.len() >= TIMES_MEMO {
+            memo.remove(0);
+        }
+        memo.push((i, p.clone()));
         Ok(p)
     }
 
@@ -932,12 +899,54 @@ thread_local! {
     /// The decoded page a thread used last, as (block cache key, page
     /// index, page): neighbouring series share pages, so reading series
     /// after series mostly finds its page here, without the cache's locks.
-    static LAST_PAGE: std::cell::RefCell<Option<(u64, usize, Arc<DecodedPage>)>> =
-        const { std::cell::RefCell::new(None) };
+    static LAST_PAGE: LastPage = const { std::cell::RefCell::new(None) };
 
     /// The same for pages of `timestamps.parquet` (version 3).
-    static LAST_TIMES_PAGE: std::cell::RefCell<Option<(u64, usize, Arc<DecodedPage>)>> =
-        const { std::cell::RefCell::new(None) };
+    static LAST_TIMES_PAGE: LastPage = const { std::cell::RefCell::new(None) };
+}
+
+/// A thread's last decoded page: (block cache key, page id, page).
+type LastPage = std::cell::RefCell<Option<(u64, u32, Arc<DecodedPage>)>>;
+
+/// Page `id` (in the cache's numbering) of the block with cache key `key`:
+/// the thread's last page in `last`, else from `cache`, else `decode`d
+/// and cached; it becomes the thread's last page.
+fn cached_page(
+    last: &'static std::thread::LocalKey<LastPage>,
+    cache: &BlockCache,
+    key: u64,
+    id: u32,
+    decode: impl FnOnce() -> Result<DecodedPage>,
+) -> Result<Arc<DecodedPage>> {
+    let hit = last.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(k, j, _)| *k == key && *j == id)
+            .map(|(_, _, p)| p.clone())
+    });
+    if let Some(p) = hit {
+        cache.note_hit();
+        return Ok(p);
+    }
+    let p = match cache.get(key, id) {
+        Some(p) => p,
+        None => {
+            let p = Arc::new(decode()?);
+            cache.insert(key, id, p.clone());
+            p
+        }
+    };
+    last.with(|l| *l.borrow_mut() = Some((key, id, p.clone())));
+    Ok(p)
+}
+
+/// Page index `i` of the file at `path` as a cache page id (below
+/// [`cache::TIMES_PAGE`], the bit that tells the two files apart).
+fn page_id(path: &Path, i: usize) -> Result<u32> {
+    u32::try_from(i)
+        .ok()
+        .filter(|&i| i < cache::TIMES_PAGE)
+        .ok_or_else(|| Error::corruption(path, "too many pages for the cache"))
 }
 
 /// A read through the decoded-page cache: pages come from the cache or are
@@ -1018,33 +1027,9 @@ impl<'a> PagedRead<'a> {
 
     /// Decoded page `i`: the thread's last page, the cache, or decoded now.
     fn page(&mut self, i: usize) -> Result<Arc<DecodedPage>> {
-        let key = self.block.cache_key;
-        let last = LAST_PAGE.with(|l| {
-            l.borrow()
-                .as_ref()
-                .filter(|(k, j, _)| *k == key && *j == i)
-                .map(|(_, _, p)| p.clone())
-        });
-        if let Some(p) = last {
-            self.cache.note_hit();
-            return Ok(p);
-        }
-        let page = u32::try_from(i)
-            .ok()
-            .filter(|&p| p < cache::TIMES_PAGE)
-            .ok_or_else(|| {
-                Error::corruption(&self.block.samples_path, "too many pages for the cache")
-            })?;
-        let p = match self.cache.get(key, page) {
-            Some(p) => p,
-            None => {
-                let p = Arc::new(self.decode(i)?);
-                self.cache.insert(key, page, p.clone());
-                p
-            }
-        };
-        LAST_PAGE.with(|l| *l.borrow_mut() = Some((key, i, p.clone())));
-        Ok(p)
+        let id = page_id(&self.block.samples_path, i)?;
+        let (cache, key) = (self.cache, self.block.cache_key);
+        cached_page(&LAST_PAGE, cache, key, id, || self.decode(i))
     }
 
     /// Decodes page `i` of all columns and checks it: every row carries

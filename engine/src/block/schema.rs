@@ -12,7 +12,9 @@ use parquet::basic::{
     Type as PhysicalType, ZstdLevel,
 };
 use parquet::file::metadata::{KeyValue, ParquetMetaData, SortingColumn};
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion,
+};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
@@ -129,87 +131,58 @@ fn kv(key: &str, value: impl ToString) -> KeyValue {
     KeyValue::new(key.to_owned(), value.to_string())
 }
 
-/// Writer properties of `samples.parquet`. Page boundaries are decided by
-/// the block writer: every `ArrowWriter::write` call becomes one page (the
-/// row-count limit of 1 flushes a page after each write; the byte limit is
-/// out of reach).
-pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
+/// The properties both paged files (`samples.parquet`, `timestamps.parquet`)
+/// share: page boundaries are decided by the block writer, every
+/// `ArrowWriter::write` call becomes one page (the row-count limit of 1
+/// flushes a page after each write; the byte limit is out of reach); page
+/// statistics, zstd, no dictionaries; every column `DELTA_BINARY_PACKED`
+/// unless set otherwise.
+fn paged_properties(format: &str, block_id: &str) -> WriterPropertiesBuilder {
     let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
     WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_created_by(created_by())
         .set_compression(zstd)
         .set_dictionary_enabled(false)
+        .set_encoding(Encoding::DELTA_BINARY_PACKED)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(None)
         .set_max_row_group_bytes(None)
         .set_write_batch_size(MAX_PAGE_ROWS)
         .set_data_page_row_count_limit(1)
         .set_data_page_size_limit(1 << 30)
-        .set_column_encoding(
-            ColumnPath::from(COL_SERIES_ID),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_encoding(ColumnPath::from(COL_TS_ROW), Encoding::DELTA_BINARY_PACKED)
-        .set_column_encoding(ColumnPath::from(COL_VALUE), Encoding::BYTE_STREAM_SPLIT)
-        .set_column_encoding(
-            ColumnPath::from(COL_VALUE_INT),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_encoding(
-            ColumnPath::from(COL_VALUE_SCALE),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_sorting_columns(Some(vec![
-            SortingColumn {
-                column_idx: 0,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: 1,
-                descending: false,
-                nulls_first: false,
-            },
-        ]))
         .set_key_value_metadata(Some(vec![
-            kv(KV_FORMAT, SAMPLES_FORMAT),
+            kv(KV_FORMAT, format),
             kv(KV_FORMAT_VERSION, BLOCK_VERSION),
             kv(KV_BLOCK_ID, block_id),
         ]))
+}
+
+fn ascending(columns: &[i32]) -> Option<Vec<SortingColumn>> {
+    Some(
+        columns
+            .iter()
+            .map(|&column_idx| SortingColumn {
+                column_idx,
+                descending: false,
+                nulls_first: false,
+            })
+            .collect(),
+    )
+}
+
+/// Writer properties of `samples.parquet`.
+pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
+    paged_properties(SAMPLES_FORMAT, block_id)
+        .set_column_encoding(ColumnPath::from(COL_VALUE), Encoding::BYTE_STREAM_SPLIT)
+        .set_sorting_columns(ascending(&[0, 1]))
         .build()
 }
 
-/// Writer properties of `timestamps.parquet`: like `samples.parquet`,
-/// every `ArrowWriter::write` call is one page.
+/// Writer properties of `timestamps.parquet`.
 pub fn timestamps_writer_properties(block_id: &str) -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
-    WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_created_by(created_by())
-        .set_compression(zstd)
-        .set_dictionary_enabled(false)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(None)
-        .set_max_row_group_bytes(None)
-        .set_write_batch_size(MAX_PAGE_ROWS)
-        .set_data_page_row_count_limit(1)
-        .set_data_page_size_limit(1 << 30)
-        .set_column_encoding(ColumnPath::from(COL_ROW), Encoding::DELTA_BINARY_PACKED)
-        .set_column_encoding(
-            ColumnPath::from(COL_TIMESTAMP),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 0,
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_key_value_metadata(Some(vec![
-            kv(KV_FORMAT, TIMESTAMPS_FORMAT),
-            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
-            kv(KV_BLOCK_ID, block_id),
-        ]))
+    paged_properties(TIMESTAMPS_FORMAT, block_id)
+        .set_sorting_columns(ascending(&[0]))
         .build()
 }
 

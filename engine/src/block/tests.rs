@@ -19,6 +19,7 @@ type Model = BTreeMap<Labels, Vec<Sample>>;
 const TINY: Layout = Layout {
     page_rows: 7,
     row_group_rows: 40,
+    times_kept: super::writer::SHARED_TIMES_KEPT,
 };
 
 fn write(dir: &Path, model: &Model, layout: Layout) -> Option<BlockMeta> {
@@ -333,6 +334,7 @@ fn long_series_and_many_row_groups() {
         Layout {
             page_rows: 64,
             row_group_rows: 500,
+            ..Layout::default()
         },
     )
     .unwrap();
@@ -378,6 +380,7 @@ fn scans_leave_the_block_readable() {
         Layout {
             page_rows: 1_024,
             row_group_rows: 16_384,
+            ..Layout::default()
         },
     )
     .unwrap();
@@ -1045,11 +1048,21 @@ fn cached_pages_outlive_compaction_only_as_long_as_their_readers() {
     }
 }
 
+/// Rows of a block's `timestamps.parquet`.
+fn timestamp_rows(block: &Path) -> i64 {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let f = std::fs::File::open(block.join(TIMESTAMPS_FILE)).unwrap();
+    SerializedFileReader::new(f)
+        .unwrap()
+        .metadata()
+        .file_metadata()
+        .num_rows()
+}
+
 /// Series with equal timestamps share one sequence in `timestamps.parquet`;
 /// a prefix of a sequence is a sequence of its own.
 #[test]
 fn equal_timestamps_are_stored_once() {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
     let tmp = tempfile::tempdir().unwrap();
     let mut model = node_like(20, 40);
     // One more series whose times are the shared ones but the last.
@@ -1059,15 +1072,12 @@ fn equal_timestamps_are_stored_once() {
     for layout in [TINY, Layout::default()] {
         let meta = write(tmp.path(), &model, layout).unwrap();
         let dir = tmp.path().join(&meta.id);
-        let r = SerializedFileReader::new(std::fs::File::open(dir.join(TIMESTAMPS_FILE)).unwrap())
-            .unwrap();
-        assert_eq!(r.metadata().file_metadata().num_rows(), 40 + 39);
+        assert_eq!(timestamp_rows(&dir), 40 + 39);
         let cache = Arc::new(BlockCache::new(1 << 20));
-        for block in [
-            Block::open(&dir).unwrap(),
-            Block::open_cached(&dir, Some(cache)).unwrap(),
+        for (cached, block) in [
+            (false, Block::open(&dir).unwrap()),
+            (true, Block::open_cached(&dir, Some(cache.clone())).unwrap()),
         ] {
-            check_block_matches(&block, &model);
             let mut got = Vec::new();
             let ids: Vec<u32> = (0..block.num_series()).collect();
             // A window inside the series: pages before and after it are skipped.
@@ -1081,6 +1091,15 @@ fn equal_timestamps_are_stored_once() {
                 .map(|(id, s)| (id as u32, bits(&in_range(s, mint, maxt))))
                 .collect();
             assert_eq!(got, want);
+            if cached && layout == TINY {
+                // Rows 10..20 of every series: with 7-row pages the window
+                // needs 2 sample pages per series (21 series) and 2 pages
+                // of each of the 2 sequences; pages wholly outside it are
+                // skipped by the bounds `timestamps.parquet`'s page index
+                // gives them.
+                assert_eq!(cache.stats().entries, 2 * 21 + 2 * 2);
+            }
+            check_block_matches(&block, &model);
         }
     }
 }
@@ -1089,7 +1108,6 @@ fn equal_timestamps_are_stored_once() {
 /// (by which input rows they came from, not by comparing).
 #[test]
 fn merges_keep_timestamps_shared() {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
     let tmp = tempfile::tempdir().unwrap();
     let early = node_like(20, 40);
     // Later samples of the same series, and one series of its own.
@@ -1114,20 +1132,26 @@ fn merges_keep_timestamps_shared() {
     let a = Block::open(&tmp.path().join(&a.id)).unwrap();
     let b = Block::open(&tmp.path().join(&b.id)).unwrap();
     let out = tempfile::tempdir().unwrap();
+    // No timestamps kept for comparison: only the merge's keys can share.
+    let no_compare = Layout {
+        times_kept: 0,
+        ..TINY
+    };
     let meta = merge_with_layout(
         out.path(),
         &[&a, &b],
         &BlockWriteOptions::default(),
         i64::MIN,
         i64::MAX,
-        TINY,
+        no_compare,
     )
     .unwrap()
     .unwrap();
     let dir = out.path().join(&meta.id);
-    let r =
-        SerializedFileReader::new(std::fs::File::open(dir.join(TIMESTAMPS_FILE)).unwrap()).unwrap();
-    assert_eq!(r.metadata().file_metadata().num_rows(), 80 + 1);
+    assert_eq!(timestamp_rows(&dir), 80 + 1);
+    // The same series written whole (no keys) with nothing kept share nothing.
+    let whole = write(tmp.path(), &early, no_compare).unwrap();
+    assert_eq!(timestamp_rows(&tmp.path().join(&whole.id)), 20 * 40);
     let mut want = early.clone();
     for (l, s) in late {
         want.entry(l).or_default().extend(s);

@@ -173,6 +173,10 @@ impl Times {
         })
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn num_rows(&self) -> u64 {
         self.rg_start[self.rg_start.len() - 1]
     }

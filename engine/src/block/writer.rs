@@ -62,13 +62,16 @@ pub fn write_block(
     write_block_with_layout(parent, opts, Layout::default(), series)
 }
 
-/// Page and row-group sizing of `samples.parquet` (tests use tiny ones).
+/// Page and row-group sizing of the paged files, and how many timestamps a
+/// head cut keeps for comparison (tests use tiny ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     /// Most rows per data page (at most [`MAX_PAGE_ROWS`]).
     pub(crate) page_rows: usize,
     /// A row group closes after the page that brings it to this many rows.
     pub(crate) row_group_rows: usize,
+    /// Timestamps remembered for comparison ([`SHARED_TIMES_KEPT`]).
+    pub(crate) times_kept: usize,
 }
 
 impl Default for Layout {
@@ -76,6 +79,7 @@ impl Default for Layout {
         Layout {
             page_rows: MAX_PAGE_ROWS,
             row_group_rows: ROW_GROUP_ROWS,
+            times_kept: SHARED_TIMES_KEPT,
         }
     }
 }
@@ -319,15 +323,25 @@ const KEYED_KEPT: usize = 1 << 20;
 /// series with the same timestamps refers to them instead of writing them
 /// again. Equality is checked on the kept sequence, never assumed from the
 /// hash.
-#[derive(Default)]
 struct SharedTimes {
     /// Hash → (first row in `timestamps.parquet`, index into `kept`).
     by_hash: HashMap<u64, Vec<(u64, usize)>>,
     kept: Vec<Box<[i64]>>,
     kept_len: usize,
+    /// Most timestamps `kept` may hold.
+    budget: usize,
 }
 
 impl SharedTimes {
+    fn new(budget: usize) -> SharedTimes {
+        SharedTimes {
+            by_hash: HashMap::new(),
+            kept: Vec::new(),
+            kept_len: 0,
+            budget,
+        }
+    }
+
     fn hash(times: &[i64]) -> u64 {
         let mut h = times.len() as u64;
         for &t in times {
@@ -347,7 +361,7 @@ impl SharedTimes {
 
     /// Remembers `times`, written from row `row`, while within the budget.
     fn keep(&mut self, hash: u64, times: &[i64], row: u64) {
-        if self.kept_len + times.len() > SHARED_TIMES_KEPT {
+        if self.kept_len + times.len() > self.budget {
             return;
         }
         self.kept_len += times.len();
@@ -402,6 +416,7 @@ impl BlockWriter {
         let layout = Layout {
             page_rows: layout.page_rows.clamp(1, MAX_PAGE_ROWS),
             row_group_rows: layout.row_group_rows.max(1),
+            times_kept: layout.times_kept,
         };
         if let Some(bad) = opts.sources.iter().find(|s| {
             s.is_empty()
@@ -432,7 +447,7 @@ impl BlockWriter {
             ts_page: Vec::with_capacity(layout.page_rows),
             ts_flushed: 0,
             ts_rows_in_group: 0,
-            shared: SharedTimes::default(),
+            shared: SharedTimes::new(layout.times_kept),
             keyed: HashMap::new(),
             times: Vec::new(),
             series_rows: SeriesRows::new(),
@@ -450,42 +465,28 @@ impl BlockWriter {
     }
 
     fn open_files(&mut self) -> Result<()> {
-        let path = self.tmp.join(SAMPLES_FILE);
-        let props = schema::samples_writer_properties(&self.id);
-        self.samples = Some(
-            ArrowWriter::try_new_with_options(
-                create_sink(&path)?,
-                schema::samples_schema(),
-                ArrowWriterOptions::new()
-                    .with_properties(props)
-                    .with_schema_root(schema::SAMPLES_ROOT.into()),
-            )
-            .map_err(|e| Error::Parquet { path, source: e })?,
-        );
-        let path = self.tmp.join(TIMESTAMPS_FILE);
-        let props = schema::timestamps_writer_properties(&self.id);
-        self.timestamps = Some(
-            ArrowWriter::try_new_with_options(
-                create_sink(&path)?,
-                schema::timestamps_schema(),
-                ArrowWriterOptions::new()
-                    .with_properties(props)
-                    .with_schema_root(schema::TIMESTAMPS_ROOT.into()),
-            )
-            .map_err(|e| Error::Parquet { path, source: e })?,
-        );
-        let path = self.tmp.join(SERIES_FILE);
-        let props = schema::series_writer_properties(&self.id);
-        self.series = Some(
-            ArrowWriter::try_new_with_options(
-                create_sink(&path)?,
-                schema::series_schema(),
-                ArrowWriterOptions::new()
-                    .with_properties(props)
-                    .with_schema_root(schema::SERIES_ROOT.into()),
-            )
-            .map_err(|e| Error::Parquet { path, source: e })?,
-        );
+        let id = &self.id;
+        self.samples = Some(open_writer(
+            &self.tmp,
+            SAMPLES_FILE,
+            schema::samples_schema(),
+            schema::samples_writer_properties(id),
+            schema::SAMPLES_ROOT,
+        )?);
+        self.timestamps = Some(open_writer(
+            &self.tmp,
+            TIMESTAMPS_FILE,
+            schema::timestamps_schema(),
+            schema::timestamps_writer_properties(id),
+            schema::TIMESTAMPS_ROOT,
+        )?);
+        self.series = Some(open_writer(
+            &self.tmp,
+            SERIES_FILE,
+            schema::series_schema(),
+            schema::series_writer_properties(id),
+            schema::SERIES_ROOT,
+        )?);
         Ok(())
     }
 
@@ -623,26 +624,15 @@ impl BlockWriter {
                 .with_timezone("UTC"),
             ),
         ];
-        let path = || self.tmp.join(TIMESTAMPS_FILE);
-        let batch = RecordBatch::try_new(schema::timestamps_schema(), cols)
-            .map_err(|e| Error::Invalid(format!("timestamps batch: {e}")))?;
-        let w = self
-            .timestamps
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
-        w.write(&batch).map_err(|e| Error::Parquet {
-            path: path(),
-            source: e,
-        })?;
+        write_page(
+            self.timestamps.as_mut(),
+            &self.tmp.join(TIMESTAMPS_FILE),
+            schema::timestamps_schema(),
+            cols,
+            &mut self.ts_rows_in_group,
+            self.layout.row_group_rows,
+        )?;
         self.ts_flushed += rows as u64;
-        self.ts_rows_in_group += rows;
-        if self.ts_rows_in_group >= self.layout.row_group_rows {
-            w.flush().map_err(|e| Error::Parquet {
-                path: path(),
-                source: e,
-            })?;
-            self.ts_rows_in_group = 0;
-        }
         Ok(())
     }
 
@@ -652,7 +642,6 @@ impl BlockWriter {
         if self.page_ts_row.is_empty() {
             return Ok(());
         }
-        let rows = self.page_ts_row.len();
         let cap = self.layout.page_rows;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt32Array::from(std::mem::replace(
@@ -668,26 +657,14 @@ impl BlockWriter {
         cols.extend(
             std::mem::replace(&mut self.page_v, PageValues::with_capacity(cap)).into_arrays(),
         );
-        let path = || self.tmp.join(SAMPLES_FILE);
-        let batch = RecordBatch::try_new(schema::samples_schema(), cols)
-            .map_err(|e| Error::Invalid(format!("samples batch: {e}")))?;
-        let w = self
-            .samples
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
-        w.write(&batch).map_err(|e| Error::Parquet {
-            path: path(),
-            source: e,
-        })?;
-        self.rows_in_group += rows;
-        if self.rows_in_group >= self.layout.row_group_rows {
-            w.flush().map_err(|e| Error::Parquet {
-                path: path(),
-                source: e,
-            })?;
-            self.rows_in_group = 0;
-        }
-        Ok(())
+        write_page(
+            self.samples.as_mut(),
+            &self.tmp.join(SAMPLES_FILE),
+            schema::samples_schema(),
+            cols,
+            &mut self.rows_in_group,
+            self.layout.row_group_rows,
+        )
     }
 
     fn flush_series(&mut self) -> Result<()> {
@@ -789,6 +766,53 @@ impl BlockWriter {
     }
 }
 
+/// A Parquet writer of `name` in the block directory `tmp`.
+fn open_writer(
+    tmp: &Path,
+    name: &str,
+    schema: arrow_schema::SchemaRef,
+    props: parquet::file::properties::WriterProperties,
+    root: &str,
+) -> Result<ArrowWriter<FileSink>> {
+    let path = tmp.join(name);
+    ArrowWriter::try_new_with_options(
+        create_sink(&path)?,
+        schema,
+        ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_schema_root(root.into()),
+    )
+    .map_err(|e| Error::Parquet { path, source: e })
+}
+
+/// Writes `cols` to `writer` (of the file at `path`) as one data page per
+/// column, and closes the row group once `rows_in_group` reaches
+/// `row_group_rows`.
+fn write_page(
+    writer: Option<&mut ArrowWriter<FileSink>>,
+    path: &Path,
+    schema: arrow_schema::SchemaRef,
+    cols: Vec<ArrayRef>,
+    rows_in_group: &mut usize,
+    row_group_rows: usize,
+) -> Result<()> {
+    let rows = cols.first().map_or(0, |c| c.len());
+    let batch = RecordBatch::try_new(schema, cols)
+        .map_err(|e| Error::Invalid(format!("{}: batch: {e}", path.display())))?;
+    let w = writer.ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+    let err = |e| Error::Parquet {
+        path: path.to_owned(),
+        source: e,
+    };
+    w.write(&batch).map_err(err)?;
+    *rows_in_group += rows;
+    if *rows_in_group >= row_group_rows {
+        w.flush().map_err(err)?;
+        *rows_in_group = 0;
+    }
+    Ok(())
+}
+
 /// Rows per page when a run of `n > page_rows` rows is cut into near-equal
 /// pages of at most `page_rows`.
 fn per_page(n: usize, page_rows: usize) -> usize {
@@ -801,7 +825,7 @@ mod tests {
 
     #[test]
     fn shared_times_compare_values_and_respect_the_budget() {
-        let mut st = SharedTimes::default();
+        let mut st = SharedTimes::new(4);
         let a = [1i64, 2, 3];
         let h = SharedTimes::hash(&a);
         assert_eq!(st.find(h, &a), None);
@@ -811,7 +835,7 @@ mod tests {
         assert_eq!(st.find(h, &[1, 2, 4]), None);
         assert_eq!(st.find(SharedTimes::hash(&a[..2]), &a[..2]), None);
         // Past the budget a sequence is not kept.
-        let big = vec![5i64; SHARED_TIMES_KEPT];
+        let big = vec![5i64; 2];
         let hb = SharedTimes::hash(&big);
         st.keep(hb, &big, 10);
         assert_eq!(st.find(hb, &big), None);
