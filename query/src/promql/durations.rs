@@ -38,7 +38,20 @@ fn out_of_range(secs: f64) -> bool {
 
 /// Seconds to milliseconds as Prometheus does: rounded to nanoseconds,
 /// then truncated to milliseconds.
+///
+/// Except where the seconds cannot tell: a duration written in whole
+/// milliseconds (`14144d23h13m42s222ms`) reaches here as f64 seconds, and
+/// past 2^53 ns (104 days) its nearest f64 may lie a few hundred ns below
+/// the millisecond, which truncation would lose, so printing an offset
+/// and parsing it back would move it. When a whole millisecond is within
+/// the value's own precision, it is the answer.
 pub(crate) fn seconds_to_ms(secs: f64) -> i64 {
+    let ms = secs * 1e3;
+    let whole = ms.round();
+    let ulp = f64::from_bits(secs.abs().to_bits() + 1) - secs.abs();
+    if (ms - whole).abs() <= ulp * 1e3 {
+        return whole as i64;
+    }
     let ns = (secs * 1e9).round();
     // `as` saturates; the range check keeps |ns| within i64 anyway.
     (ns as i64) / 1_000_000
@@ -226,6 +239,13 @@ mod tests {
         assert_eq!(seconds_to_ms(4.018), 4018);
         assert_eq!(seconds_to_ms(-0.0015), -1, "truncated toward zero");
         assert_eq!(seconds_to_ms(0.0001), 0);
+        // 14144d23h13m42s222ms as f64 seconds is 1222125222.2219998…;
+        // through nanoseconds it would truncate to …221 ms (found by
+        // fuzzing: an offset printed and parsed back moved by 1 ms).
+        let long = 1_222_125_222_222_i64;
+        assert_eq!(seconds_to_ms(long as f64 / 1e3), long);
+        assert_eq!(seconds_to_ms(-(long as f64) / 1e3), -long);
+        assert_eq!(seconds_to_ms(1_222_125_222.222_222), long);
         assert!(out_of_range(9.5e10) && out_of_range(f64::NAN) && out_of_range(-1e10));
         assert!(!out_of_range(9e9));
     }

@@ -132,7 +132,9 @@ fn write_selector_base(f: &mut impl fmt::Write, vs: &VectorSelector) -> fmt::Res
         .map(|m| DisplayMatcher(m).to_string())
         .collect();
     f.write_str(name)?;
-    if !parts.is_empty() {
+    // `{}` has no name and no matchers, yet must print as something: it is
+    // valid where a selector may be empty (`info`'s label filter).
+    if !parts.is_empty() || name.is_empty() {
         parts.sort();
         write!(f, "{{{}}}", parts.join(","))?;
     }

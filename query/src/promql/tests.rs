@@ -1375,6 +1375,11 @@ fn more_errors() {
     }
     // info's second argument may select only by labels, even all-empty ones.
     assert!(parse("info(foo, {a=~\".*\"})").is_ok());
+    // ... or none at all, which prints as `{}` (found by fuzzing: it printed
+    // as `info(foo, )`, which does not parse).
+    let empty = parse("info(foo, {})").unwrap();
+    assert_eq!(empty.to_string(), "info(foo, {})");
+    assert!(same_tree(&empty, &parse(&empty.to_string()).unwrap()));
 }
 
 #[test]
