@@ -24,6 +24,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{CheckCommand, Cli, Command, ReportCommand, TestCommand};
 use crate::config::Config;
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

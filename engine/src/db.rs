@@ -190,6 +190,14 @@ pub struct DbStats {
     pub replayed_wal_bytes: u64,
 }
 
+/// See [`Db::head_label_counts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadLabelCounts {
+    pub num_series: u64,
+    /// Label name → (value, series with that pair).
+    pub labels: Vec<(String, Vec<(String, u64)>)>,
+}
+
 struct Metrics {
     samples_appended: Counter,
     series_created: Counter,
@@ -789,6 +797,32 @@ impl Db {
         }
     }
 
+    /// Every label name of the head with its values and the number of
+    /// series having each, read from the index without visiting series
+    /// (cardinality statistics: Prometheus's `/api/v1/status/tsdb`
+    /// describes its head too).
+    pub fn head_label_counts(&self) -> HeadLabelCounts {
+        self.head.with_postings(|p| HeadLabelCounts {
+            num_series: p.num_series(),
+            labels: p
+                .label_names()
+                .map(|name| {
+                    let values = p
+                        .label_values(name)
+                        .map(|(v, ids)| (v.to_owned(), ids.len()))
+                        .collect();
+                    (name.to_owned(), values)
+                })
+                .collect(),
+        })
+    }
+
+    /// (min, max) time of the samples in the head not yet cut into a
+    /// block, if any.
+    pub fn head_time_range(&self) -> Option<(i64, i64)> {
+        self.head.live_range()
+    }
+
     fn refresh_gauges(&self) {
         let s = self.stats();
         self.metrics.head_series.set(s.head_series as i64);
@@ -839,7 +873,7 @@ impl Db {
         } else {
             let mut set = std::collections::BTreeSet::new();
             let mut buf = Vec::new();
-            for (_, s) in &frozen {
+            for s in &frozen {
                 buf.clear();
                 if let Some(f) = &s.lock().frozen {
                     f.read(i64::MIN, i64::MAX, &mut buf);
@@ -856,18 +890,14 @@ impl Db {
                 sources: Vec::new(),
                 wal_segment_max: (w == last).then(|| next_segment - 1),
             };
-            let iter = frozen.iter().map(|(labels, s)| {
+            let iter = frozen.iter().filter_map(|s| {
                 let mut out = Vec::new();
                 if let Some(f) = &s.lock().frozen {
                     f.read(lo, hi, &mut out);
                 }
-                Ok((labels.clone(), out))
+                (!out.is_empty()).then(|| Ok((self.head.labels_uncached(s), out)))
             });
-            let meta = block::write_block(
-                &self.blocks_dir,
-                &opts,
-                iter.filter(|r| r.as_ref().map_or(true, |(_, s)| !s.is_empty())),
-            )?;
+            let meta = block::write_block(&self.blocks_dir, &opts, iter)?;
             metas.extend(meta);
         }
         let id = metas.last().map(|m| m.id.clone());

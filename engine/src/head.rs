@@ -13,10 +13,10 @@
 //! the live one (and in WAL segments from the cut on).
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 
+use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::chunk::XorChunk;
@@ -33,37 +33,8 @@ use crate::symbols::Symbols;
 pub const CHUNK_SAMPLES: usize = 240;
 /// Out-of-order samples are buffered uncompressed up to this many, then compressed.
 const OOO_BUFFER: usize = 32;
-/// The series map's keys are already 128-bit hashes of the labels
-/// (XXH3): hashing them again (SipHash) cost a tenth of ingest CPU. The
-/// shard is picked by the low bits; the map uses the high ones.
-#[derive(Default, Clone, Copy)]
-struct BuildHashedKey;
-
-impl std::hash::BuildHasher for BuildHashedKey {
-    type Hasher = HashedKey;
-    fn build_hasher(&self) -> HashedKey {
-        HashedKey(0)
-    }
-}
-
-/// See [`BuildHashedKey`]; only `u128` keys are ever hashed with it.
-struct HashedKey(u64);
-
-impl std::hash::Hasher for HashedKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by u128 keys; fold anything else in correctly anyway.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v >> 64) as u64;
-    }
-}
-
+/// Shards of the series map, picked by the low bits of a series' identity
+/// hash.
 const SHARDS: usize = 64;
 
 /// Default budget of [`Head::labels_of`]'s label-set cache: 256 MiB.
@@ -365,7 +336,11 @@ impl MemSeries {
 /// The head.
 pub struct Head {
     symbols: Symbols,
-    shards: Box<[RwLock<HashMap<u128, u32, BuildHashedKey>>]>,
+    /// Identity hash → series id. Entries hold only the id (the hash is in
+    /// the series): the map costs under 10 bytes a series, a quarter of a
+    /// map that keeps the 16-byte hash too. Lock order: a shard, then
+    /// `series`.
+    shards: Box<[RwLock<HashTable<u32>>]>,
     series: RwLock<Vec<Option<Arc<MemSeries>>>>,
     postings: RwLock<MemPostings>,
     num_series: AtomicU32,
@@ -388,9 +363,7 @@ impl Head {
     pub fn new() -> Head {
         Head {
             symbols: Symbols::new(),
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             series: RwLock::new(Vec::new()),
             postings: RwLock::new(MemPostings::new()),
             num_series: AtomicU32::new(0),
@@ -431,7 +404,7 @@ impl Head {
         self.live_max_t.fetch_max(t, Ordering::Relaxed);
     }
 
-    fn shard(&self, hash: u128) -> &RwLock<HashMap<u128, u32, BuildHashedKey>> {
+    fn shard(&self, hash: u128) -> &RwLock<HashTable<u32>> {
         &self.shards[(hash as usize) % SHARDS]
     }
 
@@ -441,8 +414,17 @@ impl Head {
     }
 
     fn get_by_hash(&self, hash: u128) -> Option<Arc<MemSeries>> {
-        let id = *self.shard(hash).read().get(&hash)?;
-        self.by_id(id)
+        let shard = self.shard(hash).read();
+        self.find_in(&shard, hash)
+    }
+
+    /// The series of `shard` (locked by the caller) with identity `hash`.
+    fn find_in(&self, shard: &HashTable<u32>, hash: u128) -> Option<Arc<MemSeries>> {
+        let series = self.series.read();
+        let id = *shard.find(table_hash(hash), |&id| {
+            series_at(&series, id).is_some_and(|s| s.hash == hash)
+        })?;
+        series_at(&series, id).cloned()
     }
 
     /// The series with these labels, created (with a fresh id) if absent.
@@ -453,9 +435,7 @@ impl Head {
             return (s, false);
         }
         let mut shard = self.shard(hash).write();
-        if let Some(&id) = shard.get(&hash)
-            && let Some(s) = self.by_id(id)
-        {
+        if let Some(s) = self.find_in(&shard, hash) {
             return (s, false);
         }
         let s = self.insert_locked(&mut shard, None, hash, labels);
@@ -471,9 +451,7 @@ impl Head {
             return s;
         }
         let mut shard = self.shard(hash).write();
-        if let Some(&existing) = shard.get(&hash)
-            && let Some(s) = self.by_id(existing)
-        {
+        if let Some(s) = self.find_in(&shard, hash) {
             return s;
         }
         let s = self.insert_locked(&mut shard, Some(id), hash, labels);
@@ -486,7 +464,7 @@ impl Head {
     /// shards never share an id).
     fn insert_locked(
         &self,
-        shard: &mut HashMap<u128, u32, BuildHashedKey>,
+        shard: &mut HashTable<u32>,
         id: Option<u32>,
         hash: u128,
         labels: &Labels,
@@ -509,10 +487,15 @@ impl Head {
                 series.resize(id as usize + 1, None);
             }
             series[id as usize] = Some(s.clone());
+            // Growing the shard rehashes its entries from their series,
+            // all present: `remove` takes an entry out of its shard
+            // before its slot in `series`.
+            shard.insert_unique(table_hash(hash), id, |&other| {
+                series_at(&series, other).map_or(0, |o| table_hash(o.hash))
+            });
             s
         };
         let id = s.id;
-        shard.insert(hash, id);
         self.postings.write().add(
             id,
             labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
@@ -646,14 +629,22 @@ impl Head {
     }
 
     /// Series with frozen data, sorted by labels.
-    pub fn frozen_series(&self) -> Vec<(Labels, Arc<MemSeries>)> {
-        let mut out: Vec<(Labels, Arc<MemSeries>)> = self
+    ///
+    /// The sort compares interned ids (strings only where two series
+    /// differ) and builds no label set: the cut builds each one as it
+    /// writes the series ([`Head::labels_uncached`]). Built all at once
+    /// they took more memory than the rest of a 1 M-series head.
+    pub fn frozen_series(&self) -> Vec<Arc<MemSeries>> {
+        let mut out: Vec<Arc<MemSeries>> = self
             .all_series()
             .into_iter()
             .filter(|s| s.lock().frozen.is_some())
-            .map(|s| (self.labels_uncached(&s), s))
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        // A snapshot of the strings, so that new series are not held up
+        // by the sort.
+        let strings = self.symbols.snapshot();
+        let r = |id: u32| -> &str { &strings[id as usize] };
+        out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels, &r));
         out
     }
 
@@ -686,8 +677,8 @@ impl Head {
         self.uncache_labels(s);
         {
             let mut shard = self.shard(s.hash).write();
-            if shard.get(&s.hash) == Some(&s.id) {
-                shard.remove(&s.hash);
+            if let Ok(entry) = shard.find_entry(table_hash(s.hash), |&id| id == s.id) {
+                entry.remove();
             }
         }
         self.series.write()[s.id as usize] = None;
@@ -723,6 +714,16 @@ impl Head {
 }
 
 /// Compares two interned label sets in [`Labels`]' order; `r` resolves ids.
+/// A series' place in its shard's table: the high bits of its identity
+/// hash (the low ones picked the shard).
+fn table_hash(hash: u128) -> u64 {
+    (hash >> 64) as u64
+}
+
+fn series_at(series: &[Option<Arc<MemSeries>>], id: u32) -> Option<&Arc<MemSeries>> {
+    series.get(id as usize).and_then(Option::as_ref)
+}
+
 fn cmp_interned<'a>(a: &[(u32, u32)], b: &[(u32, u32)], r: &dyn Fn(u32) -> &'a str) -> CmpOrdering {
     for (x, y) in a.iter().zip(b) {
         if x == y {
@@ -794,7 +795,7 @@ mod tests {
         // A cut empties the cache; a removed series gives its bytes back.
         sa.lock().live.push(1, 1.0);
         h.freeze();
-        assert_eq!(h.frozen_series()[0].0, a);
+        assert_eq!(h.labels_uncached(&h.frozen_series()[0]), a);
         h.drop_frozen_and_gc();
         assert_eq!(h.label_cache_bytes(), 0);
         assert!(sa.cached_labels.lock().is_none());
@@ -818,6 +819,58 @@ mod tests {
         let odd = h.select_sorted(&[Matcher::equal("__name__", "up")], |s| s.id % 2 == 1);
         let want: Vec<_> = all.into_iter().filter(|(_, id)| id % 2 == 1).collect();
         assert_eq!(odd, want);
+    }
+
+    #[test]
+    fn frozen_series_come_in_label_order() {
+        let h = Head::new();
+        let mut want = Vec::new();
+        for (job, inst) in [("b", "2"), ("a", "10"), ("b", "1"), ("a", "9"), ("c", "")] {
+            let l = Labels::new(&[("__name__", "up"), ("job", job), ("instance", inst)]);
+            h.get_or_create(&l).0.lock().live.push(1, 1.0);
+            want.push(l);
+        }
+        // A series without data is not part of the cut.
+        h.get_or_create(&Labels::new(&[("__name__", "idle")]));
+        h.freeze();
+        let got: Vec<Labels> = h
+            .frozen_series()
+            .iter()
+            .map(|s| h.labels_uncached(s))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn lookups_survive_growth_and_removal() {
+        // Enough series to grow every shard's table several times, with
+        // removals in between: each lookup finds its own series or none.
+        let h = Head::new();
+        let labels = |i: u32| Labels::new(&[("__name__", "m"), ("i", &i.to_string())]);
+        let mut ids = Vec::new();
+        for i in 0..5_000 {
+            let (s, created) = h.get_or_create(&labels(i));
+            assert!(created);
+            ids.push(s.id);
+            if i % 3 == 0 {
+                h.remove(&s);
+            }
+        }
+        for i in 0..5_000u32 {
+            match h.get(&labels(i)) {
+                Some(s) => {
+                    assert!(i % 3 != 0, "series {i} was removed");
+                    assert_eq!(s.id, ids[i as usize]);
+                    assert_eq!(h.labels_uncached(&s), labels(i));
+                }
+                None => assert_eq!(i % 3, 0, "series {i} lost"),
+            }
+        }
+        // A removed series comes back with a new id.
+        let (again, created) = h.get_or_create(&labels(0));
+        assert!(created && again.id >= 5_000);
+        assert_eq!(h.num_series(), 5_000 - 1666);
     }
 
     #[test]

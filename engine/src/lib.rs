@@ -22,8 +22,8 @@ pub mod symbols;
 pub mod wal;
 
 pub use db::{
-    AppendSummary, CheckpointStats, CommitTicket, Db, DbStats, Durability, Options, Querier,
-    SeriesEntry, SeriesRef,
+    AppendSummary, CheckpointStats, CommitTicket, Db, DbStats, Durability, HeadLabelCounts,
+    Options, Querier, SeriesEntry, SeriesRef,
 };
 pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};

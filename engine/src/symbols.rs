@@ -59,6 +59,12 @@ impl Symbols {
         f(&|id| &inner.strings[id as usize])
     }
 
+    /// Every string, indexed by id: for long work (sorting every series
+    /// at a cut) that should not hold the table's lock meanwhile.
+    pub fn snapshot(&self) -> Vec<Arc<str>> {
+        self.inner.read().strings.clone()
+    }
+
     pub fn len(&self) -> usize {
         self.inner.read().strings.len()
     }
@@ -89,5 +95,6 @@ mod tests {
         assert_eq!(&*s.resolve(b), "instance");
         assert_eq!(s.lookup("nope"), None);
         s.resolve_with(|r| assert_eq!(r(a), "job"));
+        assert_eq!(&*s.snapshot()[b as usize], "instance");
     }
 }

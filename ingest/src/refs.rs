@@ -23,11 +23,29 @@ use parking_lot::Mutex;
 const SHARDS: usize = 16;
 
 /// Entries per shard before the shard is emptied (bounds memory at about
-/// 40 bytes × 16 × 262,144 = 160 MiB; a full shard refills at once).
+/// 30 bytes × 16 × 262,144 = 120 MiB; a full shard refills at once).
 const MAX_PER_SHARD: usize = 1 << 18;
 
 /// One shard: wire-label hash → series reference.
-type Shard = Mutex<HashMap<u128, SeriesRef, BuildHasherDefault<LowBits>>>;
+type Shard = Mutex<HashMap<Key, SeriesRef, BuildHasherDefault<LowBits>>>;
+
+/// A 128-bit key as two words: a `u128` is 16-byte aligned, which made
+/// each entry 32 bytes instead of 24 (a sixth of the head's memory per
+/// series went to this map).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key(u64, u64);
+
+impl Key {
+    fn new(key: u128) -> Key {
+        Key(key as u64, (key >> 64) as u64)
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
 
 /// Wire-label hash → series reference.
 pub struct RefCache {
@@ -59,7 +77,7 @@ impl RefCache {
     }
 
     pub fn get(&self, key: u128) -> Option<SeriesRef> {
-        self.shard(key).lock().get(&key).copied()
+        self.shard(key).lock().get(&Key::new(key)).copied()
     }
 
     /// Remembers the references an append returned for the entries whose
@@ -71,7 +89,7 @@ impl RefCache {
                 if shard.len() >= MAX_PER_SHARD {
                     shard.clear();
                 }
-                shard.insert(*key, *r);
+                shard.insert(Key::new(*key), *r);
             }
         }
     }
@@ -105,8 +123,8 @@ impl Hasher for LowBits {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -122,5 +140,7 @@ mod tests {
         let c = RefCache::new();
         assert!(c.is_empty());
         assert_eq!(c.get(a), None);
+        c.learn(&[Some(a), None, Some(b)], &[None, None, None]);
+        assert!(c.is_empty(), "nothing to learn without a reference");
     }
 }

@@ -130,6 +130,10 @@ impl SeriesTable {
                 loader.next_row, meta.num_samples
             )));
         }
+        // The pairs grew by doubling with no count to size them from: up
+        // to half their memory would stay unused for the block's lifetime.
+        loader.t.pairs.shrink_to_fit();
+        loader.t.symbols.shrink_to_fit();
         Ok(loader.t)
     }
 }

@@ -13,14 +13,13 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use engine::{MatchOp, Matcher};
 use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::params::{Params, atoi};
 use super::response::{self, Annotations};
-use super::time::{MAX_TIME_MS, MIN_TIME_MS, format_rfc3339_ms};
+use super::time::format_rfc3339_ms;
 use super::{Api, blocking, now_ms};
 
 /// Build information for `/status/buildinfo`: all strings. No `features`
@@ -170,35 +169,22 @@ fn varint_len(n: usize) -> u64 {
     len
 }
 
-/// Cardinality statistics of `db`, as Prometheus's `MemPostings.Stats`.
-fn tsdb_status(db: &Arc<engine::Db>, limit: usize) -> Result<TsdbStatus, ApiError> {
-    let q = db.querier(MIN_TIME_MS, MAX_TIME_MS);
-    let all = Matcher::new(MatchOp::RegexMatch, engine::METRIC_NAME, ".+")
-        .map_err(|e| ApiError::Internal(format!("the all-series matcher: {e}")))?;
-    let series = q.select(&[all])?;
-    // label name → value → series count.
-    let mut pairs: HashMap<&str, HashMap<&str, u64>> = HashMap::new();
-    for s in &series {
-        for l in s.labels.iter() {
-            *pairs
-                .entry(l.name.as_str())
-                .or_default()
-                .entry(l.value.as_str())
-                .or_default() += 1;
-        }
-    }
+/// Cardinality statistics of the head of `db`, as Prometheus's
+/// `MemPostings.Stats`: from the index's counts, without visiting series.
+fn tsdb_status(db: &Arc<engine::Db>, limit: usize) -> TsdbStatus {
+    let counts = db.head_label_counts();
     let mut by_metric = HashMap::new();
     let mut value_counts = HashMap::new();
     let mut memory = HashMap::new();
     let mut by_pair = HashMap::new();
     let mut num_label_pairs = 0u64;
-    for (name, values) in &pairs {
-        value_counts.insert(name.to_string(), values.len() as u64);
+    for (name, values) in &counts.labels {
+        value_counts.insert(name.clone(), values.len() as u64);
         num_label_pairs += values.len() as u64;
         let mut bytes = 0u64;
         for (value, n) in values {
-            if *name == engine::METRIC_NAME {
-                by_metric.insert(value.to_string(), *n);
+            if name == engine::METRIC_NAME {
+                by_metric.insert(value.clone(), *n);
             }
             by_pair.insert(format!("{name}={value}"), *n);
             let size = varint_len(name.len())
@@ -207,18 +193,12 @@ fn tsdb_status(db: &Arc<engine::Db>, limit: usize) -> Result<TsdbStatus, ApiErro
                 + value.len() as u64;
             bytes += size * n;
         }
-        memory.insert(name.to_string(), bytes);
+        memory.insert(name.clone(), bytes);
     }
-    let (min_time, max_time) = q
-        .blocks()
-        .iter()
-        .map(|b| (b.meta().min_time, b.meta().max_time))
-        .fold((i64::MAX, i64::MIN), |(lo, hi), (a, b)| {
-            (lo.min(a), hi.max(b))
-        });
-    Ok(TsdbStatus {
+    let (min_time, max_time) = db.head_time_range().unwrap_or((i64::MAX, i64::MIN));
+    TsdbStatus {
         head_stats: HeadStats {
-            num_series: series.len() as u64,
+            num_series: counts.num_series,
             num_label_pairs,
             chunk_count: 0,
             min_time,
@@ -228,7 +208,7 @@ fn tsdb_status(db: &Arc<engine::Db>, limit: usize) -> Result<TsdbStatus, ApiErro
         label_value_count_by_label_name: top(value_counts, limit),
         memory_in_bytes_by_label_name: top(memory, limit),
         series_count_by_label_value_pair: top(by_pair, limit),
-    })
+    }
 }
 
 pub(crate) async fn tsdb(
@@ -246,7 +226,7 @@ pub(crate) async fn tsdb(
         return Err(ApiError::TsdbLimitTooLarge(MAX_TSDB_LIMIT));
     }
     let db = api.db().clone();
-    let status = blocking(move || tsdb_status(&db, limit)).await?;
+    let status = blocking(move || Ok(tsdb_status(&db, limit))).await?;
     Ok(response::success(status, Annotations::default()))
 }
 

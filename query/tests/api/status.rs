@@ -68,6 +68,9 @@ async fn tsdb_cardinality() {
     let f = fixture().await;
     let data = get(&f.router, "/api/v1/status/tsdb").await.data();
     assert_eq!(data["headStats"]["numSeries"], 6);
+    // The head's samples span T0 to node_cpu's last, 4 minutes on.
+    assert_eq!(data["headStats"]["minTime"], T0);
+    assert_eq!(data["headStats"]["maxTime"], T0 + 240_000);
     // up: 3 series; node_cpu, http.server.duration, specials: 1 each.
     assert_eq!(
         data["seriesCountByMetricName"][0],
