@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -98,21 +98,22 @@ impl Ingest {
         }
     }
 
-    async fn handle(&self, headers: &HeaderMap, body: Body) -> Answer {
-        let version = match parse_content_type(header_str(headers, header::CONTENT_TYPE)) {
-            Ok(v) => v,
-            Err(e) => return Answer::error(None, e),
+    async fn handle(&self, headers: &HeaderMap, mut body: Body) -> Answer {
+        let answer = match parse_content_type(header_str(headers, header::CONTENT_TYPE)) {
+            Ok(version) => match self.handle_version(version, headers, &mut body).await {
+                Ok(answer) | Err(answer) => answer,
+            },
+            Err(e) => Answer::error(None, e),
         };
-        match self.handle_version(version, headers, body).await {
-            Ok(answer) | Err(answer) => answer,
-        }
+        drain(&mut body).await;
+        answer
     }
 
     async fn handle_version(
         &self,
         version: Version,
         headers: &HeaderMap,
-        body: Body,
+        body: &mut Body,
     ) -> Result<Answer, Answer> {
         let fail = |e| Answer::error(Some(version), e);
         let encoding =
@@ -163,7 +164,7 @@ impl Ingest {
     }
 
     /// Reads the body, refusing more than `max_body_bytes`.
-    async fn read_body(&self, body: Body) -> Result<Bytes, IngestError> {
+    async fn read_body(&self, body: &mut Body) -> Result<Bytes, IngestError> {
         let limit = self.limits.max_body_bytes;
         match Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
@@ -252,6 +253,31 @@ impl Ingest {
             );
         }
     }
+}
+
+/// Most bytes of a refused body read (and dropped) before answering.
+const DRAIN_MAX_BYTES: usize = 64 << 20;
+/// Longest time spent reading a refused body.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads what is left of a body refused unread (wrong type, too large,
+/// overload), within [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]. Senders
+/// write the whole body before reading the answer; left in the socket, the
+/// rest would make the connection close with unread data, which resets it,
+/// and the sender would see a broken pipe instead of the status that tells
+/// it to drop (413, 415) or retry later (429, 503) the request. Past the
+/// bounds the connection is closed as before.
+async fn drain(body: &mut Body) {
+    let read = async {
+        let mut n = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            n += frame.data_ref().map_or(0, Bytes::len);
+            if n > DRAIN_MAX_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, read).await;
 }
 
 /// The append's outcome: a ticket to wait on, nothing to wait for (empty

@@ -669,3 +669,69 @@ async fn repeated_v1_series_go_by_reference_and_survive_leaving_the_head() {
         );
     }
 }
+
+/// Serves `app` on a free local port.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Writes `head` and `body` on `conn` and reads one response: its status
+/// line and whether it was read whole.
+async fn exchange(conn: &mut tokio::net::TcpStream, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a full response");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return text.lines().next().unwrap().to_string();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn refused_bodies_are_read_so_the_sender_gets_the_answer() {
+    // A sender writes its whole body before reading the answer. Refused
+    // unread, the body would be left in the socket, and closing a socket
+    // with unread data resets the connection: the sender could lose the
+    // 413 (and retry forever) instead of dropping the request.
+    let s = setup(Limits {
+        max_body_bytes: 100,
+        ..Limits::default()
+    });
+    let addr = serve(s.app.clone()).await;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let big = vec![0u8; 4 << 20];
+    let head = |ct: &str, len: usize| {
+        format!(
+            "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let status = exchange(&mut conn, &head(CONTENT_TYPE_V1, big.len()), &big).await;
+    assert!(status.contains(" 413 "), "{status}");
+    // The same connection goes on: an unsupported type, then a good write.
+    let status = exchange(&mut conn, &head("text/plain", big.len()), &big).await;
+    assert!(status.contains(" 415 "), "{status}");
+    let body = v1_body(vec![ts(&[("__name__", "drained")], &[(now_ms(), 1.0)])]);
+    let status = exchange(&mut conn, &head(CONTENT_TYPE_V1, body.len()), &body).await;
+    assert!(status.contains(" 204 "), "{status}");
+    assert_eq!(read_back(&s.db, "drained").len(), 1);
+}
