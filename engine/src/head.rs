@@ -560,11 +560,8 @@ impl Head {
     }
 
     /// Series matching every matcher for which `keep` holds, with their
-    /// labels ([`Head::labels_of`]) and ids, sorted by labels.
-    ///
-    /// The sort compares interned ids and looks at strings only where two
-    /// series differ, so the long common prefixes of a selection (same
-    /// metric name, same job) cost integer comparisons.
+    /// labels ([`Head::labels_of`]) and ids, sorted by labels
+    /// ([`sort_by_labels`]).
     pub fn select_sorted(
         &self,
         matchers: &[Matcher],
@@ -578,26 +575,8 @@ impl Head {
                 .collect()
         };
         found.retain(|s| keep(s));
-        // The interned pairs side by side, so the sort reads contiguous
-        // memory rather than one allocation per series.
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
-        let mut order: Vec<(u32, u32, u32)> = Vec::with_capacity(found.len());
-        for (i, s) in found.iter().enumerate() {
-            order.push((pairs.len() as u32, s.labels.len() as u32, i as u32));
-            pairs.extend_from_slice(&s.labels);
-        }
-        let of =
-            |&(start, len, _): &(u32, u32, u32)| &pairs[start as usize..(start + len) as usize];
-        self.symbols.resolve_with(|r| {
-            order.sort_unstable_by(|a, b| cmp_interned(of(a), of(b), r));
-        });
-        order
-            .into_iter()
-            .map(|(_, _, i)| {
-                let s = &found[i as usize];
-                (self.labels_of(s), s.id)
-            })
-            .collect()
+        self.symbols.resolve_with(|r| sort_by_labels(&mut found, r));
+        found.iter().map(|s| (self.labels_of(s), s.id)).collect()
     }
 
     /// Calls `f` with the head's index under its read lock.
@@ -630,8 +609,7 @@ impl Head {
 
     /// Series with frozen data, sorted by labels.
     ///
-    /// The sort compares interned ids (strings only where two series
-    /// differ) and builds no label set: the cut builds each one as it
+    /// The sort ([`sort_by_labels`]) builds no label set: the cut builds each one as it
     /// writes the series ([`Head::labels_uncached`]). Built all at once
     /// they took more memory than the rest of a 1 M-series head.
     pub fn frozen_series(&self) -> Vec<Arc<MemSeries>> {
@@ -640,11 +618,10 @@ impl Head {
             .into_iter()
             .filter(|s| s.lock().frozen.is_some())
             .collect();
-        // A snapshot of the strings, so that new series are not held up
-        // by the sort.
+        // A snapshot of the strings rather than the table's lock: sorting
+        // every series takes long enough to hold up new ones.
         let strings = self.symbols.snapshot();
-        let r = |id: u32| -> &str { &strings[id as usize] };
-        out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels, &r));
+        sort_by_labels(&mut out, &|id| &strings[id as usize]);
         out
     }
 
@@ -714,6 +691,28 @@ impl Head {
 }
 
 /// Compares two interned label sets in [`Labels`]' order; `r` resolves ids.
+/// Sorts head series by their labels, comparing interned ids and looking
+/// at strings (`r`) only where two series differ, so the long common
+/// prefixes (same metric name, same job) cost integer comparisons. The
+/// pairs are copied side by side first, so the sort reads contiguous
+/// memory rather than one allocation per series.
+fn sort_by_labels<'a>(series: &mut Vec<Arc<MemSeries>>, r: &dyn Fn(u32) -> &'a str) {
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut order: Vec<(u32, u32, u32)> = Vec::with_capacity(series.len());
+    for (i, s) in series.iter().enumerate() {
+        order.push((pairs.len() as u32, s.labels.len() as u32, i as u32));
+        pairs.extend_from_slice(&s.labels);
+    }
+    let of = |&(start, len, _): &(u32, u32, u32)| &pairs[start as usize..(start + len) as usize];
+    order.sort_unstable_by(|a, b| cmp_interned(of(a), of(b), r));
+    let mut slots: Vec<Option<Arc<MemSeries>>> = series.drain(..).map(Some).collect();
+    series.extend(
+        order
+            .iter()
+            .filter_map(|&(_, _, i)| slots[i as usize].take()),
+    );
+}
+
 /// A series' place in its shard's table: the high bits of its identity
 /// hash (the low ones picked the shard).
 fn table_hash(hash: u128) -> u64 {
@@ -801,14 +800,20 @@ mod tests {
         assert!(sa.cached_labels.lock().is_none());
     }
 
+    /// `up` series created out of label order, with names that sort
+    /// differently from their interning order.
+    fn up_series_out_of_order() -> Vec<Labels> {
+        [("b", "2"), ("a", "10"), ("b", "1"), ("a", "9"), ("c", "")]
+            .into_iter()
+            .map(|(job, inst)| Labels::new(&[("__name__", "up"), ("job", job), ("instance", inst)]))
+            .collect()
+    }
+
     #[test]
     fn select_sorted_orders_by_labels() {
         let h = Head::new();
         let mut all = Vec::new();
-        // Created out of label order, with names that sort differently
-        // from their interning order.
-        for (job, inst) in [("b", "2"), ("a", "10"), ("b", "1"), ("a", "9"), ("c", "")] {
-            let l = Labels::new(&[("__name__", "up"), ("job", job), ("instance", inst)]);
+        for l in up_series_out_of_order() {
             let (s, _) = h.get_or_create(&l);
             all.push((l, s.id));
         }
@@ -824,11 +829,9 @@ mod tests {
     #[test]
     fn frozen_series_come_in_label_order() {
         let h = Head::new();
-        let mut want = Vec::new();
-        for (job, inst) in [("b", "2"), ("a", "10"), ("b", "1"), ("a", "9"), ("c", "")] {
-            let l = Labels::new(&[("__name__", "up"), ("job", job), ("instance", inst)]);
-            h.get_or_create(&l).0.lock().live.push(1, 1.0);
-            want.push(l);
+        let mut want = up_series_out_of_order();
+        for l in &want {
+            h.get_or_create(l).0.lock().live.push(1, 1.0);
         }
         // A series without data is not part of the cut.
         h.get_or_create(&Labels::new(&[("__name__", "idle")]));

@@ -105,7 +105,9 @@ impl Ingest {
             },
             Err(e) => Answer::error(None, e),
         };
-        drain(&mut body).await;
+        if answer.error.is_some() {
+            drain(&mut body).await;
+        }
         answer
     }
 
@@ -261,7 +263,7 @@ const DRAIN_MAX_BYTES: usize = 64 << 20;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads what is left of a body refused unread (wrong type, too large,
-/// overload), within [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]. Senders
+/// overload; a refusal after reading finds nothing left), within [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]. Senders
 /// write the whole body before reading the answer; left in the socket, the
 /// rest would make the connection close with unread data, which resets it,
 /// and the sender would see a broken pipe instead of the status that tells

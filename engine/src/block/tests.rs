@@ -870,8 +870,15 @@ fn golden_v1_model() -> Model {
     model
 }
 
+/// A golden block under `src/block/testdata/`.
+fn golden_dir(block: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/block/testdata")
+        .join(block)
+}
+
 fn golden_v1_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v1/01M8PX5DA5CZBNQNEPZMBJ9NCD")
+    golden_dir("v1/01M8PX5DA5CZBNQNEPZMBJ9NCD")
 }
 
 #[test]
@@ -889,7 +896,7 @@ fn version_1_blocks_are_still_read() {
 }
 
 fn golden_v2_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v2/01M8SBGKW695CTZ403P6Y8B833")
+    golden_dir("v2/01M8SBGKW695CTZ403P6Y8B833")
 }
 
 /// The version-2 golden block (written by the version-2 writer with the
