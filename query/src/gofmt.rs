@@ -145,9 +145,28 @@ pub fn format_float_e(v: f64) -> String {
 
 /// Appends [`format_float_f`]'s text.
 pub fn write_float_f(out: &mut String, v: f64) {
+    // Fast path: `ryu` writes most values (magnitudes from 1e-5 to 1e16)
+    // without an exponent, as the same digits Go picks; Go only drops the
+    // `.0` of whole numbers. Range queries print a value per point, so
+    // this path must not allocate.
+    if v != 0.0 && v.is_finite() {
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v);
+        if !s.bytes().any(|b| b == b'e') {
+            out.push_str(s.strip_suffix(".0").unwrap_or(s));
+            return;
+        }
+    }
+    write_float_f_from_digits(out, v);
+}
+
+/// [`write_float_f`] composed from [`shortest`]'s digits and exponent,
+/// for every value.
+fn write_float_f_from_digits(out: &mut String, v: f64) {
     let Some((negative, digits, exp)) = shortest(out, v) else {
         return;
     };
+    let digits = digits.as_str();
     if negative {
         out.push('-');
     }
@@ -156,14 +175,14 @@ pub fn write_float_f(out: &mut String, v: f64) {
         for _ in 1..exp.unsigned_abs() {
             out.push('0');
         }
-        out.push_str(&digits);
+        out.push_str(digits);
     } else if digits.len() > exp as usize + 1 {
         let (int, frac) = digits.split_at(exp as usize + 1);
         out.push_str(int);
         out.push('.');
         out.push_str(frac);
     } else {
-        out.push_str(&digits);
+        out.push_str(digits);
         for _ in digits.len()..=exp as usize {
             out.push('0');
         }
@@ -175,6 +194,7 @@ pub fn write_float_e(out: &mut String, v: f64) {
     let Some((negative, digits, exp)) = shortest(out, v) else {
         return;
     };
+    let digits = digits.as_str();
     if negative {
         out.push('-');
     }
@@ -191,20 +211,39 @@ pub fn write_float_e(out: &mut String, v: f64) {
     out.push_str(itoa::Buffer::new().format(exp.unsigned_abs()));
 }
 
+/// The significant digits of a float as ASCII, on the stack (a shortest
+/// round-trip `f64` has at most 17).
+struct Digits {
+    buf: [u8; 20],
+    len: usize,
+}
+
+impl Digits {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
 /// The shortest digits that parse back to `v` (no leading or trailing
 /// zeros; "0" for ±0) and the decimal exponent of the first one. The
 /// digits are `ryu`'s: the closest of the shortest to `v`, a tie going to
 /// the even digit, which is how Go picks them (Rust's `Display` rounds ties
 /// up: `2007997726470640.25` is `…640.3` there, `…640.2` in Go). NaN and
 /// ±Inf are written to `out` at once (`None`).
-fn shortest(out: &mut String, v: f64) -> Option<(bool, String, i32)> {
+fn shortest(out: &mut String, v: f64) -> Option<(bool, Digits, i32)> {
     if let Some(s) = special(v) {
         out.push_str(s);
         return None;
     }
     let negative = v.is_sign_negative();
+    let mut digits = Digits {
+        buf: [0; 20],
+        len: 0,
+    };
     if v == 0.0 {
-        return Some((negative, "0".into(), 0));
+        digits.buf[0] = b'0';
+        digits.len = 1;
+        return Some((negative, digits, 0));
     }
     let mut buf = ryu::Buffer::new();
     let s = buf.format_finite(v.abs());
@@ -223,13 +262,18 @@ fn shortest(out: &mut String, v: f64) -> Option<(bool, String, i32)> {
             (s, point - 1 - zeros)
         }
     };
-    let digits: String = mantissa
-        .chars()
-        .filter(char::is_ascii_digit)
-        .skip_while(|c| *c == '0')
-        .collect();
-    let digits = digits.trim_end_matches('0');
-    Some((negative, digits.to_string(), exp))
+    let significant = mantissa
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|b| *b == b'0');
+    for (slot, b) in digits.buf.iter_mut().zip(significant) {
+        *slot = b;
+        digits.len += 1;
+    }
+    while digits.len > 1 && digits.buf[digits.len - 1] == b'0' {
+        digits.len -= 1;
+    }
+    Some((negative, digits, exp))
 }
 
 fn special(v: f64) -> Option<&'static str> {
@@ -291,11 +335,42 @@ mod tests {
             (1e21, "1000000000000000000000"),
             (1e-7, "0.0000001"),
             (123456.789, "123456.789"),
+            (1234.0, "1234"),
+            (-1.5, "-1.5"),
+            (0.0001234, "0.0001234"),
+            (0.00001234, "0.00001234"),
+            (1e15, "1000000000000000"),
+            (1e16, "10000000000000000"),
+            (123456789012345680.0, "123456789012345680"),
+            // A tie between two shortest texts: the even digit, as in Go.
+            (2_007_997_726_470_640.0 + 0.25, "2007997726470640.2"),
             (f64::NAN, "NaN"),
             (f64::INFINITY, "+Inf"),
             (f64::NEG_INFINITY, "-Inf"),
         ] {
             assert_eq!(format_float_f(v), want, "{v}");
+        }
+        // 1.7976931348623157e308 and 2.2250738585072014e-308 in full.
+        let max = format!("17976931348623157{}", "0".repeat(292));
+        assert_eq!(format_float_f(f64::MAX), max);
+        let min = format!("0.{}22250738585072014", "0".repeat(307));
+        assert_eq!(format_float_f(f64::MIN_POSITIVE), min);
+    }
+
+    proptest::proptest! {
+        /// The fast path writes what the digit-by-digit composition
+        /// writes, and the text parses back to the same value.
+        #[test]
+        fn format_float_f_fast_path_agrees(bits in proptest::prelude::any::<u64>(), m in -1_000_000_000i64..1_000_000_000, k in 0i32..12) {
+            for v in [f64::from_bits(bits), m as f64 / 10f64.powi(k)] {
+                let mut slow = String::new();
+                write_float_f_from_digits(&mut slow, v);
+                let fast = format_float_f(v);
+                proptest::prop_assert_eq!(&fast, &slow, "{:?}", v);
+                if v.is_finite() {
+                    proptest::prop_assert_eq!(fast.parse::<f64>().ok(), Some(v));
+                }
+            }
         }
     }
 

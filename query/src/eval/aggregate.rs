@@ -187,6 +187,11 @@ fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
 /// `sum` and `count` with few groups: a (Kahan-compensated) sum or count
 /// per group and step in flat arrays, filled series by series; each cell
 /// sees its inputs in series order, as step by step.
+///
+/// Large inputs are split by group: each task owns a run of groups and
+/// adds up only their series, so tasks run on separate threads and every
+/// cell still sees its inputs in the same order (the same sums, bit for
+/// bit, as one thread).
 fn sum_or_count(
     ev: &Ev,
     input: &[Series],
@@ -194,16 +199,57 @@ fn sum_or_count(
     out: &mut [Series],
     sum: bool,
 ) -> Result<()> {
+    let points: usize = input.iter().map(|s| s.points.len()).sum();
+    let tasks = if points >= PARALLEL_SUM_POINTS {
+        (ev.ctx.threads * 4).min(out.len())
+    } else {
+        1
+    };
+    let per_task = out.len().div_ceil(tasks.max(1));
+    let runs: Vec<std::ops::Range<usize>> = (0..out.len())
+        .step_by(per_task.max(1))
+        .map(|a| a..(a + per_task).min(out.len()))
+        .collect();
+    let done = ev.ctx.par_map(&runs, |run| {
+        sum_or_count_groups(ev, input, to_group, run.clone(), sum).map(Some)
+    })?;
+    for (run, groups) in runs.iter().zip(done) {
+        for (o, (points, drop_name)) in out[run.clone()].iter_mut().zip(groups) {
+            o.points = points;
+            o.drop_name |= drop_name;
+        }
+    }
+    Ok(())
+}
+
+/// Input points from which [`sum_or_count`] splits the work by group.
+const PARALLEL_SUM_POINTS: usize = 1 << 16;
+
+/// [`sum_or_count`] for the groups in `run`: each group's points, and
+/// whether a series that contributed asked for its name to be dropped.
+fn sum_or_count_groups(
+    ev: &Ev,
+    input: &[Series],
+    to_group: &[usize],
+    run: std::ops::Range<usize>,
+    sum: bool,
+) -> Result<Vec<(Vec<Point>, bool)>> {
     let n = ev.n();
-    let cells = out.len() * n;
+    let cells = run.len() * n;
     let mut value = vec![0.0f64; cells];
     let mut comp = vec![0.0f64; cells];
     let mut seen = vec![false; cells];
+    let mut drop_name = vec![false; run.len()];
     for (si, s) in input.iter().enumerate() {
         if si % 256 == 255 {
             ev.ctx.check()?;
         }
-        let g = to_group[si];
+        let Some(g) = to_group[si]
+            .checked_sub(run.start)
+            .filter(|&g| g < run.len())
+        else {
+            continue;
+        };
         let row = g * n..(g + 1) * n;
         let (value, comp, seen) = (
             &mut value[row.clone()],
@@ -223,23 +269,23 @@ fn sum_or_count(
             }
         });
         if any && s.drop_name {
-            out[g].drop_name = true;
+            drop_name[g] = true;
         }
     }
-    for (gi, o) in out.iter_mut().enumerate() {
-        let row = gi * n..(gi + 1) * n;
-        for (k, ((&v, &c), &seen)) in value[row.clone()]
-            .iter()
-            .zip(&comp[row.clone()])
-            .zip(&seen[row])
-            .enumerate()
-        {
-            if seen {
-                o.points.push(Point::new(ev.ts(k), v + c));
-            }
-        }
-    }
-    Ok(())
+    Ok((0..run.len())
+        .map(|g| {
+            let row = g * n..(g + 1) * n;
+            let points = value[row.clone()]
+                .iter()
+                .zip(&comp[row.clone()])
+                .zip(&seen[row])
+                .enumerate()
+                .filter(|(_, (_, seen))| **seen)
+                .map(|(k, ((&v, &c), _))| Point::new(ev.ts(k), v + c))
+                .collect();
+            (points, drop_name[g])
+        })
+        .collect())
 }
 
 /// Adds input value `f` to a group's accumulator (the first value of a

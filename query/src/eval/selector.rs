@@ -370,7 +370,7 @@ impl RangeArg {
                         v,
                     )?;
                     let loaded = v.len();
-                    if v.iter().any(|p| is_stale_nan(p.v)) {
+                    if any_stale(v) {
                         v.retain(|p| !is_stale_nan(p.v));
                     }
                     ev.ctx.release(loaded - v.len());
@@ -422,13 +422,22 @@ impl RangeArg {
 }
 
 /// The first index from `i` on whose sample is after `limit` (samples
-/// sorted by time).
+/// sorted by time). A plain scan: steps move a window a few samples at a
+/// time, by the same count on regular data, which the branch predictor
+/// learns (a branch-free count over blocks of 8 was a third slower).
 #[inline]
 fn advance(pts: &[Point], mut i: usize, limit: i64) -> usize {
     while i < pts.len() && pts[i].t <= limit {
         i += 1;
     }
     i
+}
+
+/// Whether any sample is a stale marker. Folds blocks without an early
+/// exit inside each, so the comparison vectorises.
+fn any_stale(pts: &[Point]) -> bool {
+    pts.chunks(64)
+        .any(|c| c.iter().fold(false, |a, p| a | is_stale_nan(p.v)))
 }
 
 /// One step's window over a series' samples: `points[a..b]` (never
@@ -456,11 +465,24 @@ mod tests {
     #[test]
     fn advance_finds_the_first_sample_after_the_limit() {
         let pts: Vec<Point> = (0..40).map(|i| p(i * 10, 0.0)).collect();
-        for start in [0, 3, 8, 17, 39, 40] {
-            for limit in [-5, 0, 5, 10, 79, 80, 81, 200, 389, 390, 1000] {
+        for start in [0, 1, 3, 8, 17, 31, 32, 33, 39, 40] {
+            for limit in [-5, 0, 5, 10, 75, 79, 80, 81, 200, 315, 389, 390, 1000] {
                 let want = start.max(pts.partition_point(|q| q.t <= limit));
                 assert_eq!(advance(&pts, start, limit), want, "{start} {limit}");
             }
+        }
+    }
+
+    #[test]
+    fn any_stale_finds_a_marker_anywhere() {
+        let stale = f64::from_bits(engine::STALE_NAN);
+        let mut pts: Vec<Point> = (0..200).map(|i| p(i, f64::NAN)).collect();
+        assert!(!any_stale(&pts), "a NaN that is not the marker");
+        assert!(!any_stale(&[]));
+        for at in [0, 63, 64, 150, 199] {
+            pts[at].v = stale;
+            assert!(any_stale(&pts), "{at}");
+            pts[at].v = 1.0;
         }
     }
 

@@ -370,18 +370,20 @@ fn sparse_steps_match_instant_queries() {
 /// Aggregations fill few groups series by series and many groups step by
 /// step; both give the exact per-step results (integers, so any summation
 /// order is exact), including series that end and drop out after the
-/// lookback.
+/// lookback. `sum` and `count` over enough points split the groups into
+/// runs for threads (13 groups on 2 threads: runs of 2 and a last of 1).
 #[test]
 fn aggregation_by_few_and_many_groups() {
     const SERIES: usize = 400;
     const STEPS: i64 = 200;
     let last = |i: usize| STEPS - 1 - (i % 50) as i64;
     let value = |i: usize, k: i64| (i as i64 * 1000 + k) as f64;
-    let labels: Vec<[(String, String); 3]> = (0..SERIES)
+    let labels: Vec<[(String, String); 4]> = (0..SERIES)
         .map(|i| {
             [
                 ("__name__".to_string(), "agg".to_string()),
                 ("g".to_string(), (i % 2).to_string()),
+                ("h".to_string(), format!("{:02}", i % 13)),
                 ("id".to_string(), format!("{i:03}")),
             ]
         })
@@ -406,7 +408,7 @@ fn aggregation_by_few_and_many_groups() {
         AggregateOp::Min,
         AggregateOp::Avg,
     ] {
-        for by in ["g", "id"] {
+        for by in ["g", "h", "id"] {
             let e = Expr::Aggregate(AggregateExpr {
                 op,
                 expr: Box::new(vector("agg")),
@@ -415,11 +417,18 @@ fn aggregation_by_few_and_many_groups() {
                 without: false,
                 position: 0,
             });
-            let out = range_query(&db, &e, 0, (STEPS - 1) * 10_000, 10_000, &opts()).unwrap();
+            let mut o = opts();
+            o.engine.parallelism = 2;
+            let out = range_query(&db, &e, 0, (STEPS - 1) * 10_000, 10_000, &o).unwrap();
             let Value::Matrix(got) = out.value else {
                 panic!("not a matrix")
             };
-            let key = |i: usize| labels[i][if by == "g" { 1 } else { 2 }].1.clone();
+            let column = match by {
+                "g" => 1,
+                "h" => 2,
+                _ => 3,
+            };
+            let key = |i: usize| labels[i][column].1.clone();
             let mut want: std::collections::BTreeMap<String, Vec<(i64, f64)>> = Default::default();
             for s in 0..STEPS {
                 let mut groups: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
