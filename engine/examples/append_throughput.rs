@@ -78,8 +78,8 @@ fn main() {
         "{total} samples in {secs:.2}s: {:.0} samples/s; head {} series, {} bytes ({:.0} B/series)",
         total as f64 / secs,
         db.stats().head_series,
-        db.stats().head_memory_bytes,
-        db.stats().head_memory_bytes as f64 / series as f64
+        db.head_memory_bytes(),
+        db.head_memory_bytes() as f64 / series as f64
     );
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     for line in status

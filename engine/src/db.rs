@@ -178,7 +178,6 @@ pub struct CheckpointStats {
 #[derive(Debug, Clone, Default)]
 pub struct DbStats {
     pub head_series: u64,
-    pub head_memory_bytes: u64,
     pub blocks: u64,
     pub block_bytes: u64,
     pub block_samples: u64,
@@ -786,7 +785,6 @@ impl Db {
             .sum();
         DbStats {
             head_series: u64::from(self.head.num_series()),
-            head_memory_bytes: self.head.memory_bytes() as u64,
             blocks: state.blocks.len() as u64,
             block_bytes: state.blocks.iter().map(|b| b.size_bytes()).sum(),
             block_samples: state.blocks.iter().map(|b| b.meta().num_samples).sum(),
@@ -815,6 +813,13 @@ impl Db {
                 })
                 .collect(),
         })
+    }
+
+    /// Estimated heap bytes of the head's series and chunks. Visits every
+    /// series under its lock: for tools and tests, not for every refresh
+    /// of the gauges.
+    pub fn head_memory_bytes(&self) -> u64 {
+        self.head.memory_bytes() as u64
     }
 
     /// (min, max) time of the samples in the head not yet cut into a
