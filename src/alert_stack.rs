@@ -1,9 +1,11 @@
 //! Wires rule evaluation (crate `alerting`) to the built-in Alertmanager
 //! (crate `alertmanager`) and to external Alertmanagers: evaluated alerts
 //! go to both, alert state changes go to the alert history, and a reload
-//! (SIGHUP, `POST /-/reload`) re-reads the rule files, the Alertmanager
-//! configuration and the report definitions, keeping alert state, silences
-//! and the notification log. The scheduled reports (crate `reports`) run
+//! (SIGHUP, `POST /-/reload`) re-reads Silt's configuration file, then the
+//! rule files, the Alertmanager configuration and the report definitions
+//! it names, keeping alert state, silences and the notification log.
+//! Settings a running server cannot change (the listen address, the data
+//! folder, limits, ...) are logged as needing a restart. The scheduled reports (crate `reports`) run
 //! here too: they read the alert history and mail through the built-in
 //! Alertmanager's SMTP settings.
 
@@ -27,7 +29,7 @@ use engine::Db;
 use prometheus_client::registry::Registry;
 use query::eval::QueryOptions;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::report_stack::ReportStack;
 
 /// The built-in Alertmanager's configuration when none is given: every
@@ -41,8 +43,10 @@ pub struct Alerting {
     am: Arc<Alertmanager>,
     external: Option<Arc<ExternalAlertmanagers>>,
     reports: ReportStack,
-    /// What the stack was started with, for reloads.
-    cfg: Config,
+    /// Where reloads read the configuration from.
+    source: ConfigSource,
+    /// The configuration last applied (at start or by a reload).
+    cfg: std::sync::Mutex<Config>,
 }
 
 /// Hands evaluated alerts to the built-in Alertmanager.
@@ -135,6 +139,7 @@ impl Alerting {
     pub async fn start(
         db: &Arc<Db>,
         cfg: &Config,
+        source: ConfigSource,
         external_url: String,
         registry: &mut Registry,
     ) -> anyhow::Result<Arc<Alerting>> {
@@ -197,17 +202,19 @@ impl Alerting {
             am,
             external,
             reports,
-            cfg: cfg.clone(),
+            source,
+            cfg: std::sync::Mutex::new(cfg.clone()),
         }))
     }
 
-    /// Re-reads the rule files, the Alertmanager configuration and the
-    /// report definitions. All are checked whole first: on an error nothing
-    /// changes.
+    /// Re-reads the configuration, then the rule files, the Alertmanager
+    /// configuration and the report definitions it names. All are checked
+    /// whole first: on an error nothing changes.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let am_config = alertmanager_config(&self.cfg)?;
-        let files = rule_files(&self.cfg)?;
-        let reports = report_definitions(&self.cfg)?;
+        let cfg = (self.source)().context("reading the configuration")?;
+        let am_config = alertmanager_config(&cfg)?;
+        let files = rule_files(&cfg)?;
+        let reports = report_definitions(&cfg)?;
         // Validate the rules before touching the Alertmanager, so that a bad
         // rule file does not leave half a reload behind.
         let checks = alerting::check_files(&files);
@@ -223,6 +230,20 @@ impl Alerting {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         self.reports.reload(reports)?;
+        let running = std::mem::replace(
+            &mut *self
+                .cfg
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            cfg.clone(),
+        );
+        let unapplied = restart_only_changes(&running, &cfg);
+        if !unapplied.is_empty() {
+            tracing::warn!(
+                settings = unapplied.join(", "),
+                "configuration changes that take effect only after a restart"
+            );
+        }
         tracing::info!(files = files.len(), "configuration reloaded");
         Ok(())
     }
@@ -249,6 +270,33 @@ impl Alerting {
             .merge(alertmanager::api::routes(self.am.clone()))
             .merge(self.reports.routes())
     }
+}
+
+/// The settings that differ between `running` and `new` but that a reload
+/// does not apply (everything but `rule_files`, `report_files`, `reports`
+/// and `alerting.config_file`), by their names in the file.
+fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
+    let checks = [
+        ("listen", running.listen == new.listen),
+        ("data_dir", running.data_dir == new.data_dir),
+        ("retention", running.retention == new.retention),
+        ("durability", running.durability == new.durability),
+        ("ingest", running.ingest == new.ingest),
+        ("query", running.query == new.query),
+        ("rules", running.rules == new.rules),
+        (
+            "alerting.alertmanagers",
+            running.alerting.alertmanagers == new.alerting.alertmanagers,
+        ),
+        ("capacity", running.capacity == new.capacity),
+        ("self_scrape", running.self_scrape == new.self_scrape),
+        ("log", running.log == new.log),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 async fn reload(State(a): State<Arc<Alerting>>) -> Response {

@@ -22,7 +22,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{CheckCommand, Cli, Command, ReportCommand, TestCommand};
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -102,7 +102,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let cfg = args.resolve()?;
             init_logging(&cfg)?;
-            serve(cfg)
+            serve(cfg, std::sync::Arc::new(move || args.resolve()))
         }
     }
 }
@@ -160,13 +160,13 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(cfg: Config) -> anyhow::Result<()> {
+fn serve(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("silt")
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(server::run(cfg));
+    let result = runtime.block_on(server::run(cfg, source));
     // A database still opening after a shutdown signal is abandoned: the
     // WAL replays again on the next start.
     runtime.shutdown_timeout(Duration::from_secs(1));

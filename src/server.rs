@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::admin::{self, Admin};
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::metrics::{self, HttpMetrics};
 use crate::selfscrape;
 
@@ -229,8 +229,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'stati
 }
 
 /// Runs the server until a shutdown signal; returns after the database is
-/// closed.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// closed. Reloads read the configuration from `source`.
+pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
     let mut signal = Box::pin(shutdown_signal()?);
 
     let mut base = Registry::default();
@@ -286,7 +286,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     } = components;
     let external_url = crate::alert_stack::external_url(&cfg, &addr);
     let alerting =
-        match crate::alert_stack::Alerting::start(&db, &cfg, external_url, &mut registry).await {
+        match crate::alert_stack::Alerting::start(&db, &cfg, source, external_url, &mut registry)
+            .await
+        {
             Ok(a) => a,
             Err(e) => {
                 shared.set_phase(Phase::Stopping);
@@ -327,7 +329,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
             r = &mut server => break Some(r),
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP received; reloading rules and the Alertmanager configuration");
+                tracing::info!("SIGHUP received; reloading the configuration");
                 if let Err(e) = alerting.reload().await {
                     tracing::error!(error = %format!("{e:#}"), "reload failed; the running configuration stays");
                 }

@@ -458,6 +458,53 @@ fn failing_rule_reports_its_error_and_the_group_goes_on() {
     silt.stop();
 }
 
+/// A reload re-reads Silt's own configuration file: a rule file named
+/// only after the start is loaded; a broken file is refused and the running
+/// rules stay; a setting that needs a restart is named in the log.
+#[test]
+fn reload_rereads_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let silt = Silt::start(&dir.path().join("data"));
+    let client = silt.client();
+    let groups = common::success_data(&client.get("/api/v1/rules"));
+    assert_eq!(groups["groups"], serde_json::json!([]));
+
+    let config = silt.config_path().to_owned();
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{original}rule_files: [{:?}]\nquery:\n  max_samples: 1234\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let r = client.post_empty("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let groups = common::success_data(&client.get("/api/v1/rules"));
+    assert_eq!(groups["groups"][0]["rules"][1]["name"], "HighLoad");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !silt.logs().contains("only after a restart") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = silt.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("only after a restart"))
+        .unwrap_or_else(|| panic!("no restart warning in:\n{logs}"));
+    assert!(line.contains("query"), "{line}");
+
+    std::fs::write(&config, format!("{original}rule_files: [\n")).unwrap();
+    let r = client.post_empty("/-/reload");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("configuration"), "{}", r.body);
+    let groups = common::success_data(&client.get("/api/v1/rules"));
+    assert_eq!(groups["groups"][0]["rules"][1]["name"], "HighLoad");
+    silt.stop();
+}
+
 /// A bad Alertmanager configuration on reload is refused with its file and
 /// line, and the running routing (receivers, route) stays in force.
 #[test]

@@ -501,6 +501,11 @@ impl Silt {
     }
 
     /// Everything silt logged so far.
+    /// The config file it was started with (`--config`).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
