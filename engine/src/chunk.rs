@@ -215,7 +215,6 @@ impl XorChunk {
             self.t
         );
         debug_assert!((self.count as usize) < MAX_SAMPLES, "chunk is full");
-        reserve_sample(&mut self.buf);
         let bits = v.to_bits();
         if self.count >= 2 {
             let delta = t.wrapping_sub(self.t) as u64;
@@ -237,6 +236,7 @@ impl XorChunk {
             self.delta = delta;
         } else if self.count == 0 {
             self.buf.clear();
+            reserve_start(&mut self.buf);
             self.buf.extend_from_slice(&EMPTY);
             write_varint(&mut self.buf, zigzag(t));
             self.buf.extend_from_slice(&bits.to_be_bytes());
@@ -509,6 +509,9 @@ impl XorChunk {
 #[inline(always)]
 pub(crate) fn put_bits(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
     debug_assert!((1..=56).contains(&n) && value >> n == 0 && used < 8);
+    if buf.capacity() - buf.len() < WORD {
+        grow(buf);
+    }
     let mut start = buf.len();
     let mut word = (value << (64 - n)) >> used;
     if used != 0 {
@@ -536,17 +539,27 @@ pub(crate) fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 
     }
 }
 
-/// Room one sample needs in a head chunk's stream (either kind), with the
-/// 8-byte word [`XorChunk`] writes past the end before truncating.
-const MAX_SAMPLE_BYTES: usize = 32;
+/// Bytes [`put_bits`] stores at once (then trims to those used).
+const WORD: usize = 8;
 
-/// Makes room for one more sample in a chunk's growing buffer. Grows by a
-/// quarter (at least 32 bytes) rather than doubling: a head holds one open
-/// chunk per series, and doubling would leave a third of each unused on
-/// average.
-pub(crate) fn reserve_sample(buf: &mut Vec<u8>) {
-    if buf.capacity() - buf.len() < MAX_SAMPLE_BYTES {
-        buf.reserve_exact(MAX_SAMPLE_BYTES.max(buf.len() / 4 + 8));
+/// Grows a chunk's buffer for the next write by a quarter (at least 16
+/// bytes) rather than doubling: a head holds one open chunk per series,
+/// and doubling would leave a third of each unused on average. Writes
+/// check for their own 8-byte store (not for a worst-case sample ahead of
+/// it), so an open chunk keeps 8 to about 8 + len/4 bytes spare.
+#[cold]
+fn grow(buf: &mut Vec<u8>) {
+    buf.reserve_exact(WORD.max(buf.len() / 4 + 16));
+}
+
+/// Room for an XOR chunk's first two samples, written byte-aligned
+/// (header, varints, a whole value) rather than through [`put_bits`].
+const START_BYTES: usize = 32;
+
+/// Makes room for an XOR chunk's first samples in one allocation.
+pub(crate) fn reserve_start(buf: &mut Vec<u8>) {
+    if buf.capacity() - buf.len() < START_BYTES {
+        buf.reserve_exact(START_BYTES);
     }
 }
 

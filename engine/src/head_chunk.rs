@@ -74,7 +74,6 @@ impl DecimalChunk {
         let Some(m) = encode(v, self.scale) else {
             return false;
         };
-        crate::chunk::reserve_sample(&mut self.buf);
         if self.count == 0 {
             self.write(t as u64, 64);
             self.write(m as u64, 64);
@@ -440,6 +439,41 @@ mod tests {
         c.shrink_to_fit();
         let per_sample = c.memory_bytes() as f64 / samples.len() as f64;
         assert!(per_sample < 3.0, "{per_sample} bytes/sample");
+    }
+
+    /// An open chunk keeps only the room its next write needs plus a
+    /// quarter of its length (no worst-case sample reserved ahead), in
+    /// both codings and at every length.
+    #[test]
+    fn open_chunks_keep_little_spare_room() {
+        let stale = f64::from_bits(crate::sample::STALE_NAN);
+        for xor in [false, true] {
+            let mut c = HeadChunk::default();
+            let mut t = 1_700_000_000_000i64;
+            for i in 0..600u32 {
+                let v = if xor && i == 1 {
+                    stale
+                } else {
+                    f64::from(i * 37 % 1000) / 10.0
+                };
+                c.append(t, v);
+                t += 15_000 + i64::from(i % 7) - 3;
+                let (len, cap) = match &c {
+                    HeadChunk::Decimal(d) => (d.buf.len(), d.buf.capacity()),
+                    HeadChunk::Xor(x) => (
+                        x.bytes().len(),
+                        x.memory_bytes() - std::mem::size_of::<XorChunk>(),
+                    ),
+                };
+                let spare = cap - len;
+                assert!(
+                    spare <= (len / 4 + 16).max(32),
+                    "xor {xor}, {} samples: {spare} spare of {cap}",
+                    i + 1
+                );
+            }
+            assert_eq!(c.is_decimal(), !xor);
+        }
     }
 
     #[test]
