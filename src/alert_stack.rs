@@ -47,6 +47,9 @@ pub struct Alerting {
     source: ConfigSource,
     /// The configuration last applied (at start or by a reload).
     cfg: std::sync::Mutex<Config>,
+    /// Held through a reload, so that two (SIGHUP and `/-/reload`) do not
+    /// interleave their steps.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// Hands evaluated alerts to the built-in Alertmanager.
@@ -204,6 +207,7 @@ impl Alerting {
             reports,
             source,
             cfg: std::sync::Mutex::new(cfg.clone()),
+            reloading: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -211,6 +215,7 @@ impl Alerting {
     /// configuration and the report definitions it names. All are checked
     /// whole first: on an error nothing changes.
     pub async fn reload(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reloading.lock().await;
         let cfg = (self.source)().context("reading the configuration")?;
         let am_config = alertmanager_config(&cfg)?;
         let files = rule_files(&cfg)?;
@@ -222,6 +227,10 @@ impl Alerting {
             let errors: Vec<String> = bad.errors.iter().map(ToString::to_string).collect();
             anyhow::bail!("{}", errors.join("; "));
         }
+        // Email reports are checked against the new SMTP defaults, also
+        // before anything changes.
+        let smtp = am_config.global.receivers.clone();
+        reports::check_email(&reports, &smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.am
             .reload(am_config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -229,7 +238,7 @@ impl Alerting {
             .update(&files)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.reports.reload(reports)?;
+        self.reports.reload(reports, smtp)?;
         let running = std::mem::replace(
             &mut *self
                 .cfg

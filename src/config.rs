@@ -14,11 +14,11 @@ use crate::duration::HumanDuration;
 /// The built-in configuration; also the reference for every key.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default-config.yml");
 
-/// The effective configuration.
 /// Reads the configuration again, as at start (the file, then the
 /// command line's flags): what a reload applies.
 pub type ConfigSource = std::sync::Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
+/// The effective configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -72,10 +72,14 @@ impl ReportStack {
         Ok(ReportStack { reports })
     }
 
-    /// Replaces the definitions (SIGHUP, `/-/reload`); on error nothing
-    /// changes.
-    pub fn reload(&self, definitions: Vec<ReportDef>) -> anyhow::Result<()> {
-        Ok(self.reports.update(definitions)?)
+    /// Replaces the definitions and the SMTP defaults email uses (the
+    /// reloaded Alertmanager's `global`); on error nothing changes.
+    pub fn reload(
+        &self,
+        definitions: Vec<ReportDef>,
+        smtp: alertmanager::receivers::GlobalConfig,
+    ) -> anyhow::Result<()> {
+        Ok(self.reports.update_with_smtp(definitions, smtp)?)
     }
 
     pub async fn stop(&self) {

@@ -270,6 +270,7 @@ fn shortest(out: &mut String, v: f64) -> Option<(bool, Digits, i32)> {
         *slot = b;
         digits.len += 1;
     }
+    debug_assert!(digits.len <= 17, "a shortest f64 has at most 17 digits");
     while digits.len > 1 && digits.buf[digits.len - 1] == b'0' {
         digits.len -= 1;
     }

@@ -500,12 +500,12 @@ impl Silt {
         Client::new(format!("http://{}", self.addr))
     }
 
-    /// Everything silt logged so far.
     /// The config file it was started with (`--config`).
     pub fn config_path(&self) -> &Path {
         &self.config
     }
 
+    /// Everything silt logged so far.
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

@@ -158,6 +158,9 @@ pub struct Reports {
     sources: Sources,
     store: Store,
     opts: Options,
+    /// SMTP defaults for email delivery: `opts.smtp` until a reload
+    /// brings new ones ([`Reports::update_with_smtp`]).
+    smtp: RwLock<Arc<GlobalConfig>>,
     running: Mutex<HashSet<String>>,
     /// Reports whose last run failed (to send `recovered`).
     failing: Mutex<HashSet<String>>,
@@ -227,6 +230,7 @@ impl Reports {
             defs: RwLock::new(Arc::new(defs.into_iter().map(Arc::new).collect())),
             sources,
             store,
+            smtp: RwLock::new(Arc::new(opts.smtp.clone())),
             opts,
             running: Mutex::new(HashSet::new()),
             failing: Mutex::new(failing),
@@ -257,7 +261,19 @@ impl Reports {
 
     /// Replaces the definitions (a reload); on error nothing changes.
     pub fn update(&self, defs: Vec<ReportDef>) -> Result<(), ConfigError> {
-        check_email(&defs, &self.opts.smtp)?;
+        let smtp = self.smtp.read().clone();
+        self.update_with_smtp(defs, (*smtp).clone())
+    }
+
+    /// [`Reports::update`] with new SMTP defaults (the Alertmanager's
+    /// reloaded `global`), checked together; on error nothing changes.
+    pub fn update_with_smtp(
+        &self,
+        defs: Vec<ReportDef>,
+        smtp: GlobalConfig,
+    ) -> Result<(), ConfigError> {
+        check_email(&defs, &smtp)?;
+        *self.smtp.write() = Arc::new(smtp);
         *self.defs.write() = Arc::new(defs.into_iter().map(Arc::new).collect());
         self.changed.notify_one();
         Ok(())
@@ -410,11 +426,12 @@ impl Reports {
                     record.error = Some(RunError::Store(e.to_string()).to_string());
                 } else {
                     let ext = &self.opts.external_url;
+                    let smtp = self.smtp.read().clone();
                     let outcomes = [
                         deliver::to_folder(&def, &record, &files),
                         deliver::to_webhook(&def, &record, &doc, ext, self.opts.webhook_backoff)
                             .await,
-                        deliver::to_email(&def, &record, &doc, &files, &self.opts.smtp, ext).await,
+                        deliver::to_email(&def, &record, &doc, &files, &smtp, ext).await,
                     ];
                     record.deliveries = outcomes.into_iter().flatten().collect();
                     let failed: Vec<String> = record

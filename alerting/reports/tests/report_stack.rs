@@ -106,11 +106,34 @@ async fn stack_runs_reports_and_alerts_owners() {
     )
     .unwrap();
     stack
-        .reload(report_stack::load_definitions(&[], &fixed).unwrap())
+        .reload(
+            report_stack::load_definitions(&[], &fixed).unwrap(),
+            am.config().global.receivers,
+        )
         .unwrap();
     let rec = report_stack::run_remote(&base, "broken").await.unwrap();
     assert!(rec.files.iter().any(|f| f.name == "hosts.csv"));
     let err = report_stack::run_remote(&base, "sla").await.unwrap_err();
+    assert!(format!("{err:#}").contains("404"), "{err:#}");
+
+    // Email reports are checked against the SMTP defaults the reload
+    // brings: refused without a sender and smarthost (nothing changes),
+    // taken with them.
+    let mailed: Vec<serde_yaml::Value> = serde_yaml::from_str(
+        "- {name: mailed, kind: capacity, period: 2d, owner: infra, filters: {selector: '{job=\"node\"}'}, delivery: {email: {to: ops@example.com}}}\n",
+    )
+    .unwrap();
+    let defs = || report_stack::load_definitions(&[], &mailed).unwrap();
+    let err = stack
+        .reload(defs(), am.config().global.receivers)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("email: missing"), "{err:#}");
+    report_stack::run_remote(&base, "broken").await.unwrap();
+    let mut smtp = am.config().global.receivers;
+    smtp.smtp_smarthost = Some("127.0.0.1:1".into());
+    smtp.smtp_from = Some("silt@example.com".into());
+    stack.reload(defs(), smtp).unwrap();
+    let err = report_stack::run_remote(&base, "broken").await.unwrap_err();
     assert!(format!("{err:#}").contains("404"), "{err:#}");
 
     stack.stop().await;

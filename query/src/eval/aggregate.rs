@@ -200,7 +200,7 @@ fn sum_or_count(
     sum: bool,
 ) -> Result<()> {
     let points: usize = input.iter().map(|s| s.points.len()).sum();
-    let tasks = if points >= PARALLEL_SUM_POINTS {
+    let tasks = if points >= PARALLEL_SUM_POINTS && ev.ctx.threads > 1 {
         (ev.ctx.threads * 4).min(out.len())
     } else {
         1
