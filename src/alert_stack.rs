@@ -5,9 +5,9 @@
 //! rule files, the Alertmanager configuration and the report definitions
 //! it names, keeping alert state, silences and the notification log.
 //! Settings a running server cannot change (the listen address, the data
-//! folder, limits, ...) are logged as needing a restart. The scheduled reports (crate `reports`) run
-//! here too: they read the alert history and mail through the built-in
-//! Alertmanager's SMTP settings.
+//! folder, limits, ...) are logged as needing a restart. The scheduled
+//! reports (crate `reports`) run here too: they read the alert history and
+//! mail through the built-in Alertmanager's SMTP settings.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use engine::Db;
 use prometheus_client::registry::Registry;
 use query::eval::QueryOptions;
 
-use crate::config::{Config, ConfigSource};
+use crate::config::{AlertingConfig, Config, ConfigSource};
 use crate::report_stack::ReportStack;
 
 /// The built-in Alertmanager's configuration when none is given: every
@@ -227,8 +227,9 @@ impl Alerting {
             let errors: Vec<String> = bad.errors.iter().map(ToString::to_string).collect();
             anyhow::bail!("{}", errors.join("; "));
         }
-        // Email reports are checked against the new SMTP defaults, also
-        // before anything changes.
+        // Email reports are checked against the new SMTP defaults before
+        // anything changes too (the report service checks again when it
+        // takes them, after the Alertmanager and the rules have changed).
         let smtp = am_config.global.receivers.clone();
         reports::check_email(&reports, &smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.am
@@ -283,23 +284,44 @@ impl Alerting {
 
 /// The settings that differ between `running` and `new` but that a reload
 /// does not apply (everything but `rule_files`, `report_files`, `reports`
-/// and `alerting.config_file`), by their names in the file.
+/// and `alerting.config_file`), by their names in the file. Every field is
+/// named, so a new one does not compile until it is sorted into one kind.
 fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
+    let Config {
+        listen,
+        data_dir,
+        retention,
+        durability,
+        ingest,
+        query,
+        rule_files: _,
+        rules,
+        alerting: AlertingConfig {
+            config_file: _,
+            alertmanagers,
+        },
+        report_files: _,
+        reports: _,
+        capacity,
+        self_scrape,
+        log,
+        base_dir: _,
+    } = running;
     let checks = [
-        ("listen", running.listen == new.listen),
-        ("data_dir", running.data_dir == new.data_dir),
-        ("retention", running.retention == new.retention),
-        ("durability", running.durability == new.durability),
-        ("ingest", running.ingest == new.ingest),
-        ("query", running.query == new.query),
-        ("rules", running.rules == new.rules),
+        ("listen", *listen == new.listen),
+        ("data_dir", *data_dir == new.data_dir),
+        ("retention", *retention == new.retention),
+        ("durability", *durability == new.durability),
+        ("ingest", *ingest == new.ingest),
+        ("query", *query == new.query),
+        ("rules", *rules == new.rules),
         (
             "alerting.alertmanagers",
-            running.alerting.alertmanagers == new.alerting.alertmanagers,
+            *alertmanagers == new.alerting.alertmanagers,
         ),
-        ("capacity", running.capacity == new.capacity),
-        ("self_scrape", running.self_scrape == new.self_scrape),
-        ("log", running.log == new.log),
+        ("capacity", *capacity == new.capacity),
+        ("self_scrape", *self_scrape == new.self_scrape),
+        ("log", *log == new.log),
     ];
     checks
         .into_iter()

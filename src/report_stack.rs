@@ -79,7 +79,7 @@ impl ReportStack {
         definitions: Vec<ReportDef>,
         smtp: alertmanager::receivers::GlobalConfig,
     ) -> anyhow::Result<()> {
-        Ok(self.reports.update_with_smtp(definitions, smtp)?)
+        Ok(self.reports.update(definitions, smtp)?)
     }
 
     pub async fn stop(&self) {

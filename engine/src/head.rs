@@ -690,7 +690,6 @@ impl Head {
     }
 }
 
-/// Compares two interned label sets in [`Labels`]' order; `r` resolves ids.
 /// Sorts head series by their labels, comparing interned ids and looking
 /// at strings (`r`) only where two series differ, so the long common
 /// prefixes (same metric name, same job) cost integer comparisons. The
@@ -723,6 +722,7 @@ fn series_at(series: &[Option<Arc<MemSeries>>], id: u32) -> Option<&Arc<MemSerie
     series.get(id as usize).and_then(Option::as_ref)
 }
 
+/// Compares two interned label sets in [`Labels`]' order; `r` resolves ids.
 fn cmp_interned<'a>(a: &[(u32, u32)], b: &[(u32, u32)], r: &dyn Fn(u32) -> &'a str) -> CmpOrdering {
     for (x, y) in a.iter().zip(b) {
         if x == y {

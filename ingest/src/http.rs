@@ -263,8 +263,9 @@ const DRAIN_MAX_BYTES: usize = 64 << 20;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads what is left of a body refused unread (wrong type, too large,
-/// overload; a refusal after reading finds nothing left), within [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]. Senders
-/// write the whole body before reading the answer; left in the socket, the
+/// overload; a refusal after reading finds nothing left), within
+/// [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]. Senders write the whole
+/// body before reading the answer; left in the socket, the
 /// rest would make the connection close with unread data, which resets it,
 /// and the sender would see a broken pipe instead of the status that tells
 /// it to drop (413, 415) or retry later (429, 503) the request. Past the

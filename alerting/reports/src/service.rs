@@ -159,7 +159,7 @@ pub struct Reports {
     store: Store,
     opts: Options,
     /// SMTP defaults for email delivery: `opts.smtp` until a reload
-    /// brings new ones ([`Reports::update_with_smtp`]).
+    /// brings new ones ([`Reports::update`]).
     smtp: RwLock<Arc<GlobalConfig>>,
     running: Mutex<HashSet<String>>,
     /// Reports whose last run failed (to send `recovered`).
@@ -259,19 +259,10 @@ impl Reports {
         }
     }
 
-    /// Replaces the definitions (a reload); on error nothing changes.
-    pub fn update(&self, defs: Vec<ReportDef>) -> Result<(), ConfigError> {
-        let smtp = self.smtp.read().clone();
-        self.update_with_smtp(defs, (*smtp).clone())
-    }
-
-    /// [`Reports::update`] with new SMTP defaults (the Alertmanager's
-    /// reloaded `global`), checked together; on error nothing changes.
-    pub fn update_with_smtp(
-        &self,
-        defs: Vec<ReportDef>,
-        smtp: GlobalConfig,
-    ) -> Result<(), ConfigError> {
+    /// Replaces the definitions and the SMTP defaults email uses (a
+    /// reload: the Alertmanager's reloaded `global`), checked together; on
+    /// error nothing changes.
+    pub fn update(&self, defs: Vec<ReportDef>, smtp: GlobalConfig) -> Result<(), ConfigError> {
         check_email(&defs, &smtp)?;
         *self.smtp.write() = Arc::new(smtp);
         *self.defs.write() = Arc::new(defs.into_iter().map(Arc::new).collect());

@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alertmanager::receivers::GlobalConfig;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
@@ -297,12 +298,41 @@ reports:
         "reports.yml",
     )
     .unwrap();
-    svc.update(fixed).unwrap();
+    svc.update(fixed, GlobalConfig::default()).unwrap();
     let rec = svc
         .run_now("broken-sla", Trigger::Manual, None)
         .await
         .unwrap();
     assert_eq!(rec.status, RunStatus::Succeeded, "{:?}", rec.error);
+
+    // An email report without its own SMTP settings needs the defaults a
+    // reload brings: refused without them (nothing changes), then mailed
+    // through them.
+    let mailed = || {
+        config::parse(
+            "reports:\n  - {name: mailed, kind: capacity, period: 2d, owner: ops, filters: {selector: '{job=\"node\"}'}, delivery: {email: {to: ops@example.com}}}\n",
+            "reports.yml",
+        )
+        .unwrap()
+    };
+    let err = svc.update(mailed(), GlobalConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("email: missing"), "{err}");
+    assert!(svc.run_now("mailed", Trigger::Manual, None).await.is_err());
+    let smtp_defaults = GlobalConfig {
+        smtp_from: Some("silt@example.com".into()),
+        smtp_smarthost: Some(smtp.clone()),
+        smtp_require_tls: false,
+        ..GlobalConfig::default()
+    };
+    svc.update(mailed(), smtp_defaults).unwrap();
+    let before = mails.lock().len();
+    let rec = svc.run_now("mailed", Trigger::Manual, None).await.unwrap();
+    assert_eq!(rec.status, RunStatus::Succeeded, "{:?}", rec.deliveries);
+    assert_eq!(
+        mails.lock().len(),
+        before + 1,
+        "mailed through the new smarthost"
+    );
     assert_eq!(recorder.0.lock().last().unwrap().0, "recovered");
     assert!(matches!(
         svc.run_now("weekly-capacity", Trigger::Manual, None).await,
