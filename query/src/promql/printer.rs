@@ -101,6 +101,47 @@ fn write_at(f: &mut impl fmt::Write, at: Option<AtModifier>) -> fmt::Result {
     }
 }
 
+/// The offset that ends `e`'s printed form, when it is a duration
+/// expression in parentheses: the parser would read a duration operator
+/// printed after it (`foo offset (1h) + bar`) as part of the offset.
+fn trailing_paren_offset(e: &Expr) -> Option<&Duration> {
+    let offset = match e {
+        Expr::Vector(vs) => &vs.offset,
+        Expr::Matrix(m) => &m.vector.offset,
+        Expr::Subquery(s) => &s.offset,
+        Expr::Unary(_, e) => return trailing_paren_offset(e),
+        Expr::Binary(b) => return trailing_paren_offset(&b.rhs),
+        _ => return None,
+    };
+    match offset {
+        Some(d @ Duration::Expr(e)) if matches!(**e, DurationExpr::Paren(_)) => Some(d),
+        _ => None,
+    }
+}
+
+/// The offset to print as `+(…)` at the end of a binary expression's left
+/// operand: one in parentheses before an operator that also joins
+/// durations, where the grammar ends an offset only after a sign (as
+/// `foo offset +(1h) + bar` was written; the sign drops out of the tree).
+fn signed_lhs_offset(b: &BinaryExpr) -> Option<&Duration> {
+    let duration_op = matches!(
+        b.op,
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Mod
+            | BinaryOp::Pow
+    );
+    trailing_paren_offset(&b.lhs).filter(|_| duration_op)
+}
+
+/// `lhs`, printed, with its trailing `offset` signed.
+fn write_signed_offset(f: &mut impl fmt::Write, lhs: &str, offset: &Duration) -> fmt::Result {
+    let (head, tail) = lhs.split_at(lhs.len() - offset.to_string().len());
+    write!(f, "{head}+{tail}")
+}
+
 /// ` offset 5m`, ` offset -5m`, ` offset (1h * 2)`.
 fn write_offset(f: &mut impl fmt::Write, offset: &Option<Duration>) -> fmt::Result {
     match offset {
@@ -267,7 +308,13 @@ impl fmt::Display for Expr {
                     Expr::Number(v) if v == f64::INFINITY && b.op == BinaryOp::Pow => {
                         f.write_str("Inf ")?
                     }
-                    _ => write!(f, "{} ", b.lhs)?,
+                    _ => match signed_lhs_offset(b) {
+                        Some(d) => {
+                            write_signed_offset(f, &b.lhs.to_string(), d)?;
+                            f.write_char(' ')?
+                        }
+                        None => write!(f, "{} ", b.lhs)?,
+                    },
                 }
                 write_binary_op(f, b)?;
                 write!(f, " {}", b.rhs)
@@ -353,7 +400,14 @@ fn pretty_into(out: &mut String, e: &Expr, level: usize) {
                     indent(out, level + 1);
                     out.push_str("Inf");
                 }
-                _ => pretty_into(out, &b.lhs, level + 1),
+                _ => match signed_lhs_offset(b) {
+                    Some(d) => {
+                        let mut lhs = String::new();
+                        pretty_into(&mut lhs, &b.lhs, level + 1);
+                        let _ = write_signed_offset(out, &lhs, d);
+                    }
+                    None => pretty_into(out, &b.lhs, level + 1),
+                },
             }
             out.push('\n');
             indent(out, level);

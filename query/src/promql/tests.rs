@@ -1005,6 +1005,39 @@ const PROMETHEUS_PRINTED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where Silt's printing departs from Prometheus's: an offset in
+/// parentheses that a sign ended keeps the sign before an operator that
+/// also joins durations. Prometheus prints `foo offset (1h) + bar`, which
+/// neither parser reads back (the `+` continues the offset). Found by
+/// fuzzing.
+#[test]
+fn signed_paren_offsets_keep_their_sign_before_operators() {
+    for (input, want) in [
+        (
+            "foo offset +(step() / 2) + bar offset 1",
+            "foo offset +(step() / 2) + bar offset 1s",
+        ),
+        ("-foo offset +(5) * 2", "-foo offset +(5) * 2"),
+        ("a * b offset +(5) ^ c", "a * b offset +(5) ^ c"),
+        (
+            "sum_over_time(foo[1m:] offset +(5)) - 1",
+            "sum_over_time(foo[1m:] offset (5)) - 1",
+        ),
+        ("foo[1m:] offset +(5)", "foo[1m:] offset (5)"),
+        ("foo[1m:] offset +(5) @ 10", "foo[1m:] @ 10.000 offset (5)"),
+        ("foo offset +(5) > bar", "foo offset (5) > bar"),
+        ("foo offset (5) + 1", "foo offset (5) + 1"),
+    ] {
+        let e = parse(input).unwrap_or_else(|err| panic!("{input}: {err}"));
+        assert_eq!(e.to_string(), want, "{input}");
+        let again = parse(want).unwrap_or_else(|err| panic!("{want}: {err}"));
+        assert!(same_tree(&e, &again), "{input} -> {want}");
+        let formatted = pretty(&e);
+        let again = parse(&formatted).unwrap_or_else(|err| panic!("{formatted}: {err}"));
+        assert!(same_tree(&e, &again), "{input} -> {formatted}");
+    }
+}
+
 #[test]
 fn printing_matches_prometheus() {
     let mut bad = Vec::new();
