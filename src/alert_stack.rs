@@ -27,9 +27,10 @@ use axum::routing::post;
 use chrono::Utc;
 use engine::Db;
 use prometheus_client::registry::Registry;
+use query::api::ConfigStatus;
 use query::eval::QueryOptions;
 
-use crate::config::{AlertingConfig, Config, ConfigSource};
+use crate::config::{AlertingConfig, Config, ConfigSource, unix_ms_now};
 use crate::report_stack::ReportStack;
 
 /// The built-in Alertmanager's configuration when none is given: every
@@ -45,8 +46,12 @@ pub struct Alerting {
     reports: ReportStack,
     /// Where reloads read the configuration from.
     source: ConfigSource,
-    /// The configuration last applied (at start or by a reload).
+    /// The configuration in effect: as started, with what reloads applied
+    /// (settings that need a restart keep their start-time values, so
+    /// every reload warns about them again).
     cfg: std::sync::Mutex<Config>,
+    /// What the status API shows of it.
+    status: Arc<ConfigStatus>,
     /// Held through a reload, so that two (SIGHUP and `/-/reload`) do not
     /// interleave their steps.
     reloading: tokio::sync::Mutex<()>,
@@ -143,6 +148,7 @@ impl Alerting {
         db: &Arc<Db>,
         cfg: &Config,
         source: ConfigSource,
+        status: Arc<ConfigStatus>,
         external_url: String,
         registry: &mut Registry,
     ) -> anyhow::Result<Arc<Alerting>> {
@@ -207,15 +213,25 @@ impl Alerting {
             reports,
             source,
             cfg: std::sync::Mutex::new(cfg.clone()),
+            status,
             reloading: tokio::sync::Mutex::new(()),
         }))
     }
 
     /// Re-reads the configuration, then the rule files, the Alertmanager
     /// configuration and the report definitions it names. All are checked
-    /// whole first: on an error nothing changes.
+    /// whole first: on an error nothing changes (and the status API shows
+    /// that the reload failed).
     pub async fn reload(&self) -> anyhow::Result<()> {
         let _one_at_a_time = self.reloading.lock().await;
+        let result = self.apply_reload().await;
+        if result.is_err() {
+            self.status.reload_failed();
+        }
+        result
+    }
+
+    async fn apply_reload(&self) -> anyhow::Result<()> {
         let cfg = (self.source)().context("reading the configuration")?;
         let am_config = alertmanager_config(&cfg)?;
         let files = rule_files(&cfg)?;
@@ -240,14 +256,18 @@ impl Alerting {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         self.reports.reload(reports, smtp)?;
-        let running = std::mem::replace(
-            &mut *self
-                .cfg
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            cfg.clone(),
-        );
+        let mut running = self
+            .cfg
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let unapplied = restart_only_changes(&running, &cfg);
+        // What is in effect now: the reloaded settings, the rest as started.
+        running.rule_files = cfg.rule_files;
+        running.report_files = cfg.report_files;
+        running.reports = cfg.reports;
+        running.alerting.config_file = cfg.alerting.config_file;
+        self.status.reloaded(running.to_yaml()?, unix_ms_now());
+        drop(running);
         if !unapplied.is_empty() {
             tracing::warn!(
                 settings = unapplied.join(", "),

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,14 @@ pub const DEFAULT_CONFIG_YAML: &str = include_str!("default-config.yml");
 
 /// Reads the configuration again, as at start (the file, then the
 /// command line's flags): what a reload applies.
-pub type ConfigSource = std::sync::Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+pub type ConfigSource = Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -428,7 +436,10 @@ impl Config {
                 ..query::api::BuildInfo::default()
             },
             flags: self.flags(),
-            config_yaml: self.to_yaml()?,
+            config: Arc::new(query::api::ConfigStatus::new(
+                self.to_yaml()?,
+                unix_ms_now(),
+            )),
             storage_retention: self.retention.to_string(),
         };
         opts.capacity_checks = self.capacity_checks()?;
@@ -537,7 +548,7 @@ mod tests {
         assert_eq!(opts.engine.max_series, 7);
         assert_eq!(opts.concurrency.max_concurrency, 3);
         assert_eq!(opts.status.flags["query.timeout"], "10s");
-        assert!(opts.status.config_yaml.contains("max_concurrency: 3"));
+        assert!(opts.status.config.yaml().contains("max_concurrency: 3"));
         assert_eq!(opts.status.storage_retention, "15d");
     }
 

@@ -4,7 +4,7 @@
 //! `up`, `scrape_duration_seconds` and `scrape_samples_scraped` series.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use engine::{Db, Label, Labels, MetricMetadata, Sample, SeriesSamples, WriteBatch};
 use tokio::sync::watch;
@@ -71,12 +71,6 @@ fn scrape_series(
     .collect()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Scrapes once and stores the result. Returns how many samples were stored.
 pub async fn scrape_once(
     db: &Arc<Db>,
@@ -84,7 +78,7 @@ pub async fn scrape_once(
     instance: &str,
 ) -> Result<usize, engine::AppendError> {
     let start = Instant::now();
-    let now = now_ms();
+    let now = crate::config::unix_ms_now();
     let text = registries.encode();
     let (mut batch, up, scraped) = match exposition::parse(&text) {
         Ok(expo) => {

@@ -25,9 +25,10 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::admin::{self, Admin};
-use crate::config::{Config, ConfigSource};
+use crate::config::{Config, ConfigSource, unix_ms_now};
 use crate::metrics::{self, HttpMetrics};
 use crate::selfscrape;
+use query::api::ConfigStatus;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -199,13 +200,13 @@ struct Components {
 }
 
 /// Opens the database (blocking: replays the WAL) and builds the API router.
-fn open_components(cfg: &Config) -> anyhow::Result<Components> {
+fn open_components(cfg: &Config, config: Arc<ConfigStatus>) -> anyhow::Result<Components> {
     let mut registry = Registry::default();
     let started = std::time::Instant::now();
     let db = Db::open(cfg.engine_options(), &mut registry)
         .with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?;
     tracing::info!(elapsed = ?started.elapsed(), "database open");
-    let api = crate::components::api_router(&db, cfg, &mut registry)?
+    let api = crate::components::api_router(&db, cfg, config, &mut registry)?
         .merge(admin::routes(Admin {
             db: db.clone(),
             data_dir: cfg.data_dir.clone(),
@@ -262,8 +263,10 @@ pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
             .await
     });
 
+    let config_status = Arc::new(ConfigStatus::new(cfg.to_yaml()?, unix_ms_now()));
     let open_cfg = cfg.clone();
-    let mut opening = tokio::task::spawn_blocking(move || open_components(&open_cfg));
+    let open_status = config_status.clone();
+    let mut opening = tokio::task::spawn_blocking(move || open_components(&open_cfg, open_status));
     let components = tokio::select! {
         r = &mut opening => r.context("the database open task failed")?,
         sig = &mut signal => {
@@ -285,19 +288,25 @@ pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
         mut registry,
     } = components;
     let external_url = crate::alert_stack::external_url(&cfg, &addr);
-    let alerting =
-        match crate::alert_stack::Alerting::start(&db, &cfg, source, external_url, &mut registry)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                shared.set_phase(Phase::Stopping);
-                let _ = stop_http.send(true);
-                let closing = db.clone();
-                let _ = tokio::task::spawn_blocking(move || closing.close()).await;
-                return Err(e.context("starting rule evaluation and alerting"));
-            }
-        };
+    let alerting = match crate::alert_stack::Alerting::start(
+        &db,
+        &cfg,
+        source,
+        config_status,
+        external_url,
+        &mut registry,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            shared.set_phase(Phase::Stopping);
+            let _ = stop_http.send(true);
+            let closing = db.clone();
+            let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+            return Err(e.context("starting rule evaluation and alerting"));
+        }
+    };
     let api = api.merge(
         alerting
             .routes()

@@ -495,6 +495,16 @@ fn reload_rereads_the_configuration_file() {
         .find(|l| l.contains("only after a restart"))
         .unwrap_or_else(|| panic!("no restart warning in:\n{logs}"));
     assert!(line.contains("query"), "{line}");
+    // The status API shows what is in effect: the new rule file, the
+    // query limits as started.
+    let yaml = common::success_data(&client.get("/api/v1/status/config"))["yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(yaml.contains("rules.yml"), "{yaml}");
+    assert!(!yaml.contains("1234"), "{yaml}");
+    let info = common::success_data(&client.get("/api/v1/status/runtimeinfo"));
+    assert_eq!(info["reloadConfigSuccess"], true);
 
     std::fs::write(&config, format!("{original}rule_files: [\n")).unwrap();
     let r = client.post_empty("/-/reload");
@@ -502,6 +512,8 @@ fn reload_rereads_the_configuration_file() {
     assert!(r.body.contains("configuration"), "{}", r.body);
     let groups = common::success_data(&client.get("/api/v1/rules"));
     assert_eq!(groups["groups"][0]["rules"][1]["name"], "HighLoad");
+    let info = common::success_data(&client.get("/api/v1/status/runtimeinfo"));
+    assert_eq!(info["reloadConfigSuccess"], false);
     silt.stop();
 }
 

@@ -41,7 +41,7 @@ pub use labels::unescape_name;
 pub use limits::{ConcurrencyOptions, Slots};
 pub use params::Params;
 pub use response::Annotations;
-pub use status::{BuildInfo, StatusInfo};
+pub use status::{BuildInfo, ConfigStatus, StatusInfo};
 
 use crate::eval::EngineOptions;
 

@@ -9,7 +9,7 @@
 //! values and posting-list lengths) would make it cheaper.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -56,10 +56,76 @@ pub struct StatusInfo {
     /// Flag name → value, as `/status/flags` lists them
     /// (`"query.timeout": "2m"`).
     pub flags: BTreeMap<String, String>,
-    /// The effective configuration as YAML (`/status/config`).
-    pub config_yaml: String,
+    /// The configuration loaded and whether the last reload took
+    /// (`/status/config`, `/status/runtimeinfo`); shared with whatever
+    /// reloads it.
+    pub config: Arc<ConfigStatus>,
     /// Retention as shown by `/status/runtimeinfo` (`15d`).
     pub storage_retention: String,
+}
+
+/// The configuration in effect as `/status/config` and
+/// `/status/runtimeinfo` report it. The binary records each reload here.
+#[derive(Debug)]
+pub struct ConfigStatus(RwLock<Loaded>);
+
+impl Default for ConfigStatus {
+    fn default() -> Self {
+        ConfigStatus::new(String::new(), 0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Loaded {
+    /// The effective configuration as YAML.
+    yaml: String,
+    /// When it was loaded (Unix ms); 0 until something is.
+    at_ms: i64,
+    /// Whether the last reload succeeded (a failed one keeps the
+    /// configuration before it).
+    last_reload_ok: bool,
+}
+
+impl ConfigStatus {
+    /// The configuration loaded at start, `at_ms`.
+    pub fn new(yaml: String, at_ms: i64) -> ConfigStatus {
+        ConfigStatus(RwLock::new(Loaded {
+            yaml,
+            at_ms,
+            last_reload_ok: true,
+        }))
+    }
+
+    /// A reload applied `yaml` at `at_ms`.
+    pub fn reloaded(&self, yaml: String, at_ms: i64) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Loaded {
+            yaml,
+            at_ms,
+            last_reload_ok: true,
+        };
+    }
+
+    /// A reload failed: the configuration stays, the failure shows.
+    pub fn reload_failed(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_reload_ok = false;
+    }
+
+    /// The configuration in effect, as YAML.
+    pub fn yaml(&self) -> String {
+        self.loaded().yaml
+    }
+
+    /// Whether the last reload succeeded (true before any).
+    pub fn last_reload_ok(&self) -> bool {
+        self.loaded().last_reload_ok
+    }
+
+    fn loaded(&self) -> Loaded {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 pub(crate) async fn buildinfo(State(api): State<Arc<Api>>) -> Response {
@@ -72,7 +138,7 @@ pub(crate) async fn flags(State(api): State<Arc<Api>>) -> Response {
 
 pub(crate) async fn config(State(api): State<Arc<Api>>) -> Response {
     response::success(
-        json!({"yaml": api.options().status.config_yaml}),
+        json!({"yaml": api.options().status.config.yaml()}),
         Annotations::default(),
     )
 }
@@ -98,14 +164,21 @@ pub(crate) async fn runtimeinfo(State(api): State<Arc<Api>>) -> Response {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = api.options().status.config.loaded();
+    // Before anything loads (tests), the server's start.
+    let config_ms = if config.at_ms > 0 {
+        config.at_ms
+    } else {
+        api.started_ms()
+    };
     response::success(
         json!({
             "startTime": started,
             "CWD": cwd,
             "hostname": hostname,
             "serverTime": format_rfc3339_ms(now_ms()),
-            "reloadConfigSuccess": true,
-            "lastConfigTime": started,
+            "reloadConfigSuccess": config.last_reload_ok,
+            "lastConfigTime": format_rfc3339_ms(config_ms),
             "corruptionCount": 0,
             "goroutineCount": thread_count(),
             "GOMAXPROCS": cpus,

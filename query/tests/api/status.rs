@@ -1,7 +1,9 @@
 //! `/api/v1/status/*`.
 
 use super::*;
-use query::api::{BuildInfo, StatusInfo};
+use std::sync::Arc;
+
+use query::api::{BuildInfo, ConfigStatus, StatusInfo};
 
 #[tokio::test]
 async fn buildinfo_flags_config_and_runtimeinfo() {
@@ -18,7 +20,10 @@ async fn buildinfo_flags_config_and_runtimeinfo() {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        config_yaml: "retention: 15d\n".into(),
+        config: Arc::new(ConfigStatus::new(
+            "retention: 15d\n".into(),
+            1_700_000_000_000,
+        )),
         storage_retention: "15d".into(),
     };
     let f = fixture_with(ApiOptions {
@@ -61,6 +66,23 @@ async fn buildinfo_flags_config_and_runtimeinfo() {
     assert_eq!(data["storageRetention"], "15d");
     let start = data["startTime"].as_str().unwrap();
     assert!(start.ends_with('Z') && start.len() >= 20, "{start}");
+    assert_eq!(data["lastConfigTime"], "2023-11-14T22:13:20Z");
+    assert_eq!(data["reloadConfigSuccess"], true);
+
+    // A reload shows; a failed one keeps the configuration and says so.
+    let config = f.api.options().status.config.clone();
+    config.reloaded("retention: 30d\n".into(), 1_700_000_060_000);
+    let r = get(&f.router, "/api/v1/status/config").await;
+    assert_eq!(
+        r.text(),
+        r#"{"status":"success","data":{"yaml":"retention: 30d\n"}}"#
+    );
+    config.reload_failed();
+    let data = get(&f.router, "/api/v1/status/runtimeinfo").await.data();
+    assert_eq!(data["lastConfigTime"], "2023-11-14T22:14:20Z");
+    assert_eq!(data["reloadConfigSuccess"], false);
+    let r = get(&f.router, "/api/v1/status/config").await;
+    assert!(r.text().contains("retention: 30d"), "{}", r.text());
 }
 
 #[tokio::test]
