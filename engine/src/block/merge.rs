@@ -174,7 +174,9 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
             None => false,
         });
         let key = keyed.then_some(key.as_slice());
-        w.append_keyed(cursors[mi].block.labels(mid), &merged, key)?;
+        // Not through the block's label cache: a merge reads every series
+        // once, and cached sets would stay until the inputs are dropped.
+        w.append_keyed(cursors[mi].block.labels_uncached(mid), &merged, key)?;
         for &i in &members {
             cursors[i].advance()?;
         }

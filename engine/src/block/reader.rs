@@ -320,6 +320,16 @@ impl Block {
         l
     }
 
+    /// Labels of series `id` built afresh, bypassing the label cache (for
+    /// reads of every series once, such as merges); empty labels if `id`
+    /// is out of range.
+    pub fn labels_uncached(&self, id: u32) -> Labels {
+        if (id as usize) >= self.series.len() {
+            return Labels::default();
+        }
+        self.series.labels(id)
+    }
+
     /// The label-set slot of series `id` (in range), if the block keeps them.
     fn label_slot(&self, id: u32) -> Option<&OnceLock<Labels>> {
         let cache = self.cache.as_ref()?;

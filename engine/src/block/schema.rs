@@ -68,8 +68,10 @@ pub const MAX_PAGE_ROWS: usize = 4096;
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// zstd level for every file.
 pub const ZSTD_LEVEL: i32 = 3;
-/// Rows per row group of `series.parquet`.
-pub const SERIES_ROW_GROUP_ROWS: usize = 1 << 16;
+/// Rows per row group of `series.parquet`. The writer holds a row group's
+/// encoded label maps until it closes, so this bounds a block write's
+/// series memory (about 3 MiB with node_exporter-like labels).
+pub const SERIES_ROW_GROUP_ROWS: usize = 4096;
 
 /// The timestamp type of all time columns: milliseconds, UTC.
 pub fn timestamp_type() -> DataType {

@@ -458,6 +458,46 @@ fn label_sets_are_kept_within_the_cache_budget() {
     }
 }
 
+/// A merge reads every series once: it builds label sets without keeping
+/// them in its inputs' caches (where they would stay as long as the
+/// inputs, and count against the budget queries share).
+#[test]
+fn merges_leave_label_caches_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Arc::new(BlockCache::new(1 << 20));
+    let a = write(tmp.path(), &node_like(30, 4), TINY).unwrap();
+    let b = write(tmp.path(), &node_like(40, 2), TINY).unwrap();
+    let a = Block::open_cached(&tmp.path().join(&a.id), Some(cache.clone())).unwrap();
+    let b = Block::open_cached(&tmp.path().join(&b.id), Some(cache.clone())).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    merge_blocks(out.path(), &[&a, &b], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(cache.label_bytes(), 0);
+    assert_eq!(a.labels_uncached(3), a.labels(3));
+    assert!(a.labels_uncached(999).is_empty());
+}
+
+/// `series.parquet` is written in row groups of at most
+/// `SERIES_ROW_GROUP_ROWS` series (bounding the writer's memory), and read
+/// back whole.
+#[test]
+fn series_table_spans_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = schema::SERIES_ROW_GROUP_ROWS * 2 + 5;
+    let model = node_like(n, 2);
+    let meta = write(dir.path(), &model, Layout::default()).unwrap();
+    let path = dir.path().join(&meta.id);
+    let (_, md) = printed_schema(&path.join(SERIES_FILE));
+    assert_eq!(md.num_row_groups(), 3);
+    assert!(
+        md.row_groups()
+            .iter()
+            .all(|rg| rg.num_rows() as usize <= schema::SERIES_ROW_GROUP_ROWS)
+    );
+    check_block_matches(&Block::open(&path).unwrap(), &model);
+}
+
 #[test]
 fn empty_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

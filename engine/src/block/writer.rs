@@ -133,7 +133,9 @@ type FileSink = CrcWriter<BufWriter<File>>;
 fn create_sink(path: &Path) -> Result<FileSink> {
     let f = File::create_new(path).map_err(|e| Error::io(path, e))?;
     Ok(CrcWriter {
-        inner: BufWriter::with_capacity(1 << 20, f),
+        // Column chunks arrive whole (a row group at a time) and go
+        // straight through; the buffer gathers page headers and footers.
+        inner: BufWriter::with_capacity(64 << 10, f),
         size: 0,
         crc: 0,
     })
