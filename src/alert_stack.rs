@@ -248,6 +248,19 @@ impl Alerting {
         // takes them, after the Alertmanager and the rules have changed).
         let smtp = am_config.global.receivers.clone();
         reports::check_email(&reports, &smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // What will be in effect: the reloaded settings, the rest as
+        // started (rendered now, so nothing can fail after the swap).
+        let mut effective = self
+            .cfg
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let unapplied = restart_only_changes(&effective, &cfg);
+        effective.rule_files = cfg.rule_files;
+        effective.report_files = cfg.report_files;
+        effective.reports = cfg.reports;
+        effective.alerting.config_file = cfg.alerting.config_file;
+        let yaml = effective.to_yaml()?;
         self.am
             .reload(am_config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -256,18 +269,11 @@ impl Alerting {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         self.reports.reload(reports, smtp)?;
-        let mut running = self
+        *self
             .cfg
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let unapplied = restart_only_changes(&running, &cfg);
-        // What is in effect now: the reloaded settings, the rest as started.
-        running.rule_files = cfg.rule_files;
-        running.report_files = cfg.report_files;
-        running.reports = cfg.reports;
-        running.alerting.config_file = cfg.alerting.config_file;
-        self.status.reloaded(running.to_yaml()?, unix_ms_now());
-        drop(running);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = effective;
+        self.status.reloaded(yaml, unix_ms_now());
         if !unapplied.is_empty() {
             tracing::warn!(
                 settings = unapplied.join(", "),

@@ -65,12 +65,12 @@ mod arena_commit {
 
     /// On Linux mimalloc commits its 1 GiB arenas whole when it reserves
     /// them (option `arena_eager_commit`, default 2: on where the OS
-    /// overcommits), and then purges freed pages of them by resetting
-    /// (`MADV_FREE`) rather than decommitting: the kernel takes such pages
-    /// back only under memory pressure, so memory Silt freed long ago still
-    /// counts as resident. Committing on demand makes purges return pages:
-    /// peak RSS at 20 k series fell by a sixth (docs/benchmarks.md,
-    /// session 12).
+    /// overcommits), and asks for transparent huge pages on such arenas
+    /// (`MADV_HUGEPAGE`). A purge of part of a 2 MiB huge page frees
+    /// nothing, so memory Silt freed long ago still counted as resident.
+    /// Arenas committed on demand get 4 KiB pages, which purges return:
+    /// peak RSS at 20 k series fell by a sixth (`MIMALLOC_ALLOW_THP=0` did
+    /// about as well; docs/benchmarks.md, session 12).
     ///
     /// The option is read when the first arena is reserved, at the first
     /// allocation, so this runs from `.init_array` (as C constructors do),

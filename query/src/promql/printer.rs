@@ -138,7 +138,12 @@ fn signed_lhs_offset(b: &BinaryExpr) -> Option<&Duration> {
 
 /// `lhs`, printed, with its trailing `offset` signed.
 fn write_signed_offset(f: &mut impl fmt::Write, lhs: &str, offset: &Duration) -> fmt::Result {
-    let (head, tail) = lhs.split_at(lhs.len() - offset.to_string().len());
+    let offset = offset.to_string();
+    debug_assert!(
+        lhs.ends_with(&offset),
+        "{lhs:?} does not end with {offset:?}"
+    );
+    let (head, tail) = lhs.split_at(lhs.len() - offset.len());
     write!(f, "{head}+{tail}")
 }
 
