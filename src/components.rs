@@ -11,22 +11,22 @@ use query::api::ConfigStatus;
 
 use crate::config::Config;
 
-/// The ingest and query routes for an open database. Their metrics go into
-/// `registry` (each crate prefixes its own names). The status endpoints
-/// show the configuration in `config` (which reloads update).
+/// The ingest and query routes for an open database, and the
+/// configuration their status endpoints show (for reloads to update).
+/// Their metrics go into `registry` (each crate prefixes its own names).
 pub fn api_router(
     db: &Arc<Db>,
     cfg: &Config,
-    config: Arc<ConfigStatus>,
     registry: &mut Registry,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<(Router, Arc<ConfigStatus>)> {
     let ingest = ingest::Ingest::new(db.clone(), cfg.ingest_limits(), registry);
-    let mut opts = cfg.api_options()?;
-    opts.status.config = config;
+    let opts = cfg.api_options()?;
+    let config = opts.status.config.clone();
     let api = query::api::Api::new(db.clone(), opts);
     let sql = sql::api::SqlApi::new(db.clone(), cfg.sql_options());
-    Ok(Router::new()
+    let router = Router::new()
         .merge(ingest::routes(ingest))
         .merge(query::api::routes(api))
-        .merge(sql::api::routes(sql)))
+        .merge(sql::api::routes(sql));
+    Ok((router, config))
 }

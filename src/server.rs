@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::admin::{self, Admin};
-use crate::config::{Config, ConfigSource, unix_ms_now};
+use crate::config::{Config, ConfigSource};
 use crate::metrics::{self, HttpMetrics};
 use crate::selfscrape;
 use query::api::ConfigStatus;
@@ -196,23 +196,31 @@ const COMPRESS_FROM: u16 = 4096;
 struct Components {
     db: Arc<Db>,
     api: Router,
+    /// What the status API shows of the configuration.
+    config: Arc<ConfigStatus>,
     registry: Registry,
 }
 
 /// Opens the database (blocking: replays the WAL) and builds the API router.
-fn open_components(cfg: &Config, config: Arc<ConfigStatus>) -> anyhow::Result<Components> {
+fn open_components(cfg: &Config) -> anyhow::Result<Components> {
     let mut registry = Registry::default();
     let started = std::time::Instant::now();
     let db = Db::open(cfg.engine_options(), &mut registry)
         .with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?;
     tracing::info!(elapsed = ?started.elapsed(), "database open");
-    let api = crate::components::api_router(&db, cfg, config, &mut registry)?
+    let (api, config) = crate::components::api_router(&db, cfg, &mut registry)?;
+    let api = api
         .merge(admin::routes(Admin {
             db: db.clone(),
             data_dir: cfg.data_dir.clone(),
         }))
         .route_layer(axum::middleware::from_fn(metrics::tag_route));
-    Ok(Components { db, api, registry })
+    Ok(Components {
+        db,
+        api,
+        config,
+        registry,
+    })
 }
 
 /// Resolves with the signal's name on SIGTERM or SIGINT. The handlers are
@@ -263,10 +271,8 @@ pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
             .await
     });
 
-    let config_status = Arc::new(ConfigStatus::new(cfg.to_yaml()?, unix_ms_now()));
     let open_cfg = cfg.clone();
-    let open_status = config_status.clone();
-    let mut opening = tokio::task::spawn_blocking(move || open_components(&open_cfg, open_status));
+    let mut opening = tokio::task::spawn_blocking(move || open_components(&open_cfg));
     let components = tokio::select! {
         r = &mut opening => r.context("the database open task failed")?,
         sig = &mut signal => {
@@ -285,6 +291,7 @@ pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
     let Components {
         db,
         api,
+        config,
         mut registry,
     } = components;
     let external_url = crate::alert_stack::external_url(&cfg, &addr);
@@ -292,7 +299,7 @@ pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
         &db,
         &cfg,
         source,
-        config_status,
+        config,
         external_url,
         &mut registry,
     )

@@ -133,8 +133,8 @@ type FileSink = CrcWriter<BufWriter<File>>;
 fn create_sink(path: &Path) -> Result<FileSink> {
     let f = File::create_new(path).map_err(|e| Error::io(path, e))?;
     Ok(CrcWriter {
-        // Column chunks arrive whole (a row group at a time) and go
-        // straight through; the buffer gathers page headers and footers.
+        // Parquet's writer buffers its own pages; this only gathers the
+        // small writes (page headers, footers) into fewer system calls.
         inner: BufWriter::with_capacity(64 << 10, f),
         size: 0,
         crc: 0,

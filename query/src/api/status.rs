@@ -75,7 +75,7 @@ impl Default for ConfigStatus {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Loaded {
     /// The effective configuration as YAML.
     yaml: String,
@@ -115,16 +115,18 @@ impl ConfigStatus {
 
     /// The configuration in effect, as YAML.
     pub fn yaml(&self) -> String {
-        self.loaded().yaml
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .yaml
+            .clone()
     }
 
-    /// Whether the last reload succeeded (true before any).
-    pub fn last_reload_ok(&self) -> bool {
-        self.loaded().last_reload_ok
-    }
-
-    fn loaded(&self) -> Loaded {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// When the configuration in effect was loaded (Unix ms; 0 if never)
+    /// and whether the last reload succeeded, without copying the YAML.
+    fn load_state(&self) -> (i64, bool) {
+        let l = self.0.read().unwrap_or_else(|e| e.into_inner());
+        (l.at_ms, l.last_reload_ok)
     }
 }
 
@@ -164,20 +166,16 @@ pub(crate) async fn runtimeinfo(State(api): State<Arc<Api>>) -> Response {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config = api.options().status.config.loaded();
+    let (at_ms, last_reload_ok) = api.options().status.config.load_state();
     // Before anything loads (tests), the server's start.
-    let config_ms = if config.at_ms > 0 {
-        config.at_ms
-    } else {
-        api.started_ms()
-    };
+    let config_ms = if at_ms > 0 { at_ms } else { api.started_ms() };
     response::success(
         json!({
             "startTime": started,
             "CWD": cwd,
             "hostname": hostname,
             "serverTime": format_rfc3339_ms(now_ms()),
-            "reloadConfigSuccess": config.last_reload_ok,
+            "reloadConfigSuccess": last_reload_ok,
             "lastConfigTime": format_rfc3339_ms(config_ms),
             "corruptionCount": 0,
             "goroutineCount": thread_count(),
