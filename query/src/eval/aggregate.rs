@@ -17,7 +17,7 @@ use crate::gofmt::format_float_f;
 use crate::promql::ast::{AggregateExpr, AggregateOp, Expr};
 
 /// The output labels of a group (also its key).
-fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+pub(super) fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
     Labels::from_sorted(
         labels
             .iter()
@@ -34,8 +34,8 @@ fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
 }
 
 #[derive(Clone, Default)]
-struct Group {
-    seen: bool,
+pub(super) struct Group {
+    pub(super) seen: bool,
     value: f64,
     mean: f64,
     c: f64,
@@ -51,17 +51,34 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
     if a.op == AggregateOp::CountValues {
         return count_values(ev, a, grouping);
     }
+    if !a.op.takes_param()
+        && let Some(v) = super::fold::eval(ev, a, &grouping)?
+    {
+        return Ok(v);
+    }
     let param = match &a.param {
         Some(p) if a.op.takes_param() => Some(ev.eval(unparen(p))?.into_scalar()?),
         _ => None,
     };
     let input = ev.eval(&a.expr)?.into_vector()?;
+    aggregate(ev, a, &grouping, param, input)
+}
+
+/// Aggregates `input`, the evaluated argument of `a` (`param`: its
+/// evaluated parameter; `grouping` sorted).
+pub(super) fn aggregate(
+    ev: &Ev,
+    a: &AggregateExpr,
+    grouping: &[String],
+    param: Option<Vec<f64>>,
+    input: Vec<Series>,
+) -> Result<Val> {
     match a.op {
         AggregateOp::Topk
         | AggregateOp::Bottomk
         | AggregateOp::Limitk
         | AggregateOp::LimitRatio => {
-            return k_aggregation(ev, a, &grouping, input, param.unwrap_or_default());
+            return k_aggregation(ev, a, grouping, input, param.unwrap_or_default());
         }
         _ => {}
     }
@@ -90,7 +107,7 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
     let mut out: Vec<Series> = Vec::new();
     let mut to_group = Vec::with_capacity(input.len());
     for s in &input {
-        let key = group_labels(&s.labels, &grouping, a.without);
+        let key = group_labels(&s.labels, grouping, a.without);
         let g = *index.entry(key.clone()).or_insert_with(|| {
             out.push(Series::new(key, Vec::new()));
             out.len() - 1
@@ -166,7 +183,7 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
 /// step-by-step loop, so it stops here too. The step of a point right
 /// after the previous one's is found without a division.
 #[inline]
-fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
+pub(super) fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
     let n = ev.n();
     let mut k = usize::MAX;
     for p in points {
@@ -291,7 +308,7 @@ fn sum_or_count_groups(
 /// Adds input value `f` to a group's accumulator (the first value of a
 /// step starts it afresh).
 #[inline]
-fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool) {
+pub(super) fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool) {
     if !g.seen {
         *g = Group {
             seen: true,
@@ -356,7 +373,7 @@ fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool) {
 /// The output value of a group with at least one input (`q`: the
 /// quantile of this step, for `quantile`).
 #[inline]
-fn result(g: &mut Group, op: AggregateOp, q: f64) -> f64 {
+pub(super) fn result(g: &mut Group, op: AggregateOp, q: f64) -> f64 {
     match op {
         AggregateOp::Avg => {
             if g.incremental {

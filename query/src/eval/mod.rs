@@ -42,6 +42,7 @@ mod binary;
 mod call;
 mod error;
 mod evaluator;
+mod fold;
 pub mod functions;
 mod info;
 mod pool;

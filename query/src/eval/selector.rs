@@ -73,66 +73,106 @@ pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> R
     if vs.range_mode == RangeMode::Smoothed {
         return smoothed_instant(ev, vs);
     }
-    let off = ev.offset(&vs.offset)?;
-    let at = ev.at_time(&vs.at);
-    let lb = ev.ctx.lookback;
-    let (lo, hi) = match at {
-        Some(t) => (t - off, t - off),
-        None => (ev.start - off, ev.end - off),
-    };
+    let sel = InstantSel::new(ev, vs, record_time)?;
     let entries = select(ev, vs)?;
-    let n = ev.n();
-    let val = |p: Point| {
-        if record_time {
+    ev.ctx.par_map(&entries, |e| {
+        let mut points = Vec::new();
+        sel.points(ev, e, &mut points)?;
+        Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
+    })
+}
+
+/// An instant vector selector (not `smoothed`) prepared for reading
+/// series after series: [`InstantSel::points`] gives one series' values
+/// over the grid.
+pub(crate) struct InstantSel {
+    off: i64,
+    at: Option<i64>,
+    lb: i64,
+    /// Sample time of the first and last step.
+    lo: i64,
+    hi: i64,
+    sparse: bool,
+    record_time: bool,
+}
+
+impl InstantSel {
+    pub fn new(ev: &Ev, vs: &VectorSelector, record_time: bool) -> Result<InstantSel> {
+        debug_assert!(vs.range_mode != RangeMode::Smoothed);
+        let off = ev.offset(&vs.offset)?;
+        let at = ev.at_time(&vs.at);
+        let lb = ev.ctx.lookback;
+        let (lo, hi) = match at {
+            Some(t) => (t - off, t - off),
+            None => (ev.start - off, ev.end - off),
+        };
+        Ok(InstantSel {
+            off,
+            at,
+            lb,
+            lo,
+            hi,
+            sparse: at.is_none() && is_sparse(ev, lb),
+            record_time,
+        })
+    }
+
+    fn val(&self, p: Point) -> f64 {
+        if self.record_time {
             p.t as f64 / 1000.0
         } else {
             p.v
         }
-    };
-    if at.is_none() && is_sparse(ev, lb) {
-        // Steps far apart: read each step's lookback window only.
-        return ev.ctx.par_map(&entries, |e| {
-            let mut points = Vec::new();
-            for i in 0..n {
-                let ts = ev.ts(i);
-                let r = ts - off;
-                let samples = read(ev, e, r - lb + 1, r)?;
-                if let Some(p) = lookup(&samples, r, lb) {
-                    points.push(Point::new(ts, val(p)));
+    }
+
+    /// Appends series `e`'s points over the grid to `points` (empty on
+    /// entry), accounting for them in the query's sample budget.
+    pub fn points(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<()> {
+        let (off, lb, n) = (self.off, self.lb, ev.n());
+        let (mut samples, spans) = SERIES_BUF.take();
+        let res = (|| {
+            if self.sparse {
+                // Steps far apart: read each step's lookback window only.
+                for i in 0..n {
+                    let ts = ev.ts(i);
+                    let r = ts - off;
+                    read_into(ev, e, r - lb + 1, r, &mut samples)?;
+                    if let Some(p) = lookup(&samples, r, lb) {
+                        points.push(Point::new(ts, self.val(p)));
+                    }
+                    ev.ctx.release(samples.len());
+                }
+            } else {
+                read_into(ev, e, self.lo - lb + 1, self.hi, &mut samples)?;
+                if let Some(t) = self.at {
+                    if let Some(p) = lookup(&samples, t - off, lb) {
+                        points.extend((0..n).map(|i| Point::new(ev.ts(i), self.val(p))));
+                    }
+                } else {
+                    let mut j = 0;
+                    for i in 0..n {
+                        let ts = ev.ts(i);
+                        let r = ts - off;
+                        while j < samples.len() && samples[j].t <= r {
+                            j += 1;
+                        }
+                        if j > 0 {
+                            let p = samples[j - 1];
+                            if p.t > r - lb && !is_stale_nan(p.v) {
+                                points.push(Point::new(ts, self.val(p)));
+                            }
+                        }
+                    }
                 }
                 ev.ctx.release(samples.len());
             }
-            ev.ctx.take(points.len())?;
-            Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
-        });
-    }
-    ev.ctx.par_map(&entries, |e| {
-        let samples = read(ev, e, lo - lb + 1, hi)?;
-        let mut points = Vec::new();
-        if let Some(t) = at {
-            if let Some(p) = lookup(&samples, t - off, lb) {
-                points = (0..n).map(|i| Point::new(ev.ts(i), val(p))).collect();
-            }
-        } else {
-            let mut j = 0;
-            for i in 0..n {
-                let ts = ev.ts(i);
-                let r = ts - off;
-                while j < samples.len() && samples[j].t <= r {
-                    j += 1;
-                }
-                if j > 0 {
-                    let p = samples[j - 1];
-                    if p.t > r - lb && !is_stale_nan(p.v) {
-                        points.push(Point::new(ts, val(p)));
-                    }
-                }
-            }
+            ev.ctx.take(points.len())
+        })();
+        if samples.capacity() <= SERIES_BUF_KEEP {
+            SERIES_BUF.set((samples, spans));
         }
-        ev.ctx.release(samples.len());
-        ev.ctx.take(points.len())?;
-        Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
-    })
+        res
+    }
 }
 
 pub(crate) fn instant(ev: &Ev, vs: &VectorSelector) -> Result<Val> {
@@ -311,106 +351,11 @@ impl RangeArg {
     where
         F: Fn(usize, &[Point], &[Span], &mut Vec<Point>) -> Result<()> + Sync,
     {
-        let lb = ev.ctx.lookback;
-        let (before, after) = match self.mode {
-            RangeMode::Normal => (0, 0),
-            RangeMode::Anchored => (lb, 0),
-            RangeMode::Smoothed => (lb, lb),
-        };
-        let n = ev.n();
+        let plan = self.plan(ev);
         let idx: Vec<usize> = (0..self.len()).collect();
-        let (first_r, last_r) = match self.at {
-            Some(t) => (t - self.offset, t - self.offset),
-            None => (ev.start - self.offset, ev.end - self.offset),
-        };
-        let sparse = self.at.is_none()
-            && matches!(self.data, RangeData::Storage(_))
-            && is_sparse(ev, self.range + before + after);
         ev.ctx.par_map(&idx, |&i| {
-            ev.ctx.check()?;
             let mut out = Vec::new();
-            if sparse && let RangeData::Storage(entries) = &self.data {
-                // Steps far apart: read each step's window only.
-                for step in 0..n {
-                    let t = ev.ts(step);
-                    let r = t - self.offset;
-                    let mut v = read(ev, &entries[i], r - self.range - before + 1, r + after)?;
-                    let loaded = v.len();
-                    v.retain(|p| !is_stale_nan(p.v));
-                    if !v.is_empty() {
-                        let sp = Span {
-                            step,
-                            t,
-                            a: 0,
-                            b: v.len(),
-                            range_start: r - self.range,
-                            range_end: r,
-                        };
-                        f(i, &v, &[sp], &mut out)?;
-                    }
-                    ev.ctx.release(loaded);
-                }
-                ev.ctx.take(out.len())?;
-                let (labels, drop) = self.labels(i);
-                return Ok((!out.is_empty()).then(|| Series {
-                    labels: labels.clone(),
-                    points: out,
-                    drop_name: drop,
-                }));
-            }
-            let (mut owned, mut spans) = SERIES_BUF.take();
-            let pts: &[Point] = match &self.data {
-                RangeData::Storage(entries) => {
-                    let v = &mut owned;
-                    read_into(
-                        ev,
-                        &entries[i],
-                        first_r - self.range - before + 1,
-                        last_r + after,
-                        v,
-                    )?;
-                    let loaded = v.len();
-                    if any_stale(v) {
-                        v.retain(|p| !is_stale_nan(p.v));
-                    }
-                    ev.ctx.release(loaded - v.len());
-                    v
-                }
-                RangeData::Memory(s) => &s[i].points,
-            };
-            spans.clear();
-            let mut a = 0usize;
-            let mut b = 0usize;
-            for step in 0..n {
-                let t = ev.ts(step);
-                // With `@` every step sees the same window (the function
-                // still gets each step's time, as `predict_linear` needs).
-                let r = self.at.unwrap_or(t) - self.offset;
-                let lo = r - self.range - before;
-                let hi = r + after;
-                a = advance(pts, a, lo);
-                b = advance(pts, b.max(a), hi);
-                if a < b {
-                    spans.push(Span {
-                        step,
-                        t,
-                        a,
-                        b,
-                        range_start: r - self.range,
-                        range_end: r,
-                    });
-                }
-            }
-            out.reserve(spans.len());
-            let res = f(i, pts, &spans, &mut out);
-            if let RangeData::Storage(_) = &self.data {
-                ev.ctx.release(pts.len());
-            }
-            if owned.capacity() <= SERIES_BUF_KEEP {
-                SERIES_BUF.set((owned, spans));
-            }
-            res?;
-            ev.ctx.take(out.len())?;
+            self.series(ev, &plan, i, &f, &mut out)?;
             let (labels, drop) = self.labels(i);
             Ok((!out.is_empty()).then(|| Series {
                 labels: labels.clone(),
@@ -419,19 +364,168 @@ impl RangeArg {
             }))
         })
     }
+
+    /// What every series' rollup shares: the read span around the steps.
+    pub fn plan(&self, ev: &Ev) -> RollupPlan {
+        let lb = ev.ctx.lookback;
+        let (before, after) = match self.mode {
+            RangeMode::Normal => (0, 0),
+            RangeMode::Anchored => (lb, 0),
+            RangeMode::Smoothed => (lb, lb),
+        };
+        let (first_r, last_r) = match self.at {
+            Some(t) => (t - self.offset, t - self.offset),
+            None => (ev.start - self.offset, ev.end - self.offset),
+        };
+        let sparse = self.at.is_none()
+            && matches!(self.data, RangeData::Storage(_))
+            && is_sparse(ev, self.range + before + after);
+        RollupPlan {
+            before,
+            after,
+            first_r,
+            last_r,
+            sparse,
+        }
+    }
+
+    /// [`RangeArg::rollup_spans`] for series `i` alone: `f`'s output
+    /// points go to `out` (empty on entry) and are accounted for in the
+    /// query's sample budget.
+    pub fn series<F>(
+        &self,
+        ev: &Ev,
+        plan: &RollupPlan,
+        i: usize,
+        f: &F,
+        out: &mut Vec<Point>,
+    ) -> Result<()>
+    where
+        F: Fn(usize, &[Point], &[Span], &mut Vec<Point>) -> Result<()>,
+    {
+        ev.ctx.check()?;
+        let n = ev.n();
+        let (before, after) = (plan.before, plan.after);
+        if plan.sparse
+            && let RangeData::Storage(entries) = &self.data
+        {
+            // Steps far apart: read each step's window only.
+            for step in 0..n {
+                let t = ev.ts(step);
+                let r = t - self.offset;
+                let mut v = read(ev, &entries[i], r - self.range - before + 1, r + after)?;
+                let loaded = v.len();
+                v.retain(|p| !is_stale_nan(p.v));
+                if !v.is_empty() {
+                    let sp = Span {
+                        step,
+                        t,
+                        a: 0,
+                        b: v.len(),
+                        range_start: r - self.range,
+                        range_end: r,
+                    };
+                    f(i, &v, &[sp], out)?;
+                }
+                ev.ctx.release(loaded);
+            }
+            return ev.ctx.take(out.len());
+        }
+        let (mut owned, mut spans) = SERIES_BUF.take();
+        let pts: &[Point] = match &self.data {
+            RangeData::Storage(entries) => {
+                let v = &mut owned;
+                if let Err(e) = read_into(
+                    ev,
+                    &entries[i],
+                    plan.first_r - self.range - before + 1,
+                    plan.last_r + after,
+                    v,
+                ) {
+                    SERIES_BUF.set((owned, spans));
+                    return Err(e);
+                }
+                let loaded = v.len();
+                if any_stale(v) {
+                    v.retain(|p| !is_stale_nan(p.v));
+                }
+                ev.ctx.release(loaded - v.len());
+                v
+            }
+            RangeData::Memory(s) => &s[i].points,
+        };
+        spans.clear();
+        let mut a = 0usize;
+        let mut b = 0usize;
+        for step in 0..n {
+            let t = ev.ts(step);
+            // With `@` every step sees the same window (the function
+            // still gets each step's time, as `predict_linear` needs).
+            let r = self.at.unwrap_or(t) - self.offset;
+            let lo = r - self.range - before;
+            let hi = r + after;
+            a = advance(pts, a, lo);
+            b = advance(pts, b.max(a), hi);
+            if a < b {
+                spans.push(Span {
+                    step,
+                    t,
+                    a,
+                    b,
+                    range_start: r - self.range,
+                    range_end: r,
+                });
+            }
+        }
+        out.reserve(spans.len());
+        let res = f(i, pts, &spans, out);
+        if let RangeData::Storage(_) = &self.data {
+            ev.ctx.release(pts.len());
+        }
+        if owned.capacity() <= SERIES_BUF_KEEP {
+            SERIES_BUF.set((owned, spans));
+        }
+        res?;
+        ev.ctx.take(out.len())
+    }
+}
+
+/// The read span of a [`RangeArg`]'s rollup ([`RangeArg::plan`]).
+pub(crate) struct RollupPlan {
+    /// How far `anchored`/`smoothed` windows reach before and after the
+    /// range.
+    before: i64,
+    after: i64,
+    /// Sample time of the first and last step.
+    first_r: i64,
+    last_r: i64,
+    /// Steps so far apart that each reads its own window.
+    sparse: bool,
 }
 
 /// The first index from `i` on whose sample is after `limit` (samples
-/// sorted by time). A plain scan: steps move a window a few samples at a
-/// time, by the same count on regular data, which the branch predictor
-/// learns (a branch-free count over blocks of 8 was a third slower).
+/// sorted by time). A plain scan over the first few samples: steps move
+/// a window a few samples at a time, by the same count on regular data,
+/// which the branch predictor learns (a branch-free count over blocks of
+/// 8 was a third slower). Farther moves (the first window of a series,
+/// an instant query's whole window) finish with a binary search.
 #[inline]
 fn advance(pts: &[Point], mut i: usize, limit: i64) -> usize {
-    while i < pts.len() && pts[i].t <= limit {
+    let scan = pts.len().min(i + ADVANCE_SCAN);
+    while i < scan {
+        if pts[i].t > limit {
+            return i;
+        }
         i += 1;
+    }
+    if i < pts.len() && pts[i].t <= limit {
+        i += pts[i..].partition_point(|p| p.t <= limit);
     }
     i
 }
+
+/// Samples [`advance`] scans before it searches.
+const ADVANCE_SCAN: usize = 16;
 
 /// Whether any sample is a stale marker. Folds blocks without an early
 /// exit inside each, so the comparison vectorises.
@@ -464,9 +558,12 @@ mod tests {
 
     #[test]
     fn advance_finds_the_first_sample_after_the_limit() {
-        let pts: Vec<Point> = (0..40).map(|i| p(i * 10, 0.0)).collect();
-        for start in [0, 1, 3, 8, 17, 31, 32, 33, 39, 40] {
-            for limit in [-5, 0, 5, 10, 75, 79, 80, 81, 200, 315, 389, 390, 1000] {
+        let pts: Vec<Point> = (0..400).map(|i| p(i * 10, 0.0)).collect();
+        for start in [0, 1, 3, 8, 15, 16, 17, 31, 32, 33, 39, 40, 399, 400] {
+            for limit in [
+                -5, 0, 5, 10, 75, 79, 80, 81, 150, 155, 160, 165, 200, 315, 389, 390, 1000, 3990,
+                5000,
+            ] {
                 let want = start.max(pts.partition_point(|q| q.t <= limit));
                 assert_eq!(advance(&pts, start, limit), want, "{start} {limit}");
             }

@@ -510,3 +510,133 @@ fn prepared_queries_estimate_their_size_and_answer_the_same() {
         Err(EvalError::BadData(_))
     ));
 }
+
+/// Aggregations over an instant selector or a range function with a
+/// kernel are folded into the argument's evaluation (`fold.rs`); the
+/// same aggregation over `arg * 1` (the same values, never folded) is
+/// the reference, bit for bit: every sum must add its inputs in series
+/// order, whatever the split over threads. Values are not integers,
+/// so the order shows. Folded, the query never holds its argument's
+/// result, which the peak sample count shows.
+#[test]
+fn folded_aggregations_equal_unfolded_bit_for_bit() {
+    const SERIES: usize = 120;
+    let labels: Vec<[(String, String); 4]> = (0..SERIES)
+        .map(|i| {
+            [
+                ("__name__".to_string(), "f".to_string()),
+                ("g".to_string(), (i % 3).to_string()),
+                ("h".to_string(), format!("{:02}", (i * 7) % 11)),
+                ("id".to_string(), format!("{i:03}")),
+            ]
+        })
+        .collect();
+    let pairs: Vec<Vec<(&str, &str)>> = labels
+        .iter()
+        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let series: Vec<TestSeries> = (0..SERIES)
+        .map(|i| {
+            // Counters with resets, some starting late or ending early,
+            // one with a NaN and one with a stale marker.
+            let (from, to) = ((i % 5) as i64 * 20, 400 - (i % 7) as i64 * 15);
+            let mut v = 0.0;
+            let samples = (from..to)
+                .map(|k| {
+                    v += rnd() * 1e3 + 0.1;
+                    if k % 97 == (i as i64 % 97) {
+                        v = rnd();
+                    }
+                    let x = match (i, k) {
+                        (17, 200) => f64::NAN,
+                        (18, 250) => f64::from_bits(engine::STALE_NAN),
+                        _ => v,
+                    };
+                    (k * 15_000 + (i as i64 % 4) * 1_000, x)
+                })
+                .collect();
+            (pairs[i].as_slice(), samples)
+        })
+        .collect();
+    let (_d, db) = db(&series);
+    let queries = [
+        ("by (g)", "rate(f[5m])"),
+        ("by (h)", "rate(f[1m])"),
+        ("by (h)", "increase(f[10m])"),
+        ("by (h)", "avg_over_time(f[3m])"),
+        ("by (h)", "predict_linear(f[5m], 600)"),
+        ("without (id)", "max_over_time(f[2m])"),
+        ("by (h)", "f"),
+        ("by (g, h)", "f offset 1m"),
+        ("", "f"),
+        ("by (h)", "last_over_time(f[5m])"),
+        ("by (h)", "rate(f[5m] @ 3000)"),
+    ];
+    for op in ["sum", "avg", "count", "min", "max", "group"] {
+        for (grouping, arg) in queries {
+            let folded = format!("{op} {grouping} ({arg})");
+            let reference = format!("{op} {grouping} (({arg}) * 1)");
+            let fe = crate::promql::parse(&folded).unwrap();
+            let re = crate::promql::parse(&reference).unwrap();
+            for threads in [1, 2, 4] {
+                let mut o = opts();
+                o.engine.parallelism = threads;
+                let a = range_query(&db, &fe, 60_000, 6_000_000, 45_000, &o).unwrap();
+                let b = range_query(&db, &re, 60_000, 6_000_000, 45_000, &o).unwrap();
+                let (Value::Matrix(ma), Value::Matrix(mb)) = (&a.value, &b.value) else {
+                    panic!("not matrices")
+                };
+                let bits = |m: &Vec<crate::eval::Series>| -> Vec<(String, Vec<(i64, u64)>)> {
+                    m.iter()
+                        .map(|s| {
+                            let p = s.points.iter().map(|p| (p.t, p.v.to_bits())).collect();
+                            (s.labels.to_string(), p)
+                        })
+                        .collect()
+                };
+                assert!(!ma.is_empty(), "{folded}");
+                assert_eq!(
+                    bits(ma),
+                    bits(mb),
+                    "{folded} vs {reference}, {threads} threads"
+                );
+                assert_eq!(a.warnings, b.warnings, "{folded}");
+                assert_eq!(a.infos, b.infos, "{folded}");
+                for t in [1_000_000, 3_333_333, 6_000_000] {
+                    let a = instant_query(&db, &fe, t, &o).unwrap();
+                    let b = instant_query(&db, &re, t, &o).unwrap();
+                    assert_eq!(
+                        format!("{:?}", a.value),
+                        format!("{:?}", b.value),
+                        "{folded} at {t}, {threads} threads (same groups in the same order)"
+                    );
+                }
+            }
+        }
+    }
+    // The folded sum holds its groups, not one point per series and step.
+    let mut o = opts();
+    o.engine.parallelism = 2;
+    let run = |q: &str| {
+        let e = crate::promql::parse(q).unwrap();
+        range_query(&db, &e, 60_000, 6_000_000, 15_000, &o)
+            .unwrap()
+            .stats
+            .peak_samples
+    };
+    let (folded, unfolded) = (
+        run("sum by (h) (rate(f[5m]))"),
+        run("sum by (h) (rate(f[5m]) * 1)"),
+    );
+    assert!(
+        folded * 4 < unfolded,
+        "peak samples folded {folded}, unfolded {unfolded}"
+    );
+}

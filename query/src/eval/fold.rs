@@ -1,0 +1,553 @@
+//! Aggregations folded into the evaluation of their argument. For
+//! `sum by (instance) (rate(x[5m]))` or `count by (job) (up)`, each input
+//! series' values over the grid go straight into its group's
+//! accumulators instead of first becoming a series of the argument's
+//! result: the argument's result (a point per series and step) is never
+//! held, and a worker reuses one buffer for every series it evaluates.
+//!
+//! The answer is the same, bit for bit, as evaluating the argument and
+//! then aggregating it ([`super::aggregate::eval`]): every accumulator
+//! cell sees its inputs in series order. Work is split by group, each
+//! task owning a run of groups and their series. With fewer groups than
+//! that needs, `count` and `group`, whose cells are exact counts, split
+//! by series and add the tasks' counts up; the other aggregations are
+//! then not folded (one thread would add up everything).
+
+use std::collections::HashMap;
+
+use engine::{Labels, METRIC_NAME, SeriesEntry};
+
+use super::aggregate::{Group, accumulate, for_grid_points, group_labels, result};
+use super::error::Result;
+use super::evaluator::{Ev, Val, expr_pos};
+use super::functions::annotations as fa;
+use super::functions::call::RangeFunction;
+use super::functions::kahan::inc as kahan_inc;
+use super::rollup::Kernel;
+use super::selector::{self, InstantSel, RangeArg, RollupPlan, Span};
+use super::value::{Point, Series, get};
+use crate::promql::ast::{AggregateExpr, AggregateOp, Expr, RangeMode};
+
+/// Where an input series' values come from.
+enum Source {
+    /// An instant vector selector.
+    Instant {
+        sel: InstantSel,
+        entries: Vec<SeriesEntry>,
+    },
+    /// A range function with a [`Kernel`] over a range selector.
+    Rollup {
+        arg: RangeArg,
+        plan: RollupPlan,
+        kernel: Kernel,
+        /// The function's scalar argument per step (`predict_linear`).
+        param: Vec<f64>,
+        /// Whether the function's output drops the metric name.
+        drop_name: bool,
+        /// `rate`/`increase`: warn about series not named like counters.
+        counter_check: Option<usize>,
+    },
+}
+
+impl Source {
+    fn len(&self) -> usize {
+        match self {
+            Source::Instant { entries, .. } => entries.len(),
+            Source::Rollup { arg, .. } => arg.len(),
+        }
+    }
+
+    fn labels(&self, i: usize) -> &Labels {
+        match self {
+            Source::Instant { entries, .. } => &entries[i].labels,
+            Source::Rollup { arg, .. } => arg.labels(i).0,
+        }
+    }
+
+    fn drop_name(&self) -> bool {
+        match self {
+            Source::Instant { .. } => false,
+            Source::Rollup { drop_name, .. } => *drop_name,
+        }
+    }
+
+    /// Series `i`'s values over the grid into `out` (empty on entry),
+    /// accounted for in the query's sample budget.
+    fn points(&self, ev: &Ev, i: usize, out: &mut Vec<Point>) -> Result<()> {
+        match self {
+            Source::Instant { sel, entries } => sel.points(ev, &entries[i], out),
+            Source::Rollup {
+                arg,
+                plan,
+                kernel,
+                param,
+                counter_check,
+                ..
+            } => {
+                let sc = |step: usize| param.get(step).copied().unwrap_or(f64::NAN);
+                let run = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
+                    kernel.run(pts, spans, &sc, out);
+                    Ok(())
+                };
+                arg.series(ev, plan, i, &run, out)?;
+                if !out.is_empty()
+                    && let Some(pos) = counter_check
+                    && let Some(a) = fa::possible_non_counter(get(arg.labels(i).0, METRIC_NAME))
+                {
+                    ev.ctx.annos.add_fn(a, Some(*pos));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(x) => unparen(x),
+        other => other,
+    }
+}
+
+/// The source of an aggregation's argument, if it is one this module
+/// folds: an instant selector, or a range function with a kernel over a
+/// range selector. Evaluates the function's scalar arguments and selects
+/// the series, in the order the unfolded evaluation does.
+fn source(ev: &Ev, e: &Expr) -> Result<Option<Source>> {
+    match unparen(e) {
+        Expr::Vector(vs) if vs.range_mode != RangeMode::Smoothed => {
+            let sel = InstantSel::new(ev, vs, false)?;
+            let entries = selector::select(ev, vs)?;
+            Ok(Some(Source::Instant { sel, entries }))
+        }
+        Expr::Call(c) => {
+            let name = c.func.name;
+            let Some(rf) = RangeFunction::from_name(name) else {
+                return Ok(None);
+            };
+            // `absent_over_time` answers for what is missing; the others
+            // keep their input's series.
+            if name == "absent_over_time" {
+                return Ok(None);
+            }
+            let Some(mi) = c
+                .args
+                .iter()
+                .position(|a| matches!(unparen(a), Expr::Matrix(_)))
+            else {
+                return Ok(None);
+            };
+            let Expr::Matrix(ms) = unparen(&c.args[mi]) else {
+                return Ok(None);
+            };
+            let Some(kernel) = Kernel::for_function(rf, ms.vector.range_mode) else {
+                return Ok(None);
+            };
+            let mut scalars = Vec::new();
+            for (i, a) in c.args.iter().enumerate() {
+                if i != mi {
+                    scalars.push(ev.eval(a)?.into_scalar()?);
+                }
+            }
+            let Some(arg) = RangeArg::from_expr(ev, &c.args[mi])? else {
+                return Ok(None);
+            };
+            let pos = expr_pos(&c.args[0]).unwrap_or(c.position);
+            Ok(Some(Source::Rollup {
+                plan: arg.plan(ev),
+                arg,
+                kernel,
+                param: scalars.into_iter().next().unwrap_or_default(),
+                drop_name: !matches!(name, "last_over_time" | "first_over_time"),
+                counter_check: matches!(name, "rate" | "increase").then_some(pos),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether `e` is an argument [`source`] takes (checked before anything
+/// is evaluated, so that declining costs nothing).
+fn foldable(e: &Expr) -> bool {
+    match unparen(e) {
+        Expr::Vector(vs) => vs.range_mode != RangeMode::Smoothed,
+        Expr::Call(c) => {
+            c.func.name != "absent_over_time"
+                && RangeFunction::from_name(c.func.name).is_some_and(|rf| {
+                    c.args.iter().any(|a| {
+                        matches!(unparen(a), Expr::Matrix(ms)
+                            if Kernel::for_function(rf, ms.vector.range_mode).is_some())
+                    })
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Evaluates `a` folded into its argument's evaluation, or returns `None`
+/// (having evaluated nothing) when `a` is not of a form this module
+/// folds. `grouping` is sorted.
+pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Option<Val>> {
+    let op = a.op;
+    let counts = matches!(op, AggregateOp::Count | AggregateOp::Group);
+    if !(counts
+        || matches!(
+            op,
+            AggregateOp::Sum | AggregateOp::Avg | AggregateOp::Min | AggregateOp::Max
+        ))
+        || !foldable(&a.expr)
+    {
+        return Ok(None);
+    }
+    let Some(src) = source(ev, &a.expr)? else {
+        return Ok(None);
+    };
+    let n = ev.n();
+    // Groups in order of the first series; reordered below by the first
+    // series that gives a point, as the unfolded aggregation sees them.
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut keys: Vec<Labels> = Vec::new();
+    let mut to_group = Vec::with_capacity(src.len());
+    for i in 0..src.len() {
+        let key = group_labels(src.labels(i), grouping, a.without);
+        let g = *index.entry(key.clone()).or_insert_with(|| {
+            keys.push(key);
+            keys.len() - 1
+        });
+        to_group.push(g);
+    }
+    let groups = keys.len();
+    let cells = groups.saturating_mul(n);
+    let threads = ev.ctx.threads;
+    let few_cells = cells <= 1 << 16 || cells.saturating_mul(4) <= src.len().saturating_mul(n);
+    // Too few groups to split by: counts split by series, the others
+    // are not folded (that would leave one thread adding up everything).
+    let by_series = threads > 1 && groups < 2 * threads;
+    if groups == 0 || !few_cells || (by_series && !counts) {
+        return fallback(ev, a, grouping, src);
+    }
+    let acc = Acc::new(op);
+    let folded = if by_series {
+        by_series_chunks(ev, &src, &to_group, groups, acc)?
+    } else {
+        by_group_runs(ev, &src, &to_group, groups, acc)?
+    };
+    let mut out: Vec<(usize, Series)> = folded
+        .into_iter()
+        .zip(keys)
+        .filter_map(|(f, labels)| {
+            let first = f.first?;
+            Some((
+                first,
+                Series {
+                    labels,
+                    points: f.points,
+                    drop_name: f.drop_name,
+                },
+            ))
+        })
+        .filter(|(_, s)| !s.points.is_empty())
+        .collect();
+    out.sort_by_key(|(first, _)| *first);
+    let out: Vec<Series> = out.into_iter().map(|(_, s)| s).collect();
+    ev.ctx.take(out.iter().map(|s| s.points.len()).sum())?;
+    Ok(Some(Val::Vector(out)))
+}
+
+/// The unfolded path for a source already selected: its series
+/// evaluated, then aggregated.
+fn fallback(ev: &Ev, a: &AggregateExpr, grouping: &[String], src: Source) -> Result<Option<Val>> {
+    let drop_name = src.drop_name();
+    let idx: Vec<usize> = (0..src.len()).collect();
+    let input = ev.ctx.par_map(&idx, |&i| {
+        let mut points = Vec::new();
+        src.points(ev, i, &mut points)?;
+        Ok((!points.is_empty()).then(|| Series {
+            labels: src.labels(i).clone(),
+            points,
+            drop_name,
+        }))
+    })?;
+    super::aggregate::aggregate(ev, a, grouping, None, input).map(Some)
+}
+
+/// How a cell accumulates: flat Kahan sums, counts or presence (as
+/// [`super::aggregate`]'s `sum_or_count`), or a [`Group`] per cell.
+#[derive(Clone, Copy)]
+enum Acc {
+    Sum,
+    Count,
+    Group,
+    Cell(AggregateOp),
+}
+
+impl Acc {
+    fn new(op: AggregateOp) -> Acc {
+        match op {
+            AggregateOp::Sum => Acc::Sum,
+            AggregateOp::Count => Acc::Count,
+            AggregateOp::Group => Acc::Group,
+            other => Acc::Cell(other),
+        }
+    }
+}
+
+/// The accumulators of a run of groups, each `n` cells long.
+struct Cells {
+    acc: Acc,
+    n: usize,
+    value: Vec<f64>,
+    comp: Vec<f64>,
+    seen: Vec<bool>,
+    cell: Vec<Group>,
+    /// Per group: whether a contributing series drops its name, and the
+    /// first series that contributed.
+    drop_name: Vec<bool>,
+    first: Vec<Option<usize>>,
+}
+
+impl Cells {
+    fn new(acc: Acc, groups: usize, n: usize) -> Cells {
+        let cells = groups * n;
+        let (flat, cell) = match acc {
+            Acc::Cell(_) => (0, cells),
+            _ => (cells, 0),
+        };
+        let values = if matches!(acc, Acc::Sum | Acc::Count) {
+            flat
+        } else {
+            0
+        };
+        Cells {
+            acc,
+            n,
+            value: vec![0.0; values],
+            comp: vec![0.0; if matches!(acc, Acc::Sum) { flat } else { 0 }],
+            seen: vec![false; flat],
+            cell: vec![Group::default(); cell],
+            drop_name: vec![false; groups],
+            first: vec![None; groups],
+        }
+    }
+
+    /// Adds series `si`'s points to group `g` (relative to the run).
+    fn add(&mut self, ev: &Ev, g: usize, si: usize, points: &[Point], drop_name: bool) {
+        if points.is_empty() {
+            return;
+        }
+        let row = g * self.n..(g + 1) * self.n;
+        match self.acc {
+            Acc::Sum => {
+                let (value, comp, seen) = (
+                    &mut self.value[row.clone()],
+                    &mut self.comp[row.clone()],
+                    &mut self.seen[row],
+                );
+                for_grid_points(ev, points, |k, f| {
+                    if !seen[k] {
+                        seen[k] = true;
+                        value[k] = f;
+                    } else {
+                        (value[k], comp[k]) = kahan_inc(f, value[k], comp[k]);
+                    }
+                });
+            }
+            Acc::Count => {
+                let (value, seen) = (&mut self.value[row.clone()], &mut self.seen[row]);
+                for_grid_points(ev, points, |k, _| {
+                    seen[k] = true;
+                    value[k] += 1.0;
+                });
+            }
+            Acc::Group => {
+                let seen = &mut self.seen[row];
+                for_grid_points(ev, points, |k, _| seen[k] = true);
+            }
+            Acc::Cell(op) => {
+                let cells = &mut self.cell[row];
+                for_grid_points(ev, points, |k, v| {
+                    accumulate(&mut cells[k], op, v, drop_name)
+                });
+            }
+        }
+        self.drop_name[g] |= drop_name;
+        self.first[g].get_or_insert(si);
+    }
+
+    /// Adds another task's counts (same groups, `Acc::Count` or
+    /// `Acc::Group`: exact, in any order).
+    fn merge_counts(&mut self, other: Cells) {
+        for (v, o) in self.value.iter_mut().zip(&other.value) {
+            *v += o;
+        }
+        for (s, o) in self.seen.iter_mut().zip(&other.seen) {
+            *s |= o;
+        }
+        for (d, o) in self.drop_name.iter_mut().zip(&other.drop_name) {
+            *d |= o;
+        }
+        for (f, o) in self.first.iter_mut().zip(&other.first) {
+            *f = match (*f, *o) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
+    /// Each group's output points (on the grid) and flags.
+    fn finish(mut self, ev: &Ev) -> Vec<Folded> {
+        let n = self.n;
+        let groups = self.drop_name.len();
+        (0..groups)
+            .map(|g| {
+                let row = g * n..(g + 1) * n;
+                let points = match self.acc {
+                    Acc::Sum | Acc::Count | Acc::Group => {
+                        let acc = self.acc;
+                        (row.clone())
+                            .filter(|&k| self.seen[k])
+                            .map(|k| {
+                                let v = match acc {
+                                    Acc::Sum => self.value[k] + self.comp[k],
+                                    Acc::Count => self.value[k],
+                                    _ => 1.0,
+                                };
+                                Point::new(ev.ts(k - row.start), v)
+                            })
+                            .collect()
+                    }
+                    Acc::Cell(op) => self.cell[row.clone()]
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(_, c)| c.seen)
+                        .map(|(k, c)| Point::new(ev.ts(k), result(c, op, f64::NAN)))
+                        .collect(),
+                };
+                Folded {
+                    points,
+                    drop_name: self.drop_name[g],
+                    first: self.first[g],
+                }
+            })
+            .collect()
+    }
+}
+
+/// One group's result.
+struct Folded {
+    points: Vec<Point>,
+    drop_name: bool,
+    first: Option<usize>,
+}
+
+thread_local! {
+    /// A worker's buffer for one series' values, reused series after
+    /// series.
+    static POINTS: std::cell::Cell<Vec<Point>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest buffer (in points) a thread keeps between queries.
+const POINTS_KEEP: usize = 1 << 16;
+
+/// Runs `f` with the thread's series buffer.
+fn with_points<R>(f: impl FnOnce(&mut Vec<Point>) -> R) -> R {
+    let mut buf = POINTS.take();
+    let r = f(&mut buf);
+    if buf.capacity() <= POINTS_KEEP {
+        buf.clear();
+        POINTS.set(buf);
+    }
+    r
+}
+
+/// Evaluates series `si` into `buf` and adds it to group `g` of `cells`.
+fn fold_series(
+    ev: &Ev,
+    src: &Source,
+    cells: &mut Cells,
+    g: usize,
+    si: usize,
+    buf: &mut Vec<Point>,
+) -> Result<()> {
+    buf.clear();
+    src.points(ev, si, buf)?;
+    cells.add(ev, g, si, buf, src.drop_name());
+    ev.ctx.release(buf.len());
+    Ok(())
+}
+
+/// Tasks own runs of groups: each adds up its groups' series in series
+/// order.
+fn by_group_runs(
+    ev: &Ev,
+    src: &Source,
+    to_group: &[usize],
+    groups: usize,
+    acc: Acc,
+) -> Result<Vec<Folded>> {
+    let n = ev.n();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (si, &g) in to_group.iter().enumerate() {
+        members[g].push(si);
+    }
+    let tasks = (ev.ctx.threads * 8).clamp(1, groups);
+    let per_task = groups.div_ceil(tasks);
+    let runs: Vec<std::ops::Range<usize>> = (0..groups)
+        .step_by(per_task)
+        .map(|a| a..(a + per_task).min(groups))
+        .collect();
+    let done = ev.ctx.par_map(&runs, |run| {
+        let mut cells = Cells::new(acc, run.len(), n);
+        // The run's series in series order.
+        let mut series: Vec<(usize, usize)> = members[run.clone()]
+            .iter()
+            .enumerate()
+            .flat_map(|(g, m)| m.iter().map(move |&si| (si, g)))
+            .collect();
+        series.sort_unstable();
+        with_points(|buf| {
+            for &(si, g) in &series {
+                fold_series(ev, src, &mut cells, g, si, buf)?;
+            }
+            Ok(Some(cells.finish(ev)))
+        })
+    })?;
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// Series in this many chunks per thread for `count` and `group`.
+const CHUNKS_PER_THREAD: usize = 8;
+
+/// Tasks own chunks of series, each with counts for every group; the
+/// counts are added up.
+fn by_series_chunks(
+    ev: &Ev,
+    src: &Source,
+    to_group: &[usize],
+    groups: usize,
+    acc: Acc,
+) -> Result<Vec<Folded>> {
+    let n = ev.n();
+    let len = src.len();
+    let per_chunk = len
+        .div_ceil((ev.ctx.threads * CHUNKS_PER_THREAD).max(1))
+        .max(1);
+    let chunks: Vec<std::ops::Range<usize>> = (0..len)
+        .step_by(per_chunk)
+        .map(|a| a..(a + per_chunk).min(len))
+        .collect();
+    let done = ev.ctx.par_map(&chunks, |chunk| {
+        let mut cells = Cells::new(acc, groups, n);
+        with_points(|buf| {
+            for si in chunk.clone() {
+                fold_series(ev, src, &mut cells, to_group[si], si, buf)?;
+            }
+            Ok(Some(cells))
+        })
+    })?;
+    let mut total = Cells::new(acc, groups, n);
+    for c in done {
+        total.merge_counts(c);
+    }
+    Ok(total.finish(ev))
+}
