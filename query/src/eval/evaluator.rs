@@ -128,6 +128,11 @@ impl Ctx {
         self.loaded.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// The most samples the query may hold at once.
+    pub fn max_samples(&self) -> usize {
+        self.max_samples
+    }
+
     /// Accounts for `n` more selected series.
     pub fn touch_series(&self, n: usize) -> Result<()> {
         let total = self.series.fetch_add(n as u64, Ordering::Relaxed) + n as u64;

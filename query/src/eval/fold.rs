@@ -10,10 +10,18 @@
 //! cell sees its inputs in series order. Work is split by group, each
 //! task owning a run of groups and their series. With fewer groups than
 //! that needs, `count` and `group`, whose cells are exact counts, split
-//! by series and add the tasks' counts up; the other aggregations are
-//! then not folded (one thread would add up everything).
+//! by series and add the tasks' counts up; so do they where one group
+//! holds more than a thread's share of the series, and the other
+//! aggregations are then not folded (one thread would do most of the
+//! work).
+//!
+//! The sample limit counts what a query holds at once: folded, that is
+//! the accumulators and one series per worker, not the argument's result,
+//! so a folded aggregation may pass where the unfolded one would hold
+//! too much.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use engine::{Labels, METRIC_NAME, SeriesEntry};
 
@@ -81,7 +89,6 @@ impl Source {
                 plan,
                 kernel,
                 param,
-                counter_check,
                 ..
             } => {
                 let sc = |step: usize| param.get(step).copied().unwrap_or(f64::NAN);
@@ -89,14 +96,28 @@ impl Source {
                     kernel.run(pts, spans, &sc, out);
                     Ok(())
                 };
-                arg.series(ev, plan, i, &run, out)?;
-                if !out.is_empty()
-                    && let Some(pos) = counter_check
-                    && let Some(a) = fa::possible_non_counter(get(arg.labels(i).0, METRIC_NAME))
-                {
-                    ev.ctx.annos.add_fn(a, Some(*pos));
-                }
-                Ok(())
+                arg.series(ev, plan, i, &run, out)
+            }
+        }
+    }
+
+    /// Where `rate`/`increase` report series not named like counters.
+    fn counter_check(&self) -> Option<usize> {
+        match self {
+            Source::Rollup { counter_check, .. } => *counter_check,
+            Source::Instant { .. } => None,
+        }
+    }
+
+    /// Reports the annotations of the series with output (`gave(i)`), in
+    /// series order, as the unfolded function does.
+    fn annotate(&self, ev: &Ev, mut gave: impl FnMut(usize) -> bool) {
+        let Some(pos) = self.counter_check() else {
+            return;
+        };
+        for i in (0..self.len()).filter(|&i| gave(i)) {
+            if let Some(a) = fa::possible_non_counter(get(self.labels(i), METRIC_NAME)) {
+                ev.ctx.annos.add_fn(a, Some(pos));
             }
         }
     }
@@ -219,19 +240,35 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Op
     let groups = keys.len();
     let cells = groups.saturating_mul(n);
     let threads = ev.ctx.threads;
-    let few_cells = cells <= 1 << 16 || cells.saturating_mul(4) <= src.len().saturating_mul(n);
-    // Too few groups to split by: counts split by series, the others
-    // are not folded (that would leave one thread adding up everything).
-    let by_series = threads > 1 && groups < 2 * threads;
+    // One accumulator per group and step, as the unfolded aggregation
+    // keeps where its input has at least four points per cell (and
+    // within the sample budget, which its input has passed).
+    let few_cells = cells <= 1 << 16
+        || (cells.saturating_mul(4) <= src.len().saturating_mul(n)
+            && cells.saturating_mul(4) <= ev.ctx.max_samples());
+    // Too few groups to split by, or one group with more than a thread's
+    // share of the series: counts split by series, the others are not
+    // folded (one thread would do most of the work).
+    let largest = (0..groups)
+        .map(|g| to_group.iter().filter(|&&x| x == g).count())
+        .max()
+        .unwrap_or(0);
+    let by_series =
+        threads > 1 && (groups < 2 * threads || largest.saturating_mul(threads) > src.len());
     if groups == 0 || !few_cells || (by_series && !counts) {
         return fallback(ev, a, grouping, src);
     }
     let acc = Acc::new(op);
-    let folded = if by_series {
-        by_series_chunks(ev, &src, &to_group, groups, acc)?
-    } else {
-        by_group_runs(ev, &src, &to_group, groups, acc)?
+    let gave: Vec<AtomicBool> = match src.counter_check() {
+        Some(_) => (0..src.len()).map(|_| AtomicBool::new(false)).collect(),
+        None => Vec::new(),
     };
+    let folded = if by_series {
+        by_series_chunks(ev, &src, &to_group, groups, acc, &gave)?
+    } else {
+        by_group_runs(ev, &src, &to_group, groups, acc, &gave)?
+    };
+    src.annotate(ev, |i| gave[i].load(Ordering::Relaxed));
     let mut out: Vec<(usize, Series)> = folded
         .into_iter()
         .zip(keys)
@@ -262,12 +299,20 @@ fn fallback(ev: &Ev, a: &AggregateExpr, grouping: &[String], src: Source) -> Res
     let input = ev.ctx.par_map(&idx, |&i| {
         let mut points = Vec::new();
         src.points(ev, i, &mut points)?;
-        Ok((!points.is_empty()).then(|| Series {
-            labels: src.labels(i).clone(),
-            points,
-            drop_name,
+        Ok((!points.is_empty()).then(|| {
+            (
+                i,
+                Series {
+                    labels: src.labels(i).clone(),
+                    points,
+                    drop_name,
+                },
+            )
         }))
     })?;
+    let mut next = input.iter().map(|(i, _)| *i).peekable();
+    src.annotate(ev, |i| next.next_if_eq(&i).is_some());
+    let input = input.into_iter().map(|(_, s)| s).collect();
     super::aggregate::aggregate(ev, a, grouping, None, input).map(Some)
 }
 
@@ -460,63 +505,90 @@ fn with_points<R>(f: impl FnOnce(&mut Vec<Point>) -> R) -> R {
     r
 }
 
-/// Evaluates series `si` into `buf` and adds it to group `g` of `cells`.
+/// Evaluates series `si` into `buf` and adds it to group `g` of `cells`
+/// (`gave[si]`, where kept, records whether it had output). The series'
+/// points go back to the sample budget once added: the folded
+/// aggregation holds its accumulators, not its argument's result.
 fn fold_series(
     ev: &Ev,
     src: &Source,
     cells: &mut Cells,
-    g: usize,
-    si: usize,
+    (g, si): (usize, usize),
     buf: &mut Vec<Point>,
+    gave: &[AtomicBool],
 ) -> Result<()> {
     buf.clear();
     src.points(ev, si, buf)?;
     cells.add(ev, g, si, buf, src.drop_name());
+    if let Some(f) = gave.get(si) {
+        f.store(!buf.is_empty(), Ordering::Relaxed);
+    }
     ev.ctx.release(buf.len());
     Ok(())
 }
 
-/// Tasks own runs of groups: each adds up its groups' series in series
-/// order.
+/// Runs `f` with `cells` accumulator cells accounted for in the query's
+/// sample budget.
+fn holding<R>(ev: &Ev, cells: usize, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    ev.ctx.take(cells)?;
+    let r = f();
+    ev.ctx.release(cells);
+    r
+}
+
+/// Tasks own runs of groups, cut at about equal numbers of series: each
+/// adds up its groups' series in series order.
 fn by_group_runs(
     ev: &Ev,
     src: &Source,
     to_group: &[usize],
     groups: usize,
     acc: Acc,
+    gave: &[AtomicBool],
 ) -> Result<Vec<Folded>> {
     let n = ev.n();
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
     for (si, &g) in to_group.iter().enumerate() {
         members[g].push(si);
     }
-    let tasks = (ev.ctx.threads * 8).clamp(1, groups);
-    let per_task = groups.div_ceil(tasks);
-    let runs: Vec<std::ops::Range<usize>> = (0..groups)
-        .step_by(per_task)
-        .map(|a| a..(a + per_task).min(groups))
-        .collect();
-    let done = ev.ctx.par_map(&runs, |run| {
-        let mut cells = Cells::new(acc, run.len(), n);
-        // The run's series in series order.
-        let mut series: Vec<(usize, usize)> = members[run.clone()]
-            .iter()
-            .enumerate()
-            .flat_map(|(g, m)| m.iter().map(move |&si| (si, g)))
-            .collect();
-        series.sort_unstable();
-        with_points(|buf| {
-            for &(si, g) in &series {
-                fold_series(ev, src, &mut cells, g, si, buf)?;
-            }
-            Ok(Some(cells.finish(ev)))
+    let target = src.len().div_ceil(ev.ctx.threads * TASKS_PER_THREAD).max(1);
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (g, m) in members.iter().enumerate() {
+        size += m.len();
+        if size >= target || g + 1 == groups {
+            runs.push(start..g + 1);
+            (start, size) = (g + 1, 0);
+        }
+    }
+    let done = holding(ev, groups * n, || {
+        ev.ctx.par_map(&runs, |run| {
+            let mut cells = Cells::new(acc, run.len(), n);
+            // The run's series in series order.
+            let mut series: Vec<(usize, usize)> = members[run.clone()]
+                .iter()
+                .enumerate()
+                .flat_map(|(g, m)| m.iter().map(move |&si| (si, g)))
+                .collect();
+            series.sort_unstable();
+            with_points(|buf| {
+                for &(si, g) in &series {
+                    fold_series(ev, src, &mut cells, (g, si), buf, gave)?;
+                }
+                Ok(Some(cells.finish(ev)))
+            })
         })
     })?;
     Ok(done.into_iter().flatten().collect())
 }
 
-/// Series in this many chunks per thread for `count` and `group`.
-const CHUNKS_PER_THREAD: usize = 8;
+/// Tasks per thread: enough that a thread that finishes early finds
+/// work left.
+const TASKS_PER_THREAD: usize = 8;
+
+/// Most accumulator cells the chunks of [`by_series_chunks`] hold
+/// together (32 MiB of flat counts).
+const CHUNK_CELLS: usize = 1 << 22;
 
 /// Tasks own chunks of series, each with counts for every group; the
 /// counts are added up.
@@ -526,23 +598,28 @@ fn by_series_chunks(
     to_group: &[usize],
     groups: usize,
     acc: Acc,
+    gave: &[AtomicBool],
 ) -> Result<Vec<Folded>> {
     let n = ev.n();
     let len = src.len();
-    let per_chunk = len
-        .div_ceil((ev.ctx.threads * CHUNKS_PER_THREAD).max(1))
-        .max(1);
+    let cells = groups * n;
+    let chunks = (ev.ctx.threads * TASKS_PER_THREAD / 2)
+        .min(CHUNK_CELLS / cells.max(1))
+        .clamp(1, len.max(1));
+    let per_chunk = len.div_ceil(chunks).max(1);
     let chunks: Vec<std::ops::Range<usize>> = (0..len)
         .step_by(per_chunk)
         .map(|a| a..(a + per_chunk).min(len))
         .collect();
-    let done = ev.ctx.par_map(&chunks, |chunk| {
-        let mut cells = Cells::new(acc, groups, n);
-        with_points(|buf| {
-            for si in chunk.clone() {
-                fold_series(ev, src, &mut cells, to_group[si], si, buf)?;
-            }
-            Ok(Some(cells))
+    let done = holding(ev, (chunks.len() + 1) * cells, || {
+        ev.ctx.par_map(&chunks, |chunk| {
+            let mut cells = Cells::new(acc, groups, n);
+            with_points(|buf| {
+                for si in chunk.clone() {
+                    fold_series(ev, src, &mut cells, (to_group[si], si), buf, gave)?;
+                }
+                Ok(Some(cells))
+            })
         })
     })?;
     let mut total = Cells::new(acc, groups, n);

@@ -515,19 +515,30 @@ fn prepared_queries_estimate_their_size_and_answer_the_same() {
 /// kernel are folded into the argument's evaluation (`fold.rs`); the
 /// same aggregation over `arg * 1` (the same values, never folded) is
 /// the reference, bit for bit: every sum must add its inputs in series
-/// order, whatever the split over threads. Values are not integers,
-/// so the order shows. Folded, the query never holds its argument's
-/// result, which the peak sample count shows.
+/// order, whatever the split over threads (by group, by series for
+/// counts, unfolded where one group holds most series). Values are not
+/// integers, so the order shows; annotations come in the same order.
+/// Folded, the query never holds its argument's result, which the peak
+/// sample count shows.
 #[test]
 fn folded_aggregations_equal_unfolded_bit_for_bit() {
     const SERIES: usize = 120;
-    let labels: Vec<[(String, String); 4]> = (0..SERIES)
+    // `e` and `f`: two names, so that the order of rate's "not a counter"
+    // infos shows; `k`: one group holding most series.
+    let labels: Vec<[(String, String); 5]> = (0..SERIES)
         .map(|i| {
+            let name = if i % 10 == 3 { "e" } else { "f" };
+            let k = if i % 5 == 0 {
+                format!("s{i}")
+            } else {
+                "big".to_string()
+            };
             [
-                ("__name__".to_string(), "f".to_string()),
+                ("__name__".to_string(), name.to_string()),
                 ("g".to_string(), (i % 3).to_string()),
                 ("h".to_string(), format!("{:02}", (i * 7) % 11)),
                 ("id".to_string(), format!("{i:03}")),
+                ("k".to_string(), k),
             ]
         })
         .collect();
@@ -578,6 +589,9 @@ fn folded_aggregations_equal_unfolded_bit_for_bit() {
         ("", "f"),
         ("by (h)", "last_over_time(f[5m])"),
         ("by (h)", "rate(f[5m] @ 3000)"),
+        ("by (h)", "rate({__name__=~\"e|f\"}[5m])"),
+        ("by (k)", "rate({__name__=~\"e|f\"}[5m])"),
+        ("by (k)", "{__name__=~\"e|f\"}"),
     ];
     for op in ["sum", "avg", "count", "min", "max", "group"] {
         for (grouping, arg) in queries {
