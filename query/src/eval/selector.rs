@@ -82,6 +82,18 @@ pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> R
     })
 }
 
+/// An instant selector's `offset`, `@` time, and the sample times of the
+/// first and last step.
+fn steps_in_sample_time(ev: &Ev, vs: &VectorSelector) -> Result<(i64, Option<i64>, i64, i64)> {
+    let off = ev.offset(&vs.offset)?;
+    let at = ev.at_time(&vs.at);
+    let (lo, hi) = match at {
+        Some(t) => (t - off, t - off),
+        None => (ev.start - off, ev.end - off),
+    };
+    Ok((off, at, lo, hi))
+}
+
 /// An instant vector selector (not `smoothed`) prepared for reading
 /// series after series: [`InstantSel::points`] gives one series' values
 /// over the grid.
@@ -99,13 +111,8 @@ pub(crate) struct InstantSel {
 impl InstantSel {
     pub fn new(ev: &Ev, vs: &VectorSelector, record_time: bool) -> Result<InstantSel> {
         debug_assert!(vs.range_mode != RangeMode::Smoothed);
-        let off = ev.offset(&vs.offset)?;
-        let at = ev.at_time(&vs.at);
+        let (off, at, lo, hi) = steps_in_sample_time(ev, vs)?;
         let lb = ev.ctx.lookback;
-        let (lo, hi) = match at {
-            Some(t) => (t - off, t - off),
-            None => (ev.start - off, ev.end - off),
-        };
         Ok(InstantSel {
             off,
             at,
@@ -182,13 +189,8 @@ pub(crate) fn instant(ev: &Ev, vs: &VectorSelector) -> Result<Val> {
 /// `metric smoothed`: the value at each step interpolated between the
 /// samples around it (carried forward after the last one).
 fn smoothed_instant(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
-    let off = ev.offset(&vs.offset)?;
-    let at = ev.at_time(&vs.at);
+    let (off, at, lo, hi) = steps_in_sample_time(ev, vs)?;
     let lb = ev.ctx.lookback;
-    let (lo, hi) = match at {
-        Some(t) => (t - off, t - off),
-        None => (ev.start - off, ev.end - off),
-    };
     let entries = select(ev, vs)?;
     let n = ev.n();
     ev.ctx.par_map(&entries, |e| {
