@@ -34,8 +34,8 @@ pub(super) fn group_labels(labels: &Labels, grouping: &[String], without: bool) 
 }
 
 #[derive(Clone, Default)]
-pub(super) struct Group {
-    pub(super) seen: bool,
+struct Group {
+    seen: bool,
     value: f64,
     mean: f64,
     c: f64,
@@ -128,23 +128,16 @@ pub(super) fn aggregate(
             ev.ctx.take(out.iter().map(|s| s.points.len()).sum())?;
             return Ok(Val::Vector(out));
         }
-        let mut acc = vec![Group::default(); cells];
+        let mut cells = Cells::new(Acc::new(op), out.len(), n);
         for (si, s) in input.iter().enumerate() {
             if si % 256 == 255 {
                 ev.ctx.check()?;
             }
-            let row = &mut acc[to_group[si] * n..][..n];
-            for_grid_points(ev, &s.points, |k, v| {
-                accumulate(&mut row[k], op, v, s.drop_name)
-            });
+            cells.add(ev, to_group[si], si, &s.points, s.drop_name);
         }
-        for (gi, o) in out.iter_mut().enumerate() {
-            for (k, g) in acc[gi * n..][..n].iter_mut().enumerate() {
-                if g.seen {
-                    o.points.push(Point::new(ev.ts(k), result(g, op, f64::NAN)));
-                    o.drop_name |= g.drop_name;
-                }
-            }
+        for (o, f) in out.iter_mut().zip(cells.finish(ev)) {
+            o.points = f.points;
+            o.drop_name |= f.drop_name;
         }
     } else {
         let mut groups = vec![Group::default(); out.len()];
@@ -183,7 +176,7 @@ pub(super) fn aggregate(
 /// step-by-step loop, so it stops here too. The step of a point right
 /// after the previous one's is found without a division.
 #[inline]
-pub(super) fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
+fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
     let n = ev.n();
     let mut k = usize::MAX;
     for p in points {
@@ -231,9 +224,9 @@ fn sum_or_count(
         sum_or_count_groups(ev, input, to_group, run.clone(), sum).map(Some)
     })?;
     for (run, groups) in runs.iter().zip(done) {
-        for (o, (points, drop_name)) in out[run.clone()].iter_mut().zip(groups) {
-            o.points = points;
-            o.drop_name |= drop_name;
+        for (o, f) in out[run.clone()].iter_mut().zip(groups) {
+            o.points = f.points;
+            o.drop_name |= f.drop_name;
         }
     }
     Ok(())
@@ -242,73 +235,34 @@ fn sum_or_count(
 /// Input points from which [`sum_or_count`] splits the work by group.
 const PARALLEL_SUM_POINTS: usize = 1 << 16;
 
-/// [`sum_or_count`] for the groups in `run`: each group's points, and
-/// whether a series that contributed asked for its name to be dropped.
+/// [`sum_or_count`] for the groups in `run`.
 fn sum_or_count_groups(
     ev: &Ev,
     input: &[Series],
     to_group: &[usize],
     run: std::ops::Range<usize>,
     sum: bool,
-) -> Result<Vec<(Vec<Point>, bool)>> {
-    let n = ev.n();
-    let cells = run.len() * n;
-    let mut value = vec![0.0f64; cells];
-    let mut comp = vec![0.0f64; cells];
-    let mut seen = vec![false; cells];
-    let mut drop_name = vec![false; run.len()];
+) -> Result<Vec<Folded>> {
+    let acc = if sum { Acc::Sum } else { Acc::Count };
+    let mut cells = Cells::new(acc, run.len(), ev.n());
     for (si, s) in input.iter().enumerate() {
         if si % 256 == 255 {
             ev.ctx.check()?;
         }
-        let Some(g) = to_group[si]
+        if let Some(g) = to_group[si]
             .checked_sub(run.start)
             .filter(|&g| g < run.len())
-        else {
-            continue;
-        };
-        let row = g * n..(g + 1) * n;
-        let (value, comp, seen) = (
-            &mut value[row.clone()],
-            &mut comp[row.clone()],
-            &mut seen[row],
-        );
-        let mut any = false;
-        for_grid_points(ev, &s.points, |k, f| {
-            any = true;
-            if !seen[k] {
-                seen[k] = true;
-                value[k] = if sum { f } else { 1.0 };
-            } else if sum {
-                (value[k], comp[k]) = kahan_inc(f, value[k], comp[k]);
-            } else {
-                value[k] += 1.0;
-            }
-        });
-        if any && s.drop_name {
-            drop_name[g] = true;
+        {
+            cells.add(ev, g, si, &s.points, s.drop_name);
         }
     }
-    Ok((0..run.len())
-        .map(|g| {
-            let row = g * n..(g + 1) * n;
-            let points = value[row.clone()]
-                .iter()
-                .zip(&comp[row.clone()])
-                .zip(&seen[row])
-                .enumerate()
-                .filter(|(_, (_, seen))| **seen)
-                .map(|(k, ((&v, &c), _))| Point::new(ev.ts(k), v + c))
-                .collect();
-            (points, drop_name[g])
-        })
-        .collect())
+    Ok(cells.finish(ev))
 }
 
 /// Adds input value `f` to a group's accumulator (the first value of a
 /// step starts it afresh).
 #[inline]
-pub(super) fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool) {
+fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool) {
     if !g.seen {
         *g = Group {
             seen: true,
@@ -373,7 +327,7 @@ pub(super) fn accumulate(g: &mut Group, op: AggregateOp, f: f64, drop_name: bool
 /// The output value of a group with at least one input (`q`: the
 /// quantile of this step, for `quantile`).
 #[inline]
-pub(super) fn result(g: &mut Group, op: AggregateOp, q: f64) -> f64 {
+fn result(g: &mut Group, op: AggregateOp, q: f64) -> f64 {
     match op {
         AggregateOp::Avg => {
             if g.incremental {
@@ -389,6 +343,186 @@ pub(super) fn result(g: &mut Group, op: AggregateOp, q: f64) -> f64 {
         AggregateOp::Sum => g.value + g.c,
         _ => g.value,
     }
+}
+
+/// How a cell accumulates: flat Kahan sums, counts or presence, or a
+/// [`Group`] per cell.
+#[derive(Clone, Copy)]
+pub(super) enum Acc {
+    Sum,
+    Count,
+    Group,
+    Cell(AggregateOp),
+}
+
+impl Acc {
+    pub(super) fn new(op: AggregateOp) -> Acc {
+        match op {
+            AggregateOp::Sum => Acc::Sum,
+            AggregateOp::Count => Acc::Count,
+            AggregateOp::Group => Acc::Group,
+            other => Acc::Cell(other),
+        }
+    }
+}
+
+/// The accumulators of a run of groups, each `n` cells long, filled
+/// series by series: each cell sees its inputs in series order, so every
+/// sum is the same as step by step (and the same wherever the series'
+/// values come from: evaluated first, or folded, `fold.rs`).
+pub(super) struct Cells {
+    acc: Acc,
+    n: usize,
+    value: Vec<f64>,
+    comp: Vec<f64>,
+    seen: Vec<bool>,
+    cell: Vec<Group>,
+    /// Per group: whether a contributing series drops its name, and the
+    /// first series that contributed.
+    drop_name: Vec<bool>,
+    first: Vec<Option<usize>>,
+}
+
+impl Cells {
+    pub(super) fn new(acc: Acc, groups: usize, n: usize) -> Cells {
+        let cells = groups * n;
+        let (flat, cell) = match acc {
+            Acc::Cell(_) => (0, cells),
+            _ => (cells, 0),
+        };
+        let values = if matches!(acc, Acc::Sum | Acc::Count) {
+            flat
+        } else {
+            0
+        };
+        Cells {
+            acc,
+            n,
+            value: vec![0.0; values],
+            comp: vec![0.0; if matches!(acc, Acc::Sum) { flat } else { 0 }],
+            seen: vec![false; flat],
+            cell: vec![Group::default(); cell],
+            drop_name: vec![false; groups],
+            first: vec![None; groups],
+        }
+    }
+
+    /// Adds series `si`'s points (on the grid) to group `g` (relative to
+    /// the run).
+    pub(super) fn add(&mut self, ev: &Ev, g: usize, si: usize, points: &[Point], drop_name: bool) {
+        let row = g * self.n..(g + 1) * self.n;
+        let mut any = false;
+        match self.acc {
+            Acc::Sum => {
+                let (value, comp, seen) = (
+                    &mut self.value[row.clone()],
+                    &mut self.comp[row.clone()],
+                    &mut self.seen[row],
+                );
+                for_grid_points(ev, points, |k, f| {
+                    any = true;
+                    if !seen[k] {
+                        seen[k] = true;
+                        value[k] = f;
+                    } else {
+                        (value[k], comp[k]) = kahan_inc(f, value[k], comp[k]);
+                    }
+                });
+            }
+            Acc::Count => {
+                let (value, seen) = (&mut self.value[row.clone()], &mut self.seen[row]);
+                for_grid_points(ev, points, |k, _| {
+                    any = true;
+                    seen[k] = true;
+                    value[k] += 1.0;
+                });
+            }
+            Acc::Group => {
+                let seen = &mut self.seen[row];
+                for_grid_points(ev, points, |k, _| {
+                    any = true;
+                    seen[k] = true;
+                });
+            }
+            Acc::Cell(op) => {
+                let cells = &mut self.cell[row];
+                for_grid_points(ev, points, |k, v| {
+                    any = true;
+                    accumulate(&mut cells[k], op, v, drop_name)
+                });
+            }
+        }
+        if any {
+            self.drop_name[g] |= drop_name;
+            self.first[g].get_or_insert(si);
+        }
+    }
+
+    /// Adds another task's counts (same groups, `Acc::Count` or
+    /// `Acc::Group`: exact, in any order).
+    pub(super) fn merge_counts(&mut self, other: Cells) {
+        for (v, o) in self.value.iter_mut().zip(&other.value) {
+            *v += o;
+        }
+        for (s, o) in self.seen.iter_mut().zip(&other.seen) {
+            *s |= o;
+        }
+        for (d, o) in self.drop_name.iter_mut().zip(&other.drop_name) {
+            *d |= o;
+        }
+        for (f, o) in self.first.iter_mut().zip(&other.first) {
+            *f = match (*f, *o) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
+    /// Each group's output points (on the grid) and flags.
+    pub(super) fn finish(mut self, ev: &Ev) -> Vec<Folded> {
+        let n = self.n;
+        let groups = self.drop_name.len();
+        (0..groups)
+            .map(|g| {
+                let row = g * n..(g + 1) * n;
+                let points = match self.acc {
+                    Acc::Sum | Acc::Count | Acc::Group => {
+                        let acc = self.acc;
+                        (row.clone())
+                            .filter(|&k| self.seen[k])
+                            .map(|k| {
+                                let v = match acc {
+                                    Acc::Sum => self.value[k] + self.comp[k],
+                                    Acc::Count => self.value[k],
+                                    _ => 1.0,
+                                };
+                                Point::new(ev.ts(k - row.start), v)
+                            })
+                            .collect()
+                    }
+                    Acc::Cell(op) => self.cell[row.clone()]
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(_, c)| c.seen)
+                        .map(|(k, c)| Point::new(ev.ts(k), result(c, op, f64::NAN)))
+                        .collect(),
+                };
+                Folded {
+                    points,
+                    drop_name: self.drop_name[g],
+                    first: self.first[g],
+                }
+            })
+            .collect()
+    }
+}
+
+/// One group's result: its points, whether a series that contributed
+/// drops its name, and the first such series.
+pub(super) struct Folded {
+    pub(super) points: Vec<Point>,
+    pub(super) drop_name: bool,
+    pub(super) first: Option<usize>,
 }
 
 /// Max and min as Prometheus's `fParams` computes them with Go's

@@ -298,11 +298,10 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
         })?,
         None => window_by_window(ev, &arg, rf, &scalars, pos0)?,
     };
-    let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    if !keep_name {
+    if !keeps_metric_name(name) {
         out.iter_mut().for_each(|s| s.drop_name = true);
     }
-    if matches!(name, "rate" | "increase") {
+    if warns_non_counter(name) {
         for s in &out {
             if let Some(a) = fa::possible_non_counter(get(&s.labels, METRIC_NAME)) {
                 annotate(ev, a, pos0);
@@ -321,6 +320,16 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
         }]));
     }
     Ok(Val::Vector(out))
+}
+
+/// Whether range function `name`'s output keeps its input's metric name.
+pub(super) fn keeps_metric_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
+}
+
+/// Whether range function `name` reports series not named like counters.
+pub(super) fn warns_non_counter(name: &str) -> bool {
+    matches!(name, "rate" | "increase")
 }
 
 /// Runs a range function window by window (the functions without a

@@ -25,16 +25,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use engine::{Labels, METRIC_NAME, SeriesEntry};
 
-use super::aggregate::{Group, accumulate, for_grid_points, group_labels, result};
+use super::aggregate::{Acc, Cells, Folded, group_labels};
+use super::call::{keeps_metric_name, warns_non_counter};
 use super::error::Result;
 use super::evaluator::{Ev, Val, expr_pos};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
-use super::functions::kahan::inc as kahan_inc;
 use super::rollup::Kernel;
 use super::selector::{self, InstantSel, RangeArg, RollupPlan, Span};
 use super::value::{Point, Series, get};
-use crate::promql::ast::{AggregateExpr, AggregateOp, Expr, RangeMode};
+use crate::promql::ast::{AggregateExpr, AggregateOp, Call, Expr, RangeMode};
 
 /// Where an input series' values come from.
 enum Source {
@@ -130,10 +130,37 @@ fn unparen(e: &Expr) -> &Expr {
     }
 }
 
-/// The source of an aggregation's argument, if it is one this module
-/// folds: an instant selector, or a range function with a kernel over a
-/// range selector. Evaluates the function's scalar arguments and selects
-/// the series, in the order the unfolded evaluation does.
+/// A range function call this module folds: one with a [`Kernel`] over a
+/// range selector (not `absent_over_time`, which answers for what is
+/// missing), with the kernel and the range argument's index.
+fn kernel_call(c: &Call) -> Option<(Kernel, usize)> {
+    if c.func.name == "absent_over_time" {
+        return None;
+    }
+    let rf = RangeFunction::from_name(c.func.name)?;
+    let mi = c
+        .args
+        .iter()
+        .position(|a| matches!(unparen(a), Expr::Matrix(_)))?;
+    let Expr::Matrix(ms) = unparen(&c.args[mi]) else {
+        return None;
+    };
+    Some((Kernel::for_function(rf, ms.vector.range_mode)?, mi))
+}
+
+/// Whether `e` is an argument this module folds (decided before anything
+/// is evaluated, so that declining costs nothing).
+fn foldable(e: &Expr) -> bool {
+    match unparen(e) {
+        Expr::Vector(vs) => vs.range_mode != RangeMode::Smoothed,
+        Expr::Call(c) => kernel_call(c).is_some(),
+        _ => false,
+    }
+}
+
+/// The source of a [`foldable`] argument: evaluates the function's scalar
+/// arguments and selects the series, in the order the unfolded evaluation
+/// does.
 fn source(ev: &Ev, e: &Expr) -> Result<Option<Source>> {
     match unparen(e) {
         Expr::Vector(vs) if vs.range_mode != RangeMode::Smoothed => {
@@ -142,26 +169,7 @@ fn source(ev: &Ev, e: &Expr) -> Result<Option<Source>> {
             Ok(Some(Source::Instant { sel, entries }))
         }
         Expr::Call(c) => {
-            let name = c.func.name;
-            let Some(rf) = RangeFunction::from_name(name) else {
-                return Ok(None);
-            };
-            // `absent_over_time` answers for what is missing; the others
-            // keep their input's series.
-            if name == "absent_over_time" {
-                return Ok(None);
-            }
-            let Some(mi) = c
-                .args
-                .iter()
-                .position(|a| matches!(unparen(a), Expr::Matrix(_)))
-            else {
-                return Ok(None);
-            };
-            let Expr::Matrix(ms) = unparen(&c.args[mi]) else {
-                return Ok(None);
-            };
-            let Some(kernel) = Kernel::for_function(rf, ms.vector.range_mode) else {
+            let Some((kernel, mi)) = kernel_call(c) else {
                 return Ok(None);
             };
             let mut scalars = Vec::new();
@@ -174,34 +182,17 @@ fn source(ev: &Ev, e: &Expr) -> Result<Option<Source>> {
                 return Ok(None);
             };
             let pos = expr_pos(&c.args[0]).unwrap_or(c.position);
+            let name = c.func.name;
             Ok(Some(Source::Rollup {
                 plan: arg.plan(ev),
                 arg,
                 kernel,
                 param: scalars.into_iter().next().unwrap_or_default(),
-                drop_name: !matches!(name, "last_over_time" | "first_over_time"),
-                counter_check: matches!(name, "rate" | "increase").then_some(pos),
+                drop_name: !keeps_metric_name(name),
+                counter_check: warns_non_counter(name).then_some(pos),
             }))
         }
         _ => Ok(None),
-    }
-}
-
-/// Whether `e` is an argument [`source`] takes (checked before anything
-/// is evaluated, so that declining costs nothing).
-fn foldable(e: &Expr) -> bool {
-    match unparen(e) {
-        Expr::Vector(vs) => vs.range_mode != RangeMode::Smoothed,
-        Expr::Call(c) => {
-            c.func.name != "absent_over_time"
-                && RangeFunction::from_name(c.func.name).is_some_and(|rf| {
-                    c.args.iter().any(|a| {
-                        matches!(unparen(a), Expr::Matrix(ms)
-                            if Kernel::for_function(rf, ms.vector.range_mode).is_some())
-                    })
-                })
-        }
-        _ => false,
     }
 }
 
@@ -229,13 +220,17 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Op
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut keys: Vec<Labels> = Vec::new();
     let mut to_group = Vec::with_capacity(src.len());
+    // Each group's series, in series order.
+    let mut members: Vec<Vec<usize>> = Vec::new();
     for i in 0..src.len() {
         let key = group_labels(src.labels(i), grouping, a.without);
         let g = *index.entry(key.clone()).or_insert_with(|| {
             keys.push(key);
+            members.push(Vec::new());
             keys.len() - 1
         });
         to_group.push(g);
+        members[g].push(i);
     }
     let groups = keys.len();
     let cells = groups.saturating_mul(n);
@@ -249,26 +244,27 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Op
     // Too few groups to split by, or one group with more than a thread's
     // share of the series: counts split by series, the others are not
     // folded (one thread would do most of the work).
-    let largest = (0..groups)
-        .map(|g| to_group.iter().filter(|&&x| x == g).count())
-        .max()
-        .unwrap_or(0);
+    let largest = members.iter().map(Vec::len).max().unwrap_or(0);
     let by_series =
         threads > 1 && (groups < 2 * threads || largest.saturating_mul(threads) > src.len());
     if groups == 0 || !few_cells || (by_series && !counts) {
         return fallback(ev, a, grouping, src);
     }
-    let acc = Acc::new(op);
-    let gave: Vec<AtomicBool> = match src.counter_check() {
-        Some(_) => (0..src.len()).map(|_| AtomicBool::new(false)).collect(),
-        None => Vec::new(),
+    let fold = Fold {
+        ev,
+        src: &src,
+        acc: Acc::new(op),
+        gave: match src.counter_check() {
+            Some(_) => (0..src.len()).map(|_| AtomicBool::new(false)).collect(),
+            None => Vec::new(),
+        },
     };
     let folded = if by_series {
-        by_series_chunks(ev, &src, &to_group, groups, acc, &gave)?
+        fold.by_series_chunks(&to_group, groups)?
     } else {
-        by_group_runs(ev, &src, &to_group, groups, acc, &gave)?
+        fold.by_group_runs(&members)?
     };
-    src.annotate(ev, |i| gave[i].load(Ordering::Relaxed));
+    src.annotate(ev, |i| fold.gave[i].load(Ordering::Relaxed));
     let mut out: Vec<(usize, Series)> = folded
         .into_iter()
         .zip(keys)
@@ -316,175 +312,6 @@ fn fallback(ev: &Ev, a: &AggregateExpr, grouping: &[String], src: Source) -> Res
     super::aggregate::aggregate(ev, a, grouping, None, input).map(Some)
 }
 
-/// How a cell accumulates: flat Kahan sums, counts or presence (as
-/// [`super::aggregate`]'s `sum_or_count`), or a [`Group`] per cell.
-#[derive(Clone, Copy)]
-enum Acc {
-    Sum,
-    Count,
-    Group,
-    Cell(AggregateOp),
-}
-
-impl Acc {
-    fn new(op: AggregateOp) -> Acc {
-        match op {
-            AggregateOp::Sum => Acc::Sum,
-            AggregateOp::Count => Acc::Count,
-            AggregateOp::Group => Acc::Group,
-            other => Acc::Cell(other),
-        }
-    }
-}
-
-/// The accumulators of a run of groups, each `n` cells long.
-struct Cells {
-    acc: Acc,
-    n: usize,
-    value: Vec<f64>,
-    comp: Vec<f64>,
-    seen: Vec<bool>,
-    cell: Vec<Group>,
-    /// Per group: whether a contributing series drops its name, and the
-    /// first series that contributed.
-    drop_name: Vec<bool>,
-    first: Vec<Option<usize>>,
-}
-
-impl Cells {
-    fn new(acc: Acc, groups: usize, n: usize) -> Cells {
-        let cells = groups * n;
-        let (flat, cell) = match acc {
-            Acc::Cell(_) => (0, cells),
-            _ => (cells, 0),
-        };
-        let values = if matches!(acc, Acc::Sum | Acc::Count) {
-            flat
-        } else {
-            0
-        };
-        Cells {
-            acc,
-            n,
-            value: vec![0.0; values],
-            comp: vec![0.0; if matches!(acc, Acc::Sum) { flat } else { 0 }],
-            seen: vec![false; flat],
-            cell: vec![Group::default(); cell],
-            drop_name: vec![false; groups],
-            first: vec![None; groups],
-        }
-    }
-
-    /// Adds series `si`'s points to group `g` (relative to the run).
-    fn add(&mut self, ev: &Ev, g: usize, si: usize, points: &[Point], drop_name: bool) {
-        if points.is_empty() {
-            return;
-        }
-        let row = g * self.n..(g + 1) * self.n;
-        match self.acc {
-            Acc::Sum => {
-                let (value, comp, seen) = (
-                    &mut self.value[row.clone()],
-                    &mut self.comp[row.clone()],
-                    &mut self.seen[row],
-                );
-                for_grid_points(ev, points, |k, f| {
-                    if !seen[k] {
-                        seen[k] = true;
-                        value[k] = f;
-                    } else {
-                        (value[k], comp[k]) = kahan_inc(f, value[k], comp[k]);
-                    }
-                });
-            }
-            Acc::Count => {
-                let (value, seen) = (&mut self.value[row.clone()], &mut self.seen[row]);
-                for_grid_points(ev, points, |k, _| {
-                    seen[k] = true;
-                    value[k] += 1.0;
-                });
-            }
-            Acc::Group => {
-                let seen = &mut self.seen[row];
-                for_grid_points(ev, points, |k, _| seen[k] = true);
-            }
-            Acc::Cell(op) => {
-                let cells = &mut self.cell[row];
-                for_grid_points(ev, points, |k, v| {
-                    accumulate(&mut cells[k], op, v, drop_name)
-                });
-            }
-        }
-        self.drop_name[g] |= drop_name;
-        self.first[g].get_or_insert(si);
-    }
-
-    /// Adds another task's counts (same groups, `Acc::Count` or
-    /// `Acc::Group`: exact, in any order).
-    fn merge_counts(&mut self, other: Cells) {
-        for (v, o) in self.value.iter_mut().zip(&other.value) {
-            *v += o;
-        }
-        for (s, o) in self.seen.iter_mut().zip(&other.seen) {
-            *s |= o;
-        }
-        for (d, o) in self.drop_name.iter_mut().zip(&other.drop_name) {
-            *d |= o;
-        }
-        for (f, o) in self.first.iter_mut().zip(&other.first) {
-            *f = match (*f, *o) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-    }
-
-    /// Each group's output points (on the grid) and flags.
-    fn finish(mut self, ev: &Ev) -> Vec<Folded> {
-        let n = self.n;
-        let groups = self.drop_name.len();
-        (0..groups)
-            .map(|g| {
-                let row = g * n..(g + 1) * n;
-                let points = match self.acc {
-                    Acc::Sum | Acc::Count | Acc::Group => {
-                        let acc = self.acc;
-                        (row.clone())
-                            .filter(|&k| self.seen[k])
-                            .map(|k| {
-                                let v = match acc {
-                                    Acc::Sum => self.value[k] + self.comp[k],
-                                    Acc::Count => self.value[k],
-                                    _ => 1.0,
-                                };
-                                Point::new(ev.ts(k - row.start), v)
-                            })
-                            .collect()
-                    }
-                    Acc::Cell(op) => self.cell[row.clone()]
-                        .iter_mut()
-                        .enumerate()
-                        .filter(|(_, c)| c.seen)
-                        .map(|(k, c)| Point::new(ev.ts(k), result(c, op, f64::NAN)))
-                        .collect(),
-                };
-                Folded {
-                    points,
-                    drop_name: self.drop_name[g],
-                    first: self.first[g],
-                }
-            })
-            .collect()
-    }
-}
-
-/// One group's result.
-struct Folded {
-    points: Vec<Point>,
-    drop_name: bool,
-    first: Option<usize>,
-}
-
 thread_local! {
     /// A worker's buffer for one series' values, reused series after
     /// series.
@@ -505,28 +332,6 @@ fn with_points<R>(f: impl FnOnce(&mut Vec<Point>) -> R) -> R {
     r
 }
 
-/// Evaluates series `si` into `buf` and adds it to group `g` of `cells`
-/// (`gave[si]`, where kept, records whether it had output). The series'
-/// points go back to the sample budget once added: the folded
-/// aggregation holds its accumulators, not its argument's result.
-fn fold_series(
-    ev: &Ev,
-    src: &Source,
-    cells: &mut Cells,
-    (g, si): (usize, usize),
-    buf: &mut Vec<Point>,
-    gave: &[AtomicBool],
-) -> Result<()> {
-    buf.clear();
-    src.points(ev, si, buf)?;
-    cells.add(ev, g, si, buf, src.drop_name());
-    if let Some(f) = gave.get(si) {
-        f.store(!buf.is_empty(), Ordering::Relaxed);
-    }
-    ev.ctx.release(buf.len());
-    Ok(())
-}
-
 /// Runs `f` with `cells` accumulator cells accounted for in the query's
 /// sample budget.
 fn holding<R>(ev: &Ev, cells: usize, f: impl FnOnce() -> Result<R>) -> Result<R> {
@@ -536,95 +341,112 @@ fn holding<R>(ev: &Ev, cells: usize, f: impl FnOnce() -> Result<R>) -> Result<R>
     r
 }
 
-/// Tasks own runs of groups, cut at about equal numbers of series: each
-/// adds up its groups' series in series order.
-fn by_group_runs(
-    ev: &Ev,
-    src: &Source,
-    to_group: &[usize],
-    groups: usize,
+/// One folded evaluation: where the series come from, how cells
+/// accumulate, and (where the source reports annotations) which series
+/// had output.
+struct Fold<'a> {
+    ev: &'a Ev<'a>,
+    src: &'a Source,
     acc: Acc,
-    gave: &[AtomicBool],
-) -> Result<Vec<Folded>> {
-    let n = ev.n();
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
-    for (si, &g) in to_group.iter().enumerate() {
-        members[g].push(si);
-    }
-    let target = src.len().div_ceil(ev.ctx.threads * TASKS_PER_THREAD).max(1);
-    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
-    let (mut start, mut size) = (0, 0);
-    for (g, m) in members.iter().enumerate() {
-        size += m.len();
-        if size >= target || g + 1 == groups {
-            runs.push(start..g + 1);
-            (start, size) = (g + 1, 0);
+    gave: Vec<AtomicBool>,
+}
+
+impl Fold<'_> {
+    /// Evaluates series `si` into `buf` and adds it to group `g` of
+    /// `cells`. The series' points go back to the sample budget once
+    /// added: the folded aggregation holds its accumulators, not its
+    /// argument's result.
+    fn series(
+        &self,
+        cells: &mut Cells,
+        (g, si): (usize, usize),
+        buf: &mut Vec<Point>,
+    ) -> Result<()> {
+        buf.clear();
+        self.src.points(self.ev, si, buf)?;
+        cells.add(self.ev, g, si, buf, self.src.drop_name());
+        if let Some(f) = self.gave.get(si) {
+            f.store(!buf.is_empty(), Ordering::Relaxed);
         }
+        self.ev.ctx.release(buf.len());
+        Ok(())
     }
-    let done = holding(ev, groups * n, || {
-        ev.ctx.par_map(&runs, |run| {
-            let mut cells = Cells::new(acc, run.len(), n);
-            // The run's series in series order.
-            let mut series: Vec<(usize, usize)> = members[run.clone()]
-                .iter()
-                .enumerate()
-                .flat_map(|(g, m)| m.iter().map(move |&si| (si, g)))
-                .collect();
-            series.sort_unstable();
-            with_points(|buf| {
-                for &(si, g) in &series {
-                    fold_series(ev, src, &mut cells, (g, si), buf, gave)?;
-                }
-                Ok(Some(cells.finish(ev)))
+
+    /// Tasks own runs of groups, cut at about equal numbers of series:
+    /// each adds up its groups' series (`members`, per group in series
+    /// order) in series order.
+    fn by_group_runs(&self, members: &[Vec<usize>]) -> Result<Vec<Folded>> {
+        let (ev, n, groups) = (self.ev, self.ev.n(), members.len());
+        let target = self
+            .src
+            .len()
+            .div_ceil(ev.ctx.threads * TASKS_PER_THREAD)
+            .max(1);
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        let (mut start, mut size) = (0, 0);
+        for (g, m) in members.iter().enumerate() {
+            size += m.len();
+            if size >= target || g + 1 == groups {
+                runs.push(start..g + 1);
+                (start, size) = (g + 1, 0);
+            }
+        }
+        let done = holding(ev, groups * n, || {
+            ev.ctx.par_map(&runs, |run| {
+                let mut cells = Cells::new(self.acc, run.len(), n);
+                let mut series: Vec<(usize, usize)> = members[run.clone()]
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(g, m)| m.iter().map(move |&si| (si, g)))
+                    .collect();
+                series.sort_unstable();
+                with_points(|buf| {
+                    for &(si, g) in &series {
+                        self.series(&mut cells, (g, si), buf)?;
+                    }
+                    Ok(Some(cells.finish(ev)))
+                })
             })
-        })
-    })?;
-    Ok(done.into_iter().flatten().collect())
+        })?;
+        Ok(done.into_iter().flatten().collect())
+    }
+
+    /// Tasks own chunks of series, each with counts for every group; the
+    /// counts are added up.
+    fn by_series_chunks(&self, to_group: &[usize], groups: usize) -> Result<Vec<Folded>> {
+        let (ev, n, len) = (self.ev, self.ev.n(), self.src.len());
+        let cells = groups * n;
+        let chunks = (ev.ctx.threads * TASKS_PER_THREAD / 2)
+            .min(CHUNK_CELLS / cells.max(1))
+            .clamp(1, len.max(1));
+        let per_chunk = len.div_ceil(chunks).max(1);
+        let chunks: Vec<std::ops::Range<usize>> = (0..len)
+            .step_by(per_chunk)
+            .map(|a| a..(a + per_chunk).min(len))
+            .collect();
+        let done = holding(ev, (chunks.len() + 1) * cells, || {
+            ev.ctx.par_map(&chunks, |chunk| {
+                let mut cells = Cells::new(self.acc, groups, n);
+                with_points(|buf| {
+                    for si in chunk.clone() {
+                        self.series(&mut cells, (to_group[si], si), buf)?;
+                    }
+                    Ok(Some(cells))
+                })
+            })
+        })?;
+        let mut total = Cells::new(self.acc, groups, n);
+        for c in done {
+            total.merge_counts(c);
+        }
+        Ok(total.finish(ev))
+    }
 }
 
 /// Tasks per thread: enough that a thread that finishes early finds
 /// work left.
 const TASKS_PER_THREAD: usize = 8;
 
-/// Most accumulator cells the chunks of [`by_series_chunks`] hold
+/// Most accumulator cells the chunks of [`Fold::by_series_chunks`] hold
 /// together (32 MiB of flat counts).
 const CHUNK_CELLS: usize = 1 << 22;
-
-/// Tasks own chunks of series, each with counts for every group; the
-/// counts are added up.
-fn by_series_chunks(
-    ev: &Ev,
-    src: &Source,
-    to_group: &[usize],
-    groups: usize,
-    acc: Acc,
-    gave: &[AtomicBool],
-) -> Result<Vec<Folded>> {
-    let n = ev.n();
-    let len = src.len();
-    let cells = groups * n;
-    let chunks = (ev.ctx.threads * TASKS_PER_THREAD / 2)
-        .min(CHUNK_CELLS / cells.max(1))
-        .clamp(1, len.max(1));
-    let per_chunk = len.div_ceil(chunks).max(1);
-    let chunks: Vec<std::ops::Range<usize>> = (0..len)
-        .step_by(per_chunk)
-        .map(|a| a..(a + per_chunk).min(len))
-        .collect();
-    let done = holding(ev, (chunks.len() + 1) * cells, || {
-        ev.ctx.par_map(&chunks, |chunk| {
-            let mut cells = Cells::new(acc, groups, n);
-            with_points(|buf| {
-                for si in chunk.clone() {
-                    fold_series(ev, src, &mut cells, (to_group[si], si), buf, gave)?;
-                }
-                Ok(Some(cells))
-            })
-        })
-    })?;
-    let mut total = Cells::new(acc, groups, n);
-    for c in done {
-        total.merge_counts(c);
-    }
-    Ok(total.finish(ev))
-}

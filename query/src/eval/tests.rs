@@ -635,7 +635,7 @@ fn folded_aggregations_equal_unfolded_bit_for_bit() {
             }
         }
     }
-    // The folded sum holds its groups, not one point per series and step.
+    // Folded, a query holds its groups, not a point per series and step.
     let mut o = opts();
     o.engine.parallelism = 2;
     let run = |q: &str| {
@@ -645,12 +645,15 @@ fn folded_aggregations_equal_unfolded_bit_for_bit() {
             .stats
             .peak_samples
     };
-    let (folded, unfolded) = (
-        run("sum by (h) (rate(f[5m]))"),
-        run("sum by (h) (rate(f[5m]) * 1)"),
-    );
-    assert!(
-        folded * 4 < unfolded,
-        "peak samples folded {folded}, unfolded {unfolded}"
-    );
+    // Split by group (11 groups) and by series (`count` over 3 groups).
+    for (q, reference) in [
+        ("sum by (h) (rate(f[5m]))", "sum by (h) (rate(f[5m]) * 1)"),
+        ("count by (g) (f)", "count by (g) (f * 1)"),
+    ] {
+        let (folded, unfolded) = (run(q), run(reference));
+        assert!(
+            folded * 2 < unfolded,
+            "{q}: peak samples folded {folded}, unfolded {unfolded}"
+        );
+    }
 }
