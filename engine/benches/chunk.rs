@@ -1,5 +1,7 @@
-//! Criterion micro-benchmarks of the head's XOR chunk: append, iterate and
-//! read_range over 120- and 1,000-sample chunks of realistic scrape data.
+//! Criterion micro-benchmarks of the head's chunks: the XOR chunk's append,
+//! iterate and read_range over 120- and 1,000-sample chunks of realistic
+//! scrape data, and the in-order head chunk's (decimal where the values
+//! allow) append and iterate over 240-sample chunks.
 //!
 //! Run with `cargo bench -p engine --bench chunk`. Each dataset's encoded size
 //! (bytes/sample) is printed once on stderr before its benchmarks.
@@ -10,6 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use engine::Sample;
 use engine::chunk::XorChunk;
+use engine::head_chunk::HeadChunk;
 
 /// Deterministic xorshift, so every run measures the same data.
 struct Rng(u64);
@@ -88,6 +91,13 @@ fn bench_append(c: &mut Criterion) {
     group.finish();
 }
 
+/// Touches every decoded sample, so the decoding cannot be skipped.
+fn fold(samples: impl Iterator<Item = Sample>) -> (i64, u64) {
+    samples.fold((0i64, 0u64), |(t, v), s| {
+        (t.wrapping_add(s.t), v ^ s.v.to_bits())
+    })
+}
+
 fn bench_iterate(c: &mut Criterion) {
     let mut group = c.benchmark_group("chunk_iterate");
     for kind in KINDS {
@@ -95,14 +105,7 @@ fn bench_iterate(c: &mut Criterion) {
             let chunk = encode(&dataset(kind, n));
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::new(kind, n), &chunk, |b, chunk| {
-                b.iter(|| {
-                    let (mut t, mut v) = (0i64, 0u64);
-                    for s in black_box(chunk).iter() {
-                        t = t.wrapping_add(s.t);
-                        v ^= s.v.to_bits();
-                    }
-                    black_box((t, v))
-                })
+                b.iter(|| black_box(fold(black_box(chunk).iter())))
             });
         }
     }
@@ -131,9 +134,47 @@ fn bench_read_range(c: &mut Criterion) {
     group.finish();
 }
 
+/// The head's in-order chunk, at its sealing size: counters of integers and
+/// of hundredths (decimal), and uniform gauges (XOR).
+fn bench_head_chunk(c: &mut Criterion) {
+    const N: usize = 240;
+    let head = |samples: &[Sample]| {
+        let mut c = HeadChunk::default();
+        for s in samples {
+            c.append(s.t, s.v);
+        }
+        c
+    };
+    for kind in ["counter", "hundredths", "gauge"] {
+        let samples: Vec<Sample> = match kind {
+            "hundredths" => dataset("counter", N)
+                .into_iter()
+                .map(|s| Sample::new(s.t, s.v / 100.0))
+                .collect(),
+            _ => dataset(kind, N),
+        };
+        let mut chunk = head(&samples);
+        chunk.shrink_to_fit();
+        eprintln!(
+            "head {kind}/{N}: {:.3} bytes/sample ({})",
+            chunk.memory_bytes() as f64 / N as f64,
+            if chunk.is_decimal() { "decimal" } else { "XOR" }
+        );
+        let mut group = c.benchmark_group("head_chunk");
+        group.throughput(Throughput::Elements(N as u64));
+        group.bench_with_input(BenchmarkId::new("append", kind), &samples, |b, samples| {
+            b.iter(|| black_box(head(samples)))
+        });
+        group.bench_with_input(BenchmarkId::new("iterate", kind), &chunk, |b, chunk| {
+            b.iter(|| black_box(fold(black_box(chunk).iter())))
+        });
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = bench_append, bench_iterate, bench_read_range
+    targets = bench_append, bench_iterate, bench_read_range, bench_head_chunk
 }
 criterion_main!(benches);

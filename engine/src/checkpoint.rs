@@ -39,7 +39,9 @@ use crate::sample::Sample;
 use crate::wal::{self, Cursor, WalPos, put_str, put_uvarint, unzigzag, zigzag};
 
 pub const MAGIC: &[u8; 8] = b"SILTCKPT";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 codes decimal chunks adaptively (kind 2); version 1 files,
+/// whose decimal chunks use the bucket code only (kind 0), still read.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 16;
 /// Largest record accepted on read.
 pub const MAX_RECORD: usize = 256 << 20;
@@ -53,9 +55,11 @@ pub const REC_METADATA: u8 = wal::REC_METADATA;
 pub const REC_POSITIONS: u8 = 4;
 pub const REC_END: u8 = 5;
 
-/// Chunk kinds in a series entry.
-const CHUNK_DECIMAL: u8 = 0;
+/// Chunk kinds in a series entry: decimal in the bucket code only (written
+/// before the adaptive code; read, not written), XOR, decimal.
+const CHUNK_DECIMAL_BUCKETS: u8 = 0;
 const CHUNK_XOR: u8 = 1;
+const CHUNK_DECIMAL: u8 = 2;
 
 const FILE_PREFIX: &str = "checkpoint.";
 const TMP_SUFFIX: &str = ".tmp";
@@ -123,6 +127,8 @@ fn put_head_chunk(b: &mut Vec<u8>, c: &HeadChunk) {
             put_uvarint(b, zigzag(p.last_dt));
             put_uvarint(b, zigzag(p.last_m));
             put_uvarint(b, zigzag(p.last_dm));
+            b.extend_from_slice(&p.adapt[0].to_le_bytes());
+            b.extend_from_slice(&p.adapt[1].to_le_bytes());
             b.extend_from_slice(p.buf);
         }
         HeadChunk::Xor(x) => {
@@ -187,7 +193,7 @@ fn count(c: &mut Cursor<'_>, min_bytes: usize) -> Option<usize> {
 
 fn get_head_chunk(c: &mut Cursor<'_>) -> Option<HeadChunk> {
     match byte(c)? {
-        CHUNK_DECIMAL => {
+        kind @ (CHUNK_DECIMAL | CHUNK_DECIMAL_BUCKETS) => {
             let scale = byte(c)?;
             let count = u32::try_from(c.uvarint()?).ok()?;
             let bits = c.uvarint()?;
@@ -196,9 +202,14 @@ fn get_head_chunk(c: &mut Cursor<'_>) -> Option<HeadChunk> {
             let last_dt = ivarint(c)?;
             let last_m = ivarint(c)?;
             let last_dm = ivarint(c)?;
+            let adapt = if kind == CHUNK_DECIMAL {
+                [c.u32_le()?, c.u32_le()?]
+            } else {
+                [0, 0]
+            };
             let len = usize::try_from(bits.div_ceil(8)).ok()?;
             let buf = c.take(len)?;
-            DecimalChunk::from_raw_parts(&DecimalParts {
+            let parts = DecimalParts {
                 buf,
                 bits,
                 count,
@@ -208,7 +219,13 @@ fn get_head_chunk(c: &mut Cursor<'_>) -> Option<HeadChunk> {
                 last_dt,
                 last_m,
                 last_dm,
-            })
+                adapt,
+            };
+            if kind == CHUNK_DECIMAL {
+                DecimalChunk::from_raw_parts(&parts)
+            } else {
+                DecimalChunk::from_bucket_coded_parts(&parts)
+            }
             .map(HeadChunk::Decimal)
         }
         CHUNK_XOR => get_xor_chunk(c).map(HeadChunk::Xor),
@@ -473,7 +490,7 @@ pub fn read(
         return Err(corrupt("bad checkpoint magic".into()));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(corrupt(format!(
             "unsupported checkpoint format version {version}"
         )));
@@ -740,7 +757,7 @@ mod tests {
                 other => panic!("truncated at {cut}: {:?}", other.map(|r| r.0.len())),
             }
         }
-        // Bytes 12..16 are reserved: ignored by readers of version 1.
+        // Bytes 12..16 are reserved: ignored by readers.
         for at in (0..full.len())
             .step_by(13)
             .filter(|at| !(12..16).contains(at))
@@ -755,14 +772,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn version_1_golden_file_still_reads() {
-        // `SILT_BLESS=1 cargo test -p engine golden` rewrites the file; a
-        // format change must bump FORMAT_VERSION and keep reading v1.
-        let golden_path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v1.bin");
-        let dir = tempfile::tempdir().unwrap();
-        let series: Vec<_> = (0..3u32)
+    fn golden_series() -> Vec<(u32, Labels, Chunks)> {
+        (0..3u32)
             .map(|id| {
                 let l = Labels::new(&[("__name__", "up"), ("job", &format!("j{id}"))]);
                 let c = if id == 1 {
@@ -772,19 +783,52 @@ mod tests {
                 };
                 (id, l, c)
             })
-            .collect();
+            .collect()
+    }
+
+    /// The golden file's series read back with the samples written, and
+    /// appends go on where they stopped.
+    fn check_golden_reads(golden_path: &Path, series: &[(u32, Labels, Chunks)]) {
+        let (got, meta, loaded) = read_back(golden_path).unwrap();
+        assert_eq!((got.len(), meta.len(), loaded.series), (3, 1, 3));
+        for ((id, l, c), (gid, gl, mut gc)) in series.iter().zip(got) {
+            assert_eq!((*id, l, samples(c)), (gid, &gl, samples(&gc)));
+            let mut want = samples(c);
+            for t in [5_000, 5_015, 5_029] {
+                gc.push(t, 2.5);
+                want.push((t, 2.5f64.to_bits()));
+            }
+            assert_eq!(samples(&gc), want);
+        }
+    }
+
+    #[test]
+    fn version_1_golden_file_still_reads() {
+        // Written by the version 1 writer: decimal chunks in the bucket
+        // code, converted on read.
+        let golden_path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v1.bin");
+        let golden = fs::read(&golden_path).expect("golden file");
+        assert_eq!(u32::from_le_bytes(golden[8..12].try_into().unwrap()), 1);
+        check_golden_reads(&golden_path, &golden_series());
+    }
+
+    #[test]
+    fn version_2_golden_file_still_reads() {
+        // `SILT_BLESS=1 cargo test -p engine golden` rewrites the file; a
+        // format change must bump FORMAT_VERSION and keep reading v2.
+        let golden_path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v2.bin");
+        let dir = tempfile::tempdir().unwrap();
+        let series = golden_series();
         let bytes = fs::read(write(dir.path(), &series)).unwrap();
         if std::env::var_os("SILT_BLESS").is_some() {
             fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
             fs::write(&golden_path, &bytes).unwrap();
         }
         let golden = fs::read(&golden_path).expect("golden file");
-        assert_eq!(bytes, golden, "checkpoint format v1 changed");
-        let (got, meta, loaded) = read_back(&golden_path).unwrap();
-        assert_eq!((got.len(), meta.len(), loaded.series), (3, 1, 3));
-        for ((id, l, c), (gid, gl, gc)) in series.iter().zip(got) {
-            assert_eq!((*id, l, samples(c)), (gid, &gl, samples(&gc)));
-        }
+        assert_eq!(bytes, golden, "checkpoint format v2 changed");
+        check_golden_reads(&golden_path, &series);
     }
 
     #[test]

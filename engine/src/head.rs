@@ -43,7 +43,9 @@ pub const DEFAULT_LABEL_CACHE_BYTES: usize = 256 << 20;
 /// Samples of one series in one generation.
 #[derive(Default)]
 pub struct Chunks {
-    sealed: Vec<HeadChunk>,
+    /// Boxed rather than a `Vec`: grown one chunk at a time anyway, and 8
+    /// bytes less in every series.
+    sealed: Box<[HeadChunk]>,
     open: HeadChunk,
     /// Out-of-order data, allocated for the few series that get any.
     ooo: Option<Box<Ooo>>,
@@ -110,7 +112,11 @@ impl Chunks {
                 buf: ooo,
             })
         });
-        Some(Chunks { sealed, open, ooo })
+        Some(Chunks {
+            sealed: sealed.into_boxed_slice(),
+            open,
+            ooo,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -198,8 +204,10 @@ impl Chunks {
                     // series, and the doubling growth's spare slots (80
                     // bytes each) cost more than the reallocation every
                     // CHUNK_SAMPLES samples.
-                    self.sealed.reserve_exact(1);
-                    self.sealed.push(sealed);
+                    let mut all = std::mem::take(&mut self.sealed).into_vec();
+                    all.reserve_exact(1);
+                    all.push(sealed);
+                    self.sealed = all.into_boxed_slice();
                 }
             }
         }
@@ -247,7 +255,7 @@ impl Chunks {
                     + o.chunks.capacity() * std::mem::size_of::<XorChunk>()
                     + o.buf.capacity() * std::mem::size_of::<Sample>()
             })
-            + self.sealed.capacity() * std::mem::size_of::<HeadChunk>()
+            + self.sealed.len() * std::mem::size_of::<HeadChunk>()
     }
 
     /// (min, max) timestamps, if any samples.
@@ -320,10 +328,7 @@ pub struct MemSeries {
     pub id: u32,
     hash: u128,
     /// Interned (name, value) ids, sorted by name.
-    labels: Box<[(u32, u32)]>,
-    /// The label set built by a query, shared with later ones (see
-    /// [`Head::labels_of`]).
-    cached_labels: Mutex<Option<Labels>>,
+    labels: IdPairs,
     pub data: Mutex<SeriesData>,
 }
 
@@ -332,6 +337,52 @@ impl MemSeries {
         self.data.lock()
     }
 }
+
+/// A series' interned label pairs: (name id, value id) as LEB128 varints,
+/// back to back. Most ids are small (names, and values shared by many
+/// series, are interned first), so a pair takes 2–4 bytes rather than 8:
+/// at a million series that is about 40 MB less.
+struct IdPairs(Box<[u8]>);
+
+impl IdPairs {
+    fn new(pairs: impl Iterator<Item = (u32, u32)>) -> IdPairs {
+        let mut b = Vec::new();
+        for (n, v) in pairs {
+            for mut x in [n, v] {
+                while x >= 0x80 {
+                    b.push(x as u8 | 0x80);
+                    x >>= 7;
+                }
+                b.push(x as u8);
+            }
+        }
+        IdPairs(b.into_boxed_slice())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let mut b = &self.0[..];
+        let mut next = move || {
+            let (mut x, mut shift) = (0u32, 0);
+            while let Some((&byte, rest)) = b.split_first() {
+                b = rest;
+                x |= u32::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    return Some(x);
+                }
+                shift += 7;
+            }
+            None
+        };
+        std::iter::from_fn(move || Some((next()?, next()?)))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// One shard of [`Head`]'s label-set cache: series id → label set.
+type LabelCacheShard = Mutex<HashTable<(u32, Labels)>>;
 
 /// The head.
 pub struct Head {
@@ -348,7 +399,11 @@ pub struct Head {
     pub wal_epoch: AtomicU32,
     live_min_t: AtomicI64,
     live_max_t: AtomicI64,
-    /// Heap bytes of the label sets cached in series, and the budget.
+    /// Label sets built by queries, by series id (see [`Head::labels_of`]):
+    /// kept beside the series rather than in them, as few series are
+    /// queried and a slot in every series cost 24 bytes each.
+    label_cache: Box<[LabelCacheShard]>,
+    /// Heap bytes of the label sets cached, and the budget.
     label_cache_bytes: AtomicUsize,
     label_cache_budget: AtomicUsize,
 }
@@ -370,6 +425,7 @@ impl Head {
             wal_epoch: AtomicU32::new(FIRST_EPOCH),
             live_min_t: AtomicI64::new(i64::MAX),
             live_max_t: AtomicI64::new(i64::MIN),
+            label_cache: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             label_cache_bytes: AtomicUsize::new(0),
             label_cache_budget: AtomicUsize::new(DEFAULT_LABEL_CACHE_BYTES),
         }
@@ -469,10 +525,11 @@ impl Head {
         hash: u128,
         labels: &Labels,
     ) -> Arc<MemSeries> {
-        let interned: Box<[(u32, u32)]> = labels
-            .iter()
-            .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
-            .collect();
+        let interned = IdPairs::new(
+            labels
+                .iter()
+                .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value))),
+        );
         let s = {
             let mut series = self.series.write();
             let id = id.unwrap_or(series.len() as u32);
@@ -480,7 +537,6 @@ impl Head {
                 id,
                 hash,
                 labels: interned,
-                cached_labels: Mutex::new(None),
                 data: Mutex::new(SeriesData::default()),
             });
             if series.len() <= id as usize {
@@ -516,39 +572,59 @@ impl Head {
     /// count), within a byte budget ([`DEFAULT_LABEL_CACHE_BYTES`]). The
     /// cache is emptied at every cut, so it holds the series queried since.
     pub fn labels_of(&self, s: &MemSeries) -> Labels {
-        let mut cached = s.cached_labels.lock();
-        if let Some(l) = &*cached {
-            return l.clone();
+        if let Some(l) = self.cached_labels(s) {
+            return l;
         }
         let l = self.build_labels(s);
         let bytes = l.heap_bytes();
         let budget = self.label_cache_budget.load(Ordering::Relaxed);
-        if self.label_cache_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes <= budget {
-            *cached = Some(l.clone());
-        } else {
+        if self.label_cache_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > budget {
             self.label_cache_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            return l;
         }
-        l
+        let mut shard = self.label_cache_shard(s.id).lock();
+        match shard.entry(id_hash(s.id), |e| e.0 == s.id, |e| id_hash(e.0)) {
+            // Built meanwhile by another query: share that one.
+            hashbrown::hash_table::Entry::Occupied(e) => {
+                self.label_cache_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                e.get().1.clone()
+            }
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((s.id, l.clone()));
+                l
+            }
+        }
     }
 
     /// The labels of a series without adding them to the cache (cuts,
     /// snapshots and removal visit every series once).
     pub(crate) fn labels_uncached(&self, s: &MemSeries) -> Labels {
-        match &*s.cached_labels.lock() {
-            Some(l) => l.clone(),
-            None => self.build_labels(s),
-        }
+        self.cached_labels(s)
+            .unwrap_or_else(|| self.build_labels(s))
+    }
+
+    fn label_cache_shard(&self, id: u32) -> &LabelCacheShard {
+        &self.label_cache[id as usize % SHARDS]
+    }
+
+    fn cached_labels(&self, s: &MemSeries) -> Option<Labels> {
+        let shard = self.label_cache_shard(s.id).lock();
+        shard
+            .find(id_hash(s.id), |e| e.0 == s.id)
+            .map(|e| e.1.clone())
     }
 
     fn build_labels(&self, s: &MemSeries) -> Labels {
         self.symbols.resolve_with(|r| {
-            Labels::from_sorted_iter(s.labels.iter().map(|&(n, v)| Label::new(r(n), r(v))))
+            Labels::from_sorted_iter(s.labels.iter().map(|(n, v)| Label::new(r(n), r(v))))
         })
     }
 
     /// Drops a series' cached label set.
     fn uncache_labels(&self, s: &MemSeries) {
-        if let Some(l) = s.cached_labels.lock().take() {
+        let mut shard = self.label_cache_shard(s.id).lock();
+        if let Ok(e) = shard.find_entry(id_hash(s.id), |e| e.0 == s.id) {
+            let ((_, l), _) = e.remove();
             self.label_cache_bytes
                 .fetch_sub(l.heap_bytes(), Ordering::Relaxed);
         }
@@ -587,6 +663,14 @@ impl Head {
     /// Every series (a snapshot of the list).
     pub fn all_series(&self) -> Vec<Arc<MemSeries>> {
         self.series.read().iter().flatten().cloned().collect()
+    }
+
+    /// Up to `max` series with ids from `start` on, by id: for visiting
+    /// every series in batches without a list of them all.
+    pub fn series_from(&self, start: u32, max: usize) -> Vec<Arc<MemSeries>> {
+        let series = self.series.read();
+        let rest = series.get(start as usize..).unwrap_or_default();
+        rest.iter().flatten().take(max).cloned().collect()
     }
 
     /// Moves every series' live data to its frozen slot. Caller holds the
@@ -640,13 +724,25 @@ impl Head {
                 let had_data = d.frozen.take().is_some_and(|f| !f.is_empty());
                 d.live.is_empty() && !had_data
             };
-            self.uncache_labels(&s);
             if empty {
                 self.remove(&s);
                 removed += 1;
             }
         }
+        self.clear_label_cache();
         removed
+    }
+
+    /// Empties the label-set cache (also of sets a query cached for a
+    /// series removed meanwhile).
+    fn clear_label_cache(&self) {
+        for shard in self.label_cache.iter() {
+            let mut shard = shard.lock();
+            let bytes: usize = shard.iter().map(|e| e.1.heap_bytes()).sum();
+            shard.clear();
+            shard.shrink_to_fit(|e| id_hash(e.0));
+            self.label_cache_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
     }
 
     fn remove(&self, s: &MemSeries) {
@@ -682,7 +778,7 @@ impl Head {
                     + d.frozen
                         .as_ref()
                         .map_or(0, |f| f.memory_bytes() + std::mem::size_of::<Chunks>())
-                    + s.labels.len() * 8
+                    + s.labels.heap_bytes()
                     + 120
             })
             .sum();
@@ -699,8 +795,9 @@ fn sort_by_labels<'a>(series: &mut Vec<Arc<MemSeries>>, r: &dyn Fn(u32) -> &'a s
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut order: Vec<(u32, u32, u32)> = Vec::with_capacity(series.len());
     for (i, s) in series.iter().enumerate() {
-        order.push((pairs.len() as u32, s.labels.len() as u32, i as u32));
-        pairs.extend_from_slice(&s.labels);
+        let start = pairs.len() as u32;
+        pairs.extend(s.labels.iter());
+        order.push((start, pairs.len() as u32 - start, i as u32));
     }
     let of = |&(start, len, _): &(u32, u32, u32)| &pairs[start as usize..(start + len) as usize];
     order.sort_unstable_by(|a, b| cmp_interned(of(a), of(b), r));
@@ -710,6 +807,12 @@ fn sort_by_labels<'a>(series: &mut Vec<Arc<MemSeries>>, r: &dyn Fn(u32) -> &'a s
             .iter()
             .filter_map(|&(_, _, i)| slots[i as usize].take()),
     );
+}
+
+/// A series id's place in its label-cache shard's table (the low bits
+/// picked the shard; a multiplicative hash spreads the rest).
+fn id_hash(id: u32) -> u64 {
+    u64::from(id / SHARDS as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A series' place in its shard's table: the high bits of its identity
@@ -744,6 +847,23 @@ fn cmp_interned<'a>(a: &[(u32, u32)], b: &[(u32, u32)], r: &dyn Fn(u32) -> &'a s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A series and its `Arc` counts fit the allocator's 192-byte class
+    /// (the next is 224): at a million series, 32 MB.
+    #[test]
+    fn series_fit_their_allocation_class() {
+        let arc_counts = 2 * std::mem::size_of::<usize>();
+        assert!(std::mem::size_of::<MemSeries>() + arc_counts <= 192);
+    }
+
+    #[test]
+    fn id_pairs_round_trip_in_few_bytes() {
+        let pairs = [(0, 127), (128, 16_383), (16_384, u32::MAX), (5, 3)];
+        let p = IdPairs::new(pairs.iter().copied());
+        assert_eq!(p.iter().collect::<Vec<_>>(), pairs);
+        assert_eq!(p.heap_bytes(), 1 + 1 + 2 + 2 + 3 + 5 + 1 + 1);
+        assert_eq!(IdPairs::new(std::iter::empty()).iter().count(), 0);
+    }
 
     #[test]
     fn in_order_ooo_and_duplicates() {
@@ -790,14 +910,14 @@ mod tests {
         h.set_label_cache_budget(a.heap_bytes());
         assert_eq!(h.labels_of(&sb), b);
         assert_eq!(h.label_cache_bytes(), a.heap_bytes());
-        assert!(sb.cached_labels.lock().is_none());
+        assert!(h.cached_labels(&sb).is_none());
         // A cut empties the cache; a removed series gives its bytes back.
         sa.lock().live.push(1, 1.0);
         h.freeze();
         assert_eq!(h.labels_uncached(&h.frozen_series()[0]), a);
         h.drop_frozen_and_gc();
         assert_eq!(h.label_cache_bytes(), 0);
-        assert!(sa.cached_labels.lock().is_none());
+        assert!(h.cached_labels(&sa).is_none());
     }
 
     /// `up` series created out of label order, with names that sort

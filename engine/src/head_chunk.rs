@@ -6,26 +6,48 @@
 //! the low bits, so Gorilla's XOR coding spends 5–7 bytes on each. A
 //! [`DecimalChunk`] stores each value as an integer mantissa `m` at one
 //! power-of-ten scale `k` per chunk (`v == m as f64 / 10^k`, bit for bit)
-//! and codes the mantissas' delta-of-deltas, which are small for counters
-//! and slow gauges. [`HeadChunk`] starts decimal when the first value is,
-//! raises the scale when a later value needs more digits, and falls back to
-//! [`XorChunk`] for the chunk when a value is not decimal (NaN, the stale
-//! marker, ±Inf, `-0.0`, more than 15–17 significant digits).
+//! and codes the timestamps' and mantissas' delta-of-deltas, which are
+//! small for counters, slow gauges and regular scrapes. [`HeadChunk`]
+//! starts decimal when the first value is, raises the scale when a later
+//! value needs more digits, and falls back to [`XorChunk`] for the chunk
+//! when a value is not decimal (NaN, the stale marker, ±Inf, `-0.0`, more
+//! than 15–17 significant digits).
 //!
-//! Chunks live in memory only (the WAL is the durable form), so the layout
-//! is free to change; it is described here:
+//! Chunks live in memory only (the WAL is the durable form; head
+//! checkpoints store the stream as it is, see `docs/format/checkpoint.md`),
+//! so the layout is free to change; it is described here:
 //!
 //! ```text
 //! sample 0   t0: 64 bits, m0: 64 bits (two's complement)
-//! sample n   timestamp: D = Δt_n − Δt_{n−1} (Δt_0 = 0), value: E = Δm_n − Δm_{n−1},
-//!            each as   '0'                   0
-//!                      '10'     + 5 bits     [-2^4, 2^4)
-//!                      '110'    + 9 bits     [-2^8, 2^8)
-//!                      '1110'   + 14 bits    [-2^13, 2^13)
-//!                      '11110'  + 24 bits    [-2^23, 2^23)
-//!                      '111110' + 40 bits    [-2^39, 2^39)
-//!                      '111111' + 64 bits    any
+//! sample 1   D_t = Δt_1, then D_m = Δm_1, each in the bucket code
+//! sample n   D_t = Δt_n − Δt_{n−1}, then D_m = Δm_n − Δm_{n−1}, each in
+//!            its stream's adaptive code
+//!
+//! bucket code  '0'                   0
+//!              '10'     + 5 bits     [-2^4, 2^4)
+//!              '110'    + 9 bits     [-2^8, 2^8)
+//!              '1110'   + 14 bits    [-2^13, 2^13)
+//!              '11110'  + 24 bits    [-2^23, 2^23)
+//!              '111110' + 40 bits    [-2^39, 2^39)
+//!              '111111' + 64 bits    any
+//!
+//! adaptive code (one state per stream: a, n, zero; from sample 2 on,
+//! starting at a = 4, n = 1, zero = false)
+//!   if zero:   a flag, '0' for D = 0 (nothing follows, the state is
+//!              unchanged), '1' for D ≠ 0; then u = zigzag(D) − 1
+//!   else:      u = zigzag(D)
+//!   k = the least k ≥ 0 with n·2^k ≥ a
+//!   q = u >> k; if q < 24: q '1' bits, a '0', the k low bits of u
+//!               else:      24 '1' bits, then D in the bucket code
+//!   then a += u (saturating at 2^26 − 1), n += 1, and at n = 32 both
+//!   halve; zero = (D == 0)
 //! ```
+//!
+//! The adaptive code is a Rice code whose parameter follows the running
+//! mean of the stream's recent values (as in LOCO-I), with a one-bit path
+//! for runs of zeros: jittered timestamps (± a few ms) and noisy counters
+//! cost 2–4 bits less per sample than in the bucket code, and constant or
+//! rarely changing values still cost one bit.
 //!
 //! Bits are written most-significant first; arithmetic wraps (mod 2^64), so
 //! every `i64` timestamp sequence round-trips.
@@ -34,8 +56,8 @@ use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
 use crate::chunk::{XorChunk, put_bits, put_wide};
 use crate::sample::Sample;
 
-/// Prefixes and payload widths of the delta-of-delta code (prefix `0` is
-/// zero, `111111` the 64-bit escape).
+/// Prefixes and payload widths of the bucket code (prefix `0` is zero,
+/// `111111` the 64-bit escape).
 const BUCKETS: [(u32, u32); 5] = [
     (0b10, 5),
     (0b110, 9),
@@ -43,6 +65,105 @@ const BUCKETS: [(u32, u32); 5] = [
     (0b11110, 24),
     (0b111110, 40),
 ];
+
+/// Unary quotients from this length on escape to the bucket code.
+const RICE_ESCAPE: u32 = 24;
+/// The adaptive code's state halves when its count reaches this.
+const ADAPT_WINDOW: u32 = 32;
+/// Largest running sum kept (26 bits).
+const ADAPT_SUM_MAX: u32 = (1 << 26) - 1;
+
+fn zigzag(d: i64) -> u64 {
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// `d` in the adaptive code with state `s`: its bits and their number
+/// (at most 51), or `None` if it escapes to the bucket code; and the next
+/// state.
+#[inline(always)]
+fn adaptive_code(d: i64, s: Adapt) -> (Option<(u64, u32)>, Adapt) {
+    let mut u = zigzag(d);
+    let flag = u32::from(s.zero());
+    if flag == 1 {
+        if d == 0 {
+            return (Some((0, 1)), s);
+        }
+        u -= 1;
+    }
+    let next = s.after(d, u);
+    let k = s.k();
+    let q = u >> k;
+    if q >= u64::from(RICE_ESCAPE) {
+        return (None, next);
+    }
+    // The flag's '1' (if any), q ones, a zero, k bits: at most
+    // 1 + 23 + 1 + 26 bits.
+    let ones = ((1u64 << (q as u32 + flag)) - 1) << (k + 1);
+    let bits = ones | (u & ((1u64 << k) - 1));
+    (Some((bits, flag + q as u32 + 1 + k)), next)
+}
+
+/// One stream's adaptive-code state, packed: the running sum `a` (bits
+/// 0–25), the count `n` (bits 26–30) and the zero flag (bit 31).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Adapt(u32);
+
+impl Adapt {
+    const START: Adapt = Adapt(4 | 1 << 26);
+
+    fn sum(self) -> u32 {
+        self.0 & ADAPT_SUM_MAX
+    }
+
+    fn count(self) -> u32 {
+        (self.0 >> 26) & 31
+    }
+
+    fn zero(self) -> bool {
+        self.0 >> 31 != 0
+    }
+
+    /// A packed state as stored, if it could have come from coding.
+    fn from_bits(bits: u32) -> Option<Adapt> {
+        let a = Adapt(bits);
+        (a.count() >= 1).then_some(a)
+    }
+
+    /// The Rice parameter: the least k with n·2^k ≥ a (at most 26).
+    #[inline(always)]
+    fn k(self) -> u32 {
+        let (a, n) = (self.sum(), self.count());
+        if a <= n {
+            return 0;
+        }
+        let k = n.leading_zeros() - a.leading_zeros();
+        if (n << k) < a { k + 1 } else { k }
+    }
+
+    /// The state after coding `d` as `u`.
+    #[inline(always)]
+    fn after(self, d: i64, u: u64) -> Adapt {
+        let mut a = u64::from(self.sum())
+            .saturating_add(u)
+            .min(u64::from(ADAPT_SUM_MAX)) as u32;
+        let mut n = self.count() + 1;
+        if n == ADAPT_WINDOW {
+            a >>= 1;
+            n >>= 1;
+        }
+        Adapt(a | n << 26 | u32::from(d == 0) << 31)
+    }
+}
+
+impl Default for Adapt {
+    fn default() -> Adapt {
+        Adapt::START
+    }
+}
 
 /// Samples with values `m / 10^scale`, coded as described in the module
 /// documentation.
@@ -53,7 +174,9 @@ pub struct DecimalChunk {
     bits: u64,
     count: u32,
     scale: u8,
-    first_t: i64,
+    /// Adaptive-code states of the timestamp and mantissa streams.
+    adapt_t: Adapt,
+    adapt_m: Adapt,
     last_t: i64,
     last_dt: i64,
     last_m: i64,
@@ -68,6 +191,14 @@ impl DecimalChunk {
         }
     }
 
+    /// First timestamp (the stream's first 64 bits); 0 while empty.
+    fn first_t(&self) -> i64 {
+        match self.buf.get(..8) {
+            Some(b) => i64::from_be_bytes(b.try_into().expect("8 bytes")),
+            None => 0,
+        }
+    }
+
     /// Appends `(t, v)` if `v` is decimal at this chunk's scale; `false`
     /// (and nothing changed) otherwise. `t` must be above the last one.
     fn try_append(&mut self, t: i64, v: f64) -> bool {
@@ -77,14 +208,33 @@ impl DecimalChunk {
         if self.count == 0 {
             self.write(t as u64, 64);
             self.write(m as u64, 64);
-            self.first_t = t;
             self.last_dt = 0;
             self.last_dm = 0;
+            self.adapt_t = Adapt::START;
+            self.adapt_m = Adapt::START;
         } else {
             let dt = t.wrapping_sub(self.last_t);
             let dm = m.wrapping_sub(self.last_m);
-            self.write_dod(dt.wrapping_sub(self.last_dt));
-            self.write_dod(dm.wrapping_sub(self.last_dm));
+            let (dod_t, dod_m) = (dt.wrapping_sub(self.last_dt), dm.wrapping_sub(self.last_dm));
+            if self.count == 1 {
+                self.write_bucket(dod_t);
+                self.write_bucket(dod_m);
+            } else {
+                // Both codes in one write when they fit (they mostly do).
+                let (code_t, next_t) = adaptive_code(dod_t, self.adapt_t);
+                let (code_m, next_m) = adaptive_code(dod_m, self.adapt_m);
+                match (code_t, code_m) {
+                    (Some((t, nt)), Some((m, nm))) if nt + nm <= 56 => {
+                        self.write_bits(t << nm | m, nt + nm);
+                    }
+                    _ => {
+                        self.write_code(dod_t, self.adapt_t, code_t);
+                        self.write_code(dod_m, self.adapt_m, code_m);
+                    }
+                }
+                self.adapt_t = next_t;
+                self.adapt_m = next_m;
+            }
             self.last_dt = dt;
             self.last_dm = dm;
         }
@@ -94,7 +244,7 @@ impl DecimalChunk {
         true
     }
 
-    fn write_dod(&mut self, d: i64) {
+    fn write_bucket(&mut self, d: i64) {
         if d == 0 {
             self.write_bits(0, 1);
             return;
@@ -110,6 +260,20 @@ impl DecimalChunk {
         }
         self.write_bits(0b111111, 6);
         self.write(d as u64, 64);
+    }
+
+    /// Writes what [`adaptive_code`] gave for `d` in state `s`.
+    #[inline(always)]
+    fn write_code(&mut self, d: i64, s: Adapt, code: Option<(u64, u32)>) {
+        match code {
+            Some((bits, n)) => self.write_bits(bits, n),
+            None => {
+                // The zero flag's '1', the escape's ones, the bucket code.
+                let flag = u32::from(s.zero());
+                self.write_bits((1 << (RICE_ESCAPE + flag)) - 1, RICE_ESCAPE + flag);
+                self.write_bucket(d);
+            }
+        }
     }
 
     /// Writes the low `n` bits of `value` (n <= 64), most significant first.
@@ -128,13 +292,19 @@ impl DecimalChunk {
 
     fn iter(&self) -> DecimalIter<'_> {
         DecimalIter {
-            chunk: self,
-            pos: 0,
+            bits: BitReader {
+                buf: &self.buf,
+                pos: 0,
+            },
+            count: self.count,
+            scale: self.scale,
             index: 0,
             t: 0,
             dt: 0,
             m: 0,
             dm: 0,
+            adapt_t: Adapt::START,
+            adapt_m: Adapt::START,
         }
     }
 
@@ -165,20 +335,28 @@ pub struct DecimalParts<'a> {
     pub last_dt: i64,
     pub last_m: i64,
     pub last_dm: i64,
+    /// The adaptive-code states of the timestamp and mantissa streams,
+    /// packed as described in [`DecimalChunk::raw_parts`].
+    pub adapt: [u32; 2],
 }
 
 impl DecimalChunk {
+    /// The stream and append state. `adapt` packs each stream's state of
+    /// the adaptive code (module documentation) into a `u32`: the sum `a`
+    /// in bits 0–25, the count `n` (1–31) in bits 26–30, the zero flag in
+    /// bit 31.
     pub fn raw_parts(&self) -> DecimalParts<'_> {
         DecimalParts {
             buf: &self.buf,
             bits: self.bits,
             count: self.count,
             scale: self.scale,
-            first_t: self.first_t,
+            first_t: self.first_t(),
             last_t: self.last_t,
             last_dt: self.last_dt,
             last_m: self.last_m,
             last_dm: self.last_dm,
+            adapt: [self.adapt_t.0, self.adapt_m.0],
         }
     }
 
@@ -192,89 +370,204 @@ impl DecimalChunk {
             } else {
                 p.bits >= 128 + 2 * u64::from(p.count - 1)
             };
-        consistent.then(|| DecimalChunk {
+        let c = DecimalChunk {
             buf: p.buf.to_vec(),
             bits: p.bits,
             count: p.count,
             scale: p.scale,
-            first_t: p.first_t,
+            adapt_t: Adapt::from_bits(p.adapt[0])?,
+            adapt_m: Adapt::from_bits(p.adapt[1])?,
             last_t: p.last_t,
             last_dt: p.last_dt,
             last_m: p.last_m,
             last_dm: p.last_dm,
-        })
+        };
+        (consistent && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
+    }
+
+    /// Rebuilds a chunk from the parts of one coded entirely in the bucket
+    /// code (the coding before the adaptive one, as in head checkpoints
+    /// written then; `adapt` ignored): decodes it, codes the samples
+    /// again, and checks that the append state matches the parts'.
+    pub fn from_bucket_coded_parts(p: &DecimalParts<'_>) -> Option<DecimalChunk> {
+        if p.scale > MAX_SCALE || p.bits.div_ceil(8) != p.buf.len() as u64 {
+            return None;
+        }
+        let mut r = BitReader { buf: p.buf, pos: 0 };
+        let mut c = DecimalChunk::new(p.scale);
+        let (mut t, mut dt, mut m, mut dm) = (0i64, 0i64, 0i64, 0i64);
+        for i in 0..p.count {
+            if i == 0 {
+                t = r.read_wide(64) as i64;
+                m = r.read_wide(64) as i64;
+            } else {
+                dt = dt.wrapping_add(r.read_bucket());
+                dm = dm.wrapping_add(r.read_bucket());
+                t = t.wrapping_add(dt);
+                m = m.wrapping_add(dm);
+            }
+            if r.pos > p.bits || !c.try_append(t, decode(m, p.scale)) {
+                return None;
+            }
+        }
+        let same = r.pos == p.bits
+            && c.count == p.count
+            && (p.count == 0
+                || (c.first_t() == p.first_t
+                    && (c.last_t, c.last_dt, c.last_m, c.last_dm)
+                        == (p.last_t, p.last_dt, p.last_m, p.last_dm)));
+        same.then_some(c)
+    }
+}
+
+/// Reads a bitstream most-significant bit first; past the end (only a
+/// damaged restored chunk) it reads zeros.
+struct BitReader<'a> {
+    buf: &'a [u8],
+    pos: u64,
+}
+
+impl BitReader<'_> {
+    /// The next 57 or more bits, left-aligned.
+    #[inline(always)]
+    fn peek(&self) -> u64 {
+        let byte = (self.pos / 8) as usize;
+        let word = match self.buf.get(byte..byte + 8) {
+            Some(b) => u64::from_be_bytes(b.try_into().expect("8 bytes")),
+            None => {
+                let mut w = [0u8; 8];
+                if let Some(tail) = self.buf.get(byte..) {
+                    w[..tail.len()].copy_from_slice(tail);
+                }
+                u64::from_be_bytes(w)
+            }
+        };
+        word << (self.pos % 8)
+    }
+
+    /// The next `n` bits (1 <= n <= 57).
+    #[inline(always)]
+    fn read(&mut self, n: u32) -> u64 {
+        let v = self.peek() >> (64 - n);
+        self.pos += u64::from(n);
+        v
+    }
+
+    /// The next `n` bits (0 <= n <= 64).
+    fn read_wide(&mut self, n: u32) -> u64 {
+        if n > 32 {
+            let hi = self.read(n - 32);
+            (hi << 32) | self.read(32)
+        } else if n > 0 {
+            self.read(n)
+        } else {
+            0
+        }
+    }
+
+    fn read_bucket(&mut self) -> i64 {
+        // The prefix is at most 6 bits: its leading ones say which bucket.
+        let ones = (!self.peek()).leading_zeros().min(6);
+        if ones == 0 {
+            self.pos += 1;
+            return 0;
+        }
+        if ones == 6 {
+            self.pos += 6;
+            return self.read_wide(64) as i64;
+        }
+        let width = BUCKETS[ones as usize - 1].1;
+        self.pos += u64::from(ones) + 1;
+        let raw = self.read(width);
+        // Sign-extend from `width` bits.
+        let shift = 64 - width;
+        ((raw << shift) as i64) >> shift
+    }
+
+    /// Reads a value written with state `s`; returns it and the next state.
+    #[inline(always)]
+    fn read_adaptive(&mut self, s: Adapt) -> (i64, Adapt) {
+        let mut w = self.peek();
+        let zero = s.zero();
+        if zero {
+            self.pos += 1;
+            if w >> 63 == 0 {
+                return (0, s);
+            }
+            w <<= 1;
+        }
+        let q = (!w).leading_zeros();
+        if q >= RICE_ESCAPE {
+            self.pos += u64::from(RICE_ESCAPE);
+            let d = self.read_bucket();
+            // Wrapping: a damaged stream may escape to a zero after the flag.
+            let u = zigzag(d).wrapping_sub(u64::from(zero));
+            return (d, s.after(d, u));
+        }
+        let k = s.k();
+        // q + 1 + k <= 50 bits, within the 56 or more left in `w`.
+        let low = if k == 0 {
+            0
+        } else {
+            (w << (q + 1)) >> (64 - k)
+        };
+        self.pos += u64::from(q + 1 + k);
+        let u = (u64::from(q) << k) | low;
+        let d = unzigzag(u + u64::from(zero));
+        (d, s.after(d, u))
     }
 }
 
 /// Decodes a [`DecimalChunk`] front to back.
 pub struct DecimalIter<'a> {
-    chunk: &'a DecimalChunk,
-    /// Bit position in the chunk's buffer.
-    pos: u64,
+    bits: BitReader<'a>,
+    count: u32,
+    scale: u8,
     index: u32,
     t: i64,
     dt: i64,
     m: i64,
     dm: i64,
-}
-
-impl DecimalIter<'_> {
-    fn read(&mut self, n: u32) -> u64 {
-        let buf = &self.chunk.buf;
-        let mut out = 0u64;
-        let mut left = n;
-        while left > 0 {
-            // Past the end (only a damaged restored chunk) reads zeros.
-            let byte = buf.get((self.pos / 8) as usize).copied().unwrap_or(0);
-            let used = (self.pos % 8) as u32;
-            let room = 8 - used;
-            let take = room.min(left);
-            let bits = (u64::from(byte) >> (room - take)) & ((1u64 << take) - 1);
-            out = (out << take) | bits;
-            self.pos += u64::from(take);
-            left -= take;
-        }
-        out
-    }
-
-    fn read_dod(&mut self) -> i64 {
-        if self.read(1) == 0 {
-            return 0;
-        }
-        for (_, width) in BUCKETS {
-            if self.read(1) == 0 {
-                let raw = self.read(width);
-                // Sign-extend from `width` bits.
-                let shift = 64 - width;
-                return ((raw << shift) as i64) >> shift;
-            }
-        }
-        self.read(64) as i64
-    }
+    adapt_t: Adapt,
+    adapt_m: Adapt,
 }
 
 impl Iterator for DecimalIter<'_> {
     type Item = Sample;
 
+    #[inline]
     fn next(&mut self) -> Option<Sample> {
-        if self.index >= self.chunk.count {
+        if self.index >= self.count {
             return None;
         }
-        if self.index == 0 {
-            self.t = self.read(64) as i64;
-            self.m = self.read(64) as i64;
-        } else {
-            self.dt = self.dt.wrapping_add(self.read_dod());
-            self.dm = self.dm.wrapping_add(self.read_dod());
+        match self.index {
+            0 => {
+                self.t = self.bits.read_wide(64) as i64;
+                self.m = self.bits.read_wide(64) as i64;
+            }
+            1 => {
+                self.dt = self.bits.read_bucket();
+                self.dm = self.bits.read_bucket();
+            }
+            _ => {
+                let (dod_t, next_t) = self.bits.read_adaptive(self.adapt_t);
+                let (dod_m, next_m) = self.bits.read_adaptive(self.adapt_m);
+                self.adapt_t = next_t;
+                self.adapt_m = next_m;
+                self.dt = self.dt.wrapping_add(dod_t);
+                self.dm = self.dm.wrapping_add(dod_m);
+            }
+        }
+        if self.index > 0 {
             self.t = self.t.wrapping_add(self.dt);
             self.m = self.m.wrapping_add(self.dm);
         }
         self.index += 1;
-        Some(Sample::new(self.t, decode(self.m, self.chunk.scale)))
+        Some(Sample::new(self.t, decode(self.m, self.scale)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = (self.chunk.count - self.index) as usize;
+        let n = (self.count - self.index) as usize;
         (n, Some(n))
     }
 }
@@ -345,7 +638,7 @@ impl HeadChunk {
     /// First timestamp; only meaningful when not empty.
     pub fn min_t(&self) -> i64 {
         match self {
-            HeadChunk::Decimal(c) => c.first_t,
+            HeadChunk::Decimal(c) => c.first_t(),
             HeadChunk::Xor(c) => c.min_t(),
         }
     }
@@ -438,7 +731,94 @@ mod tests {
         assert!(c.is_decimal());
         c.shrink_to_fit();
         let per_sample = c.memory_bytes() as f64 / samples.len() as f64;
-        assert!(per_sample < 3.0, "{per_sample} bytes/sample");
+        // 2.5 in the bucket code alone.
+        assert!(per_sample < 1.8, "{per_sample} bytes/sample");
+    }
+
+    /// Exact intervals and a constant value: after the first two samples
+    /// and the third's short codes, one bit per stream and sample.
+    #[test]
+    fn regular_scrapes_of_a_constant_cost_two_bits_a_sample() {
+        let samples: Vec<(i64, f64)> = (0..240)
+            .map(|i| (1_700_000_000_000 + i * 15_000, 42.5))
+            .collect();
+        let c = roundtrip(&samples);
+        let HeadChunk::Decimal(d) = &c else {
+            panic!("decimal")
+        };
+        // 128 (sample 0) + 29 + 1 (bucket code: 15,000 and 0) + 3 + 3
+        // (k = 2 codes of 0) + 2 bits for each of the other 237.
+        assert_eq!(d.raw_parts().bits, 128 + 30 + 6 + 2 * 237);
+    }
+
+    /// A chunk coded in the bucket code only (as version 1 head
+    /// checkpoints hold them) converts: same samples, and appends go on as
+    /// in a chunk coded adaptively from the start.
+    #[test]
+    fn bucket_coded_chunks_convert_and_continue() {
+        let samples: Vec<(i64, f64)> = (0..100i64)
+            .map(|i| (1_000 + i * 15_000 + (i * 7) % 11, (i * i) as f64 / 4.0))
+            .collect();
+        let mut old = DecimalChunk::new(2);
+        for (i, &(t, v)) in samples.iter().enumerate() {
+            let m = encode(v, 2).expect("decimal");
+            if i == 0 {
+                old.write(t as u64, 64);
+                old.write(m as u64, 64);
+            } else {
+                let (dt, dm) = (t - old.last_t, m - old.last_m);
+                old.write_bucket(dt - old.last_dt);
+                old.write_bucket(dm - old.last_dm);
+                (old.last_dt, old.last_dm) = (dt, dm);
+            }
+            (old.last_t, old.last_m) = (t, m);
+            old.count += 1;
+        }
+        let mut c = DecimalChunk::from_bucket_coded_parts(&old.raw_parts()).expect("converts");
+        let mut fresh = HeadChunk::default();
+        for &(t, v) in &samples {
+            fresh.append(t, v);
+        }
+        for t in [2_000_000, 2_000_014, 2_000_031] {
+            assert!(c.try_append(t, 0.25));
+            fresh.append(t, 0.25);
+        }
+        let got: Vec<Sample> = c.iter().collect();
+        assert_eq!(got, fresh.iter().collect::<Vec<_>>());
+        assert_eq!(got.len(), 103);
+        // A damaged stream, or a state that does not match it, is refused.
+        let mut parts = old.raw_parts();
+        parts.last_m += 1;
+        assert!(DecimalChunk::from_bucket_coded_parts(&parts).is_none());
+    }
+
+    /// A chunk restored from its parts part-way continues exactly as the
+    /// original: same stream, same state.
+    fn restore_and_continue(samples: &[(i64, f64)]) {
+        let mut whole = HeadChunk::default();
+        for &(t, v) in samples {
+            whole.append(t, v);
+        }
+        let half = samples.len() / 2;
+        let mut first = HeadChunk::default();
+        for &(t, v) in &samples[..half] {
+            first.append(t, v);
+        }
+        let mut restored = match &first {
+            HeadChunk::Decimal(d) => {
+                HeadChunk::Decimal(DecimalChunk::from_raw_parts(&d.raw_parts()).expect("parts"))
+            }
+            HeadChunk::Xor(x) => HeadChunk::Xor(x.clone()),
+        };
+        for &(t, v) in &samples[half..] {
+            restored.append(t, v);
+        }
+        match (&whole, &restored) {
+            (HeadChunk::Decimal(a), HeadChunk::Decimal(b)) => {
+                assert_eq!(a.raw_parts(), b.raw_parts())
+            }
+            (a, b) => assert_eq!(a.is_decimal(), b.is_decimal()),
+        }
     }
 
     /// An open chunk keeps only the room its next write needs plus a
@@ -534,6 +914,41 @@ mod tests {
                 };
             }
             roundtrip(&samples);
+        }
+
+        /// The adaptive code's paths: runs of zeros (one-bit flags), small
+        /// jitter, spikes that escape to the bucket code, and the state
+        /// restored from parts.
+        #[test]
+        fn adaptive_code_round_trips_runs_jitter_and_spikes(
+            start in -1i64 << 50..1i64 << 50,
+            steps in prop::collection::vec(
+                (
+                    prop_oneof![
+                        4 => Just(15_000i64),
+                        4 => 14_990i64..15_010,
+                        1 => 1i64..1 << 40,
+                    ],
+                    prop_oneof![
+                        4 => Just(0i64),
+                        4 => -50i64..50,
+                        1 => -(1i64 << 45)..1i64 << 45,
+                    ],
+                ),
+                0..600,
+            ),
+            scale in 0i32..4,
+        ) {
+            let (mut t, mut m) = (start, 0i64);
+            let mut samples = Vec::new();
+            for (dt, dm) in steps {
+                samples.push((t, m as f64 / 10f64.powi(scale)));
+                t += dt;
+                m += dm;
+            }
+            let c = roundtrip(&samples);
+            prop_assert!(c.is_decimal());
+            restore_and_continue(&samples);
         }
     }
 }

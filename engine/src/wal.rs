@@ -180,6 +180,9 @@ impl<'a> Cursor<'a> {
         self.b = rest;
         Some(a)
     }
+    pub(crate) fn u32_le(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
     pub(crate) fn u64_le(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }

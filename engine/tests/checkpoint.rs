@@ -22,6 +22,8 @@ fn options(dir: &Path, checkpoint_on_close: bool) -> Options {
     o.wal_segment_size = 64 << 10;
     o.checkpoint_wal_bytes = 0;
     o.checkpoint_on_close = checkpoint_on_close;
+    // Several batches of series and positions per checkpoint.
+    o.checkpoint_batch_series = 3;
     o
 }
 

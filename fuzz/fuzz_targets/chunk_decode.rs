@@ -8,8 +8,13 @@
 //! 2. The same bytes read as `(gap, value bits)` records give a sample
 //!    sequence that must survive encode → bytes → decode bit-exact, also when
 //!    the chunk is restored half-way and appended to.
+//! 3. The same samples, with values mapped to decimals where the record's
+//!    top bit is clear, through the head's in-order chunk (decimal or XOR):
+//!    bit-exact, and a decimal chunk restored from its parts half-way
+//!    continues to the same stream and state.
 
 use engine::chunk::XorChunk;
+use engine::head_chunk::{DecimalChunk, HeadChunk};
 use engine::{STALE_NAN, Sample};
 use libfuzzer_sys::fuzz_target;
 
@@ -101,6 +106,45 @@ fn check_encode(data: &[u8]) {
         restored.append(s.t, s.v);
     }
     assert_eq!(restored.bytes(), chunk.bytes(), "append after restore");
+    check_head_chunk(&samples);
+}
+
+fn check_head_chunk(samples: &[Sample]) {
+    // Top bit clear: a decimal m / 10^k with a small mantissa step.
+    let samples: Vec<Sample> = samples
+        .iter()
+        .map(|s| {
+            let b = s.v.to_bits();
+            if b >> 63 == 0 {
+                let m = (b >> 8) as i32 >> (b & 15);
+                Sample::new(s.t, f64::from(m) / 10f64.powi((b >> 4 & 3) as i32))
+            } else {
+                *s
+            }
+        })
+        .collect();
+    let head = |samples: &[Sample]| {
+        let mut c = HeadChunk::default();
+        for s in samples {
+            c.append(s.t, s.v);
+        }
+        c
+    };
+    let whole = head(&samples);
+    assert_eq!(bits(&whole.iter().collect::<Vec<_>>()), bits(&samples));
+    let half = samples.len() / 2;
+    if let HeadChunk::Decimal(d) = head(&samples[..half]) {
+        let mut restored = HeadChunk::Decimal(
+            DecimalChunk::from_raw_parts(&d.raw_parts()).expect("own parts restore"),
+        );
+        for s in &samples[half..] {
+            restored.append(s.t, s.v);
+        }
+        assert_eq!(bits(&restored.iter().collect::<Vec<_>>()), bits(&samples));
+        if let (HeadChunk::Decimal(a), HeadChunk::Decimal(b)) = (&whole, &restored) {
+            assert_eq!(a.raw_parts(), b.raw_parts(), "append after restore");
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
