@@ -1178,10 +1178,9 @@ impl Db {
             let batch = self
                 .head
                 .series_from(next, self.opts.checkpoint_batch_series.max(1));
-            let Some(last) = batch.last() else {
+            let Some(last) = batch.last().map(|s| s.id) else {
                 break;
             };
-            next = last.id + 1;
             for s in batch {
                 let labels = self.head.labels_uncached(&s);
                 {
@@ -1203,9 +1202,12 @@ impl Db {
                 w.maybe_flush_series()?;
             }
             self.write_positions(w, &mut lsns)?;
+            match last.checked_add(1) {
+                Some(n) => next = n,
+                None => break,
+            }
         }
-        w.metadata(&self.metadata.all())?;
-        self.write_positions(w, &mut lsns)
+        w.metadata(&self.metadata.all())
     }
 
     /// Writes the replay positions of `lsns` (series id, LSN) once the log

@@ -13,9 +13,11 @@
 //! when a value is not decimal (NaN, the stale marker, ±Inf, `-0.0`, more
 //! than 15–17 significant digits).
 //!
-//! Chunks live in memory only (the WAL is the durable form; head
-//! checkpoints store the stream as it is, see `docs/format/checkpoint.md`),
-//! so the layout is free to change; it is described here:
+//! Chunks live in memory and in head checkpoints, which store the stream
+//! as it is (`docs/format/checkpoint.md`; the WAL is the durable form). A
+//! layout change needs a new checkpoint chunk kind and a conversion of the
+//! old one on load, as [`DecimalChunk::from_bucket_coded_parts`] does. The
+//! layout:
 //!
 //! ```text
 //! sample 0   t0: 64 bits, m0: 64 bits (two's complement)
@@ -224,8 +226,8 @@ impl DecimalChunk {
                 let (code_t, next_t) = adaptive_code(dod_t, self.adapt_t);
                 let (code_m, next_m) = adaptive_code(dod_m, self.adapt_m);
                 match (code_t, code_m) {
-                    (Some((t, nt)), Some((m, nm))) if nt + nm <= 56 => {
-                        self.write_bits(t << nm | m, nt + nm);
+                    (Some((bits_t, nt)), Some((bits_m, nm))) if nt + nm <= 56 => {
+                        self.write_bits(bits_t << nm | bits_m, nt + nm);
                     }
                     _ => {
                         self.write_code(dod_t, self.adapt_t, code_t);
@@ -382,7 +384,9 @@ impl DecimalChunk {
             last_m: p.last_m,
             last_dm: p.last_dm,
         };
-        (consistent && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
+        // The adaptive code starts at the third sample, in its start state.
+        let fresh = p.count > 2 || (c.adapt_t == Adapt::START && c.adapt_m == Adapt::START);
+        (consistent && fresh && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
     }
 
     /// Rebuilds a chunk from the parts of one coded entirely in the bucket
@@ -790,6 +794,23 @@ mod tests {
         let mut parts = old.raw_parts();
         parts.last_m += 1;
         assert!(DecimalChunk::from_bucket_coded_parts(&parts).is_none());
+    }
+
+    /// Parts whose code state could not have come from coding are refused.
+    #[test]
+    fn parts_with_an_impossible_state_are_refused() {
+        let c = roundtrip(&[(1, 1.5), (2, 2.5)]);
+        let HeadChunk::Decimal(d) = &c else {
+            panic!("decimal")
+        };
+        let mut p = d.raw_parts();
+        assert!(DecimalChunk::from_raw_parts(&p).is_some());
+        // Two samples: the adaptive code has not started.
+        p.adapt[1] = Adapt::START.0 + 1;
+        assert!(DecimalChunk::from_raw_parts(&p).is_none());
+        // A count of zero.
+        p.adapt[1] = 4;
+        assert!(DecimalChunk::from_raw_parts(&p).is_none());
     }
 
     /// A chunk restored from its parts part-way continues exactly as the
