@@ -631,17 +631,24 @@ impl ExactSizeIterator for XorIter<'_> {}
 impl std::iter::FusedIterator for XorIter<'_> {}
 
 /// Reads bits most-significant first; past the end it reads zeros.
+/// Shared by both head chunk kinds.
 #[derive(Clone)]
-struct BitReader<'a> {
+pub(crate) struct BitReader<'a> {
     data: &'a [u8],
     /// Position in bits from the start of `data`.
-    pos: usize,
+    pub(crate) pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> BitReader<'a> {
+        BitReader { data, pos: 0 }
+    }
 }
 
 impl BitReader<'_> {
     /// The next bits at the top of a word; at least 57 of them are valid.
     #[inline(always)]
-    fn peek(&self) -> u64 {
+    pub(crate) fn peek(&self) -> u64 {
         let byte = self.pos >> 3;
         let word = match self
             .data
@@ -656,7 +663,7 @@ impl BitReader<'_> {
 
     /// Reads `n` bits, 1 <= n <= 57.
     #[inline(always)]
-    fn read(&mut self, n: u32) -> u64 {
+    pub(crate) fn read(&mut self, n: u32) -> u64 {
         let w = self.peek();
         self.pos += n as usize;
         w >> (64 - n)
@@ -664,7 +671,7 @@ impl BitReader<'_> {
 
     /// Reads `n` bits, 1 <= n <= 64.
     #[inline(always)]
-    fn read_wide(&mut self, n: u32) -> u64 {
+    pub(crate) fn read_wide(&mut self, n: u32) -> u64 {
         if n <= 57 {
             self.read(n)
         } else {

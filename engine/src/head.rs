@@ -25,6 +25,7 @@ use crate::index::MemPostings;
 use crate::labels::{Label, Labels, Matcher};
 use crate::sample::Sample;
 use crate::symbols::Symbols;
+use crate::wal::{Cursor, put_uvarint};
 
 /// In-order chunks are sealed at this many samples (an hour at 15 s). Each
 /// chunk costs about 100 bytes besides its samples (its header and append
@@ -348,32 +349,16 @@ impl IdPairs {
     fn new(pairs: impl Iterator<Item = (u32, u32)>) -> IdPairs {
         let mut b = Vec::new();
         for (n, v) in pairs {
-            for mut x in [n, v] {
-                while x >= 0x80 {
-                    b.push(x as u8 | 0x80);
-                    x >>= 7;
-                }
-                b.push(x as u8);
-            }
+            put_uvarint(&mut b, u64::from(n));
+            put_uvarint(&mut b, u64::from(v));
         }
         IdPairs(b.into_boxed_slice())
     }
 
     fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let mut b = &self.0[..];
-        let mut next = move || {
-            let (mut x, mut shift) = (0u32, 0);
-            while let Some((&byte, rest)) = b.split_first() {
-                b = rest;
-                x |= u32::from(byte & 0x7f) << shift;
-                if byte < 0x80 {
-                    return Some(x);
-                }
-                shift += 7;
-            }
-            None
-        };
-        std::iter::from_fn(move || Some((next()?, next()?)))
+        // Written by `new`: every varint is a whole `u32`.
+        let mut c = Cursor { b: &self.0 };
+        std::iter::from_fn(move || Some((c.uvarint()? as u32, c.uvarint()? as u32)))
     }
 
     fn heap_bytes(&self) -> usize {

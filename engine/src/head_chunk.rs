@@ -55,8 +55,9 @@
 //! every `i64` timestamp sequence round-trips.
 
 use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
-use crate::chunk::{XorChunk, put_bits, put_wide};
+use crate::chunk::{BitReader, XorChunk, put_bits, put_wide};
 use crate::sample::Sample;
+use crate::wal::{unzigzag, zigzag};
 
 /// Prefixes and payload widths of the bucket code (prefix `0` is zero,
 /// `111111` the 64-bit escape).
@@ -74,14 +75,6 @@ const RICE_ESCAPE: u32 = 24;
 const ADAPT_WINDOW: u32 = 32;
 /// Largest running sum kept (26 bits).
 const ADAPT_SUM_MAX: u32 = (1 << 26) - 1;
-
-fn zigzag(d: i64) -> u64 {
-    ((d << 1) ^ (d >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
 
 /// `d` in the adaptive code with state `s`: its bits and their number
 /// (at most 51), or `None` if it escapes to the bucket code; and the next
@@ -294,10 +287,7 @@ impl DecimalChunk {
 
     fn iter(&self) -> DecimalIter<'_> {
         DecimalIter {
-            bits: BitReader {
-                buf: &self.buf,
-                pos: 0,
-            },
+            bits: BitReader::new(&self.buf),
             count: self.count,
             scale: self.scale,
             index: 0,
@@ -397,7 +387,7 @@ impl DecimalChunk {
         if p.scale > MAX_SCALE || p.bits.div_ceil(8) != p.buf.len() as u64 {
             return None;
         }
-        let mut r = BitReader { buf: p.buf, pos: 0 };
+        let mut r = BitReader::new(p.buf);
         let mut c = DecimalChunk::new(p.scale);
         let (mut t, mut dt, mut m, mut dm) = (0i64, 0i64, 0i64, 0i64);
         for i in 0..p.count {
@@ -410,11 +400,11 @@ impl DecimalChunk {
                 t = t.wrapping_add(dt);
                 m = m.wrapping_add(dm);
             }
-            if r.pos > p.bits || !c.try_append(t, decode(m, p.scale)) {
+            if r.pos as u64 > p.bits || !c.try_append(t, decode(m, p.scale)) {
                 return None;
             }
         }
-        let same = r.pos == p.bits
+        let same = r.pos as u64 == p.bits
             && c.count == p.count
             && (p.count == 0
                 || (c.first_t() == p.first_t
@@ -424,51 +414,9 @@ impl DecimalChunk {
     }
 }
 
-/// Reads a bitstream most-significant bit first; past the end (only a
-/// damaged restored chunk) it reads zeros.
-struct BitReader<'a> {
-    buf: &'a [u8],
-    pos: u64,
-}
-
+/// The decimal chunk's codes, read with the head chunks' bit reader (past
+/// the end, only in a damaged restored chunk, it reads zeros).
 impl BitReader<'_> {
-    /// The next 57 or more bits, left-aligned.
-    #[inline(always)]
-    fn peek(&self) -> u64 {
-        let byte = (self.pos / 8) as usize;
-        let word = match self.buf.get(byte..byte + 8) {
-            Some(b) => u64::from_be_bytes(b.try_into().expect("8 bytes")),
-            None => {
-                let mut w = [0u8; 8];
-                if let Some(tail) = self.buf.get(byte..) {
-                    w[..tail.len()].copy_from_slice(tail);
-                }
-                u64::from_be_bytes(w)
-            }
-        };
-        word << (self.pos % 8)
-    }
-
-    /// The next `n` bits (1 <= n <= 57).
-    #[inline(always)]
-    fn read(&mut self, n: u32) -> u64 {
-        let v = self.peek() >> (64 - n);
-        self.pos += u64::from(n);
-        v
-    }
-
-    /// The next `n` bits (0 <= n <= 64).
-    fn read_wide(&mut self, n: u32) -> u64 {
-        if n > 32 {
-            let hi = self.read(n - 32);
-            (hi << 32) | self.read(32)
-        } else if n > 0 {
-            self.read(n)
-        } else {
-            0
-        }
-    }
-
     fn read_bucket(&mut self) -> i64 {
         // The prefix is at most 6 bits: its leading ones say which bucket.
         let ones = (!self.peek()).leading_zeros().min(6);
@@ -481,7 +429,7 @@ impl BitReader<'_> {
             return self.read_wide(64) as i64;
         }
         let width = BUCKETS[ones as usize - 1].1;
-        self.pos += u64::from(ones) + 1;
+        self.pos += ones as usize + 1;
         let raw = self.read(width);
         // Sign-extend from `width` bits.
         let shift = 64 - width;
@@ -502,7 +450,7 @@ impl BitReader<'_> {
         }
         let q = (!w).leading_zeros();
         if q >= RICE_ESCAPE {
-            self.pos += u64::from(RICE_ESCAPE);
+            self.pos += RICE_ESCAPE as usize;
             let d = self.read_bucket();
             // Wrapping: a damaged stream may escape to a zero after the flag.
             let u = zigzag(d).wrapping_sub(u64::from(zero));
@@ -515,7 +463,7 @@ impl BitReader<'_> {
         } else {
             (w << (q + 1)) >> (64 - k)
         };
-        self.pos += u64::from(q + 1 + k);
+        self.pos += (q + 1 + k) as usize;
         let u = (u64::from(q) << k) | low;
         let d = unzigzag(u + u64::from(zero));
         (d, s.after(d, u))
