@@ -228,7 +228,7 @@ fn get_head_chunk(c: &mut Cursor<'_>) -> Option<HeadChunk> {
             }
             .map(HeadChunk::Decimal)
         }
-        CHUNK_XOR => get_xor_chunk(c).map(HeadChunk::Xor),
+        CHUNK_XOR => get_xor_chunk(c).map(|x| HeadChunk::Xor(Box::new(x))),
         _ => None,
     }
 }

@@ -540,16 +540,31 @@ pub(crate) fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 
 }
 
 /// Bytes [`put_bits`] stores at once (then trims to those used).
-const WORD: usize = 8;
+pub(crate) const WORD: usize = 8;
 
-/// Grows a chunk's buffer for the next write by a quarter (at least 16
-/// bytes) rather than doubling: a head holds one open chunk per series,
-/// and doubling would leave a third of each unused on average. Writes
-/// check for their own 8-byte store (not for a worst-case sample ahead of
-/// it), so an open chunk keeps 8 to about 8 + len/4 bytes spare.
+/// Grows a chunk's buffer for the next write to the smallest allocator
+/// size class that holds it and one more 8-byte store. A head holds one
+/// open chunk per series: doubling would leave a third of each unused on
+/// average, and asking for a size between two classes wastes the rest of
+/// the class unseen. Writes check for their own 8-byte store only (not for
+/// a worst-case sample ahead of it), so an open chunk keeps at most one
+/// class step (an eighth to a quarter of its length) plus 8 bytes spare.
 #[cold]
 fn grow(buf: &mut Vec<u8>) {
-    buf.reserve_exact(WORD.max(buf.len() / 4 + 16));
+    let cap = size_class(buf.len() + WORD);
+    buf.reserve_exact(cap - buf.len());
+}
+
+/// The smallest allocation size class holding `n` bytes: multiples of 16
+/// up to 64 bytes, then four classes per doubling (80, 96, 112, 128, 160,
+/// ...). These are mimalloc's bins (and jemalloc's classes), so a buffer
+/// of exactly this capacity fills its block.
+pub(crate) fn size_class(n: usize) -> usize {
+    if n <= 64 {
+        return n.max(1).next_multiple_of(16);
+    }
+    let k = usize::BITS - 1 - (n - 1).leading_zeros();
+    n.next_multiple_of(1 << (k - 2))
 }
 
 /// Room for an XOR chunk's first two samples, written byte-aligned
@@ -915,6 +930,23 @@ mod tests {
         0x3ff0_0000_0000_0000, // 1.0
         0xffff_ffff_ffff_ffff, // every bit set
     ];
+
+    #[test]
+    fn size_classes_step_by_a_quarter_doubling() {
+        let classes: Vec<usize> = [1, 16, 17, 64, 65, 80, 81, 128, 129, 200, 257, 1000]
+            .iter()
+            .map(|&n| size_class(n))
+            .collect();
+        assert_eq!(
+            classes,
+            [16, 16, 32, 64, 80, 80, 96, 128, 160, 224, 320, 1024]
+        );
+        for n in 1..5000 {
+            let c = size_class(n);
+            assert!(c >= n && size_class(c) == c, "{n} -> {c}");
+            assert!(c - n < 16.max(n / 4), "{n} -> {c}");
+        }
+    }
 
     fn encode(samples: &[Sample]) -> XorChunk {
         let mut c = XorChunk::new();

@@ -698,8 +698,9 @@ impl Db {
         // Log: labels of series not yet logged in this WAL epoch, then samples.
         let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
         let mut new_series: Vec<(u32, Cow<'_, Labels>)> = Vec::new();
-        for (g, &(a, _)) in spans.iter().enumerate() {
-            if guards[g].wal_epoch != epoch {
+        for &(a, _) in &spans {
+            // Under the series lock (`guards[g]`), as `wal_epoch` requires.
+            if work[a].0.wal_epoch.load(Ordering::Relaxed) != epoch {
                 new_series.push((work[a].0.id, labels_of(work[a].1, &work[a].0)));
             }
         }
@@ -732,9 +733,9 @@ impl Db {
             self.head.note_live(lo);
             self.head.note_live(hi);
         }
-        for guard in guards.iter_mut() {
-            guard.wal_epoch = epoch;
-            guard.wal_lsn = lsn;
+        for (g, &(a, _)) in spans.iter().enumerate() {
+            work[a].0.wal_epoch.store(epoch, Ordering::Relaxed);
+            guards[g].wal_lsn = lsn;
         }
         self.kick_background_if_due(lsn);
         accepted += fresh.len();
@@ -1188,8 +1189,9 @@ impl Db {
                     // Series never logged since `live_base` (idle since the
                     // last cut, or created by a rejected append) are not in
                     // the WAL a replay reads: leave them out too.
-                    let logged = d.wal_epoch == epoch
-                        || (d.wal_epoch == REPLAYED_EPOCH && epoch == FIRST_EPOCH);
+                    let logged_in = s.wal_epoch.load(Ordering::Relaxed);
+                    let logged =
+                        logged_in == epoch || (logged_in == REPLAYED_EPOCH && epoch == FIRST_EPOCH);
                     if !logged {
                         continue;
                     }

@@ -55,7 +55,7 @@
 //! every `i64` timestamp sequence round-trips.
 
 use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
-use crate::chunk::{BitReader, XorChunk, put_bits, put_wide};
+use crate::chunk::{BitReader, WORD, XorChunk, size_class};
 use crate::sample::Sample;
 use crate::wal::{unzigzag, zigzag};
 
@@ -164,10 +164,14 @@ impl Default for Adapt {
 /// documentation.
 #[derive(Debug, Clone, Default)]
 pub struct DecimalChunk {
-    buf: Vec<u8>,
+    /// The bitstream, then zeros to the end: a boxed slice (its length is
+    /// the capacity; `bits` says how much is used) keeps the chunk, and so
+    /// every series, 16 bytes smaller than a `Vec` and a 64-bit length.
+    buf: Box<[u8]>,
     /// Bits used in `buf`.
-    bits: u64,
-    count: u32,
+    bits: u32,
+    /// Samples; at most `u16::MAX` (a head chunk holds a few hundred).
+    count: u16,
     scale: u8,
     /// Adaptive-code states of the timestamp and mantissa streams.
     adapt_t: Adapt,
@@ -194,9 +198,18 @@ impl DecimalChunk {
         }
     }
 
-    /// Appends `(t, v)` if `v` is decimal at this chunk's scale; `false`
-    /// (and nothing changed) otherwise. `t` must be above the last one.
+    /// The bytes of the stream: `ceil(bits / 8)`.
+    fn stream(&self) -> &[u8] {
+        &self.buf[..self.bits.div_ceil(8) as usize]
+    }
+
+    /// Appends `(t, v)` if `v` is decimal at this chunk's scale and the
+    /// chunk has room for another sample; `false` (and nothing changed)
+    /// otherwise. `t` must be above the last one.
     fn try_append(&mut self, t: i64, v: f64) -> bool {
+        if self.count == u16::MAX {
+            return false;
+        }
         let Some(m) = encode(v, self.scale) else {
             return false;
         };
@@ -274,21 +287,53 @@ impl DecimalChunk {
     /// Writes the low `n` bits of `value` (n <= 64), most significant first.
     #[inline(always)]
     fn write(&mut self, value: u64, n: u32) {
-        put_wide(&mut self.buf, (self.bits % 8) as u32, value, n);
-        self.bits += u64::from(n);
+        if n > 56 {
+            self.write_bits((value >> 32) & (u64::MAX >> (96 - n)), n - 32);
+            self.write_bits(value & 0xffff_ffff, 32);
+        } else if n > 0 {
+            self.write_bits(value & (u64::MAX >> (64 - n)), n);
+        }
     }
 
-    /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero).
+    /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero):
+    /// one 8-byte store over the last partial byte and the zeros after it.
     #[inline(always)]
     fn write_bits(&mut self, value: u64, n: u32) {
-        put_bits(&mut self.buf, (self.bits % 8) as u32, value, n);
-        self.bits += u64::from(n);
+        debug_assert!((1..=56).contains(&n) && value >> n == 0);
+        let at = (self.bits / 8) as usize;
+        if self.buf.len() < at + WORD {
+            self.grow(at + WORD);
+        }
+        let dst: &mut [u8; WORD] = (&mut self.buf[at..at + WORD]).try_into().expect("8 bytes");
+        // Bits past the stream are zero, so the partial byte can be or'ed.
+        let word = (value << (64 - n)) >> (self.bits % 8) | u64::from(dst[0]) << 56;
+        *dst = word.to_be_bytes();
+        self.bits += n;
+    }
+
+    /// Grows `buf` to the allocator size class holding `need` bytes (see
+    /// `chunk::grow`: one class step spare at most).
+    #[cold]
+    fn grow(&mut self, need: usize) {
+        let cap = size_class(need);
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(cap - v.len());
+        v.resize(cap, 0);
+        self.buf = v.into_boxed_slice();
+    }
+
+    /// Releases the spare room (for chunks that are complete).
+    fn shrink_to_fit(&mut self) {
+        let used = self.stream().len();
+        if used < self.buf.len() {
+            self.buf = self.buf[..used].into();
+        }
     }
 
     fn iter(&self) -> DecimalIter<'_> {
         DecimalIter {
-            bits: BitReader::new(&self.buf),
-            count: self.count,
+            bits: BitReader::new(self.stream()),
+            count: u32::from(self.count),
             scale: self.scale,
             index: 0,
             t: 0,
@@ -303,7 +348,8 @@ impl DecimalChunk {
     /// The same samples at scale `k` (> the current one), if all fit.
     fn rescaled(&self, k: u8) -> Option<DecimalChunk> {
         let mut out = DecimalChunk::new(k);
-        out.buf.reserve(self.buf.len() * 5 / 4);
+        let used = self.stream().len();
+        out.grow(used + used / 8 + WORD);
         for s in self.iter() {
             if !out.try_append(s.t, s.v) {
                 return None;
@@ -339,9 +385,9 @@ impl DecimalChunk {
     /// bit 31.
     pub fn raw_parts(&self) -> DecimalParts<'_> {
         DecimalParts {
-            buf: &self.buf,
-            bits: self.bits,
-            count: self.count,
+            buf: self.stream(),
+            bits: u64::from(self.bits),
+            count: u32::from(self.count),
             scale: self.scale,
             first_t: self.first_t(),
             last_t: self.last_t,
@@ -362,10 +408,17 @@ impl DecimalChunk {
             } else {
                 p.bits >= 128 + 2 * u64::from(p.count - 1)
             };
+        let mut buf: Box<[u8]> = p.buf.into();
+        // Appends or into the last byte: bits past the stream must be zero.
+        if let Some(last) = buf.last_mut()
+            && !p.bits.is_multiple_of(8)
+        {
+            *last &= 0xffu8 << (8 - p.bits % 8);
+        }
         let c = DecimalChunk {
-            buf: p.buf.to_vec(),
-            bits: p.bits,
-            count: p.count,
+            buf,
+            bits: u32::try_from(p.bits).ok()?,
+            count: u16::try_from(p.count).ok()?,
             scale: p.scale,
             adapt_t: Adapt::from_bits(p.adapt[0])?,
             adapt_m: Adapt::from_bits(p.adapt[1])?,
@@ -405,7 +458,7 @@ impl DecimalChunk {
             }
         }
         let same = r.pos as u64 == p.bits
-            && c.count == p.count
+            && u32::from(c.count) == p.count
             && (p.count == 0
                 || (c.first_t() == p.first_t
                     && (c.last_t, c.last_dt, c.last_m, c.last_dm)
@@ -528,7 +581,9 @@ impl Iterator for DecimalIter<'_> {
 #[derive(Debug, Clone)]
 pub enum HeadChunk {
     Decimal(DecimalChunk),
-    Xor(XorChunk),
+    /// Boxed: few series need it, and inline it would make every series'
+    /// open chunk 16 bytes larger.
+    Xor(Box<XorChunk>),
 }
 
 impl Default for HeadChunk {
@@ -549,7 +604,7 @@ impl HeadChunk {
                         None => {
                             let mut x = XorChunk::new();
                             x.append(t, v);
-                            *self = HeadChunk::Xor(x);
+                            *self = HeadChunk::Xor(Box::new(x));
                             return;
                         }
                     }
@@ -571,14 +626,14 @@ impl HeadChunk {
                     x.append(s.t, s.v);
                 }
                 x.append(t, v);
-                *self = HeadChunk::Xor(x);
+                *self = HeadChunk::Xor(Box::new(x));
             }
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
-            HeadChunk::Decimal(c) => c.count as usize,
+            HeadChunk::Decimal(c) => usize::from(c.count),
             HeadChunk::Xor(c) => c.len(),
         }
     }
@@ -629,7 +684,7 @@ impl HeadChunk {
 
     pub fn shrink_to_fit(&mut self) {
         match self {
-            HeadChunk::Decimal(c) => c.buf.shrink_to_fit(),
+            HeadChunk::Decimal(c) => c.shrink_to_fit(),
             HeadChunk::Xor(c) => c.shrink_to_fit(),
         }
     }
@@ -637,7 +692,8 @@ impl HeadChunk {
     /// Heap bytes held (the enum itself not included).
     pub fn memory_bytes(&self) -> usize {
         match self {
-            HeadChunk::Decimal(c) => c.buf.capacity(),
+            HeadChunk::Decimal(c) => c.buf.len(),
+            // The box holds the whole chunk: its append state and `Vec`.
             HeadChunk::Xor(c) => c.memory_bytes(),
         }
     }
@@ -761,6 +817,34 @@ mod tests {
         assert!(DecimalChunk::from_raw_parts(&p).is_none());
     }
 
+    /// Appends store over the stream's last byte assuming the bits past
+    /// the stream are zero: restoring clears them, so a stored buffer with
+    /// stray bits there still continues exactly.
+    #[test]
+    fn restored_chunks_ignore_bits_past_the_stream() {
+        let samples: Vec<(i64, f64)> = (0..50)
+            .map(|i| (1_000 + i * 15_000 + i % 3, f64::from(i as u32 * 7 % 11)))
+            .collect();
+        let mut first = DecimalChunk::default();
+        let mut whole = DecimalChunk::default();
+        for (i, &(t, v)) in samples.iter().enumerate() {
+            assert!(whole.try_append(t, v));
+            if i < 25 {
+                assert!(first.try_append(t, v));
+            }
+        }
+        let p = first.raw_parts();
+        assert_ne!(p.bits % 8, 0, "the test needs a partial last byte");
+        let mut dirty = p.buf.to_vec();
+        *dirty.last_mut().expect("bytes") |= 0xff >> (p.bits % 8);
+        let mut restored =
+            DecimalChunk::from_raw_parts(&DecimalParts { buf: &dirty, ..p }).expect("parts");
+        for &(t, v) in &samples[25..] {
+            assert!(restored.try_append(t, v));
+        }
+        assert_eq!(restored.raw_parts(), whole.raw_parts());
+    }
+
     /// A chunk restored from its parts part-way continues exactly as the
     /// original: same stream, same state.
     fn restore_and_continue(samples: &[(i64, f64)]) {
@@ -790,8 +874,9 @@ mod tests {
         }
     }
 
-    /// An open chunk keeps only the room its next write needs plus a
-    /// quarter of its length (no worst-case sample reserved ahead), in
+    /// An open chunk's buffer fills an allocator size class and keeps only
+    /// the room its next write needs plus one class step (at most a
+    /// quarter of its length; no worst-case sample reserved ahead), in
     /// both codings and at every length.
     #[test]
     fn open_chunks_keep_little_spare_room() {
@@ -808,7 +893,7 @@ mod tests {
                 c.append(t, v);
                 t += 15_000 + i64::from(i % 7) - 3;
                 let (len, cap) = match &c {
-                    HeadChunk::Decimal(d) => (d.buf.len(), d.buf.capacity()),
+                    HeadChunk::Decimal(d) => (d.stream().len(), d.buf.len()),
                     HeadChunk::Xor(x) => (
                         x.bytes().len(),
                         x.memory_bytes() - std::mem::size_of::<XorChunk>(),
@@ -816,10 +901,11 @@ mod tests {
                 };
                 let spare = cap - len;
                 assert!(
-                    spare <= (len / 4 + 16).max(32),
+                    spare <= (len / 4 + 8).max(32),
                     "xor {xor}, {} samples: {spare} spare of {cap}",
                     i + 1
                 );
+                assert_eq!(size_class(cap), cap, "xor {xor}, {} samples", i + 1);
             }
             assert_eq!(c.is_decimal(), !xor);
         }
