@@ -699,7 +699,7 @@ impl Db {
         let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
         let mut new_series: Vec<(u32, Cow<'_, Labels>)> = Vec::new();
         for &(a, _) in &spans {
-            // Under the series lock (`guards[g]`), as `wal_epoch` requires.
+            // Under the series lock (held in `guards`), as `wal_epoch` requires.
             if work[a].0.wal_epoch.load(Ordering::Relaxed) != epoch {
                 new_series.push((work[a].0.id, labels_of(work[a].1, &work[a].0)));
             }

@@ -205,7 +205,7 @@ impl Chunks {
                     let mut sealed = std::mem::take(&mut self.open);
                     sealed.shrink_to_fit();
                     // One slot at a time: a head holds a few chunks per
-                    // series, and the doubling growth's spare slots (80
+                    // series, and the doubling growth's spare slots (64
                     // bytes each) cost more than the reallocation every
                     // CHUNK_SAMPLES samples.
                     let mut all = std::mem::take(&mut self.sealed).into_vec();
@@ -255,7 +255,12 @@ impl Chunks {
             + self.open.memory_bytes()
             + self.ooo.as_ref().map_or(0, |o| {
                 std::mem::size_of::<Ooo>()
-                    + o.chunks.iter().map(XorChunk::memory_bytes).sum::<usize>()
+                    // `XorChunk::memory_bytes` counts the struct, which the
+                    // vector's slots hold here.
+                    + o.chunks
+                        .iter()
+                        .map(|c| c.memory_bytes() - std::mem::size_of::<XorChunk>())
+                        .sum::<usize>()
                     + o.chunks.capacity() * std::mem::size_of::<XorChunk>()
                     + o.buf.capacity() * std::mem::size_of::<Sample>()
             })
@@ -367,8 +372,10 @@ impl IdPairs {
             put_uvarint(&mut body, u64::from(n));
             put_uvarint(&mut body, u64::from(v));
         }
-        let mut b = Vec::with_capacity(body.len() + 5);
+        let prefix = (usize::BITS - (body.len() | 1).leading_zeros()).div_ceil(7) as usize;
+        let mut b = Vec::with_capacity(prefix + body.len());
         put_uvarint(&mut b, body.len() as u64);
+        debug_assert_eq!(b.len(), prefix);
         b.extend_from_slice(&body);
         let whole = Box::into_raw(b.into_boxed_slice());
         IdPairs(NonNull::new(whole.cast::<u8>()).expect("a box is never null"))
@@ -817,7 +824,11 @@ impl Head {
                         .as_ref()
                         .map_or(0, |f| f.memory_bytes() + std::mem::size_of::<Chunks>())
                     + s.labels.heap_bytes()
-                    + 120
+                    // The series with its `Arc`, its slot in the series
+                    // list and about a shard entry.
+                    + std::mem::size_of::<MemSeries>()
+                    + 2 * std::mem::size_of::<usize>()
+                    + 16
             })
             .sum();
         data + self.symbols.memory_bytes() + self.label_cache_bytes()

@@ -348,8 +348,7 @@ impl DecimalChunk {
     /// The same samples at scale `k` (> the current one), if all fit.
     fn rescaled(&self, k: u8) -> Option<DecimalChunk> {
         let mut out = DecimalChunk::new(k);
-        let used = self.stream().len();
-        out.grow(used + used / 8 + WORD);
+        out.grow(self.stream().len() + WORD);
         for s in self.iter() {
             if !out.try_append(s.t, s.v) {
                 return None;
@@ -408,6 +407,9 @@ impl DecimalChunk {
             } else {
                 p.bits >= 128 + 2 * u64::from(p.count - 1)
             };
+        if !consistent {
+            return None;
+        }
         let mut buf: Box<[u8]> = p.buf.into();
         // Appends or into the last byte: bits past the stream must be zero.
         if let Some(last) = buf.last_mut()
@@ -429,7 +431,7 @@ impl DecimalChunk {
         };
         // The adaptive code starts at the third sample, in its start state.
         let fresh = p.count > 2 || (c.adapt_t == Adapt::START && c.adapt_m == Adapt::START);
-        (consistent && fresh && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
+        (fresh && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
     }
 
     /// Rebuilds a chunk from the parts of one coded entirely in the bucket
