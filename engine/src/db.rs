@@ -2131,26 +2131,35 @@ impl Querier {
         let mut pos = vec![0usize; runs.len()];
         let mut head_pos = 0usize;
         let mut out: Vec<SeriesEntry> = Vec::new();
+        // Runs whose next series has the smallest label set, ascending.
+        let mut equal: Vec<usize> = Vec::with_capacity(runs.len());
         loop {
             // The smallest label set among the runs' next series (and the
-            // head's), compared in place.
+            // head's), compared in place, and every source holding it: one
+            // comparison per run and series.
             let mut min = (head_pos < head_found.len()).then_some(Next::Head);
+            let mut head_equal = min.is_some();
+            equal.clear();
             for (r, (bi, ids)) in runs.iter().enumerate() {
                 let Some(&id) = ids.get(pos[r]) else { continue };
                 let pairs = self.blocks[*bi].label_pairs(id);
-                let smaller = match min {
-                    None => true,
-                    Some(Next::Head) => {
-                        cmp_pairs(pairs, &head_found[head_pos].0) == std::cmp::Ordering::Less
-                    }
+                let order = match min {
+                    None => std::cmp::Ordering::Less,
+                    Some(Next::Head) => cmp_pairs(pairs, &head_found[head_pos].0),
                     Some(Next::Run(m)) => {
                         let (mb, mids) = &runs[m];
                         pairs.cmp(self.blocks[*mb].label_pairs(mids[pos[m]]))
-                            == std::cmp::Ordering::Less
                     }
                 };
-                if smaller {
-                    min = Some(Next::Run(r));
+                match order {
+                    std::cmp::Ordering::Less => {
+                        min = Some(Next::Run(r));
+                        head_equal = false;
+                        equal.clear();
+                        equal.push(r);
+                    }
+                    std::cmp::Ordering::Equal => equal.push(r),
+                    std::cmp::Ordering::Greater => {}
                 }
             }
             let labels = match min {
@@ -2160,20 +2169,14 @@ impl Querier {
             };
             // Blocks first (in block order), the head last, so later
             // sources win on duplicates.
-            let mut sources = Vec::new();
-            for (r, (bi, ids)) in runs.iter().enumerate() {
-                if let Some(&id) = ids.get(pos[r])
-                    && cmp_pairs(self.blocks[*bi].label_pairs(id), &labels)
-                        == std::cmp::Ordering::Equal
-                {
-                    sources.push(Source::Block(*bi, id));
-                    pos[r] += 1;
-                }
+            let mut sources = Vec::with_capacity(equal.len() + usize::from(head_equal));
+            for &r in &equal {
+                let (bi, ids) = &runs[r];
+                sources.push(Source::Block(*bi, ids[pos[r]]));
+                pos[r] += 1;
             }
-            if let Some((l, id)) = head_found.get(head_pos)
-                && *l == labels
-            {
-                sources.push(Source::Head(*id));
+            if head_equal {
+                sources.push(Source::Head(head_found[head_pos].1));
                 head_pos += 1;
             }
             out.push(SeriesEntry { labels, sources });
