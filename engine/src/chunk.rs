@@ -505,9 +505,10 @@ impl XorChunk {
 /// bits taken (0: the stream ends on a byte boundary; unused bits are
 /// zero). Stores the last partial byte and up to 7 new ones in one 8-byte
 /// write, then trims the vector to the bytes used. Returns the new `used`.
-/// Shared by both head chunk kinds.
+/// (The decimal head chunk stores the same way into a zero-padded boxed
+/// slice: `DecimalChunk::write_bits`.)
 #[inline(always)]
-pub(crate) fn put_bits(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
+fn put_bits(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
     debug_assert!((1..=56).contains(&n) && value >> n == 0 && used < 8);
     if buf.capacity() - buf.len() < WORD {
         grow(buf);
@@ -528,7 +529,7 @@ pub(crate) fn put_bits(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 
 /// [`put_bits`] for the low `n` bits of `value`, 0 <= n <= 64 (bits above
 /// `n` ignored).
 #[inline(always)]
-pub(crate) fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
+fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
     if n > 56 {
         let used = put_bits(buf, used, (value >> 32) & (u64::MAX >> (96 - n)), n - 32);
         put_bits(buf, used, value & 0xffff_ffff, 32)
@@ -539,7 +540,8 @@ pub(crate) fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 
     }
 }
 
-/// Bytes [`put_bits`] stores at once (then trims to those used).
+/// Bytes one bit-stream store writes at once ([`put_bits`], and the
+/// decimal head chunk's), so the room a buffer keeps for the next write.
 pub(crate) const WORD: usize = 8;
 
 /// Grows a chunk's buffer for the next write to the smallest allocator

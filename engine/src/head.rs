@@ -381,8 +381,9 @@ impl IdPairs {
         IdPairs(NonNull::new(whole.cast::<u8>()).expect("a box is never null"))
     }
 
-    /// The allocation as `new` made it: the length prefix, then the pairs.
-    fn whole(&self) -> &[u8] {
+    /// The allocation as `new` made it, and where the pairs start in it
+    /// (after the length prefix).
+    fn whole(&self) -> (&[u8], usize) {
         let p = self.0.as_ptr();
         let (mut len, mut i) = (0usize, 0usize);
         loop {
@@ -397,24 +398,24 @@ impl IdPairs {
         }
         // SAFETY: the allocation holds the prefix and `len` bytes after it,
         // initialised and never written again.
-        unsafe { std::slice::from_raw_parts(p, i + len) }
+        (unsafe { std::slice::from_raw_parts(p, i + len) }, i)
     }
 
     fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let mut c = Cursor { b: self.whole() };
-        let _len = c.uvarint();
+        let (whole, start) = self.whole();
+        let mut c = Cursor { b: &whole[start..] };
         // Written by `new`: every varint is a whole `u32`.
         std::iter::from_fn(move || Some((c.uvarint()? as u32, c.uvarint()? as u32)))
     }
 
     fn heap_bytes(&self) -> usize {
-        self.whole().len()
+        self.whole().0.len()
     }
 }
 
 impl Drop for IdPairs {
     fn drop(&mut self) {
-        let n = self.whole().len();
+        let n = self.heap_bytes();
         let whole = std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), n);
         // SAFETY: this is the boxed slice `new` turned into a pointer, with
         // the same length; nothing else owns it.
@@ -665,16 +666,6 @@ impl Head {
         })
     }
 
-    /// Drops a series' cached label set.
-    fn uncache_labels(&self, s: &MemSeries) {
-        let mut shard = self.label_cache_shard(s.id).lock();
-        if let Ok(e) = shard.find_entry(id_hash(s.id), |e| e.0 == s.id) {
-            let ((_, l), _) = e.remove();
-            self.label_cache_bytes
-                .fetch_sub(l.heap_bytes(), Ordering::Relaxed);
-        }
-    }
-
     /// Ids of series matching every matcher.
     pub fn select(&self, matchers: &[Matcher]) -> roaring::RoaringBitmap {
         self.postings.read().select(matchers)
@@ -790,9 +781,12 @@ impl Head {
         }
     }
 
+    /// Takes a series out of the maps and the index. Its cached label set
+    /// stays until the cache is emptied ([`Head::drop_frozen_and_gc`] does
+    /// right after its removals); ids are never reused, so no other series
+    /// can find it.
     fn remove(&self, s: &MemSeries) {
         let labels = self.labels_uncached(s);
-        self.uncache_labels(s);
         {
             let mut shard = self.shard(s.hash).write();
             if let Ok(entry) = shard.find_entry(table_hash(s.hash), |&id| id == s.id) {
@@ -897,8 +891,9 @@ fn cmp_interned<'a>(a: &[(u32, u32)], b: &[(u32, u32)], r: &dyn Fn(u32) -> &'a s
 mod tests {
     use super::*;
 
-    /// A series and its `Arc` counts fit the allocator's 192-byte class
-    /// (the next is 224): at a million series, 32 MB.
+    /// A series and its `Arc` counts fit the allocator's 160-byte class
+    /// (the next is 192): at a million series, 32 MB. The head chunk in it
+    /// takes 64 bytes.
     #[test]
     fn series_fit_their_allocation_class() {
         let arc_counts = 2 * std::mem::size_of::<usize>();
