@@ -117,7 +117,11 @@ pub fn list(dir: &Path) -> Result<Vec<(WalPos, PathBuf)>> {
 fn put_head_chunk(b: &mut Vec<u8>, c: &HeadChunk) {
     match c {
         HeadChunk::Decimal(d) => {
-            let p = d.raw_parts();
+            let Some(p) = d.raw_parts() else {
+                // Timestamps in a shared column: stored in the chunk's own
+                // stream (a restored chunk codes them itself).
+                return put_head_chunk(b, &c.with_own_times(false));
+            };
             b.push(CHUNK_DECIMAL);
             b.push(p.scale);
             put_uvarint(b, u64::from(p.count));
@@ -600,6 +604,7 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time_column::Columns;
 
     /// Decimal sealed chunks, a XOR open chunk (stale marker), then
     /// out-of-order samples both compressed and buffered. Built part by
@@ -694,12 +699,26 @@ mod tests {
     fn round_trip_keeps_chunks_bit_exact_and_appendable() {
         let dir = tempfile::tempdir().unwrap();
         let mut series = Vec::new();
+        // Series scraped together, their timestamps in shared columns
+        // (stored in each chunk).
+        let cols = Columns::default();
+        let mut shared: Vec<Chunks> = (0..2000).map(|_| Chunks::default()).collect();
+        for k in 0..300i64 {
+            for (id, c) in shared.iter_mut().enumerate().skip(1).step_by(3) {
+                c.push(1_000 + k * 15_000 + k % 7, id as f64 + k as f64, &cols);
+            }
+        }
         for id in 0..2000u32 {
             let l = Labels::new(&[("__name__", "m"), ("i", &id.to_string())]);
-            let c = if id % 3 == 0 {
-                chunks_with_everything()
-            } else {
-                Chunks::default()
+            let c = match id % 3 {
+                0 => chunks_with_everything(),
+                1 => {
+                    let c = std::mem::take(&mut shared[id as usize]);
+                    // The first series of the scrape codes its own.
+                    assert!(c.parts().1.is_shared() || id == 1);
+                    c
+                }
+                _ => Chunks::default(),
             };
             series.push((id * 2, l, c));
         }
@@ -721,14 +740,16 @@ mod tests {
         for ((id, l, c), (gid, gl, gc)) in series.iter().zip(got) {
             assert_eq!((*id, l), (gid, &gl));
             assert_eq!(samples(c), samples(&gc));
+            let (sealed, open, ..) = gc.parts();
+            assert!(sealed.iter().chain([open]).all(|h| !h.is_shared()));
             // Appending continues both streams the same way.
-            let (mut a, mut b) = (gc, Chunks::default());
+            let (mut a, mut b, cols) = (gc, Chunks::default(), Columns::default());
             for (t, v) in samples(c) {
-                b.push(t, f64::from_bits(v));
+                b.push(t, f64::from_bits(v), &cols);
             }
             for t in [5_000, 5_015, 5_030] {
-                a.push(t, 1.5);
-                b.push(t, 1.5);
+                a.push(t, 1.5, &cols);
+                b.push(t, 1.5, &cols);
             }
             assert_eq!(samples(&a), samples(&b));
         }
@@ -795,7 +816,7 @@ mod tests {
             assert_eq!((*id, l, samples(c)), (gid, &gl, samples(&gc)));
             let mut want = samples(c);
             for t in [5_000, 5_015, 5_029] {
-                gc.push(t, 2.5);
+                gc.push(t, 2.5, &Columns::default());
                 want.push((t, 2.5f64.to_bits()));
             }
             assert_eq!(samples(&gc), want);

@@ -725,7 +725,9 @@ impl Db {
             while work[spans[g].0].0.id != id {
                 g += 1;
             }
-            guards[g].live.push(t, f64::from_bits(v));
+            guards[g]
+                .live
+                .push(t, f64::from_bits(v), &self.head.columns);
             lo = lo.min(t);
             hi = hi.max(t);
         }
@@ -1776,7 +1778,7 @@ impl Replay<'_> {
                     for &(_, t, bits) in run {
                         let v = f64::from_bits(bits);
                         if let Ok(true) = d.live.check(t, v) {
-                            d.live.push(t, v);
+                            d.live.push(t, v, &self.head.columns);
                             lo = lo.min(t);
                             hi = hi.max(t);
                         }

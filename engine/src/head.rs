@@ -28,6 +28,7 @@ use crate::index::MemPostings;
 use crate::labels::{Label, Labels, Matcher};
 use crate::sample::Sample;
 use crate::symbols::Symbols;
+use crate::time_column::Columns;
 use crate::wal::{Cursor, put_uvarint};
 
 /// In-order chunks are sealed at this many samples (an hour at 15 s). Each
@@ -35,6 +36,10 @@ use crate::wal::{Cursor, put_uvarint};
 /// and buffer rounding), so Prometheus's 120 cost 0.3 bytes more per sample; a read
 /// decodes at most one partial chunk more at either end.
 pub const CHUNK_SAMPLES: usize = 240;
+/// Chunks a shared timestamp column needs to pay for itself (it takes
+/// about a kilobyte; a chunk coding jittered timestamps itself, about 160
+/// bytes).
+const SHARE_MIN: usize = 8;
 /// Out-of-order samples are buffered uncompressed up to this many, then compressed.
 const OOO_BUFFER: usize = 32;
 /// Shards of the series map, picked by the low bits of a series' identity
@@ -182,8 +187,10 @@ impl Chunks {
         }
     }
 
-    /// Appends a sample already checked with [`Chunks::check`] to be new.
-    pub fn push(&mut self, t: i64, v: f64) {
+    /// Appends a sample already checked with [`Chunks::check`] to be new;
+    /// in-order samples share their timestamps through `cols` when they
+    /// can (`crate::time_column`).
+    pub fn push(&mut self, t: i64, v: f64, cols: &Columns) {
         match self.in_order_max() {
             Some(max) if t <= max => {
                 let ooo = self.ooo.get_or_insert_with(Box::default);
@@ -200,9 +207,21 @@ impl Chunks {
                 }
             }
             _ => {
-                self.open.append(t, v);
-                if self.open.len() >= CHUNK_SAMPLES {
+                self.open.append_in(t, v, Some(cols));
+                if self.open.len() >= CHUNK_SAMPLES || self.open.column_full() {
                     let mut sealed = std::mem::take(&mut self.open);
+                    // A column costs about a kilobyte: with few chunks on
+                    // it, each codes its own timestamps for less. Such a
+                    // series stays solo: it joins a column only where
+                    // another series has started one.
+                    // (Until the next cut, which starts every series anew.)
+                    let holders = sealed.column_holders();
+                    if holders != 0 && holders < SHARE_MIN {
+                        sealed = sealed.with_own_times(true);
+                        self.open = HeadChunk::solo();
+                    } else if sealed.is_solo() {
+                        self.open = HeadChunk::solo();
+                    }
                     sealed.shrink_to_fit();
                     // One slot at a time: a head holds a few chunks per
                     // series, and the doubling growth's spare slots (64
@@ -448,6 +467,8 @@ pub struct Head {
     /// Heap bytes of the label sets cached, and the budget.
     label_cache_bytes: AtomicUsize,
     label_cache_budget: AtomicUsize,
+    /// Timestamp columns that in-order chunks may still join.
+    pub columns: Columns,
 }
 
 impl Default for Head {
@@ -470,6 +491,7 @@ impl Head {
             label_cache: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             label_cache_bytes: AtomicUsize::new(0),
             label_cache_budget: AtomicUsize::new(DEFAULT_LABEL_CACHE_BYTES),
+            columns: Columns::default(),
         }
     }
 
@@ -901,6 +923,137 @@ mod tests {
         assert_eq!(std::mem::size_of::<HeadChunk>(), 64);
     }
 
+    fn read_all(c: &Chunks) -> Vec<(i64, u64)> {
+        let mut out = Vec::new();
+        c.read(i64::MIN, i64::MAX, &mut out);
+        out.iter().map(|s| (s.t, s.v.to_bits())).collect()
+    }
+
+    /// Series of a target on one column read back exactly, seal together
+    /// when it fills, and then share the next one.
+    #[test]
+    fn series_of_a_target_share_timestamps() {
+        let cols = Columns::default();
+        let mut series: Vec<Chunks> = (0..20).map(|_| Chunks::default()).collect();
+        let mut want: Vec<Vec<(i64, u64)>> = vec![Vec::new(); series.len()];
+        for k in 0..(CHUNK_SAMPLES as i64 + 30) {
+            let t = 1_000 + k * 15_000 + (k * 7919) % 11 - 5;
+            for (i, c) in series.iter_mut().enumerate() {
+                let v = (k * (i as i64 + 1)) as f64 / 100.0;
+                c.push(t, v, &cols);
+                want[i].push((t, v.to_bits()));
+            }
+        }
+        for (c, w) in series.iter().zip(&want) {
+            assert_eq!(&read_all(c), w);
+            assert_eq!(c.sealed.len(), 1);
+        }
+        // The first series at a timestamp codes its own; the second makes
+        // the column the rest join.
+        let (first, rest) = series.split_first().unwrap();
+        assert!(!first.sealed[0].is_shared() && !first.open.is_shared());
+        for c in rest {
+            assert!(c.sealed[0].is_shared() && c.open.is_shared());
+            assert_eq!(c.sealed[0].column_holders(), rest.len());
+        }
+        // The full column is out of the registry, the open one in it.
+        assert_eq!(cols.len(), 1);
+        // Values only: well under a byte a sample for these.
+        let bytes: usize = rest.iter().map(|c| c.sealed[0].memory_bytes()).sum();
+        assert!(bytes < rest.len() * CHUNK_SAMPLES, "{bytes}");
+    }
+
+    /// Requests that carry several samples of each series (a sender
+    /// catching up) still share: a series is not left alone on a column
+    /// before the rest of its target has joined.
+    #[test]
+    fn series_sent_a_few_samples_at_a_time_share_timestamps() {
+        let cols = Columns::default();
+        let mut series: Vec<Chunks> = (0..10).map(|_| Chunks::default()).collect();
+        let mut want: Vec<Vec<(i64, u64)>> = vec![Vec::new(); series.len()];
+        for batch in 0..(CHUNK_SAMPLES as i64 / 8) {
+            for (i, c) in series.iter_mut().enumerate() {
+                for k in 8 * batch..8 * batch + 8 {
+                    let t = 5_000 + k * 15_000 + k % 3;
+                    c.push(t, (k + i as i64) as f64, &cols);
+                    want[i].push((t, ((k + i as i64) as f64).to_bits()));
+                }
+            }
+        }
+        for (c, w) in series.iter().zip(&want) {
+            assert_eq!(&read_all(c), w);
+        }
+        let shared = series.iter().filter(|c| c.sealed[0].is_shared()).count();
+        assert_eq!(shared, series.len() - 1);
+    }
+
+    /// Targets that collide on timestamps, series that arrive mid-column,
+    /// values that leave the decimal coding, and out-of-order samples: all
+    /// read back exactly.
+    #[test]
+    fn diverging_and_late_series_read_back_exactly() {
+        let cols = Columns::default();
+        let mut series: Vec<Chunks> = (0..12).map(|_| Chunks::default()).collect();
+        let mut want: Vec<Vec<(i64, u64)>> = vec![Vec::new(); series.len()];
+        for k in 0..(2 * CHUNK_SAMPLES as i64 + 17) {
+            for (i, c) in series.iter_mut().enumerate() {
+                // Targets 0 and 1 start on the same millisecond, then
+                // differ by a millisecond now and then; series 8 and up
+                // join late; series 5 goes NaN once and series 6 needs
+                // more digits.
+                let target = i % 3;
+                let jitter = if target == 1 && k % 5 == 3 { 1 } else { 0 };
+                let t = 1_000 + k * 15_000 + jitter + if target == 2 { 7 } else { 0 };
+                if i >= 8 && k < 100 {
+                    continue;
+                }
+                let v = match (i, k) {
+                    (5, 50) => f64::NAN,
+                    (6, k) if k > 120 => k as f64 + 0.125,
+                    _ => (k + i as i64) as f64,
+                };
+                c.push(t, v, &cols);
+                want[i].push((t, v.to_bits()));
+                if k % 40 == 39 && i % 2 == 0 {
+                    // An older sample, into the out-of-order data.
+                    let old = t - 7_500;
+                    c.push(old, 1.5, &cols);
+                    let at = want[i].partition_point(|s| s.0 < old);
+                    want[i].insert(at, (old, 1.5f64.to_bits()));
+                }
+            }
+        }
+        for (i, (c, w)) in series.iter().zip(&want).enumerate() {
+            assert_eq!(&read_all(c), w, "series {i}");
+        }
+    }
+
+    /// Series with too few others on their column go back to their own
+    /// timestamps at the seal, and stay there.
+    #[test]
+    fn solo_series_code_their_own_timestamps() {
+        let cols = Columns::default();
+        let mut series: Vec<Chunks> = (0..3).map(|_| Chunks::default()).collect();
+        let mut want = Vec::new();
+        for k in 0..(3 * CHUNK_SAMPLES as i64 - 10) {
+            let t = k * 10_000 + k % 3;
+            for c in &mut series {
+                c.push(t, 2.0, &cols);
+            }
+            want.push((t, 2.0f64.to_bits()));
+        }
+        for (i, c) in series.iter().enumerate() {
+            assert_eq!(read_all(c), want);
+            assert_eq!(c.sealed.len(), 2);
+            for h in c.sealed.iter().chain([&c.open]) {
+                // The first series never had a column; the others had one
+                // for their first chunk, with too few on it.
+                assert!(!h.is_shared() && h.is_solo() == (i > 0), "{h:?}");
+            }
+        }
+        assert!(cols.is_empty());
+    }
+
     #[test]
     fn id_pairs_round_trip_in_few_bytes() {
         let pairs = [(0, 127), (128, 16_383), (16_384, u32::MAX), (5, 3)];
@@ -917,10 +1070,10 @@ mod tests {
 
     #[test]
     fn in_order_ooo_and_duplicates() {
-        let mut c = Chunks::default();
+        let (mut c, cols) = (Chunks::default(), Columns::default());
         for t in (0..300).map(|i| i * 10) {
             assert!(c.check(t, t as f64).unwrap());
-            c.push(t, t as f64);
+            c.push(t, t as f64, &cols);
         }
         // exact duplicate: accepted, not new
         assert!(!c.check(100, 100.0).unwrap());
@@ -929,7 +1082,7 @@ mod tests {
         // out of order, new
         for t in (0..100).map(|i| i * 10 + 5) {
             assert!(c.check(t, -1.0).unwrap());
-            c.push(t, -1.0);
+            c.push(t, -1.0, &cols);
         }
         assert!(c.check(55, 2.0).is_err());
         let mut out = Vec::new();
@@ -962,7 +1115,7 @@ mod tests {
         assert_eq!(h.label_cache_bytes(), a.heap_bytes());
         assert!(h.cached_labels(&sb).is_none());
         // A cut empties the cache; a removed series gives its bytes back.
-        sa.lock().live.push(1, 1.0);
+        sa.lock().live.push(1, 1.0, &h.columns);
         h.freeze();
         assert_eq!(h.labels_uncached(&h.frozen_series()[0]), a);
         h.drop_frozen_and_gc();
@@ -1001,7 +1154,7 @@ mod tests {
         let h = Head::new();
         let mut want = up_series_out_of_order();
         for l in &want {
-            h.get_or_create(l).0.lock().live.push(1, 1.0);
+            h.get_or_create(l).0.lock().live.push(1, 1.0, &h.columns);
         }
         // A series without data is not part of the cut.
         h.get_or_create(&Labels::new(&[("__name__", "idle")]));
@@ -1059,7 +1212,7 @@ mod tests {
         let (sb, _) = h.get_or_create(&b);
         assert_ne!(sa.id, sb.id);
         assert_eq!(h.labels_of(&sb), b);
-        sa.lock().live.push(1, 1.0);
+        sa.lock().live.push(1, 1.0, &h.columns);
         assert_eq!(h.select(&[Matcher::equal("__name__", "up")]).len(), 2);
         h.freeze();
         assert_eq!(h.frozen_series().len(), 1);

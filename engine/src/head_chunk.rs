@@ -53,10 +53,21 @@
 //!
 //! Bits are written most-significant first; arithmetic wraps (mod 2^64), so
 //! every `i64` timestamp sequence round-trips.
+//!
+//! A decimal chunk whose timestamps are in a column shared with the other
+//! series of its target (`crate::time_column`, `HeadChunk::append_in`)
+//! codes only the mantissa stream, as above without the `t0` and `D_t`
+//! fields; its samples' timestamps are the column's slots `start..start +
+//! count`. Checkpoints store such a chunk with its timestamps coded in (see
+//! `HeadChunk::with_own_times`).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
 use crate::chunk::{BitReader, WORD, XorChunk, size_class};
 use crate::sample::Sample;
+use crate::time_column::{COLUMN_CAP, Claim, Columns, TimeColumn};
 use crate::wal::{unzigzag, zigzag};
 
 /// Prefixes and payload widths of the bucket code (prefix `0` is zero,
@@ -69,6 +80,9 @@ const BUCKETS: [(u32, u32); 5] = [
     (0b111110, 40),
 ];
 
+/// A chunk still alone on its column after this many samples codes its own
+/// timestamps.
+const LONE_SAMPLES: usize = 16;
 /// Unary quotients from this length on escape to the bucket code.
 const RICE_ESCAPE: u32 = 24;
 /// The adaptive code's state halves when its count reaches this.
@@ -103,28 +117,33 @@ fn adaptive_code(d: i64, s: Adapt) -> (Option<(u64, u32)>, Adapt) {
 }
 
 /// One stream's adaptive-code state, packed: the running sum `a` (bits
-/// 0–25), the count `n` (bits 26–30) and the zero flag (bit 31).
+/// 0–25), the count `n` (bits 26–30) and the zero flag (bit 31). `n` is
+/// never 0, so the state is never 0: [`Times`] keeps its tag there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Adapt(u32);
+struct Adapt(NonZeroU32);
 
 impl Adapt {
-    const START: Adapt = Adapt(4 | 1 << 26);
+    const START: Adapt = Adapt(NonZeroU32::new(4 | 1 << 26).expect("n = 1"));
+
+    fn bits(self) -> u32 {
+        self.0.get()
+    }
 
     fn sum(self) -> u32 {
-        self.0 & ADAPT_SUM_MAX
+        self.bits() & ADAPT_SUM_MAX
     }
 
     fn count(self) -> u32 {
-        (self.0 >> 26) & 31
+        (self.bits() >> 26) & 31
     }
 
     fn zero(self) -> bool {
-        self.0 >> 31 != 0
+        self.bits() >> 31 != 0
     }
 
     /// A packed state as stored, if it could have come from coding.
     fn from_bits(bits: u32) -> Option<Adapt> {
-        let a = Adapt(bits);
+        let a = Adapt(NonZeroU32::new(bits)?);
         (a.count() >= 1).then_some(a)
     }
 
@@ -150,7 +169,8 @@ impl Adapt {
             a >>= 1;
             n >>= 1;
         }
-        Adapt(a | n << 26 | u32::from(d == 0) << 31)
+        let bits = a | n << 26 | u32::from(d == 0) << 31;
+        Adapt(NonZeroU32::new(bits).expect("n >= 1"))
     }
 }
 
@@ -160,9 +180,46 @@ impl Default for Adapt {
     }
 }
 
+/// Where a decimal chunk's timestamps are, with the append state that
+/// goes with them (24 bytes: the tag lives in `adapt_t`'s zero niche).
+#[derive(Debug, Clone)]
+enum Times {
+    /// Coded in the chunk's own stream, before each value.
+    Own {
+        adapt_t: Adapt,
+        adapt_m: Adapt,
+        last_t: i64,
+        last_dt: i64,
+    },
+    /// Slots `start..start + count` of a column shared with the other
+    /// series of the target (`crate::time_column`); the stream codes
+    /// values only.
+    Shared {
+        col: Arc<TimeColumn>,
+        start: u32,
+        adapt_m: Adapt,
+    },
+}
+
+impl Times {
+    const OWN: Times = Times::Own {
+        adapt_t: Adapt::START,
+        adapt_m: Adapt::START,
+        last_t: 0,
+        last_dt: 0,
+    };
+
+    fn set_adapt_m(&mut self, a: Adapt) {
+        match self {
+            Times::Own { adapt_m, .. } | Times::Shared { adapt_m, .. } => *adapt_m = a,
+        }
+    }
+}
+
 /// Samples with values `m / 10^scale`, coded as described in the module
-/// documentation.
-#[derive(Debug, Clone, Default)]
+/// documentation, with their timestamps in the stream or in a shared
+/// column.
+#[derive(Debug, Clone)]
 pub struct DecimalChunk {
     /// The bitstream, then zeros to the end: a boxed slice (its length is
     /// the capacity; `bits` says how much is used) keeps the chunk, and so
@@ -173,13 +230,28 @@ pub struct DecimalChunk {
     /// Samples; at most `u16::MAX` (a head chunk holds a few hundred).
     count: u16,
     scale: u8,
-    /// Adaptive-code states of the timestamp and mantissa streams.
-    adapt_t: Adapt,
-    adapt_m: Adapt,
-    last_t: i64,
-    last_dt: i64,
+    /// The series was found with too few others on its column when its
+    /// previous chunk sealed: this chunk codes its own timestamps unless a
+    /// column starts where it does (see [`Columns::join`]).
+    solo: bool,
+    times: Times,
     last_m: i64,
     last_dm: i64,
+}
+
+impl Default for DecimalChunk {
+    fn default() -> DecimalChunk {
+        DecimalChunk {
+            buf: Box::default(),
+            bits: 0,
+            count: 0,
+            scale: 0,
+            solo: false,
+            times: Times::OWN,
+            last_m: 0,
+            last_dm: 0,
+        }
+    }
 }
 
 impl DecimalChunk {
@@ -190,11 +262,37 @@ impl DecimalChunk {
         }
     }
 
-    /// First timestamp (the stream's first 64 bits); 0 while empty.
+    /// Whether the timestamps are in a shared column.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.times, Times::Shared { .. })
+    }
+
+    /// First timestamp; 0 while empty.
     fn first_t(&self) -> i64 {
-        match self.buf.get(..8) {
-            Some(b) => i64::from_be_bytes(b.try_into().expect("8 bytes")),
-            None => 0,
+        match &self.times {
+            _ if self.count == 0 => 0,
+            Times::Shared { col, start, .. } => col.get(*start as usize),
+            // The stream's first 64 bits.
+            Times::Own { .. } => i64::from_be_bytes(self.buf[..8].try_into().expect("8 bytes")),
+        }
+    }
+
+    /// Last timestamp; 0 while empty.
+    fn last_t(&self) -> i64 {
+        match &self.times {
+            _ if self.count == 0 => 0,
+            Times::Shared { col, start, .. } => {
+                col.get(*start as usize + usize::from(self.count) - 1)
+            }
+            Times::Own { last_t, .. } => *last_t,
+        }
+    }
+
+    /// Whether the chunk cannot take another sample in its column.
+    fn column_full(&self) -> bool {
+        match &self.times {
+            Times::Shared { start, .. } => *start as usize + usize::from(self.count) >= COLUMN_CAP,
+            Times::Own { .. } => false,
         }
     }
 
@@ -203,9 +301,77 @@ impl DecimalChunk {
         &self.buf[..self.bits.div_ceil(8) as usize]
     }
 
+    /// For an empty chunk: takes its timestamps from a column of `cols`
+    /// starting at (or holding) `t`, or codes them itself.
+    fn choose_times(&mut self, t: i64, cols: &Columns) {
+        debug_assert_eq!(self.count, 0);
+        self.times = match cols.join(t, self.solo) {
+            Some((col, start)) => Times::Shared {
+                col,
+                start: start as u32,
+                adapt_m: Adapt::START,
+            },
+            None => Times::OWN,
+        };
+    }
+
+    /// For a chunk on a column: makes sure the column holds `t` in the
+    /// chunk's next slot (putting it there, or moving to a column that
+    /// does, see [`Columns::rejoin`]); `false` if no column will.
+    fn claim(&mut self, t: i64, cols: &Columns) -> bool {
+        let Times::Shared { col, start, .. } = &mut self.times else {
+            return true;
+        };
+        let i = *start as usize + usize::from(self.count);
+        let claim = match col.claim(i, t) {
+            Claim::Mismatch => {
+                let ts = col.slice(*start as usize, i);
+                let Some((other, at)) = cols.rejoin(&ts, t) else {
+                    return false;
+                };
+                let claim = other.claim(at + ts.len(), t);
+                (*col, *start) = (other, at as u32);
+                claim
+            }
+            // Alone on the column well into the chunk: the others at its
+            // start shared those timestamps by chance. Its own timestamps
+            // cost less. (Not sooner: a request may carry several samples
+            // of a series before the rest of its target joins.)
+            Claim::Pushed
+                if usize::from(self.count) >= LONE_SAMPLES && Arc::strong_count(col) == 1 =>
+            {
+                return false;
+            }
+            claim => claim,
+        };
+        match claim {
+            Claim::Found => true,
+            Claim::Pushed => {
+                cols.pushed(col, *start as usize + usize::from(self.count), t);
+                true
+            }
+            Claim::Mismatch => false,
+        }
+    }
+
+    /// The same samples with their timestamps in the stream (`None` only
+    /// if a value no longer fits the scale, which cannot happen).
+    fn with_own_times(&self) -> Option<DecimalChunk> {
+        let mut out = DecimalChunk::new(self.scale);
+        out.grow(self.stream().len() + usize::from(self.count) + WORD);
+        for s in self.iter() {
+            if !out.try_append(s.t, s.v) {
+                return None;
+            }
+        }
+        out.solo = self.solo;
+        Some(out)
+    }
+
     /// Appends `(t, v)` if `v` is decimal at this chunk's scale and the
     /// chunk has room for another sample; `false` (and nothing changed)
-    /// otherwise. `t` must be above the last one.
+    /// otherwise. `t` must be above the last one, and for a chunk on a
+    /// column, in its next slot ([`DecimalChunk::claim`]).
     fn try_append(&mut self, t: i64, v: f64) -> bool {
         if self.count == u16::MAX {
             return false;
@@ -213,43 +379,88 @@ impl DecimalChunk {
         let Some(m) = encode(v, self.scale) else {
             return false;
         };
-        if self.count == 0 {
+        match self.times {
+            Times::Own {
+                adapt_t,
+                adapt_m,
+                last_t,
+                last_dt,
+            } => self.append_own(t, m, adapt_t, adapt_m, last_t, last_dt),
+            Times::Shared { adapt_m, .. } => self.append_value(m, adapt_m),
+        }
+        self.last_m = m;
+        self.count += 1;
+        true
+    }
+
+    /// Codes `t` and `m` into the stream (timestamps of its own).
+    #[inline(always)]
+    fn append_own(
+        &mut self,
+        t: i64,
+        m: i64,
+        adapt_t: Adapt,
+        adapt_m: Adapt,
+        last_t: i64,
+        last_dt: i64,
+    ) {
+        let (adapt_t, adapt_m, dt) = if self.count == 0 {
             self.write_u64(t as u64);
             self.write_u64(m as u64);
-            self.last_dt = 0;
             self.last_dm = 0;
-            self.adapt_t = Adapt::START;
-            self.adapt_m = Adapt::START;
+            (Adapt::START, Adapt::START, 0)
         } else {
-            let dt = t.wrapping_sub(self.last_t);
+            let dt = t.wrapping_sub(last_t);
             let dm = m.wrapping_sub(self.last_m);
-            let (dod_t, dod_m) = (dt.wrapping_sub(self.last_dt), dm.wrapping_sub(self.last_dm));
+            let (dod_t, dod_m) = (dt.wrapping_sub(last_dt), dm.wrapping_sub(self.last_dm));
+            self.last_dm = dm;
             if self.count == 1 {
                 self.write_bucket(dod_t);
                 self.write_bucket(dod_m);
+                (adapt_t, adapt_m, dt)
             } else {
                 // Both codes in one write when they fit (they mostly do).
-                let (code_t, next_t) = adaptive_code(dod_t, self.adapt_t);
-                let (code_m, next_m) = adaptive_code(dod_m, self.adapt_m);
+                let (code_t, next_t) = adaptive_code(dod_t, adapt_t);
+                let (code_m, next_m) = adaptive_code(dod_m, adapt_m);
                 match (code_t, code_m) {
                     (Some((bits_t, nt)), Some((bits_m, nm))) if nt + nm <= 56 => {
                         self.write_bits(bits_t << nm | bits_m, nt + nm);
                     }
                     _ => {
-                        self.write_code(dod_t, self.adapt_t, code_t);
-                        self.write_code(dod_m, self.adapt_m, code_m);
+                        self.write_code(dod_t, adapt_t, code_t);
+                        self.write_code(dod_m, adapt_m, code_m);
                     }
                 }
-                self.adapt_t = next_t;
-                self.adapt_m = next_m;
+                (next_t, next_m, dt)
             }
-            self.last_dt = dt;
-            self.last_dm = dm;
+        };
+        self.times = Times::Own {
+            adapt_t,
+            adapt_m,
+            last_t: t,
+            last_dt: dt,
+        };
+    }
+
+    /// Codes `m` into the stream (timestamps in a column).
+    #[inline(always)]
+    fn append_value(&mut self, m: i64, adapt_m: Adapt) {
+        if self.count == 0 {
+            self.write_u64(m as u64);
+            self.last_dm = 0;
+            self.times.set_adapt_m(Adapt::START);
+            return;
         }
-        self.last_t = t;
-        self.last_m = m;
-        self.count += 1;
-        true
+        let dm = m.wrapping_sub(self.last_m);
+        let dod_m = dm.wrapping_sub(self.last_dm);
+        if self.count == 1 {
+            self.write_bucket(dod_m);
+        } else {
+            let (code, next) = adaptive_code(dod_m, adapt_m);
+            self.write_code(dod_m, adapt_m, code);
+            self.times.set_adapt_m(next);
+        }
+        self.last_dm = dm;
     }
 
     fn write_bucket(&mut self, d: i64) {
@@ -338,12 +549,24 @@ impl DecimalChunk {
             dm: 0,
             adapt_t: Adapt::START,
             adapt_m: Adapt::START,
+            col: match &self.times {
+                Times::Shared { col, start, .. } => Some((col, *start as usize)),
+                Times::Own { .. } => None,
+            },
         }
     }
 
     /// The same samples at scale `k` (> the current one), if all fit.
     fn rescaled(&self, k: u8) -> Option<DecimalChunk> {
         let mut out = DecimalChunk::new(k);
+        out.solo = self.solo;
+        if let Times::Shared { col, start, .. } = &self.times {
+            out.times = Times::Shared {
+                col: Arc::clone(col),
+                start: *start,
+                adapt_m: Adapt::START,
+            };
+        }
         out.grow(self.stream().len() + WORD);
         for s in self.iter() {
             if !out.try_append(s.t, s.v) {
@@ -377,20 +600,30 @@ impl DecimalChunk {
     /// The stream and append state. `adapt` packs each stream's state of
     /// the adaptive code (module documentation) into a `u32`: the sum `a`
     /// in bits 0–25, the count `n` (1–31) in bits 26–30, the zero flag in
-    /// bit 31.
-    pub fn raw_parts(&self) -> DecimalParts<'_> {
-        DecimalParts {
+    /// bit 31. `None` for a chunk whose timestamps are in a column: those
+    /// are stored as [`HeadChunk::with_own_times`] gives them.
+    pub fn raw_parts(&self) -> Option<DecimalParts<'_>> {
+        let Times::Own {
+            adapt_t,
+            adapt_m,
+            last_t,
+            last_dt,
+        } = self.times
+        else {
+            return None;
+        };
+        Some(DecimalParts {
             buf: self.stream(),
             bits: u64::from(self.bits),
             count: u32::from(self.count),
             scale: self.scale,
             first_t: self.first_t(),
-            last_t: self.last_t,
-            last_dt: self.last_dt,
+            last_t,
+            last_dt,
             last_m: self.last_m,
             last_dm: self.last_dm,
-            adapt: [self.adapt_t.0, self.adapt_m.0],
-        }
+            adapt: [adapt_t.bits(), adapt_m.bits()],
+        })
     }
 
     /// Rebuilds a chunk from [`DecimalChunk::raw_parts`] without decoding
@@ -413,20 +646,24 @@ impl DecimalChunk {
         {
             *last &= 0xffu8 << (8 - p.bits % 8);
         }
+        let (adapt_t, adapt_m) = (Adapt::from_bits(p.adapt[0])?, Adapt::from_bits(p.adapt[1])?);
         let c = DecimalChunk {
             buf,
             bits: u32::try_from(p.bits).ok()?,
             count: u16::try_from(p.count).ok()?,
             scale: p.scale,
-            adapt_t: Adapt::from_bits(p.adapt[0])?,
-            adapt_m: Adapt::from_bits(p.adapt[1])?,
-            last_t: p.last_t,
-            last_dt: p.last_dt,
+            solo: false,
+            times: Times::Own {
+                adapt_t,
+                adapt_m,
+                last_t: p.last_t,
+                last_dt: p.last_dt,
+            },
             last_m: p.last_m,
             last_dm: p.last_dm,
         };
         // The adaptive code starts at the third sample, in its start state.
-        let fresh = p.count > 2 || (c.adapt_t == Adapt::START && c.adapt_m == Adapt::START);
+        let fresh = p.count > 2 || (adapt_t == Adapt::START && adapt_m == Adapt::START);
         (fresh && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
     }
 
@@ -456,10 +693,16 @@ impl DecimalChunk {
             }
         }
         // Every sample appended (else `None` above): the counts agree.
+        let Times::Own {
+            last_t, last_dt, ..
+        } = c.times
+        else {
+            unreachable!("a chunk made by `new` codes its own timestamps")
+        };
         let same = r.pos as u64 == p.bits
             && (p.count == 0
                 || (c.first_t() == p.first_t
-                    && (c.last_t, c.last_dt, c.last_m, c.last_dm)
+                    && (last_t, last_dt, c.last_m, c.last_dm)
                         == (p.last_t, p.last_dt, p.last_m, p.last_dm)));
         same.then_some(c)
     }
@@ -533,6 +776,32 @@ pub struct DecimalIter<'a> {
     dm: i64,
     adapt_t: Adapt,
     adapt_m: Adapt,
+    /// The column and first slot of a chunk whose timestamps are there.
+    col: Option<(&'a TimeColumn, usize)>,
+}
+
+impl DecimalIter<'_> {
+    /// The next value of a stream without timestamps, with its timestamp
+    /// from slot `start + index` of `col`.
+    #[inline]
+    fn next_shared(&mut self, col: &TimeColumn, start: usize) -> Sample {
+        match self.index {
+            0 => self.m = self.bits.read_wide(64) as i64,
+            1 => {
+                self.dm = self.bits.read_bucket();
+                self.m = self.m.wrapping_add(self.dm);
+            }
+            _ => {
+                let (dod_m, next_m) = self.bits.read_adaptive(self.adapt_m);
+                self.adapt_m = next_m;
+                self.dm = self.dm.wrapping_add(dod_m);
+                self.m = self.m.wrapping_add(self.dm);
+            }
+        }
+        let t = col.get(start + self.index as usize);
+        self.index += 1;
+        Sample::new(t, decode(self.m, self.scale))
+    }
 }
 
 impl Iterator for DecimalIter<'_> {
@@ -542,6 +811,9 @@ impl Iterator for DecimalIter<'_> {
     fn next(&mut self) -> Option<Sample> {
         if self.index >= self.count {
             return None;
+        }
+        if let Some((col, start)) = self.col {
+            return Some(self.next_shared(col, start));
         }
         match self.index {
             0 => {
@@ -591,8 +863,25 @@ impl Default for HeadChunk {
 }
 
 impl HeadChunk {
-    /// Appends `(t, v)`; `t` must be above the last timestamp.
+    /// An empty chunk for a series whose previous chunk found too few
+    /// others on its column (see [`DecimalChunk::solo`]).
+    pub fn solo() -> HeadChunk {
+        HeadChunk::Decimal(DecimalChunk {
+            solo: true,
+            ..DecimalChunk::default()
+        })
+    }
+
+    /// Appends `(t, v)` with the timestamps in the chunk; `t` must be
+    /// above the last timestamp.
     pub fn append(&mut self, t: i64, v: f64) {
+        self.append_in(t, v, None);
+    }
+
+    /// Appends `(t, v)`; `t` must be above the last timestamp. With
+    /// `cols`, a decimal chunk takes its timestamps from a column shared
+    /// with the other series of its target when it can.
+    pub fn append_in(&mut self, t: i64, v: f64, cols: Option<&Columns>) {
         match self {
             HeadChunk::Xor(c) => c.append(t, v),
             HeadChunk::Decimal(c) => {
@@ -606,13 +895,28 @@ impl HeadChunk {
                             return;
                         }
                     }
+                    if let Some(cols) = cols {
+                        c.choose_times(t, cols);
+                    }
                 }
-                if c.try_append(t, v) {
+                // Off its column and unable to code its own timestamps
+                // (cannot happen): XOR below.
+                let mut stuck = false;
+                if c.is_shared() && !cols.is_some_and(|cols| c.claim(t, cols)) {
+                    // No column takes `t`: the chunk codes its timestamps
+                    // from now on.
+                    match c.with_own_times() {
+                        Some(own) => *c = own,
+                        None => stuck = true,
+                    }
+                }
+                if !stuck && c.try_append(t, v) {
                     return;
                 }
                 // More digits than the current scale: rescale if the value
                 // is decimal at all and everything fits, else go XOR.
-                if let Some(k) = min_scale(v).filter(|&k| k > c.scale)
+                if !stuck
+                    && let Some(k) = min_scale(v).filter(|&k| k > c.scale)
                     && let Some(mut wider) = c.rescaled(k)
                     && wider.try_append(t, v)
                 {
@@ -627,6 +931,64 @@ impl HeadChunk {
                 *self = HeadChunk::Xor(Box::new(x));
             }
         }
+    }
+
+    /// Whether the chunk must be sealed before the next append: its
+    /// column is full.
+    pub fn column_full(&self) -> bool {
+        matches!(self, HeadChunk::Decimal(c) if c.column_full())
+    }
+
+    /// Whether this is a solo series' chunk coding its own timestamps
+    /// (see [`HeadChunk::solo`]).
+    pub fn is_solo(&self) -> bool {
+        matches!(self, HeadChunk::Decimal(c) if c.solo && !c.is_shared())
+    }
+
+    /// Whether the timestamps are in a column shared with other chunks.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, HeadChunk::Decimal(c) if c.is_shared())
+    }
+
+    /// Chunks holding this one's column, this one included (0 if it has
+    /// none).
+    pub fn column_holders(&self) -> usize {
+        match self {
+            HeadChunk::Decimal(DecimalChunk {
+                times: Times::Shared { col, .. },
+                ..
+            }) => Arc::strong_count(col),
+            _ => 0,
+        }
+    }
+
+    /// Marks a chunk that codes its own timestamps as a solo series'.
+    pub fn mark_solo(&mut self) {
+        if let HeadChunk::Decimal(c) = self {
+            c.solo = true;
+        }
+    }
+
+    /// The same samples with their timestamps in the chunk itself (a
+    /// clone if they are already), marked [`HeadChunk::solo`] if `solo`.
+    pub fn with_own_times(&self, solo: bool) -> HeadChunk {
+        let mut out = match self {
+            HeadChunk::Decimal(c) if c.is_shared() => match c.with_own_times() {
+                Some(own) => HeadChunk::Decimal(own),
+                None => {
+                    let mut x = XorChunk::new();
+                    for s in c.iter() {
+                        x.append(s.t, s.v);
+                    }
+                    HeadChunk::Xor(Box::new(x))
+                }
+            },
+            other => other.clone(),
+        };
+        if let HeadChunk::Decimal(c) = &mut out {
+            c.solo = solo;
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
@@ -651,7 +1013,7 @@ impl HeadChunk {
     /// Last timestamp; only meaningful when not empty.
     pub fn max_t(&self) -> i64 {
         match self {
-            HeadChunk::Decimal(c) => c.last_t,
+            HeadChunk::Decimal(c) => c.last_t(),
             HeadChunk::Xor(c) => c.max_t(),
         }
     }
@@ -687,10 +1049,17 @@ impl HeadChunk {
         }
     }
 
-    /// Heap bytes held (the enum itself not included).
+    /// Heap bytes held (the enum itself not included), with a column's
+    /// bytes shared out among the chunks that hold it.
     pub fn memory_bytes(&self) -> usize {
         match self {
-            HeadChunk::Decimal(c) => c.buf.len(),
+            HeadChunk::Decimal(c) => {
+                c.buf.len()
+                    + match &c.times {
+                        Times::Shared { col, .. } => TimeColumn::BYTES / Arc::strong_count(col),
+                        Times::Own { .. } => 0,
+                    }
+            }
             // The box holds the whole chunk: its append state and `Vec`.
             HeadChunk::Xor(c) => c.memory_bytes(),
         }
@@ -754,7 +1123,7 @@ mod tests {
         };
         // 128 (sample 0) + 29 + 1 (bucket code: 15,000 and 0) + 3 + 3
         // (k = 2 codes of 0) + 2 bits for each of the other 237.
-        assert_eq!(d.raw_parts().bits, 128 + 30 + 6 + 2 * 237);
+        assert_eq!(d.raw_parts().unwrap().bits, 128 + 30 + 6 + 2 * 237);
     }
 
     /// A chunk coded in the bucket code only (as version 1 head
@@ -766,21 +1135,29 @@ mod tests {
             .map(|i| (1_000 + i * 15_000 + (i * 7) % 11, (i * i) as f64 / 4.0))
             .collect();
         let mut old = DecimalChunk::new(2);
+        let (mut last_t, mut last_dt) = (0, 0);
         for (i, &(t, v)) in samples.iter().enumerate() {
             let m = encode(v, 2).expect("decimal");
             if i == 0 {
                 old.write_u64(t as u64);
                 old.write_u64(m as u64);
             } else {
-                let (dt, dm) = (t - old.last_t, m - old.last_m);
-                old.write_bucket(dt - old.last_dt);
+                let (dt, dm) = (t - last_t, m - old.last_m);
+                old.write_bucket(dt - last_dt);
                 old.write_bucket(dm - old.last_dm);
-                (old.last_dt, old.last_dm) = (dt, dm);
+                (last_dt, old.last_dm) = (dt, dm);
             }
-            (old.last_t, old.last_m) = (t, m);
+            (last_t, old.last_m) = (t, m);
             old.count += 1;
         }
-        let mut c = DecimalChunk::from_bucket_coded_parts(&old.raw_parts()).expect("converts");
+        old.times = Times::Own {
+            adapt_t: Adapt::START,
+            adapt_m: Adapt::START,
+            last_t,
+            last_dt,
+        };
+        let mut c =
+            DecimalChunk::from_bucket_coded_parts(&old.raw_parts().unwrap()).expect("converts");
         let mut fresh = HeadChunk::default();
         for &(t, v) in &samples {
             fresh.append(t, v);
@@ -793,7 +1170,7 @@ mod tests {
         assert_eq!(got, fresh.iter().collect::<Vec<_>>());
         assert_eq!(got.len(), 103);
         // A damaged stream, or a state that does not match it, is refused.
-        let mut parts = old.raw_parts();
+        let mut parts = old.raw_parts().unwrap();
         parts.last_m += 1;
         assert!(DecimalChunk::from_bucket_coded_parts(&parts).is_none());
     }
@@ -805,10 +1182,10 @@ mod tests {
         let HeadChunk::Decimal(d) = &c else {
             panic!("decimal")
         };
-        let mut p = d.raw_parts();
+        let mut p = d.raw_parts().unwrap();
         assert!(DecimalChunk::from_raw_parts(&p).is_some());
         // Two samples: the adaptive code has not started.
-        p.adapt[1] = Adapt::START.0 + 1;
+        p.adapt[1] = Adapt::START.bits() + 1;
         assert!(DecimalChunk::from_raw_parts(&p).is_none());
         // Past the start, any state coding can reach is taken, but not a
         // count of zero.
@@ -816,8 +1193,8 @@ mod tests {
         let HeadChunk::Decimal(d) = &c else {
             panic!("decimal")
         };
-        let mut p = d.raw_parts();
-        p.adapt[1] = Adapt::START.0 + 1;
+        let mut p = d.raw_parts().unwrap();
+        p.adapt[1] = Adapt::START.bits() + 1;
         assert!(DecimalChunk::from_raw_parts(&p).is_some());
         p.adapt[1] = 4;
         assert!(DecimalChunk::from_raw_parts(&p).is_none());
@@ -839,7 +1216,7 @@ mod tests {
                 assert!(first.try_append(t, v));
             }
         }
-        let p = first.raw_parts();
+        let p = first.raw_parts().unwrap();
         assert_ne!(p.bits % 8, 0, "the test needs a partial last byte");
         let mut dirty = p.buf.to_vec();
         *dirty.last_mut().expect("bytes") |= 0xff >> (p.bits % 8);
@@ -864,9 +1241,9 @@ mod tests {
             first.append(t, v);
         }
         let mut restored = match &first {
-            HeadChunk::Decimal(d) => {
-                HeadChunk::Decimal(DecimalChunk::from_raw_parts(&d.raw_parts()).expect("parts"))
-            }
+            HeadChunk::Decimal(d) => HeadChunk::Decimal(
+                DecimalChunk::from_raw_parts(&d.raw_parts().unwrap()).expect("parts"),
+            ),
             HeadChunk::Xor(x) => HeadChunk::Xor(x.clone()),
         };
         for &(t, v) in &samples[half..] {
@@ -977,6 +1354,52 @@ mod tests {
                 };
             }
             roundtrip(&samples);
+        }
+
+        /// Chunks of three series whose timestamps mostly agree: each reads
+        /// back exactly, whether it stays on a column, moves to another or
+        /// codes its own timestamps after a gap that a column cannot hold.
+        #[test]
+        fn chunks_on_shared_columns_round_trip_bit_exactly(
+            start in any::<i64>(),
+            steps in prop::collection::vec(
+                (
+                    prop_oneof![8 => 14_990i64..15_010, 1 => 1i64..1 << 33],
+                    // Which series take a timestamp of their own (bit i).
+                    prop_oneof![8 => Just(0u8), 1 => 0u8..8],
+                    (value(), value(), value()),
+                ),
+                0..COLUMN_CAP,
+            ),
+        ) {
+            let cols = Columns::default();
+            let mut chunks = [HeadChunk::default(), HeadChunk::default(), HeadChunk::default()];
+            let mut want: [Vec<(i64, u64)>; 3] = Default::default();
+            let mut t = start;
+            for (dt, own, (a, b, c)) in steps {
+                let Some(next) = t.checked_add(dt) else { break };
+                for (i, v) in [a, b, c].into_iter().enumerate() {
+                    // A series' own timestamp lies between the common ones.
+                    let ti = if own >> i & 1 == 1 { t + dt / 2 } else { t };
+                    if want[i].last().is_some_and(|&(last, _)| ti <= last) {
+                        continue;
+                    }
+                    chunks[i].append_in(ti, v, Some(&cols));
+                    want[i].push((ti, v.to_bits()));
+                }
+                t = next;
+            }
+            for (c, w) in chunks.iter().zip(&want) {
+                let got: Vec<(i64, u64)> = c.iter().map(|s| (s.t, s.v.to_bits())).collect();
+                prop_assert_eq!(&got, w);
+                if let (Some(f), Some(l)) = (w.first(), w.last()) {
+                    prop_assert_eq!((c.min_t(), c.max_t()), (f.0, l.0));
+                }
+                let own = c.with_own_times(false);
+                prop_assert!(!own.is_shared());
+                let again: Vec<(i64, u64)> = own.iter().map(|s| (s.t, s.v.to_bits())).collect();
+                prop_assert_eq!(&again, w);
+            }
         }
 
         /// The adaptive code's paths: runs of zeros (one-bit flags), small

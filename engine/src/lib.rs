@@ -19,6 +19,7 @@ pub mod labels;
 pub mod metadata;
 pub mod sample;
 pub mod symbols;
+pub mod time_column;
 pub mod wal;
 
 pub use db::{

@@ -12,9 +12,14 @@
 //!    top bit is clear, through the head's in-order chunk (decimal or XOR):
 //!    bit-exact, and a decimal chunk restored from its parts half-way
 //!    continues to the same stream and state.
+//! 4. The same samples appended to three series scraped together, whose
+//!    chunks share a timestamp column (`engine::time_column`), and a fourth
+//!    whose timestamps drift off now and then: each reads back bit-exact,
+//!    also with its timestamps coded in.
 
 use engine::chunk::XorChunk;
 use engine::head_chunk::{DecimalChunk, HeadChunk};
+use engine::time_column::Columns;
 use engine::{STALE_NAN, Sample};
 use libfuzzer_sys::fuzz_target;
 
@@ -135,7 +140,8 @@ fn check_head_chunk(samples: &[Sample]) {
     let half = samples.len() / 2;
     if let HeadChunk::Decimal(d) = head(&samples[..half]) {
         let mut restored = HeadChunk::Decimal(
-            DecimalChunk::from_raw_parts(&d.raw_parts()).expect("own parts restore"),
+            DecimalChunk::from_raw_parts(&d.raw_parts().expect("own timestamps"))
+                .expect("own parts restore"),
         );
         for s in &samples[half..] {
             restored.append(s.t, s.v);
@@ -144,6 +150,34 @@ fn check_head_chunk(samples: &[Sample]) {
         if let (HeadChunk::Decimal(a), HeadChunk::Decimal(b)) = (&whole, &restored) {
             assert_eq!(a.raw_parts(), b.raw_parts(), "append after restore");
         }
+    }
+    check_shared(&samples);
+}
+
+fn check_shared(samples: &[Sample]) {
+    let cols = Columns::default();
+    let mut chunks: [HeadChunk; 4] = Default::default();
+    let mut want: [Vec<Sample>; 4] = Default::default();
+    for (k, s) in samples.iter().enumerate() {
+        for (i, c) in chunks.iter_mut().enumerate() {
+            // Series 3 takes the timestamp before the common one at every
+            // value whose low bits say so, if it is still new.
+            let t = match s.t.checked_sub(1) {
+                Some(t) if i == 3 && s.v.to_bits() & 3 == 1 => t,
+                _ => s.t,
+            };
+            if want[i].last().is_some_and(|l| l.t >= t) || (k > 0 && t <= samples[k - 1].t) {
+                continue;
+            }
+            c.append_in(t, s.v, Some(&cols));
+            want[i].push(Sample::new(t, s.v));
+        }
+    }
+    for (c, w) in chunks.iter().zip(&want) {
+        assert_eq!(bits(&c.iter().collect::<Vec<_>>()), bits(w));
+        let own = c.with_own_times(false);
+        assert!(!own.is_shared());
+        assert_eq!(bits(&own.iter().collect::<Vec<_>>()), bits(w));
     }
 }
 
