@@ -333,12 +333,15 @@ impl DecimalChunk {
                 (*col, *start) = (other, at as u32);
                 claim
             }
-            // Alone on the column well into the chunk: the others at its
-            // start shared those timestamps by chance. Its own timestamps
-            // cost less. (Not sooner: a request may carry several samples
-            // of a series before the rest of its target joins.)
+            // Alone on the column: the others that joined it shared those
+            // timestamps by chance, or none came within LONE_SAMPLES (not
+            // sooner: a request may carry several samples of a series
+            // before the rest of its target joins). Its own timestamps
+            // cost less.
             Claim::Pushed
-                if usize::from(self.count) >= LONE_SAMPLES && Arc::strong_count(col) == 1 =>
+                if self.count >= 2
+                    && Arc::strong_count(col) == 1
+                    && (col.joined() || usize::from(self.count) >= LONE_SAMPLES) =>
             {
                 return false;
             }

@@ -31,7 +31,7 @@
 //! sample.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -46,6 +46,8 @@ pub struct TimeColumn {
     /// and never changes after.
     len: AtomicU32,
     push: Mutex<()>,
+    /// Another chunk than its maker joined it (see [`TimeColumn::joined`]).
+    joined: AtomicBool,
     /// Timestamps minus `first`. Boxed: the registry's weak references
     /// keep a dropped column's own allocation until it prunes them, but
     /// not this one.
@@ -89,6 +91,7 @@ impl TimeColumn {
             first,
             len: AtomicU32::new(0),
             push: Mutex::new(()),
+            joined: AtomicBool::new(false),
             offs: Box::new([const { AtomicI32::new(0) }; COLUMN_CAP]),
         };
         for (slot, &t) in col.offs.iter().zip(ts) {
@@ -99,6 +102,18 @@ impl TimeColumn {
         }
         col.len.store(ts.len() as u32, Ordering::Release);
         Some(Arc::new(col))
+    }
+
+    /// Whether a chunk other than the one it was made for has joined it:
+    /// a chunk left alone on such a column was sharing by chance.
+    pub fn joined(&self) -> bool {
+        self.joined.load(Ordering::Relaxed)
+    }
+
+    fn mark_joined(&self) {
+        if !self.joined() {
+            self.joined.store(true, Ordering::Relaxed);
+        }
     }
 
     pub fn first(&self) -> i64 {
@@ -279,6 +294,7 @@ impl Columns {
     pub fn join(&self, t: i64, solo: bool) -> Option<(Arc<TimeColumn>, usize)> {
         let mut r = self.inner.lock();
         if let Some(found) = r.at(t).find(|(c, i)| i + 1 < COLUMN_CAP && !c.is_full()) {
+            found.0.mark_joined();
             return Some(found);
         }
         if solo {
@@ -314,6 +330,7 @@ impl Columns {
                 .filter_map(|(c, _)| Some((c.position(first)?, c)))
                 .find(|(at, c)| c.continues(*at, ts, next));
             if let Some((at, c)) = found {
+                c.mark_joined();
                 return Some((c, at));
             }
         }
@@ -420,9 +437,9 @@ mod tests {
         // The first codes its own timestamps; the second makes a column.
         assert!(cols.join(1_000, false).is_none());
         let (a, i) = cols.join(1_000, false).unwrap();
-        assert_eq!(i, 0);
+        assert!(i == 0 && !a.joined());
         let (b, j) = cols.join(1_000, false).unwrap();
-        assert!(Arc::ptr_eq(&a, &b) && j == 0);
+        assert!(Arc::ptr_eq(&a, &b) && j == 0 && a.joined());
         assert_eq!(claim(&cols, &a, 1, 16_000), Claim::Pushed);
         assert_eq!(claim(&cols, &a, 2, 31_000), Claim::Pushed);
         // A series new in the target joins at the column's last timestamp;
