@@ -1014,6 +1014,12 @@ mod tests {
                 };
                 c.push(t, v, &cols);
                 want[i].push((t, v.to_bits()));
+                if i == 10 && k == 150 {
+                    // Late in target 1, which kept the column the two
+                    // targets shared until they parted at k = 3: on it
+                    // from slot 100 on.
+                    assert!(c.open.is_shared() && c.open.len() == 51);
+                }
                 if k % 40 == 39 && i % 2 == 0 {
                     // An older sample, into the out-of-order data.
                     let old = t - 7_500;

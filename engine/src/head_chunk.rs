@@ -360,14 +360,20 @@ impl DecimalChunk {
     /// The same samples with their timestamps in the stream (`None` only
     /// if a value no longer fits the scale, which cannot happen).
     fn with_own_times(&self) -> Option<DecimalChunk> {
-        let mut out = DecimalChunk::new(self.scale);
-        out.grow(self.stream().len() + usize::from(self.count) + WORD);
+        self.recoded(DecimalChunk::new(self.scale), usize::from(self.count))
+    }
+
+    /// `out` (empty: its scale and timestamp source set) with this chunk's
+    /// samples appended, if all fit; `extra` bytes reserved beyond this
+    /// chunk's stream.
+    fn recoded(&self, mut out: DecimalChunk, extra: usize) -> Option<DecimalChunk> {
+        out.solo = self.solo;
+        out.grow(self.stream().len() + extra + WORD);
         for s in self.iter() {
             if !out.try_append(s.t, s.v) {
                 return None;
             }
         }
-        out.solo = self.solo;
         Some(out)
     }
 
@@ -562,7 +568,6 @@ impl DecimalChunk {
     /// The same samples at scale `k` (> the current one), if all fit.
     fn rescaled(&self, k: u8) -> Option<DecimalChunk> {
         let mut out = DecimalChunk::new(k);
-        out.solo = self.solo;
         if let Times::Shared { col, start, .. } = &self.times {
             out.times = Times::Shared {
                 col: Arc::clone(col),
@@ -570,13 +575,7 @@ impl DecimalChunk {
                 adapt_m: Adapt::START,
             };
         }
-        out.grow(self.stream().len() + WORD);
-        for s in self.iter() {
-            if !out.try_append(s.t, s.v) {
-                return None;
-            }
-        }
-        Some(out)
+        self.recoded(out, 0)
     }
 }
 
@@ -962,13 +961,6 @@ impl HeadChunk {
                 ..
             }) => Arc::strong_count(col),
             _ => 0,
-        }
-    }
-
-    /// Marks a chunk that codes its own timestamps as a solo series'.
-    pub fn mark_solo(&mut self) {
-        if let HeadChunk::Decimal(c) = self {
-            c.solo = true;
         }
     }
 

@@ -241,7 +241,7 @@ impl Registry {
             .into_iter()
             .flatten()
             .filter_map(Weak::upgrade)
-            .filter_map(move |c| Some((c.position(t)?, c)).map(|(i, c)| (c, i)))
+            .filter_map(move |c| c.position(t).map(|i| (c, i)))
     }
 
     fn file(&mut self, t: i64, col: &Arc<TimeColumn>) {
@@ -255,6 +255,19 @@ impl Registry {
                 self.by_time.remove(&t);
             }
         }
+    }
+
+    /// Whether a chunk asked for a column at `t` before (and found
+    /// none): then the mark is used up and a column is due. Otherwise `t`
+    /// is marked pending.
+    fn seen_before(&mut self, t: i64) -> bool {
+        self.newest = self.newest.max(t);
+        if self.pending.remove(&t) {
+            return true;
+        }
+        self.pending.insert(t);
+        self.maybe_prune();
+        false
     }
 
     fn entries(&self) -> usize {
@@ -300,10 +313,7 @@ impl Columns {
         if solo {
             return None;
         }
-        r.newest = r.newest.max(t);
-        if !r.pending.remove(&t) {
-            r.pending.insert(t);
-            r.maybe_prune();
+        if !r.seen_before(t) {
             return None;
         }
         let c = TimeColumn::new(&[t])?;
@@ -341,10 +351,7 @@ impl Columns {
         if ts.len() > 1 {
             return None;
         }
-        r.newest = r.newest.max(next);
-        if !r.pending.remove(&next) {
-            r.pending.insert(next);
-            r.maybe_prune();
+        if !r.seen_before(next) {
             return None;
         }
         let c = TimeColumn::new(ts)?;
