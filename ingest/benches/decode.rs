@@ -1,8 +1,9 @@
 //! Decode throughput of realistic remote-write requests (2,000 series of one
 //! sample and 12 labels each, node_exporter-like), in samples per second:
 //! the full path (snappy + streaming decoder + label validation + merging)
-//! for both protocol versions, and the prost-based reference decoder for
-//! comparison.
+//! for both protocol versions, the prost-based reference decoder for
+//! comparison, and a v1 request whose series the receiver's reference
+//! cache already knows (the steady state of a scraping sender).
 //!
 //! Run with `cargo bench -p ingest --bench decode`.
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ingest::proto::{self, v2};
-use ingest::{Limits, Version, decode, reference};
+use ingest::{Limits, RefCache, Version, decode, reference};
 use prost::Message;
 
 const SERIES: usize = 2000;
@@ -127,6 +128,38 @@ fn bench(c: &mut Criterion) {
         drop(reference::decode_raw(Version::V1, &v1_raw, &limits))
     });
 
+    // The steady state: every series was appended before, so the cache
+    // names them all and their labels are neither parsed nor validated.
+    let dir = tempfile::tempdir().unwrap();
+    let db = engine::Db::open(
+        engine::Options {
+            background: false,
+            ..engine::Options::new(dir.path())
+        },
+        &mut prometheus_client::registry::Registry::default(),
+    )
+    .unwrap();
+    let refs = RefCache::new();
+    let first =
+        reference::decode_raw_streaming_known(Version::V1, &v1_raw, &limits, &refs).unwrap();
+    let summary = db
+        .append_with_refs(&first.batch, &first.refs)
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+    refs.learn(&first.keys, &summary.refs);
+    let known =
+        reference::decode_raw_streaming_known(Version::V1, &v1_raw, &limits, &refs).unwrap();
+    assert_eq!(known.refs.len(), SERIES, "every series known");
+    cpu_report("v1 raw, streaming, series known", || {
+        drop(reference::decode_raw_streaming_known(
+            Version::V1,
+            &v1_raw,
+            &limits,
+            &refs,
+        ))
+    });
+
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(SERIES as u64));
     g.bench_function("v1_snappy_streaming", |b| {
@@ -146,6 +179,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("v1_raw_streaming", |b| {
         b.iter(|| {
             reference::decode_raw_streaming(Version::V1, black_box(&v1_raw), &limits).unwrap()
+        })
+    });
+    g.bench_function("v1_raw_streaming_known", |b| {
+        b.iter(|| {
+            reference::decode_raw_streaming_known(Version::V1, black_box(&v1_raw), &limits, &refs)
+                .unwrap()
         })
     });
     g.bench_function("v1_raw_prost_reference", |b| {

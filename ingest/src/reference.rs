@@ -38,6 +38,17 @@ pub fn decode_raw_streaming(
     crate::decode::decode_raw(version, raw, limits, None)
 }
 
+/// The streaming decoder on an uncompressed body with a reference cache:
+/// series the cache knows are decoded into references (for benchmarks).
+pub fn decode_raw_streaming_known(
+    version: Version,
+    raw: &[u8],
+    limits: &Limits,
+    refs: &crate::RefCache,
+) -> Result<Decoded, IngestError> {
+    crate::decode::decode_raw(version, raw, limits, Some(refs))
+}
+
 fn prost_error(message: &'static str) -> impl Fn(prost::DecodeError) -> IngestError {
     move |e| IngestError::Protobuf {
         message,

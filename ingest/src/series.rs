@@ -57,6 +57,29 @@ impl<'l> Sink<'l> {
         }
     }
 
+    /// A v1 series whose label bytes hash to `key`, if the reference cache
+    /// knows it: counted and appended by reference. `false` (and nothing
+    /// done) otherwise; then [`Sink::v1_series`] takes it.
+    pub(crate) fn v1_known(
+        &mut self,
+        key: Option<u128>,
+        samples: &[Sample],
+        histograms: usize,
+        exemplars: usize,
+    ) -> bool {
+        let (Some(refs), Some(k)) = (self.refs, key) else {
+            return false;
+        };
+        let Some(r) = refs.get(k) else {
+            return false;
+        };
+        self.count(samples.len(), histograms, exemplars);
+        if !samples.is_empty() {
+            self.builder.add_ref(r, samples);
+        }
+        true
+    }
+
     /// One v1 `TimeSeries`. `pairs` holds at most `max_labels_per_series`
     /// labels; `label_count` is how many the series really had; `key` is
     /// its [`RefCache`] key, if it has one.
@@ -70,14 +93,6 @@ impl<'l> Sink<'l> {
         key: Option<u128>,
     ) {
         self.count(samples.len(), histograms, exemplars);
-        if let (Some(refs), Some(k)) = (self.refs, key)
-            && let Some(r) = refs.get(k)
-        {
-            if !samples.is_empty() {
-                self.builder.add_ref(r, samples);
-            }
-            return;
-        }
         match validate(pairs, label_count, self.limits) {
             Ok(labels) => {
                 if !samples.is_empty() {

@@ -48,6 +48,12 @@ pub(crate) fn decode(
                     (Some(_), Some((a, b))) => Some(RefCache::key(&body[a..b])),
                     _ => None,
                 };
+                // A series the cache knows had these very label bytes
+                // parsed and validated before: its labels are not parsed.
+                if sink.v1_known(key, &scratch.samples, scratch.histograms, scratch.exemplars) {
+                    continue;
+                }
+                scratch.parse_labels().map_err(protobuf)?;
                 sink.v1_series(
                     &scratch.pairs,
                     scratch.labels,
@@ -71,8 +77,11 @@ pub(crate) fn decode(
 /// One series' fields, reused across series.
 #[derive(Default)]
 struct Scratch<'a> {
+    /// The bodies of the series' `Label` fields, up to the label limit,
+    /// parsed into `pairs` only when needed ([`Scratch::parse_labels`]).
+    fields: Vec<&'a [u8]>,
     pairs: Vec<Pair<'a>>,
-    /// Labels in the series (`pairs` stops growing at the limit).
+    /// Labels in the series (`fields` stops growing at the limit).
     labels: usize,
     samples: Vec<Sample>,
     histograms: usize,
@@ -83,6 +92,7 @@ struct Scratch<'a> {
 }
 
 fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Result<(), WireError> {
+    s.fields.clear();
     s.pairs.clear();
     s.samples.clear();
     s.labels = 0;
@@ -97,10 +107,10 @@ fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Resu
         match field {
             1 => {
                 expect("TimeSeries.labels", wt, WireType::Len)?;
-                let pair = label(r.len_delimited()?)?;
+                let field = r.len_delimited()?;
                 s.labels += 1;
-                if s.pairs.len() < limits.max_labels_per_series {
-                    s.pairs.push(pair);
+                if s.fields.len() < limits.max_labels_per_series {
+                    s.fields.push(field);
                 }
                 let end = body.len() - r.remaining();
                 s.label_span = match s.label_span {
@@ -132,6 +142,17 @@ fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Resu
         s.label_span = None;
     }
     Ok(())
+}
+
+impl Scratch<'_> {
+    /// Parses the stored `Label` fields into `pairs`.
+    fn parse_labels(&mut self) -> Result<(), WireError> {
+        self.pairs.clear();
+        for field in &self.fields {
+            self.pairs.push(label(field)?);
+        }
+        Ok(())
+    }
 }
 
 #[inline]
