@@ -25,23 +25,28 @@
 //! name, fsynced and renamed to `checkpoint.<seq>.<offset>` (the start
 //! position, 16 digits each) in the WAL directory.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::chunk::{XorChunk, XorParts};
 use crate::error::{Error, Result};
 use crate::head::Chunks;
-use crate::head_chunk::{DecimalChunk, DecimalParts, HeadChunk};
+use crate::head_chunk::{DecimalChunk, DecimalParts, HeadChunk, SharedParts};
 use crate::labels::{Label, Labels};
 use crate::metadata::MetricMetadata;
 use crate::sample::Sample;
+use crate::time_column::{COLUMN_CAP, Claim, TimeColumn};
 use crate::wal::{self, Cursor, WalPos, put_str, put_uvarint, unzigzag, zigzag};
 
 pub const MAGIC: &[u8; 8] = b"SILTCKPT";
-/// Version 2 codes decimal chunks adaptively (kind 2); version 1 files,
-/// whose decimal chunks use the bucket code only (kind 0), still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3 stores the timestamp columns that decimal chunks share once
+/// (kind 3); version 2 coded decimal chunks adaptively (kind 2), each with
+/// its own timestamps; version 1 files, whose decimal chunks use the
+/// bucket code only (kind 0), still read too.
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_LEN: usize = 16;
 /// Largest record accepted on read.
 pub const MAX_RECORD: usize = 256 << 20;
@@ -56,10 +61,12 @@ pub const REC_POSITIONS: u8 = 4;
 pub const REC_END: u8 = 5;
 
 /// Chunk kinds in a series entry: decimal in the bucket code only (written
-/// before the adaptive code; read, not written), XOR, decimal.
+/// before the adaptive code; read, not written), XOR, decimal, decimal
+/// with its timestamps in a column of the file.
 const CHUNK_DECIMAL_BUCKETS: u8 = 0;
 const CHUNK_XOR: u8 = 1;
 const CHUNK_DECIMAL: u8 = 2;
+const CHUNK_DECIMAL_SHARED: u8 = 3;
 
 const FILE_PREFIX: &str = "checkpoint.";
 const TMP_SUFFIX: &str = ".tmp";
@@ -114,13 +121,64 @@ pub fn list(dir: &Path) -> Result<Vec<(WalPos, PathBuf)>> {
 // ---------------------------------------------------------------------------
 // Encoding
 
-fn put_head_chunk(b: &mut Vec<u8>, c: &HeadChunk) {
+/// The timestamp columns a checkpoint has written so far: each column's
+/// number in the file and how many of its slots the file holds. Columns
+/// are numbered in order of first appearance and written as chunks need
+/// their slots, so a column that grows while the checkpoint is taken is
+/// written in pieces.
+#[derive(Default)]
+pub struct ColumnTable {
+    /// By the column's address; the `Arc` keeps the address from being
+    /// reused by another column while the checkpoint is taken.
+    written: HashMap<usize, (u64, usize, Arc<TimeColumn>)>,
+}
+
+impl ColumnTable {
+    /// Writes the column's number and the slots below `end` the file does
+    /// not hold yet.
+    fn put(&mut self, b: &mut Vec<u8>, col: &Arc<TimeColumn>, end: usize) {
+        let next = self.written.len() as u64;
+        let (id, held, _) = self
+            .written
+            .entry(Arc::as_ptr(col) as usize)
+            .or_insert_with(|| (next, 0, Arc::clone(col)));
+        put_uvarint(b, *id);
+        let from = *held;
+        let to = end.max(from);
+        put_uvarint(b, (to - from) as u64);
+        for i in from..to {
+            let t = col.get(i);
+            if i == 0 {
+                put_uvarint(b, zigzag(t));
+            } else {
+                // Ascending: the difference is positive.
+                put_uvarint(b, t.wrapping_sub(col.get(i - 1)) as u64);
+            }
+        }
+        *held = to;
+    }
+}
+
+fn put_head_chunk(b: &mut Vec<u8>, cols: &mut ColumnTable, c: &HeadChunk) {
     match c {
         HeadChunk::Decimal(d) => {
+            if let Some(p) = d.shared_parts() {
+                b.push(CHUNK_DECIMAL_SHARED);
+                cols.put(b, p.col, p.start as usize + p.count as usize);
+                put_uvarint(b, u64::from(p.start));
+                b.push(p.scale);
+                put_uvarint(b, u64::from(p.count));
+                put_uvarint(b, p.bits);
+                put_uvarint(b, zigzag(p.last_m));
+                put_uvarint(b, zigzag(p.last_dm));
+                b.extend_from_slice(&p.adapt_m.to_le_bytes());
+                b.extend_from_slice(p.buf);
+                return;
+            }
             let Some(p) = d.raw_parts() else {
-                // Timestamps in a shared column: stored in the chunk's own
-                // stream (a restored chunk codes them itself).
-                return put_head_chunk(b, &c.with_own_times(false));
+                // An empty chunk on a column (only between joining it
+                // and its first append): stored as an empty chunk.
+                return put_head_chunk(b, cols, &c.with_own_times(false));
             };
             b.push(CHUNK_DECIMAL);
             b.push(p.scale);
@@ -153,8 +211,16 @@ fn put_xor_chunk(b: &mut Vec<u8>, x: &XorChunk) {
     b.extend_from_slice(&[p.leading, p.trailing, p.used]);
 }
 
-/// Appends one series entry (id, labels, chunks) to a series payload.
-pub fn encode_series(b: &mut Vec<u8>, id: u32, labels: &Labels, chunks: &Chunks) {
+/// Appends one series entry (id, labels, chunks) to a series payload,
+/// with the slots of columns its chunks need that `cols` says the file
+/// does not hold yet.
+pub fn encode_series(
+    b: &mut Vec<u8>,
+    cols: &mut ColumnTable,
+    id: u32,
+    labels: &Labels,
+    chunks: &Chunks,
+) {
     put_uvarint(b, u64::from(id));
     put_uvarint(b, labels.len() as u64);
     for l in labels {
@@ -164,9 +230,9 @@ pub fn encode_series(b: &mut Vec<u8>, id: u32, labels: &Labels, chunks: &Chunks)
     let (sealed, open, ooo_chunks, ooo) = chunks.parts();
     put_uvarint(b, sealed.len() as u64);
     for c in sealed {
-        put_head_chunk(b, c);
+        put_head_chunk(b, cols, c);
     }
-    put_head_chunk(b, open);
+    put_head_chunk(b, cols, open);
     put_uvarint(b, ooo_chunks.len() as u64);
     for c in ooo_chunks {
         put_xor_chunk(b, c);
@@ -195,8 +261,65 @@ fn count(c: &mut Cursor<'_>, min_bytes: usize) -> Option<usize> {
     (n <= c.b.len() / min_bytes.max(1)).then_some(n)
 }
 
-fn get_head_chunk(c: &mut Cursor<'_>) -> Option<HeadChunk> {
+/// A column reference and the slots it adds (see [`ColumnTable::put`]):
+/// a new column (the next number) or one read before, grown.
+fn get_column(c: &mut Cursor<'_>, cols: &mut Vec<Arc<TimeColumn>>) -> Option<Arc<TimeColumn>> {
+    let id = usize::try_from(c.uvarint()?).ok()?;
+    let n = count(c, 1)?;
+    let next = |c: &mut Cursor<'_>, prev: i64| -> Option<i64> {
+        let d = i64::try_from(c.uvarint()?).ok().filter(|&d| d > 0)?;
+        prev.checked_add(d)
+    };
+    if id == cols.len() {
+        if n == 0 || n > COLUMN_CAP {
+            return None;
+        }
+        let mut ts = Vec::with_capacity(n);
+        ts.push(ivarint(c)?);
+        for i in 1..n {
+            ts.push(next(c, ts[i - 1])?);
+        }
+        // Checks the capacity and that offsets fit.
+        let col = TimeColumn::new(&ts)?;
+        cols.push(Arc::clone(&col));
+        return Some(col);
+    }
+    let col = Arc::clone(cols.get(id)?);
+    for _ in 0..n {
+        let len = col.len();
+        let t = next(c, col.get(len - 1))?;
+        if col.claim(len, t) != Claim::Pushed {
+            return None;
+        }
+    }
+    Some(col)
+}
+
+fn get_head_chunk(c: &mut Cursor<'_>, cols: &mut Vec<Arc<TimeColumn>>) -> Option<HeadChunk> {
     match byte(c)? {
+        CHUNK_DECIMAL_SHARED => {
+            let col = get_column(c, cols)?;
+            let start = u32::try_from(c.uvarint()?).ok()?;
+            let scale = byte(c)?;
+            let count = u32::try_from(c.uvarint()?).ok()?;
+            let bits = c.uvarint()?;
+            let last_m = ivarint(c)?;
+            let last_dm = ivarint(c)?;
+            let adapt_m = c.u32_le()?;
+            let buf = c.take(usize::try_from(bits.div_ceil(8)).ok()?)?;
+            let parts = SharedParts {
+                col: &col,
+                start,
+                buf,
+                bits,
+                count,
+                scale,
+                last_m,
+                last_dm,
+                adapt_m,
+            };
+            DecimalChunk::from_shared_parts(Arc::clone(&col), &parts).map(HeadChunk::Decimal)
+        }
         kind @ (CHUNK_DECIMAL | CHUNK_DECIMAL_BUCKETS) => {
             let scale = byte(c)?;
             let count = u32::try_from(c.uvarint()?).ok()?;
@@ -259,7 +382,10 @@ fn get_xor_chunk(c: &mut Cursor<'_>) -> Option<XorChunk> {
 }
 
 /// Decodes one series entry; `None` if malformed.
-fn decode_series(c: &mut Cursor<'_>) -> Option<(u32, Labels, Chunks)> {
+fn decode_series(
+    c: &mut Cursor<'_>,
+    cols: &mut Vec<Arc<TimeColumn>>,
+) -> Option<(u32, Labels, Chunks)> {
     let id = u32::try_from(c.uvarint()?).ok()?;
     let n = count(c, 2)?;
     let mut pairs = Vec::with_capacity(n);
@@ -276,9 +402,9 @@ fn decode_series(c: &mut Cursor<'_>) -> Option<(u32, Labels, Chunks)> {
     let n = count(c, 2)?;
     let mut sealed = Vec::with_capacity(n);
     for _ in 0..n {
-        sealed.push(get_head_chunk(c)?);
+        sealed.push(get_head_chunk(c, cols)?);
     }
-    let open = get_head_chunk(c)?;
+    let open = get_head_chunk(c, cols)?;
     let n = count(c, 2)?;
     let mut ooo_chunks = Vec::with_capacity(n);
     for _ in 0..n {
@@ -310,6 +436,7 @@ pub struct Writer {
     num_series: u64,
     num_positions: u64,
     bytes: u64,
+    columns: ColumnTable,
 }
 
 impl Writer {
@@ -325,6 +452,7 @@ impl Writer {
             num_series: 0,
             num_positions: 0,
             bytes: 0,
+            columns: ColumnTable::default(),
         };
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
@@ -355,10 +483,9 @@ impl Writer {
         r
     }
 
-    /// Adds a series entry encoded by `encode` (with [`encode_series`]),
-    /// typically under the series' lock.
-    pub fn add_series(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        encode(&mut self.series);
+    /// Adds a series entry (typically under the series' lock).
+    pub fn add_series(&mut self, id: u32, labels: &Labels, chunks: &Chunks) {
+        encode_series(&mut self.series, &mut self.columns, id, labels, chunks);
         self.num_series += 1;
     }
 
@@ -503,6 +630,7 @@ pub fn read(
     let mut buf = Vec::new();
     let mut loaded = Loaded::default();
     let mut started = false;
+    let mut columns = Vec::new();
     loop {
         if file_len - pos < 9 {
             return Err(corrupt(format!(
@@ -551,7 +679,7 @@ pub fn read(
             REC_SERIES => {
                 while !c.b.is_empty() {
                     let (id, labels, chunks) =
-                        decode_series(&mut c).ok_or_else(|| bad("series"))?;
+                        decode_series(&mut c, &mut columns).ok_or_else(|| bad("series"))?;
                     on_series(id, labels, chunks)?;
                     loaded.series += 1;
                 }
@@ -654,7 +782,7 @@ mod tests {
         };
         let mut w = Writer::create(dir, &start).unwrap();
         for (id, l, c) in series {
-            w.add_series(|b| encode_series(b, *id, l, c));
+            w.add_series(*id, l, c);
             w.maybe_flush_series().unwrap();
         }
         w.metadata(&[MetricMetadata {
@@ -740,8 +868,17 @@ mod tests {
         for ((id, l, c), (gid, gl, gc)) in series.iter().zip(got) {
             assert_eq!((*id, l), (gid, &gl));
             assert_eq!(samples(c), samples(&gc));
+            // Chunks on columns are restored on columns.
             let (sealed, open, ..) = gc.parts();
-            assert!(sealed.iter().chain([open]).all(|h| !h.is_shared()));
+            let (was_sealed, was_open, ..) = c.parts();
+            let shared = |cs: &mut dyn Iterator<Item = &HeadChunk>| {
+                cs.map(HeadChunk::is_shared).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                shared(&mut sealed.iter().chain([open])),
+                shared(&mut was_sealed.iter().chain([was_open])),
+                "series {id}"
+            );
             // Appending continues both streams the same way.
             let (mut a, mut b, cols) = (gc, Chunks::default(), Columns::default());
             for (t, v) in samples(c) {
@@ -755,10 +892,92 @@ mod tests {
         }
     }
 
+    /// Series `ids` scraped together `n` times from `t0`, 15 s apart with
+    /// a few ms of jitter, each chunk on the target's column but the first
+    /// series' (which codes its own timestamps).
+    fn scraped_together(ids: std::ops::Range<u32>, t0: i64, n: i64) -> Vec<(u32, Labels, Chunks)> {
+        let cols = Columns::default();
+        let mut out: Vec<(u32, Labels, Chunks)> = ids
+            .map(|id| {
+                let l = Labels::new(&[("__name__", "node_cpu"), ("cpu", &id.to_string())]);
+                (id, l, Chunks::default())
+            })
+            .collect();
+        for k in 0..n {
+            for (id, _, c) in &mut out {
+                c.push(
+                    t0 + k * 15_000 + k % 5,
+                    f64::from(*id) + 0.25 * k as f64,
+                    &cols,
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn shared_columns_are_written_once_and_restored_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        // 300 scrapes: a sealed chunk on a full column, an open one on
+        // the next.
+        let series = scraped_together(0..40, 1_000_000, 300);
+        let open_before = series[1].2.parts().1.column_holders();
+        assert_eq!(open_before, 39, "all but the first series share");
+        let path = write(dir.path(), &series);
+        // Each column once: far smaller than with the timestamps in every
+        // chunk.
+        let mut own = 0;
+        for (_, l, c) in &series {
+            let mut b = Vec::new();
+            let (sealed, open, ooo_chunks, ooo) = c.parts();
+            let sealed: Vec<_> = sealed.iter().map(|h| h.with_own_times(false)).collect();
+            let c = Chunks::from_parts(
+                sealed,
+                open.with_own_times(false),
+                ooo_chunks.to_vec(),
+                ooo.to_vec(),
+            )
+            .unwrap();
+            encode_series(&mut b, &mut ColumnTable::default(), 0, l, &c);
+            own += b.len();
+        }
+        let size = fs::metadata(&path).unwrap().len() as usize;
+        assert!(
+            size * 10 < own * 7,
+            "{size} bytes against {own} with own timestamps"
+        );
+        let (mut got, ..) = read_back(&path).unwrap();
+        for ((_, _, c), (_, _, gc)) in series.iter().zip(&got) {
+            assert_eq!(samples(c), samples(gc));
+        }
+        let open = |g: &[(u32, Labels, Chunks)], i: usize| g[i].2.parts().1.column_holders();
+        assert_eq!(
+            open(&got, 1),
+            39,
+            "the restored open chunks share one column"
+        );
+        assert_eq!(
+            got[1].2.parts().0[0].column_holders(),
+            39,
+            "and the sealed ones another"
+        );
+        // Appends go on in the restored column: the next scrape's
+        // timestamp is pushed once and found by the others.
+        let cols = Columns::default();
+        let t = 1_000_000 + 300 * 15_000;
+        for (id, _, c) in &mut got {
+            c.push(t, f64::from(*id), &cols);
+        }
+        assert_eq!(open(&got, 1), 39);
+        for (id, _, c) in &got {
+            assert_eq!(samples(c).last(), Some(&(t, f64::from(*id).to_bits())));
+        }
+    }
+
     #[test]
     fn any_damage_is_corruption_never_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let series: Vec<_> = (0..50u32)
+        let mut series: Vec<_> = (0..40u32)
             .map(|id| {
                 (
                     id,
@@ -767,6 +986,7 @@ mod tests {
                 )
             })
             .collect();
+        series.extend(scraped_together(40..52, 1_000_000, 250));
         let path = write(dir.path(), &series);
         let full = fs::read(&path).unwrap();
         let mut cuts: Vec<usize> = (0..full.len()).step_by(97).collect();
@@ -807,11 +1027,20 @@ mod tests {
             .collect()
     }
 
+    /// Version 3 adds chunks on shared columns: twelve series scraped
+    /// together (the first coding its own timestamps), 250 samples each.
+    fn golden_series_v3() -> Vec<(u32, Labels, Chunks)> {
+        let mut series = golden_series();
+        series.extend(scraped_together(3..15, 10_000, 250));
+        series
+    }
+
     /// The golden file's series read back with the samples written, and
     /// appends go on where they stopped.
     fn check_golden_reads(golden_path: &Path, series: &[(u32, Labels, Chunks)]) {
         let (got, meta, loaded) = read_back(golden_path).unwrap();
-        assert_eq!((got.len(), meta.len(), loaded.series), (3, 1, 3));
+        let n = series.len();
+        assert_eq!((got.len(), meta.len(), loaded.series), (n, 1, n as u64));
         for ((id, l, c), (gid, gl, mut gc)) in series.iter().zip(got) {
             assert_eq!((*id, l, samples(c)), (gid, &gl, samples(&gc)));
             let mut want = samples(c);
@@ -819,6 +1048,8 @@ mod tests {
                 gc.push(t, 2.5, &Columns::default());
                 want.push((t, 2.5f64.to_bits()));
             }
+            // Older than some series' samples: those take them out of order.
+            want.sort_by_key(|s| s.0);
             assert_eq!(samples(&gc), want);
         }
     }
@@ -836,19 +1067,30 @@ mod tests {
 
     #[test]
     fn version_2_golden_file_still_reads() {
-        // `SILT_BLESS=1 cargo test -p engine golden` rewrites the file; a
-        // format change must bump FORMAT_VERSION and keep reading v2.
+        // Written by the version 2 writer: shared timestamps were coded
+        // into each chunk.
         let golden_path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v2.bin");
+        let golden = fs::read(&golden_path).expect("golden file");
+        assert_eq!(u32::from_le_bytes(golden[8..12].try_into().unwrap()), 2);
+        check_golden_reads(&golden_path, &golden_series());
+    }
+
+    #[test]
+    fn version_3_golden_file_is_what_the_writer_writes() {
+        // `SILT_BLESS=1 cargo test -p engine golden` rewrites the file; a
+        // format change must bump FORMAT_VERSION and keep reading v3.
+        let golden_path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/checkpoint-v3.bin");
         let dir = tempfile::tempdir().unwrap();
-        let series = golden_series();
+        let series = golden_series_v3();
         let bytes = fs::read(write(dir.path(), &series)).unwrap();
         if std::env::var_os("SILT_BLESS").is_some() {
             fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
             fs::write(&golden_path, &bytes).unwrap();
         }
         let golden = fs::read(&golden_path).expect("golden file");
-        assert_eq!(bytes, golden, "checkpoint format v2 changed");
+        assert_eq!(bytes, golden, "checkpoint format v3 changed");
         check_golden_reads(&golden_path, &series);
     }
 
@@ -856,12 +1098,18 @@ mod tests {
     fn decoding_garbage_series_never_panics() {
         let mut seed = 0x9e37_79b9_u64;
         let mut valid = Vec::new();
+        let mut table = ColumnTable::default();
         encode_series(
             &mut valid,
+            &mut table,
             3,
             &Labels::new(&[("__name__", "m")]),
             &chunks_with_everything(),
         );
+        // Two series of a target: the second's entry defines its column.
+        for (id, l, c) in scraped_together(0..2, 5_000_000, 20) {
+            encode_series(&mut valid, &mut table, id + 4, &l, &c);
+        }
         for round in 0..3000 {
             let mut bytes = valid.clone();
             for _ in 0..(1 + round % 4) {
@@ -871,7 +1119,8 @@ mod tests {
             }
             bytes.truncate(bytes.len() - (round % 7));
             let mut c = Cursor { b: &bytes };
-            if let Some((_, _, chunks)) = decode_series(&mut c) {
+            let mut cols = Vec::new();
+            while let Some((_, _, chunks)) = decode_series(&mut c, &mut cols) {
                 // Whatever was accepted reads without panicking.
                 let mut out = Vec::new();
                 chunks.read(i64::MIN, i64::MAX, &mut out);

@@ -1201,7 +1201,7 @@ impl Db {
                     if d.wal_lsn > p0 {
                         lsns.push((s.id, d.wal_lsn));
                     }
-                    w.add_series(|b| checkpoint::encode_series(b, s.id, &labels, &d.live));
+                    w.add_series(s.id, &labels, &d.live);
                 }
                 w.maybe_flush_series()?;
             }

@@ -58,8 +58,8 @@
 //! series of its target (`crate::time_column`, `HeadChunk::append_in`)
 //! codes only the mantissa stream, as above without the `t0` and `D_t`
 //! fields; its samples' timestamps are the column's slots `start..start +
-//! count`. Checkpoints store such a chunk with its timestamps coded in (see
-//! `HeadChunk::with_own_times`).
+//! count`. Checkpoints store the column once and such a chunk's value
+//! stream as it is ([`DecimalChunk::shared_parts`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -602,8 +602,8 @@ impl DecimalChunk {
     /// The stream and append state. `adapt` packs each stream's state of
     /// the adaptive code (module documentation) into a `u32`: the sum `a`
     /// in bits 0–25, the count `n` (1–31) in bits 26–30, the zero flag in
-    /// bit 31. `None` for a chunk whose timestamps are in a column: those
-    /// are stored as [`HeadChunk::with_own_times`] gives them.
+    /// bit 31. `None` for a chunk whose timestamps are in a column (see
+    /// [`DecimalChunk::shared_parts`]).
     pub fn raw_parts(&self) -> Option<DecimalParts<'_>> {
         let Times::Own {
             adapt_t,
@@ -707,6 +707,93 @@ impl DecimalChunk {
                     && (last_t, last_dt, c.last_m, c.last_dm)
                         == (p.last_t, p.last_dt, p.last_m, p.last_dm)));
         same.then_some(c)
+    }
+}
+
+/// A decimal chunk whose timestamps are in a column: its value stream and
+/// append state, for head checkpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedParts<'a> {
+    /// The chunk's timestamps are slots `start..start + count` of `col`.
+    pub col: &'a Arc<TimeColumn>,
+    pub start: u32,
+    /// The value stream (`ceil(bits / 8)` bytes): the mantissas' code of
+    /// the module documentation, without timestamps.
+    pub buf: &'a [u8],
+    pub bits: u64,
+    pub count: u32,
+    pub scale: u8,
+    pub last_m: i64,
+    pub last_dm: i64,
+    /// The mantissa stream's adaptive-code state, packed as in
+    /// [`DecimalChunk::raw_parts`].
+    pub adapt_m: u32,
+}
+
+impl DecimalChunk {
+    /// The parts of a non-empty chunk whose timestamps are in a column;
+    /// `None` for one that codes its own (see [`DecimalChunk::raw_parts`]).
+    pub fn shared_parts(&self) -> Option<SharedParts<'_>> {
+        let Times::Shared {
+            col,
+            start,
+            adapt_m,
+        } = &self.times
+        else {
+            return None;
+        };
+        (self.count > 0).then(|| SharedParts {
+            col,
+            start: *start,
+            buf: self.stream(),
+            bits: u64::from(self.bits),
+            count: u32::from(self.count),
+            scale: self.scale,
+            last_m: self.last_m,
+            last_dm: self.last_dm,
+            adapt_m: adapt_m.bits(),
+        })
+    }
+
+    /// Rebuilds a chunk from [`DecimalChunk::shared_parts`] on `col`
+    /// (which must hold the chunk's slots) without decoding it; `None` if
+    /// the parts break what appending and reading rely on.
+    pub fn from_shared_parts(col: Arc<TimeColumn>, p: &SharedParts<'_>) -> Option<DecimalChunk> {
+        let end = u64::from(p.start) + u64::from(p.count);
+        let consistent = p.scale <= MAX_SCALE
+            && p.count > 0
+            && end <= col.len() as u64
+            && p.bits.div_ceil(8) == p.buf.len() as u64
+            && p.bits >= 64 + u64::from(p.count - 1);
+        if !consistent {
+            return None;
+        }
+        let adapt_m = Adapt::from_bits(p.adapt_m)?;
+        // The adaptive code starts at the third sample, in its start state.
+        if p.count <= 2 && adapt_m != Adapt::START {
+            return None;
+        }
+        let mut buf: Box<[u8]> = p.buf.into();
+        // Appends or into the last byte: bits past the stream must be zero.
+        if let Some(last) = buf.last_mut()
+            && !p.bits.is_multiple_of(8)
+        {
+            *last &= 0xffu8 << (8 - p.bits % 8);
+        }
+        Some(DecimalChunk {
+            buf,
+            bits: u32::try_from(p.bits).ok()?,
+            count: u16::try_from(p.count).ok()?,
+            scale: p.scale,
+            solo: false,
+            times: Times::Shared {
+                col,
+                start: p.start,
+                adapt_m,
+            },
+            last_m: p.last_m,
+            last_dm: p.last_dm,
+        })
     }
 }
 

@@ -164,6 +164,10 @@ enum Op {
     /// (series, offset from the series' clock in seconds: negative is out
     /// of order, value kind).
     Append(Vec<(usize, i64, u8)>),
+    /// Every series at one timestamp, as a scrape of one target (offset
+    /// in seconds past the newest clock, value kind): the head's chunks
+    /// then share timestamp columns.
+    Scrape(i64, u8),
     Checkpoint,
     Cut,
     /// Close (writing a checkpoint or not) and reopen.
@@ -173,6 +177,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         12 => prop::collection::vec((0usize..6, -3600i64..60, 0u8..8), 1..40).prop_map(Op::Append),
+        8 => (0i64..30, 4u8..8).prop_map(|(off, kind)| Op::Scrape(off, kind)),
         3 => Just(Op::Checkpoint),
         1 => Just(Op::Cut),
         1 => any::<bool>().prop_map(Op::Reopen),
@@ -220,6 +225,18 @@ proptest! {
                     if let Ok(ticket) = db.append(&b) {
                         ticket.wait_blocking().unwrap();
                     }
+                }
+                Op::Scrape(off, kind) => {
+                    let t = clock.iter().max().unwrap() + off * 1000 + 1;
+                    let mut b = WriteBatch::default();
+                    for (i, c) in clock.iter_mut().enumerate() {
+                        *c = t;
+                        b.series.push(SeriesSamples {
+                            labels: labels(i),
+                            samples: vec![Sample { t, v: value_kind(kind, t + i as i64) }],
+                        });
+                    }
+                    db.append(&b).unwrap().wait_blocking().unwrap();
                 }
                 Op::Checkpoint => {
                     prop_assert!(db.checkpoint().unwrap().is_some());
