@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::chunk::{XorChunk, XorParts};
 use crate::error::{Error, Result};
@@ -128,9 +128,11 @@ pub fn list(dir: &Path) -> Result<Vec<(WalPos, PathBuf)>> {
 /// written in pieces.
 #[derive(Default)]
 pub struct ColumnTable {
-    /// By the column's address; the `Arc` keeps the address from being
-    /// reused by another column while the checkpoint is taken.
-    written: HashMap<usize, (u64, usize, Arc<TimeColumn>)>,
+    /// By the column's address; the `Weak` keeps the address from being
+    /// reused by another column while the checkpoint is taken, without
+    /// counting as a holder (the head decides by holders whether sharing
+    /// pays).
+    written: HashMap<usize, (u64, usize, Weak<TimeColumn>)>,
 }
 
 impl ColumnTable {
@@ -141,7 +143,7 @@ impl ColumnTable {
         let (id, held, _) = self
             .written
             .entry(Arc::as_ptr(col) as usize)
-            .or_insert_with(|| (next, 0, Arc::clone(col)));
+            .or_insert_with(|| (next, 0, Arc::downgrade(col)));
         put_uvarint(b, *id);
         let from = *held;
         let to = end.max(from);
@@ -285,6 +287,9 @@ fn get_column(c: &mut Cursor<'_>, cols: &mut Vec<Arc<TimeColumn>>) -> Option<Arc
         return Some(col);
     }
     let col = Arc::clone(cols.get(id)?);
+    // Several chunks on it: a chunk left alone on it later was sharing by
+    // chance (as `Columns::join` marks it).
+    col.mark_joined();
     for _ in 0..n {
         let len = col.len();
         let t = next(c, col.get(len - 1))?;
@@ -405,6 +410,10 @@ fn decode_series(
         sealed.push(get_head_chunk(c, cols)?);
     }
     let open = get_head_chunk(c, cols)?;
+    // The head seals a chunk whose column is full at once.
+    if open.column_full() {
+        return None;
+    }
     let n = count(c, 2)?;
     let mut ooo_chunks = Vec::with_capacity(n);
     for _ in 0..n {
@@ -918,11 +927,40 @@ mod tests {
     #[test]
     fn shared_columns_are_written_once_and_restored_shared() {
         let dir = tempfile::tempdir().unwrap();
-        // 300 scrapes: a sealed chunk on a full column, an open one on
-        // the next.
-        let series = scraped_together(0..40, 1_000_000, 300);
-        let open_before = series[1].2.parts().1.column_holders();
-        assert_eq!(open_before, 39, "all but the first series share");
+        // 40 series scraped 300 times: a sealed chunk on a full column, an
+        // open one on the next. Series 40 starts late, mid-column (its
+        // chunk's first slot is not 0), and the second half has one more
+        // scrape, so the file meets that column grown: it is written in
+        // two pieces.
+        let cols = Columns::default();
+        let mut series: Vec<(u32, Labels, Chunks)> = (0..41u32)
+            .map(|id| {
+                let l = Labels::new(&[("__name__", "node_cpu"), ("cpu", &id.to_string())]);
+                (id, l, Chunks::default())
+            })
+            .collect();
+        let t = |k: i64| 1_000_000 + k * 15_000 + k % 5;
+        for k in 0..301i64 {
+            for (id, _, c) in &mut series {
+                let late = *id == 40 && k < 260;
+                let early_half = *id < 20 && k == 300;
+                if !late && !early_half {
+                    c.push(t(k), f64::from(*id) + 0.25 * k as f64, &cols);
+                }
+            }
+        }
+        let holders = |g: &[(u32, Labels, Chunks)]| -> Vec<(usize, Vec<usize>)> {
+            g.iter()
+                .map(|(_, _, c)| {
+                    let (sealed, open, ..) = c.parts();
+                    let sealed = sealed.iter().map(HeadChunk::column_holders).collect();
+                    (open.column_holders(), sealed)
+                })
+                .collect()
+        };
+        let before = holders(&series);
+        assert_eq!(before[1].0, 40, "all but the first series share");
+        assert_eq!(before[40], (40, vec![]), "the late series joined");
         let path = write(dir.path(), &series);
         // Each column once: far smaller than with the timestamps in every
         // chunk.
@@ -950,27 +988,21 @@ mod tests {
         for ((_, _, c), (_, _, gc)) in series.iter().zip(&got) {
             assert_eq!(samples(c), samples(gc));
         }
-        let open = |g: &[(u32, Labels, Chunks)], i: usize| g[i].2.parts().1.column_holders();
-        assert_eq!(
-            open(&got, 1),
-            39,
-            "the restored open chunks share one column"
-        );
-        assert_eq!(
-            got[1].2.parts().0[0].column_holders(),
-            39,
-            "and the sealed ones another"
-        );
+        assert_eq!(holders(&got), before, "restored on shared columns");
         // Appends go on in the restored column: the next scrape's
-        // timestamp is pushed once and found by the others.
+        // timestamp is found where the second half put it, and the first
+        // half's next one is pushed once and found by the others.
         let cols = Columns::default();
-        let t = 1_000_000 + 300 * 15_000;
-        for (id, _, c) in &mut got {
-            c.push(t, f64::from(*id), &cols);
+        for k in [300, 301] {
+            for (id, _, c) in &mut got {
+                if *id < 20 || k == 301 {
+                    c.push(t(k), f64::from(*id), &cols);
+                }
+            }
         }
-        assert_eq!(open(&got, 1), 39);
+        assert_eq!(holders(&got), before);
         for (id, _, c) in &got {
-            assert_eq!(samples(c).last(), Some(&(t, f64::from(*id).to_bits())));
+            assert_eq!(samples(c).last(), Some(&(t(301), f64::from(*id).to_bits())));
         }
     }
 

@@ -110,7 +110,7 @@ impl TimeColumn {
         self.joined.load(Ordering::Relaxed)
     }
 
-    fn mark_joined(&self) {
+    pub(crate) fn mark_joined(&self) {
         if !self.joined() {
             self.joined.store(true, Ordering::Relaxed);
         }

@@ -111,6 +111,10 @@ fn time_series<'a>(body: &'a [u8], limits: &Limits, s: &mut Scratch<'a>) -> Resu
                 s.labels += 1;
                 if s.fields.len() < limits.max_labels_per_series {
                     s.fields.push(field);
+                } else {
+                    // Past the limit the series is refused; a malformed
+                    // label still makes the request malformed.
+                    label(field)?;
                 }
                 let end = body.len() - r.remaining();
                 s.label_span = match s.label_span {

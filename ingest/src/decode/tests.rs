@@ -596,6 +596,34 @@ fn malformed_protobuf_is_a_400_naming_the_message() {
 }
 
 #[test]
+fn a_malformed_label_past_the_label_limit_is_still_malformed_protobuf() {
+    // Labels are parsed lazily (a series the reference cache knows is not
+    // parsed at all), but every label field of a series that is parsed
+    // is checked, also those past `max_labels_per_series`.
+    let label = |name: &str, value: &str| {
+        let mut l = Vec::new();
+        raw::len(1, name.as_bytes(), &mut l);
+        raw::len(2, value.as_bytes(), &mut l);
+        l
+    };
+    let mut series = Vec::new();
+    for (n, v) in [("__name__", "m"), ("a", "1"), ("b", "2")] {
+        raw::len(1, &label(n, v), &mut series);
+    }
+    let mut bad = Vec::new();
+    raw::uint(1, 7, &mut bad); // Label.name as a varint
+    raw::len(1, &bad, &mut series);
+    let mut body = Vec::new();
+    raw::len(1, &series, &mut body);
+    let limits = Limits {
+        max_labels_per_series: 3,
+        ..Limits::default()
+    };
+    let e = decode_raw(Version::V1, &body, &limits, None).expect_err("malformed");
+    assert!(matches!(e, IngestError::Protobuf { .. }), "{e:?}");
+}
+
+#[test]
 fn histograms_and_exemplars_are_counted_not_stored() {
     let hist = proto::Histogram {
         count: Some(proto::histogram::Count::CountInt(3)),
