@@ -343,6 +343,9 @@ struct State {
 struct PendingCut {
     /// First WAL segment after the cut.
     next_segment: u64,
+    /// [`Db::wal_bytes_total`] when that segment began: the head left by
+    /// the cut holds exactly the WAL written since.
+    wal_mark: u64,
     /// Time range of the frozen data.
     range: (i64, i64),
 }
@@ -859,6 +862,8 @@ impl Db {
                 return Ok(None);
             }
             let next_segment = self.wal.rotate()?;
+            // Under the gate: no append logs between the rotation and this.
+            let wal_mark = self.wal_bytes_total();
             self.frozen_gen
                 .store(self.state.read().published + 1, Ordering::Release);
             let Some(range) = self.head.freeze() else {
@@ -866,12 +871,13 @@ impl Db {
             };
             *pending = Some(PendingCut {
                 next_segment,
+                wal_mark,
                 range,
             });
         }
-        let (next_segment, range) = pending
+        let (next_segment, wal_mark, range) = pending
             .as_ref()
-            .map_or((0, (0, -1)), |p| (p.next_segment, p.range));
+            .map_or((0, 0, (0, -1)), |p| (p.next_segment, p.wal_mark, p.range));
         // Write the frozen generation (writers go on meanwhile): one block
         // per aligned window of `block_duration`, so blocks never straddle
         // a window and compaction can merge each window's blocks once the
@@ -934,10 +940,11 @@ impl Db {
             self.head.drop_frozen_and_gc();
         }
         // Checkpoints summarise WAL now in the block: stale. The head left
-        // is small again, and so is the WAL before its first checkpoint.
+        // holds what was written while the cut ran (under heavy ingest, a
+        // replay of tens of megabytes): the next checkpoint is due by the
+        // WAL since the rotation, not since now.
         self.live_base.store(next_segment, Ordering::Release);
-        self.checkpoint_mark
-            .store(self.wal_bytes_total(), Ordering::Relaxed);
+        self.checkpoint_mark.store(wal_mark, Ordering::Relaxed);
         self.checkpoint_size.store(0, Ordering::Relaxed);
         self.delete_checkpoints(None)?;
         *pending = None;
@@ -2326,6 +2333,43 @@ mod tests {
         // Scratch space is reused: a second, smaller batch.
         group_by_series(&[(1, 1, 1), (0, 2, 2)], &mut counts, &mut out);
         assert_eq!(out, vec![(0, 2, 2), (1, 1, 1)]);
+    }
+
+    #[test]
+    fn wal_written_while_a_cut_runs_counts_toward_the_next_checkpoint() {
+        use crate::sample::SeriesSamples;
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Options::new(dir.path());
+        o.background = false;
+        o.checkpoint_wal_bytes = 1;
+        let db = Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        let t = now_ms() - 60_000;
+        let append = |t: i64| {
+            let batch = WriteBatch {
+                series: vec![SeriesSamples {
+                    labels: Labels::new(&[("__name__", "up")]),
+                    samples: vec![Sample::new(t, 1.0)],
+                }],
+                metadata: vec![],
+            };
+            db.append(&batch).unwrap().wait_blocking().unwrap();
+        };
+        append(t);
+        // A reader of the pre-cut view holds the cut before it publishes;
+        // meanwhile an append goes to the head the cut leaves.
+        let reader = db.querier(i64::MIN, i64::MAX);
+        let cut = {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || db.cut_head().unwrap())
+        };
+        while db.cut_lock.try_lock().is_some() || db.frozen_gen.load(Ordering::Acquire) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        append(t + 15_000);
+        drop(reader);
+        assert!(cut.join().unwrap().is_some());
+        // That append's WAL is all a replay reads: a checkpoint is due.
+        assert!(db.checkpoint_due(db.wal_bytes_total()));
     }
 
     #[test]
