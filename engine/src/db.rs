@@ -1328,6 +1328,11 @@ impl Db {
                 self.cut_head()?;
             }
         }
+        // Before compacting, which can take seconds: a cut leaves the WAL
+        // written while it ran with no checkpoint (under heavy ingest tens
+        // of megabytes), and a crash during the compaction would replay
+        // all of it.
+        self.maybe_checkpoint();
         self.compact()
     }
 }
@@ -2370,6 +2375,39 @@ mod tests {
         assert!(cut.join().unwrap().is_some());
         // That append's WAL is all a replay reads: a checkpoint is due.
         assert!(db.checkpoint_due(db.wal_bytes_total()));
+    }
+
+    #[test]
+    fn maintenance_writes_a_due_checkpoint_before_compacting() {
+        use crate::sample::SeriesSamples;
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Options::new(dir.path());
+        o.background = false;
+        o.checkpoint_wal_bytes = 1;
+        let db = Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        let batch = WriteBatch {
+            series: vec![SeriesSamples {
+                labels: Labels::new(&[("__name__", "up")]),
+                samples: vec![Sample::new(now_ms() - 1000, 1.0)],
+            }],
+            metadata: vec![],
+        };
+        db.append(&batch).unwrap().wait_blocking().unwrap();
+        assert!(db.checkpoint_due(db.wal_bytes_total()));
+        // No cut is due (the head spans a second), no blocks to compact:
+        // the round's work is the checkpoint.
+        db.maintain().unwrap();
+        assert!(!db.checkpoint_due(db.wal_bytes_total()));
+        assert!(db.head_time_range().is_some());
+        let wal = dir.path().join("wal");
+        let checkpoints = fs::read_dir(&wal)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("checkpoint.")
+            })
+            .count();
+        assert_eq!(checkpoints, 1, "{}", wal.display());
     }
 
     #[test]
