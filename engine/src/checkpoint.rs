@@ -323,7 +323,7 @@ fn get_head_chunk(c: &mut Cursor<'_>, cols: &mut Vec<Arc<TimeColumn>>) -> Option
                 last_dm,
                 adapt_m,
             };
-            DecimalChunk::from_shared_parts(Arc::clone(&col), &parts).map(HeadChunk::Decimal)
+            DecimalChunk::from_shared_parts(&parts).map(HeadChunk::Decimal)
         }
         kind @ (CHUNK_DECIMAL | CHUNK_DECIMAL_BUCKETS) => {
             let scale = byte(c)?;

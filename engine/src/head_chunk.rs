@@ -641,13 +641,7 @@ impl DecimalChunk {
         if !consistent {
             return None;
         }
-        let mut buf: Box<[u8]> = p.buf.into();
-        // Appends or into the last byte: bits past the stream must be zero.
-        if let Some(last) = buf.last_mut()
-            && !p.bits.is_multiple_of(8)
-        {
-            *last &= 0xffu8 << (8 - p.bits % 8);
-        }
+        let buf = stream_copy(p.buf, p.bits);
         let (adapt_t, adapt_m) = (Adapt::from_bits(p.adapt[0])?, Adapt::from_bits(p.adapt[1])?);
         let c = DecimalChunk {
             buf,
@@ -710,6 +704,18 @@ impl DecimalChunk {
     }
 }
 
+/// A restored chunk's stream: `buf` (`ceil(bits / 8)` bytes) with the bits
+/// past the stream cleared, as appends into the last byte rely on.
+fn stream_copy(buf: &[u8], bits: u64) -> Box<[u8]> {
+    let mut buf: Box<[u8]> = buf.into();
+    if let Some(last) = buf.last_mut()
+        && !bits.is_multiple_of(8)
+    {
+        *last &= 0xffu8 << (8 - bits % 8);
+    }
+    buf
+}
+
 /// A decimal chunk whose timestamps are in a column: its value stream and
 /// append state, for head checkpoints.
 #[derive(Debug, Clone, Copy)]
@@ -755,10 +761,11 @@ impl DecimalChunk {
         })
     }
 
-    /// Rebuilds a chunk from [`DecimalChunk::shared_parts`] on `col`
-    /// (which must hold the chunk's slots) without decoding it; `None` if
-    /// the parts break what appending and reading rely on.
-    pub fn from_shared_parts(col: Arc<TimeColumn>, p: &SharedParts<'_>) -> Option<DecimalChunk> {
+    /// Rebuilds a chunk from [`DecimalChunk::shared_parts`] on their
+    /// column (which must hold the chunk's slots) without decoding it;
+    /// `None` if the parts break what appending and reading rely on.
+    pub fn from_shared_parts(p: &SharedParts<'_>) -> Option<DecimalChunk> {
+        let col = p.col;
         let end = u64::from(p.start) + u64::from(p.count);
         let consistent = p.scale <= MAX_SCALE
             && p.count > 0
@@ -773,13 +780,7 @@ impl DecimalChunk {
         if p.count <= 2 && adapt_m != Adapt::START {
             return None;
         }
-        let mut buf: Box<[u8]> = p.buf.into();
-        // Appends or into the last byte: bits past the stream must be zero.
-        if let Some(last) = buf.last_mut()
-            && !p.bits.is_multiple_of(8)
-        {
-            *last &= 0xffu8 << (8 - p.bits % 8);
-        }
+        let buf = stream_copy(p.buf, p.bits);
         Some(DecimalChunk {
             buf,
             bits: u32::try_from(p.bits).ok()?,
@@ -787,7 +788,7 @@ impl DecimalChunk {
             scale: p.scale,
             solo: false,
             times: Times::Shared {
-                col,
+                col: Arc::clone(col),
                 start: p.start,
                 adapt_m,
             },
