@@ -39,7 +39,8 @@ use crate::labels::{Label, Labels};
 use crate::metadata::MetricMetadata;
 use crate::sample::Sample;
 use crate::time_column::{COLUMN_CAP, Claim, TimeColumn};
-use crate::wal::{self, Cursor, WalPos, put_str, put_uvarint, unzigzag, zigzag};
+use crate::varint::{put_uvarint, unzigzag, zigzag};
+use crate::wal::{self, Cursor, WalPos, put_str};
 
 pub const MAGIC: &[u8; 8] = b"SILTCKPT";
 /// Version 3 stores the timestamp columns that decimal chunks share once

@@ -49,6 +49,7 @@
 use std::fmt;
 
 use crate::sample::Sample;
+use crate::varint::{put_uvarint, unzigzag, zigzag};
 
 /// Identifier of this encoding, for containers that store chunks of several
 /// encodings side by side (the chunk itself does not carry it).
@@ -238,14 +239,14 @@ impl XorChunk {
             self.buf.clear();
             reserve_start(&mut self.buf);
             self.buf.extend_from_slice(&EMPTY);
-            write_varint(&mut self.buf, zigzag(t));
+            put_uvarint(&mut self.buf, zigzag(t));
             self.buf.extend_from_slice(&bits.to_be_bytes());
             self.used = 0;
             self.min_t = t;
         } else {
             let delta = t.wrapping_sub(self.t) as u64;
             debug_assert_eq!(self.used, 0, "sample 1 starts byte-aligned");
-            write_varint(&mut self.buf, delta);
+            put_uvarint(&mut self.buf, delta);
             let (head, head_len, payload, payload_len) = self.value_code(bits);
             self.write_code(head, head_len, payload, payload_len);
             self.delta = delta;
@@ -886,24 +887,6 @@ fn dod_code(dod: i64) -> Option<(u64, u32)> {
         }
     }
     None
-}
-
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-#[inline]
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
-
-fn write_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
 }
 
 #[cfg(test)]

@@ -29,7 +29,8 @@ use crate::labels::{Label, Labels, Matcher};
 use crate::sample::Sample;
 use crate::symbols::Symbols;
 use crate::time_column::Columns;
-use crate::wal::{Cursor, put_uvarint};
+use crate::varint::put_uvarint;
+use crate::wal::Cursor;
 
 /// In-order chunks are sealed at this many samples (an hour at 15 s). Each
 /// chunk costs about 80 bytes besides its samples (its header, append state

@@ -68,7 +68,7 @@ use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
 use crate::chunk::{BitReader, WORD, XorChunk, size_class};
 use crate::sample::Sample;
 use crate::time_column::{COLUMN_CAP, Claim, Columns, TimeColumn};
-use crate::wal::{unzigzag, zigzag};
+use crate::varint::{unzigzag, zigzag};
 
 /// Prefixes and payload widths of the bucket code (prefix `0` is zero,
 /// `111111` the 64-bit escape).

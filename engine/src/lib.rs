@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod sample;
 pub mod symbols;
 pub mod time_column;
+mod varint;
 pub mod wal;
 
 pub use db::{

@@ -36,6 +36,7 @@ use crate::db::Durability;
 use crate::error::{Error, Result};
 use crate::labels::{Label, Labels};
 use crate::metadata::{MetricMetadata, MetricType};
+use crate::varint::{put_uvarint, unzigzag, zigzag};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SILTWAL\0";
 pub const FORMAT_VERSION: u32 = 1;
@@ -71,25 +72,9 @@ pub struct WalPos {
 // ---------------------------------------------------------------------------
 // Encoding
 
-pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
 pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
     put_uvarint(buf, s.len() as u64);
     buf.extend_from_slice(s.as_bytes());
-}
-
-pub(crate) fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub(crate) fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Appends a framed record to `buf`.

@@ -32,6 +32,7 @@ use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use crate::error::{Error, Result};
 use crate::labels::Labels;
 use crate::sample::Sample;
+use crate::varint::zigzag;
 
 use super::meta::{BlockMeta, FileMeta};
 use super::schema::{self, MAX_PAGE_ROWS, ROW_GROUP_ROWS};
@@ -277,8 +278,7 @@ impl PageValues {
                     // MAX_SCALE < 128.
                     self.scale.push(k as i8);
                     let delta = m.wrapping_sub(prev);
-                    let zigzag = ((delta << 1) ^ (delta >> 63)) as u64;
-                    bits += u64::from(64 - zigzag.leading_zeros());
+                    bits += u64::from(64 - zigzag(delta).leading_zeros());
                     prev = m;
                 }
                 None => {
