@@ -413,17 +413,29 @@ const CHUNK_INT_LIMIT: f64 = (1u64 << 49) as f64;
 
 /// The exact sum and absolute sum of a chunk whose values are all
 /// integers below [`CHUNK_INT_LIMIT`] in magnitude (else `None`), in
-/// float operations without branches, which vectorise.
+/// float operations without branches, which vectorise. Four partial sums
+/// side by side, not one chain: every partial sum of such integers is
+/// exact, so the order of the additions cannot change the result, and
+/// independent chains do not wait on each other's additions.
 #[inline]
 fn chunk_sums(c: &[Point]) -> Option<(i128, i128)> {
-    let (mut ok, mut sum, mut abs) = (true, 0.0f64, 0.0f64);
-    for p in c {
-        let v = p.v;
-        ok &= v.abs() < CHUNK_INT_LIMIT && (v + ROUND) - ROUND == v;
-        sum += v;
-        abs += v.abs();
+    const L: usize = 4;
+    const _: () = assert!(SUM_CHUNK.is_multiple_of(L));
+    let mut ok = true;
+    let (mut sum, mut abs) = ([0.0f64; L], [0.0f64; L]);
+    for q in c.chunks_exact(L) {
+        for l in 0..L {
+            let v = q[l].v;
+            ok &= v.abs() < CHUNK_INT_LIMIT && (v + ROUND) - ROUND == v;
+            sum[l] += v;
+            abs[l] += v.abs();
+        }
     }
-    ok.then_some((sum as i128, abs as i128))
+    debug_assert!(c.len().is_multiple_of(L));
+    // Below 2^53 in magnitude when `ok`: `as i64` converts in hardware,
+    // where a float-to-`i128` conversion is a library call.
+    let total = |x: [f64; L]| ((x[0] + x[1]) + (x[2] + x[3])) as i64 as i128;
+    ok.then(|| (total(sum), total(abs)))
 }
 
 /// Windows summed side by side by [`kahan_lanes`].
