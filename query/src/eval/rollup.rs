@@ -431,7 +431,8 @@ fn chunk_sums(c: &[Point]) -> Option<(i128, i128)> {
             abs[l] += v.abs();
         }
     }
-    debug_assert!(c.len().is_multiple_of(L));
+    // The exactness argument above counts on at most this many values.
+    debug_assert_eq!(c.len(), SUM_CHUNK);
     // Below 2^53 in magnitude when `ok`: `as i64` converts in hardware,
     // where a float-to-`i128` conversion is a library call.
     let total = |x: [f64; L]| ((x[0] + x[1]) + (x[2] + x[3])) as i64 as i128;
@@ -798,6 +799,37 @@ mod tests {
             Just(1e300),
             Just(9.0e15),
         ]
+    }
+
+    /// The chunk path itself, which the kernel property test cannot tell
+    /// from its per-value fallback: exact sums at the magnitude limit, and
+    /// no answer for a fraction or a value at the limit.
+    #[test]
+    fn chunk_sums_are_exact_or_refused() {
+        let chunk = |f: &dyn Fn(usize) -> f64| -> Vec<Point> {
+            (0..SUM_CHUNK).map(|i| Point::new(i as i64, f(i))).collect()
+        };
+        let top = (1i64 << 49) - 1;
+        let signs = |i: usize| if i.is_multiple_of(3) { -1 } else { 1 };
+        let c = chunk(&|i| (signs(i) * (top - i as i64)) as f64);
+        let want_sum: i128 = (0..SUM_CHUNK)
+            .map(|i| i128::from(signs(i) * (top - i as i64)))
+            .sum();
+        let want_abs: i128 = (0..SUM_CHUNK).map(|i| i128::from(top - i as i64)).sum();
+        assert_eq!(chunk_sums(&c), Some((want_sum, want_abs)));
+        assert_eq!(chunk_sums(&chunk(&|_| 0.0)), Some((0, 0)));
+        assert_eq!(
+            chunk_sums(&chunk(&|i| if i == 7 { 0.5 } else { 1.0 })),
+            None
+        );
+        assert_eq!(
+            chunk_sums(&chunk(&|i| if i == 15 { CHUNK_INT_LIMIT } else { 1.0 })),
+            None
+        );
+        assert_eq!(
+            chunk_sums(&chunk(&|i| if i == 0 { f64::NAN } else { 1.0 })),
+            None
+        );
     }
 
     proptest! {
