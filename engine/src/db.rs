@@ -34,7 +34,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::block::{self, Block, BlockCache, BlockMeta, BlockWriteOptions};
 use crate::checkpoint;
 use crate::error::{AppendError, Error, Result};
-use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted};
+use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted, epoch_tag};
 use crate::labels::{Labels, Matcher};
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::sample::{Sample, WriteBatch};
@@ -703,7 +703,7 @@ impl Db {
         let mut new_series: Vec<(u32, Cow<'_, Labels>)> = Vec::new();
         for &(a, _) in &spans {
             // Under the series lock (held in `guards`), as `wal_epoch` requires.
-            if work[a].0.wal_epoch.load(Ordering::Relaxed) != epoch {
+            if work[a].0.wal_epoch.load(Ordering::Relaxed) != epoch_tag(epoch) {
                 new_series.push((work[a].0.id, labels_of(work[a].1, &work[a].0)));
             }
         }
@@ -739,7 +739,10 @@ impl Db {
             self.head.note_live(hi);
         }
         for (g, &(a, _)) in spans.iter().enumerate() {
-            work[a].0.wal_epoch.store(epoch, Ordering::Relaxed);
+            work[a]
+                .0
+                .wal_epoch
+                .store(epoch_tag(epoch), Ordering::Relaxed);
             guards[g].wal_lsn = lsn;
         }
         self.kick_background_if_due(lsn);
@@ -1199,8 +1202,8 @@ impl Db {
                     // last cut, or created by a rejected append) are not in
                     // the WAL a replay reads: leave them out too.
                     let logged_in = s.wal_epoch.load(Ordering::Relaxed);
-                    let logged =
-                        logged_in == epoch || (logged_in == REPLAYED_EPOCH && epoch == FIRST_EPOCH);
+                    let logged = logged_in == epoch_tag(epoch)
+                        || (logged_in == REPLAYED_EPOCH && epoch == FIRST_EPOCH);
                     if !logged {
                         continue;
                     }

@@ -5,7 +5,7 @@
 //! to [`CHUNK_SAMPLES`] samples, and samples that arrive older than its newest
 //! one (backfill, out-of-order senders) in separate out-of-order chunks that
 //! reads merge in. Series are found by a hash of their labels; labels are
-//! interned ([`Symbols`]): a series takes 144 bytes (160 with its `Arc`, one
+//! interned ([`Symbols`]): a series takes 112 bytes (128 with its `Arc`, one
 //! allocator size class; a unit test keeps it there), a few bytes of label
 //! ids, its postings, and its data.
 //!
@@ -14,18 +14,22 @@
 //! either in the frozen generation (and in WAL segments before the cut) or in
 //! the live one (and in WAL segments from the cut on).
 
+use std::cell::UnsafeCell;
 use std::cmp::Ordering as CmpOrdering;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::lock_api::RawMutex as _;
+use parking_lot::{Mutex, RawMutex, RwLock};
 
 use crate::chunk::XorChunk;
 use crate::head_chunk::HeadChunk;
 use crate::index::MemPostings;
-use crate::labels::{Label, Labels, Matcher};
+use crate::labels::{Label, Labels, Matcher, identity_hash};
 use crate::sample::Sample;
 use crate::symbols::Symbols;
 use crate::time_column::Columns;
@@ -344,29 +348,88 @@ pub struct SeriesData {
 /// [`MemSeries::wal_epoch`] of a series restored at open (from the WAL or
 /// a checkpoint): its labels are in the segments replayed, not in the
 /// current epoch's.
-pub const REPLAYED_EPOCH: u32 = u32::MAX;
+pub const REPLAYED_EPOCH: u16 = u16::MAX;
 
 /// The head's WAL epoch from open until the first cut.
 pub const FIRST_EPOCH: u32 = 1;
 
-/// A series in the head.
-pub struct MemSeries {
-    pub id: u32,
-    /// WAL epoch in which this series' labels were last logged
-    /// ([`REPLAYED_EPOCH`]: restored at open and not logged since). Read
-    /// and written with the series locked, as part of its data; beside
-    /// `id` rather than in [`SeriesData`] it fills padding, and keeps a
-    /// series with its `Arc` within the allocator's 160-byte class.
-    pub wal_epoch: AtomicU32,
-    hash: u128,
-    /// Interned (name, value) ids, sorted by name.
-    labels: IdPairs,
-    pub data: Mutex<SeriesData>,
+/// A head WAL epoch as a series records it ([`MemSeries::wal_epoch`]): its
+/// remainder modulo 2^16 − 1, never [`REPLAYED_EPOCH`]. Tags repeat only
+/// every 65,535 cuts, and a series' tag is never more than two behind:
+/// every append logs the labels of a series not logged in the current
+/// epoch, and a series idle through a whole generation leaves the head
+/// ([`Head::drop_frozen_and_gc`]).
+pub fn epoch_tag(epoch: u32) -> u16 {
+    (epoch % u32::from(u16::MAX)) as u16
 }
 
+/// A series in the head: 112 bytes, 128 with its `Arc` (an allocator size
+/// class; the next is 160). Its lock is a raw one beside the id so that it
+/// fills padding: a `Mutex` around the data took 8 bytes.
+pub struct MemSeries {
+    pub id: u32,
+    /// [`epoch_tag`] of the WAL epoch in which this series' labels were
+    /// last logged ([`REPLAYED_EPOCH`]: restored at open and not logged
+    /// since). Read and written with the series locked, as part of its
+    /// data.
+    pub wal_epoch: AtomicU16,
+    lock: RawMutex,
+    /// Interned (name, value) ids, sorted by name.
+    labels: IdPairs,
+    data: UnsafeCell<SeriesData>,
+}
+
+// SAFETY: `data` is only reached through a `SeriesGuard`, which holds
+// `lock`.
+unsafe impl Sync for MemSeries {}
+
 impl MemSeries {
-    pub fn lock(&self) -> MutexGuard<'_, SeriesData> {
-        self.data.lock()
+    fn new(id: u32, labels: IdPairs) -> MemSeries {
+        MemSeries {
+            id,
+            wal_epoch: AtomicU16::new(0),
+            lock: RawMutex::INIT,
+            labels,
+            data: UnsafeCell::new(SeriesData::default()),
+        }
+    }
+
+    pub fn lock(&self) -> SeriesGuard<'_> {
+        self.lock.lock();
+        SeriesGuard {
+            s: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// A locked series' data (see [`MemSeries::lock`]).
+pub struct SeriesGuard<'a> {
+    s: &'a MemSeries,
+    /// Unlocked on the thread that locked, as a `MutexGuard` is.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Deref for SeriesGuard<'_> {
+    type Target = SeriesData;
+    fn deref(&self) -> &SeriesData {
+        // SAFETY: the guard holds the series' lock.
+        unsafe { &*self.s.data.get() }
+    }
+}
+
+impl DerefMut for SeriesGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SeriesData {
+        // SAFETY: the guard holds the series' lock, and `&mut self` is the
+        // only reference through it.
+        unsafe { &mut *self.s.data.get() }
+    }
+}
+
+impl Drop for SeriesGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this guard locked it, and unlocks it once.
+        unsafe { self.s.lock.unlock() }
     }
 }
 
@@ -421,7 +484,7 @@ impl IdPairs {
         (unsafe { std::slice::from_raw_parts(p, i + len) }, i)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + Clone + '_ {
         let (whole, start) = self.whole();
         let mut c = Cursor { b: &whole[start..] };
         // Written by `new`: every varint is a whole `u32`.
@@ -449,10 +512,11 @@ type LabelCacheShard = Mutex<HashTable<(u32, Labels)>>;
 /// The head.
 pub struct Head {
     symbols: Symbols,
-    /// Identity hash → series id. Entries hold only the id (the hash is in
-    /// the series): the map costs under 10 bytes a series, a quarter of a
-    /// map that keeps the 16-byte hash too. Lock order: a shard, then
-    /// `series`.
+    /// Identity hash ([`Labels::identity_hash`]) → series id. Entries hold
+    /// only the id: a lookup compares the labels of the series it finds
+    /// (interned ids resolved, no copy), and growing a table hashes its
+    /// series' labels again. The map costs under 10 bytes a series. Lock
+    /// order: a shard, then `series`, then the symbol table.
     shards: Box<[RwLock<HashTable<u32>>]>,
     series: RwLock<Vec<Option<Arc<MemSeries>>>>,
     postings: RwLock<MemPostings>,
@@ -525,38 +589,58 @@ impl Head {
         self.live_max_t.fetch_max(t, Ordering::Relaxed);
     }
 
-    fn shard(&self, hash: u128) -> &RwLock<HashTable<u32>> {
-        &self.shards[(hash as usize) % SHARDS]
+    /// The shard of an identity hash: bits 32–37, so that the bits a
+    /// shard's table uses (the low ones for the bucket, the top seven for
+    /// its tag) vary within the shard.
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<u32>> {
+        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     /// The series with these labels, if present.
     pub fn get(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
-        self.get_by_hash(labels.identity_hash())
-    }
-
-    fn get_by_hash(&self, hash: u128) -> Option<Arc<MemSeries>> {
+        let hash = labels.identity_hash();
         let shard = self.shard(hash).read();
-        self.find_in(&shard, hash)
+        self.find_in(&shard, hash, labels)
     }
 
-    /// The series of `shard` (locked by the caller) with identity `hash`.
-    fn find_in(&self, shard: &HashTable<u32>, hash: u128) -> Option<Arc<MemSeries>> {
+    /// The series of `shard` (locked by the caller) with these labels
+    /// (`hash` their identity hash).
+    fn find_in(
+        &self,
+        shard: &HashTable<u32>,
+        hash: u64,
+        labels: &Labels,
+    ) -> Option<Arc<MemSeries>> {
         let series = self.series.read();
-        let id = *shard.find(table_hash(hash), |&id| {
-            series_at(&series, id).is_some_and(|s| s.hash == hash)
-        })?;
-        series_at(&series, id).cloned()
+        self.symbols.resolve_with(|r| {
+            let id = *shard.find(hash, |&id| {
+                series_at(&series, id).is_some_and(|s| {
+                    let mut theirs = s.labels.iter();
+                    labels.iter().all(|l| {
+                        theirs
+                            .next()
+                            .is_some_and(|(n, v)| r(n) == l.name && r(v) == l.value)
+                    }) && theirs.next().is_none()
+                })
+            })?;
+            series_at(&series, id).cloned()
+        })
+    }
+
+    /// The identity hash of a series' labels, from its interned ids.
+    fn hash_of<'a>(s: &MemSeries, r: &dyn Fn(u32) -> &'a str) -> u64 {
+        identity_hash(s.labels.iter().map(|(n, v)| (r(n), r(v))))
     }
 
     /// The series with these labels, created (with a fresh id) if absent.
     /// Returns whether it was created.
     pub fn get_or_create(&self, labels: &Labels) -> (Arc<MemSeries>, bool) {
         let hash = labels.identity_hash();
-        if let Some(s) = self.get_by_hash(hash) {
+        if let Some(s) = self.find_in(&self.shard(hash).read(), hash, labels) {
             return (s, false);
         }
         let mut shard = self.shard(hash).write();
-        if let Some(s) = self.find_in(&shard, hash) {
+        if let Some(s) = self.find_in(&shard, hash, labels) {
             return (s, false);
         }
         let s = self.insert_locked(&mut shard, None, hash, labels);
@@ -568,11 +652,11 @@ impl Head {
     /// already, returns it instead.
     pub fn create_with_id(&self, id: u32, labels: &Labels) -> Arc<MemSeries> {
         let hash = labels.identity_hash();
-        if let Some(s) = self.get_by_hash(hash) {
+        if let Some(s) = self.find_in(&self.shard(hash).read(), hash, labels) {
             return s;
         }
         let mut shard = self.shard(hash).write();
-        if let Some(s) = self.find_in(&shard, hash) {
+        if let Some(s) = self.find_in(&shard, hash, labels) {
             return s;
         }
         let s = self.insert_locked(&mut shard, Some(id), hash, labels);
@@ -590,7 +674,7 @@ impl Head {
         &self,
         shard: &mut HashTable<u32>,
         id: Option<u32>,
-        hash: u128,
+        hash: u64,
         labels: &Labels,
     ) -> Arc<MemSeries> {
         let interned = IdPairs::new(
@@ -601,22 +685,18 @@ impl Head {
         let s = {
             let mut series = self.series.write();
             let id = id.unwrap_or(series.len() as u32);
-            let s = Arc::new(MemSeries {
-                id,
-                wal_epoch: AtomicU32::new(0),
-                hash,
-                labels: interned,
-                data: Mutex::new(SeriesData::default()),
-            });
+            let s = Arc::new(MemSeries::new(id, interned));
             if series.len() <= id as usize {
                 series.resize(id as usize + 1, None);
             }
             series[id as usize] = Some(s.clone());
-            // Growing the shard rehashes its entries from their series,
-            // all present: `remove` takes an entry out of its shard
-            // before its slot in `series`.
-            shard.insert_unique(table_hash(hash), id, |&other| {
-                series_at(&series, other).map_or(0, |o| table_hash(o.hash))
+            // Growing the shard hashes its entries' labels again, all
+            // present: `remove` takes an entry out of its shard before its
+            // slot in `series`.
+            self.symbols.resolve_with(|r| {
+                shard.insert_unique(hash, id, |&other| {
+                    series_at(&series, other).map_or(0, |o| Head::hash_of(o, r))
+                })
             });
             s
         };
@@ -811,8 +891,9 @@ impl Head {
     fn remove(&self, s: &MemSeries) {
         let labels = self.labels_uncached(s);
         {
-            let mut shard = self.shard(s.hash).write();
-            if let Ok(entry) = shard.find_entry(table_hash(s.hash), |&id| id == s.id) {
+            let hash = labels.identity_hash();
+            let mut shard = self.shard(hash).write();
+            if let Ok(entry) = shard.find_entry(hash, |&id| id == s.id) {
                 entry.remove();
             }
         }
@@ -881,12 +962,6 @@ fn id_hash(id: u32) -> u64 {
     u64::from(id / SHARDS as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// A series' place in its shard's table: the high bits of its identity
-/// hash (the low ones picked the shard).
-fn table_hash(hash: u128) -> u64 {
-    (hash >> 64) as u64
-}
-
 fn series_at(series: &[Option<Arc<MemSeries>>], id: u32) -> Option<&Arc<MemSeries>> {
     series.get(id as usize).and_then(Option::as_ref)
 }
@@ -914,14 +989,14 @@ fn cmp_interned<'a>(a: &[(u32, u32)], b: &[(u32, u32)], r: &dyn Fn(u32) -> &'a s
 mod tests {
     use super::*;
 
-    /// A series and its `Arc` counts fit the allocator's 160-byte class
-    /// (the next is 192): at a million series, 32 MB. The head chunk in it
-    /// takes 64 bytes.
+    /// A series and its `Arc` counts fit the allocator's 128-byte class
+    /// (the next is 160): at a million series, 32 MB less. The head chunk
+    /// in it takes 56 bytes.
     #[test]
     fn series_fit_their_allocation_class() {
         let arc_counts = 2 * std::mem::size_of::<usize>();
-        assert!(std::mem::size_of::<MemSeries>() + arc_counts <= 160);
-        assert_eq!(std::mem::size_of::<HeadChunk>(), 64);
+        assert!(std::mem::size_of::<MemSeries>() + arc_counts <= 128);
+        assert_eq!(std::mem::size_of::<HeadChunk>(), 56);
     }
 
     fn read_all(c: &Chunks) -> Vec<(i64, u64)> {
@@ -1204,6 +1279,40 @@ mod tests {
         let (again, created) = h.get_or_create(&labels(0));
         assert!(created && again.id >= 5_000);
         assert_eq!(h.num_series(), 5_000 - 1666);
+    }
+
+    /// Lookups compare labels (the head keeps no hash to compare): sets
+    /// that extend one another, or differ in one value or in where a
+    /// name ends, are different series.
+    #[test]
+    fn lookups_compare_whole_label_sets() {
+        let h = Head::new();
+        let sets = [
+            Labels::new(&[("__name__", "up")]),
+            Labels::new(&[("__name__", "up"), ("job", "a")]),
+            Labels::new(&[("__name__", "up"), ("job", "a"), ("x", "1")]),
+            Labels::new(&[("__name__", "up"), ("job", "b")]),
+            Labels::new(&[("__name__", "up"), ("jo", "ba")]),
+            Labels::new(&[("__name__", "upj"), ("ob", "a")]),
+        ];
+        let ids: Vec<u32> = sets.iter().map(|l| h.get_or_create(l).0.id).collect();
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), sets.len());
+        for (l, id) in sets.iter().zip(&ids) {
+            assert_eq!(h.get(l).map(|s| s.id), Some(*id));
+        }
+        assert!(h.get(&Labels::new(&[("__name__", "down")])).is_none());
+    }
+
+    #[test]
+    fn epoch_tags_skip_the_replayed_mark() {
+        assert_eq!(epoch_tag(FIRST_EPOCH), 1);
+        assert_eq!(epoch_tag(u32::from(u16::MAX) - 1), u16::MAX - 1);
+        assert_eq!(epoch_tag(u32::from(u16::MAX)), 0);
+        assert!((0..=u32::from(u16::MAX) * 3).all(|e| epoch_tag(e) != REPLAYED_EPOCH));
+        assert_ne!(epoch_tag(7), epoch_tag(8));
     }
 
     #[test]

@@ -62,6 +62,7 @@
 //! stream as it is ([`DecimalChunk::shared_parts`]).
 
 use std::num::NonZeroU32;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::block::decimal::{MAX_SCALE, decode, encode, min_scale};
@@ -219,34 +220,67 @@ impl Times {
 /// Samples with values `m / 10^scale`, coded as described in the module
 /// documentation, with their timestamps in the stream or in a shared
 /// column.
-#[derive(Debug, Clone)]
 pub struct DecimalChunk {
-    /// The bitstream, then zeros to the end: a boxed slice (its length is
-    /// the capacity; `bits` says how much is used) keeps the chunk, and so
-    /// every series, 16 bytes smaller than a `Vec` and a 64-bit length.
-    buf: Box<[u8]>,
+    /// The bitstream, then zeros to the end of the buffer: a thin pointer
+    /// (dangling while there is no buffer) to a buffer whose length, an
+    /// allocator size class, is coded in `class_solo`. A boxed slice took 8
+    /// bytes more in every chunk, and so in every series.
+    buf: NonNull<u8>,
     /// Bits used in `buf`.
     bits: u32,
     /// Samples; at most `u16::MAX` (a head chunk holds a few hundred).
     count: u16,
     scale: u8,
-    /// The series was found with too few others on its column when its
-    /// previous chunk sealed: this chunk codes its own timestamps unless a
-    /// column starts where it does (see [`Columns::join`]).
-    solo: bool,
+    /// Bits 0–6: the size class of `buf` ([`class_bytes`]; 0: none).
+    /// Bit 7: the series was found with too few others on its column when
+    /// its previous chunk sealed: this chunk codes its own timestamps
+    /// unless a column starts where it does (see [`Columns::join`]).
+    class_solo: u8,
     times: Times,
     last_m: i64,
     last_dm: i64,
 }
 
+// SAFETY: a `DecimalChunk` owns its buffer as a `Box<[u8]>` would; shared
+// references only read it.
+unsafe impl Send for DecimalChunk {}
+unsafe impl Sync for DecimalChunk {}
+
+const SOLO: u8 = 0x80;
+
+/// Bytes of size class `code` (see [`class_code`]): 0 for 0, then 16, 32,
+/// 48, 64, then four classes per doubling (80, 96, 112, 128, 160, ...): the
+/// sizes [`size_class`] returns.
+fn class_bytes(code: u8) -> usize {
+    match code {
+        0..=4 => 16 * usize::from(code),
+        _ => {
+            let j = u32::from(code - 5);
+            let base = 64usize << (j / 4);
+            base + (j % 4 + 1) as usize * (base / 4)
+        }
+    }
+}
+
+/// The code of a size `n` that [`size_class`] returns (or 0).
+fn class_code(n: usize) -> u8 {
+    debug_assert!(n == 0 || size_class(n) == n, "{n} is not a size class");
+    if n <= 64 {
+        return n.div_ceil(16) as u8;
+    }
+    let k = usize::BITS - 1 - (n - 1).leading_zeros();
+    let base = 1usize << k;
+    (5 + 4 * (k - 6) as usize + (n - base) / (base / 4) - 1) as u8
+}
+
 impl Default for DecimalChunk {
     fn default() -> DecimalChunk {
         DecimalChunk {
-            buf: Box::default(),
+            buf: NonNull::dangling(),
             bits: 0,
             count: 0,
             scale: 0,
-            solo: false,
+            class_solo: 0,
             times: Times::OWN,
             last_m: 0,
             last_dm: 0,
@@ -254,12 +288,106 @@ impl Default for DecimalChunk {
     }
 }
 
+impl Drop for DecimalChunk {
+    fn drop(&mut self) {
+        drop(self.take_buf());
+    }
+}
+
+impl Clone for DecimalChunk {
+    fn clone(&self) -> DecimalChunk {
+        let mut c = DecimalChunk {
+            buf: NonNull::dangling(),
+            bits: self.bits,
+            count: self.count,
+            scale: self.scale,
+            class_solo: self.class_solo & SOLO,
+            times: self.times.clone(),
+            last_m: self.last_m,
+            last_dm: self.last_dm,
+        };
+        c.put_buf(self.buf().to_vec());
+        c
+    }
+}
+
+impl std::fmt::Debug for DecimalChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecimalChunk")
+            .field("stream", &self.stream())
+            .field("bits", &self.bits)
+            .field("count", &self.count)
+            .field("scale", &self.scale)
+            .field("solo", &self.solo())
+            .field("times", &self.times)
+            .field("last_m", &self.last_m)
+            .field("last_dm", &self.last_dm)
+            .finish()
+    }
+}
+
+/// The buffer: its bytes, and taking and putting it whole.
+impl DecimalChunk {
+    fn buf(&self) -> &[u8] {
+        let n = class_bytes(self.class_solo & !SOLO);
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: `put_buf` made `buf` a boxed slice of this length.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr(), n) }
+    }
+
+    fn buf_mut(&mut self) -> &mut [u8] {
+        let n = class_bytes(self.class_solo & !SOLO);
+        if n == 0 {
+            return &mut [];
+        }
+        // SAFETY: as in `buf`, and `&mut self` is the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_ptr(), n) }
+    }
+
+    /// Takes the buffer out (the chunk is left without one).
+    fn take_buf(&mut self) -> Vec<u8> {
+        let n = class_bytes(self.class_solo & !SOLO);
+        self.class_solo &= SOLO;
+        let p = std::mem::replace(&mut self.buf, NonNull::dangling());
+        if n == 0 {
+            return Vec::new();
+        }
+        let whole = std::ptr::slice_from_raw_parts_mut(p.as_ptr(), n);
+        // SAFETY: `put_buf` leaked this boxed slice with this length, and
+        // nothing else refers to it now.
+        unsafe { Box::from_raw(whole) }.into_vec()
+    }
+
+    /// Makes `v`, zero-padded to its size class, the buffer (dropping the
+    /// one there was).
+    fn put_buf(&mut self, mut v: Vec<u8>) {
+        drop(self.take_buf());
+        if v.is_empty() {
+            return;
+        }
+        let n = size_class(v.len());
+        v.resize(n, 0);
+        let whole = Box::into_raw(v.into_boxed_slice());
+        self.buf = NonNull::new(whole.cast::<u8>()).expect("a box is never null");
+        self.class_solo |= class_code(n);
+    }
+
+    fn solo(&self) -> bool {
+        self.class_solo & SOLO != 0
+    }
+
+    fn set_solo(&mut self, solo: bool) {
+        self.class_solo = (self.class_solo & !SOLO) | if solo { SOLO } else { 0 };
+    }
+}
+
 impl DecimalChunk {
     fn new(scale: u8) -> DecimalChunk {
-        DecimalChunk {
-            scale,
-            ..DecimalChunk::default()
-        }
+        let mut c = DecimalChunk::default();
+        c.scale = scale;
+        c
     }
 
     /// Whether the timestamps are in a shared column.
@@ -273,7 +401,7 @@ impl DecimalChunk {
             _ if self.count == 0 => 0,
             Times::Shared { col, start, .. } => col.get(*start as usize),
             // The stream's first 64 bits.
-            Times::Own { .. } => i64::from_be_bytes(self.buf[..8].try_into().expect("8 bytes")),
+            Times::Own { .. } => i64::from_be_bytes(self.buf()[..8].try_into().expect("8 bytes")),
         }
     }
 
@@ -298,14 +426,14 @@ impl DecimalChunk {
 
     /// The bytes of the stream: `ceil(bits / 8)`.
     fn stream(&self) -> &[u8] {
-        &self.buf[..self.bits.div_ceil(8) as usize]
+        &self.buf()[..self.bits.div_ceil(8) as usize]
     }
 
     /// For an empty chunk: takes its timestamps from a column of `cols`
     /// starting at (or holding) `t`, or codes them itself.
     fn choose_times(&mut self, t: i64, cols: &Columns) {
         debug_assert_eq!(self.count, 0);
-        self.times = match cols.join(t, self.solo) {
+        self.times = match cols.join(t, self.solo()) {
             Some((col, start)) => Times::Shared {
                 col,
                 start: start as u32,
@@ -367,7 +495,7 @@ impl DecimalChunk {
     /// samples appended, if all fit; `extra` bytes reserved beyond this
     /// chunk's stream.
     fn recoded(&self, mut out: DecimalChunk, extra: usize) -> Option<DecimalChunk> {
-        out.solo = self.solo;
+        out.set_solo(self.solo());
         out.grow(self.stream().len() + extra + WORD);
         for s in self.iter() {
             if !out.try_append(s.t, s.v) {
@@ -517,12 +645,15 @@ impl DecimalChunk {
     fn write_bits(&mut self, value: u64, n: u32) {
         debug_assert!((1..=56).contains(&n) && value >> n == 0);
         let at = (self.bits / 8) as usize;
-        if self.buf.len() < at + WORD {
+        let shift = self.bits % 8;
+        if self.buf().len() < at + WORD {
             self.grow(at + WORD);
         }
-        let dst: &mut [u8; WORD] = (&mut self.buf[at..at + WORD]).try_into().expect("8 bytes");
+        let dst: &mut [u8; WORD] = (&mut self.buf_mut()[at..at + WORD])
+            .try_into()
+            .expect("8 bytes");
         // Bits past the stream are zero, so the partial byte can be or'ed.
-        let word = (value << (64 - n)) >> (self.bits % 8) | u64::from(dst[0]) << 56;
+        let word = (value << (64 - n)) >> shift | u64::from(dst[0]) << 56;
         *dst = word.to_be_bytes();
         self.bits += n;
     }
@@ -532,17 +663,21 @@ impl DecimalChunk {
     #[cold]
     fn grow(&mut self, need: usize) {
         let cap = size_class(need);
-        let mut v = std::mem::take(&mut self.buf).into_vec();
+        let mut v = self.take_buf();
         v.reserve_exact(cap - v.len());
         v.resize(cap, 0);
-        self.buf = v.into_boxed_slice();
+        self.put_buf(v);
     }
 
-    /// Releases the spare room (for chunks that are complete).
+    /// Releases the spare room (for chunks that are complete) down to the
+    /// size class of the stream.
     fn shrink_to_fit(&mut self) {
         let used = self.stream().len();
-        if used < self.buf.len() {
-            self.buf = self.buf[..used].into();
+        if size_class(used.max(1)) < self.buf().len() {
+            let mut v = self.take_buf();
+            v.truncate(used);
+            v.shrink_to_fit();
+            self.put_buf(v);
         }
     }
 
@@ -641,14 +776,13 @@ impl DecimalChunk {
         if !consistent {
             return None;
         }
-        let buf = stream_copy(p.buf, p.bits);
         let (adapt_t, adapt_m) = (Adapt::from_bits(p.adapt[0])?, Adapt::from_bits(p.adapt[1])?);
-        let c = DecimalChunk {
-            buf,
+        let mut c = DecimalChunk {
+            buf: NonNull::dangling(),
             bits: u32::try_from(p.bits).ok()?,
             count: u16::try_from(p.count).ok()?,
             scale: p.scale,
-            solo: false,
+            class_solo: 0,
             times: Times::Own {
                 adapt_t,
                 adapt_m,
@@ -658,6 +792,7 @@ impl DecimalChunk {
             last_m: p.last_m,
             last_dm: p.last_dm,
         };
+        c.put_buf(stream_copy(p.buf, p.bits));
         // The adaptive code starts at the third sample, in its start state.
         let fresh = p.count > 2 || (adapt_t == Adapt::START && adapt_m == Adapt::START);
         (fresh && (p.count == 0 || c.first_t() == p.first_t)).then_some(c)
@@ -706,8 +841,8 @@ impl DecimalChunk {
 
 /// A restored chunk's stream: `buf` (`ceil(bits / 8)` bytes) with the bits
 /// past the stream cleared, as appends into the last byte rely on.
-fn stream_copy(buf: &[u8], bits: u64) -> Box<[u8]> {
-    let mut buf: Box<[u8]> = buf.into();
+fn stream_copy(buf: &[u8], bits: u64) -> Vec<u8> {
+    let mut buf = buf.to_vec();
     if let Some(last) = buf.last_mut()
         && !bits.is_multiple_of(8)
     {
@@ -780,13 +915,12 @@ impl DecimalChunk {
         if p.count <= 2 && adapt_m != Adapt::START {
             return None;
         }
-        let buf = stream_copy(p.buf, p.bits);
-        Some(DecimalChunk {
-            buf,
+        let mut c = DecimalChunk {
+            buf: NonNull::dangling(),
             bits: u32::try_from(p.bits).ok()?,
             count: u16::try_from(p.count).ok()?,
             scale: p.scale,
-            solo: false,
+            class_solo: 0,
             times: Times::Shared {
                 col: Arc::clone(col),
                 start: p.start,
@@ -794,7 +928,9 @@ impl DecimalChunk {
             },
             last_m: p.last_m,
             last_dm: p.last_dm,
-        })
+        };
+        c.put_buf(stream_copy(p.buf, p.bits));
+        Some(c)
     }
 }
 
@@ -954,12 +1090,11 @@ impl Default for HeadChunk {
 
 impl HeadChunk {
     /// An empty chunk for a series whose previous chunk found too few
-    /// others on its column (see [`DecimalChunk::solo`]).
+    /// others on its column (see [`DecimalChunk::class_solo`]).
     pub fn solo() -> HeadChunk {
-        HeadChunk::Decimal(DecimalChunk {
-            solo: true,
-            ..DecimalChunk::default()
-        })
+        let mut c = DecimalChunk::default();
+        c.set_solo(true);
+        HeadChunk::Decimal(c)
     }
 
     /// Appends `(t, v)` with the timestamps in the chunk; `t` must be
@@ -1032,7 +1167,7 @@ impl HeadChunk {
     /// Whether this is a solo series' chunk coding its own timestamps
     /// (see [`HeadChunk::solo`]).
     pub fn is_solo(&self) -> bool {
-        matches!(self, HeadChunk::Decimal(c) if c.solo && !c.is_shared())
+        matches!(self, HeadChunk::Decimal(c) if c.solo() && !c.is_shared())
     }
 
     /// Whether the timestamps are in a column shared with other chunks.
@@ -1069,7 +1204,7 @@ impl HeadChunk {
             other => other.clone(),
         };
         if let HeadChunk::Decimal(c) = &mut out {
-            c.solo = solo;
+            c.set_solo(solo);
         }
         out
     }
@@ -1137,7 +1272,7 @@ impl HeadChunk {
     pub fn memory_bytes(&self) -> usize {
         match self {
             HeadChunk::Decimal(c) => {
-                c.buf.len()
+                c.buf().len()
                     + match &c.times {
                         Times::Shared { col, .. } => TimeColumn::BYTES / Arc::strong_count(col),
                         Times::Own { .. } => 0,
@@ -1175,6 +1310,35 @@ mod tests {
     }
 
     #[test]
+    fn class_codes_name_every_size_class() {
+        assert_eq!(class_bytes(0), 0);
+        let mut codes = std::collections::BTreeSet::new();
+        for n in 1..100_000 {
+            let c = size_class(n);
+            let code = class_code(c);
+            assert!(code > 0 && code < SOLO, "{n}: code {code}");
+            assert_eq!(class_bytes(code), c, "{n}");
+            codes.insert(code);
+        }
+        // Consecutive: no class without its code.
+        assert_eq!(codes.len(), usize::from(*codes.last().unwrap()));
+    }
+
+    #[test]
+    fn chunks_take_56_bytes_and_clone_their_buffer() {
+        assert_eq!(std::mem::size_of::<HeadChunk>(), 56);
+        let mut c = HeadChunk::solo();
+        for i in 0..100 {
+            c.append(1000 * i, i as f64 / 4.0);
+        }
+        let d = c.clone();
+        drop(c);
+        assert!(d.is_solo());
+        assert_eq!(d.iter().count(), 100);
+        assert_eq!(d.iter().last().map(|s| s.v), Some(99.0 / 4.0));
+    }
+
+    #[test]
     fn decimal_counters_are_small_and_exact() {
         // CPU seconds in hundredths, 15 s ± a few ms apart.
         let mut v = 123_456.78f64;
@@ -1188,9 +1352,14 @@ mod tests {
         let mut c = roundtrip(&samples);
         assert!(c.is_decimal());
         c.shrink_to_fit();
-        let per_sample = c.memory_bytes() as f64 / samples.len() as f64;
+        let HeadChunk::Decimal(d) = &c else {
+            unreachable!("decimal, checked above")
+        };
+        // The coding; the buffer is this rounded up to a size class.
+        let per_sample = d.stream().len() as f64 / samples.len() as f64;
         // 2.5 in the bucket code alone.
         assert!(per_sample < 1.8, "{per_sample} bytes/sample");
+        assert_eq!(c.memory_bytes(), size_class(d.stream().len()));
     }
 
     /// Exact intervals and a constant value: after the first two samples
@@ -1361,7 +1530,7 @@ mod tests {
                 c.append(t, v);
                 t += 15_000 + i64::from(i % 7) - 3;
                 let (len, cap) = match &c {
-                    HeadChunk::Decimal(d) => (d.stream().len(), d.buf.len()),
+                    HeadChunk::Decimal(d) => (d.stream().len(), d.buf().len()),
                     HeadChunk::Xor(x) => (
                         x.bytes().len(),
                         x.memory_bytes() - std::mem::size_of::<XorChunk>(),

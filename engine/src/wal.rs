@@ -137,6 +137,7 @@ pub fn encode_metadata(buf: &mut Vec<u8>, metadata: &[MetricMetadata]) {
 // ---------------------------------------------------------------------------
 // Decoding
 
+#[derive(Clone)]
 pub(crate) struct Cursor<'a> {
     pub(crate) b: &'a [u8],
 }
