@@ -353,14 +353,15 @@ pub const REPLAYED_EPOCH: u16 = u16::MAX;
 /// The head's WAL epoch from open until the first cut.
 pub const FIRST_EPOCH: u32 = 1;
 
-/// A head WAL epoch as a series records it ([`MemSeries::wal_epoch`]): its
-/// remainder modulo 2^16 − 1, never [`REPLAYED_EPOCH`]. Tags repeat only
-/// every 65,535 cuts, and a series' tag is never more than two behind:
-/// every append logs the labels of a series not logged in the current
-/// epoch, and a series idle through a whole generation leaves the head
+/// A head WAL epoch as a series records it ([`MemSeries::wal_epoch`]):
+/// 1 + its remainder modulo 2^16 − 2, so never 0 (the tag of a series not
+/// logged yet) nor [`REPLAYED_EPOCH`]. Tags repeat only every 65,534 cuts,
+/// and a series' tag is never more than two behind: every append logs the
+/// labels of a series not logged in the current epoch, and a series idle
+/// through a whole generation leaves the head
 /// ([`Head::drop_frozen_and_gc`]).
 pub fn epoch_tag(epoch: u32) -> u16 {
-    (epoch % u32::from(u16::MAX)) as u16
+    (epoch % (u32::from(u16::MAX) - 1)) as u16 + 1
 }
 
 /// A series in the head: 112 bytes, 128 with its `Arc` (an allocator size
@@ -690,17 +691,21 @@ impl Head {
                 series.resize(id as usize + 1, None);
             }
             series[id as usize] = Some(s.clone());
-            // Growing the shard hashes its entries' labels again, all
-            // present: `remove` takes an entry out of its shard before its
-            // slot in `series`.
-            self.symbols.resolve_with(|r| {
-                shard.insert_unique(hash, id, |&other| {
-                    series_at(&series, other).map_or(0, |o| Head::hash_of(o, r))
-                })
-            });
             s
         };
         let id = s.id;
+        // Growing the shard hashes its entries' labels again, all present:
+        // `remove` takes an entry out of its shard (locked here) before
+        // its slot in `series`. Under the list's read lock: lookups in
+        // other shards go on meanwhile (unless a creation waits for the
+        // write lock: the lock is fair).
+        let series = self.series.read();
+        self.symbols.resolve_with(|r| {
+            shard.insert_unique(hash, id, |&other| {
+                series_at(&series, other).map_or(0, |o| Head::hash_of(o, r))
+            })
+        });
+        drop(series);
         self.postings.write().add(
             id,
             labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
@@ -1306,13 +1311,17 @@ mod tests {
         assert!(h.get(&Labels::new(&[("__name__", "down")])).is_none());
     }
 
+    /// A tag is never a new series' 0 (its labels would not be logged in
+    /// that epoch) nor the replayed mark, and consecutive epochs differ.
     #[test]
-    fn epoch_tags_skip_the_replayed_mark() {
-        assert_eq!(epoch_tag(FIRST_EPOCH), 1);
-        assert_eq!(epoch_tag(u32::from(u16::MAX) - 1), u16::MAX - 1);
-        assert_eq!(epoch_tag(u32::from(u16::MAX)), 0);
-        assert!((0..=u32::from(u16::MAX) * 3).all(|e| epoch_tag(e) != REPLAYED_EPOCH));
-        assert_ne!(epoch_tag(7), epoch_tag(8));
+    fn epoch_tags_skip_the_unlogged_and_replayed_marks() {
+        let fresh = MemSeries::new(0, IdPairs::new(std::iter::empty()));
+        assert_eq!(fresh.wal_epoch.load(Ordering::Relaxed), 0);
+        for e in (0..=u32::from(u16::MAX) * 3).chain(u32::MAX - 70_000..=u32::MAX) {
+            let t = epoch_tag(e);
+            assert!(t != 0 && t != REPLAYED_EPOCH, "epoch {e}: tag {t}");
+            assert_ne!(t, epoch_tag(e.wrapping_add(1)), "epoch {e}");
+        }
     }
 
     #[test]

@@ -676,7 +676,6 @@ impl DecimalChunk {
         if size_class(used.max(1)) < self.buf().len() {
             let mut v = self.take_buf();
             v.truncate(used);
-            v.shrink_to_fit();
             self.put_buf(v);
         }
     }
