@@ -1313,6 +1313,23 @@ mod tests {
 
     /// A tag is never a new series' 0 (its labels would not be logged in
     /// that epoch) nor the replayed mark, and consecutive epochs differ.
+    /// Two label sets under one hash (forced: XXH3 collisions cannot be
+    /// found) stay two series, each found by its own labels.
+    #[test]
+    fn sets_sharing_a_hash_are_told_apart_by_their_labels() {
+        let h = Head::new();
+        let a = Labels::new(&[("__name__", "up"), ("job", "a")]);
+        let b = Labels::new(&[("__name__", "up"), ("job", "b")]);
+        let hash = 42;
+        let mut shard = h.shard(hash).write();
+        let sa = h.insert_locked(&mut shard, None, hash, &a);
+        assert!(h.find_in(&shard, hash, &b).is_none());
+        let sb = h.insert_locked(&mut shard, None, hash, &b);
+        assert_ne!(sa.id, sb.id);
+        assert_eq!(h.find_in(&shard, hash, &a).map(|s| s.id), Some(sa.id));
+        assert_eq!(h.find_in(&shard, hash, &b).map(|s| s.id), Some(sb.id));
+    }
+
     #[test]
     fn epoch_tags_skip_the_unlogged_and_replayed_marks() {
         let fresh = MemSeries::new(0, IdPairs::new(std::iter::empty()));
