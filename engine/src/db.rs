@@ -139,8 +139,25 @@ pub struct AppendSummary {
 /// A head series, named without its labels (see [`Db::append_with_refs`]).
 /// Valid until the series leaves the head; never reused for another series
 /// by the same `Db`.
+///
+/// Held as the id plus one, so `Option<SeriesRef>` takes four bytes (the
+/// receiver's reference cache keeps millions of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SeriesRef(u32);
+pub struct SeriesRef(std::num::NonZeroU32);
+
+impl SeriesRef {
+    /// The reference of head series `id`; `None` for the one id (`u32::MAX`)
+    /// that has no reference (its series is appended by labels).
+    fn new(id: u32) -> Option<SeriesRef> {
+        id.checked_add(1)
+            .and_then(std::num::NonZeroU32::new)
+            .map(SeriesRef)
+    }
+
+    fn id(self) -> u32 {
+        self.0.get() - 1
+    }
+}
 
 /// Resolves when an appended batch is durable.
 #[must_use = "a write is durable only once the ticket resolves"]
@@ -567,9 +584,9 @@ impl Db {
         for (r, samples) in by_ref {
             let labels = || {
                 self.head
-                    .by_id(r.0)
+                    .by_id(r.id())
                     .map(|s| self.head.labels_uncached(&s))
-                    .ok_or(AppendError::StaleSeriesRef { id: r.0 })
+                    .ok_or(AppendError::StaleSeriesRef { id: r.id() })
             };
             if let Some(x) = samples.iter().find(|x| x.t > max_t) {
                 self.metrics.appends_rejected.inc();
@@ -625,8 +642,8 @@ impl Db {
             }
             let series = self
                 .head
-                .by_id(r.0)
-                .ok_or(AppendError::StaleSeriesRef { id: r.0 })?;
+                .by_id(r.id())
+                .ok_or(AppendError::StaleSeriesRef { id: r.id() })?;
             work.push((series, n + k));
         }
         work.sort_unstable_by_key(|w| (w.0.id, w.1));
@@ -751,7 +768,7 @@ impl Db {
         let mut refs = vec![None; n];
         for (series, i) in &work {
             if *i < n {
-                refs[*i] = Some(SeriesRef(series.id));
+                refs[*i] = SeriesRef::new(series.id);
             }
         }
         self.metrics.samples_appended.inc_by(accepted as u64);
@@ -2455,7 +2472,7 @@ mod tests {
             Err(AppendError::Duplicate { labels: l, .. }) => assert_eq!(l, labels),
             other => panic!("{:?}", other.err()),
         }
-        let stale = [(SeriesRef(9_999), vec![Sample::new(t, 2.0)])];
+        let stale = [(SeriesRef::new(9_999).unwrap(), vec![Sample::new(t, 2.0)])];
         assert!(matches!(
             db.append_with_refs(&empty, &stale),
             Err(AppendError::StaleSeriesRef { id: 9_999 })

@@ -248,6 +248,18 @@ unsafe impl Sync for DecimalChunk {}
 
 const SOLO: u8 = 0x80;
 
+/// Every this many samples a chunk moves its buffer to a fresh block.
+///
+/// Series of one scrape target append in step, so their buffers outgrow
+/// each allocator size class at about the same time, and the slow growers
+/// stay behind, a few to each page of the class the others left: at a
+/// million series those pages held 50 MB more than the blocks in use
+/// (`benches/examples/ingest_memory_workload.rs`). Moving the buffers
+/// now and then, all in the same scrape, packs them into few pages and
+/// frees the rest: 12 MB less resident there, for one copy of a small
+/// buffer per 24 samples.
+const REPACK_EVERY: u16 = 24;
+
 /// Bytes of size class `code` (see [`class_code`]): 0 for 0, then 16, 32,
 /// 48, 64, then four classes per doubling (80, 96, 112, 128, 160, ...): the
 /// sizes [`size_class`] returns.
@@ -527,7 +539,25 @@ impl DecimalChunk {
         }
         self.last_m = m;
         self.count += 1;
+        if self.count.is_multiple_of(REPACK_EVERY) {
+            self.repack();
+        }
         true
+    }
+
+    /// Moves the buffer to a fresh block of the same size class: see
+    /// [`REPACK_EVERY`].
+    #[cold]
+    fn repack(&mut self) {
+        let n = class_bytes(self.class_solo & !SOLO);
+        if n == 0 {
+            return;
+        }
+        // The new block is taken before the old one is given back, so it
+        // is not the same block.
+        let mut fresh = Vec::with_capacity(n);
+        fresh.extend_from_slice(self.buf());
+        self.put_buf(fresh);
     }
 
     /// Codes `t` and `m` into the stream (timestamps of its own).
@@ -1321,6 +1351,26 @@ mod tests {
         }
         // Consecutive: no class without its code.
         assert_eq!(codes.len(), usize::from(*codes.last().unwrap()));
+    }
+
+    #[test]
+    fn a_repacked_buffer_moves_and_keeps_every_sample() {
+        let mut c = DecimalChunk::new(2);
+        c.set_solo(true);
+        let mut want = Vec::new();
+        for i in 0..2_000i64 {
+            let before = (c.buf.as_ptr(), c.buf().len());
+            let v = ((i * 7919) % 1000) as f64 / 100.0;
+            assert!(c.try_append(15_000 * i + i % 3, v));
+            want.push((15_000 * i + i % 3, v));
+            if c.count.is_multiple_of(REPACK_EVERY) && c.buf().len() == before.1 {
+                assert_ne!(c.buf.as_ptr(), before.0, "sample {i}: buffer not moved");
+            }
+            if c.count.is_multiple_of(REPACK_EVERY) || i < 100 {
+                let got: Vec<_> = c.iter().map(|s| (s.t, s.v)).collect();
+                assert_eq!(got, want, "after {} samples", c.count);
+            }
+        }
     }
 
     #[test]
