@@ -2,47 +2,18 @@
 //! workload (counting allocator): `cargo run --release -p silt-bench
 //! --example head_memory_workload -- [series] [scrapes]`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
 
 use engine::Labels;
 use engine::head::Head;
+use silt_bench::counting::{Counting, live, series_and_scrapes};
 use silt_bench::workload::{Spec, Workload};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        // SAFETY: same layout as asked.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p came from alloc with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p came from alloc with this layout.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: Counting<System> = Counting(System);
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let series = args.first().copied().unwrap_or(1_000_000) as usize;
-    let scrapes = args.get(1).copied().unwrap_or(80);
+    let (series, scrapes) = series_and_scrapes();
     let w = Workload::new(Spec {
         series,
         duration_ms: scrapes as i64 * 15_000,
@@ -52,7 +23,7 @@ fn main() {
     let n = w.series.len();
     let mut handles = Vec::with_capacity(n);
     let mut state = vec![0.0f64; n];
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = live();
     let head = Head::new();
     for i in 0..n {
         let pairs = w.labels(i);
@@ -64,7 +35,7 @@ fn main() {
     }
     let handles_bytes = handles.capacity() * 8;
     let report = |what: &str, samples: u64| {
-        let live = LIVE.load(Ordering::Relaxed) - base - handles_bytes;
+        let live = live() - base - handles_bytes;
         println!(
             "{what}: {:.1} B/series heap ({:.2} B/sample over {samples}); head.memory_bytes {:.1} B/series",
             live as f64 / n as f64,
@@ -84,12 +55,12 @@ fn main() {
             }
         }
         if k == 0 {
-            after_first = LIVE.load(Ordering::Relaxed);
+            after_first = live();
             report("after 1 scrape", 1);
         }
     }
     report(&format!("after {scrapes} scrapes"), scrapes);
-    let grow = LIVE.load(Ordering::Relaxed) - after_first;
+    let grow = live() - after_first;
     println!(
         "scrapes 2..={scrapes}: {:.2} B/sample",
         grow as f64 / (n as f64 * (scrapes - 1) as f64)

@@ -6,44 +6,19 @@
 //! in use: the gap is fragmentation. `cargo run --release -p silt-bench
 //! --example ingest_memory_workload -- [series] [scrapes]`.
 
-use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use engine::{Db, Durability, Options};
 use ingest::{Limits, RefCache, Version, reference};
 use libmimalloc_sys::{mi_heap_area_t, mi_heap_t};
+use silt_bench::counting::{Counting, live, series_and_scrapes};
 use silt_bench::encode::encode;
 use silt_bench::workload::{Spec, Workload};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to mimalloc and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        // SAFETY: same layout as asked.
-        unsafe { mimalloc::MiMalloc.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p came from alloc with this layout.
-        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p came from alloc with this layout.
-        unsafe { mimalloc::MiMalloc.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: Counting<mimalloc::MiMalloc> = Counting(mimalloc::MiMalloc);
 
 unsafe extern "C" {
     /// mimalloc v3's process heap (the sys crate names it only for v2).
@@ -80,19 +55,14 @@ fn rss_mib() -> u64 {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let series = args.first().copied().unwrap_or(1_000_000) as usize;
-    let scrapes = args.get(1).copied().unwrap_or(80) as i64;
+    let (series, scrapes) = series_and_scrapes();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let w = Workload::new(Spec {
         series,
-        duration_ms: scrapes * 15_000,
+        duration_ms: scrapes as i64 * 15_000,
         end_ms: now,
         seed: 1,
     });
@@ -107,7 +77,7 @@ fn main() {
         },
         ..Options::new(dir.path())
     };
-    let base_live = LIVE.load(Ordering::Relaxed);
+    let base_live = live();
     let base_rss = rss_mib();
     let db = Db::open(opts, &mut Default::default()).unwrap();
     let refs = RefCache::new();
@@ -131,7 +101,7 @@ fn main() {
         }
     }
     drop(raw);
-    let live = (LIVE.load(Ordering::Relaxed) - base_live) >> 20;
+    let live = (live() - base_live) >> 20;
     println!(
         "{series} series, {} samples: live heap {live} MiB (head by its own count {} MiB, reference cache {} MiB), RSS {} MiB over {base_rss} MiB before",
         enc.samples,

@@ -2,6 +2,7 @@
 //! against Silt, VictoriaMetrics and Prometheus side by side (see `benches/README.md`).
 
 pub mod compare;
+pub mod counting;
 pub mod du;
 pub mod encode;
 pub mod forecast;
