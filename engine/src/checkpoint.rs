@@ -25,6 +25,7 @@
 //! name, fsynced and renamed to `checkpoint.<seq>.<offset>` (the start
 //! position, 16 digits each) in the WAL directory.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -224,27 +225,114 @@ pub fn encode_series(
     labels: &Labels,
     chunks: &Chunks,
 ) {
+    let (sealed, open, ooo_chunks, ooo) = chunks.parts();
+    let parts = Parts {
+        sealed: sealed.iter().collect(),
+        open,
+        ooo_chunks: ooo_chunks.iter().map(Cow::Borrowed).collect(),
+        ooo,
+    };
+    encode_parts(b, cols, id, labels, &parts);
+}
+
+/// A series' chunks as [`Chunks::parts`] gives them, some possibly built
+/// for the entry.
+struct Parts<'a> {
+    sealed: Vec<&'a HeadChunk>,
+    open: &'a HeadChunk,
+    ooo_chunks: Vec<Cow<'a, XorChunk>>,
+    ooo: &'a [Sample],
+}
+
+fn encode_parts(b: &mut Vec<u8>, cols: &mut ColumnTable, id: u32, labels: &Labels, p: &Parts) {
     put_uvarint(b, u64::from(id));
     put_uvarint(b, labels.len() as u64);
     for l in labels {
         put_str(b, &l.name);
         put_str(b, &l.value);
     }
-    let (sealed, open, ooo_chunks, ooo) = chunks.parts();
-    put_uvarint(b, sealed.len() as u64);
-    for c in sealed {
+    put_uvarint(b, p.sealed.len() as u64);
+    for c in &p.sealed {
         put_head_chunk(b, cols, c);
     }
-    put_head_chunk(b, cols, open);
-    put_uvarint(b, ooo_chunks.len() as u64);
-    for c in ooo_chunks {
+    put_head_chunk(b, cols, p.open);
+    put_uvarint(b, p.ooo_chunks.len() as u64);
+    for c in &p.ooo_chunks {
         put_xor_chunk(b, c);
     }
-    put_uvarint(b, ooo.len() as u64);
-    for s in ooo {
+    put_uvarint(b, p.ooo.len() as u64);
+    for s in p.ooo {
         b.extend_from_slice(&s.t.to_le_bytes());
         b.extend_from_slice(&s.v.to_bits().to_le_bytes());
     }
+}
+
+/// The entry of a series whose data is split between the generation a
+/// pending cut is writing (`frozen`) and the head's new one (`live`), as
+/// one set of chunks [`Chunks::from_parts`] accepts. Live data normally
+/// starts after the frozen data ends: the in-order chunks are laid end to
+/// end (the frozen open chunk becomes a sealed one). Where a backfill put
+/// live in-order data at or before the frozen data's end, the frozen
+/// in-order chunks stay the in-order ones and the live samples become an
+/// out-of-order run. Frozen out-of-order samples not yet in a run become
+/// one (out-of-order runs may overlap anything).
+pub fn encode_series_split(
+    b: &mut Vec<u8>,
+    cols: &mut ColumnTable,
+    id: u32,
+    labels: &Labels,
+    frozen: &Chunks,
+    live: &Chunks,
+) {
+    fn in_order<'a>(sealed: &'a [HeadChunk], open: &'a HeadChunk) -> Vec<&'a HeadChunk> {
+        sealed
+            .iter()
+            .chain((!open.is_empty()).then_some(open))
+            .collect()
+    }
+    fn run(samples: impl IntoIterator<Item = Sample>) -> Option<XorChunk> {
+        let mut c = XorChunk::new();
+        for s in samples {
+            c.append(s.t, s.v);
+        }
+        (!c.is_empty()).then_some(c)
+    }
+    let (f_sealed, f_open, f_ooo_chunks, f_ooo) = frozen.parts();
+    let (l_sealed, l_open, l_ooo_chunks, l_ooo) = live.parts();
+    let f_in = in_order(f_sealed, f_open);
+    let l_in = in_order(l_sealed, l_open);
+    let end_to_end = match (f_in.last(), l_in.first()) {
+        (Some(f), Some(l)) => f.max_t() < l.min_t(),
+        _ => true,
+    };
+    let mut ooo_chunks: Vec<Cow<XorChunk>> = f_ooo_chunks
+        .iter()
+        .chain(l_ooo_chunks)
+        .map(Cow::Borrowed)
+        .collect();
+    ooo_chunks.extend(run(f_ooo.iter().copied()).map(Cow::Owned));
+    let parts = if end_to_end {
+        let mut sealed = f_in;
+        sealed.extend(l_sealed);
+        Parts {
+            sealed,
+            open: l_open,
+            ooo_chunks,
+            ooo: l_ooo,
+        }
+    } else {
+        let mut samples: Vec<Sample> = l_in.iter().flat_map(|c| c.iter()).collect();
+        samples.extend_from_slice(l_ooo);
+        samples.sort_by_key(|s| s.t);
+        ooo_chunks.extend(run(samples).map(Cow::Owned));
+        Parts {
+            sealed: f_sealed.iter().collect(),
+            open: f_open,
+            ooo_chunks,
+            ooo: &[],
+        }
+    };
+    encode_parts(b, cols, id, labels, &parts);
 }
 
 // ---------------------------------------------------------------------------
@@ -496,6 +584,20 @@ impl Writer {
     /// Adds a series entry (typically under the series' lock).
     pub fn add_series(&mut self, id: u32, labels: &Labels, chunks: &Chunks) {
         encode_series(&mut self.series, &mut self.columns, id, labels, chunks);
+        self.num_series += 1;
+    }
+
+    /// Adds a series entry whose data is split by a pending cut (see
+    /// [`encode_series_split`]).
+    pub fn add_series_split(&mut self, id: u32, labels: &Labels, frozen: &Chunks, live: &Chunks) {
+        encode_series_split(
+            &mut self.series,
+            &mut self.columns,
+            id,
+            labels,
+            frozen,
+            live,
+        );
         self.num_series += 1;
     }
 
@@ -1004,6 +1106,76 @@ mod tests {
         assert_eq!(holders(&got), before);
         for (id, _, c) in &got {
             assert_eq!(samples(c).last(), Some(&(t(301), f64::from(*id).to_bits())));
+        }
+    }
+
+    /// A series split by a pending cut reads back as one set of chunks
+    /// holding both generations, whichever way their times fall.
+    #[test]
+    fn split_series_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cols = Columns::default();
+        let pushed = |ts: &[i64]| {
+            let mut c = Chunks::default();
+            for &t in ts {
+                c.push(t, t as f64 / 4.0, &cols);
+            }
+            c
+        };
+        let newer: Vec<i64> = (0..200).map(|i| 4_000 + i * 10).collect();
+        let mut newer_ooo = newer.clone();
+        newer_ooo.extend([4_005, 4_015, 5_005]);
+        let backfill: Vec<i64> = (0..150).map(|i| 503 + i * 10).chain([9_000, 607]).collect();
+        let cases: Vec<(&str, Chunks, Chunks)> = vec![
+            (
+                "live after frozen",
+                chunks_with_everything(),
+                pushed(&newer),
+            ),
+            (
+                "live out of order too",
+                chunks_with_everything(),
+                pushed(&newer_ooo),
+            ),
+            (
+                "live backfill under frozen",
+                chunks_with_everything(),
+                pushed(&backfill),
+            ),
+            ("no live data", chunks_with_everything(), Chunks::default()),
+            (
+                "frozen in order only",
+                pushed(&[10, 20, 30]),
+                pushed(&newer),
+            ),
+        ];
+        let start = Start {
+            base_segment: 3,
+            pos: WalPos {
+                seq: 4,
+                offset: 100,
+            },
+            created_ms: 7,
+        };
+        let mut w = Writer::create(dir.path(), &start).unwrap();
+        for (id, (_, frozen, live)) in cases.iter().enumerate() {
+            let l = Labels::new(&[("__name__", "m"), ("i", &id.to_string())]);
+            w.add_series_split(id as u32, &l, frozen, live);
+        }
+        w.metadata(&[]).unwrap();
+        let (path, _) = w.finish().unwrap();
+        let (got, _, _) = read_back(&path).unwrap();
+        assert_eq!(got.len(), cases.len());
+        for ((name, frozen, live), (_, _, mut c)) in cases.into_iter().zip(got) {
+            let mut want = samples(&frozen);
+            want.extend(samples(&live));
+            want.sort();
+            want.dedup();
+            assert_eq!(samples(&c), want, "{name}");
+            // Appends go on after the newest sample.
+            let next = want.last().unwrap().0 + 1;
+            c.push(next, 1.0, &cols);
+            assert_eq!(samples(&c).last(), Some(&(next, 1f64.to_bits())), "{name}");
         }
     }
 

@@ -66,12 +66,12 @@ pub struct Options {
     /// Compaction never makes blocks longer than this.
     pub max_block_duration: Duration,
     pub wal_segment_size: u64,
-    /// Run cuts, compaction and retention in a background thread.
+    /// Run cuts, compaction, retention and periodic checkpoints in background threads.
     pub background: bool,
     /// Byte budget of the decoded-page cache shared by all block reads
     /// (see [`block::BlockCache`]); 0 disables it.
     pub block_cache_bytes: usize,
-    /// The background thread writes a head checkpoint (see
+    /// The checkpoint thread writes a head checkpoint (see
     /// [`crate::checkpoint`]) once this many bytes of WAL were written
     /// since the last one (WAL replayed at open counts), or sooner while
     /// the head is small (see [`CHECKPOINT_MIN_WAL_BYTES`]); 0 disables
@@ -91,13 +91,14 @@ pub struct Options {
 pub const DEFAULT_CHECKPOINT_WAL_BYTES: u64 = 256 << 20;
 
 /// A checkpoint is due once the WAL written since the last one (since the
-/// last cut, if none since) is twice that checkpoint's size and at least
+/// last cut, if none since) reaches that checkpoint's size and at least
 /// this much, or [`Options::checkpoint_wal_bytes`] if that is less. A
 /// sample takes about ten times more bytes in the WAL than in a checkpoint,
-/// so below the cap this bounds a restart's replay to about a fifth of the
-/// head's samples and adds at most half the WAL's bytes in checkpoint
-/// writes; at the cap (heads with checkpoints over half of it), checkpoint
-/// writes come to about the WAL's bytes.
+/// so below the cap this bounds a restart's replay to about a tenth of the
+/// head's samples, and checkpoint writes come to at most the WAL's bytes.
+/// A restart loads the last checkpoint and replays the WAL after it, so
+/// whenever the crash falls the replay is at most about the checkpoint's
+/// size in WAL and restart time stays within a small factor of the load.
 pub const CHECKPOINT_MIN_WAL_BYTES: u64 = 16 << 20;
 
 /// Default [`Options::checkpoint_batch_series`].
@@ -379,7 +380,11 @@ pub struct Db {
     /// Generation number of the head's frozen data (valid while a cut is pending).
     frozen_gen: AtomicU64,
     metadata: MetadataStore,
+    /// The pending cut, if any: held to start a cut, to publish it and to
+    /// write a checkpoint.
     cut_lock: Mutex<Option<PendingCut>>,
+    /// Held through a whole cut.
+    cut_run: Mutex<()>,
     compact_lock: Mutex<()>,
     last_cut: Mutex<Instant>,
     metrics: Metrics,
@@ -396,18 +401,72 @@ pub struct Db {
     /// WAL bytes replayed at open (they count toward the next checkpoint).
     replayed_wal_bytes: u64,
     checkpoint_loaded: bool,
-    bg: Arc<(Mutex<Background>, Condvar)>,
-    /// An append asked the background thread for a round (saves appends
-    /// the lock while the request is pending).
-    bg_kick_pending: AtomicBool,
-    bg_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Cuts, compaction and retention.
+    maintenance: Worker,
+    /// Head checkpoints, on their own thread so that they go on while a
+    /// cut or a compaction takes seconds.
+    checkpointer: Worker,
 }
 
-/// What the background thread is asked to do.
+/// A background thread woken by appends that find its work due.
+struct Worker {
+    ctl: Arc<(Mutex<Background>, Condvar)>,
+    /// An append asked for a round (saves appends the lock while the
+    /// request is pending).
+    kick_pending: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        Worker {
+            ctl: Arc::new((Mutex::new(Background::default()), Condvar::new())),
+            kick_pending: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// Starts the thread, which runs `round` as [`background_loop`] says.
+    fn start(&self, name: &str, db: &Arc<Db>, round: fn(&Db)) -> std::io::Result<()> {
+        let weak = Arc::downgrade(db);
+        let ctl = self.ctl.clone();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || background_loop(&weak, &ctl, round))?;
+        *self.thread.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Asks for a round unless one is asked for already.
+    fn kick(&self) {
+        if !self.kick_pending.swap(true, Ordering::AcqRel) {
+            let (lock, cv) = &*self.ctl;
+            lock.lock().kicked = true;
+            cv.notify_all();
+        }
+    }
+
+    /// Stops the thread and waits for its round to end (unless called from
+    /// the thread itself: its round dropped the last handle on the Db).
+    fn stop(&self) {
+        {
+            let (lock, cv) = &*self.ctl;
+            lock.lock().stopped = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.lock().take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a background thread is asked to do.
 #[derive(Default)]
 struct Background {
     stopped: bool,
-    /// Run a round now: a cut or a checkpoint is due.
+    /// Run a round now: its work is due.
     kicked: bool,
 }
 
@@ -486,6 +545,7 @@ impl Db {
             frozen_gen: AtomicU64::new(0),
             metadata,
             cut_lock: Mutex::new(None),
+            cut_run: Mutex::new(()),
             compact_lock: Mutex::new(()),
             last_cut: Mutex::new(Instant::now()),
             metrics,
@@ -496,20 +556,27 @@ impl Db {
             checkpoint_size: AtomicU64::new(checkpoint_size),
             replayed_wal_bytes,
             checkpoint_loaded,
-            bg: Arc::new((Mutex::new(Background::default()), Condvar::new())),
-            bg_kick_pending: AtomicBool::new(false),
-            bg_thread: Mutex::new(None),
+            maintenance: Worker::new(),
+            checkpointer: Worker::new(),
             opts,
         });
         db.refresh_gauges();
         if db.opts.background {
-            let weak = Arc::downgrade(&db);
-            let stop = db.bg.clone();
-            let handle = std::thread::Builder::new()
-                .name("silt-engine-bg".into())
-                .spawn(move || background_loop(&weak, &stop))
-                .map_err(|e| Error::io(&db.opts.data_dir, e))?;
-            *db.bg_thread.lock() = Some(handle);
+            let start = |w: &Worker, name: &str, round: fn(&Db)| {
+                w.start(name, &db, round)
+                    .map_err(|e| Error::io(&db.opts.data_dir, e))
+            };
+            start(&db.maintenance, "silt-engine-bg", |db| {
+                db.maintenance.kick_pending.store(false, Ordering::Release);
+                if let Err(e) = db.maintain() {
+                    tracing::error!(error = %e, "background maintenance failed");
+                }
+                db.refresh_gauges();
+            })?;
+            start(&db.checkpointer, "silt-checkpoint", |db| {
+                db.checkpointer.kick_pending.store(false, Ordering::Release);
+                db.maybe_checkpoint();
+            })?;
         }
         Ok(db)
     }
@@ -874,30 +941,36 @@ impl Db {
     /// `block_duration` the data touches. Returns the id of the last block,
     /// if there was data. Blocking.
     pub fn cut_head(&self) -> Result<Option<String>> {
-        let mut pending = self.cut_lock.lock();
+        // One cut at a time. The cut lock is held to freeze and to
+        // publish, not while the blocks are written: checkpoints go on
+        // meanwhile (with the frozen data, see `write_checkpoint`).
+        let _one = self.cut_run.lock();
         let start = Instant::now();
-        if pending.is_none() {
-            let _gate = self.gate.write();
-            if self.head.live_range().is_none() {
-                return Ok(None);
+        let (next_segment, wal_mark, range) = {
+            let mut pending = self.cut_lock.lock();
+            if pending.is_none() {
+                let _gate = self.gate.write();
+                if self.head.live_range().is_none() {
+                    return Ok(None);
+                }
+                let next_segment = self.wal.rotate()?;
+                // Under the gate: no append logs between the rotation and this.
+                let wal_mark = self.wal_bytes_total();
+                self.frozen_gen
+                    .store(self.state.read().published + 1, Ordering::Release);
+                let Some(range) = self.head.freeze() else {
+                    return Ok(None);
+                };
+                *pending = Some(PendingCut {
+                    next_segment,
+                    wal_mark,
+                    range,
+                });
             }
-            let next_segment = self.wal.rotate()?;
-            // Under the gate: no append logs between the rotation and this.
-            let wal_mark = self.wal_bytes_total();
-            self.frozen_gen
-                .store(self.state.read().published + 1, Ordering::Release);
-            let Some(range) = self.head.freeze() else {
-                return Ok(None);
-            };
-            *pending = Some(PendingCut {
-                next_segment,
-                wal_mark,
-                range,
-            });
-        }
-        let (next_segment, wal_mark, range) = pending
-            .as_ref()
-            .map_or((0, 0, (0, -1)), |p| (p.next_segment, p.wal_mark, p.range));
+            pending
+                .as_ref()
+                .map_or((0, 0, (0, -1)), |p| (p.next_segment, p.wal_mark, p.range))
+        };
         // Write the frozen generation (writers go on meanwhile): one block
         // per aligned window of `block_duration`, so blocks never straddle
         // a window and compaction can merge each window's blocks once the
@@ -946,6 +1019,8 @@ impl Db {
             .iter()
             .map(|m| self.open_block(&self.blocks_dir.join(&m.id)).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
+        // Publishing: no checkpoint may see the frozen data half dropped.
+        let mut pending = self.cut_lock.lock();
         let old_token = {
             let mut state = self.state.write();
             state.blocks.extend(opened);
@@ -1125,7 +1200,7 @@ impl Db {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.write_checkpoint()
+        self.write_checkpoint(false)
     }
 
     /// WAL bytes replayed at open plus those written since.
@@ -1133,20 +1208,28 @@ impl Db {
         self.replayed_wal_bytes + self.wal.stats().bytes_written
     }
 
-    fn write_checkpoint(&self) -> Result<Option<CheckpointStats>> {
+    /// Writes a checkpoint (only if one is due, with `only_if_due`: the
+    /// checkpoint thread and a maintenance round may both find one due).
+    /// While a cut is pending its frozen generation goes in too: a crash
+    /// before the cut publishes then replays only the WAL written since,
+    /// not all that arrived while the cut ran (seconds of ingest).
+    fn write_checkpoint(&self, only_if_due: bool) -> Result<Option<CheckpointStats>> {
         let pending = self.cut_lock.lock();
-        if pending.is_some() {
+        if only_if_due && !self.checkpoint_due(self.wal_bytes_total()) {
             return Ok(None);
         }
         let started = Instant::now();
         let mark = self.wal_bytes_total();
-        let result = self.write_checkpoint_locked();
+        let result = self.write_checkpoint_locked(pending.is_some());
+        if let Ok((_, _, bytes)) = &result {
+            // Under the cut lock: a cut publishing after this resets both.
+            self.checkpoint_mark.store(mark, Ordering::Relaxed);
+            self.checkpoint_size.store(*bytes, Ordering::Relaxed);
+        }
         drop(pending);
         match result {
             Ok((path, series, bytes)) => {
                 let seconds = started.elapsed().as_secs_f64();
-                self.checkpoint_mark.store(mark, Ordering::Relaxed);
-                self.checkpoint_size.store(bytes, Ordering::Relaxed);
                 self.metrics.checkpoints.inc();
                 self.metrics.checkpoint_seconds.observe(seconds);
                 self.metrics.checkpoint_bytes.set(bytes as i64);
@@ -1165,9 +1248,10 @@ impl Db {
         }
     }
 
-    /// Writes a checkpoint; the caller holds the cut lock with no cut
-    /// pending, so the head has no frozen data and `live_base` holds.
-    fn write_checkpoint_locked(&self) -> Result<(PathBuf, u64, u64)> {
+    /// Writes a checkpoint; the caller holds the cut lock, so `live_base`
+    /// holds and the head's frozen data is there (`cut_pending`) or not
+    /// until the checkpoint is written.
+    fn write_checkpoint_locked(&self, cut_pending: bool) -> Result<(PathBuf, u64, u64)> {
         let epoch = self.head.wal_epoch.load(Ordering::Relaxed);
         // P0: every record ending here or before is applied to the head.
         let p0 = self.wal.end_lsn();
@@ -1182,7 +1266,7 @@ impl Db {
             created_ms: now_ms(),
         };
         let mut w = checkpoint::Writer::create(self.wal.dir(), &start)?;
-        if let Err(e) = self.fill_checkpoint(&mut w, epoch, p0) {
+        if let Err(e) = self.fill_checkpoint(&mut w, epoch, p0, cut_pending) {
             w.abandon();
             return Err(e);
         }
@@ -1201,7 +1285,23 @@ impl Db {
     /// series and one of every position were 50 MB more at the peak.
     /// Series created meanwhile are visited too; their records come after
     /// `P0`, so they get positions like any series appended meanwhile.
-    fn fill_checkpoint(&self, w: &mut checkpoint::Writer, epoch: u32, p0: u64) -> Result<()> {
+    ///
+    /// With a cut pending, `live_base` is still the frozen generation's
+    /// first segment: series logged in that generation's epoch (the one
+    /// before `epoch`) are in the WAL a replay reads too, and each series'
+    /// frozen and live data go in as one.
+    fn fill_checkpoint(
+        &self,
+        w: &mut checkpoint::Writer,
+        epoch: u32,
+        p0: u64,
+        cut_pending: bool,
+    ) -> Result<()> {
+        let logged_since_base = |tag: u16| {
+            let in_epoch =
+                |e: u32| tag == epoch_tag(e) || (tag == REPLAYED_EPOCH && e == FIRST_EPOCH);
+            in_epoch(epoch) || (cut_pending && epoch > FIRST_EPOCH && in_epoch(epoch - 1))
+        };
         let mut lsns: Vec<(u32, u64)> = Vec::new();
         let mut next = 0;
         loop {
@@ -1218,17 +1318,16 @@ impl Db {
                     // Series never logged since `live_base` (idle since the
                     // last cut, or created by a rejected append) are not in
                     // the WAL a replay reads: leave them out too.
-                    let logged_in = s.wal_epoch.load(Ordering::Relaxed);
-                    let logged = logged_in == epoch_tag(epoch)
-                        || (logged_in == REPLAYED_EPOCH && epoch == FIRST_EPOCH);
-                    if !logged {
+                    if !logged_since_base(s.wal_epoch.load(Ordering::Relaxed)) {
                         continue;
                     }
-                    debug_assert!(d.frozen.is_none(), "checkpoint with a cut pending");
                     if d.wal_lsn > p0 {
                         lsns.push((s.id, d.wal_lsn));
                     }
-                    w.add_series(s.id, &labels, &d.live);
+                    match &d.frozen {
+                        Some(f) => w.add_series_split(s.id, &labels, f, &d.live),
+                        None => w.add_series(s.id, &labels, &d.live),
+                    }
                 }
                 w.maybe_flush_series()?;
             }
@@ -1273,22 +1372,25 @@ impl Db {
         Ok(())
     }
 
-    /// Wakes the background thread when the append that logged up to `lsn`
+    /// Wakes the background threads when the append that logged up to `lsn`
     /// made a checkpoint or a cut due, instead of leaving it to the next
     /// periodic round: at millions of samples a second, ten seconds of WAL
     /// is more than a gigabyte to replay and hours of backfill to hold.
     fn kick_background_if_due(&self, lsn: u64) {
-        if !self.opts.background || self.bg_kick_pending.load(Ordering::Relaxed) {
+        if !self.opts.background {
             return;
         }
-        let checkpoint_due = self.checkpoint_due(self.replayed_wal_bytes + lsn);
-        let cut_due = self.head.live_range().is_some_and(|(min, max)| {
-            max.saturating_sub(min) >= self.opts.block_duration.as_millis() as i64
-        });
-        if (checkpoint_due || cut_due) && !self.bg_kick_pending.swap(true, Ordering::AcqRel) {
-            let (lock, cv) = &*self.bg;
-            lock.lock().kicked = true;
-            cv.notify_all();
+        if !self.checkpointer.kick_pending.load(Ordering::Relaxed)
+            && self.checkpoint_due(self.replayed_wal_bytes + lsn)
+        {
+            self.checkpointer.kick();
+        }
+        if !self.maintenance.kick_pending.load(Ordering::Relaxed)
+            && self.head.live_range().is_some_and(|(min, max)| {
+                max.saturating_sub(min) >= self.opts.block_duration.as_millis() as i64
+            })
+        {
+            self.maintenance.kick();
         }
     }
 
@@ -1298,7 +1400,7 @@ impl Db {
     fn checkpoint_due(&self, total: u64) -> bool {
         let max = self.opts.checkpoint_wal_bytes;
         let last = self.checkpoint_size.load(Ordering::Relaxed);
-        let every = max.min(CHECKPOINT_MIN_WAL_BYTES.max(last.saturating_mul(2)));
+        let every = max.min(CHECKPOINT_MIN_WAL_BYTES.max(last));
         let since = total.saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed));
         every > 0 && since >= every
     }
@@ -1308,7 +1410,7 @@ impl Db {
         if !self.checkpoint_due(self.wal_bytes_total()) {
             return;
         }
-        if let Err(e) = self.write_checkpoint() {
+        if let Err(e) = self.write_checkpoint(true) {
             tracing::error!(error = %e, "head checkpoint failed");
         }
     }
@@ -1319,18 +1421,10 @@ impl Db {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        {
-            let (lock, cv) = &*self.bg;
-            lock.lock().stopped = true;
-            cv.notify_all();
-        }
-        if let Some(t) = self.bg_thread.lock().take()
-            && t.thread().id() != std::thread::current().id()
-        {
-            let _ = t.join();
-        }
+        self.maintenance.stop();
+        self.checkpointer.stop();
         if self.opts.checkpoint_on_close
-            && let Err(e) = self.write_checkpoint()
+            && let Err(e) = self.write_checkpoint(false)
         {
             tracing::warn!(error = %e, "checkpoint at close failed; the next open replays the WAL");
         }
@@ -1363,14 +1457,15 @@ impl Drop for Db {
     }
 }
 
-/// Background rounds run every [`BACKGROUND_INTERVAL`], or sooner when an
-/// append finds a cut or a checkpoint due, but at most one per
+/// Each background thread runs a round every [`BACKGROUND_INTERVAL`], or
+/// sooner when an append finds its work (a cut, a checkpoint) due, but at
+/// most one per
 /// [`BACKGROUND_MIN_GAP`] (a round that cannot clear what is due, e.g. on a
 /// full disk, must not spin).
 const BACKGROUND_INTERVAL: Duration = Duration::from_secs(10);
 const BACKGROUND_MIN_GAP: Duration = Duration::from_millis(200);
 
-fn background_loop(db: &std::sync::Weak<Db>, bg: &(Mutex<Background>, Condvar)) {
+fn background_loop(db: &std::sync::Weak<Db>, bg: &(Mutex<Background>, Condvar), round: fn(&Db)) {
     let mut last_round = Instant::now();
     loop {
         {
@@ -1394,12 +1489,7 @@ fn background_loop(db: &std::sync::Weak<Db>, bg: &(Mutex<Background>, Condvar)) 
         }
         last_round = Instant::now();
         let Some(db) = db.upgrade() else { return };
-        db.bg_kick_pending.store(false, Ordering::Release);
-        if let Err(e) = db.maintain() {
-            tracing::error!(error = %e, "background maintenance failed");
-        }
-        db.maybe_checkpoint();
-        db.refresh_gauges();
+        round(&db);
     }
 }
 
@@ -2401,6 +2491,34 @@ mod tests {
         assert!(cut.join().unwrap().is_some());
         // That append's WAL is all a replay reads: a checkpoint is due.
         assert!(db.checkpoint_due(db.wal_bytes_total()));
+    }
+
+    #[test]
+    fn checkpoints_are_spaced_by_their_size_between_the_floor_and_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Options::new(dir.path());
+        o.background = false;
+        let db = Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        let mib = 1u64 << 20;
+        let after = |size: u64, mark: u64| {
+            db.checkpoint_size.store(size, Ordering::Relaxed);
+            db.checkpoint_mark.store(mark, Ordering::Relaxed);
+            // The first total at which a checkpoint is due.
+            let (mut lo, mut hi) = (mark, mark + 1024 * mib);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if db.checkpoint_due(mid) {
+                    hi = mid
+                } else {
+                    lo = mid + 1
+                }
+            }
+            lo - mark
+        };
+        assert_eq!(after(0, 0), CHECKPOINT_MIN_WAL_BYTES);
+        assert_eq!(after(mib, 5 * mib), CHECKPOINT_MIN_WAL_BYTES);
+        assert_eq!(after(40 * mib, 7 * mib), 40 * mib);
+        assert_eq!(after(900 * mib, 0), DEFAULT_CHECKPOINT_WAL_BYTES);
     }
 
     /// `maintain` itself writes a due checkpoint (it used to be left to

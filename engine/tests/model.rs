@@ -96,10 +96,24 @@ fn check(db: &Arc<Db>, model: &Model, label: &str) {
     }
 }
 
+/// Replaces the blocks folder with a file: a cut then freezes the head and
+/// fails to write its blocks, and stays pending until the next cut.
+fn break_blocks(dir: &Path) {
+    std::fs::rename(dir.join("blocks"), dir.join("blocks.aside")).unwrap();
+    std::fs::write(dir.join("blocks"), b"").unwrap();
+}
+
+fn restore_blocks(dir: &Path) {
+    std::fs::remove_file(dir.join("blocks")).unwrap();
+    std::fs::rename(dir.join("blocks.aside"), dir.join("blocks")).unwrap();
+}
+
 fn run(seed: u64, steps: usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut db = open(dir.path());
+    // A cut is pending (see `break_blocks`).
+    let mut stuck = false;
     let mut model: Model = BTreeMap::new();
     let base = 1_700_000_000_000i64;
     let mut clock = [base; 8];
@@ -159,6 +173,12 @@ fn run(seed: u64, steps: usize) {
                     }
                 }
             }
+            70..84 if stuck => {
+                // The pending cut is resumed by the next one.
+                restore_blocks(dir.path());
+                stuck = false;
+                db.cut_head().unwrap();
+            }
             70..78 => {
                 db.cut_head().unwrap();
             }
@@ -166,7 +186,11 @@ fn run(seed: u64, steps: usize) {
                 db.compact().unwrap();
             }
             84..88 => {
-                // Clean close: writes a head checkpoint the reopen loads.
+                // Clean close: writes a head checkpoint the reopen loads
+                // (with a cut pending, holding its frozen data too).
+                if std::mem::take(&mut stuck) {
+                    restore_blocks(dir.path());
+                }
                 db.close().unwrap();
                 drop(db);
                 db = open(dir.path());
@@ -181,12 +205,28 @@ fn run(seed: u64, steps: usize) {
                 // acknowledged write is fsynced) and open the copy.
                 let copy = tempfile::tempdir().unwrap();
                 copy_dir(dir.path(), copy.path());
+                if stuck {
+                    restore_blocks(copy.path());
+                }
                 let other = open(copy.path());
                 check(&other, &model, &format!("step {step} crash copy"));
                 other.close().unwrap();
             }
+            95..97 if !stuck => {
+                // A cut that cannot write its blocks: appends, checkpoints
+                // (holding the frozen data) and crash copies go on.
+                break_blocks(dir.path());
+                match db.cut_head() {
+                    Err(_) => stuck = true,
+                    Ok(None) => restore_blocks(dir.path()),
+                    Ok(Some(id)) => panic!("step {step}: cut wrote block {id} into a file"),
+                }
+            }
             _ => check(&db, &model, &format!("step {step}")),
         }
+    }
+    if stuck {
+        restore_blocks(dir.path());
     }
     check(&db, &model, "end");
     db.cut_head().unwrap();
