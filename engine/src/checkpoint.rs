@@ -14,9 +14,10 @@
 //! least every record of the series before `P0`. Replay then starts at
 //! `P0` and applies a record to a series only if it ends after that
 //! series' LSN (stored, as a log position, for series whose LSN is after
-//! `P0`). Cuts are kept out while a checkpoint is taken, and a checkpoint
-//! is only valid while the blocks cover nothing of its WAL range (see
-//! [`Start::base_segment`]).
+//! `P0`). A cut neither starts nor publishes while a checkpoint is taken;
+//! one taken while a cut writes its blocks holds the cut's frozen data too
+//! ([`encode_series_split`]). A checkpoint is only valid while the blocks
+//! cover nothing of its WAL range (see [`Start::base_segment`]).
 //!
 //! The byte layout is in `docs/format/checkpoint.md`: a 16-byte header
 //! (`SILTCKPT`, version), then WAL-style records `[u32 len][u32 crc32c]
@@ -272,10 +273,13 @@ fn encode_parts(b: &mut Vec<u8>, cols: &mut ColumnTable, id: u32, labels: &Label
 /// one set of chunks [`Chunks::from_parts`] accepts. Live data normally
 /// starts after the frozen data ends: the in-order chunks are laid end to
 /// end (the frozen open chunk becomes a sealed one). Where a backfill put
-/// live in-order data at or before the frozen data's end, the frozen
-/// in-order chunks stay the in-order ones and the live samples become an
-/// out-of-order run. Frozen out-of-order samples not yet in a run become
-/// one (out-of-order runs may overlap anything).
+/// live in-order data at or before the frozen data's end, the chain that
+/// holds the newest sample stays the in-order data and the other
+/// generation's in-order samples become an out-of-order run (with the
+/// live buffer, if the frozen chain stays): every out-of-order sample
+/// must be older than the newest in-order one, which is what appends
+/// check conflicts against. Frozen out-of-order samples not yet in a run
+/// become one (out-of-order runs may overlap anything).
 pub fn encode_series_split(
     b: &mut Vec<u8>,
     cols: &mut ColumnTable,
@@ -316,6 +320,17 @@ pub fn encode_series_split(
         sealed.extend(l_sealed);
         Parts {
             sealed,
+            open: l_open,
+            ooo_chunks,
+            ooo: l_ooo,
+        }
+    } else if l_in.last().map(|c| c.max_t()) > f_in.last().map(|c| c.max_t()) {
+        // The live chain holds the newest sample: it stays the in-order
+        // data (appends check conflicts against what is older than its
+        // end), the frozen chain becomes a run.
+        ooo_chunks.extend(run(f_in.iter().flat_map(|c| c.iter())).map(Cow::Owned));
+        Parts {
+            sealed: l_sealed.iter().collect(),
             open: l_open,
             ooo_chunks,
             ooo: l_ooo,
@@ -1142,6 +1157,11 @@ mod tests {
                 chunks_with_everything(),
                 pushed(&backfill),
             ),
+            (
+                "frozen newest, live under it",
+                chunks_with_everything(),
+                pushed(&backfill[..150]),
+            ),
             ("no live data", chunks_with_everything(), Chunks::default()),
             (
                 "frozen in order only",
@@ -1172,6 +1192,13 @@ mod tests {
             want.sort();
             want.dedup();
             assert_eq!(samples(&c), want, "{name}");
+            // A different value at any stored time is a conflict, as it
+            // was before the checkpoint.
+            for &(t, bits) in &want {
+                let v = f64::from_bits(bits);
+                let other = if v.is_nan() { 1.0 } else { v + 1.0 };
+                assert!(c.check(t, other).is_err(), "{name}: t={t} not a conflict");
+            }
             // Appends go on after the newest sample.
             let next = want.last().unwrap().0 + 1;
             c.push(next, 1.0, &cols);

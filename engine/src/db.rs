@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -95,7 +95,8 @@ pub const DEFAULT_CHECKPOINT_WAL_BYTES: u64 = 256 << 20;
 /// this much, or [`Options::checkpoint_wal_bytes`] if that is less. A
 /// sample takes about ten times more bytes in the WAL than in a checkpoint,
 /// so below the cap this bounds a restart's replay to about a tenth of the
-/// head's samples, and checkpoint writes come to at most the WAL's bytes.
+/// head's samples, and checkpoint writes come to about the WAL's bytes (a
+/// little more while the head grows).
 /// A restart loads the last checkpoint and replays the WAL after it, so
 /// whenever the crash falls the replay is at most about the checkpoint's
 /// size in WAL and restart time stays within a small factor of the load.
@@ -197,6 +198,8 @@ pub struct CheckpointStats {
     pub series: u64,
     pub bytes: u64,
     pub seconds: f64,
+    /// Written while a cut was pending: it holds the cut's frozen data.
+    pub cut_pending: bool,
 }
 
 /// Figures for `/metrics` and the benchmarks.
@@ -1192,15 +1195,15 @@ impl Db {
 
     /// Writes a head checkpoint now: the head's series and chunks as they
     /// are, so the next open loads them and replays only the WAL written
-    /// after (see [`crate::checkpoint`]). Appends go on meanwhile; cuts
-    /// wait. Older checkpoints are deleted once this one is durable.
-    /// Returns `None` when a cut is pending (its frozen data is not yet in a
-    /// block; the next checkpoint after it will do). Blocking.
-    pub fn checkpoint(&self) -> Result<Option<CheckpointStats>> {
+    /// after (see [`crate::checkpoint`]). Appends go on meanwhile; a cut
+    /// neither starts nor publishes until it is written, and one pending
+    /// (writing its blocks) has its frozen data in it too. Older
+    /// checkpoints are deleted once this one is durable. Blocking.
+    pub fn checkpoint(&self) -> Result<CheckpointStats> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.write_checkpoint(false)
+        self.write_checkpoint_under(self.cut_lock.lock())
     }
 
     /// WAL bytes replayed at open plus those written since.
@@ -1218,9 +1221,18 @@ impl Db {
         if only_if_due && !self.checkpoint_due(self.wal_bytes_total()) {
             return Ok(None);
         }
+        self.write_checkpoint_under(pending).map(Some)
+    }
+
+    /// [`Db::write_checkpoint`] with the cut lock held (`pending`).
+    fn write_checkpoint_under(
+        &self,
+        pending: MutexGuard<'_, Option<PendingCut>>,
+    ) -> Result<CheckpointStats> {
         let started = Instant::now();
         let mark = self.wal_bytes_total();
-        let result = self.write_checkpoint_locked(pending.is_some());
+        let cut_pending = pending.is_some();
+        let result = self.write_checkpoint_locked(cut_pending);
         if let Ok((_, _, bytes)) = &result {
             // Under the cut lock: a cut publishing after this resets both.
             self.checkpoint_mark.store(mark, Ordering::Relaxed);
@@ -1234,12 +1246,13 @@ impl Db {
                 self.metrics.checkpoint_seconds.observe(seconds);
                 self.metrics.checkpoint_bytes.set(bytes as i64);
                 tracing::info!(path = %path.display(), series, bytes, seconds, "head checkpoint written");
-                Ok(Some(CheckpointStats {
+                Ok(CheckpointStats {
                     path,
                     series,
                     bytes,
                     seconds,
-                }))
+                    cut_pending,
+                })
             }
             Err(e) => {
                 self.metrics.checkpoint_failures.inc();
@@ -1424,7 +1437,7 @@ impl Db {
         self.maintenance.stop();
         self.checkpointer.stop();
         if self.opts.checkpoint_on_close
-            && let Err(e) = self.write_checkpoint(false)
+            && let Err(e) = self.write_checkpoint_under(self.cut_lock.lock())
         {
             tracing::warn!(error = %e, "checkpoint at close failed; the next open replays the WAL");
         }
