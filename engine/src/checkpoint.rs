@@ -227,42 +227,48 @@ pub fn encode_series(
     chunks: &Chunks,
 ) {
     let (sealed, open, ooo_chunks, ooo) = chunks.parts();
-    let parts = Parts {
-        sealed: sealed.iter().collect(),
+    encode_parts(
+        b,
+        cols,
+        id,
+        labels,
+        sealed.iter(),
         open,
-        ooo_chunks: ooo_chunks.iter().map(Cow::Borrowed).collect(),
+        ooo_chunks.iter(),
         ooo,
-    };
-    encode_parts(b, cols, id, labels, &parts);
+    );
 }
 
-/// A series' chunks as [`Chunks::parts`] gives them, some possibly built
-/// for the entry.
-struct Parts<'a> {
-    sealed: Vec<&'a HeadChunk>,
-    open: &'a HeadChunk,
-    ooo_chunks: Vec<Cow<'a, XorChunk>>,
-    ooo: &'a [Sample],
-}
-
-fn encode_parts(b: &mut Vec<u8>, cols: &mut ColumnTable, id: u32, labels: &Labels, p: &Parts) {
+/// One series entry from the parts [`Chunks::parts`] gives (iterated in
+/// place: every series of every checkpoint comes through here).
+#[allow(clippy::too_many_arguments)]
+fn encode_parts<'a>(
+    b: &mut Vec<u8>,
+    cols: &mut ColumnTable,
+    id: u32,
+    labels: &Labels,
+    sealed: impl ExactSizeIterator<Item = &'a HeadChunk>,
+    open: &HeadChunk,
+    ooo_chunks: impl ExactSizeIterator<Item = &'a XorChunk>,
+    ooo: &[Sample],
+) {
     put_uvarint(b, u64::from(id));
     put_uvarint(b, labels.len() as u64);
     for l in labels {
         put_str(b, &l.name);
         put_str(b, &l.value);
     }
-    put_uvarint(b, p.sealed.len() as u64);
-    for c in &p.sealed {
+    put_uvarint(b, sealed.len() as u64);
+    for c in sealed {
         put_head_chunk(b, cols, c);
     }
-    put_head_chunk(b, cols, p.open);
-    put_uvarint(b, p.ooo_chunks.len() as u64);
-    for c in &p.ooo_chunks {
+    put_head_chunk(b, cols, open);
+    put_uvarint(b, ooo_chunks.len() as u64);
+    for c in ooo_chunks {
         put_xor_chunk(b, c);
     }
-    put_uvarint(b, p.ooo.len() as u64);
-    for s in p.ooo {
+    put_uvarint(b, ooo.len() as u64);
+    for s in ooo {
         b.extend_from_slice(&s.t.to_le_bytes());
         b.extend_from_slice(&s.v.to_bits().to_le_bytes());
     }
@@ -315,39 +321,34 @@ pub fn encode_series_split(
         .map(Cow::Borrowed)
         .collect();
     ooo_chunks.extend(run(f_ooo.iter().copied()).map(Cow::Owned));
-    let parts = if end_to_end {
+    // (in-order chunks but the open one, open chunk, out-of-order buffer)
+    let (sealed, open, ooo): (Vec<&HeadChunk>, _, _) = if end_to_end {
         let mut sealed = f_in;
         sealed.extend(l_sealed);
-        Parts {
-            sealed,
-            open: l_open,
-            ooo_chunks,
-            ooo: l_ooo,
-        }
+        (sealed, l_open, l_ooo)
     } else if l_in.last().map(|c| c.max_t()) > f_in.last().map(|c| c.max_t()) {
         // The live chain holds the newest sample: it stays the in-order
         // data (appends check conflicts against what is older than its
         // end), the frozen chain becomes a run.
         ooo_chunks.extend(run(f_in.iter().flat_map(|c| c.iter())).map(Cow::Owned));
-        Parts {
-            sealed: l_sealed.iter().collect(),
-            open: l_open,
-            ooo_chunks,
-            ooo: l_ooo,
-        }
+        (l_sealed.iter().collect(), l_open, l_ooo)
     } else {
         let mut samples: Vec<Sample> = l_in.iter().flat_map(|c| c.iter()).collect();
         samples.extend_from_slice(l_ooo);
         samples.sort_by_key(|s| s.t);
         ooo_chunks.extend(run(samples).map(Cow::Owned));
-        Parts {
-            sealed: f_sealed.iter().collect(),
-            open: f_open,
-            ooo_chunks,
-            ooo: &[],
-        }
+        (f_sealed.iter().collect(), f_open, &[][..])
     };
-    encode_parts(b, cols, id, labels, &parts);
+    encode_parts(
+        b,
+        cols,
+        id,
+        labels,
+        sealed.into_iter(),
+        open,
+        ooo_chunks.iter().map(|c| &**c),
+        ooo,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -898,16 +899,20 @@ mod tests {
         out.iter().map(|s| (s.t, s.v.to_bits())).collect()
     }
 
-    fn write(dir: &Path, series: &[(u32, Labels, Chunks)]) -> PathBuf {
-        let start = Start {
+    /// The start every test checkpoint has ([`read_back`] checks it).
+    fn test_start() -> Start {
+        Start {
             base_segment: 3,
             pos: WalPos {
                 seq: 4,
                 offset: 100,
             },
             created_ms: 7,
-        };
-        let mut w = Writer::create(dir, &start).unwrap();
+        }
+    }
+
+    fn write(dir: &Path, series: &[(u32, Labels, Chunks)]) -> PathBuf {
+        let mut w = Writer::create(dir, &test_start()).unwrap();
         for (id, l, c) in series {
             w.add_series(*id, l, c);
             w.maybe_flush_series().unwrap();
@@ -931,14 +936,9 @@ mod tests {
         let loaded = read(
             path,
             &mut |s| {
-                assert_eq!(s.base_segment, 3);
-                assert_eq!(
-                    s.pos,
-                    WalPos {
-                        seq: 4,
-                        offset: 100
-                    }
-                );
+                let want = test_start();
+                assert_eq!(s.base_segment, want.base_segment);
+                assert_eq!(s.pos, want.pos);
                 Ok(())
             },
             &mut |id, l, c| {
@@ -1169,15 +1169,7 @@ mod tests {
                 pushed(&newer),
             ),
         ];
-        let start = Start {
-            base_segment: 3,
-            pos: WalPos {
-                seq: 4,
-                offset: 100,
-            },
-            created_ms: 7,
-        };
-        let mut w = Writer::create(dir.path(), &start).unwrap();
+        let mut w = Writer::create(dir.path(), &test_start()).unwrap();
         for (id, (_, frozen, live)) in cases.iter().enumerate() {
             let l = Labels::new(&[("__name__", "m"), ("i", &id.to_string())]);
             w.add_series_split(id as u32, &l, frozen, live);

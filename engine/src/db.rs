@@ -946,7 +946,7 @@ impl Db {
     pub fn cut_head(&self) -> Result<Option<String>> {
         // One cut at a time. The cut lock is held to freeze and to
         // publish, not while the blocks are written: checkpoints go on
-        // meanwhile (with the frozen data, see `write_checkpoint`).
+        // meanwhile (with the frozen data, see `write_checkpoint_under`).
         let _one = self.cut_run.lock();
         let start = Instant::now();
         let (next_segment, wal_mark, range) = {
@@ -1211,20 +1211,10 @@ impl Db {
         self.replayed_wal_bytes + self.wal.stats().bytes_written
     }
 
-    /// Writes a checkpoint (only if one is due, with `only_if_due`: the
-    /// checkpoint thread and a maintenance round may both find one due).
-    /// While a cut is pending its frozen generation goes in too: a crash
-    /// before the cut publishes then replays only the WAL written since,
-    /// not all that arrived while the cut ran (seconds of ingest).
-    fn write_checkpoint(&self, only_if_due: bool) -> Result<Option<CheckpointStats>> {
-        let pending = self.cut_lock.lock();
-        if only_if_due && !self.checkpoint_due(self.wal_bytes_total()) {
-            return Ok(None);
-        }
-        self.write_checkpoint_under(pending).map(Some)
-    }
-
-    /// [`Db::write_checkpoint`] with the cut lock held (`pending`).
+    /// Writes a checkpoint with the cut lock held (`pending`). While a cut
+    /// is pending its frozen generation goes in too: a crash before the
+    /// cut publishes then replays only the WAL written since, not all that
+    /// arrived while the cut ran (seconds of ingest).
     fn write_checkpoint_under(
         &self,
         pending: MutexGuard<'_, Option<PendingCut>>,
@@ -1419,11 +1409,17 @@ impl Db {
     }
 
     /// Writes a checkpoint if enough WAL was written since the last one.
+    /// Checked again under the cut lock: the checkpoint thread and a
+    /// maintenance round may both find one due.
     fn maybe_checkpoint(&self) {
         if !self.checkpoint_due(self.wal_bytes_total()) {
             return;
         }
-        if let Err(e) = self.write_checkpoint(true) {
+        let pending = self.cut_lock.lock();
+        if !self.checkpoint_due(self.wal_bytes_total()) {
+            return;
+        }
+        if let Err(e) = self.write_checkpoint_under(pending) {
             tracing::error!(error = %e, "head checkpoint failed");
         }
     }
@@ -1455,10 +1451,10 @@ impl Db {
                 self.cut_head()?;
             }
         }
-        // Before compacting, which can take seconds: a cut leaves the WAL
-        // written while it ran with no checkpoint (under heavy ingest tens
-        // of megabytes), and a crash during the compaction would replay
-        // all of it.
+        // The checkpoint a cut makes due (the head it leaves holds the WAL
+        // written while it ran), before compacting. The checkpoint thread,
+        // woken by appends, writes it too if it gets the cut lock first;
+        // without background threads, this is what writes it.
         self.maybe_checkpoint();
         self.compact()
     }
