@@ -162,17 +162,15 @@ fn outer_router(shared: Arc<Shared>, http: HttpMetrics) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(dispatch)
         .with_state(shared)
+        .layer(axum::middleware::from_fn(query::api::gzip::compress_whole))
         .layer(compression())
         .layer(axum::middleware::from_fn_with_state(http, metrics::track))
 }
 
-/// Response compression for clients that accept it: gzip's fastest level
-/// (a 24 h dashboard answer comes out about an eighth larger for a quarter
-/// of the CPU of the default level, which took half of a range query's
-/// time), and only for bodies of [`COMPRESS_FROM`] bytes or more: compressing
-/// a small one saves little transfer and costs a deflate state of about
-/// 300 KiB of fresh memory per response (a third of a small query's time
-/// went to deflate and its page faults).
+/// Compression of streamed answers (the export endpoint) for clients that
+/// accept it, at gzip's fastest level; answers complete in memory are
+/// gzipped before they get here, on several cores
+/// ([`query::api::gzip::compress_whole`]), and pass untouched.
 fn compression() -> tower_http::compression::CompressionLayer<
     tower_http::compression::predicate::And<
         tower_http::compression::DefaultPredicate,
@@ -183,14 +181,10 @@ fn compression() -> tower_http::compression::CompressionLayer<
     tower_http::compression::CompressionLayer::new()
         .quality(tower_http::CompressionLevel::Fastest)
         .compress_when(
-            tower_http::compression::DefaultPredicate::new().and(SizeAbove::new(COMPRESS_FROM)),
+            tower_http::compression::DefaultPredicate::new()
+                .and(SizeAbove::new(query::api::gzip::COMPRESS_FROM as u16)),
         )
 }
-
-/// Bodies below this many bytes go out uncompressed: about three packets,
-/// under 35 µs on a 1 Gbit/s link (Grafana's server-side proxy is usually on
-/// the same network), against 0.1–0.3 ms of deflate set-up and page faults.
-const COMPRESS_FROM: u16 = 4096;
 
 /// What exists once the database is open.
 struct Components {
@@ -418,19 +412,55 @@ mod tests {
         (status, stopping, String::from_utf8(body.to_vec()).unwrap())
     }
 
+    /// A body of unknown size, sent in pieces (as the export endpoint's).
+    struct Chunks(std::collections::VecDeque<bytes::Bytes>);
+
+    impl axum::body::HttpBody for Chunks {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+
     #[tokio::test]
-    async fn only_bodies_above_the_threshold_are_compressed() {
-        // `SizeAbove` compresses from its size on.
-        let small = "x".repeat(COMPRESS_FROM as usize - 1);
-        let large = "x".repeat(COMPRESS_FROM as usize);
+    async fn only_bodies_above_the_threshold_are_compressed_whole_or_streamed() {
+        use query::api::gzip::COMPRESS_FROM;
+        let small = "x".repeat(COMPRESS_FROM - 1);
+        let large: String = (0..COMPRESS_FROM * 40)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        let (l1, l2) = (large.clone(), large.clone());
         let router = Router::new()
             .route("/small", get(move || async move { small }))
-            .route("/large", get(move || async move { large }))
+            .route("/large", get(move || async move { l1 }))
+            .route(
+                "/stream",
+                get(move || async move {
+                    let chunks = l2
+                        .into_bytes()
+                        .chunks(1000)
+                        .map(bytes::Bytes::copy_from_slice)
+                        .collect();
+                    Body::new(Chunks(chunks))
+                }),
+            )
+            .layer(axum::middleware::from_fn(query::api::gzip::compress_whole))
             .layer(compression());
-        for (path, want) in [("/small", None), ("/large", Some("gzip"))] {
+        for (path, accept, want) in [
+            ("/small", "gzip", None),
+            ("/large", "gzip", Some("gzip")),
+            ("/large", "gzip;q=0", None),
+            ("/large", "identity", None),
+            ("/stream", "gzip", Some("gzip")),
+        ] {
             let req = Request::builder()
                 .uri(path)
-                .header("accept-encoding", "gzip")
+                .header("accept-encoding", accept)
                 .body(Body::empty())
                 .unwrap();
             let resp = router.clone().oneshot(req).await.unwrap();
@@ -438,7 +468,17 @@ mod tests {
                 .headers()
                 .get("content-encoding")
                 .map(|v| v.to_str().unwrap().to_owned());
-            assert_eq!(enc.as_deref(), want, "{path}");
+            assert_eq!(enc.as_deref(), want, "{path} {accept}");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            if want.is_some() {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(&body[..]),
+                    &mut text,
+                )
+                .unwrap();
+                assert_eq!(text, large, "{path}");
+            }
         }
     }
 

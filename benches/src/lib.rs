@@ -14,6 +14,7 @@ pub mod harness;
 pub mod queries;
 pub mod query_report;
 pub mod querybench;
+pub mod rawhttp;
 pub mod report;
 pub mod results;
 pub mod rng;

@@ -379,8 +379,16 @@ fn render_loads(o: &mut String, r: &QueryRun, systems: &[System]) {
          The systems take turns within each repetition, in a rotating order, each request sent \
          once the servers together used at most one clock tick of CPU in 50 ms (at most 1 s \
          wait); latency is the wall time \
-         from sending the request to reading the whole answer over loopback.\n",
-        crate::queries::EVAL_OFFSET_MS as f64 / 1000.0
+         from sending the request to {}.\n",
+        crate::queries::EVAL_OFFSET_MS as f64 / 1000.0,
+        if r.timing.as_deref() == Some(crate::results::TIMED_TO_LAST_BYTE) {
+            "the last byte of the answer over loopback (the request accepts gzip, as Grafana's \
+             does, so each server's compression is timed; the client inflates the answer after \
+             the clock stops, as it parses the JSON)"
+        } else {
+            "reading the whole answer over loopback (the client accepted gzip and inflated the \
+             answer as it read it: the client's inflate was timed too)"
+        }
     );
 }
 

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::compare::{self, Answer};
 use crate::encode::{self, Encoded};
 use crate::queries::{self, Data, Eval, Query};
+use crate::rawhttp::Client;
 use crate::results::{self, LoadResult, Machine, QueryResult, QueryRun, SystemTiming};
 use crate::sender;
 use crate::server::{self, Binaries, Server, System};
@@ -117,24 +118,14 @@ pub fn request_params(q: &Query, system: System) -> (&'static str, Vec<(&'static
     (path, p)
 }
 
-/// Send one query; returns (wall time, status, body).
-fn execute(agent: &ureq::Agent, srv: &Server, q: &Query) -> Result<(Duration, u16, String)> {
+/// Send one query; returns (time to the answer's last byte, status, body).
+fn execute(client: &mut Client, srv: &Server, q: &Query) -> Result<(Duration, u16, String)> {
     let (path, params) = request_params(q, srv.system);
-    let url = format!("{}{path}", srv.base());
-    let t0 = Instant::now();
-    let mut req = agent.get(&url);
-    for (k, v) in &params {
-        req = req.query(*k, v);
-    }
-    let mut resp = req.call().with_context(|| format!("GET {url}"))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_string()
-        .context("reading the answer")?;
-    Ok((t0.elapsed(), status, body))
+    let a = client
+        .get(path, &params)
+        .with_context(|| format!("GET {}{path}", srv.base()))?;
+    let body = String::from_utf8(a.body).context("the answer is not UTF-8")?;
+    Ok((a.elapsed, a.status, body))
 }
 
 fn answer_of(status: u16, body: &str) -> Result<Answer> {
@@ -226,6 +217,7 @@ pub fn run(opts: &QueryOptions) -> Result<QueryRun> {
         nice: opts.nice,
         systems: opts.systems.clone(),
         machine: Some(machine),
+        timing: Some(results::TIMED_TO_LAST_BYTE.into()),
         ..Default::default()
     };
 
@@ -333,10 +325,10 @@ fn load(
         },
         ..Default::default()
     };
-    let agent = server::http_agent(to.request);
+    let mut client = Client::new(&format!("127.0.0.1:{}", srv.port), to.request);
     let mut last;
     loop {
-        match execute(&agent, &srv, &probe).and_then(|(_, st, body)| answer_of(st, &body)) {
+        match execute(&mut client, &srv, &probe).and_then(|(_, st, body)| answer_of(st, &body)) {
             Ok(a) => {
                 let n = a
                     .series
@@ -408,9 +400,9 @@ fn time_queries(
     run: &mut QueryRun,
 ) -> Result<()> {
     let t0 = Instant::now();
-    let agents: Vec<ureq::Agent> = servers
+    let mut clients: Vec<Client> = servers
         .iter()
-        .map(|_| server::http_agent(opts.timeouts.request))
+        .map(|s| Client::new(&format!("127.0.0.1:{}", s.port), opts.timeouts.request))
         .collect();
     let n = servers.len();
     for (qi, q) in qs.iter().enumerate() {
@@ -432,7 +424,7 @@ fn time_queries(
         let mut answers: Vec<Option<Answer>> = Vec::with_capacity(n);
         for (i, srv) in servers.iter().enumerate() {
             reset_caches(srv);
-            let a = execute(&agents[i], srv, q).and_then(|(_, st, body)| answer_of(st, &body));
+            let a = execute(&mut clients[i], srv, q).and_then(|(_, st, body)| answer_of(st, &body));
             match a {
                 Ok(a) => {
                     timings[i].series = Some(a.series_count());
@@ -473,7 +465,7 @@ fn time_queries(
                 // A server that died answers no more queries; that is an error of its own.
                 let cpu_now = || srv.pid().and_then(server::proc_cpu_secs).ok();
                 let c0 = cpu_now();
-                let res = execute(&agents[i], srv, q);
+                let res = execute(&mut clients[i], srv, q);
                 let c1 = cpu_now();
                 match res.and_then(|(d, st, body)| Ok((d, answer_of(st, &body)?))) {
                     Ok((d, a)) => {

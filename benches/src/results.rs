@@ -122,7 +122,15 @@ pub struct QueryRun {
     pub loads: Vec<LoadResult>,
     pub queries: Vec<QueryResult>,
     pub error: Option<String>,
+    /// How answers were timed: [`TIMED_TO_LAST_BYTE`], or none in runs before
+    /// session 23, whose client inflated gzip answers inside the timed interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<String>,
 }
+
+/// [`QueryRun::timing`] of runs whose clock stops at the answer's last byte
+/// (gzip inflated after it; see `rawhttp`).
+pub const TIMED_TO_LAST_BYTE: &str = "last-byte";
 
 impl QueryRun {
     pub fn file_name(&self) -> String {

@@ -16,6 +16,7 @@ mod error;
 mod export;
 mod forecast;
 pub mod format;
+pub mod gzip;
 mod labels;
 pub mod limits;
 mod metadata;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ParamError};
+use super::gzip;
 use super::limits::Timings;
 use super::params::{Params, parse_limit};
 use super::response::{self, Annotations};
@@ -51,6 +52,7 @@ fn respond(
     timings: Timings,
     limit: usize,
     stats: &str,
+    gzip: bool,
 ) -> Result<Response, ApiError> {
     let mut annotations = Annotations {
         warnings: std::mem::take(&mut out.warnings),
@@ -76,7 +78,23 @@ fn respond(
             crate::gofmt::quote(stats)
         ));
     }
-    let mut body = response::success_start(result_len_hint(&out.value) + 256);
+    let len_hint = result_len_hint(&out.value) + 256;
+    if gzip && len_hint >= gzip::PIPELINE_FROM {
+        // Deflated on several cores while it is written.
+        let gz = gzip::gzip_written(crate::eval::cores(), len_hint, |w| {
+            w.buf().push_str(response::SUCCESS_START);
+            w.buf().push('{');
+            push_result(w, &out.value);
+            let body = w.buf();
+            if !stats.is_empty() {
+                push_stats(body, &out.stats, &timings);
+            }
+            body.push('}');
+            response::push_success_end(body, annotations);
+        });
+        return Ok(response::success_gzipped(gz));
+    }
+    let mut body = response::success_start(len_hint);
     body.push('{');
     push_result(&mut body, &out.value);
     if !stats.is_empty() {
@@ -88,6 +106,7 @@ fn respond(
 
 pub(crate) async fn query(
     State(api): State<Arc<Api>>,
+    headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(params.get("limit"), "limit").map_err(|e| invalid("limit", e))?;
@@ -104,11 +123,18 @@ pub(crate) async fn query(
             eval::prepare(&db, expr, time, time, 0, o)
         })
         .await?;
-    respond(out, timings, limit, params.get("stats"))
+    respond(
+        out,
+        timings,
+        limit,
+        params.get("stats"),
+        gzip::accepted(&headers),
+    )
 }
 
 pub(crate) async fn query_range(
     State(api): State<Arc<Api>>,
+    headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(params.get("limit"), "limit").map_err(|e| invalid("limit", e))?;
@@ -142,7 +168,13 @@ pub(crate) async fn query_range(
             eval::prepare(&db, expr, start, end, step_ms, o)
         })
         .await?;
-    respond(out, timings, limit, params.get("stats"))
+    respond(
+        out,
+        timings,
+        limit,
+        params.get("stats"),
+        gzip::accepted(&headers),
+    )
 }
 
 /// Prometheus's `DocumentedType`.

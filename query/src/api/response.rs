@@ -104,12 +104,21 @@ pub fn success_raw(data: &str, annotations: Annotations) -> Response {
 /// not copied into the envelope).
 pub fn success_start(data_len: usize) -> String {
     let mut body = String::with_capacity(data_len + 64);
-    body.push_str("{\"status\":\"success\",\"data\":");
+    body.push_str(SUCCESS_START);
     body
 }
 
+/// What every success body starts with, up to its data.
+pub const SUCCESS_START: &str = "{\"status\":\"success\",\"data\":";
+
 /// Closes a body from [`success_start`] with any annotations, HTTP 200.
 pub fn success_end(mut body: String, annotations: Annotations) -> Response {
+    push_success_end(&mut body, annotations);
+    json(StatusCode::OK, body.into_bytes())
+}
+
+/// Appends the annotations and the closing brace of a success body.
+pub fn push_success_end(body: &mut String, annotations: Annotations) {
     for (key, list, kind) in [
         ("warnings", annotations.warnings, "warning"),
         ("infos", annotations.infos, "info"),
@@ -124,7 +133,15 @@ pub fn success_end(mut body: String, annotations: Annotations) -> Response {
         body.push_str(&serde_json::to_string(&capped(list, kind)).unwrap_or_default());
     }
     body.push('}');
-    json(StatusCode::OK, body.into_bytes())
+}
+
+/// A gzipped JSON body ([`super::gzip`]), HTTP 200.
+pub fn success_gzipped(gz: Vec<u8>) -> Response {
+    let mut resp = json(StatusCode::OK, gz);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    h.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    resp
 }
 
 /// `{"status":"error","errorType":...,"error":...}` with the type's status.

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use engine::Labels;
 
 use super::format::{write_timestamp, write_value};
+use super::gzip::PieceWriter;
 use crate::eval::{QueryStats, Value};
 use crate::gofmt;
 
@@ -82,8 +83,38 @@ pub fn result_len_hint(value: &Value) -> usize {
     }
 }
 
+/// Where a result is written: a plain buffer, or a [`PieceWriter`], whose
+/// pieces are deflated while the rest is written.
+pub trait ResultOut {
+    /// The buffer to append to.
+    fn buf(&mut self) -> &mut String;
+
+    /// A place between series (or points) where the text may be cut.
+    fn boundary(&mut self) {}
+}
+
+impl ResultOut for String {
+    fn buf(&mut self) -> &mut String {
+        self
+    }
+}
+
+impl ResultOut for PieceWriter<'_> {
+    fn buf(&mut self) -> &mut String {
+        PieceWriter::buf(self)
+    }
+
+    fn boundary(&mut self) {
+        PieceWriter::boundary(self);
+    }
+}
+
+/// Points written between [`ResultOut::boundary`] calls within one series.
+const POINTS_PER_BOUNDARY: usize = 1024;
+
 /// Appends `"resultType":"...","result":...` (no braces).
-pub fn push_result(out: &mut String, value: &Value) {
+pub fn push_result(o: &mut impl ResultOut, value: &Value) {
+    let out = o.buf();
     out.push_str("\"resultType\":\"");
     out.push_str(value.type_name());
     out.push_str("\",\"result\":");
@@ -105,6 +136,7 @@ pub fn push_result(out: &mut String, value: &Value) {
         Value::Vector(samples) => {
             out.push('[');
             for (i, s) in samples.iter().enumerate() {
+                let out = o.buf();
                 if i > 0 {
                     out.push(',');
                 }
@@ -113,12 +145,14 @@ pub fn push_result(out: &mut String, value: &Value) {
                 out.push_str(",\"value\":");
                 push_point(out, s.t, s.v);
                 out.push('}');
+                o.boundary();
             }
-            out.push(']');
+            o.buf().push(']');
         }
         Value::Matrix(series) => {
             out.push('[');
             for (i, s) in series.iter().enumerate() {
+                let out = o.buf();
                 if i > 0 {
                     out.push(',');
                 }
@@ -126,17 +160,22 @@ pub fn push_result(out: &mut String, value: &Value) {
                 push_labels(out, &s.labels);
                 if !s.points.is_empty() {
                     out.push_str(",\"values\":[");
-                    for (j, p) in s.points.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
+                    for (k, run) in s.points.chunks(POINTS_PER_BOUNDARY).enumerate() {
+                        let out = o.buf();
+                        for (j, p) in run.iter().enumerate() {
+                            if k > 0 || j > 0 {
+                                out.push(',');
+                            }
+                            push_point(out, p.t, p.v);
                         }
-                        push_point(out, p.t, p.v);
+                        o.boundary();
                     }
-                    out.push(']');
+                    o.buf().push(']');
                 }
-                out.push('}');
+                o.buf().push('}');
+                o.boundary();
             }
-            out.push(']');
+            o.buf().push(']');
         }
     }
 }
@@ -230,6 +269,34 @@ mod tests {
         push_result(&mut s, &Value::Matrix(vec![]));
         s.push('}');
         assert!(serde_json::from_str::<serde_json::Value>(&s).is_ok());
+    }
+
+    #[test]
+    fn gzipped_pieces_inflate_to_the_plain_text() {
+        use std::io::Read;
+        let m = Value::Matrix(
+            (0..300)
+                .map(|i| {
+                    let job = format!("job-{i}");
+                    Series::new(
+                        Labels::new(&[("__name__", "m"), ("job", job.as_str())]),
+                        (0..400)
+                            .map(|j| Point::new(j * 15_000, (i * j) as f64 / 7.0))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
+        let plain = render(&m);
+        assert!(plain.len() > 4 * super::super::gzip::PIECE);
+        for threads in [1, 2] {
+            let gz = super::super::gzip::gzip_written(threads, plain.len(), |w| push_result(w, &m));
+            let mut back = String::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_string(&mut back)
+                .unwrap();
+            assert_eq!(back, plain, "threads {threads}");
+        }
     }
 
     #[test]

@@ -839,7 +839,7 @@ fn walk_selectors<'e>(e: &'e Expr, f: &mut impl FnMut(Node<'e>)) {
 /// The machine's cores, asked once: `available_parallelism` reads the
 /// cgroup files on every call (tens of microseconds, a fixed cost of
 /// every query otherwise).
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -57,6 +57,8 @@ use std::time::Duration;
 use crate::promql::ast::Expr;
 
 pub use error::EvalError;
+pub(crate) use evaluator::cores;
+pub(crate) use pool::with_helpers;
 pub use value::{Point, Sample, Series, Value};
 
 /// Engine-wide settings. `Default` gives Prometheus's defaults.
