@@ -353,8 +353,12 @@ fn checkpoints_during_cuts_are_exact() {
             }
         })
     };
-    // Some of these land while a cut writes its blocks (and hold its
-    // frozen data), some between cuts.
+    // Some of these may land while a cut writes its blocks (and hold its
+    // frozen data), some between cuts: none may block or lose the other's
+    // work. Each cut's publish deletes the checkpoints before it, so what
+    // is reloaded below is the last one, taken with no cut pending; the
+    // contents of a checkpoint taken during a cut are checked by
+    // `a_crash_while_a_cut_writes_its_blocks_restarts_from_the_checkpoint_taken_meanwhile`.
     for _ in 0..20 {
         db.checkpoint().unwrap();
         std::thread::sleep(Duration::from_millis(5));

@@ -92,13 +92,14 @@ pub async fn compress_whole(req: Request, next: Next) -> Response {
     };
     let gz = gzip(&bytes, crate::eval::cores());
     parts.headers.remove(CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    parts
-        .headers
-        .append(VARY, HeaderValue::from_static("accept-encoding"));
+    mark_gzipped(&mut parts.headers);
     Response::from_parts(parts, Body::from(gz))
+}
+
+/// The headers of an answer whose body is a [`gzip`] member.
+pub fn mark_gzipped(headers: &mut HeaderMap) {
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.append(VARY, HeaderValue::from_static("accept-encoding"));
 }
 
 /// A complete body worth compressing: big enough, of a text type, not

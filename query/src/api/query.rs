@@ -15,7 +15,7 @@ use super::gzip;
 use super::limits::Timings;
 use super::params::{Params, parse_limit};
 use super::response::{self, Annotations};
-use super::result_json::{push_result, push_stats, result_len_hint};
+use super::result_json::{ResultOut, push_result, push_stats, result_len_hint};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS, parse_duration_ns};
 use super::{Api, ast_json, invalid, now_ms, timeout};
 use crate::eval::{self, QueryOptions, QueryOutput, Value};
@@ -52,7 +52,7 @@ fn respond(
     timings: Timings,
     limit: usize,
     stats: &str,
-    gzip: bool,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut annotations = Annotations {
         warnings: std::mem::take(&mut out.warnings),
@@ -79,29 +79,26 @@ fn respond(
         ));
     }
     let len_hint = result_len_hint(&out.value) + 256;
-    if gzip && len_hint >= gzip::PIPELINE_FROM {
+    let write = |o: &mut dyn ResultOut| {
+        o.buf().push_str(response::SUCCESS_START);
+        o.buf().push('{');
+        push_result(o, &out.value);
+        let body = o.buf();
+        if !stats.is_empty() {
+            push_stats(body, &out.stats, &timings);
+        }
+        body.push('}');
+        response::push_success_end(body, annotations);
+    };
+    if gzip::accepted(headers) && len_hint >= gzip::PIPELINE_FROM {
         // Deflated on several cores while it is written.
-        let gz = gzip::gzip_written(crate::eval::cores(), len_hint, |w| {
-            w.buf().push_str(response::SUCCESS_START);
-            w.buf().push('{');
-            push_result(w, &out.value);
-            let body = w.buf();
-            if !stats.is_empty() {
-                push_stats(body, &out.stats, &timings);
-            }
-            body.push('}');
-            response::push_success_end(body, annotations);
-        });
+        let gz = gzip::gzip_written(crate::eval::cores(), len_hint, |w| write(w));
         return Ok(response::success_gzipped(gz));
     }
-    let mut body = response::success_start(len_hint);
-    body.push('{');
-    push_result(&mut body, &out.value);
-    if !stats.is_empty() {
-        push_stats(&mut body, &out.stats, &timings);
-    }
-    body.push('}');
-    Ok(response::success_end(body, annotations))
+    // Shorter answers are gzipped whole, if at all, by `gzip::compress_whole`.
+    let mut body = String::with_capacity(len_hint + 64);
+    write(&mut body);
+    Ok(response::success_body(body))
 }
 
 pub(crate) async fn query(
@@ -123,13 +120,7 @@ pub(crate) async fn query(
             eval::prepare(&db, expr, time, time, 0, o)
         })
         .await?;
-    respond(
-        out,
-        timings,
-        limit,
-        params.get("stats"),
-        gzip::accepted(&headers),
-    )
+    respond(out, timings, limit, params.get("stats"), &headers)
 }
 
 pub(crate) async fn query_range(
@@ -168,13 +159,7 @@ pub(crate) async fn query_range(
             eval::prepare(&db, expr, start, end, step_ms, o)
         })
         .await?;
-    respond(
-        out,
-        timings,
-        limit,
-        params.get("stats"),
-        gzip::accepted(&headers),
-    )
+    respond(out, timings, limit, params.get("stats"), &headers)
 }
 
 /// Prometheus's `DocumentedType`.
@@ -230,4 +215,65 @@ pub(crate) async fn parse_query_ast(params: Params) -> Result<Response, ApiError
         ast_json::translate(&expr),
         Annotations::default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{QueryStats, Series};
+    use axum::http::HeaderValue;
+    use engine::{Labels, Sample as Point};
+    use std::io::Read;
+
+    fn output() -> QueryOutput {
+        let value = Value::Matrix(
+            (0..64)
+                .map(|i| {
+                    let host = format!("host-{i}");
+                    Series::new(
+                        Labels::new(&[("__name__", "m"), ("instance", host.as_str())]),
+                        (0..600)
+                            .map(|j| Point::new(j * 60_000, (i * j) as f64 / 3.0))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
+        QueryOutput {
+            value,
+            warnings: vec!["PromQL warning: w".into()],
+            infos: vec!["PromQL info: i".into()],
+            stats: QueryStats::default(),
+        }
+    }
+
+    async fn body(resp: Response) -> Vec<u8> {
+        axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_gzipped_answer_inflates_to_the_plain_one() {
+        let plain = respond(output(), Timings::default(), 20, "all", &HeaderMap::new()).unwrap();
+        assert!(plain.headers().get("content-encoding").is_none());
+        let plain = body(plain).await;
+        assert!(plain.len() >= gzip::PIPELINE_FROM);
+        let mut headers = HeaderMap::new();
+        headers.insert("accept-encoding", HeaderValue::from_static("gzip, br"));
+        let gz = respond(output(), Timings::default(), 20, "all", &headers).unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&body(gz).await[..])
+            .read_to_end(&mut text)
+            .unwrap();
+        assert_eq!(text, plain);
+        // The limit cut the answer and said so; stats and annotations are there.
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(v["data"]["result"].as_array().unwrap().len(), 20);
+        assert!(v["data"]["stats"]["samples"].is_object());
+        assert_eq!(v["warnings"].as_array().unwrap().len(), 2);
+        assert_eq!(v["infos"][0], "PromQL info: i");
+    }
 }

@@ -114,6 +114,12 @@ pub const SUCCESS_START: &str = "{\"status\":\"success\",\"data\":";
 /// Closes a body from [`success_start`] with any annotations, HTTP 200.
 pub fn success_end(mut body: String, annotations: Annotations) -> Response {
     push_success_end(&mut body, annotations);
+    success_body(body)
+}
+
+/// A whole success body (from [`SUCCESS_START`] to its closing brace),
+/// HTTP 200.
+pub fn success_body(body: String) -> Response {
     json(StatusCode::OK, body.into_bytes())
 }
 
@@ -138,9 +144,7 @@ pub fn push_success_end(body: &mut String, annotations: Annotations) {
 /// A gzipped JSON body ([`super::gzip`]), HTTP 200.
 pub fn success_gzipped(gz: Vec<u8>) -> Response {
     let mut resp = json(StatusCode::OK, gz);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    h.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    super::gzip::mark_gzipped(resp.headers_mut());
     resp
 }
 

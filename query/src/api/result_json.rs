@@ -113,7 +113,7 @@ impl ResultOut for PieceWriter<'_> {
 const POINTS_PER_BOUNDARY: usize = 1024;
 
 /// Appends `"resultType":"...","result":...` (no braces).
-pub fn push_result(o: &mut impl ResultOut, value: &Value) {
+pub fn push_result<O: ResultOut + ?Sized>(o: &mut O, value: &Value) {
     let out = o.buf();
     out.push_str("\"resultType\":\"");
     out.push_str(value.type_name());
