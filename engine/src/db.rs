@@ -38,6 +38,7 @@ use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted, ep
 use crate::labels::{Labels, Matcher};
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::sample::{Sample, WriteBatch};
+use crate::summary::RunSummary;
 use crate::wal::{self, Record, Wal, WalPos};
 
 /// When an append is acknowledged.
@@ -2361,6 +2362,60 @@ impl Querier {
         Ok(())
     }
 
+    /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time
+    /// order, a slice at a time, without gathering them: block samples come
+    /// straight from the decoded-page cache, with the page's summary of
+    /// the slice where it is a whole run ([`Block::visit_samples`]).
+    /// Returns `false` when the sources overlap in time (out-of-order data
+    /// in several blocks, or a block and the head): `sink` then saw part
+    /// of the samples, and the caller reads them with
+    /// [`Querier::samples`], which merges them.
+    pub fn visit_samples(
+        &self,
+        entry: &SeriesEntry,
+        mint: i64,
+        maxt: i64,
+        sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
+    ) -> Result<bool> {
+        let mut last: Option<i64> = None;
+        let in_order = std::cell::Cell::new(true);
+        let mut checked = |s: &[Sample], summary: Option<RunSummary>| {
+            let (Some(first), Some(end)) = (s.first(), s.last()) else {
+                return;
+            };
+            if !in_order.get() || last.is_some_and(|t| first.t <= t) {
+                in_order.set(false);
+                return;
+            }
+            last = Some(end.t);
+            sink(s, summary);
+        };
+        for src in &entry.sources {
+            match *src {
+                Source::Head(id) => {
+                    if let Some(s) = self.db.head.by_id(id) {
+                        HEAD_SCRATCH.with(|cell| {
+                            let mut buf = cell.take();
+                            buf.clear();
+                            self.read_head(&s, mint, maxt, &mut buf);
+                            checked(&buf, None);
+                            if buf.capacity() <= HEAD_SCRATCH_KEEP {
+                                cell.set(buf);
+                            }
+                        });
+                    }
+                }
+                Source::Block(bi, id) => {
+                    self.blocks[bi].visit_samples(id, mint, maxt, &mut checked)?
+                }
+            }
+            if !in_order.get() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Label names of series matching `matchers` (all series if empty), sorted.
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names = std::collections::BTreeSet::new();
@@ -2404,6 +2459,15 @@ impl Querier {
         &self.blocks
     }
 }
+
+thread_local! {
+    /// A thread's buffer for the head's samples of one series in
+    /// [`Querier::visit_samples`] (the head's chunks are compressed).
+    static HEAD_SCRATCH: std::cell::Cell<Vec<Sample>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest [`HEAD_SCRATCH`] (in samples) a thread keeps between reads.
+const HEAD_SCRATCH_KEEP: usize = 1 << 16;
 
 /// Where the next series of [`Querier::select`]'s merge comes from.
 #[derive(Clone, Copy)]
@@ -2477,6 +2541,76 @@ mod tests {
             metadata: vec![],
         };
         db.append(&batch).unwrap().wait_blocking().unwrap();
+    }
+
+    /// Appends `up{job="v"}` samples `(t, v)`, durably.
+    fn append_samples(db: &Arc<Db>, samples: Vec<Sample>) {
+        let batch = WriteBatch {
+            series: vec![crate::sample::SeriesSamples {
+                labels: Labels::new(&[("__name__", "up"), ("job", "v")]),
+                samples,
+            }],
+            metadata: vec![],
+        };
+        db.append(&batch).unwrap().wait_blocking().unwrap();
+    }
+
+    /// What `visit_samples` hands over: the slices joined, and the
+    /// summaries that came with them, each checked against its slice.
+    fn visit(q: &Querier, e: &SeriesEntry, mint: i64, maxt: i64) -> (bool, Vec<Sample>, usize) {
+        let (mut all, mut summaries) = (Vec::new(), 0);
+        let in_order = q
+            .visit_samples(e, mint, maxt, &mut |s, summary| {
+                if let Some(summary) = summary {
+                    assert_eq!(summary, RunSummary::of(s));
+                    summaries += 1;
+                }
+                all.extend_from_slice(s);
+            })
+            .unwrap();
+        (in_order, all, summaries)
+    }
+
+    #[test]
+    fn visited_samples_are_the_read_samples_with_summaries_of_whole_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Options::new(dir.path());
+        o.background = false;
+        let db = Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        // Three pages' worth in a block (4,096 rows a page), then the head.
+        let t0 = now_ms() - 3_600_000;
+        let at = |i: i64| Sample::new(t0 + i * 100, (i % 7) as f64);
+        append_samples(&db, (0..10_000).map(at).collect());
+        db.cut_head().unwrap();
+        append_samples(&db, (10_000..10_100).map(at).collect());
+        let q = db.querier(i64::MIN, i64::MAX);
+        let e = q.select(&[Matcher::equal("job", "v")]).unwrap();
+        for (mint, maxt) in [
+            (i64::MIN, i64::MAX),
+            (t0 + 50, t0 + 9_999 * 100),
+            (t0 + 500_000, t0 + 1_005_000),
+        ] {
+            let mut read = Vec::new();
+            q.samples(&e[0], mint, maxt, &mut read).unwrap();
+            let (in_order, visited, summaries) = visit(&q, &e[0], mint, maxt);
+            assert!(in_order);
+            assert_eq!(visited, read);
+            if mint == i64::MIN {
+                // The middle page is whole in any window that covers it.
+                assert!(summaries >= 1, "no summary");
+            }
+        }
+        // A backfilled sample inside the block's time: the head and the
+        // block overlap, which the visit reports; a read still merges.
+        append_samples(&db, vec![Sample::new(t0 + 150, 42.0)]);
+        let q = db.querier(i64::MIN, i64::MAX);
+        let e = q.select(&[Matcher::equal("job", "v")]).unwrap();
+        let (in_order, _, _) = visit(&q, &e[0], i64::MIN, i64::MAX);
+        assert!(!in_order);
+        let mut read = Vec::new();
+        q.samples(&e[0], i64::MIN, i64::MAX, &mut read).unwrap();
+        assert_eq!(read.len(), 10_101);
+        assert!(read.windows(2).all(|w| w[0].t < w[1].t));
     }
 
     #[test]

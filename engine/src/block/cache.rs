@@ -35,6 +35,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::sample::Sample;
+use crate::summary::RunSummary;
 
 /// Bit set in the page number of a `timestamps.parquet` page (version 3),
 /// so that its pages and `samples.parquet`'s share a block's key space.
@@ -57,6 +58,9 @@ pub struct DecodedPage {
     pub(crate) first_row: u64,
     pub(crate) samples: Box<[Sample]>,
     pub(crate) times: Box<[i64]>,
+    /// Summaries of the series runs asked for so far: `(start, end,
+    /// summary)` of `samples[start..end]`, sorted by `start`.
+    summaries: Mutex<Vec<(u32, u32, RunSummary)>>,
 }
 
 impl DecodedPage {
@@ -65,6 +69,7 @@ impl DecodedPage {
             first_row,
             samples,
             times: Box::default(),
+            summaries: Mutex::default(),
         }
     }
 
@@ -74,6 +79,33 @@ impl DecodedPage {
             first_row,
             samples: Box::default(),
             times,
+            summaries: Mutex::default(),
+        }
+    }
+
+    /// The summary of `samples[start..end]` (a whole run of one series,
+    /// not empty), computed on first use and kept with the page (a few
+    /// dozen bytes next to the run's 16 a sample).
+    pub(crate) fn summary(&self, start: usize, end: usize) -> RunSummary {
+        let (a, b) = (start as u32, end as u32);
+        let find = |v: &[(u32, u32, RunSummary)]| {
+            let i = v.partition_point(|&(s, _, _)| s < a);
+            (
+                i,
+                v.get(i).filter(|&&(s, e, _)| s == a && e == b).map(|x| x.2),
+            )
+        };
+        if let (_, Some(s)) = find(&self.summaries.lock()) {
+            return s;
+        }
+        let summary = RunSummary::of(&self.samples[start..end]);
+        let mut v = self.summaries.lock();
+        match find(&v) {
+            (_, Some(s)) => s,
+            (i, None) => {
+                v.insert(i, (a, b, summary));
+                summary
+            }
         }
     }
 

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::index::MemPostings;
 use crate::labels::Labels;
 use crate::sample::Sample;
+use crate::summary::RunSummary;
 
 use super::cache::{self, BlockCache, DecodedPage};
 use super::decimal;
@@ -402,6 +403,34 @@ impl Block {
                 .read(id, a, b, mint, maxt, &mut |s| out.extend_from_slice(s));
         }
         self.read_many(&[id], mint, maxt, &mut |_, s| out.extend_from_slice(s))
+    }
+
+    /// Hands `sink` the samples of series `id` with `mint <= t <= maxt`,
+    /// in time order, a slice at a time: from the decoded-page cache
+    /// without copying them, when the block has one.
+    ///
+    /// A slice that is all of the series' rows in a cached page comes with
+    /// the page's [`RunSummary`] of them.
+    pub fn visit_samples(
+        &self,
+        id: u32,
+        mint: i64,
+        maxt: i64,
+        sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
+    ) -> Result<()> {
+        if let Some(cache) = &self.cache {
+            if id as usize >= self.series.len() {
+                return Err(Error::Invalid(format!(
+                    "series id {id} out of range (block has {})",
+                    self.series.len()
+                )));
+            }
+            let Some((a, b)) = self.wanted_rows(id, mint, maxt) else {
+                return Ok(());
+            };
+            return PagedRead::new(self, cache).read_runs(id, a, b, mint, maxt, true, sink);
+        }
+        self.read_many(&[id], mint, maxt, &mut |_, s| sink(s, None))
     }
 
     /// The rows of series `id` (in range) that can hold samples in
@@ -996,6 +1025,27 @@ impl<'a> PagedRead<'a> {
         maxt: i64,
         sink: &mut dyn FnMut(&[Sample]),
     ) -> Result<()> {
+        self.read_runs(id, a, b, mint, maxt, false, &mut |s, _| sink(s))
+    }
+
+    /// [`PagedRead::read`], with each slice's summary (`summaries`) when
+    /// it is all of the series' rows in its page.
+    #[allow(clippy::too_many_arguments)]
+    fn read_runs(
+        &mut self,
+        id: u32,
+        a: u64,
+        b: u64,
+        mint: i64,
+        maxt: i64,
+        summaries: bool,
+        sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
+    ) -> Result<()> {
+        let series = &self.block.series;
+        let (first_row, end_row) = match series.first_row.get(id as usize) {
+            Some(&f) => (f, f + u64::from(series.num_rows[id as usize])),
+            None => (0, 0),
+        };
         let mut row = a;
         let mut last_t = None;
         while row < b {
@@ -1028,7 +1078,12 @@ impl<'a> PagedRead<'a> {
                 _ => s,
             };
             if !s.is_empty() {
-                sink(s);
+                // All of the series' rows in this page, none cut off by time.
+                let whole = summaries
+                    && s.len() == hi - lo
+                    && lo as u64 == first_row.max(page.first_row) - page.first_row
+                    && hi as u64 == end_row.min(page.end_row()) - page.first_row;
+                sink(s, whole.then(|| page.summary(lo, hi)));
             }
             row = page.first_row + hi as u64;
         }

@@ -292,10 +292,7 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
         }
     }
     let mut out = match Kernel::for_function(rf, mode) {
-        Some(k) => arg.rollup_spans(ev, |_, pts, spans, out| {
-            k.run(pts, spans, &|step| sc(0, step), out);
-            Ok(())
-        })?,
+        Some(k) => arg.rollup_kernel(ev, k, &|step| sc(0, step))?,
         None => window_by_window(ev, &arg, rf, &scalars, pos0)?,
     };
     if !keeps_metric_name(name) {

@@ -32,7 +32,7 @@ use super::evaluator::{Ev, Val, expr_pos};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
 use super::rollup::Kernel;
-use super::selector::{self, InstantSel, RangeArg, RollupPlan, Span};
+use super::selector::{self, InstantSel, RangeArg, RollupPlan};
 use super::value::{Point, Series, get};
 use crate::promql::ast::{AggregateExpr, AggregateOp, Call, Expr, RangeMode};
 
@@ -92,11 +92,7 @@ impl Source {
                 ..
             } => {
                 let sc = |step: usize| param.get(step).copied().unwrap_or(f64::NAN);
-                let run = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
-                    kernel.run(pts, spans, &sc, out);
-                    Ok(())
-                };
-                arg.series(ev, plan, i, &run, out)
+                arg.series_kernel(ev, plan, i, *kernel, &sc, out)
             }
         }
     }

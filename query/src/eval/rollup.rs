@@ -27,6 +27,8 @@
 
 use std::collections::VecDeque;
 
+use engine::RunSummary;
+
 use super::functions::call::RangeFunction;
 use super::functions::range::{self as fr, Window};
 use super::functions::smoothing;
@@ -501,28 +503,15 @@ fn kahan_lanes<const AVG: bool, const N: usize>(
         }
     }
     let common = (0..N).map(|l| wins[l].1 - from[l]).min().unwrap_or(0);
-    #[inline(always)]
-    fn step(v: f64, sum: &mut f64, c: &mut f64, overflow: &mut bool) {
-        let t = *sum + v;
-        let (big, small) = if sum.abs() >= v.abs() {
-            (*sum, v)
-        } else {
-            (v, *sum)
-        };
-        let nc = *c + ((big - t) + small);
-        *overflow |= t.is_infinite();
-        *c = if t.is_infinite() { 0.0 } else { nc };
-        *sum = t;
-    }
     for j in 0..common {
         for l in 0..N {
-            step(pts[from[l] + j].v, &mut sum[l], &mut c[l], &mut overflow[l]);
+            kahan_step(pts[from[l] + j].v, &mut sum[l], &mut c[l], &mut overflow[l]);
         }
     }
     let mut res = [None; N];
     for l in 0..N {
         for p in &pts[from[l] + common..wins[l].1] {
-            step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
+            kahan_step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
         }
         res[l] = if AVG {
             let count = (wins[l].1 - wins[l].0) as f64;
@@ -534,6 +523,249 @@ fn kahan_lanes<const AVG: bool, const N: usize>(
         };
     }
     res
+}
+
+/// One window's value, fed its samples a slice at a time in time order
+/// (stale markers are skipped here), for kernels that need no more than
+/// one pass: `count`, `present`, `first`, `last`, `min`, `max`, `sum` and
+/// `avg` over time. The result is bit for bit what [`Kernel::run`] gives
+/// on the whole window. An instant query folds its series' stored
+/// samples with it where they lie, without gathering them first.
+///
+/// Sums add the values as exact integers (below 2^51, absolute sum at most
+/// 2^53) while they are ones. At the first value that is not, the running
+/// sum is exactly what Prometheus's Kahan loop holds at that point (no
+/// addition so far rounded, so its compensation is still zero), and the
+/// Kahan loop goes on from there.
+pub(crate) struct WindowFold {
+    kernel: Kernel,
+    /// Values folded.
+    n: usize,
+    first: f64,
+    last: f64,
+    /// `min`/`max`: the value chosen so far.
+    best: f64,
+    /// Sums: still exact integers.
+    exact: bool,
+    isum: i128,
+    iabs: i128,
+    /// Sums past the exact phase: Kahan's sum and compensation, and
+    /// whether the sum overflowed.
+    sum: f64,
+    c: f64,
+    overflow: bool,
+}
+
+impl WindowFold {
+    /// A fold for `kernel`, if it is one that folds.
+    pub fn new(kernel: Kernel) -> Option<WindowFold> {
+        use Kernel as K;
+        matches!(
+            kernel,
+            K::Count | K::Present | K::First | K::Last | K::Min | K::Max | K::Sum | K::Avg
+        )
+        .then_some(WindowFold {
+            kernel,
+            n: 0,
+            first: 0.0,
+            last: 0.0,
+            best: 0.0,
+            exact: true,
+            isum: 0,
+            iabs: 0,
+            sum: 0.0,
+            c: 0.0,
+            overflow: false,
+        })
+    }
+
+    /// Folds the next samples, summarised by `summary` (a whole run of a
+    /// decoded page): where the summary answers for them, in O(1).
+    pub fn add_summarized(&mut self, pts: &[Point], summary: &RunSummary) {
+        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+            return;
+        };
+        if summary.stale {
+            return self.add(pts);
+        }
+        match self.kernel {
+            Kernel::Min | Kernel::Max => {
+                if summary.nan {
+                    return self.add(pts);
+                }
+                let v = if self.kernel == Kernel::Max {
+                    summary.max
+                } else {
+                    summary.min
+                };
+                // The run's choice among its values, then as one more value
+                // after the ones before (a NaN chosen so far gives way).
+                let better = if self.kernel == Kernel::Max {
+                    v > self.best
+                } else {
+                    v < self.best
+                };
+                if self.n == 0 || better || self.best.is_nan() {
+                    self.best = v;
+                }
+            }
+            Kernel::Sum | Kernel::Avg => match summary.int_sum {
+                Some((s, a)) if self.exact && self.iabs + a <= EXACT_SUM => {
+                    self.isum += s;
+                    self.iabs += a;
+                }
+                _ => return self.add(pts),
+            },
+            _ => {}
+        }
+        if self.n == 0 {
+            self.first = first.v;
+        }
+        self.last = last.v;
+        self.n += pts.len();
+    }
+
+    /// Folds the next samples (later than every sample folded so far).
+    pub fn add(&mut self, pts: &[Point]) {
+        // A piece at a time, so that the check for stale markers brings
+        // it into the cache for the fold.
+        for piece in pts.chunks(FOLD_PIECE) {
+            if any_stale(piece) {
+                for run in piece.split(|p| engine::is_stale_nan(p.v)) {
+                    self.add_run(run);
+                }
+            } else {
+                self.add_run(piece);
+            }
+        }
+    }
+
+    fn add_run(&mut self, pts: &[Point]) {
+        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+            return;
+        };
+        match self.kernel {
+            Kernel::Min | Kernel::Max => {
+                let max = self.kernel == Kernel::Max;
+                let mut rest = pts;
+                if self.n == 0 {
+                    self.best = first.v;
+                    rest = &pts[1..];
+                }
+                // As `min_over_time`/`max_over_time` choose, NaNs included.
+                for p in rest {
+                    let better = if max {
+                        p.v > self.best
+                    } else {
+                        p.v < self.best
+                    };
+                    if better || self.best.is_nan() {
+                        self.best = p.v;
+                    }
+                }
+            }
+            Kernel::Sum | Kernel::Avg => self.sum_run(pts),
+            _ => {}
+        }
+        if self.n == 0 {
+            self.first = first.v;
+        }
+        self.last = last.v;
+        self.n += pts.len();
+    }
+
+    /// Sums a run of values; `self.n` still counts the values before it.
+    fn sum_run(&mut self, pts: &[Point]) {
+        let mut rest = pts;
+        // Whole chunks while they are exact.
+        if self.exact {
+            while rest.len() >= SUM_CHUNK {
+                let (c, r) = rest.split_at(SUM_CHUNK);
+                match chunk_sums(c) {
+                    Some((s, a)) if self.iabs + a <= EXACT_SUM => {
+                        self.isum += s;
+                        self.iabs += a;
+                        rest = r;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let before = pts.len() - rest.len();
+        for (k, p) in rest.iter().enumerate() {
+            let v = p.v;
+            if self.exact {
+                if let Some(x) = as_int(v)
+                    && self.iabs + i128::from(x).abs() <= EXACT_SUM
+                {
+                    self.isum += i128::from(x);
+                    self.iabs += i128::from(x).abs();
+                    continue;
+                }
+                // Where the Kahan loop stands after the exact values.
+                self.exact = false;
+                self.c = 0.0;
+                if self.kernel == Kernel::Avg && self.n + before + k == 0 {
+                    // An average's loop starts from its first value.
+                    self.sum = v;
+                    continue;
+                }
+                self.sum = self.isum as f64;
+            }
+            kahan_step(v, &mut self.sum, &mut self.c, &mut self.overflow);
+        }
+    }
+
+    /// The window's value: `Some(None)` for an empty window, `None` where
+    /// the whole window is needed (an average whose sum overflowed, which
+    /// Prometheus then computes as an incremental mean).
+    pub fn value(&self) -> Option<Option<f64>> {
+        if self.n == 0 {
+            return Some(None);
+        }
+        let count = self.n as f64;
+        Some(Some(match self.kernel {
+            Kernel::Count => count,
+            Kernel::Present => 1.0,
+            Kernel::First => self.first,
+            Kernel::Last => self.last,
+            Kernel::Min | Kernel::Max => self.best,
+            Kernel::Sum if self.exact => self.isum as f64 + 0.0,
+            Kernel::Avg if self.exact => self.isum as f64 / count + 0.0 / count,
+            Kernel::Sum if self.sum.is_infinite() => self.sum,
+            Kernel::Sum => self.sum + self.c,
+            Kernel::Avg if self.overflow => return None,
+            Kernel::Avg => self.sum / count + self.c / count,
+            _ => return None,
+        }))
+    }
+}
+
+/// Samples [`WindowFold::add`] checks and folds at a time (16 KiB).
+const FOLD_PIECE: usize = 1024;
+
+/// Whether any of `pts` is a stale marker: a check without early exit
+/// over 64 values at a time, which vectorises.
+pub(crate) fn any_stale(pts: &[Point]) -> bool {
+    pts.chunks(64)
+        .any(|c| c.iter().fold(false, |a, p| a | engine::is_stale_nan(p.v)))
+}
+
+/// One addition of Prometheus's Kahan summation (Neumaier's variant);
+/// `overflow` is set when the sum becomes infinite, and the compensation
+/// is then dropped.
+#[inline(always)]
+fn kahan_step(v: f64, sum: &mut f64, c: &mut f64, overflow: &mut bool) {
+    let t = *sum + v;
+    let (big, small) = if sum.abs() >= v.abs() {
+        (*sum, v)
+    } else {
+        (v, *sum)
+    };
+    let nc = *c + ((big - t) + small);
+    *overflow |= t.is_infinite();
+    *c = if t.is_infinite() { 0.0 } else { nc };
+    *sum = t;
 }
 
 /// `max_over_time` (`max`) / `min_over_time`.
@@ -878,6 +1110,77 @@ mod tests {
             }
         }
 
+        /// A window folded a slice at a time, stale markers and all, some
+        /// slices through their summaries, gives the kernel's value on the
+        /// whole window without the markers, bit for bit, wherever the
+        /// slices are cut.
+        #[test]
+        fn window_folds_match_the_kernels_bit_for_bit(
+            values in prop_oneof![
+                prop::collection::vec(value(), 0..120),
+                prop::collection::vec(
+                    prop_oneof![
+                        8 => (-(1i64 << 40)..(1i64 << 40)).prop_map(|i| i as f64),
+                        1 => (-(1i64 << 50)..(1i64 << 50)).prop_map(|i| i as f64),
+                        1 => Just(f64::from_bits(engine::STALE_NAN)),
+                        1 => value(),
+                    ],
+                    0..300,
+                ),
+            ],
+            cuts in prop::collection::vec(0usize..300, 0..6),
+            summarized in prop::collection::vec(any::<bool>(), 7),
+        ) {
+            let pts = series(&values, &[0]);
+            let kept: Vec<Point> =
+                pts.iter().copied().filter(|p| !engine::is_stale_nan(p.v)).collect();
+            let window = |pts: &[Point]| {
+                (!pts.is_empty()).then_some(Span {
+                    step: 0,
+                    t: 300 * 15_000,
+                    a: 0,
+                    b: pts.len(),
+                    range_start: -1,
+                    range_end: 300 * 15_000,
+                })
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(pts.len())).collect();
+            cuts.sort_unstable();
+            for f in [
+                RangeFunction::CountOverTime, RangeFunction::PresentOverTime,
+                RangeFunction::FirstOverTime, RangeFunction::LastOverTime,
+                RangeFunction::SumOverTime, RangeFunction::AvgOverTime,
+                RangeFunction::MinOverTime, RangeFunction::MaxOverTime,
+            ] {
+                let k = Kernel::for_function(f, RangeMode::Normal).expect("kernel");
+                let mut whole = Vec::new();
+                k.run(&kept, window(&kept).as_slice(), &|_| 0.0, &mut whole);
+                let mut fold = WindowFold::new(k).expect("folds");
+                let mut from = 0;
+                for (&c, &whole) in cuts.iter().chain([&pts.len()]).zip(&summarized) {
+                    let piece = &pts[from..c];
+                    if whole && !piece.is_empty() {
+                        fold.add_summarized(piece, &RunSummary::of(piece));
+                    } else {
+                        fold.add(piece);
+                    }
+                    from = c;
+                }
+                let Some(folded) = fold.value() else {
+                    // Only an overflowing average asks for its whole window.
+                    prop_assert_eq!(f, RangeFunction::AvgOverTime);
+                    prop_assert!(kept.iter().any(|p| p.v.is_infinite() || p.v.abs() > 1e300));
+                    continue;
+                };
+                let expected = whole.first().map(|p| p.v);
+                let same = match (folded, expected) {
+                    (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    (a, b) => a.is_none() && b.is_none(),
+                };
+                prop_assert!(same, "{:?} over {:?} cut at {:?}: {:?} vs {:?}", f, values, cuts, folded, expected);
+            }
+        }
+
         /// The regressions agree with Prometheus's Kahan-summed ones within
         /// the fit tolerance.
         #[test]
@@ -904,6 +1207,23 @@ mod tests {
                     prop_assert!((a.v - b.v).abs() <= tol, "{:?}: {} vs {}", f, a.v, b.v);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn folded_extremes_keep_the_first_of_equal_zeros() {
+        for (k, values) in [
+            (Kernel::Max, [0.0, -0.0, -0.0]),
+            (Kernel::Max, [-0.0, 0.0, 0.0]),
+            (Kernel::Min, [0.0, -0.0, -0.0]),
+            (Kernel::Min, [-0.0, 0.0, 0.0]),
+        ] {
+            let pts = series(&values, &[0]);
+            let mut fold = WindowFold::new(k).expect("folds");
+            fold.add(&pts[..1]);
+            fold.add_summarized(&pts[1..], &RunSummary::of(&pts[1..]));
+            let got = fold.value().flatten().expect("a value");
+            assert_eq!(got.to_bits(), values[0].to_bits(), "{k:?} over {values:?}");
         }
     }
 

@@ -12,6 +12,7 @@ use super::error::Result;
 use super::evaluator::{Ev, Val};
 use super::functions::extended::{extend_floats, smoothed_value_at};
 use super::functions::range::Window as FnWindow;
+use super::rollup::{Kernel, WindowFold, any_stale};
 use super::value::{Point, Series};
 use crate::promql::ast::{Expr, MatrixSelector, RangeMode, VectorSelector};
 
@@ -367,6 +368,81 @@ impl RangeArg {
         })
     }
 
+    /// [`RangeArg::rollup_spans`] running `kernel` on every series
+    /// ([`RangeArg::series_kernel`]); `param(step)` is its scalar argument.
+    pub fn rollup_kernel(
+        &self,
+        ev: &Ev,
+        kernel: Kernel,
+        param: &(dyn Fn(usize) -> f64 + Sync),
+    ) -> Result<Vec<Series>> {
+        let plan = self.plan(ev);
+        let idx: Vec<usize> = (0..self.len()).collect();
+        ev.ctx.par_map(&idx, |&i| {
+            let mut out = Vec::new();
+            self.series_kernel(ev, &plan, i, kernel, param, &mut out)?;
+            let (labels, drop) = self.labels(i);
+            Ok((!out.is_empty()).then(|| Series {
+                labels: labels.clone(),
+                points: out,
+                drop_name: drop,
+            }))
+        })
+    }
+
+    /// [`RangeArg::series`] running `kernel`. An instant query's one
+    /// window over a stored series is folded ([`WindowFold`]) from the
+    /// storage's slices where they lie, without gathering the samples
+    /// first: a long window (`avg_over_time(up[30d])`) costs a pass over
+    /// the cached pages instead of a copy and a pass.
+    pub fn series_kernel(
+        &self,
+        ev: &Ev,
+        plan: &RollupPlan,
+        i: usize,
+        kernel: Kernel,
+        param: &dyn Fn(usize) -> f64,
+        out: &mut Vec<Point>,
+    ) -> Result<()> {
+        if ev.n() == 1
+            && !plan.sparse
+            && let RangeData::Storage(entries) = &self.data
+            && let Some(mut fold) = WindowFold::new(kernel)
+        {
+            ev.ctx.check()?;
+            let t = ev.ts(0);
+            let r = self.at.unwrap_or(t) - self.offset;
+            // The window `(r - range - before, r + after]`, as `series` reads it.
+            let (mint, maxt) = (r - self.range - plan.before + 1, r + plan.after);
+            let mut loaded = 0;
+            let in_order = mint > maxt
+                || ev
+                    .ctx
+                    .querier
+                    .visit_samples(&entries[i], mint, maxt, &mut |s, summary| {
+                        loaded += s.len();
+                        match summary {
+                            Some(summary) => fold.add_summarized(s, &summary),
+                            None => fold.add(s),
+                        }
+                    })?;
+            if in_order && let Some(v) = fold.value() {
+                // Accounted for as if held, as `series` does.
+                ev.ctx.loaded(loaded);
+                ev.ctx.take(loaded)?;
+                ev.ctx.release(loaded);
+                out.extend(v.map(|v| Point::new(t, v)));
+                return ev.ctx.take(out.len());
+            }
+            // Overlapping sources, or an average that needs its whole window.
+        }
+        let run = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
+            kernel.run(pts, spans, param, out);
+            Ok(())
+        };
+        self.series(ev, plan, i, &run, out)
+    }
+
     /// What every series' rollup shares: the read span around the steps.
     pub fn plan(&self, ev: &Ev) -> RollupPlan {
         let lb = ev.ctx.lookback;
@@ -528,13 +604,6 @@ fn advance(pts: &[Point], mut i: usize, limit: i64) -> usize {
 
 /// Samples [`advance`] scans before it searches.
 const ADVANCE_SCAN: usize = 16;
-
-/// Whether any sample is a stale marker. Folds blocks without an early
-/// exit inside each, so the comparison vectorises.
-fn any_stale(pts: &[Point]) -> bool {
-    pts.chunks(64)
-        .any(|c| c.iter().fold(false, |a, p| a | is_stale_nan(p.v)))
-}
 
 /// One step's window over a series' samples: `points[a..b]` (never
 /// empty).

@@ -1,0 +1,117 @@
+//! What a reader can know about a run of samples without visiting them
+//! one by one: statistics of a decoded page's run of one series, computed
+//! once and kept with the page (see
+//! [`crate::db::Querier::visit_samples`]). A query folding a long window
+//! (`avg_over_time(up[30d])`) then takes whole runs in O(1) instead of
+//! streaming every sample through memory.
+
+use crate::sample::{Sample, is_stale_nan};
+
+/// Integers below this magnitude are summed exactly in
+/// [`RunSummary::int_sum`] (2^51: any 4,096 of them sum within an `i64`,
+/// and a float holds each exactly).
+pub const INT_LIMIT: f64 = 2_251_799_813_685_248.0;
+
+/// Statistics of a run of samples (in time order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSummary {
+    /// Some value is a stale marker.
+    pub stale: bool,
+    /// Some value is a NaN (stale markers included).
+    pub nan: bool,
+    /// When every value is an integer of magnitude below [`INT_LIMIT`]:
+    /// their sum and the sum of their magnitudes, exact.
+    pub int_sum: Option<(i128, i128)>,
+    /// The first of the smallest and of the largest values, in order
+    /// (`-0.0` and `0.0` are equal: the earlier one stands). Meaningless
+    /// when `nan`.
+    pub min: f64,
+    pub max: f64,
+}
+
+impl RunSummary {
+    /// The summary of `run` (not empty).
+    pub fn of(run: &[Sample]) -> RunSummary {
+        let first = run.first().map_or(f64::NAN, |s| s.v);
+        let (mut min, mut max) = (first, first);
+        let (mut stale, mut nan, mut ints) = (false, false, true);
+        let (mut sum, mut abs) = (0i128, 0i128);
+        for s in run {
+            let v = s.v;
+            stale |= is_stale_nan(v);
+            nan |= v.is_nan();
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
+            if ints && v.abs() < INT_LIMIT && v.trunc() == v {
+                let x = v as i64;
+                sum += i128::from(x);
+                abs += i128::from(x).abs();
+            } else {
+                ints = false;
+            }
+        }
+        RunSummary {
+            stale,
+            nan,
+            int_sum: ints.then_some((sum, abs)),
+            min,
+            max,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::STALE_NAN;
+
+    fn run(values: &[f64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample { t: i as i64, v })
+            .collect()
+    }
+
+    #[test]
+    fn integers_sum_exactly() {
+        let s = RunSummary::of(&run(&[3.0, -5.0, 0.0, -0.0, 2.0]));
+        assert_eq!(s.int_sum, Some((0, 10)));
+        assert_eq!((s.min, s.max, s.nan, s.stale), (-5.0, 3.0, false, false));
+        let big = INT_LIMIT - 1.0;
+        assert_eq!(
+            RunSummary::of(&run(&[big, big])).int_sum,
+            Some((2 * (1 << 51) - 2, 2 * (1 << 51) - 2))
+        );
+    }
+
+    #[test]
+    fn fractions_large_values_and_nans_are_not_integers() {
+        for v in [
+            0.5,
+            INT_LIMIT,
+            -INT_LIMIT,
+            f64::INFINITY,
+            f64::NAN,
+            f64::from_bits(STALE_NAN),
+        ] {
+            assert_eq!(RunSummary::of(&run(&[1.0, v])).int_sum, None, "{v}");
+        }
+        let s = RunSummary::of(&run(&[1.0, f64::from_bits(STALE_NAN)]));
+        assert!(s.stale && s.nan);
+        let s = RunSummary::of(&run(&[1.0, f64::NAN]));
+        assert!(!s.stale && s.nan);
+    }
+
+    #[test]
+    fn the_first_of_equal_extremes_stands() {
+        let s = RunSummary::of(&run(&[0.0, -0.0, 1.0]));
+        assert_eq!(s.min.to_bits(), 0.0f64.to_bits());
+        let s = RunSummary::of(&run(&[-0.0, 0.0, -1.0]));
+        assert_eq!(s.max.to_bits(), (-0.0f64).to_bits());
+    }
+}
