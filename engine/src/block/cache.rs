@@ -84,8 +84,10 @@ impl DecodedPage {
     }
 
     /// The summary of `samples[start..end]` (a whole run of one series,
-    /// not empty), computed on first use and kept with the page (a few
-    /// dozen bytes next to the run's 16 a sample).
+    /// not empty), computed on first use and kept with the page (the
+    /// reader asks only for runs long enough that its few dozen bytes are
+    /// small next to the run's 16 a sample; they are not charged to the
+    /// cache's budget).
     pub(crate) fn summary(&self, start: usize, end: usize) -> RunSummary {
         let (a, b) = (start as u32, end as u32);
         let find = |v: &[(u32, u32, RunSummary)]| {

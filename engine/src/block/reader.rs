@@ -1042,10 +1042,13 @@ impl<'a> PagedRead<'a> {
         sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
     ) -> Result<()> {
         let series = &self.block.series;
-        let (first_row, end_row) = match series.first_row.get(id as usize) {
-            Some(&f) => (f, f + u64::from(series.num_rows[id as usize])),
-            None => (0, 0),
+        let Some(&first_row) = series.first_row.get(id as usize) else {
+            return Err(Error::Invalid(format!(
+                "series id {id} out of range (block has {})",
+                series.len()
+            )));
         };
+        let end_row = first_row + u64::from(series.num_rows[id as usize]);
         let mut row = a;
         let mut last_t = None;
         while row < b {
@@ -1078,8 +1081,10 @@ impl<'a> PagedRead<'a> {
                 _ => s,
             };
             if !s.is_empty() {
-                // All of the series' rows in this page, none cut off by time.
+                // All of the series' rows in this page, none cut off by
+                // time, and enough of them to be worth a kept summary.
                 let whole = summaries
+                    && s.len() >= SUMMARY_MIN_RUN
                     && s.len() == hi - lo
                     && lo as u64 == first_row.max(page.first_row) - page.first_row
                     && hi as u64 == end_row.min(page.end_row()) - page.first_row;
@@ -1136,6 +1141,11 @@ impl<'a> PagedRead<'a> {
         })
     }
 }
+
+/// Shortest run a page keeps a summary of: a summary costs about as much
+/// as six samples, uncharged to the cache's budget, and a short run is
+/// cheap to scan anyway.
+const SUMMARY_MIN_RUN: usize = 64;
 
 /// Decoded `timestamps.parquet` pages a block keeps when it has no cache.
 const TIMES_MEMO: usize = 8;

@@ -316,8 +316,9 @@ fn flush_rates<const COUNTER: bool, const RATE: bool>(
 /// 1.5 × 2^52: adding and subtracting it rounds any |v| < 2^51 to an
 /// integer.
 const ROUND: f64 = 6_755_399_441_055_744.0;
-/// Integers below this magnitude are handled exactly.
-const INT_LIMIT: f64 = 2_251_799_813_685_248.0; // 2^51
+/// Integers below this magnitude (2^51) are handled exactly; the page
+/// summaries' integer sums ([`RunSummary::int_sum`]) take the same ones.
+const INT_LIMIT: f64 = engine::summary::INT_LIMIT;
 /// Largest magnitude of every partial sum at which a float sum of
 /// integers is still exact.
 const EXACT_SUM: i128 = 1 << 53;
