@@ -23,10 +23,9 @@ pub struct RunSummary {
     /// their sum and the sum of their magnitudes, exact.
     pub int_sum: Option<(i128, i128)>,
     /// The first of the smallest and of the largest values, in order
-    /// (`-0.0` and `0.0` are equal: the earlier one stands). Meaningless
-    /// when `nan`.
-    pub min: f64,
-    pub max: f64,
+    /// (`-0.0` and `0.0` are equal: the earlier one stands); `None` when
+    /// some value is a NaN (which no order places).
+    pub extremes: Option<(f64, f64)>,
 }
 
 impl RunSummary {
@@ -58,8 +57,7 @@ impl RunSummary {
             stale,
             nan,
             int_sum: ints.then_some((sum, abs)),
-            min,
-            max,
+            extremes: (!nan).then_some((min, max)),
         }
     }
 }
@@ -81,7 +79,10 @@ mod tests {
     fn integers_sum_exactly() {
         let s = RunSummary::of(&run(&[3.0, -5.0, 0.0, -0.0, 2.0]));
         assert_eq!(s.int_sum, Some((0, 10)));
-        assert_eq!((s.min, s.max, s.nan, s.stale), (-5.0, 3.0, false, false));
+        assert_eq!(
+            (s.extremes, s.nan, s.stale),
+            (Some((-5.0, 3.0)), false, false)
+        );
         let big = INT_LIMIT - 1.0;
         assert_eq!(
             RunSummary::of(&run(&[big, big])).int_sum,
@@ -104,14 +105,14 @@ mod tests {
         let s = RunSummary::of(&run(&[1.0, f64::from_bits(STALE_NAN)]));
         assert!(s.stale && s.nan);
         let s = RunSummary::of(&run(&[1.0, f64::NAN]));
-        assert!(!s.stale && s.nan);
+        assert!(!s.stale && s.nan && s.extremes.is_none());
     }
 
     #[test]
     fn the_first_of_equal_extremes_stands() {
         let s = RunSummary::of(&run(&[0.0, -0.0, 1.0]));
-        assert_eq!(s.min.to_bits(), 0.0f64.to_bits());
+        assert_eq!(s.extremes.map(|e| e.0.to_bits()), Some(0.0f64.to_bits()));
         let s = RunSummary::of(&run(&[-0.0, 0.0, -1.0]));
-        assert_eq!(s.max.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(s.extremes.map(|e| e.1.to_bits()), Some((-0.0f64).to_bits()));
     }
 }

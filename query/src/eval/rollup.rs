@@ -591,14 +591,10 @@ impl WindowFold {
         }
         match self.kernel {
             Kernel::Min | Kernel::Max => {
-                if summary.nan {
+                let Some((min, max)) = summary.extremes else {
                     return self.add(pts);
-                }
-                let v = if self.kernel == Kernel::Max {
-                    summary.max
-                } else {
-                    summary.min
                 };
+                let v = if self.kernel == Kernel::Max { max } else { min };
                 // The run's choice among its values, then as one more value
                 // after the ones before (a NaN chosen so far gives way).
                 let better = if self.kernel == Kernel::Max {
