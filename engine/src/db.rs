@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -2381,14 +2382,15 @@ impl Querier {
         let in_order = std::cell::Cell::new(true);
         let mut checked = |s: &[Sample], summary: Option<RunSummary>| {
             let (Some(first), Some(end)) = (s.first(), s.last()) else {
-                return;
+                return ControlFlow::Continue(());
             };
             if !in_order.get() || last.is_some_and(|t| first.t <= t) {
                 in_order.set(false);
-                return;
+                return ControlFlow::Break(());
             }
             last = Some(end.t);
             sink(s, summary);
+            ControlFlow::Continue(())
         };
         for src in &entry.sources {
             match *src {
@@ -2398,7 +2400,7 @@ impl Querier {
                             let mut buf = cell.take();
                             buf.clear();
                             self.read_head(&s, mint, maxt, &mut buf);
-                            checked(&buf, None);
+                            let _ = checked(&buf, None);
                             if buf.capacity() <= HEAD_SCRATCH_KEEP {
                                 cell.set(buf);
                             }

@@ -12,6 +12,7 @@
 //! before anything else looks at the rows.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
@@ -410,13 +411,14 @@ impl Block {
     /// without copying them, when the block has one.
     ///
     /// A slice that is all of the series' rows in a cached page comes with
-    /// the page's [`RunSummary`] of them.
+    /// the page's [`RunSummary`] of them. The read ends early when `sink`
+    /// breaks.
     pub fn visit_samples(
         &self,
         id: u32,
         mint: i64,
         maxt: i64,
-        sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
+        sink: &mut RunSink<'_>,
     ) -> Result<()> {
         if let Some(cache) = &self.cache {
             if id as usize >= self.series.len() {
@@ -430,7 +432,12 @@ impl Block {
             };
             return PagedRead::new(self, cache).read_runs(id, a, b, mint, maxt, true, sink);
         }
-        self.read_many(&[id], mint, maxt, &mut |_, s| sink(s, None))
+        let mut go = true;
+        self.read_many(&[id], mint, maxt, &mut |_, s| {
+            if go {
+                go = sink(s, None).is_continue();
+            }
+        })
     }
 
     /// The rows of series `id` (in range) that can hold samples in
@@ -1025,11 +1032,14 @@ impl<'a> PagedRead<'a> {
         maxt: i64,
         sink: &mut dyn FnMut(&[Sample]),
     ) -> Result<()> {
-        self.read_runs(id, a, b, mint, maxt, false, &mut |s, _| sink(s))
+        self.read_runs(id, a, b, mint, maxt, false, &mut |s, _| {
+            sink(s);
+            ControlFlow::Continue(())
+        })
     }
 
     /// [`PagedRead::read`], with each slice's summary (`summaries`) when
-    /// it is all of the series' rows in its page.
+    /// it is all of the series' rows in its page; ends when `sink` breaks.
     #[allow(clippy::too_many_arguments)]
     fn read_runs(
         &mut self,
@@ -1039,7 +1049,7 @@ impl<'a> PagedRead<'a> {
         mint: i64,
         maxt: i64,
         summaries: bool,
-        sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
+        sink: &mut RunSink<'_>,
     ) -> Result<()> {
         let series = &self.block.series;
         let Some(&first_row) = series.first_row.get(id as usize) else {
@@ -1088,7 +1098,9 @@ impl<'a> PagedRead<'a> {
                     && s.len() == hi - lo
                     && lo as u64 == first_row.max(page.first_row) - page.first_row
                     && hi as u64 == end_row.min(page.end_row()) - page.first_row;
-                sink(s, whole.then(|| page.summary(lo, hi)));
+                if sink(s, whole.then(|| page.summary(lo, hi))).is_break() {
+                    return Ok(());
+                }
             }
             row = page.first_row + hi as u64;
         }
@@ -1141,6 +1153,10 @@ impl<'a> PagedRead<'a> {
         })
     }
 }
+
+/// What [`Block::visit_samples`] hands each slice to (with the slice's
+/// summary when it is a whole run): `Break` ends the read.
+pub type RunSink<'a> = dyn FnMut(&[Sample], Option<RunSummary>) -> ControlFlow<()> + 'a;
 
 /// Shortest run a page keeps a summary of: a summary costs about as much
 /// as six samples, uncharged to the cache's budget, and a short run is
