@@ -673,44 +673,53 @@ impl WindowFold {
 
     /// Sums a run of values; `self.n` still counts the values before it.
     fn sum_run(&mut self, pts: &[Point]) {
-        let mut rest = pts;
-        // Whole chunks while they are exact.
-        if self.exact {
-            while rest.len() >= SUM_CHUNK {
-                let (c, r) = rest.split_at(SUM_CHUNK);
-                match chunk_sums(c) {
+        let mut done = 0;
+        while done < pts.len() {
+            let rest = &pts[done..];
+            // Exact chunks at once; a chunk that is not (a fraction, a
+            // large value) value by value, then chunks again while exact.
+            let take = if self.exact && rest.len() >= SUM_CHUNK {
+                match chunk_sums(&rest[..SUM_CHUNK]) {
                     Some((s, a)) if self.iabs + a <= EXACT_SUM => {
                         self.isum += s;
                         self.iabs += a;
-                        rest = r;
+                        done += SUM_CHUNK;
+                        continue;
                     }
-                    _ => break,
+                    _ => SUM_CHUNK,
                 }
+            } else {
+                rest.len()
+            };
+            for (k, p) in rest[..take].iter().enumerate() {
+                self.sum_one(p.v, self.n + done + k == 0);
             }
+            done += take;
         }
-        let before = pts.len() - rest.len();
-        for (k, p) in rest.iter().enumerate() {
-            let v = p.v;
-            if self.exact {
-                if let Some(x) = as_int(v)
-                    && self.iabs + i128::from(x).abs() <= EXACT_SUM
-                {
-                    self.isum += i128::from(x);
-                    self.iabs += i128::from(x).abs();
-                    continue;
-                }
-                // Where the Kahan loop stands after the exact values.
-                self.exact = false;
-                self.c = 0.0;
-                if self.kernel == Kernel::Avg && self.n + before + k == 0 {
-                    // An average's loop starts from its first value.
-                    self.sum = v;
-                    continue;
-                }
-                self.sum = self.isum as f64;
+    }
+
+    /// Sums one value; `first`: the window's first.
+    #[inline]
+    fn sum_one(&mut self, v: f64, first: bool) {
+        if self.exact {
+            if let Some(x) = as_int(v)
+                && self.iabs + i128::from(x).abs() <= EXACT_SUM
+            {
+                self.isum += i128::from(x);
+                self.iabs += i128::from(x).abs();
+                return;
             }
-            kahan_step(v, &mut self.sum, &mut self.c, &mut self.overflow);
+            // Where the Kahan loop stands after the exact values.
+            self.exact = false;
+            self.c = 0.0;
+            if self.kernel == Kernel::Avg && first {
+                // An average's loop starts from its first value.
+                self.sum = v;
+                return;
+            }
+            self.sum = self.isum as f64;
         }
+        kahan_step(v, &mut self.sum, &mut self.c, &mut self.overflow);
     }
 
     /// The window's value: `Some(None)` for an empty window, `None` where
