@@ -2525,12 +2525,18 @@ mod tests {
         assert_eq!(out, vec![(0, 2, 2), (1, 1, 1)]);
     }
 
-    /// A database without background work that checkpoints after any WAL.
-    fn checkpointing_db(dir: &Path) -> Arc<Db> {
+    /// A database in `dir` without background work, its options adjusted
+    /// by `tune`.
+    fn foreground_db(dir: &Path, tune: impl FnOnce(&mut Options)) -> Arc<Db> {
         let mut o = Options::new(dir);
         o.background = false;
-        o.checkpoint_wal_bytes = 1;
+        tune(&mut o);
         Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap()
+    }
+
+    /// A database without background work that checkpoints after any WAL.
+    fn checkpointing_db(dir: &Path) -> Arc<Db> {
+        foreground_db(dir, |o| o.checkpoint_wal_bytes = 1)
     }
 
     /// Appends `up` = 1 at `t`, durably.
@@ -2576,9 +2582,7 @@ mod tests {
     #[test]
     fn visited_samples_are_the_read_samples_with_summaries_of_whole_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = Options::new(dir.path());
-        o.background = false;
-        let db = Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        let db = foreground_db(dir.path(), |_| {});
         // Three pages' worth in a block (4,096 rows a page), then the head.
         let t0 = now_ms() - 3_600_000;
         let at = |i: i64| Sample::new(t0 + i * 100, (i % 7) as f64);
@@ -2641,9 +2645,7 @@ mod tests {
     #[test]
     fn checkpoints_are_spaced_by_their_size_between_the_floor_and_the_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = Options::new(dir.path());
-        o.background = false;
-        let db = Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
+        let db = foreground_db(dir.path(), |_| {});
         let mib = 1u64 << 20;
         let after = |size: u64, mark: u64| {
             db.checkpoint_size.store(size, Ordering::Relaxed);
@@ -2697,10 +2699,9 @@ mod tests {
         use crate::sample::SeriesSamples;
         let dir = tempfile::tempdir().unwrap();
         let open = || {
-            let mut o = Options::new(dir.path());
-            o.background = false;
-            o.retention = Some(Duration::from_secs(3600));
-            Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap()
+            foreground_db(dir.path(), |o| {
+                o.retention = Some(Duration::from_secs(3600))
+            })
         };
         let db = open();
         let t = now_ms() - 1000;

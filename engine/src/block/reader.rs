@@ -390,20 +390,10 @@ impl Block {
     /// Appends the samples of series `id` with `mint <= t <= maxt` to `out`,
     /// sorted by time.
     pub fn read_samples(&self, id: u32, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
-        if let Some(cache) = &self.cache {
-            if id as usize >= self.series.len() {
-                return Err(Error::Invalid(format!(
-                    "series id {id} out of range (block has {})",
-                    self.series.len()
-                )));
-            }
-            let Some((a, b)) = self.wanted_rows(id, mint, maxt) else {
-                return Ok(());
-            };
-            return PagedRead::new(self, cache)
-                .read(id, a, b, mint, maxt, &mut |s| out.extend_from_slice(s));
-        }
-        self.read_many(&[id], mint, maxt, &mut |_, s| out.extend_from_slice(s))
+        self.visit(id, mint, maxt, false, &mut |s, _| {
+            out.extend_from_slice(s);
+            ControlFlow::Continue(())
+        })
     }
 
     /// Hands `sink` the samples of series `id` with `mint <= t <= maxt`,
@@ -420,6 +410,18 @@ impl Block {
         maxt: i64,
         sink: &mut RunSink<'_>,
     ) -> Result<()> {
+        self.visit(id, mint, maxt, true, sink)
+    }
+
+    /// [`Block::visit_samples`], with run summaries only if `summaries`.
+    fn visit(
+        &self,
+        id: u32,
+        mint: i64,
+        maxt: i64,
+        summaries: bool,
+        sink: &mut RunSink<'_>,
+    ) -> Result<()> {
         if let Some(cache) = &self.cache {
             if id as usize >= self.series.len() {
                 return Err(Error::Invalid(format!(
@@ -430,7 +432,7 @@ impl Block {
             let Some((a, b)) = self.wanted_rows(id, mint, maxt) else {
                 return Ok(());
             };
-            return PagedRead::new(self, cache).read_runs(id, a, b, mint, maxt, true, sink);
+            return PagedRead::new(self, cache).read_runs(id, a, b, mint, maxt, summaries, sink);
         }
         let mut go = true;
         self.read_many(&[id], mint, maxt, &mut |_, s| {

@@ -220,27 +220,13 @@ pub(crate) async fn parse_query_ast(params: Params) -> Result<Response, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::{QueryStats, Series};
+    use crate::eval::QueryStats;
     use axum::http::HeaderValue;
-    use engine::{Labels, Sample as Point};
     use std::io::Read;
 
     fn output() -> QueryOutput {
-        let value = Value::Matrix(
-            (0..64)
-                .map(|i| {
-                    let host = format!("host-{i}");
-                    Series::new(
-                        Labels::new(&[("__name__", "m"), ("instance", host.as_str())]),
-                        (0..600)
-                            .map(|j| Point::new(j * 60_000, (i * j) as f64 / 3.0))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        );
         QueryOutput {
-            value,
+            value: super::super::result_json::test_matrix(64, 600, 60_000),
             warnings: vec!["PromQL warning: w".into()],
             infos: vec!["PromQL info: i".into()],
             stats: QueryStats::default(),

@@ -203,6 +203,26 @@ pub fn push_stats(out: &mut String, stats: &QueryStats, timings: &super::limits:
     );
 }
 
+/// A matrix of `series` series `m{instance="host-<i>"}` with `points`
+/// points `step_ms` apart and values with long decimal expansions, for
+/// tests of long answers.
+#[cfg(test)]
+pub(crate) fn test_matrix(series: usize, points: i64, step_ms: i64) -> Value {
+    Value::Matrix(
+        (0..series)
+            .map(|i| {
+                let host = format!("host-{i}");
+                crate::eval::Series::new(
+                    Labels::new(&[("__name__", "m"), ("instance", host.as_str())]),
+                    (0..points)
+                        .map(|j| engine::Sample::new(j * step_ms, (i as i64 * j) as f64 / 7.0))
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,19 +294,7 @@ mod tests {
     #[test]
     fn gzipped_pieces_inflate_to_the_plain_text() {
         use std::io::Read;
-        let m = Value::Matrix(
-            (0..300)
-                .map(|i| {
-                    let job = format!("job-{i}");
-                    Series::new(
-                        Labels::new(&[("__name__", "m"), ("job", job.as_str())]),
-                        (0..400)
-                            .map(|j| Point::new(j * 15_000, (i * j) as f64 / 7.0))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        );
+        let m = super::test_matrix(300, 400, 15_000);
         let plain = render(&m);
         assert!(plain.len() > 4 * super::super::gzip::PIECE);
         for threads in [1, 2] {

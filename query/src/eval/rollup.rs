@@ -1016,6 +1016,16 @@ mod tests {
         (fast, slow)
     }
 
+    /// Bit for bit, except that any NaN equals any NaN: which operand's
+    /// NaN an addition of two NaNs returns is the compiler's choice.
+    fn same_value(a: f64, b: f64) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    fn same_point(a: &Point, b: &Point) -> bool {
+        a.t == b.t && same_value(a.v, b.v)
+    }
+
     fn series(values: &[f64], jitter: &[i64]) -> Vec<Point> {
         values
             .iter()
@@ -1104,13 +1114,8 @@ mod tests {
                 RangeFunction::MaxOverTime,
             ] {
                 let (fast, slow) = both(f, &pts, &sp, 0.0);
-                // Any NaN equals any NaN: which operand's NaN an addition
-                // of two NaNs returns is the compiler's choice.
-                let same = |a: &Point, b: &Point| {
-                    a.t == b.t && (a.v.to_bits() == b.v.to_bits() || (a.v.is_nan() && b.v.is_nan()))
-                };
                 prop_assert!(
-                    fast.len() == slow.len() && fast.iter().zip(&slow).all(|(a, b)| same(a, b)),
+                    fast.len() == slow.len() && fast.iter().zip(&slow).all(|(a, b)| same_point(a, b)),
                     "{:?}: {:?} vs {:?}", f, fast, slow
                 );
             }
@@ -1180,7 +1185,7 @@ mod tests {
                 };
                 let expected = whole.first().map(|p| p.v);
                 let same = match (folded, expected) {
-                    (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    (Some(a), Some(b)) => same_value(a, b),
                     (a, b) => a.is_none() && b.is_none(),
                 };
                 prop_assert!(same, "{:?} over {:?} cut at {:?}: {:?} vs {:?}", f, values, cuts, folded, expected);
@@ -1247,10 +1252,7 @@ mod tests {
             let (fast, slow) = both(f, &pts, &sp, 3600.0);
             assert_eq!(fast.len(), slow.len(), "{f:?}");
             for (a, b) in fast.iter().zip(&slow) {
-                assert!(
-                    a.t == b.t && (a.v.to_bits() == b.v.to_bits() || a.v.is_nan() && b.v.is_nan()),
-                    "{f:?}: {a:?} vs {b:?}"
-                );
+                assert!(same_point(a, b), "{f:?}: {a:?} vs {b:?}");
             }
         }
     }

@@ -354,18 +354,7 @@ impl RangeArg {
     where
         F: Fn(usize, &[Point], &[Span], &mut Vec<Point>) -> Result<()> + Sync,
     {
-        let plan = self.plan(ev);
-        let idx: Vec<usize> = (0..self.len()).collect();
-        ev.ctx.par_map(&idx, |&i| {
-            let mut out = Vec::new();
-            self.series(ev, &plan, i, &f, &mut out)?;
-            let (labels, drop) = self.labels(i);
-            Ok((!out.is_empty()).then(|| Series {
-                labels: labels.clone(),
-                points: out,
-                drop_name: drop,
-            }))
-        })
+        self.each_series(ev, |plan, i, out| self.series(ev, plan, i, &f, out))
     }
 
     /// [`RangeArg::rollup_spans`] running `kernel` on every series
@@ -376,11 +365,23 @@ impl RangeArg {
         kernel: Kernel,
         param: &(dyn Fn(usize) -> f64 + Sync),
     ) -> Result<Vec<Series>> {
+        self.each_series(ev, |plan, i, out| {
+            self.series_kernel(ev, plan, i, kernel, param, out)
+        })
+    }
+
+    /// The output series of `run(plan, i, out)` for every input series
+    /// `i`, spread over the query's threads; series without points are
+    /// left out.
+    fn each_series<R>(&self, ev: &Ev, run: R) -> Result<Vec<Series>>
+    where
+        R: Fn(&RollupPlan, usize, &mut Vec<Point>) -> Result<()> + Sync,
+    {
         let plan = self.plan(ev);
         let idx: Vec<usize> = (0..self.len()).collect();
         ev.ctx.par_map(&idx, |&i| {
             let mut out = Vec::new();
-            self.series_kernel(ev, &plan, i, kernel, param, &mut out)?;
+            run(&plan, i, &mut out)?;
             let (labels, drop) = self.labels(i);
             Ok((!out.is_empty()).then(|| Series {
                 labels: labels.clone(),
