@@ -411,6 +411,8 @@ pub struct Db {
     /// Head checkpoints, on their own thread so that they go on while a
     /// cut or a compaction takes seconds.
     checkpointer: Worker,
+    /// `<data_dir>/lock`, locked exclusively until [`Db::close`] is done.
+    lock: Mutex<Option<fs::File>>,
 }
 
 /// A background thread woken by appends that find its work due.
@@ -493,6 +495,7 @@ impl Db {
         for d in [dir, &blocks_dir, &wal_dir] {
             fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
+        let lock = lock_data_dir(dir)?;
         let cache = Arc::new(BlockCache::new(opts.block_cache_bytes));
         cache.register(registry);
         let blocks = open_blocks(&blocks_dir, &cache)?;
@@ -563,6 +566,7 @@ impl Db {
             checkpoint_loaded,
             maintenance: Worker::new(),
             checkpointer: Worker::new(),
+            lock: Mutex::new(Some(lock)),
             opts,
         });
         db.refresh_gauges();
@@ -1440,8 +1444,13 @@ impl Db {
             tracing::warn!(error = %e, "checkpoint at close failed; the next open replays the WAL");
         }
         let _gate = self.gate.write();
-        self.wal.close()?;
-        save_metadata(&self.opts.data_dir, &self.metadata)
+        let closed = self
+            .wal
+            .close()
+            .and_then(|()| save_metadata(&self.opts.data_dir, &self.metadata));
+        // Released even if closing failed: nothing here writes any more.
+        self.lock.lock().take();
+        closed
     }
 
     /// One round of background maintenance: cut if due, then compact.
@@ -1459,6 +1468,23 @@ impl Db {
         // without background threads, this is what writes it.
         self.maybe_checkpoint();
         self.compact()
+    }
+}
+
+/// Takes the exclusive lock on `<dir>/lock` (an advisory `flock`, released
+/// by the kernel when the process dies, so a crash leaves no stale lock).
+fn lock_data_dir(dir: &Path) -> Result<fs::File> {
+    let path = dir.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }
 
@@ -2617,6 +2643,31 @@ mod tests {
         q.samples(&e[0], i64::MIN, i64::MAX, &mut read).unwrap();
         assert_eq!(read.len(), 10_101);
         assert!(read.windows(2).all(|w| w[0].t < w[1].t));
+    }
+
+    #[test]
+    fn a_second_open_of_a_data_directory_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = foreground_db(dir.path(), |_| {});
+        append_up(&db, 1_000);
+        let second = Db::open(
+            Options::new(dir.path()),
+            &mut prometheus_client::registry::Registry::default(),
+        );
+        match second {
+            Err(Error::Locked(path)) => assert_eq!(path, dir.path()),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a second Db opened a directory in use"),
+        }
+        // The refused open touched nothing: the first still writes.
+        append_up(&db, 2_000);
+        db.close().unwrap();
+        let db = foreground_db(dir.path(), |_| {});
+        let q = db.querier(i64::MIN, i64::MAX);
+        let e = q.select(&[Matcher::equal("__name__", "up")]).unwrap();
+        let mut read = Vec::new();
+        q.samples(&e[0], i64::MIN, i64::MAX, &mut read).unwrap();
+        assert_eq!(read.iter().map(|s| s.t).collect::<Vec<_>>(), [1_000, 2_000]);
     }
 
     #[test]

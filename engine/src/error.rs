@@ -32,6 +32,10 @@ pub enum Error {
     WalFailed(String),
     #[error("the database is closed")]
     Closed,
+    /// Another process (or another open `Db` in this one) holds the data
+    /// directory's lock file.
+    #[error("data directory {path} is in use by another Silt (its lock file {path}/lock is held)", path = .0.display())]
+    Locked(PathBuf),
     #[error("{0}")]
     Invalid(String),
 }
