@@ -16,6 +16,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::error::{Error, Result};
 use crate::index::MemPostings;
 use crate::labels::{Label, Labels};
+use crate::varint::put_uvarint;
+use crate::wal::Cursor;
 
 use super::meta::BlockMeta;
 use super::schema::{self, FileKind};
@@ -26,9 +28,13 @@ pub(crate) struct SeriesTable {
     /// Distinct label names and values.
     symbols: Vec<Arc<str>>,
     /// Per series, `pairs[offsets[i]..offsets[i + 1]]` are its (name, value)
-    /// symbol ids, sorted by name.
+    /// symbol ids, sorted by name, as LEB128 varints back to back. A block
+    /// keeps its table while it is open, and most ids are small (names and
+    /// values shared by many series come first), so a pair takes 2 to 4
+    /// bytes where two `u32`s took 8: at ten labels a series, about 45
+    /// bytes less per series and block.
     offsets: Vec<u32>,
-    pairs: Vec<(u32, u32)>,
+    pairs: Vec<u8>,
     pub(crate) first_row: Vec<u64>,
     pub(crate) num_rows: Vec<u32>,
     pub(crate) min_time: Vec<i64>,
@@ -46,9 +52,8 @@ impl SeriesTable {
             self.offsets[id as usize] as usize,
             self.offsets[id as usize + 1] as usize,
         );
-        self.pairs[a..b]
-            .iter()
-            .map(|&(n, v)| (&*self.symbols[n as usize], &*self.symbols[v as usize]))
+        symbol_ids(&self.pairs[a..b])
+            .map(|(n, v)| (&*self.symbols[n as usize], &*self.symbols[v as usize]))
     }
 
     pub(crate) fn labels(&self, id: u32) -> Labels {
@@ -68,7 +73,7 @@ impl SeriesTable {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.symbols.iter().map(|s| s.len() + 16).sum::<usize>()
             + self.offsets.len() * 4
-            + self.pairs.len() * 8
+            + self.pairs.len()
             + self.len() * (8 + 4 + 8 + 8)
     }
 
@@ -210,8 +215,9 @@ impl Loader<'_> {
                 if i > a && keys.value(i - 1) >= name {
                     return Err(format!("series {id}: label names not sorted and unique"));
                 }
-                let pair = (self.intern(name), self.intern(value));
-                self.t.pairs.push(pair);
+                let (n, v) = (self.intern(name), self.intern(value));
+                put_uvarint(&mut self.t.pairs, u64::from(n));
+                put_uvarint(&mut self.t.pairs, u64::from(v));
             }
             if id > 0 {
                 let prev = self.t.offsets[id - 1] as usize..start;
@@ -262,16 +268,89 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Compares two label sets given as ranges of `pairs`, in [`Labels`] order.
+    /// Compares two label sets given as byte ranges of `pairs`, in
+    /// [`Labels`] order.
     fn cmp_pairs(&self, a: std::ops::Range<usize>, b: std::ops::Range<usize>) -> Ordering {
         let sym = |i: u32| &*self.t.symbols[i as usize];
-        let (pa, pb) = (&self.t.pairs[a], &self.t.pairs[b]);
-        for (x, y) in pa.iter().zip(pb) {
-            let o = sym(x.0).cmp(sym(y.0)).then_with(|| sym(x.1).cmp(sym(y.1)));
-            if o != Ordering::Equal {
-                return o;
+        let (mut pa, mut pb) = (symbol_ids(&self.t.pairs[a]), symbol_ids(&self.t.pairs[b]));
+        loop {
+            match (pa.next(), pb.next()) {
+                (Some(x), Some(y)) => {
+                    let o = sym(x.0).cmp(sym(y.0)).then_with(|| sym(x.1).cmp(sym(y.1)));
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                (x, y) => return x.is_some().cmp(&y.is_some()),
             }
         }
-        pa.len().cmp(&pb.len())
+    }
+}
+
+/// The (name, value) symbol ids coded in `bytes` (as [`Loader`] writes
+/// them: whole varints of `u32`s, in pairs).
+fn symbol_ids(bytes: &[u8]) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let mut c = Cursor { b: bytes };
+    std::iter::from_fn(move || Some((c.uvarint()? as u32, c.uvarint()? as u32)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Label sets coded as varint pairs decode to themselves and compare
+    /// as [`Labels`] do, with ids past one varint byte and a set that is a
+    /// prefix of another.
+    #[test]
+    fn coded_pairs_decode_and_compare_as_labels() {
+        let meta = BlockMeta {
+            version: super::super::BLOCK_VERSION,
+            id: String::new(),
+            min_time: 0,
+            max_time: 0,
+            num_series: 0,
+            num_samples: 0,
+            level: 0,
+            sources: Vec::new(),
+            wal_segment_max: None,
+            files: Vec::new(),
+        };
+        let mut loader = Loader {
+            t: SeriesTable::default(),
+            interned: HashMap::new(),
+            next_row: 0,
+            meta: &meta,
+        };
+        // Ids 0..300 taken, so the labels below code in two bytes.
+        for i in 0..300 {
+            loader.intern(&format!("filler{i}"));
+        }
+        let sets: Vec<Labels> = [
+            &[("a", "1")][..],
+            &[("a", "1"), ("b", "2")],
+            &[("a", "1"), ("b", "3")],
+            &[("a", "10")],
+            &[("b", "0")],
+        ]
+        .iter()
+        .map(|s| Labels::new(s))
+        .collect();
+        loader.t.offsets.push(0);
+        for set in &sets {
+            for l in set.iter() {
+                let (n, v) = (loader.intern(&l.name), loader.intern(&l.value));
+                put_uvarint(&mut loader.t.pairs, u64::from(n));
+                put_uvarint(&mut loader.t.pairs, u64::from(v));
+            }
+            loader.t.offsets.push(loader.t.pairs.len() as u32);
+            loader.t.first_row.push(0);
+        }
+        let range = |i: usize| loader.t.offsets[i] as usize..loader.t.offsets[i + 1] as usize;
+        for (i, a) in sets.iter().enumerate() {
+            assert_eq!(&loader.t.labels(i as u32), a);
+            for (j, b) in sets.iter().enumerate() {
+                assert_eq!(loader.cmp_pairs(range(i), range(j)), a.cmp(b), "{a} vs {b}");
+            }
+        }
     }
 }
