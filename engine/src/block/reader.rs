@@ -507,11 +507,10 @@ impl Block {
             .map_or(self.rg_start[self.rg_start.len() - 1], |p| p.first_row)
     }
 
-    /// The row range of series `id`, without the leading and trailing pages
+    /// The row range of series `id` (in range), without the leading and trailing pages
     /// that lie wholly inside the series and wholly outside `[mint, maxt]`.
     fn narrow(&self, id: u32, mint: i64, maxt: i64) -> (u64, u64) {
-        let a = self.series.first_row[id as usize];
-        let b = a + u64::from(self.series.num_rows[id as usize]);
+        let (a, b) = self.series.rows(id as usize).expect("series id in range");
         let page_end = |i: usize| self.page_end(i);
         // Page containing row a.
         let first = self
@@ -667,10 +666,7 @@ impl Block {
         let mut k = 0;
         while k < ts.len() {
             // This series' rows within `ts`.
-            let series_end = t
-                .first_row
-                .get(s)
-                .map_or(u64::MAX, |&f| f + u64::from(t.num_rows[s]));
+            let series_end = t.rows(s).map_or(u64::MAX, |(_, end)| end);
             let end = ((series_end.saturating_sub(first)) as usize).min(ts.len());
             let (start, mut row) = (ts[k], ts[k]);
             if let Some(j) = (k..end).find(|&j| ts[j] != start.wrapping_add((j - k) as i64)) {
@@ -852,11 +848,7 @@ impl Block {
             .first_row
             .partition_point(|&f| f <= first)
             .saturating_sub(1);
-        let series_end = |s: usize| {
-            t.first_row
-                .get(s)
-                .map_or(u64::MAX, |&f| f + u64::from(t.num_rows[s]))
-        };
+        let series_end = |s: usize| t.rows(s).map_or(u64::MAX, |(_, end)| end);
         let mut end = series_end(s);
         let mut prev: Option<i64> = None;
         for (k, (&sid, &ts)) in cols.sid.iter().zip(&cols.ts).enumerate() {
@@ -1023,8 +1015,9 @@ impl<'a> PagedRead<'a> {
         }
     }
 
-    /// Hands `sink` the samples of rows `[a, b)`, all of series `id`, with
-    /// `mint <= t <= maxt`, in order, one slice per page.
+    /// Hands `sink` the samples of rows `[a, b)`, all of series `id` (in
+    /// range: the block's public reads check), with `mint <= t <= maxt`,
+    /// in order, one slice per page.
     fn read(
         &mut self,
         id: u32,
@@ -1053,14 +1046,11 @@ impl<'a> PagedRead<'a> {
         summaries: bool,
         sink: &mut RunSink<'_>,
     ) -> Result<()> {
-        let series = &self.block.series;
-        let Some(&first_row) = series.first_row.get(id as usize) else {
-            return Err(Error::Invalid(format!(
-                "series id {id} out of range (block has {})",
-                series.len()
-            )));
-        };
-        let end_row = first_row + u64::from(series.num_rows[id as usize]);
+        let (first_row, end_row) = self
+            .block
+            .series
+            .rows(id as usize)
+            .expect("series id in range");
         let mut row = a;
         let mut last_t = None;
         while row < b {
@@ -1409,8 +1399,7 @@ impl SeriesScan<'_> {
         if id as usize >= block.series.len() {
             return Ok(None);
         }
-        let mut row = block.series.first_row[id as usize];
-        let end = row + u64::from(block.series.num_rows[id as usize]);
+        let (mut row, end) = block.series.rows(id as usize).expect("series id in range");
         while row < end {
             let rg = block.rg_start.partition_point(|&s| s <= row) - 1;
             if self.cursor.as_ref().is_none_or(|c| c.rg != rg) {

@@ -46,6 +46,13 @@ impl SeriesTable {
         self.first_row.len()
     }
 
+    /// The rows `[first, end)` of series `id` in `samples.parquet`, or
+    /// `None` if the block has no such series.
+    pub(crate) fn rows(&self, id: usize) -> Option<(u64, u64)> {
+        let first = *self.first_row.get(id)?;
+        Some((first, first + u64::from(self.num_rows[id])))
+    }
+
     /// The (name, value) pairs of series `id` (which must be in range).
     pub(crate) fn pairs(&self, id: u32) -> impl Iterator<Item = (&str, &str)> {
         let (a, b) = (
@@ -162,6 +169,13 @@ impl Loader<'_> {
         id
     }
 
+    /// Appends (name, value) to the pairs of the series being added.
+    fn push_pair(&mut self, name: &str, value: &str) {
+        let (n, v) = (self.intern(name), self.intern(value));
+        put_uvarint(&mut self.t.pairs, u64::from(n));
+        put_uvarint(&mut self.t.pairs, u64::from(v));
+    }
+
     fn add_batch(&mut self, batch: &RecordBatch) -> std::result::Result<(), String> {
         let col = |i: usize| batch.column(i);
         let ids = col(0)
@@ -215,9 +229,7 @@ impl Loader<'_> {
                 if i > a && keys.value(i - 1) >= name {
                     return Err(format!("series {id}: label names not sorted and unique"));
                 }
-                let (n, v) = (self.intern(name), self.intern(value));
-                put_uvarint(&mut self.t.pairs, u64::from(n));
-                put_uvarint(&mut self.t.pairs, u64::from(v));
+                self.push_pair(name, value);
             }
             if id > 0 {
                 let prev = self.t.offsets[id - 1] as usize..start;
@@ -338,9 +350,7 @@ mod tests {
         loader.t.offsets.push(0);
         for set in &sets {
             for l in set.iter() {
-                let (n, v) = (loader.intern(&l.name), loader.intern(&l.value));
-                put_uvarint(&mut loader.t.pairs, u64::from(n));
-                put_uvarint(&mut loader.t.pairs, u64::from(v));
+                loader.push_pair(&l.name, &l.value);
             }
             loader.t.offsets.push(loader.t.pairs.len() as u32);
             loader.t.first_row.push(0);
