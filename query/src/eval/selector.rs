@@ -135,6 +135,60 @@ impl InstantSel {
 
     /// Appends series `e`'s points over the grid to `points` (empty on
     /// entry), accounting for them in the query's sample budget.
+    /// The grid's points of series `e` from the storage's slices as they
+    /// lie ([`engine::Querier::visit_samples`]), without gathering its
+    /// samples first: one pass over the cached pages instead of a copy and
+    /// a pass. `false` (with `points` as it was) where the sources overlap
+    /// in time, which the caller then reads merged.
+    fn walk(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<bool> {
+        let (off, lb, n) = (self.off, self.lb, ev.n());
+        let (mint, maxt) = (self.lo - lb + 1, self.hi);
+        if mint > maxt {
+            return Ok(true);
+        }
+        ev.ctx.check()?;
+        let before = points.len();
+        // Step `i` sees the latest sample at or before its reference time
+        // `r`; it is settled by the first sample after `r`, or the end.
+        let mut i = 0;
+        let mut r = ev.ts(0) - off;
+        let mut prev: Option<Point> = None;
+        let mut loaded = 0;
+        let settle = |i: usize, r: i64, prev: Option<Point>, points: &mut Vec<Point>| {
+            if let Some(p) = prev
+                && p.t > r - lb
+                && !is_stale_nan(p.v)
+            {
+                points.push(Point::new(ev.ts(i), self.val(p)));
+            }
+        };
+        let in_order = ev.ctx.querier.visit_samples(e, mint, maxt, &mut |s, _| {
+            loaded += s.len();
+            for &p in s {
+                while i < n && r < p.t {
+                    settle(i, r, prev, points);
+                    i += 1;
+                    r = ev.ts(i) - off;
+                }
+                prev = Some(p);
+            }
+        })?;
+        if !in_order {
+            points.truncate(before);
+            return Ok(false);
+        }
+        while i < n {
+            settle(i, r, prev, points);
+            i += 1;
+            r = ev.ts(i) - off;
+        }
+        // Accounted for as if held, as the gathering read does.
+        ev.ctx.loaded(loaded);
+        ev.ctx.take(loaded)?;
+        ev.ctx.release(loaded);
+        Ok(true)
+    }
+
     pub fn points(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<()> {
         let (off, lb, n) = (self.off, self.lb, ev.n());
         let (mut samples, spans) = SERIES_BUF.take();
@@ -150,6 +204,8 @@ impl InstantSel {
                     }
                     ev.ctx.release(samples.len());
                 }
+            } else if self.at.is_none() && self.walk(ev, e, points)? {
+                // Walked the stored slices in place.
             } else {
                 read_into(ev, e, self.lo - lb + 1, self.hi, &mut samples)?;
                 if let Some(t) = self.at {

@@ -658,14 +658,20 @@ fn folded_aggregations_equal_unfolded_bit_for_bit() {
     }
 }
 
-/// Instant windows over blocks and the head are folded in place
-/// (`RangeArg::series_kernel`); a range query of two steps computes the
-/// same first window the gathering way (`Kernel::run`). Both must agree
-/// bit for bit: series of integers (whole page runs from summaries), of
-/// fractions, with stale markers and NaNs, and one whose head overlaps a
-/// block (backfill), where the fold falls back to the merging read.
-#[test]
-fn folded_instant_windows_equal_gathered_ones_over_blocks() {
+/// Four series `g{kind=...}` of 12,100 samples 10 s apart, 12,000 of
+/// them cut into blocks and 100 in the head: integers (whole page runs
+/// with summaries), fractions, stale markers and NaNs among small values,
+/// and one (`overlap`) with a backfilled sample in the head inside the
+/// blocks' time, which the in-place readers must leave to the merging
+/// read. Also returns each series' samples in time order, and the last
+/// sample's time.
+#[allow(clippy::type_complexity)]
+fn blocks_and_head_db() -> (
+    tempfile::TempDir,
+    Arc<Db>,
+    Vec<(&'static str, Vec<(i64, f64)>)>,
+    i64,
+) {
     let stale = f64::from_bits(engine::STALE_NAN);
     let n = 12_000i64;
     let value = |kind: &str, i: i64| match kind {
@@ -705,7 +711,24 @@ fn folded_instant_windows_equal_gathered_ones_over_blocks() {
         metadata: Vec::new(),
     };
     db.append(&batch).unwrap().wait_blocking().unwrap();
-    let end = (n + 99) * 10_000;
+    let mut model: Vec<(&'static str, Vec<(i64, f64)>)> = kinds
+        .iter()
+        .map(|&k| (k, (0..n + 100).map(|i| (i * 10_000, value(k, i))).collect()))
+        .collect();
+    model[3].1.push((5_000_005, 7.5));
+    model[3].1.sort_by_key(|&(t, _)| t);
+    (_d, db, model, (n + 99) * 10_000)
+}
+
+/// Instant windows over blocks and the head are folded in place
+/// (`RangeArg::series_kernel`); a range query of two steps computes the
+/// same first window the gathering way (`Kernel::run`). Both must agree
+/// bit for bit: series of integers (whole page runs from summaries), of
+/// fractions, with stale markers and NaNs, and one whose head overlaps a
+/// block (backfill), where the fold falls back to the merging read.
+#[test]
+fn folded_instant_windows_equal_gathered_ones_over_blocks() {
+    let (_d, db, _, end) = blocks_and_head_db();
     for f in [
         "count_over_time",
         "present_over_time",
@@ -738,6 +761,61 @@ fn folded_instant_windows_equal_gathered_ones_over_blocks() {
             for (a, b) in folded.iter().zip(&gathered) {
                 let same = a.1.to_bits() == b.1.to_bits() || (a.1.is_nan() && b.1.is_nan());
                 assert!(a.0 == b.0 && same, "{q} at {t}: {a:?} vs {b:?}");
+            }
+        }
+    }
+}
+
+/// An instant selector over a range walks the stored slices in place
+/// (`InstantSel::walk`), or merges where a backfilled sample overlaps a
+/// block: every step's point must be the model's latest sample at or
+/// before it within the lookback, stale markers ending a series, NaNs
+/// kept, and nothing past the data's end plus the lookback.
+#[test]
+fn instant_selector_over_a_range_equals_the_model_over_blocks_and_head() {
+    let (_d, db, model, end) = blocks_and_head_db();
+    let lookback = 300_000;
+    for (start, stop, step) in [
+        (7_777, end + 600_000, 61_000),
+        (4_990_000, 5_010_000, 1_000),
+        (end - 20_000, end + 400_000, 15_000),
+    ] {
+        let e = crate::promql::parse("g").unwrap();
+        let got = match range_query(&db, &e, start, stop, step, &opts())
+            .unwrap()
+            .value
+        {
+            Value::Matrix(m) => m,
+            other => panic!("not a matrix: {other:?}"),
+        };
+        for (kind, samples) in &model {
+            let mut want = Vec::new();
+            let mut ts = start;
+            while ts <= stop {
+                let i = samples.partition_point(|&(t, _)| t <= ts);
+                if let Some(&(t, v)) = i.checked_sub(1).map(|i| &samples[i])
+                    && t > ts - lookback
+                    && !engine::is_stale_nan(v)
+                {
+                    want.push((ts, v));
+                }
+                ts += step;
+            }
+            let series = got.iter().find(|s| s.labels.get("kind") == Some(*kind));
+            let have: Vec<(i64, f64)> = series
+                .map(|s| s.points.iter().map(|p| (p.t, p.v)).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                have.len(),
+                want.len(),
+                "{kind} over {start}..{stop} by {step}"
+            );
+            for (a, b) in have.iter().zip(&want) {
+                let same = a.1.to_bits() == b.1.to_bits() || (a.1.is_nan() && b.1.is_nan());
+                assert!(
+                    a.0 == b.0 && same,
+                    "{kind} over {start}..{stop} by {step}: {a:?} vs {b:?}"
+                );
             }
         }
     }
