@@ -26,6 +26,7 @@
 //! [`Block::labels`]: super::Block::labels
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -148,9 +149,34 @@ struct Slot {
     queued: u64,
 }
 
+/// Hashes a [`Key`], two small integers, with a multiply each (as
+/// rustc's FxHash does): SipHash took a tenth of a cache hit.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Key, Slot>,
+    map: HashMap<Key, Slot, BuildHasherDefault<KeyHasher>>,
     queue: VecDeque<(Key, u64)>,
     bytes: usize,
     clock: u64,

@@ -32,7 +32,7 @@ use parquet::file::serialized_reader::SerializedPageReader;
 use crate::error::{Error, Result};
 use crate::index::MemPostings;
 use crate::labels::Labels;
-use crate::sample::Sample;
+use crate::sample::{Sample, first_at_or_after, partition_point_near};
 use crate::summary::RunSummary;
 
 use super::cache::{self, BlockCache, DecodedPage};
@@ -500,6 +500,17 @@ impl Block {
         self.read_ranges(&wanted, mint, maxt, f)
     }
 
+    /// The number of pages starting at or before global row `row`
+    /// (`pages.partition_point(|p| p.first_row <= row)`), searched from
+    /// where `row` lies in proportion: pages hold the same number of rows
+    /// but at row-group ends, so the guess is a page or two off, where
+    /// bisecting a large block's thousand pages probes ten cold places.
+    fn pages_through(&self, row: u64) -> usize {
+        let rows = self.rg_start.last().copied().unwrap_or(0).max(1);
+        let guess = (u128::from(row) * self.pages.len() as u128 / u128::from(rows)) as usize;
+        partition_point_near(&self.pages, guess, |p| p.first_row <= row)
+    }
+
     /// One past the last global row of timestamp page `i`.
     fn page_end(&self, i: usize) -> u64 {
         self.pages
@@ -513,10 +524,7 @@ impl Block {
         let (a, b) = self.series.rows(id as usize).expect("series id in range");
         let page_end = |i: usize| self.page_end(i);
         // Page containing row a.
-        let first = self
-            .pages
-            .partition_point(|p| p.first_row <= a)
-            .saturating_sub(1);
+        let first = self.pages_through(a).saturating_sub(1);
         let mut lo = a;
         let mut i = first;
         while i < self.pages.len()
@@ -528,7 +536,8 @@ impl Block {
             i += 1;
         }
         let mut hi = b;
-        let mut j = self.pages.partition_point(|p| p.first_row < b);
+        // Pages starting before row `b`.
+        let mut j = b.checked_sub(1).map_or(0, |r| self.pages_through(r));
         while j > i && j > 0 {
             let p = &self.pages[j - 1];
             if p.first_row >= lo && page_end(j - 1) <= b && p.min_t > maxt {
@@ -1054,7 +1063,7 @@ impl<'a> PagedRead<'a> {
         let mut row = a;
         let mut last_t = None;
         while row < b {
-            let i = self.block.pages.partition_point(|p| p.first_row <= row) - 1;
+            let i = self.block.pages_through(row) - 1;
             let page = self.page(i)?;
             if row < page.first_row || row >= page.end_row() {
                 return Err(Error::corruption(
@@ -1073,13 +1082,14 @@ impl<'a> PagedRead<'a> {
             }
             last_t = s.last().map(|x| x.t);
             // Only the first and last pages of a read reach outside the
-            // range; a binary search would touch memory a copy reads anyway.
+            // range.
             let s = match s.first() {
-                Some(x) if x.t < mint => &s[s.partition_point(|x| x.t < mint)..],
+                Some(x) if x.t < mint => &s[first_at_or_after(s, mint)..],
                 _ => s,
             };
+            // `maxt < x.t`, so `maxt + 1` does not overflow.
             let s = match s.last() {
-                Some(x) if x.t > maxt => &s[..s.partition_point(|x| x.t <= maxt)],
+                Some(x) if x.t > maxt => &s[..first_at_or_after(s, maxt + 1)],
                 _ => s,
             };
             if !s.is_empty() {

@@ -148,6 +148,7 @@ impl InstantSel {
         }
         ev.ctx.check()?;
         let before = points.len();
+        points.reserve(n);
         // Step `i` sees the latest sample at or before its reference time
         // `r`; it is settled by the first sample after `r`, or the end.
         let mut i = 0;
@@ -164,13 +165,24 @@ impl InstantSel {
         };
         let in_order = ev.ctx.querier.visit_samples(e, mint, maxt, &mut |s, _| {
             loaded += s.len();
-            for &p in s {
-                while i < n && r < p.t {
-                    settle(i, r, prev, points);
-                    i += 1;
-                    r = ev.ts(i) - off;
+            // The steps this slice settles: those before its last sample.
+            // (In locals: the closure's captures would stay in memory.)
+            let (mut si, mut sr, mut k) = (i, r, 0);
+            while si < n {
+                while k < s.len() && s[k].t <= sr {
+                    k += 1;
                 }
-                prev = Some(p);
+                if k == s.len() {
+                    break;
+                }
+                let p = k.checked_sub(1).map_or(prev, |k| Some(s[k]));
+                settle(si, sr, p, points);
+                si += 1;
+                sr = ev.ts(si) - off;
+            }
+            (i, r) = (si, sr);
+            if let Some(&last) = s.last() {
+                prev = Some(last);
             }
         })?;
         if !in_order {
