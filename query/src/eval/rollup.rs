@@ -676,6 +676,16 @@ impl WindowFold {
         let mut done = 0;
         while done < pts.len() {
             let rest = &pts[done..];
+            if !self.exact {
+                // Past the exact phase for good: the Kahan loop alone, its
+                // state in registers (a day of `node_load1` is 5,760 values).
+                let (mut sum, mut c, mut overflow) = (self.sum, self.c, self.overflow);
+                for p in rest {
+                    kahan_step(p.v, &mut sum, &mut c, &mut overflow);
+                }
+                (self.sum, self.c, self.overflow) = (sum, c, overflow);
+                return;
+            }
             // Exact chunks at once; a chunk that is not (a fraction, a
             // large value) value by value, then chunks again while exact.
             let take = if self.exact && rest.len() >= SUM_CHUNK {
