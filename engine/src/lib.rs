@@ -31,5 +31,5 @@ pub use db::{
 pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};
 pub use metadata::{MetricMetadata, MetricType};
-pub use sample::{STALE_NAN, Sample, SeriesSamples, WriteBatch, first_at_or_after, is_stale_nan};
+pub use sample::{STALE_NAN, Sample, SeriesSamples, WriteBatch, is_stale_nan};
 pub use summary::RunSummary;

@@ -47,8 +47,7 @@ impl Eq for Sample {}
 /// [`first_at_or_after`]: they span a cache line or two anyway.
 const INTERPOLATE_FROM: usize = 16;
 
-/// The index of the first sample of `s` (sorted by time, timestamps
-/// distinct) at or after `t`: `s.partition_point(|x| x.t < t)`, found by
+/// The index of the first sample of `s` (sorted by time) at or after `t`: `s.partition_point(|x| x.t < t)`, found by
 /// interpolation. Scrapes come at regular intervals, so the index in
 /// proportion to time is at most a few samples off; probing there and
 /// galloping reads two or three cache lines where bisecting a long run

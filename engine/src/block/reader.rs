@@ -503,7 +503,7 @@ impl Block {
     /// The number of pages starting at or before global row `row`
     /// (`pages.partition_point(|p| p.first_row <= row)`), searched from
     /// where `row` lies in proportion: pages hold the same number of rows
-    /// but at row-group ends, so the guess is a page or two off, where
+    /// except at row-group ends, so the guess is a page or two off, where
     /// bisecting a large block's thousand pages probes ten cold places.
     fn pages_through(&self, row: u64) -> usize {
         let rows = self.rg_start.last().copied().unwrap_or(0).max(1);

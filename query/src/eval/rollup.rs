@@ -688,7 +688,7 @@ impl WindowFold {
             }
             // Exact chunks at once; a chunk that is not (a fraction, a
             // large value) value by value, then chunks again while exact.
-            let take = if self.exact && rest.len() >= SUM_CHUNK {
+            let take = if rest.len() >= SUM_CHUNK {
                 match chunk_sums(&rest[..SUM_CHUNK]) {
                     Some((s, a)) if self.iabs + a <= EXACT_SUM => {
                         self.isum += s;

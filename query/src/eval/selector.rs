@@ -133,8 +133,6 @@ impl InstantSel {
         }
     }
 
-    /// Appends series `e`'s points over the grid to `points` (empty on
-    /// entry), accounting for them in the query's sample budget.
     /// The grid's points of series `e` from the storage's slices as they
     /// lie ([`engine::Querier::visit_samples`]), without gathering its
     /// samples first: one pass over the cached pages instead of a copy and
@@ -148,14 +146,15 @@ impl InstantSel {
         }
         ev.ctx.check()?;
         let before = points.len();
-        points.reserve(n);
         // Step `i` sees the latest sample at or before its reference time
-        // `r`; it is settled by the first sample after `r`, or the end.
+        // `ts(i) - off`; it is settled by the first sample after that, or
+        // by the end. (Reference times only of steps in the grid: past its
+        // end `ts` may overflow.)
         let mut i = 0;
-        let mut r = ev.ts(0) - off;
         let mut prev: Option<Point> = None;
         let mut loaded = 0;
-        let settle = |i: usize, r: i64, prev: Option<Point>, points: &mut Vec<Point>| {
+        let settle = |i: usize, prev: Option<Point>, points: &mut Vec<Point>| {
+            let r = ev.ts(i) - off;
             if let Some(p) = prev
                 && p.t > r - lb
                 && !is_stale_nan(p.v)
@@ -166,21 +165,22 @@ impl InstantSel {
         let in_order = ev.ctx.querier.visit_samples(e, mint, maxt, &mut |s, _| {
             loaded += s.len();
             // The steps this slice settles: those before its last sample.
-            // (In locals: the closure's captures would stay in memory.)
-            let (mut si, mut sr, mut k) = (i, r, 0);
+            // (A local index: a captured one is read and written through
+            // memory at every step.)
+            let (mut si, mut k) = (i, 0);
             while si < n {
-                while k < s.len() && s[k].t <= sr {
+                let r = ev.ts(si) - off;
+                while k < s.len() && s[k].t <= r {
                     k += 1;
                 }
                 if k == s.len() {
                     break;
                 }
                 let p = k.checked_sub(1).map_or(prev, |k| Some(s[k]));
-                settle(si, sr, p, points);
+                settle(si, p, points);
                 si += 1;
-                sr = ev.ts(si) - off;
             }
-            (i, r) = (si, sr);
+            i = si;
             if let Some(&last) = s.last() {
                 prev = Some(last);
             }
@@ -189,10 +189,8 @@ impl InstantSel {
             points.truncate(before);
             return Ok(false);
         }
-        while i < n {
-            settle(i, r, prev, points);
-            i += 1;
-            r = ev.ts(i) - off;
+        for i in i..n {
+            settle(i, prev, points);
         }
         // Accounted for as if held, as the gathering read does.
         ev.ctx.loaded(loaded);
@@ -201,6 +199,8 @@ impl InstantSel {
         Ok(true)
     }
 
+    /// Appends series `e`'s points over the grid to `points` (empty on
+    /// entry), accounting for them in the query's sample budget.
     pub fn points(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<()> {
         let (off, lb, n) = (self.off, self.lb, ev.n());
         let (mut samples, spans) = SERIES_BUF.take();

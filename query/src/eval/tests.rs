@@ -779,6 +779,10 @@ fn instant_selector_over_a_range_equals_the_model_over_blocks_and_head() {
         (7_777, end + 600_000, 61_000),
         (4_990_000, 5_010_000, 1_000),
         (end - 20_000, end + 400_000, 15_000),
+        // The last sample exactly a lookback before the second step: out.
+        (end, end + 600_000, 300_000),
+        // One step, and a step so long that a time past the grid overflows.
+        (5_000_000, 5_000_000, i64::MAX),
     ] {
         let e = crate::promql::parse("g").unwrap();
         let got = match range_query(&db, &e, start, stop, step, &opts())
@@ -798,6 +802,9 @@ fn instant_selector_over_a_range_equals_the_model_over_blocks_and_head() {
                     && !engine::is_stale_nan(v)
                 {
                     want.push((ts, v));
+                }
+                if ts > stop - step {
+                    break;
                 }
                 ts += step;
             }
@@ -819,4 +826,19 @@ fn instant_selector_over_a_range_equals_the_model_over_blocks_and_head() {
             }
         }
     }
+}
+
+/// The walk in place counts the samples it reads against the query's
+/// budget as the gathering read does.
+#[test]
+fn instant_selector_over_a_range_keeps_to_the_sample_budget() {
+    let (_d, db, _, end) = blocks_and_head_db();
+    let e = crate::promql::parse("g{kind=\"int\"}").unwrap();
+    let mut o = opts();
+    o.engine.max_samples = 10_000;
+    // 12,100 samples in the window, 200 steps.
+    let err = range_query(&db, &e, 300_000, end, (end - 300_000) / 199, &o).unwrap_err();
+    assert!(err.to_string().contains("max_samples"), "{err}");
+    o.engine.max_samples = 13_000;
+    range_query(&db, &e, 300_000, end, (end - 300_000) / 199, &o).unwrap();
 }
