@@ -974,6 +974,18 @@ impl Plan {
         if subquery { u64::MAX } else { cost }
     }
 
+    /// Calls `f` with the plan's evaluation over its grid: for tests that
+    /// drive a piece of the evaluator directly.
+    #[cfg(test)]
+    pub fn with_ev<R>(&self, f: impl FnOnce(&Ev) -> R) -> R {
+        f(&Ev {
+            ctx: &self.ctx,
+            start: self.start,
+            end: self.end,
+            step: self.step_ms.max(1),
+        })
+    }
+
     /// Evaluates `expr` (the expression the plan was made for).
     pub fn run(self, expr: &Expr, opts: &QueryOptions) -> Result<QueryOutput> {
         let Plan {

@@ -666,7 +666,7 @@ fn folded_aggregations_equal_unfolded_bit_for_bit() {
 /// read. Also returns each series' samples in time order, and the last
 /// sample's time.
 #[allow(clippy::type_complexity)]
-fn blocks_and_head_db() -> (
+pub(crate) fn blocks_and_head_db() -> (
     tempfile::TempDir,
     Arc<Db>,
     Vec<(&'static str, Vec<(i64, f64)>)>,
@@ -715,8 +715,12 @@ fn blocks_and_head_db() -> (
         .iter()
         .map(|&k| (k, (0..n + 100).map(|i| (i * 10_000, value(k, i))).collect()))
         .collect();
-    model[3].1.push((5_000_005, 7.5));
-    model[3].1.sort_by_key(|&(t, _)| t);
+    let (_, overlap) = model
+        .iter_mut()
+        .find(|(k, _)| *k == "overlap")
+        .expect("an overlap series");
+    overlap.push((5_000_005, 7.5));
+    overlap.sort_by_key(|&(t, _)| t);
     (_d, db, model, (n + 99) * 10_000)
 }
 
