@@ -12,6 +12,7 @@
 mod ast_json;
 mod capacity;
 mod cors;
+pub mod deflate;
 mod error;
 mod export;
 mod forecast;

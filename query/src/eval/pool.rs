@@ -9,6 +9,13 @@
 //! offer and waits for the helpers inside, and helpers that pick it up
 //! later skip it. Work that is all done when a late helper wakes up costs
 //! the query nothing.
+//!
+//! On Linux a helper is kept off the CPU of the thread that offers it work
+//! ([`placement`]). Left to itself, the scheduler often wakes a helper on
+//! the waker's CPU, where it preempts the query instead of running beside
+//! it: on a two-core machine a gzip helper then ran its pieces on the
+//! query's core while the other idled, and the work took as long as with
+//! no helper at all.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +85,8 @@ struct Pool {
     rx: Arc<Mutex<Receiver<Task>>>,
     /// Helper threads started so far.
     threads: Mutex<usize>,
+    /// Where helpers may run.
+    placement: placement::Placement,
 }
 
 fn pool() -> &'static Pool {
@@ -88,11 +97,13 @@ fn pool() -> &'static Pool {
             tx: Mutex::new(tx),
             rx: Arc::new(Mutex::new(rx)),
             threads: Mutex::new(0),
+            placement: placement::Placement::new(),
         }
     })
 }
 
 fn helper(rx: Arc<Mutex<Receiver<Task>>>) {
+    pool().placement.register();
     loop {
         let task = {
             let Ok(rx) = rx.lock() else { return };
@@ -158,6 +169,7 @@ impl<'w> Offer<'w> {
                 *started += 1;
             }
         }
+        p.placement.away_from_here();
         let ptr: *const (dyn Fn() + Sync + 'w) = work;
         // SAFETY: only the lifetime changes; `Offer::drop` keeps `work`'s
         // borrow alive until no helper can use the pointer (see `helper`).
@@ -183,6 +195,99 @@ impl<'w> Offer<'w> {
 impl Drop for Offer<'_> {
     fn drop(&mut self) {
         self.gate.close();
+    }
+}
+
+/// Keeps helpers off the CPU of the thread that offers them work.
+#[cfg(target_os = "linux")]
+mod placement {
+    use std::sync::Mutex;
+
+    /// The CPUs the process may use (when it started its pool), and each
+    /// helper with the CPU its affinity now leaves out.
+    pub(super) struct Placement {
+        allowed: Option<libc::cpu_set_t>,
+        helpers: Mutex<Vec<Helper>>,
+    }
+
+    struct Helper {
+        tid: libc::pid_t,
+        /// The CPU left out of its affinity, -1 for none.
+        excluded: i32,
+    }
+
+    impl Placement {
+        pub(super) fn new() -> Placement {
+            // SAFETY: a zeroed cpu_set_t is an empty set, and
+            // sched_getaffinity writes at most its size.
+            let allowed = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                let ok = libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) == 0;
+                (ok && libc::CPU_COUNT(&set) >= 2).then_some(set)
+            };
+            Placement {
+                allowed,
+                helpers: Mutex::new(Vec::new()),
+            }
+        }
+
+        /// Called by each helper thread as it starts.
+        pub(super) fn register(&self) {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            if let Ok(mut h) = self.helpers.lock() {
+                h.push(Helper { tid, excluded: -1 });
+            }
+        }
+
+        /// Lets every helper run anywhere the process may, except on the
+        /// calling thread's CPU. A helper already so placed costs nothing;
+        /// one placed away from another CPU costs a system call.
+        pub(super) fn away_from_here(&self) {
+            let Some(allowed) = &self.allowed else {
+                return;
+            };
+            // SAFETY: sched_getcpu has no preconditions.
+            let cpu = unsafe { libc::sched_getcpu() };
+            if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
+                return;
+            }
+            // SAFETY: cpu is within the set's size.
+            if !unsafe { libc::CPU_ISSET(cpu as usize, allowed) } {
+                return;
+            }
+            let Ok(mut helpers) = self.helpers.lock() else {
+                return;
+            };
+            let mut set = *allowed;
+            // SAFETY: as above.
+            unsafe { libc::CPU_CLR(cpu as usize, &mut set) };
+            for h in helpers.iter_mut().filter(|h| h.excluded != cpu) {
+                // SAFETY: set is a valid cpu_set_t of the size given; a
+                // failure (the thread gone, the CPUs changed) leaves the
+                // helper where it was.
+                let ok =
+                    unsafe { libc::sched_setaffinity(h.tid, std::mem::size_of_val(&set), &set) }
+                        == 0;
+                h.excluded = if ok { cpu } else { -1 };
+            }
+        }
+    }
+}
+
+/// Elsewhere helpers go where the scheduler puts them.
+#[cfg(not(target_os = "linux"))]
+mod placement {
+    pub(super) struct Placement;
+
+    impl Placement {
+        pub(super) fn new() -> Placement {
+            Placement
+        }
+
+        pub(super) fn register(&self) {}
+
+        pub(super) fn away_from_here(&self) {}
     }
 }
 
@@ -226,6 +331,53 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let after = runs.load(Ordering::Relaxed);
         assert_eq!(before, after);
+    }
+
+    /// A helper's affinity leaves out the offering thread's CPU and keeps
+    /// the others.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn helpers_are_placed_away_from_the_offering_cpu() {
+        let placement = placement::Placement::new();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY (all blocks below): zeroed cpu_set_t values are empty
+        // sets, and the calls get their sizes.
+        let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut mine) }, 0);
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &mine) })
+            .collect();
+        if cpus.len() < 2 {
+            return; // Nowhere else to go.
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let placement = Arc::new(placement);
+        let p = placement.clone();
+        let helper = std::thread::spawn(move || {
+            p.register();
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        for &cpu in &cpus[..2] {
+            // Run this thread on `cpu` only, then offer from there.
+            let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            unsafe { libc::CPU_SET(cpu, &mut only) };
+            assert_eq!(unsafe { libc::sched_setaffinity(0, size, &only) }, 0);
+            placement.away_from_here();
+            let mut theirs: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            assert_eq!(
+                unsafe { libc::sched_getaffinity(tid, size, &mut theirs) },
+                0
+            );
+            for &c in &cpus {
+                assert_eq!(unsafe { libc::CPU_ISSET(c, &theirs) }, c != cpu, "cpu {c}");
+            }
+        }
+        assert_eq!(unsafe { libc::sched_setaffinity(0, size, &mine) }, 0);
+        drop(done_tx);
+        helper.join().unwrap();
     }
 
     #[test]
