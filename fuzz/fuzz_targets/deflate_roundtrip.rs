@@ -17,8 +17,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cut, text)) = data.split_first() else {
         return;
     };
-    // Pieces of 1 to 256 times (cut + 1) bytes: short ones, and whole input.
-    let size = (usize::from(cut) + 1) * 64;
+    // Pieces of 256 to 65536 bytes (whole inputs, mostly): distances up
+    // to the 32 KiB window are reached.
+    let size = (usize::from(cut) + 1) * 256;
     let mut enc = Encoder::default();
     let mut stream = Vec::new();
     for piece in text.chunks(size) {

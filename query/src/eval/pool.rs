@@ -10,12 +10,12 @@
 //! later skip it. Work that is all done when a late helper wakes up costs
 //! the query nothing.
 //!
-//! On Linux a helper is kept off the CPU of the thread that offers it work
-//! ([`placement`]). Left to itself, the scheduler often wakes a helper on
-//! the waker's CPU, where it preempts the query instead of running beside
-//! it: on a two-core machine a gzip helper then ran its pieces on the
-//! query's core while the other idled, and the work took as long as with
-//! no helper at all.
+//! On Linux an idle helper is kept off the CPU of the thread that offers
+//! it work ([`placement`]). Left to itself, the scheduler often wakes a
+//! helper on the waker's CPU, where it preempts the query instead of
+//! running beside it: on a two-core machine a gzip helper then ran its
+//! pieces on the query's core while the other idled, and the work took as
+//! long as with no helper at all.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,8 +102,9 @@ fn pool() -> &'static Pool {
     })
 }
 
-fn helper(rx: Arc<Mutex<Receiver<Task>>>) {
-    pool().placement.register();
+fn helper(rx: Arc<Mutex<Receiver<Task>>>, ready: std::sync::mpsc::SyncSender<()>) {
+    let me = pool().placement.register();
+    let _ = ready.send(());
     loop {
         let task = {
             let Ok(rx) = rx.lock() else { return };
@@ -112,6 +113,7 @@ fn helper(rx: Arc<Mutex<Receiver<Task>>>) {
                 Err(_) => return,
             }
         };
+        let _working = me.working();
         if task.gate.enter() {
             // SAFETY: the gate was open when this helper entered, so the
             // offer's owner is still inside `Offer`'s scope and waits in
@@ -160,12 +162,16 @@ impl<'w> Offer<'w> {
         if let Ok(mut started) = p.threads.lock() {
             while *started < helpers {
                 let rx = p.rx.clone();
+                // The new helper registers for placement before this offer
+                // places the helpers.
+                let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
                 let spawned = std::thread::Builder::new()
                     .name("silt-eval".into())
-                    .spawn(move || helper(rx));
+                    .spawn(move || helper(rx, ready_tx));
                 if spawned.is_err() {
                     break;
                 }
+                let _ = ready_rx.recv();
                 *started += 1;
             }
         }
@@ -198,79 +204,149 @@ impl Drop for Offer<'_> {
     }
 }
 
-/// Keeps helpers off the CPU of the thread that offers them work.
+/// Keeps idle helpers off the CPU of the thread that offers them work.
+///
+/// An offer sets each idle helper's affinity to the offering thread's
+/// CPUs minus the one it runs on, before the helper is woken, so the
+/// scheduler wakes it elsewhere. Helpers at work are left where they are
+/// (another query's offer must not move them onto that query's CPU), and a
+/// helper already so placed costs nothing; else each costs a system call.
+/// The affinity stays after the offer: a helper that must finish a claimed
+/// piece while its query waits has the other CPUs, and other threads may
+/// still move to the query's idle one.
 #[cfg(target_os = "linux")]
 mod placement {
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// The CPUs the process may use (when it started its pool), and each
-    /// helper with the CPU its affinity now leaves out.
     pub(super) struct Placement {
-        allowed: Option<libc::cpu_set_t>,
         helpers: Mutex<Vec<Helper>>,
     }
 
     struct Helper {
         tid: libc::pid_t,
-        /// The CPU left out of its affinity, -1 for none.
-        excluded: i32,
+        /// Set while the helper runs an offer's work.
+        busy: &'static AtomicBool,
+        /// The affinity last given to it, if that succeeded.
+        placed: Option<libc::cpu_set_t>,
+    }
+
+    /// A helper thread's entry, removed when the thread ends (its id could
+    /// be reused by another thread).
+    pub(super) struct Registration {
+        placement: &'static Placement,
+        tid: libc::pid_t,
+        busy: &'static AtomicBool,
+    }
+
+    /// Marks a helper busy while it lives.
+    pub(super) struct Working(&'static AtomicBool);
+
+    impl Drop for Working {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+
+    impl Registration {
+        pub(super) fn working(&self) -> Working {
+            self.busy.store(true, Ordering::Release);
+            Working(self.busy)
+        }
+    }
+
+    impl Drop for Registration {
+        fn drop(&mut self) {
+            if let Ok(mut h) = self.placement.helpers.lock() {
+                h.retain(|h| h.tid != self.tid);
+            }
+        }
+    }
+
+    fn set_size() -> usize {
+        std::mem::size_of::<libc::cpu_set_t>()
     }
 
     impl Placement {
         pub(super) fn new() -> Placement {
-            // SAFETY: a zeroed cpu_set_t is an empty set, and
-            // sched_getaffinity writes at most its size.
-            let allowed = unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                let ok = libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) == 0;
-                (ok && libc::CPU_COUNT(&set) >= 2).then_some(set)
-            };
             Placement {
-                allowed,
                 helpers: Mutex::new(Vec::new()),
             }
         }
 
-        /// Called by each helper thread as it starts.
-        pub(super) fn register(&self) {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
+        /// Registers the calling thread as a helper.
+        pub(super) fn register(&'static self) -> Registration {
+            // SAFETY: gettid has no preconditions (called as a system call
+            // for C libraries older than glibc 2.30).
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
+            // One flag per helper thread for the process's life.
+            let busy: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
             if let Ok(mut h) = self.helpers.lock() {
-                h.push(Helper { tid, excluded: -1 });
+                h.push(Helper {
+                    tid,
+                    busy,
+                    placed: None,
+                });
+            }
+            Registration {
+                placement: self,
+                tid,
+                busy,
             }
         }
 
-        /// Lets every helper run anywhere the process may, except on the
-        /// calling thread's CPU. A helper already so placed costs nothing;
-        /// one placed away from another CPU costs a system call.
+        /// Places every idle helper on the calling thread's CPUs except
+        /// the one it runs on (none when it may run on one CPU only).
         pub(super) fn away_from_here(&self) {
-            let Some(allowed) = &self.allowed else {
-                return;
-            };
-            // SAFETY: sched_getcpu has no preconditions.
-            let cpu = unsafe { libc::sched_getcpu() };
-            if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
+            // SAFETY: a zeroed cpu_set_t is an empty set, and the call
+            // gets its size.
+            let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            if unsafe { libc::sched_getaffinity(0, set_size(), &mut mine) } != 0 {
                 return;
             }
-            // SAFETY: cpu is within the set's size.
-            if !unsafe { libc::CPU_ISSET(cpu as usize, allowed) } {
+            // SAFETY: sched_getcpu has no preconditions.
+            let cpu = unsafe { libc::sched_getcpu() };
+            if let Ok(cpu) = usize::try_from(cpu) {
+                self.away_from(cpu, &mine);
+            }
+        }
+
+        /// Places every idle helper on `allowed` except `cpu`, if `cpu` is
+        /// one of two or more CPUs there.
+        pub(super) fn away_from(&self, cpu: usize, allowed: &libc::cpu_set_t) {
+            if cpu >= libc::CPU_SETSIZE as usize {
                 return;
+            }
+            let mut want = *allowed;
+            // SAFETY: cpu is below the set's size.
+            unsafe {
+                if libc::CPU_COUNT(&want) < 2 || !libc::CPU_ISSET(cpu, &want) {
+                    return;
+                }
+                libc::CPU_CLR(cpu, &mut want);
             }
             let Ok(mut helpers) = self.helpers.lock() else {
                 return;
             };
-            let mut set = *allowed;
-            // SAFETY: as above.
-            unsafe { libc::CPU_CLR(cpu as usize, &mut set) };
-            for h in helpers.iter_mut().filter(|h| h.excluded != cpu) {
-                // SAFETY: set is a valid cpu_set_t of the size given; a
-                // failure (the thread gone, the CPUs changed) leaves the
-                // helper where it was.
-                let ok =
-                    unsafe { libc::sched_setaffinity(h.tid, std::mem::size_of_val(&set), &set) }
-                        == 0;
-                h.excluded = if ok { cpu } else { -1 };
+            for h in helpers.iter_mut() {
+                // SAFETY: both are valid sets.
+                let placed = h
+                    .placed
+                    .is_some_and(|p| unsafe { libc::CPU_EQUAL(&p, &want) });
+                if placed || h.busy.load(Ordering::Acquire) {
+                    continue;
+                }
+                // SAFETY: want is a valid cpu_set_t of the size given. A
+                // failure (the CPUs changed under us) leaves the helper
+                // where it was, to be tried again.
+                let ok = unsafe { libc::sched_setaffinity(h.tid, set_size(), &want) } == 0;
+                h.placed = ok.then_some(want);
             }
+        }
+
+        #[cfg(test)]
+        pub(super) fn registered(&self) -> usize {
+            self.helpers.lock().map(|h| h.len()).unwrap_or(0)
         }
     }
 }
@@ -280,12 +356,20 @@ mod placement {
 mod placement {
     pub(super) struct Placement;
 
+    pub(super) struct Registration;
+
+    impl Registration {
+        pub(super) fn working(&self) {}
+    }
+
     impl Placement {
         pub(super) fn new() -> Placement {
             Placement
         }
 
-        pub(super) fn register(&self) {}
+        pub(super) fn register(&'static self) -> Registration {
+            Registration
+        }
 
         pub(super) fn away_from_here(&self) {}
     }
@@ -333,15 +417,18 @@ mod tests {
         assert_eq!(before, after);
     }
 
-    /// A helper's affinity leaves out the offering thread's CPU and keeps
-    /// the others.
+    /// An idle helper's affinity leaves out the offering thread's CPU
+    /// and keeps the others; a busy helper is not moved; a helper that
+    /// ends is forgotten.
     #[cfg(target_os = "linux")]
     #[test]
-    fn helpers_are_placed_away_from_the_offering_cpu() {
-        let placement = placement::Placement::new();
+    fn idle_helpers_are_placed_away_from_the_offering_cpu() {
+        let placement: &'static placement::Placement =
+            Box::leak(Box::new(placement::Placement::new()));
         let size = std::mem::size_of::<libc::cpu_set_t>();
         // SAFETY (all blocks below): zeroed cpu_set_t values are empty
-        // sets, and the calls get their sizes.
+        // sets, the calls get their sizes, and CPUs index below
+        // CPU_SETSIZE.
         let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut mine) }, 0);
         let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
@@ -350,34 +437,57 @@ mod tests {
         if cpus.len() < 2 {
             return; // Nowhere else to go.
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let placement = Arc::new(placement);
-        let p = placement.clone();
-        let helper = std::thread::spawn(move || {
-            p.register();
-            tx.send(unsafe { libc::gettid() }).unwrap();
-            let _ = done_rx.recv();
-        });
-        let tid = rx.recv().unwrap();
-        for &cpu in &cpus[..2] {
-            // Run this thread on `cpu` only, then offer from there.
-            let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            unsafe { libc::CPU_SET(cpu, &mut only) };
-            assert_eq!(unsafe { libc::sched_setaffinity(0, size, &only) }, 0);
-            placement.away_from_here();
+        let affinity = |tid: libc::pid_t| -> Vec<usize> {
             let mut theirs: libc::cpu_set_t = unsafe { std::mem::zeroed() };
             assert_eq!(
                 unsafe { libc::sched_getaffinity(tid, size, &mut theirs) },
                 0
             );
-            for &c in &cpus {
-                assert_eq!(unsafe { libc::CPU_ISSET(c, &theirs) }, c != cpu, "cpu {c}");
+            cpus.iter()
+                .copied()
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &theirs) })
+                .collect()
+        };
+        let others =
+            |cpu: usize| -> Vec<usize> { cpus.iter().copied().filter(|&c| c != cpu).collect() };
+
+        // The helper: registers, then works while told to.
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<bool>();
+        let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+        let helper = std::thread::spawn(move || {
+            let me = placement.register();
+            tid_tx
+                .send(unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t)
+                .unwrap();
+            let mut working = None;
+            while let Ok(work) = cmd_rx.recv() {
+                working = work.then(|| me.working());
+                ack_tx.send(()).unwrap();
             }
+            drop(working);
+        });
+        let tid = tid_rx.recv().unwrap();
+        assert_eq!(placement.registered(), 1);
+
+        for &cpu in &cpus[..2] {
+            placement.away_from(cpu, &mine);
+            assert_eq!(affinity(tid), others(cpu), "offered from cpu {cpu}");
         }
-        assert_eq!(unsafe { libc::sched_setaffinity(0, size, &mine) }, 0);
-        drop(done_tx);
+        // Busy: an offer from elsewhere leaves it where it was.
+        cmd_tx.send(true).unwrap();
+        ack_rx.recv().unwrap();
+        placement.away_from(cpus[0], &mine);
+        assert_eq!(affinity(tid), others(cpus[1]));
+        // Idle again: placed.
+        cmd_tx.send(false).unwrap();
+        ack_rx.recv().unwrap();
+        placement.away_from(cpus[0], &mine);
+        assert_eq!(affinity(tid), others(cpus[0]));
+
+        drop(cmd_tx);
         helper.join().unwrap();
+        assert_eq!(placement.registered(), 0);
     }
 
     #[test]
