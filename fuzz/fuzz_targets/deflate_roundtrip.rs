@@ -11,7 +11,7 @@
 use std::io::Read;
 
 use libfuzzer_sys::fuzz_target;
-use query::api::deflate::Encoder;
+use query::api::deflate::{Encoder, FINAL_BLOCK};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, text)) = data.split_first() else {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         Encoder::default().piece(piece, &mut again);
         assert_eq!(again, stream[before..], "encoding not deterministic");
     }
-    stream.extend_from_slice(&[0x03, 0x00]);
+    stream.extend_from_slice(&FINAL_BLOCK);
     let mut plain = Vec::new();
     flate2::read::DeflateDecoder::new(&stream[..])
         .read_to_end(&mut plain)

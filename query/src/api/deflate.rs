@@ -22,6 +22,10 @@
 //! fewer bytes; on answers of small integers 4 % more bytes. Each piece
 //! starts with an empty window, as a piece deflated on another thread must.
 
+/// An empty final block (fixed Huffman codes): it closes a stream of
+/// [`Encoder::piece`]s.
+pub const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+
 /// Bits of the match finder's hash.
 const HASH_BITS: u32 = 12;
 
@@ -212,16 +216,14 @@ impl Encoder {
         // Probes stop 8 bytes before the end (those go out as literals);
         // a match's extension is bounded by the text left.
         while i + 8 <= n {
-            let word = u32::from_le_bytes(data[i..i + 4].try_into().unwrap());
+            let word = read_u32(data, i);
             let h = hash(word);
             let c = table[h] as usize;
             table[h] = i as u32;
             let d = i - c;
             // A distance of 0 (the empty entry at position 0) wraps past
             // the window.
-            if d.wrapping_sub(1) < WINDOW
-                && u32::from_le_bytes(data[c..c + 4].try_into().unwrap()) == word
-            {
+            if d.wrapping_sub(1) < WINDOW && read_u32(data, c) == word {
                 let len = 4 + common_prefix(&data[c + 4..], &data[i + 4..], MAX_MATCH - 4);
                 // A short match far back costs more bits than its literals.
                 if len >= MIN_FAR_MATCH || d <= NEAR {
@@ -246,8 +248,7 @@ impl Encoder {
                         let stop = end.min(n - 8);
                         let mut p = i + 2;
                         while p < stop {
-                            let w = u32::from_le_bytes(data[p..p + 4].try_into().unwrap());
-                            table[hash(w)] = p as u32;
+                            table[hash(read_u32(data, p))] = p as u32;
                             p += 2;
                         }
                     }
@@ -266,6 +267,12 @@ impl Encoder {
             litlen[b as usize] += 1;
         }
     }
+}
+
+/// The four bytes at `i`.
+#[inline]
+fn read_u32(data: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes(data[i..i + 4].try_into().unwrap())
 }
 
 /// The match finder's table slot for four bytes.
@@ -296,8 +303,8 @@ fn common_prefix(a: &[u8], b: &[u8], max: usize) -> usize {
 /// Code lengths (at most `max_bits`) of a prefix code for these symbol
 /// counts: optimal, unless that needs longer codes, then limited. Symbols
 /// with no count get no code; at least two get one, so the code is
-/// complete (a single code of one bit would do for deflate, but zlib's
-/// inflater checks completeness for the literal/length code).
+/// always complete (zlib's inflater rejects incomplete codes but for a
+/// lone one-bit code, a case this spares the header writer).
 fn code_lengths(counts: &[u32], max_bits: usize) -> Vec<u8> {
     let mut used: Vec<(u32, u16)> = counts
         .iter()
@@ -604,7 +611,7 @@ mod tests {
         for p in pieces {
             enc.piece(p, &mut out);
         }
-        out.extend_from_slice(&[0x03, 0x00]);
+        out.extend_from_slice(&FINAL_BLOCK);
         let mut plain = Vec::new();
         flate2::read::DeflateDecoder::new(&out[..])
             .read_to_end(&mut plain)
@@ -678,21 +685,35 @@ mod tests {
     #[test]
     fn matches_reach_the_window_and_the_longest_length() {
         // A 300-byte unique run repeated after exactly 32768 bytes, and
-        // once more after 32769 (out of reach: must not be used).
+        // once more after 32769 (out of reach: must not be used). Zeros
+        // between keep the match finder's table from forgetting the run,
+        // and are themselves matches of the longest length.
         let mut x = 1u32;
-        let mut noise = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        };
-        let run: Vec<u8> = (0..300).map(|_| noise()).collect();
+        let run: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
         let mut data = run.clone();
-        data.extend((0..32768 - 300).map(|_| noise()));
+        data.resize(32768, 0);
         data.extend_from_slice(&run);
-        data.extend((0..32769 - 300).map(|_| noise()));
+        data.resize(data.len() + 32769 - 300, 0);
         data.extend_from_slice(&run);
         check(&[&data]);
+
+        let mut enc = Encoder::default();
+        let (mut litlen, mut dist) = ([0; LITLEN_CODES], [0; DIST_CODES]);
+        enc.find_matches(&data, &mut litlen, &mut dist);
+        let m = &enc.matches;
+        assert!(m.iter().any(|m| m.len == 255), "no match of 258");
+        assert!(
+            m.iter().any(|m| m.dist == 32767 && m.len >= 200),
+            "the run 32768 bytes back was not matched"
+        );
+        assert!(m.iter().all(|m| m.dist <= 32767));
     }
 
     #[test]

@@ -280,8 +280,7 @@ fn deflate_published(threads: usize, len_hint: usize, produce: impl FnOnce(&Shar
         ));
         len += piece.len();
     }
-    // The final block: empty, fixed Huffman codes.
-    out.extend_from_slice(&[0x03, 0x00]);
+    out.extend_from_slice(&super::deflate::FINAL_BLOCK);
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32.
     out.extend_from_slice(&(len as u32).to_le_bytes());

@@ -216,8 +216,8 @@ impl Drop for Offer<'_> {
 /// still move to the query's idle one.
 #[cfg(target_os = "linux")]
 mod placement {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
 
     pub(super) struct Placement {
         helpers: Mutex<Vec<Helper>>,
@@ -226,7 +226,7 @@ mod placement {
     struct Helper {
         tid: libc::pid_t,
         /// Set while the helper runs an offer's work.
-        busy: &'static AtomicBool,
+        busy: Arc<AtomicBool>,
         /// The affinity last given to it, if that succeeded.
         placed: Option<libc::cpu_set_t>,
     }
@@ -236,22 +236,22 @@ mod placement {
     pub(super) struct Registration {
         placement: &'static Placement,
         tid: libc::pid_t,
-        busy: &'static AtomicBool,
+        busy: Arc<AtomicBool>,
     }
 
     /// Marks a helper busy while it lives.
-    pub(super) struct Working(&'static AtomicBool);
+    pub(super) struct Working<'a>(&'a AtomicBool);
 
-    impl Drop for Working {
+    impl Drop for Working<'_> {
         fn drop(&mut self) {
             self.0.store(false, Ordering::Release);
         }
     }
 
     impl Registration {
-        pub(super) fn working(&self) -> Working {
+        pub(super) fn working(&self) -> Working<'_> {
             self.busy.store(true, Ordering::Release);
-            Working(self.busy)
+            Working(&self.busy)
         }
     }
 
@@ -261,6 +261,13 @@ mod placement {
                 h.retain(|h| h.tid != self.tid);
             }
         }
+    }
+
+    /// The calling thread's id (as a system call: glibc has `gettid` only
+    /// from 2.30).
+    pub(super) fn gettid() -> libc::pid_t {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
     }
 
     fn set_size() -> usize {
@@ -276,15 +283,12 @@ mod placement {
 
         /// Registers the calling thread as a helper.
         pub(super) fn register(&'static self) -> Registration {
-            // SAFETY: gettid has no preconditions (called as a system call
-            // for C libraries older than glibc 2.30).
-            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
-            // One flag per helper thread for the process's life.
-            let busy: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+            let tid = gettid();
+            let busy = Arc::new(AtomicBool::new(false));
             if let Ok(mut h) = self.helpers.lock() {
                 h.push(Helper {
                     tid,
-                    busy,
+                    busy: busy.clone(),
                     placed: None,
                 });
             }
@@ -347,6 +351,14 @@ mod placement {
         #[cfg(test)]
         pub(super) fn registered(&self) -> usize {
             self.helpers.lock().map(|h| h.len()).unwrap_or(0)
+        }
+
+        #[cfg(test)]
+        pub(super) fn placed(&self) -> usize {
+            self.helpers
+                .lock()
+                .map(|h| h.iter().filter(|h| h.placed.is_some()).count())
+                .unwrap_or(0)
         }
     }
 }
@@ -457,9 +469,7 @@ mod tests {
         let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
         let helper = std::thread::spawn(move || {
             let me = placement.register();
-            tid_tx
-                .send(unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t)
-                .unwrap();
+            tid_tx.send(placement::gettid()).unwrap();
             let mut working = None;
             while let Ok(work) = cmd_rx.recv() {
                 working = work.then(|| me.working());
@@ -495,6 +505,34 @@ mod tests {
         drop(cmd_tx);
         helper.join().unwrap();
         assert_eq!(placement.registered(), 0);
+    }
+
+    /// The pool's own offers place its helpers (the placement itself is
+    /// tested above).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn offers_place_the_pools_helpers() {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: a zeroed cpu_set_t is an empty set; the calls get its
+        // size.
+        let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut mine) }, 0);
+        if unsafe { libc::CPU_COUNT(&mine) } < 2
+            || unsafe { libc::sched_setaffinity(0, size, &mine) } != 0
+        {
+            return; // Nowhere else to go, or a sandbox that forbids it.
+        }
+        let work = || {};
+        // Helpers busy with other tests' offers are left alone: offer
+        // until one is idle.
+        for _ in 0..200 {
+            drop(Offer::new(1, &work));
+            if pool().placement.placed() > 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no helper was placed");
     }
 
     #[test]
