@@ -508,7 +508,7 @@ impl DecimalChunk {
     /// chunk's stream.
     fn recoded(&self, mut out: DecimalChunk, extra: usize) -> Option<DecimalChunk> {
         out.set_solo(self.solo());
-        out.grow(self.stream().len() + extra + WORD);
+        out.grow(self.stream().len() + extra);
         for s in self.iter() {
             if !out.try_append(s.t, s.v) {
                 return None;
@@ -674,21 +674,41 @@ impl DecimalChunk {
     }
 
     /// Writes the low `n` bits of `value` (1 <= n <= 56; higher bits zero):
-    /// one 8-byte store over the last partial byte and the zeros after it.
+    /// one 8-byte store over the last partial byte and the zeros after it,
+    /// or, within 8 bytes of the buffer's end, a store of the bytes the
+    /// bits reach.
     #[inline(always)]
     fn write_bits(&mut self, value: u64, n: u32) {
         debug_assert!((1..=56).contains(&n) && value >> n == 0);
         let at = (self.bits / 8) as usize;
         let shift = self.bits % 8;
-        if self.buf().len() < at + WORD {
-            self.grow(at + WORD);
-        }
-        let dst: &mut [u8; WORD] = (&mut self.buf_mut()[at..at + WORD])
-            .try_into()
-            .expect("8 bytes");
+        let Some(dst) = self.buf_mut().get_mut(at..at + WORD) else {
+            self.write_bits_at_end(value, n);
+            return;
+        };
+        let dst: &mut [u8; WORD] = dst.try_into().expect("8 bytes");
         // Bits past the stream are zero, so the partial byte can be or'ed.
         let word = (value << (64 - n)) >> shift | u64::from(dst[0]) << 56;
         *dst = word.to_be_bytes();
+        self.bits += n;
+    }
+
+    /// [`Self::write_bits`] within 8 bytes of the buffer's end: the buffer
+    /// grows only when the bits do not fit, so an open chunk carries no
+    /// more spare room than its size class leaves (the 8 bytes a word
+    /// store needs were 8 bytes more in every series).
+    #[cold]
+    #[inline(never)]
+    fn write_bits_at_end(&mut self, value: u64, n: u32) {
+        let at = (self.bits / 8) as usize;
+        let end = (self.bits + n).div_ceil(8) as usize;
+        if self.buf().len() < end {
+            self.grow(end);
+        }
+        let word = ((value << (64 - n)) >> (self.bits % 8)).to_be_bytes();
+        for (d, w) in self.buf_mut()[at..end].iter_mut().zip(word) {
+            *d |= w;
+        }
         self.bits += n;
     }
 
@@ -1601,6 +1621,10 @@ mod tests {
                     i + 1
                 );
                 assert_eq!(size_class(cap), cap, "xor {xor}, {} samples", i + 1);
+                if !xor {
+                    // A decimal buffer grows only when its bits do not fit.
+                    assert_eq!(cap, size_class(len), "{} samples", i + 1);
+                }
             }
             assert_eq!(c.is_decimal(), !xor);
         }
