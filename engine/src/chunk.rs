@@ -542,7 +542,8 @@ fn put_wide(buf: &mut Vec<u8>, used: u32, value: u64, n: u32) -> u32 {
 }
 
 /// Bytes one bit-stream store writes at once ([`put_bits`], and the
-/// decimal head chunk's), so the room a buffer keeps for the next write.
+/// decimal head chunk's): the room an XOR chunk's buffer keeps for the
+/// next write (a decimal chunk stores byte by byte near its end instead).
 pub(crate) const WORD: usize = 8;
 
 /// Grows a chunk's buffer for the next write to the smallest allocator

@@ -694,10 +694,10 @@ impl DecimalChunk {
     }
 
     /// [`Self::write_bits`] within 8 bytes of the buffer's end: the buffer
-    /// grows only when the bits do not fit, so an open chunk carries no
-    /// more spare room than its size class leaves (the 8 bytes a word
-    /// store needs were 8 bytes more in every series).
-    #[cold]
+    /// grows only when the bits do not fit, so appends leave an open chunk
+    /// no more spare room than its size class (the 8 bytes a word store
+    /// needs were 8 bytes more in every series). Not rare: a slowly
+    /// growing stream spends a good part of its appends here.
     #[inline(never)]
     fn write_bits_at_end(&mut self, value: u64, n: u32) {
         let at = (self.bits / 8) as usize;
