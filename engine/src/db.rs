@@ -2392,8 +2392,8 @@ impl Querier {
     /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time
     /// order, a slice at a time, without gathering them: block samples come
     /// straight from the decoded-page cache, with the page's summary of
-    /// the slice where it is a whole run ([`Block::visit_samples`]).
-    /// Returns `false` when the sources overlap in time (out-of-order data
+    /// the slice where it is a whole run if `summaries`
+    /// ([`Block::visit_samples`]). Returns `false` when the sources overlap in time (out-of-order data
     /// in several blocks, or a block and the head): `sink` then saw part
     /// of the samples, and the caller reads them with
     /// [`Querier::samples`], which merges them.
@@ -2402,6 +2402,7 @@ impl Querier {
         entry: &SeriesEntry,
         mint: i64,
         maxt: i64,
+        summaries: bool,
         sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
     ) -> Result<bool> {
         let mut last: Option<i64> = None;
@@ -2434,7 +2435,7 @@ impl Querier {
                     }
                 }
                 Source::Block(bi, id) => {
-                    self.blocks[bi].visit_samples(id, mint, maxt, &mut checked)?
+                    self.blocks[bi].visit_samples(id, mint, maxt, summaries, &mut checked)?
                 }
             }
             if !in_order.get() {
@@ -2591,10 +2592,16 @@ mod tests {
 
     /// What `visit_samples` hands over: the slices joined, and the
     /// summaries that came with them, each checked against its slice.
-    fn visit(q: &Querier, e: &SeriesEntry, mint: i64, maxt: i64) -> (bool, Vec<Sample>, usize) {
+    fn visit(
+        q: &Querier,
+        e: &SeriesEntry,
+        mint: i64,
+        maxt: i64,
+        with_summaries: bool,
+    ) -> (bool, Vec<Sample>, usize) {
         let (mut all, mut summaries) = (Vec::new(), 0);
         let in_order = q
-            .visit_samples(e, mint, maxt, &mut |s, summary| {
+            .visit_samples(e, mint, maxt, with_summaries, &mut |s, summary| {
                 if let Some(summary) = summary {
                     assert_eq!(summary, RunSummary::of(s));
                     summaries += 1;
@@ -2624,20 +2631,22 @@ mod tests {
         ] {
             let mut read = Vec::new();
             q.samples(&e[0], mint, maxt, &mut read).unwrap();
-            let (in_order, visited, summaries) = visit(&q, &e[0], mint, maxt);
+            let (in_order, visited, summaries) = visit(&q, &e[0], mint, maxt, true);
             assert!(in_order);
             assert_eq!(visited, read);
             if mint == i64::MIN {
                 // The middle page is whole in any window that covers it.
                 assert!(summaries >= 1, "no summary");
             }
+            // Without summaries asked for: the same slices, no summary.
+            assert_eq!(visit(&q, &e[0], mint, maxt, false), (true, read, 0));
         }
         // A backfilled sample inside the block's time: the head and the
         // block overlap, which the visit reports; a read still merges.
         append_samples(&db, vec![Sample::new(t0 + 150, 42.0)]);
         let q = db.querier(i64::MIN, i64::MAX);
         let e = q.select(&[Matcher::equal("job", "v")]).unwrap();
-        let (in_order, _, _) = visit(&q, &e[0], i64::MIN, i64::MAX);
+        let (in_order, _, _) = visit(&q, &e[0], i64::MIN, i64::MAX, true);
         assert!(!in_order);
         let mut read = Vec::new();
         q.samples(&e[0], i64::MIN, i64::MAX, &mut read).unwrap();

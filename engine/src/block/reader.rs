@@ -390,7 +390,7 @@ impl Block {
     /// Appends the samples of series `id` with `mint <= t <= maxt` to `out`,
     /// sorted by time.
     pub fn read_samples(&self, id: u32, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
-        self.visit(id, mint, maxt, false, &mut |s, _| {
+        self.visit_samples(id, mint, maxt, false, &mut |s, _| {
             out.extend_from_slice(s);
             ControlFlow::Continue(())
         })
@@ -400,21 +400,11 @@ impl Block {
     /// in time order, a slice at a time: from the decoded-page cache
     /// without copying them, when the block has one.
     ///
-    /// A slice that is all of the series' rows in a cached page comes with
-    /// the page's [`RunSummary`] of them. The read ends early when `sink`
-    /// breaks.
+    /// With `summaries`, a slice that is all of the series' rows in a
+    /// cached page comes with the page's [`RunSummary`] of them (kept, or
+    /// computed once); readers that would not use it pass `false`. The
+    /// read ends early when `sink` breaks.
     pub fn visit_samples(
-        &self,
-        id: u32,
-        mint: i64,
-        maxt: i64,
-        sink: &mut RunSink<'_>,
-    ) -> Result<()> {
-        self.visit(id, mint, maxt, true, sink)
-    }
-
-    /// [`Block::visit_samples`], with run summaries only if `summaries`.
-    fn visit(
         &self,
         id: u32,
         mint: i64,

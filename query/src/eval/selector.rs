@@ -155,10 +155,13 @@ impl InstantSel {
         let before = points.len();
         let mut steps = Steps::default();
         let mut loaded = 0;
-        let in_order = ev.ctx.querier.visit_samples(e, mint, maxt, &mut |s, _| {
-            loaded += s.len();
-            steps.feed(self, ev, s, points);
-        })?;
+        let in_order = ev
+            .ctx
+            .querier
+            .visit_samples(e, mint, maxt, false, &mut |s, _| {
+                loaded += s.len();
+                steps.feed(self, ev, s, points);
+            })?;
         if !in_order {
             points.truncate(before);
             return Ok(false);
@@ -236,11 +239,14 @@ impl Steps {
         // In locals: fields behind `&mut self` are read and written
         // through memory at every step.
         let (n, mut i, mut k) = (ev.n(), self.next, 0);
+        let mut moved = 0;
         while i < n {
-            k = advance(s, k, ev.ts(i) - sel.off);
+            let was = k;
+            k = advance_as_before(s, k, moved, ev.ts(i) - sel.off);
             if k == s.len() {
                 break;
             }
+            moved = k - was;
             self.settle(sel, ev, i, k.checked_sub(1).map(|k| s[k]), points);
             i += 1;
         }
@@ -510,16 +516,19 @@ impl RangeArg {
             let (mint, maxt) = (r - self.range - plan.before + 1, r + plan.after);
             let mut loaded = 0;
             let in_order = mint > maxt
-                || ev
-                    .ctx
-                    .querier
-                    .visit_samples(&entries[i], mint, maxt, &mut |s, summary| {
+                || ev.ctx.querier.visit_samples(
+                    &entries[i],
+                    mint,
+                    maxt,
+                    true,
+                    &mut |s, summary| {
                         loaded += s.len();
                         match summary {
                             Some(summary) => fold.add_summarized(s, &summary),
                             None => fold.add(s),
                         }
-                    })?;
+                    },
+                )?;
             if in_order && let Some(v) = fold.value() {
                 // Accounted for as if held, as `series` does.
                 ev.ctx.loaded(loaded);
@@ -627,8 +636,8 @@ impl RangeArg {
             RangeData::Memory(s) => &s[i].points,
         };
         spans.clear();
-        let mut a = 0usize;
-        let mut b = 0usize;
+        let (mut a, mut b) = (0usize, 0usize);
+        let (mut moved_a, mut moved_b) = (0, 0);
         for step in 0..n {
             let t = ev.ts(step);
             // With `@` every step sees the same window (the function
@@ -636,8 +645,10 @@ impl RangeArg {
             let r = self.at.unwrap_or(t) - self.offset;
             let lo = r - self.range - before;
             let hi = r + after;
-            a = advance(pts, a, lo);
-            b = advance(pts, b.max(a), hi);
+            let (was_a, was_b) = (a, b.max(a));
+            a = advance_as_before(pts, a, moved_a, lo);
+            b = advance_as_before(pts, b.max(a), moved_b, hi);
+            (moved_a, moved_b) = (a - was_a, b - was_b);
             if a < b {
                 spans.push(Span {
                     step,
@@ -696,6 +707,21 @@ fn advance(pts: &[Point], mut i: usize, limit: i64) -> usize {
     i
 }
 
+/// [`advance`], trying first whether the answer is `moved` samples on
+/// from `i`, as far as the previous step moved: on regular data every
+/// step moves a window end by the same count, and checking that guess
+/// takes two comparisons whose outcome the branch predictor learns, where
+/// the scan's exit after a few samples is often mispredicted.
+#[inline]
+fn advance_as_before(pts: &[Point], i: usize, moved: usize, limit: i64) -> usize {
+    let g = i + moved;
+    if g < pts.len() && pts[g].t > limit && (g == 0 || pts[g - 1].t <= limit) {
+        g
+    } else {
+        advance(pts, i, limit)
+    }
+}
+
 /// Samples [`advance`] scans before it searches.
 const ADVANCE_SCAN: usize = 16;
 
@@ -731,6 +757,22 @@ mod tests {
             ] {
                 let want = start.max(pts.partition_point(|q| q.t <= limit));
                 assert_eq!(advance(&pts, start, limit), want, "{start} {limit}");
+            }
+        }
+    }
+
+    #[test]
+    fn advance_as_before_agrees_with_advance() {
+        let pts: Vec<Point> = (0..400).map(|i| p(i * 10 + i % 3, 0.0)).collect();
+        for start in [0, 1, 3, 8, 16, 17, 40, 399, 400] {
+            for moved in [0, 1, 2, 4, 5, 17, 500] {
+                for limit in [-5, 0, 5, 10, 75, 80, 81, 160, 165, 389, 1000, 3990, 5000] {
+                    assert_eq!(
+                        advance_as_before(&pts, start, moved, limit),
+                        advance(&pts, start, limit),
+                        "{start} {moved} {limit}"
+                    );
+                }
             }
         }
     }
