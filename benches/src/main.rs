@@ -41,9 +41,10 @@ enum Cmd {
     Forecast(Box<silt_bench::forecast::ForecastArgs>),
     /// Regenerate the report from recorded results (ingest runs and query runs).
     Report {
-        /// Results directory (benches/results/<date>-<host>).
-        #[arg(long)]
-        results: PathBuf,
+        /// Results directory (benches/results/<date>-<host>); repeat it to report the runs of
+        /// several together (say, an ingest run and a later query run).
+        #[arg(long, required = true)]
+        results: Vec<PathBuf>,
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
     },
@@ -349,18 +350,24 @@ fn real_main() -> Result<()> {
     }
 }
 
-fn write_report(results_dir: &Path, out: &Path) -> Result<()> {
-    let (runs, machine) = results::load_dir(results_dir)?;
-    let queries = results::load_query_dir(results_dir)?;
-    let mut md = report::render(
-        &runs,
-        &queries,
-        machine.as_ref(),
-        &results_dir.display().to_string(),
-    );
-    md.push_str(&silt_bench::rules_report::render(&rules::load_dir(
-        results_dir,
-    )?));
+fn write_report(results_dirs: &[PathBuf], out: &Path) -> Result<()> {
+    let (mut runs, mut queries, mut rule_runs, mut machine) =
+        (Vec::new(), Vec::new(), Vec::new(), None);
+    for dir in results_dirs {
+        let (r, m) = results::load_dir(dir)?;
+        runs.extend(r);
+        machine = machine.or(m);
+        queries.extend(results::load_query_dir(dir)?);
+        rule_runs.extend(rules::load_dir(dir)?);
+    }
+    queries.sort_by_key(|r| r.started_unix);
+    rule_runs.sort_by_key(|r| r.started_unix);
+    let names: Vec<String> = results_dirs
+        .iter()
+        .map(|d| format!("`{}`", d.display()))
+        .collect();
+    let mut md = report::render(&runs, &queries, machine.as_ref(), &names.join(" and "));
+    md.push_str(&silt_bench::rules_report::render(&rule_runs));
     report::write_report(out, &md)?;
     eprintln!(
         "wrote {} ({} ingest runs, {} query runs)",
@@ -454,7 +461,7 @@ fn query(a: QueryArgs) -> Result<()> {
         results_dir.display()
     );
     if let Some(out) = &a.out {
-        write_report(&results_dir, out)?;
+        write_report(std::slice::from_ref(&results_dir), out)?;
     }
     Ok(())
 }
@@ -508,7 +515,7 @@ fn rules_bench(a: RulesArgs) -> Result<()> {
         results_dir.display()
     );
     if let Some(out) = &a.out {
-        write_report(&results_dir, out)?;
+        write_report(std::slice::from_ref(&results_dir), out)?;
     }
     Ok(())
 }
@@ -562,7 +569,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
         results_dir.display()
     );
     if let Some(out) = &a.out {
-        write_report(&results_dir, out)?;
+        write_report(std::slice::from_ref(&results_dir), out)?;
     }
     Ok(())
 }
