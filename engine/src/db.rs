@@ -2393,10 +2393,10 @@ impl Querier {
     /// order, a slice at a time, without gathering them: block samples come
     /// straight from the decoded-page cache, with the page's summary of
     /// the slice where it is a whole run if `summaries`
-    /// ([`Block::visit_samples`]). Returns `false` when the sources overlap in time (out-of-order data
-    /// in several blocks, or a block and the head): `sink` then saw part
-    /// of the samples, and the caller reads them with
-    /// [`Querier::samples`], which merges them.
+    /// ([`Block::visit_samples`]). Returns `false` when the sources overlap
+    /// in time (out-of-order data in several blocks, or a block and the
+    /// head): `sink` then saw part of the samples, and the caller reads
+    /// them with [`Querier::samples`], which merges them.
     pub fn visit_samples(
         &self,
         entry: &SeriesEntry,

@@ -239,14 +239,12 @@ impl Steps {
         // In locals: fields behind `&mut self` are read and written
         // through memory at every step.
         let (n, mut i, mut k) = (ev.n(), self.next, 0);
-        let mut moved = 0;
+        let mut stride = Stride::default();
         while i < n {
-            let was = k;
-            k = advance_as_before(s, k, moved, ev.ts(i) - sel.off);
+            k = stride.advance(s, k, ev.ts(i) - sel.off);
             if k == s.len() {
                 break;
             }
-            moved = k - was;
             self.settle(sel, ev, i, k.checked_sub(1).map(|k| s[k]), points);
             i += 1;
         }
@@ -637,7 +635,7 @@ impl RangeArg {
         };
         spans.clear();
         let (mut a, mut b) = (0usize, 0usize);
-        let (mut moved_a, mut moved_b) = (0, 0);
+        let (mut stride_a, mut stride_b) = (Stride::default(), Stride::default());
         for step in 0..n {
             let t = ev.ts(step);
             // With `@` every step sees the same window (the function
@@ -645,10 +643,8 @@ impl RangeArg {
             let r = self.at.unwrap_or(t) - self.offset;
             let lo = r - self.range - before;
             let hi = r + after;
-            let (was_a, was_b) = (a, b.max(a));
-            a = advance_as_before(pts, a, moved_a, lo);
-            b = advance_as_before(pts, b.max(a), moved_b, hi);
-            (moved_a, moved_b) = (a - was_a, b - was_b);
+            a = stride_a.advance(pts, a, lo);
+            b = stride_b.advance(pts, b.max(a), hi);
             if a < b {
                 spans.push(Span {
                     step,
@@ -707,18 +703,27 @@ fn advance(pts: &[Point], mut i: usize, limit: i64) -> usize {
     i
 }
 
-/// [`advance`], trying first whether the answer is `moved` samples on
-/// from `i`, as far as the previous step moved: on regular data every
-/// step moves a window end by the same count, and checking that guess
-/// takes two comparisons whose outcome the branch predictor learns, where
-/// the scan's exit after a few samples is often mispredicted.
-#[inline]
-fn advance_as_before(pts: &[Point], i: usize, moved: usize, limit: i64) -> usize {
-    let g = i + moved;
-    if g < pts.len() && pts[g].t > limit && (g == 0 || pts[g - 1].t <= limit) {
-        g
-    } else {
-        advance(pts, i, limit)
+/// How far a cursor over a series' samples (a window end, an instant
+/// selector's step) moved at its last [`Stride::advance`]. On regular
+/// data every step moves it by the same count: the next advance checks
+/// that guess first, with two comparisons whose outcome the branch
+/// predictor learns, before [`advance`]'s scan, whose exit after a few
+/// samples is often mispredicted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stride(usize);
+
+impl Stride {
+    /// [`advance`]`(pts, i, limit)`, trying `i` plus the last stride first.
+    #[inline]
+    fn advance(&mut self, pts: &[Point], i: usize, limit: i64) -> usize {
+        let g = i + self.0;
+        let k = if g < pts.len() && pts[g].t > limit && (g == 0 || pts[g - 1].t <= limit) {
+            g
+        } else {
+            advance(pts, i, limit)
+        };
+        self.0 = k - i;
+        k
     }
 }
 
@@ -762,16 +767,19 @@ mod tests {
     }
 
     #[test]
-    fn advance_as_before_agrees_with_advance() {
+    fn stride_advance_agrees_with_advance() {
         let pts: Vec<Point> = (0..400).map(|i| p(i * 10 + i % 3, 0.0)).collect();
         for start in [0, 1, 3, 8, 16, 17, 40, 399, 400] {
             for moved in [0, 1, 2, 4, 5, 17, 500] {
                 for limit in [-5, 0, 5, 10, 75, 80, 81, 160, 165, 389, 1000, 3990, 5000] {
+                    let mut stride = Stride(moved);
+                    let want = advance(&pts, start, limit);
                     assert_eq!(
-                        advance_as_before(&pts, start, moved, limit),
-                        advance(&pts, start, limit),
+                        stride.advance(&pts, start, limit),
+                        want,
                         "{start} {moved} {limit}"
                     );
+                    assert_eq!(stride.0, want - start, "the stride is the move");
                 }
             }
         }
