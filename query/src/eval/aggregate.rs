@@ -3,35 +3,17 @@
 //! Prometheus), `count`, `min`, `max`, `group`, `stddev`, `stdvar`,
 //! `quantile`, `topk`, `bottomk`, `limitk`, `limit_ratio`, `count_values`.
 
-use std::collections::HashMap;
-
-use engine::{Labels, METRIC_NAME};
+use engine::Labels;
 
 use super::error::{Result, exec};
 use super::evaluator::{Ev, OutBuilder, Val, expr_pos};
 use super::functions::annotations::Annotation;
 use super::functions::kahan::inc as kahan_inc;
 use super::functions::quantile::quantile;
+use super::groups::Groups;
 use super::value::{Point, Series, set_label};
 use crate::gofmt::format_float_f;
 use crate::promql::ast::{AggregateExpr, AggregateOp, Expr};
-
-/// The output labels of a group (also its key).
-pub(super) fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
-    Labels::from_sorted(
-        labels
-            .iter()
-            .filter(|l| {
-                if without {
-                    l.name != METRIC_NAME && !grouping.contains(&l.name)
-                } else {
-                    grouping.contains(&l.name)
-                }
-            })
-            .cloned()
-            .collect(),
-    )
-}
 
 #[derive(Clone, Default)]
 struct Group {
@@ -103,17 +85,13 @@ pub(super) fn aggregate(
         }
     }
     // Groups in order of first appearance.
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut out: Vec<Series> = Vec::new();
-    let mut to_group = Vec::with_capacity(input.len());
-    for s in &input {
-        let key = group_labels(&s.labels, grouping, a.without);
-        let g = *index.entry(key.clone()).or_insert_with(|| {
-            out.push(Series::new(key, Vec::new()));
-            out.len() - 1
-        });
-        to_group.push(g);
-    }
+    let mut groups = Groups::new(grouping, a.without);
+    let to_group: Vec<usize> = input.iter().map(|s| groups.group(&s.labels)).collect();
+    let mut out: Vec<Series> = groups
+        .into_keys()
+        .into_iter()
+        .map(|key| Series::new(key, Vec::new()))
+        .collect();
     let op = a.op;
     let n = ev.n();
     let points: usize = input.iter().map(|s| s.points.len()).sum();
@@ -590,25 +568,22 @@ fn count_values(ev: &Ev, a: &AggregateExpr, mut grouping: Vec<String>) -> Result
         if step % 256 == 255 {
             ev.ctx.check()?;
         }
-        let mut counts: Vec<(Labels, f64)> = Vec::new();
-        let mut idx: HashMap<Labels, usize> = HashMap::new();
+        let mut counts: Vec<f64> = Vec::new();
+        let mut groups = Groups::new(&grouping, a.without);
         for (si, s) in input.iter().enumerate() {
             let Some(p) = s.points.get(pos[si]).filter(|p| p.t == t) else {
                 continue;
             };
             pos[si] += 1;
             let metric = set_label(&s.labels, &label, &format_float_f(p.v));
-            let key = group_labels(&metric, &grouping, a.without);
-            match idx.get(&key) {
-                Some(&i) => counts[i].1 += 1.0,
-                None => {
-                    idx.insert(key.clone(), counts.len());
-                    counts.push((key, 1.0));
-                }
+            let g = groups.group(&metric);
+            if g == counts.len() {
+                counts.push(0.0);
             }
+            counts[g] += 1.0;
         }
-        for (l, c) in counts {
-            out.push(&l, false, t, c)?;
+        for (l, c) in groups.into_keys().iter().zip(counts) {
+            out.push(l, false, t, c)?;
         }
     }
     Ok(Val::Vector(out.series))
@@ -750,14 +725,9 @@ fn k_aggregation(
             return Err(exec(format!("Scalar value {} overflows int64", go_g(max))));
         }
     }
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut to_group = Vec::with_capacity(input.len());
-    for s in &input {
-        let key = group_labels(&s.labels, grouping, a.without);
-        let next = index.len();
-        to_group.push(*index.entry(key).or_insert(next));
-    }
-    let ngroups = index.len();
+    let mut groups = Groups::new(grouping, a.without);
+    let to_group: Vec<usize> = input.iter().map(|s| groups.group(&s.labels)).collect();
+    let ngroups = groups.len();
     let offsets: Vec<f64> = if op == AggregateOp::LimitRatio {
         input.iter().map(|s| ratio_offset(&s.labels)).collect()
     } else {

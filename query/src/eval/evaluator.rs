@@ -2,7 +2,6 @@
 //! annotations), the step grid, node dispatch, unary minus, subqueries,
 //! delayed name removal and the conversion to the public [`Value`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
@@ -11,6 +10,7 @@ use engine::{Labels, Matcher, Querier, SeriesEntry};
 
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
+use super::groups::{LabelIndex, hash_labels};
 use super::value::{Point, Sample, Series, Value, drop_metadata};
 use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
@@ -615,31 +615,40 @@ pub(crate) fn expr_pos(e: &Expr) -> Option<usize> {
 /// Collects output series keyed by labels across steps; two values for the
 /// same label set at one step are an error, as in Prometheus.
 pub(crate) struct OutBuilder {
-    index: HashMap<Labels, usize>,
+    index: LabelIndex,
     pub series: Vec<Series>,
 }
 
 impl OutBuilder {
     pub fn new() -> OutBuilder {
         OutBuilder {
-            index: HashMap::new(),
+            index: LabelIndex::default(),
             series: Vec::new(),
         }
     }
 
+    /// The index of the series with these labels, if there is one.
+    #[inline]
+    fn find(&self, h: u64, labels: &Labels) -> Option<usize> {
+        self.index.find(h, |i| self.series[i].labels == *labels)
+    }
+
+    /// Adds a series of hash `h`; its index is the number of series before.
+    fn add(&mut self, h: u64, labels: &Labels, drop_name: bool, points: Vec<Point>) -> usize {
+        self.series.push(Series {
+            labels: labels.clone(),
+            points,
+            drop_name,
+        });
+        self.index.add(h)
+    }
+
     /// The index of the series with these labels, created (empty) if new.
     pub fn slot(&mut self, labels: &Labels, drop_name: bool) -> usize {
-        match self.index.get(labels) {
-            Some(&i) => i,
-            None => {
-                self.index.insert(labels.clone(), self.series.len());
-                self.series.push(Series {
-                    labels: labels.clone(),
-                    points: Vec::new(),
-                    drop_name,
-                });
-                self.series.len() - 1
-            }
+        let h = hash_labels(labels);
+        match self.find(h, labels) {
+            Some(i) => i,
+            None => self.add(h, labels, drop_name, Vec::new()),
         }
     }
 
@@ -656,21 +665,11 @@ impl OutBuilder {
     }
 
     pub fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<()> {
-        match self.index.get(labels) {
-            Some(&i) => {
-                let s = &mut self.series[i];
-                if s.points.last().is_some_and(|p| p.t == t) {
-                    return Err(exec("vector cannot contain metrics with the same labelset"));
-                }
-                s.points.push(Point::new(t, v));
-            }
+        let h = hash_labels(labels);
+        match self.find(h, labels) {
+            Some(i) => self.push_at(i, t, v)?,
             None => {
-                self.index.insert(labels.clone(), self.series.len());
-                self.series.push(Series {
-                    labels: labels.clone(),
-                    points: vec![Point::new(t, v)],
-                    drop_name,
-                });
+                self.add(h, labels, drop_name, vec![Point::new(t, v)]);
             }
         }
         Ok(())
@@ -700,16 +699,17 @@ pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
 /// that are equal including their names).
 pub(crate) fn merge_equal(series: Vec<Series>) -> Result<Vec<Series>> {
     let mut out: Vec<Series> = Vec::with_capacity(series.len());
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index = LabelIndex::default();
     let mut merged = false;
     for s in series {
-        match index.get(&s.labels) {
-            Some(&i) => {
+        let h = hash_labels(&s.labels);
+        match index.find(h, |i| out[i].labels == s.labels) {
+            Some(i) => {
                 out[i].points.extend(s.points);
                 merged = true;
             }
             None => {
-                index.insert(s.labels.clone(), out.len());
+                index.add(h);
                 out.push(s);
             }
         }

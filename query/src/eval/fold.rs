@@ -20,17 +20,17 @@
 //! so a folded aggregation may pass where the unfolded one would hold
 //! too much.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use engine::{Labels, METRIC_NAME, SeriesEntry};
 
-use super::aggregate::{Acc, Cells, Folded, group_labels};
+use super::aggregate::{Acc, Cells, Folded};
 use super::call::{keeps_metric_name, warns_non_counter};
 use super::error::Result;
 use super::evaluator::{Ev, Val, expr_pos};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
+use super::groups::Groups;
 use super::rollup::Kernel;
 use super::selector::{self, InstantSel, RangeArg, RollupPlan};
 use super::value::{Point, Series, get};
@@ -213,21 +213,19 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Op
     let n = ev.n();
     // Groups in order of the first series; reordered below by the first
     // series that gives a point, as the unfolded aggregation sees them.
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut keys: Vec<Labels> = Vec::new();
+    let mut by_labels = Groups::new(grouping, a.without);
     let mut to_group = Vec::with_capacity(src.len());
     // Each group's series, in series order.
     let mut members: Vec<Vec<usize>> = Vec::new();
     for i in 0..src.len() {
-        let key = group_labels(src.labels(i), grouping, a.without);
-        let g = *index.entry(key.clone()).or_insert_with(|| {
-            keys.push(key);
+        let g = by_labels.group(src.labels(i));
+        if g == members.len() {
             members.push(Vec::new());
-            keys.len() - 1
-        });
+        }
         to_group.push(g);
         members[g].push(i);
     }
+    let keys = by_labels.into_keys();
     let groups = keys.len();
     let cells = groups.saturating_mul(n);
     let threads = ev.ctx.threads;

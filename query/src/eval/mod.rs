@@ -44,6 +44,7 @@ mod error;
 mod evaluator;
 mod fold;
 pub mod functions;
+mod groups;
 mod info;
 mod pool;
 mod rollup;

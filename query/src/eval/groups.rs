@@ -1,0 +1,205 @@
+//! Finding a series' group, or an output series, by label set without
+//! building a key for every lookup.
+//!
+//! An aggregation used to build each input series' group labels (two
+//! strings, a vector and a shared slice per series) only to find the group
+//! in a map hashed with SipHash and drop the copy. [`Groups`] hashes the
+//! pairs the aggregation keeps straight from the series' labels and
+//! compares them in place; only the first series of a group builds its
+//! label set.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use engine::labels::{Label, Labels, METRIC_NAME, identity_hash};
+
+/// Entries numbered in insertion order, found by a 64-bit hash of their
+/// label set; entries whose hashes collide are chained.
+#[derive(Default)]
+pub(crate) struct LabelIndex {
+    /// The newest entry of each hash.
+    heads: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// Per entry, the previous entry with the same hash ([`END`]: none).
+    next: Vec<u32>,
+}
+
+const END: u32 = u32::MAX;
+
+impl LabelIndex {
+    /// The entry of hash `h` that `is` accepts.
+    #[inline]
+    pub fn find(&self, h: u64, is: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut e = *self.heads.get(&h)?;
+        while e != END {
+            if is(e as usize) {
+                return Some(e as usize);
+            }
+            e = self.next[e as usize];
+        }
+        None
+    }
+
+    /// Adds the next entry, of hash `h`, and returns its number.
+    pub fn add(&mut self, h: u64) -> usize {
+        let n = self.next.len();
+        debug_assert!(n < END as usize, "more entries than a u32 numbers");
+        let prev = self.heads.insert(h, n as u32).unwrap_or(END);
+        self.next.push(prev);
+        n
+    }
+}
+
+/// The identity of a label set, as [`LabelIndex`] hashes it.
+#[inline]
+pub(crate) fn hash_labels(labels: &Labels) -> u64 {
+    labels.identity_hash()
+}
+
+/// The groups of an aggregation's input series, numbered in order of
+/// first appearance: a series' group is the set of its pairs named in
+/// `grouping` (`by`), or of all but those and the metric name (`without`).
+pub(crate) struct Groups<'g> {
+    grouping: &'g [String],
+    without: bool,
+    index: LabelIndex,
+    keys: Vec<Labels>,
+}
+
+impl<'g> Groups<'g> {
+    pub fn new(grouping: &'g [String], without: bool) -> Groups<'g> {
+        Groups {
+            grouping,
+            without,
+            index: LabelIndex::default(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// The number of the group of a series with these labels; the first
+    /// series of a group gives it the next number.
+    pub fn group(&mut self, labels: &Labels) -> usize {
+        let (grouping, without) = (self.grouping, self.without);
+        let kept = labels.iter().filter(move |l| keeps(grouping, without, l));
+        let h = identity_hash(kept.clone().map(|l| (l.name.as_str(), l.value.as_str())));
+        let keys = &self.keys;
+        if let Some(g) = self.index.find(h, |g| kept.clone().eq(keys[g].iter())) {
+            return g;
+        }
+        self.keys.push(Labels::from_sorted(kept.cloned().collect()));
+        self.index.add(h)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Each group's label set, by number.
+    pub fn into_keys(self) -> Vec<Labels> {
+        self.keys
+    }
+}
+
+/// Does a group keep this pair?
+#[inline]
+fn keeps(grouping: &[String], without: bool, l: &Label) -> bool {
+    if without {
+        l.name != METRIC_NAME && !grouping.contains(&l.name)
+    } else {
+        grouping.contains(&l.name)
+    }
+}
+
+/// Hands a 64-bit hash through unchanged: the keys are hashes already.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed with this; fold anything else in.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs)
+    }
+
+    /// A series' group labels, built outright.
+    fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+        Labels::from_sorted(
+            labels
+                .iter()
+                .filter(|l| keeps(grouping, without, l))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn groups_are_numbered_by_first_appearance_and_equal_to_group_labels() {
+        let series = [
+            l(&[("__name__", "m"), ("a", "1"), ("b", "x"), ("c", "p")]),
+            l(&[("__name__", "m"), ("a", "2"), ("b", "x")]),
+            l(&[("__name__", "n"), ("a", "1"), ("b", "y")]),
+            l(&[("__name__", "m"), ("b", "x")]),
+            l(&[("__name__", "m"), ("a", "2"), ("b", "z"), ("c", "q")]),
+            l(&[]),
+        ];
+        let cases: [(&[&str], bool); 5] = [
+            (&["a"], false),
+            (&["a", "b"], false),
+            (&[], false),
+            (&["b"], true),
+            (&[], true),
+        ];
+        for (names, without) in cases {
+            let grouping: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let mut groups = Groups::new(&grouping, without);
+            // The model: a plain list of distinct group label sets.
+            let mut model: Vec<Labels> = Vec::new();
+            for s in &series {
+                let key = group_labels(s, &grouping, without);
+                let want = match model.iter().position(|k| *k == key) {
+                    Some(g) => g,
+                    None => {
+                        model.push(key);
+                        model.len() - 1
+                    }
+                };
+                assert_eq!(groups.group(s), want, "{s} by {names:?} without {without}");
+            }
+            assert_eq!(groups.len(), model.len());
+            assert_eq!(groups.into_keys(), model);
+        }
+    }
+
+    #[test]
+    fn colliding_hashes_are_told_apart_by_their_labels() {
+        let mut index = LabelIndex::default();
+        let sets = [l(&[("a", "1")]), l(&[("a", "2")]), l(&[("a", "3")])];
+        // Every entry under one hash: only the comparison tells them apart.
+        for (i, _) in sets.iter().enumerate() {
+            assert_eq!(index.find(7, |e| sets[e] == sets[i]), None);
+            assert_eq!(index.add(7), i);
+        }
+        for (i, s) in sets.iter().enumerate() {
+            assert_eq!(index.find(7, |e| sets[e] == *s), Some(i));
+        }
+        assert_eq!(index.find(8, |_| true), None);
+    }
+}
