@@ -231,6 +231,7 @@ fn serve(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("silt")
+        .thread_stack_size(query::STACK_BYTES)
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(server::run(cfg, source));

@@ -22,6 +22,7 @@ mod labels;
 pub mod limits;
 mod metadata;
 mod params;
+mod parse_cache;
 mod query;
 mod response;
 mod result_json;
@@ -88,6 +89,7 @@ pub struct Api {
     opts: ApiOptions,
     slots: Slots,
     started_ms: i64,
+    parsed: parse_cache::ParseCache,
 }
 
 impl Api {
@@ -100,6 +102,7 @@ impl Api {
             slots: Slots::new(opts.concurrency.clone()),
             opts,
             started_ms,
+            parsed: parse_cache::ParseCache::default(),
         })
     }
 

@@ -28,6 +28,13 @@ fn parse_query(params: &Params) -> Result<Expr, ApiError> {
     promql::parse(params.get("query")).map_err(|e| invalid("query", e))
 }
 
+/// [`parse_query`] through the API's cache of parsed queries.
+fn parse_cached(api: &Api, params: &Params) -> Result<Arc<Expr>, ApiError> {
+    api.parsed
+        .parse(params.get("query"))
+        .map_err(|e| invalid("query", e))
+}
+
 /// Per-query options: the engine's, `lookback_delta`, the query text.
 fn query_options(api: &Api, params: &Params) -> Result<QueryOptions, ApiError> {
     let lookback_delta = match params.get("lookback_delta") {
@@ -110,7 +117,7 @@ pub(crate) async fn query(
     let time = params.time("time", now_ms())?;
     let timeout = timeout(&api, &params)?;
     let opts = query_options(&api, &params)?;
-    let expr = parse_query(&params)?;
+    let expr = parse_cached(&api, &params)?;
     let db = api.db().clone();
     // Small queries are evaluated on this worker thread, with no thread
     // hand-off; large ones on the blocking pool (see `Slots::run_prepared`).
@@ -147,7 +154,7 @@ pub(crate) async fn query_range(
     let step_ms = (step_ns / 1_000_000).max(1);
     let timeout = timeout(&api, &params)?;
     let opts = query_options(&api, &params)?;
-    let expr = parse_query(&params)?;
+    let expr = parse_cached(&api, &params)?;
     let ty = expr.value_type();
     if !matches!(ty, ValueType::Scalar | ValueType::Vector) {
         return Err(invalid("query", ParamError::RangeQueryType(documented(ty))));

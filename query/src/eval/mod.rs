@@ -171,7 +171,7 @@ pub fn range_query(
 /// blocking pool, where a client that hangs up can cancel it.
 pub struct PreparedQuery {
     plan: evaluator::Plan,
-    expr: Expr,
+    expr: Arc<Expr>,
     cost: u64,
 }
 
@@ -197,7 +197,7 @@ impl PreparedQuery {
 /// selector's series, which the evaluation then reuses.
 pub fn prepare(
     db: &Arc<engine::Db>,
-    expr: Expr,
+    expr: impl Into<Arc<Expr>>,
     start_ms: i64,
     end_ms: i64,
     step_ms: i64,
@@ -215,6 +215,7 @@ pub fn prepare(
             "end timestamp must not be before start time".into(),
         ));
     }
+    let expr = expr.into();
     let plan = evaluator::Plan::new(db, &expr, start_ms, end_ms, step_ms, opts)?;
     let cost = plan.preselect(&expr);
     Ok(PreparedQuery { plan, expr, cost })

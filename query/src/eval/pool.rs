@@ -167,6 +167,7 @@ impl<'w> Offer<'w> {
                 let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
                 let spawned = std::thread::Builder::new()
                     .name("silt-eval".into())
+                    .stack_size(crate::STACK_BYTES)
                     .spawn(move || helper(rx, ready_tx));
                 if spawned.is_err() {
                     break;

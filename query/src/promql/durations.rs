@@ -10,7 +10,7 @@
 use super::ast::{BinaryOp, Duration, DurationExpr};
 use super::error::ParseError;
 use super::lexer::{Keyword, Token, TokenKind};
-use super::parser::Parser;
+use super::parser::{MAX_DEPTH, Parser};
 
 /// A parsed duration: Prometheus's `NumberLiteral` (a possibly signed
 /// literal, in seconds, with its position) or a `DurationExpr`.
@@ -126,8 +126,27 @@ impl Parser<'_> {
 
     /// A duration expression whose operators all have at least `min_prec`.
     fn duration_expr(&mut self, min_prec: u8) -> Result<Dur, ParseError> {
+        self.enter()?;
+        let parsed = self.duration_expr_nested(min_prec);
+        self.nesting -= 1;
+        parsed
+    }
+
+    /// Counts an operator of a duration expression, refused past
+    /// [`MAX_DEPTH`] in the whole query (a tree is no deeper than its
+    /// operators and parentheses).
+    fn duration_op(&mut self, pos: usize) -> Result<(), ParseError> {
+        self.duration_ops += 1;
+        if self.duration_ops > MAX_DEPTH {
+            return Err(self.too_deep(pos));
+        }
+        Ok(())
+    }
+
+    fn duration_expr_nested(&mut self, min_prec: u8) -> Result<Dur, ParseError> {
         let lhs = if matches!(self.peek_kind()?, TokenKind::Add | TokenKind::Sub) {
             let sign = self.next()?;
+            self.duration_op(sign.pos)?;
             // Unary operators bind like `*`.
             let inner = self.duration_expr(6)?;
             self.apply_sign(&sign, inner)?
@@ -147,6 +166,7 @@ impl Parser<'_> {
                 return Ok(lhs);
             }
             let op_tok = self.next()?;
+            self.duration_op(op_tok.pos)?;
             let next_min = if op.is_right_associative() {
                 prec
             } else {

@@ -31,6 +31,7 @@ mod tests;
 
 pub use error::ParseError;
 pub use lex::{DurationError, parse_duration};
+pub use parser::MAX_DEPTH;
 pub use printer::{format_duration_ms, pretty};
 pub use selector::{
     DisplayMatcher, VectorSelector, format_matchers, parse_selector, parse_vector_selector,

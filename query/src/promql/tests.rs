@@ -1486,3 +1486,55 @@ fn realistic_queries() {
         assert!(same_tree(&e, &parse(&formatted).unwrap()), "{formatted}");
     }
 }
+
+/// Trees deeper than `MAX_DEPTH` are refused while they are parsed, so no
+/// pass over a tree (nor dropping it) can overflow a thread's stack: a sum
+/// of 5,000 terms used to take the server down.
+#[test]
+fn deep_expressions_are_refused_not_overflowed() {
+    // The server's threads have `STACK_BYTES`; a debug build's frames are
+    // several times a release build's.
+    std::thread::Builder::new()
+        .stack_size(2 * crate::STACK_BYTES)
+        .spawn(deep_expressions)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn deep_expressions() {
+    use super::parser::MAX_DEPTH;
+    let too_deep = format!("expression nested too deeply: more than {MAX_DEPTH} levels");
+    // A chain of n terms is n levels deep.
+    let chain = |n: usize| vec!["1"; n].join(" + ");
+    assert!(parse(&chain(MAX_DEPTH)).is_ok());
+    assert!(error_of(&chain(MAX_DEPTH + 1)).contains(&too_deep));
+    assert!(error_of(&chain(100_000)).contains(&too_deep));
+    // Right-associative `^` nests by recursion instead.
+    let pow = |n: usize| vec!["2"; n].join(" ^ ");
+    assert!(parse(&pow(MAX_DEPTH / 2)).is_ok());
+    assert!(error_of(&pow(100_000)).contains(&too_deep));
+    // Parentheses, unary minus, calls, subqueries, durations.
+    let parens = format!("{}x{}", "(".repeat(100_000), ")".repeat(100_000));
+    assert!(error_of(&parens).contains(&too_deep));
+    assert!(error_of(&format!("{}x", "-".repeat(100_000))).contains(&too_deep));
+    assert!(
+        error_of(&format!(
+            "{}x{}",
+            "abs(".repeat(100_000),
+            ")".repeat(100_000)
+        ))
+        .contains(&too_deep)
+    );
+    assert!(error_of(&format!("x{}", "[1m:1m]".repeat(100_000))).contains(&too_deep));
+    assert!(error_of(&format!("x[1m{}]", " + 1m".repeat(100_000))).contains(&too_deep));
+    assert!(
+        error_of(&format!(
+            "x[{}1m{}]",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        ))
+        .contains(&too_deep)
+    );
+    assert!(error_of(&format!("x offset {}1m", "-".repeat(100_000))).contains(&too_deep));
+}

@@ -274,6 +274,45 @@ async fn parameter_errors_are_bad_data() {
     }
 }
 
+#[test]
+fn too_deep_a_query_is_bad_data_and_the_server_answers_on() {
+    // The server's threads have `STACK_BYTES`; a debug build's frames are
+    // several times a release build's.
+    let stack = 4 * query::STACK_BYTES;
+    std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_stack_size(stack)
+                .build()
+                .unwrap()
+                .block_on(too_deep_queries())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn too_deep_queries() {
+    let f = fixture().await;
+    // 20 KB: overflowed the handler's stack before depth was limited.
+    let sum = vec!["1"; 5000].join("%2B");
+    let parens = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+    for q in [sum, parens] {
+        let r = get(&f.router, &format!("/api/v1/query?query={q}&time=1")).await;
+        let e = r.error(400, "bad_data");
+        assert!(
+            e.contains("expression nested too deeply: more than 256 levels"),
+            "{e}"
+        );
+    }
+    // The deepest allowed chain is answered.
+    let sum = vec!["1"; 256].join("%2B");
+    let r = get(&f.router, &format!("/api/v1/query?query={sum}&time=1")).await;
+    assert_eq!(r.data()["result"][1], "256");
+}
+
 #[tokio::test]
 async fn eleven_thousand_points_per_series_at_most() {
     let f = fixture().await;
