@@ -17,11 +17,14 @@ use std::sync::{Arc, Mutex};
 
 use crate::promql::{self, ParseError, ast::Expr};
 
-/// Entries per generation.
-pub const CAPACITY: usize = 512;
+/// Entries per generation. The trees hold their compiled regular
+/// expressions: at most twice this many, as many as the matcher cache
+/// (`engine::labels`) held before.
+pub const CAPACITY: usize = 256;
 
-/// Longest query text cached (longer ones are parsed every time).
-pub const MAX_TEXT: usize = 4096;
+/// Longest query text cached (longer ones are parsed every time):
+/// dashboard queries are well within it.
+pub const MAX_TEXT: usize = 1024;
 
 #[derive(Default)]
 pub struct ParseCache {
@@ -51,18 +54,27 @@ impl ParseCache {
     }
 
     fn get(&self, text: &str) -> Option<Arc<Expr>> {
-        let mut g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = g.current.get(text) {
-            return Some(e.clone());
-        }
-        let (k, e) = g.previous.remove_entry(text)?;
-        g.add(k, e.clone());
+        let dropped;
+        let e = {
+            let mut g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = g.current.get(text) {
+                return Some(e.clone());
+            }
+            let (k, e) = g.previous.remove_entry(text)?;
+            dropped = g.add(k, e.clone());
+            e
+        };
+        drop(dropped);
         Some(e)
     }
 
     fn insert(&self, text: &str, expr: Arc<Expr>) {
-        let mut g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
-        g.add(text.into(), expr);
+        let dropped = {
+            let mut g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
+            g.add(text.into(), expr)
+        };
+        // The old generation's trees are freed outside the lock.
+        drop(dropped);
     }
 
     /// Entries held (both generations).
@@ -74,11 +86,15 @@ impl ParseCache {
 }
 
 impl Generations {
-    fn add(&mut self, text: Box<str>, expr: Arc<Expr>) {
+    /// Adds an entry; returns the generation that rotated out, if any.
+    fn add(&mut self, text: Box<str>, expr: Arc<Expr>) -> HashMap<Box<str>, Arc<Expr>> {
+        let mut dropped = HashMap::new();
         if self.current.len() >= CAPACITY && !self.current.contains_key(&text) {
-            self.previous = std::mem::take(&mut self.current);
+            let full = std::mem::take(&mut self.current);
+            dropped = std::mem::replace(&mut self.previous, full);
         }
         self.current.insert(text, expr);
+        dropped
     }
 }
 

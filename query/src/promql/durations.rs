@@ -72,6 +72,7 @@ fn duration_binary_op(kind: TokenKind) -> Option<BinaryOp> {
 impl Parser<'_> {
     /// A range or subquery step: must be positive when it is a literal.
     pub(crate) fn positive_duration(&mut self) -> Result<Duration, ParseError> {
+        self.duration_nodes = 0;
         match self.duration_expr(0)? {
             Dur::Literal(v, pos) => {
                 let ms = seconds_to_ms(v);
@@ -92,6 +93,7 @@ impl Parser<'_> {
     /// parentheses continues with duration operators, as Prometheus's
     /// grammar resolves it. `None` for a zero literal (no offset).
     pub(crate) fn offset_duration(&mut self) -> Result<Option<Duration>, ParseError> {
+        self.duration_nodes = 0;
         let d = match self.peek_kind()? {
             TokenKind::Add | TokenKind::Sub => {
                 let sign = self.next()?;
@@ -132,12 +134,12 @@ impl Parser<'_> {
         parsed
     }
 
-    /// Counts an operator of a duration expression, refused past
-    /// [`MAX_DEPTH`] in the whole query (a tree is no deeper than its
-    /// operators and parentheses).
-    fn duration_op(&mut self, pos: usize) -> Result<(), ParseError> {
-        self.duration_ops += 1;
-        if self.duration_ops > MAX_DEPTH {
+    /// Counts an inner node of the duration being parsed (an operator, a
+    /// sign, parentheses, `min_of`/`max_of`), refused past [`MAX_DEPTH`]:
+    /// a tree is no deeper than its inner nodes.
+    fn duration_node(&mut self, pos: usize) -> Result<(), ParseError> {
+        self.duration_nodes += 1;
+        if self.duration_nodes > MAX_DEPTH {
             return Err(self.too_deep(pos));
         }
         Ok(())
@@ -146,7 +148,7 @@ impl Parser<'_> {
     fn duration_expr_nested(&mut self, min_prec: u8) -> Result<Dur, ParseError> {
         let lhs = if matches!(self.peek_kind()?, TokenKind::Add | TokenKind::Sub) {
             let sign = self.next()?;
-            self.duration_op(sign.pos)?;
+            self.duration_node(sign.pos)?;
             // Unary operators bind like `*`.
             let inner = self.duration_expr(6)?;
             self.apply_sign(&sign, inner)?
@@ -166,7 +168,7 @@ impl Parser<'_> {
                 return Ok(lhs);
             }
             let op_tok = self.next()?;
-            self.duration_op(op_tok.pos)?;
+            self.duration_node(op_tok.pos)?;
             let next_min = if op.is_right_associative() {
                 prec
             } else {
@@ -228,6 +230,7 @@ impl Parser<'_> {
                 }))
             }
             TokenKind::Keyword(k @ (Keyword::MinOf | Keyword::MaxOf)) => {
+                self.duration_node(tok.pos)?;
                 self.expect(TokenKind::LeftParen)?;
                 let a = Box::new(self.duration_expr(0)?.into_expr());
                 self.expect(TokenKind::Comma)?;
@@ -240,6 +243,7 @@ impl Parser<'_> {
                 }))
             }
             TokenKind::LeftParen => {
+                self.duration_node(tok.pos)?;
                 let inner = self.duration_expr(0)?.into_expr();
                 self.expect(TokenKind::RightParen)?;
                 Ok(Dur::Expr(DurationExpr::Paren(Box::new(inner))))

@@ -126,9 +126,9 @@ pub(crate) struct Parser<'a> {
     contexts: Vec<Context>,
     /// Open calls of [`Parser::expr`] and of the duration parser.
     pub(crate) nesting: usize,
-    /// Operators of duration expressions so far (their trees are bounded
-    /// by their count).
-    pub(crate) duration_ops: usize,
+    /// Inner nodes of the duration expression being parsed (its tree is
+    /// no deeper than their count).
+    pub(crate) duration_nodes: usize,
 }
 
 /// The binary operator a token stands for, if any.
@@ -187,7 +187,7 @@ impl<'a> Parser<'a> {
             peeked: None,
             contexts: Vec::new(),
             nesting: 0,
-            duration_ops: 0,
+            duration_nodes: 0,
         }
     }
 

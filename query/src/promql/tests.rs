@@ -1537,4 +1537,14 @@ fn deep_expressions() {
         .contains(&too_deep)
     );
     assert!(error_of(&format!("x offset {}1m", "-".repeat(100_000))).contains(&too_deep));
+    // Each duration counts its own nodes: many shallow ones are fine ...
+    assert!(parse(&vec!["rate(x[2m*2+1m])"; 129].join(" + ")).is_ok());
+    // ... and parentheses and operators together bound one's depth.
+    let parens_and_ops = format!(
+        "x[{}1m{}{}]",
+        "(".repeat(250),
+        " + 1m".repeat(10),
+        ")".repeat(250)
+    );
+    assert!(error_of(&parens_and_ops).contains(&too_deep));
 }
