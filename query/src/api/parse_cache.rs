@@ -79,7 +79,7 @@ impl ParseCache {
 
     /// Entries held (both generations).
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         let g = self.gens.lock().unwrap();
         g.current.len() + g.previous.len()
     }

@@ -248,6 +248,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn instant_and_range_queries_parse_through_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = engine::Db::open(
+            engine::Options::new(dir.path()),
+            &mut prometheus_client::registry::Registry::default(),
+        )
+        .unwrap();
+        let api = Api::new(db, super::super::ApiOptions::default());
+        let params = |q: &str| Params::from_parts(Some(q), None);
+        let ok = |r: Result<Response, ApiError>| assert_eq!(r.ok().unwrap().status(), 200);
+        ok(query(
+            State(api.clone()),
+            HeaderMap::new(),
+            params("query=1%2B1&time=1"),
+        )
+        .await);
+        assert_eq!(api.parsed.len(), 1);
+        let range = params("query=2*3&start=1&end=60&step=15");
+        ok(query_range(State(api.clone()), HeaderMap::new(), range).await);
+        assert_eq!(api.parsed.len(), 2);
+        // Asked again: found, not added.
+        ok(query(
+            State(api.clone()),
+            HeaderMap::new(),
+            params("query=1%2B1&time=2"),
+        )
+        .await);
+        assert_eq!(api.parsed.len(), 2);
+    }
+
+    #[tokio::test]
     async fn a_gzipped_answer_inflates_to_the_plain_one() {
         let plain = respond(output(), Timings::default(), 20, "all", &HeaderMap::new()).unwrap();
         assert!(plain.headers().get("content-encoding").is_none());

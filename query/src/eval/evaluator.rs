@@ -10,7 +10,7 @@ use engine::{Labels, Matcher, Querier, SeriesEntry};
 
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
-use super::groups::{LabelIndex, hash_labels};
+use super::groups::LabelIndex;
 use super::value::{Point, Sample, Series, Value, drop_metadata};
 use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
@@ -645,7 +645,7 @@ impl OutBuilder {
 
     /// The index of the series with these labels, created (empty) if new.
     pub fn slot(&mut self, labels: &Labels, drop_name: bool) -> usize {
-        let h = hash_labels(labels);
+        let h = labels.identity_hash();
         match self.find(h, labels) {
             Some(i) => i,
             None => self.add(h, labels, drop_name, Vec::new()),
@@ -665,7 +665,7 @@ impl OutBuilder {
     }
 
     pub fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<()> {
-        let h = hash_labels(labels);
+        let h = labels.identity_hash();
         match self.find(h, labels) {
             Some(i) => self.push_at(i, t, v)?,
             None => {
@@ -702,7 +702,7 @@ pub(crate) fn merge_equal(series: Vec<Series>) -> Result<Vec<Series>> {
     let mut index = LabelIndex::default();
     let mut merged = false;
     for s in series {
-        let h = hash_labels(&s.labels);
+        let h = s.labels.identity_hash();
         match index.find(h, |i| out[i].labels == s.labels) {
             Some(i) => {
                 out[i].points.extend(s.points);

@@ -8,51 +8,32 @@
 //! compares them in place; only the first series of a group builds its
 //! label set.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use engine::labels::{Label, Labels, METRIC_NAME, identity_hash};
+use hashbrown::HashTable;
 
 /// Entries numbered in insertion order, found by a 64-bit hash of their
-/// label set; entries whose hashes collide are chained.
+/// label set ([`Labels::identity_hash`], or [`identity_hash`] of the pairs
+/// a group keeps) and told apart by the caller's comparison, as the head
+/// finds its series.
 #[derive(Default)]
-pub(crate) struct LabelIndex {
-    /// The newest entry of each hash.
-    heads: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
-    /// Per entry, the previous entry with the same hash ([`END`]: none).
-    next: Vec<u32>,
-}
-
-const END: u32 = u32::MAX;
+pub(crate) struct LabelIndex(HashTable<(u64, u32)>);
 
 impl LabelIndex {
     /// The entry of hash `h` that `is` accepts.
     #[inline]
     pub fn find(&self, h: u64, is: impl Fn(usize) -> bool) -> Option<usize> {
-        let mut e = *self.heads.get(&h)?;
-        while e != END {
-            if is(e as usize) {
-                return Some(e as usize);
-            }
-            e = self.next[e as usize];
-        }
-        None
+        self.0
+            .find(h, |&(eh, e)| eh == h && is(e as usize))
+            .map(|&(_, e)| e as usize)
     }
 
     /// Adds the next entry, of hash `h`, and returns its number.
     pub fn add(&mut self, h: u64) -> usize {
-        let n = self.next.len();
-        debug_assert!(n < END as usize, "more entries than a u32 numbers");
-        let prev = self.heads.insert(h, n as u32).unwrap_or(END);
-        self.next.push(prev);
+        let n = self.0.len();
+        debug_assert!(n < u32::MAX as usize, "more entries than a u32 numbers");
+        self.0.insert_unique(h, (h, n as u32), |&(eh, _)| eh);
         n
     }
-}
-
-/// The identity of a label set, as [`LabelIndex`] hashes it.
-#[inline]
-pub(crate) fn hash_labels(labels: &Labels) -> u64 {
-    labels.identity_hash()
 }
 
 /// The groups of an aggregation's input series, numbered in order of
@@ -106,28 +87,6 @@ fn keeps(grouping: &[String], without: bool, l: &Label) -> bool {
         l.name != METRIC_NAME && !grouping.contains(&l.name)
     } else {
         grouping.contains(&l.name)
-    }
-}
-
-/// Hands a 64-bit hash through unchanged: the keys are hashes already.
-#[derive(Default)]
-pub(crate) struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed with this; fold anything else in.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, x: u64) {
-        self.0 = x;
     }
 }
 

@@ -1514,29 +1514,23 @@ fn deep_expressions() {
     let pow = |n: usize| vec!["2"; n].join(" ^ ");
     assert!(parse(&pow(MAX_DEPTH / 2)).is_ok());
     assert!(error_of(&pow(100_000)).contains(&too_deep));
-    // Parentheses, unary minus, calls, subqueries, durations.
-    let parens = format!("{}x{}", "(".repeat(100_000), ")".repeat(100_000));
-    assert!(error_of(&parens).contains(&too_deep));
-    assert!(error_of(&format!("{}x", "-".repeat(100_000))).contains(&too_deep));
-    assert!(
-        error_of(&format!(
-            "{}x{}",
-            "abs(".repeat(100_000),
-            ")".repeat(100_000)
-        ))
-        .contains(&too_deep)
-    );
-    assert!(error_of(&format!("x{}", "[1m:1m]".repeat(100_000))).contains(&too_deep));
-    assert!(error_of(&format!("x[1m{}]", " + 1m".repeat(100_000))).contains(&too_deep));
-    assert!(
-        error_of(&format!(
-            "x[{}1m{}]",
-            "(".repeat(100_000),
-            ")".repeat(100_000)
-        ))
-        .contains(&too_deep)
-    );
-    assert!(error_of(&format!("x offset {}1m", "-".repeat(100_000))).contains(&too_deep));
+    // At the limit and past it: parentheses (each one a level) ...
+    let parens = |n: usize| format!("{}x{}", "(".repeat(n), ")".repeat(n));
+    assert!(parse(&parens(MAX_DEPTH - 1)).is_ok());
+    assert!(error_of(&parens(MAX_DEPTH)).contains(&too_deep));
+    // ... and far past it, through every construct that nests.
+    let deep = 100_000;
+    for q in [
+        parens(deep),
+        format!("{}x", "-".repeat(deep)),
+        format!("{}x{}", "abs(".repeat(deep), ")".repeat(deep)),
+        format!("x{}", "[1m:1m]".repeat(deep)),
+        format!("x[1m{}]", " + 1m".repeat(deep)),
+        format!("x[{}1m{}]", "(".repeat(deep), ")".repeat(deep)),
+        format!("x offset {}1m", "-".repeat(deep)),
+    ] {
+        assert!(error_of(&q).contains(&too_deep), "{}", &q[..40]);
+    }
     // Each duration counts its own nodes: many shallow ones are fine ...
     assert!(parse(&vec!["rate(x[2m*2+1m])"; 129].join(" + ")).is_ok());
     // ... and parentheses and operators together bound one's depth.
