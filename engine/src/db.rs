@@ -2392,7 +2392,7 @@ impl Querier {
     /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time
     /// order, a slice at a time, without gathering them: block samples come
     /// straight from the decoded-page cache, with the page's summary of
-    /// the slice where it is a whole run if `summaries`
+    /// the slice where it is a whole run or chunk if `summaries`
     /// ([`Block::visit_samples`]). Returns `false` when the sources overlap
     /// in time (out-of-order data in several blocks, or a block and the
     /// head): `sink` then saw part of the samples, and the caller reads
@@ -2590,30 +2590,33 @@ mod tests {
         db.append(&batch).unwrap().wait_blocking().unwrap();
     }
 
-    /// What `visit_samples` hands over: the slices joined, and the
-    /// summaries that came with them, each checked against its slice.
+    /// What `visit_samples` hands over: the slices joined, the summaries
+    /// that came with them (each checked against its slice), and how many
+    /// samples came without one.
     fn visit(
         q: &Querier,
         e: &SeriesEntry,
         mint: i64,
         maxt: i64,
         with_summaries: bool,
-    ) -> (bool, Vec<Sample>, usize) {
-        let (mut all, mut summaries) = (Vec::new(), 0);
+    ) -> (bool, Vec<Sample>, usize, usize) {
+        let (mut all, mut summaries, mut bare) = (Vec::new(), 0, 0);
         let in_order = q
             .visit_samples(e, mint, maxt, with_summaries, &mut |s, summary| {
                 if let Some(summary) = summary {
                     assert_eq!(summary, RunSummary::of(s));
                     summaries += 1;
+                } else {
+                    bare += s.len();
                 }
                 all.extend_from_slice(s);
             })
             .unwrap();
-        (in_order, all, summaries)
+        (in_order, all, summaries, bare)
     }
 
     #[test]
-    fn visited_samples_are_the_read_samples_with_summaries_of_whole_runs() {
+    fn visited_samples_are_the_read_samples_with_summaries_of_runs_and_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let db = foreground_db(dir.path(), |_| {});
         // Three pages' worth in a block (4,096 rows a page), then the head.
@@ -2631,27 +2634,91 @@ mod tests {
         ] {
             let mut read = Vec::new();
             q.samples(&e[0], mint, maxt, &mut read).unwrap();
-            let (in_order, visited, summaries) = visit(&q, &e[0], mint, maxt, true);
+            let (in_order, visited, summaries, bare) = visit(&q, &e[0], mint, maxt, true);
             assert!(in_order);
             assert_eq!(visited, read);
-            if mint == i64::MIN {
-                // The middle page is whole in any window that covers it.
-                assert!(summaries >= 1, "no summary");
-            }
+            // Whole runs come with their summary, and runs the window
+            // cuts with their chunks' (256 rows): at most a chunk at
+            // either end of the two pages cut, and the head, come bare.
+            assert!(summaries >= 3, "{summaries} summaries");
+            assert!(bare <= 4 * 256 + 100, "{bare} samples without a summary");
             // Without summaries asked for: the same slices, no summary.
-            assert_eq!(visit(&q, &e[0], mint, maxt, false), (true, read, 0));
+            let bare = read.len();
+            assert_eq!(visit(&q, &e[0], mint, maxt, false), (true, read, 0, bare));
         }
         // A backfilled sample inside the block's time: the head and the
         // block overlap, which the visit reports; a read still merges.
         append_samples(&db, vec![Sample::new(t0 + 150, 42.0)]);
         let q = db.querier(i64::MIN, i64::MAX);
         let e = q.select(&[Matcher::equal("job", "v")]).unwrap();
-        let (in_order, _, _) = visit(&q, &e[0], i64::MIN, i64::MAX, true);
+        let (in_order, ..) = visit(&q, &e[0], i64::MIN, i64::MAX, true);
         assert!(!in_order);
         let mut read = Vec::new();
         q.samples(&e[0], i64::MIN, i64::MAX, &mut read).unwrap();
         assert_eq!(read.len(), 10_101);
         assert!(read.windows(2).all(|w| w[0].t < w[1].t));
+    }
+
+    /// A run that starts inside a page (after another series') and that
+    /// the window cuts at both ends comes in chunks of 256 rows counted
+    /// from the run's start: each whole chunk in the window with its own
+    /// summary, the ragged ends without.
+    #[test]
+    fn runs_cut_by_the_window_come_in_summarised_chunks_from_the_runs_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = foreground_db(dir.path(), |_| {});
+        let t0 = now_ms() - 3_600_000;
+        let at = |i: i64| Sample::new(t0 + i * 100, (i % 7) as f64 + 0.5);
+        let batch = WriteBatch {
+            series: ["a", "b"]
+                .iter()
+                .zip([100, 3_000])
+                .map(|(job, n)| crate::sample::SeriesSamples {
+                    labels: Labels::new(&[("__name__", "up"), ("job", job)]),
+                    samples: (0..n).map(at).collect(),
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        db.append(&batch).unwrap().wait_blocking().unwrap();
+        db.cut_head().unwrap();
+        let q = db.querier(i64::MIN, i64::MAX);
+        let b = q.select(&[Matcher::equal("job", "b")]).unwrap();
+        for (first, last) in [
+            (501, 2_700),
+            (0, 2_999),
+            (256, 511),
+            (300, 400),
+            (10, 2_990),
+        ] {
+            let (mint, maxt) = (t0 + first * 100, t0 + last * 100);
+            let (mut seen, mut chunks, mut bare) = (Vec::new(), Vec::new(), 0);
+            q.visit_samples(&b[0], mint, maxt, true, &mut |s, summary| {
+                let index = (s[0].t - t0) / 100;
+                match summary {
+                    Some(summary) => {
+                        assert_eq!(summary, RunSummary::of(s), "rows {index}..");
+                        chunks.push((index, s.len()));
+                    }
+                    None => bare += s.len(),
+                }
+                seen.extend_from_slice(s);
+            })
+            .unwrap();
+            let want: Vec<Sample> = (first..=last).map(at).collect();
+            assert_eq!(seen, want, "window {first}..={last}");
+            if (first, last) == (0, 2_999) {
+                assert_eq!(chunks, [(0, 3_000)], "the whole run, one summary");
+                continue;
+            }
+            for &(index, len) in &chunks {
+                assert_eq!(index % 256, 0, "a chunk starts on the run's grid");
+                assert!(len == 256 || index + len as i64 == 3_000, "a whole chunk");
+            }
+            let whole = ((first + 255) / 256..(last + 1) / 256).count();
+            assert_eq!(chunks.len(), whole, "window {first}..={last}: {chunks:?}");
+            assert!(bare < 2 * 256, "window {first}..={last}: {bare} bare");
+        }
     }
 
     #[test]

@@ -12,6 +12,22 @@ use crate::sample::{Sample, is_stale_nan};
 /// and a float holds each exactly).
 pub const INT_LIMIT: f64 = 2_251_799_813_685_248.0;
 
+/// Largest sum of magnitudes a [`FloatSum`] is kept for (2^1000): a fold
+/// whose own sum's magnitude plus the run's stays below it meets no
+/// overflow whether it adds the run's values one by one or its sum, so
+/// both take the same path where Prometheus's average switches to an
+/// incremental mean on overflow.
+pub const FLOAT_SUM_LIMIT: f64 = 1.0715086071862673e301;
+
+/// A run's values summed as Prometheus sums them (Kahan's compensated
+/// sum, Neumaier's variant, from zero), and the sum of their magnitudes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloatSum {
+    pub sum: f64,
+    pub c: f64,
+    pub abs: f64,
+}
+
 /// Statistics of a run of samples (in time order).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunSummary {
@@ -26,6 +42,9 @@ pub struct RunSummary {
     /// (`-0.0` and `0.0` are equal: the earlier one stands); `None` when
     /// some value is a NaN (which no order places).
     pub extremes: Option<(f64, f64)>,
+    /// The compensated sum, when no value is a NaN or infinite and the
+    /// magnitudes sum below [`FLOAT_SUM_LIMIT`].
+    pub float_sum: Option<FloatSum>,
 }
 
 impl RunSummary {
@@ -35,8 +54,11 @@ impl RunSummary {
         let (mut min, mut max) = (first, first);
         let (mut stale, mut nan, mut ints) = (false, false, true);
         let (mut sum, mut abs) = (0i128, 0i128);
+        let (mut fsum, mut fc, mut fabs, mut overflow) = (0.0, 0.0, 0.0, false);
         for s in run {
             let v = s.v;
+            kahan_step(v, &mut fsum, &mut fc, &mut overflow);
+            fabs += v.abs();
             stale |= is_stale_nan(v);
             nan |= v.is_nan();
             if v < min {
@@ -58,8 +80,32 @@ impl RunSummary {
             nan,
             int_sum: ints.then_some((sum, abs)),
             extremes: (!nan).then_some((min, max)),
+            // An infinite value makes `fabs` infinite.
+            float_sum: (!nan && !overflow && fabs < FLOAT_SUM_LIMIT).then_some(FloatSum {
+                sum: fsum,
+                c: fc,
+                abs: fabs,
+            }),
         }
     }
+}
+
+/// One addition of Prometheus's Kahan summation (Neumaier's variant:
+/// the compensation takes the rounding error of the larger operand's
+/// addition); `overflow` is set when the sum becomes infinite, and the
+/// compensation is then dropped.
+#[inline(always)]
+pub fn kahan_step(v: f64, sum: &mut f64, c: &mut f64, overflow: &mut bool) {
+    let t = *sum + v;
+    let (big, small) = if sum.abs() >= v.abs() {
+        (*sum, v)
+    } else {
+        (v, *sum)
+    };
+    let nc = *c + ((big - t) + small);
+    *overflow |= t.is_infinite();
+    *c = if t.is_infinite() { 0.0 } else { nc };
+    *sum = t;
 }
 
 #[cfg(test)]
@@ -106,6 +152,43 @@ mod tests {
         assert!(s.stale && s.nan);
         let s = RunSummary::of(&run(&[1.0, f64::NAN]));
         assert!(!s.stale && s.nan && s.extremes.is_none());
+    }
+
+    #[test]
+    fn float_sums_are_compensated_and_kept_only_when_safe() {
+        // 0.1 ten times: a plain sum is 0.9999999999999999, the
+        // compensated one is 1 with the sum and compensation apart.
+        let s = RunSummary::of(&run(&[0.1; 10]));
+        let f = s.float_sum.expect("a float sum");
+        assert_eq!(f.sum + f.c, 1.0);
+        assert_eq!(f.abs, [0.1; 10].iter().sum::<f64>());
+        assert_eq!(s.int_sum, None);
+        // Integers have one too; a NaN, an infinity or magnitudes summing
+        // past the limit have none.
+        assert_eq!(
+            RunSummary::of(&run(&[3.0, -5.0])).float_sum,
+            Some(FloatSum {
+                sum: -2.0,
+                c: 0.0,
+                abs: 8.0
+            })
+        );
+        let half = FLOAT_SUM_LIMIT / 2.0;
+        for values in [
+            &[1.0, f64::NAN][..],
+            &[1.0, f64::from_bits(STALE_NAN)],
+            &[1.0, f64::INFINITY],
+            &[f64::NEG_INFINITY, 1.0],
+            &[half, -half],
+            &[f64::MAX, f64::MAX],
+        ] {
+            assert_eq!(RunSummary::of(&run(values)).float_sum, None, "{values:?}");
+        }
+        assert!(
+            RunSummary::of(&run(&[half / 2.0, -half / 2.0]))
+                .float_sum
+                .is_some()
+        );
     }
 
     #[test]

@@ -59,8 +59,9 @@ pub struct DecodedPage {
     pub(crate) first_row: u64,
     pub(crate) samples: Box<[Sample]>,
     pub(crate) times: Box<[i64]>,
-    /// Summaries of the series runs asked for so far: `(start, end,
-    /// summary)` of `samples[start..end]`, sorted by `start`.
+    /// Summaries of the series runs (and chunks of runs) asked for so
+    /// far: `(start, end, summary)` of `samples[start..end]`, sorted by
+    /// `(start, end)` (a run and its first chunk start together).
     summaries: Mutex<Vec<(u32, u32, RunSummary)>>,
 }
 
@@ -85,14 +86,14 @@ impl DecodedPage {
     }
 
     /// The summary of `samples[start..end]` (a whole run of one series,
-    /// not empty), computed on first use and kept with the page (the
-    /// reader asks only for runs long enough that its few dozen bytes are
-    /// small next to the run's 16 a sample; they are not charged to the
-    /// cache's budget).
+    /// or a chunk of one; not empty), computed on first use and kept with
+    /// the page (the reader asks only for runs and chunks long enough
+    /// that its 128 bytes are small next to their 16 a sample; they are
+    /// not charged to the cache's budget).
     pub(crate) fn summary(&self, start: usize, end: usize) -> RunSummary {
         let (a, b) = (start as u32, end as u32);
         let find = |v: &[(u32, u32, RunSummary)]| {
-            let i = v.partition_point(|&(s, _, _)| s < a);
+            let i = v.partition_point(|&(s, e, _)| (s, e) < (a, b));
             (
                 i,
                 v.get(i).filter(|&&(s, e, _)| s == a && e == b).map(|x| x.2),
@@ -483,6 +484,21 @@ mod tests {
     }
 
     const PAGE_COST: usize = 100 * 16 + ENTRY_OVERHEAD;
+
+    #[test]
+    fn a_page_keeps_one_summary_per_slice_asked_for() {
+        let samples: Vec<Sample> = (0..600).map(|i| Sample::new(i, (i % 10) as f64)).collect();
+        let p = DecodedPage::new(0, samples.clone().into_boxed_slice());
+        // A run and its first chunk start at the same row; asked for in
+        // turn, each is found again rather than added once more.
+        for _ in 0..3 {
+            for (a, b) in [(0, 600), (0, 256), (256, 512), (512, 600)] {
+                assert_eq!(p.summary(a, b), RunSummary::of(&samples[a..b]));
+            }
+        }
+        let kept: Vec<(u32, u32)> = p.summaries.lock().iter().map(|&(a, b, _)| (a, b)).collect();
+        assert_eq!(kept, [(0, 256), (0, 600), (256, 512), (512, 600)]);
+    }
 
     #[test]
     fn hits_and_misses_are_counted() {

@@ -401,9 +401,10 @@ impl Block {
     /// without copying them, when the block has one.
     ///
     /// With `summaries`, a slice that is all of the series' rows in a
-    /// cached page comes with the page's [`RunSummary`] of them (kept, or
-    /// computed once); readers that would not use it pass `false`. The
-    /// read ends early when `sink` breaks.
+    /// cached page, or a whole chunk of them where the time range cuts
+    /// them ([`summarized_chunks`]), comes with the page's [`RunSummary`]
+    /// of it (kept, or computed once); readers that would not use it pass
+    /// `false`. The read ends early when `sink` breaks.
     pub fn visit_samples(
         &self,
         id: u32,
@@ -1033,7 +1034,9 @@ impl<'a> PagedRead<'a> {
     }
 
     /// [`PagedRead::read`], with each slice's summary (`summaries`) when
-    /// it is all of the series' rows in its page; ends when `sink` breaks.
+    /// it is all of the series' rows in its page, or a whole chunk of
+    /// them (with `summaries` a cut run comes in several slices); ends
+    /// when `sink` breaks.
     #[allow(clippy::too_many_arguments)]
     fn read_runs(
         &mut self,
@@ -1063,34 +1066,40 @@ impl<'a> PagedRead<'a> {
             }
             let lo = (row - page.first_row) as usize;
             let hi = (b.min(page.end_row()) - page.first_row) as usize;
-            let s = &page.samples[lo..hi];
+            let run = &page.samples[lo..hi];
             // Within a page the decoder checked the order; across pages here.
-            if let (Some(t), Some(first)) = (last_t, s.first())
+            if let (Some(t), Some(first)) = (last_t, run.first())
                 && first.t <= t
             {
                 return Err(self.block.disorder(id));
             }
-            last_t = s.last().map(|x| x.t);
+            last_t = run.last().map(|x| x.t);
             // Only the first and last pages of a read reach outside the
-            // range.
-            let s = match s.first() {
-                Some(x) if x.t < mint => &s[first_at_or_after(s, mint)..],
-                _ => s,
+            // range: `from..to` of the page is in it.
+            let from = match run.first() {
+                Some(x) if x.t < mint => lo + first_at_or_after(run, mint),
+                _ => lo,
             };
             // `maxt < x.t`, so `maxt + 1` does not overflow.
-            let s = match s.last() {
-                Some(x) if x.t > maxt => &s[..first_at_or_after(s, maxt + 1)],
-                _ => s,
+            let to = match run.last() {
+                Some(x) if x.t > maxt => lo + first_at_or_after(run, maxt + 1),
+                _ => hi,
             };
-            if !s.is_empty() {
-                // All of the series' rows in this page, none cut off by
-                // time, and enough of them to be worth a kept summary.
-                let whole = summaries
-                    && s.len() >= SUMMARY_MIN_RUN
-                    && s.len() == hi - lo
-                    && lo as u64 == first_row.max(page.first_row) - page.first_row
-                    && hi as u64 == end_row.min(page.end_row()) - page.first_row;
-                if sink(s, whole.then(|| page.summary(lo, hi))).is_break() {
+            if from < to {
+                // The series' rows in this page.
+                let whole = (
+                    (first_row.max(page.first_row) - page.first_row) as usize,
+                    (end_row.min(page.end_row()) - page.first_row) as usize,
+                );
+                let go = if !summaries {
+                    sink(&page.samples[from..to], None)
+                } else if (from, to) == whole {
+                    let summary = (to - from >= SUMMARY_MIN_RUN).then(|| page.summary(from, to));
+                    sink(&page.samples[from..to], summary)
+                } else {
+                    summarized_chunks(&page, whole, from, to, sink)
+                };
+                if go.is_break() {
                     return Ok(());
                 }
             }
@@ -1147,13 +1156,48 @@ impl<'a> PagedRead<'a> {
 }
 
 /// What [`Block::visit_samples`] hands each slice to (with the slice's
-/// summary when it is a whole run): `Break` ends the read.
+/// summary when it is a whole run or chunk): `Break` ends the read.
 pub type RunSink<'a> = dyn FnMut(&[Sample], Option<RunSummary>) -> ControlFlow<()> + 'a;
 
-/// Shortest run a page keeps a summary of: a summary costs about as much
-/// as six samples, uncharged to the cache's budget, and a short run is
-/// cheap to scan anyway.
+/// Shortest run (or last chunk of a run) a page keeps a summary of: a
+/// kept summary costs 128 bytes, as much as eight samples, uncharged to
+/// the cache's budget, and a short run is cheap to scan anyway.
 const SUMMARY_MIN_RUN: usize = 64;
+
+/// Rows of the chunks a cut run is summarised in ([`summarized_chunks`]).
+const SUMMARY_CHUNK: usize = 256;
+
+/// Hands `sink` rows `from..to` of `page`, a part of the series' run
+/// `whole` that a read's time range cut: the chunks of
+/// [`SUMMARY_CHUNK`] rows from the run's start that lie within with
+/// their summaries, the rest without. A window that ends inside a run
+/// (an instant query's window ends at its evaluation time, in the newest
+/// block) scans at most a chunk at either end instead of the whole part;
+/// chunks are counted from the run's start, so windows cut anywhere
+/// share their summaries. A page keeps at most one summary per chunk and
+/// one per run: about 3 % of its samples' bytes (6 % at worst, with the
+/// list's spare room).
+fn summarized_chunks(
+    page: &DecodedPage,
+    (start, end): (usize, usize),
+    from: usize,
+    to: usize,
+    sink: &mut RunSink<'_>,
+) -> ControlFlow<()> {
+    let mut pos = from;
+    while pos < to {
+        // The chunk holding `pos`.
+        let chunk_start = start + (pos - start) / SUMMARY_CHUNK * SUMMARY_CHUNK;
+        let chunk_end = (chunk_start + SUMMARY_CHUNK).min(end);
+        let summary =
+            (pos == chunk_start && chunk_end <= to && chunk_end - chunk_start >= SUMMARY_MIN_RUN)
+                .then(|| page.summary(chunk_start, chunk_end));
+        let next = chunk_end.min(to);
+        sink(&page.samples[pos..next], summary)?;
+        pos = next;
+    }
+    ControlFlow::Continue(())
+}
 
 /// Decoded `timestamps.parquet` pages a block keeps when it has no cache.
 const TIMES_MEMO: usize = 8;
