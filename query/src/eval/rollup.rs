@@ -642,7 +642,8 @@ impl WindowFold {
     /// Adds a run's compensated sum as one value and its compensation to
     /// the window's: the result differs from adding the run's values one
     /// by one only by rounding, within the compensated sum's error bound
-    /// (a few units in the last place of the sum of magnitudes).
+    /// (about a unit in the last place of the sum, plus nε² times the sum
+    /// of magnitudes).
     fn add_float_sum(&mut self, f: &FloatSum) {
         if self.exact {
             // Where the Kahan loop stands after the exact values (an
