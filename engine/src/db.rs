@@ -2590,29 +2590,29 @@ mod tests {
         db.append(&batch).unwrap().wait_blocking().unwrap();
     }
 
-    /// What `visit_samples` hands over: the slices joined, the summaries
-    /// that came with them (each checked against its slice), and how many
-    /// samples came without one.
+    /// What `visit_samples` hands over: the slices joined, the slices that
+    /// came with a summary (first time and length; each summary checked
+    /// against its slice), and how many samples came without one.
     fn visit(
         q: &Querier,
         e: &SeriesEntry,
         mint: i64,
         maxt: i64,
         with_summaries: bool,
-    ) -> (bool, Vec<Sample>, usize, usize) {
-        let (mut all, mut summaries, mut bare) = (Vec::new(), 0, 0);
+    ) -> (bool, Vec<Sample>, Vec<(i64, usize)>, usize) {
+        let (mut all, mut summarised, mut bare) = (Vec::new(), Vec::new(), 0);
         let in_order = q
             .visit_samples(e, mint, maxt, with_summaries, &mut |s, summary| {
                 if let Some(summary) = summary {
-                    assert_eq!(summary, RunSummary::of(s));
-                    summaries += 1;
+                    assert_eq!(summary, RunSummary::of(s), "from {}", s[0].t);
+                    summarised.push((s[0].t, s.len()));
                 } else {
                     bare += s.len();
                 }
                 all.extend_from_slice(s);
             })
             .unwrap();
-        (in_order, all, summaries, bare)
+        (in_order, all, summarised, bare)
     }
 
     #[test]
@@ -2634,7 +2634,8 @@ mod tests {
         ] {
             let mut read = Vec::new();
             q.samples(&e[0], mint, maxt, &mut read).unwrap();
-            let (in_order, visited, summaries, bare) = visit(&q, &e[0], mint, maxt, true);
+            let (in_order, visited, summarised, bare) = visit(&q, &e[0], mint, maxt, true);
+            let summaries = summarised.len();
             assert!(in_order);
             assert_eq!(visited, read);
             // Whole runs come with their summary, and runs the window
@@ -2644,7 +2645,10 @@ mod tests {
             assert!(bare <= 4 * 256 + 100, "{bare} samples without a summary");
             // Without summaries asked for: the same slices, no summary.
             let bare = read.len();
-            assert_eq!(visit(&q, &e[0], mint, maxt, false), (true, read, 0, bare));
+            assert_eq!(
+                visit(&q, &e[0], mint, maxt, false),
+                (true, read, vec![], bare)
+            );
         }
         // A backfilled sample inside the block's time: the head and the
         // block overlap, which the visit reports; a read still merges.
@@ -2692,19 +2696,12 @@ mod tests {
             (10, 2_990),
         ] {
             let (mint, maxt) = (t0 + first * 100, t0 + last * 100);
-            let (mut seen, mut chunks, mut bare) = (Vec::new(), Vec::new(), 0);
-            q.visit_samples(&b[0], mint, maxt, true, &mut |s, summary| {
-                let index = (s[0].t - t0) / 100;
-                match summary {
-                    Some(summary) => {
-                        assert_eq!(summary, RunSummary::of(s), "rows {index}..");
-                        chunks.push((index, s.len()));
-                    }
-                    None => bare += s.len(),
-                }
-                seen.extend_from_slice(s);
-            })
-            .unwrap();
+            let (in_order, seen, summarised, bare) = visit(&q, &b[0], mint, maxt, true);
+            assert!(in_order);
+            let chunks: Vec<(i64, usize)> = summarised
+                .into_iter()
+                .map(|(t, len)| ((t - t0) / 100, len))
+                .collect();
             let want: Vec<Sample> = (first..=last).map(at).collect();
             assert_eq!(seen, want, "window {first}..={last}");
             if (first, last) == (0, 2_999) {

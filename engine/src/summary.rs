@@ -54,7 +54,9 @@ impl RunSummary {
         let (mut min, mut max) = (first, first);
         let (mut stale, mut nan, mut ints) = (false, false, true);
         let (mut sum, mut abs) = (0i128, 0i128);
-        let (mut fsum, mut fc, mut fabs, mut overflow) = (0.0, 0.0, 0.0, false);
+        // No partial sum can overflow while the magnitudes sum below the
+        // limit, which is where the float sum is kept.
+        let (mut fsum, mut fc, mut fabs, mut overflow) = (0.0, 0.0, 0.0f64, false);
         for s in run {
             let v = s.v;
             kahan_step(v, &mut fsum, &mut fc, &mut overflow);
@@ -80,8 +82,9 @@ impl RunSummary {
             nan,
             int_sum: ints.then_some((sum, abs)),
             extremes: (!nan).then_some((min, max)),
-            // An infinite value makes `fabs` infinite.
-            float_sum: (!nan && !overflow && fabs < FLOAT_SUM_LIMIT).then_some(FloatSum {
+            // A NaN makes `fabs` NaN and an infinity infinite: neither
+            // is below the limit.
+            float_sum: (fabs < FLOAT_SUM_LIMIT).then_some(FloatSum {
                 sum: fsum,
                 c: fc,
                 abs: fabs,

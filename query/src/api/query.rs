@@ -258,23 +258,14 @@ mod tests {
         let api = Api::new(db, super::super::ApiOptions::default());
         let params = |q: &str| Params::from_parts(Some(q), None);
         let ok = |r: Result<Response, ApiError>| assert_eq!(r.ok().unwrap().status(), 200);
-        ok(query(
-            State(api.clone()),
-            HeaderMap::new(),
-            params("query=1%2B1&time=1"),
-        )
-        .await);
+        let instant = |q: &str| query(State(api.clone()), HeaderMap::new(), params(q));
+        ok(instant("query=1%2B1&time=1").await);
         assert_eq!(api.parsed.len(), 1);
         let range = params("query=2*3&start=1&end=60&step=15");
         ok(query_range(State(api.clone()), HeaderMap::new(), range).await);
         assert_eq!(api.parsed.len(), 2);
         // Asked again: found, not added.
-        ok(query(
-            State(api.clone()),
-            HeaderMap::new(),
-            params("query=1%2B1&time=2"),
-        )
-        .await);
+        ok(instant("query=1%2B1&time=2").await);
         assert_eq!(api.parsed.len(), 2);
     }
 

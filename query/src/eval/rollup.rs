@@ -646,12 +646,9 @@ impl WindowFold {
     /// of magnitudes).
     fn add_float_sum(&mut self, f: &FloatSum) {
         if self.exact {
-            // Where the Kahan loop stands after the exact values (an
-            // average's first value added to zero is that value, so
-            // starting from zero is starting from it).
-            self.exact = false;
-            self.sum = self.isum as f64;
-            self.c = 0.0;
+            // An average's first value added to zero is that value, so
+            // going on from an empty window's zero is starting from it.
+            self.leave_exact();
         }
         kahan_step(f.sum, &mut self.sum, &mut self.c, &mut self.overflow);
         self.c += f.c;
@@ -754,17 +751,21 @@ impl WindowFold {
                 self.iabs += i128::from(x).abs();
                 return;
             }
-            // Where the Kahan loop stands after the exact values.
-            self.exact = false;
-            self.c = 0.0;
+            self.leave_exact();
             if self.kernel == Kernel::Avg && first {
                 // An average's loop starts from its first value.
                 self.sum = v;
                 return;
             }
-            self.sum = self.isum as f64;
         }
         kahan_step(v, &mut self.sum, &mut self.c, &mut self.overflow);
+    }
+
+    /// Ends the exact phase: the Kahan loop goes on from the exact sum.
+    fn leave_exact(&mut self) {
+        self.exact = false;
+        self.sum = self.isum as f64;
+        self.c = 0.0;
     }
 
     /// The window's value: `Some(None)` for an empty window, `None` where

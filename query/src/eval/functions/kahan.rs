@@ -1,21 +1,17 @@
 //! Kahan–Neumaier compensated summation, as Prometheus's `util/kahansum`
 //! does it: the compensation is reset once the running sum is infinite, so
 //! an overflow yields ±Inf instead of NaN. Shared by the `*_over_time`
-//! functions, the linear regression and the evaluator's `sum`/`avg`.
+//! functions, the linear regression and the evaluator's `sum`/`avg`. The
+//! step itself is the engine's ([`engine::summary::kahan_step`]), which
+//! the page summaries' float sums use too.
 
 /// Adds `inc` to `sum` with compensation `c`; returns the new `(sum, c)`.
 /// The caller adds `c` to `sum` at the end (unless `sum` is infinite).
 #[inline]
 pub fn inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
+    let (mut sum, mut c, mut overflow) = (sum, c, false);
+    engine::summary::kahan_step(inc, &mut sum, &mut c, &mut overflow);
+    (sum, c)
 }
 
 /// A running compensated sum.
