@@ -1,7 +1,8 @@
-//! Criterion micro-benchmark of the answers' gzip (`query::api::gzip`): a
-//! range answer of 24 series × 1,441 points (a 24 h panel at a 60 s
-//! step, about 1.3 MB of JSON) deflated in 64 KiB pieces on one and on
-//! two threads. The compressed size is printed once on stderr.
+//! Criterion micro-benchmark of the answers' gzip (`query::api::gzip`):
+//! range answers of 24 series × 1,441 points (a 24 h panel at a 60 s
+//! step, about 1.3 MB of JSON, 16 KiB pieces) and of 10 series × 361
+//! points (a 6 h `topk`, about 135 kB, 8 KiB pieces), deflated on one and
+//! on two threads. The compressed sizes are printed once on stderr.
 //!
 //! Run with `cargo bench -p query --bench gzip`.
 
@@ -14,14 +15,14 @@ use query::api::gzip::gzip;
 
 /// The JSON of a range answer in Prometheus's shape, with values of
 /// many digits (rates), as dashboards get them.
-fn answer() -> Vec<u8> {
+fn answer(series: usize, points: u64) -> Vec<u8> {
     let mut s = String::from(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
-    for i in 0..24 {
+    for i in 0..series {
         if i > 0 {
             s.push(',');
         }
         let _ = write!(s, r#"{{"metric":{{"instance":"host-{i}:9100"}},"values":["#);
-        for j in 0..1_441u64 {
+        for j in 0..points {
             if j > 0 {
                 s.push(',');
             }
@@ -36,21 +37,23 @@ fn answer() -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let body = answer();
-    eprintln!(
-        "gzip: {} bytes of JSON -> {} bytes",
-        body.len(),
-        gzip(&body, 1).len()
-    );
     let mut g = c.benchmark_group("gzip");
-    g.throughput(Throughput::Bytes(body.len() as u64));
     g.measurement_time(Duration::from_secs(3));
-    for threads in [1, 2] {
-        g.bench_with_input(
-            BenchmarkId::new("range-answer", threads),
-            &threads,
-            |b, &t| b.iter(|| gzip(black_box(&body), t)),
+    for (name, body) in [
+        ("range-answer", answer(24, 1_441)),
+        ("topk-answer", answer(10, 361)),
+    ] {
+        eprintln!(
+            "gzip {name}: {} bytes of JSON -> {} bytes",
+            body.len(),
+            gzip(&body, 1).len()
         );
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        for threads in [1, 2] {
+            g.bench_with_input(BenchmarkId::new(name, threads), &threads, |b, &t| {
+                b.iter(|| gzip(black_box(&body), t))
+            });
+        }
     }
     g.finish();
 }
