@@ -436,6 +436,24 @@ impl Cells {
         }
     }
 
+    /// Counts series `si` in group `g` at the steps in `runs` (step
+    /// indices; `Acc::Count` or `Acc::Group`, for a series that keeps its
+    /// name).
+    pub(super) fn add_runs(&mut self, g: usize, si: usize, runs: &[std::ops::Range<usize>]) {
+        debug_assert!(matches!(self.acc, Acc::Count | Acc::Group));
+        let row = g * self.n;
+        for r in runs {
+            let cells = row + r.start..row + r.end;
+            if let Acc::Count = self.acc {
+                self.value[cells.clone()].iter_mut().for_each(|v| *v += 1.0);
+            }
+            self.seen[cells].fill(true);
+        }
+        if !runs.is_empty() {
+            self.first[g].get_or_insert(si);
+        }
+    }
+
     /// Adds another task's counts (same groups, `Acc::Count` or
     /// `Acc::Group`: exact, in any order).
     pub(super) fn merge_counts(&mut self, other: Cells) {
@@ -804,7 +822,10 @@ fn k_steps<L: Fn(f64, f64) -> bool + Copy>(
         .collect();
     let mut used = vec![false; ngroups];
     let mut present = Vec::new();
-    let mut items: Vec<HeapItem> = Vec::new();
+    // An instant vector keeps the order Prometheus gives it (`topk`'s by
+    // value, largest first); a range query's points go to their series,
+    // whose order is settled later (by labels), so its steps skip the sort.
+    let sorted = ev.n() == 1;
     for (step, &fp) in param.iter().enumerate().take(ev.n()) {
         let t = ev.ts(step);
         if step % 256 == 255 {
@@ -870,16 +891,17 @@ fn k_steps<L: Fn(f64, f64) -> bool + Copy>(
             if !std::mem::take(&mut used[g]) {
                 continue;
             }
-            items.clear();
-            match op {
+            let items = match op {
                 AggregateOp::Topk | AggregateOp::Bottomk => {
-                    top[g].sort_reverse();
-                    items.append(&mut top[g].items);
+                    if sorted {
+                        top[g].sort_reverse();
+                    }
+                    &mut top[g].items
                 }
-                AggregateOp::Limitk => items.append(&mut top[g].items),
-                _ => items.append(&mut heaps[g]),
-            }
-            for it in &items {
+                AggregateOp::Limitk => &mut top[g].items,
+                _ => &mut heaps[g],
+            };
+            for it in items.iter() {
                 let s = &input[it.series];
                 let slot = &mut slot_of[it.series];
                 if *slot == usize::MAX {
@@ -887,6 +909,7 @@ fn k_steps<L: Fn(f64, f64) -> bool + Copy>(
                 }
                 out.push_at(*slot, t, it.v)?;
             }
+            items.clear();
         }
     }
     Ok(Val::Vector(out.series))

@@ -312,6 +312,12 @@ thread_local! {
     static POINTS: std::cell::Cell<Vec<Point>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// A worker's buffer for the steps one series covers
+    /// ([`InstantSel::covered`]), reused series after series.
+    static RUNS: std::cell::Cell<Vec<std::ops::Range<usize>>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Largest buffer (in points) a thread keeps between queries.
 const POINTS_KEEP: usize = 1 << 16;
 
@@ -356,6 +362,20 @@ impl Fold<'_> {
         (g, si): (usize, usize),
         buf: &mut Vec<Point>,
     ) -> Result<()> {
+        if let (Acc::Count | Acc::Group, Source::Instant { sel, entries }) = (self.acc, self.src) {
+            // Counted from the steps each sample covers, without a point
+            // per step.
+            let mut runs = RUNS.take();
+            runs.clear();
+            let covered = sel.covered(self.ev, &entries[si], &mut runs);
+            if let Ok(true) = covered {
+                cells.add_runs(g, si, &runs);
+            }
+            RUNS.set(runs);
+            if covered? {
+                return Ok(());
+            }
+        }
         buf.clear();
         self.src.points(self.ev, si, buf)?;
         cells.add(self.ev, g, si, buf, self.src.drop_name());

@@ -174,6 +174,52 @@ impl InstantSel {
         Ok(true)
     }
 
+    /// The steps at which series `e` has a visible sample, appended to
+    /// `runs` as ranges of step indices in order: the steps
+    /// [`InstantSel::points`] gives points at, found sample by sample
+    /// instead of step by step, for aggregations that only count them
+    /// (`count`, `group`). A series scraped more often than the grid's
+    /// step is one range from its first sample to its last plus the
+    /// lookback (a gap longer than the lookback, or a stale marker, ends
+    /// one). `false` (with `runs` as it was) for a selector not walked
+    /// over a grid (one step, steps far apart, `@`) or stored slices that
+    /// overlap in time: the caller then takes the points.
+    pub fn covered(
+        &self,
+        ev: &Ev,
+        e: &SeriesEntry,
+        runs: &mut Vec<std::ops::Range<usize>>,
+    ) -> Result<bool> {
+        let (mint, maxt) = (self.lo - self.lb + 1, self.hi);
+        if self.sparse || self.at.is_some() || ev.n() < 2 || ev.step <= 0 {
+            return Ok(false);
+        }
+        if mint > maxt {
+            return Ok(true);
+        }
+        ev.ctx.check()?;
+        let before = runs.len();
+        let mut cover = Coverage::new(self.lo, ev.step, ev.n(), self.lb);
+        let mut loaded = 0;
+        let in_order = ev
+            .ctx
+            .querier
+            .visit_samples(e, mint, maxt, false, &mut |s, _| {
+                loaded += s.len();
+                cover.feed(s, runs);
+            })?;
+        if !in_order {
+            runs.truncate(before);
+            return Ok(false);
+        }
+        cover.finish(runs);
+        // Accounted for as if held, as the gathering read does.
+        ev.ctx.loaded(loaded);
+        ev.ctx.take(loaded)?;
+        ev.ctx.release(loaded);
+        Ok(true)
+    }
+
     /// Appends series `e`'s points over the grid to `points` (empty on
     /// entry), accounting for them in the query's sample budget.
     pub fn points(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<()> {
@@ -218,6 +264,90 @@ impl InstantSel {
             }
         }
         res
+    }
+}
+
+/// The steps of a grid at which one series has a visible sample, from its
+/// samples fed in time order: sample `q` is what a step with reference
+/// time `r` sees while `q.t <= r < next.t`, and visible while
+/// `r < q.t + lookback`, unless `q` is a stale marker.
+struct Coverage {
+    /// Reference time (sample time) of the first step, the step, and the
+    /// number of steps.
+    r0: i64,
+    step: i64,
+    n: usize,
+    lb: i64,
+    /// The last sample fed: its time, and whether it is visible at all
+    /// (fed and not a stale marker).
+    prev_t: i64,
+    prev_live: bool,
+    /// The reference times covered since the last gap, `[from, to)`
+    /// (empty: none yet).
+    from: i64,
+    to: i64,
+}
+
+impl Coverage {
+    fn new(r0: i64, step: i64, n: usize, lb: i64) -> Coverage {
+        Coverage {
+            r0,
+            step,
+            n,
+            lb,
+            prev_t: i64::MIN,
+            prev_live: false,
+            from: i64::MIN,
+            to: i64::MIN,
+        }
+    }
+
+    fn feed(&mut self, s: &[Point], runs: &mut Vec<std::ops::Range<usize>>) {
+        for p in s {
+            if self.prev_live {
+                let to = p.t.min(self.prev_t.saturating_add(self.lb));
+                // Samples closer than the lookback: the range goes on.
+                if self.to != self.prev_t {
+                    self.close(runs);
+                    self.from = self.prev_t;
+                }
+                self.to = to;
+            }
+            self.prev_t = p.t;
+            self.prev_live = !is_stale_nan(p.v);
+        }
+    }
+
+    fn finish(&mut self, runs: &mut Vec<std::ops::Range<usize>>) {
+        if self.prev_live {
+            if self.to != self.prev_t {
+                self.close(runs);
+                self.from = self.prev_t;
+            }
+            self.to = self.prev_t.saturating_add(self.lb);
+        }
+        self.close(runs);
+    }
+
+    /// The open range's steps go into `runs`.
+    fn close(&mut self, runs: &mut Vec<std::ops::Range<usize>>) {
+        if self.from < self.to {
+            let (a, b) = (self.first_at(self.from), self.first_at(self.to));
+            if a < b {
+                runs.push(a..b);
+            }
+        }
+        (self.from, self.to) = (i64::MIN, i64::MIN);
+    }
+
+    /// The first step whose reference time is `t` or later (`n` if none).
+    fn first_at(&self, t: i64) -> usize {
+        let d = t.saturating_sub(self.r0);
+        if d <= 0 {
+            0
+        } else {
+            usize::try_from((d - 1) / self.step + 1).map_or(self.n, |i| i.min(self.n))
+        }
     }
 }
 

@@ -461,6 +461,173 @@ fn aggregation_by_few_and_many_groups() {
     }
 }
 
+/// `count` and `group` over an instant selector count each series from
+/// the steps its samples cover: equal to counting its points, across gaps
+/// longer than the lookback, stale markers, samples on and between the
+/// steps, offsets and grids finer and coarser than the samples.
+#[test]
+fn folded_counts_follow_gaps_and_stale_markers() {
+    const SERIES: usize = 40;
+    let labels: Vec<[(String, String); 3]> = (0..SERIES)
+        .map(|i| {
+            [
+                ("__name__".to_string(), "c".to_string()),
+                ("g".to_string(), (i % 3).to_string()),
+                ("id".to_string(), format!("{i:02}")),
+            ]
+        })
+        .collect();
+    let pairs: Vec<Vec<(&str, &str)>> = labels
+        .iter()
+        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+        .collect();
+    let stale = f64::from_bits(engine::STALE_NAN);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let series: Vec<TestSeries> = (0..SERIES)
+        .map(|i| {
+            let mut t = (i as i64 % 7) * 40_000;
+            let mut samples = Vec::new();
+            while t < 7_200_000 {
+                let v = match rnd(40) {
+                    0 => stale,
+                    _ => 1.0,
+                };
+                samples.push((t, v));
+                // Mostly 15 s apart, sometimes exactly the lookback, or
+                // more, or a step of the grid.
+                t += match rnd(30) {
+                    0 => 300_000,
+                    1 => 300_001,
+                    2 => 299_999,
+                    3 => 60_000 * (1 + rnd(12) as i64),
+                    4 => 1,
+                    _ => 15_000,
+                };
+            }
+            (pairs[i].as_slice(), samples)
+        })
+        .collect();
+    let (_d, db) = db(&series);
+    for (op, arg) in [
+        ("count by (g)", "c"),
+        ("count", "c"),
+        ("group by (g)", "c"),
+        ("count by (g)", "c offset 90s"),
+        ("count by (id)", "c"),
+    ] {
+        let fe = crate::promql::parse(&format!("{op} ({arg})")).unwrap();
+        let re = crate::promql::parse(&format!("{op} (({arg}) * 1)")).unwrap();
+        for (start, step) in [(0, 15_000), (1_000, 30_000), (59_999, 60_000), (0, 420_000)] {
+            for threads in [1, 2] {
+                let mut o = opts();
+                o.engine.parallelism = threads;
+                let a = range_query(&db, &fe, start, 7_500_000, step, &o).unwrap();
+                let b = range_query(&db, &re, start, 7_500_000, step, &o).unwrap();
+                let points = |v: &Value| -> Vec<(String, Vec<(i64, u64)>)> {
+                    let Value::Matrix(m) = v else {
+                        panic!("not a matrix")
+                    };
+                    m.iter()
+                        .map(|s| {
+                            let p = s.points.iter().map(|p| (p.t, p.v.to_bits())).collect();
+                            (s.labels.to_string(), p)
+                        })
+                        .collect()
+                };
+                let (pa, pb) = (points(&a.value), points(&b.value));
+                assert!(!pa.is_empty());
+                assert_eq!(
+                    pa, pb,
+                    "{op} ({arg}) from {start} step {step}, {threads} threads"
+                );
+            }
+        }
+    }
+}
+
+/// `topk`, `bottomk` and `limitk` over a range pick at every step the
+/// series and values an instant query at that step picks, ties and NaN
+/// included (a range query's steps skip the instant answer's sort).
+#[test]
+fn k_aggregations_over_a_range_pick_what_instant_queries_pick() {
+    const SERIES: usize = 12;
+    const STEPS: i64 = 30;
+    let labels: Vec<[(String, String); 3]> = (0..SERIES)
+        .map(|i| {
+            [
+                ("__name__".to_string(), "k".to_string()),
+                ("g".to_string(), (i % 2).to_string()),
+                ("id".to_string(), format!("{i:02}")),
+            ]
+        })
+        .collect();
+    let pairs: Vec<Vec<(&str, &str)>> = labels
+        .iter()
+        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+        .collect();
+    // Few distinct values (many ties), a NaN now and then, and series
+    // that start late.
+    let value = |i: usize, k: i64| match (i as i64 * 7 + k * 3) % 11 {
+        0 => f64::NAN,
+        r => (r % 4) as f64,
+    };
+    let series: Vec<TestSeries> = (0..SERIES)
+        .map(|i| {
+            let from = (i % 5) as i64 * 3;
+            let samples = (from..STEPS).map(|k| (k * 60_000, value(i, k))).collect();
+            (pairs[i].as_slice(), samples)
+        })
+        .collect();
+    let (_d, db) = db(&series);
+    type Picked = Vec<(String, u64)>;
+    let picked = |v: &Value, t: i64| -> Picked {
+        let mut p: Picked = match v {
+            Value::Vector(v) => v
+                .iter()
+                .map(|s| (s.labels.get("id").unwrap().to_string(), s.v.to_bits()))
+                .collect(),
+            Value::Matrix(m) => m
+                .iter()
+                .filter_map(|s| {
+                    let p = s.points.iter().find(|p| p.t == t)?;
+                    Some((s.labels.get("id").unwrap().to_string(), p.v.to_bits()))
+                })
+                .collect(),
+            _ => panic!("not a vector"),
+        };
+        p.sort();
+        p
+    };
+    for op in [AggregateOp::Topk, AggregateOp::Bottomk, AggregateOp::Limitk] {
+        for grouping in [vec![], vec!["g".to_string()]] {
+            let e = Expr::Aggregate(AggregateExpr {
+                op,
+                expr: Box::new(vector("k")),
+                param: Some(Box::new(Expr::Number(3.0))),
+                grouping: grouping.clone(),
+                without: false,
+                position: 0,
+            });
+            let range = range_query(&db, &e, 0, (STEPS - 1) * 60_000, 60_000, &opts()).unwrap();
+            for k in 0..STEPS {
+                let t = k * 60_000;
+                let instant = instant_query(&db, &e, t, &opts()).unwrap();
+                assert_eq!(
+                    picked(&range.value, t),
+                    picked(&instant.value, t),
+                    "{op:?} by {grouping:?} at step {k}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn prepared_queries_estimate_their_size_and_answer_the_same() {
     let (_d, db) = counter_db();
