@@ -147,31 +147,41 @@ impl InstantSel {
     /// a pass. `false` (with `points` as it was) where the sources overlap
     /// in time, which the caller then reads merged.
     fn walk(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<bool> {
+        let before = points.len();
+        let mut steps = Steps::default();
+        if !self.visit(ev, e, |s| steps.feed(self, ev, s, points))? {
+            points.truncate(before);
+            return Ok(false);
+        }
+        steps.finish(self, ev, points);
+        Ok(true)
+    }
+
+    /// Feeds series `e`'s stored slices in the selector's read range to
+    /// `feed`, in place and in time order, and accounts for the samples as
+    /// the gathering read does (as if held). `false` where the slices
+    /// overlap in time: the caller undoes what `feed` did and reads them
+    /// merged.
+    fn visit(&self, ev: &Ev, e: &SeriesEntry, mut feed: impl FnMut(&[Point])) -> Result<bool> {
         let (mint, maxt) = (self.lo - self.lb + 1, self.hi);
         if mint > maxt {
             return Ok(true);
         }
         ev.ctx.check()?;
-        let before = points.len();
-        let mut steps = Steps::default();
         let mut loaded = 0;
         let in_order = ev
             .ctx
             .querier
             .visit_samples(e, mint, maxt, false, &mut |s, _| {
                 loaded += s.len();
-                steps.feed(self, ev, s, points);
+                feed(s);
             })?;
-        if !in_order {
-            points.truncate(before);
-            return Ok(false);
+        if in_order {
+            ev.ctx.loaded(loaded);
+            ev.ctx.take(loaded)?;
+            ev.ctx.release(loaded);
         }
-        steps.finish(self, ev, points);
-        // Accounted for as if held, as the gathering read does.
-        ev.ctx.loaded(loaded);
-        ev.ctx.take(loaded)?;
-        ev.ctx.release(loaded);
-        Ok(true)
+        Ok(in_order)
     }
 
     /// The steps at which series `e` has a visible sample, appended to
@@ -190,33 +200,16 @@ impl InstantSel {
         e: &SeriesEntry,
         runs: &mut Vec<std::ops::Range<usize>>,
     ) -> Result<bool> {
-        let (mint, maxt) = (self.lo - self.lb + 1, self.hi);
         if self.sparse || self.at.is_some() || ev.n() < 2 || ev.step <= 0 {
             return Ok(false);
         }
-        if mint > maxt {
-            return Ok(true);
-        }
-        ev.ctx.check()?;
         let before = runs.len();
         let mut cover = Coverage::new(self.lo, ev.step, ev.n(), self.lb);
-        let mut loaded = 0;
-        let in_order = ev
-            .ctx
-            .querier
-            .visit_samples(e, mint, maxt, false, &mut |s, _| {
-                loaded += s.len();
-                cover.feed(s, runs);
-            })?;
-        if !in_order {
+        if !self.visit(ev, e, |s| cover.feed(s, runs))? {
             runs.truncate(before);
             return Ok(false);
         }
         cover.finish(runs);
-        // Accounted for as if held, as the gathering read does.
-        ev.ctx.loaded(loaded);
-        ev.ctx.take(loaded)?;
-        ev.ctx.release(loaded);
         Ok(true)
     }
 

@@ -54,6 +54,24 @@ fn db(series: &[TestSeries]) -> (tempfile::TempDir, Arc<Db>) {
     (dir, db)
 }
 
+/// Owned label sets as the pairs [`db`] takes.
+fn borrowed<const N: usize>(labels: &[[(String, String); N]]) -> Vec<Vec<(&str, &str)>> {
+    labels
+        .iter()
+        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+        .collect()
+}
+
+/// A xorshift generator: the same numbers on every run.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 fn sel(name: &str) -> VectorSelector {
     VectorSelector {
         name: Some(name.into()),
@@ -388,10 +406,7 @@ fn aggregation_by_few_and_many_groups() {
             ]
         })
         .collect();
-    let pairs: Vec<Vec<(&str, &str)>> = labels
-        .iter()
-        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
-        .collect();
+    let pairs = borrowed(&labels);
     let series: Vec<TestSeries> = (0..SERIES)
         .map(|i| {
             let samples = (0..=last(i)).map(|k| (k * 10_000, value(i, k))).collect();
@@ -477,18 +492,10 @@ fn folded_counts_follow_gaps_and_stale_markers() {
             ]
         })
         .collect();
-    let pairs: Vec<Vec<(&str, &str)>> = labels
-        .iter()
-        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
-        .collect();
+    let pairs = borrowed(&labels);
     let stale = f64::from_bits(engine::STALE_NAN);
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let mut rnd = move |n: u64| next() % n;
     let series: Vec<TestSeries> = (0..SERIES)
         .map(|i| {
             let mut t = (i as i64 % 7) * 40_000;
@@ -567,10 +574,7 @@ fn k_aggregations_over_a_range_pick_what_instant_queries_pick() {
             ]
         })
         .collect();
-    let pairs: Vec<Vec<(&str, &str)>> = labels
-        .iter()
-        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
-        .collect();
+    let pairs = borrowed(&labels);
     // Few distinct values (many ties), a NaN now and then, and series
     // that start late.
     let value = |i: usize, k: i64| match (i as i64 * 7 + k * 3) % 11 {
@@ -709,17 +713,9 @@ fn folded_aggregations_equal_unfolded_bit_for_bit() {
             ]
         })
         .collect();
-    let pairs: Vec<Vec<(&str, &str)>> = labels
-        .iter()
-        .map(|l| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
-        .collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let pairs = borrowed(&labels);
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let mut rnd = move || (next() >> 11) as f64 / (1u64 << 53) as f64;
     let series: Vec<TestSeries> = (0..SERIES)
         .map(|i| {
             // Counters with resets, some starting late or ending early,
