@@ -168,6 +168,28 @@ pub fn gzip_written(
     })
 }
 
+/// The lengths of the pieces `write` cuts a text of about `len_hint`
+/// bytes into (none deflated).
+#[cfg(test)]
+pub(crate) fn written_pieces(len_hint: usize, write: impl FnOnce(&mut PieceWriter)) -> Vec<usize> {
+    let shared = Shared::default();
+    let piece = piece_len(len_hint);
+    let mut w = PieceWriter {
+        text: String::new(),
+        piece,
+        shared: &shared,
+    };
+    write(&mut w);
+    if !w.text.is_empty() {
+        w.publish();
+    }
+    let pieces = shared
+        .pieces
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    pieces.iter().map(|p| p.len()).collect()
+}
+
 /// Text written in pieces: [`PieceWriter::buf`] takes the text,
 /// [`PieceWriter::boundary`] marks a place where a piece may end.
 pub struct PieceWriter<'a> {
@@ -444,33 +466,19 @@ mod tests {
         // A 6 h `topk` answer: sixteen pieces, a share for every thread.
         assert_eq!(piece_len(136_000), 136_000 / PIECES);
         assert_eq!(piece_len(1_300_000), PIECE);
-        // The writer ends pieces at the boundary after each piece length.
+        // The writer ends pieces at the first boundary past the length.
         let body = answer(136_000);
-        let shared = Shared::default();
         let piece = piece_len(body.len());
-        let mut w = PieceWriter {
-            text: String::new(),
-            piece,
-            shared: &shared,
-        };
-        for line in body.split_inclusive(|&b| b == b',') {
-            w.buf().push_str(std::str::from_utf8(line).unwrap());
-            w.boundary();
-        }
-        // Each piece a little over the length (to the next boundary); the
-        // rest, shorter, is not published yet.
-        let pieces = shared.pieces.into_inner().unwrap();
-        let whole = body.len() / piece;
-        assert!(
-            (whole - 1..=whole).contains(&pieces.len()),
-            "{}",
-            pieces.len()
-        );
-        assert!(
-            pieces
-                .iter()
-                .all(|p| (piece..piece + 64).contains(&p.len()))
-        );
+        let pieces = written_pieces(body.len(), |w| {
+            for line in body.split_inclusive(|&b| b == b',') {
+                w.buf().push_str(std::str::from_utf8(line).unwrap());
+                w.boundary();
+            }
+        });
+        assert_eq!(pieces.iter().sum::<usize>(), body.len());
+        let (last, whole) = pieces.split_last().unwrap();
+        assert!(*last < piece + 64);
+        assert!(whole.iter().all(|p| (piece..piece + 64).contains(p)));
     }
 
     #[test]

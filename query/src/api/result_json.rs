@@ -109,8 +109,10 @@ impl ResultOut for PieceWriter<'_> {
     }
 }
 
-/// Points written between [`ResultOut::boundary`] calls within one series.
-const POINTS_PER_BOUNDARY: usize = 1024;
+/// Points written between [`ResultOut::boundary`] calls within one series:
+/// 2-5 kB of JSON, so that gzip pieces end close to their length
+/// ([`super::gzip::piece_len`], 8-16 KiB) at the first boundary past it.
+const POINTS_PER_BOUNDARY: usize = 128;
 
 /// Appends `"resultType":"...","result":...` (no braces).
 pub fn push_result<O: ResultOut + ?Sized>(o: &mut O, value: &Value) {
@@ -304,6 +306,21 @@ mod tests {
                 .read_to_string(&mut back)
                 .unwrap();
             assert_eq!(back, plain, "threads {threads}");
+        }
+    }
+
+    #[test]
+    fn long_series_end_pieces_near_their_length() {
+        // A 24 h panel: 24 series of 1,441 points, rates of many digits.
+        let m = super::test_matrix(24, 1_441, 60_000);
+        let plain = render(&m);
+        let piece = super::super::gzip::piece_len(plain.len());
+        let pieces = super::super::gzip::written_pieces(plain.len(), |w| push_result(w, &m));
+        assert_eq!(pieces.iter().sum::<usize>(), plain.len());
+        let (last, whole) = pieces.split_last().unwrap();
+        assert!(*last <= piece + 6_000, "{last}");
+        for &p in whole {
+            assert!((piece..piece + 6_000).contains(&p), "{p} for {piece}");
         }
     }
 

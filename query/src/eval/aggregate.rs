@@ -823,8 +823,9 @@ fn k_steps<L: Fn(f64, f64) -> bool + Copy>(
     let mut used = vec![false; ngroups];
     let mut present = Vec::new();
     // An instant vector keeps the order Prometheus gives it (`topk`'s by
-    // value, largest first); a range query's points go to their series,
-    // whose order is settled later (by labels), so its steps skip the sort.
+    // value, largest first). Over a range each step's points go to their
+    // series, which keep the order they first appear in (a range query's
+    // answer is then sorted by labels), so the steps skip the sort.
     let sorted = ev.n() == 1;
     for (step, &fp) in param.iter().enumerate().take(ev.n()) {
         let t = ev.ts(step);

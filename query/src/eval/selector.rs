@@ -299,7 +299,9 @@ impl Coverage {
         for p in s {
             if self.prev_live {
                 let to = p.t.min(self.prev_t.saturating_add(self.lb));
-                // Samples closer than the lookback: the range goes on.
+                // The range goes on from where the last sample's ended
+                // (samples closer than the lookback); after a gap, a new
+                // one starts.
                 if self.to != self.prev_t {
                     self.close(runs);
                     self.from = self.prev_t;
@@ -873,6 +875,73 @@ mod tests {
 
     fn p(t: i64, v: f64) -> Point {
         Point::new(t, v)
+    }
+
+    /// The steps a model of the lookback sees a sample at: the latest
+    /// sample at or before the step's reference time, if within the
+    /// lookback and not a stale marker.
+    fn seen_steps(samples: &[Point], r0: i64, step: i64, n: usize, lb: i64) -> Vec<usize> {
+        (0..n)
+            .filter(|&i| {
+                let r = r0 + i as i64 * step;
+                samples
+                    .iter()
+                    .rev()
+                    .find(|q| q.t <= r)
+                    .is_some_and(|q| visible(*q, r, lb))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn coverage_gives_the_steps_the_lookback_sees() {
+        let stale = f64::from_bits(engine::STALE_NAN);
+        let mut next = super::super::tests::xorshift(0x853c_49e6_748f_ea9b);
+        let mut rnd = move |n: u64| next() % n;
+        for case in 0..400 {
+            let lb = [300, 1, 60, 1000][case % 4];
+            let step = [7, 60, 1, 300, 301][case % 5];
+            let n = 1 + rnd(60) as usize;
+            let r0 = rnd(2000) as i64 - 1000;
+            // Times from before the grid to past it, negative too, with
+            // equal times, gaps at and around the lookback, stale markers.
+            let mut t = r0 - 400 + rnd(200) as i64;
+            let mut samples = Vec::new();
+            for _ in 0..rnd(80) {
+                samples.push(p(t, if rnd(6) == 0 { stale } else { 1.0 }));
+                t += match rnd(8) {
+                    0 => 0,
+                    1 => lb,
+                    2 => lb + 1,
+                    3 => lb - 1,
+                    _ => rnd(2 * lb as u64 + 2) as i64,
+                };
+            }
+            // Equal times keep the last sample, as storage does.
+            samples.dedup_by(|b, a| {
+                let same = a.t == b.t;
+                if same {
+                    *a = *b;
+                }
+                same
+            });
+            let mut cover = Coverage::new(r0, step, n, lb);
+            let mut runs = Vec::new();
+            let mut rest = &samples[..];
+            while !rest.is_empty() {
+                let (slice, more) = rest.split_at(1 + rnd(rest.len() as u64) as usize);
+                cover.feed(slice, &mut runs);
+                rest = more;
+            }
+            cover.finish(&mut runs);
+            let got: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+            assert!(runs.windows(2).all(|w| w[0].end <= w[1].start));
+            assert_eq!(
+                got,
+                seen_steps(&samples, r0, step, n, lb),
+                "case {case}: {samples:?}"
+            );
+        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn borrowed<const N: usize>(labels: &[[(String, String); N]]) -> Vec<Vec<(&str, 
 }
 
 /// A xorshift generator: the same numbers on every run.
-fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+pub(super) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     move || {
         state ^= state << 13;
         state ^= state >> 7;
