@@ -154,18 +154,24 @@ pub fn gzip_written(
     len_hint: usize,
     write: impl FnOnce(&mut PieceWriter),
 ) -> Vec<u8> {
-    let piece = piece_len(len_hint);
     deflate_published(threads, len_hint, |shared| {
-        let mut w = PieceWriter {
-            text: String::with_capacity(len_hint.min(piece + piece / 4)),
-            piece,
-            shared,
-        };
-        write(&mut w);
-        if !w.text.is_empty() {
-            w.publish();
-        }
+        write_pieces(shared, len_hint, write)
     })
+}
+
+/// Publishes the text `write` puts into a [`PieceWriter`] to `shared`, in
+/// pieces of [`piece_len`] of `len_hint`, the rest as the last piece.
+fn write_pieces(shared: &Shared, len_hint: usize, write: impl FnOnce(&mut PieceWriter)) {
+    let piece = piece_len(len_hint);
+    let mut w = PieceWriter {
+        text: String::with_capacity(len_hint.min(piece + piece / 4)),
+        piece,
+        shared,
+    };
+    write(&mut w);
+    if !w.text.is_empty() {
+        w.publish();
+    }
 }
 
 /// The lengths of the pieces `write` cuts a text of about `len_hint`
@@ -173,16 +179,7 @@ pub fn gzip_written(
 #[cfg(test)]
 pub(crate) fn written_pieces(len_hint: usize, write: impl FnOnce(&mut PieceWriter)) -> Vec<usize> {
     let shared = Shared::default();
-    let piece = piece_len(len_hint);
-    let mut w = PieceWriter {
-        text: String::new(),
-        piece,
-        shared: &shared,
-    };
-    write(&mut w);
-    if !w.text.is_empty() {
-        w.publish();
-    }
+    write_pieces(&shared, len_hint, write);
     let pieces = shared
         .pieces
         .into_inner()

@@ -298,15 +298,7 @@ impl Coverage {
     fn feed(&mut self, s: &[Point], runs: &mut Vec<std::ops::Range<usize>>) {
         for p in s {
             if self.prev_live {
-                let to = p.t.min(self.prev_t.saturating_add(self.lb));
-                // The range goes on from where the last sample's ended
-                // (samples closer than the lookback); after a gap, a new
-                // one starts.
-                if self.to != self.prev_t {
-                    self.close(runs);
-                    self.from = self.prev_t;
-                }
-                self.to = to;
+                self.cover_prev(p.t.min(self.prev_t.saturating_add(self.lb)), runs);
             }
             self.prev_t = p.t;
             self.prev_live = !is_stale_nan(p.v);
@@ -315,13 +307,21 @@ impl Coverage {
 
     fn finish(&mut self, runs: &mut Vec<std::ops::Range<usize>>) {
         if self.prev_live {
-            if self.to != self.prev_t {
-                self.close(runs);
-                self.from = self.prev_t;
-            }
-            self.to = self.prev_t.saturating_add(self.lb);
+            self.cover_prev(self.prev_t.saturating_add(self.lb), runs);
         }
         self.close(runs);
+    }
+
+    /// The last sample fed covers reference times from its own up to
+    /// `to`: the open range goes on where it ended there (samples closer
+    /// than the lookback); after a gap, a new one starts.
+    #[inline]
+    fn cover_prev(&mut self, to: i64, runs: &mut Vec<std::ops::Range<usize>>) {
+        if self.to != self.prev_t {
+            self.close(runs);
+            self.from = self.prev_t;
+        }
+        self.to = to;
     }
 
     /// The open range's steps go into `runs`.

@@ -62,6 +62,20 @@ fn borrowed<const N: usize>(labels: &[[(String, String); N]]) -> Vec<Vec<(&str, 
         .collect()
 }
 
+/// `n` label sets of metric `name`: series `i` has `id` `i` (two digits)
+/// and is in group `g` `i % groups`.
+fn numbered(name: &str, n: usize, groups: usize) -> Vec<[(String, String); 3]> {
+    (0..n)
+        .map(|i| {
+            [
+                ("__name__".to_string(), name.to_string()),
+                ("g".to_string(), (i % groups).to_string()),
+                ("id".to_string(), format!("{i:02}")),
+            ]
+        })
+        .collect()
+}
+
 /// A xorshift generator: the same numbers on every run.
 pub(super) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     move || {
@@ -483,15 +497,7 @@ fn aggregation_by_few_and_many_groups() {
 #[test]
 fn folded_counts_follow_gaps_and_stale_markers() {
     const SERIES: usize = 40;
-    let labels: Vec<[(String, String); 3]> = (0..SERIES)
-        .map(|i| {
-            [
-                ("__name__".to_string(), "c".to_string()),
-                ("g".to_string(), (i % 3).to_string()),
-                ("id".to_string(), format!("{i:02}")),
-            ]
-        })
-        .collect();
+    let labels = numbered("c", SERIES, 3);
     let pairs = borrowed(&labels);
     let stale = f64::from_bits(engine::STALE_NAN);
     let mut next = xorshift(0x2545_f491_4f6c_dd1d);
@@ -558,6 +564,32 @@ fn folded_counts_follow_gaps_and_stale_markers() {
     }
 }
 
+/// A folded count holds its cells, not a point per step of each series:
+/// over a grid much finer than the samples, its peak stays near the
+/// cells, where counting points would hold another step's worth.
+#[test]
+fn folded_counts_hold_no_point_per_step() {
+    let labels = numbered("c", 8, 1);
+    let pairs = borrowed(&labels);
+    let series: Vec<TestSeries> = pairs
+        .iter()
+        .map(|l| (l.as_slice(), (0..30).map(|k| (k * 240_000, 1.0)).collect()))
+        .collect();
+    let (_d, db) = db(&series);
+    let e = crate::promql::parse("count(c)").unwrap();
+    let mut o = opts();
+    o.engine.parallelism = 1;
+    let steps = 7_201;
+    let out = range_query(&db, &e, 0, (steps - 1) * 1_000, 1_000, &o).unwrap();
+    let Value::Matrix(m) = &out.value else {
+        panic!("not a matrix")
+    };
+    assert_eq!(m[0].points.len(), steps as usize);
+    assert!(m[0].points.iter().all(|p| p.v == 8.0));
+    let peak = out.stats.peak_samples;
+    assert!(peak < steps as u64 * 3 / 2, "peak {peak} for {steps} cells");
+}
+
 /// `topk`, `bottomk` and `limitk` over a range pick at every step the
 /// series and values an instant query at that step picks, ties and NaN
 /// included (a range query's steps skip the instant answer's sort).
@@ -565,15 +597,7 @@ fn folded_counts_follow_gaps_and_stale_markers() {
 fn k_aggregations_over_a_range_pick_what_instant_queries_pick() {
     const SERIES: usize = 12;
     const STEPS: i64 = 30;
-    let labels: Vec<[(String, String); 3]> = (0..SERIES)
-        .map(|i| {
-            [
-                ("__name__".to_string(), "k".to_string()),
-                ("g".to_string(), (i % 2).to_string()),
-                ("id".to_string(), format!("{i:02}")),
-            ]
-        })
-        .collect();
+    let labels = numbered("k", SERIES, 2);
     let pairs = borrowed(&labels);
     // Few distinct values (many ties), a NaN now and then, and series
     // that start late.
