@@ -39,7 +39,7 @@ use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted, ep
 use crate::labels::{Labels, Matcher};
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::sample::{Sample, WriteBatch};
-use crate::summary::RunSummary;
+use crate::summary::{Continuity, RunSummary};
 use crate::wal::{self, Record, Wal, WalPos};
 
 /// When an append is acknowledged.
@@ -2393,7 +2393,9 @@ impl Querier {
     /// order, a slice at a time, without gathering them: block samples come
     /// straight from the decoded-page cache, with the page's summary of
     /// the slice where it is a whole run or chunk if `summaries`
-    /// ([`Block::visit_samples`]). Returns `false` when the sources overlap
+    /// ([`Block::visit_samples`]), and with what is known of its gaps and
+    /// stale markers ([`Continuity`]; nothing for the head's samples).
+    /// Returns `false` when the sources overlap
     /// in time (out-of-order data in several blocks, or a block and the
     /// head): `sink` then saw part of the samples, and the caller reads
     /// them with [`Querier::samples`], which merges them.
@@ -2403,11 +2405,11 @@ impl Querier {
         mint: i64,
         maxt: i64,
         summaries: bool,
-        sink: &mut dyn FnMut(&[Sample], Option<RunSummary>),
+        sink: &mut SliceSink<'_>,
     ) -> Result<bool> {
         let mut last: Option<i64> = None;
         let in_order = std::cell::Cell::new(true);
-        let mut checked = |s: &[Sample], summary: Option<RunSummary>| {
+        let mut checked = |s: &[Sample], summary: Option<RunSummary>, c: Continuity| {
             let (Some(first), Some(end)) = (s.first(), s.last()) else {
                 return ControlFlow::Continue(());
             };
@@ -2416,7 +2418,7 @@ impl Querier {
                 return ControlFlow::Break(());
             }
             last = Some(end.t);
-            sink(s, summary);
+            sink(s, summary, c);
             ControlFlow::Continue(())
         };
         for src in &entry.sources {
@@ -2427,7 +2429,7 @@ impl Querier {
                             let mut buf = cell.take();
                             buf.clear();
                             self.read_head(&s, mint, maxt, &mut buf);
-                            let _ = checked(&buf, None);
+                            let _ = checked(&buf, None, Continuity::UNKNOWN);
                             if buf.capacity() <= HEAD_SCRATCH_KEEP {
                                 cell.set(buf);
                             }
@@ -2489,6 +2491,10 @@ impl Querier {
     }
 }
 
+/// What [`Querier::visit_samples`] hands each slice to: the samples, their
+/// summary if asked for and known, what is known of their gaps.
+pub type SliceSink<'a> = dyn FnMut(&[Sample], Option<RunSummary>, Continuity) + 'a;
+
 thread_local! {
     /// A thread's buffer for the head's samples of one series in
     /// [`Querier::visit_samples`] (the head's chunks are compressed).
@@ -2521,6 +2527,7 @@ pub type BlockInfo = BlockMeta;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::{STALE_NAN, is_stale_nan};
 
     #[test]
     fn grouping_by_series_is_stable() {
@@ -2592,7 +2599,8 @@ mod tests {
 
     /// What `visit_samples` hands over: the slices joined, the slices that
     /// came with a summary (first time and length; each summary checked
-    /// against its slice), and how many samples came without one.
+    /// against its slice, and its continuity too), and how many samples
+    /// came without one.
     fn visit(
         q: &Querier,
         e: &SeriesEntry,
@@ -2602,7 +2610,8 @@ mod tests {
     ) -> (bool, Vec<Sample>, Vec<(i64, usize)>, usize) {
         let (mut all, mut summarised, mut bare) = (Vec::new(), Vec::new(), 0);
         let in_order = q
-            .visit_samples(e, mint, maxt, with_summaries, &mut |s, summary| {
+            .visit_samples(e, mint, maxt, with_summaries, &mut |s, summary, c| {
+                assert_holds(c, s);
                 if let Some(summary) = summary {
                     assert_eq!(summary, RunSummary::of(s), "from {}", s[0].t);
                     summarised.push((s[0].t, s.len()));
@@ -2613,6 +2622,96 @@ mod tests {
             })
             .unwrap();
         (in_order, all, summarised, bare)
+    }
+
+    /// `c` is true of slice `s`: no wider gap, no stale marker if none.
+    fn assert_holds(c: Continuity, s: &[Sample]) {
+        for w in s.windows(2) {
+            assert!(w[1].t - w[0].t <= c.max_gap, "{c:?}: gap at {}", w[0].t);
+        }
+        assert!(c.stale || !s.iter().any(|x| is_stale_nan(x.v)), "{c:?}");
+    }
+
+    /// Each page of a block bounds the gaps within its series runs and
+    /// says whether it holds a stale marker; the head's samples come with
+    /// nothing known.
+    #[test]
+    fn block_pages_bound_their_gaps_and_stale_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = foreground_db(dir.path(), |_| {});
+        let t0 = now_ms() - 3_600_000;
+        let write = |job: &str, samples: Vec<Sample>| {
+            let batch = WriteBatch {
+                series: vec![crate::sample::SeriesSamples {
+                    labels: Labels::new(&[("__name__", "up"), ("job", job)]),
+                    samples,
+                }],
+                metadata: vec![],
+            };
+            db.append(&batch).unwrap().wait_blocking().unwrap();
+            db.cut_head().unwrap();
+        };
+        // Each series in blocks of its own: `a` every 100 ms, `b` the
+        // same with a gap of 5.1 s and a stale marker.
+        write(
+            "a",
+            (0..6_000).map(|i| Sample::new(t0 + i * 100, 1.0)).collect(),
+        );
+        let b0 = t0 + 700_000;
+        let b: Vec<Sample> = (0..3_000)
+            .map(|i| {
+                let t = b0 + i * 100 + if i >= 1_000 { 5_000 } else { 0 };
+                let v = if i == 2_000 {
+                    f64::from_bits(STALE_NAN)
+                } else {
+                    2.0
+                };
+                Sample::new(t, v)
+            })
+            .collect();
+        write("b", b.clone());
+        append_samples(&db, vec![Sample::new(now_ms(), 3.0)]);
+        let q = db.querier(i64::MIN, i64::MAX);
+        let seen = |job: &str| {
+            let e = q.select(&[Matcher::equal("job", job)]).unwrap();
+            let (mut samples, mut seen) = (Vec::new(), Vec::new());
+            let in_order = q
+                .visit_samples(&e[0], i64::MIN, i64::MAX, false, &mut |s, _, c| {
+                    assert_holds(c, s);
+                    samples.extend_from_slice(s);
+                    seen.push((s.to_vec(), c));
+                })
+                .unwrap();
+            assert!(in_order);
+            (samples, seen)
+        };
+        // Read whole, each slice is a page of one series: what the page
+        // knows is exactly its slice's widest gap and stale markers.
+        let exact = |s: &[Sample]| Continuity {
+            max_gap: s.windows(2).map(|w| w[1].t - w[0].t).max().unwrap_or(0),
+            stale: s.iter().any(|x| is_stale_nan(x.v)),
+        };
+        let even = Continuity {
+            max_gap: 100,
+            stale: false,
+        };
+        let (a_samples, a_seen) = seen("a");
+        assert_eq!(a_samples.len(), 6_000);
+        assert!(a_seen.iter().all(|(_, c)| *c == even), "{a_seen:?}");
+        let (b_samples, b_seen) = seen("b");
+        assert_eq!(b_samples.len(), b.len());
+        for (s, c) in &b_seen {
+            assert_eq!(*c, exact(s), "b from {}", s[0].t);
+        }
+        assert!(b_seen.iter().any(|(_, c)| c.max_gap == 5_100));
+        assert!(b_seen.iter().any(|(_, c)| c.stale));
+        // `v`: one sample, in the head.
+        let (_, v_seen) = seen("v");
+        assert_eq!(v_seen.len(), 1);
+        assert_eq!(v_seen[0].1, Continuity::UNKNOWN);
+        assert!(!Continuity::UNKNOWN.unbroken(i64::MAX));
+        assert!(even.unbroken(100) && !even.unbroken(99));
+        assert!(!exact(&b).unbroken(i64::MAX));
     }
 
     #[test]

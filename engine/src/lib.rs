@@ -32,4 +32,4 @@ pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};
 pub use metadata::{MetricMetadata, MetricType};
 pub use sample::{STALE_NAN, Sample, SeriesSamples, WriteBatch, is_stale_nan};
-pub use summary::RunSummary;
+pub use summary::{Continuity, RunSummary};

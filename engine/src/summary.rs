@@ -28,6 +28,35 @@ pub struct FloatSum {
     pub abs: f64,
 }
 
+/// What a reader knows of every slice of one page without visiting its
+/// samples: bounds that hold for all of the page's series runs, found
+/// when the page is decoded and checked. A query counting the steps a
+/// series is visible at (`count`, `group`) takes an unbroken slice as one
+/// range, from its first sample to its last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuity {
+    /// No two consecutive samples of a series lie further apart than
+    /// this many milliseconds (`i64::MAX`: not known).
+    pub max_gap: i64,
+    /// Some sample may be a stale marker.
+    pub stale: bool,
+}
+
+impl Continuity {
+    /// Nothing known: any gap, stale markers possible.
+    pub const UNKNOWN: Continuity = Continuity {
+        max_gap: i64::MAX,
+        stale: true,
+    };
+
+    /// No stale marker, and no gap wider than `lookback`: each sample is
+    /// visible until the next one, so the samples of a slice leave no
+    /// time between its first and its last unseen.
+    pub fn unbroken(&self, lookback: i64) -> bool {
+        !self.stale && self.max_gap <= lookback
+    }
+}
+
 /// Statistics of a run of samples (in time order).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunSummary {

@@ -36,7 +36,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::sample::Sample;
-use crate::summary::RunSummary;
+use crate::summary::{Continuity, RunSummary};
 
 /// Bit set in the page number of a `timestamps.parquet` page (version 3),
 /// so that its pages and `samples.parquet`'s share a block's key space.
@@ -59,6 +59,8 @@ pub struct DecodedPage {
     pub(crate) first_row: u64,
     pub(crate) samples: Box<[Sample]>,
     pub(crate) times: Box<[i64]>,
+    /// Bounds on every series run of `samples` (gaps, stale markers).
+    pub(crate) continuity: Continuity,
     /// Summaries of the series runs (and chunks of runs) asked for so
     /// far: `(start, end, summary)` of `samples[start..end]`, sorted by
     /// `(start, end)` (a run and its first chunk start together).
@@ -66,11 +68,16 @@ pub struct DecodedPage {
 }
 
 impl DecodedPage {
-    pub(crate) fn new(first_row: u64, samples: Box<[Sample]>) -> DecodedPage {
+    pub(crate) fn new(
+        first_row: u64,
+        samples: Box<[Sample]>,
+        continuity: Continuity,
+    ) -> DecodedPage {
         DecodedPage {
             first_row,
             samples,
             times: Box::default(),
+            continuity,
             summaries: Mutex::default(),
         }
     }
@@ -81,6 +88,7 @@ impl DecodedPage {
             first_row,
             samples: Box::default(),
             times,
+            continuity: Continuity::UNKNOWN,
             summaries: Mutex::default(),
         }
     }
@@ -480,7 +488,11 @@ mod tests {
                 v: first_row as f64,
             })
             .collect();
-        Arc::new(DecodedPage::new(first_row, samples.into_boxed_slice()))
+        Arc::new(DecodedPage::new(
+            first_row,
+            samples.into_boxed_slice(),
+            Continuity::UNKNOWN,
+        ))
     }
 
     const PAGE_COST: usize = 100 * 16 + ENTRY_OVERHEAD;
@@ -488,7 +500,7 @@ mod tests {
     #[test]
     fn a_page_keeps_one_summary_per_slice_asked_for() {
         let samples: Vec<Sample> = (0..600).map(|i| Sample::new(i, (i % 10) as f64)).collect();
-        let p = DecodedPage::new(0, samples.clone().into_boxed_slice());
+        let p = DecodedPage::new(0, samples.clone().into_boxed_slice(), Continuity::UNKNOWN);
         // A run and its first chunk start at the same row; asked for in
         // turn, each is found again rather than added once more.
         for _ in 0..3 {

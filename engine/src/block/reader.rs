@@ -32,8 +32,8 @@ use parquet::file::serialized_reader::SerializedPageReader;
 use crate::error::{Error, Result};
 use crate::index::MemPostings;
 use crate::labels::Labels;
-use crate::sample::{Sample, first_at_or_after, partition_point_near};
-use crate::summary::RunSummary;
+use crate::sample::{Sample, first_at_or_after, is_stale_nan, partition_point_near};
+use crate::summary::{Continuity, RunSummary};
 
 use super::cache::{self, BlockCache, DecodedPage};
 use super::decimal;
@@ -390,7 +390,7 @@ impl Block {
     /// Appends the samples of series `id` with `mint <= t <= maxt` to `out`,
     /// sorted by time.
     pub fn read_samples(&self, id: u32, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
-        self.visit_samples(id, mint, maxt, false, &mut |s, _| {
+        self.visit_samples(id, mint, maxt, false, &mut |s, _, _| {
             out.extend_from_slice(s);
             ControlFlow::Continue(())
         })
@@ -428,7 +428,7 @@ impl Block {
         let mut go = true;
         self.read_many(&[id], mint, maxt, &mut |_, s| {
             if go {
-                go = sink(s, None).is_continue();
+                go = sink(s, None, Continuity::UNKNOWN).is_continue();
             }
         })
     }
@@ -837,8 +837,9 @@ impl Block {
 
     /// Checks decoded rows `first..first + n` (a page): each row's series id
     /// is the one the series table gives that row, and timestamps increase
-    /// within each series.
-    fn check_page(&self, first: u64, cols: &Columns) -> Result<()> {
+    /// within each series. Returns the widest gap between consecutive
+    /// samples of a series (0 when no series has two).
+    fn check_page(&self, first: u64, cols: &Columns) -> Result<i64> {
         let path = &self.samples_path;
         let t = &self.series;
         if cols.sid.len() != cols.ts.len() || cols.ts.len() != cols.v.len() {
@@ -851,6 +852,7 @@ impl Block {
         let series_end = |s: usize| t.rows(s).map_or(u64::MAX, |(_, end)| end);
         let mut end = series_end(s);
         let mut prev: Option<i64> = None;
+        let mut max_gap = 0i64;
         for (k, (&sid, &ts)) in cols.sid.iter().zip(&cols.ts).enumerate() {
             let row = first + k as u64;
             while row >= end {
@@ -864,12 +866,15 @@ impl Block {
                     format!("row {row} carries series_id {sid}, the series table says {s}"),
                 ));
             }
-            if prev.is_some_and(|p| ts <= p) {
-                return Err(self.disorder(s));
+            if let Some(p) = prev {
+                if ts <= p {
+                    return Err(self.disorder(s));
+                }
+                max_gap = max_gap.max(ts.saturating_sub(p));
             }
             prev = Some(ts);
         }
-        Ok(())
+        Ok(max_gap)
     }
 
     /// Row groups of `samples.parquet`.
@@ -1027,7 +1032,7 @@ impl<'a> PagedRead<'a> {
         maxt: i64,
         sink: &mut dyn FnMut(&[Sample]),
     ) -> Result<()> {
-        self.read_runs(id, a, b, mint, maxt, false, &mut |s, _| {
+        self.read_runs(id, a, b, mint, maxt, false, &mut |s, _, _| {
             sink(s);
             ControlFlow::Continue(())
         })
@@ -1092,10 +1097,10 @@ impl<'a> PagedRead<'a> {
                     (end_row.min(page.end_row()) - page.first_row) as usize,
                 );
                 let go = if !summaries {
-                    sink(&page.samples[from..to], None)
+                    sink(&page.samples[from..to], None, page.continuity)
                 } else if (from, to) == whole {
                     let summary = (to - from >= SUMMARY_MIN_RUN).then(|| page.summary(from, to));
-                    sink(&page.samples[from..to], summary)
+                    sink(&page.samples[from..to], summary, page.continuity)
                 } else {
                     summarized_chunks(&page, whole, from, to, sink)
                 };
@@ -1139,14 +1144,17 @@ impl<'a> PagedRead<'a> {
         };
         let mut decode = |cols: &mut Columns| -> Result<DecodedPage> {
             block.read_rows(c, first, n, cols)?;
-            block.check_page(first, cols)?;
+            let continuity = Continuity {
+                max_gap: block.check_page(first, cols)?,
+                stale: cols.v.iter().any(|&v| is_stale_nan(v)),
+            };
             let samples = cols
                 .ts
                 .iter()
                 .zip(&cols.v)
                 .map(|(&t, &v)| Sample { t, v })
                 .collect();
-            Ok(DecodedPage::new(first, samples))
+            Ok(DecodedPage::new(first, samples, continuity))
         };
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => decode(&mut scratch.0),
@@ -1155,9 +1163,10 @@ impl<'a> PagedRead<'a> {
     }
 }
 
-/// What [`Block::visit_samples`] hands each slice to (with the slice's
-/// summary when it is a whole run or chunk): `Break` ends the read.
-pub type RunSink<'a> = dyn FnMut(&[Sample], Option<RunSummary>) -> ControlFlow<()> + 'a;
+/// What [`Block::visit_samples`] hands each slice to, with the slice's
+/// summary when it is a whole run or chunk, and its page's
+/// [`Continuity`]: `Break` ends the read.
+pub type RunSink<'a> = dyn FnMut(&[Sample], Option<RunSummary>, Continuity) -> ControlFlow<()> + 'a;
 
 /// Shortest run (or last chunk of a run) a page keeps a summary of: a
 /// kept summary costs 128 bytes, as much as eight samples, uncharged to
@@ -1193,7 +1202,7 @@ fn summarized_chunks(
             (pos == chunk_start && chunk_end <= to && chunk_end - chunk_start >= SUMMARY_MIN_RUN)
                 .then(|| page.summary(chunk_start, chunk_end));
         let next = chunk_end.min(to);
-        sink(&page.samples[pos..next], summary)?;
+        sink(&page.samples[pos..next], summary, page.continuity)?;
         pos = next;
     }
     ControlFlow::Continue(())

@@ -6,7 +6,7 @@
 //! step needs, and processed with two cursors moving forward over its
 //! sorted samples; only one series' raw samples are held per worker.
 
-use engine::{Labels, SeriesEntry, is_stale_nan};
+use engine::{Continuity, Labels, SeriesEntry, is_stale_nan};
 
 use super::error::Result;
 use super::evaluator::{Ev, Val};
@@ -149,7 +149,7 @@ impl InstantSel {
     fn walk(&self, ev: &Ev, e: &SeriesEntry, points: &mut Vec<Point>) -> Result<bool> {
         let before = points.len();
         let mut steps = Steps::default();
-        if !self.visit(ev, e, |s| steps.feed(self, ev, s, points))? {
+        if !self.visit(ev, e, |s, _| steps.feed(self, ev, s, points))? {
             points.truncate(before);
             return Ok(false);
         }
@@ -158,11 +158,16 @@ impl InstantSel {
     }
 
     /// Feeds series `e`'s stored slices in the selector's read range to
-    /// `feed`, in place and in time order, and accounts for the samples as
-    /// the gathering read does (as if held). `false` where the slices
-    /// overlap in time: the caller undoes what `feed` did and reads them
-    /// merged.
-    fn visit(&self, ev: &Ev, e: &SeriesEntry, mut feed: impl FnMut(&[Point])) -> Result<bool> {
+    /// `feed`, in place and in time order, with what is known of their
+    /// gaps, and accounts for the samples as the gathering read does (as
+    /// if held). `false` where the slices overlap in time: the caller
+    /// undoes what `feed` did and reads them merged.
+    fn visit(
+        &self,
+        ev: &Ev,
+        e: &SeriesEntry,
+        mut feed: impl FnMut(&[Point], Continuity),
+    ) -> Result<bool> {
         let (mint, maxt) = (self.lo - self.lb + 1, self.hi);
         if mint > maxt {
             return Ok(true);
@@ -172,9 +177,9 @@ impl InstantSel {
         let in_order = ev
             .ctx
             .querier
-            .visit_samples(e, mint, maxt, false, &mut |s, _| {
+            .visit_samples(e, mint, maxt, false, &mut |s, _, c| {
                 loaded += s.len();
-                feed(s);
+                feed(s, c);
             })?;
         if in_order {
             ev.ctx.loaded(loaded);
@@ -205,7 +210,7 @@ impl InstantSel {
         }
         let before = runs.len();
         let mut cover = Coverage::new(self.lo, ev.step, ev.n(), self.lb);
-        if !self.visit(ev, e, |s| cover.feed(s, runs))? {
+        if !self.visit(ev, e, |s, c| cover.feed(s, c, runs))? {
             runs.truncate(before);
             return Ok(false);
         }
@@ -295,14 +300,30 @@ impl Coverage {
         }
     }
 
-    fn feed(&mut self, s: &[Point], runs: &mut Vec<std::ops::Range<usize>>) {
-        for p in s {
-            if self.prev_live {
-                self.cover_prev(p.t.min(self.prev_t.saturating_add(self.lb)), runs);
-            }
-            self.prev_t = p.t;
-            self.prev_live = !is_stale_nan(p.v);
+    /// Feeds slice `s`. Where `c` says each of its samples stays visible
+    /// until the next, the slice covers reference times from its first
+    /// sample to its last without a gap: only those two are looked at.
+    fn feed(&mut self, s: &[Point], c: Continuity, runs: &mut Vec<std::ops::Range<usize>>) {
+        if let [first, .., last] = s
+            && c.unbroken(self.lb)
+        {
+            self.feed_one(first, runs);
+            self.cover_prev(last.t, runs);
+            (self.prev_t, self.prev_live) = (last.t, true);
+            return;
         }
+        for p in s {
+            self.feed_one(p, runs);
+        }
+    }
+
+    #[inline]
+    fn feed_one(&mut self, p: &Point, runs: &mut Vec<std::ops::Range<usize>>) {
+        if self.prev_live {
+            self.cover_prev(p.t.min(self.prev_t.saturating_add(self.lb)), runs);
+        }
+        self.prev_t = p.t;
+        self.prev_live = !is_stale_nan(p.v);
     }
 
     fn finish(&mut self, runs: &mut Vec<std::ops::Range<usize>>) {
@@ -644,7 +665,7 @@ impl RangeArg {
                     mint,
                     maxt,
                     true,
-                    &mut |s, summary| {
+                    &mut |s, summary, _| {
                         loaded += s.len();
                         match summary {
                             Some(summary) => fold.add_summarized(s, &summary),
@@ -898,6 +919,8 @@ mod tests {
         let stale = f64::from_bits(engine::STALE_NAN);
         let mut next = super::super::tests::xorshift(0x853c_49e6_748f_ea9b);
         let mut rnd = move |n: u64| next() % n;
+        // Slices of more than two samples taken as one range.
+        let mut whole = 0;
         for case in 0..400 {
             let lb = [300, 1, 60, 1000][case % 4];
             let step = [7, 60, 1, 300, 301][case % 5];
@@ -905,15 +928,20 @@ mod tests {
             let r0 = rnd(2000) as i64 - 1000;
             // Times from before the grid to past it, negative too, with
             // equal times, gaps at and around the lookback, stale markers.
-            let mut t = r0 - 400 + rnd(200) as i64;
+            let mut t = r0 - rnd(3 * lb as u64 + 3) as i64;
+            // A third of the cases are regular: no gap wider than the
+            // lookback, no stale marker; a third have no stale marker.
+            let regular = case % 3 == 0;
             let mut samples = Vec::new();
             for _ in 0..rnd(80) {
-                samples.push(p(t, if rnd(6) == 0 { stale } else { 1.0 }));
+                let marker = case % 3 == 2 && rnd(6) == 0;
+                samples.push(p(t, if marker { stale } else { 1.0 }));
                 t += match rnd(8) {
                     0 => 0,
                     1 => lb,
-                    2 => lb + 1,
+                    2 if !regular => lb + 1,
                     3 => lb - 1,
+                    _ if regular => rnd(lb as u64 + 1) as i64,
                     _ => rnd(2 * lb as u64 + 2) as i64,
                 };
             }
@@ -930,7 +958,23 @@ mod tests {
             let mut rest = &samples[..];
             while !rest.is_empty() {
                 let (slice, more) = rest.split_at(1 + rnd(rest.len() as u64) as usize);
-                cover.feed(slice, &mut runs);
+                // What storage may know of the slice: nothing, its widest
+                // gap and stale markers exactly, or a looser bound that
+                // still keeps it unbroken.
+                let exact = Continuity {
+                    max_gap: slice.windows(2).map(|w| w[1].t - w[0].t).max().unwrap_or(0),
+                    stale: slice.iter().any(|q| is_stale_nan(q.v)),
+                };
+                let c = match rnd(3) {
+                    0 => Continuity::UNKNOWN,
+                    1 => exact,
+                    _ => Continuity {
+                        max_gap: exact.max_gap.max(lb),
+                        ..exact
+                    },
+                };
+                whole += usize::from(slice.len() > 2 && c.unbroken(lb));
+                cover.feed(slice, c, &mut runs);
                 rest = more;
             }
             cover.finish(&mut runs);
@@ -942,6 +986,7 @@ mod tests {
                 "case {case}: {samples:?}"
             );
         }
+        assert!(whole > 100, "{whole} slices taken whole");
     }
 
     #[test]
