@@ -2393,12 +2393,12 @@ impl Querier {
     /// order, a slice at a time, without gathering them: block samples come
     /// straight from the decoded-page cache, with the page's summary of
     /// the slice where it is a whole run or chunk if `summaries`
-    /// ([`Block::visit_samples`]), and with what is known of its gaps and
-    /// stale markers ([`Continuity`]; nothing for the head's samples).
-    /// Returns `false` when the sources overlap
-    /// in time (out-of-order data in several blocks, or a block and the
-    /// head): `sink` then saw part of the samples, and the caller reads
-    /// them with [`Querier::samples`], which merges them.
+    /// ([`Block::visit_samples`]), and with what its page knows of its
+    /// gaps and stale markers ([`Continuity`]; nothing for the head's
+    /// samples, or a block's read without the cache). Returns `false` when
+    /// the sources overlap in time (out-of-order data in several blocks,
+    /// or a block and the head): `sink` then saw part of the samples, and
+    /// the caller reads them with [`Querier::samples`], which merges them.
     pub fn visit_samples(
         &self,
         entry: &SeriesEntry,
@@ -2639,7 +2639,9 @@ mod tests {
     fn block_pages_bound_their_gaps_and_stale_markers() {
         let dir = tempfile::tempdir().unwrap();
         let db = foreground_db(dir.path(), |_| {});
-        let t0 = now_ms() - 3_600_000;
+        // At the start of a block's window (2 h): the data below lies in
+        // one, whatever the clock.
+        let t0 = (now_ms() - 3 * 3_600_000).div_euclid(7_200_000) * 7_200_000;
         let write = |job: &str, samples: Vec<Sample>| {
             let batch = WriteBatch {
                 series: vec![crate::sample::SeriesSamples {

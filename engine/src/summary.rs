@@ -3,7 +3,10 @@
 //! once and kept with the page (see
 //! [`crate::db::Querier::visit_samples`]). A query folding a long window
 //! (`avg_over_time(up[30d])`) then takes whole runs in O(1) instead of
-//! streaming every sample through memory.
+//! streaming every sample through memory. And bounds on the gaps and
+//! stale markers of all of a page's runs ([`Continuity`]), found when the
+//! page is decoded, with which a count of the steps a series is visible
+//! at takes a slice by its two ends.
 
 use crate::sample::{Sample, is_stale_nan};
 

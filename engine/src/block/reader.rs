@@ -837,9 +837,10 @@ impl Block {
 
     /// Checks decoded rows `first..first + n` (a page): each row's series id
     /// is the one the series table gives that row, and timestamps increase
-    /// within each series. Returns the widest gap between consecutive
-    /// samples of a series (0 when no series has two).
-    fn check_page(&self, first: u64, cols: &Columns) -> Result<i64> {
+    /// within each series. Returns what the page knows of its runs: the
+    /// widest gap between consecutive samples of a series (0 when no
+    /// series has two), and whether a value is a stale marker.
+    fn check_page(&self, first: u64, cols: &Columns) -> Result<Continuity> {
         let path = &self.samples_path;
         let t = &self.series;
         if cols.sid.len() != cols.ts.len() || cols.ts.len() != cols.v.len() {
@@ -852,8 +853,8 @@ impl Block {
         let series_end = |s: usize| t.rows(s).map_or(u64::MAX, |(_, end)| end);
         let mut end = series_end(s);
         let mut prev: Option<i64> = None;
-        let mut max_gap = 0i64;
-        for (k, (&sid, &ts)) in cols.sid.iter().zip(&cols.ts).enumerate() {
+        let (mut max_gap, mut stale) = (0i64, false);
+        for (k, ((&sid, &ts), &v)) in cols.sid.iter().zip(&cols.ts).zip(&cols.v).enumerate() {
             let row = first + k as u64;
             while row >= end {
                 s += 1;
@@ -873,8 +874,9 @@ impl Block {
                 max_gap = max_gap.max(ts.saturating_sub(p));
             }
             prev = Some(ts);
+            stale |= is_stale_nan(v);
         }
-        Ok(max_gap)
+        Ok(Continuity { max_gap, stale })
     }
 
     /// Row groups of `samples.parquet`.
@@ -1144,10 +1146,7 @@ impl<'a> PagedRead<'a> {
         };
         let mut decode = |cols: &mut Columns| -> Result<DecodedPage> {
             block.read_rows(c, first, n, cols)?;
-            let continuity = Continuity {
-                max_gap: block.check_page(first, cols)?,
-                stale: cols.v.iter().any(|&v| is_stale_nan(v)),
-            };
+            let continuity = block.check_page(first, cols)?;
             let samples = cols
                 .ts
                 .iter()

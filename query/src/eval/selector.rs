@@ -196,7 +196,8 @@ impl InstantSel {
     /// (`count`, `group`). A series scraped more often than the grid's
     /// step is one range from its first sample to its last plus the
     /// lookback (a gap longer than the lookback, or a stale marker, ends
-    /// one). `false` (with `runs` as it was) for a selector not walked
+    /// one). A slice whose page has no wider gap and no stale marker is
+    /// taken by its two ends. `false` (with `runs` as it was) for a selector not walked
     /// over a grid (one step, steps far apart, `@`) or stored slices that
     /// overlap in time: the caller then takes the points.
     pub fn covered(
@@ -210,7 +211,12 @@ impl InstantSel {
         }
         let before = runs.len();
         let mut cover = Coverage::new(self.lo, ev.step, ev.n(), self.lb);
-        if !self.visit(ev, e, |s, c| cover.feed(s, c, runs))? {
+        let visited = self.visit(ev, e, |s, c| {
+            let _whole = cover.feed(s, c, runs);
+            #[cfg(test)]
+            tests::count_whole(_whole);
+        })?;
+        if !visited {
             runs.truncate(before);
             return Ok(false);
         }
@@ -302,19 +308,21 @@ impl Coverage {
 
     /// Feeds slice `s`. Where `c` says each of its samples stays visible
     /// until the next, the slice covers reference times from its first
-    /// sample to its last without a gap: only those two are looked at.
-    fn feed(&mut self, s: &[Point], c: Continuity, runs: &mut Vec<std::ops::Range<usize>>) {
+    /// sample to its last without a gap: only those two are looked at
+    /// (`true`: the slice was taken so).
+    fn feed(&mut self, s: &[Point], c: Continuity, runs: &mut Vec<std::ops::Range<usize>>) -> bool {
         if let [first, .., last] = s
             && c.unbroken(self.lb)
         {
             self.feed_one(first, runs);
             self.cover_prev(last.t, runs);
             (self.prev_t, self.prev_live) = (last.t, true);
-            return;
+            return true;
         }
         for p in s {
             self.feed_one(p, runs);
         }
+        false
     }
 
     #[inline]
@@ -891,8 +899,21 @@ pub(crate) struct Span {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Slices [`Coverage::feed`] took by their two ends in
+    /// [`InstantSel::covered`], over all tests of the process.
+    static SLICES_TAKEN_WHOLE: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn count_whole(whole: bool) {
+        SLICES_TAKEN_WHOLE.fetch_add(usize::from(whole), Ordering::Relaxed);
+    }
+
+    pub(in crate::eval) fn slices_taken_whole() -> usize {
+        SLICES_TAKEN_WHOLE.load(Ordering::Relaxed)
+    }
 
     fn p(t: i64, v: f64) -> Point {
         Point::new(t, v)
@@ -919,7 +940,7 @@ mod tests {
         let stale = f64::from_bits(engine::STALE_NAN);
         let mut next = super::super::tests::xorshift(0x853c_49e6_748f_ea9b);
         let mut rnd = move |n: u64| next() % n;
-        // Slices of more than two samples taken as one range.
+        // Slices taken as one range, by their two ends.
         let mut whole = 0;
         for case in 0..400 {
             let lb = [300, 1, 60, 1000][case % 4];
@@ -973,8 +994,7 @@ mod tests {
                         ..exact
                     },
                 };
-                whole += usize::from(slice.len() > 2 && c.unbroken(lb));
-                cover.feed(slice, c, &mut runs);
+                whole += usize::from(cover.feed(slice, c, &mut runs));
                 rest = more;
             }
             cover.finish(&mut runs);

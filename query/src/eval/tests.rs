@@ -493,22 +493,27 @@ fn aggregation_by_few_and_many_groups() {
 /// `count` and `group` over an instant selector count each series from
 /// the steps its samples cover: equal to counting its points, across gaps
 /// longer than the lookback, stale markers, samples on and between the
-/// steps, offsets and grids finer and coarser than the samples.
+/// steps, offsets and grids finer and coarser than the samples; in the
+/// head, and in blocks, where slices from pages without a gap wider than
+/// the lookback or a stale marker are taken by their two ends.
 #[test]
 fn folded_counts_follow_gaps_and_stale_markers() {
     const SERIES: usize = 40;
-    let labels = numbered("c", SERIES, 3);
-    let pairs = borrowed(&labels);
+    // `c` has gaps and stale markers; `r` (in pages of its own, but the
+    // first) has neither, and its gaps reach the lookback.
+    let (c, r) = (numbered("c", SERIES, 3), numbered("r", SERIES, 3));
+    let (c, r) = (borrowed(&c), borrowed(&r));
     let stale = f64::from_bits(engine::STALE_NAN);
     let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut rnd = move |n: u64| next() % n;
-    let series: Vec<TestSeries> = (0..SERIES)
-        .map(|i| {
+    let mut series: Vec<TestSeries> = Vec::new();
+    for (pairs, regular) in [(&c, false), (&r, true)] {
+        for (i, pairs) in pairs.iter().enumerate() {
             let mut t = (i as i64 % 7) * 40_000;
             let mut samples = Vec::new();
             while t < 7_200_000 {
                 let v = match rnd(40) {
-                    0 => stale,
+                    0 if !regular => stale,
                     _ => 1.0,
                 };
                 samples.push((t, v));
@@ -516,32 +521,46 @@ fn folded_counts_follow_gaps_and_stale_markers() {
                 // more, or a step of the grid.
                 t += match rnd(30) {
                     0 => 300_000,
-                    1 => 300_001,
+                    1 if !regular => 300_001,
                     2 => 299_999,
-                    3 => 60_000 * (1 + rnd(12) as i64),
+                    3 if !regular => 60_000 * (1 + rnd(12) as i64),
                     4 => 1,
                     _ => 15_000,
                 };
             }
-            (pairs[i].as_slice(), samples)
-        })
-        .collect();
+            series.push((pairs.as_slice(), samples));
+        }
+    }
     let (_d, db) = db(&series);
-    for (op, arg) in [
+    let queries = [
         ("count by (g)", "c"),
         ("count", "c"),
         ("group by (g)", "c"),
         ("count by (g)", "c offset 90s"),
         ("count by (id)", "c"),
-    ] {
+        ("count by (g)", "r"),
+        ("group", "r offset 1m"),
+    ];
+    counts_equal_counted_points(&db, &queries);
+    db.cut_head().unwrap();
+    let whole = crate::eval::selector::tests::slices_taken_whole();
+    counts_equal_counted_points(&db, &queries);
+    let taken = crate::eval::selector::tests::slices_taken_whole() - whole;
+    assert!(taken >= 100, "{taken} slices taken by their ends");
+}
+
+/// Each `op (arg)` of `queries`, over ranges on several grids, one and
+/// two threads, is bit for bit `op ((arg) * 1)`, which counts points.
+fn counts_equal_counted_points(db: &Arc<Db>, queries: &[(&str, &str)]) {
+    for &(op, arg) in queries {
         let fe = crate::promql::parse(&format!("{op} ({arg})")).unwrap();
         let re = crate::promql::parse(&format!("{op} (({arg}) * 1)")).unwrap();
         for (start, step) in [(0, 15_000), (1_000, 30_000), (59_999, 60_000), (0, 420_000)] {
             for threads in [1, 2] {
                 let mut o = opts();
                 o.engine.parallelism = threads;
-                let a = range_query(&db, &fe, start, 7_500_000, step, &o).unwrap();
-                let b = range_query(&db, &re, start, 7_500_000, step, &o).unwrap();
+                let a = range_query(db, &fe, start, 7_500_000, step, &o).unwrap();
+                let b = range_query(db, &re, start, 7_500_000, step, &o).unwrap();
                 let points = |v: &Value| -> Vec<(String, Vec<(i64, u64)>)> {
                     let Value::Matrix(m) = v else {
                         panic!("not a matrix")
