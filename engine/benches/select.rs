@@ -260,17 +260,17 @@ impl CloningIndex {
                 _ => {
                     if let Some(set) = m.set_matches() {
                         for v in set {
-                            if let Some(p) = values.get(&v) {
+                            if let Some(p) = values.get(v.as_str()) {
                                 out |= p;
                             }
                         }
                         return out;
                     }
                     if let Some(prefix) = m.literal_prefix() {
-                        let range = values
-                            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
+                        let range =
+                            values.range::<str, _>((Bound::Included(prefix), Bound::Unbounded));
                         for (v, p) in range {
-                            if !v.starts_with(&prefix) {
+                            if !v.starts_with(prefix) {
                                 break;
                             }
                             if m.matches(v) == want {

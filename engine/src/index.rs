@@ -196,19 +196,19 @@ fn regex_postings<'a>(
     // regex needed. Its values are wanted unless it matches the empty value.
     if want && let Some(prefix) = m.prefix_wildcard() {
         return values
-            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(v, _)| v.starts_with(&prefix))
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(v, _)| v.starts_with(prefix))
             .map(|(_, p)| p)
             .collect();
     }
     let regex_matches = |v: &str| m.matches(v) == (m.op == MatchOp::RegexMatch);
     if want {
         if let Some(set) = m.set_matches() {
-            return set.iter().filter_map(|v| values.get(v)).collect();
+            return set.iter().filter_map(|v| values.get(v.as_str())).collect();
         }
         // `(web|api)-.*`: the values under each prefix, `web-` and `api-`;
         // the regex only for a tail other than `.*`.
-        if let Some(ap) = alternation_prefixes(&m.value) {
+        if let Some(ap) = m.alternation() {
             let mut out = Vec::new();
             for prefix in &ap.prefixes {
                 out.extend(
@@ -223,8 +223,8 @@ fn regex_postings<'a>(
         }
         if let Some(prefix) = m.literal_prefix() {
             return values
-                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-                .take_while(|(v, _)| v.starts_with(&prefix))
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(v, _)| v.starts_with(prefix))
                 .filter(|(v, _)| regex_matches(v))
                 .map(|(_, p)| p)
                 .collect();
@@ -241,13 +241,13 @@ fn regex_postings<'a>(
 /// alternatives: `(web|api)-.*` → `web-`, `api-` (every value the regex
 /// matches starts with one of them).
 #[derive(Debug, PartialEq, Eq)]
-struct AlternationPrefixes {
+pub(crate) struct AlternationPrefixes {
     /// Sorted; none is a prefix of another (so their value ranges are
     /// disjoint and no postings list is listed twice).
-    prefixes: Vec<String>,
+    pub(crate) prefixes: Vec<String>,
     /// The rest of the regex is `.*`: every value with such a prefix
     /// matches, no regex needed.
-    any_tail: bool,
+    pub(crate) any_tail: bool,
 }
 
 /// Splits `lit(a|b|c)lit<tail>` (the group plain or `(?:`, its branches
@@ -255,7 +255,7 @@ struct AlternationPrefixes {
 /// prefixes it binds. `None` for anything else: flags, a quantifier on the
 /// group, nested groups in it, or a `|` outside a group in the tail (which
 /// would not be bound by the prefix).
-fn alternation_prefixes(re: &str) -> Option<AlternationPrefixes> {
+pub(crate) fn alternation_prefixes(re: &str) -> Option<AlternationPrefixes> {
     let (head, rest) = literal_run(re);
     let body = rest
         .strip_prefix("(?:")
@@ -542,7 +542,7 @@ mod tests {
         fn literal_prefix_binds_every_match(pattern in 0..PATTERNS.len(), value in "[a-z|.]{0,8}") {
             let m = Matcher::new(MatchOp::RegexMatch, "a", PATTERNS[pattern]).unwrap();
             if let Some(p) = m.literal_prefix() && m.matches(&value) {
-                prop_assert!(value.starts_with(&p), "{} matches {:?} without prefix {:?}", m, value, p);
+                prop_assert!(value.starts_with(p), "{} matches {:?} without prefix {:?}", m, value, p);
             }
         }
     }
@@ -576,6 +576,7 @@ mod tests {
             Matcher::new(MatchOp::RegexMatch, "a", p)
                 .unwrap()
                 .literal_prefix()
+                .map(str::to_owned)
         };
         assert_eq!(prefix("node_(load1|load5)"), Some("node_".into()));
         assert_eq!(prefix("foo(a|b)|bar"), None);

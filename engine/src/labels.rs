@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::index::{AlternationPrefixes, alternation_prefixes};
+
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
@@ -281,7 +283,20 @@ pub struct Matcher {
     pub op: MatchOp,
     pub name: String,
     pub value: String,
-    regex: Option<Regex>,
+    regex: Option<Arc<Compiled>>,
+}
+
+/// An `=~` or `!~` matcher's regex, and what the index reads of its text
+/// to find values without testing each: worked out once when the matcher
+/// is built (a parsed query is kept, so once per query text), and shared
+/// by the matcher's clones, which so allocate nothing.
+#[derive(Debug)]
+struct Compiled {
+    regex: Regex,
+    set: Option<Vec<String>>,
+    prefix_wildcard: Option<String>,
+    literal_prefix: Option<String>,
+    alternation: Option<AlternationPrefixes>,
 }
 
 impl PartialEq for Matcher {
@@ -307,12 +322,16 @@ impl Matcher {
         let name = name.into();
         let value = value.into();
         let regex = match op {
-            MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
-                Regex::new(&format!("^(?s:{value})$")).map_err(|e| BadRegex {
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(Arc::new(Compiled {
+                regex: Regex::new(&format!("^(?s:{value})$")).map_err(|e| BadRegex {
                     pattern: value.clone(),
                     message: e.to_string(),
                 })?,
-            ),
+                set: set_matches(&value),
+                prefix_wildcard: value.strip_suffix(".*").and_then(unescape_literal),
+                literal_prefix: literal_prefix(&value),
+                alternation: alternation_prefixes(&value),
+            })),
             _ => None,
         };
         Ok(Matcher {
@@ -338,8 +357,8 @@ impl Matcher {
         match self.op {
             MatchOp::Equal => self.value == value,
             MatchOp::NotEqual => self.value != value,
-            MatchOp::RegexMatch => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-            MatchOp::RegexNoMatch => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::RegexMatch => self.regex.as_ref().is_some_and(|r| r.regex.is_match(value)),
+            MatchOp::RegexNoMatch => !self.regex.as_ref().is_some_and(|r| r.regex.is_match(value)),
         }
     }
 
@@ -356,68 +375,75 @@ impl Matcher {
     /// For `=~` matchers that are a plain alternation of literals
     /// (`a|b|c`, optionally in a group), the literals; lets the index look
     /// values up directly instead of testing every value.
-    pub fn set_matches(&self) -> Option<Vec<String>> {
-        if self.op != MatchOp::RegexMatch && self.op != MatchOp::RegexNoMatch {
-            return None;
-        }
-        let mut s = self.value.as_str();
-        if s.starts_with("(?:") && s.ends_with(')') {
-            s = &s[3..s.len() - 1];
-        } else if s.starts_with('(') && s.ends_with(')') && !s.starts_with("(?") {
-            s = &s[1..s.len() - 1];
-        }
-        s.split('|').map(unescape_literal).collect()
+    pub fn set_matches(&self) -> Option<&[String]> {
+        self.regex.as_ref()?.set.as_deref()
     }
 
     /// For `=~` and `!~` matchers of the form `literal.*`, the literal: the
     /// regex matches exactly the values that start with it, so the index
     /// needs no regex at all.
-    pub fn prefix_wildcard(&self) -> Option<String> {
-        if self.op != MatchOp::RegexMatch && self.op != MatchOp::RegexNoMatch {
-            return None;
-        }
-        unescape_literal(self.value.strip_suffix(".*")?)
+    pub fn prefix_wildcard(&self) -> Option<&str> {
+        self.regex.as_ref()?.prefix_wildcard.as_deref()
     }
 
     /// The literal prefix every matching value starts with, for `=~`
     /// matchers like `foo.*` or `foo.+`; lets the index scan only values in
     /// that prefix range.
     /// (For `!~` matchers, the prefix of every value the regex matches.)
-    pub fn literal_prefix(&self) -> Option<String> {
-        if self.op != MatchOp::RegexMatch && self.op != MatchOp::RegexNoMatch {
-            return None;
-        }
-        let mut prefix = String::new();
-        let mut chars = self.value.chars().peekable();
-        while let Some(&c) = chars.peek() {
-            match c {
-                '\\' => {
-                    chars.next();
-                    match chars.next() {
-                        Some(e) if is_regex_meta(e) => prefix.push(e),
-                        _ => return None,
-                    }
-                }
-                c if is_regex_meta(c) => break,
-                c => {
-                    prefix.push(c);
-                    chars.next();
+    pub fn literal_prefix(&self) -> Option<&str> {
+        self.regex.as_ref()?.literal_prefix.as_deref()
+    }
+
+    /// The literal prefixes of a regex that starts with a group of literal
+    /// alternatives ([`alternation_prefixes`]).
+    pub(crate) fn alternation(&self) -> Option<&AlternationPrefixes> {
+        self.regex.as_ref()?.alternation.as_ref()
+    }
+}
+
+/// [`Matcher::set_matches`] of a regex.
+fn set_matches(re: &str) -> Option<Vec<String>> {
+    let mut s = re;
+    if s.starts_with("(?:") && s.ends_with(')') {
+        s = &s[3..s.len() - 1];
+    } else if s.starts_with('(') && s.ends_with(')') && !s.starts_with("(?") {
+        s = &s[1..s.len() - 1];
+    }
+    s.split('|').map(unescape_literal).collect()
+}
+
+/// [`Matcher::literal_prefix`] of a regex.
+fn literal_prefix(re: &str) -> Option<String> {
+    let mut prefix = String::new();
+    let mut chars = re.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            '\\' => {
+                chars.next();
+                match chars.next() {
+                    Some(e) if is_regex_meta(e) => prefix.push(e),
+                    _ => return None,
                 }
             }
+            c if is_regex_meta(c) => break,
+            c => {
+                prefix.push(c);
+                chars.next();
+            }
         }
-        // A quantifier applies to the previous literal char: drop it from the prefix.
-        let rest: String = chars.collect();
-        if rest.starts_with(['*', '?', '{']) {
-            prefix.pop();
-        }
-        if !alternation_is_nested(&rest) {
-            return None; // a top-level `|`: the prefix does not bind every branch
-        }
-        if prefix.is_empty() {
-            None
-        } else {
-            Some(prefix)
-        }
+    }
+    // A quantifier applies to the previous literal char: drop it from the prefix.
+    let rest: String = chars.collect();
+    if rest.starts_with(['*', '?', '{']) {
+        prefix.pop();
+    }
+    if !alternation_is_nested(&rest) {
+        return None; // a top-level `|`: the prefix does not bind every branch
+    }
+    if prefix.is_empty() {
+        None
+    } else {
+        Some(prefix)
     }
 }
 
@@ -530,21 +556,22 @@ mod tests {
         let m = Matcher::new(MatchOp::RegexMatch, "x", "a|b\\.c|d").unwrap();
         assert_eq!(
             m.set_matches(),
-            Some(vec!["a".into(), "b.c".into(), "d".into()])
+            Some(&["a".to_string(), "b.c".into(), "d".into()][..])
         );
         let m = Matcher::new(MatchOp::RegexMatch, "x", "a.*").unwrap();
         assert_eq!(m.set_matches(), None);
-        assert_eq!(m.literal_prefix(), Some("a".into()));
+        assert_eq!(m.literal_prefix(), Some("a"));
         let m = Matcher::new(MatchOp::RegexMatch, "x", "node_cpu.+").unwrap();
-        assert_eq!(m.literal_prefix(), Some("node_cpu".into()));
+        assert_eq!(m.literal_prefix(), Some("node_cpu"));
         let m = Matcher::new(MatchOp::RegexMatch, "x", "ab?c").unwrap();
-        assert_eq!(m.literal_prefix(), Some("a".into()));
+        assert_eq!(m.literal_prefix(), Some("a"));
         let m = Matcher::new(MatchOp::RegexMatch, "x", "ab|cd").unwrap();
         assert_eq!(m.literal_prefix(), None);
         let wildcard = |p: &str| {
             Matcher::new(MatchOp::RegexNoMatch, "x", p)
                 .unwrap()
                 .prefix_wildcard()
+                .map(str::to_owned)
         };
         assert_eq!(wildcard("host-1.*"), Some("host-1".into()));
         assert_eq!(wildcard("a\\..*"), Some("a.".into()));
