@@ -181,7 +181,9 @@ fn cases() -> Vec<(&'static str, Vec<Matcher>)> {
 
 /// The earlier algorithm, kept for a same-run comparison: each matcher's
 /// accepted (or rejected) postings are cloned and unioned into an owned
-/// bitmap, then intersected.
+/// bitmap, then intersected. (It reads the matcher's literal set and prefix
+/// as worked out when the matcher was built, as the index now does: the
+/// comparison is of the postings' handling.)
 #[derive(Default)]
 struct CloningIndex {
     by_name: HashMap<String, BTreeMap<String, RoaringBitmap>>,

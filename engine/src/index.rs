@@ -13,7 +13,7 @@ use std::ops::Bound;
 
 use roaring::{MultiOps, RoaringBitmap};
 
-use crate::labels::{MatchOp, Matcher, alternation_is_nested, is_regex_meta};
+use crate::labels::{MatchOp, Matcher};
 
 /// Postings per label name and value, plus the set of all series.
 #[derive(Default, Debug, Clone)]
@@ -235,91 +235,6 @@ fn regex_postings<'a>(
         .filter(|(v, _)| regex_matches(v) == want)
         .map(|(_, p)| p)
         .collect()
-}
-
-/// The literal prefixes of a regex that starts with a group of literal
-/// alternatives: `(web|api)-.*` → `web-`, `api-` (every value the regex
-/// matches starts with one of them).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct AlternationPrefixes {
-    /// Sorted; none is a prefix of another (so their value ranges are
-    /// disjoint and no postings list is listed twice).
-    pub(crate) prefixes: Vec<String>,
-    /// The rest of the regex is `.*`: every value with such a prefix
-    /// matches, no regex needed.
-    pub(crate) any_tail: bool,
-}
-
-/// Splits `lit(a|b|c)lit<tail>` (the group plain or `(?:`, its branches
-/// and the literals without metacharacters but escaped ones) into the
-/// prefixes it binds. `None` for anything else: flags, a quantifier on the
-/// group, nested groups in it, or a `|` outside a group in the tail (which
-/// would not be bound by the prefix).
-pub(crate) fn alternation_prefixes(re: &str) -> Option<AlternationPrefixes> {
-    let (head, rest) = literal_run(re);
-    let body = rest
-        .strip_prefix("(?:")
-        .or_else(|| rest.strip_prefix('(').filter(|r| !r.starts_with('?')))?;
-    let close = body.find(')')?;
-    let (group, rest) = (&body[..close], &body[close + 1..]);
-    if rest.starts_with(['*', '+', '?', '{']) {
-        return None;
-    }
-    let branches = group
-        .split('|')
-        .map(|b| match literal_run(b) {
-            (lit, "") => Some(lit),
-            _ => None,
-        })
-        .collect::<Option<Vec<String>>>()?;
-    let (mut tail_lit, tail) = literal_run(rest);
-    if tail.starts_with(['*', '+', '?', '{']) {
-        // The quantifier applies to the literal's last character.
-        tail_lit.pop();
-    }
-    if !alternation_is_nested(tail) {
-        return None;
-    }
-    let any_tail = tail == ".*";
-    let mut prefixes: Vec<String> = branches
-        .iter()
-        .map(|b| format!("{head}{b}{tail_lit}"))
-        .collect();
-    prefixes.sort();
-    prefixes.dedup();
-    // A prefix that extends an earlier one names values already covered.
-    let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
-    for p in prefixes {
-        if !kept.last().is_some_and(|k| p.starts_with(k.as_str())) {
-            kept.push(p);
-        }
-    }
-    Some(AlternationPrefixes {
-        prefixes: kept,
-        any_tail,
-    })
-}
-
-/// The literal text at the start of a regex (escaped metacharacters
-/// unescaped) and the rest from its first metacharacter on. An escape of
-/// anything else (`\d`, `\w`) ends the literal there.
-fn literal_run(re: &str) -> (String, &str) {
-    let mut lit = String::new();
-    let mut chars = re.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => match chars.peek() {
-                Some(&(_, e)) if is_regex_meta(e) => {
-                    lit.push(e);
-                    chars.next();
-                }
-                _ => return (lit, &re[i..]),
-            },
-            c if is_regex_meta(c) => return (lit, &re[i..]),
-            c => lit.push(c),
-        }
-    }
-    (lit, "")
 }
 
 /// The union of borrowed postings, built in one pass.
@@ -545,29 +460,6 @@ mod tests {
                 prop_assert!(value.starts_with(p), "{} matches {:?} without prefix {:?}", m, value, p);
             }
         }
-    }
-
-    #[test]
-    fn alternation_prefixes_of_dashboard_regexes() {
-        let ap = |re: &str| alternation_prefixes(re).map(|a| (a.prefixes, a.any_tail));
-        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(ap("(web|api)-.*"), Some((v(&["api-", "web-"]), true)));
-        assert_eq!(ap("(?:web|api)-.*"), Some((v(&["api-", "web-"]), true)));
-        assert_eq!(
-            ap("host-(a|b)\\.x.*"),
-            Some((v(&["host-a.x", "host-b.x"]), true))
-        );
-        assert_eq!(ap("(a|ab)c.+"), Some((v(&["abc", "ac"]), false)));
-        assert_eq!(ap("(a|ab).*"), Some((v(&["a"]), true)));
-        assert_eq!(ap("(web|api)-\\d+"), Some((v(&["api-", "web-"]), false)));
-        assert_eq!(ap("(web|api)-x*"), Some((v(&["api-", "web-"]), false)));
-        assert_eq!(ap("(web|api)"), Some((v(&["api", "web"]), false)));
-        assert_eq!(ap("(web|api)*-.*"), None);
-        assert_eq!(ap("(?i:web|api)-.*"), None);
-        assert_eq!(ap("(web|a.i)-.*"), None);
-        assert_eq!(ap("(web|api)-.*|db"), None);
-        assert_eq!(ap("(web|(api))-.*"), None);
-        assert_eq!(ap("web-.*"), None);
     }
 
     #[test]

@@ -10,8 +10,6 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::index::{AlternationPrefixes, alternation_prefixes};
-
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
@@ -288,9 +286,9 @@ pub struct Matcher {
 
 /// An `=~` or `!~` matcher's regex, and what the index reads of its text
 /// to find values without testing each: worked out once when the matcher
-/// is built (a parsed query is kept, so once per query text), and shared
-/// by the matcher's clones, which so allocate nothing.
-#[derive(Debug)]
+/// is built (a query the API keeps parsed, once per query text), and
+/// shared by the matcher's clones, which so build no regex cache pool of
+/// their own.
 struct Compiled {
     regex: Regex,
     set: Option<Vec<String>>,
@@ -311,6 +309,14 @@ impl PartialEq for Matcher {
 pub struct BadRegex {
     pub pattern: String,
     pub message: String,
+}
+
+/// The regex alone: what the matcher's text says is in the matcher's
+/// own `Debug`.
+impl fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.regex.fmt(f)
+    }
 }
 
 impl Matcher {
@@ -372,7 +378,7 @@ impl Matcher {
         self.matches(labels.get(&self.name).unwrap_or(""))
     }
 
-    /// For `=~` matchers that are a plain alternation of literals
+    /// For `=~` and `!~` matchers that are a plain alternation of literals
     /// (`a|b|c`, optionally in a group), the literals; lets the index look
     /// values up directly instead of testing every value.
     pub fn set_matches(&self) -> Option<&[String]> {
@@ -447,6 +453,91 @@ fn literal_prefix(re: &str) -> Option<String> {
     }
 }
 
+/// The literal prefixes of a regex that starts with a group of literal
+/// alternatives: `(web|api)-.*` → `web-`, `api-` (every value the regex
+/// matches starts with one of them).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AlternationPrefixes {
+    /// Sorted; none is a prefix of another (so their value ranges are
+    /// disjoint and no postings list is listed twice).
+    pub(crate) prefixes: Vec<String>,
+    /// The rest of the regex is `.*`: every value with such a prefix
+    /// matches, no regex needed.
+    pub(crate) any_tail: bool,
+}
+
+/// Splits `lit(a|b|c)lit<tail>` (the group plain or `(?:`, its branches
+/// and the literals without metacharacters but escaped ones) into the
+/// prefixes it binds. `None` for anything else: flags, a quantifier on the
+/// group, nested groups in it, or a `|` outside a group in the tail (which
+/// would not be bound by the prefix).
+fn alternation_prefixes(re: &str) -> Option<AlternationPrefixes> {
+    let (head, rest) = literal_run(re);
+    let body = rest
+        .strip_prefix("(?:")
+        .or_else(|| rest.strip_prefix('(').filter(|r| !r.starts_with('?')))?;
+    let close = body.find(')')?;
+    let (group, rest) = (&body[..close], &body[close + 1..]);
+    if rest.starts_with(['*', '+', '?', '{']) {
+        return None;
+    }
+    let branches = group
+        .split('|')
+        .map(|b| match literal_run(b) {
+            (lit, "") => Some(lit),
+            _ => None,
+        })
+        .collect::<Option<Vec<String>>>()?;
+    let (mut tail_lit, tail) = literal_run(rest);
+    if tail.starts_with(['*', '+', '?', '{']) {
+        // The quantifier applies to the literal's last character.
+        tail_lit.pop();
+    }
+    if !alternation_is_nested(tail) {
+        return None;
+    }
+    let any_tail = tail == ".*";
+    let mut prefixes: Vec<String> = branches
+        .iter()
+        .map(|b| format!("{head}{b}{tail_lit}"))
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    // A prefix that extends an earlier one names values already covered.
+    let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
+    for p in prefixes {
+        if !kept.last().is_some_and(|k| p.starts_with(k.as_str())) {
+            kept.push(p);
+        }
+    }
+    Some(AlternationPrefixes {
+        prefixes: kept,
+        any_tail,
+    })
+}
+
+/// The literal text at the start of a regex (escaped metacharacters
+/// unescaped) and the rest from its first metacharacter on. An escape of
+/// anything else (`\d`, `\w`) ends the literal there.
+fn literal_run(re: &str) -> (String, &str) {
+    let mut lit = String::new();
+    let mut chars = re.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some(&(_, e)) if is_regex_meta(e) => {
+                    lit.push(e);
+                    chars.next();
+                }
+                _ => return (lit, &re[i..]),
+            },
+            c if is_regex_meta(c) => return (lit, &re[i..]),
+            c => lit.push(c),
+        }
+    }
+    (lit, "")
+}
+
 /// The string a regex without metacharacters (escaped ones allowed)
 /// matches, or `None` if it has any.
 fn unescape_literal(re: &str) -> Option<String> {
@@ -467,7 +558,7 @@ fn unescape_literal(re: &str) -> Option<String> {
 
 /// Is every `|` of the regex tail `rest` inside a group? Conservative:
 /// `false` for anything it does not follow (classes, unbalanced groups).
-pub(crate) fn alternation_is_nested(rest: &str) -> bool {
+fn alternation_is_nested(rest: &str) -> bool {
     let mut depth = 0usize;
     let mut chars = rest.chars();
     while let Some(c) = chars.next() {
@@ -488,7 +579,7 @@ pub(crate) fn alternation_is_nested(rest: &str) -> bool {
     depth == 0
 }
 
-pub(crate) fn is_regex_meta(c: char) -> bool {
+fn is_regex_meta(c: char) -> bool {
     matches!(
         c,
         '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
@@ -579,6 +670,61 @@ mod tests {
         assert_eq!(wildcard("a\\.*"), None);
         assert_eq!(wildcard("a|b.*"), None);
         assert_eq!(wildcard("a.+"), None);
+    }
+
+    /// Equality matchers have no regex plan; a regex matcher's clones
+    /// share its plan, which is the same for `=~` and `!~`.
+    #[test]
+    fn regex_plans_are_worked_out_once_and_shared() {
+        for m in [
+            Matcher::equal("x", "a.*"),
+            Matcher::new(MatchOp::Equal, "x", "(a|b)-.*").unwrap(),
+            Matcher::new(MatchOp::NotEqual, "x", "a|b").unwrap(),
+        ] {
+            assert_eq!(m.set_matches(), None);
+            assert_eq!(m.prefix_wildcard(), None);
+            assert_eq!(m.literal_prefix(), None);
+            assert_eq!(m.alternation(), None);
+        }
+        for op in [MatchOp::RegexMatch, MatchOp::RegexNoMatch] {
+            let m = Matcher::new(op, "instance", "(web|api)-.*").unwrap();
+            let ap = m.alternation().unwrap();
+            assert_eq!(ap.prefixes, ["api-", "web-"]);
+            assert!(ap.any_tail);
+            assert_eq!(m.literal_prefix(), None);
+            let clone = m.clone();
+            let (a, b) = (m.regex.as_ref().unwrap(), clone.regex.as_ref().unwrap());
+            assert!(Arc::ptr_eq(a, b), "a clone shares the compiled regex");
+            let m = Matcher::new(op, "x", "a|b").unwrap();
+            assert_eq!(m.set_matches(), Some(&["a".to_string(), "b".into()][..]));
+            assert_eq!(m.prefix_wildcard(), None);
+            let m = Matcher::new(op, "x", "host-1.*").unwrap();
+            assert_eq!(m.prefix_wildcard(), Some("host-1"));
+            assert_eq!(m.literal_prefix(), Some("host-1"));
+        }
+    }
+
+    #[test]
+    fn alternation_prefixes_of_dashboard_regexes() {
+        let ap = |re: &str| alternation_prefixes(re).map(|a| (a.prefixes, a.any_tail));
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(ap("(web|api)-.*"), Some((v(&["api-", "web-"]), true)));
+        assert_eq!(ap("(?:web|api)-.*"), Some((v(&["api-", "web-"]), true)));
+        assert_eq!(
+            ap("host-(a|b)\\.x.*"),
+            Some((v(&["host-a.x", "host-b.x"]), true))
+        );
+        assert_eq!(ap("(a|ab)c.+"), Some((v(&["abc", "ac"]), false)));
+        assert_eq!(ap("(a|ab).*"), Some((v(&["a"]), true)));
+        assert_eq!(ap("(web|api)-\\d+"), Some((v(&["api-", "web-"]), false)));
+        assert_eq!(ap("(web|api)-x*"), Some((v(&["api-", "web-"]), false)));
+        assert_eq!(ap("(web|api)"), Some((v(&["api", "web"]), false)));
+        assert_eq!(ap("(web|api)*-.*"), None);
+        assert_eq!(ap("(?i:web|api)-.*"), None);
+        assert_eq!(ap("(web|a.i)-.*"), None);
+        assert_eq!(ap("(web|api)-.*|db"), None);
+        assert_eq!(ap("(web|(api))-.*"), None);
+        assert_eq!(ap("web-.*"), None);
     }
 
     #[test]
