@@ -2527,7 +2527,7 @@ pub type BlockInfo = BlockMeta;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{STALE_NAN, is_stale_nan};
+    use crate::sample::STALE_NAN;
 
     #[test]
     fn grouping_by_series_is_stable() {
@@ -2626,10 +2626,9 @@ mod tests {
 
     /// `c` is true of slice `s`: no wider gap, no stale marker if none.
     fn assert_holds(c: Continuity, s: &[Sample]) {
-        for w in s.windows(2) {
-            assert!(w[1].t - w[0].t <= c.max_gap, "{c:?}: gap at {}", w[0].t);
-        }
-        assert!(c.stale || !s.iter().any(|x| is_stale_nan(x.v)), "{c:?}");
+        let exact = Continuity::of(s);
+        assert!(exact.max_gap <= c.max_gap, "{c:?} for {exact:?}");
+        assert!(c.stale || !exact.stale, "{c:?} for {exact:?}");
     }
 
     /// Each page of a block bounds the gaps within its series runs and
@@ -2689,10 +2688,7 @@ mod tests {
         };
         // Read whole, each slice is a page of one series: what the page
         // knows is exactly its slice's widest gap and stale markers.
-        let exact = |s: &[Sample]| Continuity {
-            max_gap: s.windows(2).map(|w| w[1].t - w[0].t).max().unwrap_or(0),
-            stale: s.iter().any(|x| is_stale_nan(x.v)),
-        };
+        let exact = Continuity::of;
         let even = Continuity {
             max_gap: 100,
             stale: false,

@@ -418,32 +418,19 @@ fn set_matches(re: &str) -> Option<Vec<String>> {
     s.split('|').map(unescape_literal).collect()
 }
 
-/// [`Matcher::literal_prefix`] of a regex.
+/// [`Matcher::literal_prefix`] of a regex: its leading literal run
+/// ([`literal_run`]), unless an escape other than of a metacharacter ends
+/// it (`\d`).
 fn literal_prefix(re: &str) -> Option<String> {
-    let mut prefix = String::new();
-    let mut chars = re.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        match c {
-            '\\' => {
-                chars.next();
-                match chars.next() {
-                    Some(e) if is_regex_meta(e) => prefix.push(e),
-                    _ => return None,
-                }
-            }
-            c if is_regex_meta(c) => break,
-            c => {
-                prefix.push(c);
-                chars.next();
-            }
-        }
+    let (mut prefix, rest) = literal_run(re);
+    if rest.starts_with('\\') {
+        return None;
     }
     // A quantifier applies to the previous literal char: drop it from the prefix.
-    let rest: String = chars.collect();
     if rest.starts_with(['*', '?', '{']) {
         prefix.pop();
     }
-    if !alternation_is_nested(&rest) {
+    if !alternation_is_nested(rest) {
         return None; // a top-level `|`: the prefix does not bind every branch
     }
     if prefix.is_empty() {

@@ -52,6 +52,15 @@ impl Continuity {
         stale: true,
     };
 
+    /// Exactly what `run` (one series' samples, in time order) holds: its
+    /// widest gap and whether it has a stale marker.
+    pub fn of(run: &[Sample]) -> Continuity {
+        Continuity {
+            max_gap: run.windows(2).map(|w| w[1].t - w[0].t).max().unwrap_or(0),
+            stale: run.iter().any(|s| is_stale_nan(s.v)),
+        }
+    }
+
     /// No stale marker, and no gap wider than `lookback`: each sample is
     /// visible until the next one, so the samples of a slice leave no
     /// time between its first and its last unseen.

@@ -197,9 +197,10 @@ impl InstantSel {
     /// step is one range from its first sample to its last plus the
     /// lookback (a gap longer than the lookback, or a stale marker, ends
     /// one). A slice whose page has no wider gap and no stale marker is
-    /// taken by its two ends. `false` (with `runs` as it was) for a selector not walked
-    /// over a grid (one step, steps far apart, `@`) or stored slices that
-    /// overlap in time: the caller then takes the points.
+    /// taken by its two ends. `false` (with `runs` as it was) for a
+    /// selector not walked over a grid (one step, steps far apart, `@`) or
+    /// stored slices that overlap in time: the caller then takes the
+    /// points.
     pub fn covered(
         &self,
         ev: &Ev,
@@ -982,10 +983,7 @@ pub(super) mod tests {
                 // What storage may know of the slice: nothing, its widest
                 // gap and stale markers exactly, or a looser bound that
                 // still keeps it unbroken.
-                let exact = Continuity {
-                    max_gap: slice.windows(2).map(|w| w[1].t - w[0].t).max().unwrap_or(0),
-                    stale: slice.iter().any(|q| is_stale_nan(q.v)),
-                };
+                let exact = Continuity::of(slice);
                 let c = match rnd(3) {
                     0 => Continuity::UNKNOWN,
                     1 => exact,
