@@ -38,6 +38,7 @@ pub fn to_batch(expo: &Exposition, now_ms: i64, instance: &str) -> (WriteBatch, 
             Ok(labels) => batch.series.push(SeriesSamples {
                 labels,
                 samples: vec![Sample::new(s.timestamp_ms.unwrap_or(now_ms), s.value)],
+                start_timestamps: Vec::new(),
             }),
             Err(_) => skipped += 1,
         }
@@ -67,6 +68,7 @@ fn scrape_series(
     .map(|(name, v)| SeriesSamples {
         labels: Labels::new(&[("__name__", name), ("job", JOB), ("instance", instance)]),
         samples: vec![Sample::new(now_ms, v)],
+        start_timestamps: Vec::new(),
     })
     .collect()
 }

@@ -299,6 +299,7 @@ impl Group {
             batch.series.push(SeriesSamples {
                 labels,
                 samples: vec![Sample::new(t_ms, v)],
+                start_timestamps: Vec::new(),
             });
         }
         let results = batch.series.len();
@@ -307,6 +308,7 @@ impl Group {
                 batch.series.push(SeriesSamples {
                     labels: labels.clone(),
                     samples: vec![Sample::new(t_ms, f64::from_bits(STALE_NAN))],
+                    start_timestamps: Vec::new(),
                 });
             }
         }
@@ -346,7 +348,8 @@ impl Group {
                         AppendError::Duplicate { labels, .. }
                         | AppendError::TooFarInFuture { labels, .. }
                         | AppendError::TooOld { labels, .. }
-                        | AppendError::NoMetricName { labels } => labels.clone(),
+                        | AppendError::NoMetricName { labels }
+                        | AppendError::StartTimestamps { labels, .. } => labels.clone(),
                         AppendError::Internal(_) | AppendError::StaleSeriesRef { .. } => {
                             return Err(RuleError::Append(e.to_string()));
                         }
@@ -369,6 +372,7 @@ impl Group {
             batch.series.push(SeriesSamples {
                 labels: labels.clone(),
                 samples: vec![Sample::new(t_ms, f64::from_bits(STALE_NAN))],
+                start_timestamps: Vec::new(),
             });
         }
         self.append(&mut batch).map(|_| ())

@@ -334,6 +334,7 @@ impl Storage {
                 batch.series.push(SeriesSamples {
                     labels: labels.clone(),
                     samples: samples[*cur..*cur + n].to_vec(),
+                    start_timestamps: Vec::new(),
                 });
                 *cur += n;
             }

@@ -39,6 +39,7 @@ fn write(db: &Arc<Db>, labels: &[(&str, &str)], points: &[(i64, f64)]) {
                 .iter()
                 .map(|&(t, v)| Sample::new(t / 1_000_000, v))
                 .collect(),
+            start_timestamps: Vec::new(),
         }],
         metadata: vec![],
     };
@@ -799,6 +800,7 @@ fn many_instances_in_one_evaluation() {
         batch.series.push(SeriesSamples {
             labels: Labels::new(&[("__name__", "load"), ("instance", &inst), ("job", "node")]),
             samples: vec![Sample::new(t0 / 1_000_000, 2.0 + i as f64)],
+            start_timestamps: Vec::new(),
         });
     }
     drop(db.append(&batch).unwrap());

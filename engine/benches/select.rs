@@ -309,6 +309,7 @@ fn db(series: &[Labels], cut: bool) -> (tempfile::TempDir, Arc<Db>) {
                 .map(|l| SeriesSamples {
                     labels: l.clone(),
                     samples: vec![Sample { t: 1000, v: 1.0 }],
+                    start_timestamps: Vec::new(),
                 })
                 .collect(),
             metadata: Vec::new(),

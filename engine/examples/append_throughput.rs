@@ -59,6 +59,7 @@ fn main() {
                                 .map(|&i| SeriesSamples {
                                     labels: labels[i].clone(),
                                     samples: vec![Sample::new(t, (r * 7 + i) as f64 * 0.25)],
+                                    start_timestamps: Vec::new(),
                                 })
                                 .collect(),
                             metadata: vec![],

@@ -71,6 +71,7 @@ fn main() {
                                 t,
                                 v: (r * 10 + i % 7) as f64 * 0.25,
                             }],
+                            start_timestamps: Vec::new(),
                         })
                         .collect(),
                     metadata: Vec::new(),

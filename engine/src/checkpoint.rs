@@ -62,6 +62,13 @@ pub const REC_SERIES: u8 = 2;
 pub const REC_METADATA: u8 = wal::REC_METADATA;
 pub const REC_POSITIONS: u8 = 4;
 pub const REC_END: u8 = 5;
+/// Start timestamps of the samples of series in the series records before
+/// it: per series `uvarint id`, `uvarint n`, then per sample `zigzag(t −
+/// previous t)` (the first from 0) and `zigzag(t − start)`. Written only
+/// for series that have any, so a head without start timestamps writes
+/// the same file as before the record existed (which a reader that does
+/// not know it takes for damage, and replays the WAL instead).
+pub const REC_STARTS: u8 = 6;
 
 /// Chunk kinds in a series entry: decimal in the bucket code only (written
 /// before the adaptive code; read, not written), XOR, decimal, decimal
@@ -351,6 +358,21 @@ pub fn encode_series_split(
     );
 }
 
+/// One series' entry of a [`REC_STARTS`] record (nothing without starts).
+fn encode_starts(b: &mut Vec<u8>, id: u32, starts: &[(i64, i64)]) {
+    if starts.is_empty() {
+        return;
+    }
+    put_uvarint(b, u64::from(id));
+    put_uvarint(b, starts.len() as u64);
+    let mut prev = 0i64;
+    for &(t, st) in starts {
+        put_uvarint(b, zigzag(t.wrapping_sub(prev)));
+        put_uvarint(b, zigzag(t.wrapping_sub(st)));
+        prev = t;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Decoding
 
@@ -492,6 +514,25 @@ fn get_xor_chunk(c: &mut Cursor<'_>) -> Option<XorChunk> {
 }
 
 /// Decodes one series entry; `None` if malformed.
+/// One series' entry of a [`REC_STARTS`] record: sample times strictly
+/// increasing, no start of 0 (unknown starts are not stored).
+fn decode_starts(c: &mut Cursor<'_>) -> Option<(u32, Vec<(i64, i64)>)> {
+    let id = u32::try_from(c.uvarint()?).ok()?;
+    let n = count(c, 2)?;
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        let t = prev.wrapping_add(unzigzag(c.uvarint()?));
+        let st = t.wrapping_sub(unzigzag(c.uvarint()?));
+        if st == 0 || out.last().is_some_and(|&(p, _)| p >= t) {
+            return None;
+        }
+        out.push((t, st));
+        prev = t;
+    }
+    (n > 0).then_some((id, out))
+}
+
 fn decode_series(
     c: &mut Cursor<'_>,
     cols: &mut Vec<Arc<TimeColumn>>,
@@ -545,6 +586,8 @@ pub struct Writer {
     out: BufWriter<File>,
     /// Payload of the series record being filled.
     series: Vec<u8>,
+    /// Payload of the start-timestamps record of the same series.
+    starts: Vec<u8>,
     /// Framed records waiting to be written.
     framed: Vec<u8>,
     num_series: u64,
@@ -562,6 +605,7 @@ impl Writer {
             tmp,
             out: BufWriter::with_capacity(1 << 20, file),
             series: Vec::with_capacity(SERIES_RECORD_BYTES + (64 << 10)),
+            starts: Vec::new(),
             framed: Vec::new(),
             num_series: 0,
             num_positions: 0,
@@ -600,6 +644,7 @@ impl Writer {
     /// Adds a series entry (typically under the series' lock).
     pub fn add_series(&mut self, id: u32, labels: &Labels, chunks: &Chunks) {
         encode_series(&mut self.series, &mut self.columns, id, labels, chunks);
+        encode_starts(&mut self.starts, id, chunks.starts(i64::MIN, i64::MAX));
         self.num_series += 1;
     }
 
@@ -614,6 +659,10 @@ impl Writer {
             frozen,
             live,
         );
+        let mut starts = frozen.starts(i64::MIN, i64::MAX).to_vec();
+        starts.extend_from_slice(live.starts(i64::MIN, i64::MAX));
+        starts.sort_by_key(|&(t, _)| t);
+        encode_starts(&mut self.starts, id, &starts);
         self.num_series += 1;
     }
 
@@ -641,6 +690,14 @@ impl Writer {
         });
         self.series = payload;
         self.series.clear();
+        if !self.starts.is_empty() {
+            let starts = std::mem::take(&mut self.starts);
+            wal::frame(&mut self.framed, REC_STARTS, |b| {
+                b.extend_from_slice(&starts)
+            });
+            self.starts = starts;
+            self.starts.clear();
+        }
         self.write_framed()
     }
 
@@ -721,6 +778,9 @@ pub struct Loaded {
     /// (series id, position of its last record already in the checkpoint)
     /// for series whose last record ends after the start position.
     pub positions: Vec<(u32, WalPos)>,
+    /// (series id, (sample time, start timestamp) sorted by time) of the
+    /// series whose samples have start timestamps.
+    pub starts: Vec<(u32, Vec<(i64, i64)>)>,
 }
 
 /// Reads the checkpoint at `path`: checks the header, hands the start
@@ -826,6 +886,12 @@ pub fn read(
                     })()
                     .ok_or_else(|| bad("positions"))?;
                     loaded.positions.push(entry);
+                }
+            }
+            REC_STARTS => {
+                while !c.b.is_empty() {
+                    let entry = decode_starts(&mut c).ok_or_else(|| bad("start timestamps"))?;
+                    loaded.starts.push(entry);
                 }
             }
             REC_END => {
@@ -1121,6 +1187,80 @@ mod tests {
         assert_eq!(holders(&got), before);
         for (id, _, c) in &got {
             assert_eq!(samples(c).last(), Some(&(t(301), f64::from(*id).to_bits())));
+        }
+    }
+
+    /// The type of every record in the file at `path`, in order.
+    fn record_types(path: &Path) -> Vec<u8> {
+        let bytes = std::fs::read(path).unwrap();
+        let mut pos = HEADER_LEN;
+        let mut out = Vec::new();
+        while pos < bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+            out.push(bytes[pos + 8]);
+            pos += 8 + len;
+        }
+        out
+    }
+
+    /// Start timestamps come back per series, a split series' two
+    /// generations as one list; series without any have no entry, and a
+    /// head without any writes no start-timestamp record.
+    #[test]
+    fn start_timestamps_read_back_per_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let cols = Columns::default();
+        let with_starts = |ts: &[i64], st: &dyn Fn(i64) -> i64| {
+            let mut c = Chunks::default();
+            for &t in ts {
+                c.push(t, 1.0, &cols);
+                if st(t) != 0 {
+                    c.set_start(t, st(t));
+                }
+            }
+            c
+        };
+        let counter = with_starts(&[1_000, 2_000, 3_000], &|_| 500);
+        let delta = with_starts(&[1_000, 2_000, 3_000], &|t| t - 1_000);
+        let frozen = with_starts(&[10, 20], &|t| if t == 10 { 0 } else { -5 });
+        let live = with_starts(&[30, 40], &|t| t - 10);
+        let plain = with_starts(&[7], &|_| 0);
+        let mut w = Writer::create(dir.path(), &test_start()).unwrap();
+        let l = |i: u32| Labels::new(&[("__name__", "m"), ("i", &i.to_string())]);
+        w.add_series(1, &l(1), &counter);
+        w.add_series(2, &l(2), &plain);
+        w.add_series_split(3, &l(3), &frozen, &live);
+        w.maybe_flush_series().unwrap();
+        w.add_series(4, &l(4), &delta);
+        w.metadata(&[]).unwrap();
+        let (path, _) = w.finish().unwrap();
+        let (got, _, loaded) = read_back(&path).unwrap();
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            loaded.starts,
+            vec![
+                (1, vec![(1_000, 500), (2_000, 500), (3_000, 500)]),
+                (3, vec![(20, -5), (30, 20), (40, 30)]),
+                (4, vec![(2_000, 1_000), (3_000, 2_000)]),
+            ]
+        );
+
+        assert!(record_types(&path).contains(&REC_STARTS));
+        // Without starts: no record of them at all.
+        let plain_dir = dir.path().join("plain");
+        std::fs::create_dir_all(&plain_dir).unwrap();
+        let plain_path = write(&plain_dir, &[(2, l(2), plain)]);
+        assert!(!record_types(&plain_path).contains(&REC_STARTS));
+
+        // A start of 0 or times out of order in an entry: damage.
+        for entry in [
+            vec![1u8, 1, 2, 4],       // t = 1, start = −1: fine
+            vec![1u8, 1, 2, 2],       // t = 1, start = 0
+            vec![1u8, 2, 2, 4, 0, 4], // the second time not after the first
+        ] {
+            let mut c = Cursor { b: &entry };
+            let ok = decode_starts(&mut c).is_some();
+            assert_eq!(ok, entry == [1, 1, 2, 4], "{entry:?}");
         }
     }
 

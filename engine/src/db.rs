@@ -637,6 +637,14 @@ impl Db {
                     labels: s.labels.clone(),
                 });
             }
+            if !s.start_timestamps.is_empty() && s.start_timestamps.len() != s.samples.len() {
+                self.metrics.appends_rejected.inc();
+                return Err(AppendError::StartTimestamps {
+                    labels: s.labels.clone(),
+                    samples: s.samples.len(),
+                    starts: s.start_timestamps.len(),
+                });
+            }
             for x in &s.samples {
                 if x.t > max_t {
                     self.metrics.appends_rejected.inc();
@@ -735,27 +743,58 @@ impl Db {
                 spans.push((k, k + 1));
             }
         }
-        // Check everything before changing anything; collect the new samples.
+        // The start timestamps of entry `i`'s samples (empty: none).
+        let starts_of = |i: usize| -> &[i64] {
+            if i < n {
+                &batch.series[i].start_timestamps
+            } else {
+                &[]
+            }
+        };
+        // Check everything before changing anything; collect the new
+        // samples, and the start timestamps of those that have one.
         let mut accepted = 0usize;
         let mut fresh: Vec<(u32, i64, u64)> = Vec::with_capacity(
             batch.num_samples() + by_ref.iter().map(|r| r.1.len()).sum::<usize>(),
         );
+        let mut fresh_starts: Vec<(u32, i64, i64)> = Vec::new();
         let mut scratch: Vec<Sample> = Vec::new();
+        let mut scratch_starts: Vec<i64> = Vec::new();
         for (g, &(a, b)) in spans.iter().enumerate() {
             let guard = &guards[g];
             let id = work[a].0.id;
             let idx = work[a].1;
             let one = samples_of(idx);
-            let samples: &[Sample] = if b - a == 1 && one.windows(2).all(|w| w[0].t < w[1].t) {
-                one
-            } else {
-                scratch.clear();
-                for (_, i) in &work[a..b] {
-                    scratch.extend_from_slice(samples_of(*i));
-                }
-                scratch.sort_by_key(|s| s.t);
-                &scratch
-            };
+            let (samples, starts): (&[Sample], &[i64]) =
+                if b - a == 1 && one.windows(2).all(|w| w[0].t < w[1].t) {
+                    (one, starts_of(idx))
+                } else if work[a..b].iter().all(|&(_, i)| starts_of(i).is_empty()) {
+                    scratch.clear();
+                    for (_, i) in &work[a..b] {
+                        scratch.extend_from_slice(samples_of(*i));
+                    }
+                    scratch.sort_by_key(|s| s.t);
+                    (&scratch, &[])
+                } else {
+                    // Sorted with their start timestamps (stable: of
+                    // samples at one time, the first given is checked).
+                    let mut both: Vec<(Sample, i64)> = Vec::new();
+                    for &(_, i) in &work[a..b] {
+                        let st = starts_of(i);
+                        both.extend(
+                            samples_of(i)
+                                .iter()
+                                .enumerate()
+                                .map(|(k, &s)| (s, st.get(k).copied().unwrap_or(0))),
+                        );
+                    }
+                    both.sort_by_key(|(s, _)| s.t);
+                    scratch.clear();
+                    scratch.extend(both.iter().map(|&(s, _)| s));
+                    scratch_starts.clear();
+                    scratch_starts.extend(both.iter().map(|&(_, st)| st));
+                    (&scratch, &scratch_starts)
+                };
             let reject = |t: i64, stored: f64, got: f64| {
                 self.metrics.appends_rejected.inc();
                 AppendError::Duplicate {
@@ -766,7 +805,7 @@ impl Db {
                 }
             };
             let mut prev: Option<Sample> = None;
-            for &s in samples {
+            for (k, &s) in samples.iter().enumerate() {
                 if let Some(p) = prev.filter(|p| p.t == s.t) {
                     if p.v.to_bits() != s.v.to_bits() {
                         return Err(reject(s.t, p.v, s.v));
@@ -785,7 +824,12 @@ impl Db {
                             _ => Ok(new),
                         });
                 match checked {
-                    Ok(true) => fresh.push((id, s.t, s.v.to_bits())),
+                    Ok(true) => {
+                        fresh.push((id, s.t, s.v.to_bits()));
+                        if let Some(&st) = starts.get(k).filter(|&&st| st != 0) {
+                            fresh_starts.push((id, s.t, st));
+                        }
+                    }
                     Ok(false) => accepted += 1,
                     Err(c) => return Err(reject(c.t, c.stored, s.v)),
                 }
@@ -811,6 +855,7 @@ impl Db {
             .log(|buf| {
                 wal::encode_series(buf, new_series.iter().map(|(id, l)| (*id, l.as_ref())));
                 wal::encode_samples(buf, &fresh);
+                wal::encode_starts(buf, &fresh_starts);
                 wal::encode_metadata(buf, &new_metadata);
             })
             .map_err(AppendError::Internal)?;
@@ -826,6 +871,17 @@ impl Db {
                 .push(t, f64::from_bits(v), &self.head.columns);
             lo = lo.min(t);
             hi = hi.max(t);
+        }
+        // In the same order as `fresh`, so the guard only moves forward.
+        if !fresh_starts.is_empty() {
+            self.head.note_starts();
+        }
+        let mut g = 0;
+        for &(id, t, st) in &fresh_starts {
+            while work[spans[g].0].0.id != id {
+                g += 1;
+            }
+            guards[g].live.set_start(t, st);
         }
         if lo <= hi {
             self.head.note_live(lo);
@@ -1858,6 +1914,26 @@ fn read_wal(
                         }
                     }
                 }
+                Record::Starts(list) => {
+                    // After the samples they belong to, which may wait in
+                    // `pending`. Checkpointed samples keep theirs there.
+                    let filter = resume.filter(|r| here <= r.skip_max);
+                    let mut parts: Vec<Vec<(u32, i64, i64)>> = vec![Vec::new(); n];
+                    for e in list {
+                        if let Some(r) = filter
+                            && r.skip.get(e.0 as usize).is_some_and(|p| here <= *p)
+                        {
+                            continue;
+                        }
+                        parts[e.0 as usize % n].push(e);
+                    }
+                    for (k, p) in parts.into_iter().enumerate() {
+                        if !p.is_empty() {
+                            flush(k, &mut pending, batching)?;
+                            send(k, Record::Starts(p))?;
+                        }
+                    }
+                }
                 Record::Metadata(_) => send(0, rec)?,
             }
             Ok(())
@@ -1919,17 +1995,9 @@ impl Replay<'_> {
                 };
                 let (mut lo, mut hi) = (i64::MAX, i64::MIN);
                 for run in run_list.chunk_by(|a, b| a.0 == b.0) {
-                    let i = run[0].0 as usize;
-                    if self.from_checkpoint
-                        && !matches!(self.ids.get(i), Some(Some(_)))
-                        && let Some(s) = self.head.by_id(run[0].0)
-                    {
-                        if i >= self.ids.len() {
-                            self.ids.resize(i + 1, None);
-                        }
-                        self.ids[i] = Some(s);
-                    }
-                    let Some(Some(s)) = self.ids.get(i) else {
+                    let Some(s) =
+                        series_of(self.head, self.from_checkpoint, &mut self.ids, run[0].0)
+                    else {
                         self.unknown += run.len() as u64;
                         continue;
                     };
@@ -1950,6 +2018,20 @@ impl Replay<'_> {
                 }
                 return Some(list);
             }
+            Record::Starts(list) => {
+                self.head.note_starts();
+                for run in list.chunk_by(|a, b| a.0 == b.0) {
+                    let Some(s) =
+                        series_of(self.head, self.from_checkpoint, &mut self.ids, run[0].0)
+                    else {
+                        continue;
+                    };
+                    let mut d = s.lock();
+                    for &(_, t, st) in run {
+                        d.live.set_start(t, st);
+                    }
+                }
+            }
             Record::Metadata(list) => {
                 for m in &list {
                     self.metadata.observe(m);
@@ -1958,6 +2040,28 @@ impl Replay<'_> {
         }
         None
     }
+}
+
+/// The series of WAL id `id` in a replay: one a series record of the WAL
+/// read created (`ids`), or, when the head was loaded from a checkpoint,
+/// the head's series of that id.
+fn series_of(
+    head: &Head,
+    from_checkpoint: bool,
+    ids: &mut Vec<Option<Arc<MemSeries>>>,
+    id: u32,
+) -> Option<Arc<MemSeries>> {
+    let i = id as usize;
+    if from_checkpoint
+        && !matches!(ids.get(i), Some(Some(_)))
+        && let Some(s) = head.by_id(id)
+    {
+        if i >= ids.len() {
+            ids.resize(i + 1, None);
+        }
+        ids[i] = Some(s);
+    }
+    ids.get(i).cloned().flatten()
 }
 
 /// Counting sort of WAL samples by series id into `out`: stable, so each
@@ -2092,6 +2196,16 @@ fn load_checkpoint(
         );
         match read {
             Ok(loaded) => {
+                for (id, starts) in loaded.starts {
+                    // Written after their series, which the read created.
+                    if let Some(s) = head.by_id(id) {
+                        head.note_starts();
+                        let mut d = s.lock();
+                        for (t, st) in starts {
+                            d.live.set_start(t, st);
+                        }
+                    }
+                }
                 let mut skip = Vec::new();
                 let mut skip_max = WalPos::default();
                 for (id, pos) in loaded.positions {
@@ -2389,6 +2503,64 @@ impl Querier {
         Ok(())
     }
 
+    /// The start timestamps of `samples`, some of the entry's samples with
+    /// `mint <= t <= maxt` sorted by time (as [`Querier::samples`] gives
+    /// them, perhaps fewer): one each into `out` (cleared first; 0 where
+    /// unknown). Returns `false`, with `out` empty, when none of the
+    /// entry's samples there has one, which is cheap to find out.
+    ///
+    /// Start timestamps are kept in the head (and its WAL) so far; a block
+    /// holds none.
+    pub fn start_timestamps(
+        &self,
+        entry: &SeriesEntry,
+        mint: i64,
+        maxt: i64,
+        samples: &[Sample],
+        out: &mut Vec<i64>,
+    ) -> bool {
+        out.clear();
+        if !self.db.head.starts_seen() {
+            return false;
+        }
+        let mut starts: Vec<(i64, i64)> = Vec::new();
+        for src in &entry.sources {
+            let Source::Head(id) = *src else {
+                continue;
+            };
+            let Some(s) = self.db.head.by_id(id) else {
+                continue;
+            };
+            let d = s.lock();
+            let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
+            if frozen_visible && let Some(f) = &d.frozen {
+                starts.extend_from_slice(f.starts(mint, maxt));
+            }
+            let before = starts.len();
+            starts.extend_from_slice(d.live.starts(mint, maxt));
+            drop(d);
+            if before > 0 && starts.len() > before {
+                // A generation's samples are new to the ones before it.
+                starts.sort_by_key(|&(t, _)| t);
+            }
+        }
+        if starts.is_empty() {
+            return false;
+        }
+        out.reserve(samples.len());
+        let mut k = 0;
+        for s in samples {
+            while k < starts.len() && starts[k].0 < s.t {
+                k += 1;
+            }
+            out.push(match starts.get(k) {
+                Some(&(t, st)) if t == s.t => st,
+                _ => 0,
+            });
+        }
+        true
+    }
+
     /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time
     /// order, a slice at a time, without gathering them: block samples come
     /// straight from the decoded-page cache, with the page's summary of
@@ -2579,6 +2751,7 @@ mod tests {
             series: vec![crate::sample::SeriesSamples {
                 labels: Labels::new(&[("__name__", "up")]),
                 samples: vec![Sample::new(t, 1.0)],
+                start_timestamps: Vec::new(),
             }],
             metadata: vec![],
         };
@@ -2591,6 +2764,7 @@ mod tests {
             series: vec![crate::sample::SeriesSamples {
                 labels: Labels::new(&[("__name__", "up"), ("job", "v")]),
                 samples,
+                start_timestamps: Vec::new(),
             }],
             metadata: vec![],
         };
@@ -2646,6 +2820,7 @@ mod tests {
                 series: vec![crate::sample::SeriesSamples {
                     labels: Labels::new(&[("__name__", "up"), ("job", job)]),
                     samples,
+                    start_timestamps: Vec::new(),
                 }],
                 metadata: vec![],
             };
@@ -2777,6 +2952,7 @@ mod tests {
                 .map(|(job, n)| crate::sample::SeriesSamples {
                     labels: Labels::new(&[("__name__", "up"), ("job", job)]),
                     samples: (0..n).map(at).collect(),
+                    start_timestamps: Vec::new(),
                 })
                 .collect(),
             metadata: vec![],
@@ -2932,10 +3108,12 @@ mod tests {
                 SeriesSamples {
                     labels: labels.clone(),
                     samples: vec![Sample::new(t, 1.0)],
+                    start_timestamps: Vec::new(),
                 },
                 SeriesSamples {
                     labels: Labels::new(&[("__name__", "empty")]),
                     samples: vec![],
+                    start_timestamps: Vec::new(),
                 },
             ],
             metadata: vec![],

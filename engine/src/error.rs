@@ -87,6 +87,13 @@ pub enum AppendError {
     /// A series without a metric name.
     #[error("series {labels} has no metric name (__name__)")]
     NoMetricName { labels: Labels },
+    /// Start timestamps given, but not one per sample.
+    #[error("series {labels} has {samples} samples but {starts} start timestamps")]
+    StartTimestamps {
+        labels: Labels,
+        samples: usize,
+        starts: usize,
+    },
     /// A [`crate::SeriesRef`] whose series has left the head; nothing was
     /// stored, retry by labels.
     #[error("series reference {id} is stale (the series left the head); retry by labels")]

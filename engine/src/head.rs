@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 use parking_lot::lock_api::RawMutex as _;
@@ -61,17 +61,22 @@ pub struct Chunks {
     /// bytes less in every series.
     sealed: Box<[HeadChunk]>,
     open: HeadChunk,
-    /// Out-of-order data, allocated for the few series that get any.
-    ooo: Option<Box<Ooo>>,
+    /// Out-of-order data and start timestamps, allocated for the few
+    /// series that get any.
+    ooo: Option<Box<Extra>>,
 }
 
-/// Out-of-order samples of one series.
+/// What few series have: out-of-order samples and start timestamps.
 #[derive(Default)]
-struct Ooo {
-    /// Compressed runs; may overlap each other and the in-order data.
+struct Extra {
+    /// Compressed out-of-order runs; may overlap each other and the
+    /// in-order data.
     chunks: Vec<XorChunk>,
-    /// Recent samples, sorted by time.
+    /// Recent out-of-order samples, sorted by time.
     buf: Vec<Sample>,
+    /// (sample time, start timestamp) of the samples that have a start
+    /// timestamp, sorted by time.
+    starts: Vec<(i64, i64)>,
 }
 
 /// A conflicting sample already stored.
@@ -121,9 +126,10 @@ impl Chunks {
             return None;
         }
         let ooo = (!ooo.is_empty() || !ooo_chunks.is_empty()).then(|| {
-            Box::new(Ooo {
+            Box::new(Extra {
                 chunks: ooo_chunks,
                 buf: ooo,
+                starts: Vec::new(),
             })
         });
         Some(Chunks {
@@ -241,6 +247,33 @@ impl Chunks {
         }
     }
 
+    /// Records the start timestamp `st` (not 0) of the sample at `t`,
+    /// which [`Chunks::push`] just stored.
+    pub fn set_start(&mut self, t: i64, st: i64) {
+        let starts = &mut self.ooo.get_or_insert_with(Box::default).starts;
+        if starts.last().is_none_or(|&(last, _)| last < t) {
+            starts.push((t, st));
+            return;
+        }
+        let i = starts.partition_point(|&(s, _)| s < t);
+        if starts.get(i).is_some_and(|&(s, _)| s == t) {
+            starts[i].1 = st;
+        } else {
+            starts.insert(i, (t, st));
+        }
+    }
+
+    /// (sample time, start timestamp) of the samples in `[mint, maxt]` that
+    /// have one, sorted by time.
+    pub fn starts(&self, mint: i64, maxt: i64) -> &[(i64, i64)] {
+        let Some(o) = &self.ooo else {
+            return &[];
+        };
+        let a = o.starts.partition_point(|&(t, _)| t < mint);
+        let b = o.starts.partition_point(|&(t, _)| t <= maxt);
+        &o.starts[a..b.max(a)]
+    }
+
     /// Appends samples in `[mint, maxt]` to `out`, sorted by time, exact
     /// duplicates removed (out-of-order data may repeat a timestamp only with
     /// the same value, which `check` guarantees).
@@ -251,7 +284,11 @@ impl Chunks {
                 c.read_range(mint, maxt, out);
             }
         }
-        let Some(ooo) = &self.ooo else {
+        let Some(ooo) = self
+            .ooo
+            .as_ref()
+            .filter(|o| !o.chunks.is_empty() || !o.buf.is_empty())
+        else {
             return;
         };
         for c in &ooo.chunks {
@@ -278,7 +315,7 @@ impl Chunks {
             .sum::<usize>()
             + self.open.memory_bytes()
             + self.ooo.as_ref().map_or(0, |o| {
-                std::mem::size_of::<Ooo>()
+                std::mem::size_of::<Extra>()
                     // `XorChunk::memory_bytes` counts the struct, which the
                     // vector's slots hold here.
                     + o.chunks
@@ -287,6 +324,7 @@ impl Chunks {
                         .sum::<usize>()
                     + o.chunks.capacity() * std::mem::size_of::<XorChunk>()
                     + o.buf.capacity() * std::mem::size_of::<Sample>()
+                    + o.starts.capacity() * std::mem::size_of::<(i64, i64)>()
             })
             + self.sealed.len() * std::mem::size_of::<HeadChunk>()
     }
@@ -535,6 +573,9 @@ pub struct Head {
     label_cache_budget: AtomicUsize,
     /// Timestamp columns that in-order chunks may still join.
     pub columns: Columns,
+    /// Some series was given a start timestamp since the head was made
+    /// ([`Head::note_starts`]): until then, no series has any to look up.
+    starts_seen: AtomicBool,
 }
 
 impl Default for Head {
@@ -558,6 +599,7 @@ impl Head {
             label_cache_bytes: AtomicUsize::new(0),
             label_cache_budget: AtomicUsize::new(DEFAULT_LABEL_CACHE_BYTES),
             columns: Columns::default(),
+            starts_seen: AtomicBool::new(false),
         }
     }
 
@@ -583,6 +625,19 @@ impl Head {
             self.live_max_t.load(Ordering::Relaxed),
         );
         (a <= b).then_some((a, b))
+    }
+
+    /// Records that a series of the head now holds start timestamps (call
+    /// before the series' lock is released).
+    pub fn note_starts(&self) {
+        if !self.starts_seen.load(Ordering::Relaxed) {
+            self.starts_seen.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether any series may hold start timestamps.
+    pub fn starts_seen(&self) -> bool {
+        self.starts_seen.load(Ordering::Acquire)
     }
 
     pub fn note_live(&self, t: i64) {

@@ -119,6 +119,21 @@ pub fn partition_point_near<T>(s: &[T], guess: usize, pred: impl Fn(&T) -> bool)
 pub struct SeriesSamples {
     pub labels: Labels,
     pub samples: Vec<Sample>,
+    /// The samples' start timestamps (when each sample's value began
+    /// accumulating, as remote write 2.0 and OpenTelemetry send them; ms,
+    /// 0 = unknown): one per sample, or none at all.
+    pub start_timestamps: Vec<i64>,
+}
+
+impl SeriesSamples {
+    /// Samples without start timestamps.
+    pub fn new(labels: Labels, samples: Vec<Sample>) -> SeriesSamples {
+        SeriesSamples {
+            labels,
+            samples,
+            start_timestamps: Vec::new(),
+        }
+    }
 }
 
 /// What one request asks the engine to store. A batch is applied whole or not

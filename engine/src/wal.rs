@@ -39,7 +39,10 @@ use crate::metadata::{MetricMetadata, MetricType};
 use crate::varint::{put_uvarint, unzigzag, zigzag};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SILTWAL\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// Written in new segments: version 2 added start-timestamp records. Both
+/// versions are read; a binary that knows only version 1 refuses version
+/// 2 segments rather than cut them at the first record it cannot read.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: u64 = 16;
 /// Largest record accepted on read; larger lengths are corruption.
 pub const MAX_RECORD: usize = 256 << 20;
@@ -49,6 +52,8 @@ pub const REC_SERIES: u8 = 1;
 pub const REC_SAMPLES: u8 = 2;
 pub const REC_METADATA: u8 = 3;
 // 4 is reserved for native histogram samples.
+/// Start timestamps of samples logged just before (format version 2).
+pub const REC_STARTS: u8 = 5;
 
 /// A decoded WAL record.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +63,9 @@ pub enum Record {
     /// (series id, timestamp, value bits).
     Samples(Vec<(u32, i64, u64)>),
     Metadata(Vec<MetricMetadata>),
+    /// (series id, sample timestamp, start timestamp) of samples logged
+    /// before, in an earlier record of the same append.
+    Starts(Vec<(u32, i64, i64)>),
 }
 
 /// A place in the log: a segment and a byte offset in it. Positions order
@@ -116,6 +124,25 @@ pub fn encode_samples(buf: &mut Vec<u8>, samples: &[(u32, i64, u64)]) {
             put_uvarint(b, u64::from(id));
             put_uvarint(b, zigzag(t.wrapping_sub(base)));
             b.extend_from_slice(&v.to_le_bytes());
+        }
+    });
+}
+
+/// Encodes start timestamps as `[i64 base_t][uvarint n]` then per sample
+/// `[uvarint id][zigzag varint t-base][zigzag varint t-st]` (a sample's
+/// start usually lies a scrape interval or a counter's lifetime before it).
+pub fn encode_starts(buf: &mut Vec<u8>, starts: &[(u32, i64, i64)]) {
+    if starts.is_empty() {
+        return;
+    }
+    frame(buf, REC_STARTS, |b| {
+        let base = starts[0].1;
+        b.extend_from_slice(&base.to_le_bytes());
+        put_uvarint(b, starts.len() as u64);
+        for &(id, t, st) in starts {
+            put_uvarint(b, u64::from(id));
+            put_uvarint(b, zigzag(t.wrapping_sub(base)));
+            put_uvarint(b, zigzag(t.wrapping_sub(st)));
         }
     });
 }
@@ -233,6 +260,25 @@ pub fn decode_record(typ: u8, payload: &[u8]) -> Option<Record> {
             }
             Some(Record::Metadata(out))
         }
+        REC_STARTS => {
+            let base = c.u64_le()? as i64;
+            let n = usize::try_from(c.uvarint()?).ok()?;
+            // Each entry takes at least 3 bytes.
+            if n > c.b.len() / 3 {
+                return None;
+            }
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = u32::try_from(c.uvarint()?).ok()?;
+                let t = base.wrapping_add(unzigzag(c.uvarint()?));
+                let st = t.wrapping_sub(unzigzag(c.uvarint()?));
+                out.push((id, t, st));
+            }
+            if !c.b.is_empty() {
+                return None;
+            }
+            Some(Record::Starts(out))
+        }
         _ => None,
     }
 }
@@ -274,7 +320,7 @@ pub fn read_segment_from(
         return Err(Error::corruption(path, "bad WAL segment magic"));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(Error::corruption(
             path,
             format!("unsupported WAL format version {version}"),
@@ -830,6 +876,10 @@ mod tests {
                         (7, i64::MAX, 0),
                     ],
                 );
+                encode_starts(
+                    b,
+                    &[(7, 1000, 970), (7, i64::MAX, i64::MIN + 3), (8, -5, 1)],
+                );
                 encode_metadata(
                     b,
                     &[MetricMetadata {
@@ -846,8 +896,16 @@ mod tests {
         assert_eq!(next, 2);
         wal.close().unwrap();
         let recs = read_all(dir.path());
-        assert_eq!(recs.len(), 3);
+        assert_eq!(recs.len(), 4);
         assert_eq!(recs[0], Record::Series(vec![(7, labels)]));
+        assert_eq!(
+            recs[2],
+            Record::Starts(vec![
+                (7, 1000, 970),
+                (7, i64::MAX, i64::MIN + 3),
+                (8, -5, 1)
+            ])
+        );
         assert_eq!(
             recs[1],
             Record::Samples(vec![
@@ -855,6 +913,30 @@ mod tests {
                 (7, -5, crate::STALE_NAN),
                 (7, i64::MAX, 0)
             ])
+        );
+    }
+
+    /// Segments of format version 1 (before start-timestamp records) still
+    /// read; a version from the future is refused, not read as damage.
+    #[test]
+    fn version_1_segments_read_and_unknown_versions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, 1 << 20, Durability::Sync).unwrap();
+        let lsn = wal.log(|b| encode_samples(b, &[(1, 5, 0)])).unwrap();
+        wal.wait_blocking(lsn).unwrap();
+        wal.close().unwrap();
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes[8..12], FORMAT_VERSION.to_le_bytes());
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_all(dir.path()), vec![Record::Samples(vec![(1, 5, 0)])]);
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let err = read_segment(&path, &mut |_| Ok(())).err().unwrap();
+        assert!(
+            err.to_string().contains("unsupported WAL format version"),
+            "{err}"
         );
     }
 

@@ -137,6 +137,7 @@ fn batch(entries: &[(usize, i64)], value: impl Fn(usize, i64) -> f64) -> WriteBa
             .map(|&(i, t)| SeriesSamples {
                 labels: labels(i),
                 samples: vec![Sample { t, v: value(i, t) }],
+                start_timestamps: Vec::new(),
             })
             .collect(),
         metadata: Vec::new(),
@@ -217,7 +218,7 @@ proptest! {
                         };
                         b.series.push(SeriesSamples {
                             labels: labels(i),
-                            samples: vec![Sample { t, v: value_kind(kind, t) }],
+                            samples: vec![Sample { t, v: value_kind(kind, t) }], start_timestamps: Vec::new(),
                         });
                     }
                     // Conflicting duplicates are rejected whole (and leave
@@ -233,7 +234,7 @@ proptest! {
                         *c = t;
                         b.series.push(SeriesSamples {
                             labels: labels(i),
-                            samples: vec![Sample { t, v: value_kind(kind, t + i as i64) }],
+                            samples: vec![Sample { t, v: value_kind(kind, t + i as i64) }], start_timestamps: Vec::new(),
                         });
                     }
                     db.append(&b).unwrap().wait_blocking().unwrap();
@@ -595,6 +596,7 @@ fn appends_that_make_a_checkpoint_due_wake_the_background_thread() {
                         T0 + round * 15_000,
                         (round * i as i64) as f64 * 0.1,
                     )],
+                    start_timestamps: Vec::new(),
                 })
                 .collect(),
             metadata: Vec::new(),

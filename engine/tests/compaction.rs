@@ -25,6 +25,7 @@ fn append(db: &Arc<Db>, job: &str, ts: impl Iterator<Item = i64>) {
         series: vec![SeriesSamples {
             labels: Labels::new(&[("__name__", "up"), ("job", job)]),
             samples: ts.map(|t| Sample::new(t, (t / MINUTE) as f64)).collect(),
+            start_timestamps: Vec::new(),
         }],
         metadata: Vec::new(),
     };

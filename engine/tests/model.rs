@@ -154,7 +154,11 @@ fn run(seed: u64, steps: usize) {
                             }
                         }
                     }
-                    batch.series.push(SeriesSamples { labels, samples });
+                    batch.series.push(SeriesSamples {
+                        labels,
+                        samples,
+                        start_timestamps: Vec::new(),
+                    });
                 }
                 match db.append(&batch) {
                     Ok(ticket) => {
@@ -281,6 +285,7 @@ fn rejected_batch_stores_nothing() {
         series: vec![SeriesSamples {
             labels: a.clone(),
             samples: vec![Sample::new(t0, 1.0)],
+            start_timestamps: Vec::new(),
         }],
         metadata: vec![],
     };
@@ -290,10 +295,12 @@ fn rejected_batch_stores_nothing() {
             SeriesSamples {
                 labels: b.clone(),
                 samples: vec![Sample::new(t0, 5.0)],
+                start_timestamps: Vec::new(),
             },
             SeriesSamples {
                 labels: a.clone(),
                 samples: vec![Sample::new(t0, 2.0)],
+                start_timestamps: Vec::new(),
             },
         ],
         metadata: vec![],
@@ -324,6 +331,7 @@ fn too_far_in_future_and_missing_name_are_rejected() {
         series: vec![SeriesSamples {
             labels: series_labels(0),
             samples: vec![Sample::new(future, 1.0)],
+            start_timestamps: Vec::new(),
         }],
         metadata: vec![],
     };
@@ -333,6 +341,7 @@ fn too_far_in_future_and_missing_name_are_rejected() {
         series: vec![SeriesSamples {
             labels: Labels::new(&[("job", "x")]),
             samples: vec![Sample::new(1, 1.0)],
+            start_timestamps: Vec::new(),
         }],
         metadata: vec![],
     };

@@ -81,6 +81,7 @@ fn batched_replay_restores_every_series_exactly() {
                         .map(|(j, l)| SeriesSamples {
                             labels: l.clone(),
                             samples: vec![Sample { t, v: value(j, r) }],
+                            start_timestamps: Vec::new(),
                         })
                         .collect(),
                     metadata: Vec::new(),
@@ -99,6 +100,7 @@ fn batched_replay_restores_every_series_exactly() {
                         t: t0 + 30_000,
                         v: value(j, 1),
                     }],
+                    start_timestamps: Vec::new(),
                 })
                 .collect(),
             metadata: Vec::new(),

@@ -1,19 +1,25 @@
 #![no_main]
 //! Fuzz target: arbitrary bytes as a WAL segment (with and without a valid
 //! header) and as record payloads. Reading must never panic; decoded
-//! sample records must re-encode to the same records.
+//! sample and start-timestamp records must re-encode to the same records.
 use libfuzzer_sys::fuzz_target;
 
 use engine::wal::{self, Record};
 
 fuzz_target!(|data: &[u8]| {
     if let Some((&typ, payload)) = data.split_first() {
-        if let Some(Record::Samples(s)) = wal::decode_record(typ % 5, payload) {
-            let mut buf = Vec::new();
-            wal::encode_samples(&mut buf, &s);
-            if !s.is_empty() {
+        match wal::decode_record(typ % 6, payload) {
+            Some(Record::Samples(s)) if !s.is_empty() => {
+                let mut buf = Vec::new();
+                wal::encode_samples(&mut buf, &s);
                 assert_eq!(wal::decode_record(buf[8], &buf[9..]), Some(Record::Samples(s)));
             }
+            Some(Record::Starts(s)) if !s.is_empty() => {
+                let mut buf = Vec::new();
+                wal::encode_starts(&mut buf, &s);
+                assert_eq!(wal::decode_record(buf[8], &buf[9..]), Some(Record::Starts(s)));
+            }
+            _ => {}
         }
     }
     let dir = std::env::temp_dir().join(format!("silt-fuzz-wal-{}", std::process::id()));

@@ -239,6 +239,7 @@ mod tests {
             batch.series.push(engine::SeriesSamples {
                 labels: engine::Labels::new(&[("__name__", "m"), ("i", &v)]),
                 samples: vec![engine::Sample::new(1, 1.0)],
+                start_timestamps: Vec::new(),
             });
         }
         let ticket = db.append(&batch).unwrap();

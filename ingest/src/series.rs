@@ -485,6 +485,7 @@ impl BatchBuilder {
                     self.series.push(SeriesSamples {
                         labels,
                         samples: samples.to_vec(),
+                        start_timestamps: Vec::new(),
                     });
                     self.keys.push(key);
                     return;
@@ -763,6 +764,7 @@ mod tests {
         b.series.push(SeriesSamples {
             labels: a.clone(),
             samples: vec![],
+            start_timestamps: Vec::new(),
         });
         b.add(c.clone(), &[Sample::new(5, 5.0)], None);
         b.add(c.clone(), &[Sample::new(6, 6.0)], None);

@@ -256,6 +256,7 @@ fn generate(dir: &Path, hosts: usize) -> i64 {
                 batch.series.push(SeriesSamples {
                     labels: d.labels.clone(),
                     samples,
+                    start_timestamps: Vec::new(),
                 });
             }
             db.append(&batch)

@@ -100,7 +100,11 @@ async fn fixture_with(opts: ApiOptions) -> Fixture {
     let batch = WriteBatch {
         series: series_data()
             .into_iter()
-            .map(|(labels, samples)| SeriesSamples { labels, samples })
+            .map(|(labels, samples)| SeriesSamples {
+                labels,
+                samples,
+                start_timestamps: Vec::new(),
+            })
             .collect(),
         metadata: vec![
             MetricMetadata {

@@ -74,9 +74,63 @@ struct EvalCmd {
 
 #[derive(Debug)]
 enum Cmd {
-    Load(Vec<(Labels, Vec<(i64, f64)>)>),
+    /// Series with their (time, value, start timestamp) samples (start 0:
+    /// unknown).
+    Load(Vec<LoadSeries>),
     Clear,
     Eval(Box<EvalCmd>),
+}
+
+type LoadSeries = (Labels, Vec<(i64, f64, i64)>);
+
+/// The start-timestamp offsets of an `@st` line's slots (FORMAT.md §3.6):
+/// `_` and `_xN` (N slots without one), `<dur>`, `<dur>xN` (N+1 slots
+/// alike) and `<dur>±<dur>xN` (N+1 slots in steps); durations signed, `0`
+/// without a unit.
+fn parse_start_offsets(items: &str) -> Result<Vec<Option<i64>>, String> {
+    let signed = |d: &str| -> Result<i64, String> {
+        let (neg, d) = match d.as_bytes().first() {
+            Some(b'-') => (true, &d[1..]),
+            Some(b'+') => (false, &d[1..]),
+            _ => (false, d),
+        };
+        let ms = if d == "0" { 0 } else { parse_duration_ms(d)? };
+        Ok(if neg { -ms } else { ms })
+    };
+    let mut out = Vec::new();
+    for item in items.split_whitespace() {
+        if item == "_" {
+            out.push(None);
+            continue;
+        }
+        if let Some(n) = item.strip_prefix("_x") {
+            let n: usize = n.parse().map_err(|_| format!("bad @st item {item:?}"))?;
+            out.extend(std::iter::repeat_n(None, n));
+            continue;
+        }
+        let (body, times) = match item.rfind('x') {
+            Some(i) => {
+                let n: i64 = item[i + 1..]
+                    .parse()
+                    .map_err(|_| format!("bad @st item {item:?}"))?;
+                (&item[..i], Some(n))
+            }
+            None => (item, None),
+        };
+        // A step's sign is the first `+`/`-` after the start's first byte.
+        let (start, step) = match body[1..].find(['+', '-']) {
+            Some(i) => (&body[..=i], Some(&body[i + 1..])),
+            None => (body, None),
+        };
+        let first = signed(start)?;
+        let step = step.map(signed).transpose()?.unwrap_or(0);
+        match times {
+            None if step != 0 => return Err(format!("bad @st item {item:?}")),
+            None => out.push(Some(first)),
+            Some(n) => out.extend((0..=n).map(|k| Some(first + k * step))),
+        }
+    }
+    Ok(out)
 }
 
 fn parse_duration_ms(s: &str) -> Result<i64, String> {
@@ -241,23 +295,45 @@ fn parse_file(text: &str) -> Result<Vec<Cmd>, String> {
         } else if first.starts_with("load") {
             let interval = parse_duration_ms(l.split_whitespace().nth(1).unwrap_or(""))
                 .map_err(|e| format!("line {lineno}: {e}"))?;
-            let mut series: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+            let mut series: Vec<LoadSeries> = Vec::new();
+            // The `@st` line just read: its labels and slot offsets.
+            let mut starts: Option<(Labels, Vec<Option<i64>>)> = None;
             i += 1;
             while i < lines.len() && !lines[i].is_empty() {
                 let body = &lines[i];
                 let tok = body.split_whitespace().next().unwrap_or("");
-                if tok.ends_with("@st") {
+                let at = |e: String| format!("line {}: {e}", i + 1);
+                if let Some(at_st) = body
+                    .find("@st")
+                    .filter(|_| tok.ends_with("@st") || tok.contains("}@st"))
+                {
+                    if starts.is_some() {
+                        return Err(at("an @st line after an @st line".into()));
+                    }
+                    let unmarked = format!("{}{}", &body[..at_st], &body[at_st + 3..]);
+                    let (labels, rest) = parse_series(&unmarked).map_err(at)?;
+                    starts = Some((labels, parse_start_offsets(rest).map_err(at)?));
                     i += 1;
                     continue;
                 }
-                let (labels, rest) =
-                    parse_series(body).map_err(|e| format!("line {}: {e}", i + 1))?;
-                let items = parse_values(rest).map_err(|e| format!("line {}: {e}", i + 1))?;
-                let samples: Vec<(i64, f64)> = items
+                let (labels, rest) = parse_series(body).map_err(at)?;
+                let items = parse_values(rest).map_err(at)?;
+                let offsets = match starts.take() {
+                    Some((l, o)) if l == labels && o.len() == items.len() => o,
+                    Some(_) => {
+                        return Err(at("an @st line not matching the series after it".into()));
+                    }
+                    None => Vec::new(),
+                };
+                let samples: Vec<(i64, f64, i64)> = items
                     .iter()
                     .enumerate()
                     .filter_map(|(k, it)| match it {
-                        Item::Value(v) => Some((k as i64 * interval, *v)),
+                        Item::Value(v) => {
+                            let t = k as i64 * interval;
+                            let st = offsets.get(k).copied().flatten().map_or(0, |o| t + o);
+                            Some((t, *v, st))
+                        }
                         _ => None,
                     })
                     .collect();
@@ -677,14 +753,19 @@ impl Runner {
         Runner { db, _dir: dir }
     }
 
-    fn load(&self, series: &[(Labels, Vec<(i64, f64)>)]) -> Result<(), String> {
+    fn load(&self, series: &[LoadSeries]) -> Result<(), String> {
         let batch = WriteBatch {
             series: series
                 .iter()
                 .filter(|(_, s)| !s.is_empty())
                 .map(|(l, s)| SeriesSamples {
                     labels: l.clone(),
-                    samples: s.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+                    samples: s.iter().map(|&(t, v, _)| Sample::new(t, v)).collect(),
+                    start_timestamps: if s.iter().any(|&(_, _, st)| st != 0) {
+                        s.iter().map(|&(_, _, st)| st).collect()
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             metadata: Vec::new(),
@@ -963,10 +1044,6 @@ fn promql_conformance() {
                 unexpected.push(format!("{key}: {err}"));
                 let reason = match tier.as_str() {
                     "3" => "tier 3: native histograms (not stored by the engine yet)".to_string(),
-                    _ if name == "start_timestamps.test" => {
-                        "tier 2: start timestamps (@st lines) are not stored by the engine"
-                            .to_string()
-                    }
                     _ => {
                         let mut e = err.replace('\n', " ");
                         e.truncate(160);

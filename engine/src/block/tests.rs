@@ -1025,6 +1025,7 @@ fn cached_pages_outlive_compaction_only_as_long_as_their_readers() {
                     .clone()
                     .map(|m| Sample::new(w + m * MINUTE, (i * 1000 + m) as f64))
                     .collect(),
+                start_timestamps: Vec::new(),
             })
             .collect();
         let batch = WriteBatch {

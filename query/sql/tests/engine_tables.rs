@@ -31,6 +31,7 @@ fn append(db: &Arc<Db>, pairs: &[(&str, &str)], points: &[(i64, f64)]) {
         series: vec![SeriesSamples {
             labels: Labels::new(pairs),
             samples: points.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+            start_timestamps: Vec::new(),
         }],
         metadata: Vec::new(),
     };

@@ -551,6 +551,7 @@ mod tests {
                 samples: (0..=10)
                     .map(|i| engine::Sample::new(i * 10_000, i as f64))
                     .collect(),
+                start_timestamps: Vec::new(),
             }],
             metadata: Vec::new(),
         };

@@ -77,7 +77,11 @@ pub(crate) async fn node_db() -> (tempfile::TempDir, Arc<Db>) {
     let batch = WriteBatch {
         series: series
             .into_iter()
-            .map(|(labels, samples)| SeriesSamples { labels, samples })
+            .map(|(labels, samples)| SeriesSamples {
+                labels,
+                samples,
+                start_timestamps: Vec::new(),
+            })
             .collect(),
         metadata: Vec::new(),
     };

@@ -22,7 +22,7 @@ use super::functions::time::DateFunction;
 use super::rollup::Kernel;
 use super::selector::{self, RangeArg};
 use super::value::{Point, Series, get, set_label};
-use crate::promql::ast::{Call, Expr};
+use crate::promql::ast::{Call, Expr, RangeMode};
 
 fn unparen(e: &Expr) -> &Expr {
     match e {
@@ -293,6 +293,9 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
     }
     let mut out = match Kernel::for_function(rf, mode) {
         Some(k) => arg.rollup_kernel(ev, k, &|step| sc(0, step))?,
+        None if rf == RangeFunction::Resets && mode == RangeMode::Normal => {
+            arg.rollup_resets(ev)?
+        }
         None => window_by_window(ev, &arg, rf, &scalars, pos0)?,
     };
     if !keeps_metric_name(name) {

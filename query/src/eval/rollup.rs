@@ -33,6 +33,7 @@ use engine::summary::{FLOAT_SUM_LIMIT, FloatSum, kahan_step};
 use super::functions::call::RangeFunction;
 use super::functions::range::{self as fr, Window};
 use super::functions::smoothing;
+use super::functions::start as fs;
 use super::selector::Span;
 use super::value::Point;
 use crate::promql::ast::RangeMode;
@@ -145,6 +146,48 @@ impl Kernel {
                 regressions(pts, spans, self == Kernel::PredictLinear, param, out)
             }
         }
+    }
+}
+
+impl Kernel {
+    /// Whether the kernel reads samples' start timestamps (`rate`,
+    /// `increase`, `irate`; see [`Kernel::run_starts`]).
+    pub fn reads_starts(self) -> bool {
+        matches!(
+            self,
+            Kernel::Rate { counter: true, .. } | Kernel::Instant { per_second: true }
+        )
+    }
+
+    /// [`Kernel::run`] for a kernel that [`Kernel::reads_starts`], over
+    /// samples with their start timestamps (`starts[k]` of `pts[k]`, 0 when
+    /// unknown), window by window. Returns in how many windows a start
+    /// overlapped the sample before it (Prometheus warns of each).
+    pub fn run_starts(
+        self,
+        pts: &[Point],
+        starts: &[i64],
+        spans: &[Span],
+        out: &mut Vec<Point>,
+    ) -> usize {
+        let mut overlaps = 0;
+        for sp in spans {
+            let w = Window::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end);
+            let st = &starts[sp.a..sp.b];
+            let v = match self {
+                Kernel::Rate { per_second, .. } => {
+                    let r = fs::rate(&w, st, per_second);
+                    overlaps += usize::from(r.overlap);
+                    r.value
+                }
+                Kernel::Instant { .. } => fs::irate(&w, st),
+                _ => unreachable!("{self:?} reads no start timestamps"),
+            };
+            if let Some(v) = v {
+                out.push(Point::new(sp.t, v));
+            }
+        }
+        overlaps
     }
 }
 

@@ -11,7 +11,8 @@ use engine::{Continuity, Labels, SeriesEntry, is_stale_nan};
 use super::error::Result;
 use super::evaluator::{Ev, Val};
 use super::functions::extended::{extend_floats, smoothed_value_at};
-use super::functions::range::Window as FnWindow;
+use super::functions::range::{self as fr, Window as FnWindow};
+use super::functions::start as fs;
 use super::rollup::{Kernel, WindowFold, any_stale};
 use super::value::{Point, Series};
 use crate::promql::ast::{Expr, MatrixSelector, RangeMode, VectorSelector};
@@ -510,6 +511,9 @@ pub(crate) struct RangeArg {
     pub offset: i64,
     pub at: Option<i64>,
     pub mode: RangeMode,
+    /// Where the argument starts in the query text (its annotations'
+    /// position).
+    pub pos: Option<usize>,
 }
 
 /// One window handed to a range function.
@@ -538,6 +542,7 @@ impl RangeArg {
                     offset: ev.offset(&vs.offset)?,
                     at: ev.at_time(&vs.at),
                     mode: vs.range_mode,
+                    pos: Some(vs.position),
                 }))
             }
             Expr::Subquery(sq) => {
@@ -548,6 +553,7 @@ impl RangeArg {
                     offset: ev.offset(&sq.offset)?,
                     at: ev.at_time(&sq.at),
                     mode: RangeMode::Normal,
+                    pos: super::evaluator::expr_pos(e),
                 }))
             }
             Expr::Paren(x) => RangeArg::from_expr(ev, x),
@@ -609,6 +615,33 @@ impl RangeArg {
         self.each_series(ev, |plan, i, out| self.series(ev, plan, i, &f, out))
     }
 
+    /// `resets` over every series: its decreases, and where its samples
+    /// carry start timestamps, its restarts by them too.
+    pub fn rollup_resets(&self, ev: &Ev) -> Result<Vec<Series>> {
+        let plain = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
+            for sp in spans {
+                if let Some(v) = fr::resets(&span_window(pts, sp)) {
+                    out.push(Point::new(sp.t, v));
+                }
+            }
+            Ok(())
+        };
+        let with_starts = |pts: &[Point], starts: &[i64], spans: &[Span], out: &mut Vec<Point>| {
+            for sp in spans {
+                if let Some(v) = fs::resets(&span_window(pts, sp), &starts[sp.a..sp.b]) {
+                    out.push(Point::new(sp.t, v));
+                }
+            }
+            0
+        };
+        self.each_series(ev, |plan, i, out| {
+            if self.series_with_starts(ev, plan, i, &with_starts, out)? {
+                return Ok(());
+            }
+            self.series(ev, plan, i, &plain, out)
+        })
+    }
+
     /// [`RangeArg::rollup_spans`] running `kernel` on every series
     /// ([`RangeArg::series_kernel`]); `param(step)` is its scalar argument.
     pub fn rollup_kernel(
@@ -657,6 +690,17 @@ impl RangeArg {
         param: &dyn Fn(usize) -> f64,
         out: &mut Vec<Point>,
     ) -> Result<()> {
+        if kernel.reads_starts()
+            && self.series_with_starts(
+                ev,
+                plan,
+                i,
+                &|p, st, sp, o| kernel.run_starts(p, st, sp, o),
+                out,
+            )?
+        {
+            return Ok(());
+        }
         if ev.n() == 1
             && !plan.sparse
             && let RangeData::Storage(entries) = &self.data
@@ -697,6 +741,92 @@ impl RangeArg {
             Ok(())
         };
         self.series(ev, plan, i, &run, out)
+    }
+
+    /// Runs `f` over series `i` when some of its samples in the span
+    /// `plan` reads carry start timestamps: `f` gets the samples (stale
+    /// markers removed), their start timestamps (0 where unknown) and
+    /// every step's window, appends the output points and says in how
+    /// many windows a start overlapped the sample before it (reported
+    /// here). Returns `Ok(false)`, having done nothing, for a series
+    /// without any there, and for a subquery's (whose points carry none:
+    /// Prometheus's subqueries do not pass them on either), as also for
+    /// `anchored`/`smoothed` windows.
+    pub fn series_with_starts(
+        &self,
+        ev: &Ev,
+        plan: &RollupPlan,
+        i: usize,
+        f: &StartsRun<'_>,
+        out: &mut Vec<Point>,
+    ) -> Result<bool> {
+        let RangeData::Storage(entries) = &self.data else {
+            return Ok(false);
+        };
+        let (mint, maxt) = (
+            plan.first_r - self.range - plan.before + 1,
+            plan.last_r + plan.after,
+        );
+        let querier = &ev.ctx.querier;
+        let mut starts = Vec::new();
+        if self.mode != RangeMode::Normal
+            || !querier.start_timestamps(&entries[i], mint, maxt, &[], &mut starts)
+        {
+            return Ok(false);
+        }
+        let mut pts = Vec::new();
+        read_into(ev, &entries[i], mint, maxt, &mut pts)?;
+        let loaded = pts.len();
+        pts.retain(|p| !is_stale_nan(p.v));
+        ev.ctx.release(loaded - pts.len());
+        querier.start_timestamps(&entries[i], mint, maxt, &pts, &mut starts);
+        let mut spans = Vec::new();
+        self.spans(ev, plan, &pts, &mut spans);
+        out.reserve(spans.len());
+        let overlaps = f(&pts, &starts, &spans, out);
+        if overlaps > 0 {
+            let name = entries[i].labels.metric_name().unwrap_or_default();
+            ev.ctx.annos.add_fn(
+                super::functions::annotations::Annotation::StartTimeOverlap {
+                    metric_name: name.to_string(),
+                    count: overlaps as u64,
+                },
+                self.pos,
+            );
+        }
+        ev.ctx.release(pts.len());
+        ev.ctx.take(out.len())?;
+        Ok(true)
+    }
+
+    /// The window of every step over `pts` (a series' samples in the span
+    /// `plan` reads, sorted) that holds samples, in step order.
+    fn spans(&self, ev: &Ev, plan: &RollupPlan, pts: &[Point], spans: &mut Vec<Span>) {
+        spans.clear();
+        let n = ev.n();
+        let (before, after) = (plan.before, plan.after);
+        let (mut a, mut b) = (0usize, 0usize);
+        let (mut stride_a, mut stride_b) = (Stride::default(), Stride::default());
+        for step in 0..n {
+            let t = ev.ts(step);
+            // With `@` every step sees the same window (the function
+            // still gets each step's time, as `predict_linear` needs).
+            let r = self.at.unwrap_or(t) - self.offset;
+            let lo = r - self.range - before;
+            let hi = r + after;
+            a = stride_a.advance(pts, a, lo);
+            b = stride_b.advance(pts, b.max(a), hi);
+            if a < b {
+                spans.push(Span {
+                    step,
+                    t,
+                    a,
+                    b,
+                    range_start: r - self.range,
+                    range_end: r,
+                });
+            }
+        }
     }
 
     /// What every series' rollup shares: the read span around the steps.
@@ -788,29 +918,7 @@ impl RangeArg {
             }
             RangeData::Memory(s) => &s[i].points,
         };
-        spans.clear();
-        let (mut a, mut b) = (0usize, 0usize);
-        let (mut stride_a, mut stride_b) = (Stride::default(), Stride::default());
-        for step in 0..n {
-            let t = ev.ts(step);
-            // With `@` every step sees the same window (the function
-            // still gets each step's time, as `predict_linear` needs).
-            let r = self.at.unwrap_or(t) - self.offset;
-            let lo = r - self.range - before;
-            let hi = r + after;
-            a = stride_a.advance(pts, a, lo);
-            b = stride_b.advance(pts, b.max(a), hi);
-            if a < b {
-                spans.push(Span {
-                    step,
-                    t,
-                    a,
-                    b,
-                    range_start: r - self.range,
-                    range_end: r,
-                });
-            }
-        }
+        self.spans(ev, plan, pts, &mut spans);
         out.reserve(spans.len());
         let res = f(i, pts, &spans, out);
         if let RangeData::Storage(_) = &self.data {
@@ -822,6 +930,16 @@ impl RangeArg {
         res?;
         ev.ctx.take(out.len())
     }
+}
+
+/// What [`RangeArg::series_with_starts`] runs: samples, their start
+/// timestamps and the steps' windows in, output points and the count of
+/// windows where a start overlapped the sample before it out.
+pub(crate) type StartsRun<'a> = dyn Fn(&[Point], &[i64], &[Span], &mut Vec<Point>) -> usize + 'a;
+
+/// Span `sp`'s window over `pts`.
+fn span_window<'a>(pts: &'a [Point], sp: &Span) -> FnWindow<'a> {
+    FnWindow::new(&pts[sp.a..sp.b], sp.range_start, sp.range_end)
 }
 
 /// The read span of a [`RangeArg`]'s rollup ([`RangeArg::plan`]).

@@ -46,6 +46,7 @@ fn db(series: &[TestSeries]) -> (tempfile::TempDir, Arc<Db>) {
             .map(|(l, s)| SeriesSamples {
                 labels: Labels::new(l),
                 samples: s.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+                start_timestamps: Vec::new(),
             })
             .collect(),
         metadata: Vec::new(),
@@ -907,6 +908,7 @@ pub(crate) fn blocks_and_head_db() -> (
             .into_iter()
             .map(|(t, v)| Sample::new(t, v))
             .collect(),
+        start_timestamps: Vec::new(),
     };
     let batch = WriteBatch {
         series: kinds
@@ -1056,4 +1058,70 @@ fn instant_selector_over_a_range_keeps_to_the_sample_budget() {
     assert!(err.to_string().contains("max_samples"), "{err}");
     o.engine.max_samples = 13_000;
     range_query(&db, &e, 300_000, end, (end - 300_000) / 199, &o).unwrap();
+}
+
+/// Start timestamps reach `rate`/`increase`/`irate`/`resets` on every path
+/// that evaluates them: the range kernel, the instant fold and the folded
+/// aggregation (`sum(rate(..))`) agree with each other, and differ from the
+/// same samples without starts (a restart by start timestamp whose value
+/// did not drop is a reset). A subquery passes no starts on.
+#[test]
+fn start_timestamps_reach_every_rate_path() {
+    let (_d, db) = db(&[]);
+    let minute = 60_000;
+    // Counts up by 60 a minute; restarted (by its start) at 10m, 15m and
+    // 16m without its value dropping.
+    let values: Vec<(i64, f64)> = (1..=20).map(|i| (i * minute, (i * 60) as f64)).collect();
+    let start = |t: i64| match t / minute {
+        10..=14 => 10 * minute - 30_000,
+        15 => 15 * minute - 1,
+        16..=20 => 16 * minute - 20_000,
+        _ => 1,
+    };
+    let series = |kind: &str, starts: bool| SeriesSamples {
+        labels: Labels::new(&[("__name__", "c_total"), ("kind", kind)]),
+        samples: values.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+        start_timestamps: if starts {
+            values.iter().map(|&(t, _)| start(t)).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let batch = WriteBatch {
+        series: vec![series("plain", false), series("st", true)],
+        metadata: Vec::new(),
+    };
+    db.append(&batch).unwrap().wait_blocking().unwrap();
+
+    let parse = |q: &str| crate::promql::parse(q).unwrap();
+    let (from, to, step) = (6 * minute, 20 * minute, 30_000);
+    let matrix = |q: &str| match range_query(&db, &parse(q), from, to, step, &opts())
+        .unwrap()
+        .value
+    {
+        Value::Matrix(m) => m,
+        other => panic!("{other:?}"),
+    };
+    for f in ["rate", "increase", "irate", "resets"] {
+        let per_series = matrix(&format!("{f}(c_total[5m])"));
+        assert_eq!(per_series.len(), 2, "{f}");
+        let (plain, st) = (&per_series[0].points, &per_series[1].points);
+        assert_ne!(plain, st, "{f}: the starts change the answer");
+        // The folded aggregation sums the same per-series values.
+        let sum = matrix(&format!("sum(({f}(c_total{{kind=\"st\"}}[5m])))"));
+        assert_eq!(&sum[0].points, st, "{f}: sum over one series");
+        // Instant queries (the fold) answer what each step did.
+        for p in st {
+            let q = parse(&format!("{f}(c_total{{kind=\"st\"}}[5m])"));
+            let v = vector_values(&instant_query(&db, &q, p.t, &opts()).unwrap().value);
+            assert_eq!(v.len(), 1, "{f} at {}", p.t);
+            assert_eq!(v[0].1.to_bits(), p.v.to_bits(), "{f} at {}", p.t);
+        }
+        // A subquery's points carry no starts.
+        let sub = matrix(&format!("{f}(c_total[5m:1m])"));
+        assert_eq!(sub[0].points, sub[1].points, "{f} over a subquery");
+    }
+    // `resets` counts the three restarts in the windows that hold them.
+    let resets = matrix("max(resets(c_total{kind=\"st\"}[20m]))");
+    assert_eq!(resets[0].points.last().map(|p| p.v), Some(3.0));
 }

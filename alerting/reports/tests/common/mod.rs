@@ -45,6 +45,7 @@ impl Gen {
         self.series.push(SeriesSamples {
             labels: Labels::new(labels),
             samples,
+            start_timestamps: Vec::new(),
         });
     }
 }

@@ -39,6 +39,11 @@ pub enum Annotation {
     /// A Silt forecasting function (`silt_*`) skipped a series too short
     /// to fit. Position: the range argument.
     ForecastTooShort { function: &'static str },
+    /// `rate`/`increase` saw a sample whose start timestamp reaches back
+    /// before the previous sample without being its start: the two count
+    /// some events twice. Repeats (other windows and series of the metric)
+    /// merge, counting their `count`s. Position: the range argument.
+    StartTimeOverlap { metric_name: String, count: u64 },
 }
 
 /// Details of a monotonicity fix, accumulated over merged repeats.
@@ -107,7 +112,8 @@ impl Annotation {
             Annotation::InvalidQuantile { .. }
             | Annotation::InvalidRatio { .. }
             | Annotation::BadBucketLabel { .. }
-            | Annotation::SortInRangeQuery => Severity::Warning,
+            | Annotation::SortInRangeQuery
+            | Annotation::StartTimeOverlap { .. } => Severity::Warning,
             Annotation::ForecastTooShort { .. } => Severity::Info,
         }
     }
@@ -121,14 +127,27 @@ impl Annotation {
                 format!("PromQL info: {MONOTONICITY_TEXT}"),
                 &fix.metric_name,
             ),
+            Annotation::StartTimeOverlap { metric_name, .. } => format!(
+                "PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {}",
+                gofmt::quote(metric_name)
+            ),
             _ => self.message(),
         }
     }
 
     /// Folds a repeat (same [`Annotation::key`]) into `self`. Only the
     /// monotonicity info accumulates (time span, bucket span, max diff,
-    /// count); for the others the texts are identical and nothing changes.
+    /// count), and the start overlaps' count; for the others the texts are
+    /// identical and nothing changes.
     pub fn merge(&mut self, other: &Annotation) {
+        if let (
+            Annotation::StartTimeOverlap { count, .. },
+            Annotation::StartTimeOverlap { count: more, .. },
+        ) = (&mut *self, other)
+        {
+            *count += more;
+            return;
+        }
         if let (Annotation::ForcedMonotonicity(a), Annotation::ForcedMonotonicity(b)) =
             (self, other)
         {
@@ -182,6 +201,10 @@ impl Annotation {
                 rfc3339(fix.min_ts_ms),
                 rfc3339(fix.max_ts_ms),
             ),
+            Annotation::StartTimeOverlap { count, .. } if *count > 1 => {
+                format!("{} ({count} occurrences)", self.key())
+            }
+            Annotation::StartTimeOverlap { .. } => self.key(),
             Annotation::SortInRangeQuery => "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".to_string(),
             Annotation::ForecastTooShort { function } => format!(
                 "PromQL info: {function}: series too short to fit, skipped (needs at least {} finite samples over {} grid cells)",

@@ -97,6 +97,7 @@ pub mod quantile;
 pub mod range;
 pub mod smoothing;
 pub mod sort;
+pub mod start;
 pub mod time;
 
 #[cfg(test)]

@@ -1,0 +1,225 @@
+//! Start timestamps: kept with their samples in the head, through a WAL
+//! replay and through head checkpoints, and read back aligned with the
+//! samples a querier gives.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{
+    AppendError, Db, Labels, MatchOp, Matcher, Options, Sample, SeriesSamples, WriteBatch,
+};
+use prometheus_client::registry::Registry;
+
+const T0: i64 = 1_700_000_000_000;
+const MIN: i64 = 60_000;
+
+fn open(dir: &Path, checkpoint_on_close: bool) -> Arc<Db> {
+    let mut o = Options::new(dir);
+    o.background = false;
+    o.block_duration = Duration::from_secs(3600);
+    o.checkpoint_wal_bytes = 0;
+    o.checkpoint_on_close = checkpoint_on_close;
+    Db::open(o, &mut Registry::default()).expect("open")
+}
+
+fn labels(name: &str) -> Labels {
+    Labels::new(&[("__name__", name), ("job", "otel")])
+}
+
+/// `n` samples a minute apart from `from` (value = index), with starts.
+fn series(name: &str, from: i64, n: i64, start: impl Fn(i64) -> i64) -> SeriesSamples {
+    let times: Vec<i64> = (0..n).map(|i| from + i * MIN).collect();
+    SeriesSamples {
+        labels: labels(name),
+        samples: times.iter().map(|&t| Sample::new(t, t as f64)).collect(),
+        start_timestamps: times.iter().map(|&t| start(t)).collect(),
+    }
+}
+
+fn append(db: &Arc<Db>, series: Vec<SeriesSamples>) {
+    let batch = WriteBatch {
+        series,
+        metadata: Vec::new(),
+    };
+    db.append(&batch).expect("append").wait_blocking().unwrap();
+}
+
+/// A series' metric name and its samples' (time, start), `None` when the
+/// querier says none of them has a start.
+type Starts = (String, Option<Vec<(i64, i64)>>);
+
+/// Every series' (sample time, start) over `[mint, maxt]`.
+fn starts(db: &Arc<Db>, mint: i64, maxt: i64) -> Vec<Starts> {
+    let q = db.querier(mint, maxt);
+    let all = Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap();
+    q.select(&[all])
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let mut samples = Vec::new();
+            q.samples(&e, mint, maxt, &mut samples).unwrap();
+            let mut out = vec![-1];
+            let found = q.start_timestamps(&e, mint, maxt, &samples, &mut out);
+            assert_eq!(out.len(), if found { samples.len() } else { 0 });
+            let name = e.labels.metric_name().unwrap().to_string();
+            (
+                name,
+                found.then(|| samples.iter().map(|s| s.t).zip(out).collect()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn starts_read_back_with_their_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), false);
+    // A counter started 30 s before its first sample, a delta series
+    // (each start is the previous sample's time), and a plain series.
+    append(
+        &db,
+        vec![
+            series("cumulative", T0, 4, |_| T0 - 30_000),
+            series("delta", T0, 4, |t| t - MIN),
+            SeriesSamples::new(labels("plain"), vec![Sample::new(T0, 1.0)]),
+        ],
+    );
+    // The counter again, twice in one batch (unsorted, so the batch is
+    // merged): a sample without a start, an out-of-order sample with one,
+    // and a repeat of a stored sample with another start (the stored
+    // sample and its start stay).
+    append(
+        &db,
+        vec![
+            SeriesSamples {
+                labels: labels("cumulative"),
+                samples: vec![
+                    Sample::new(T0 + 5 * MIN, 0.5),
+                    Sample::new(T0 + 4 * MIN, 4.0),
+                ],
+                start_timestamps: vec![T0 + 4 * MIN + 1, 0],
+            },
+            SeriesSamples {
+                labels: labels("cumulative"),
+                samples: vec![
+                    Sample::new(T0 + MIN / 2, 9.0),
+                    Sample::new(T0 + MIN, (T0 + MIN) as f64),
+                ],
+                start_timestamps: vec![T0 + MIN / 4, T0 + 7],
+            },
+        ],
+    );
+    let expect_cumulative = vec![
+        (T0, T0 - 30_000),
+        (T0 + MIN / 2, T0 + MIN / 4),
+        (T0 + MIN, T0 - 30_000),
+        (T0 + 2 * MIN, T0 - 30_000),
+        (T0 + 3 * MIN, T0 - 30_000),
+        (T0 + 4 * MIN, 0),
+        (T0 + 5 * MIN, T0 + 4 * MIN + 1),
+    ];
+    let expect_delta: Vec<(i64, i64)> =
+        (0..4).map(|i| (T0 + i * MIN, T0 + (i - 1) * MIN)).collect();
+    let all = starts(&db, i64::MIN, i64::MAX);
+    assert_eq!(
+        all,
+        vec![
+            ("cumulative".to_string(), Some(expect_cumulative.clone())),
+            ("delta".to_string(), Some(expect_delta.clone())),
+            ("plain".to_string(), None),
+        ]
+    );
+
+    // A window: only its samples, and a series none of whose samples there
+    // has a start says so.
+    let part = starts(&db, T0 + 4 * MIN, T0 + 5 * MIN);
+    assert_eq!(
+        part,
+        vec![(
+            "cumulative".to_string(),
+            Some(expect_cumulative[5..].to_vec())
+        )]
+    );
+    let q = db.querier(i64::MIN, i64::MAX);
+    let e = q
+        .select(&[Matcher::new(MatchOp::Equal, "__name__", "cumulative").unwrap()])
+        .unwrap()
+        .remove(0);
+    let mut out = Vec::new();
+    // Aligned with fewer samples than were read (a caller dropping some).
+    let some = [
+        Sample::new(T0 + MIN / 2, 9.0),
+        Sample::new(T0 + 3 * MIN, 0.0),
+    ];
+    assert!(q.start_timestamps(&e, i64::MIN, i64::MAX, &some, &mut out));
+    assert_eq!(out, vec![T0 + MIN / 4, T0 - 30_000]);
+    assert!(!q.start_timestamps(&e, T0 + 4 * MIN, T0 + 4 * MIN, &[], &mut out));
+    assert!(out.is_empty());
+
+    // Starts not one per sample: refused, nothing stored.
+    let mut bad = series("cumulative", T0 + 10 * MIN, 3, |_| T0);
+    bad.start_timestamps.pop();
+    let err = db
+        .append(&WriteBatch {
+            series: vec![bad],
+            metadata: Vec::new(),
+        })
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::StartTimestamps {
+                samples: 3,
+                starts: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), all);
+}
+
+#[test]
+fn starts_survive_restarts_by_wal_and_by_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), false);
+    append(&db, vec![series("cumulative", T0, 5, |_| T0 - 1)]);
+    append(&db, vec![series("delta", T0, 3, |t| t - MIN)]);
+    let before = starts(&db, i64::MIN, i64::MAX);
+    assert_eq!(before.len(), 2);
+    db.close().unwrap();
+    drop(db);
+
+    // WAL replay.
+    let db = open(dir.path(), true);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), before);
+    db.close().unwrap();
+    drop(db);
+    assert!(
+        std::fs::read_dir(dir.path().join("wal")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("checkpoint.")),
+        "a checkpoint was written on close"
+    );
+
+    // From the checkpoint, then the WAL after it.
+    let db = open(dir.path(), true);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), before);
+    append(
+        &db,
+        vec![series("cumulative", T0 + 5 * MIN, 2, |_| {
+            T0 + 4 * MIN + 30_000
+        })],
+    );
+    let after = starts(&db, i64::MIN, i64::MAX);
+    db.close().unwrap();
+    drop(db);
+    let db = open(dir.path(), false);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), after);
+    let (_, cumulative) = &after[0];
+    assert_eq!(cumulative.as_ref().unwrap().len(), 7);
+}
