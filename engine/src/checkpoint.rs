@@ -674,7 +674,7 @@ impl Writer {
     /// Writes the series record being filled if it is large enough (call
     /// with no lock held: it may write to the file).
     pub fn maybe_flush_series(&mut self) -> Result<()> {
-        if self.series.len() >= SERIES_RECORD_BYTES {
+        if self.series.len() + self.starts.len() >= SERIES_RECORD_BYTES {
             self.flush_series()?;
         }
         Ok(())

@@ -17,7 +17,7 @@
 //! read sees.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -823,14 +823,28 @@ impl Db {
                             (Some(f), true) => f.check(s.t, s.v),
                             _ => Ok(new),
                         });
+                let st = starts.get(k).copied().unwrap_or(0);
                 match checked {
                     Ok(true) => {
                         fresh.push((id, s.t, s.v.to_bits()));
-                        if let Some(&st) = starts.get(k).filter(|&&st| st != 0) {
+                        if st != 0 {
                             fresh_starts.push((id, s.t, st));
                         }
                     }
-                    Ok(false) => accepted += 1,
+                    Ok(false) => {
+                        // A sample stored before without its start (a retry
+                        // after a crash cut the log between the samples and
+                        // their starts) gets it now.
+                        // (Only in the live generation: a frozen one is
+                        // being written to a block, which keeps none yet.)
+                        if st != 0
+                            && guard.live.start_at(s.t).is_none()
+                            && matches!(guard.live.check(s.t, s.v), Ok(false))
+                        {
+                            fresh_starts.push((id, s.t, st));
+                        }
+                        accepted += 1;
+                    }
                     Err(c) => return Err(reject(c.t, c.stored, s.v)),
                 }
             }
@@ -1915,8 +1929,10 @@ fn read_wal(
                     }
                 }
                 Record::Starts(list) => {
-                    // After the samples they belong to, which may wait in
-                    // `pending`. Checkpointed samples keep theirs there.
+                    // Applied by the series' applier, before or after the
+                    // samples they belong to (which may wait in `pending`):
+                    // a start needs no sample. Checkpointed samples keep
+                    // theirs in the checkpoint.
                     let filter = resume.filter(|r| here <= r.skip_max);
                     let mut parts: Vec<Vec<(u32, i64, i64)>> = vec![Vec::new(); n];
                     for e in list {
@@ -1929,7 +1945,6 @@ fn read_wal(
                     }
                     for (k, p) in parts.into_iter().enumerate() {
                         if !p.is_empty() {
-                            flush(k, &mut pending, batching)?;
                             send(k, Record::Starts(p))?;
                         }
                     }
@@ -2319,6 +2334,34 @@ enum Source {
 pub struct SeriesEntry {
     pub labels: Labels,
     sources: Vec<Source>,
+    /// The head's series held start timestamps when it was selected.
+    has_starts: bool,
+}
+
+impl SeriesEntry {
+    /// Whether the series held start timestamps in the head when it was
+    /// selected ([`Querier::start_timestamps`] has some to give).
+    pub fn has_starts(&self) -> bool {
+        self.has_starts
+    }
+}
+
+/// The start timestamp of each of `samples` (sorted by time) into `out`
+/// (cleared first), from `starts` ([`Querier::start_timestamps`]): 0 for
+/// a sample without one.
+pub fn align_starts(starts: &[(i64, i64)], samples: &[Sample], out: &mut Vec<i64>) {
+    out.clear();
+    out.reserve(samples.len());
+    let mut k = 0;
+    for s in samples {
+        while k < starts.len() && starts[k].0 < s.t {
+            k += 1;
+        }
+        out.push(match starts.get(k) {
+            Some(&(t, st)) if t == s.t => st,
+            _ => 0,
+        });
+    }
 }
 
 /// A consistent read view over `[mint, maxt]`.
@@ -2358,19 +2401,23 @@ impl Querier {
         }
     }
 
-    fn head_time_range(&self, s: &MemSeries) -> Option<(i64, i64)> {
+    /// The (min, max) time of a head series' samples visible to this view,
+    /// and (if `starts`) whether any of them has a start timestamp.
+    fn head_time_range(&self, s: &MemSeries, starts: bool) -> Option<(i64, i64, bool)> {
         let d = s.lock();
         let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
         let live = d.live.time_range();
         let frozen = if frozen_visible {
-            d.frozen.as_ref().and_then(|f| f.time_range())
+            d.frozen.as_deref()
         } else {
             None
         };
-        match (live, frozen) {
+        let has_starts = starts && (d.live.has_starts() || frozen.is_some_and(|f| f.has_starts()));
+        let range = match (live, frozen.and_then(|f| f.time_range())) {
             (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
             (a, b) => a.or(b),
-        }
+        };
+        range.map(|(a, b)| (a, b, has_starts))
     }
 
     /// Series matching all matchers with data in the view's range, sorted by labels.
@@ -2380,10 +2427,19 @@ impl Querier {
     /// head's sorted matches; a label set is built once per series found,
     /// not once per block holding it.
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<SeriesEntry>> {
-        let head_found: Vec<(Labels, u32)> = self.db.head.select_sorted(
-            matchers,
-            |s| matches!(self.head_time_range(s), Some((a, b)) if b >= self.mint && a <= self.maxt),
-        );
+        // Head series with start timestamps, noted under the lock the time
+        // range takes anyway (none to look for until a first one arrives).
+        let look = self.db.head.starts_seen();
+        let mut with_starts: HashSet<u32> = HashSet::new();
+        let head_found: Vec<(Labels, u32)> = self.db.head.select_sorted(matchers, |s| {
+            let Some((a, b, starts)) = self.head_time_range(s, look) else {
+                return false;
+            };
+            if starts {
+                with_starts.insert(s.id);
+            }
+            b >= self.mint && a <= self.maxt
+        });
         // Per block with matches: (block index, ascending ids in range).
         let runs: Vec<(usize, Vec<u32>)> = self
             .blocks
@@ -2450,11 +2506,18 @@ impl Querier {
                 sources.push(Source::Block(*bi, ids[pos[r]]));
                 pos[r] += 1;
             }
+            let mut has_starts = false;
             if head_equal {
-                sources.push(Source::Head(head_found[head_pos].1));
+                let id = head_found[head_pos].1;
+                has_starts = with_starts.contains(&id);
+                sources.push(Source::Head(id));
                 head_pos += 1;
             }
-            out.push(SeriesEntry { labels, sources });
+            out.push(SeriesEntry {
+                labels,
+                sources,
+                has_starts,
+            });
         }
         Ok(out)
     }
@@ -2503,62 +2566,60 @@ impl Querier {
         Ok(())
     }
 
-    /// The start timestamps of `samples`, some of the entry's samples with
-    /// `mint <= t <= maxt` sorted by time (as [`Querier::samples`] gives
-    /// them, perhaps fewer): one each into `out` (cleared first; 0 where
-    /// unknown). Returns `false`, with `out` empty, when none of the
-    /// entry's samples there has one, which is cheap to find out.
+    /// (sample time, start timestamp) of the entry's samples with
+    /// `mint <= t <= maxt` that have one, sorted by time ([`align_starts`]
+    /// lines them up with the samples). Empty when none has, which costs
+    /// nothing for a series without any.
     ///
-    /// Start timestamps are kept in the head (and its WAL) so far; a block
-    /// holds none.
-    pub fn start_timestamps(
-        &self,
-        entry: &SeriesEntry,
-        mint: i64,
-        maxt: i64,
-        samples: &[Sample],
-        out: &mut Vec<i64>,
-    ) -> bool {
-        out.clear();
-        if !self.db.head.starts_seen() {
-            return false;
-        }
+    /// Start timestamps are kept in the head (its WAL and checkpoints) so
+    /// far, not in blocks: for a window that reaches samples of a block
+    /// (the series' older data after a cut) they are partly unknown, and
+    /// this gives none at all rather than some.
+    pub fn start_timestamps(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> Vec<(i64, i64)> {
         let mut starts: Vec<(i64, i64)> = Vec::new();
+        if !entry.has_starts {
+            return starts;
+        }
         for src in &entry.sources {
-            let Source::Head(id) = *src else {
-                continue;
-            };
-            let Some(s) = self.db.head.by_id(id) else {
-                continue;
-            };
-            let d = s.lock();
-            let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
-            if frozen_visible && let Some(f) = &d.frozen {
-                starts.extend_from_slice(f.starts(mint, maxt));
-            }
-            let before = starts.len();
-            starts.extend_from_slice(d.live.starts(mint, maxt));
-            drop(d);
-            if before > 0 && starts.len() > before {
-                // A generation's samples are new to the ones before it.
-                starts.sort_by_key(|&(t, _)| t);
+            match *src {
+                Source::Block(bi, id) => {
+                    let (a, z) = self.blocks[bi].series_time_range(id);
+                    if z >= mint && a <= maxt {
+                        return Vec::new();
+                    }
+                }
+                Source::Head(id) => {
+                    let Some(s) = self.db.head.by_id(id) else {
+                        continue;
+                    };
+                    let d = s.lock();
+                    let frozen_visible =
+                        self.db.frozen_gen.load(Ordering::Acquire) > self.published;
+                    if frozen_visible && let Some(f) = &d.frozen {
+                        starts.extend_from_slice(f.starts(mint, maxt));
+                    }
+                    let frozen = starts.len();
+                    starts.extend_from_slice(d.live.starts(mint, maxt));
+                    drop(d);
+                    if frozen > 0 && starts.len() > frozen {
+                        // A time in both generations: the live one wins, as
+                        // in the samples read (stable sort, keep the last).
+                        starts.sort_by_key(|&(t, _)| t);
+                        let mut w = 0;
+                        for r in 0..starts.len() {
+                            if w > 0 && starts[w - 1].0 == starts[r].0 {
+                                starts[w - 1] = starts[r];
+                            } else {
+                                starts[w] = starts[r];
+                                w += 1;
+                            }
+                        }
+                        starts.truncate(w);
+                    }
+                }
             }
         }
-        if starts.is_empty() {
-            return false;
-        }
-        out.reserve(samples.len());
-        let mut k = 0;
-        for s in samples {
-            while k < starts.len() && starts[k].0 < s.t {
-                k += 1;
-            }
-            out.push(match starts.get(k) {
-                Some(&(t, st)) if t == s.t => st,
-                _ => 0,
-            });
-        }
-        true
+        starts
     }
 
     /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time
@@ -2733,6 +2794,13 @@ mod tests {
 
     /// A database in `dir` without background work, its options adjusted
     /// by `tune`.
+    /// The start of the 2 h block window `hours` or more ago: data from
+    /// there stays in one window, whatever the time of day the test runs.
+    fn window_start_hours_ago(hours: i64) -> i64 {
+        let w = 2 * 3_600_000;
+        (now_ms() - hours * 3_600_000).div_euclid(w) * w
+    }
+
     fn foreground_db(dir: &Path, tune: impl FnOnce(&mut Options)) -> Arc<Db> {
         let mut o = Options::new(dir);
         o.background = false;
@@ -2892,7 +2960,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = foreground_db(dir.path(), |_| {});
         // Three pages' worth in a block (4,096 rows a page), then the head.
-        let t0 = now_ms() - 3_600_000;
+        let t0 = window_start_hours_ago(4);
         let at = |i: i64| Sample::new(t0 + i * 100, (i % 7) as f64);
         append_samples(&db, (0..10_000).map(at).collect());
         db.cut_head().unwrap();
@@ -2943,7 +3011,7 @@ mod tests {
     fn runs_cut_by_the_window_come_in_summarised_chunks_from_the_runs_start() {
         let dir = tempfile::tempdir().unwrap();
         let db = foreground_db(dir.path(), |_| {});
-        let t0 = now_ms() - 3_600_000;
+        let t0 = window_start_hours_ago(4);
         let at = |i: i64| Sample::new(t0 + i * 100, (i % 7) as f64 + 0.5);
         let batch = WriteBatch {
             series: ["a", "b"]

@@ -248,7 +248,7 @@ impl Chunks {
     }
 
     /// Records the start timestamp `st` (not 0) of the sample at `t`,
-    /// which [`Chunks::push`] just stored.
+    /// stored with [`Chunks::push`] (a WAL replay may record it first).
     pub fn set_start(&mut self, t: i64, st: i64) {
         let starts = &mut self.ooo.get_or_insert_with(Box::default).starts;
         if starts.last().is_none_or(|&(last, _)| last < t) {
@@ -261,6 +261,18 @@ impl Chunks {
         } else {
             starts.insert(i, (t, st));
         }
+    }
+
+    /// Whether some sample has a start timestamp.
+    pub fn has_starts(&self) -> bool {
+        self.ooo.as_ref().is_some_and(|o| !o.starts.is_empty())
+    }
+
+    /// The start timestamp of the sample at `t`, if it has one.
+    pub fn start_at(&self, t: i64) -> Option<i64> {
+        let starts = &self.ooo.as_ref()?.starts;
+        let i = starts.binary_search_by_key(&t, |&(s, _)| s).ok()?;
+        Some(starts[i].1)
     }
 
     /// (sample time, start timestamp) of the samples in `[mint, maxt]` that

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use engine::{
     AppendError, Db, Labels, MatchOp, Matcher, Options, Sample, SeriesSamples, WriteBatch,
+    align_starts,
 };
 use prometheus_client::registry::Registry;
 
@@ -59,13 +60,19 @@ fn starts(db: &Arc<Db>, mint: i64, maxt: i64) -> Vec<Starts> {
         .map(|e| {
             let mut samples = Vec::new();
             q.samples(&e, mint, maxt, &mut samples).unwrap();
+            let starts = q.start_timestamps(&e, mint, maxt);
+            assert!(
+                starts
+                    .iter()
+                    .all(|&(t, st)| st != 0 && t >= mint && t <= maxt)
+            );
             let mut out = vec![-1];
-            let found = q.start_timestamps(&e, mint, maxt, &samples, &mut out);
-            assert_eq!(out.len(), if found { samples.len() } else { 0 });
+            align_starts(&starts, &samples, &mut out);
+            assert_eq!(out.len(), samples.len());
             let name = e.labels.metric_name().unwrap().to_string();
             (
                 name,
-                found.then(|| samples.iter().map(|s| s.t).zip(out).collect()),
+                (!starts.is_empty()).then(|| samples.iter().map(|s| s.t).zip(out).collect()),
             )
         })
         .collect()
@@ -152,10 +159,18 @@ fn starts_read_back_with_their_samples() {
         Sample::new(T0 + MIN / 2, 9.0),
         Sample::new(T0 + 3 * MIN, 0.0),
     ];
-    assert!(q.start_timestamps(&e, i64::MIN, i64::MAX, &some, &mut out));
+    align_starts(&q.start_timestamps(&e, i64::MIN, i64::MAX), &some, &mut out);
     assert_eq!(out, vec![T0 + MIN / 4, T0 - 30_000]);
-    assert!(!q.start_timestamps(&e, T0 + 4 * MIN, T0 + 4 * MIN, &[], &mut out));
-    assert!(out.is_empty());
+    assert!(
+        q.start_timestamps(&e, T0 + 4 * MIN, T0 + 4 * MIN)
+            .is_empty()
+    );
+    // A series without starts: none, without looking.
+    let plain = q
+        .select(&[Matcher::new(MatchOp::Equal, "__name__", "plain").unwrap()])
+        .unwrap()
+        .remove(0);
+    assert!(!plain.has_starts() && e.has_starts());
 
     // Starts not one per sample: refused, nothing stored.
     let mut bad = series("cumulative", T0 + 10 * MIN, 3, |_| T0);
@@ -222,4 +237,46 @@ fn starts_survive_restarts_by_wal_and_by_checkpoint() {
     assert_eq!(starts(&db, i64::MIN, i64::MAX), after);
     let (_, cumulative) = &after[0];
     assert_eq!(cumulative.as_ref().unwrap().len(), 7);
+}
+
+/// A retry of samples stored without their starts (a crash cut the log
+/// between them) fills the starts in; a stored start stays.
+#[test]
+fn a_retry_fills_in_missing_starts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), false);
+    let mut without = series("cumulative", T0, 3, |_| 0);
+    without.start_timestamps.clear();
+    append(&db, vec![without]);
+    append(&db, vec![series("cumulative", T0, 2, |_| T0 - 5)]);
+    append(&db, vec![series("cumulative", T0, 3, |_| T0 - 9)]);
+    let want = vec![(T0, T0 - 5), (T0 + MIN, T0 - 5), (T0 + 2 * MIN, T0 - 9)];
+    let got = starts(&db, i64::MIN, i64::MAX);
+    assert_eq!(got, vec![("cumulative".to_string(), Some(want))]);
+    db.close().unwrap();
+    drop(db);
+    let db = open(dir.path(), false);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), got);
+}
+
+/// Blocks keep no starts yet: after a cut, a window reaching the block's
+/// samples has none (rather than some), one over the head alone keeps
+/// the new samples' starts.
+#[test]
+fn windows_reaching_a_block_have_no_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), false);
+    append(&db, vec![series("cumulative", T0, 5, |_| T0 - 1)]);
+    db.cut_head().unwrap();
+    append(
+        &db,
+        vec![series("cumulative", T0 + 70 * MIN, 3, |_| T0 + 69 * MIN)],
+    );
+    assert_eq!(
+        starts(&db, i64::MIN, i64::MAX),
+        vec![("cumulative".to_string(), None)]
+    );
+    let head_only = starts(&db, T0 + 60 * MIN, i64::MAX);
+    let want: Vec<(i64, i64)> = (70..73).map(|m| (T0 + m * MIN, T0 + 69 * MIN)).collect();
+    assert_eq!(head_only, vec![("cumulative".to_string(), Some(want))]);
 }

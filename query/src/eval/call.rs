@@ -119,6 +119,19 @@ pub(crate) fn eval(ev: &Ev, c: &Call) -> Result<Val> {
             };
             return Ok(Val::Vector(mark_drop(series)));
         }
+        "start_timestamp" => {
+            // Only a selector's samples carry start timestamps.
+            let series = match unparen(arg(c, 0)?) {
+                Expr::Vector(vs) if vs.range_mode == RangeMode::Normal => {
+                    selector::start_times(ev, vs)?
+                }
+                other => {
+                    ev.eval(other)?.into_vector()?;
+                    Vec::new()
+                }
+            };
+            return Ok(Val::Vector(mark_drop(series)));
+        }
         "label_replace" => return label_replace(ev, c),
         "info" => return super::info::eval(ev, c),
         "label_join" => return label_join(ev, c),

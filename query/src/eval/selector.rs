@@ -91,6 +91,38 @@ pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> R
     })
 }
 
+/// `start_timestamp(vs)`: at every step, the start timestamp (seconds; 0
+/// when unknown) of the sample the selector sees there.
+pub(crate) fn start_times(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
+    let sel = InstantSel::new(ev, vs, true)?;
+    let entries = select(ev, vs)?;
+    // `record_time` points hold their sample's time in seconds, exactly
+    // enough to give the milliseconds back.
+    let sample_time = |p: &Point| (p.v * 1000.0).round() as i64;
+    ev.ctx.par_map(&entries, |e| {
+        let mut points = Vec::new();
+        sel.points(ev, e, &mut points)?;
+        let mut samples: Vec<Point> = points
+            .iter()
+            .map(|p| Point::new(sample_time(p), 0.0))
+            .collect();
+        samples.sort_by_key(|s| s.t);
+        samples.dedup_by_key(|s| s.t);
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return Ok(None);
+        };
+        let starts = ev.ctx.querier.start_timestamps(e, first.t, last.t);
+        for p in &mut points {
+            let t = sample_time(p);
+            p.v = match starts.binary_search_by_key(&t, |&(s, _)| s) {
+                Ok(k) => starts[k].1 as f64 / 1000.0,
+                Err(_) => 0.0,
+            };
+        }
+        Ok(Some(Series::new(e.labels.clone(), points)))
+    })
+}
+
 /// An instant selector's `offset`, `@` time, and the sample times of the
 /// first and last step.
 fn steps_in_sample_time(ev: &Ev, vs: &VectorSelector) -> Result<(i64, Option<i64>, i64, i64)> {
@@ -763,29 +795,57 @@ impl RangeArg {
         let RangeData::Storage(entries) = &self.data else {
             return Ok(false);
         };
+        let e = &entries[i];
+        if self.mode != RangeMode::Normal || !e.has_starts() {
+            return Ok(false);
+        }
         let (mint, maxt) = (
             plan.first_r - self.range - plan.before + 1,
             plan.last_r + plan.after,
         );
-        let querier = &ev.ctx.querier;
-        let mut starts = Vec::new();
-        if self.mode != RangeMode::Normal
-            || !querier.start_timestamps(&entries[i], mint, maxt, &[], &mut starts)
-        {
+        let all = ev.ctx.querier.start_timestamps(e, mint, maxt);
+        if all.is_empty() {
             return Ok(false);
         }
-        let mut pts = Vec::new();
-        read_into(ev, &entries[i], mint, maxt, &mut pts)?;
-        let loaded = pts.len();
-        pts.retain(|p| !is_stale_nan(p.v));
-        ev.ctx.release(loaded - pts.len());
-        querier.start_timestamps(&entries[i], mint, maxt, &pts, &mut starts);
-        let mut spans = Vec::new();
-        self.spans(ev, plan, &pts, &mut spans);
-        out.reserve(spans.len());
-        let overlaps = f(&pts, &starts, &spans, out);
+        let mut starts = Vec::new();
+        let mut overlaps = 0;
+        if plan.sparse {
+            // Steps far apart: read each step's window only.
+            for step in 0..ev.n() {
+                let t = ev.ts(step);
+                let r = t - self.offset;
+                let mut v = read(ev, e, r - self.range - plan.before + 1, r + plan.after)?;
+                let loaded = v.len();
+                v.retain(|p| !is_stale_nan(p.v));
+                if !v.is_empty() {
+                    engine::align_starts(&all, &v, &mut starts);
+                    let sp = Span {
+                        step,
+                        t,
+                        a: 0,
+                        b: v.len(),
+                        range_start: r - self.range,
+                        range_end: r,
+                    };
+                    overlaps += f(&v, &starts, &[sp], out);
+                }
+                ev.ctx.release(loaded);
+            }
+        } else {
+            let mut pts = Vec::new();
+            read_into(ev, e, mint, maxt, &mut pts)?;
+            let loaded = pts.len();
+            pts.retain(|p| !is_stale_nan(p.v));
+            ev.ctx.release(loaded - pts.len());
+            engine::align_starts(&all, &pts, &mut starts);
+            let mut spans = Vec::new();
+            self.spans(ev, plan, &pts, &mut spans);
+            out.reserve(spans.len());
+            overlaps = f(&pts, &starts, &spans, out);
+            ev.ctx.release(pts.len());
+        }
         if overlaps > 0 {
-            let name = entries[i].labels.metric_name().unwrap_or_default();
+            let name = e.labels.metric_name().unwrap_or_default();
             ev.ctx.annos.add_fn(
                 super::functions::annotations::Annotation::StartTimeOverlap {
                     metric_name: name.to_string(),
@@ -794,7 +854,6 @@ impl RangeArg {
                 self.pos,
             );
         }
-        ev.ctx.release(pts.len());
         ev.ctx.take(out.len())?;
         Ok(true)
     }

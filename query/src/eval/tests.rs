@@ -1121,7 +1121,89 @@ fn start_timestamps_reach_every_rate_path() {
         let sub = matrix(&format!("{f}(c_total[5m:1m])"));
         assert_eq!(sub[0].points, sub[1].points, "{f} over a subquery");
     }
+    // By hand, at 12m over (7m, 12m]: 480 .. 720, restarted at 10m (its
+    // start after the 9m sample): 720 − 480 + 540 = 780, extrapolated by
+    // the minute to the window's start: 780 × 300 / 240 = 975 (without
+    // the start: 240 × 300 / 240 = 300).
+    let at_12m = |kind: &str| {
+        let q = parse(&format!("increase(c_total{{kind=\"{kind}\"}}[5m])"));
+        vector_values(&instant_query(&db, &q, 12 * minute, &opts()).unwrap().value)[0].1
+    };
+    assert_eq!((at_12m("st"), at_12m("plain")), (975.0, 300.0));
     // `resets` counts the three restarts in the windows that hold them.
     let resets = matrix("max(resets(c_total{kind=\"st\"}[20m]))");
     assert_eq!(resets[0].points.last().map(|p| p.v), Some(3.0));
+}
+
+/// `start_timestamp(x)` gives the start of the sample the selector sees
+/// at each step (0 when unknown, or for a series without any), and
+/// nothing for an expression, whose values carry no starts.
+#[test]
+fn start_timestamp_reads_the_visible_samples_start() {
+    let (_d, db) = db(&[]);
+    let batch = WriteBatch {
+        series: vec![
+            SeriesSamples {
+                labels: Labels::new(&[("__name__", "x"), ("k", "a")]),
+                samples: vec![
+                    Sample::new(10_000, 1.0),
+                    Sample::new(20_000, 2.0),
+                    Sample::new(30_000, 3.0),
+                ],
+                start_timestamps: vec![10_001, 0, -5_000],
+            },
+            SeriesSamples::new(
+                Labels::new(&[("__name__", "x"), ("k", "b")]),
+                vec![Sample::new(20_000, 2.0)],
+            ),
+        ],
+        metadata: Vec::new(),
+    };
+    db.append(&batch).unwrap().wait_blocking().unwrap();
+    let e = crate::promql::parse("start_timestamp(x)").unwrap();
+    let Value::Matrix(m) = range_query(&db, &e, 0, 40_000, 5_000, &opts())
+        .unwrap()
+        .value
+    else {
+        panic!()
+    };
+    let got: Vec<(String, Vec<(i64, f64)>)> = m
+        .iter()
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.points.iter().map(|p| (p.t, p.v)).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "{k=\"a\"}".to_string(),
+                vec![
+                    (10_000, 10.001),
+                    (15_000, 10.001),
+                    (20_000, 0.0),
+                    (25_000, 0.0),
+                    (30_000, -5.0),
+                    (35_000, -5.0),
+                    (40_000, -5.0)
+                ]
+            ),
+            (
+                "{k=\"b\"}".to_string(),
+                vec![
+                    (20_000, 0.0),
+                    (25_000, 0.0),
+                    (30_000, 0.0),
+                    (35_000, 0.0),
+                    (40_000, 0.0)
+                ]
+            ),
+        ]
+    );
+    let e = crate::promql::parse("start_timestamp(x * 1)").unwrap();
+    let out = instant_query(&db, &e, 30_000, &opts()).unwrap();
+    assert!(vector_values(&out.value).is_empty());
 }

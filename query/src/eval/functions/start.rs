@@ -239,6 +239,14 @@ mod tests {
             prop_assert!(same(irate(&w, &sts), range::irate(&w)));
             prop_assert!(same(resets(&w, &sts), range::resets(&w)));
             prop_assert!(!rate(&w, &sts, true).overlap);
+            // One start at or before the window's start, as a counter that
+            // never restarted has: no reset, no overlap, no zero point in
+            // the window, so the plain answers again.
+            let before = vec![start - i64::from(values.len() as u8) * 1_000 - 1; s.len()];
+            prop_assert!(same(rate(&w, &before, true).value, range::rate(&w)));
+            prop_assert!(same(irate(&w, &before), range::irate(&w)));
+            prop_assert!(same(resets(&w, &before), range::resets(&w)));
+            prop_assert!(!rate(&w, &before, false).overlap);
         }
     }
 }
