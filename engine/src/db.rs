@@ -2341,6 +2341,7 @@ pub struct SeriesEntry {
 impl SeriesEntry {
     /// Whether the series held start timestamps in the head when it was
     /// selected ([`Querier::start_timestamps`] has some to give).
+    #[inline]
     pub fn has_starts(&self) -> bool {
         self.has_starts
     }

@@ -667,7 +667,7 @@ impl RangeArg {
             0
         };
         self.each_series(ev, |plan, i, out| {
-            if self.series_with_starts(ev, plan, i, &with_starts, out)? {
+            if self.may_have_starts(i) && self.series_with_starts(ev, plan, i, &with_starts, out)? {
                 return Ok(());
             }
             self.series(ev, plan, i, &plain, out)
@@ -723,6 +723,7 @@ impl RangeArg {
         out: &mut Vec<Point>,
     ) -> Result<()> {
         if kernel.reads_starts()
+            && self.may_have_starts(i)
             && self.series_with_starts(
                 ev,
                 plan,
@@ -784,6 +785,8 @@ impl RangeArg {
     /// without any there, and for a subquery's (whose points carry none:
     /// Prometheus's subqueries do not pass them on either), as also for
     /// `anchored`/`smoothed` windows.
+    #[cold]
+    #[inline(never)]
     pub fn series_with_starts(
         &self,
         ev: &Ev,
@@ -858,8 +861,18 @@ impl RangeArg {
         Ok(true)
     }
 
+    /// Whether series `i` is a stored one that held start timestamps when
+    /// selected (what [`RangeArg::series_with_starts`] looks at first):
+    /// checked inline, so that series without any, nearly all, never
+    /// call it.
+    #[inline]
+    pub fn may_have_starts(&self, i: usize) -> bool {
+        matches!(&self.data, RangeData::Storage(e) if e[i].has_starts())
+    }
+
     /// The window of every step over `pts` (a series' samples in the span
     /// `plan` reads, sorted) that holds samples, in step order.
+    #[inline]
     fn spans(&self, ev: &Ev, plan: &RollupPlan, pts: &[Point], spans: &mut Vec<Span>) {
         spans.clear();
         let n = ev.n();
