@@ -661,7 +661,7 @@ impl Writer {
         );
         let mut starts = frozen.starts(i64::MIN, i64::MAX).to_vec();
         starts.extend_from_slice(live.starts(i64::MIN, i64::MAX));
-        starts.sort_by_key(|&(t, _)| t);
+        crate::db::merge_generations(&mut starts);
         encode_starts(&mut self.starts, id, &starts);
         self.num_series += 1;
     }

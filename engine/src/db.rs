@@ -2347,6 +2347,34 @@ impl SeriesEntry {
     }
 }
 
+/// What [`Querier::start_timestamps`] finds of a series' start timestamps
+/// in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Starts {
+    /// (sample time, start timestamp) of the samples with one, sorted.
+    pub pairs: Vec<(i64, i64)>,
+    /// Samples at or before this time may be a block's, whose starts are
+    /// unknown (`i64::MIN`: none is).
+    pub known_after: i64,
+}
+
+/// Sorts the (time, start) pairs of two head generations into one list;
+/// of a time in both, the later generation's (as the samples read keep
+/// it).
+pub(crate) fn merge_generations(pairs: &mut Vec<(i64, i64)>) {
+    pairs.sort_by_key(|&(t, _)| t);
+    let mut w = 0;
+    for r in 0..pairs.len() {
+        if w > 0 && pairs[w - 1].0 == pairs[r].0 {
+            pairs[w - 1] = pairs[r];
+        } else {
+            pairs[w] = pairs[r];
+            w += 1;
+        }
+    }
+    pairs.truncate(w);
+}
+
 /// The start timestamp of each of `samples` (sorted by time) into `out`
 /// (cleared first), from `starts` ([`Querier::start_timestamps`]): 0 for
 /// a sample without one.
@@ -2570,14 +2598,19 @@ impl Querier {
     /// (sample time, start timestamp) of the entry's samples with
     /// `mint <= t <= maxt` that have one, sorted by time ([`align_starts`]
     /// lines them up with the samples). Empty when none has, which costs
-    /// nothing for a series without any.
+    /// nothing for a series without any ([`SeriesEntry::has_starts`]; a
+    /// series' first start arriving after it was selected is not seen).
     ///
     /// Start timestamps are kept in the head (its WAL and checkpoints) so
-    /// far, not in blocks: for a window that reaches samples of a block
-    /// (the series' older data after a cut) they are partly unknown, and
-    /// this gives none at all rather than some.
-    pub fn start_timestamps(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> Vec<(i64, i64)> {
-        let mut starts: Vec<(i64, i64)> = Vec::new();
+    /// far, not in blocks: [`Starts::known_after`] is the newest time a
+    /// block of the series holds in the window. Samples up to it may come
+    /// from a block, whose starts are unknown; a window of samples all
+    /// after it has all of its starts.
+    pub fn start_timestamps(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> Starts {
+        let mut starts = Starts {
+            pairs: Vec::new(),
+            known_after: i64::MIN,
+        };
         if !entry.has_starts {
             return starts;
         }
@@ -2586,36 +2619,25 @@ impl Querier {
                 Source::Block(bi, id) => {
                     let (a, z) = self.blocks[bi].series_time_range(id);
                     if z >= mint && a <= maxt {
-                        return Vec::new();
+                        starts.known_after = starts.known_after.max(z.min(maxt));
                     }
                 }
                 Source::Head(id) => {
                     let Some(s) = self.db.head.by_id(id) else {
                         continue;
                     };
+                    let pairs = &mut starts.pairs;
                     let d = s.lock();
                     let frozen_visible =
                         self.db.frozen_gen.load(Ordering::Acquire) > self.published;
                     if frozen_visible && let Some(f) = &d.frozen {
-                        starts.extend_from_slice(f.starts(mint, maxt));
+                        pairs.extend_from_slice(f.starts(mint, maxt));
                     }
-                    let frozen = starts.len();
-                    starts.extend_from_slice(d.live.starts(mint, maxt));
+                    let frozen = pairs.len();
+                    pairs.extend_from_slice(d.live.starts(mint, maxt));
                     drop(d);
-                    if frozen > 0 && starts.len() > frozen {
-                        // A time in both generations: the live one wins, as
-                        // in the samples read (stable sort, keep the last).
-                        starts.sort_by_key(|&(t, _)| t);
-                        let mut w = 0;
-                        for r in 0..starts.len() {
-                            if w > 0 && starts[w - 1].0 == starts[r].0 {
-                                starts[w - 1] = starts[r];
-                            } else {
-                                starts[w] = starts[r];
-                                w += 1;
-                            }
-                        }
-                        starts.truncate(w);
+                    if frozen > 0 && pairs.len() > frozen {
+                        merge_generations(pairs);
                     }
                 }
             }

@@ -26,7 +26,7 @@ pub mod wal;
 
 pub use db::{
     AppendSummary, CheckpointStats, CommitTicket, Db, DbStats, Durability, HeadLabelCounts,
-    Options, Querier, SeriesEntry, SeriesRef, align_starts,
+    Options, Querier, SeriesEntry, SeriesRef, Starts, align_starts,
 };
 pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};

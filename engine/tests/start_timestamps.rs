@@ -60,7 +60,7 @@ fn starts(db: &Arc<Db>, mint: i64, maxt: i64) -> Vec<Starts> {
         .map(|e| {
             let mut samples = Vec::new();
             q.samples(&e, mint, maxt, &mut samples).unwrap();
-            let starts = q.start_timestamps(&e, mint, maxt);
+            let starts = q.start_timestamps(&e, mint, maxt).pairs;
             assert!(
                 starts
                     .iter()
@@ -159,10 +159,15 @@ fn starts_read_back_with_their_samples() {
         Sample::new(T0 + MIN / 2, 9.0),
         Sample::new(T0 + 3 * MIN, 0.0),
     ];
-    align_starts(&q.start_timestamps(&e, i64::MIN, i64::MAX), &some, &mut out);
+    align_starts(
+        &q.start_timestamps(&e, i64::MIN, i64::MAX).pairs,
+        &some,
+        &mut out,
+    );
     assert_eq!(out, vec![T0 + MIN / 4, T0 - 30_000]);
     assert!(
         q.start_timestamps(&e, T0 + 4 * MIN, T0 + 4 * MIN)
+            .pairs
             .is_empty()
     );
     // A series without starts: none, without looking.
@@ -259,11 +264,11 @@ fn a_retry_fills_in_missing_starts_only() {
     assert_eq!(starts(&db, i64::MIN, i64::MAX), got);
 }
 
-/// Blocks keep no starts yet: after a cut, a window reaching the block's
-/// samples has none (rather than some), one over the head alone keeps
-/// the new samples' starts.
+/// Blocks keep no starts yet: after a cut, the starts of the head's new
+/// samples are there, and the newest time the block holds in a window
+/// says up to where starts are unknown.
 #[test]
-fn windows_reaching_a_block_have_no_starts() {
+fn windows_reaching_a_block_say_where_starts_are_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), false);
     append(&db, vec![series("cumulative", T0, 5, |_| T0 - 1)]);
@@ -272,11 +277,17 @@ fn windows_reaching_a_block_have_no_starts() {
         &db,
         vec![series("cumulative", T0 + 70 * MIN, 3, |_| T0 + 69 * MIN)],
     );
-    assert_eq!(
-        starts(&db, i64::MIN, i64::MAX),
-        vec![("cumulative".to_string(), None)]
-    );
-    let head_only = starts(&db, T0 + 60 * MIN, i64::MAX);
-    let want: Vec<(i64, i64)> = (70..73).map(|m| (T0 + m * MIN, T0 + 69 * MIN)).collect();
-    assert_eq!(head_only, vec![("cumulative".to_string(), Some(want))]);
+    let head: Vec<(i64, i64)> = (70..73).map(|m| (T0 + m * MIN, T0 + 69 * MIN)).collect();
+    let q = db.querier(i64::MIN, i64::MAX);
+    let e = q
+        .select(&[Matcher::new(MatchOp::Equal, "__name__", "cumulative").unwrap()])
+        .unwrap()
+        .remove(0);
+    let all = q.start_timestamps(&e, i64::MIN, i64::MAX);
+    assert_eq!(all.pairs, head);
+    assert_eq!(all.known_after, T0 + 4 * MIN, "the block's newest sample");
+    let part = q.start_timestamps(&e, T0 + 2 * MIN, i64::MAX);
+    assert_eq!(part.known_after, T0 + 4 * MIN);
+    let head_only = q.start_timestamps(&e, T0 + 60 * MIN, i64::MAX);
+    assert_eq!((head_only.pairs, head_only.known_after), (head, i64::MIN));
 }

@@ -111,12 +111,13 @@ pub(crate) fn start_times(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
         let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
             return Ok(None);
         };
-        let starts = ev.ctx.querier.start_timestamps(e, first.t, last.t);
+        let found = ev.ctx.querier.start_timestamps(e, first.t, last.t);
+        let starts = &found.pairs;
         for p in &mut points {
             let t = sample_time(p);
             p.v = match starts.binary_search_by_key(&t, |&(s, _)| s) {
-                Ok(k) => starts[k].1 as f64 / 1000.0,
-                Err(_) => 0.0,
+                Ok(k) if t > found.known_after => starts[k].1 as f64 / 1000.0,
+                _ => 0.0,
             };
         }
         Ok(Some(Series::new(e.labels.clone(), points)))
@@ -806,11 +807,17 @@ impl RangeArg {
             plan.first_r - self.range - plan.before + 1,
             plan.last_r + plan.after,
         );
-        let all = ev.ctx.querier.start_timestamps(e, mint, maxt);
-        if all.is_empty() {
+        let found = ev.ctx.querier.start_timestamps(e, mint, maxt);
+        if found.pairs.is_empty() {
             return Ok(false);
         }
+        // Windows that reach samples a block may hold (whose starts are
+        // unknown: blocks keep none yet) go without any, as the plain
+        // functions do; the later ones, over the head's samples alone,
+        // with theirs.
+        let known = |sp: &Span| sp.range_start >= found.known_after;
         let mut starts = Vec::new();
+        let mut none = Vec::new();
         let mut overlaps = 0;
         if plan.sparse {
             // Steps far apart: read each step's window only.
@@ -821,7 +828,6 @@ impl RangeArg {
                 let loaded = v.len();
                 v.retain(|p| !is_stale_nan(p.v));
                 if !v.is_empty() {
-                    engine::align_starts(&all, &v, &mut starts);
                     let sp = Span {
                         step,
                         t,
@@ -830,7 +836,14 @@ impl RangeArg {
                         range_start: r - self.range,
                         range_end: r,
                     };
-                    overlaps += f(&v, &starts, &[sp], out);
+                    let st = if known(&sp) {
+                        engine::align_starts(&found.pairs, &v, &mut starts);
+                        &starts
+                    } else {
+                        none.resize(v.len(), 0);
+                        &none
+                    };
+                    overlaps += f(&v, &st[..v.len()], &[sp], out);
                 }
                 ev.ctx.release(loaded);
             }
@@ -840,11 +853,17 @@ impl RangeArg {
             let loaded = pts.len();
             pts.retain(|p| !is_stale_nan(p.v));
             ev.ctx.release(loaded - pts.len());
-            engine::align_starts(&all, &pts, &mut starts);
             let mut spans = Vec::new();
             self.spans(ev, plan, &pts, &mut spans);
             out.reserve(spans.len());
-            overlaps = f(&pts, &starts, &spans, out);
+            // Window starts only grow from step to step.
+            let split = spans.partition_point(|sp| !known(sp));
+            if split > 0 {
+                none.resize(pts.len(), 0);
+                overlaps += f(&pts, &none, &spans[..split], out);
+            }
+            engine::align_starts(&found.pairs, &pts, &mut starts);
+            overlaps += f(&pts, &starts, &spans[split..], out);
             ev.ctx.release(pts.len());
         }
         if overlaps > 0 {

@@ -1207,3 +1207,68 @@ fn start_timestamp_reads_the_visible_samples_start() {
     let out = instant_query(&db, &e, 30_000, &opts()).unwrap();
     assert!(vector_values(&out.value).is_empty());
 }
+
+/// Over a cut (blocks keep no starts yet), a range query answers at every
+/// step what an instant query there does: windows reaching the block's
+/// samples go without starts, later ones with them. Steps far apart
+/// (each step reading its own window) too.
+#[test]
+fn start_timestamps_over_a_cut_match_instant_queries() {
+    let (_d, db) = db(&[]);
+    let minute = 60_000;
+    // Counts up by 60 a minute; restarts by start (the value not dropping)
+    // at 10m and 30m.
+    let start = |t: i64| match t / minute {
+        10..=29 => 10 * minute - 30_000,
+        30.. => 30 * minute - 30_000,
+        _ => 1,
+    };
+    let append = |minutes: std::ops::RangeInclusive<i64>| {
+        let times: Vec<i64> = minutes.map(|m| m * minute).collect();
+        let batch = WriteBatch {
+            series: vec![SeriesSamples {
+                labels: Labels::new(&[("__name__", "c_total")]),
+                samples: times
+                    .iter()
+                    .map(|&t| Sample::new(t, (t / 1000) as f64))
+                    .collect(),
+                start_timestamps: times.iter().map(|&t| start(t)).collect(),
+            }],
+            metadata: Vec::new(),
+        };
+        db.append(&batch).unwrap().wait_blocking().unwrap();
+    };
+    append(1..=20);
+    db.cut_head().unwrap();
+    append(21..=40);
+    let parse = |q: &str| crate::promql::parse(q).unwrap();
+    for (q, step) in [
+        ("increase(c_total[5m])", minute),
+        ("resets(c_total[5m])", minute),
+        ("irate(c_total[5m])", minute),
+        ("rate(c_total[2m])", 10 * minute),
+        ("resets(c_total[2m])", 10 * minute),
+    ] {
+        let e = parse(q);
+        let out = range_query(&db, &e, 6 * minute, 40 * minute, step, &opts()).unwrap();
+        // No start seems to overlap a block's sample (whose start is
+        // unknown, not 0).
+        assert!(out.warnings.is_empty(), "{q}: {:?}", out.warnings);
+        let Value::Matrix(m) = out.value else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1, "{q}");
+        for p in &m[0].points {
+            let v = vector_values(&instant_query(&db, &e, p.t, &opts()).unwrap().value);
+            assert_eq!(v.len(), 1, "{q} at {}", p.t);
+            assert_eq!(v[0].1.to_bits(), p.v.to_bits(), "{q} at {}", p.t);
+        }
+    }
+    // The restart at 30m (in the head alone) is seen; the one at 10m (in
+    // the block) is not.
+    let resets = |t: i64| {
+        let v = instant_query(&db, &parse("resets(c_total[5m])"), t, &opts()).unwrap();
+        vector_values(&v.value)[0].1
+    };
+    assert_eq!((resets(12 * minute), resets(32 * minute)), (0.0, 1.0));
+}
