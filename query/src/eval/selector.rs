@@ -820,33 +820,17 @@ impl RangeArg {
         let mut none = Vec::new();
         let mut overlaps = 0;
         if plan.sparse {
-            // Steps far apart: read each step's window only.
-            for step in 0..ev.n() {
-                let t = ev.ts(step);
-                let r = t - self.offset;
-                let mut v = read(ev, e, r - self.range - plan.before + 1, r + plan.after)?;
-                let loaded = v.len();
-                v.retain(|p| !is_stale_nan(p.v));
-                if !v.is_empty() {
-                    let sp = Span {
-                        step,
-                        t,
-                        a: 0,
-                        b: v.len(),
-                        range_start: r - self.range,
-                        range_end: r,
-                    };
-                    let st = if known(&sp) {
-                        engine::align_starts(&found.pairs, &v, &mut starts);
-                        &starts
-                    } else {
-                        none.resize(v.len(), 0);
-                        &none
-                    };
-                    overlaps += f(&v, &st[..v.len()], &[sp], out);
-                }
-                ev.ctx.release(loaded);
-            }
+            self.each_window(ev, plan, e, &mut |v, sp| {
+                let st = if known(&sp) {
+                    engine::align_starts(&found.pairs, v, &mut starts);
+                    &starts
+                } else {
+                    none.resize(v.len(), 0);
+                    &none
+                };
+                overlaps += f(v, &st[..v.len()], &[sp], out);
+                Ok(())
+            })?;
         } else {
             let mut pts = Vec::new();
             read_into(ev, e, mint, maxt, &mut pts)?;
@@ -878,6 +862,39 @@ impl RangeArg {
         }
         ev.ctx.take(out.len())?;
         Ok(true)
+    }
+
+    /// Steps far apart (`plan.sparse`): reads each step's window of `e`
+    /// alone (stale markers removed) and hands `f` the samples of every
+    /// non-empty one with its span over them; each window is released
+    /// from the sample budget after `f`.
+    fn each_window(
+        &self,
+        ev: &Ev,
+        plan: &RollupPlan,
+        e: &SeriesEntry,
+        f: &mut dyn FnMut(&[Point], Span) -> Result<()>,
+    ) -> Result<()> {
+        for step in 0..ev.n() {
+            let t = ev.ts(step);
+            let r = t - self.offset;
+            let mut v = read(ev, e, r - self.range - plan.before + 1, r + plan.after)?;
+            let loaded = v.len();
+            v.retain(|p| !is_stale_nan(p.v));
+            if !v.is_empty() {
+                let sp = Span {
+                    step,
+                    t,
+                    a: 0,
+                    b: v.len(),
+                    range_start: r - self.range,
+                    range_end: r,
+                };
+                f(&v, sp)?;
+            }
+            ev.ctx.release(loaded);
+        }
+        Ok(())
     }
 
     /// Whether series `i` is a stored one that held start timestamps when
@@ -959,31 +976,11 @@ impl RangeArg {
         F: Fn(usize, &[Point], &[Span], &mut Vec<Point>) -> Result<()>,
     {
         ev.ctx.check()?;
-        let n = ev.n();
         let (before, after) = (plan.before, plan.after);
         if plan.sparse
             && let RangeData::Storage(entries) = &self.data
         {
-            // Steps far apart: read each step's window only.
-            for step in 0..n {
-                let t = ev.ts(step);
-                let r = t - self.offset;
-                let mut v = read(ev, &entries[i], r - self.range - before + 1, r + after)?;
-                let loaded = v.len();
-                v.retain(|p| !is_stale_nan(p.v));
-                if !v.is_empty() {
-                    let sp = Span {
-                        step,
-                        t,
-                        a: 0,
-                        b: v.len(),
-                        range_start: r - self.range,
-                        range_end: r,
-                    };
-                    f(i, &v, &[sp], out)?;
-                }
-                ev.ctx.release(loaded);
-            }
+            self.each_window(ev, plan, &entries[i], &mut |v, sp| f(i, v, &[sp], out))?;
             return ev.ctx.take(out.len());
         }
         let (mut owned, mut spans) = SERIES_BUF.take();
