@@ -815,14 +815,11 @@ impl Db {
                 }
                 prev = Some(s);
                 // Frozen data (being written to a block) counts as stored too.
-                let checked =
-                    guard
-                        .live
-                        .check(s.t, s.v)
-                        .and_then(|new| match (&guard.frozen, new) {
-                            (Some(f), true) => f.check(s.t, s.v),
-                            _ => Ok(new),
-                        });
+                let live = guard.live.check(s.t, s.v);
+                let checked = live.and_then(|new| match (&guard.frozen, new) {
+                    (Some(f), true) => f.check(s.t, s.v),
+                    _ => Ok(new),
+                });
                 let st = starts.get(k).copied().unwrap_or(0);
                 match checked {
                     Ok(true) => {
@@ -838,8 +835,8 @@ impl Db {
                         // (Only in the live generation: a frozen one is
                         // being written to a block, which keeps none yet.)
                         if st != 0
+                            && matches!(live, Ok(false))
                             && guard.live.start_at(s.t).is_none()
-                            && matches!(guard.live.check(s.t, s.v), Ok(false))
                         {
                             fresh_starts.push((id, s.t, st));
                         }
@@ -886,10 +883,10 @@ impl Db {
             lo = lo.min(t);
             hi = hi.max(t);
         }
-        // In the same order as `fresh`, so the guard only moves forward.
         if !fresh_starts.is_empty() {
             self.head.note_starts();
         }
+        // In the same order as `fresh`, so the guard only moves forward.
         let mut g = 0;
         for &(id, t, st) in &fresh_starts {
             while work[spans[g].0].0.id != id {
@@ -1889,6 +1886,12 @@ fn read_wal(
                 seq: *seq,
                 offset: end,
             };
+            // Whether series `id`'s checkpointed chunks already hold this
+            // record's data.
+            let filter = resume.filter(|r| here <= r.skip_max);
+            let checkpointed = |id: u32| {
+                filter.is_some_and(|r| r.skip.get(id as usize).is_some_and(|p| here <= *p))
+            };
             match rec {
                 Record::Series(list) => {
                     series_seen += list.len();
@@ -1908,12 +1911,8 @@ fn read_wal(
                     }
                 }
                 Record::Samples(list) => {
-                    // Records a series' checkpointed chunks already hold.
-                    let filter = resume.filter(|r| here <= r.skip_max);
                     for e in list {
-                        if let Some(r) = filter
-                            && r.skip.get(e.0 as usize).is_some_and(|p| here <= *p)
-                        {
+                        if checkpointed(e.0) {
                             continue;
                         }
                         let k = e.0 as usize % n;
@@ -1933,14 +1932,8 @@ fn read_wal(
                     // samples they belong to (which may wait in `pending`):
                     // a start needs no sample. Checkpointed samples keep
                     // theirs in the checkpoint.
-                    let filter = resume.filter(|r| here <= r.skip_max);
                     let mut parts: Vec<Vec<(u32, i64, i64)>> = vec![Vec::new(); n];
-                    for e in list {
-                        if let Some(r) = filter
-                            && r.skip.get(e.0 as usize).is_some_and(|p| here <= *p)
-                        {
-                            continue;
-                        }
+                    for e in list.into_iter().filter(|e| !checkpointed(e.0)) {
                         parts[e.0 as usize % n].push(e);
                     }
                     for (k, p) in parts.into_iter().enumerate() {
@@ -2211,10 +2204,12 @@ fn load_checkpoint(
         );
         match read {
             Ok(loaded) => {
+                if !loaded.starts.is_empty() {
+                    head.note_starts();
+                }
                 for (id, starts) in loaded.starts {
                     // Written after their series, which the read created.
                     if let Some(s) = head.by_id(id) {
-                        head.note_starts();
                         let mut d = s.lock();
                         for (t, st) in starts {
                             d.live.set_start(t, st);
@@ -2363,16 +2358,13 @@ pub struct Starts {
 /// it).
 pub(crate) fn merge_generations(pairs: &mut Vec<(i64, i64)>) {
     pairs.sort_by_key(|&(t, _)| t);
-    let mut w = 0;
-    for r in 0..pairs.len() {
-        if w > 0 && pairs[w - 1].0 == pairs[r].0 {
-            pairs[w - 1] = pairs[r];
-        } else {
-            pairs[w] = pairs[r];
-            w += 1;
+    pairs.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            *kept = *later;
         }
-    }
-    pairs.truncate(w);
+        same
+    });
 }
 
 /// The start timestamp of each of `samples` (sorted by time) into `out`
@@ -2815,8 +2807,6 @@ mod tests {
         assert_eq!(out, vec![(0, 2, 2), (1, 1, 1)]);
     }
 
-    /// A database in `dir` without background work, its options adjusted
-    /// by `tune`.
     /// The start of the 2 h block window `hours` or more ago: data from
     /// there stays in one window, whatever the time of day the test runs.
     fn window_start_hours_ago(hours: i64) -> i64 {
@@ -2824,6 +2814,8 @@ mod tests {
         (now_ms() - hours * 3_600_000).div_euclid(w) * w
     }
 
+    /// A database in `dir` without background work, its options adjusted
+    /// by `tune`.
     fn foreground_db(dir: &Path, tune: impl FnOnce(&mut Options)) -> Arc<Db> {
         let mut o = Options::new(dir);
         o.background = false;

@@ -63,7 +63,7 @@ pub struct Chunks {
     open: HeadChunk,
     /// Out-of-order data and start timestamps, allocated for the few
     /// series that get any.
-    ooo: Option<Box<Extra>>,
+    extra: Option<Box<Extra>>,
 }
 
 /// What few series have: out-of-order samples and start timestamps.
@@ -94,11 +94,11 @@ impl Chunks {
     }
 
     fn ooo_chunks(&self) -> &[XorChunk] {
-        self.ooo.as_ref().map_or(&[], |o| &o.chunks)
+        self.extra.as_ref().map_or(&[], |o| &o.chunks)
     }
 
     fn ooo_buf(&self) -> &[Sample] {
-        self.ooo.as_ref().map_or(&[], |o| &o.buf)
+        self.extra.as_ref().map_or(&[], |o| &o.buf)
     }
 
     /// Chunks from [`Chunks::parts`] (a head checkpoint); `None` if they
@@ -125,7 +125,7 @@ impl Chunks {
         {
             return None;
         }
-        let ooo = (!ooo.is_empty() || !ooo_chunks.is_empty()).then(|| {
+        let extra = (!ooo.is_empty() || !ooo_chunks.is_empty()).then(|| {
             Box::new(Extra {
                 chunks: ooo_chunks,
                 buf: ooo,
@@ -135,7 +135,7 @@ impl Chunks {
         Some(Chunks {
             sealed: sealed.into_boxed_slice(),
             open,
-            ooo,
+            extra,
         })
     }
 
@@ -204,7 +204,7 @@ impl Chunks {
     pub fn push(&mut self, t: i64, v: f64, cols: &Columns) {
         match self.in_order_max() {
             Some(max) if t <= max => {
-                let ooo = self.ooo.get_or_insert_with(Box::default);
+                let ooo = self.extra.get_or_insert_with(Box::default);
                 let i = ooo.buf.partition_point(|s| s.t < t);
                 ooo.buf.insert(i, Sample::new(t, v));
                 if ooo.buf.len() >= OOO_BUFFER {
@@ -250,7 +250,7 @@ impl Chunks {
     /// Records the start timestamp `st` (not 0) of the sample at `t`,
     /// stored with [`Chunks::push`] (a WAL replay may record it first).
     pub fn set_start(&mut self, t: i64, st: i64) {
-        let starts = &mut self.ooo.get_or_insert_with(Box::default).starts;
+        let starts = &mut self.extra.get_or_insert_with(Box::default).starts;
         if starts.last().is_none_or(|&(last, _)| last < t) {
             starts.push((t, st));
             return;
@@ -265,12 +265,12 @@ impl Chunks {
 
     /// Whether some sample has a start timestamp.
     pub fn has_starts(&self) -> bool {
-        self.ooo.as_ref().is_some_and(|o| !o.starts.is_empty())
+        self.extra.as_ref().is_some_and(|o| !o.starts.is_empty())
     }
 
     /// The start timestamp of the sample at `t`, if it has one.
     pub fn start_at(&self, t: i64) -> Option<i64> {
-        let starts = &self.ooo.as_ref()?.starts;
+        let starts = &self.extra.as_ref()?.starts;
         let i = starts.binary_search_by_key(&t, |&(s, _)| s).ok()?;
         Some(starts[i].1)
     }
@@ -278,7 +278,7 @@ impl Chunks {
     /// (sample time, start timestamp) of the samples in `[mint, maxt]` that
     /// have one, sorted by time.
     pub fn starts(&self, mint: i64, maxt: i64) -> &[(i64, i64)] {
-        let Some(o) = &self.ooo else {
+        let Some(o) = &self.extra else {
             return &[];
         };
         let a = o.starts.partition_point(|&(t, _)| t < mint);
@@ -297,7 +297,7 @@ impl Chunks {
             }
         }
         let Some(ooo) = self
-            .ooo
+            .extra
             .as_ref()
             .filter(|o| !o.chunks.is_empty() || !o.buf.is_empty())
         else {
@@ -326,7 +326,7 @@ impl Chunks {
             .map(HeadChunk::memory_bytes)
             .sum::<usize>()
             + self.open.memory_bytes()
-            + self.ooo.as_ref().map_or(0, |o| {
+            + self.extra.as_ref().map_or(0, |o| {
                 std::mem::size_of::<Extra>()
                     // `XorChunk::memory_bytes` counts the struct, which the
                     // vector's slots hold here.

@@ -52,7 +52,7 @@ pub const REC_SERIES: u8 = 1;
 pub const REC_SAMPLES: u8 = 2;
 pub const REC_METADATA: u8 = 3;
 // 4 is reserved for native histogram samples.
-/// Start timestamps of samples logged just before (format version 2).
+/// Start timestamps of samples the series stores (format version 2).
 pub const REC_STARTS: u8 = 5;
 
 /// A decoded WAL record.
@@ -63,8 +63,9 @@ pub enum Record {
     /// (series id, timestamp, value bits).
     Samples(Vec<(u32, i64, u64)>),
     Metadata(Vec<MetricMetadata>),
-    /// (series id, sample timestamp, start timestamp) of samples logged
-    /// before, in an earlier record of the same append.
+    /// (series id, sample timestamp, start timestamp): starts of the
+    /// samples of an earlier record of the same append, or of samples
+    /// stored earlier without one (a retry's).
     Starts(Vec<(u32, i64, i64)>),
 }
 
@@ -113,18 +114,8 @@ pub fn encode_series<'a>(buf: &mut Vec<u8>, series: impl Iterator<Item = (u32, &
 /// Encodes samples as `[i64 base_t][uvarint n]` then per sample
 /// `[uvarint id][zigzag varint t-base][u64 value bits]`.
 pub fn encode_samples(buf: &mut Vec<u8>, samples: &[(u32, i64, u64)]) {
-    if samples.is_empty() {
-        return;
-    }
-    frame(buf, REC_SAMPLES, |b| {
-        let base = samples[0].1;
-        b.extend_from_slice(&base.to_le_bytes());
-        put_uvarint(b, samples.len() as u64);
-        for &(id, t, v) in samples {
-            put_uvarint(b, u64::from(id));
-            put_uvarint(b, zigzag(t.wrapping_sub(base)));
-            b.extend_from_slice(&v.to_le_bytes());
-        }
+    encode_timed(buf, REC_SAMPLES, samples, |b, _, v| {
+        b.extend_from_slice(&v.to_le_bytes())
     });
 }
 
@@ -132,19 +123,56 @@ pub fn encode_samples(buf: &mut Vec<u8>, samples: &[(u32, i64, u64)]) {
 /// `[uvarint id][zigzag varint t-base][zigzag varint t-st]` (a sample's
 /// start usually lies a scrape interval or a counter's lifetime before it).
 pub fn encode_starts(buf: &mut Vec<u8>, starts: &[(u32, i64, i64)]) {
-    if starts.is_empty() {
+    encode_timed(buf, REC_STARTS, starts, |b, t, st| {
+        put_uvarint(b, zigzag(t.wrapping_sub(st)))
+    });
+}
+
+/// A record of `typ` holding `(series id, time, x)` entries (none: no
+/// record): `[i64 base_t][uvarint n]`, then per entry `[uvarint id]
+/// [zigzag varint t-base]` and what `put(t, x)` writes.
+#[inline]
+fn encode_timed<T: Copy>(
+    buf: &mut Vec<u8>,
+    typ: u8,
+    entries: &[(u32, i64, T)],
+    put: impl Fn(&mut Vec<u8>, i64, T),
+) {
+    let Some(&(_, base, _)) = entries.first() else {
         return;
-    }
-    frame(buf, REC_STARTS, |b| {
-        let base = starts[0].1;
+    };
+    frame(buf, typ, |b| {
         b.extend_from_slice(&base.to_le_bytes());
-        put_uvarint(b, starts.len() as u64);
-        for &(id, t, st) in starts {
+        put_uvarint(b, entries.len() as u64);
+        for &(id, t, x) in entries {
             put_uvarint(b, u64::from(id));
             put_uvarint(b, zigzag(t.wrapping_sub(base)));
-            put_uvarint(b, zigzag(t.wrapping_sub(st)));
+            put(b, t, x);
         }
     });
+}
+
+/// The entries of an [`encode_timed`] payload, each at least `min_bytes`
+/// long (counts the payload cannot hold are refused), `get(t)` reading
+/// what follows an entry's time; `None` unless the payload ends right
+/// after the last.
+fn decode_timed<T>(
+    c: &mut Cursor<'_>,
+    min_bytes: usize,
+    get: impl Fn(&mut Cursor<'_>, i64) -> Option<T>,
+) -> Option<Vec<(u32, i64, T)>> {
+    let base = c.u64_le()? as i64;
+    let n = usize::try_from(c.uvarint()?).ok()?;
+    if n > c.b.len() / min_bytes {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = u32::try_from(c.uvarint()?).ok()?;
+        let t = base.wrapping_add(unzigzag(c.uvarint()?));
+        out.push((id, t, get(c, t)?));
+    }
+    c.b.is_empty().then_some(out)
 }
 
 pub fn encode_metadata(buf: &mut Vec<u8>, metadata: &[MetricMetadata]) {
@@ -228,25 +256,8 @@ pub fn decode_record(typ: u8, payload: &[u8]) -> Option<Record> {
             }
             Some(Record::Series(out))
         }
-        REC_SAMPLES => {
-            let base = c.u64_le()? as i64;
-            let n = usize::try_from(c.uvarint()?).ok()?;
-            // Each sample takes at least 10 bytes: refuse counts the payload cannot hold.
-            if n > c.b.len() / 10 {
-                return None;
-            }
-            let mut out = Vec::with_capacity(n);
-            for _ in 0..n {
-                let id = u32::try_from(c.uvarint()?).ok()?;
-                let t = base.wrapping_add(unzigzag(c.uvarint()?));
-                let v = c.u64_le()?;
-                out.push((id, t, v));
-            }
-            if !c.b.is_empty() {
-                return None;
-            }
-            Some(Record::Samples(out))
-        }
+        // Each sample takes at least 10 bytes.
+        REC_SAMPLES => decode_timed(&mut c, 10, |c, _| c.u64_le()).map(Record::Samples),
         REC_METADATA => {
             let mut out = Vec::new();
             while !c.b.is_empty() {
@@ -260,25 +271,11 @@ pub fn decode_record(typ: u8, payload: &[u8]) -> Option<Record> {
             }
             Some(Record::Metadata(out))
         }
-        REC_STARTS => {
-            let base = c.u64_le()? as i64;
-            let n = usize::try_from(c.uvarint()?).ok()?;
-            // Each entry takes at least 3 bytes.
-            if n > c.b.len() / 3 {
-                return None;
-            }
-            let mut out = Vec::with_capacity(n);
-            for _ in 0..n {
-                let id = u32::try_from(c.uvarint()?).ok()?;
-                let t = base.wrapping_add(unzigzag(c.uvarint()?));
-                let st = t.wrapping_sub(unzigzag(c.uvarint()?));
-                out.push((id, t, st));
-            }
-            if !c.b.is_empty() {
-                return None;
-            }
-            Some(Record::Starts(out))
-        }
+        // Each start takes at least 3 bytes.
+        REC_STARTS => decode_timed(&mut c, 3, |c, t| {
+            Some(t.wrapping_sub(unzigzag(c.uvarint()?)))
+        })
+        .map(Record::Starts),
         _ => None,
     }
 }

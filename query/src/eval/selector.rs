@@ -102,16 +102,14 @@ pub(crate) fn start_times(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
     ev.ctx.par_map(&entries, |e| {
         let mut points = Vec::new();
         sel.points(ev, e, &mut points)?;
-        let mut samples: Vec<Point> = points
-            .iter()
-            .map(|p| Point::new(sample_time(p), 0.0))
-            .collect();
-        samples.sort_by_key(|s| s.t);
-        samples.dedup_by_key(|s| s.t);
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        if points.is_empty() {
             return Ok(None);
-        };
-        let found = ev.ctx.querier.start_timestamps(e, first.t, last.t);
+        }
+        let (first, last) = points
+            .iter()
+            .map(sample_time)
+            .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+        let found = ev.ctx.querier.start_timestamps(e, first, last);
         let starts = &found.pairs;
         for p in &mut points {
             let t = sample_time(p);
@@ -777,18 +775,17 @@ impl RangeArg {
         self.series(ev, plan, i, &run, out)
     }
 
-    /// Runs `f` over series `i` when some of its samples in the span
-    /// `plan` reads carry start timestamps: `f` gets the samples (stale
-    /// markers removed), their start timestamps (0 where unknown) and
-    /// every step's window, appends the output points and says in how
-    /// many windows a start overlapped the sample before it (reported
-    /// here). Returns `Ok(false)`, having done nothing, for a series
-    /// without any there, and for a subquery's (whose points carry none:
-    /// Prometheus's subqueries do not pass them on either), as also for
-    /// `anchored`/`smoothed` windows.
+    /// Runs `f` over series `i` (for which [`RangeArg::may_have_starts`])
+    /// when some of its samples in the span `plan` reads carry start
+    /// timestamps: `f` gets the samples (stale markers removed, as
+    /// [`RangeArg::series`] reads them), their start timestamps (0 where
+    /// unknown) and steps' windows, appends the output points and says in
+    /// how many windows a start overlapped the sample before it (reported
+    /// here). Returns `Ok(false)`, having done nothing, when none of them
+    /// has one.
     #[cold]
     #[inline(never)]
-    pub fn series_with_starts(
+    fn series_with_starts(
         &self,
         ev: &Ev,
         plan: &RollupPlan,
@@ -800,9 +797,6 @@ impl RangeArg {
             return Ok(false);
         };
         let e = &entries[i];
-        if self.mode != RangeMode::Normal || !e.has_starts() {
-            return Ok(false);
-        }
         let (mint, maxt) = (
             plan.first_r - self.range - plan.before + 1,
             plan.last_r + plan.after,
@@ -811,99 +805,43 @@ impl RangeArg {
         if found.pairs.is_empty() {
             return Ok(false);
         }
-        // Windows that reach samples a block may hold (whose starts are
-        // unknown: blocks keep none yet) go without any, as the plain
-        // functions do; the later ones, over the head's samples alone,
-        // with theirs.
-        let known = |sp: &Span| sp.range_start >= found.known_after;
-        let mut starts = Vec::new();
-        let mut none = Vec::new();
-        let mut overlaps = 0;
-        if plan.sparse {
-            self.each_window(ev, plan, e, &mut |v, sp| {
-                let st = if known(&sp) {
-                    engine::align_starts(&found.pairs, v, &mut starts);
-                    &starts
-                } else {
-                    none.resize(v.len(), 0);
-                    &none
-                };
-                overlaps += f(v, &st[..v.len()], &[sp], out);
-                Ok(())
-            })?;
-        } else {
-            let mut pts = Vec::new();
-            read_into(ev, e, mint, maxt, &mut pts)?;
-            let loaded = pts.len();
-            pts.retain(|p| !is_stale_nan(p.v));
-            ev.ctx.release(loaded - pts.len());
-            let mut spans = Vec::new();
-            self.spans(ev, plan, &pts, &mut spans);
-            out.reserve(spans.len());
-            // Window starts only grow from step to step.
-            let split = spans.partition_point(|sp| !known(sp));
-            if split > 0 {
-                none.resize(pts.len(), 0);
-                overlaps += f(&pts, &none, &spans[..split], out);
-            }
-            engine::align_starts(&found.pairs, &pts, &mut starts);
-            overlaps += f(&pts, &starts, &spans[split..], out);
-            ev.ctx.release(pts.len());
-        }
-        if overlaps > 0 {
+        let overlaps = std::cell::Cell::new(0);
+        let run = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
+            // Windows that reach samples a block may hold (whose starts
+            // are unknown: blocks keep none yet) go without any, as the
+            // plain functions do; the later ones, over the head's samples
+            // alone, with theirs. Window starts only grow step by step.
+            let split = spans.partition_point(|sp| sp.range_start < found.known_after);
+            let mut starts = vec![0; pts.len()];
+            let mut n = f(pts, &starts, &spans[..split], out);
+            engine::align_starts(&found.pairs, pts, &mut starts);
+            n += f(pts, &starts, &spans[split..], out);
+            overlaps.set(overlaps.get() + n);
+            Ok(())
+        };
+        self.series(ev, plan, i, &run, out)?;
+        if overlaps.get() > 0 {
             let name = e.labels.metric_name().unwrap_or_default();
             ev.ctx.annos.add_fn(
                 super::functions::annotations::Annotation::StartTimeOverlap {
                     metric_name: name.to_string(),
-                    count: overlaps as u64,
+                    count: overlaps.get() as u64,
                 },
                 self.pos,
             );
         }
-        ev.ctx.take(out.len())?;
         Ok(true)
     }
 
-    /// Steps far apart (`plan.sparse`): reads each step's window of `e`
-    /// alone (stale markers removed) and hands `f` the samples of every
-    /// non-empty one with its span over them; each window is released
-    /// from the sample budget after `f`.
-    fn each_window(
-        &self,
-        ev: &Ev,
-        plan: &RollupPlan,
-        e: &SeriesEntry,
-        f: &mut dyn FnMut(&[Point], Span) -> Result<()>,
-    ) -> Result<()> {
-        for step in 0..ev.n() {
-            let t = ev.ts(step);
-            let r = t - self.offset;
-            let mut v = read(ev, e, r - self.range - plan.before + 1, r + plan.after)?;
-            let loaded = v.len();
-            v.retain(|p| !is_stale_nan(p.v));
-            if !v.is_empty() {
-                let sp = Span {
-                    step,
-                    t,
-                    a: 0,
-                    b: v.len(),
-                    range_start: r - self.range,
-                    range_end: r,
-                };
-                f(&v, sp)?;
-            }
-            ev.ctx.release(loaded);
-        }
-        Ok(())
-    }
-
     /// Whether series `i` is a stored one that held start timestamps when
-    /// selected (what [`RangeArg::series_with_starts`] looks at first):
-    /// checked inline, so that series without any, nearly all, never
-    /// call it.
+    /// selected, read through normal windows (`anchored`/`smoothed` ones
+    /// use none, nor do subqueries, as in Prometheus): checked inline, so
+    /// that series without any, nearly all, never call
+    /// [`RangeArg::series_with_starts`].
     #[inline]
-    pub fn may_have_starts(&self, i: usize) -> bool {
-        matches!(&self.data, RangeData::Storage(e) if e[i].has_starts())
+    fn may_have_starts(&self, i: usize) -> bool {
+        self.mode == RangeMode::Normal
+            && matches!(&self.data, RangeData::Storage(e) if e[i].has_starts())
     }
 
     /// The window of every step over `pts` (a series' samples in the span
@@ -980,7 +918,26 @@ impl RangeArg {
         if plan.sparse
             && let RangeData::Storage(entries) = &self.data
         {
-            self.each_window(ev, plan, &entries[i], &mut |v, sp| f(i, v, &[sp], out))?;
+            // Steps far apart: read each step's window only.
+            for step in 0..ev.n() {
+                let t = ev.ts(step);
+                let r = t - self.offset;
+                let mut v = read(ev, &entries[i], r - self.range - before + 1, r + after)?;
+                let loaded = v.len();
+                v.retain(|p| !is_stale_nan(p.v));
+                if !v.is_empty() {
+                    let sp = Span {
+                        step,
+                        t,
+                        a: 0,
+                        b: v.len(),
+                        range_start: r - self.range,
+                        range_end: r,
+                    };
+                    f(i, &v, &[sp], out)?;
+                }
+                ev.ctx.release(loaded);
+            }
             return ev.ctx.take(out.len());
         }
         let (mut owned, mut spans) = SERIES_BUF.take();

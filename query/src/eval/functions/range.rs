@@ -101,24 +101,60 @@ pub fn extrapolated_rate_known(
             }
         }
     }
+    extrapolate(w, result, is_counter, is_rate, None)
+}
+
+/// Prometheus's extrapolation of `result`, the change over the window's
+/// samples (at least one), to the window's edges: toward each edge by
+/// the distance to it when that is under 1.1 average sample intervals,
+/// else by half an interval; for counters never below the point where
+/// the counter would have been zero. A counter's `zero_start` (a start
+/// timestamp inside the window, after the window's start and before the
+/// first sample: see [`super::start`]) is where it was zero: the change
+/// then runs from there, plus the first sample's value, and is not
+/// extrapolated toward the start. Without one, a single sample has no
+/// change to extrapolate.
+#[inline]
+pub(crate) fn extrapolate(
+    w: &Window,
+    mut result: f64,
+    is_counter: bool,
+    is_rate: bool,
+    zero_start: Option<i64>,
+) -> Option<f64> {
+    let s = w.samples;
+    let (&first, &last) = (s.first()?, s.last()?);
+    let intervals = s.len() - 1;
     let mut duration_to_start = (first.t - w.start_ms) as f64 / 1000.0;
     let mut duration_to_end = (w.end_ms - last.t) as f64 / 1000.0;
-    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
-    let average_interval = sampled_interval / (s.len() - 1) as f64;
+    let mut sampled_interval = (last.t - first.t) as f64 / 1000.0;
+    let average_interval = if intervals > 0 {
+        sampled_interval / intervals as f64
+    } else {
+        0.0
+    };
     let threshold = average_interval * 1.1;
 
-    if duration_to_start >= threshold {
-        duration_to_start = average_interval / 2.0;
-    }
-    if is_counter {
-        // A counter cannot go below zero: do not extrapolate past the point
-        // where the line through the samples reaches it.
-        let mut duration_to_zero = duration_to_start;
-        if result > 0.0 && first.v >= 0.0 {
-            duration_to_zero = sampled_interval * (first.v / result);
+    if let Some(st) = zero_start {
+        duration_to_start = 0.0;
+        sampled_interval = (last.t - st) as f64 / 1000.0;
+        result += first.v;
+    } else if intervals == 0 {
+        return None;
+    } else {
+        if duration_to_start >= threshold {
+            duration_to_start = average_interval / 2.0;
         }
-        if duration_to_zero < duration_to_start {
-            duration_to_start = duration_to_zero;
+        if is_counter {
+            // A counter cannot go below zero: do not extrapolate past the
+            // point where the line through the samples reaches it.
+            let mut duration_to_zero = duration_to_start;
+            if result > 0.0 && first.v >= 0.0 {
+                duration_to_zero = sampled_interval * (first.v / result);
+            }
+            if duration_to_zero < duration_to_start {
+                duration_to_start = duration_to_zero;
+            }
         }
     }
     if duration_to_end >= threshold {

@@ -22,7 +22,7 @@
 
 use engine::Sample;
 
-use super::range::Window;
+use super::range::{self, Window};
 
 /// Whether the sample (`cur_st`, `cur_t`) restarted its counter after the
 /// sample (`prev_st`, `prev_t`) before it.
@@ -75,52 +75,10 @@ pub fn rate(w: &Window, sts: &[i64], is_rate: bool) -> RateOut {
             result += prev.v;
         }
     }
-    let intervals = s.len() - 1;
-    let mut to_start = (first.t - w.start_ms) as f64 / 1000.0;
-    let mut to_end = (w.end_ms - last.t) as f64 / 1000.0;
-    let mut sampled = (last.t - first.t) as f64 / 1000.0;
-    let average = if intervals > 0 {
-        sampled / intervals as f64
-    } else {
-        0.0
-    };
-    let threshold = average * 1.1;
-    let st0 = st(0);
-    if st0 != 0 && st0 > w.start_ms && st0 < first.t {
-        // The counter was zero at its ST, inside the window: the increase
-        // runs from there, without extrapolating to the window's start.
-        to_start = 0.0;
-        sampled = (last.t - st0) as f64 / 1000.0;
-        result += first.v;
-    } else if intervals == 0 {
-        return RateOut {
-            value: None,
-            overlap,
-        };
-    } else {
-        if to_start >= threshold {
-            to_start = average / 2.0;
-        }
-        let mut to_zero = to_start;
-        if result > 0.0 && first.v >= 0.0 {
-            to_zero = sampled * (first.v / result);
-        }
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = average / 2.0;
-    }
-    let mut factor = 1.0;
-    if sampled != 0.0 {
-        factor = (sampled + to_start + to_end) / sampled;
-    }
-    if is_rate {
-        factor /= w.range_seconds();
-    }
+    // The counter was zero at its start, if that lies inside the window.
+    let zero_start = Some(st(0)).filter(|&st0| st0 != 0 && st0 > w.start_ms && st0 < first.t);
     RateOut {
-        value: Some(result * factor),
+        value: range::extrapolate(w, result, true, is_rate, zero_start),
         overlap,
     }
 }
