@@ -509,3 +509,105 @@ fn remote_write_2_0_is_stored_and_reports_written_counts() {
     assert_eq!(meta["e2e_v2_bytes"][0]["unit"], "bytes", "{meta}");
     silt.stop();
 }
+
+/// Start timestamps sent by remote write 2.0 (a sample's own, or the
+/// series' legacy `created_timestamp` of Prometheus 3.0-3.8) reach PromQL,
+/// from the head, from a block cut from it, and after a restart.
+#[test]
+fn remote_write_2_0_start_timestamps_reach_queries() {
+    use ingest::proto::v2;
+    let tmp = tempfile::tempdir().unwrap();
+    let silt = Silt::start(&tmp.path().join("data"));
+    let t0 = common::now_ms() - 120_000;
+    let mut symbols = v2::SymbolTable::new();
+    let mut refs = |name: &str| vec![symbols.intern("__name__"), symbols.intern(name)];
+    let (own, legacy, mixed) = (
+        refs("e2e_st_own"),
+        refs("e2e_st_legacy"),
+        refs("e2e_st_mixed"),
+    );
+    let samples = |st: i64| -> Vec<v2::Sample> {
+        (0..3)
+            .map(|i| v2::Sample {
+                value: 100.0 + i as f64,
+                timestamp: t0 + i * 15_000,
+                start_timestamp: st,
+            })
+            .collect()
+    };
+    // The mixed series' last sample brings its own start (a reset), which
+    // wins over the series' created timestamp.
+    let mut reset = samples(0);
+    reset[2].start_timestamp = t0 + 20_000;
+    let req = v2::Request {
+        symbols: symbols.into_symbols(),
+        timeseries: vec![
+            v2::TimeSeries {
+                labels_refs: own,
+                samples: samples(t0 - 5_000),
+                ..Default::default()
+            },
+            v2::TimeSeries {
+                labels_refs: legacy,
+                samples: samples(0),
+                created_timestamp: t0 - 9_000,
+                ..Default::default()
+            },
+            v2::TimeSeries {
+                labels_refs: mixed,
+                samples: reset,
+                created_timestamp: t0 - 7_000,
+                ..Default::default()
+            },
+        ],
+    };
+    let r = silt
+        .client()
+        .post_raw(
+            "/api/v1/write",
+            &[
+                (
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                ),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+            ],
+            &ingest::proto::encode_snappy(&req),
+        )
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    // start_timestamp() of each series' sample at t0 + 15 s and t0 + 30 s.
+    let check = |client: &Client, when: &str| {
+        for (name, at_15, at_30) in [
+            ("e2e_st_own", t0 - 5_000, t0 - 5_000),
+            ("e2e_st_legacy", t0 - 9_000, t0 - 9_000),
+            ("e2e_st_mixed", t0 - 7_000, t0 + 20_000),
+        ] {
+            for (at, want) in [(t0 + 15_000, at_15), (t0 + 30_000, at_30)] {
+                let r = client.get_query(
+                    "/api/v1/query",
+                    &[
+                        ("query", &format!("start_timestamp({name})")),
+                        ("time", &common::ms_param(at)),
+                    ],
+                );
+                let data = common::success_data(&r);
+                let got = data["result"][0]["value"][1].as_str().unwrap_or_default();
+                assert_eq!(
+                    got.parse::<f64>().ok(),
+                    Some(want as f64 / 1000.0),
+                    "{name} at {at} ({when}): {data}"
+                );
+            }
+        }
+    };
+    check(&silt.client(), "head");
+    let r = silt.client().post_empty("/api/v1/admin/tsdb/cut_head");
+    let block = common::success_data(&r);
+    assert!(block["block"].is_string(), "{block}");
+    check(&silt.client(), "block");
+    let silt = silt.restart();
+    check(&silt.client(), "restarted");
+    silt.stop();
+}

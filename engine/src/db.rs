@@ -32,13 +32,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::block::{self, Block, BlockCache, BlockMeta, BlockWriteOptions};
+use crate::block::{self, Block, BlockCache, BlockMeta, BlockSeries, BlockWriteOptions};
 use crate::checkpoint;
 use crate::error::{AppendError, Error, Result};
 use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted, epoch_tag};
 use crate::labels::{Labels, Matcher};
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::sample::{Sample, WriteBatch};
+use crate::starts::{self, StartRun};
 use crate::summary::{Continuity, RunSummary};
 use crate::wal::{self, Record, Wal, WalPos};
 
@@ -1082,10 +1083,18 @@ impl Db {
             };
             let iter = frozen.iter().filter_map(|s| {
                 let mut out = Vec::new();
+                let mut runs = Vec::new();
                 if let Some(f) = &s.lock().frozen {
                     f.read(lo, hi, &mut out);
+                    runs.extend(starts::runs_from_pairs(f.starts(lo, hi)));
                 }
-                (!out.is_empty()).then(|| Ok((self.head.labels_uncached(s), out)))
+                (!out.is_empty()).then(|| {
+                    Ok(BlockSeries {
+                        labels: self.head.labels_uncached(s),
+                        samples: out,
+                        starts: runs,
+                    })
+                })
             });
             let meta = block::write_block(&self.blocks_dir, &opts, iter)?;
             metas.extend(meta);
@@ -1239,7 +1248,7 @@ impl Db {
             }
             wal::fsync_dir(&target)?;
         }
-        let head_series: Vec<(Labels, Vec<Sample>)> = {
+        let head_series: Vec<BlockSeries> = {
             let mut all: Vec<(Labels, Arc<MemSeries>)> = self
                 .head
                 .all_series()
@@ -1248,10 +1257,17 @@ impl Db {
                 .collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));
             all.into_iter()
-                .filter_map(|(l, s)| {
-                    let mut out = Vec::new();
-                    q.read_head(&s, i64::MIN, i64::MAX, &mut out);
-                    (!out.is_empty()).then_some((l, out))
+                .filter_map(|(labels, s)| {
+                    let mut samples = Vec::new();
+                    q.read_head(&s, i64::MIN, i64::MAX, &mut samples);
+                    let mut pairs = Vec::new();
+                    q.read_head_starts(&s, i64::MIN, i64::MAX, &mut pairs);
+                    let starts = starts::runs_from_pairs(&pairs).collect();
+                    (!samples.is_empty()).then_some(BlockSeries {
+                        labels,
+                        samples,
+                        starts,
+                    })
                 })
                 .collect()
         };
@@ -2329,28 +2345,18 @@ enum Source {
 pub struct SeriesEntry {
     pub labels: Labels,
     sources: Vec<Source>,
-    /// The head's series held start timestamps when it was selected.
+    /// Some of the series' samples had start timestamps when it was
+    /// selected (in a block, or in the head).
     has_starts: bool,
 }
 
 impl SeriesEntry {
-    /// Whether the series held start timestamps in the head when it was
-    /// selected ([`Querier::start_timestamps`] has some to give).
+    /// Whether some of the series' samples had start timestamps when it
+    /// was selected ([`Querier::start_timestamps`] has some to give).
     #[inline]
     pub fn has_starts(&self) -> bool {
         self.has_starts
     }
-}
-
-/// What [`Querier::start_timestamps`] finds of a series' start timestamps
-/// in a window.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Starts {
-    /// (sample time, start timestamp) of the samples with one, sorted.
-    pub pairs: Vec<(i64, i64)>,
-    /// Samples at or before this time may be a block's, whose starts are
-    /// unknown (`i64::MIN`: none is).
-    pub known_after: i64,
 }
 
 /// Sorts the (time, start) pairs of two head generations into one list;
@@ -2365,24 +2371,6 @@ pub(crate) fn merge_generations(pairs: &mut Vec<(i64, i64)>) {
         }
         same
     });
-}
-
-/// The start timestamp of each of `samples` (sorted by time) into `out`
-/// (cleared first), from `starts` ([`Querier::start_timestamps`]): 0 for
-/// a sample without one.
-pub fn align_starts(starts: &[(i64, i64)], samples: &[Sample], out: &mut Vec<i64>) {
-    out.clear();
-    out.reserve(samples.len());
-    let mut k = 0;
-    for s in samples {
-        while k < starts.len() && starts[k].0 < s.t {
-            k += 1;
-        }
-        out.push(match starts.get(k) {
-            Some(&(t, st)) if t == s.t => st,
-            _ => 0,
-        });
-    }
 }
 
 /// A consistent read view over `[mint, maxt]`.
@@ -2419,6 +2407,24 @@ impl Querier {
         if parts > 0 && out.len() > start {
             out[start..].sort_by_key(|s| s.t);
             dedup_sorted(out, start);
+        }
+    }
+
+    /// The (time, start) pairs of a head series' samples in `[mint, maxt]`
+    /// visible to this view that have a start, sorted, into `pairs`
+    /// (cleared first).
+    fn read_head_starts(&self, s: &MemSeries, mint: i64, maxt: i64, pairs: &mut Vec<(i64, i64)>) {
+        pairs.clear();
+        let d = s.lock();
+        let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
+        if frozen_visible && let Some(f) = &d.frozen {
+            pairs.extend_from_slice(f.starts(mint, maxt));
+        }
+        let frozen = pairs.len();
+        pairs.extend_from_slice(d.live.starts(mint, maxt));
+        drop(d);
+        if frozen > 0 && pairs.len() > frozen {
+            merge_generations(pairs);
         }
     }
 
@@ -2522,15 +2528,16 @@ impl Querier {
             // Blocks first (in block order), the head last, so later
             // sources win on duplicates.
             let mut sources = Vec::with_capacity(equal.len() + usize::from(head_equal));
+            let mut has_starts = false;
             for &r in &equal {
                 let (bi, ids) = &runs[r];
+                has_starts |= self.blocks[*bi].series_has_starts(ids[pos[r]]);
                 sources.push(Source::Block(*bi, ids[pos[r]]));
                 pos[r] += 1;
             }
-            let mut has_starts = false;
             if head_equal {
                 let id = head_found[head_pos].1;
-                has_starts = with_starts.contains(&id);
+                has_starts |= with_starts.contains(&id);
                 sources.push(Source::Head(id));
                 head_pos += 1;
             }
@@ -2587,54 +2594,38 @@ impl Querier {
         Ok(())
     }
 
-    /// (sample time, start timestamp) of the entry's samples with
-    /// `mint <= t <= maxt` that have one, sorted by time ([`align_starts`]
-    /// lines them up with the samples). Empty when none has, which costs
+    /// The start timestamps of the entry's samples in `[mint, maxt]`, as
+    /// runs ([`StartRun`], sorted and disjoint; [`starts::align_starts`] lines
+    /// them up with the samples). Empty when none has one, which costs
     /// nothing for a series without any ([`SeriesEntry::has_starts`]; a
     /// series' first start arriving after it was selected is not seen).
-    ///
-    /// Start timestamps are kept in the head (its WAL and checkpoints) so
-    /// far, not in blocks: [`Starts::known_after`] is the newest time a
-    /// block of the series holds in the window. Samples up to it may come
-    /// from a block, whose starts are unknown; a window of samples all
-    /// after it has all of its starts.
-    pub fn start_timestamps(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> Starts {
-        let mut starts = Starts {
-            pairs: Vec::new(),
-            known_after: i64::MIN,
-        };
+    /// Runs may reach beyond the window. Where sources overlap in time, a
+    /// later source's run wins over the times it spans, as its samples do.
+    pub fn start_timestamps(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> Vec<StartRun> {
+        let mut runs = Vec::new();
         if !entry.has_starts {
-            return starts;
+            return runs;
         }
+        let mut pairs = Vec::new();
         for src in &entry.sources {
             match *src {
                 Source::Block(bi, id) => {
-                    let (a, z) = self.blocks[bi].series_time_range(id);
-                    if z >= mint && a <= maxt {
-                        starts.known_after = starts.known_after.max(z.min(maxt));
+                    for &r in self.blocks[bi].start_runs(id, mint, maxt) {
+                        starts::paint(&mut runs, r);
                     }
                 }
                 Source::Head(id) => {
                     let Some(s) = self.db.head.by_id(id) else {
                         continue;
                     };
-                    let pairs = &mut starts.pairs;
-                    let d = s.lock();
-                    let frozen_visible =
-                        self.db.frozen_gen.load(Ordering::Acquire) > self.published;
-                    if frozen_visible && let Some(f) = &d.frozen {
-                        pairs.extend_from_slice(f.starts(mint, maxt));
-                    }
-                    let frozen = pairs.len();
-                    pairs.extend_from_slice(d.live.starts(mint, maxt));
-                    drop(d);
-                    if frozen > 0 && pairs.len() > frozen {
-                        merge_generations(pairs);
+                    self.read_head_starts(&s, mint, maxt, &mut pairs);
+                    for r in starts::runs_from_pairs(&pairs) {
+                        starts::paint(&mut runs, r);
                     }
                 }
             }
         }
-        starts
+        runs
     }
 
     /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time

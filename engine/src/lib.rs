@@ -18,6 +18,7 @@ pub mod index;
 pub mod labels;
 pub mod metadata;
 pub mod sample;
+pub mod starts;
 pub mod summary;
 pub mod symbols;
 pub mod time_column;
@@ -26,10 +27,11 @@ pub mod wal;
 
 pub use db::{
     AppendSummary, CheckpointStats, CommitTicket, Db, DbStats, Durability, HeadLabelCounts,
-    Options, Querier, SeriesEntry, SeriesRef, Starts, align_starts,
+    Options, Querier, SeriesEntry, SeriesRef,
 };
 pub use error::{AppendError, Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME, MatchOp, Matcher};
 pub use metadata::{MetricMetadata, MetricType};
 pub use sample::{STALE_NAN, Sample, SeriesSamples, WriteBatch, is_stale_nan};
+pub use starts::{StartRun, align_starts};
 pub use summary::{Continuity, RunSummary};

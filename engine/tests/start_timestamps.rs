@@ -1,6 +1,7 @@
 //! Start timestamps: kept with their samples in the head, through a WAL
-//! replay and through head checkpoints, and read back aligned with the
-//! samples a querier gives.
+//! replay and through head checkpoints, in blocks cut from the head and
+//! merged by compaction, and read back aligned with the samples a querier
+//! gives.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use engine::{
     AppendError, Db, Labels, MatchOp, Matcher, Options, Querier, Sample, SeriesEntry,
-    SeriesSamples, WriteBatch, align_starts,
+    SeriesSamples, StartRun, WriteBatch, align_starts,
 };
 use prometheus_client::registry::Registry;
 
@@ -73,12 +74,14 @@ fn starts(db: &Arc<Db>, mint: i64, maxt: i64) -> Vec<Starts> {
         .map(|e| {
             let mut samples = Vec::new();
             q.samples(&e, mint, maxt, &mut samples).unwrap();
-            let starts = q.start_timestamps(&e, mint, maxt).pairs;
+            let starts = q.start_timestamps(&e, mint, maxt);
             assert!(
-                starts
-                    .iter()
-                    .all(|&(t, st)| st != 0 && t >= mint && t <= maxt)
+                starts.iter().all(|r| r.start != 0
+                    && r.first <= r.last
+                    && r.last >= mint
+                    && r.first <= maxt)
             );
+            assert!(starts.windows(2).all(|w| w[0].last < w[1].first));
             let mut out = vec![-1];
             align_starts(&starts, &samples, &mut out);
             assert_eq!(out.len(), samples.len());
@@ -169,15 +172,10 @@ fn starts_read_back_with_their_samples() {
         Sample::new(T0 + MIN / 2, 9.0),
         Sample::new(T0 + 3 * MIN, 0.0),
     ];
-    align_starts(
-        &q.start_timestamps(&e, i64::MIN, i64::MAX).pairs,
-        &some,
-        &mut out,
-    );
+    align_starts(&q.start_timestamps(&e, i64::MIN, i64::MAX), &some, &mut out);
     assert_eq!(out, vec![T0 + MIN / 4, T0 - 30_000]);
     assert!(
         q.start_timestamps(&e, T0 + 4 * MIN, T0 + 4 * MIN)
-            .pairs
             .is_empty()
     );
     // A series without starts: none, without looking.
@@ -258,27 +256,89 @@ fn a_retry_fills_in_missing_starts_only() {
     assert_eq!(starts(&db, i64::MIN, i64::MAX), got);
 }
 
-/// Blocks keep no starts yet: after a cut, the starts of the head's new
-/// samples are there, and the newest time the block holds in a window
-/// says up to where starts are unknown.
+/// Starts go with their samples into the blocks cut from the head, stay
+/// there when blocks merge (where two blocks hold a time, the later one's
+/// start wins, as its sample does) and when the folder is opened again.
 #[test]
-fn windows_reaching_a_block_say_where_starts_are_unknown() {
+fn blocks_keep_starts_through_cuts_merges_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), false);
-    append(&db, vec![series("cumulative", T0, 5, |_| T0 - 1)]);
-    db.cut_head().unwrap();
+    // A counter (a reset at +3 min: a new start), a delta series (a run
+    // per sample), a plain series.
     append(
         &db,
-        vec![series("cumulative", T0 + 70 * MIN, 3, |_| T0 + 69 * MIN)],
+        vec![
+            series("cumulative", T0, 6, |t| {
+                if t < T0 + 3 * MIN {
+                    T0 - 1
+                } else {
+                    T0 + 3 * MIN - 5
+                }
+            }),
+            series("delta", T0, 4, |t| t - MIN),
+            SeriesSamples::new(labels("plain"), vec![Sample::new(T0, 1.0)]),
+        ],
     );
-    let head: Vec<(i64, i64)> = (70..73).map(|m| (T0 + m * MIN, T0 + 69 * MIN)).collect();
+    let before = starts(&db, i64::MIN, i64::MAX);
+    db.cut_head().unwrap();
+    assert_eq!(db.stats().blocks, 1);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), before, "from the block");
     let q = db.querier(i64::MIN, i64::MAX);
-    let e = entry(&q, "cumulative");
-    let all = q.start_timestamps(&e, i64::MIN, i64::MAX);
-    assert_eq!(all.pairs, head);
-    assert_eq!(all.known_after, T0 + 4 * MIN, "the block's newest sample");
-    let part = q.start_timestamps(&e, T0 + 2 * MIN, i64::MAX);
-    assert_eq!(part.known_after, T0 + 4 * MIN);
-    let head_only = q.start_timestamps(&e, T0 + 60 * MIN, i64::MAX);
-    assert_eq!((head_only.pairs, head_only.known_after), (head, i64::MIN));
+    assert!(entry(&q, "cumulative").has_starts() && !entry(&q, "plain").has_starts());
+    // The counter's six samples are two runs in the block.
+    assert_eq!(
+        q.start_timestamps(&entry(&q, "cumulative"), T0, T0).len(),
+        1
+    );
+    assert_eq!(
+        q.start_timestamps(&entry(&q, "cumulative"), i64::MIN, i64::MAX),
+        [
+            StartRun {
+                first: T0,
+                last: T0 + 2 * MIN,
+                start: T0 - 1
+            },
+            StartRun {
+                first: T0 + 3 * MIN,
+                last: T0 + 5 * MIN,
+                start: T0 + 3 * MIN - 5
+            },
+        ]
+    );
+    drop(q);
+
+    // A second block over the same window (out-of-order data): two of the
+    // counter's times again, one with another start, one without any, and
+    // a new sample in between.
+    append(
+        &db,
+        vec![SeriesSamples {
+            labels: labels("cumulative"),
+            samples: vec![
+                Sample::new(T0 + MIN, 1.0),
+                Sample::new(T0 + 3 * MIN + 1, 2.0),
+                Sample::new(T0 + 4 * MIN, 3.0),
+            ],
+            start_timestamps: vec![T0 + 30_000, T0 + 3 * MIN - 5, T0 + 3 * MIN - 5],
+        }],
+    );
+    db.cut_head().unwrap();
+    assert_eq!(db.stats().blocks, 2);
+    let mut want = before.clone();
+    let cumulative = want[0].1.as_mut().unwrap();
+    cumulative[1].1 = T0 + 30_000;
+    cumulative.insert(4, (T0 + 3 * MIN + 1, T0 + 3 * MIN - 5));
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "two blocks");
+    db.compact_all().unwrap();
+    assert_eq!(db.stats().blocks, 1);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "merged");
+
+    let db = reopen(db, dir.path(), false);
+    assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "reopened");
+    // A window inside the block.
+    let part = starts(&db, T0 + 3 * MIN, T0 + 3 * MIN + 1);
+    assert_eq!(
+        part[0].1.as_deref(),
+        Some(&want[0].1.as_ref().unwrap()[3..5])
+    );
 }

@@ -5,14 +5,15 @@
 //! the damaged Parquet gets past the checksums to the Parquet checks.
 //!
 //! Invariants: no panic; every error is `Corruption` naming the replaced
-//! file; when open succeeds, `read_many` equals per-series `read_samples`
-//! and every series' samples are sorted and inside its time range.
+//! file; when open succeeds, `read_many` equals per-series `read_samples`,
+//! every series' samples are sorted and inside its time range, and its
+//! start-timestamp runs are sorted, disjoint, inside that range and never 0.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use engine::block::{Block, BlockWriteOptions, META_FILE, SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE, read_meta, write_block};
-use engine::{Error, Labels, STALE_NAN, Sample};
+use engine::block::{Block, BlockSeries, BlockWriteOptions, META_FILE, SAMPLES_FILE, SERIES_FILE, STARTS_FILE, TIMESTAMPS_FILE, read_meta, write_block};
+use engine::{Error, Labels, STALE_NAN, Sample, StartRun};
 use libfuzzer_sys::fuzz_target;
 
 /// A pristine block (directory) and a scratch copy location.
@@ -27,7 +28,7 @@ fn fixture() -> &'static Fixture {
         let root = std::env::temp_dir().join(format!("silt-fuzz-block-open-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        let mut series: Vec<(Labels, Vec<Sample>)> = (0..12)
+        let mut series: Vec<BlockSeries> = (0..12)
             .map(|i| {
                 let labels = Labels::new(&[("__name__", "m"), ("i", &format!("{i:02}")), ("job", if i % 2 == 0 { "a" } else { "b" })]);
                 // Pairs of series share their timestamps (one sequence in
@@ -45,11 +46,21 @@ fn fixture() -> &'static Fixture {
                         };
                         Sample::new(1_000 + j as i64 * 15_000 + (j as i64 % 3), v)
                     })
-                    .collect();
-                (labels, samples)
+                    .collect::<Vec<Sample>>();
+                // Every third series has start timestamps: a counter's run
+                // per reset (every 25 samples).
+                let starts = if i % 3 == 0 {
+                    samples
+                        .chunks(25)
+                        .map(|c| StartRun { first: c[0].t, last: c[c.len() - 1].t, start: c[0].t - 7 })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                BlockSeries { labels, samples, starts }
             })
             .collect();
-        series.sort_by(|a, b| a.0.cmp(&b.0));
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let meta = write_block(&root, &BlockWriteOptions::default(), series.into_iter().map(Ok)).unwrap().unwrap();
         Fixture { pristine: root.join(&meta.id), scratch: root.join("scratch") }
     })
@@ -111,6 +122,10 @@ fn check(dir: &Path, file: &str) {
         assert!(out.iter().all(|s| s.t >= lo && s.t <= hi), "sample outside the series' time range");
         let labels = block.labels(id);
         assert!(labels.as_slice().windows(2).all(|w| w[0].name < w[1].name), "labels not sorted");
+        let runs = block.start_runs(id, i64::MIN, i64::MAX);
+        assert!(runs.windows(2).all(|w| w[0].last < w[1].first), "runs overlap");
+        assert!(runs.iter().all(|r| r.start != 0 && lo <= r.first && r.first <= r.last && r.last <= hi), "bad run");
+        assert_eq!(block.series_has_starts(id), !runs.is_empty());
         if !out.is_empty() {
             singles.push((id, out.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>()));
         }
@@ -122,8 +137,11 @@ fn expect_corruption(e: Error, file: &str) {
     // Samples name their times by row (`ts_row`): damage to one of the two
     // files that passes its own checks can surface as the other's (times out
     // of order or range name timestamps.parquet).
+    // Runs are checked against the series' time ranges: a damaged series
+    // table that passes its own checks can surface as starts.parquet's.
     let allowed: &[&str] = match file {
         SAMPLES_FILE | TIMESTAMPS_FILE => &[SAMPLES_FILE, TIMESTAMPS_FILE],
+        SERIES_FILE => &[SERIES_FILE, STARTS_FILE],
         other => &[other],
     };
     match e {
@@ -139,14 +157,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let fx = fixture();
     copy_dir(&fx.pristine, &fx.scratch);
-    let (file, resealed) = match selector % 7 {
+    let (file, resealed) = match selector % 9 {
         0 => (META_FILE, false),
         1 => (SAMPLES_FILE, true),
         2 => (SERIES_FILE, true),
         3 => (SAMPLES_FILE, false),
         4 => (SERIES_FILE, false),
         5 => (TIMESTAMPS_FILE, true),
-        _ => (TIMESTAMPS_FILE, false),
+        6 => (TIMESTAMPS_FILE, false),
+        7 => (STARTS_FILE, true),
+        _ => (STARTS_FILE, false),
     };
     std::fs::write(fx.scratch.join(file), body).unwrap();
     if resealed {

@@ -114,6 +114,19 @@ fn v2(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
             .iter()
             .map(|s| Sample::new(s.timestamp, s.value))
             .collect();
+        // A sample's own start, else the series' legacy created
+        // timestamp; none at all when no sample has one.
+        let mut starts: Vec<i64> = ts
+            .samples
+            .iter()
+            .map(|s| match s.start_timestamp {
+                0 => ts.created_timestamp,
+                st => st,
+            })
+            .collect();
+        if starts.iter().all(|&st| st == 0) {
+            starts.clear();
+        }
         let meta = ts.metadata.map(|m| MetaRefs {
             metric_type: m.r#type,
             help_ref: m.help_ref,
@@ -125,6 +138,7 @@ fn v2(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
             refs,
             ts.labels_refs.len(),
             &samples,
+            &starts,
             ts.histograms.len(),
             ts.exemplars.len(),
             meta,
@@ -145,11 +159,11 @@ pub fn equivalent(a: &Decoded, b: &Decoded) -> bool {
         && a.invalid == b.invalid
         && a.batch.metadata == b.batch.metadata
         && a.batch.series.len() == b.batch.series.len()
-        && a.batch
-            .series
-            .iter()
-            .zip(&b.batch.series)
-            .all(|(x, y)| x.labels == y.labels && x.samples == y.samples)
+        && a.batch.series.iter().zip(&b.batch.series).all(|(x, y)| {
+            x.labels == y.labels
+                && x.samples == y.samples
+                && x.start_timestamps == y.start_timestamps
+        })
 }
 
 /// Checks what every successful decode must guarantee: labels sorted by
@@ -178,6 +192,18 @@ pub fn check_invariants(d: &Decoded, limits: &Limits) -> Result<(), String> {
         if s.samples.is_empty() {
             return Err(format!(
                 "series without samples in the batch: {:?}",
+                s.labels
+            ));
+        }
+        let starts = &s.start_timestamps;
+        if !starts.is_empty()
+            && (starts.len() != s.samples.len() || starts.iter().all(|&st| st == 0))
+        {
+            return Err(format!(
+                "{} start timestamps for {} samples (none known: {}): {:?}",
+                starts.len(),
+                s.samples.len(),
+                starts.iter().all(|&st| st == 0),
                 s.labels
             ));
         }

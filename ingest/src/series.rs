@@ -96,7 +96,7 @@ impl<'l> Sink<'l> {
         match validate(pairs, label_count, self.limits) {
             Ok(labels) => {
                 if !samples.is_empty() {
-                    self.builder.add(labels, samples, key);
+                    self.builder.add(labels, samples, &[], key);
                 }
             }
             Err(e) => self.invalid.push(e, samples.len()),
@@ -113,6 +113,7 @@ impl<'l> Sink<'l> {
         refs: &[u32],
         ref_count: usize,
         samples: &[Sample],
+        starts: &[i64],
         histograms: usize,
         exemplars: usize,
         metadata: Option<MetaRefs>,
@@ -122,7 +123,7 @@ impl<'l> Sink<'l> {
             self.stats.metadata += 1;
         }
         if let Err(e) = self.v2_series_inner(
-            symbols, scratch, refs, ref_count, samples, histograms, metadata,
+            symbols, scratch, refs, ref_count, samples, starts, histograms, metadata,
         ) {
             self.invalid.push(e, samples.len());
         }
@@ -136,6 +137,7 @@ impl<'l> Sink<'l> {
         refs: &[u32],
         ref_count: usize,
         samples: &[Sample],
+        starts: &[i64],
         histograms: usize,
         metadata: Option<MetaRefs>,
     ) -> Result<(), SeriesError> {
@@ -183,7 +185,7 @@ impl<'l> Sink<'l> {
             self.v2_metadata(symbols, &labels, name_ref, meta)?;
         }
         if !samples.is_empty() {
-            self.builder.add(labels, samples, None);
+            self.builder.add(labels, samples, starts, None);
         }
         Ok(())
     }
@@ -476,7 +478,9 @@ impl BatchBuilder {
         }
     }
 
-    fn add(&mut self, labels: Labels, samples: &[Sample], key: Option<u128>) {
+    /// Adds a series' samples and their start timestamps (one per sample,
+    /// 0 where unset, or none at all).
+    fn add(&mut self, labels: Labels, samples: &[Sample], starts: &[i64], key: Option<u128>) {
         let mut h = labels_hash(&labels);
         loop {
             match self.index.entry(h) {
@@ -485,7 +489,7 @@ impl BatchBuilder {
                     self.series.push(SeriesSamples {
                         labels,
                         samples: samples.to_vec(),
-                        start_timestamps: Vec::new(),
+                        start_timestamps: starts.to_vec(),
                     });
                     self.keys.push(key);
                     return;
@@ -493,6 +497,15 @@ impl BatchBuilder {
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let existing = &mut self.series[*e.get() as usize];
                     if existing.labels == labels {
+                        let known = &mut existing.start_timestamps;
+                        if !starts.is_empty() || !known.is_empty() {
+                            // One per sample once any is known.
+                            known.resize(existing.samples.len(), 0);
+                            match starts {
+                                [] => known.resize(known.len() + samples.len(), 0),
+                                _ => known.extend_from_slice(starts),
+                            }
+                        }
                         existing.samples.extend_from_slice(samples);
                         return;
                     }
@@ -742,9 +755,9 @@ mod tests {
         let mut b = BatchBuilder::with_capacity(0);
         let a = Labels::new(&[("__name__", "a")]);
         let c = Labels::new(&[("__name__", "c")]);
-        b.add(a.clone(), &[Sample::new(1, 1.0)], None);
-        b.add(c.clone(), &[Sample::new(1, 2.0)], None);
-        b.add(a.clone(), &[Sample::new(2, 3.0)], None);
+        b.add(a.clone(), &[Sample::new(1, 1.0)], &[], None);
+        b.add(c.clone(), &[Sample::new(1, 2.0)], &[], None);
+        b.add(a.clone(), &[Sample::new(2, 3.0)], &[], None);
         assert_eq!(b.series.len(), 2);
         assert_eq!(b.series[0].labels, a);
         assert_eq!(
@@ -752,6 +765,26 @@ mod tests {
             vec![Sample::new(1, 1.0), Sample::new(2, 3.0)]
         );
         assert_eq!(b.series[1].labels, c);
+    }
+
+    /// Once a repeated series brings start timestamps, it has one per
+    /// sample: 0 for those sent without.
+    #[test]
+    fn builder_keeps_starts_one_per_sample() {
+        let mut b = BatchBuilder::with_capacity(0);
+        let a = Labels::new(&[("__name__", "a")]);
+        b.add(a.clone(), &[Sample::new(1, 1.0)], &[], None);
+        assert!(b.series[0].start_timestamps.is_empty());
+        b.add(
+            a.clone(),
+            &[Sample::new(2, 2.0), Sample::new(3, 3.0)],
+            &[7, 0],
+            None,
+        );
+        b.add(a.clone(), &[Sample::new(4, 4.0)], &[], None);
+        b.add(a.clone(), &[Sample::new(5, 5.0)], &[9], None);
+        assert_eq!(b.series[0].samples.len(), 5);
+        assert_eq!(b.series[0].start_timestamps, vec![0, 7, 0, 0, 9]);
     }
 
     #[test]
@@ -766,8 +799,8 @@ mod tests {
             samples: vec![],
             start_timestamps: Vec::new(),
         });
-        b.add(c.clone(), &[Sample::new(5, 5.0)], None);
-        b.add(c.clone(), &[Sample::new(6, 6.0)], None);
+        b.add(c.clone(), &[Sample::new(5, 5.0)], &[], None);
+        b.add(c.clone(), &[Sample::new(6, 6.0)], &[], None);
         assert_eq!(b.series.len(), 2);
         assert_eq!(b.series[1].labels, c);
         assert_eq!(b.series[1].samples.len(), 2);

@@ -48,12 +48,14 @@ pub(crate) fn decode(raw: &[u8], limits: &Limits) -> Result<Decoded, IngestError
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     for body in series {
         time_series(body, limits, &mut scratch).map_err(protobuf)?;
+        scratch.resolve_starts();
         sink.v2_series(
             &symbols,
             &mut pairs,
             &scratch.refs,
             scratch.ref_count,
             &scratch.samples,
+            &scratch.starts,
             scratch.histograms,
             scratch.exemplars,
             scratch.metadata,
@@ -79,14 +81,39 @@ struct Scratch {
     /// References in the series (`refs` stops growing past the limit).
     ref_count: usize,
     samples: Vec<Sample>,
+    /// Each sample's `start_timestamp` (0: unset); emptied by
+    /// [`Scratch::resolve_starts`] when no sample has one.
+    starts: Vec<i64>,
+    /// The legacy per-series `created_timestamp` (0: unset).
+    created: i64,
     histograms: usize,
     exemplars: usize,
     metadata: Option<MetaRefs>,
 }
 
+impl Scratch {
+    /// Gives samples without a start the series' legacy
+    /// `created_timestamp` (Prometheus 3.0-3.8 send only that), and
+    /// empties `starts` when no sample has one.
+    fn resolve_starts(&mut self) {
+        if self.created != 0 {
+            for st in &mut self.starts {
+                if *st == 0 {
+                    *st = self.created;
+                }
+            }
+        }
+        if self.starts.iter().all(|&st| st == 0) {
+            self.starts.clear();
+        }
+    }
+}
+
 fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), WireError> {
     s.refs.clear();
     s.samples.clear();
+    s.starts.clear();
+    s.created = 0;
     s.ref_count = 0;
     s.histograms = 0;
     s.exemplars = 0;
@@ -110,7 +137,9 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
             )?,
             2 => {
                 expect("TimeSeries.samples", wt, WireType::Len)?;
-                s.samples.push(sample(r.len_delimited()?)?);
+                let (sample, start) = sample(r.len_delimited()?)?;
+                s.samples.push(sample);
+                s.starts.push(start);
             }
             3 => {
                 expect("TimeSeries.histograms", wt, WireType::Len)?;
@@ -131,10 +160,10 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
                 )?;
             }
             6 => {
-                // Legacy `int64 created_timestamp` (Prometheus 3.0–3.8). Silt
-                // has no use for start timestamps yet.
+                // Legacy `int64 created_timestamp` (Prometheus 3.0–3.8):
+                // the start of every sample that has none of its own.
                 expect("TimeSeries.created_timestamp", wt, WireType::Varint)?;
-                r.varint()?;
+                s.created = r.varint()? as i64;
             }
             _ => r.skip(field, wt)?,
         }
@@ -143,11 +172,12 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
 }
 
 /// A v2 sample: `double value = 1; int64 timestamp = 2; int64
-/// start_timestamp = 3;` (the start timestamp is parsed and dropped).
+/// start_timestamp = 3;` (0: unset), as the sample and its start.
 #[inline]
-fn sample(body: &[u8]) -> Result<Sample, WireError> {
+fn sample(body: &[u8]) -> Result<(Sample, i64), WireError> {
     let mut r = Reader::new(body);
     let mut s = Sample { t: 0, v: 0.0 };
+    let mut start = 0;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match field {
@@ -161,12 +191,12 @@ fn sample(body: &[u8]) -> Result<Sample, WireError> {
             }
             3 => {
                 expect("Sample.start_timestamp", wt, WireType::Varint)?;
-                r.varint()?;
+                start = r.varint()? as i64;
             }
             _ => r.skip(field, wt)?,
         }
     }
-    Ok(s)
+    Ok((s, start))
 }
 
 fn metadata(body: &[u8], m: &mut MetaRefs) -> Result<(), WireError> {

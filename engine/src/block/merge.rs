@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::sample::Sample;
+use crate::starts::{self, StartRun};
 
 use super::meta::BlockMeta;
 use super::reader::{Block, SeriesScan};
@@ -134,6 +135,7 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
     let mut scratch: Vec<Sample> = Vec::new();
     let mut members: Vec<usize> = Vec::with_capacity(cursors.len());
     let mut key: Vec<u64> = Vec::new();
+    let mut runs: Vec<StartRun> = Vec::new();
     loop {
         // The smallest current label set and every input positioned on it.
         members.clear();
@@ -174,9 +176,20 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
             None => false,
         });
         let key = keyed.then_some(key.as_slice());
+        // Start timestamps as the samples merge: a later input's wins
+        // over the times its runs span.
+        runs.clear();
+        for &i in &members {
+            let c = &cursors[i];
+            if let Some(id) = c.id {
+                for &r in c.block.start_runs(id, i64::MIN, i64::MAX) {
+                    starts::paint(&mut runs, r);
+                }
+            }
+        }
         // Not through the block's label cache: a merge reads every series
         // once, and cached sets would stay until the inputs are dropped.
-        w.append_keyed(cursors[mi].block.labels_uncached(mid), &merged, key)?;
+        w.append_keyed(cursors[mi].block.labels_uncached(mid), &merged, key, &runs)?;
         for &i in &members {
             cursors[i].advance()?;
         }

@@ -378,7 +378,14 @@ mod tests {
 
     #[test]
     fn versions_outside_the_supported_range_are_refused() {
-        for (version, ok) in [(0, false), (1, true), (2, true), (3, true), (4, false)] {
+        for (version, ok) in [
+            (0, false),
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, false),
+        ] {
             let m = BlockMeta {
                 version,
                 ..sample()

@@ -1,5 +1,6 @@
 //! Immutable on-disk blocks: a directory of Parquet files (two before
-//! format version 3, three from it) and a
+//! format version 3, three from it, and from version 4 a fourth when some
+//! sample has a start timestamp) and a
 //! checksummed `meta.json`, written once, memory-mapped for reading, merged
 //! by compaction and deleted whole. The format is specified in
 //! `docs/format/block.md`.
@@ -25,6 +26,7 @@ mod meta;
 mod reader;
 pub mod schema;
 mod series;
+mod starts;
 mod times;
 mod writer;
 
@@ -36,7 +38,7 @@ pub use id::{ID_LEN, block_id_time, new_block_id, new_block_id_at, parse_block_i
 pub use merge::{merge_blocks, merge_blocks_within};
 pub use meta::{BlockMeta, FileMeta, read_meta};
 pub use reader::Block;
-pub use writer::{BlockWriteOptions, write_block};
+pub use writer::{BlockSeries, BlockWriteOptions, write_block};
 
 use crate::error::{Error, Result};
 
@@ -45,8 +47,10 @@ pub const BLOCK_FORMAT: &str = "silt-block";
 /// Format version written (and the newest one read). Version 2 stores
 /// decimal values as integer mantissas (`value_int`, `value_scale`);
 /// version 3 stores each distinct timestamp sequence once, in
-/// `timestamps.parquet`, and samples refer to it by row (`ts_row`).
-pub const BLOCK_VERSION: u32 = 3;
+/// `timestamps.parquet`, and samples refer to it by row (`ts_row`);
+/// version 4 adds `starts.parquet`, the samples' start timestamps, when
+/// some sample has one.
+pub const BLOCK_VERSION: u32 = 4;
 /// Oldest format version still read: version 1 (values only as `DOUBLE`).
 pub const OLDEST_SUPPORTED_VERSION: u32 = 1;
 /// `silt.format` of `samples.parquet`.
@@ -55,12 +59,16 @@ pub const SAMPLES_FORMAT: &str = "silt-block-samples";
 pub const SERIES_FORMAT: &str = "silt-block-series";
 /// `silt.format` of `timestamps.parquet` (version 3).
 pub const TIMESTAMPS_FORMAT: &str = "silt-block-timestamps";
+/// `silt.format` of `starts.parquet` (version 4).
+pub const STARTS_FORMAT: &str = "silt-block-starts";
 
 pub const META_FILE: &str = "meta.json";
 pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const SERIES_FILE: &str = "series.parquet";
 /// The shared timestamp sequences (version 3 on).
 pub const TIMESTAMPS_FILE: &str = "timestamps.parquet";
+/// The samples' start timestamps (version 4 on; only when some has one).
+pub const STARTS_FILE: &str = "starts.parquet";
 /// Suffix of a block directory being written.
 pub const TMP_SUFFIX: &str = ".tmp";
 

@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::index::MemPostings;
 use crate::labels::Labels;
 use crate::sample::{Sample, first_at_or_after, is_stale_nan, partition_point_near};
+use crate::starts::StartRun;
 use crate::summary::{Continuity, RunSummary};
 
 use super::cache::{self, BlockCache, DecodedPage};
@@ -40,8 +41,9 @@ use super::decimal;
 use super::meta::{BlockMeta, read_meta};
 use super::schema::{self, FileKind};
 use super::series::SeriesTable;
+use super::starts::BlockStarts;
 use super::times::Times;
-use super::{SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE};
+use super::{SAMPLES_FILE, SERIES_FILE, STARTS_FILE, TIMESTAMPS_FILE};
 
 /// One data page of `samples.parquet`: its first row (global) and its
 /// smallest and largest timestamp (version 3: bounds from the pages of
@@ -78,6 +80,9 @@ pub struct Block {
     /// newest last (consecutive series mostly refer to a few sequences).
     times_memo: Mutex<Vec<(usize, Arc<DecodedPage>)>>,
     series: SeriesTable,
+    /// The samples' start timestamps (empty before version 4, or when none
+    /// has one).
+    starts: BlockStarts,
     postings: MemPostings,
     /// Decoded pages shared with other blocks, and this block's key there.
     cache: Option<Arc<BlockCache>>,
@@ -204,10 +209,11 @@ impl Block {
         let meta_path = dir.join(super::META_FILE);
         let mut names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
         names.sort_unstable();
-        let want: &[&str] = if meta.version >= 3 {
-            &[SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE]
-        } else {
-            &[SAMPLES_FILE, SERIES_FILE]
+        let has_starts = meta.version >= 4 && names.contains(&STARTS_FILE);
+        let want: &[&str] = match (meta.version, has_starts) {
+            (4.., true) => &[SAMPLES_FILE, SERIES_FILE, STARTS_FILE, TIMESTAMPS_FILE],
+            (3.., _) => &[SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE],
+            _ => &[SAMPLES_FILE, SERIES_FILE],
         };
         if names != want {
             return Err(Error::corruption(
@@ -230,6 +236,13 @@ impl Block {
         } else {
             None
         };
+        let starts = if has_starts {
+            let path = dir.join(STARTS_FILE);
+            let data = load_file(dir, &meta, STARTS_FILE, false)?;
+            guarded(&path, || BlockStarts::load(&path, data, &meta, &series))?
+        } else {
+            BlockStarts::default()
+        };
         let samples_path = dir.join(SAMPLES_FILE);
         let data = load_file(dir, &meta, SAMPLES_FILE, true)?;
         let (metadata, rg_start, pages) = guarded(&samples_path, || {
@@ -251,6 +264,7 @@ impl Block {
             times,
             times_memo: Mutex::new(Vec::new()),
             series,
+            starts,
             postings,
             cache: cache.filter(|c| c.is_enabled()),
             cache_key: cache::new_block_key(),
@@ -276,6 +290,7 @@ impl Block {
     /// page table; the memory map is not counted).
     pub fn heap_bytes(&self) -> usize {
         self.series.heap_bytes()
+            + self.starts.heap_bytes()
             + (self.pages.len() + self.times.as_ref().map_or(0, Times::num_pages))
                 * std::mem::size_of::<TsPage>()
             + self.rg_start.len() * 8
@@ -363,6 +378,21 @@ impl Block {
             Some(&lo) => (lo, self.series.max_time[id as usize]),
             None => (i64::MAX, i64::MIN),
         }
+    }
+
+    /// Whether some sample of series `id` has a start timestamp.
+    #[inline]
+    pub fn series_has_starts(&self, id: u32) -> bool {
+        self.starts.has(id)
+    }
+
+    /// The start-timestamp runs of series `id` that reach into
+    /// `[mint, maxt]` (sorted, disjoint; none if it has none).
+    pub fn start_runs(&self, id: u32, mint: i64, maxt: i64) -> &[StartRun] {
+        let runs = self.starts.runs(id);
+        let a = runs.partition_point(|r| r.last < mint);
+        let b = runs.partition_point(|r| r.first <= maxt);
+        &runs[a..b.max(a)]
     }
 
     /// Number of samples of series `id` in the block.

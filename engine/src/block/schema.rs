@@ -20,7 +20,8 @@ use parquet::schema::types::ColumnPath;
 use crate::error::{Error, Result};
 
 use super::{
-    BLOCK_VERSION, OLDEST_SUPPORTED_VERSION, SAMPLES_FORMAT, SERIES_FORMAT, TIMESTAMPS_FORMAT,
+    BLOCK_VERSION, OLDEST_SUPPORTED_VERSION, SAMPLES_FORMAT, SERIES_FORMAT, STARTS_FORMAT,
+    TIMESTAMPS_FORMAT,
 };
 
 /// Column names of `samples.parquet`, in file order.
@@ -45,10 +46,17 @@ pub const COL_NUM_ROWS: &str = "num_rows";
 pub const COL_MIN_TIME: &str = "min_time";
 pub const COL_MAX_TIME: &str = "max_time";
 
+/// Column names of `starts.parquet` (version 4), in file order, after
+/// [`COL_SERIES_ID`].
+pub const COL_FIRST_TIME: &str = "first_time";
+pub const COL_LAST_TIME: &str = "last_time";
+pub const COL_START_TIME: &str = "start_time";
+
 /// Names of the Parquet schema roots.
 pub const SAMPLES_ROOT: &str = "silt_samples";
 pub const SERIES_ROOT: &str = "silt_series";
 pub const TIMESTAMPS_ROOT: &str = "silt_timestamps";
+pub const STARTS_ROOT: &str = "silt_starts";
 
 /// Key/value metadata keys.
 pub const KV_FORMAT: &str = "silt.format";
@@ -94,6 +102,16 @@ pub fn timestamps_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(COL_ROW, DataType::UInt64, false),
         Field::new(COL_TIMESTAMP, timestamp_type(), false),
+    ]))
+}
+
+/// Arrow schema of `starts.parquet`.
+pub fn starts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(COL_SERIES_ID, DataType::UInt32, false),
+        Field::new(COL_FIRST_TIME, timestamp_type(), false),
+        Field::new(COL_LAST_TIME, timestamp_type(), false),
+        Field::new(COL_START_TIME, timestamp_type(), false),
     ]))
 }
 
@@ -185,6 +203,27 @@ pub fn samples_writer_properties(block_id: &str) -> WriterProperties {
 pub fn timestamps_writer_properties(block_id: &str) -> WriterProperties {
     paged_properties(TIMESTAMPS_FORMAT, block_id)
         .set_sorting_columns(ascending(&[0]))
+        .build()
+}
+
+/// Writer properties of `starts.parquet`: every column
+/// `DELTA_BINARY_PACKED` (a counter's runs follow each other by about the
+/// same time), zstd, chunk statistics.
+pub fn starts_writer_properties(block_id: &str) -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_created_by(created_by())
+        .set_compression(zstd)
+        .set_dictionary_enabled(false)
+        .set_encoding(Encoding::DELTA_BINARY_PACKED)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_sorting_columns(ascending(&[0, 1]))
+        .set_key_value_metadata(Some(vec![
+            kv(KV_FORMAT, STARTS_FORMAT),
+            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
+            kv(KV_BLOCK_ID, block_id),
+        ]))
         .build()
 }
 
@@ -361,6 +400,28 @@ fn timestamps_leaves() -> Vec<Leaf> {
     ]
 }
 
+fn starts_leaves() -> Vec<Leaf> {
+    use PhysicalType as P;
+    const R: Repetition = Repetition::REQUIRED;
+    let time = |path| Leaf {
+        path,
+        physical: P::INT64,
+        logical: ts_logical(),
+        repetition: R,
+    };
+    vec![
+        Leaf {
+            path: COL_SERIES_ID,
+            physical: P::INT32,
+            logical: uint(32),
+            repetition: R,
+        },
+        time(COL_FIRST_TIME),
+        time(COL_LAST_TIME),
+        time(COL_START_TIME),
+    ]
+}
+
 fn series_leaves() -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
@@ -417,6 +478,8 @@ pub enum FileKind {
     Series,
     /// `timestamps.parquet` (version 3 on).
     Timestamps,
+    /// `starts.parquet` (version 4 on, optional).
+    Starts,
 }
 
 /// Checks a file's `silt.format` / `silt.format_version` metadata and its
@@ -441,6 +504,7 @@ pub fn check_file(
         FileKind::Samples => samples_leaves(version),
         FileKind::Series => series_leaves(),
         FileKind::Timestamps => timestamps_leaves(),
+        FileKind::Starts => starts_leaves(),
     };
     let schema = md.file_metadata().schema_descr();
     if schema.num_columns() != leaves.len() {
@@ -493,6 +557,7 @@ fn check_format_keys(
         FileKind::Samples => SAMPLES_FORMAT,
         FileKind::Series => SERIES_FORMAT,
         FileKind::Timestamps => TIMESTAMPS_FORMAT,
+        FileKind::Starts => STARTS_FORMAT,
     };
     let mut kvs = HashMap::new();
     for kv in md

@@ -13,6 +13,7 @@ use super::writer::{Layout, write_block_with_layout};
 use super::*;
 use crate::labels::{Labels, MatchOp, Matcher};
 use crate::sample::{STALE_NAN, Sample};
+use crate::starts::StartRun;
 
 type Model = BTreeMap<Labels, Vec<Sample>>;
 
@@ -511,7 +512,7 @@ fn empty_input_writes_nothing() {
         write_block(
             dir.path(),
             &BlockWriteOptions::default(),
-            std::iter::empty()
+            std::iter::empty::<Result<BlockSeries>>()
         )
         .unwrap()
         .is_none()
@@ -792,6 +793,17 @@ fn written_files_match_documented_schema() {
     assert_eq!(series, doc_block("<!-- schema:series -->"));
     let (times, tmd) = printed_schema(&block.join(TIMESTAMPS_FILE));
     assert_eq!(times, doc_block("<!-- schema:timestamps -->"));
+    let (with_starts, _) = block_with_starts(tmp.path(), Layout::default());
+    let (starts, stmd) = printed_schema(&with_starts.join(STARTS_FILE));
+    assert_eq!(starts, doc_block("<!-- schema:starts -->"));
+    let starts_meta = read_meta(&with_starts).unwrap();
+    for rg in stmd.row_groups() {
+        for c in 0..4 {
+            let col = rg.column(c);
+            assert!(col.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED));
+            assert!(matches!(col.compression(), Compression::ZSTD(_)));
+        }
+    }
     let kv = |m: &parquet::file::metadata::ParquetMetaData, k: &str| {
         m.file_metadata()
             .key_value_metadata()
@@ -804,6 +816,12 @@ fn written_files_match_documented_schema() {
     assert_eq!(kv(&md, "silt.format").as_deref(), Some(SAMPLES_FORMAT));
     assert_eq!(kv(&smd, "silt.format").as_deref(), Some(SERIES_FORMAT));
     assert_eq!(kv(&tmd, "silt.format").as_deref(), Some(TIMESTAMPS_FORMAT));
+    assert_eq!(kv(&stmd, "silt.format").as_deref(), Some(STARTS_FORMAT));
+    assert_eq!(kv(&stmd, "silt.block_id"), Some(starts_meta.id.clone()));
+    assert_eq!(
+        kv(&stmd, "silt.format_version"),
+        Some(BLOCK_VERSION.to_string())
+    );
     for rg in tmd.row_groups() {
         for c in 0..2 {
             assert!(
@@ -1205,4 +1223,201 @@ fn merges_keep_timestamps_shared() {
         want.entry(l).or_default().extend(s);
     }
     check_block_matches(&Block::open(&dir).unwrap(), &want);
+}
+
+// ---- start timestamps (version 4) ----
+
+fn run(first: i64, last: i64, start: i64) -> StartRun {
+    StartRun { first, last, start }
+}
+
+/// Two series of `golden_v1_model`'s shape, the counter with two runs of
+/// starts (joined from one-sample runs) and the other with none.
+fn block_with_starts(dir: &Path, layout: Layout) -> (PathBuf, Vec<BlockSeries>) {
+    let model = golden_v1_model();
+    let series: Vec<BlockSeries> = model
+        .into_iter()
+        .map(|(labels, samples)| {
+            let starts = if labels.metric_name() == Some("golden_counter") {
+                // One run per sample, as the head hands them over.
+                samples
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| run(s.t, s.t, if i < 7 { 500 } else { samples[6].t + 1 }))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            BlockSeries {
+                labels,
+                samples,
+                starts,
+            }
+        })
+        .collect();
+    let meta = write_block_with_layout(
+        dir,
+        &BlockWriteOptions::default(),
+        layout,
+        series.iter().cloned().map(Ok),
+    )
+    .unwrap()
+    .unwrap();
+    (dir.join(meta.id), series)
+}
+
+#[test]
+fn starts_are_stored_as_canonical_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, series) = block_with_starts(tmp.path(), TINY);
+    let meta = read_meta(&dir).unwrap();
+    assert_eq!(meta.version, 4);
+    let names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [SAMPLES_FILE, SERIES_FILE, STARTS_FILE, TIMESTAMPS_FILE]
+    );
+    let b = Block::open(&dir).unwrap();
+    let counter = &series[0];
+    assert_eq!(counter.labels.metric_name(), Some("golden_counter"));
+    let t = |i: usize| counter.samples[i].t;
+    assert!(b.series_has_starts(0) && !b.series_has_starts(1));
+    assert_eq!(
+        b.start_runs(0, i64::MIN, i64::MAX),
+        [run(t(0), t(6), 500), run(t(7), t(19), t(6) + 1)]
+    );
+    // Runs reaching into the window only.
+    assert_eq!(b.start_runs(0, t(7), t(8)), [run(t(7), t(19), t(6) + 1)]);
+    assert_eq!(b.start_runs(0, t(19) + 1, i64::MAX), []);
+    assert_eq!(b.start_runs(1, i64::MIN, i64::MAX), []);
+    // A merge of the block with itself keeps them.
+    let out = tempfile::tempdir().unwrap();
+    let meta = merge_blocks(out.path(), &[&b, &b], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    let merged = Block::open(&out.path().join(&meta.id)).unwrap();
+    assert_eq!(
+        merged.start_runs(0, i64::MIN, i64::MAX),
+        b.start_runs(0, i64::MIN, i64::MAX)
+    );
+    // Without starts, no file and the same version.
+    let plain = valid_block(tmp.path());
+    let meta = read_meta(&plain).unwrap();
+    assert_eq!(meta.version, 4);
+    assert!(!meta.files.iter().any(|f| f.name == STARTS_FILE));
+    assert!(!Block::open(&plain).unwrap().series_has_starts(0));
+}
+
+#[test]
+fn the_writer_refuses_bad_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let samples: Vec<Sample> = (0..4).map(|i| Sample { t: i * 10, v: 1.0 }).collect();
+    for (starts, want) in [
+        (vec![run(0, 10, 1), run(10, 20, 2)], "overlap"),
+        (vec![run(20, 30, 1), run(0, 10, 2)], "overlap"),
+        (vec![run(0, 10, 0)], "bad start"),
+        (vec![run(10, 0, 1)], "bad start"),
+    ] {
+        let s = BlockSeries {
+            labels: Labels::new(&[("__name__", "x")]),
+            samples: samples.clone(),
+            starts,
+        };
+        let e = write_block(
+            tmp.path(),
+            &BlockWriteOptions::default(),
+            [Ok(s)].into_iter(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// Replaces the block's `starts.parquet` by one holding `rows` (series id,
+/// run) and reseals the block.
+fn rewrite_starts(block: &Path, rows: &[(u32, StartRun)]) {
+    let mut r = super::starts::StartRows::default();
+    for &(id, run) in rows {
+        r.push(id, run);
+    }
+    let path = block.join(STARTS_FILE);
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        file,
+        schema::starts_schema(),
+        Some(schema::starts_writer_properties("x")),
+    )
+    .unwrap();
+    w.write(&r.take_batch().unwrap()).unwrap();
+    w.close().unwrap();
+    reseal(block);
+}
+
+#[test]
+fn bad_starts_files_are_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, series) = block_with_starts(tmp.path(), TINY);
+    let t = |i: usize| series[0].samples[i].t;
+    let ok = [
+        (0, run(t(0), t(3), 5)),
+        (0, run(t(4), t(4), 6)),
+        (1, run(series[1].samples[0].t, series[1].samples[0].t, 7)),
+    ];
+    rewrite_starts(&dir, &ok);
+    open_and_read(&dir).unwrap();
+    for (rows, want) in [
+        (
+            vec![(0, run(t(0), t(3), 5)), (0, run(t(3), t(4), 6))],
+            "overlap",
+        ),
+        (
+            vec![
+                (1, run(series[1].samples[0].t, series[1].samples[0].t, 7)),
+                (0, run(t(0), t(3), 5)),
+            ],
+            "after series",
+        ),
+        (vec![(0, run(t(0), t(3), 0))], "start timestamp 0"),
+        (vec![(0, run(t(0) - 1, t(3), 5))], "outside its samples"),
+        (vec![(0, run(t(3), t(0), 5))], "outside its samples"),
+        (vec![(2, run(t(0), t(3), 5))], "not in the block"),
+    ] {
+        rewrite_starts(&dir, &rows);
+        match Block::open(&dir) {
+            Err(Error::Corruption { path, detail }) => {
+                assert!(path.ends_with(STARTS_FILE), "{path:?}");
+                assert!(detail.contains(want), "{detail} (want {want})");
+            }
+            other => panic!("want corruption, got {other:?}"),
+        }
+    }
+    // A version-3 block may not have one.
+    let mut meta = read_meta(&dir).unwrap();
+    meta.version = 3;
+    std::fs::write(dir.join(META_FILE), meta.to_json()).unwrap();
+    assert_corruption_names(open_and_read(&dir), META_FILE);
+}
+
+fn golden_v3_dir() -> PathBuf {
+    golden_dir("v3/01M91TNJGDEDN9Q2TZCHTMS3BE")
+}
+
+/// The version-3 golden block (written by the version-3 writer with the
+/// `TINY` layout) holds what the version-1 one does, and has no starts.
+#[test]
+fn version_3_blocks_are_still_read() {
+    let block = Block::open(&golden_v3_dir()).unwrap();
+    assert_eq!(block.meta().version, 3);
+    check_block_matches(&block, &golden_v1_model());
+    assert!(!block.series_has_starts(0));
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = merge_blocks(tmp.path(), &[&block], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.version, BLOCK_VERSION);
+    check_block_matches(
+        &Block::open(&tmp.path().join(&meta.id)).unwrap(),
+        &golden_v1_model(),
+    );
 }

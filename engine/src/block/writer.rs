@@ -32,11 +32,13 @@ use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use crate::error::{Error, Result};
 use crate::labels::Labels;
 use crate::sample::Sample;
+use crate::starts::StartRun;
 use crate::varint::zigzag;
 
 use super::meta::{BlockMeta, FileMeta};
 use super::schema::{self, MAX_PAGE_ROWS, ROW_GROUP_ROWS};
-use super::{META_FILE, SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE, decimal, id};
+use super::starts::{STARTS_BATCH, StartRows};
+use super::{META_FILE, SAMPLES_FILE, SERIES_FILE, STARTS_FILE, TIMESTAMPS_FILE, decimal, id};
 
 /// How a new block is labelled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,12 +57,33 @@ pub struct BlockWriteOptions {
 /// Series without samples are skipped. Streams: never holds the whole block
 /// in memory. Returns the published block's meta, or `None` (nothing
 /// written) when there is no sample at all.
-pub fn write_block(
+pub fn write_block<S: Into<BlockSeries>>(
     parent: &Path,
     opts: &BlockWriteOptions,
-    series: impl Iterator<Item = Result<(Labels, Vec<Sample>)>>,
+    series: impl Iterator<Item = Result<S>>,
 ) -> Result<Option<BlockMeta>> {
     write_block_with_layout(parent, opts, Layout::default(), series)
+}
+
+/// One series of a block being written: its labels, its samples (sorted,
+/// strictly increasing times) and their start timestamps (sorted,
+/// disjoint runs; the writer keeps them in canonical form, see
+/// [`crate::starts::canonical_runs`]).
+#[derive(Debug, Clone, Default)]
+pub struct BlockSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub starts: Vec<StartRun>,
+}
+
+impl From<(Labels, Vec<Sample>)> for BlockSeries {
+    fn from((labels, samples): (Labels, Vec<Sample>)) -> BlockSeries {
+        BlockSeries {
+            labels,
+            samples,
+            starts: Vec::new(),
+        }
+    }
 }
 
 /// Page and row-group sizing of the paged files, and how many timestamps a
@@ -86,22 +109,22 @@ impl Default for Layout {
 }
 
 /// [`write_block`] with an explicit layout.
-pub(crate) fn write_block_with_layout(
+pub(crate) fn write_block_with_layout<S: Into<BlockSeries>>(
     parent: &Path,
     opts: &BlockWriteOptions,
     layout: Layout,
-    series: impl Iterator<Item = Result<(Labels, Vec<Sample>)>>,
+    series: impl Iterator<Item = Result<S>>,
 ) -> Result<Option<BlockMeta>> {
     let mut w = BlockWriter::new(parent, opts, layout)?;
     for item in series {
-        let (labels, samples) = match item {
-            Ok(s) => s,
+        let s: BlockSeries = match item {
+            Ok(s) => s.into(),
             Err(e) => {
                 w.abort();
                 return Err(e);
             }
         };
-        if let Err(e) = w.append(labels, &samples) {
+        if let Err(e) = w.append_keyed(s.labels, &s.samples, None, &s.starts) {
             w.abort();
             return Err(e);
         }
@@ -385,6 +408,11 @@ pub(crate) struct BlockWriter {
     samples: Option<ArrowWriter<FileSink>>,
     series: Option<ArrowWriter<FileSink>>,
     timestamps: Option<ArrowWriter<FileSink>>,
+    /// `starts.parquet`, created with the first run to write.
+    starts: Option<ArrowWriter<FileSink>>,
+    start_rows: StartRows,
+    /// Scratch: the canonical runs of the series being appended.
+    runs: Vec<StartRun>,
     // Rows of the page being assembled.
     page_sid: Vec<u32>,
     page_ts_row: Vec<u64>,
@@ -442,6 +470,9 @@ impl BlockWriter {
             samples: None,
             series: None,
             timestamps: None,
+            starts: None,
+            start_rows: StartRows::default(),
+            runs: Vec::new(),
             page_sid: Vec::with_capacity(layout.page_rows),
             page_ts_row: Vec::with_capacity(layout.page_rows),
             page_v: PageValues::with_capacity(layout.page_rows),
@@ -492,22 +523,20 @@ impl BlockWriter {
         Ok(())
     }
 
-    /// Adds one series. Labels must sort after the previous series' labels;
+    /// Adds one series with its samples' start-timestamp runs (sorted,
+    /// disjoint). Labels must sort after the previous series' labels;
     /// timestamps must strictly increase. An empty series is skipped.
-    pub(crate) fn append(&mut self, labels: Labels, samples: &[Sample]) -> Result<()> {
-        self.append_keyed(labels, samples, None)
-    }
-
-    /// [`BlockWriter::append`], where series appended with equal `key`s
-    /// are known to have equal timestamps (a merge names the input
-    /// sequences a series' timestamps come from): a known key reuses its
-    /// sequence without comparing, exactly and in constant memory per
-    /// sequence however long it is.
+    ///
+    /// Series appended with equal `key`s are known to have equal
+    /// timestamps (a merge names the input sequences a series' timestamps
+    /// come from): a known key reuses its sequence without comparing,
+    /// exactly and in constant memory per sequence however long it is.
     pub(crate) fn append_keyed(
         &mut self,
         labels: Labels,
         samples: &[Sample],
         key: Option<&[u64]>,
+        starts: &[StartRun],
     ) -> Result<()> {
         if samples.is_empty() {
             return Ok(());
@@ -530,7 +559,21 @@ impl BlockWriter {
                 "block writer: too many series or samples for one block".into(),
             ));
         }
+        if let Some(w) = starts.windows(2).find(|w| w[0].last >= w[1].first) {
+            return Err(Error::Invalid(format!(
+                "block writer: start timestamp runs of {labels} overlap or are out of order \
+                 ({}..={} then {}..={})",
+                w[0].first, w[0].last, w[1].first, w[1].last
+            )));
+        }
+        if let Some(r) = starts.iter().find(|r| r.first > r.last || r.start == 0) {
+            return Err(Error::Invalid(format!(
+                "block writer: bad start timestamp run of {labels} ({}..={} start {})",
+                r.first, r.last, r.start
+            )));
+        }
         let id = self.num_series;
+        self.add_starts(id, samples, starts)?;
         let first_row = self.num_samples;
         self.min_time = self.min_time.min(samples[0].t);
         self.max_time = self.max_time.max(samples[samples.len() - 1].t);
@@ -568,6 +611,47 @@ impl BlockWriter {
         self.num_samples += samples.len() as u64;
         self.last_labels = Some(labels);
         Ok(())
+    }
+
+    /// Buffers series `id`'s start-timestamp runs in canonical form, and
+    /// writes them out every [`STARTS_BATCH`] runs.
+    fn add_starts(&mut self, id: u32, samples: &[Sample], starts: &[StartRun]) -> Result<()> {
+        if starts.is_empty() {
+            return Ok(());
+        }
+        self.runs.clear();
+        crate::starts::canonical_runs(starts, samples, &mut self.runs);
+        for &r in &self.runs {
+            self.start_rows.push(id, r);
+        }
+        if self.start_rows.len() >= STARTS_BATCH {
+            self.flush_starts()?;
+        }
+        Ok(())
+    }
+
+    fn flush_starts(&mut self) -> Result<()> {
+        if self.start_rows.len() == 0 {
+            return Ok(());
+        }
+        if self.starts.is_none() {
+            self.starts = Some(open_writer(
+                &self.tmp,
+                STARTS_FILE,
+                schema::starts_schema(),
+                schema::starts_writer_properties(&self.id),
+                schema::STARTS_ROOT,
+            )?);
+        }
+        let batch = self.start_rows.take_batch()?;
+        let w = self
+            .starts
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Parquet {
+            path: self.tmp.join(STARTS_FILE),
+            source: e,
+        })
     }
 
     /// Adds a run of one series' samples to the page being assembled; their
@@ -689,6 +773,7 @@ impl BlockWriter {
         self.samples = None;
         self.series = None;
         self.timestamps = None;
+        self.starts = None;
         let _ = fs::remove_dir_all(&self.tmp);
     }
 
@@ -711,18 +796,23 @@ impl BlockWriter {
         self.flush_page()?;
         self.flush_ts_page()?;
         self.flush_series()?;
+        self.flush_starts()?;
         let kv = schema::summary_kv(
             self.min_time,
             self.max_time,
             u64::from(self.num_series),
             self.num_samples,
         );
-        let mut files = Vec::with_capacity(3);
+        let mut files = Vec::with_capacity(4);
+        let starts = self.starts.take().map(|w| (STARTS_FILE, Some(w)));
         for (name, writer) in [
             (SAMPLES_FILE, self.samples.take()),
             (SERIES_FILE, self.series.take()),
             (TIMESTAMPS_FILE, self.timestamps.take()),
-        ] {
+        ]
+        .into_iter()
+        .chain(starts)
+        {
             let path = self.tmp.join(name);
             let mut writer =
                 writer.ok_or_else(|| Error::Invalid("block writer already finished".into()))?;

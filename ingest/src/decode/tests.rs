@@ -520,10 +520,57 @@ fn v2_fields_in_any_order_and_unpacked_refs() {
         Labels::new(&[("__name__", "late_symbols")])
     );
     assert_eq!(d.batch.series[0].samples, vec![Sample::new(1234, 2.5)]);
+    assert_eq!(d.batch.series[0].start_timestamps, vec![1000]);
     // Prost decodes the same bytes to the same request (field 6 included).
     let req = v2::Request::decode(&body[..]).unwrap();
     assert_eq!(req.timeseries[0].created_timestamp, 999);
     assert_eq!(req.timeseries[0].labels_refs, vec![1, 2]);
+}
+
+/// A sample's own start timestamp, else its series' legacy created
+/// timestamp; a series none of whose samples has one gets none.
+#[test]
+fn v2_start_timestamps_reach_the_batch() {
+    let mut st = v2::SymbolTable::new();
+    let mut with = |name: &str, starts: &[i64], created: i64| {
+        let mut s = v2_series(&mut st, &[("__name__", name)], &[(10, 1.0), (20, 2.0)]);
+        for (sample, &start) in s.samples.iter_mut().zip(starts) {
+            sample.start_timestamp = start;
+        }
+        s.created_timestamp = created;
+        s
+    };
+    let series = vec![
+        with("own", &[5, 15], 0),
+        with("created", &[0, 0], 3),
+        with("both", &[0, 15], 3),
+        with("none", &[0, 0], 0),
+        with("negative", &[-1, 0], 0),
+    ];
+    let req = v2::Request {
+        timeseries: series,
+        symbols: st.into_symbols(),
+    };
+    let d = dec_v2(&req);
+    let got: Vec<(&str, Vec<i64>)> = d
+        .batch
+        .series
+        .iter()
+        .map(|s| (s.labels.metric_name().unwrap(), s.start_timestamps.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("own", vec![5, 15]),
+            ("created", vec![3, 3]),
+            ("both", vec![3, 15]),
+            ("none", vec![]),
+            ("negative", vec![-1, 0]),
+        ]
+    );
+    let slow =
+        reference::decode_raw(Version::V2, &req.encode_to_vec(), &Limits::default()).unwrap();
+    assert!(reference::equivalent(&d, &slow));
 }
 
 #[test]
@@ -817,10 +864,10 @@ prop_compose! {
         symbols in prop::collection::vec(prop_oneof![Just("__name__".to_string()), "[a-c]{0,2}"], 0..6),
         series in prop::collection::vec((
             prop::collection::vec(0u32..9, 0..7),
-            prop::collection::vec((any::<i64>(), value_strategy()), 0..3),
+            prop::collection::vec((any::<i64>(), value_strategy(), prop_oneof![Just(0i64), any::<i64>()]), 0..3),
             0usize..2,
             prop::option::of((0i32..9, 0u32..8, 0u32..8)),
-            any::<i64>(),
+            prop_oneof![Just(0i64), any::<i64>()],
         ), 0..6),
         first_empty in prop::bool::weighted(0.9),
     ) -> v2::Request {
@@ -830,7 +877,7 @@ prop_compose! {
             symbols,
             timeseries: series.into_iter().map(|(refs, samples, hists, meta, created)| v2::TimeSeries {
                 labels_refs: refs,
-                samples: samples.into_iter().map(|(timestamp, value)| v2::Sample { value, timestamp, start_timestamp: created }).collect(),
+                samples: samples.into_iter().map(|(timestamp, value, start_timestamp)| v2::Sample { value, timestamp, start_timestamp }).collect(),
                 histograms: vec![v2::Histogram::default(); hists],
                 exemplars: vec![],
                 metadata: meta.map(|(t, h, u)| v2::Metadata { r#type: t, help_ref: h, unit_ref: u }),

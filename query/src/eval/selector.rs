@@ -109,12 +109,12 @@ pub(crate) fn start_times(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
             .iter()
             .map(sample_time)
             .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
-        let found = ev.ctx.querier.start_timestamps(e, first, last);
-        let starts = &found.pairs;
+        let runs = ev.ctx.querier.start_timestamps(e, first, last);
         for p in &mut points {
             let t = sample_time(p);
-            p.v = match starts.binary_search_by_key(&t, |&(s, _)| s) {
-                Ok(k) if t > found.known_after => starts[k].1 as f64 / 1000.0,
+            let k = runs.partition_point(|r| r.last < t);
+            p.v = match runs.get(k) {
+                Some(r) if r.first <= t => r.start as f64 / 1000.0,
                 _ => 0.0,
             };
         }
@@ -801,22 +801,15 @@ impl RangeArg {
             plan.first_r - self.range - plan.before + 1,
             plan.last_r + plan.after,
         );
-        let found = ev.ctx.querier.start_timestamps(e, mint, maxt);
-        if found.pairs.is_empty() {
+        let runs = ev.ctx.querier.start_timestamps(e, mint, maxt);
+        if runs.is_empty() {
             return Ok(false);
         }
         let overlaps = std::cell::Cell::new(0);
         let run = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
-            // Windows that reach samples a block may hold (whose starts
-            // are unknown: blocks keep none yet) go without any, as the
-            // plain functions do; the later ones, over the head's samples
-            // alone, with theirs. Window starts only grow step by step.
-            let split = spans.partition_point(|sp| sp.range_start < found.known_after);
-            let mut starts = vec![0; pts.len()];
-            let mut n = f(pts, &starts, &spans[..split], out);
-            engine::align_starts(&found.pairs, pts, &mut starts);
-            n += f(pts, &starts, &spans[split..], out);
-            overlaps.set(overlaps.get() + n);
+            let mut starts = Vec::new();
+            engine::align_starts(&runs, pts, &mut starts);
+            overlaps.set(overlaps.get() + f(pts, &starts, spans, out));
             Ok(())
         };
         self.series(ev, plan, i, &run, out)?;

@@ -1208,10 +1208,10 @@ fn start_timestamp_reads_the_visible_samples_start() {
     assert!(vector_values(&out.value).is_empty());
 }
 
-/// Over a cut (blocks keep no starts yet), a range query answers at every
-/// step what an instant query there does: windows reaching the block's
-/// samples go without starts, later ones with them. Steps far apart
-/// (each step reading its own window) too.
+/// Over a cut, with starts from the block and the head, a range query
+/// answers at every step what an instant query there does, windows across
+/// the cut included. Steps far apart (each step reading its own window)
+/// too.
 #[test]
 fn start_timestamps_over_a_cut_match_instant_queries() {
     let (_d, db) = db(&[]);
@@ -1251,8 +1251,8 @@ fn start_timestamps_over_a_cut_match_instant_queries() {
     ] {
         let e = parse(q);
         let out = range_query(&db, &e, 6 * minute, 40 * minute, step, &opts()).unwrap();
-        // No start seems to overlap a block's sample (whose start is
-        // unknown, not 0).
+        // No start seems to overlap a sample before it, on either side
+        // of the cut.
         assert!(out.warnings.is_empty(), "{q}: {:?}", out.warnings);
         let Value::Matrix(m) = out.value else {
             panic!()
@@ -1264,11 +1264,11 @@ fn start_timestamps_over_a_cut_match_instant_queries() {
             assert_eq!(v[0].1.to_bits(), p.v.to_bits(), "{q} at {}", p.t);
         }
     }
-    // The restart at 30m (in the head alone) is seen; the one at 10m (in
-    // the block) is not.
+    // Both restarts are seen: at 10m from the block's starts, at 30m from
+    // the head's.
     let resets = |t: i64| {
         let v = instant_query(&db, &parse("resets(c_total[5m])"), t, &opts()).unwrap();
         vector_values(&v.value)[0].1
     };
-    assert_eq!((resets(12 * minute), resets(32 * minute)), (0.0, 1.0));
+    assert_eq!((resets(12 * minute), resets(32 * minute)), (1.0, 1.0));
 }
