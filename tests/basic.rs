@@ -561,22 +561,24 @@ fn remote_write_2_0_start_timestamps_reach_queries() {
             },
         ],
     };
-    let r = silt
-        .client()
-        .post_raw(
-            "/api/v1/write",
-            &[
-                (
-                    "Content-Type",
-                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-                ),
-                ("Content-Encoding", "snappy"),
-                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
-            ],
-            &ingest::proto::encode_snappy(&req),
-        )
-        .unwrap();
-    assert_eq!(r.status, 204, "{}", r.body);
+    let send = |client: &Client, req: &v2::Request| {
+        let r = client
+            .post_raw(
+                "/api/v1/write",
+                &[
+                    (
+                        "Content-Type",
+                        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                    ),
+                    ("Content-Encoding", "snappy"),
+                    ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+                ],
+                &ingest::proto::encode_snappy(req),
+            )
+            .unwrap();
+        assert_eq!(r.status, 204, "{}", r.body);
+    };
+    send(&silt.client(), &req);
     // start_timestamp() of each series' sample at t0 + 15 s and t0 + 30 s.
     let check = |client: &Client, when: &str| {
         for (name, at_15, at_30) in [
@@ -609,5 +611,38 @@ fn remote_write_2_0_start_timestamps_reach_queries() {
     check(&silt.client(), "block");
     let silt = silt.restart();
     check(&silt.client(), "restarted");
+    // A later sample with a new start, acknowledged, then kill -9: the
+    // WAL brings it back.
+    let mut symbols = v2::SymbolTable::new();
+    let later = v2::Request {
+        timeseries: vec![v2::TimeSeries {
+            labels_refs: vec![symbols.intern("__name__"), symbols.intern("e2e_st_own")],
+            samples: vec![v2::Sample {
+                value: 1.0,
+                timestamp: t0 + 60_000,
+                start_timestamp: t0 + 50_000,
+            }],
+            ..Default::default()
+        }],
+        symbols: symbols.into_symbols(),
+    };
+    send(&silt.client(), &later);
+    let silt = silt.crash_and_restart();
+    let r = silt.client().get_query(
+        "/api/v1/query",
+        &[
+            ("query", "start_timestamp(e2e_st_own)"),
+            ("time", &common::ms_param(t0 + 60_000)),
+        ],
+    );
+    let data = common::success_data(&r);
+    assert_eq!(
+        data["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok()),
+        Some((t0 + 50_000) as f64 / 1000.0),
+        "{data}"
+    );
+    check(&silt.client(), "crashed");
     silt.stop();
 }

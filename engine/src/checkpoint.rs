@@ -644,7 +644,9 @@ impl Writer {
     /// Adds a series entry (typically under the series' lock).
     pub fn add_series(&mut self, id: u32, labels: &Labels, chunks: &Chunks) {
         encode_series(&mut self.series, &mut self.columns, id, labels, chunks);
-        encode_starts(&mut self.starts, id, chunks.starts(i64::MIN, i64::MAX));
+        let mut starts = Vec::new();
+        chunks.read_starts(i64::MIN, i64::MAX, &mut starts);
+        encode_starts(&mut self.starts, id, &starts);
         self.num_series += 1;
     }
 
@@ -659,8 +661,9 @@ impl Writer {
             frozen,
             live,
         );
-        let mut starts = frozen.starts(i64::MIN, i64::MAX).to_vec();
-        starts.extend_from_slice(live.starts(i64::MIN, i64::MAX));
+        let mut starts = Vec::new();
+        frozen.read_starts(i64::MIN, i64::MAX, &mut starts);
+        live.read_starts(i64::MIN, i64::MAX, &mut starts);
         crate::db::merge_generations(&mut starts);
         encode_starts(&mut self.starts, id, &starts);
         self.num_series += 1;

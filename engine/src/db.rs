@@ -778,7 +778,9 @@ impl Db {
                     (&scratch, &[])
                 } else {
                     // Sorted with their start timestamps (stable: of
-                    // samples at one time, the first given is checked).
+                    // samples at one time, the first given that has a
+                    // start is checked, else the first given; duplicates
+                    // must agree on the value anyway).
                     let mut both: Vec<(Sample, i64)> = Vec::new();
                     for &(_, i) in &work[a..b] {
                         let st = starts_of(i);
@@ -789,7 +791,7 @@ impl Db {
                                 .map(|(k, &s)| (s, st.get(k).copied().unwrap_or(0))),
                         );
                     }
-                    both.sort_by_key(|(s, _)| s.t);
+                    both.sort_by_key(|&(s, st)| (s.t, st == 0));
                     scratch.clear();
                     scratch.extend(both.iter().map(|&(s, _)| s));
                     scratch_starts.clear();
@@ -834,7 +836,7 @@ impl Db {
                         // after a crash cut the log between the samples and
                         // their starts) gets it now.
                         // (Only in the live generation: a frozen one is
-                        // being written to a block, which keeps none yet.)
+                        // being written to a block already.)
                         if st != 0
                             && matches!(live, Ok(false))
                             && guard.live.start_at(s.t).is_none()
@@ -1086,7 +1088,9 @@ impl Db {
                 let mut runs = Vec::new();
                 if let Some(f) = &s.lock().frozen {
                     f.read(lo, hi, &mut out);
-                    runs.extend(starts::runs_from_pairs(f.starts(lo, hi)));
+                    let mut pairs = Vec::new();
+                    f.read_starts(lo, hi, &mut pairs);
+                    runs.extend(starts::runs_from_pairs(&pairs));
                 }
                 (!out.is_empty()).then(|| {
                     Ok(BlockSeries {
@@ -2418,10 +2422,10 @@ impl Querier {
         let d = s.lock();
         let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
         if frozen_visible && let Some(f) = &d.frozen {
-            pairs.extend_from_slice(f.starts(mint, maxt));
+            f.read_starts(mint, maxt, pairs);
         }
         let frozen = pairs.len();
-        pairs.extend_from_slice(d.live.starts(mint, maxt));
+        d.live.read_starts(mint, maxt, pairs);
         drop(d);
         if frozen > 0 && pairs.len() > frozen {
             merge_generations(pairs);
@@ -2595,37 +2599,110 @@ impl Querier {
     }
 
     /// The start timestamps of the entry's samples in `[mint, maxt]`, as
-    /// runs ([`StartRun`], sorted and disjoint; [`starts::align_starts`] lines
-    /// them up with the samples). Empty when none has one, which costs
-    /// nothing for a series without any ([`SeriesEntry::has_starts`]; a
-    /// series' first start arriving after it was selected is not seen).
+    /// runs ([`StartRun`], sorted and disjoint; [`starts::align_starts`]
+    /// lines them up with the samples). Empty when none has one, which
+    /// costs nothing for a series without any ([`SeriesEntry::has_starts`];
+    /// a series' first start arriving after it was selected is not seen).
     /// Runs may reach beyond the window. Where sources overlap in time, a
-    /// later source's run wins over the times it spans, as its samples do.
-    pub fn start_timestamps(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> Vec<StartRun> {
+    /// time's start is that of the source whose sample wins there (the
+    /// later one), as [`Querier::samples`] merges them.
+    pub fn start_timestamps(
+        &self,
+        entry: &SeriesEntry,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<StartRun>> {
         let mut runs = Vec::new();
         if !entry.has_starts {
-            return runs;
+            return Ok(runs);
+        }
+        if entry.sources.len() > 1 && self.sources_overlap(entry) {
+            return self.start_timestamps_merged(entry, mint, maxt);
         }
         let mut pairs = Vec::new();
         for src in &entry.sources {
             match *src {
                 Source::Block(bi, id) => {
-                    for &r in self.blocks[bi].start_runs(id, mint, maxt) {
-                        starts::paint(&mut runs, r);
+                    runs.extend_from_slice(self.blocks[bi].start_runs(id, mint, maxt));
+                }
+                Source::Head(id) => {
+                    if let Some(s) = self.db.head.by_id(id) {
+                        self.read_head_starts(&s, mint, maxt, &mut pairs);
+                        runs.extend(starts::runs_from_pairs(&pairs));
                     }
+                }
+            }
+        }
+        // Sources apart in time: their runs are too.
+        runs.sort_unstable_by_key(|r| r.first);
+        Ok(runs)
+    }
+
+    /// Whether some of the entry's sources hold samples in a common span
+    /// of time.
+    fn sources_overlap(&self, entry: &SeriesEntry) -> bool {
+        let mut ranges: Vec<(i64, i64)> = entry
+            .sources
+            .iter()
+            .filter_map(|src| match *src {
+                Source::Block(bi, id) => Some(self.blocks[bi].series_time_range(id)),
+                Source::Head(id) => {
+                    let s = self.db.head.by_id(id)?;
+                    self.head_time_range(&s, false).map(|(a, b, _)| (a, b))
+                }
+            })
+            .collect();
+        ranges.sort_unstable();
+        ranges.windows(2).any(|w| w[1].0 <= w[0].1)
+    }
+
+    /// [`Querier::start_timestamps`] over sources that overlap in time:
+    /// each source's starts lined up with its own samples, and of a time
+    /// in several, the later source's (a start or none), as its sample
+    /// wins. Runs of one sample each.
+    #[cold]
+    fn start_timestamps_merged(
+        &self,
+        entry: &SeriesEntry,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<StartRun>> {
+        // (time, source, start) of every sample of every source.
+        let mut all: Vec<(i64, usize, i64)> = Vec::new();
+        let (mut samples, mut runs, mut pairs, mut own) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (k, src) in entry.sources.iter().enumerate() {
+            samples.clear();
+            runs.clear();
+            match *src {
+                Source::Block(bi, id) => {
+                    let b = &self.blocks[bi];
+                    b.read_samples(id, mint, maxt, &mut samples)?;
+                    runs.extend_from_slice(b.start_runs(id, mint, maxt));
                 }
                 Source::Head(id) => {
                     let Some(s) = self.db.head.by_id(id) else {
                         continue;
                     };
+                    self.read_head(&s, mint, maxt, &mut samples);
                     self.read_head_starts(&s, mint, maxt, &mut pairs);
-                    for r in starts::runs_from_pairs(&pairs) {
-                        starts::paint(&mut runs, r);
-                    }
+                    runs.extend(starts::runs_from_pairs(&pairs));
                 }
             }
+            starts::align_starts(&runs, &samples, &mut own);
+            all.extend(samples.iter().zip(&own).map(|(s, &st)| (s.t, k, st)));
         }
-        runs
+        all.sort_unstable_by_key(|&(t, k, _)| (t, k));
+        Ok(all
+            .iter()
+            .enumerate()
+            .filter(|&(i, &(t, _, st))| st != 0 && all.get(i + 1).is_none_or(|n| n.0 != t))
+            .map(|(_, &(t, _, start))| StartRun {
+                first: t,
+                last: t,
+                start,
+            })
+            .collect())
     }
 
     /// Hands `sink` the entry's samples with `mint <= t <= maxt` in time

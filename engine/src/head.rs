@@ -31,6 +31,7 @@ use crate::head_chunk::HeadChunk;
 use crate::index::MemPostings;
 use crate::labels::{Label, Labels, Matcher, identity_hash};
 use crate::sample::Sample;
+use crate::starts::StartLog;
 use crate::symbols::Symbols;
 use crate::time_column::Columns;
 use crate::varint::put_uvarint;
@@ -74,9 +75,8 @@ struct Extra {
     chunks: Vec<XorChunk>,
     /// Recent out-of-order samples, sorted by time.
     buf: Vec<Sample>,
-    /// (sample time, start timestamp) of the samples that have a start
-    /// timestamp, sorted by time.
-    starts: Vec<(i64, i64)>,
+    /// The start timestamps of the samples that have one.
+    starts: StartLog,
 }
 
 /// A conflicting sample already stored.
@@ -129,7 +129,7 @@ impl Chunks {
             Box::new(Extra {
                 chunks: ooo_chunks,
                 buf: ooo,
-                starts: Vec::new(),
+                starts: StartLog::default(),
             })
         });
         Some(Chunks {
@@ -250,17 +250,10 @@ impl Chunks {
     /// Records the start timestamp `st` (not 0) of the sample at `t`,
     /// stored with [`Chunks::push`] (a WAL replay may record it first).
     pub fn set_start(&mut self, t: i64, st: i64) {
-        let starts = &mut self.extra.get_or_insert_with(Box::default).starts;
-        if starts.last().is_none_or(|&(last, _)| last < t) {
-            starts.push((t, st));
-            return;
-        }
-        let i = starts.partition_point(|&(s, _)| s < t);
-        if starts.get(i).is_some_and(|&(s, _)| s == t) {
-            starts[i].1 = st;
-        } else {
-            starts.insert(i, (t, st));
-        }
+        self.extra
+            .get_or_insert_with(Box::default)
+            .starts
+            .set(t, st);
     }
 
     /// Whether some sample has a start timestamp.
@@ -270,20 +263,15 @@ impl Chunks {
 
     /// The start timestamp of the sample at `t`, if it has one.
     pub fn start_at(&self, t: i64) -> Option<i64> {
-        let starts = &self.extra.as_ref()?.starts;
-        let i = starts.binary_search_by_key(&t, |&(s, _)| s).ok()?;
-        Some(starts[i].1)
+        self.extra.as_ref()?.starts.get(t)
     }
 
-    /// (sample time, start timestamp) of the samples in `[mint, maxt]` that
-    /// have one, sorted by time.
-    pub fn starts(&self, mint: i64, maxt: i64) -> &[(i64, i64)] {
-        let Some(o) = &self.extra else {
-            return &[];
-        };
-        let a = o.starts.partition_point(|&(t, _)| t < mint);
-        let b = o.starts.partition_point(|&(t, _)| t <= maxt);
-        &o.starts[a..b.max(a)]
+    /// Appends the (sample time, start timestamp) pairs of the samples in
+    /// `[mint, maxt]` that have one to `out`, sorted by time.
+    pub fn read_starts(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, i64)>) {
+        if let Some(o) = &self.extra {
+            o.starts.read(mint, maxt, out);
+        }
     }
 
     /// Appends samples in `[mint, maxt]` to `out`, sorted by time, exact
@@ -336,7 +324,7 @@ impl Chunks {
                         .sum::<usize>()
                     + o.chunks.capacity() * std::mem::size_of::<XorChunk>()
                     + o.buf.capacity() * std::mem::size_of::<Sample>()
-                    + o.starts.capacity() * std::mem::size_of::<(i64, i64)>()
+                    + o.starts.memory_bytes()
             })
             + self.sealed.len() * std::mem::size_of::<HeadChunk>()
     }
@@ -892,7 +880,11 @@ impl Head {
             let mut d = s.lock();
             debug_assert!(d.frozen.is_none());
             if !d.live.is_empty() {
-                d.frozen = Some(Box::new(std::mem::take(&mut d.live)));
+                let mut frozen = std::mem::take(&mut d.live);
+                if let Some(x) = &mut frozen.extra {
+                    x.starts.shrink_to_fit();
+                }
+                d.frozen = Some(Box::new(frozen));
             }
         }
         let range = self.live_range();

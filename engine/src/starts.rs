@@ -6,11 +6,13 @@
 //! counter keeps one start until it resets, so a series' starts are a few
 //! runs of equal value: [`StartRun`] says "the samples from `first` to
 //! `last` have start `start`". Samples no run covers have none. The head
-//! keeps (time, start) pairs, one per sample that has a start, and hands
-//! them out as runs of one sample ([`runs_from_pairs`]); a block writer
-//! joins runs over consecutive samples ([`canonical_runs`]).
+//! keeps (time, start) pairs, one per sample that has a start, compressed
+//! ([`StartLog`]), and hands them out as runs of one sample
+//! ([`runs_from_pairs`]); a block writer joins runs over consecutive
+//! samples ([`canonical_runs`]).
 
 use crate::sample::Sample;
+use crate::varint::{put_uvarint, unzigzag, zigzag};
 
 /// The samples of a series with `first <= t <= last` have start timestamp
 /// `start` (ms, never 0: 0 means unknown). A series' runs are sorted by
@@ -29,39 +31,6 @@ pub fn runs_from_pairs(pairs: &[(i64, i64)]) -> impl Iterator<Item = StartRun> +
         last: t,
         start,
     })
-}
-
-/// Lays `run` over `runs` (sorted, disjoint): where they overlap in time,
-/// `run` wins, as a later source's samples win over an earlier one's.
-/// Appending in time order, the common case, is a push.
-pub fn paint(runs: &mut Vec<StartRun>, run: StartRun) {
-    if runs.last().is_none_or(|r| r.last < run.first) {
-        runs.push(run);
-        return;
-    }
-    // Runs wholly before and wholly after `run` stay; those it overlaps
-    // keep only their parts outside it.
-    let a = runs.partition_point(|r| r.last < run.first);
-    let b = runs.partition_point(|r| r.first <= run.last);
-    let mut mid = Vec::with_capacity(3);
-    if let Some(r) = runs.get(a).filter(|r| r.first < run.first) {
-        mid.push(StartRun {
-            last: run.first - 1,
-            ..*r
-        });
-    }
-    mid.push(run);
-    if let Some(r) = b
-        .checked_sub(1)
-        .map(|i| runs[i])
-        .filter(|r| r.last > run.last)
-    {
-        mid.push(StartRun {
-            first: run.last + 1,
-            ..r
-        });
-    }
-    runs.splice(a..b.max(a), mid);
 }
 
 /// The start timestamp of each of `samples` (sorted by time) into `out`
@@ -110,6 +79,187 @@ pub fn canonical_runs(runs: &[StartRun], samples: &[Sample], out: &mut Vec<Start
     }
 }
 
+/// Entries between two [`Mark`]s of a [`StartLog`].
+const MARK_EVERY: u32 = 64;
+
+/// Where decoding a [`StartLog`] may resume: the byte offset of an entry
+/// and the state before it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    off: u32,
+    /// The previous entry's time, its distance to the one before, and
+    /// its start.
+    t: i64,
+    dt: i64,
+    st: i64,
+}
+
+/// A head series' (sample time, start) pairs, compressed: entries in time
+/// order as varints of the time's delta of delta and the start's delta
+/// (a counter's samples, a scrape interval apart with one start, cost two
+/// bytes each; 16 as plain pairs), with a mark every [`MARK_EVERY`]
+/// entries to resume decoding near a time. Pairs that do not come after
+/// the last one (out-of-order samples, starts filled in later) go to a
+/// small sorted side list that wins over the log on equal times.
+#[derive(Debug, Default)]
+pub(crate) struct StartLog {
+    bytes: Vec<u8>,
+    marks: Vec<Mark>,
+    len: u32,
+    /// The state after the last entry.
+    last: Mark,
+    side: Vec<(i64, i64)>,
+}
+
+/// Reads one varint from `b` at `*i` (the log only holds whole varints).
+#[inline]
+fn varint(b: &[u8], i: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*i];
+        *i += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+impl StartLog {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0 && self.side.is_empty()
+    }
+
+    /// Records start `st` of the sample at `t`, replacing any it had.
+    pub(crate) fn set(&mut self, t: i64, st: i64) {
+        if self.len > 0 && t <= self.last.t {
+            match self.side.binary_search_by_key(&t, |&(s, _)| s) {
+                Ok(i) => self.side[i].1 = st,
+                Err(i) => self.side.insert(i, (t, st)),
+            }
+            return;
+        }
+        if self.len.is_multiple_of(MARK_EVERY) && self.len > 0 {
+            self.marks.push(Mark {
+                off: self.bytes.len() as u32,
+                ..self.last
+            });
+        }
+        let dt = t.wrapping_sub(self.last.t);
+        put_uvarint(&mut self.bytes, zigzag(dt.wrapping_sub(self.last.dt)));
+        put_uvarint(&mut self.bytes, zigzag(st.wrapping_sub(self.last.st)));
+        self.last = Mark {
+            off: self.bytes.len() as u32,
+            t,
+            dt,
+            st,
+        };
+        self.len += 1;
+    }
+
+    /// Calls `f(t, st)` for the log's entries (not the side list's) from
+    /// the last mark before `mint` on, in time order, until it returns
+    /// `false`.
+    fn scan(&self, mint: i64, mut f: impl FnMut(i64, i64) -> bool) {
+        let k = self.marks.partition_point(|m| m.t < mint);
+        let mut m = match k {
+            0 => Mark::default(),
+            k => self.marks[k - 1],
+        };
+        let mut i = m.off as usize;
+        let end = self.bytes.len();
+        while i < end {
+            m.dt = m.dt.wrapping_add(unzigzag(varint(&self.bytes, &mut i)));
+            m.t = m.t.wrapping_add(m.dt);
+            m.st = m.st.wrapping_add(unzigzag(varint(&self.bytes, &mut i)));
+            if !f(m.t, m.st) {
+                return;
+            }
+        }
+    }
+
+    /// The start of the sample at `t`, if it has one.
+    pub(crate) fn get(&self, t: i64) -> Option<i64> {
+        if let Ok(i) = self.side.binary_search_by_key(&t, |&(s, _)| s) {
+            return Some(self.side[i].1);
+        }
+        if self.len == 0 || t > self.last.t {
+            return None;
+        }
+        let mut found = None;
+        self.scan(t, |et, st| {
+            if et == t {
+                found = Some(st);
+            }
+            et < t
+        });
+        found
+    }
+
+    /// Appends the (time, start) pairs with `mint <= t <= maxt` to `out`,
+    /// sorted by time.
+    pub(crate) fn read(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, i64)>) {
+        let from = out.len();
+        if self.len > 0 && self.last.t >= mint {
+            self.scan(mint, |t, st| {
+                if t > maxt {
+                    return false;
+                }
+                if t >= mint {
+                    out.push((t, st));
+                }
+                true
+            });
+        }
+        let a = self.side.partition_point(|&(t, _)| t < mint);
+        let b = self.side.partition_point(|&(t, _)| t <= maxt);
+        let side = &self.side[a..b.max(a)];
+        if side.is_empty() {
+            return;
+        }
+        // Merge; on a time in both, the side list's start.
+        let log = out.split_off(from);
+        let (mut i, mut j) = (0, 0);
+        while i < log.len() || j < side.len() {
+            match (log.get(i), side.get(j)) {
+                (Some(l), Some(s)) if l.0 < s.0 => {
+                    out.push(*l);
+                    i += 1;
+                }
+                (Some(l), Some(s)) => {
+                    out.push(*s);
+                    i += usize::from(l.0 == s.0);
+                    j += 1;
+                }
+                (Some(l), None) => {
+                    out.push(*l);
+                    i += 1;
+                }
+                (None, Some(s)) => {
+                    out.push(*s);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.marks.capacity() * std::mem::size_of::<Mark>()
+            + self.side.capacity() * std::mem::size_of::<(i64, i64)>()
+    }
+
+    /// Drops spare capacity (a sealed generation grows no more).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.marks.shrink_to_fit();
+        self.side.shrink_to_fit();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,31 +271,6 @@ mod tests {
 
     fn samples(times: &[i64]) -> Vec<Sample> {
         times.iter().map(|&t| Sample { t, v: 1.0 }).collect()
-    }
-
-    #[test]
-    fn paint_splits_what_it_covers() {
-        let mut runs = vec![run(0, 100, 1), run(200, 300, 2)];
-        paint(&mut runs, run(50, 250, 3));
-        assert_eq!(runs, [run(0, 49, 1), run(50, 250, 3), run(251, 300, 2)]);
-        paint(&mut runs, run(60, 70, 4));
-        assert_eq!(
-            runs,
-            [
-                run(0, 49, 1),
-                run(50, 59, 3),
-                run(60, 70, 4),
-                run(71, 250, 3),
-                run(251, 300, 2)
-            ]
-        );
-        paint(&mut runs, run(-10, 400, 5));
-        assert_eq!(runs, [run(-10, 400, 5)]);
-        paint(&mut runs, run(401, 401, 6));
-        assert_eq!(runs, [run(-10, 400, 5), run(401, 401, 6)]);
-        let mut before = vec![run(10, 20, 1)];
-        paint(&mut before, run(0, 5, 2));
-        assert_eq!(before, [run(0, 5, 2), run(10, 20, 1)]);
     }
 
     #[test]
@@ -167,35 +292,78 @@ mod tests {
         assert_eq!(out, [run(10, 10, 1), run(30, 40, 3)]);
     }
 
+    /// Sorted, disjoint runs over times 0..48.
     fn arb_runs() -> impl Strategy<Value = Vec<StartRun>> {
-        proptest::collection::vec((0i64..40, 0i64..8, 1i64..4), 0..12).prop_map(|spec| {
-            let mut runs: Vec<StartRun> = Vec::new();
-            for (a, len, start) in spec {
-                paint(&mut runs, run(a, a + len, start));
+        proptest::collection::vec((0i64..4, 0i64..6, 1i64..4), 0..10).prop_map(|spec| {
+            let mut runs = Vec::new();
+            let mut t = 0;
+            for (gap, len, start) in spec {
+                let first = t + gap;
+                runs.push(run(first, first + len, start));
+                t = first + len + 1;
             }
             runs
         })
     }
 
+    #[test]
+    fn a_counters_starts_cost_two_bytes_a_sample() {
+        let mut log = StartLog::default();
+        for i in 0..1000 {
+            log.set(1_700_000_000_000 + i * 15_000 + i % 3, 1_699_999_000_000);
+        }
+        assert!(log.bytes.len() < 2 * 1000 + 20, "{}", log.bytes.len());
+        assert_eq!(
+            log.get(1_700_000_000_000 + 500 * 15_000 + 2),
+            Some(1_699_999_000_000)
+        );
+        assert_eq!(log.get(1_700_000_000_000 + 500 * 15_000), None);
+    }
+
     proptest! {
-        /// Painting gives every time the start of the last run laid over
-        /// it, and leaves the runs sorted and disjoint.
+        /// The log answers as a map from time to start, whatever the
+        /// order and repeats of `set` (extreme values included).
         #[test]
-        fn paint_matches_a_per_time_model(spec in proptest::collection::vec((0i64..40, 0i64..8, 1i64..4), 0..12)) {
-            let mut runs = Vec::new();
-            let mut model = [0i64; 48];
-            for &(a, len, start) in &spec {
-                paint(&mut runs, run(a, a + len, start));
-                for t in a..=a + len {
-                    model[t as usize] = start;
+        fn start_log_matches_a_map(
+            sets in proptest::collection::vec(
+                (prop_oneof![0i64..400, Just(i64::MIN), Just(i64::MAX), any::<i64>()], any::<i64>()),
+                0..300,
+            ),
+            in_order in 0usize..300,
+            windows in proptest::collection::vec((0i64..400, 0i64..400), 1..5),
+        ) {
+            let mut log = StartLog::default();
+            let mut model = std::collections::BTreeMap::new();
+            // A run in time order first (the common case), then the rest.
+            for i in 0..in_order {
+                let t = i as i64 * 3;
+                log.set(t, 7);
+                model.insert(t, 7);
+            }
+            for &(t, st) in &sets {
+                log.set(t, st);
+                model.insert(t, st);
+            }
+            prop_assert_eq!(log.is_empty(), model.is_empty());
+            for (&t, &st) in &model {
+                prop_assert_eq!(log.get(t), Some(st));
+            }
+            let mut all = Vec::new();
+            log.read(i64::MIN, i64::MAX, &mut all);
+            prop_assert_eq!(all, model.iter().map(|(&t, &s)| (t, s)).collect::<Vec<_>>());
+            for (a, b) in windows {
+                let mut got = vec![(-1, -1)];
+                log.read(a, b, &mut got);
+                let want: Vec<(i64, i64)> = std::iter::once((-1, -1))
+                    .chain(model.range(a..=b.max(a)).map(|(&t, &s)| (t, s)))
+                    .collect();
+                if a <= b {
+                    prop_assert_eq!(got, want);
+                }
+                if !model.contains_key(&a) {
+                    prop_assert_eq!(log.get(a), None);
                 }
             }
-            prop_assert!(runs.windows(2).all(|w| w[0].last < w[1].first));
-            prop_assert!(runs.iter().all(|r| r.first <= r.last));
-            let all = samples(&(0..48).collect::<Vec<_>>());
-            let mut got = Vec::new();
-            align_starts(&runs, &all, &mut got);
-            prop_assert_eq!(&got[..], &model[..]);
         }
 
         /// The canonical runs give every sample the start the runs gave it.

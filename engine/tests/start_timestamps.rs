@@ -74,7 +74,7 @@ fn starts(db: &Arc<Db>, mint: i64, maxt: i64) -> Vec<Starts> {
         .map(|e| {
             let mut samples = Vec::new();
             q.samples(&e, mint, maxt, &mut samples).unwrap();
-            let starts = q.start_timestamps(&e, mint, maxt);
+            let starts = q.start_timestamps(&e, mint, maxt).unwrap();
             assert!(
                 starts.iter().all(|r| r.start != 0
                     && r.first <= r.last
@@ -172,10 +172,15 @@ fn starts_read_back_with_their_samples() {
         Sample::new(T0 + MIN / 2, 9.0),
         Sample::new(T0 + 3 * MIN, 0.0),
     ];
-    align_starts(&q.start_timestamps(&e, i64::MIN, i64::MAX), &some, &mut out);
+    align_starts(
+        &q.start_timestamps(&e, i64::MIN, i64::MAX).unwrap(),
+        &some,
+        &mut out,
+    );
     assert_eq!(out, vec![T0 + MIN / 4, T0 - 30_000]);
     assert!(
         q.start_timestamps(&e, T0 + 4 * MIN, T0 + 4 * MIN)
+            .unwrap()
             .is_empty()
     );
     // A series without starts: none, without looking.
@@ -287,11 +292,14 @@ fn blocks_keep_starts_through_cuts_merges_and_restarts() {
     assert!(entry(&q, "cumulative").has_starts() && !entry(&q, "plain").has_starts());
     // The counter's six samples are two runs in the block.
     assert_eq!(
-        q.start_timestamps(&entry(&q, "cumulative"), T0, T0).len(),
+        q.start_timestamps(&entry(&q, "cumulative"), T0, T0)
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        q.start_timestamps(&entry(&q, "cumulative"), i64::MIN, i64::MAX),
+        q.start_timestamps(&entry(&q, "cumulative"), i64::MIN, i64::MAX)
+            .unwrap(),
         [
             StartRun {
                 first: T0,
@@ -308,37 +316,85 @@ fn blocks_keep_starts_through_cuts_merges_and_restarts() {
     drop(q);
 
     // A second block over the same window (out-of-order data): two of the
-    // counter's times again, one with another start, one without any, and
-    // a new sample in between.
+    // counter's times again, one with another start and one without any
+    // (the second block's samples win, and so do their starts or their
+    // lack of one), and two new samples whose one run of starts spans a
+    // sample of the first block (which keeps its own start).
     append(
         &db,
         vec![SeriesSamples {
             labels: labels("cumulative"),
             samples: vec![
                 Sample::new(T0 + MIN, 1.0),
-                Sample::new(T0 + 3 * MIN + 1, 2.0),
+                Sample::new(T0 + MIN + 30_000, 1.5),
+                Sample::new(T0 + 2 * MIN + 30_000, 2.5),
                 Sample::new(T0 + 4 * MIN, 3.0),
             ],
-            start_timestamps: vec![T0 + 30_000, T0 + 3 * MIN - 5, T0 + 3 * MIN - 5],
+            start_timestamps: vec![T0 + 30_000, T0 + 100, T0 + 100, 0],
         }],
     );
     db.cut_head().unwrap();
     assert_eq!(db.stats().blocks, 2);
+    let reset = T0 + 3 * MIN - 5;
+    let want_cumulative = vec![
+        (T0, T0 - 1),
+        (T0 + MIN, T0 + 30_000),
+        (T0 + MIN + 30_000, T0 + 100),
+        (T0 + 2 * MIN, T0 - 1),
+        (T0 + 2 * MIN + 30_000, T0 + 100),
+        (T0 + 3 * MIN, reset),
+        (T0 + 4 * MIN, 0),
+        (T0 + 5 * MIN, reset),
+    ];
     let mut want = before.clone();
-    let cumulative = want[0].1.as_mut().unwrap();
-    cumulative[1].1 = T0 + 30_000;
-    cumulative.insert(4, (T0 + 3 * MIN + 1, T0 + 3 * MIN - 5));
+    want[0].1 = Some(want_cumulative);
     assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "two blocks");
     db.compact_all().unwrap();
     assert_eq!(db.stats().blocks, 1);
     assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "merged");
+    // The merged block keeps them as runs over consecutive samples.
+    let q = db.querier(i64::MIN, i64::MAX);
+    assert_eq!(
+        q.start_timestamps(&entry(&q, "cumulative"), i64::MIN, i64::MAX)
+            .unwrap()
+            .len(),
+        7
+    );
+    drop(q);
 
     let db = reopen(db, dir.path(), false);
     assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "reopened");
     // A window inside the block.
-    let part = starts(&db, T0 + 3 * MIN, T0 + 3 * MIN + 1);
+    let part = starts(&db, T0 + 2 * MIN, T0 + 3 * MIN);
     assert_eq!(
         part[0].1.as_deref(),
-        Some(&want[0].1.as_ref().unwrap()[3..5])
+        Some(&want[0].1.as_ref().unwrap()[3..6])
+    );
+}
+
+/// A sample sent twice in one request, once without its start and once
+/// with it (a v2 sender repeating a series), keeps the start.
+#[test]
+fn a_repeat_in_one_batch_brings_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), false);
+    append(
+        &db,
+        vec![SeriesSamples {
+            labels: labels("cumulative"),
+            samples: vec![
+                Sample::new(T0, 1.0),
+                Sample::new(T0 + MIN, 2.0),
+                Sample::new(T0, 1.0),
+            ],
+            start_timestamps: vec![0, T0 - 9, T0 - 8],
+        }],
+    );
+    assert_eq!(
+        starts(&db, i64::MIN, i64::MAX),
+        vec![(
+            "cumulative".to_string(),
+            Some(vec![(T0, T0 - 8), (T0 + MIN, T0 - 9)])
+        )]
     );
 }

@@ -93,7 +93,7 @@ struct Scratch {
 
 impl Scratch {
     /// Gives samples without a start the series' legacy
-    /// `created_timestamp` (Prometheus 3.0-3.8 send only that), and
+    /// `created_timestamp` (earlier 2.0 drafts send only that), and
     /// empties `starts` when no sample has one.
     fn resolve_starts(&mut self) {
         if self.created != 0 {
@@ -160,8 +160,9 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
                 )?;
             }
             6 => {
-                // Legacy `int64 created_timestamp` (Prometheus 3.0–3.8):
-                // the start of every sample that has none of its own.
+                // Legacy `int64 created_timestamp` (2.0 drafts before it
+                // moved into `Sample`): the start of every sample that has
+                // none of its own.
                 expect("TimeSeries.created_timestamp", wt, WireType::Varint)?;
                 s.created = r.varint()? as i64;
             }

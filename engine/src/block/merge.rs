@@ -136,6 +136,7 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
     let mut members: Vec<usize> = Vec::with_capacity(cursors.len());
     let mut key: Vec<u64> = Vec::new();
     let mut runs: Vec<StartRun> = Vec::new();
+    let mut scratch_starts: Vec<i64> = Vec::new();
     loop {
         // The smallest current label set and every input positioned on it.
         members.clear();
@@ -176,24 +177,60 @@ fn merge_into(w: &mut BlockWriter, cursors: &mut [Cursor<'_>]) -> Result<()> {
             None => false,
         });
         let key = keyed.then_some(key.as_slice());
-        // Start timestamps as the samples merge: a later input's wins
-        // over the times its runs span.
-        runs.clear();
-        for &i in &members {
-            let c = &cursors[i];
-            if let Some(id) = c.id {
-                for &r in c.block.start_runs(id, i64::MIN, i64::MAX) {
-                    starts::paint(&mut runs, r);
-                }
-            }
-        }
-        // Not through the block's label cache: a merge reads every series
-        // once, and cached sets would stay until the inputs are dropped.
+        merged_starts(cursors, &members, &merged, &mut runs, &mut scratch_starts);
         w.append_keyed(cursors[mi].block.labels_uncached(mid), &merged, key, &runs)?;
         for &i in &members {
             cursors[i].advance()?;
         }
     }
+}
+
+/// The start-timestamp runs of `merged`, the samples of the inputs
+/// `members` (in input order) merged, into `runs` (cleared first): of a
+/// time in several inputs, the start (or none) of the last input holding
+/// it, as its sample wins. `own` is scratch.
+fn merged_starts(
+    cursors: &[Cursor<'_>],
+    members: &[usize],
+    merged: &[Sample],
+    runs: &mut Vec<StartRun>,
+    own: &mut Vec<i64>,
+) {
+    runs.clear();
+    let member_runs = |i: usize| {
+        let c = &cursors[i];
+        c.id.map_or(&[][..], |id| c.block.start_runs(id, i64::MIN, i64::MAX))
+    };
+    if members.iter().all(|&i| member_runs(i).is_empty()) {
+        return;
+    }
+    if let [only] = members {
+        runs.extend_from_slice(member_runs(*only));
+        return;
+    }
+    // Each input's starts lined up with its samples, laid over `merged`
+    // in input order.
+    let mut at = vec![0i64; merged.len()];
+    for &i in members {
+        let samples = &cursors[i].samples;
+        starts::align_starts(member_runs(i), samples, own);
+        let mut k = 0;
+        for (s, &st) in samples.iter().zip(own.iter()) {
+            k += merged[k..].partition_point(|m| m.t < s.t);
+            at[k] = st;
+        }
+    }
+    runs.extend(
+        merged
+            .iter()
+            .zip(&at)
+            .filter(|&(_, &st)| st != 0)
+            .map(|(s, &start)| StartRun {
+                first: s.t,
+                last: s.t,
+                start,
+            }),
+    );
 }
 
 /// Merges two time-sorted, duplicate-free sample lists into `out`; on equal

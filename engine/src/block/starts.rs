@@ -99,7 +99,15 @@ impl BlockStarts {
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)
             .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
         schema::check_file(path, builder.metadata(), FileKind::Starts, meta.version)?;
+        // Every run holds a sample: no more runs than samples (a small
+        // damaged file cannot claim more and take the memory).
         let rows = builder.metadata().file_metadata().num_rows();
+        if u64::try_from(rows).map_or(true, |n| n > meta.num_samples) {
+            return Err(bad(format!(
+                "{rows} rows, more than the block's {} samples",
+                meta.num_samples
+            )));
+        }
         let reader = builder
             .with_batch_size(8192)
             .build()
@@ -107,7 +115,7 @@ impl BlockStarts {
         let mut s = BlockStarts {
             ids: Vec::new(),
             offsets: Vec::new(),
-            runs: Vec::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 24)),
+            runs: Vec::with_capacity(rows as usize),
         };
         for batch in reader {
             let batch = batch.map_err(|e| bad(format!("cannot decode: {e}")))?;
@@ -172,6 +180,10 @@ impl BlockStarts {
                         return Err(format!(
                             "row {row}: runs of series {id} overlap or are out of order"
                         ));
+                    }
+                    let first = self.offsets[self.offsets.len() - 1] as usize;
+                    if row - first >= series.num_rows[id as usize] as usize {
+                        return Err(format!("row {row}: series {id} has more runs than samples"));
                     }
                 }
                 Some(&prev) if prev > id => {

@@ -1421,3 +1421,57 @@ fn version_3_blocks_are_still_read() {
         &golden_v1_model(),
     );
 }
+
+/// A merge within a window cuts the runs to the samples it keeps; merged
+/// with a version-3 block of the same series and times, the later input's
+/// starts (or lack of them) win.
+#[test]
+fn merges_cut_runs_and_take_the_later_inputs_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, series) = block_with_starts(tmp.path(), TINY);
+    let b = Block::open(&dir).unwrap();
+    let t = |i: usize| series[0].samples[i].t;
+    let out = tempfile::tempdir().unwrap();
+    let meta = merge_blocks_within(out.path(), &[&b], &BlockWriteOptions::default(), t(3), t(9))
+        .unwrap()
+        .unwrap();
+    let cut = Block::open(&out.path().join(&meta.id)).unwrap();
+    assert_eq!(
+        cut.start_runs(0, i64::MIN, i64::MAX),
+        [run(t(3), t(6), 500), run(t(7), t(9), t(6) + 1)]
+    );
+    let v3 = Block::open(&golden_v3_dir()).unwrap();
+    for (inputs, want_starts) in [([&v3, &b], true), ([&b, &v3], false)] {
+        let out = tempfile::tempdir().unwrap();
+        let meta = merge_blocks(out.path(), &inputs, &BlockWriteOptions::default())
+            .unwrap()
+            .unwrap();
+        let m = Block::open(&out.path().join(&meta.id)).unwrap();
+        check_block_matches(&m, &golden_v1_model());
+        assert_eq!(m.series_has_starts(0), want_starts);
+        if want_starts {
+            assert_eq!(
+                m.start_runs(0, i64::MIN, i64::MAX),
+                b.start_runs(0, i64::MIN, i64::MAX)
+            );
+        }
+    }
+}
+
+#[test]
+fn starts_files_claiming_more_runs_than_samples_are_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, series) = block_with_starts(tmp.path(), TINY);
+    // One-millisecond runs inside the special series' time range, one more
+    // than it has samples.
+    let (lo, n) = (series[1].samples[0].t, series[1].samples.len() as i64);
+    let rows: Vec<(u32, StartRun)> = (0..=n).map(|i| (1, run(lo + i, lo + i, 9))).collect();
+    rewrite_starts(&dir, &rows);
+    match Block::open(&dir) {
+        Err(Error::Corruption { path, detail }) => {
+            assert!(path.ends_with(STARTS_FILE), "{path:?}");
+            assert!(detail.contains("more runs than samples"), "{detail}");
+        }
+        other => panic!("want corruption, got {other:?}"),
+    }
+}

@@ -306,7 +306,9 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
     }
     let mut out = match Kernel::for_function(rf, mode) {
         Some(k) => arg.rollup_kernel(ev, k, &|step| sc(0, step))?,
-        None if rf == RangeFunction::Resets && mode == RangeMode::Normal => {
+        None if rf == RangeFunction::Resets
+            && matches!(mode, RangeMode::Normal | RangeMode::Anchored) =>
+        {
             arg.rollup_resets(ev)?
         }
         None => window_by_window(ev, &arg, rf, &scalars, pos0)?,

@@ -10,7 +10,7 @@ use engine::{Continuity, Labels, SeriesEntry, is_stale_nan};
 
 use super::error::Result;
 use super::evaluator::{Ev, Val};
-use super::functions::extended::{extend_floats, smoothed_value_at};
+use super::functions::extended::{self as fx, extend_floats, smoothed_value_at};
 use super::functions::range::{self as fr, Window as FnWindow};
 use super::functions::start as fs;
 use super::rollup::{Kernel, WindowFold, any_stale};
@@ -109,7 +109,7 @@ pub(crate) fn start_times(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
             .iter()
             .map(sample_time)
             .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
-        let runs = ev.ctx.querier.start_timestamps(e, first, last);
+        let runs = ev.ctx.querier.start_timestamps(e, first, last)?;
         for p in &mut points {
             let t = sample_time(p);
             let k = runs.partition_point(|r| r.last < t);
@@ -646,12 +646,28 @@ impl RangeArg {
         self.each_series(ev, |plan, i, out| self.series(ev, plan, i, &f, out))
     }
 
-    /// `resets` over every series: its decreases, and where its samples
-    /// carry start timestamps, its restarts by them too.
+    /// `resets` over every series, through normal or `anchored` windows:
+    /// its decreases, and where its samples carry start timestamps, its
+    /// restarts by them too.
     pub fn rollup_resets(&self, ev: &Ev) -> Result<Vec<Series>> {
+        let anchored = self.mode == RangeMode::Anchored;
+        // The samples a window counts over: an anchored one's from the
+        // last at or before its start (none without one after it).
+        let counted = |w: &FnWindow<'_>| -> Option<usize> {
+            if !anchored {
+                return Some(0);
+            }
+            let after = w.samples.partition_point(|s| s.t <= w.start_ms);
+            (after < w.samples.len()).then(|| after.saturating_sub(1))
+        };
         let plain = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
             for sp in spans {
-                if let Some(v) = fr::resets(&span_window(pts, sp)) {
+                let w = span_window(pts, sp);
+                let v = match anchored {
+                    true => fx::anchored_resets(&w),
+                    false => fr::resets(&w),
+                };
+                if let Some(v) = v {
                     out.push(Point::new(sp.t, v));
                 }
             }
@@ -659,14 +675,19 @@ impl RangeArg {
         };
         let with_starts = |pts: &[Point], starts: &[i64], spans: &[Span], out: &mut Vec<Point>| {
             for sp in spans {
-                if let Some(v) = fs::resets(&span_window(pts, sp), &starts[sp.a..sp.b]) {
+                let w = span_window(pts, sp);
+                let Some(k) = counted(&w) else { continue };
+                let w = FnWindow::new(&w.samples[k..], w.start_ms, w.end_ms);
+                if let Some(v) = fs::resets(&w, &starts[sp.a + k..sp.b]) {
                     out.push(Point::new(sp.t, v));
                 }
             }
             0
         };
         self.each_series(ev, |plan, i, out| {
-            if self.may_have_starts(i) && self.series_with_starts(ev, plan, i, &with_starts, out)? {
+            if self.stored_with_starts(i)
+                && self.series_with_starts(ev, plan, i, &with_starts, out)?
+            {
                 return Ok(());
             }
             self.series(ev, plan, i, &plain, out)
@@ -801,7 +822,7 @@ impl RangeArg {
             plan.first_r - self.range - plan.before + 1,
             plan.last_r + plan.after,
         );
-        let runs = ev.ctx.querier.start_timestamps(e, mint, maxt);
+        let runs = ev.ctx.querier.start_timestamps(e, mint, maxt)?;
         if runs.is_empty() {
             return Ok(false);
         }
@@ -827,14 +848,19 @@ impl RangeArg {
     }
 
     /// Whether series `i` is a stored one that held start timestamps when
-    /// selected, read through normal windows (`anchored`/`smoothed` ones
-    /// use none, nor do subqueries, as in Prometheus): checked inline, so
-    /// that series without any, nearly all, never call
+    /// selected, read through normal windows (`anchored`/`smoothed` rates
+    /// use none, nor do subqueries, as in Prometheus; `resets` reads them
+    /// through `anchored` ones too, [`RangeArg::rollup_resets`]): checked
+    /// inline, so that series without any, nearly all, never call
     /// [`RangeArg::series_with_starts`].
     #[inline]
     fn may_have_starts(&self, i: usize) -> bool {
-        self.mode == RangeMode::Normal
-            && matches!(&self.data, RangeData::Storage(e) if e[i].has_starts())
+        self.mode == RangeMode::Normal && self.stored_with_starts(i)
+    }
+
+    #[inline]
+    fn stored_with_starts(&self, i: usize) -> bool {
+        matches!(&self.data, RangeData::Storage(e) if e[i].has_starts())
     }
 
     /// The window of every step over `pts` (a series' samples in the span

@@ -1133,6 +1133,24 @@ fn start_timestamps_reach_every_rate_path() {
     // `resets` counts the three restarts in the windows that hold them.
     let resets = matrix("max(resets(c_total{kind=\"st\"}[20m]))");
     assert_eq!(resets[0].points.last().map(|p| p.v), Some(3.0));
+    // An `anchored` window counts from the sample at or before its start:
+    // at 14m30s the restart at 10m (its start after the 9m sample, the
+    // anchor) counts; the plain window's first sample is the 10m one.
+    let at = 14 * minute + 30_000;
+    let resets_at = |q: &str| -> Vec<f64> {
+        let v = vector_values(&instant_query(&db, &parse(q), at, &opts()).unwrap().value);
+        v.iter().map(|x| x.1).collect()
+    };
+    assert_eq!(resets_at("resets(c_total[5m] anchored)"), [0.0, 1.0]);
+    assert_eq!(resets_at("resets(c_total[5m])"), [0.0, 0.0]);
+    // A range query answers at every step what the instant query does.
+    let anchored = matrix("resets(c_total{kind=\"st\"}[5m] anchored)");
+    assert!(anchored[0].points.iter().any(|p| p.v > 0.0));
+    for p in &anchored[0].points {
+        let q = parse("resets(c_total{kind=\"st\"}[5m] anchored)");
+        let v = vector_values(&instant_query(&db, &q, p.t, &opts()).unwrap().value);
+        assert_eq!(v[0].1.to_bits(), p.v.to_bits(), "anchored at {}", p.t);
+    }
 }
 
 /// `start_timestamp(x)` gives the start of the sample the selector sees
