@@ -2616,7 +2616,7 @@ impl Querier {
         if !entry.has_starts {
             return Ok(runs);
         }
-        if entry.sources.len() > 1 && self.sources_overlap(entry) {
+        if entry.sources.len() > 1 && self.sources_overlap(entry, mint, maxt) {
             return self.start_timestamps_merged(entry, mint, maxt);
         }
         let mut pairs = Vec::new();
@@ -2633,14 +2633,18 @@ impl Querier {
                 }
             }
         }
-        // Sources apart in time: their runs are too.
+        // Sources apart in time: their runs are too (unless the head took
+        // a sample in another source's span since the check).
         runs.sort_unstable_by_key(|r| r.first);
+        if runs.windows(2).any(|w| w[0].last >= w[1].first) {
+            return self.start_timestamps_merged(entry, mint, maxt);
+        }
         Ok(runs)
     }
 
     /// Whether some of the entry's sources hold samples in a common span
-    /// of time.
-    fn sources_overlap(&self, entry: &SeriesEntry) -> bool {
+    /// of time within `[mint, maxt]`.
+    fn sources_overlap(&self, entry: &SeriesEntry, mint: i64, maxt: i64) -> bool {
         let mut ranges: Vec<(i64, i64)> = entry
             .sources
             .iter()
@@ -2651,6 +2655,8 @@ impl Querier {
                     self.head_time_range(&s, false).map(|(a, b, _)| (a, b))
                 }
             })
+            .map(|(a, b)| (a.max(mint), b.min(maxt)))
+            .filter(|(a, b)| a <= b)
             .collect();
         ranges.sort_unstable();
         ranges.windows(2).any(|w| w[1].0 <= w[0].1)

@@ -216,7 +216,10 @@ fn merged_starts(
         starts::align_starts(member_runs(i), samples, own);
         let mut k = 0;
         for (s, &st) in samples.iter().zip(own.iter()) {
-            k += merged[k..].partition_point(|m| m.t < s.t);
+            while merged[k].t < s.t {
+                k += 1;
+            }
+            debug_assert_eq!(merged[k].t, s.t, "an input's sample is merged");
             at[k] = st;
         }
     }

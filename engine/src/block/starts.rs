@@ -115,7 +115,8 @@ impl BlockStarts {
         let mut s = BlockStarts {
             ids: Vec::new(),
             offsets: Vec::new(),
-            runs: Vec::with_capacity(rows as usize),
+            // Grown as rows come (a damaged footer could claim many).
+            runs: Vec::with_capacity((rows as usize).min(1 << 20)),
         };
         for batch in reader {
             let batch = batch.map_err(|e| bad(format!("cannot decode: {e}")))?;

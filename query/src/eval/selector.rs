@@ -653,12 +653,9 @@ impl RangeArg {
         let anchored = self.mode == RangeMode::Anchored;
         // The samples a window counts over: an anchored one's from the
         // last at or before its start (none without one after it).
-        let counted = |w: &FnWindow<'_>| -> Option<usize> {
-            if !anchored {
-                return Some(0);
-            }
-            let after = w.samples.partition_point(|s| s.t <= w.start_ms);
-            (after < w.samples.len()).then(|| after.saturating_sub(1))
+        let counted = |w: &FnWindow<'_>| match anchored {
+            true => fx::anchor_index(w),
+            false => Some(0),
         };
         let plain = |_: usize, pts: &[Point], spans: &[Span], out: &mut Vec<Point>| {
             for sp in spans {

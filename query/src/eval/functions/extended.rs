@@ -96,11 +96,15 @@ fn correct_for_counter_resets(left: f64, right: f64, inner: &[Sample]) -> f64 {
 /// sample at or before `start` onward. `None` when no sample lies after
 /// `start`.
 fn anchored_samples<'a>(w: &Window<'a>) -> Option<&'a [Sample]> {
+    Some(&w.samples[anchor_index(w)?..])
+}
+
+/// Where an `anchored` window's samples begin: the last at or before its
+/// start (or the first, without one); `None` when no sample lies after
+/// the start.
+pub fn anchor_index(w: &Window) -> Option<usize> {
     let after = w.samples.partition_point(|s| s.t <= w.start_ms);
-    if after >= w.samples.len() {
-        return None;
-    }
-    Some(&w.samples[after.saturating_sub(1)..])
+    (after < w.samples.len()).then(|| after.saturating_sub(1))
 }
 
 /// `resets(v[r] anchored)`.
