@@ -346,7 +346,11 @@ fn blocks_keep_starts_through_cuts_merges_and_restarts() {
     ];
     let mut want = before.clone();
     want[0].1 = Some(want_cumulative);
-    assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "a block and the head");
+    assert_eq!(
+        starts(&db, i64::MIN, i64::MAX),
+        want,
+        "a block and the head"
+    );
     db.cut_head().unwrap();
     assert_eq!(db.stats().blocks, 2);
     assert_eq!(starts(&db, i64::MIN, i64::MAX), want, "two blocks");
