@@ -404,6 +404,25 @@ fn listen_address_in_use_is_a_clear_error() {
     assert!(err.contains(&addr), "{err}");
 }
 
+/// Sends `req` as a remote-write 2.0 request, with the headers Prometheus
+/// sends.
+fn post_v2(client: &Client, req: &ingest::proto::v2::Request) -> common::Reply {
+    client
+        .post_raw(
+            "/api/v1/write",
+            &[
+                (
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                ),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+            ],
+            &ingest::proto::encode_snappy(req),
+        )
+        .unwrap()
+}
+
 #[test]
 fn remote_write_2_0_is_stored_and_reports_written_counts() {
     use ingest::proto::v2;
@@ -453,21 +472,7 @@ fn remote_write_2_0_is_stored_and_reports_written_counts() {
             },
         ],
     };
-    let body = ingest::proto::encode_snappy(&req);
-    let r = client
-        .post_raw(
-            "/api/v1/write",
-            &[
-                (
-                    "Content-Type",
-                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-                ),
-                ("Content-Encoding", "snappy"),
-                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
-            ],
-            &body,
-        )
-        .unwrap();
+    let r = post_v2(&client, &req);
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(
         r.header("X-Prometheus-Remote-Write-Samples-Written"),
@@ -562,20 +567,7 @@ fn remote_write_2_0_start_timestamps_reach_queries() {
         ],
     };
     let send = |client: &Client, req: &v2::Request| {
-        let r = client
-            .post_raw(
-                "/api/v1/write",
-                &[
-                    (
-                        "Content-Type",
-                        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-                    ),
-                    ("Content-Encoding", "snappy"),
-                    ("X-Prometheus-Remote-Write-Version", "2.0.0"),
-                ],
-                &ingest::proto::encode_snappy(req),
-            )
-            .unwrap();
+        let r = post_v2(client, req);
         assert_eq!(r.status, 204, "{}", r.body);
     };
     send(&silt.client(), &req);

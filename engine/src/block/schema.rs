@@ -158,11 +158,7 @@ fn kv(key: &str, value: impl ToString) -> KeyValue {
 /// statistics, zstd, no dictionaries; every column `DELTA_BINARY_PACKED`
 /// unless set otherwise.
 fn paged_properties(format: &str, block_id: &str) -> WriterPropertiesBuilder {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
-    WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_created_by(created_by())
-        .set_compression(zstd)
+    base_properties(format, block_id)
         .set_dictionary_enabled(false)
         .set_encoding(Encoding::DELTA_BINARY_PACKED)
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -171,6 +167,16 @@ fn paged_properties(format: &str, block_id: &str) -> WriterPropertiesBuilder {
         .set_write_batch_size(MAX_PAGE_ROWS)
         .set_data_page_row_count_limit(1)
         .set_data_page_size_limit(1 << 30)
+}
+
+/// What every file's properties share: data page format v1, `created_by`,
+/// zstd, and the format keys.
+fn base_properties(format: &str, block_id: &str) -> WriterPropertiesBuilder {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_created_by(created_by())
+        .set_compression(zstd)
         .set_key_value_metadata(Some(vec![
             kv(KV_FORMAT, format),
             kv(KV_FORMAT_VERSION, BLOCK_VERSION),
@@ -210,68 +216,34 @@ pub fn timestamps_writer_properties(block_id: &str) -> WriterProperties {
 /// `DELTA_BINARY_PACKED` (a counter's runs follow each other by about the
 /// same time), zstd, chunk statistics.
 pub fn starts_writer_properties(block_id: &str) -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
-    WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_created_by(created_by())
-        .set_compression(zstd)
+    base_properties(STARTS_FORMAT, block_id)
         .set_dictionary_enabled(false)
         .set_encoding(Encoding::DELTA_BINARY_PACKED)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_sorting_columns(ascending(&[0, 1]))
-        .set_key_value_metadata(Some(vec![
-            kv(KV_FORMAT, STARTS_FORMAT),
-            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
-            kv(KV_BLOCK_ID, block_id),
-        ]))
         .build()
 }
 
 /// Writer properties of `series.parquet`.
 pub fn series_writer_properties(block_id: &str) -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default());
-    WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_created_by(created_by())
-        .set_compression(zstd)
+    let mut b = base_properties(SERIES_FORMAT, block_id)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(SERIES_ROW_GROUP_ROWS))
-        .set_column_dictionary_enabled(ColumnPath::from(COL_SERIES_ID), false)
-        .set_column_encoding(
-            ColumnPath::from(COL_SERIES_ID),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_dictionary_enabled(ColumnPath::from(COL_FIRST_ROW), false)
-        .set_column_encoding(
-            ColumnPath::from(COL_FIRST_ROW),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_dictionary_enabled(ColumnPath::from(COL_NUM_ROWS), false)
-        .set_column_encoding(
-            ColumnPath::from(COL_NUM_ROWS),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_dictionary_enabled(ColumnPath::from(COL_MIN_TIME), false)
-        .set_column_encoding(
-            ColumnPath::from(COL_MIN_TIME),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_dictionary_enabled(ColumnPath::from(COL_MAX_TIME), false)
-        .set_column_encoding(
-            ColumnPath::from(COL_MAX_TIME),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 0,
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_key_value_metadata(Some(vec![
-            kv(KV_FORMAT, SERIES_FORMAT),
-            kv(KV_FORMAT_VERSION, BLOCK_VERSION),
-            kv(KV_BLOCK_ID, block_id),
-        ]))
-        .build()
+        .set_sorting_columns(ascending(&[0]));
+    // The integer and time columns delta-encode; the labels keep their
+    // dictionaries.
+    for col in [
+        COL_SERIES_ID,
+        COL_FIRST_ROW,
+        COL_NUM_ROWS,
+        COL_MIN_TIME,
+        COL_MAX_TIME,
+    ] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(col), false)
+            .set_column_encoding(ColumnPath::from(col), Encoding::DELTA_BINARY_PACKED);
+    }
+    b.build()
 }
 
 /// Key/value metadata appended when a file is finished.

@@ -644,14 +644,7 @@ impl BlockWriter {
             )?);
         }
         let batch = self.start_rows.take_batch()?;
-        let w = self
-            .starts
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
-        w.write(&batch).map_err(|e| Error::Parquet {
-            path: self.tmp.join(STARTS_FILE),
-            source: e,
-        })
+        write_batch(self.starts.as_mut(), &self.tmp.join(STARTS_FILE), &batch)
     }
 
     /// Adds a run of one series' samples to the page being assembled; their
@@ -758,14 +751,7 @@ impl BlockWriter {
             return Ok(());
         }
         let batch = self.series_rows.take_batch()?;
-        let w = self
-            .series
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
-        w.write(&batch).map_err(|e| Error::Parquet {
-            path: self.tmp.join(SERIES_FILE),
-            source: e,
-        })
+        write_batch(self.series.as_mut(), &self.tmp.join(SERIES_FILE), &batch)
     }
 
     /// Deletes the temporary directory (best effort; used on errors).
@@ -856,6 +842,19 @@ impl BlockWriter {
         sync_dir(&self.parent)?;
         Ok(meta)
     }
+}
+
+/// Writes `batch` to `writer` (of the file at `path`), as it buffers it.
+fn write_batch(
+    writer: Option<&mut ArrowWriter<FileSink>>,
+    path: &Path,
+    batch: &RecordBatch,
+) -> Result<()> {
+    let w = writer.ok_or_else(|| Error::Invalid("block writer already finished".into()))?;
+    w.write(batch).map_err(|e| Error::Parquet {
+        path: path.to_owned(),
+        source: e,
+    })
 }
 
 /// A Parquet writer of `name` in the block directory `tmp`.
