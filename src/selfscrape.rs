@@ -35,11 +35,10 @@ pub fn to_batch(expo: &Exposition, now_ms: i64, instance: &str) -> (WriteBatch, 
         pairs.push(Label::new("job", JOB));
         pairs.push(Label::new("instance", instance));
         match Labels::from_pairs(pairs) {
-            Ok(labels) => batch.series.push(SeriesSamples {
+            Ok(labels) => batch.series.push(SeriesSamples::new(
                 labels,
-                samples: vec![Sample::new(s.timestamp_ms.unwrap_or(now_ms), s.value)],
-                start_timestamps: Vec::new(),
-            }),
+                vec![Sample::new(s.timestamp_ms.unwrap_or(now_ms), s.value)],
+            )),
             Err(_) => skipped += 1,
         }
     }
@@ -65,10 +64,11 @@ fn scrape_series(
         ("scrape_samples_scraped", scraped as f64),
     ]
     .into_iter()
-    .map(|(name, v)| SeriesSamples {
-        labels: Labels::new(&[("__name__", name), ("job", JOB), ("instance", instance)]),
-        samples: vec![Sample::new(now_ms, v)],
-        start_timestamps: Vec::new(),
+    .map(|(name, v)| {
+        SeriesSamples::new(
+            Labels::new(&[("__name__", name), ("job", JOB), ("instance", instance)]),
+            vec![Sample::new(now_ms, v)],
+        )
     })
     .collect()
 }

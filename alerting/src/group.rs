@@ -296,20 +296,17 @@ impl Group {
         let mut batch = WriteBatch::default();
         for (labels, v) in vector {
             returned.insert(labels.clone());
-            batch.series.push(SeriesSamples {
-                labels,
-                samples: vec![Sample::new(t_ms, v)],
-                start_timestamps: Vec::new(),
-            });
+            batch
+                .series
+                .push(SeriesSamples::new(labels, vec![Sample::new(t_ms, v)]));
         }
         let results = batch.series.len();
         for labels in prev {
             if !returned.contains(labels) {
-                batch.series.push(SeriesSamples {
-                    labels: labels.clone(),
-                    samples: vec![Sample::new(t_ms, f64::from_bits(STALE_NAN))],
-                    start_timestamps: Vec::new(),
-                });
+                batch.series.push(SeriesSamples::new(
+                    labels.clone(),
+                    vec![Sample::new(t_ms, f64::from_bits(STALE_NAN))],
+                ));
             }
         }
         let rejected = self.append(&mut batch)?;
@@ -369,11 +366,10 @@ impl Group {
     fn write_stale(&self, series: &[Labels], t_ms: i64) -> Result<(), RuleError> {
         let mut batch = WriteBatch::default();
         for labels in series {
-            batch.series.push(SeriesSamples {
-                labels: labels.clone(),
-                samples: vec![Sample::new(t_ms, f64::from_bits(STALE_NAN))],
-                start_timestamps: Vec::new(),
-            });
+            batch.series.push(SeriesSamples::new(
+                labels.clone(),
+                vec![Sample::new(t_ms, f64::from_bits(STALE_NAN))],
+            ));
         }
         self.append(&mut batch).map(|_| ())
     }

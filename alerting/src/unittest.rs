@@ -331,11 +331,10 @@ impl Storage {
         for ((labels, samples), cur) in inputs.iter().zip(cursors.iter_mut()) {
             let n = samples[*cur..].partition_point(|s| s.t <= t_ms);
             if n > 0 {
-                batch.series.push(SeriesSamples {
-                    labels: labels.clone(),
-                    samples: samples[*cur..*cur + n].to_vec(),
-                    start_timestamps: Vec::new(),
-                });
+                batch.series.push(SeriesSamples::new(
+                    labels.clone(),
+                    samples[*cur..*cur + n].to_vec(),
+                ));
                 *cur += n;
             }
         }

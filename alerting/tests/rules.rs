@@ -33,14 +33,13 @@ fn base() -> i64 {
 
 fn write(db: &Arc<Db>, labels: &[(&str, &str)], points: &[(i64, f64)]) {
     let batch = WriteBatch {
-        series: vec![SeriesSamples {
-            labels: Labels::new(labels),
-            samples: points
+        series: vec![SeriesSamples::new(
+            Labels::new(labels),
+            points
                 .iter()
                 .map(|&(t, v)| Sample::new(t / 1_000_000, v))
                 .collect(),
-            start_timestamps: Vec::new(),
-        }],
+        )],
         metadata: vec![],
     };
     drop(db.append(&batch).expect("append"));
@@ -797,11 +796,10 @@ fn many_instances_in_one_evaluation() {
     let mut batch = WriteBatch::default();
     for i in 0..5000 {
         let inst = format!("host-{i}:9100");
-        batch.series.push(SeriesSamples {
-            labels: Labels::new(&[("__name__", "load"), ("instance", &inst), ("job", "node")]),
-            samples: vec![Sample::new(t0 / 1_000_000, 2.0 + i as f64)],
-            start_timestamps: Vec::new(),
-        });
+        batch.series.push(SeriesSamples::new(
+            Labels::new(&[("__name__", "load"), ("instance", &inst), ("job", "node")]),
+            vec![Sample::new(t0 / 1_000_000, 2.0 + i as f64)],
+        ));
     }
     drop(db.append(&batch).unwrap());
     let text = "groups:\n- name: big\n  rules:\n  - record: instance:load:x2\n    expr: load * 2\n  - alert: Load\n    expr: load > 1\n    labels: {severity: warn, host: '{{ $labels.instance | stripPort }}'}\n    annotations: {summary: 'Load {{ $value | humanize }} on {{ $labels.instance }}'}\n";

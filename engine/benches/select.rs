@@ -306,11 +306,7 @@ fn db(series: &[Labels], cut: bool) -> (tempfile::TempDir, Arc<Db>) {
         let batch = WriteBatch {
             series: chunk
                 .iter()
-                .map(|l| SeriesSamples {
-                    labels: l.clone(),
-                    samples: vec![Sample { t: 1000, v: 1.0 }],
-                    start_timestamps: Vec::new(),
-                })
+                .map(|l| SeriesSamples::new(l.clone(), vec![Sample { t: 1000, v: 1.0 }]))
                 .collect(),
             metadata: Vec::new(),
         };

@@ -56,10 +56,11 @@ fn main() {
                         let batch = WriteBatch {
                             series: chunk
                                 .iter()
-                                .map(|&i| SeriesSamples {
-                                    labels: labels[i].clone(),
-                                    samples: vec![Sample::new(t, (r * 7 + i) as f64 * 0.25)],
-                                    start_timestamps: Vec::new(),
+                                .map(|&i| {
+                                    SeriesSamples::new(
+                                        labels[i].clone(),
+                                        vec![Sample::new(t, (r * 7 + i) as f64 * 0.25)],
+                                    )
                                 })
                                 .collect(),
                             metadata: vec![],

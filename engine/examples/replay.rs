@@ -65,13 +65,14 @@ fn main() {
                     series: chunk
                         .iter()
                         .enumerate()
-                        .map(|(i, l)| SeriesSamples {
-                            labels: l.clone(),
-                            samples: vec![Sample {
-                                t,
-                                v: (r * 10 + i % 7) as f64 * 0.25,
-                            }],
-                            start_timestamps: Vec::new(),
+                        .map(|(i, l)| {
+                            SeriesSamples::new(
+                                l.clone(),
+                                vec![Sample {
+                                    t,
+                                    v: (r * 10 + i % 7) as f64 * 0.25,
+                                }],
+                            )
                         })
                         .collect(),
                     metadata: Vec::new(),

@@ -513,7 +513,6 @@ fn get_xor_chunk(c: &mut Cursor<'_>) -> Option<XorChunk> {
     .ok()
 }
 
-/// Decodes one series entry; `None` if malformed.
 /// One series' entry of a [`REC_STARTS`] record: sample times strictly
 /// increasing, no start of 0 (unknown starts are not stored).
 fn decode_starts(c: &mut Cursor<'_>) -> Option<(u32, Vec<(i64, i64)>)> {
@@ -533,6 +532,7 @@ fn decode_starts(c: &mut Cursor<'_>) -> Option<(u32, Vec<(i64, i64)>)> {
     (n > 0).then_some((id, out))
 }
 
+/// Decodes one series entry; `None` if malformed.
 fn decode_series(
     c: &mut Cursor<'_>,
     cols: &mut Vec<Arc<TimeColumn>>,

@@ -761,6 +761,7 @@ impl Db {
         let mut fresh_starts: Vec<(u32, i64, i64)> = Vec::new();
         let mut scratch: Vec<Sample> = Vec::new();
         let mut scratch_starts: Vec<i64> = Vec::new();
+        let mut scratch_both: Vec<(Sample, i64)> = Vec::new();
         for (g, &(a, b)) in spans.iter().enumerate() {
             let guard = &guards[g];
             let id = work[a].0.id;
@@ -781,7 +782,8 @@ impl Db {
                     // samples at one time, the first given that has a
                     // start is checked, else the first given; duplicates
                     // must agree on the value anyway).
-                    let mut both: Vec<(Sample, i64)> = Vec::new();
+                    let both = &mut scratch_both;
+                    both.clear();
                     for &(_, i) in &work[a..b] {
                         let st = starts_of(i);
                         both.extend(
@@ -2905,11 +2907,10 @@ mod tests {
     /// Appends `up` = 1 at `t`, durably.
     fn append_up(db: &Arc<Db>, t: i64) {
         let batch = WriteBatch {
-            series: vec![crate::sample::SeriesSamples {
-                labels: Labels::new(&[("__name__", "up")]),
-                samples: vec![Sample::new(t, 1.0)],
-                start_timestamps: Vec::new(),
-            }],
+            series: vec![crate::sample::SeriesSamples::new(
+                Labels::new(&[("__name__", "up")]),
+                vec![Sample::new(t, 1.0)],
+            )],
             metadata: vec![],
         };
         db.append(&batch).unwrap().wait_blocking().unwrap();
@@ -2918,11 +2919,10 @@ mod tests {
     /// Appends `up{job="v"}` samples `(t, v)`, durably.
     fn append_samples(db: &Arc<Db>, samples: Vec<Sample>) {
         let batch = WriteBatch {
-            series: vec![crate::sample::SeriesSamples {
-                labels: Labels::new(&[("__name__", "up"), ("job", "v")]),
+            series: vec![crate::sample::SeriesSamples::new(
+                Labels::new(&[("__name__", "up"), ("job", "v")]),
                 samples,
-                start_timestamps: Vec::new(),
-            }],
+            )],
             metadata: vec![],
         };
         db.append(&batch).unwrap().wait_blocking().unwrap();
@@ -2974,11 +2974,10 @@ mod tests {
         let t0 = (now_ms() - 3 * 3_600_000).div_euclid(7_200_000) * 7_200_000;
         let write = |job: &str, samples: Vec<Sample>| {
             let batch = WriteBatch {
-                series: vec![crate::sample::SeriesSamples {
-                    labels: Labels::new(&[("__name__", "up"), ("job", job)]),
+                series: vec![crate::sample::SeriesSamples::new(
+                    Labels::new(&[("__name__", "up"), ("job", job)]),
                     samples,
-                    start_timestamps: Vec::new(),
-                }],
+                )],
                 metadata: vec![],
             };
             db.append(&batch).unwrap().wait_blocking().unwrap();
@@ -3106,10 +3105,11 @@ mod tests {
             series: ["a", "b"]
                 .iter()
                 .zip([100, 3_000])
-                .map(|(job, n)| crate::sample::SeriesSamples {
-                    labels: Labels::new(&[("__name__", "up"), ("job", job)]),
-                    samples: (0..n).map(at).collect(),
-                    start_timestamps: Vec::new(),
+                .map(|(job, n)| {
+                    crate::sample::SeriesSamples::new(
+                        Labels::new(&[("__name__", "up"), ("job", job)]),
+                        (0..n).map(at).collect(),
+                    )
                 })
                 .collect(),
             metadata: vec![],
@@ -3262,16 +3262,8 @@ mod tests {
         let labels = Labels::new(&[("__name__", "up"), ("job", "a")]);
         let batch = WriteBatch {
             series: vec![
-                SeriesSamples {
-                    labels: labels.clone(),
-                    samples: vec![Sample::new(t, 1.0)],
-                    start_timestamps: Vec::new(),
-                },
-                SeriesSamples {
-                    labels: Labels::new(&[("__name__", "empty")]),
-                    samples: vec![],
-                    start_timestamps: Vec::new(),
-                },
+                SeriesSamples::new(labels.clone(), vec![Sample::new(t, 1.0)]),
+                SeriesSamples::new(Labels::new(&[("__name__", "empty")]), vec![]),
             ],
             metadata: vec![],
         };

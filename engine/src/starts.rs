@@ -13,6 +13,7 @@
 
 use crate::sample::Sample;
 use crate::varint::{put_uvarint, unzigzag, zigzag};
+use crate::wal::Cursor;
 
 /// The samples of a series with `first <= t <= last` have start timestamp
 /// `start` (ms, never 0: 0 means unknown). A series' runs are sorted by
@@ -25,7 +26,7 @@ pub struct StartRun {
 }
 
 /// The head's (sample time, start) pairs as runs of one sample each.
-pub fn runs_from_pairs(pairs: &[(i64, i64)]) -> impl Iterator<Item = StartRun> + '_ {
+pub(crate) fn runs_from_pairs(pairs: &[(i64, i64)]) -> impl Iterator<Item = StartRun> + '_ {
     pairs.iter().map(|&(t, start)| StartRun {
         first: t,
         last: t,
@@ -55,7 +56,7 @@ pub fn align_starts(runs: &[StartRun], samples: &[Sample], out: &mut Vec<i64>) {
 /// by time, strictly): each run reaching from its first covered sample to
 /// its last, runs covering no sample dropped, and neighbours with the same
 /// start and no sample between them joined. Appends to `out`.
-pub fn canonical_runs(runs: &[StartRun], samples: &[Sample], out: &mut Vec<StartRun>) {
+pub(crate) fn canonical_runs(runs: &[StartRun], samples: &[Sample], out: &mut Vec<StartRun>) {
     let first_out = out.len();
     // Index of the sample after the last one the previous run covered.
     let mut next = 0;
@@ -114,22 +115,6 @@ pub(crate) struct StartLog {
     side: Vec<(i64, i64)>,
 }
 
-/// Reads one varint from `b` at `*i` (the log only holds whole varints).
-#[inline]
-fn varint(b: &[u8], i: &mut usize) -> u64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = b[*i];
-        *i += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return v;
-        }
-        shift += 7;
-    }
-}
-
 impl StartLog {
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0 && self.side.is_empty()
@@ -180,12 +165,14 @@ impl StartLog {
             0 => Mark::default(),
             k => self.marks[k - 1],
         };
-        let mut i = m.off as usize;
-        let end = self.bytes.len();
-        while i < end {
-            m.dt = m.dt.wrapping_add(unzigzag(varint(&self.bytes, &mut i)));
+        let mut c = Cursor {
+            b: &self.bytes[m.off as usize..],
+        };
+        // The log holds whole entries only.
+        while let (Some(ddt), Some(dst)) = (c.uvarint(), c.uvarint()) {
+            m.dt = m.dt.wrapping_add(unzigzag(ddt));
             m.t = m.t.wrapping_add(m.dt);
-            m.st = m.st.wrapping_add(unzigzag(varint(&self.bytes, &mut i)));
+            m.st = m.st.wrapping_add(unzigzag(dst));
             if !f(m.t, m.st) {
                 return;
             }

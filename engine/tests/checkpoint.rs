@@ -134,11 +134,7 @@ fn batch(entries: &[(usize, i64)], value: impl Fn(usize, i64) -> f64) -> WriteBa
     WriteBatch {
         series: entries
             .iter()
-            .map(|&(i, t)| SeriesSamples {
-                labels: labels(i),
-                samples: vec![Sample { t, v: value(i, t) }],
-                start_timestamps: Vec::new(),
-            })
+            .map(|&(i, t)| SeriesSamples::new(labels(i), vec![Sample { t, v: value(i, t) }]))
             .collect(),
         metadata: Vec::new(),
     }
@@ -216,10 +212,7 @@ proptest! {
                         } else {
                             clock[i] + off * 1000
                         };
-                        b.series.push(SeriesSamples {
-                            labels: labels(i),
-                            samples: vec![Sample { t, v: value_kind(kind, t) }], start_timestamps: Vec::new(),
-                        });
+                        b.series.push(SeriesSamples::new(labels(i), vec![Sample { t, v: value_kind(kind, t) }]));
                     }
                     // Conflicting duplicates are rejected whole (and leave
                     // series without data behind in the live head).
@@ -232,10 +225,7 @@ proptest! {
                     let mut b = WriteBatch::default();
                     for (i, c) in clock.iter_mut().enumerate() {
                         *c = t;
-                        b.series.push(SeriesSamples {
-                            labels: labels(i),
-                            samples: vec![Sample { t, v: value_kind(kind, t + i as i64) }], start_timestamps: Vec::new(),
-                        });
+                        b.series.push(SeriesSamples::new(labels(i), vec![Sample { t, v: value_kind(kind, t + i as i64) }]));
                     }
                     db.append(&b).unwrap().wait_blocking().unwrap();
                 }
@@ -590,13 +580,14 @@ fn appends_that_make_a_checkpoint_due_wake_the_background_thread() {
     for round in 0..40i64 {
         let batch = WriteBatch {
             series: (0..200)
-                .map(|i| SeriesSamples {
-                    labels: labels(i),
-                    samples: vec![Sample::new(
-                        T0 + round * 15_000,
-                        (round * i as i64) as f64 * 0.1,
-                    )],
-                    start_timestamps: Vec::new(),
+                .map(|i| {
+                    SeriesSamples::new(
+                        labels(i),
+                        vec![Sample::new(
+                            T0 + round * 15_000,
+                            (round * i as i64) as f64 * 0.1,
+                        )],
+                    )
                 })
                 .collect(),
             metadata: Vec::new(),

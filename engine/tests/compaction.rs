@@ -22,11 +22,10 @@ fn open(dir: &Path) -> Arc<Db> {
 
 fn append(db: &Arc<Db>, job: &str, ts: impl Iterator<Item = i64>) {
     let batch = WriteBatch {
-        series: vec![SeriesSamples {
-            labels: Labels::new(&[("__name__", "up"), ("job", job)]),
-            samples: ts.map(|t| Sample::new(t, (t / MINUTE) as f64)).collect(),
-            start_timestamps: Vec::new(),
-        }],
+        series: vec![SeriesSamples::new(
+            Labels::new(&[("__name__", "up"), ("job", job)]),
+            ts.map(|t| Sample::new(t, (t / MINUTE) as f64)).collect(),
+        )],
         metadata: Vec::new(),
     };
     db.append(&batch).unwrap().wait_blocking().unwrap();

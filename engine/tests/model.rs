@@ -154,11 +154,7 @@ fn run(seed: u64, steps: usize) {
                             }
                         }
                     }
-                    batch.series.push(SeriesSamples {
-                        labels,
-                        samples,
-                        start_timestamps: Vec::new(),
-                    });
+                    batch.series.push(SeriesSamples::new(labels, samples));
                 }
                 match db.append(&batch) {
                     Ok(ticket) => {
@@ -282,26 +278,14 @@ fn rejected_batch_stores_nothing() {
     let b = series_labels(1);
     let t0 = 1_700_000_000_000;
     let ok = WriteBatch {
-        series: vec![SeriesSamples {
-            labels: a.clone(),
-            samples: vec![Sample::new(t0, 1.0)],
-            start_timestamps: Vec::new(),
-        }],
+        series: vec![SeriesSamples::new(a.clone(), vec![Sample::new(t0, 1.0)])],
         metadata: vec![],
     };
     db.append(&ok).unwrap().wait_blocking().unwrap();
     let bad = WriteBatch {
         series: vec![
-            SeriesSamples {
-                labels: b.clone(),
-                samples: vec![Sample::new(t0, 5.0)],
-                start_timestamps: Vec::new(),
-            },
-            SeriesSamples {
-                labels: a.clone(),
-                samples: vec![Sample::new(t0, 2.0)],
-                start_timestamps: Vec::new(),
-            },
+            SeriesSamples::new(b.clone(), vec![Sample::new(t0, 5.0)]),
+            SeriesSamples::new(a.clone(), vec![Sample::new(t0, 2.0)]),
         ],
         metadata: vec![],
     };
@@ -328,21 +312,19 @@ fn too_far_in_future_and_missing_name_are_rejected() {
         .as_millis() as i64
         + 3_600_000;
     let batch = WriteBatch {
-        series: vec![SeriesSamples {
-            labels: series_labels(0),
-            samples: vec![Sample::new(future, 1.0)],
-            start_timestamps: Vec::new(),
-        }],
+        series: vec![SeriesSamples::new(
+            series_labels(0),
+            vec![Sample::new(future, 1.0)],
+        )],
         metadata: vec![],
     };
     let err = db.append(&batch).err().unwrap();
     assert!(err.to_string().contains("too far in the future"), "{err}");
     let batch = WriteBatch {
-        series: vec![SeriesSamples {
-            labels: Labels::new(&[("job", "x")]),
-            samples: vec![Sample::new(1, 1.0)],
-            start_timestamps: Vec::new(),
-        }],
+        series: vec![SeriesSamples::new(
+            Labels::new(&[("job", "x")]),
+            vec![Sample::new(1, 1.0)],
+        )],
         metadata: vec![],
     };
     assert!(

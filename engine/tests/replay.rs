@@ -78,10 +78,8 @@ fn batched_replay_restores_every_series_exactly() {
                     series: chunk
                         .iter()
                         .enumerate()
-                        .map(|(j, l)| SeriesSamples {
-                            labels: l.clone(),
-                            samples: vec![Sample { t, v: value(j, r) }],
-                            start_timestamps: Vec::new(),
+                        .map(|(j, l)| {
+                            SeriesSamples::new(l.clone(), vec![Sample { t, v: value(j, r) }])
                         })
                         .collect(),
                     metadata: Vec::new(),
@@ -94,13 +92,14 @@ fn batched_replay_restores_every_series_exactly() {
             series: all[..100]
                 .iter()
                 .enumerate()
-                .map(|(j, l)| SeriesSamples {
-                    labels: l.clone(),
-                    samples: vec![Sample {
-                        t: t0 + 30_000,
-                        v: value(j, 1),
-                    }],
-                    start_timestamps: Vec::new(),
+                .map(|(j, l)| {
+                    SeriesSamples::new(
+                        l.clone(),
+                        vec![Sample {
+                            t: t0 + 30_000,
+                            v: value(j, 1),
+                        }],
+                    )
                 })
                 .collect(),
             metadata: Vec::new(),

@@ -236,11 +236,10 @@ mod tests {
         let mut batch = engine::WriteBatch::default();
         for i in 0..n {
             let v = i.to_string();
-            batch.series.push(engine::SeriesSamples {
-                labels: engine::Labels::new(&[("__name__", "m"), ("i", &v)]),
-                samples: vec![engine::Sample::new(1, 1.0)],
-                start_timestamps: Vec::new(),
-            });
+            batch.series.push(engine::SeriesSamples::new(
+                engine::Labels::new(&[("__name__", "m"), ("i", &v)]),
+                vec![engine::Sample::new(1, 1.0)],
+            ));
         }
         let ticket = db.append(&batch).unwrap();
         let refs = ticket.summary().refs.iter().map(|r| r.unwrap()).collect();

@@ -794,11 +794,7 @@ mod tests {
         let c = Labels::new(&[("__name__", "c")]);
         // Force a collision: claim c's slot for a different series.
         b.index.insert(labels_hash(&c), 0);
-        b.series.push(SeriesSamples {
-            labels: a.clone(),
-            samples: vec![],
-            start_timestamps: Vec::new(),
-        });
+        b.series.push(SeriesSamples::new(a.clone(), vec![]));
         b.add(c.clone(), &[Sample::new(5, 5.0)], &[], None);
         b.add(c.clone(), &[Sample::new(6, 6.0)], &[], None);
         assert_eq!(b.series.len(), 2);

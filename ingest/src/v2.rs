@@ -81,8 +81,9 @@ struct Scratch {
     /// References in the series (`refs` stops growing past the limit).
     ref_count: usize,
     samples: Vec<Sample>,
-    /// Each sample's `start_timestamp` (0: unset); emptied by
-    /// [`Scratch::resolve_starts`] when no sample has one.
+    /// Each sample's `start_timestamp` (0: unset), from the first sample
+    /// that has one on (earlier ones padded by
+    /// [`Scratch::resolve_starts`]); empty while none has.
     starts: Vec<i64>,
     /// The legacy per-series `created_timestamp` (0: unset).
     created: i64,
@@ -93,18 +94,19 @@ struct Scratch {
 
 impl Scratch {
     /// Gives samples without a start the series' legacy
-    /// `created_timestamp` (earlier 2.0 drafts send only that), and
-    /// empties `starts` when no sample has one.
+    /// `created_timestamp` (earlier 2.0 drafts send only that), and makes
+    /// `starts` one per sample if any is known (it stays empty if none is).
     fn resolve_starts(&mut self) {
+        if self.created == 0 && self.starts.is_empty() {
+            return;
+        }
+        self.starts.resize(self.samples.len(), 0);
         if self.created != 0 {
             for st in &mut self.starts {
                 if *st == 0 {
                     *st = self.created;
                 }
             }
-        }
-        if self.starts.iter().all(|&st| st == 0) {
-            self.starts.clear();
         }
     }
 }
@@ -138,8 +140,14 @@ fn time_series(body: &[u8], limits: &Limits, s: &mut Scratch) -> Result<(), Wire
             2 => {
                 expect("TimeSeries.samples", wt, WireType::Len)?;
                 let (sample, start) = sample(r.len_delimited()?)?;
+                // Starts are kept one per sample once one is known.
+                if start != 0 {
+                    s.starts.resize(s.samples.len(), 0);
+                    s.starts.push(start);
+                } else if !s.starts.is_empty() {
+                    s.starts.push(0);
+                }
                 s.samples.push(sample);
-                s.starts.push(start);
             }
             3 => {
                 expect("TimeSeries.histograms", wt, WireType::Len)?;

@@ -253,11 +253,9 @@ fn generate(dir: &Path, hosts: usize) -> i64 {
                         )
                     })
                     .collect();
-                batch.series.push(SeriesSamples {
-                    labels: d.labels.clone(),
-                    samples,
-                    start_timestamps: Vec::new(),
-                });
+                batch
+                    .series
+                    .push(SeriesSamples::new(d.labels.clone(), samples));
             }
             db.append(&batch)
                 .expect("append")

@@ -100,11 +100,7 @@ async fn fixture_with(opts: ApiOptions) -> Fixture {
     let batch = WriteBatch {
         series: series_data()
             .into_iter()
-            .map(|(labels, samples)| SeriesSamples {
-                labels,
-                samples,
-                start_timestamps: Vec::new(),
-            })
+            .map(|(labels, samples)| SeriesSamples::new(labels, samples))
             .collect(),
         metadata: vec![
             MetricMetadata {

@@ -204,8 +204,21 @@ fn merged_starts(
     if members.iter().all(|&i| member_runs(i).is_empty()) {
         return;
     }
-    if let [only] = members {
-        runs.extend_from_slice(member_runs(*only));
+    // Inputs apart in time (adjacent blocks, the common compaction): their
+    // runs as they are, in time order; the writer joins them.
+    let mut spans: Vec<(i64, i64)> = members
+        .iter()
+        .filter_map(|&i| {
+            let s = &cursors[i].samples;
+            Some((s.first()?.t, s.last()?.t))
+        })
+        .collect();
+    spans.sort_unstable();
+    if spans.windows(2).all(|w| w[0].1 < w[1].0) {
+        for &i in members {
+            runs.extend_from_slice(member_runs(i));
+        }
+        runs.sort_unstable_by_key(|r| r.first);
         return;
     }
     // Each input's starts lined up with its samples, laid over `merged`

@@ -294,17 +294,32 @@ fn int8() -> Option<LogicalType> {
     }))
 }
 
+/// The `series_id` leaf every file but `timestamps.parquet` starts with.
+fn series_id_leaf() -> Leaf {
+    Leaf {
+        path: COL_SERIES_ID,
+        physical: PhysicalType::INT32,
+        logical: uint(32),
+        repetition: Repetition::REQUIRED,
+    }
+}
+
+/// A time column: milliseconds, UTC.
+fn time_leaf(path: &'static str) -> Leaf {
+    Leaf {
+        path,
+        physical: PhysicalType::INT64,
+        logical: ts_logical(),
+        repetition: Repetition::REQUIRED,
+    }
+}
+
 /// Leaves of `samples.parquet` in format `version` (1 to 3).
 fn samples_leaves(version: u32) -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
     let mut leaves = vec![
-        Leaf {
-            path: COL_SERIES_ID,
-            physical: P::INT32,
-            logical: uint(32),
-            repetition: R,
-        },
+        series_id_leaf(),
         if version >= 3 {
             Leaf {
                 path: COL_TS_ROW,
@@ -313,12 +328,7 @@ fn samples_leaves(version: u32) -> Vec<Leaf> {
                 repetition: R,
             }
         } else {
-            Leaf {
-                path: COL_TIMESTAMP,
-                physical: P::INT64,
-                logical: ts_logical(),
-                repetition: R,
-            }
+            time_leaf(COL_TIMESTAMP)
         },
     ];
     if version == 1 {
@@ -363,34 +373,16 @@ fn timestamps_leaves() -> Vec<Leaf> {
             logical: uint(64),
             repetition: R,
         },
-        Leaf {
-            path: COL_TIMESTAMP,
-            physical: P::INT64,
-            logical: ts_logical(),
-            repetition: R,
-        },
+        time_leaf(COL_TIMESTAMP),
     ]
 }
 
 fn starts_leaves() -> Vec<Leaf> {
-    use PhysicalType as P;
-    const R: Repetition = Repetition::REQUIRED;
-    let time = |path| Leaf {
-        path,
-        physical: P::INT64,
-        logical: ts_logical(),
-        repetition: R,
-    };
     vec![
-        Leaf {
-            path: COL_SERIES_ID,
-            physical: P::INT32,
-            logical: uint(32),
-            repetition: R,
-        },
-        time(COL_FIRST_TIME),
-        time(COL_LAST_TIME),
-        time(COL_START_TIME),
+        series_id_leaf(),
+        time_leaf(COL_FIRST_TIME),
+        time_leaf(COL_LAST_TIME),
+        time_leaf(COL_START_TIME),
     ]
 }
 
@@ -398,12 +390,7 @@ fn series_leaves() -> Vec<Leaf> {
     use PhysicalType as P;
     const R: Repetition = Repetition::REQUIRED;
     vec![
-        Leaf {
-            path: COL_SERIES_ID,
-            physical: P::INT32,
-            logical: uint(32),
-            repetition: R,
-        },
+        series_id_leaf(),
         Leaf {
             path: "labels.entries.key",
             physical: P::BYTE_ARRAY,
@@ -428,18 +415,8 @@ fn series_leaves() -> Vec<Leaf> {
             logical: uint(32),
             repetition: R,
         },
-        Leaf {
-            path: COL_MIN_TIME,
-            physical: P::INT64,
-            logical: ts_logical(),
-            repetition: R,
-        },
-        Leaf {
-            path: COL_MAX_TIME,
-            physical: P::INT64,
-            logical: ts_logical(),
-            repetition: R,
-        },
+        time_leaf(COL_MIN_TIME),
+        time_leaf(COL_MAX_TIME),
     ]
 }
 

@@ -1037,13 +1037,14 @@ fn cached_pages_outlive_compaction_only_as_long_as_their_readers() {
     let w = (now - 10 * HOUR).div_euclid(HOUR) * HOUR;
     let append = |minutes: std::ops::Range<i64>| {
         let series = (0..20)
-            .map(|i| SeriesSamples {
-                labels: Labels::new(&[("__name__", "m"), ("i", &i.to_string())]),
-                samples: minutes
-                    .clone()
-                    .map(|m| Sample::new(w + m * MINUTE, (i * 1000 + m) as f64))
-                    .collect(),
-                start_timestamps: Vec::new(),
+            .map(|i| {
+                SeriesSamples::new(
+                    Labels::new(&[("__name__", "m"), ("i", &i.to_string())]),
+                    minutes
+                        .clone()
+                        .map(|m| Sample::new(w + m * MINUTE, (i * 1000 + m) as f64))
+                        .collect(),
+                )
             })
             .collect();
         let batch = WriteBatch {
@@ -1474,4 +1475,45 @@ fn starts_files_claiming_more_runs_than_samples_are_corruption() {
         }
         other => panic!("want corruption, got {other:?}"),
     }
+}
+
+/// Blocks apart in time merge their runs as they are, and the writer joins
+/// a run that goes on across them.
+#[test]
+fn merging_adjacent_blocks_joins_a_run_across_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = Labels::new(&[("__name__", "c_total")]);
+    let block = |from: i64, starts: Vec<StartRun>| {
+        let samples: Vec<Sample> = (0..4)
+            .map(|i| Sample {
+                t: from + i * 10,
+                v: 1.0,
+            })
+            .collect();
+        let s = BlockSeries {
+            labels: labels.clone(),
+            samples,
+            starts,
+        };
+        let meta = write_block(
+            tmp.path(),
+            &BlockWriteOptions::default(),
+            [Ok(s)].into_iter(),
+        )
+        .unwrap()
+        .unwrap();
+        Block::open(&tmp.path().join(meta.id)).unwrap()
+    };
+    // 0..30 start 5 from 0 on; 100..130 start 5 then, from 120, start 115.
+    let a = block(0, vec![run(0, 30, 5)]);
+    let b = block(100, vec![run(100, 110, 5), run(120, 130, 115)]);
+    let out = tempfile::tempdir().unwrap();
+    let meta = merge_blocks(out.path(), &[&a, &b], &BlockWriteOptions::default())
+        .unwrap()
+        .unwrap();
+    let m = Block::open(&out.path().join(&meta.id)).unwrap();
+    assert_eq!(
+        m.start_runs(0, i64::MIN, i64::MAX),
+        [run(0, 110, 5), run(120, 130, 115)]
+    );
 }

@@ -28,11 +28,10 @@ fn open(dir: &Path) -> Arc<Db> {
 
 fn append(db: &Arc<Db>, pairs: &[(&str, &str)], points: &[(i64, f64)]) {
     let batch = WriteBatch {
-        series: vec![SeriesSamples {
-            labels: Labels::new(pairs),
-            samples: points.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
-            start_timestamps: Vec::new(),
-        }],
+        series: vec![SeriesSamples::new(
+            Labels::new(pairs),
+            points.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+        )],
         metadata: Vec::new(),
     };
     db.append(&batch).unwrap().wait_blocking().unwrap();

@@ -546,13 +546,12 @@ mod tests {
         let db =
             engine::Db::open(o, &mut prometheus_client::registry::Registry::default()).unwrap();
         let batch = engine::WriteBatch {
-            series: vec![engine::SeriesSamples {
-                labels: engine::Labels::new(&[("__name__", "m")]),
-                samples: (0..=10)
+            series: vec![engine::SeriesSamples::new(
+                engine::Labels::new(&[("__name__", "m")]),
+                (0..=10)
                     .map(|i| engine::Sample::new(i * 10_000, i as f64))
                     .collect(),
-                start_timestamps: Vec::new(),
-            }],
+            )],
             metadata: Vec::new(),
         };
         drop(db.append(&batch).unwrap());

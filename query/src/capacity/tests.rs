@@ -77,11 +77,7 @@ pub(crate) async fn node_db() -> (tempfile::TempDir, Arc<Db>) {
     let batch = WriteBatch {
         series: series
             .into_iter()
-            .map(|(labels, samples)| SeriesSamples {
-                labels,
-                samples,
-                start_timestamps: Vec::new(),
-            })
+            .map(|(labels, samples)| SeriesSamples::new(labels, samples))
             .collect(),
         metadata: Vec::new(),
     };

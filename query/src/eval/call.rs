@@ -306,11 +306,8 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
     }
     let mut out = match Kernel::for_function(rf, mode) {
         Some(k) => arg.rollup_kernel(ev, k, &|step| sc(0, step))?,
-        None if rf == RangeFunction::Resets
-            && matches!(mode, RangeMode::Normal | RangeMode::Anchored) =>
-        {
-            arg.rollup_resets(ev)?
-        }
+        // (`check_mode` admits `resets` over normal and anchored windows.)
+        None if rf == RangeFunction::Resets => arg.rollup_resets(ev)?,
         None => window_by_window(ev, &arg, rf, &scalars, pos0)?,
     };
     if !keeps_metric_name(name) {

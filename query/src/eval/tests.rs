@@ -43,10 +43,11 @@ fn db(series: &[TestSeries]) -> (tempfile::TempDir, Arc<Db>) {
     let batch = WriteBatch {
         series: series
             .iter()
-            .map(|(l, s)| SeriesSamples {
-                labels: Labels::new(l),
-                samples: s.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
-                start_timestamps: Vec::new(),
+            .map(|(l, s)| {
+                SeriesSamples::new(
+                    Labels::new(l),
+                    s.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+                )
             })
             .collect(),
         metadata: Vec::new(),
@@ -902,13 +903,14 @@ pub(crate) fn blocks_and_head_db() -> (
     let (_d, db) = db(&series);
     db.cut_head().unwrap();
     // More in the head, and a backfilled sample inside the blocks' time.
-    let more = |k: &str, samples: Vec<(i64, f64)>| SeriesSamples {
-        labels: Labels::new(&[("__name__", "g"), ("kind", k)]),
-        samples: samples
-            .into_iter()
-            .map(|(t, v)| Sample::new(t, v))
-            .collect(),
-        start_timestamps: Vec::new(),
+    let more = |k: &str, samples: Vec<(i64, f64)>| {
+        SeriesSamples::new(
+            Labels::new(&[("__name__", "g"), ("kind", k)]),
+            samples
+                .into_iter()
+                .map(|(t, v)| Sample::new(t, v))
+                .collect(),
+        )
     };
     let batch = WriteBatch {
         series: kinds
@@ -1143,6 +1145,14 @@ fn start_timestamps_reach_every_rate_path() {
     };
     assert_eq!(resets_at("resets(c_total[5m] anchored)"), [0.0, 1.0]);
     assert_eq!(resets_at("resets(c_total[5m])"), [0.0, 0.0]);
+    // At 15m30s the anchor is the 10m sample: the 15m restart counts, the
+    // 10m one (whose sample is the anchor) does not.
+    let at = 15 * minute + 30_000;
+    let resets_at = |q: &str| -> Vec<f64> {
+        let v = vector_values(&instant_query(&db, &parse(q), at, &opts()).unwrap().value);
+        v.iter().map(|x| x.1).collect()
+    };
+    assert_eq!(resets_at("resets(c_total[5m] anchored)"), [0.0, 1.0]);
     // A range query answers at every step what the instant query does.
     let anchored = matrix("resets(c_total{kind=\"st\"}[5m] anchored)");
     assert!(anchored[0].points.iter().any(|p| p.v > 0.0));
@@ -1151,6 +1161,41 @@ fn start_timestamps_reach_every_rate_path() {
         let v = vector_values(&instant_query(&db, &q, p.t, &opts()).unwrap().value);
         assert_eq!(v[0].1.to_bits(), p.v.to_bits(), "anchored at {}", p.t);
     }
+}
+
+/// Starts that reach back before the previous sample (and are not its
+/// start) warn once per series, counting the windows that saw one.
+#[test]
+fn start_overlaps_warn_once_with_their_count() {
+    let (_d, db) = db(&[]);
+    let minute = 60_000;
+    // Every sample's start lies 90 s back: before the previous sample, and
+    // never the previous start.
+    let times: Vec<i64> = (1..=10).map(|i| i * minute).collect();
+    let batch = WriteBatch {
+        series: vec![SeriesSamples {
+            labels: Labels::new(&[("__name__", "c_total")]),
+            samples: times.iter().map(|&t| Sample::new(t, t as f64)).collect(),
+            start_timestamps: times.iter().map(|&t| t - 90_000).collect(),
+        }],
+        metadata: Vec::new(),
+    };
+    db.append(&batch).unwrap().wait_blocking().unwrap();
+    let e = crate::promql::parse("rate(c_total[2m])").unwrap();
+    // Steps at 4m, 5m, 6m: each window holds two samples, an overlap.
+    let out = range_query(&db, &e, 4 * minute, 6 * minute, minute, &opts()).unwrap();
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(
+        out.warnings[0].ends_with("for metric \"c_total\" (3 occurrences)"),
+        "{}",
+        out.warnings[0]
+    );
+    let out = instant_query(&db, &e, 4 * minute, &opts()).unwrap();
+    assert!(
+        !out.warnings[0].contains("occurrences"),
+        "{:?}",
+        out.warnings
+    );
 }
 
 /// `start_timestamp(x)` gives the start of the sample the selector sees
@@ -1260,15 +1305,17 @@ fn start_timestamps_over_a_cut_match_instant_queries() {
     db.cut_head().unwrap();
     append(21..=40);
     let parse = |q: &str| crate::promql::parse(q).unwrap();
-    for (q, step) in [
-        ("increase(c_total[5m])", minute),
-        ("resets(c_total[5m])", minute),
-        ("irate(c_total[5m])", minute),
-        ("rate(c_total[2m])", 10 * minute),
-        ("resets(c_total[2m])", 10 * minute),
+    // Far-apart steps (each reading its own window) from 10m: the windows
+    // (8m, 10m] and (28m, 30m] hold the restarts.
+    for (q, from, step) in [
+        ("increase(c_total[5m])", 6 * minute, minute),
+        ("resets(c_total[5m])", 6 * minute, minute),
+        ("irate(c_total[5m])", 6 * minute, minute),
+        ("rate(c_total[2m])", 10 * minute, 10 * minute),
+        ("resets(c_total[2m])", 10 * minute, 10 * minute),
     ] {
         let e = parse(q);
-        let out = range_query(&db, &e, 6 * minute, 40 * minute, step, &opts()).unwrap();
+        let out = range_query(&db, &e, from, 40 * minute, step, &opts()).unwrap();
         // No start seems to overlap a sample before it, on either side
         // of the cut.
         assert!(out.warnings.is_empty(), "{q}: {:?}", out.warnings);

@@ -42,11 +42,8 @@ struct Gen {
 
 impl Gen {
     fn add(&mut self, labels: &[(&str, &str)], samples: Vec<Sample>) {
-        self.series.push(SeriesSamples {
-            labels: Labels::new(labels),
-            samples,
-            start_timestamps: Vec::new(),
-        });
+        self.series
+            .push(SeriesSamples::new(Labels::new(labels), samples));
     }
 }
 
