@@ -76,6 +76,10 @@ pub struct RunSummary {
     pub stale: bool,
     /// Some value is a NaN (stale markers included).
     pub nan: bool,
+    /// Some value is below the one before it (a counter reset; a NaN is
+    /// below nothing, nor anything below it), as Prometheus's rate
+    /// functions compare them.
+    pub decreases: bool,
     /// When every value is an integer of magnitude below [`INT_LIMIT`]:
     /// their sum and the sum of their magnitudes, exact.
     pub int_sum: Option<(i128, i128)>,
@@ -94,6 +98,7 @@ impl RunSummary {
         let first = run.first().map_or(f64::NAN, |s| s.v);
         let (mut min, mut max) = (first, first);
         let (mut stale, mut nan, mut ints) = (false, false, true);
+        let (mut decreases, mut prev) = (false, first);
         let (mut sum, mut abs) = (0i128, 0i128);
         // No partial sum can overflow while the magnitudes sum below the
         // limit, which is where the float sum is kept.
@@ -104,6 +109,8 @@ impl RunSummary {
             fabs += v.abs();
             stale |= is_stale_nan(v);
             nan |= v.is_nan();
+            decreases |= v < prev;
+            prev = v;
             if v < min {
                 min = v;
             }
@@ -121,6 +128,7 @@ impl RunSummary {
         RunSummary {
             stale,
             nan,
+            decreases,
             int_sum: ints.then_some((sum, abs)),
             extremes: (!nan).then_some((min, max)),
             // A NaN makes `fabs` NaN and an infinity infinite: neither
@@ -196,6 +204,23 @@ mod tests {
         assert!(s.stale && s.nan);
         let s = RunSummary::of(&run(&[1.0, f64::NAN]));
         assert!(!s.stale && s.nan && s.extremes.is_none());
+    }
+
+    #[test]
+    fn decreases_are_values_below_their_predecessor() {
+        for (values, want) in [
+            (&[1.0, 1.0, 2.0][..], false),
+            (&[1.0], false),
+            (&[2.0, 1.0], true),
+            (&[1.0, 3.0, 2.0, 4.0], true),
+            // NaN compares false both ways: 3 after a NaN is no decrease.
+            (&[5.0, f64::NAN, 3.0], false),
+            (&[5.0, f64::NAN, 3.0, 2.0], true),
+            (&[5.0, f64::from_bits(STALE_NAN), 3.0], false),
+            (&[0.0, -0.0], false),
+        ] {
+            assert_eq!(RunSummary::of(&run(values)).decreases, want, "{values:?}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use engine::summary::{FLOAT_SUM_LIMIT, FloatSum, kahan_step};
 
 use super::functions::call::RangeFunction;
 use super::functions::range::{self as fr, Window};
-use super::functions::smoothing;
+use super::functions::smoothing::{self, LineFit};
 use super::functions::start as fs;
 use super::selector::Span;
 use super::value::Point;
@@ -232,7 +232,7 @@ fn rates_batched<const COUNTER: bool, const RATE: bool>(
         return;
     };
     // Every window of a range argument has the same length.
-    let range_seconds = Window::new(&[], sp0.range_start, sp0.range_end).range_seconds();
+    let range_seconds = fr::range_seconds(sp0.range_start, sp0.range_end);
     // Index `r` of every sample below its predecessor (NaNs compare false,
     // as in the correction loop). Usually none.
     let mut resets: Vec<usize> = Vec::new();
@@ -284,10 +284,8 @@ fn rates_batched<const COUNTER: bool, const RATE: bool>(
                 k += 1;
             }
             if k < resets.len() && resets[k] < sp.b {
-                for pair in pts[sp.a..sp.b].windows(2) {
-                    if pair[1].v < pair[0].v {
-                        delta += pair[0].v;
-                    }
+                for v in fr::before_decreases(&pts[sp.a..sp.b]) {
+                    delta += v;
                 }
             }
         }
@@ -573,8 +571,11 @@ fn kahan_lanes<const AVG: bool, const N: usize>(
 /// One window's value, fed its samples a slice at a time in time order
 /// (stale markers are skipped here), for kernels that need no more than
 /// one pass: `count`, `present`, `first`, `last`, `min`, `max`, `sum` and
-/// `avg` over time. The result is bit for bit what [`Kernel::run`] gives
-/// on the whole window, except that a sum taking runs' float sums
+/// `avg` over time, `rate`, `increase` and `delta`, and `deriv` and
+/// `predict_linear` as Prometheus computes them ([`LineFit`]). The result is bit for bit what
+/// [`Kernel::run`] gives on the whole window (Prometheus's own for the
+/// line: the kernel's exact sums agree with it within 1e-7), except that
+/// a sum taking runs' float sums
 /// ([`RunSummary::float_sum`]) may round differently, within the
 /// compensated sum's error bound. An instant query folds its series' stored
 /// samples with it where they lie, without gathering them first.
@@ -588,8 +589,8 @@ pub(crate) struct WindowFold {
     kernel: Kernel,
     /// Values folded.
     n: usize,
-    first: f64,
-    last: f64,
+    first: Point,
+    last: Point,
     /// `min`/`max`: the value chosen so far.
     best: f64,
     /// Sums: still exact integers.
@@ -601,21 +602,55 @@ pub(crate) struct WindowFold {
     sum: f64,
     c: f64,
     overflow: bool,
+    /// `deriv`/`predict_linear`: the fit, and `predict_linear`'s horizon
+    /// in seconds.
+    line: LineFit,
+    horizon: f64,
+    /// Rates: the window's edges `(start, end]`, and of each sample below
+    /// its predecessor (counters only), the predecessor's value, in order.
+    edges: (i64, i64),
+    corrections: Vec<f64>,
 }
 
 impl WindowFold {
-    /// A fold for `kernel`, if it is one that folds.
+    /// A fold for `kernel`, if it is one that folds knowing nothing of its
+    /// window (the `*_over_time` kernels but the timestamps': rates and
+    /// lines need [`WindowFold::for_window`]).
     pub fn new(kernel: Kernel) -> Option<WindowFold> {
         use Kernel as K;
         matches!(
             kernel,
             K::Count | K::Present | K::First | K::Last | K::Min | K::Max | K::Sum | K::Avg
         )
-        .then_some(WindowFold {
+        .then(|| WindowFold::empty(kernel))
+    }
+
+    /// A fold for `kernel`, if it is one that folds, of the window `sp`
+    /// (its samples are what the fold is fed; a rate extrapolates to its
+    /// edges), with `param` the scalar argument (`predict_linear`'s
+    /// horizon in seconds from the step's time `sp.t`).
+    pub fn for_window(kernel: Kernel, sp: &Span, param: f64) -> Option<WindowFold> {
+        match kernel {
+            Kernel::Deriv => Some(WindowFold::empty(kernel)),
+            Kernel::PredictLinear => Some(WindowFold {
+                line: LineFit::new(Some(sp.t)),
+                horizon: param,
+                ..WindowFold::empty(kernel)
+            }),
+            Kernel::Rate { .. } => Some(WindowFold {
+                edges: (sp.range_start, sp.range_end),
+                ..WindowFold::empty(kernel)
+            }),
+            _ => WindowFold::new(kernel),
+        }
+    }
+
+    fn empty(kernel: Kernel) -> WindowFold {
+        WindowFold {
             kernel,
             n: 0,
-            first: 0.0,
-            last: 0.0,
+            first: Point::new(0, 0.0),
+            last: Point::new(0, 0.0),
             best: 0.0,
             exact: true,
             isum: 0,
@@ -623,17 +658,28 @@ impl WindowFold {
             sum: 0.0,
             c: 0.0,
             overflow: false,
-        })
+            // `deriv`'s x is from the window's first sample.
+            line: LineFit::new(None),
+            horizon: 0.0,
+            edges: (0, 0),
+            corrections: Vec::new(),
+        }
+    }
+
+    /// Whether the kernel needs every value: no summary answers for them.
+    fn needs_every_value(&self) -> bool {
+        matches!(self.kernel, Kernel::Deriv | Kernel::PredictLinear)
     }
 
     /// Folds the next samples, summarised by `summary` (a whole run of a
     /// decoded page, or a chunk of one): where the summary answers for
-    /// them, in O(1).
+    /// them, in O(1). `deriv`/`predict_linear` take every value, and a
+    /// counter's rate those of a run with a reset (`summary.decreases`).
     pub fn add_summarized(&mut self, pts: &[Point], summary: &RunSummary) {
         let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
             return;
         };
-        if summary.stale {
+        if summary.stale || self.needs_every_value() {
             return self.add(pts);
         }
         match self.kernel {
@@ -661,12 +707,15 @@ impl WindowFold {
                 (_, Some(f)) if self.takes_float_sum(&f) => self.add_float_sum(&f),
                 _ => return self.add(pts),
             },
+            // A run without a reset needs its ends alone.
+            Kernel::Rate { counter: true, .. } if summary.decreases => return self.add(pts),
+            Kernel::Rate { counter: true, .. } => self.correct_joint(first.v),
             _ => {}
         }
         if self.n == 0 {
-            self.first = first.v;
+            self.first = *first;
         }
-        self.last = last.v;
+        self.last = *last;
         self.n += pts.len();
     }
 
@@ -737,12 +786,19 @@ impl WindowFold {
                 }
             }
             Kernel::Sum | Kernel::Avg => self.sum_run(pts),
+            Kernel::Deriv | Kernel::PredictLinear => self.line.extend(pts),
+            Kernel::Rate { counter: true, .. } => {
+                self.correct_joint(first.v);
+                if fr::has_decrease(pts) {
+                    self.corrections.extend(fr::before_decreases(pts));
+                }
+            }
             _ => {}
         }
         if self.n == 0 {
-            self.first = first.v;
+            self.first = *first;
         }
-        self.last = last.v;
+        self.last = *last;
         self.n += pts.len();
     }
 
@@ -811,6 +867,34 @@ impl WindowFold {
         self.c = 0.0;
     }
 
+    /// A counter's correction for the pair across the joint of the
+    /// samples folded so far and the next slice, starting at `next`.
+    fn correct_joint(&mut self, next: f64) {
+        if self.n > 0 && next < self.last.v {
+            self.corrections.push(self.last.v);
+        }
+    }
+
+    /// `rate`/`increase`/`delta` as [`fr::extrapolated_rate_known`]
+    /// computes it: the corrections added in order after the change.
+    fn rate(&self, counter: bool, per_second: bool) -> Option<f64> {
+        if self.n < 2 {
+            return None;
+        }
+        let mut result = self.last.v - self.first.v;
+        for &c in &self.corrections {
+            result += c;
+        }
+        let ends = fr::WindowEnds {
+            first: self.first,
+            last: self.last,
+            len: self.n,
+            start_ms: self.edges.0,
+            end_ms: self.edges.1,
+        };
+        fr::extrapolate_ends(&ends, result, counter, per_second, None)
+    }
+
     /// The window's value: `Some(None)` for an empty window, `None` where
     /// the whole window is needed (an average whose sum overflowed, which
     /// Prometheus then computes as an incremental mean).
@@ -818,12 +902,19 @@ impl WindowFold {
         if self.n == 0 {
             return Some(None);
         }
+        if let Kernel::Rate {
+            counter,
+            per_second,
+        } = self.kernel
+        {
+            return Some(self.rate(counter, per_second));
+        }
         let count = self.n as f64;
         Some(Some(match self.kernel {
             Kernel::Count => count,
             Kernel::Present => 1.0,
-            Kernel::First => self.first,
-            Kernel::Last => self.last,
+            Kernel::First => self.first.v,
+            Kernel::Last => self.last.v,
             Kernel::Min | Kernel::Max => self.best,
             Kernel::Sum if self.exact => self.isum as f64 + 0.0,
             Kernel::Avg if self.exact => self.isum as f64 / count + 0.0 / count,
@@ -831,6 +922,13 @@ impl WindowFold {
             Kernel::Sum => self.sum + self.c,
             Kernel::Avg if self.overflow => return None,
             Kernel::Avg => self.sum / count + self.c / count,
+            // As `deriv`/`predict_linear`: at least two samples.
+            Kernel::Deriv | Kernel::PredictLinear if self.n < 2 => return Some(None),
+            Kernel::Deriv => self.line.result().0,
+            Kernel::PredictLinear => {
+                let (slope, intercept) = self.line.result();
+                slope * self.horizon + intercept
+            }
             _ => return None,
         }))
     }
@@ -1197,7 +1295,9 @@ mod tests {
         /// slices through their summaries, gives the kernel's value on the
         /// whole window without the markers wherever the slices are cut:
         /// bit for bit, except that a sum over non-integers taken partly
-        /// from runs' float sums may differ by its rounding.
+        /// from runs' float sums may differ by its rounding. `deriv` and
+        /// `predict_linear` give Prometheus's value (the per-window
+        /// function's) bit for bit.
         #[test]
         fn window_folds_match_the_kernels(
             values in prop_oneof![
@@ -1237,11 +1337,25 @@ mod tests {
                 RangeFunction::FirstOverTime, RangeFunction::LastOverTime,
                 RangeFunction::SumOverTime, RangeFunction::AvgOverTime,
                 RangeFunction::MinOverTime, RangeFunction::MaxOverTime,
+                RangeFunction::Deriv, RangeFunction::PredictLinear,
+                RangeFunction::Rate, RangeFunction::Increase, RangeFunction::Delta,
             ] {
                 let k = Kernel::for_function(f, RangeMode::Normal).expect("kernel");
                 let mut whole = Vec::new();
-                k.run(&kept, window(&kept).as_slice(), &|_| 0.0, &mut whole);
-                let mut fold = WindowFold::new(k).expect("folds");
+                let (t, horizon) = (300 * 15_000, 1234.5);
+                if matches!(k, Kernel::Deriv | Kernel::PredictLinear) {
+                    let w = Window::new(&kept, -1, t);
+                    let v = if k == Kernel::Deriv {
+                        smoothing::deriv(&w)
+                    } else {
+                        smoothing::predict_linear(&w, t, horizon)
+                    };
+                    whole.extend(v.map(|v| Point::new(t, v)));
+                } else {
+                    k.run(&kept, window(&kept).as_slice(), &|_| 0.0, &mut whole);
+                }
+                let edges = Span { step: 0, t, a: 0, b: 0, range_start: -1, range_end: t };
+                let mut fold = WindowFold::for_window(k, &edges, horizon).expect("folds");
                 let mut from = 0;
                 for (&c, &whole) in cuts.iter().chain([&pts.len()]).zip(&summarized) {
                     let piece = &pts[from..c];

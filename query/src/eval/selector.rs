@@ -754,11 +754,22 @@ impl RangeArg {
         if ev.n() == 1
             && !plan.sparse
             && let RangeData::Storage(entries) = &self.data
-            && let Some(mut fold) = WindowFold::new(kernel)
+            && let t = ev.ts(0)
+            && let r = self.at.unwrap_or(t) - self.offset
+            && let Some(mut fold) = WindowFold::for_window(
+                kernel,
+                &Span {
+                    step: 0,
+                    t,
+                    a: 0,
+                    b: 0,
+                    range_start: r - self.range,
+                    range_end: r,
+                },
+                param(0),
+            )
         {
             ev.ctx.check()?;
-            let t = ev.ts(0);
-            let r = self.at.unwrap_or(t) - self.offset;
             // The window `(r - range - before, r + after]`, as `series` reads it.
             let (mint, maxt) = (r - self.range - plan.before + 1, r + plan.after);
             let mut loaded = 0;
@@ -1249,7 +1260,7 @@ pub(super) mod tests {
         plan.with_ev(|ev| {
             let sel = InstantSel::new(ev, vs, false).unwrap();
             let entries = select(ev, vs).unwrap();
-            assert_eq!(entries.len(), 4);
+            assert_eq!(entries.len(), 5);
             for e in &entries {
                 let kind = e.labels.get("kind").unwrap();
                 let mut points = vec![p(-1, 0.0)];

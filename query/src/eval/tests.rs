@@ -888,9 +888,12 @@ pub(crate) fn blocks_and_head_db() -> (
         "odd" if i % 1_000 == 500 => stale,
         "odd" if i % 1_777 == 3 => f64::NAN,
         "odd" => (i % 13) as f64 - 6.0,
+        // A counter reset every 1,024 samples: most page runs and chunks
+        // hold none.
+        "counter" => ((i % 1_024) * 3) as f64,
         _ => (i % 5) as f64,
     };
-    let kinds = ["int", "frac", "odd", "overlap"];
+    let kinds = ["int", "frac", "odd", "counter", "overlap"];
     let labels: Vec<[(&str, &str); 2]> = kinds
         .iter()
         .map(|&k| [("__name__", "g"), ("kind", k)])
@@ -941,7 +944,13 @@ pub(crate) fn blocks_and_head_db() -> (
 /// compensated sums, within a few units in the last place): series of
 /// integers (whole page runs from summaries), of fractions, with stale
 /// markers and NaNs, and one whose head overlaps a block (backfill),
-/// where the fold falls back to the merging read.
+/// where the fold falls back to the merging read. Rates see the counter
+/// resets inside slices and across their joints, and take the runs of a
+/// counter without resets by their ends (from their summaries). `deriv`
+/// and `predict_linear` fold Prometheus's sums, which the range kernel's
+/// exact ones match within 1e-7. Windows moved by `offset` and pinned by
+/// `@` fold the same window as the range query's step (`predict_linear`
+/// from the step's time).
 #[test]
 fn folded_instant_windows_equal_gathered_ones_over_blocks() {
     let (_d, db, _, end) = blocks_and_head_db();
@@ -954,9 +963,21 @@ fn folded_instant_windows_equal_gathered_ones_over_blocks() {
         "max_over_time",
         "first_over_time",
         "last_over_time",
+        "rate",
+        "increase",
+        "delta",
+        "deriv",
+        "predict_linear",
     ] {
-        for (range, t) in [("40d", end), ("1d", end - 3_333), ("30h", 90_000_777)] {
-            let q = format!("{f}(g[{range}])");
+        for (window, t) in [
+            ("[40d]", end),
+            ("[1d]", end - 3_333),
+            ("[30h]", 90_000_777),
+            ("[2h] offset 1h", end - 77_000),
+            ("[90m] @ 60000.5", 100_000_000),
+        ] {
+            let param = if f == "predict_linear" { ", 3600" } else { "" };
+            let q = format!("{f}(g{window}{param})");
             let e = crate::promql::parse(&q).unwrap();
             let folded = vector_values(&instant_query(&db, &e, t, &opts()).unwrap().value);
             let gathered = match range_query(&db, &e, t, t + 60_000, 60_000, &opts())
@@ -972,13 +993,17 @@ fn folded_instant_windows_equal_gathered_ones_over_blocks() {
             };
             let mut folded = folded;
             folded.sort_by(|a, b| a.0.cmp(&b.0));
-            assert_eq!(folded.len(), 4, "{q} at {t}");
+            assert_eq!(folded.len(), 5, "{q} at {t}");
             assert_eq!(folded.len(), gathered.len(), "{q} at {t}");
-            let sums = f == "sum_over_time" || f == "avg_over_time";
+            let tolerance = match f {
+                "sum_over_time" | "avg_over_time" => 6.0 * f64::EPSILON,
+                "deriv" | "predict_linear" => 2e-7,
+                _ => 0.0,
+            };
             for (a, b) in folded.iter().zip(&gathered) {
                 let same = a.1.to_bits() == b.1.to_bits()
                     || (a.1.is_nan() && b.1.is_nan())
-                    || sums && (a.1 - b.1).abs() <= 6.0 * f64::EPSILON * b.1.abs();
+                    || tolerance > 0.0 && (a.1 - b.1).abs() <= tolerance * b.1.abs();
                 assert!(a.0 == b.0 && same, "{q} at {t}: {a:?} vs {b:?}");
             }
         }

@@ -35,17 +35,23 @@ impl<'a> Window<'a> {
         }
     }
 
-    /// The range in seconds, as Go's `Duration.Seconds()` computes it
-    /// (whole seconds plus the fractional part), for bit-equal rates.
+    /// The range in seconds ([`range_seconds`]).
     pub fn range_seconds(&self) -> f64 {
-        let ms = self.end_ms - self.start_ms;
-        let frac = ms % 1000;
-        if frac == 0 {
-            // The same value without a division (0 / 1e9 adds +0).
-            return (ms / 1000) as f64;
-        }
-        (ms / 1000) as f64 + (frac * 1_000_000) as f64 / 1e9
+        range_seconds(self.start_ms, self.end_ms)
     }
+}
+
+/// The range `(start_ms, end_ms]` in seconds, as Go's
+/// `Duration.Seconds()` computes it (whole seconds plus the fractional
+/// part), for bit-equal rates.
+pub fn range_seconds(start_ms: i64, end_ms: i64) -> f64 {
+    let ms = end_ms - start_ms;
+    let frac = ms % 1000;
+    if frac == 0 {
+        // The same value without a division (0 / 1e9 adds +0).
+        return (ms / 1000) as f64;
+    }
+    (ms / 1000) as f64 + (frac * 1_000_000) as f64 / 1e9
 }
 
 /// `rate(v[r])`: per-second increase of a counter, extrapolated.
@@ -95,10 +101,8 @@ pub fn extrapolated_rate_known(
     let (first, last) = (s[0], s[s.len() - 1]);
     let mut result = last.v - first.v;
     if is_counter && has_decrease {
-        for pair in s.windows(2) {
-            if pair[1].v < pair[0].v {
-                result += pair[0].v;
-            }
+        for v in before_decreases(s) {
+            result += v;
         }
     }
     extrapolate(w, result, is_counter, is_rate, None)
@@ -117,14 +121,44 @@ pub fn extrapolated_rate_known(
 #[inline]
 pub(crate) fn extrapolate(
     w: &Window,
+    result: f64,
+    is_counter: bool,
+    is_rate: bool,
+    zero_start: Option<i64>,
+) -> Option<f64> {
+    let ends = WindowEnds {
+        first: *w.samples.first()?,
+        last: *w.samples.last()?,
+        len: w.samples.len(),
+        start_ms: w.start_ms,
+        end_ms: w.end_ms,
+    };
+    extrapolate_ends(&ends, result, is_counter, is_rate, zero_start)
+}
+
+/// What [`extrapolate`] reads of a window: its first and last samples,
+/// how many it holds (at least one), and its edges.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowEnds {
+    pub first: Sample,
+    pub last: Sample,
+    pub len: usize,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// [`extrapolate`] from the window's ends alone (a window folded a slice
+/// at a time: [`crate::eval::rollup::WindowFold`]).
+#[inline]
+pub(crate) fn extrapolate_ends(
+    w: &WindowEnds,
     mut result: f64,
     is_counter: bool,
     is_rate: bool,
     zero_start: Option<i64>,
 ) -> Option<f64> {
-    let s = w.samples;
-    let (&first, &last) = (s.first()?, s.last()?);
-    let intervals = s.len() - 1;
+    let (first, last) = (w.first, w.last);
+    let intervals = w.len - 1;
     let mut duration_to_start = (first.t - w.start_ms) as f64 / 1000.0;
     let mut duration_to_end = (w.end_ms - last.t) as f64 / 1000.0;
     let mut sampled_interval = (last.t - first.t) as f64 / 1000.0;
@@ -165,15 +199,24 @@ pub(crate) fn extrapolate(
         factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
     }
     if is_rate {
-        factor /= w.range_seconds();
+        factor /= range_seconds(w.start_ms, w.end_ms);
     }
     Some(result * factor)
+}
+
+/// The value before each sample below its predecessor (a counter reset;
+/// NaN compares false), in order: what a counter's change adds back.
+#[inline]
+pub(crate) fn before_decreases(s: &[Sample]) -> impl Iterator<Item = f64> + '_ {
+    s.windows(2)
+        .filter(|pair| pair[1].v < pair[0].v)
+        .map(|pair| pair[0].v)
 }
 
 /// Whether some sample's value is below its predecessor's (NaN compares
 /// false, as in the reset loop).
 #[inline]
-fn has_decrease(s: &[Sample]) -> bool {
+pub(crate) fn has_decrease(s: &[Sample]) -> bool {
     let mut any = false;
     for pair in s.windows(2) {
         any |= pair[1].v < pair[0].v;

@@ -12,41 +12,116 @@ use super::range::Window;
 /// `intercept_ms`: returns `(slope per second, value at intercept_ms)`.
 /// A constant series has slope 0 (or NaN for a constant ±Inf).
 pub fn linear_regression(samples: &[Sample], intercept_ms: i64) -> (f64, f64) {
-    let Some(first) = samples.first() else {
-        return (f64::NAN, f64::NAN);
-    };
-    let init_y = first.v;
-    let mut const_y = true;
-    let n = samples.len() as f64;
-    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (
-        KahanSum::new(),
-        KahanSum::new(),
-        KahanSum::new(),
-        KahanSum::new(),
-    );
-    for (i, s) in samples.iter().enumerate() {
-        if const_y && i > 0 && s.v != init_y {
-            const_y = false;
+    let mut fit = LineFit::new(Some(intercept_ms));
+    fit.extend(samples);
+    fit.result()
+}
+
+/// Prometheus's least-squares sums (`linearRegression`), fed a window's
+/// samples in time order a slice at a time: the same operations in the
+/// same order as over the whole window at once, so the same result bit
+/// for bit. An instant query folds a stored series' samples into it where
+/// they lie ([`crate::eval::rollup::WindowFold`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LineFit {
+    /// Where x is 0, in ms: `None` until the first sample for a fit from
+    /// the first sample's time (`deriv`).
+    origin: Option<i64>,
+    n: usize,
+    init_y: f64,
+    const_y: bool,
+    sum_x: KahanSum,
+    sum_y: KahanSum,
+    sum_xy: KahanSum,
+    sum_x2: KahanSum,
+}
+
+impl LineFit {
+    /// A fit with x in seconds from `origin_ms`, or from the first
+    /// sample's time when `None`.
+    pub fn new(origin_ms: Option<i64>) -> LineFit {
+        LineFit {
+            origin: origin_ms,
+            n: 0,
+            init_y: 0.0,
+            const_y: true,
+            sum_x: KahanSum::new(),
+            sum_y: KahanSum::new(),
+            sum_xy: KahanSum::new(),
+            sum_x2: KahanSum::new(),
         }
-        let x = (s.t - intercept_ms) as f64 / 1e3;
-        sum_x.add(x);
-        sum_y.add(s.v);
-        sum_xy.add(x * s.v);
-        sum_x2.add(x * x);
     }
-    if const_y {
-        if init_y.is_infinite() {
+
+    /// Adds the next samples (later than those added so far).
+    pub fn extend(&mut self, samples: &[Sample]) {
+        let Some(first) = samples.first() else {
+            return;
+        };
+        let origin = *self.origin.get_or_insert(first.t);
+        let mut rest = samples;
+        if self.n == 0 {
+            // The first value is the one the others are compared with
+            // (a NaN first value is not "different" from itself).
+            self.init_y = first.v;
+        }
+        // The sums in locals, so that the loop keeps them in registers.
+        let Self {
+            init_y,
+            mut const_y,
+            mut sum_x,
+            mut sum_y,
+            mut sum_xy,
+            mut sum_x2,
+            ..
+        } = *self;
+        let mut add = |s: &Sample| {
+            let x = (s.t - origin) as f64 / 1e3;
+            sum_x.add(x);
+            sum_y.add(s.v);
+            sum_xy.add(x * s.v);
+            sum_x2.add(x * x);
+        };
+        if self.n == 0 {
+            add(first);
+            rest = &samples[1..];
+        }
+        for s in rest {
+            if const_y && s.v != init_y {
+                const_y = false;
+            }
+            add(s);
+        }
+        self.n += samples.len();
+        (
+            self.const_y,
+            self.sum_x,
+            self.sum_y,
+            self.sum_xy,
+            self.sum_x2,
+        ) = (const_y, sum_x, sum_y, sum_xy, sum_x2);
+    }
+
+    /// `(slope per second, value at the origin)`; NaNs without samples.
+    pub fn result(&self) -> (f64, f64) {
+        if self.n == 0 {
             return (f64::NAN, f64::NAN);
         }
-        return (0.0, init_y);
+        if self.const_y {
+            if self.init_y.is_infinite() {
+                return (f64::NAN, f64::NAN);
+            }
+            return (0.0, self.init_y);
+        }
+        let n = self.n as f64;
+        // Prometheus adds the compensation unconditionally here.
+        let [sum_x, sum_y, sum_xy, sum_x2] =
+            [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2].map(|k| k.raw_total());
+        let cov_xy = sum_xy - sum_x * sum_y / n;
+        let var_x = sum_x2 - sum_x * sum_x / n;
+        let slope = cov_xy / var_x;
+        let intercept = sum_y / n - slope * sum_x / n;
+        (slope, intercept)
     }
-    // Prometheus adds the compensation unconditionally here.
-    let [sum_x, sum_y, sum_xy, sum_x2] = [sum_x, sum_y, sum_xy, sum_x2].map(|k| k.raw_total());
-    let cov_xy = sum_xy - sum_x * sum_y / n;
-    let var_x = sum_x2 - sum_x * sum_x / n;
-    let slope = cov_xy / var_x;
-    let intercept = sum_y / n - slope * sum_x / n;
-    (slope, intercept)
 }
 
 /// `deriv(v[r])`: per-second slope of the least-squares line.
@@ -201,5 +276,87 @@ mod tests {
                 .to_string(),
             "invalid trend factor. Expected: 0 < tf < 1, got: NaN"
         );
+    }
+
+    /// Prometheus's `linearRegression` written out as one loop over the
+    /// window, as its source reads: the reference [`LineFit`] must match.
+    fn linear_regression_reference(samples: &[Sample], intercept_ms: i64) -> (f64, f64) {
+        use crate::eval::functions::kahan::inc;
+        let init_y = samples[0].v;
+        let mut const_y = true;
+        let (mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0);
+        let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+        for (i, s) in samples.iter().enumerate() {
+            if const_y && i > 0 && s.v != init_y {
+                const_y = false;
+            }
+            let x = (s.t - intercept_ms) as f64 / 1e3;
+            (sum_x, c_x) = inc(x, sum_x, c_x);
+            (sum_y, c_y) = inc(s.v, sum_y, c_y);
+            (sum_xy, c_xy) = inc(x * s.v, sum_xy, c_xy);
+            (sum_x2, c_x2) = inc(x * x, sum_x2, c_x2);
+        }
+        if const_y {
+            if init_y.is_infinite() {
+                return (f64::NAN, f64::NAN);
+            }
+            return (0.0, init_y);
+        }
+        let n = samples.len() as f64;
+        let (sum_x, sum_y, sum_xy, sum_x2) =
+            (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
+        let cov_xy = sum_xy - sum_x * sum_y / n;
+        let var_x = sum_x2 - sum_x * sum_x / n;
+        let slope = cov_xy / var_x;
+        (slope, sum_y / n - slope * sum_x / n)
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn same(a: f64, b: f64) -> bool {
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+        }
+
+        proptest! {
+            /// A fit fed a slice at a time, cut anywhere, is Prometheus's
+            /// bit for bit: from the evaluation time and from the first
+            /// sample (`deriv`), first values NaN or infinite included.
+            #[test]
+            fn line_fits_match_prometheus(
+                values in prop::collection::vec(prop_oneof![
+                    6 => -1e12f64..1e12,
+                    2 => (0i64..1000).prop_map(|i| i as f64),
+                    1 => Just(5.0),
+                    1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-0.0)],
+                ], 1..200),
+                jitter in -7_000i64..7_000,
+                cuts in prop::collection::vec(0usize..200, 0..5),
+                eval in -1_000_000i64..5_000_000,
+            ) {
+                let samples: Vec<Sample> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| Sample::new(i as i64 * 15_000 + (i as i64 * jitter) % 5_000, v))
+                    .collect();
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(samples.len())).collect();
+                cuts.sort_unstable();
+                for origin in [Some(eval), None] {
+                    let mut fit = LineFit::new(origin);
+                    let mut from = 0;
+                    for &c in cuts.iter().chain([&samples.len()]) {
+                        fit.extend(&samples[from..c]);
+                        from = c;
+                    }
+                    let got = fit.result();
+                    let want = linear_regression_reference(&samples, origin.unwrap_or(samples[0].t));
+                    prop_assert!(
+                        same(got.0, want.0) && same(got.1, want.1),
+                        "{:?} from {:?}: {:?} vs {:?}", values, origin, got, want
+                    );
+                }
+            }
+        }
     }
 }
