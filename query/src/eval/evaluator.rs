@@ -1031,9 +1031,16 @@ impl Plan {
                             v: p.v,
                         });
                     }
-                    let mut seen = std::collections::HashSet::with_capacity(out.len());
-                    if !out.iter().all(|s| seen.insert(&s.labels)) {
-                        return Err(exec("vector cannot contain metrics with the same labelset"));
+                    let mut seen = LabelIndex::default();
+                    for (i, s) in out.iter().enumerate() {
+                        let h = s.labels.identity_hash();
+                        if seen.find(h, |j| out[j].labels == s.labels).is_some() {
+                            return Err(exec(
+                                "vector cannot contain metrics with the same labelset",
+                            ));
+                        }
+                        let n = seen.add(h);
+                        debug_assert_eq!(n, i, "entries numbered as the samples");
                     }
                     Value::Vector(out)
                 } else {

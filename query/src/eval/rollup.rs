@@ -571,14 +571,14 @@ fn kahan_lanes<const AVG: bool, const N: usize>(
 /// One window's value, fed its samples a slice at a time in time order
 /// (stale markers are skipped here), for kernels that need no more than
 /// one pass: `count`, `present`, `first`, `last`, `min`, `max`, `sum` and
-/// `avg` over time, `rate`, `increase` and `delta`, and `deriv` and
-/// `predict_linear` as Prometheus computes them ([`LineFit`]). The result is bit for bit what
-/// [`Kernel::run`] gives on the whole window (Prometheus's own for the
-/// line: the kernel's exact sums agree with it within 1e-7), except that
-/// a sum taking runs' float sums
-/// ([`RunSummary::float_sum`]) may round differently, within the
-/// compensated sum's error bound. An instant query folds its series' stored
-/// samples with it where they lie, without gathering them first.
+/// `avg` over time, `rate`, `increase`, `delta`, `irate` and `idelta`, and
+/// `deriv` and `predict_linear` as Prometheus computes them
+/// ([`LineFit`]). The result is bit for bit what [`Kernel::run`] gives on
+/// the whole window (Prometheus's own for the line, which the kernel's
+/// exact sums match within 1e-7), except that a sum taking runs' float
+/// sums ([`RunSummary::float_sum`]) may round differently, within the
+/// compensated sum's error bound. An instant query folds its series'
+/// stored samples with it where they lie, without gathering them first.
 ///
 /// Sums add the values as exact integers (below 2^51, absolute sum at most
 /// 2^53) while they are ones. At the first value that is not, the running
@@ -591,6 +591,8 @@ pub(crate) struct WindowFold {
     n: usize,
     first: Point,
     last: Point,
+    /// The sample before `last` (`irate`/`idelta`).
+    prev: Point,
     /// `min`/`max`: the value chosen so far.
     best: f64,
     /// Sums: still exact integers.
@@ -614,13 +616,21 @@ pub(crate) struct WindowFold {
 
 impl WindowFold {
     /// A fold for `kernel`, if it is one that folds knowing nothing of its
-    /// window (the `*_over_time` kernels but the timestamps': rates and
-    /// lines need [`WindowFold::for_window`]).
+    /// window (the `*_over_time` kernels but the timestamps', `irate` and
+    /// `idelta`: rates and lines need [`WindowFold::for_window`]).
     pub fn new(kernel: Kernel) -> Option<WindowFold> {
         use Kernel as K;
         matches!(
             kernel,
-            K::Count | K::Present | K::First | K::Last | K::Min | K::Max | K::Sum | K::Avg
+            K::Count
+                | K::Present
+                | K::First
+                | K::Last
+                | K::Min
+                | K::Max
+                | K::Sum
+                | K::Avg
+                | K::Instant { .. }
         )
         .then(|| WindowFold::empty(kernel))
     }
@@ -651,6 +661,7 @@ impl WindowFold {
             n: 0,
             first: Point::new(0, 0.0),
             last: Point::new(0, 0.0),
+            prev: Point::new(0, 0.0),
             best: 0.0,
             exact: true,
             isum: 0,
@@ -676,7 +687,7 @@ impl WindowFold {
     /// them, in O(1). `deriv`/`predict_linear` take every value, and a
     /// counter's rate those of a run with a reset (`summary.decreases`).
     pub fn add_summarized(&mut self, pts: &[Point], summary: &RunSummary) {
-        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+        let Some(first) = pts.first() else {
             return;
         };
         if summary.stale || self.needs_every_value() {
@@ -712,11 +723,7 @@ impl WindowFold {
             Kernel::Rate { counter: true, .. } => self.correct_joint(first.v),
             _ => {}
         }
-        if self.n == 0 {
-            self.first = *first;
-        }
-        self.last = *last;
-        self.n += pts.len();
+        self.take_ends(pts);
     }
 
     /// Whether a run's float sum `f` may stand for its values: neither
@@ -762,7 +769,7 @@ impl WindowFold {
     }
 
     fn add_run(&mut self, pts: &[Point]) {
-        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+        let Some(first) = pts.first() else {
             return;
         };
         match self.kernel {
@@ -795,11 +802,7 @@ impl WindowFold {
             }
             _ => {}
         }
-        if self.n == 0 {
-            self.first = *first;
-        }
-        self.last = *last;
-        self.n += pts.len();
+        self.take_ends(pts);
     }
 
     /// Sums a run of values; `self.n` still counts the values before it.
@@ -867,6 +870,19 @@ impl WindowFold {
         self.c = 0.0;
     }
 
+    /// Notes the ends of the next slice (not empty).
+    fn take_ends(&mut self, pts: &[Point]) {
+        if self.n == 0 {
+            self.first = pts[0];
+        }
+        self.prev = match pts {
+            [.., prev, _] => *prev,
+            _ => self.last,
+        };
+        self.last = pts[pts.len() - 1];
+        self.n += pts.len();
+    }
+
     /// A counter's correction for the pair across the joint of the
     /// samples folded so far and the next slice, starting at `next`.
     fn correct_joint(&mut self, next: f64) {
@@ -908,6 +924,10 @@ impl WindowFold {
         } = self.kernel
         {
             return Some(self.rate(counter, per_second));
+        }
+        if let Kernel::Instant { per_second } = self.kernel {
+            let pair = [self.prev, self.last];
+            return Some(fr::instant_value(&pair[2 - self.n.min(2)..], per_second));
         }
         let count = self.n as f64;
         Some(Some(match self.kernel {
@@ -1339,6 +1359,7 @@ mod tests {
                 RangeFunction::MinOverTime, RangeFunction::MaxOverTime,
                 RangeFunction::Deriv, RangeFunction::PredictLinear,
                 RangeFunction::Rate, RangeFunction::Increase, RangeFunction::Delta,
+                RangeFunction::Irate, RangeFunction::Idelta,
             ] {
                 let k = Kernel::for_function(f, RangeMode::Normal).expect("kernel");
                 let mut whole = Vec::new();
@@ -1420,6 +1441,37 @@ mod tests {
                     prop_assert!((a.v - b.v).abs() <= tol, "{:?}: {} vs {}", f, a.v, b.v);
                 }
             }
+        }
+    }
+
+    /// The kernels that need two samples give nothing for one, however
+    /// many slices came before empty.
+    #[test]
+    fn folds_of_one_sample_give_nothing() {
+        let edges = Span {
+            step: 0,
+            t: 60_000,
+            a: 0,
+            b: 0,
+            range_start: 0,
+            range_end: 60_000,
+        };
+        for f in [
+            RangeFunction::Rate,
+            RangeFunction::Increase,
+            RangeFunction::Delta,
+            RangeFunction::Irate,
+            RangeFunction::Idelta,
+            RangeFunction::Deriv,
+            RangeFunction::PredictLinear,
+        ] {
+            let k = Kernel::for_function(f, RangeMode::Normal).expect("kernel");
+            let mut fold = WindowFold::for_window(k, &edges, 60.0).expect("folds");
+            fold.add(&[]);
+            fold.add(&[Point::new(15_000, 5.0)]);
+            assert_eq!(fold.value(), Some(None), "{f:?}");
+            fold.add(&[Point::new(30_000, 7.0)]);
+            assert!(fold.value().flatten().is_some(), "{f:?} of two samples");
         }
     }
 

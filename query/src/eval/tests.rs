@@ -966,6 +966,8 @@ fn folded_instant_windows_equal_gathered_ones_over_blocks() {
         "rate",
         "increase",
         "delta",
+        "irate",
+        "idelta",
         "deriv",
         "predict_linear",
     ] {

@@ -235,7 +235,8 @@ pub fn idelta(w: &Window) -> Option<f64> {
     instant_value(w.samples, false)
 }
 
-fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
+/// `irate` (`is_rate`) or `idelta` of samples whose last two are `s`'s.
+pub(crate) fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
     let [.., prev, last] = s else {
         return None;
     };
