@@ -78,7 +78,9 @@ pub struct RunSummary {
     pub nan: bool,
     /// Some value is below the one before it (a counter reset; a NaN is
     /// below nothing, nor anything below it), as Prometheus's rate
-    /// functions compare them.
+    /// functions compare them. Stale markers count as NaNs here, where the
+    /// rate functions remove them first: a run with one (`stale`) must be
+    /// read value by value.
     pub decreases: bool,
     /// When every value is an integer of magnitude below [`INT_LIMIT`]:
     /// their sum and the sum of their magnitudes, exact.

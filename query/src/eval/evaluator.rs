@@ -1031,7 +1031,7 @@ impl Plan {
                             v: p.v,
                         });
                     }
-                    let mut seen = LabelIndex::default();
+                    let mut seen = LabelIndex::with_capacity(out.len());
                     for (i, s) in out.iter().enumerate() {
                         let h = s.labels.identity_hash();
                         if seen.find(h, |j| out[j].labels == s.labels).is_some() {

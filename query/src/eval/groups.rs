@@ -19,6 +19,10 @@ use hashbrown::HashTable;
 pub(crate) struct LabelIndex(HashTable<(u64, u32)>);
 
 impl LabelIndex {
+    pub fn with_capacity(n: usize) -> LabelIndex {
+        LabelIndex(HashTable::with_capacity(n))
+    }
+
     /// The entry of hash `h` that `is` accepts.
     #[inline]
     pub fn find(&self, h: u64, is: impl Fn(usize) -> bool) -> Option<usize> {

@@ -911,9 +911,10 @@ impl WindowFold {
         fr::extrapolate_ends(&ends, result, counter, per_second, None)
     }
 
-    /// The window's value: `Some(None)` for an empty window, `None` where
-    /// the whole window is needed (an average whose sum overflowed, which
-    /// Prometheus then computes as an incremental mean).
+    /// The window's value: `Some(None)` where the function gives none (an
+    /// empty window, or one sample for the kernels that need two), `None`
+    /// where the whole window is needed (an average whose sum overflowed,
+    /// which Prometheus then computes as an incremental mean).
     pub fn value(&self) -> Option<Option<f64>> {
         if self.n == 0 {
             return Some(None);
