@@ -28,6 +28,14 @@ fn write(dir: &Path, model: &Model, layout: Layout) -> Option<BlockMeta> {
     write_block_with_layout(dir, &BlockWriteOptions::default(), layout, it).unwrap()
 }
 
+/// Merges `inputs` into a block in `dir` and opens it.
+fn merge_open(dir: &Path, inputs: &[&Block]) -> Block {
+    let meta = merge_blocks(dir, inputs, &BlockWriteOptions::default())
+        .unwrap()
+        .expect("a merged block");
+    Block::open(&dir.join(&meta.id)).unwrap()
+}
+
 fn bits(s: &[Sample]) -> Vec<(i64, u64)> {
     s.iter().map(|s| (s.t, s.v.to_bits())).collect()
 }
@@ -965,11 +973,8 @@ fn version_2_blocks_are_still_read() {
     assert_eq!(block.meta().version, 2);
     check_block_matches(&block, &golden_v1_model());
     let tmp = tempfile::tempdir().unwrap();
-    let meta = merge_blocks(tmp.path(), &[&block], &BlockWriteOptions::default())
-        .unwrap()
-        .unwrap();
-    assert_eq!(meta.version, BLOCK_VERSION);
-    let merged = Block::open(&tmp.path().join(&meta.id)).unwrap();
+    let merged = merge_open(tmp.path(), &[&block]);
+    assert_eq!(merged.meta().version, BLOCK_VERSION);
     check_block_matches(&merged, &golden_v1_model());
 }
 
@@ -977,11 +982,8 @@ fn version_2_blocks_are_still_read() {
 fn merging_a_version_1_block_writes_the_current_version() {
     let tmp = tempfile::tempdir().unwrap();
     let old = Block::open(&golden_v1_dir()).unwrap();
-    let meta = merge_blocks(tmp.path(), &[&old], &BlockWriteOptions::default())
-        .unwrap()
-        .unwrap();
-    assert_eq!(meta.version, BLOCK_VERSION);
-    let merged = Block::open(&tmp.path().join(&meta.id)).unwrap();
+    let merged = merge_open(tmp.path(), &[&old]);
+    assert_eq!(merged.meta().version, BLOCK_VERSION);
     check_block_matches(&merged, &golden_v1_model());
 }
 
@@ -1293,10 +1295,7 @@ fn starts_are_stored_as_canonical_runs() {
     assert_eq!(b.start_runs(1, i64::MIN, i64::MAX), []);
     // A merge of the block with itself keeps them.
     let out = tempfile::tempdir().unwrap();
-    let meta = merge_blocks(out.path(), &[&b, &b], &BlockWriteOptions::default())
-        .unwrap()
-        .unwrap();
-    let merged = Block::open(&out.path().join(&meta.id)).unwrap();
+    let merged = merge_open(out.path(), &[&b, &b]);
     assert_eq!(
         merged.start_runs(0, i64::MIN, i64::MAX),
         b.start_runs(0, i64::MIN, i64::MAX)
@@ -1413,14 +1412,9 @@ fn version_3_blocks_are_still_read() {
     check_block_matches(&block, &golden_v1_model());
     assert!(!block.series_has_starts(0));
     let tmp = tempfile::tempdir().unwrap();
-    let meta = merge_blocks(tmp.path(), &[&block], &BlockWriteOptions::default())
-        .unwrap()
-        .unwrap();
-    assert_eq!(meta.version, BLOCK_VERSION);
-    check_block_matches(
-        &Block::open(&tmp.path().join(&meta.id)).unwrap(),
-        &golden_v1_model(),
-    );
+    let merged = merge_open(tmp.path(), &[&block]);
+    assert_eq!(merged.meta().version, BLOCK_VERSION);
+    check_block_matches(&merged, &golden_v1_model());
 }
 
 /// A merge within a window cuts the runs to the samples it keeps; merged
@@ -1444,10 +1438,7 @@ fn merges_cut_runs_and_take_the_later_inputs_starts() {
     let v3 = Block::open(&golden_v3_dir()).unwrap();
     for (inputs, want_starts) in [([&v3, &b], true), ([&b, &v3], false)] {
         let out = tempfile::tempdir().unwrap();
-        let meta = merge_blocks(out.path(), &inputs, &BlockWriteOptions::default())
-            .unwrap()
-            .unwrap();
-        let m = Block::open(&out.path().join(&meta.id)).unwrap();
+        let m = merge_open(out.path(), &inputs);
         check_block_matches(&m, &golden_v1_model());
         assert_eq!(m.series_has_starts(0), want_starts);
         if want_starts {
@@ -1508,10 +1499,7 @@ fn merging_adjacent_blocks_joins_a_run_across_them() {
     let a = block(0, vec![run(0, 30, 5)]);
     let b = block(100, vec![run(100, 110, 5), run(120, 130, 115)]);
     let out = tempfile::tempdir().unwrap();
-    let meta = merge_blocks(out.path(), &[&a, &b], &BlockWriteOptions::default())
-        .unwrap()
-        .unwrap();
-    let m = Block::open(&out.path().join(&meta.id)).unwrap();
+    let m = merge_open(out.path(), &[&a, &b]);
     assert_eq!(
         m.start_runs(0, i64::MIN, i64::MAX),
         [run(0, 110, 5), run(120, 130, 115)]

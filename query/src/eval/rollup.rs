@@ -894,9 +894,6 @@ impl WindowFold {
     /// `rate`/`increase`/`delta` as [`fr::extrapolated_rate_known`]
     /// computes it: the corrections added in order after the change.
     fn rate(&self, counter: bool, per_second: bool) -> Option<f64> {
-        if self.n < 2 {
-            return None;
-        }
         let mut result = self.last.v - self.first.v;
         for &c in &self.corrections {
             result += c;
@@ -916,19 +913,13 @@ impl WindowFold {
     /// where the whole window is needed (an average whose sum overflowed,
     /// which Prometheus then computes as an incremental mean).
     pub fn value(&self) -> Option<Option<f64>> {
-        if self.n == 0 {
+        use Kernel as K;
+        let needs_two = matches!(
+            self.kernel,
+            K::Rate { .. } | K::Instant { .. } | K::Deriv | K::PredictLinear
+        );
+        if self.n == 0 || self.n < 2 && needs_two {
             return Some(None);
-        }
-        if let Kernel::Rate {
-            counter,
-            per_second,
-        } = self.kernel
-        {
-            return Some(self.rate(counter, per_second));
-        }
-        if let Kernel::Instant { per_second } = self.kernel {
-            let pair = [self.prev, self.last];
-            return Some(fr::instant_value(&pair[2 - self.n.min(2)..], per_second));
         }
         let count = self.n as f64;
         Some(Some(match self.kernel {
@@ -943,8 +934,13 @@ impl WindowFold {
             Kernel::Sum => self.sum + self.c,
             Kernel::Avg if self.overflow => return None,
             Kernel::Avg => self.sum / count + self.c / count,
-            // As `deriv`/`predict_linear`: at least two samples.
-            Kernel::Deriv | Kernel::PredictLinear if self.n < 2 => return Some(None),
+            Kernel::Rate {
+                counter,
+                per_second,
+            } => return Some(self.rate(counter, per_second)),
+            Kernel::Instant { per_second } => {
+                return Some(fr::instant_value(&[self.prev, self.last], per_second));
+            }
             Kernel::Deriv => self.line.result().0,
             Kernel::PredictLinear => {
                 let (slope, intercept) = self.line.result();
