@@ -147,10 +147,22 @@ fn write_signed_offset(f: &mut impl fmt::Write, lhs: &str, offset: &Duration) ->
     write!(f, "{head}+{tail}")
 }
 
-/// ` offset 5m`, ` offset -5m`, ` offset (1h * 2)`.
+/// ` offset 5m`, ` offset -5m`, ` offset (1h * 2)`. An operator joins an
+/// offset that does not start with `(` only behind two signs (the
+/// grammar ends `offset -2` and `offset step()` at the literal or call):
+/// such an offset prints as ` offset +-2 % 3` or ` offset + +step() * 2`,
+/// which read back as the same tree. Found by fuzzing.
 fn write_offset(f: &mut impl fmt::Write, offset: &Option<Duration>) -> fmt::Result {
     match offset {
         None | Some(Duration::Literal(0)) => Ok(()),
+        Some(d @ Duration::Expr(e)) if matches!(**e, DurationExpr::Binary(..)) => {
+            let s = d.to_string();
+            match s.as_bytes().first() {
+                Some(b'(') => write!(f, " offset {s}"),
+                Some(b'-') => write!(f, " offset +{s}"),
+                _ => write!(f, " offset + +{s}"),
+            }
+        }
         Some(d) => write!(f, " offset {d}"),
     }
 }

@@ -1038,6 +1038,34 @@ fn signed_paren_offsets_keep_their_sign_before_operators() {
     }
 }
 
+/// An offset expression that two signs let an operator join prints with
+/// a sign that keeps it joined. Found by fuzzing: `offset -----2 % 3`
+/// printed as `offset -2 % 3`, which reads as `(x offset -2) % 3`.
+#[test]
+fn offsets_joined_behind_signs_print_back_the_same() {
+    for (input, want) in [
+        (
+            r#"{"=ab"} offset -----2%222.25"#,
+            r#"{__name__="=ab"} offset +-2 % 222.25"#,
+        ),
+        ("foo offset - -2 * 3", "foo offset + +2 * 3"),
+        ("foo offset - -step() * 3", "foo offset +--step() * 3"),
+        ("foo offset -(1h) + 2", "foo offset -(3600) + 2"),
+    ] {
+        let e = parse(input).unwrap_or_else(|err| panic!("{input}: {err}"));
+        let printed = e.to_string();
+        let again = parse(&printed).unwrap_or_else(|err| panic!("{printed}: {err}"));
+        assert!(
+            same_tree(&e, &again),
+            "{input} -> {printed}:\n{e:?}\n{again:?}"
+        );
+        assert_eq!(printed, want, "{input}");
+        let formatted = pretty(&e);
+        let again = parse(&formatted).unwrap_or_else(|err| panic!("{formatted}: {err}"));
+        assert!(same_tree(&e, &again), "{input} -> {formatted}");
+    }
+}
+
 #[test]
 fn printing_matches_prometheus() {
     let mut bad = Vec::new();
