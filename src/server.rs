@@ -18,6 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use engine::Db;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -257,6 +258,15 @@ pub async fn run(cfg: Config, source: ConfigSource) -> anyhow::Result<()> {
 
     let (stop_http, mut stop_http_rx) = watch::channel(false);
     let app = outer_router(shared.clone(), http);
+    // Answers go out as soon as they are written, as Go's servers
+    // (Prometheus, VictoriaMetrics) send them: without Nagle's algorithm
+    // holding the tail of a long answer until the client acknowledges
+    // what went before (a round trip over a real network).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

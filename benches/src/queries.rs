@@ -60,7 +60,7 @@ impl Eval {
 pub struct Query {
     /// Short name of the query (same for its instant and range forms).
     pub name: String,
-    /// `dashboard`, `alert` or `slo`.
+    /// `dashboard`, `alert`, `slo` or [`FLOOR`].
     pub purpose: String,
     pub expr: String,
     /// `instant`, `range 6 h`, ….
@@ -321,8 +321,22 @@ fn templates(has_slo: bool) -> Vec<Template> {
             ranges: true,
         });
     }
+    t.push(Template {
+        name: "floor",
+        purpose: FLOOR,
+        expr: "vector(1)",
+        sels: Vec::new(),
+        shape: Shape::One,
+        ranges: false,
+    });
     t
 }
+
+/// The purpose of the query that reads no data, `vector(1)`: each system's
+/// per-request floor (HTTP, parsing, the answer, waking up after the idle
+/// wait before every timed request), timed like the others and reported
+/// apart from the query set.
+pub const FLOOR: &str = "floor";
 
 /// "6 h", "24 h", "50 min", "3 d".
 fn span_name(ms: i64) -> String {
@@ -403,7 +417,8 @@ pub fn build(data: &Data) -> Vec<Query> {
         };
         for (variant, eval) in evals(eval_ms, window, start, t.ranges, is_slo) {
             let mut samples = 0;
-            let mut expected = None;
+            // A query without selectors (the floor) returns its one series.
+            let mut expected = t.sels.is_empty().then_some(1);
             for (k, sel) in t.sels.iter().enumerate() {
                 let m = data.matched(sel, &eval);
                 samples += m.iter().map(|(_, n)| n).sum::<u64>();

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::queries::FLOOR;
 use crate::querybench::series_counts_agree;
 use crate::report::{group_digits, human_duration};
 use crate::results::{QueryResult, QueryRun};
@@ -210,7 +211,7 @@ fn render_run(o: &mut String, r: &QueryRun) {
         "|---|---|---|{}---|---|---|---|",
         "---|".repeat(systems.len())
     );
-    for q in &r.queries {
+    for q in r.queries.iter().filter(|q| q.query.purpose != FLOOR) {
         let cmp = versus_faster_peer(q);
         if let Some((x, _, _)) = cmp {
             measured += 1;
@@ -244,9 +245,66 @@ fn render_run(o: &mut String, r: &QueryRun) {
          {slower}; series counts disagree on {count_bad}; Silt's answer differs from \
          Prometheus' on {value_bad}.\n"
     );
+    render_floor(o, r, &systems);
     render_heaviest(o, r, &systems);
     render_problems(o, r);
     render_loads(o, r, &systems);
+}
+
+/// The floor query's medians, and for each form that missed the target the
+/// time above the floor, Silt's against the faster peer's.
+fn render_floor(o: &mut String, r: &QueryRun, systems: &[System]) {
+    let Some(f) = r.queries.iter().find(|q| q.query.purpose == FLOOR) else {
+        return;
+    };
+    let floor = |s: System| f.timing(s).and_then(|t| t.median_ms());
+    let cells: Vec<String> = systems
+        .iter()
+        .map(|&s| match floor(s) {
+            Some(_) => format!("{} {} ms", s.title(), latency_cell(f, s)),
+            None => format!("{} {}", s.title(), latency_cell(f, s)),
+        })
+        .collect();
+    let _ = write!(
+        o,
+        "Per-request floor: `{}`, which reads no data, timed the same way, median (min): {}. \
+         It is what every answer costs here (the HTTP exchange over loopback, the idle wait's \
+         wake-up).",
+        f.query.expr,
+        cells.join(", ")
+    );
+    let above: Vec<String> = r
+        .queries
+        .iter()
+        .filter(|q| q.query.purpose != FLOOR)
+        .filter_map(|q| {
+            let (x, peer, _) = versus_faster_peer(q)?;
+            if x <= TARGET_RATIO {
+                return None;
+            }
+            let silt = q.timing(System::Silt)?.median_ms()? - floor(System::Silt)?;
+            let theirs = q.timing(peer)?.median_ms()? - floor(peer)?;
+            (theirs > 0.0).then(|| {
+                format!(
+                    "`{}` {} {:.2}× ({} against {} ms)",
+                    q.query.name,
+                    q.query.variant,
+                    silt.max(0.0) / theirs,
+                    fmt_ms(silt.max(0.0)),
+                    fmt_ms(theirs)
+                )
+            })
+        })
+        .collect();
+    if !above.is_empty() {
+        let _ = write!(
+            o,
+            " Above each system's floor, the forms that missed the target take, Silt against \
+             the faster peer: {}.",
+            above.join("; ")
+        );
+    }
+    let _ = writeln!(o, "\n");
 }
 
 fn render_heaviest(o: &mut String, r: &QueryRun, systems: &[System]) {
@@ -506,5 +564,56 @@ mod tests {
         assert!(md.contains("**The run stopped early:** query phase exceeded"));
         assert!(!md.contains("range 6 h"));
         assert_eq!(render(&[]), "");
+    }
+
+    #[test]
+    fn the_floor_is_reported_apart_with_the_missed_forms_above_it() {
+        let mut floor = result(0.3, 0.9, 0.4);
+        floor.query.name = "floor".into();
+        floor.query.purpose = FLOOR.into();
+        floor.query.expr = "vector(1)".into();
+        floor.query.variant = "instant".into();
+        // Missed: 0.5 against VM's 0.8, 0.63×; above the floors 0.2 against 0.4.
+        let mut missed = result(0.5, 2.0, 0.8);
+        missed.query.name = "regex".into();
+        missed.query.variant = "instant".into();
+        let run = QueryRun {
+            repetitions: 1,
+            systems: System::ALL.to_vec(),
+            queries: vec![result(40.0, 1500.0, 100.0), missed, floor],
+            ..Default::default()
+        };
+        let md = render(std::slice::from_ref(&run));
+        assert!(!md.contains("| `vector(1)`"), "{md}");
+        assert!(
+            md.contains("Silt meets the target on 1 of 2 query forms"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Per-request floor: `vector(1)`, which reads no data, timed the same way, median (min): Silt 0.30 (0.27) ms, Prometheus 0.90 (0.90) ms, VictoriaMetrics 0.40 (0.40) ms."),
+            "{md}"
+        );
+        assert!(
+            md.contains("the faster peer: `regex` instant 0.50× (0.20 against 0.40 ms)."),
+            "{md}"
+        );
+        // A system whose floor failed: no figure, and no form measured
+        // above it.
+        let mut failed = run.clone();
+        let f = failed.queries.last_mut().unwrap();
+        f.timings[2].latencies_ms.clear();
+        f.timings[2].error = Some("refused".into());
+        let md = render(std::slice::from_ref(&failed));
+        assert!(
+            md.contains("Prometheus 0.90 (0.90) ms, VictoriaMetrics error."),
+            "{md}"
+        );
+        assert!(!md.contains("the faster peer: `regex`"), "{md}");
+        // No floor query (older runs): no floor line.
+        let old = QueryRun {
+            queries: vec![result(40.0, 1500.0, 100.0)],
+            ..run
+        };
+        assert!(!render(&[old]).contains("Per-request floor"));
     }
 }

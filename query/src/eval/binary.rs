@@ -10,6 +10,7 @@ use engine::{Labels, METRIC_NAME};
 
 use super::error::{Result, exec};
 use super::evaluator::{Ev, OutBuilder, Val};
+use super::groups::{LabelIndex, Signatures};
 use super::value::{Series, drop_metadata, get, labels_string, set_label};
 use crate::promql::ast::{BinaryExpr, BinaryOp, Cardinality, VectorMatching};
 
@@ -167,25 +168,14 @@ fn vector_scalar(
 }
 
 /// Join signatures: an ordinal per distinct matching-label set, for the
-/// series of both sides.
+/// series of both sides. `on (...)` matches on the pairs it names, as an
+/// aggregation's `by`; `ignoring (...)` (or neither) on all but those and
+/// the metric name, as `without`.
 fn signatures(m: &VectorMatching, l: &[Series], r: &[Series]) -> (Vec<usize>, Vec<usize>, usize) {
-    let mut names = m.labels.clone();
-    if !m.on {
-        names.push(METRIC_NAME.to_string());
-    }
-    let mut ords: HashMap<Vec<(String, String)>, usize> = HashMap::new();
-    let mut sig = |labels: &Labels| -> usize {
-        let key: Vec<(String, String)> = labels
-            .iter()
-            .filter(|lb| names.contains(&lb.name) == m.on)
-            .map(|lb| (lb.name.clone(), lb.value.clone()))
-            .collect();
-        let next = ords.len();
-        *ords.entry(key).or_insert(next)
-    };
-    let ls = l.iter().map(|s| sig(&s.labels)).collect();
-    let rs = r.iter().map(|s| sig(&s.labels)).collect();
-    (ls, rs, ords.len())
+    let mut sigs = Signatures::new(&m.labels, !m.on);
+    let ls = l.iter().map(|s| sigs.of(&s.labels)).collect();
+    let rs = r.iter().map(|s| sigs.of(&s.labels)).collect();
+    (ls, rs, sigs.len())
 }
 
 /// Per-step cursors over a vector's series.
@@ -346,8 +336,9 @@ enum Side {
 /// elements gets its metric once (interned to an id), and each metric its
 /// output series once; steps after the first touch no labels.
 struct Metrics {
-    /// Interned result labels; `ids[k]` is the metric `labels[k]`.
-    ids: HashMap<Labels, u32>,
+    /// Interned result labels, found by identity hash: metric `k` has
+    /// labels `labels[k]`.
+    ids: LabelIndex,
     labels: Vec<Labels>,
     /// Output series per metric (`NONE` until its first point).
     slot: Vec<usize>,
@@ -365,7 +356,7 @@ const NO_ID: u32 = u32::MAX;
 impl Metrics {
     fn new(na: usize, nb: usize) -> Metrics {
         Metrics {
-            ids: HashMap::new(),
+            ids: LabelIndex::default(),
             labels: Vec::new(),
             slot: Vec::new(),
             last_pair: vec![(NONE, NO_ID); na],
@@ -389,17 +380,17 @@ impl Metrics {
             return Ok(cached);
         }
         let lb = make();
-        let id = match self.ids.get(&lb) {
-            Some(&id) => id,
+        let h = lb.identity_hash();
+        let labels = &self.labels;
+        let id = match self.ids.find(h, |k| labels[k] == lb) {
+            Some(k) => k as u32,
             None => {
-                let id = u32::try_from(self.labels.len())
-                    .ok()
-                    .filter(|&id| id != NO_ID)
-                    .ok_or_else(|| exec("too many result series"))?;
-                self.ids.insert(lb.clone(), id);
+                if self.labels.len() >= NO_ID as usize {
+                    return Err(exec("too many result series"));
+                }
                 self.labels.push(lb);
                 self.slot.push(NONE);
-                id
+                self.ids.add(h) as u32
             }
         };
         match (aside, bside) {

@@ -13,7 +13,7 @@ use super::error::{Result, exec};
 use super::evaluator::{Ev, OutBuilder, Val, expr_pos, merge_equal};
 use super::functions::annotations::{self as fa, Annotation};
 use super::functions::call::RangeFunction;
-use super::functions::histogram::{bucket_fraction, bucket_quantile, group_buckets};
+use super::functions::histogram::{Histograms, bucket_fraction, bucket_quantile};
 use super::functions::labels::{self as fl, LabelJoin, LabelReplace};
 use super::functions::math::{MathFunction, clamp, clamp_bounds, go_max, go_min, round};
 use super::functions::range::Window as FnWindow;
@@ -528,8 +528,12 @@ fn per_step_buckets(
 ) -> Result<Vec<Series>> {
     let mut out = OutBuilder::new();
     let mut annos = Vec::new();
+    // Each series' histogram once, not a label set built and hashed per
+    // series and step.
+    let histograms = Histograms::new(v.iter().map(|s| &s.labels));
+    let mut slots = Vec::new();
     per_step(ev, v, |step, t, cur| {
-        let groups = group_buckets(cur.iter().map(|&(i, x)| (&v[i].labels, x)), &mut annos);
+        let groups = histograms.group(cur.iter().copied(), &mut annos, &mut slots);
         for a in annos.drain(..) {
             annotate(ev, a, pos);
         }

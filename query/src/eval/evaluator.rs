@@ -869,7 +869,7 @@ pub(crate) struct Plan {
 /// Samples per series and hour assumed by [`Plan::preselect`]'s estimate
 /// (a 15 s scrape interval; the engine does not say how dense a series
 /// is without reading it).
-const SAMPLES_PER_HOUR: u64 = 240;
+pub(crate) const SAMPLES_PER_HOUR: u64 = 240;
 
 impl Plan {
     pub fn new(

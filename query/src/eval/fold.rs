@@ -27,7 +27,7 @@ use engine::{Labels, METRIC_NAME, SeriesEntry};
 use super::aggregate::{Acc, Cells, Folded};
 use super::call::{keeps_metric_name, warns_non_counter};
 use super::error::Result;
-use super::evaluator::{Ev, Val, expr_pos};
+use super::evaluator::{Ev, SAMPLES_PER_HOUR, Val, expr_pos};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
 use super::groups::Groups;
@@ -386,16 +386,28 @@ impl Fold<'_> {
         Ok(())
     }
 
+    /// How many tasks to cut the work into: `most`, or fewer so that each
+    /// has [`MIN_TASK_WORK`] (at least one).
+    fn tasks(&self, most: usize) -> usize {
+        let per_series = match self.src {
+            Source::Instant { .. } => self.ev.n(),
+            // A window's samples, at the 15 s scrape the plan's estimate
+            // assumes, on top of a value per step.
+            Source::Rollup { arg, .. } => {
+                self.ev.n() + (arg.range.max(0) as u64 * SAMPLES_PER_HOUR / 3_600_000) as usize
+            }
+        };
+        let work = self.src.len().saturating_mul(per_series);
+        (work / MIN_TASK_WORK).clamp(1, most.max(1))
+    }
+
     /// Tasks own runs of groups, cut at about equal numbers of series:
     /// each adds up its groups' series (`members`, per group in series
     /// order) in series order.
     fn by_group_runs(&self, members: &[Vec<usize>]) -> Result<Vec<Folded>> {
         let (ev, n, groups) = (self.ev, self.ev.n(), members.len());
-        let target = self
-            .src
-            .len()
-            .div_ceil(ev.ctx.threads * TASKS_PER_THREAD)
-            .max(1);
+        let len = self.src.len();
+        let target = len.div_ceil(self.tasks(ev.ctx.threads * TASKS_PER_THREAD));
         let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
         let (mut start, mut size) = (0, 0);
         for (g, m) in members.iter().enumerate() {
@@ -430,7 +442,8 @@ impl Fold<'_> {
     fn by_series_chunks(&self, to_group: &[usize], groups: usize) -> Result<Vec<Folded>> {
         let (ev, n, len) = (self.ev, self.ev.n(), self.src.len());
         let cells = groups * n;
-        let chunks = (ev.ctx.threads * TASKS_PER_THREAD / 2)
+        let chunks = self
+            .tasks(ev.ctx.threads * TASKS_PER_THREAD / 2)
             .min(CHUNK_CELLS / cells.max(1))
             .clamp(1, len.max(1));
         let per_chunk = len.div_ceil(chunks).max(1);
@@ -460,6 +473,17 @@ impl Fold<'_> {
 /// Tasks per thread: enough that a thread that finishes early finds
 /// work left.
 const TASKS_PER_THREAD: usize = 8;
+
+/// Least work (points per step and samples per window, over its series)
+/// worth a task of its own in [`Fold::by_group_runs`] or
+/// [`Fold::by_series_chunks`]: each task has its own accumulators (a
+/// handful of allocations, cold after idle). A small query thus runs as
+/// one or a few tasks: an instant `sum by (instance) (rate(x[5m]))` over
+/// 9 series made 267 allocations a request as 9 tasks of one series, 209
+/// as 2 tasks. Larger ones keep
+/// [`TASKS_PER_THREAD`], so that tasks are left to hand to helpers when
+/// the calling thread's time alone ends ([`super::evaluator::par_map`]).
+const MIN_TASK_WORK: usize = 64;
 
 /// Most accumulator cells the chunks of [`Fold::by_series_chunks`] hold
 /// together (32 MiB of flat counts).

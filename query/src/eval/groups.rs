@@ -6,7 +6,8 @@
 //! in a map hashed with SipHash and drop the copy. [`Groups`] hashes the
 //! pairs the aggregation keeps straight from the series' labels and
 //! compares them in place; only the first series of a group builds its
-//! label set.
+//! label set. [`Signatures`] numbers vector matching's join keys the same
+//! way and builds none: the first series of each stands for it.
 
 use engine::labels::{Label, Labels, METRIC_NAME, identity_hash};
 use hashbrown::HashTable;
@@ -84,6 +85,45 @@ impl<'g> Groups<'g> {
     }
 }
 
+/// The distinct label sets series keep (as [`Groups`] forms them), each
+/// numbered in order of first appearance, with no label set built: the
+/// first series of each number stands for it. Vector matching's join
+/// signatures, where only the numbers matter.
+pub(crate) struct Signatures<'a> {
+    grouping: &'a [String],
+    without: bool,
+    index: LabelIndex,
+    firsts: Vec<&'a Labels>,
+}
+
+impl<'a> Signatures<'a> {
+    pub fn new(grouping: &'a [String], without: bool) -> Signatures<'a> {
+        Signatures {
+            grouping,
+            without,
+            index: LabelIndex::default(),
+            firsts: Vec::new(),
+        }
+    }
+
+    /// The number of the kept pairs of `labels`; a new set gets the next.
+    pub fn of(&mut self, labels: &'a Labels) -> usize {
+        let (grouping, without) = (self.grouping, self.without);
+        let kept = move |l: &'a Labels| l.iter().filter(move |l| keeps(grouping, without, l));
+        let h = identity_hash(kept(labels).map(|l| (l.name.as_str(), l.value.as_str())));
+        let firsts = &self.firsts;
+        if let Some(g) = self.index.find(h, |g| kept(labels).eq(kept(firsts[g]))) {
+            return g;
+        }
+        self.firsts.push(labels);
+        self.index.add(h)
+    }
+
+    pub fn len(&self) -> usize {
+        self.firsts.len()
+    }
+}
+
 /// Does a group keep this pair?
 #[inline]
 fn keeps(grouping: &[String], without: bool, l: &Label) -> bool {
@@ -114,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_are_numbered_by_first_appearance_and_equal_to_group_labels() {
+    fn groups_and_signatures_are_numbered_by_first_appearance_and_equal_to_group_labels() {
         let series = [
             l(&[("__name__", "m"), ("a", "1"), ("b", "x"), ("c", "p")]),
             l(&[("__name__", "m"), ("a", "2"), ("b", "x")]),
@@ -123,16 +163,22 @@ mod tests {
             l(&[("__name__", "m"), ("a", "2"), ("b", "z"), ("c", "q")]),
             l(&[]),
         ];
-        let cases: [(&[&str], bool); 5] = [
+        // As vector matching uses them too: `on (...)` is `by`, `ignoring
+        // (...)` `without`, the metric name never matched on unless named
+        // in `on`.
+        let cases: [(&[&str], bool); 7] = [
             (&["a"], false),
             (&["a", "b"], false),
             (&[], false),
             (&["b"], true),
             (&[], true),
+            (&["__name__"], false),
+            (&["__name__", "a"], true),
         ];
         for (names, without) in cases {
             let grouping: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             let mut groups = Groups::new(&grouping, without);
+            let mut signatures = Signatures::new(&grouping, without);
             // The model: a plain list of distinct group label sets.
             let mut model: Vec<Labels> = Vec::new();
             for s in &series {
@@ -145,8 +191,10 @@ mod tests {
                     }
                 };
                 assert_eq!(groups.group(s), want, "{s} by {names:?} without {without}");
+                assert_eq!(signatures.of(s), want, "{s} signature, {names:?} {without}");
             }
             assert_eq!(groups.len(), model.len());
+            assert_eq!(signatures.len(), model.len());
             assert_eq!(groups.into_keys(), model);
         }
     }

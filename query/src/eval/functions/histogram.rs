@@ -3,19 +3,21 @@
 //! (Prometheus's `BucketQuantile`, `BucketFraction` and the bucket grouping
 //! of `resetHistograms`).
 //!
-//! Flow for the evaluator, per step: [`group_buckets`] splits the input
-//! vector into histograms (labels without `le`), reporting unparsable `le`
-//! values; then [`bucket_quantile`] / [`bucket_fraction`] per group. A
-//! [`ForcedMonotonicity`] from `bucket_quantile` becomes an
-//! [`Annotation::ForcedMonotonicity`] via
+//! Flow for the evaluator, per step: [`group_buckets`] (or, for a range
+//! query's steps, [`Histograms::group`] with the series' histograms found
+//! once) splits the input vector into histograms (labels without `le`),
+//! reporting unparsable `le` values; then [`bucket_quantile`] /
+//! [`bucket_fraction`] per group. A [`ForcedMonotonicity`] from
+//! `bucket_quantile` becomes an [`Annotation::ForcedMonotonicity`] via
 //! [`super::annotations::MonotonicityFix::new`].
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
-use engine::{Label, Labels, METRIC_NAME, is_stale_nan};
+use engine::labels::identity_hash;
+use engine::{Labels, METRIC_NAME, is_stale_nan};
 
 use super::annotations::Annotation;
+use crate::eval::groups::LabelIndex;
 
 /// The label holding a classic bucket's upper bound.
 pub const BUCKET_LABEL: &str = "le";
@@ -48,37 +50,86 @@ pub fn group_buckets<'a>(
     samples: impl IntoIterator<Item = (&'a Labels, f64)>,
     annotations: &mut Vec<Annotation>,
 ) -> Vec<BucketGroup> {
-    let mut groups: Vec<BucketGroup> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    for (labels, count) in samples {
-        let le = labels.get(BUCKET_LABEL).unwrap_or("");
-        let Some(upper_bound) = parse_le(le) else {
-            annotations.push(Annotation::BadBucketLabel {
-                metric_name: labels.get(METRIC_NAME).unwrap_or("").to_string(),
-                le: le.to_string(),
-            });
-            continue;
-        };
-        let key = without_le(labels);
-        let i = *index.entry(key).or_insert_with_key(|key| {
-            groups.push(BucketGroup {
-                labels: key.clone(),
-                buckets: Vec::new(),
-            });
-            groups.len() - 1
-        });
-        groups[i].buckets.push(Bucket { upper_bound, count });
-    }
-    groups
+    let samples: Vec<(&Labels, f64)> = samples.into_iter().collect();
+    let histograms = Histograms::new(samples.iter().map(|&(l, _)| l));
+    let mut slots = Vec::new();
+    histograms.group(
+        samples.iter().enumerate().map(|(i, &(_, x))| (i, x)),
+        annotations,
+        &mut slots,
+    )
 }
 
-fn without_le(labels: &Labels) -> Labels {
-    let kept: Vec<Label> = labels
-        .iter()
-        .filter(|l| l.name != BUCKET_LABEL)
-        .cloned()
-        .collect();
-    Labels::from_sorted(kept)
+/// The classic histograms a set of series belong to, worked out once for
+/// every step of a range query: each series' histogram (its labels without
+/// `le`, numbered in order of first appearance) and bucket bound, or the
+/// annotation its `le` earns.
+pub struct Histograms {
+    /// Each histogram's labels, by number.
+    labels: Vec<Labels>,
+    /// Per series: (histogram, upper bound), or why it is no bucket.
+    of: Vec<Result<(usize, f64), Annotation>>,
+}
+
+impl Histograms {
+    pub fn new<'a>(series: impl IntoIterator<Item = &'a Labels>) -> Histograms {
+        let mut index = LabelIndex::default();
+        let mut labels: Vec<Labels> = Vec::new();
+        let of = series
+            .into_iter()
+            .map(|l| {
+                let le = l.get(BUCKET_LABEL).unwrap_or("");
+                let Some(upper_bound) = parse_le(le) else {
+                    return Err(Annotation::BadBucketLabel {
+                        metric_name: l.get(METRIC_NAME).unwrap_or("").to_string(),
+                        le: le.to_string(),
+                    });
+                };
+                let kept = l.iter().filter(|l| l.name != BUCKET_LABEL);
+                let h = identity_hash(kept.clone().map(|l| (l.name.as_str(), l.value.as_str())));
+                let found = index.find(h, |g| kept.clone().eq(labels[g].iter()));
+                let g = found.unwrap_or_else(|| {
+                    labels.push(Labels::from_sorted(kept.cloned().collect()));
+                    index.add(h)
+                });
+                Ok((g, upper_bound))
+            })
+            .collect();
+        Histograms { labels, of }
+    }
+
+    /// One step's samples `(series, count)` as histograms in order of
+    /// first appearance, as [`group_buckets`] gives them. `slots` is
+    /// scratch space kept between steps.
+    pub fn group(
+        &self,
+        samples: impl IntoIterator<Item = (usize, f64)>,
+        annotations: &mut Vec<Annotation>,
+        slots: &mut Vec<usize>,
+    ) -> Vec<BucketGroup> {
+        slots.clear();
+        slots.resize(self.labels.len(), usize::MAX);
+        let mut groups: Vec<BucketGroup> = Vec::new();
+        for (i, count) in samples {
+            match &self.of[i] {
+                Err(a) => annotations.push(a.clone()),
+                Ok((g, upper_bound)) => {
+                    if slots[*g] == usize::MAX {
+                        slots[*g] = groups.len();
+                        groups.push(BucketGroup {
+                            labels: self.labels[*g].clone(),
+                            buckets: Vec::new(),
+                        });
+                    }
+                    groups[slots[*g]].buckets.push(Bucket {
+                        upper_bound: *upper_bound,
+                        count,
+                    });
+                }
+            }
+        }
+        groups
+    }
 }
 
 /// Go's `strconv.ParseFloat(le, 64)` for decimal input: `Inf`/`Infinity`
@@ -565,6 +616,75 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// The grouping as the evaluator did it step by step before
+    /// [`Histograms`]: a label set without `le` built per sample and looked
+    /// up in a map.
+    fn model_groups(samples: &[(&Labels, f64)]) -> (Vec<BucketGroup>, Vec<Annotation>) {
+        let (mut groups, mut annos) = (Vec::<BucketGroup>::new(), Vec::new());
+        let mut index: std::collections::HashMap<Labels, usize> = Default::default();
+        for &(labels, count) in samples {
+            let le = labels.get(BUCKET_LABEL).unwrap_or("");
+            let Some(upper_bound) = parse_le(le) else {
+                annos.push(Annotation::BadBucketLabel {
+                    metric_name: labels.get(METRIC_NAME).unwrap_or("").to_string(),
+                    le: le.to_string(),
+                });
+                continue;
+            };
+            let key = Labels::from_sorted(
+                labels
+                    .iter()
+                    .filter(|l| l.name != BUCKET_LABEL)
+                    .cloned()
+                    .collect(),
+            );
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push(BucketGroup {
+                    labels: key,
+                    buckets: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[i].buckets.push(Bucket { upper_bound, count });
+        }
+        (groups, annos)
+    }
+
+    /// A range query's steps see different series, in series order: each
+    /// step's groups are those a map built for that step alone gives.
+    #[test]
+    fn histograms_found_once_group_each_step_as_a_map_per_step_does() {
+        let series = [
+            Labels::new(&[("job", "b"), ("le", "1")]),
+            Labels::new(&[("job", "a"), ("le", "1")]),
+            Labels::new(&[("le", "x")]),
+            Labels::new(&[("job", "a"), ("le", "+Inf")]),
+            Labels::new(&[("job", "b"), ("le", "+Inf")]),
+            Labels::new(&[("__name__", "h"), ("job", "a"), ("le", "2")]),
+        ];
+        let histograms = Histograms::new(series.iter());
+        let mut slots = Vec::new();
+        let steps: [&[usize]; 5] = [&[0, 1, 2, 3, 4, 5], &[1, 3], &[3, 4, 0], &[], &[2, 5]];
+        for (k, step) in steps.iter().enumerate() {
+            let samples: Vec<(usize, f64)> =
+                step.iter().map(|&i| (i, (k * 10 + i) as f64)).collect();
+            let mut got_annos = Vec::new();
+            let got = histograms.group(samples.iter().copied(), &mut got_annos, &mut slots);
+            let labelled: Vec<(&Labels, f64)> =
+                samples.iter().map(|&(i, x)| (&series[i], x)).collect();
+            let (want, want_annos) = model_groups(&labelled);
+            assert_eq!(got, want, "step {k}");
+            assert_eq!(got_annos, want_annos, "step {k}");
+            let mut one_step = Vec::new();
+            assert_eq!(group_buckets(labelled, &mut one_step), want, "step {k}");
+            assert_eq!(one_step, want_annos, "step {k}");
+        }
+        // The first step: `job="b"` first, and the named series apart.
+        let first = histograms.group((0..6).map(|i| (i, 1.0)), &mut Vec::new(), &mut slots);
+        let labels: Vec<String> = first.iter().map(|g| g.labels.to_string()).collect();
+        assert_eq!(labels, [r#"{job="b"}"#, r#"{job="a"}"#, r#"h{job="a"}"#]);
     }
 
     mod properties {

@@ -57,6 +57,7 @@
 //!
 //! **Histograms** ([`histogram`]): per step,
 //! `group_buckets(vector.iter().map(|s| (&s.labels, s.v)), &mut annos)`
+//! (or `Histograms::new(labels)` once, then `.group(samples, ..)` per step)
 //! → one [`histogram::BucketGroup`] (labels without `le`) per classic
 //! histogram, then `bucket_quantile(q, &mut group.buckets)` or
 //! `bucket_fraction(lower, upper, &mut group.buckets)`. Report
