@@ -211,7 +211,7 @@ fn render_run(o: &mut String, r: &QueryRun) {
         "|---|---|---|{}---|---|---|---|",
         "---|".repeat(systems.len())
     );
-    for q in r.queries.iter().filter(|q| q.query.purpose != FLOOR) {
+    for q in query_set(r) {
         let cmp = versus_faster_peer(q);
         if let Some((x, _, _)) = cmp {
             measured += 1;
@@ -251,6 +251,11 @@ fn render_run(o: &mut String, r: &QueryRun) {
     render_loads(o, r, &systems);
 }
 
+/// The run's queries judged against the target: all but the floor.
+fn query_set(r: &QueryRun) -> impl Iterator<Item = &QueryResult> {
+    r.queries.iter().filter(|q| q.query.purpose != FLOOR)
+}
+
 /// The floor query's medians, and for each form that missed the target the
 /// time above the floor, Silt's against the faster peer's.
 fn render_floor(o: &mut String, r: &QueryRun, systems: &[System]) {
@@ -273,10 +278,7 @@ fn render_floor(o: &mut String, r: &QueryRun, systems: &[System]) {
         f.query.expr,
         cells.join(", ")
     );
-    let above: Vec<String> = r
-        .queries
-        .iter()
-        .filter(|q| q.query.purpose != FLOOR)
+    let above: Vec<String> = query_set(r)
         .filter_map(|q| {
             let (x, peer, _) = versus_faster_peer(q)?;
             if x <= TARGET_RATIO {

@@ -10,7 +10,7 @@ use engine::{Labels, METRIC_NAME};
 
 use super::error::{Result, exec};
 use super::evaluator::{Ev, OutBuilder, Val};
-use super::groups::{LabelIndex, Signatures};
+use super::groups::{Keep, LabelIndex, Signatures};
 use super::value::{Series, drop_metadata, get, labels_string, set_label};
 use crate::promql::ast::{BinaryExpr, BinaryOp, Cardinality, VectorMatching};
 
@@ -172,7 +172,7 @@ fn vector_scalar(
 /// aggregation's `by`; `ignoring (...)` (or neither) on all but those and
 /// the metric name, as `without`.
 fn signatures(m: &VectorMatching, l: &[Series], r: &[Series]) -> (Vec<usize>, Vec<usize>, usize) {
-    let mut sigs = Signatures::new(&m.labels, !m.on);
+    let mut sigs = Signatures::new(Keep::grouping(&m.labels, !m.on));
     let ls = l.iter().map(|s| sigs.of(&s.labels)).collect();
     let rs = r.iter().map(|s| sigs.of(&s.labels)).collect();
     (ls, rs, sigs.len())

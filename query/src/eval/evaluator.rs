@@ -869,7 +869,13 @@ pub(crate) struct Plan {
 /// Samples per series and hour assumed by [`Plan::preselect`]'s estimate
 /// (a 15 s scrape interval; the engine does not say how dense a series
 /// is without reading it).
-pub(crate) const SAMPLES_PER_HOUR: u64 = 240;
+const SAMPLES_PER_HOUR: u64 = 240;
+
+/// Samples a series is assumed to hold over `span_ms`
+/// ([`SAMPLES_PER_HOUR`]).
+pub(crate) fn assumed_samples(span_ms: u64) -> u64 {
+    span_ms.saturating_mul(SAMPLES_PER_HOUR).div_ceil(3_600_000)
+}
 
 impl Plan {
     pub fn new(
@@ -951,7 +957,7 @@ impl Plan {
         }
         .n() as u64;
         let span_ms = (self.ctx.querier.maxt() - self.ctx.querier.mint()).max(0) as u64;
-        let samples = span_ms.saturating_mul(SAMPLES_PER_HOUR).div_ceil(3_600_000);
+        let samples = assumed_samples(span_ms);
         let per_series = steps.saturating_add(samples);
         let mut cost = 0u64;
         let mut found = Vec::new();

@@ -27,7 +27,7 @@ use engine::{Labels, METRIC_NAME, SeriesEntry};
 use super::aggregate::{Acc, Cells, Folded};
 use super::call::{keeps_metric_name, warns_non_counter};
 use super::error::Result;
-use super::evaluator::{Ev, SAMPLES_PER_HOUR, Val, expr_pos};
+use super::evaluator::{Ev, Val, assumed_samples, expr_pos};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
 use super::groups::Groups;
@@ -394,7 +394,7 @@ impl Fold<'_> {
             // A window's samples, at the 15 s scrape the plan's estimate
             // assumes, on top of a value per step.
             Source::Rollup { arg, .. } => {
-                self.ev.n() + (arg.range.max(0) as u64 * SAMPLES_PER_HOUR / 3_600_000) as usize
+                self.ev.n() + assumed_samples(arg.range.max(0) as u64) as usize
             }
         };
         let work = self.src.len().saturating_mul(per_series);

@@ -41,21 +41,67 @@ impl LabelIndex {
     }
 }
 
-/// The groups of an aggregation's input series, numbered in order of
-/// first appearance: a series' group is the set of its pairs named in
-/// `grouping` (`by`), or of all but those and the metric name (`without`).
+/// Which of a series' pairs make its group.
+#[derive(Clone, Copy)]
+pub(crate) enum Keep<'g> {
+    /// `by (...)`, `on (...)`: the pairs named.
+    By(&'g [String]),
+    /// `without (...)`, `ignoring (...)`: all but those named and the
+    /// metric name.
+    Without(&'g [String]),
+    /// All but the one named, the metric name kept (a classic histogram's
+    /// series without `le`).
+    AllBut(&'g str),
+}
+
+impl<'g> Keep<'g> {
+    /// An aggregation's `by` (`without` false) or `without` clause.
+    pub fn grouping(grouping: &'g [String], without: bool) -> Keep<'g> {
+        if without {
+            Keep::Without(grouping)
+        } else {
+            Keep::By(grouping)
+        }
+    }
+
+    #[inline]
+    fn keeps(self, l: &Label) -> bool {
+        match self {
+            Keep::By(names) => names.contains(&l.name),
+            Keep::Without(names) => l.name != METRIC_NAME && !names.contains(&l.name),
+            Keep::AllBut(name) => l.name != name,
+        }
+    }
+
+    /// The pairs of `labels` this keeps.
+    #[inline]
+    fn kept<'l>(self, labels: &'l Labels) -> impl Iterator<Item = &'l Label> + Clone + use<'l, 'g> {
+        labels.iter().filter(move |l| self.keeps(l))
+    }
+
+    /// The identity hash of kept pairs.
+    fn hash<'l>(pairs: impl Iterator<Item = &'l Label> + Clone) -> u64 {
+        identity_hash(pairs.map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+}
+
+/// The groups of series, numbered in order of first appearance: a
+/// series' group is the set of the pairs it [`Keep`]s.
 pub(crate) struct Groups<'g> {
-    grouping: &'g [String],
-    without: bool,
+    keep: Keep<'g>,
     index: LabelIndex,
     keys: Vec<Labels>,
 }
 
 impl<'g> Groups<'g> {
+    /// An aggregation's groups (`by`, or `without` when `without`).
     pub fn new(grouping: &'g [String], without: bool) -> Groups<'g> {
+        Groups::keeping(Keep::grouping(grouping, without))
+    }
+
+    pub fn keeping(keep: Keep<'g>) -> Groups<'g> {
         Groups {
-            grouping,
-            without,
+            keep,
             index: LabelIndex::default(),
             keys: Vec::new(),
         }
@@ -64,9 +110,8 @@ impl<'g> Groups<'g> {
     /// The number of the group of a series with these labels; the first
     /// series of a group gives it the next number.
     pub fn group(&mut self, labels: &Labels) -> usize {
-        let (grouping, without) = (self.grouping, self.without);
-        let kept = labels.iter().filter(move |l| keeps(grouping, without, l));
-        let h = identity_hash(kept.clone().map(|l| (l.name.as_str(), l.value.as_str())));
+        let kept = self.keep.kept(labels);
+        let h = Keep::hash(kept.clone());
         let keys = &self.keys;
         if let Some(g) = self.index.find(h, |g| kept.clone().eq(keys[g].iter())) {
             return g;
@@ -85,22 +130,19 @@ impl<'g> Groups<'g> {
     }
 }
 
-/// The distinct label sets series keep (as [`Groups`] forms them), each
-/// numbered in order of first appearance, with no label set built: the
-/// first series of each number stands for it. Vector matching's join
-/// signatures, where only the numbers matter.
+/// The groups of series as [`Groups`] numbers them, with no label set
+/// built: the first series of each number stands for it. Vector
+/// matching's join signatures, where only the numbers matter.
 pub(crate) struct Signatures<'a> {
-    grouping: &'a [String],
-    without: bool,
+    keep: Keep<'a>,
     index: LabelIndex,
     firsts: Vec<&'a Labels>,
 }
 
 impl<'a> Signatures<'a> {
-    pub fn new(grouping: &'a [String], without: bool) -> Signatures<'a> {
+    pub fn new(keep: Keep<'a>) -> Signatures<'a> {
         Signatures {
-            grouping,
-            without,
+            keep,
             index: LabelIndex::default(),
             firsts: Vec::new(),
         }
@@ -108,11 +150,13 @@ impl<'a> Signatures<'a> {
 
     /// The number of the kept pairs of `labels`; a new set gets the next.
     pub fn of(&mut self, labels: &'a Labels) -> usize {
-        let (grouping, without) = (self.grouping, self.without);
-        let kept = move |l: &'a Labels| l.iter().filter(move |l| keeps(grouping, without, l));
-        let h = identity_hash(kept(labels).map(|l| (l.name.as_str(), l.value.as_str())));
+        let keep = self.keep;
+        let h = Keep::hash(keep.kept(labels));
         let firsts = &self.firsts;
-        if let Some(g) = self.index.find(h, |g| kept(labels).eq(kept(firsts[g]))) {
+        if let Some(g) = self
+            .index
+            .find(h, |g| keep.kept(labels).eq(keep.kept(firsts[g])))
+        {
             return g;
         }
         self.firsts.push(labels);
@@ -124,16 +168,6 @@ impl<'a> Signatures<'a> {
     }
 }
 
-/// Does a group keep this pair?
-#[inline]
-fn keeps(grouping: &[String], without: bool, l: &Label) -> bool {
-    if without {
-        l.name != METRIC_NAME && !grouping.contains(&l.name)
-    } else {
-        grouping.contains(&l.name)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,12 +176,21 @@ mod tests {
         Labels::new(pairs)
     }
 
-    /// A series' group labels, built outright.
+    /// A series' group labels, built outright by Prometheus's rule: the
+    /// pairs named (`by`), or all but those and the metric name
+    /// (`without`).
     fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+        let named = |l: &&Label| grouping.contains(&l.name);
         Labels::from_sorted(
             labels
                 .iter()
-                .filter(|l| keeps(grouping, without, l))
+                .filter(|l| {
+                    if without {
+                        l.name != "__name__" && !named(l)
+                    } else {
+                        named(l)
+                    }
+                })
                 .cloned()
                 .collect(),
         )
@@ -178,7 +221,7 @@ mod tests {
         for (names, without) in cases {
             let grouping: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             let mut groups = Groups::new(&grouping, without);
-            let mut signatures = Signatures::new(&grouping, without);
+            let mut signatures = Signatures::new(Keep::grouping(&grouping, without));
             // The model: a plain list of distinct group label sets.
             let mut model: Vec<Labels> = Vec::new();
             for s in &series {

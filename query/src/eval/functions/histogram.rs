@@ -3,21 +3,20 @@
 //! (Prometheus's `BucketQuantile`, `BucketFraction` and the bucket grouping
 //! of `resetHistograms`).
 //!
-//! Flow for the evaluator, per step: [`group_buckets`] (or, for a range
-//! query's steps, [`Histograms::group`] with the series' histograms found
-//! once) splits the input vector into histograms (labels without `le`),
-//! reporting unparsable `le` values; then [`bucket_quantile`] /
+//! Flow for the evaluator: [`Histograms::new`] finds each input series'
+//! histogram (labels without `le`) once, then per step
+//! [`Histograms::group`] splits the vector into histograms, reporting
+//! unparsable `le` values; then [`bucket_quantile`] /
 //! [`bucket_fraction`] per group. A [`ForcedMonotonicity`] from
 //! `bucket_quantile` becomes an [`Annotation::ForcedMonotonicity`] via
 //! [`super::annotations::MonotonicityFix::new`].
 
 use std::cmp::Ordering;
 
-use engine::labels::identity_hash;
 use engine::{Labels, METRIC_NAME, is_stale_nan};
 
 use super::annotations::Annotation;
-use crate::eval::groups::LabelIndex;
+use crate::eval::groups::{Groups, Keep};
 
 /// The label holding a classic bucket's upper bound.
 pub const BUCKET_LABEL: &str = "le";
@@ -41,29 +40,12 @@ pub struct BucketGroup {
     pub buckets: Vec<Bucket>,
 }
 
-/// Groups `(labels, value)` samples into classic histograms by their labels
-/// without `le`, in order of first appearance. A sample whose `le` is
-/// missing or not a float is skipped with a [`Annotation::BadBucketLabel`]
-/// pushed to `annotations` (named after the series' metric name, as with
-/// Prometheus's delayed name removal).
-pub fn group_buckets<'a>(
-    samples: impl IntoIterator<Item = (&'a Labels, f64)>,
-    annotations: &mut Vec<Annotation>,
-) -> Vec<BucketGroup> {
-    let samples: Vec<(&Labels, f64)> = samples.into_iter().collect();
-    let histograms = Histograms::new(samples.iter().map(|&(l, _)| l));
-    let mut slots = Vec::new();
-    histograms.group(
-        samples.iter().enumerate().map(|(i, &(_, x))| (i, x)),
-        annotations,
-        &mut slots,
-    )
-}
-
 /// The classic histograms a set of series belong to, worked out once for
 /// every step of a range query: each series' histogram (its labels without
 /// `le`, numbered in order of first appearance) and bucket bound, or the
-/// annotation its `le` earns.
+/// annotation its `le` earns: a `le` missing or not a float
+/// ([`Annotation::BadBucketLabel`], named after the series' metric name,
+/// as with Prometheus's delayed name removal).
 pub struct Histograms {
     /// Each histogram's labels, by number.
     labels: Vec<Labels>,
@@ -73,34 +55,30 @@ pub struct Histograms {
 
 impl Histograms {
     pub fn new<'a>(series: impl IntoIterator<Item = &'a Labels>) -> Histograms {
-        let mut index = LabelIndex::default();
-        let mut labels: Vec<Labels> = Vec::new();
+        let mut groups = Groups::keeping(Keep::AllBut(BUCKET_LABEL));
         let of = series
             .into_iter()
             .map(|l| {
                 let le = l.get(BUCKET_LABEL).unwrap_or("");
-                let Some(upper_bound) = parse_le(le) else {
-                    return Err(Annotation::BadBucketLabel {
+                match parse_le(le) {
+                    Some(upper_bound) => Ok((groups.group(l), upper_bound)),
+                    None => Err(Annotation::BadBucketLabel {
                         metric_name: l.get(METRIC_NAME).unwrap_or("").to_string(),
                         le: le.to_string(),
-                    });
-                };
-                let kept = l.iter().filter(|l| l.name != BUCKET_LABEL);
-                let h = identity_hash(kept.clone().map(|l| (l.name.as_str(), l.value.as_str())));
-                let found = index.find(h, |g| kept.clone().eq(labels[g].iter()));
-                let g = found.unwrap_or_else(|| {
-                    labels.push(Labels::from_sorted(kept.cloned().collect()));
-                    index.add(h)
-                });
-                Ok((g, upper_bound))
+                    }),
+                }
             })
             .collect();
-        Histograms { labels, of }
+        Histograms {
+            labels: groups.into_keys(),
+            of,
+        }
     }
 
     /// One step's samples `(series, count)` as histograms in order of
-    /// first appearance, as [`group_buckets`] gives them. `slots` is
-    /// scratch space kept between steps.
+    /// first appearance in the step; each sample of a series that is no
+    /// bucket pushes its annotation. `slots` is scratch space kept between
+    /// steps.
     pub fn group(
         &self,
         samples: impl IntoIterator<Item = (usize, f64)>,
@@ -586,16 +564,9 @@ mod tests {
         let bad = Labels::new(&[("__name__", "series"), ("le", "Hello World")]);
         let none = Labels::new(&[("__name__", "series")]);
         let mut annos = Vec::new();
-        let groups = group_buckets(
-            [
-                (&a1, 1.0),
-                (&b1, 2.0),
-                (&bad, 3.0),
-                (&a2, 4.0),
-                (&none, 5.0),
-            ],
-            &mut annos,
-        );
+        let histograms = Histograms::new([&a1, &b1, &bad, &a2, &none]);
+        let samples = [1.0, 2.0, 3.0, 4.0, 5.0].into_iter().enumerate();
+        let groups = histograms.group(samples, &mut annos, &mut Vec::new());
         assert_eq!(groups.len(), 2);
         assert_eq!(
             groups[0].labels,
@@ -677,9 +648,6 @@ mod tests {
             let (want, want_annos) = model_groups(&labelled);
             assert_eq!(got, want, "step {k}");
             assert_eq!(got_annos, want_annos, "step {k}");
-            let mut one_step = Vec::new();
-            assert_eq!(group_buckets(labelled, &mut one_step), want, "step {k}");
-            assert_eq!(one_step, want_annos, "step {k}");
         }
         // The first step: `job="b"` first, and the named series apart.
         let first = histograms.group((0..6).map(|i| (i, 1.0)), &mut Vec::new(), &mut slots);

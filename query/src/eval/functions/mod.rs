@@ -55,9 +55,8 @@
 //! `sort_by_label[_desc]` use [`sort::cmp_by_labels`] /
 //! [`sort::cmp_by_labels_desc`]. Sort stably.
 //!
-//! **Histograms** ([`histogram`]): per step,
-//! `group_buckets(vector.iter().map(|s| (&s.labels, s.v)), &mut annos)`
-//! (or `Histograms::new(labels)` once, then `.group(samples, ..)` per step)
+//! **Histograms** ([`histogram`]): `Histograms::new(series labels)` once,
+//! then per step `.group((series, value) samples, &mut annos, &mut slots)`
 //! → one [`histogram::BucketGroup`] (labels without `le`) per classic
 //! histogram, then `bucket_quantile(q, &mut group.buckets)` or
 //! `bucket_fraction(lower, upper, &mut group.buckets)`. Report
