@@ -138,7 +138,7 @@ fn go_float(v: f64) -> Number {
 
 fn labels_map(l: &Labels) -> BTreeMap<String, String> {
     l.iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

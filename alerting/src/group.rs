@@ -415,7 +415,7 @@ impl Group {
                 if l.value.contains("{{") {
                     continue;
                 }
-                if let Ok(m) = Matcher::new(MatchOp::Equal, &l.name, &l.value) {
+                if let Ok(m) = Matcher::new(MatchOp::Equal, l.name.as_str(), l.value.as_str()) {
                     matchers.push(m);
                 }
             }
@@ -553,7 +553,7 @@ fn state_changes(
     let time = crate::rule::ns_to_datetime(ts);
     let map = |l: &Labels| -> BTreeMap<String, String> {
         l.iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect()
     };
     let mut out = Vec::new();

@@ -85,7 +85,7 @@ pub fn to_outgoing(
             let mut labels: BTreeMap<String, String> = a
                 .labels
                 .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
+                .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect();
             for (k, v) in external_labels {
                 labels.entry(k.clone()).or_insert_with(|| v.clone());

@@ -200,7 +200,7 @@ fn set_label(v: &mut Vec<Label>, name: &str, value: &str) {
         Ok(i) if value.is_empty() => {
             v.remove(i);
         }
-        Ok(i) => v[i].value = value.to_string(),
+        Ok(i) => v[i].value = value.into(),
         Err(_) if value.is_empty() => {}
         Err(i) => v.insert(i, Label::new(name, value)),
     }

@@ -100,7 +100,7 @@ impl RuleTemplates {
             Value::Map(
                 labels
                     .iter()
-                    .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+                    .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
                     .collect(),
             ),
         );
@@ -202,7 +202,7 @@ fn run_query(c: &QueryContext, q: &str) -> Result<Value, String> {
                     Value::Map(
                         labels
                             .iter()
-                            .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+                            .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
                             .collect(),
                     ),
                 );

@@ -621,7 +621,10 @@ fn check_expr(db: &Arc<Db>, tc: &PromqlTestCase, opts: &QueryOptions) -> Option<
     for s in &tc.exp_samples {
         match series::parse_metric(&s.labels) {
             Ok(labels) => {
-                let mut p: Pairs = labels.into_iter().map(|l| (l.name, l.value)).collect();
+                let mut p: Pairs = labels
+                    .into_iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect();
                 p.sort();
                 exp.push((p, s.value));
             }

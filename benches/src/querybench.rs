@@ -256,6 +256,19 @@ pub fn run(opts: &QueryOptions) -> Result<QueryRun> {
         run.error = Some(format!("{e:#}"));
     }
 
+    // For profiling the servers in the state the load left (README).
+    if let Some(secs) = std::env::var("SILT_BENCH_HOLD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        for srv in &servers {
+            log(&format!(
+                "{}: held on port {} for {secs} s",
+                srv.system, srv.port
+            ));
+        }
+        thread::sleep(Duration::from_secs(secs));
+    }
     for mut srv in servers {
         if let Err(e) = srv.stop(opts.timeouts.stop) {
             log(&format!("{}: stop: {e:#}", srv.system));

@@ -196,9 +196,9 @@ impl CloningIndex {
         for (id, l) in series.iter().enumerate() {
             for p in l.iter() {
                 idx.by_name
-                    .entry(p.name.clone())
+                    .entry(p.name.to_string())
                     .or_default()
-                    .entry(p.value.clone())
+                    .entry(p.value.to_string())
                     .or_default()
                     .insert(id as u32);
             }

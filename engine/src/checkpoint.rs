@@ -542,8 +542,8 @@ fn decode_series(
     let mut pairs = Vec::with_capacity(n);
     for _ in 0..n {
         pairs.push(Label {
-            name: c.string()?,
-            value: c.string()?,
+            name: c.label()?,
+            value: c.label()?,
         });
     }
     let labels = Labels::from_pairs(pairs).ok()?;

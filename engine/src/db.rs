@@ -2783,7 +2783,7 @@ impl Querier {
             }
         } else {
             for e in self.select(matchers)? {
-                names.extend(e.labels.iter().map(|l| l.name.clone()));
+                names.extend(e.labels.iter().map(|l| l.name.to_string()));
             }
         }
         Ok(names.into_iter().collect())

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use regex::Regex;
 
 /// The label that holds the metric name.
@@ -16,17 +17,23 @@ pub const METRIC_NAME: &str = "__name__";
 /// One label pair.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
-    pub name: String,
-    pub value: String,
+    pub name: CompactString,
+    pub value: CompactString,
 }
 
 impl Label {
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>, value: impl Into<CompactString>) -> Self {
         Label {
             name: name.into(),
             value: value.into(),
         }
     }
+}
+
+/// Whether `name` is one of `names` (a `by`, `on` or `without` list).
+#[inline]
+pub fn is_among(name: &str, names: &[String]) -> bool {
+    names.iter().any(|n| n == name)
 }
 
 /// A sorted set of labels identifying one series.
@@ -35,6 +42,11 @@ impl Label {
 /// head and blocks hand out the same label set to every query that selects
 /// the series, and comparing a label set with a clone of itself is a pointer
 /// comparison.
+///
+/// The pairs sit side by side in that one allocation, and a name or value
+/// of up to 24 bytes (almost all of them) sits in its pair
+/// ([`CompactString`]): reading a set's labels follows one pointer, not one
+/// per string, and building one is a single allocation.
 #[derive(Debug, Clone, Default)]
 pub struct Labels(Arc<[Label]>);
 
@@ -88,7 +100,7 @@ impl Labels {
                 return Err(LabelsError::EmptyName);
             }
             if i > 0 && pairs[i - 1].name == l.name {
-                return Err(LabelsError::DuplicateName(l.name.clone()));
+                return Err(LabelsError::DuplicateName(l.name.to_string()));
             }
         }
         Ok(Labels(pairs.into()))
@@ -159,12 +171,18 @@ impl Labels {
     /// many clones share it).
     pub fn heap_bytes(&self) -> usize {
         const ALLOC_OVERHEAD: usize = 16;
+        // Names and values of up to 24 bytes are held in the pair itself.
+        let heap = |s: &CompactString| {
+            if s.is_heap_allocated() {
+                s.len() + ALLOC_OVERHEAD
+            } else {
+                0
+            }
+        };
         16 + self
             .0
             .iter()
-            .map(|l| {
-                std::mem::size_of::<Label>() + l.name.len() + l.value.len() + 2 * ALLOC_OVERHEAD
-            })
+            .map(|l| std::mem::size_of::<Label>() + heap(&l.name) + heap(&l.value))
             .sum::<usize>()
     }
 }
@@ -582,6 +600,29 @@ impl fmt::Display for Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_names_and_values_are_held_in_their_pair() {
+        assert_eq!(std::mem::size_of::<Label>(), 48);
+        let short = Labels::new(&[
+            ("__name__", "node_cpu_seconds_total"),
+            ("availability_zone", "eu-west-1a"),
+            ("value_of_24_bytes", "abcdefghijklmnopqrstuvwx"),
+        ]);
+        for l in short.iter() {
+            assert!(
+                !l.name.is_heap_allocated() && !l.value.is_heap_allocated(),
+                "{l:?}"
+            );
+        }
+        assert_eq!(short.heap_bytes(), 16 + 3 * 48);
+
+        let long = "x".repeat(25);
+        let labels = Labels::new(&[("path", long.as_str())]);
+        assert!(labels.as_slice()[0].value.is_heap_allocated());
+        assert_eq!(labels.heap_bytes(), 16 + 48 + 25 + 16);
+        assert_eq!(labels.get("path"), Some(long.as_str()));
+    }
 
     #[test]
     fn identity_hash_is_the_same_short_or_long() {

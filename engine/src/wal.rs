@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
@@ -231,6 +232,12 @@ impl<'a> Cursor<'a> {
         let n = usize::try_from(self.uvarint()?).ok()?;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
+
+    /// A length-prefixed label name or value, held inline when short.
+    pub(crate) fn label(&mut self) -> Option<CompactString> {
+        let n = usize::try_from(self.uvarint()?).ok()?;
+        CompactString::from_utf8(self.take(n)?).ok()
+    }
 }
 
 /// Decodes one record body (type byte and payload). `None` means malformed.
@@ -248,8 +255,8 @@ pub fn decode_record(typ: u8, payload: &[u8]) -> Option<Record> {
                 let mut pairs = Vec::with_capacity(n);
                 for _ in 0..n {
                     pairs.push(Label {
-                        name: c.string()?,
-                        value: c.string()?,
+                        name: c.label()?,
+                        value: c.label()?,
                     });
                 }
                 out.push((id, Labels::from_pairs(pairs).ok()?));

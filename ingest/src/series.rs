@@ -347,10 +347,7 @@ pub(crate) fn validate(
         };
         prev = name;
         has_name |= name == METRIC_NAME.as_bytes();
-        out.push(Label {
-            name: name_str.to_owned(),
-            value: value_str.to_owned(),
-        });
+        out.push(Label::new(name_str, value_str));
     }
     let labels = if sorted {
         Labels::from_sorted(out)

@@ -85,7 +85,7 @@ fn main() {
 fn to_json(v: &Value) -> Json {
     let labels = |l: &engine::Labels| {
         l.iter()
-            .map(|l| (l.name.clone(), Json::from(l.value.clone())))
+            .map(|l| (l.name.to_string(), Json::from(l.value.as_str())))
             .collect::<serde_json::Map<_, _>>()
     };
     match v {

@@ -701,7 +701,7 @@ async fn export_round_trips_every_value_bit_exactly() {
     for ((metric, samples), (labels, want_samples)) in got.iter().zip(&want) {
         let want_metric: serde_json::Map<String, Value> = labels
             .iter()
-            .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+            .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
             .collect();
         assert_eq!(metric, &Value::Object(want_metric));
         assert_eq!(samples.len(), want_samples.len(), "{labels}");

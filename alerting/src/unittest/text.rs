@@ -9,7 +9,9 @@ use query::gofmt;
 pub(super) type Pairs = Vec<(String, String)>;
 
 pub(super) fn pairs_of<'a>(labels: impl Iterator<Item = &'a Label>) -> Pairs {
-    labels.map(|l| (l.name.clone(), l.value.clone())).collect()
+    labels
+        .map(|l| (l.name.to_string(), l.value.to_string()))
+        .collect()
 }
 
 /// Go's `labels.Labels.String()`: `{a="1", b="2"}`.

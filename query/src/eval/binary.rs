@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use engine::labels::is_among;
 use engine::{Labels, METRIC_NAME};
 
 use super::error::{Result, exec};
@@ -293,9 +294,9 @@ fn match_labels(labels: &Labels, m: &VectorMatching) -> Labels {
             .iter()
             .filter(|lb| {
                 if m.on {
-                    m.labels.contains(&lb.name)
+                    is_among(&lb.name, &m.labels)
                 } else {
-                    lb.name != METRIC_NAME && !m.labels.contains(&lb.name)
+                    lb.name != METRIC_NAME && !is_among(&lb.name, &m.labels)
                 }
             })
             .cloned()
@@ -312,7 +313,7 @@ fn result_metric(lhs: &Labels, rhs: &Labels, op: BinaryOp, m: &VectorMatching) -
     if m.card == Cardinality::OneToOne {
         l = Labels::from_sorted(
             l.iter()
-                .filter(|lb| m.labels.contains(&lb.name) == m.on)
+                .filter(|lb| is_among(&lb.name, &m.labels) == m.on)
                 .cloned()
                 .collect(),
         );

@@ -9,7 +9,7 @@
 //! label set. [`Signatures`] numbers vector matching's join keys the same
 //! way and builds none: the first series of each stands for it.
 
-use engine::labels::{Label, Labels, METRIC_NAME, identity_hash};
+use engine::labels::{Label, Labels, METRIC_NAME, identity_hash, is_among};
 use hashbrown::HashTable;
 
 /// Entries numbered in insertion order, found by a 64-bit hash of their
@@ -67,8 +67,8 @@ impl<'g> Keep<'g> {
     #[inline]
     fn keeps(self, l: &Label) -> bool {
         match self {
-            Keep::By(names) => names.contains(&l.name),
-            Keep::Without(names) => l.name != METRIC_NAME && !names.contains(&l.name),
+            Keep::By(names) => is_among(&l.name, names),
+            Keep::Without(names) => l.name != METRIC_NAME && !is_among(&l.name, names),
             Keep::AllBut(name) => l.name != name,
         }
     }
@@ -180,7 +180,7 @@ mod tests {
     /// pairs named (`by`), or all but those and the metric name
     /// (`without`).
     fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
-        let named = |l: &&Label| grouping.contains(&l.name);
+        let named = |l: &&Label| is_among(&l.name, grouping);
         Labels::from_sorted(
             labels
                 .iter()

@@ -243,7 +243,9 @@ fn combine(
                     continue;
                 };
                 for l in info[ii].labels.iter() {
-                    if l.name == METRIC_NAME || (!data.is_empty() && !data.contains_key(&l.name)) {
+                    if l.name == METRIC_NAME
+                        || (!data.is_empty() && !data.contains_key(l.name.as_str()))
+                    {
                         continue;
                     }
                     let cur = get(&extra, &l.name);

@@ -83,7 +83,7 @@ pub(crate) fn compute(ctx: &Ctx<'_>) -> Result<SlaReport, RunError> {
                 target: target_name(l, &o.by),
                 labels: l
                     .iter()
-                    .map(|x| (x.name.clone(), x.value.clone()))
+                    .map(|x| (x.name.to_string(), x.value.to_string()))
                     .collect(),
                 uptime,
                 downtime_seconds: downtime,

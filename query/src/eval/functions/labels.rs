@@ -224,7 +224,7 @@ pub fn absent_labels(matchers: &[Matcher]) -> Labels {
         }
         if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
             pairs.retain(|l| l.name != m.name);
-            pairs.push(Label::new(m.name.clone(), m.value.clone()));
+            pairs.push(Label::new(m.name.as_str(), m.value.as_str()));
             seen.push(&m.name);
         } else {
             pairs.retain(|l| l.name != m.name);
