@@ -867,7 +867,14 @@ mod tests {
     fn records_round_trip_through_segments() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::create(dir.path(), 1, 1 << 20, Durability::Sync).unwrap();
-        let labels = Labels::new(&[("__name__", "up"), ("job", "x")]);
+        // Values short enough to sit in their pair and one that is not
+        // (over 24 bytes), multi-byte UTF-8 among them.
+        let labels = Labels::new(&[
+            ("__name__", "up"),
+            ("job", "x"),
+            ("mountpoint", "/var/lib/silt/a/rather/long/mountpoint"),
+            ("zone", "Zürich-😀"),
+        ]);
         let stale = f64::from_bits(crate::STALE_NAN);
         let lsn = wal
             .log(|b| {
