@@ -24,13 +24,13 @@ pub fn to_batch(expo: &Exposition, now_ms: i64, instance: &str) -> (WriteBatch, 
     let mut skipped = 0;
     for s in &expo.samples {
         let mut pairs = Vec::with_capacity(s.labels.len() + 3);
-        pairs.push(Label::new(engine::METRIC_NAME, s.name.clone()));
+        pairs.push(Label::new(engine::METRIC_NAME, s.name.as_str()));
         for (name, value) in &s.labels {
-            let name = match name.as_str() {
-                "job" | "instance" => format!("exported_{name}"),
-                _ => name.clone(),
+            let label = match name.as_str() {
+                "job" | "instance" => Label::new(format!("exported_{name}"), value.as_str()),
+                _ => Label::new(name.as_str(), value.as_str()),
             };
-            pairs.push(Label::new(name, value.clone()));
+            pairs.push(label);
         }
         pairs.push(Label::new("job", JOB));
         pairs.push(Label::new("instance", instance));

@@ -145,6 +145,13 @@ fn truncate(s: &str, n: usize) -> &str {
 
 /// Run the whole query benchmark and write its result file.
 pub fn run(opts: &QueryOptions) -> Result<QueryRun> {
+    let hold: Option<u64> = match std::env::var("SILT_BENCH_HOLD") {
+        Ok(v) => Some(
+            v.parse()
+                .with_context(|| format!("SILT_BENCH_HOLD={v:?}: a number of seconds"))?,
+        ),
+        Err(_) => None,
+    };
     fs::create_dir_all(&opts.work_dir)?;
     let qdir = opts.results_dir.join("query");
     fs::create_dir_all(&qdir)?;
@@ -257,10 +264,7 @@ pub fn run(opts: &QueryOptions) -> Result<QueryRun> {
     }
 
     // For profiling the servers in the state the load left (README).
-    if let Some(secs) = std::env::var("SILT_BENCH_HOLD")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(secs) = hold {
         for srv in &servers {
             log(&format!(
                 "{}: held on port {} for {secs} s",

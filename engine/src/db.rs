@@ -2783,7 +2783,11 @@ impl Querier {
             }
         } else {
             for e in self.select(matchers)? {
-                names.extend(e.labels.iter().map(|l| l.name.to_string()));
+                for l in e.labels.iter() {
+                    if !names.contains(l.name.as_str()) {
+                        names.insert(l.name.to_string());
+                    }
+                }
             }
         }
         Ok(names.into_iter().collect())

@@ -825,7 +825,10 @@ impl Head {
 
     fn build_labels(&self, s: &MemSeries) -> Labels {
         self.symbols.resolve_with(|r| {
-            Labels::from_sorted_iter(s.labels.iter().map(|(n, v)| Label::new(r(n), r(v))))
+            Labels::from_sorted_counted(
+                s.labels.iter().count(),
+                s.labels.iter().map(|(n, v)| Label::new(r(n), r(v))),
+            )
         })
     }
 

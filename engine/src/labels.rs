@@ -46,7 +46,7 @@ pub fn is_among(name: &str, names: &[String]) -> bool {
 /// The pairs sit side by side in that one allocation, and a name or value
 /// of up to 24 bytes (almost all of them) sits in its pair
 /// ([`CompactString`]): reading a set's labels follows one pointer, not one
-/// per string, and building one is a single allocation.
+/// per string, and building one allocates no string of that size.
 #[derive(Debug, Clone, Default)]
 pub struct Labels(Arc<[Label]>);
 
@@ -126,6 +126,14 @@ impl Labels {
             "labels not sorted: {labels:?}"
         );
         Labels(labels)
+    }
+
+    /// Like [`Labels::from_sorted_iter`], from exactly `n` pairs (counted
+    /// by the caller from the same source): the shared allocation is made
+    /// once, at its size, where an iterator of unknown length is first
+    /// collected into a growing vector.
+    pub fn from_sorted_counted(n: usize, mut pairs: impl Iterator<Item = Label>) -> Labels {
+        Labels::from_sorted_iter((0..n).map(|_| pairs.next().expect("as many pairs as counted")))
     }
 
     /// Convenience for tests and literals: `Labels::new(&[("__name__", "up")])`.

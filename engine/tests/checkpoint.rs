@@ -32,10 +32,18 @@ fn open(dir: &Path, checkpoint_on_close: bool) -> Arc<Db> {
 }
 
 fn labels(i: usize) -> Labels {
-    Labels::new(&[
+    let instance = format!("host-{i}");
+    // Every fifth series has a value over 24 bytes (held on the heap, not
+    // in its pair), in multi-byte UTF-8.
+    let path = format!("/var/lib/silt/a-long-mount-point/ünïcødé-{i}");
+    let mut pairs = vec![
         ("__name__", if i.is_multiple_of(3) { "cpu" } else { "mem" }),
-        ("instance", &format!("host-{i}")),
-    ])
+        ("instance", instance.as_str()),
+    ];
+    if i.is_multiple_of(5) {
+        pairs.push(("path", path.as_str()));
+    }
+    Labels::new(&pairs)
 }
 
 type Series = Vec<(Labels, Vec<(i64, u64)>)>;

@@ -292,8 +292,8 @@ fn family_name(name: &str, metric_type: MetricType) -> &str {
 
 /// Validates one series' labels and builds its [`Labels`]: limits, UTF-8,
 /// then [`Labels::from_pairs`] (sorts, drops empty values, refuses empty or
-/// repeated names), then the metric name. Strings are allocated only here,
-/// once each.
+/// repeated names), then the metric name. Names and values are copied only
+/// here, once each (into the label pairs, or the heap when over 24 bytes).
 pub(crate) fn validate(
     pairs: &[Pair<'_>],
     label_count: usize,

@@ -64,7 +64,10 @@ impl SeriesTable {
     }
 
     pub(crate) fn labels(&self, id: u32) -> Labels {
-        Labels::from_sorted_iter(self.pairs(id).map(|(n, v)| Label::new(n, v)))
+        Labels::from_sorted_counted(
+            self.pairs(id).count(),
+            self.pairs(id).map(|(n, v)| Label::new(n, v)),
+        )
     }
 
     /// Builds the inverted index over all series.
