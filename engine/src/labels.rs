@@ -30,12 +30,6 @@ impl Label {
     }
 }
 
-/// Whether `name` is one of `names` (a `by`, `on` or `without` list).
-#[inline]
-pub fn is_among(name: &str, names: &[String]) -> bool {
-    names.iter().any(|n| n == name)
-}
-
 /// A sorted set of labels identifying one series.
 ///
 /// Shared and immutable: a clone is a reference-count increment, so the

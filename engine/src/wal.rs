@@ -228,15 +228,18 @@ impl<'a> Cursor<'a> {
     pub(crate) fn u64_le(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
-    pub(crate) fn string(&mut self) -> Option<String> {
+    /// Bytes after their uvarint length.
+    fn prefixed(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.uvarint()?).ok()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+        self.take(n)
+    }
+    pub(crate) fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.prefixed()?.to_vec()).ok()
     }
 
     /// A length-prefixed label name or value, held inline when short.
     pub(crate) fn label(&mut self) -> Option<CompactString> {
-        let n = usize::try_from(self.uvarint()?).ok()?;
-        CompactString::from_utf8(self.take(n)?).ok()
+        CompactString::from_utf8(self.prefixed()?).ok()
     }
 }
 

@@ -6,12 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use engine::labels::is_among;
-use engine::{Labels, METRIC_NAME};
+use engine::Labels;
 
 use super::error::{Result, exec};
 use super::evaluator::{Ev, OutBuilder, Val};
-use super::groups::{Keep, LabelIndex, Signatures};
+use super::groups::{Keep, LabelIndex, Signatures, is_among};
 use super::value::{Series, drop_metadata, get, labels_string, set_label};
 use crate::promql::ast::{BinaryExpr, BinaryOp, Cardinality, VectorMatching};
 
@@ -168,12 +167,10 @@ fn vector_scalar(
     v
 }
 
-/// Join signatures: an ordinal per distinct matching-label set, for the
-/// series of both sides. `on (...)` matches on the pairs it names, as an
-/// aggregation's `by`; `ignoring (...)` (or neither) on all but those and
-/// the metric name, as `without`.
+/// Join signatures: an ordinal per distinct set of [`matching`] pairs,
+/// for the series of both sides.
 fn signatures(m: &VectorMatching, l: &[Series], r: &[Series]) -> (Vec<usize>, Vec<usize>, usize) {
-    let mut sigs = Signatures::new(Keep::grouping(&m.labels, !m.on));
+    let mut sigs = Signatures::new(matching(m));
     let ls = l.iter().map(|s| sigs.of(&s.labels)).collect();
     let rs = r.iter().map(|s| sigs.of(&s.labels)).collect();
     (ls, rs, sigs.len())
@@ -289,19 +286,14 @@ impl SlotOut {
 /// The labels that matched (`MatchLabels`): the `on` labels, or all but
 /// the ignored ones and the name.
 fn match_labels(labels: &Labels, m: &VectorMatching) -> Labels {
-    Labels::from_sorted(
-        labels
-            .iter()
-            .filter(|lb| {
-                if m.on {
-                    is_among(&lb.name, &m.labels)
-                } else {
-                    lb.name != METRIC_NAME && !is_among(&lb.name, &m.labels)
-                }
-            })
-            .cloned()
-            .collect(),
-    )
+    Labels::from_sorted(matching(m).kept(labels).cloned().collect())
+}
+
+/// The pairs a vector matching joins on: `on (...)` the pairs it names,
+/// as an aggregation's `by`; `ignoring (...)` (or neither) all but those
+/// and the metric name, as `without`.
+fn matching(m: &VectorMatching) -> Keep<'_> {
+    Keep::grouping(&m.labels, !m.on)
 }
 
 fn result_metric(lhs: &Labels, rhs: &Labels, op: BinaryOp, m: &VectorMatching) -> Labels {

@@ -9,7 +9,7 @@
 //! label set. [`Signatures`] numbers vector matching's join keys the same
 //! way and builds none: the first series of each stands for it.
 
-use engine::labels::{Label, Labels, METRIC_NAME, identity_hash, is_among};
+use engine::labels::{Label, Labels, METRIC_NAME, identity_hash};
 use hashbrown::HashTable;
 
 /// Entries numbered in insertion order, found by a 64-bit hash of their
@@ -39,6 +39,13 @@ impl LabelIndex {
         self.0.insert_unique(h, (h, n as u32), |&(eh, _)| eh);
         n
     }
+}
+
+/// Whether `name` is one of `names` (a `by`, `on`, `without` or
+/// `ignoring` list).
+#[inline]
+pub(crate) fn is_among(name: &str, names: &[String]) -> bool {
+    names.iter().any(|n| n == name)
 }
 
 /// Which of a series' pairs make its group.
@@ -75,7 +82,10 @@ impl<'g> Keep<'g> {
 
     /// The pairs of `labels` this keeps.
     #[inline]
-    fn kept<'l>(self, labels: &'l Labels) -> impl Iterator<Item = &'l Label> + Clone + use<'l, 'g> {
+    pub fn kept<'l>(
+        self,
+        labels: &'l Labels,
+    ) -> impl Iterator<Item = &'l Label> + Clone + use<'l, 'g> {
         labels.iter().filter(move |l| self.keeps(l))
     }
 
@@ -180,7 +190,7 @@ mod tests {
     /// pairs named (`by`), or all but those and the metric name
     /// (`without`).
     fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
-        let named = |l: &&Label| is_among(&l.name, grouping);
+        let named = |l: &&Label| grouping.iter().any(|g| g.as_str() == l.name.as_str());
         Labels::from_sorted(
             labels
                 .iter()
