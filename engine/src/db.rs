@@ -2506,13 +2506,13 @@ impl Querier {
             equal.clear();
             for (r, (bi, ids)) in runs.iter().enumerate() {
                 let Some(&id) = ids.get(pos[r]) else { continue };
-                let pairs = self.blocks[*bi].label_pairs(id);
+                let key = SeriesKey::of(&self.blocks[*bi], id);
                 let order = match min {
                     None => std::cmp::Ordering::Less,
-                    Some(Next::Head) => cmp_pairs(pairs, &head_found[head_pos].0),
+                    Some(Next::Head) => key.cmp_labels(&head_found[head_pos].0),
                     Some(Next::Run(m)) => {
                         let (mb, mids) = &runs[m];
-                        pairs.cmp(self.blocks[*mb].label_pairs(mids[pos[m]]))
+                        key.cmp(SeriesKey::of(&self.blocks[*mb], mids[pos[m]]))
                     }
                 };
                 match order {
@@ -2537,6 +2537,8 @@ impl Querier {
             let mut has_starts = false;
             for &r in &equal {
                 let (bi, ids) = &runs[r];
+                // The next query's merge finds this series equal by pointer.
+                self.blocks[*bi].share_labels(ids[pos[r]], &labels);
                 has_starts |= self.blocks[*bi].series_has_starts(ids[pos[r]]);
                 sources.push(Source::Block(*bi, ids[pos[r]]));
                 pos[r] += 1;
@@ -2840,13 +2842,43 @@ enum Next {
     Run(usize),
 }
 
-/// Compares a block series' label pairs with a label set, in [`Labels`]'
-/// order (by name, then value, pair by pair; a prefix sorts first).
-fn cmp_pairs<'a>(
-    pairs: impl Iterator<Item = (&'a str, &'a str)>,
-    labels: &'a Labels,
-) -> std::cmp::Ordering {
-    pairs.cmp(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+/// A block series' label set as [`Querier::select`]'s merge compares it:
+/// the block's cached set when it has one (equal sets shared between
+/// blocks compare by pointer), else its encoded pairs, read in place.
+#[derive(Clone, Copy)]
+enum SeriesKey<'a> {
+    Set(&'a Labels),
+    Pairs(&'a Block, u32),
+}
+
+impl<'a> SeriesKey<'a> {
+    fn of(block: &'a Block, id: u32) -> SeriesKey<'a> {
+        match block.cached_labels(id) {
+            Some(l) => SeriesKey::Set(l),
+            None => SeriesKey::Pairs(block, id),
+        }
+    }
+
+    /// In [`Labels`]' order: by name, then value, pair by pair; a prefix
+    /// sorts first.
+    fn cmp_labels(self, labels: &Labels) -> std::cmp::Ordering {
+        match self {
+            SeriesKey::Set(l) => l.cmp(labels),
+            SeriesKey::Pairs(b, id) => b
+                .label_pairs(id)
+                .cmp(labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))),
+        }
+    }
+
+    fn cmp(self, other: SeriesKey<'_>) -> std::cmp::Ordering {
+        match (self, other) {
+            (_, SeriesKey::Set(l)) => self.cmp_labels(l),
+            (SeriesKey::Set(l), _) => other.cmp_labels(l).reverse(),
+            (SeriesKey::Pairs(a, i), SeriesKey::Pairs(b, j)) => {
+                a.label_pairs(i).cmp(b.label_pairs(j))
+            }
+        }
+    }
 }
 
 /// Re-exported for the admin API and tests.
@@ -3045,6 +3077,76 @@ mod tests {
         assert!(!Continuity::UNKNOWN.unbroken(i64::MAX));
         assert!(even.unbroken(100) && !even.unbroken(99));
         assert!(!exact(&b).unbroken(i64::MAX));
+    }
+
+    /// Blocks holding the same series end a merge sharing one label set
+    /// (the head's, when it holds the series too), and the merges that
+    /// compare those sets find what the first, comparing encoded pairs,
+    /// found.
+    #[test]
+    fn merged_series_share_one_label_set_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = foreground_db(dir.path(), |_| {});
+        let t0 = window_start_hours_ago(8);
+        let write = |jobs: &[&str], t: i64| {
+            let batch = WriteBatch {
+                series: jobs
+                    .iter()
+                    .map(|job| {
+                        crate::sample::SeriesSamples::new(
+                            Labels::new(&[("__name__", "up"), ("job", job)]),
+                            vec![Sample::new(t, 1.0)],
+                        )
+                    })
+                    .collect(),
+                metadata: vec![],
+            };
+            db.append(&batch).unwrap().wait_blocking().unwrap();
+        };
+        // Blocks of three windows; `b` in all of them and the head, `a`
+        // and `c` in some.
+        write(&["a", "b"], t0);
+        db.cut_head().unwrap();
+        write(&["b", "c"], t0 + 2 * 3_600_000);
+        db.cut_head().unwrap();
+        write(&["a", "b", "c"], t0 + 4 * 3_600_000);
+        db.cut_head().unwrap();
+        write(&["b"], now_ms());
+        let q = db.querier(i64::MIN, i64::MAX);
+        assert_eq!(q.blocks.len(), 3);
+        let all = [Matcher::equal("__name__", "up")];
+        let first = q.select(&all).unwrap();
+        // Each series' job and sources: `block:id`, or `head`.
+        let jobs = |e: &[SeriesEntry]| -> Vec<String> {
+            e.iter()
+                .map(|e| {
+                    let sources: Vec<String> = e
+                        .sources
+                        .iter()
+                        .map(|s| match *s {
+                            Source::Block(bi, id) => format!("{bi}:{id}"),
+                            Source::Head(_) => "head".to_owned(),
+                        })
+                        .collect();
+                    format!("{} {}", e.labels.get("job").unwrap(), sources.join(" "))
+                })
+                .collect()
+        };
+        let want = ["a 0:0 2:0", "b 0:1 1:0 2:1 head", "c 1:1 2:2"];
+        assert_eq!(jobs(&first), want);
+        let set = |bi: usize, id: u32| q.blocks[bi].cached_labels(id).unwrap().as_slice().as_ptr();
+        let head_b = first[1].labels.as_slice().as_ptr();
+        assert!(
+            [(0, 1), (1, 0), (2, 1)]
+                .iter()
+                .all(|&(bi, id)| set(bi, id) == head_b)
+        );
+        assert_eq!(set(0, 0), set(2, 0));
+        assert_eq!(set(1, 1), set(2, 2));
+        assert_eq!(jobs(&q.select(&all).unwrap()), want);
+        // One series alone: the merge skips the others' runs.
+        let b = q.select(&[Matcher::equal("job", "c")]).unwrap();
+        assert_eq!(jobs(&b), want[2..]);
     }
 
     #[test]

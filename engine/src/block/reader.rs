@@ -326,6 +326,43 @@ impl Block {
             return l.clone();
         }
         let l = self.series.labels(id);
+        self.fill_slot(cache, slot, &l);
+        l
+    }
+
+    /// Series `id`'s label set if the label cache holds it (no lookup
+    /// beyond the slot, nothing built).
+    pub fn cached_labels(&self, id: u32) -> Option<&Labels> {
+        if (id as usize) >= self.series.len() {
+            return None;
+        }
+        self.label_slot(id)?.get()
+    }
+
+    /// Caches `labels`, which the caller found equal to series `id`'s, as
+    /// that series' label set, if the slot is empty and the budget allows:
+    /// blocks that hold the same series then hand out one shared set, so
+    /// merging their matches compares pointers ([`Labels`]' order).
+    pub fn share_labels(&self, id: u32, labels: &Labels) {
+        if (id as usize) >= self.series.len() {
+            return;
+        }
+        let (Some(cache), Some(slot)) = (&self.cache, self.label_slot(id)) else {
+            return;
+        };
+        if slot.get().is_none() {
+            debug_assert!(
+                self.series
+                    .pairs(id)
+                    .eq(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+            );
+            self.fill_slot(cache, slot, labels);
+        }
+    }
+
+    /// Puts `l` in an empty label slot if the cache's label budget takes
+    /// its bytes (a set shared with other blocks counts in each).
+    fn fill_slot(&self, cache: &BlockCache, slot: &OnceLock<Labels>, l: &Labels) {
         let bytes = l.heap_bytes();
         if cache.reserve_labels(bytes) {
             if slot.set(l.clone()).is_ok() {
@@ -334,7 +371,6 @@ impl Block {
                 cache.release_labels(bytes);
             }
         }
-        l
     }
 
     /// Labels of series `id` built afresh, bypassing the label cache (for

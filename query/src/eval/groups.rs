@@ -126,7 +126,10 @@ impl<'g> Groups<'g> {
         if let Some(g) = self.index.find(h, |g| kept.clone().eq(keys[g].iter())) {
             return g;
         }
-        self.keys.push(Labels::from_sorted(kept.cloned().collect()));
+        self.keys.push(Labels::from_sorted_counted(
+            kept.clone().count(),
+            kept.cloned(),
+        ));
         self.index.add(h)
     }
 
