@@ -3114,6 +3114,12 @@ mod tests {
         write(&["b"], now_ms());
         let q = db.querier(i64::MIN, i64::MAX);
         assert_eq!(q.blocks.len(), 3);
+        // Sets cached beforehand in later blocks: the first merge compares
+        // them with earlier blocks' pairs, `b` in block 1 with `a` in
+        // block 0 (greater) and `c` in block 2 with `c` in block 1
+        // (equal); those blocks keep their own sets.
+        let b_own = q.blocks[1].labels(0);
+        let c_own = q.blocks[2].labels(2);
         let all = [Matcher::equal("__name__", "up")];
         let first = q.select(&all).unwrap();
         // Each series' job and sources: `block:id`, or `head`.
@@ -3136,13 +3142,14 @@ mod tests {
         assert_eq!(jobs(&first), want);
         let set = |bi: usize, id: u32| q.blocks[bi].cached_labels(id).unwrap().as_slice().as_ptr();
         let head_b = first[1].labels.as_slice().as_ptr();
-        assert!(
-            [(0, 1), (1, 0), (2, 1)]
-                .iter()
-                .all(|&(bi, id)| set(bi, id) == head_b)
-        );
+        assert_eq!(set(0, 1), head_b);
+        assert_eq!(set(2, 1), head_b);
+        assert_eq!(set(1, 0), b_own.as_slice().as_ptr());
+        assert_ne!(set(1, 0), head_b);
         assert_eq!(set(0, 0), set(2, 0));
-        assert_eq!(set(1, 1), set(2, 2));
+        assert_eq!(set(2, 2), c_own.as_slice().as_ptr());
+        assert_ne!(set(1, 1), set(2, 2));
+        assert_eq!(q.blocks[1].cached_labels(1), Some(&c_own));
         assert_eq!(jobs(&q.select(&all).unwrap()), want);
         // One series alone: the merge skips the others' runs.
         let b = q.select(&[Matcher::equal("job", "c")]).unwrap();

@@ -330,19 +330,19 @@ impl Block {
         l
     }
 
-    /// Series `id`'s label set if the label cache holds it (no lookup
-    /// beyond the slot, nothing built).
+    /// Series `id`'s label set if the label cache holds it: nothing is
+    /// built or allocated, not even the block's slots.
     pub fn cached_labels(&self, id: u32) -> Option<&Labels> {
-        if (id as usize) >= self.series.len() {
-            return None;
-        }
-        self.label_slot(id)?.get()
+        self.label_slots.get()?.as_ref()?.get(id as usize)?.get()
     }
 
     /// Caches `labels`, which the caller found equal to series `id`'s, as
     /// that series' label set, if the slot is empty and the budget allows:
     /// blocks that hold the same series then hand out one shared set, so
-    /// merging their matches compares pointers ([`Labels`]' order).
+    /// merging their matches compares pointers ([`Labels`]' order). The
+    /// set counts in full against the budget in every block holding it
+    /// (what it costs is not known once the block that built it is gone);
+    /// once the budget is spent, merges compare pairs as before.
     pub fn share_labels(&self, id: u32, labels: &Labels) {
         if (id as usize) >= self.series.len() {
             return;

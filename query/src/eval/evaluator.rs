@@ -19,9 +19,13 @@ use crate::promql::ast::{
 };
 
 /// [`Ctx::check`]s per clock read on a thread. Checks come per series (or
-/// per group); reading the clock costs 20-40 ns in a virtual machine, as
-/// much as a small series' fold, and 16 series of even a month's samples
-/// take about a millisecond.
+/// per group or node); reading the clock costs 20-40 ns in a virtual
+/// machine, as much as a small series' fold. A thread notices a passed
+/// deadline up to 15 checks' work late: well under a millisecond for
+/// folds and rollups of a day, more for heavy functions over long ranges,
+/// next to timeouts of seconds (the API's cancel flag, raised 50 ms after
+/// the deadline and read at every check, bounds it for queries on the
+/// pool).
 const CLOCK_EVERY: u32 = 16;
 
 thread_local! {
@@ -1221,12 +1225,12 @@ mod check_tests {
             expired.ctx.check(),
             Err(EvalError::Timeout { .. })
         ));
-        let (_d, soon) = plan(StdDuration::from_millis(30));
+        let (_d, soon) = plan(StdDuration::from_millis(300));
         let fails_within_period = |ctx: &Ctx| {
             // Part way through this thread's period for the query.
             ctx.check().unwrap();
             ctx.check().unwrap();
-            std::thread::sleep(StdDuration::from_millis(40));
+            std::thread::sleep(StdDuration::from_millis(350));
             // Two checks done, the clock read at the first: the period's
             // last check reads it again.
             let passed = (0..CLOCK_EVERY).position(|_| ctx.check().is_err());
