@@ -2537,7 +2537,8 @@ impl Querier {
             let mut has_starts = false;
             for &r in &equal {
                 let (bi, ids) = &runs[r];
-                // The next query's merge finds this series equal by pointer.
+                // Where the block has no set of its own yet, later merges
+                // find this series equal by pointer.
                 self.blocks[*bi].share_labels(ids[pos[r]], &labels);
                 has_starts |= self.blocks[*bi].series_has_starts(ids[pos[r]]);
                 sources.push(Source::Block(*bi, ids[pos[r]]));
@@ -3079,10 +3080,10 @@ mod tests {
         assert!(!exact(&b).unbroken(i64::MAX));
     }
 
-    /// Blocks holding the same series end a merge sharing one label set
-    /// (the head's, when it holds the series too), and the merges that
-    /// compare those sets find what the first, comparing encoded pairs,
-    /// found.
+    /// Blocks without a set of their own for a series end a merge holding
+    /// the set the merge took (the head's, when it holds the series too);
+    /// blocks with one keep it. Merges that compare those sets find what
+    /// the first, comparing encoded pairs, found.
     #[test]
     fn merged_series_share_one_label_set_across_blocks() {
         let dir = tempfile::tempdir().unwrap();

@@ -148,10 +148,10 @@ const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
 
 /// Appends [`format_float_f`]'s text.
 pub fn write_float_f(out: &mut String, v: f64) {
-    // Whole numbers below 2^53 (counts, byte gauges, `up`): every integer
-    // there is a float, so no shorter decimal parses back to the same
-    // value than the integer's own digits (trailing zeros included, as
-    // 'f' writes them): Go's text is the integer's.
+    // Whole numbers below 2^53 (counts, byte gauges, `up`): floats there
+    // are at most 1 apart, so the shortest decimal that parses back to
+    // one has the integer's significant digits, and 'f' writes them with
+    // the integer's trailing zeros: Go's text is the integer's.
     if v != 0.0 && v.abs() < EXACT_INTEGERS && v.fract() == 0.0 {
         out.push_str(itoa::Buffer::new().format(v as i64));
         return;
