@@ -170,6 +170,16 @@ fn cases() -> Vec<(&'static str, Vec<Matcher>)> {
             ],
         ),
         (
+            // A Grafana multi-value variable: each alternative a prefix,
+            // each prefix many values, met with a small result.
+            "net_tx_alternation",
+            vec![
+                Matcher::equal("__name__", "node_network_transmit_bytes_total"),
+                re("instance", MatchOp::RegexMatch, "(host-1|host-2).*"),
+                re("device", MatchOp::NotEqual, "lo"),
+            ],
+        ),
+        (
             "job_instance_general_regex",
             vec![
                 Matcher::equal("job", "node"),

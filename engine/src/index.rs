@@ -246,15 +246,15 @@ fn union(ps: &[&RoaringBitmap]) -> RoaringBitmap {
     }
 }
 
-/// `result &= ⋃ ps`. A small result is filtered by membership instead of
-/// materialising a large union.
+/// `result &= ⋃ ps`. A small result is met with each posting instead of
+/// materialising a large union ([`meet`]).
 fn intersect(result: &mut RoaringBitmap, ps: &[&RoaringBitmap]) {
     match ps {
         [p] => *result &= *p,
         _ => {
             let total: u64 = ps.iter().map(|p| p.len()).sum();
             if result.len().saturating_mul(ps.len() as u64) <= total {
-                result.retain(|id| ps.iter().any(|p| p.contains(id)));
+                *result = meet(result, ps);
             } else {
                 *result &= union(ps);
             }
@@ -262,13 +262,29 @@ fn intersect(result: &mut RoaringBitmap, ps: &[&RoaringBitmap]) {
     }
 }
 
-/// `result -= p` for every `p`, stopping once nothing is left. A small
-/// result is filtered by membership instead.
+/// `result ∩ ⋃ ps` for a result small next to the postings: the result
+/// intersected with each posting, the pieces joined. Each piece is a
+/// merge of two sorted arrays (vectorised in `roaring`); looking each id
+/// up in each posting instead is a binary search with a mispredicted
+/// branch per step, which was a quarter of a small regex selection's time
+/// (`{instance=~"(web|api)-.*"}`, as Grafana's multi-value variables
+/// write).
+fn meet(result: &RoaringBitmap, ps: &[&RoaringBitmap]) -> RoaringBitmap {
+    let mut met = RoaringBitmap::new();
+    for p in ps {
+        met |= result & *p;
+    }
+    met
+}
+
+/// `result -= p` for every `p`, stopping once nothing is left. From a
+/// small result, what many postings hold of it is taken away at once
+/// ([`meet`]).
 fn subtract(result: &mut RoaringBitmap, ps: &[&RoaringBitmap]) {
     if ps.len() > 8
         && result.len().saturating_mul(ps.len() as u64) < ps.iter().map(|p| p.len()).sum()
     {
-        result.retain(|id| !ps.iter().any(|p| p.contains(id)));
+        *result -= meet(result, ps);
         return;
     }
     for p in ps {
@@ -450,6 +466,30 @@ mod tests {
             let got: Vec<u32> = idx.select(&ms).iter().collect();
             let want: Vec<u32> = brute(&series, &ms).into_iter().filter(|&i| live[i as usize]).collect();
             prop_assert_eq!(got, want, "matchers {:?}", ms);
+        }
+
+        /// `intersect` is `result & ⋃ ps` and `subtract` is `result - ⋃
+        /// ps`, on both of their paths (a result small or large next to
+        /// the postings).
+        #[test]
+        fn intersect_and_subtract_meet_the_union(
+            result in prop::collection::btree_set(0u32..3_000, 0..200),
+            ps in prop::collection::vec(prop::collection::btree_set(0u32..3_000, 0..400), 2..12),
+            spread in 0u32..3,
+        ) {
+            // Some ids in other containers (above 65,535) too.
+            let at = |x: u32| x + (x % 3).min(spread) * 70_000;
+            let result: RoaringBitmap = result.iter().map(|&x| at(x)).collect();
+            let ps: Vec<RoaringBitmap> = ps.iter().map(|p| p.iter().map(|&x| at(x)).collect()).collect();
+            let refs: Vec<&RoaringBitmap> = ps.iter().collect();
+            let want = &result & union(&refs);
+            let mut got = result.clone();
+            intersect(&mut got, &refs);
+            prop_assert_eq!(got, want);
+            let want = &result - union(&refs);
+            let mut got = result.clone();
+            subtract(&mut got, &refs);
+            prop_assert_eq!(got, want);
         }
 
         /// A literal prefix is a prefix of every value the regex matches.
