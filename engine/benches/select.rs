@@ -374,7 +374,8 @@ fn bench(c: &mut Criterion) {
 
     // The head's part of `Querier::select`: matching series with their
     // labels, sorted by labels; by id look-ups and a sort comparing label
-    // sets, or `Head::select_sorted` comparing interned ids.
+    // sets, or `Head::select_sorted` (comparing interned ids once, then,
+    // as here from the second call on, its kept answer).
     let mut g = c.benchmark_group("head_sorted");
     for (name, ms) in &cases {
         g.bench_function(format!("{name}/sort_labels"), |b| {

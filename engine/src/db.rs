@@ -2480,9 +2480,8 @@ impl Querier {
             .enumerate()
             .map(|(bi, b)| {
                 let ids = b
-                    .postings()
                     .select(matchers)
-                    .into_iter()
+                    .iter()
                     .filter(|&id| {
                         let (a, z) = b.series_time_range(id);
                         z >= self.mint && a <= self.maxt

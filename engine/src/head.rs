@@ -31,6 +31,7 @@ use crate::head_chunk::HeadChunk;
 use crate::index::MemPostings;
 use crate::labels::{Label, Labels, Matcher, identity_hash};
 use crate::sample::Sample;
+use crate::select_memo::{self, SelectMemo};
 use crate::starts::StartLog;
 use crate::symbols::Symbols;
 use crate::time_column::Columns;
@@ -54,6 +55,10 @@ const SHARDS: usize = 64;
 
 /// Default budget of [`Head::labels_of`]'s label-set cache: 256 MiB.
 pub const DEFAULT_LABEL_CACHE_BYTES: usize = 256 << 20;
+
+/// Budget of [`Head::select_sorted`]'s remembered selections: 8 MiB, two
+/// million series ids (four bytes each).
+pub const SELECT_MEMO_BYTES: usize = 8 << 20;
 
 /// Samples of one series in one generation.
 #[derive(Default)]
@@ -571,6 +576,8 @@ pub struct Head {
     /// Heap bytes of the label sets cached, and the budget.
     label_cache_bytes: AtomicUsize,
     label_cache_budget: AtomicUsize,
+    /// Sorted selections of recent queries ([`Head::select_sorted`]).
+    selects: SelectMemo<Arc<[u32]>>,
     /// Timestamp columns that in-order chunks may still join.
     pub columns: Columns,
     /// Some series was given a start timestamp since the head was made
@@ -598,6 +605,7 @@ impl Head {
             label_cache: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             label_cache_bytes: AtomicUsize::new(0),
             label_cache_budget: AtomicUsize::new(DEFAULT_LABEL_CACHE_BYTES),
+            selects: SelectMemo::default(),
             columns: Columns::default(),
             starts_seen: AtomicBool::new(false),
         }
@@ -840,21 +848,64 @@ impl Head {
     /// Series matching every matcher for which `keep` holds, with their
     /// labels ([`Head::labels_of`]) and ids, sorted by labels
     /// ([`sort_by_labels`]).
+    ///
+    /// The sorted ids of all the matching series are kept for the next
+    /// query with the same matchers, until a series is created or removed
+    /// ([`crate::select_memo`]); `keep` is asked afresh each time.
     pub fn select_sorted(
         &self,
         matchers: &[Matcher],
         mut keep: impl FnMut(&MemSeries) -> bool,
     ) -> Vec<(Labels, u32)> {
-        let ids = self.select(matchers);
+        let sorted = self.select_sorted_ids(matchers);
+        let found: Vec<Arc<MemSeries>> = {
+            let series = self.series.read();
+            sorted
+                .iter()
+                .filter_map(|&id| series_at(&series, id).cloned())
+                .collect()
+        };
+        found
+            .iter()
+            .filter(|s| keep(s))
+            .map(|s| (self.labels_of(s), s.id))
+            .collect()
+    }
+
+    /// Ids of the series matching every matcher, sorted by labels: kept
+    /// from an earlier query at the index's generation, or found and kept.
+    fn select_sorted_ids(&self, matchers: &[Matcher]) -> Arc<[u32]> {
+        let postings = self.postings.read();
+        let generation = postings.generation();
+        if let Some(sorted) = self.selects.get(matchers, generation) {
+            return sorted;
+        }
+        let ids = postings.select(matchers);
+        drop(postings);
+        // A series removed meanwhile is missing here, one created is not
+        // in `ids`: either way the generation kept with the answer is
+        // past, and no later query finds it.
         let mut found: Vec<Arc<MemSeries>> = {
             let series = self.series.read();
             ids.iter()
-                .filter_map(|id| series.get(id as usize).and_then(Option::clone))
+                .filter_map(|id| series_at(&series, id).cloned())
                 .collect()
         };
-        found.retain(|s| keep(s));
         self.symbols.resolve_with(|r| sort_by_labels(&mut found, r));
-        found.iter().map(|s| (self.labels_of(s), s.id)).collect()
+        let sorted: Arc<[u32]> = found.iter().map(|s| s.id).collect();
+        // Kept only if still the index's answer (under churn, a past one
+        // would only push out others).
+        if self.postings.read().generation() == generation {
+            let bytes = std::mem::size_of_val(&*sorted) + select_memo::matchers_bytes(matchers);
+            self.selects.put(
+                matchers,
+                generation,
+                sorted.clone(),
+                bytes,
+                SELECT_MEMO_BYTES,
+            );
+        }
+        sorted
     }
 
     /// Calls `f` with the head's index under its read lock.
@@ -1296,6 +1347,31 @@ mod tests {
         let odd = h.select_sorted(&[Matcher::equal("__name__", "up")], |s| s.id % 2 == 1);
         let want: Vec<_> = all.into_iter().filter(|(_, id)| id % 2 == 1).collect();
         assert_eq!(odd, want);
+    }
+
+    /// A selection kept from an earlier query is used only while no series
+    /// was created or removed since.
+    #[test]
+    fn select_sorted_sees_series_created_and_removed_since() {
+        let h = Head::new();
+        let up = |job: &str| Labels::new(&[("__name__", "up"), ("job", job)]);
+        let ms = [Matcher::equal("__name__", "up")];
+        let ids = |got: Vec<(Labels, u32)>| got.into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+        let c = h.get_or_create(&up("c")).0.id;
+        let a = h.get_or_create(&up("a")).0;
+        a.lock().live.push(1, 1.0, &h.columns);
+        let a = a.id;
+        assert_eq!(ids(h.select_sorted(&ms, |_| true)), [a, c]);
+        assert_eq!(ids(h.select_sorted(&ms, |s| s.id == c)), [c]);
+        assert_eq!(h.selects.len(), 1);
+        let b = h.get_or_create(&up("b")).0.id;
+        h.get_or_create(&Labels::new(&[("__name__", "down")]));
+        assert_eq!(ids(h.select_sorted(&ms, |_| true)), [a, b, c]);
+        // The idle series (b and c) go at the next cut.
+        h.freeze();
+        assert_eq!(h.drop_frozen_and_gc(), 3);
+        assert_eq!(ids(h.select_sorted(&ms, |_| true)), [a]);
+        assert_eq!(h.selects.len(), 1);
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::labels::{MatchOp, Matcher};
 pub struct MemPostings {
     by_name: HashMap<String, BTreeMap<String, RoaringBitmap>>,
     all: RoaringBitmap,
+    /// Series added and removed so far: what a selection was answered at
+    /// ([`MemPostings::generation`]).
+    generation: u64,
 }
 
 impl MemPostings {
@@ -44,6 +47,7 @@ impl MemPostings {
             }
         }
         self.all.insert(id);
+        self.generation += 1;
     }
 
     /// Removes series `id` (with its label pairs) from the index.
@@ -62,6 +66,13 @@ impl MemPostings {
             }
         }
         self.all.remove(id);
+        self.generation += 1;
+    }
+
+    /// Changes with every series added or removed: an answer of
+    /// [`MemPostings::select`] holds for as long as it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn all(&self) -> &RoaringBitmap {

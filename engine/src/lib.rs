@@ -18,6 +18,7 @@ pub mod index;
 pub mod labels;
 pub mod metadata;
 pub mod sample;
+pub mod select_memo;
 pub mod starts;
 pub mod summary;
 pub mod symbols;

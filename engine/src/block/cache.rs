@@ -17,12 +17,15 @@
 //! was used since it was queued goes to the back instead of out. Keys hash
 //! to one of [`SHARDS`] shards, each with an equal share of the budget.
 //!
-//! The cache also keeps the budget of the label sets blocks keep for
-//! queries ([`Block::labels`]): a quarter of its capacity, reserved and
-//! released by the blocks themselves (label sets are not evicted; a block
-//! gives its share back when it is dropped).
+//! The cache also keeps the budgets of what blocks keep for queries,
+//! reserved and released by the blocks themselves, who give their share
+//! back when they are dropped: their label sets ([`Block::labels`], a
+//! quarter of its capacity, not evicted) and the answers of their
+//! recent selections ([`Block::select`], a sixteenth, evicted by their
+//! own block only).
 //!
 //! [`Block`]: super::Block
+//! [`Block::select`]: super::Block::select
 //! [`Block::labels`]: super::Block::labels
 
 use std::collections::{HashMap, VecDeque};
@@ -264,6 +267,9 @@ pub struct BlockCache {
     /// Bytes of label sets blocks keep, and their budget.
     label_bytes: AtomicUsize,
     label_budget: usize,
+    /// Bytes of selections blocks keep, and their budget.
+    selection_bytes: AtomicUsize,
+    selection_budget: usize,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -272,6 +278,14 @@ impl std::fmt::Debug for BlockCache {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
+}
+
+/// Adds `bytes` to `held` unless that passes `budget`.
+fn reserve(held: &AtomicUsize, budget: usize, bytes: usize) -> bool {
+    held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+        held.checked_add(bytes).filter(|&n| n <= budget)
+    })
+    .is_ok()
 }
 
 /// Keys of opened blocks: unique for the process's lifetime.
@@ -296,17 +310,31 @@ impl BlockCache {
             metrics,
             label_bytes: AtomicUsize::new(0),
             label_budget: capacity / 4,
+            selection_bytes: AtomicUsize::new(0),
+            selection_budget: capacity / 16,
         }
     }
 
     /// Reserves `bytes` of the label-set budget; `false` (nothing reserved)
     /// if they do not fit.
     pub(crate) fn reserve_labels(&self, bytes: usize) -> bool {
-        self.label_bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                held.checked_add(bytes).filter(|&n| n <= self.label_budget)
-            })
-            .is_ok()
+        reserve(&self.label_bytes, self.label_budget, bytes)
+    }
+
+    /// Reserves `bytes` of the selections' budget; `false` (nothing
+    /// reserved) if they do not fit.
+    pub(crate) fn reserve_selection(&self, bytes: usize) -> bool {
+        reserve(&self.selection_bytes, self.selection_budget, bytes)
+    }
+
+    /// Gives back bytes reserved with [`BlockCache::reserve_selection`].
+    pub(crate) fn release_selection(&self, bytes: usize) {
+        self.selection_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of selections blocks keep now.
+    pub fn selection_bytes(&self) -> usize {
+        self.selection_bytes.load(Ordering::Relaxed)
     }
 
     /// Gives back label-set bytes reserved with [`BlockCache::reserve_labels`].

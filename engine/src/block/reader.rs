@@ -28,11 +28,13 @@ use parquet::data_type::{DataType, DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::serialized_reader::SerializedPageReader;
+use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
 use crate::index::MemPostings;
-use crate::labels::Labels;
+use crate::labels::{Labels, Matcher};
 use crate::sample::{Sample, first_at_or_after, is_stale_nan, partition_point_near};
+use crate::select_memo::{self, SelectMemo};
 use crate::starts::StartRun;
 use crate::summary::{Continuity, RunSummary};
 
@@ -93,6 +95,10 @@ pub struct Block {
     label_slots: OnceLock<Option<Box<[OnceLock<Labels>]>>>,
     /// Bytes reserved in the cache's label budget (slots and sets).
     label_bytes: AtomicUsize,
+    /// Answers of recent selections ([`Block::select`]), and the bytes
+    /// they reserved in the cache's selection budget.
+    selects: SelectMemo<Arc<RoaringBitmap>>,
+    select_bytes: AtomicUsize,
 }
 
 impl Drop for Block {
@@ -100,6 +106,7 @@ impl Drop for Block {
         if let Some(c) = &self.cache {
             c.remove_block(self.cache_key);
             c.release_labels(*self.label_bytes.get_mut());
+            c.release_selection(*self.select_bytes.get_mut());
         }
     }
 }
@@ -270,6 +277,8 @@ impl Block {
             cache_key: cache::new_block_key(),
             label_slots: OnceLock::new(),
             label_bytes: AtomicUsize::new(0),
+            selects: SelectMemo::default(),
+            select_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -304,6 +313,37 @@ impl Block {
     /// The inverted index over the block's series (ids are series ids).
     pub fn postings(&self) -> &MemPostings {
         &self.postings
+    }
+
+    /// Ids of the series matching every matcher ([`MemPostings::select`]).
+    /// With a block cache, the answer is kept for the next query with the
+    /// same matchers ([`crate::select_memo`]) within the cache's selection
+    /// budget; where that is spent, the block makes room among its own
+    /// (least recently used first).
+    pub fn select(&self, matchers: &[Matcher]) -> Arc<RoaringBitmap> {
+        let Some(cache) = &self.cache else {
+            return Arc::new(self.postings.select(matchers));
+        };
+        if let Some(ids) = self.selects.get(matchers, 0) {
+            return ids;
+        }
+        let ids = Arc::new(self.postings.select(matchers));
+        let bytes = ids.serialized_size() + select_memo::matchers_bytes(matchers);
+        let reserved = cache.reserve_selection(bytes) || {
+            let freed = self.selects.shrink(bytes);
+            self.select_bytes.fetch_sub(freed, Ordering::Relaxed);
+            cache.release_selection(freed);
+            cache.reserve_selection(bytes)
+        };
+        if reserved {
+            self.select_bytes.fetch_add(bytes, Ordering::Relaxed);
+            let freed = self
+                .selects
+                .put(matchers, 0, ids.clone(), bytes, usize::MAX);
+            self.select_bytes.fetch_sub(freed, Ordering::Relaxed);
+            cache.release_selection(freed);
+        }
+        ids
     }
 
     pub fn num_series(&self) -> u32 {

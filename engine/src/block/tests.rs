@@ -467,6 +467,56 @@ fn label_sets_are_kept_within_the_cache_budget() {
     }
 }
 
+/// With a cache, a selection is answered once and kept for the next query
+/// with the same matchers, within the cache's selection budget; a block
+/// makes room among its own selections for a new one.
+#[test]
+fn selections_are_kept_within_the_cache_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write(dir.path(), &node_like(24, 3), Layout::default()).unwrap();
+    let path = dir.path().join(&meta.id);
+    let all = vec![Matcher::equal("__name__", "node_x")];
+    let some = vec![
+        Matcher::equal("__name__", "node_x"),
+        Matcher::new(MatchOp::RegexMatch, "cpu", "1|3").unwrap(),
+    ];
+    let cache = Arc::new(BlockCache::new(1 << 20));
+    let block = Block::open_cached(&path, Some(cache.clone())).unwrap();
+    let cost = |ms: &[Matcher]| {
+        block.postings().select(ms).serialized_size() + crate::select_memo::matchers_bytes(ms)
+    };
+    let (cost_all, cost_some) = (cost(&all), cost(&some));
+    for ms in [&all, &some] {
+        let first = block.select(ms);
+        assert!(!first.is_empty());
+        assert_eq!(*first, block.postings().select(ms));
+        assert!(Arc::ptr_eq(&first, &block.select(ms)));
+    }
+    assert_ne!(*block.select(&all), *block.select(&some));
+    assert_eq!(cache.selection_bytes(), cost_all + cost_some);
+    drop(block);
+    assert_eq!(cache.selection_bytes(), 0);
+    // Room for one of the two: the second takes the first's place.
+    let cache = Arc::new(BlockCache::new(16 * (cost_all + cost_some - 1)));
+    let block = Block::open_cached(&path, Some(cache.clone())).unwrap();
+    let first = block.select(&all);
+    assert!(Arc::ptr_eq(&first, &block.select(&all)));
+    let second = block.select(&some);
+    assert!(Arc::ptr_eq(&second, &block.select(&some)));
+    assert_eq!(cache.selection_bytes(), cost_some);
+    assert!(!Arc::ptr_eq(&first, &block.select(&all)));
+    drop(block);
+    assert_eq!(cache.selection_bytes(), 0);
+    // A budget too small for any answer (or no cache): found every time.
+    for cache in [Some(Arc::new(BlockCache::new(2048))), None] {
+        let block = Block::open_cached(&path, cache.clone()).unwrap();
+        let first = block.select(&all);
+        assert_eq!(*first, block.postings().select(&all));
+        assert!(!Arc::ptr_eq(&first, &block.select(&all)));
+        assert_eq!(cache.map_or(0, |c| c.selection_bytes()), 0);
+    }
+}
+
 /// A merge reads every series once: it builds label sets without keeping
 /// them in its inputs' caches (where they would stay as long as the
 /// inputs, and count against the budget queries share).
