@@ -433,7 +433,9 @@ fn render_loads(o: &mut String, r: &QueryRun, systems: &[System]) {
          `nocache=1` on every query and `/internal/resetRollupResultCache` before each \
          repetition; Prometheus (`--query.max-samples=2000000000 --query.timeout=10m`) and Silt \
          (`--retention 90d --query.timeout 10m --query.max-samples 2000000000`) have no result \
-         cache. Before timing, each server's CPU use must fall below 3 % of a core (background \
+         cache. Index caches stay on: VictoriaMetrics's (tag filters to series, which \
+         `-search.disableCache` leaves on) and Silt's kept selections (matchers to series, per \
+         block and for the head); Prometheus has none. Before timing, each server's CPU use must fall below 3 % of a core (background \
          compaction and merges done). Instant queries are evaluated {:.3} s before the data ends, \
          range queries end there, at a 60 s step (SLO: 1 h): times on no scrape or step grid. \
          The systems take turns within each repetition, in a rotating order, each request sent \

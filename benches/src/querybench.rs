@@ -4,7 +4,8 @@
 //!
 //! Caches never answer: VictoriaMetrics runs with `-search.disableCache`, gets `nocache=1`
 //! on every query and a `/internal/resetRollupResultCache` before every repetition;
-//! Prometheus and Silt have no result cache. Each query gets one warm-up per system (whose
+//! Prometheus and Silt have no result cache. Index caches stay on (VictoriaMetrics's
+//! tag-filters cache, Silt's kept selections). Each query gets one warm-up per system (whose
 //! answer is checked), then `repetitions` timed runs per system, the systems interleaved
 //! and their order rotated from one repetition to the next; before each timed request the
 //! harness waits until the servers are idle (see `wait_quiet`), so one system's after-work
