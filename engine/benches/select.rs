@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use engine::head::Head;
 use engine::{Db, Labels, MatchOp, Matcher, Options, Sample, SeriesSamples, WriteBatch};
 use roaring::RoaringBitmap;
@@ -375,7 +376,9 @@ fn bench(c: &mut Criterion) {
     // The head's part of `Querier::select`: matching series with their
     // labels, sorted by labels; by id look-ups and a sort comparing label
     // sets, or `Head::select_sorted` (comparing interned ids once, then,
-    // as here from the second call on, its kept answer).
+    // as here from the second call on, its kept answer; `_after_churn`
+    // times the first).
+    let churn = AtomicU64::new(0);
     let mut g = c.benchmark_group("head_sorted");
     for (name, ms) in &cases {
         g.bench_function(format!("{name}/sort_labels"), |b| {
@@ -392,6 +395,18 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function(format!("{name}/select_sorted"), |b| {
             b.iter(|| black_box(head.select_sorted(ms, |_| true)))
+        });
+        // A series created (untimed) before each call: the kept answer is
+        // past, and the call finds and sorts the series again.
+        g.bench_function(format!("{name}/select_sorted_after_churn"), |b| {
+            b.iter_batched(
+                || {
+                    let n = churn.fetch_add(1, Ordering::Relaxed).to_string();
+                    head.get_or_create(&Labels::new(&[("__name__", "bench_churn"), ("n", &n)]))
+                },
+                |_| black_box(head.select_sorted(ms, |_| true)),
+                BatchSize::PerIteration,
+            )
         });
     }
     g.finish();
