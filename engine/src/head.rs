@@ -857,14 +857,7 @@ impl Head {
         matchers: &[Matcher],
         mut keep: impl FnMut(&MemSeries) -> bool,
     ) -> Vec<(Labels, u32)> {
-        let sorted = self.select_sorted_ids(matchers);
-        let found: Vec<Arc<MemSeries>> = {
-            let series = self.series.read();
-            sorted
-                .iter()
-                .filter_map(|&id| series_at(&series, id).cloned())
-                .collect()
-        };
+        let (found, _) = self.sorted_matches(matchers);
         found
             .iter()
             .filter(|s| keep(s))
@@ -872,40 +865,40 @@ impl Head {
             .collect()
     }
 
-    /// Ids of the series matching every matcher, sorted by labels: kept
-    /// from an earlier query at the index's generation, or found and kept.
-    fn select_sorted_ids(&self, matchers: &[Matcher]) -> Arc<[u32]> {
+    /// The series matching every matcher, sorted by labels, and whether
+    /// their order was kept from an earlier query (at the index's
+    /// generation) rather than found, sorted and kept now.
+    fn sorted_matches(&self, matchers: &[Matcher]) -> (Vec<Arc<MemSeries>>, bool) {
         let postings = self.postings.read();
         let generation = postings.generation();
         if let Some(sorted) = self.selects.get(matchers, generation) {
-            return sorted;
+            drop(postings);
+            return (self.series_of(sorted.iter().copied()), true);
         }
         let ids = postings.select(matchers);
         drop(postings);
         // A series removed meanwhile is missing here, one created is not
         // in `ids`: either way the generation kept with the answer is
         // past, and no later query finds it.
-        let mut found: Vec<Arc<MemSeries>> = {
-            let series = self.series.read();
-            ids.iter()
-                .filter_map(|id| series_at(&series, id).cloned())
-                .collect()
-        };
+        let mut found = self.series_of(ids);
         self.symbols.resolve_with(|r| sort_by_labels(&mut found, r));
-        let sorted: Arc<[u32]> = found.iter().map(|s| s.id).collect();
         // Kept only if still the index's answer (under churn, a past one
         // would only push out others).
         if self.postings.read().generation() == generation {
+            let sorted: Arc<[u32]> = found.iter().map(|s| s.id).collect();
             let bytes = std::mem::size_of_val(&*sorted) + select_memo::matchers_bytes(matchers);
-            self.selects.put(
-                matchers,
-                generation,
-                sorted.clone(),
-                bytes,
-                SELECT_MEMO_BYTES,
-            );
+            self.selects
+                .put(matchers, generation, sorted, bytes, SELECT_MEMO_BYTES);
         }
-        sorted
+        (found, false)
+    }
+
+    /// The series of these ids that are still in the head, in order.
+    fn series_of(&self, ids: impl IntoIterator<Item = u32>) -> Vec<Arc<MemSeries>> {
+        let series = self.series.read();
+        ids.into_iter()
+            .filter_map(|id| series_at(&series, id).cloned())
+            .collect()
     }
 
     /// Calls `f` with the head's index under its read lock.
@@ -1361,16 +1354,22 @@ mod tests {
         let a = h.get_or_create(&up("a")).0;
         a.lock().live.push(1, 1.0, &h.columns);
         let a = a.id;
+        // Whether the order was kept from the previous call.
+        let kept = || h.sorted_matches(&ms).1;
         assert_eq!(ids(h.select_sorted(&ms, |_| true)), [a, c]);
+        assert!(kept());
         assert_eq!(ids(h.select_sorted(&ms, |s| s.id == c)), [c]);
         assert_eq!(h.selects.len(), 1);
         let b = h.get_or_create(&up("b")).0.id;
         h.get_or_create(&Labels::new(&[("__name__", "down")]));
+        assert!(!kept());
+        assert!(kept());
         assert_eq!(ids(h.select_sorted(&ms, |_| true)), [a, b, c]);
         // The idle series (b and c) go at the next cut.
         h.freeze();
         assert_eq!(h.drop_frozen_and_gc(), 3);
         assert_eq!(ids(h.select_sorted(&ms, |_| true)), [a]);
+        assert!(kept());
         assert_eq!(h.selects.len(), 1);
     }
 

@@ -41,6 +41,16 @@ struct Inner<V> {
     bytes: usize,
 }
 
+impl<V> Inner<V> {
+    /// Forgets the least recently used entry (there is one); returns its
+    /// bytes.
+    fn forget_oldest(&mut self) -> usize {
+        let gone = self.entries.remove(0).bytes;
+        self.bytes -= gone;
+        gone
+    }
+}
+
 impl<V> Default for SelectMemo<V> {
     fn default() -> Self {
         SelectMemo {
@@ -102,9 +112,7 @@ impl<V: Clone> SelectMemo<V> {
         });
         inner.bytes = inner.bytes + bytes - freed;
         while inner.entries.len() > MAX_ENTRIES || inner.bytes > budget {
-            let gone = inner.entries.remove(0).bytes;
-            inner.bytes -= gone;
-            freed += gone;
+            freed += inner.forget_oldest();
         }
         freed
     }
@@ -115,9 +123,7 @@ impl<V: Clone> SelectMemo<V> {
         let mut inner = self.inner.lock();
         let mut freed = 0;
         while freed < bytes && !inner.entries.is_empty() {
-            let gone = inner.entries.remove(0).bytes;
-            inner.bytes -= gone;
-            freed += gone;
+            freed += inner.forget_oldest();
         }
         freed
     }
