@@ -247,6 +247,7 @@ fn render_run(o: &mut String, r: &QueryRun) {
     );
     render_floor(o, r, &systems);
     render_heaviest(o, r, &systems);
+    render_refreshes(o, r, &systems);
     render_problems(o, r);
     render_loads(o, r, &systems);
 }
@@ -350,6 +351,51 @@ fn render_heaviest(o: &mut String, r: &QueryRun, systems: &[System]) {
         "{}. Per core = samples ÷ median latency ÷ cores busy (server CPU time over the timed \
          repetitions ÷ their wall time).\n",
         parts.join("; ")
+    );
+}
+
+/// The dashboard refreshes: every query once, back to back, per system.
+fn render_refreshes(o: &mut String, r: &QueryRun, systems: &[System]) {
+    let timing = |s: System| r.refreshes.iter().find(|t| t.system == Some(s));
+    let Some(silt) = timing(System::Silt).and_then(|t| t.median_ms()) else {
+        return;
+    };
+    let refreshes = r
+        .refreshes
+        .iter()
+        .map(|t| t.latencies_ms.len())
+        .max()
+        .unwrap_or(0);
+    let cells: Vec<String> = systems
+        .iter()
+        .filter_map(|&s| {
+            let t = timing(s)?;
+            Some(match (t.median_ms(), t.min_ms(), &t.error) {
+                (Some(m), Some(lo), None) => {
+                    format!("{} {} ({}) ms", s.title(), fmt_ms(m), fmt_ms(lo))
+                }
+                (_, _, Some(e)) => format!("{} failed: {}", s.title(), e.replace('\n', " ")),
+                _ => format!("{} –", s.title()),
+            })
+        })
+        .collect();
+    let faster_peer = systems
+        .iter()
+        .filter(|&&s| s != System::Silt)
+        .filter_map(|&s| Some((timing(s)?.median_ms()?, s)))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    let ratio = faster_peer.map_or(String::new(), |(m, s)| {
+        format!("; Silt ÷ faster peer {:.2}× {}", silt / m, short(s))
+    });
+    let _ = writeln!(
+        o,
+        "Dashboard refresh: every query above and the floor once, back to back, on one system \
+         at a time ({refreshes} refreshes, the systems' order rotating), total per refresh, \
+         median (min): {}{ratio}. Unlike the rows above, where a query's warm-up leaves its \
+         data ready for its repetitions, each query here follows all the others: what a \
+         system keeps between queries (Silt's decoded-page cache, 256 MiB by default; the \
+         kernel's page cache) must hold the whole dashboard's data to help.\n",
+        cells.join(", ")
     );
 }
 
@@ -557,6 +603,27 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("Silt ≠ Prometheus, e.g. {instance=\"a\"} at 5 ms: 1 vs 2"));
+        // Runs before session 42 have no refreshes, and no line for them.
+        assert!(!md.contains("Dashboard refresh"), "{md}");
+        let refresh = |s: System, ms: &[f64], error: Option<&str>| SystemTiming {
+            system: Some(s),
+            latencies_ms: ms.to_vec(),
+            error: error.map(str::to_owned),
+            ..Default::default()
+        };
+        let with_refreshes = QueryRun {
+            refreshes: vec![
+                refresh(System::Silt, &[30.0, 20.0, 25.0], None),
+                refresh(System::VictoriaMetrics, &[50.0, 60.0, 55.0], None),
+                refresh(System::Prometheus, &[], Some("refresh 0, q: HTTP 500")),
+            ],
+            ..run.clone()
+        };
+        let md = render(std::slice::from_ref(&with_refreshes));
+        assert!(
+            md.contains("(3 refreshes, the systems' order rotating), total per refresh, median (min): Silt 25.0 (20.0) ms, Prometheus failed: refresh 0, q: HTTP 500, VictoriaMetrics 55.0 (50.0) ms; Silt ÷ faster peer 0.45× VM."),
+            "{md}"
+        );
         // A newer run of the same size replaces the older one.
         let newer = QueryRun {
             started_unix: 10,

@@ -9,7 +9,8 @@
 //! answer is checked), then `repetitions` timed runs per system, the systems interleaved
 //! and their order rotated from one repetition to the next; before each timed request the
 //! harness waits until the servers are idle (see `wait_quiet`), so one system's after-work
-//! is not charged to the next.
+//! is not charged to the next. Then a few dashboard refreshes per system: every query once,
+//! back to back (`time_refreshes`), which no warm-up helps.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -262,6 +263,8 @@ pub fn run(opts: &QueryOptions) -> Result<QueryRun> {
     if let Err(e) = time_queries(&servers, &qs, opts, &mut run) {
         log(&format!("queries stopped: {e:#}"));
         run.error = Some(format!("{e:#}"));
+    } else {
+        time_refreshes(&servers, &qs, opts, &mut run);
     }
 
     // For profiling the servers in the state the load left (README).
@@ -518,6 +521,72 @@ fn time_queries(
     }
     Ok(())
 }
+
+/// Dashboard refreshes after the per-query timings: every query once, in the benchmark's
+/// order, back to back, on one system at a time; [`REFRESHES`] rounds, the systems'
+/// order rotating, each after [`wait_quiet`]. Unlike the per-query timings, where a
+/// query's warm-up leaves its data ready for its repetitions, each query here follows
+/// all the others: what a system keeps between queries (Silt's block cache, the
+/// kernel's page cache) must hold the whole dashboard's data to help.
+fn time_refreshes(servers: &[Server], qs: &[Query], opts: &QueryOptions, run: &mut QueryRun) {
+    let mut clients: Vec<Client> = servers
+        .iter()
+        .map(|s| Client::new(&format!("127.0.0.1:{}", s.port), opts.timeouts.request))
+        .collect();
+    let n = servers.len();
+    let mut timings: Vec<SystemTiming> = servers
+        .iter()
+        .map(|s| SystemTiming {
+            system: Some(s.system),
+            cpu_secs: Some(0.0),
+            ..Default::default()
+        })
+        .collect();
+    for r in 0..REFRESHES {
+        for j in 0..n {
+            let i = (j + r) % n;
+            if timings[i].error.is_some() {
+                continue;
+            }
+            let srv = &servers[i];
+            reset_caches(srv);
+            wait_quiet(servers);
+            let cpu_now = || srv.pid().and_then(server::proc_cpu_secs).ok();
+            let c0 = cpu_now();
+            let mut total = Duration::ZERO;
+            for q in qs {
+                let res = execute(&mut clients[i], srv, q)
+                    .and_then(|(d, st, body)| answer_of(st, &body).map(|_| d));
+                match res {
+                    Ok(d) => total += d,
+                    Err(e) => {
+                        timings[i].error = Some(format!("refresh {r}, {}: {e:#}", q.name));
+                        break;
+                    }
+                }
+            }
+            if timings[i].error.is_none() {
+                timings[i].latencies_ms.push(total.as_secs_f64() * 1000.0);
+                if let (Some(c0), Some(c1), Some(c)) = (c0, cpu_now(), &mut timings[i].cpu_secs) {
+                    *c += c1 - c0;
+                }
+            }
+        }
+    }
+    for t in &timings {
+        log(&format!(
+            "refresh {}: {}",
+            t.system.map_or("?".into(), |s| s.to_string()),
+            t.error
+                .clone()
+                .unwrap_or_else(|| format!("{:.1?} ms", t.latencies_ms))
+        ));
+    }
+    run.refreshes = timings;
+}
+
+/// Dashboard refreshes timed per system ([`time_refreshes`]).
+const REFRESHES: usize = 5;
 
 /// Wait (at most a second) until the servers together used at most one clock tick of CPU
 /// in a 50 ms stretch (the kernel's CPU accounting is no finer), so that one

@@ -121,6 +121,10 @@ pub struct QueryRun {
     pub machine: Option<Machine>,
     pub loads: Vec<LoadResult>,
     pub queries: Vec<QueryResult>,
+    /// Dashboard refreshes, per system: every query once, back to back
+    /// (`latencies_ms` holds each refresh's total; none before session 42).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refreshes: Vec<SystemTiming>,
     pub error: Option<String>,
     /// How answers were timed: [`TIMED_TO_LAST_BYTE`], or none in runs before
     /// session 23, whose client inflated gzip answers inside the timed interval.

@@ -3231,6 +3231,12 @@ mod tests {
         db.cut_head().unwrap();
         let q = db.querier(i64::MIN, i64::MAX);
         let b = q.select(&[Matcher::equal("job", "b")]).unwrap();
+        // The read that decodes a page gets no summaries: it folds the
+        // samples once anyway. Reads that find the pages decoded do.
+        let (in_order, seen, summarised, _) = visit(&q, &b[0], i64::MIN, i64::MAX, true);
+        assert!(in_order);
+        assert_eq!(seen.len(), 3_000);
+        assert!(summarised.is_empty(), "{summarised:?}");
         for (first, last) in [
             (501, 2_700),
             (0, 2_999),

@@ -31,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -68,6 +68,8 @@ pub struct DecodedPage {
     /// far: `(start, end, summary)` of `samples[start..end]`, sorted by
     /// `(start, end)` (a run and its first chunk start together).
     summaries: Mutex<Vec<(u32, u32, RunSummary)>>,
+    /// Found in the cache at least once since it was decoded.
+    reused: AtomicBool,
 }
 
 impl DecodedPage {
@@ -82,6 +84,7 @@ impl DecodedPage {
             times: Box::default(),
             continuity,
             summaries: Mutex::default(),
+            reused: AtomicBool::new(false),
         }
     }
 
@@ -93,6 +96,7 @@ impl DecodedPage {
             times,
             continuity: Continuity::UNKNOWN,
             summaries: Mutex::default(),
+            reused: AtomicBool::new(false),
         }
     }
 
@@ -122,6 +126,24 @@ impl DecodedPage {
                 summary
             }
         }
+    }
+
+    /// Notes that a read found the page already decoded.
+    pub(crate) fn mark_reused(&self) {
+        // Read first: pages many threads read stay shared in their caches.
+        if !self.reused.load(Ordering::Relaxed) {
+            self.reused.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Has a read found the page already decoded? (The next series of a
+    /// read that decoded a page shared by several finds it so too: their
+    /// runs are summarised on first use, as before.) A page read only once
+    /// (a scan, or data that outgrows the cache and is evicted before it
+    /// comes round again) is not worth summarising: a summary costs more
+    /// than the one fold over the samples it would save.
+    pub(crate) fn reused(&self) -> bool {
+        self.reused.load(Ordering::Relaxed)
     }
 
     /// One past the last global row.

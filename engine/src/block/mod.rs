@@ -23,6 +23,7 @@ pub(crate) mod decimal;
 mod id;
 mod merge;
 mod meta;
+mod pages;
 mod reader;
 pub mod schema;
 mod series;

@@ -4,7 +4,11 @@
 //! page indexes once. A read takes
 //! the series' row range, narrows it to the pages whose timestamps can
 //! overlap the query, and decodes only those pages with pooled column
-//! cursors (parquet's typed column readers over the memory map).
+//! cursors (parquet's typed column readers over the memory map, their
+//! pages decompressed with the thread's zstd context: `pages.rs`). Columns
+//! a page's column index determines ([`PageShape`]: the series ids, a
+//! single series' consecutive `ts_row`s, a single value scale) are filled
+//! in from it instead of decoded.
 //!
 //! From version 3 a sample's timestamp lives in `timestamps.parquet` (see
 //! [`Times`]): the cursor reads each row's `ts_row` where older versions
@@ -27,7 +31,7 @@ use parquet::column::reader::ColumnReaderImpl;
 use parquet::data_type::{DataType, DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
-use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::file::page_index::offset_index::OffsetIndexMetaData;
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
@@ -41,6 +45,7 @@ use crate::summary::{Continuity, RunSummary};
 use super::cache::{self, BlockCache, DecodedPage};
 use super::decimal;
 use super::meta::{BlockMeta, read_meta};
+use super::pages;
 use super::schema::{self, FileKind};
 use super::series::SeriesTable;
 use super::starts::BlockStarts;
@@ -55,6 +60,26 @@ struct TsPage {
     first_row: u64,
     min_t: i64,
     max_t: i64,
+    shape: PageShape,
+}
+
+/// What the column index says of a page's rows, for the columns it
+/// determines (see `docs/format/block.md`, "How a reader reads one
+/// series"): a reader fills these in instead of decoding them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PageShape {
+    /// The page's `series_id` minimum and maximum are the series the
+    /// series table places at its first and last rows: each row's id is
+    /// the table's (rows are sorted by `series_id`).
+    series_as_table: bool,
+    /// The first row's `ts_row`, the others following one by one (version
+    /// 3): a page of one series (by the above) whose `ts_row` maximum is
+    /// its minimum plus its rows less one. (A series' `ts_row`s are
+    /// consecutive.)
+    ts_row: Option<i64>,
+    /// Every row's `value_scale` (version 2): its minimum equals its
+    /// maximum.
+    scale: Option<i8>,
 }
 
 /// An open, verified, immutable block. Cheap to share (`Send + Sync`); reads
@@ -253,7 +278,7 @@ impl Block {
         let samples_path = dir.join(SAMPLES_FILE);
         let data = load_file(dir, &meta, SAMPLES_FILE, true)?;
         let (metadata, rg_start, pages) = guarded(&samples_path, || {
-            open_samples(&samples_path, &data, &meta, times.as_ref())
+            open_samples(&samples_path, &data, &meta, times.as_ref(), &series)
         })?;
         let postings = series.postings();
         let decimal = meta.version >= 2;
@@ -509,7 +534,8 @@ impl Block {
     /// With `summaries`, a slice that is all of the series' rows in a
     /// cached page, or a whole chunk of them where the time range cuts
     /// them ([`summarized_chunks`]), comes with the page's [`RunSummary`]
-    /// of it (kept, or computed once); readers that would not use it pass
+    /// of it (kept, or computed once) when the page was found decoded,
+    /// not when this read decoded it; readers that would not use it pass
     /// `false`. The read ends early when `sink` breaks.
     pub fn visit_samples(
         &self,
@@ -705,7 +731,7 @@ impl Block {
                 let Some(c) = cursor.as_mut() else { continue };
                 let n = b.min(rg_end) - row;
                 self.read_rows(c, row, n as usize, cols)?;
-                if cols.sid.iter().any(|&s| s as u32 != id) {
+                if !all_of_series(&cols.sid, id) {
                     return Err(Error::corruption(
                         path,
                         format!("rows of series {id} carry another series_id"),
@@ -714,7 +740,7 @@ impl Block {
                 buf.extend(cols.ts.iter().zip(&cols.v).map(|(&t, &v)| Sample { t, v }));
                 row += n;
             }
-            if buf.windows(2).any(|w| w[0].t >= w[1].t) {
+            if !increasing(buf) {
                 return Err(self.disorder(id));
             }
             let lo = buf.partition_point(|s| s.t < mint);
@@ -740,9 +766,28 @@ impl Block {
         cols: &mut Columns,
     ) -> Result<Option<u64>> {
         let path = &self.samples_path;
+        cols.sid.clear();
+        cols.ts.clear();
+        cols.v.clear();
         guarded(path, || {
             c.skip_to(path, row)?;
-            c.read(path, n, cols)
+            // A page at a time: each has its own shape.
+            let (mut at, end) = (row, row + n as u64);
+            while at < end {
+                let i = self.pages_through(at) - 1;
+                let m = (self.page_end(i).min(end) - at) as usize;
+                let mut shape = self.pages[i].shape;
+                // The shape's `ts_row` is its first row's: rows from `at`.
+                shape.ts_row = shape
+                    .ts_row
+                    .map(|r| r + (at - self.pages[i].first_row) as i64);
+                c.read(path, m, shape, cols)?;
+                if shape.series_as_table {
+                    self.fill_series_ids(at, m, &mut cols.sid);
+                }
+                at += m as u64;
+            }
+            Ok(())
         })?;
         if self.times.is_none() {
             return Ok(None);
@@ -750,6 +795,20 @@ impl Block {
         let first = cols.ts.first().map(|&r| r as u64);
         self.resolve_times(row, &mut cols.ts)?;
         Ok(first)
+    }
+
+    /// Appends the series id the series table gives each of global rows
+    /// `row..row + n`.
+    fn fill_series_ids(&self, row: u64, n: usize, out: &mut Vec<i32>) {
+        let t = &self.series;
+        let end = row + n as u64;
+        let mut s = t.first_row.partition_point(|&f| f <= row).saturating_sub(1);
+        let mut at = row;
+        while at < end {
+            let upto = t.rows(s).map_or(end, |(_, e)| e.min(end)).max(at);
+            out.resize(out.len() + (upto - at) as usize, s as i32);
+            (at, s) = (upto, s + 1);
+        }
     }
 
     /// Replaces the `ts_row`s of global rows `first..first + ts.len()`
@@ -775,7 +834,15 @@ impl Block {
             let series_end = t.rows(s).map_or(u64::MAX, |(_, end)| end);
             let end = ((series_end.saturating_sub(first)) as usize).min(ts.len());
             let (start, mut row) = (ts[k], ts[k]);
-            if let Some(j) = (k..end).find(|&j| ts[j] != start.wrapping_add((j - k) as i64)) {
+            // Checked without stopping early, which vectorises; the
+            // first bad row is looked for only to name it.
+            let broken = ts[k..end].iter().enumerate().fold(false, |bad, (d, &x)| {
+                bad | (x.wrapping_sub(start) != d as i64)
+            });
+            if broken {
+                let j = (k..end)
+                    .find(|&j| ts[j] != start.wrapping_add((j - k) as i64))
+                    .unwrap_or(k);
                 return Err(Error::corruption(
                     &self.samples_path,
                     format!(
@@ -915,14 +982,8 @@ impl Block {
         let schema = md.file_metadata().schema_descr();
         let page_reader = |c: usize| -> Result<Box<dyn PageReader>> {
             let locations = offset_index[rg][c].page_locations().clone();
-            let r = SerializedPageReader::new(
-                self.data.clone(),
-                rg_meta.column(c),
-                rows,
-                Some(locations),
-            )
-            .map_err(|e| Error::corruption(path, format!("row group {rg} column {c}: {e}")))?;
-            Ok(Box::new(r))
+            pages::column_pages(self.data.clone(), rg_meta.column(c), rows, locations)
+                .map_err(|e| Error::corruption(path, format!("row group {rg} column {c}: {e}")))
         };
         Ok(Cursor {
             rg,
@@ -956,31 +1017,53 @@ impl Block {
             .first_row
             .partition_point(|&f| f <= first)
             .saturating_sub(1);
-        let series_end = |s: usize| t.rows(s).map_or(u64::MAX, |(_, end)| end);
-        let mut end = series_end(s);
-        let mut prev: Option<i64> = None;
         let (mut max_gap, mut stale) = (0i64, false);
-        for (k, ((&sid, &ts), &v)) in cols.sid.iter().zip(&cols.ts).zip(&cols.v).enumerate() {
+        // A series' run at a time, each checked without stopping early
+        // (which vectorises); the offending row is looked for only to
+        // name it.
+        let mut k = 0;
+        while k < cols.ts.len() {
             let row = first + k as u64;
-            while row >= end {
-                s += 1;
-                end = series_end(s);
-                prev = None;
-            }
-            if s >= t.len() || sid as u32 != s as u32 {
+            let Some((_, series_end)) = t.rows(s) else {
+                let sid = cols.sid[k];
                 return Err(Error::corruption(
                     path,
-                    format!("row {row} carries series_id {sid}, the series table says {s}"),
+                    format!("row {row} carries series_id {sid}, the series table has no more"),
+                ));
+            };
+            if series_end <= row {
+                s += 1;
+                continue;
+            }
+            let end = ((series_end - first) as usize).min(cols.ts.len());
+            if !all_of_series(&cols.sid[k..end], s as u32) {
+                let j = (k..end)
+                    .find(|&j| cols.sid[j] as u32 != s as u32)
+                    .unwrap_or(k);
+                return Err(Error::corruption(
+                    path,
+                    format!(
+                        "row {} carries series_id {}, the series table says {s}",
+                        first + j as u64,
+                        cols.sid[j]
+                    ),
                 ));
             }
-            if let Some(p) = prev {
-                if ts <= p {
-                    return Err(self.disorder(s));
-                }
-                max_gap = max_gap.max(ts.saturating_sub(p));
+            let ts = &cols.ts[k..end];
+            let (gap, disorder) = ts
+                .iter()
+                .zip(ts.get(1..).unwrap_or_default())
+                .fold((0i64, false), |(gap, bad), (&a, &b)| {
+                    (gap.max(b.saturating_sub(a)), bad | (b <= a))
+                });
+            if disorder {
+                return Err(self.disorder(s));
             }
-            prev = Some(ts);
-            stale |= is_stale_nan(v);
+            max_gap = max_gap.max(gap);
+            stale |= cols.v[k..end]
+                .iter()
+                .fold(false, |st, &v| st | is_stale_nan(v));
+            (k, s) = (end, s + 1);
         }
         Ok(Continuity { max_gap, stale })
     }
@@ -1079,10 +1162,14 @@ fn cached_page(
     });
     if let Some(p) = hit {
         cache.note_hit();
+        p.mark_reused();
         return Ok(p);
     }
     let p = match cache.get(key, id) {
-        Some(p) => p,
+        Some(p) => {
+            p.mark_reused();
+            p
+        }
         None => {
             let p = Arc::new(decode()?);
             cache.insert(key, id, p.clone());
@@ -1204,7 +1291,9 @@ impl<'a> PagedRead<'a> {
                     (first_row.max(page.first_row) - page.first_row) as usize,
                     (end_row.min(page.end_row()) - page.first_row) as usize,
                 );
-                let go = if !summaries {
+                // A page decoded for this read gets no summaries (see
+                // `DecodedPage::reused`): the caller folds its samples.
+                let go = if !summaries || !page.reused() {
                     sink(&page.samples[from..to], None, page.continuity)
                 } else if (from, to) == whole {
                     let summary = (to - from >= SUMMARY_MIN_RUN).then(|| page.summary(from, to));
@@ -1340,7 +1429,7 @@ struct Columns {
 }
 
 impl Columns {
-    /// Rebuilds `v` from the version-2 value columns: a row with
+    /// Appends to `v` the values of the version-2 value columns: a row with
     /// `value_scale = k >= 0` has the value `decimal::decode(value_int, k)`,
     /// a row with `value_scale = -1` the double `value`. `double` and `int`
     /// may be empty when no row uses them.
@@ -1350,7 +1439,6 @@ impl Columns {
         if bad_len(self.double.len()) || bad_len(self.int.len()) {
             return Err(Error::corruption(path, "value columns differ in length"));
         }
-        self.v.clear();
         self.v.reserve(n);
         // Common case: one decimal scale for the whole run (the writer picks
         // a scale per series and page): the same formula, without a branch
@@ -1439,19 +1527,47 @@ impl Cursor {
         Ok(())
     }
 
-    /// Decodes the next `n` rows into `out` (replacing its contents).
-    fn read(&mut self, path: &Path, n: usize, out: &mut Columns) -> Result<()> {
-        out.sid.clear();
-        out.ts.clear();
-        out.v.clear();
-        read_column(path, &mut self.sid, n, &mut out.sid)?;
-        read_column(path, &mut self.ts, n, &mut out.ts)?;
+    /// Decodes the next `n` rows, all within one page of shape `shape`,
+    /// and appends them to `out`. Columns the shape gives are not decoded
+    /// (skipped, which for a whole page costs no decompression) but
+    /// filled in from it; but not `series_id`, which the caller fills in
+    /// from the series table when the shape says so.
+    fn read(&mut self, path: &Path, n: usize, shape: PageShape, out: &mut Columns) -> Result<()> {
+        // The caller fills in the series ids the table gives.
+        if shape.series_as_table {
+            skip_column(path, &mut self.sid, n)?;
+        } else {
+            read_column(path, &mut self.sid, n, &mut out.sid)?;
+        }
+        match shape.ts_row {
+            Some(first) => {
+                skip_column(path, &mut self.ts, n)?;
+                out.ts.extend((first..).take(n));
+            }
+            None => read_column(path, &mut self.ts, n, &mut out.ts)?,
+        }
         match &mut self.dec {
             None => read_column(path, &mut self.v, n, &mut out.v)?,
             Some((int, scale)) => {
                 out.double.clear();
                 out.int.clear();
                 out.scale.clear();
+                // One scale for the page: its value column alone.
+                if let Some(k) = shape.scale {
+                    skip_column(path, scale, n)?;
+                    if k == decimal::DOUBLE_SCALE {
+                        skip_column(path, int, n)?;
+                        read_column(path, &mut self.v, n, &mut out.v)?;
+                    } else {
+                        skip_column(path, &mut self.v, n)?;
+                        read_column(path, int, n, &mut out.int)?;
+                        // `open_samples` admits only scales in 0..=18.
+                        let p = decimal::POW10[k as usize];
+                        out.v.extend(out.int.iter().map(|&m| m as f64 / p));
+                    }
+                    self.pos += n as u64;
+                    return Ok(());
+                }
                 read_column(path, scale, n, &mut out.scale)?;
                 // Decode a value column only if a row uses it; skipping
                 // whole pages costs no decompression.
@@ -1478,6 +1594,21 @@ impl Cursor {
     }
 }
 
+/// Do all of `ids` name series `id`? (Without stopping early, which
+/// vectorises: the answer is almost always yes.)
+fn all_of_series(ids: &[i32], id: u32) -> bool {
+    !ids.iter().fold(false, |bad, &s| bad | (s as u32 != id))
+}
+
+/// Do the timestamps of `s` strictly increase? (Without stopping early.)
+fn increasing(s: &[Sample]) -> bool {
+    let next = s.get(1..).unwrap_or_default();
+    !s.iter()
+        .zip(next)
+        .fold(false, |bad, (a, b)| bad | (a.t >= b.t))
+}
+
+/// Decodes the next `n` values of `r` and appends them to `out`.
 fn read_column<T: DataType>(
     path: &Path,
     r: &mut ColumnReaderImpl<T>,
@@ -1485,10 +1616,11 @@ fn read_column<T: DataType>(
     out: &mut Vec<T::T>,
 ) -> Result<()> {
     out.reserve(n);
-    while out.len() < n {
+    let want = out.len() + n;
+    while out.len() < want {
         let before = out.len();
         let (records, _, _) = r
-            .read_records(n - before, None, None, out)
+            .read_records(want - before, None, None, out)
             .map_err(|e| Error::corruption(path, format!("cannot decode: {e}")))?;
         if records == 0 || out.len() != before + records {
             return Err(Error::corruption(
@@ -1575,7 +1707,7 @@ impl SeriesScan<'_> {
             if row == block.series.first_row[id as usize] {
                 self.ts_start = first;
             }
-            if cols.sid.iter().any(|&s| s as u32 != id) {
+            if !all_of_series(&cols.sid, id) {
                 return Err(Error::corruption(
                     path,
                     format!("rows of series {id} carry another series_id"),
@@ -1591,7 +1723,7 @@ impl SeriesScan<'_> {
             );
             row += n;
         }
-        if out.windows(2).any(|w| w[0].t >= w[1].t) {
+        if !increasing(out) {
             return Err(block.disorder(id));
         }
         self.id += 1;
@@ -1601,6 +1733,31 @@ impl SeriesScan<'_> {
 
 type SamplesIndex = (Arc<ParquetMetaData>, Vec<u64>, Vec<TsPage>);
 
+/// The minimum and maximum of an `INT32` column over rows `first..end` of
+/// a row group (of `rows` rows), if the column has a page of exactly those
+/// rows and the column index gives both.
+fn page_min_max_i32(
+    offsets: &OffsetIndexMetaData,
+    index: &ColumnIndexMetaData,
+    (first, end): (i64, i64),
+    rows: i64,
+) -> Option<(i32, i32)> {
+    let locs = offsets.page_locations();
+    let j = locs
+        .binary_search_by_key(&first, |l| l.first_row_index)
+        .ok()?;
+    let page_end = locs.get(j + 1).map_or(rows, |n| n.first_row_index);
+    let ColumnIndexMetaData::INT32(ci) = index else {
+        return None;
+    };
+    // Parquet does not check the column index against the offset index.
+    let pages = ci.min_values().len().min(ci.max_values().len());
+    if page_end != end || j >= pages || j as u64 >= ci.num_pages() {
+        return None;
+    }
+    Some((*ci.min_value(j)?, *ci.max_value(j)?))
+}
+
 /// Parses the footer and page index of `samples.parquet` and checks them:
 /// schema, format metadata, row count, and a page index whose page
 /// locations lie inside their column chunks.
@@ -1609,6 +1766,7 @@ fn open_samples(
     data: &Bytes,
     meta: &BlockMeta,
     times: Option<&Times>,
+    series: &SeriesTable,
 ) -> Result<SamplesIndex> {
     let bad = |d: String| Error::corruption(path, d);
     let md = ParquetMetaDataReader::new()
@@ -1724,10 +1882,47 @@ fn open_samples(
                             t.bounds(lo as u64, hi as u64)
                         }
                     };
+                    let end = locs.get(i + 1).map_or(rg.num_rows(), |n| n.first_row_index);
+                    let min_max = |c: usize| -> Option<(i32, i32)> {
+                        page_min_max_i32(
+                            &offset_index[rg_idx][c],
+                            &column_index[rg_idx][c],
+                            (l.first_row_index, end),
+                            rg.num_rows(),
+                        )
+                    };
+                    // The series the table places at the page's first and last rows.
+                    let series_at = |row: i64| {
+                        let row = start + row as u64;
+                        series
+                            .first_row
+                            .partition_point(|&f| f <= row)
+                            .saturating_sub(1) as i32
+                    };
+                    let ends = (series_at(l.first_row_index), series_at(end - 1));
+                    let series_as_table = min_max(0) == Some(ends);
+                    let consecutive = hi.checked_sub(lo) == Some(end - l.first_row_index - 1);
+                    let one_series = series_as_table && ends.0 == ends.1;
+                    let shape = PageShape {
+                        series_as_table,
+                        ts_row: (one_series && times.is_some() && consecutive).then_some(lo),
+                        scale: if meta.version >= 2 {
+                            min_max(4)
+                                .filter(|(lo, hi)| lo == hi)
+                                .and_then(|(k, _)| i8::try_from(k).ok())
+                                .filter(|&k| {
+                                    k >= decimal::DOUBLE_SCALE
+                                        && k as i16 <= i16::from(decimal::MAX_SCALE)
+                                })
+                        } else {
+                            None
+                        },
+                    };
                     pages.push(TsPage {
                         first_row: start + l.first_row_index as u64,
                         min_t,
                         max_t,
+                        shape,
                     });
                 }
             }
@@ -1800,6 +1995,95 @@ mod tests {
             let mut c = c;
             let e = c.merge_values(Path::new("samples.parquet")).unwrap_err();
             assert!(matches!(e, Error::Corruption { .. }), "{e:?}");
+        }
+    }
+
+    /// Pages wholly inside one series take `series_id`, `ts_row` and (when
+    /// one scale) `value_scale` from the column index, and read back the
+    /// same as pages decoded whole, cached or not.
+    #[test]
+    fn page_shapes_come_from_the_column_index() {
+        use crate::labels::Labels;
+        let dir = tempfile::tempdir().unwrap();
+        let long_int: Vec<Sample> = (0..9_000)
+            .map(|j| Sample {
+                t: j * 15_000,
+                v: (j * 7 % 1000) as f64,
+            })
+            .collect();
+        // Decimals with a NaN now and then: two scales in every page.
+        let long_mixed: Vec<Sample> = (0..9_000)
+            .map(|j| Sample {
+                t: j * 15_000 + 3,
+                v: if j % 100 == 0 {
+                    f64::NAN
+                } else {
+                    j as f64 / 4.0
+                },
+            })
+            .collect();
+        let short: Vec<Sample> = (0..50).map(|j| Sample { t: j, v: 1.0 }).collect();
+        let model = vec![
+            (Labels::new(&[("__name__", "a_long_int")]), long_int),
+            (Labels::new(&[("__name__", "b_long_mixed")]), long_mixed),
+            (
+                Labels::new(&[("__name__", "c_short"), ("i", "1")]),
+                short.clone(),
+            ),
+            (Labels::new(&[("__name__", "c_short"), ("i", "2")]), short),
+        ];
+        let meta = super::super::write_block(
+            dir.path(),
+            &super::super::BlockWriteOptions::default(),
+            model.clone().into_iter().map(Ok),
+        )
+        .unwrap()
+        .unwrap();
+        let path = dir.path().join(&meta.id);
+        let block = Block::open(&path).unwrap();
+        let shapes: Vec<PageShape> = block.pages.iter().map(|p| p.shape).collect();
+        // 9,000 rows: three pages of 3,000 each for the long series, and
+        // one page for both short ones.
+        assert_eq!(shapes.len(), 7, "{shapes:?}");
+        for (i, s) in shapes[..3].iter().enumerate() {
+            assert!(s.series_as_table);
+            assert_eq!(s.scale, Some(0));
+            let first = block.pages[i].first_row as i64;
+            assert_eq!(s.ts_row.map(|r| r - first), shapes[0].ts_row, "page {i}");
+        }
+        for s in &shapes[3..6] {
+            assert!(s.series_as_table);
+            assert!(s.ts_row.is_some());
+            assert_eq!(s.scale, None);
+        }
+        // Two series share the last page (ids from the table, times
+        // decoded); both store their values at scale 0.
+        let shared = PageShape {
+            series_as_table: true,
+            ts_row: None,
+            scale: Some(0),
+        };
+        assert_eq!(shapes[6], shared);
+
+        let cached = Block::open_cached(&path, Some(Arc::new(BlockCache::new(64 << 20)))).unwrap();
+        for b in [&block, &cached] {
+            for (id, (_, want)) in model.iter().enumerate() {
+                let mut got = Vec::new();
+                b.read_samples(id as u32, i64::MIN, i64::MAX, &mut got)
+                    .unwrap();
+                let bits =
+                    |s: &[Sample]| s.iter().map(|x| (x.t, x.v.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(want), "series {id}");
+                // A range starting inside a page, across the next ones.
+                got.clear();
+                b.read_samples(id as u32, want[1].t, i64::MAX, &mut got)
+                    .unwrap();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want[1..]),
+                    "series {id} from its second sample"
+                );
+            }
         }
     }
 }

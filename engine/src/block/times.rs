@@ -13,7 +13,6 @@ use parquet::column::reader::ColumnReaderImpl;
 use parquet::data_type::Int64Type;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
-use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::error::{Error, Result};
 
@@ -270,20 +269,17 @@ impl Times {
             .ok_or_else(|| Error::corruption(path, "page index missing"))?[rg][1]
             .page_locations()
             .clone();
-        let reader = SerializedPageReader::new(
+        let reader = super::pages::column_pages(
             Arc::new(self.data.clone()),
             md.row_group(rg).column(1),
             rows,
-            Some(locations),
+            locations,
         )
         .map_err(|e| Error::corruption(path, format!("row group {rg}: {e}")))?;
         Ok(Cursor {
             rg,
             pos: self.rg_start[rg],
-            col: ColumnReaderImpl::new(
-                md.file_metadata().schema_descr().column(1),
-                Box::new(reader),
-            ),
+            col: ColumnReaderImpl::new(md.file_metadata().schema_descr().column(1), reader),
         })
     }
 }
