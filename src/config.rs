@@ -101,8 +101,84 @@ pub struct QueryConfig {
     pub lookback_delta: HumanDuration,
     pub max_concurrency: usize,
     pub max_queue_wait: HumanDuration,
-    /// Budget of the shared cache of decoded block pages; 0 turns it off.
-    pub block_cache_bytes: usize,
+    /// Budget of the shared cache of decoded block pages: bytes (0 turns
+    /// it off) or `auto`, a share of the machine's memory.
+    pub block_cache_bytes: ByteBudget,
+}
+
+/// A byte budget: a number of bytes, or `auto` to follow the memory the
+/// process may use ([`ByteBudget::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteBudget {
+    Auto,
+    Bytes(usize),
+}
+
+impl ByteBudget {
+    /// Share of memory `auto` takes.
+    pub const AUTO_SHARE: u64 = 8;
+    /// Budget `auto` keeps to when memory is unknown, and at least (unless
+    /// that would be more than a quarter of memory): the fixed default
+    /// before `auto`.
+    pub const AUTO_FLOOR: u64 = 256 << 20;
+
+    /// Bytes, `auto` resolved against `memory` (bytes the process may use).
+    pub fn resolve(self, memory: Option<u64>) -> usize {
+        match self {
+            ByteBudget::Bytes(n) => n,
+            ByteBudget::Auto => {
+                let bytes = memory.map_or(Self::AUTO_FLOOR, |m| {
+                    (m / Self::AUTO_SHARE).max(Self::AUTO_FLOOR.min(m / 4))
+                });
+                usize::try_from(bytes).unwrap_or(usize::MAX)
+            }
+        }
+    }
+}
+
+impl Serialize for ByteBudget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ByteBudget::Auto => s.serialize_str("auto"),
+            ByteBudget::Bytes(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteBudget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Bytes(usize),
+            Word(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Bytes(n) => Ok(ByteBudget::Bytes(n)),
+            Repr::Word(w) if w == "auto" => Ok(ByteBudget::Auto),
+            Repr::Word(w) => Err(serde::de::Error::custom(format!(
+                "{w:?} is neither a number of bytes nor auto"
+            ))),
+        }
+    }
+}
+
+/// Bytes of memory this process may use: the machine's (`MemTotal`), or
+/// its cgroup's limit (`memory.max`, cgroup v2) when lower; `None` when
+/// neither can be read.
+pub fn memory_limit() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let kib = m.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+        let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
+    });
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    }
 }
 
 /// Rule evaluation (Prometheus's `global:` keys that concern rules).
@@ -471,7 +547,7 @@ impl Config {
         opts.checkpoint_wal_bytes = self.durability.checkpoint_wal_bytes;
         opts.checkpoint_on_close = self.durability.checkpoint_on_close;
         opts.max_future = self.ingest.max_future.0;
-        opts.block_cache_bytes = self.query.block_cache_bytes;
+        opts.block_cache_bytes = self.query.block_cache_bytes.resolve(memory_limit());
         opts
     }
 
@@ -550,6 +626,43 @@ mod tests {
         assert_eq!(opts.status.flags["query.timeout"], "10s");
         assert!(opts.status.config.yaml().contains("max_concurrency: 3"));
         assert_eq!(opts.status.storage_retention, "15d");
+    }
+
+    #[test]
+    fn the_block_cache_follows_memory_unless_given_in_bytes() {
+        assert_eq!(Config::builtin().query.block_cache_bytes, ByteBudget::Auto);
+        const GIB: u64 = 1 << 30;
+        let auto = ByteBudget::Auto;
+        assert_eq!(auto.resolve(Some(24 * GIB)), 3 << 30);
+        // Small machines: 256 MiB, unless that is over a quarter.
+        assert_eq!(auto.resolve(Some(GIB)), 256 << 20);
+        assert_eq!(auto.resolve(Some(GIB / 2)), 128 << 20);
+        assert_eq!(auto.resolve(None), 256 << 20);
+        assert_eq!(ByteBudget::Bytes(5).resolve(Some(24 * GIB)), 5);
+        let limit = memory_limit().expect("MemTotal on Linux");
+        assert!(limit > 0);
+        assert!(Config::builtin().engine_options().block_cache_bytes >= 128 << 20);
+
+        let cfg = Config::from_layers(Some("query:\n  block_cache_bytes: 0\n")).unwrap();
+        assert_eq!(cfg.engine_options().block_cache_bytes, 0);
+        let cfg = Config::from_layers(Some("query:\n  block_cache_bytes: 1048576\n")).unwrap();
+        assert_eq!(cfg.engine_options().block_cache_bytes, 1 << 20);
+        assert!(
+            cfg.to_yaml()
+                .unwrap()
+                .contains("block_cache_bytes: 1048576")
+        );
+        assert!(
+            Config::builtin()
+                .to_yaml()
+                .unwrap()
+                .contains("block_cache_bytes: auto")
+        );
+        let e = Config::from_layers(Some("query:\n  block_cache_bytes: lots\n")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("\"lots\" is neither a number of bytes nor auto"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -393,7 +393,7 @@ fn render_refreshes(o: &mut String, r: &QueryRun, systems: &[System]) {
          at a time ({refreshes} refreshes, the systems' order rotating), total per refresh, \
          median (min): {}{ratio}. Unlike the rows above, where a query's warm-up leaves its \
          data ready for its repetitions, each query here follows all the others: what a \
-         system keeps between queries (Silt's decoded-page cache, 256 MiB by default; the \
+         system keeps between queries (Silt's decoded-page cache at its default size; the \
          kernel's page cache) must hold the whole dashboard's data to help.\n",
         cells.join(", ")
     );
