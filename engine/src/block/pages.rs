@@ -97,63 +97,30 @@ impl<R: ChunkReader> PageReader for ZstdPages<R> {
 /// `page` with its data decompressed. A version-2 data page keeps its
 /// levels uncompressed ahead of the data and says whether the data is
 /// compressed at all; every other page is compressed whole.
-fn decompress_page(page: Page) -> Result<Page> {
-    Ok(match page {
-        Page::DataPage {
-            buf,
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        } => Page::DataPage {
-            buf: decompress(&buf, 0)?,
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        },
+fn decompress_page(mut page: Page) -> Result<Page> {
+    match &mut page {
+        Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
+            *buf = decompress(buf, 0)?;
+        }
         Page::DataPageV2 {
             buf,
-            num_values,
-            encoding,
-            num_nulls,
-            num_rows,
             def_levels_byte_len,
             rep_levels_byte_len,
-            is_compressed,
-            statistics,
+            is_compressed: true,
+            ..
         } => {
-            let levels = def_levels_byte_len as usize + rep_levels_byte_len as usize;
-            Page::DataPageV2 {
-                buf: if is_compressed {
-                    decompress(&buf, levels)?
-                } else {
-                    buf
-                },
-                num_values,
-                encoding,
-                num_nulls,
-                num_rows,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                is_compressed,
-                statistics,
-            }
+            let levels = *def_levels_byte_len as usize + *rep_levels_byte_len as usize;
+            *buf = decompress(buf, levels)?;
         }
-        Page::DictionaryPage {
-            buf,
-            num_values,
-            encoding,
-            is_sorted,
-        } => Page::DictionaryPage {
-            buf: decompress(&buf, 0)?,
-            num_values,
-            encoding,
-            is_sorted,
-        },
-    })
+        Page::DataPageV2 { .. } => {}
+    }
+    Ok(page)
+}
+
+/// Has this thread made its decompression context (read a zstd page)?
+#[cfg(test)]
+pub(crate) fn thread_context_made() -> bool {
+    DCTX.with(|cell| cell.borrow().is_some())
 }
 
 /// `buf[..keep]` followed by the zstd frame `buf[keep..]` decompressed.

@@ -2041,6 +2041,13 @@ mod tests {
         .unwrap();
         let path = dir.path().join(&meta.id);
         let block = Block::open(&path).unwrap();
+        // Reads decompress with the thread's context (`pages.rs`), not
+        // with one of parquet's per column chunk.
+        let mut first = Vec::new();
+        block
+            .read_samples(0, i64::MIN, i64::MAX, &mut first)
+            .unwrap();
+        assert!(super::super::pages::thread_context_made());
         let shapes: Vec<PageShape> = block.pages.iter().map(|p| p.shape).collect();
         // 9,000 rows: three pages of 3,000 each for the long series, and
         // one page for both short ones.
