@@ -374,6 +374,11 @@ const FORMS: &[Form] = &[
     Form {
         name: "predict_linear",
         expr: "predict_linear(node_filesystem_avail_bytes[1h], 4 * 3600)",
+        hours: 0,
+    },
+    Form {
+        name: "predict_linear",
+        expr: "predict_linear(node_filesystem_avail_bytes[1h], 4 * 3600)",
         hours: 6,
     },
     Form {
