@@ -12,10 +12,23 @@
 //! A query keeps the pages it holds (`Arc`) alive after they leave the
 //! cache; they no longer count against the budget.
 //!
-//! Eviction is second-chance LRU per shard: a hit only stamps the entry;
-//! the shard's queue is in insertion order, and an entry at its head that
-//! was used since it was queued goes to the back instead of out. Keys hash
-//! to one of [`SHARDS`] shards, each with an equal share of the budget.
+//! Eviction follows W-TinyLFU (Einziger, Friedman and Manes, "TinyLFU: a
+//! highly efficient cache admission policy", 2017; Caffeine's policy) per
+//! shard. A new page enters a small FIFO window (a tenth of the shard's
+//! budget). A page leaving the window joins the main queue while that has
+//! room; once it is full, the page is admitted only if it was read more
+//! often lately than the main queue's next victim (found CLOCK-wise: an
+//! entry read since it was queued is queued again), which it then
+//! replaces; otherwise it is dropped. Reads are counted per key, found or
+//! not, and the counts halve every ten reads per entry held, so they
+//! follow what is read now. A dashboard that reads more pages per refresh
+//! than the cache holds so keeps a stable part of them cached (under LRU,
+//! and the second-chance LRU Silt had before, every page was evicted
+//! before its next read: no hits at all), and a query that scans many
+//! pages once does not push out the pages read over and over. The counts
+//! take a map entry per key read since they last halved (at most ten per
+//! entry held), outside the budget. Keys hash to one of [`SHARDS`]
+//! shards, each with an equal share of the budget.
 //!
 //! The cache also keeps the budgets of what blocks keep for queries,
 //! reserved and released by the blocks themselves, who give their share
@@ -185,12 +198,23 @@ impl Hash for Key {
 struct Slot {
     page: Arc<DecodedPage>,
     cost: usize,
-    /// Stamp of the last use.
-    used: u64,
-    /// Stamp under which the entry stands in the queue (older queue entries
-    /// of the same key are stale).
+    /// Read since it was queued.
+    used: bool,
+    /// In the main queue (else in the window).
+    main: bool,
+    /// Stamp under which the entry stands in its queue (older queue
+    /// entries of the same key are stale).
     queued: u64,
 }
+
+/// The window's share of a shard's budget, in tenths.
+const WINDOW_TENTHS: usize = 1;
+
+/// Reads counted per entry held before the counts halve.
+const SAMPLE_PER_ENTRY: usize = 10;
+
+/// The count of reads a key keeps at most.
+const MAX_COUNT: u8 = 15;
 
 /// Hands a shard's table the hash a [`Key`] mixes itself ([`Key::mix`]):
 /// SipHash over the two integers took a tenth of a cache hit.
@@ -217,10 +241,23 @@ impl Hasher for KeyHasher {
 #[derive(Default)]
 struct Shard {
     map: HashMap<Key, Slot, BuildHasherDefault<KeyHasher>>,
-    queue: VecDeque<(Key, u64)>,
+    /// Entries new to the shard, oldest first, with the stamp they were
+    /// queued under.
+    window: VecDeque<(Key, u64)>,
+    /// Entries admitted past the window, in CLOCK order.
+    main: VecDeque<(Key, u64)>,
+    /// Recent reads per key ([`Key::mix`]), halved every
+    /// [`SAMPLE_PER_ENTRY`] reads per entry held.
+    counts: HashMap<u64, u8, BuildHasherDefault<KeyHasher>>,
+    /// Reads since the counts last halved.
+    reads: usize,
     bytes: usize,
+    window_bytes: usize,
     clock: u64,
 }
+
+/// What [`Shard::shrink`] evicted: entries and bytes.
+type Evicted = (u64, usize);
 
 impl Shard {
     fn tick(&mut self) -> u64 {
@@ -228,32 +265,152 @@ impl Shard {
         self.clock
     }
 
-    /// Evicts until `bytes <= budget`; returns (entries, bytes) evicted.
-    fn shrink(&mut self, budget: usize) -> (u64, usize) {
-        let (mut n, mut freed) = (0, 0);
-        while self.bytes > budget {
-            let Some((key, stamp)) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(slot) = self.map.get_mut(&key) else {
-                continue;
-            };
-            if slot.queued != stamp {
-                continue;
-            }
-            if slot.used > stamp {
-                // Used since it was queued: a second chance.
-                slot.queued = slot.used;
-                self.queue.push_back((key, slot.used));
-                continue;
-            }
-            if let Some(slot) = self.map.remove(&key) {
-                self.bytes -= slot.cost;
-                freed += slot.cost;
-                n += 1;
+    /// Counts a read of `key`.
+    fn count(&mut self, key: Key) {
+        let n = self.counts.entry(key.mix()).or_insert(0);
+        *n = (*n + 1).min(MAX_COUNT);
+        self.reads += 1;
+        if self.reads >= SAMPLE_PER_ENTRY * self.map.len().max(64) {
+            self.reads = 0;
+            self.counts.retain(|_, n| {
+                *n /= 2;
+                *n > 0
+            });
+        }
+    }
+
+    fn reads_of(&self, key: Key) -> u8 {
+        self.counts.get(&key.mix()).copied().unwrap_or(0)
+    }
+
+    /// The queue's first live entry (stale ones, of replaced or removed
+    /// keys, are dropped on the way).
+    fn pop_live(&mut self, main: bool) -> Option<Key> {
+        loop {
+            let queue = if main { &mut self.main } else { &mut self.window };
+            let (key, stamp) = queue.pop_front()?;
+            if self
+                .map
+                .get(&key)
+                .is_some_and(|slot| slot.queued == stamp && slot.main == main)
+            {
+                return Some(key);
             }
         }
+    }
+
+    /// Queues a live entry at the back of its queue, not used since.
+    fn requeue(&mut self, key: Key, main: bool) {
+        let stamp = self.tick();
+        let Some(slot) = self.map.get_mut(&key) else {
+            return;
+        };
+        if slot.main != main {
+            if main {
+                self.window_bytes -= slot.cost;
+            } else {
+                self.window_bytes += slot.cost;
+            }
+        }
+        (slot.used, slot.main, slot.queued) = (false, main, stamp);
+        if main {
+            self.main.push_back((key, stamp));
+        } else {
+            self.window.push_back((key, stamp));
+        }
+    }
+
+    /// The main queue's next victim, taken off the queue: its first entry
+    /// not read since it was queued (those read are queued again).
+    fn main_victim(&mut self) -> Option<Key> {
+        loop {
+            let key = self.pop_live(true)?;
+            if self.map.get(&key).is_some_and(|slot| slot.used) {
+                self.requeue(key, true);
+                continue;
+            }
+            return Some(key);
+        }
+    }
+
+    /// Puts a victim [`Shard::main_victim`] took back at the queue's front.
+    fn keep_victim(&mut self, key: Key) {
+        if let Some(slot) = self.map.get(&key) {
+            self.main.push_front((key, slot.queued));
+        }
+    }
+
+    fn evict(&mut self, key: Key) -> usize {
+        let Some(slot) = self.map.remove(&key) else {
+            return 0;
+        };
+        self.bytes -= slot.cost;
+        if !slot.main {
+            self.window_bytes -= slot.cost;
+        }
+        slot.cost
+    }
+
+    /// Evicts until `bytes <= budget` (see the module's notes).
+    fn shrink(&mut self, budget: usize) -> Evicted {
+        let (mut n, mut freed) = (0, 0);
+        let window_budget = budget / 10 * WINDOW_TENTHS;
+        let main_budget = budget - window_budget;
+        while self.bytes > budget {
+            let main_bytes = self.bytes - self.window_bytes;
+            if self.window_bytes <= window_budget && main_bytes > 0 {
+                // The main queue is over its share (so not empty: every
+                // live entry stands in its queue).
+                let Some(victim) = self.main_victim() else {
+                    break;
+                };
+                freed += self.evict(victim);
+                n += 1;
+                continue;
+            }
+            let Some(candidate) = self.pop_live(false) else {
+                if self.window.is_empty() && self.main.is_empty() {
+                    break;
+                }
+                continue;
+            };
+            let cost = self.map.get(&candidate).map_or(0, |slot| slot.cost);
+            if main_bytes + cost <= main_budget {
+                self.requeue(candidate, true);
+                continue;
+            }
+            let victim = self.main_victim();
+            match victim {
+                Some(victim) if self.reads_of(candidate) > self.reads_of(victim) => {
+                    freed += self.evict(victim);
+                    self.requeue(candidate, true);
+                }
+                _ => {
+                    if let Some(victim) = victim {
+                        self.keep_victim(victim);
+                    }
+                    freed += self.evict(candidate);
+                }
+            }
+            n += 1;
+        }
         (n, freed)
+    }
+
+    /// Drops queue entries of keys replaced or removed once they are well
+    /// over the live ones.
+    fn compact(&mut self) {
+        if self.window.len() + self.main.len() > 2 * self.map.len() + 64 {
+            let Shard {
+                map, window, main, ..
+            } = self;
+            for (queue, in_main) in [(window, false), (main, true)] {
+                queue.retain(|(k, s)| {
+                    map.get(k)
+                        .is_some_and(|slot| slot.queued == *s && slot.main == in_main)
+                });
+            }
+        }
     }
 }
 
@@ -418,10 +575,10 @@ impl BlockCache {
     pub(crate) fn get(&self, block: u64, page: u32) -> Option<Arc<DecodedPage>> {
         let key = Key { block, page };
         let mut shard = self.shards[key.shard()].lock();
-        let stamp = shard.tick();
+        shard.count(key);
         match shard.map.get_mut(&key) {
             Some(slot) => {
-                slot.used = stamp;
+                slot.used = true;
                 let page = slot.page.clone();
                 drop(shard);
                 self.metrics.hits.inc();
@@ -441,8 +598,8 @@ impl BlockCache {
     }
 
     /// Caches a freshly decoded page (replacing an entry another thread may
-    /// have inserted meanwhile), evicting the least recently used pages of
-    /// its shard beyond the budget.
+    /// have inserted meanwhile, in its queue and with its uses), evicting
+    /// pages of its shard beyond the budget (see the module's notes).
     pub(crate) fn insert(&self, block: u64, page: u32, decoded: Arc<DecodedPage>) {
         let cost = decoded.cost();
         if cost > self.shard_budget {
@@ -451,31 +608,39 @@ impl BlockCache {
         let key = Key { block, page };
         let mut shard = self.shards[key.shard()].lock();
         let stamp = shard.tick();
-        let old = shard.map.insert(
+        let mut delta = cost as i64;
+        let mut entries = 1;
+        let (used, main) = match shard.map.remove(&key) {
+            Some(old) => {
+                shard.bytes -= old.cost;
+                if !old.main {
+                    shard.window_bytes -= old.cost;
+                }
+                delta -= old.cost as i64;
+                entries -= 1;
+                (old.used, old.main)
+            }
+            None => (false, false),
+        };
+        shard.map.insert(
             key,
             Slot {
                 page: decoded,
                 cost,
-                used: stamp,
+                used,
+                main,
                 queued: stamp,
             },
         );
-        shard.queue.push_back((key, stamp));
+        if main {
+            shard.main.push_back((key, stamp));
+        } else {
+            shard.window.push_back((key, stamp));
+            shard.window_bytes += cost;
+        }
         shard.bytes += cost;
-        let mut delta = cost as i64;
-        let mut entries = 1;
-        if let Some(old) = old {
-            shard.bytes -= old.cost;
-            delta -= old.cost as i64;
-            entries -= 1;
-        }
         let (evicted, freed) = shard.shrink(self.shard_budget);
-        // The queue holds stale entries of replaced keys: compact it when
-        // it has grown well past the map.
-        if shard.queue.len() > 2 * shard.map.len() + 64 {
-            let Shard { map, queue, .. } = &mut *shard;
-            queue.retain(|(k, s)| map.get(k).is_some_and(|slot| slot.queued == *s));
-        }
+        shard.compact();
         drop(shard);
         self.metrics.bytes.inc_by(delta - freed as i64);
         self.metrics.entries.inc_by(entries - evicted as i64);
@@ -489,20 +654,29 @@ impl BlockCache {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             let Shard {
-                map, queue, bytes, ..
+                map,
+                window,
+                main,
+                bytes,
+                window_bytes,
+                ..
             } = &mut *shard;
             let before = map.len();
             map.retain(|k, slot| {
                 let keep = k.block != block;
                 if !keep {
                     *bytes -= slot.cost;
+                    if !slot.main {
+                        *window_bytes -= slot.cost;
+                    }
                     freed += slot.cost;
                 }
                 keep
             });
             if map.len() != before {
                 n += (before - map.len()) as i64;
-                queue.retain(|(k, _)| k.block != block);
+                window.retain(|(k, _)| k.block != block);
+                main.retain(|(k, _)| k.block != block);
             }
         }
         self.metrics.bytes.dec_by(freed as i64);
@@ -577,7 +751,7 @@ mod tests {
     }
 
     #[test]
-    fn budget_is_respected_and_lru_pages_go_first() {
+    fn budget_is_respected_and_a_page_in_use_stays() {
         // Room for about 4 pages per shard.
         let c = BlockCache::new(SHARDS * PAGE_COST * 4);
         for p in 0..2_000u32 {
@@ -590,9 +764,69 @@ mod tests {
         assert!(s.evictions > 0);
         assert_eq!(s.bytes as usize, c.held_bytes());
         assert!(s.entries as usize <= SHARDS * 4);
-        // The oldest unused pages are gone, the newest are there.
-        assert!(c.get(7, 1).is_none());
+        // The newest page is in the window.
         assert!(c.get(7, 1_999).is_some());
+    }
+
+    /// Reads page `p` of block 7 as a reader does (decoding and caching it
+    /// on a miss); whether it was a hit.
+    fn read(c: &BlockCache, p: u32) -> bool {
+        if c.get(7, p).is_some() {
+            return true;
+        }
+        c.insert(7, p, page(u64::from(p), 100));
+        false
+    }
+
+    #[test]
+    fn a_loop_over_more_pages_than_fit_keeps_a_part_cached() {
+        // Room for about 20 pages a shard, 320 in all; each round reads
+        // 960 pages in the same order, as a dashboard's refresh does. An
+        // LRU (and second-chance LRU) evicts every page before its next
+        // read: no hits at all.
+        let c = BlockCache::new(SHARDS * PAGE_COST * 20);
+        let mut hits = Vec::new();
+        for _ in 0..6 {
+            hits.push((0..960).filter(|&p| read(&c, p)).count());
+            assert!(c.held_bytes() <= c.capacity());
+        }
+        assert_eq!(hits[0], 0);
+        // Most of what fits stays: 320 of 960 at best, the window's tenth
+        // passing through.
+        assert!(hits[3..].iter().all(|&h| h >= 200), "hits per round {hits:?}");
+        let s = c.stats();
+        assert_eq!(s.bytes as usize, c.held_bytes());
+    }
+
+    #[test]
+    fn a_scan_does_not_push_out_pages_read_over_and_over() {
+        let c = BlockCache::new(SHARDS * PAGE_COST * 20);
+        // 160 pages read in turn, four times: about half the cache.
+        for _ in 0..4 {
+            for p in 0..160 {
+                read(&c, p);
+            }
+        }
+        // One query reads 5,000 other pages once.
+        for p in 1_000..6_000 {
+            read(&c, p);
+        }
+        let kept = (0..160).filter(|&p| c.get(7, p).is_some()).count();
+        assert!(kept >= 150, "{kept} of 160 pages kept");
+    }
+
+    #[test]
+    fn a_new_working_set_takes_the_place_of_the_old() {
+        // Two sets of 250 pages; the cache holds 320. The counts of the
+        // first set halve as the second is read, until the second wins.
+        let c = BlockCache::new(SHARDS * PAGE_COST * 20);
+        for _ in 0..5 {
+            (0..250).for_each(|p| _ = read(&c, p));
+        }
+        let hits: Vec<usize> = (0..12)
+            .map(|_| (1_000..1_250).filter(|&p| read(&c, p)).count())
+            .collect();
+        assert!(hits[8..].iter().all(|&h| h >= 200), "hits per round {hits:?}");
     }
 
     #[test]
@@ -617,7 +851,7 @@ mod tests {
         let s = c.stats();
         assert_eq!((s.entries, s.bytes as usize), (1, PAGE_COST));
         let shard = c.shards[Key { block: 3, page: 9 }.shard()].lock();
-        assert!(shard.queue.len() <= 2 * shard.map.len() + 64);
+        assert!(shard.window.len() + shard.main.len() <= 2 * shard.map.len() + 64);
     }
 
     #[test]
