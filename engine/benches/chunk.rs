@@ -13,6 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use engine::Sample;
 use engine::chunk::XorChunk;
 use engine::head_chunk::HeadChunk;
+use engine::time_column::Columns;
 
 /// Deterministic xorshift, so every run measures the same data.
 struct Rng(u64);
@@ -171,7 +172,48 @@ fn bench_head_chunk(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("iterate", kind), &chunk, |b, chunk| {
             b.iter(|| black_box(fold(black_box(chunk).iter())))
         });
+        // As a query reads a sealed chunk: whole, and its second half.
+        let mut out = Vec::with_capacity(N);
+        let mid = samples[N / 2].t;
+        for (case, mint) in [("read_all", i64::MIN), ("read_half", mid)] {
+            group.bench_with_input(BenchmarkId::new(case, kind), &chunk, |b, chunk| {
+                b.iter(|| {
+                    out.clear();
+                    black_box(chunk).read_range(mint, i64::MAX, &mut out);
+                    black_box(fold(out.iter().copied()))
+                })
+            });
+        }
     }
+    // A chunk whose timestamps are in a column shared with another
+    // series' chunk (as a target's series are in the head).
+    let cols = Columns::default();
+    let samples: Vec<Sample> = dataset("counter", N)
+        .into_iter()
+        .map(|s| Sample::new(s.t, s.v / 100.0))
+        .collect();
+    let mut target: [HeadChunk; 3] = Default::default();
+    for s in &samples {
+        for c in &mut target {
+            c.append_in(s.t, s.v, Some(&cols));
+        }
+    }
+    let shared = target
+        .iter()
+        .find(|c| c.is_shared())
+        .expect("a chunk of the target is on a column");
+    let mut out = Vec::with_capacity(N);
+    group.bench_with_input(
+        BenchmarkId::new("read_all", "hundredths_shared"),
+        &shared,
+        |b, chunk| {
+            b.iter(|| {
+                out.clear();
+                black_box(chunk).read_range(i64::MIN, i64::MAX, &mut out);
+                black_box(fold(out.iter().copied()))
+            })
+        },
+    );
     group.finish();
 }
 

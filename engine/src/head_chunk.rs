@@ -1356,6 +1356,7 @@ mod tests {
         let got: Vec<(i64, u64)> = c.iter().map(|s| (s.t, s.v.to_bits())).collect();
         let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         assert_eq!(got, want);
+        assert_ranges_read(&c, &want);
         assert_eq!(c.len(), samples.len());
         if let (Some(f), Some(l)) = (samples.first(), samples.last()) {
             assert_eq!((c.min_t(), c.max_t()), (f.0, l.0));
@@ -1652,6 +1653,29 @@ mod tests {
         roundtrip(&[(1, 1e300), (2, f64::INFINITY), (3, f64::MIN_POSITIVE)]);
     }
 
+    /// `read_range` over windows cut at, between and around the samples
+    /// of `want` (the chunk's samples) gives exactly the samples inside.
+    fn assert_ranges_read(c: &HeadChunk, want: &[(i64, u64)]) {
+        let mut bounds = vec![i64::MIN, i64::MAX];
+        for &(t, _) in want.iter().step_by(want.len() / 7 + 1).chain(want.last()) {
+            bounds.extend([t, t.saturating_sub(1), t.saturating_add(1)]);
+        }
+        for &mint in &bounds {
+            for &maxt in &bounds {
+                let mut got = vec![Sample::new(7, 7.0)];
+                c.read_range(mint, maxt, &mut got);
+                let expected: Vec<(i64, u64)> = want
+                    .iter()
+                    .filter(|&&(t, _)| mint <= t && t <= maxt)
+                    .copied()
+                    .collect();
+                assert_eq!(got[0], Sample::new(7, 7.0), "appends");
+                let got: Vec<(i64, u64)> = got[1..].iter().map(|s| (s.t, s.v.to_bits())).collect();
+                assert_eq!(got, expected, "[{mint}, {maxt}]");
+            }
+        }
+    }
+
     #[test]
     fn read_range_is_inclusive() {
         let c = roundtrip(&[(10, 1.5), (20, 2.5), (30, 3.5), (40, 4.5)]);
@@ -1726,6 +1750,7 @@ mod tests {
             for (c, w) in chunks.iter().zip(&want) {
                 let got: Vec<(i64, u64)> = c.iter().map(|s| (s.t, s.v.to_bits())).collect();
                 prop_assert_eq!(&got, w);
+                assert_ranges_read(c, w);
                 if let (Some(f), Some(l)) = (w.first(), w.last()) {
                     prop_assert_eq!((c.min_t(), c.max_t()), (f.0, l.0));
                 }
