@@ -287,7 +287,11 @@ impl Shard {
     /// keys, are dropped on the way).
     fn pop_live(&mut self, main: bool) -> Option<Key> {
         loop {
-            let queue = if main { &mut self.main } else { &mut self.window };
+            let queue = if main {
+                &mut self.main
+            } else {
+                &mut self.window
+            };
             let (key, stamp) = queue.pop_front()?;
             if self
                 .map
@@ -793,7 +797,10 @@ mod tests {
         assert_eq!(hits[0], 0);
         // Most of what fits stays: 320 of 960 at best, the window's tenth
         // passing through.
-        assert!(hits[3..].iter().all(|&h| h >= 200), "hits per round {hits:?}");
+        assert!(
+            hits[3..].iter().all(|&h| h >= 200),
+            "hits per round {hits:?}"
+        );
         let s = c.stats();
         assert_eq!(s.bytes as usize, c.held_bytes());
     }
@@ -826,7 +833,10 @@ mod tests {
         let hits: Vec<usize> = (0..12)
             .map(|_| (1_000..1_250).filter(|&p| read(&c, p)).count())
             .collect();
-        assert!(hits[8..].iter().all(|&h| h >= 200), "hits per round {hits:?}");
+        assert!(
+            hits[8..].iter().all(|&h| h >= 200),
+            "hits per round {hits:?}"
+        );
     }
 
     #[test]
