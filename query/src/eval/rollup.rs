@@ -28,7 +28,7 @@
 use std::collections::VecDeque;
 
 use engine::RunSummary;
-use engine::summary::{FLOAT_SUM_LIMIT, FloatSum, kahan_step, kahan_step_unguarded};
+use engine::summary::{FLOAT_SUM_LIMIT, FloatSum, kahan_step};
 
 use super::functions::call::RangeFunction;
 use super::functions::range::{self as fr, Window};
@@ -528,9 +528,7 @@ fn kahan_batch(pts: &[Point], batch: &[(usize, Span)], avg: bool, out: &mut [Poi
 /// [`super::functions::range::sum_over_time`] (from 0) and
 /// [`super::functions::range::avg_over_time`] (from the first value,
 /// `None` where the sum overflows and Prometheus switches to an
-/// incremental mean); the lanes only interleave independent chains. A
-/// compensation is read only while its sum is finite and never overflowed
-/// (so [`kahan_step_unguarded`]).
+/// incremental mean); the lanes only interleave independent chains.
 fn kahan_lanes<const AVG: bool, const N: usize>(
     pts: &[Point],
     wins: &[(usize, usize); N],
@@ -550,13 +548,13 @@ fn kahan_lanes<const AVG: bool, const N: usize>(
     let common = (0..N).map(|l| wins[l].1 - from[l]).min().unwrap_or(0);
     for j in 0..common {
         for l in 0..N {
-            kahan_step_unguarded(pts[from[l] + j].v, &mut sum[l], &mut c[l], &mut overflow[l]);
+            kahan_step(pts[from[l] + j].v, &mut sum[l], &mut c[l], &mut overflow[l]);
         }
     }
     let mut res = [None; N];
     for l in 0..N {
         for p in &pts[from[l] + common..wins[l].1] {
-            kahan_step_unguarded(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
+            kahan_step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
         }
         res[l] = if AVG {
             let count = (wins[l].1 - wins[l].0) as f64;
@@ -815,11 +813,9 @@ impl WindowFold {
             if !self.exact {
                 // Past the exact phase for good: the Kahan loop alone, its
                 // state in registers (a day of `node_load1` is 5,760 values).
-                // [`WindowFold::value`] reads the compensation only while
-                // the sum is finite and never overflowed.
                 let (mut sum, mut c, mut overflow) = (self.sum, self.c, self.overflow);
                 for p in rest {
-                    kahan_step_unguarded(p.v, &mut sum, &mut c, &mut overflow);
+                    kahan_step(p.v, &mut sum, &mut c, &mut overflow);
                 }
                 (self.sum, self.c, self.overflow) = (sum, c, overflow);
                 return;

@@ -5,6 +5,7 @@
 use engine::Sample;
 
 use super::FunctionError;
+use super::kahan::KahanSum;
 use super::range::Window;
 
 /// Least-squares fit of the samples with x in seconds relative to
@@ -21,16 +22,6 @@ pub fn linear_regression(samples: &[Sample], intercept_ms: i64) -> (f64, f64) {
 /// same order as over the whole window at once, so the same result bit
 /// for bit. An instant query folds a stored series' samples into it where
 /// they lie ([`crate::eval::rollup::WindowFold`]).
-///
-/// The four sums are Kahan-compensated as Prometheus's are, with two
-/// differences in how, not in what: the rounding error of each addition
-/// comes from TwoSum (see [`engine::summary::kahan_step`]: the same bits as
-/// Prometheus's Fast2Sum), and a sum that overflowed has its compensation
-/// dropped once, in [`LineFit::result`], not at every addition (Prometheus
-/// zeroes it at each addition whose sum is infinite; an infinite sum stays
-/// infinite or becomes NaN, so only the last one counts). The loop then
-/// carries no compare or select: the four sums' additions run two by two
-/// in vector registers, and a window costs about half as much.
 #[derive(Debug, Clone, Copy)]
 pub struct LineFit {
     /// Where x is 0, in ms: `None` until the first sample for a fit from
@@ -39,10 +30,10 @@ pub struct LineFit {
     n: usize,
     init_y: f64,
     const_y: bool,
-    /// Σx, Σy, Σxy and Σx², and their compensations (NaN once a sum has
-    /// overflowed: see above).
-    sums: [f64; 4],
-    comps: [f64; 4],
+    sum_x: KahanSum,
+    sum_y: KahanSum,
+    sum_xy: KahanSum,
+    sum_x2: KahanSum,
 }
 
 impl LineFit {
@@ -54,8 +45,10 @@ impl LineFit {
             n: 0,
             init_y: 0.0,
             const_y: true,
-            sums: [0.0; 4],
-            comps: [0.0; 4],
+            sum_x: KahanSum::new(),
+            sum_y: KahanSum::new(),
+            sum_xy: KahanSum::new(),
+            sum_x2: KahanSum::new(),
         }
     }
 
@@ -65,38 +58,47 @@ impl LineFit {
             return;
         };
         let origin = *self.origin.get_or_insert(first.t);
+        let mut rest = samples;
         if self.n == 0 {
             // The first value is the one the others are compared with
             // (a NaN first value is not "different" from itself).
             self.init_y = first.v;
         }
         // The sums in locals, so that the loop keeps them in registers.
-        let (init_y, mut sums, mut comps) = (self.init_y, self.sums, self.comps);
-        let mut const_y = self.const_y;
+        let Self {
+            init_y,
+            mut const_y,
+            mut sum_x,
+            mut sum_y,
+            mut sum_xy,
+            mut sum_x2,
+            ..
+        } = *self;
         let mut add = |s: &Sample| {
             let x = (s.t - origin) as f64 / 1e3;
-            let incs = [x, s.v, x * s.v, x * x];
-            for k in 0..4 {
-                let t = sums[k] + incs[k];
-                let z = t - sums[k];
-                comps[k] += (sums[k] - (t - z)) + (incs[k] - z);
-                sums[k] = t;
-            }
+            sum_x.add(x);
+            sum_y.add(s.v);
+            sum_xy.add(x * s.v);
+            sum_x2.add(x * x);
         };
-        // The window's first sample is not compared with itself (a NaN
-        // would differ).
-        let rest = if self.n == 0 {
+        if self.n == 0 {
             add(first);
-            &samples[1..]
-        } else {
-            samples
-        };
+            rest = &samples[1..];
+        }
         for s in rest {
-            const_y &= s.v == init_y;
+            if const_y && s.v != init_y {
+                const_y = false;
+            }
             add(s);
         }
         self.n += samples.len();
-        (self.const_y, self.sums, self.comps) = (const_y, sums, comps);
+        (
+            self.const_y,
+            self.sum_x,
+            self.sum_y,
+            self.sum_xy,
+            self.sum_x2,
+        ) = (const_y, sum_x, sum_y, sum_xy, sum_x2);
     }
 
     /// `(slope per second, value at the origin)`; NaNs without samples.
@@ -111,16 +113,9 @@ impl LineFit {
             return (0.0, self.init_y);
         }
         let n = self.n as f64;
-        // Prometheus adds the compensation unconditionally here; it is 0
-        // for a sum that overflowed.
-        let [sum_x, sum_y, sum_xy, sum_x2] = std::array::from_fn(|k| {
-            let sum = self.sums[k];
-            if sum.is_infinite() {
-                sum
-            } else {
-                sum + self.comps[k]
-            }
-        });
+        // Prometheus adds the compensation unconditionally here.
+        let [sum_x, sum_y, sum_xy, sum_x2] =
+            [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2].map(|k| k.raw_total());
         let cov_xy = sum_xy - sum_x * sum_y / n;
         let var_x = sum_x2 - sum_x * sum_x / n;
         let slope = cov_xy / var_x;
@@ -347,8 +342,14 @@ mod tests {
                     2 => (0i64..1000).prop_map(|i| i as f64),
                     1 => Just(5.0),
                     1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-0.0)],
-                    // Sums that overflow, or cancel at the largest values.
-                    1 => prop_oneof![Just(f64::MAX), Just(-f64::MAX), Just(1.7e308)],
+                    // Sums that overflow, or cancel at the largest values,
+                    // ties included.
+                    1 => prop_oneof![
+                        Just(f64::MAX),
+                        Just(-f64::MAX),
+                        Just(1.7e308),
+                        Just(3.0 * 2f64.powi(970)),
+                    ],
                 ], 1..200),
                 jitter in -7_000i64..7_000,
                 cuts in prop::collection::vec(0usize..200, 0..5),
