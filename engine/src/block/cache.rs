@@ -26,9 +26,9 @@
 //! and the second-chance LRU Silt had before, every page was evicted
 //! before its next read: no hits at all), and a query that scans many
 //! pages once does not push out the pages read over and over. The counts
-//! take a map entry per key read since they last halved (at most ten per
-//! entry held), outside the budget. Keys hash to one of [`SHARDS`]
-//! shards, each with an equal share of the budget.
+//! take a map entry per key read lately, outside the budget: at most about
+//! twenty per entry held (counting at least 64 entries a shard). Keys hash
+//! to one of [`SHARDS`] shards, each with an equal share of the budget.
 //!
 //! The cache also keeps the budgets of what blocks keep for queries,
 //! reserved and released by the blocks themselves, who give their share
@@ -372,11 +372,10 @@ impl Shard {
                 n += 1;
                 continue;
             }
+            // The window is over its share, or the main queue empty: the
+            // window holds a live entry.
             let Some(candidate) = self.pop_live(false) else {
-                if self.window.is_empty() && self.main.is_empty() {
-                    break;
-                }
-                continue;
+                break;
             };
             let cost = self.map.get(&candidate).map_or(0, |slot| slot.cost);
             if main_bytes + cost <= main_budget {
