@@ -164,21 +164,56 @@ impl<'de> Deserialize<'de> for ByteBudget {
 }
 
 /// Bytes of memory this process may use: the machine's (`MemTotal`), or
-/// its cgroup's limit (`memory.max`, cgroup v2) when lower; `None` when
-/// neither can be read.
+/// the lowest limit of its control group and the groups above it
+/// ([`cgroup_limit_files`]) when lower; `None` when neither can be read.
 pub fn memory_limit() -> Option<u64> {
     let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         let kib = m.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
         let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
         Some(kib * 1024)
     });
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let groups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let cgroup = cgroup_limit_files(&groups)
+        .iter()
+        // "max" (v2) does not parse: no limit there. v1 writes a number
+        // near 2^63 for none, which MemTotal undercuts.
+        .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
+        .min();
     match (total, cgroup) {
         (Some(t), Some(c)) => Some(t.min(c)),
         (t, c) => t.or(c),
     }
+}
+
+/// The files holding the memory limits that apply to a process whose
+/// `/proc/self/cgroup` reads `groups`: `memory.max` (cgroup v2, the `0::`
+/// line) or `memory.limit_in_bytes` (v1, the line of the `memory`
+/// controller) of its group and of every group above it, under the usual
+/// mount points. Inside a container with its own cgroup namespace the
+/// group is `/`, whose file is the container's limit.
+pub fn cgroup_limit_files(groups: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (root, file) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", "memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+        } else {
+            continue;
+        };
+        let mut dir = PathBuf::from(root);
+        files.push(dir.join(file));
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != "..") {
+            dir.push(part);
+            files.push(dir.join(file));
+        }
+    }
+    files
 }
 
 /// Rule evaluation (Prometheus's `global:` keys that concern rules).
@@ -641,6 +676,32 @@ mod tests {
         assert_eq!(ByteBudget::Bytes(5).resolve(Some(24 * GIB)), 5);
         let limit = memory_limit().expect("MemTotal on Linux");
         assert!(limit > 0);
+        // The limits that apply: a group's and its ancestors', v2 and v1.
+        let v2 = cgroup_limit_files("0::/system.slice/silt.service\n");
+        let want: Vec<PathBuf> = [
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/system.slice/memory.max",
+            "/sys/fs/cgroup/system.slice/silt.service/memory.max",
+        ]
+        .map(PathBuf::from)
+        .into();
+        assert_eq!(v2, want);
+        let v1 = cgroup_limit_files("12:cpu,cpuacct:/x\n9:memory:/docker/abc\n1:name=systemd:/y\n");
+        let want: Vec<PathBuf> = [
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/docker/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes",
+        ]
+        .map(PathBuf::from)
+        .into();
+        assert_eq!(v1, want);
+        // A container's own namespace: its root group.
+        assert_eq!(
+            cgroup_limit_files("0::/\n"),
+            [PathBuf::from("/sys/fs/cgroup/memory.max")]
+        );
+        assert!(cgroup_limit_files("").is_empty());
+        assert!(cgroup_limit_files("garbage\n").is_empty());
         assert!(Config::builtin().engine_options().block_cache_bytes >= 128 << 20);
 
         let cfg = Config::from_layers(Some("query:\n  block_cache_bytes: 0\n")).unwrap();
