@@ -191,7 +191,7 @@ pub fn memory_limit() -> Option<u64> {
 /// controller) of its group and of every group above it, under the usual
 /// mount points. Inside a container with its own cgroup namespace the
 /// group is `/`, whose file is the container's limit.
-pub fn cgroup_limit_files(groups: &str) -> Vec<PathBuf> {
+fn cgroup_limit_files(groups: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for line in groups.lines() {
         let mut parts = line.splitn(3, ':');
@@ -676,32 +676,33 @@ mod tests {
         assert_eq!(ByteBudget::Bytes(5).resolve(Some(24 * GIB)), 5);
         let limit = memory_limit().expect("MemTotal on Linux");
         assert!(limit > 0);
-        // The limits that apply: a group's and its ancestors', v2 and v1.
-        let v2 = cgroup_limit_files("0::/system.slice/silt.service\n");
-        let want: Vec<PathBuf> = [
-            "/sys/fs/cgroup/memory.max",
-            "/sys/fs/cgroup/system.slice/memory.max",
-            "/sys/fs/cgroup/system.slice/silt.service/memory.max",
-        ]
-        .map(PathBuf::from)
-        .into();
-        assert_eq!(v2, want);
-        let v1 = cgroup_limit_files("12:cpu,cpuacct:/x\n9:memory:/docker/abc\n1:name=systemd:/y\n");
-        let want: Vec<PathBuf> = [
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/docker/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes",
-        ]
-        .map(PathBuf::from)
-        .into();
-        assert_eq!(v1, want);
-        // A container's own namespace: its root group.
-        assert_eq!(
-            cgroup_limit_files("0::/\n"),
-            [PathBuf::from("/sys/fs/cgroup/memory.max")]
-        );
-        assert!(cgroup_limit_files("").is_empty());
-        assert!(cgroup_limit_files("garbage\n").is_empty());
+        // The limits that apply: a group's and its ancestors', v2 and v1;
+        // in a container's own namespace, its root group's.
+        let cases: [(&str, &[&str]); 5] = [
+            (
+                "0::/system.slice/silt.service\n",
+                &[
+                    "/sys/fs/cgroup/memory.max",
+                    "/sys/fs/cgroup/system.slice/memory.max",
+                    "/sys/fs/cgroup/system.slice/silt.service/memory.max",
+                ],
+            ),
+            (
+                "12:cpu,cpuacct:/x\n9:memory:/docker/abc\n1:name=systemd:/y\n",
+                &[
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    "/sys/fs/cgroup/memory/docker/memory.limit_in_bytes",
+                    "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes",
+                ],
+            ),
+            ("0::/\n", &["/sys/fs/cgroup/memory.max"]),
+            ("", &[]),
+            ("garbage\n", &[]),
+        ];
+        for (groups, want) in cases {
+            let want: Vec<PathBuf> = want.iter().map(PathBuf::from).collect();
+            assert_eq!(cgroup_limit_files(groups), want, "{groups:?}");
+        }
         assert!(Config::builtin().engine_options().block_cache_bytes >= 128 << 20);
 
         let cfg = Config::from_layers(Some("query:\n  block_cache_bytes: 0\n")).unwrap();
