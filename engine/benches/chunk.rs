@@ -151,12 +151,27 @@ fn bench_head_chunk(c: &mut Criterion) {
     // `XorChunk::iter`.
     let mut group = c.benchmark_group("head_chunk");
     group.throughput(Throughput::Elements(N as u64));
+    let hundredths = || -> Vec<Sample> {
+        dataset("counter", N)
+            .into_iter()
+            .map(|s| Sample::new(s.t, s.v / 100.0))
+            .collect()
+    };
+    // As a query reads a sealed chunk: `read_range` into a kept buffer
+    // from `mint` on, then a fold over what it read.
+    let mut out = Vec::with_capacity(N);
+    let mut read = |group: &mut criterion::BenchmarkGroup<_>, id, chunk: &HeadChunk, mint| {
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(chunk).read_range(mint, i64::MAX, &mut out);
+                black_box(fold(out.iter().copied()))
+            })
+        });
+    };
     for kind in ["counter", "hundredths", "gauge"] {
         let samples: Vec<Sample> = match kind {
-            "hundredths" => dataset("counter", N)
-                .into_iter()
-                .map(|s| Sample::new(s.t, s.v / 100.0))
-                .collect(),
+            "hundredths" => hundredths(),
             _ => dataset(kind, N),
         };
         let mut chunk = head(&samples);
@@ -172,28 +187,21 @@ fn bench_head_chunk(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("iterate", kind), &chunk, |b, chunk| {
             b.iter(|| black_box(fold(black_box(chunk).iter())))
         });
-        // As a query reads a sealed chunk: whole, and its second half.
-        let mut out = Vec::with_capacity(N);
+        // Whole, and its second half.
+        read(
+            &mut group,
+            BenchmarkId::new("read_all", kind),
+            &chunk,
+            i64::MIN,
+        );
         let mid = samples[N / 2].t;
-        for (case, mint) in [("read_all", i64::MIN), ("read_half", mid)] {
-            group.bench_with_input(BenchmarkId::new(case, kind), &chunk, |b, chunk| {
-                b.iter(|| {
-                    out.clear();
-                    black_box(chunk).read_range(mint, i64::MAX, &mut out);
-                    black_box(fold(out.iter().copied()))
-                })
-            });
-        }
+        read(&mut group, BenchmarkId::new("read_half", kind), &chunk, mid);
     }
     // A chunk whose timestamps are in a column shared with another
     // series' chunk (as a target's series are in the head).
     let cols = Columns::default();
-    let samples: Vec<Sample> = dataset("counter", N)
-        .into_iter()
-        .map(|s| Sample::new(s.t, s.v / 100.0))
-        .collect();
     let mut target: [HeadChunk; 3] = Default::default();
-    for s in &samples {
+    for s in &hundredths() {
         for c in &mut target {
             c.append_in(s.t, s.v, Some(&cols));
         }
@@ -202,18 +210,8 @@ fn bench_head_chunk(c: &mut Criterion) {
         .iter()
         .find(|c| c.is_shared())
         .expect("a chunk of the target is on a column");
-    let mut out = Vec::with_capacity(N);
-    group.bench_with_input(
-        BenchmarkId::new("read_all", "hundredths_shared"),
-        &shared,
-        |b, chunk| {
-            b.iter(|| {
-                out.clear();
-                black_box(chunk).read_range(i64::MIN, i64::MAX, &mut out);
-                black_box(fold(out.iter().copied()))
-            })
-        },
-    );
+    let id = BenchmarkId::new("read_all", "hundredths_shared");
+    read(&mut group, id, shared, i64::MIN);
     group.finish();
 }
 
