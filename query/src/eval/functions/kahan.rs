@@ -31,6 +31,16 @@ impl KahanSum {
         (self.sum, self.c) = inc(v, self.sum, self.c);
     }
 
+    /// `(sum, compensation)`.
+    pub fn parts(&self) -> (f64, f64) {
+        (self.sum, self.c)
+    }
+
+    /// The sum with these parts (see [`KahanSum::parts`]).
+    pub fn from_parts(sum: f64, c: f64) -> Self {
+        KahanSum { sum, c }
+    }
+
     /// `sum + c` even when the sum is infinite (the compensation is then
     /// 0): what Prometheus's linear regression uses.
     pub fn raw_total(&self) -> f64 {

@@ -3,6 +3,7 @@
 //! (Holt's linear method). Each needs at least two samples.
 
 use engine::Sample;
+use engine::summary::two_sum_step;
 
 use super::FunctionError;
 use super::kahan::KahanSum;
@@ -58,47 +59,44 @@ impl LineFit {
             return;
         };
         let origin = *self.origin.get_or_insert(first.t);
-        let mut rest = samples;
         if self.n == 0 {
             // The first value is the one the others are compared with
             // (a NaN first value is not "different" from itself).
             self.init_y = first.v;
         }
-        // The sums in locals, so that the loop keeps them in registers.
-        let Self {
-            init_y,
-            mut const_y,
-            mut sum_x,
-            mut sum_y,
-            mut sum_xy,
-            mut sum_x2,
-            ..
-        } = *self;
-        let mut add = |s: &Sample| {
+        let terms = |s: &Sample| {
             let x = (s.t - origin) as f64 / 1e3;
-            sum_x.add(x);
-            sum_y.add(s.v);
-            sum_xy.add(x * s.v);
-            sum_x2.add(x * x);
+            [x, s.v, x * s.v, x * x]
         };
-        if self.n == 0 {
-            add(first);
-            rest = &samples[1..];
-        }
-        for s in rest {
-            if const_y && s.v != init_y {
-                const_y = false;
+        // The four sums in registers, each addition's rounding error from
+        // TwoSum: exact if every sum and compensation is still finite at
+        // the end (see `engine::summary::kahan_extend`), else the samples
+        // again as Prometheus adds them.
+        let start = [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2];
+        let mut sums = start.map(|k| k.parts().0);
+        let mut comps = start.map(|k| k.parts().1);
+        let init_y = self.init_y;
+        let mut const_y = self.const_y;
+        for (i, s) in samples.iter().enumerate() {
+            // The window's first sample is not compared with itself (a
+            // NaN would differ).
+            const_y &= s.v == init_y || (self.n == 0 && i == 0);
+            for (k, v) in terms(s).into_iter().enumerate() {
+                two_sum_step(v, &mut sums[k], &mut comps[k]);
             }
-            add(s);
         }
+        let mut fit = std::array::from_fn(|k| KahanSum::from_parts(sums[k], comps[k]));
+        if !sums.iter().chain(&comps).all(|v| v.is_finite()) {
+            fit = start;
+            for s in samples {
+                for (k, v) in terms(s).into_iter().enumerate() {
+                    fit[k].add(v);
+                }
+            }
+        }
+        [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2] = fit;
+        self.const_y = const_y;
         self.n += samples.len();
-        (
-            self.const_y,
-            self.sum_x,
-            self.sum_y,
-            self.sum_xy,
-            self.sum_x2,
-        ) = (const_y, sum_x, sum_y, sum_xy, sum_x2);
     }
 
     /// `(slope per second, value at the origin)`; NaNs without samples.
@@ -321,6 +319,24 @@ mod tests {
         let var_x = sum_x2 - sum_x * sum_x / n;
         let slope = cov_xy / var_x;
         (slope, sum_y / n - slope * sum_x / n)
+    }
+
+    #[test]
+    fn a_fit_whose_sum_rounds_to_a_tie_at_the_largest_values_is_prometheus() {
+        // Σy = 3·2^970 - MAX rounds to a tie, where TwoSum's intermediate
+        // difference overflows; Σxy stays finite (x is half a second). The
+        // slope overflows, but a NaN compensation would make both NaN.
+        let samples = [
+            Sample::new(60_000, 3.0 * 2f64.powi(970)),
+            Sample::new(60_500, -f64::MAX),
+        ];
+        let got = linear_regression(&samples, 60_000);
+        let want = linear_regression_reference(&samples, 60_000);
+        assert!(!got.0.is_nan() && !got.1.is_nan(), "{got:?}");
+        assert_eq!(
+            (got.0.to_bits(), got.1.to_bits()),
+            (want.0.to_bits(), want.1.to_bits())
+        );
     }
 
     mod props {
