@@ -380,6 +380,8 @@ fn sums(pts: &[Point], spans: &[Span], avg: bool, out: &mut Vec<Point>) {
     let (mut sum, mut abs, mut bad) = (0i128, 0i128, 0usize);
     // Windows summed in order, [`LANES`] at a time: (index in `out`, span).
     let mut pending: Vec<(usize, Span)> = Vec::new();
+    // Whether every value is finite, once a window needs the Kahan loop.
+    let mut finite = None;
     for sp in spans {
         if sp.b - hi >= 2 * SUM_CHUNK {
             // A long way to go (an instant query's window): whole chunks.
@@ -441,12 +443,12 @@ fn sums(pts: &[Point], spans: &[Span], avg: bool, out: &mut Vec<Point>) {
             pending.push((out.len(), *sp));
             out.push(Point::new(sp.t, f64::NAN));
             if pending.len() == LANES {
-                kahan_batch(pts, &pending, avg, out);
+                kahan_batch(pts, &pending, avg, &mut finite, out);
                 pending.clear();
             }
         }
     }
-    kahan_batch(pts, &pending, avg, out);
+    kahan_batch(pts, &pending, avg, &mut finite, out);
 }
 
 /// Values [`chunk_sums`] adds at once.
@@ -488,18 +490,26 @@ fn chunk_sums(c: &[Point]) -> Option<(i128, i128)> {
 const LANES: usize = 4;
 
 /// Fills in the values of up to [`LANES`] windows (`(index in out,
-/// span)`), each summed in order as Prometheus does.
-fn kahan_batch(pts: &[Point], batch: &[(usize, Span)], avg: bool, out: &mut [Point]) {
+/// span)`), each summed in order as Prometheus does. `finite`: whether
+/// every value of `pts` is finite, if known (found out here if not).
+fn kahan_batch(
+    pts: &[Point],
+    batch: &[(usize, Span)],
+    avg: bool,
+    finite: &mut Option<bool>,
+    out: &mut [Point],
+) {
     let Some(&(_, last)) = batch.last() else {
         return;
     };
+    let all_finite = *finite.get_or_insert_with(|| all_finite(pts));
     let sums = if batch.len() == 1 {
         // One window (an instant query's): one chain, not four copies.
         let wins = [(last.a, last.b)];
         let [v] = if avg {
-            kahan_lanes::<true, 1>(pts, &wins)
+            kahan_lanes::<true, 1>(pts, &wins, all_finite)
         } else {
-            kahan_lanes::<false, 1>(pts, &wins)
+            kahan_lanes::<false, 1>(pts, &wins, all_finite)
         };
         [v; LANES]
     } else {
@@ -509,9 +519,9 @@ fn kahan_batch(pts: &[Point], batch: &[(usize, Span)], avg: bool, out: &mut [Poi
             *w = (sp.a, sp.b);
         }
         if avg {
-            kahan_lanes::<true, LANES>(pts, &wins)
+            kahan_lanes::<true, LANES>(pts, &wins, all_finite)
         } else {
-            kahan_lanes::<false, LANES>(pts, &wins)
+            kahan_lanes::<false, LANES>(pts, &wins, all_finite)
         }
     };
     for (&(i, sp), v) in batch.iter().zip(sums) {
@@ -528,60 +538,84 @@ fn kahan_batch(pts: &[Point], batch: &[(usize, Span)], avg: bool, out: &mut [Poi
 /// [`super::functions::range::sum_over_time`] (from 0) and
 /// [`super::functions::range::avg_over_time`] (from the first value,
 /// `None` where the sum overflows and Prometheus switches to an
-/// incremental mean); the lanes only interleave independent chains,
-/// each [`two_sum_step`]s first and, where that was not exact everywhere,
-/// again as [`kahan_step`]s.
+/// incremental mean); the lanes only interleave independent chains.
+///
+/// Over finite values, each lane [`two_sum_step`]s first and, where that
+/// was not exact everywhere (see [`engine::summary::kahan_extend`]: an
+/// overflow, or a tie at the largest magnitudes), again as Prometheus
+/// adds ([`kahan_step`]); windows with a NaN or an infinity, which the
+/// first pass would always fail on, go the second way at once.
+/// `all_finite`: every value of `pts` is known to be finite.
 fn kahan_lanes<const AVG: bool, const N: usize>(
     pts: &[Point],
     wins: &[(usize, usize); N],
+    all_finite: bool,
 ) -> [Option<f64>; N] {
-    let mut sum = [0.0f64; N];
-    let mut c = [0.0f64; N];
-    let mut from = [0usize; N];
-    let mut overflow = [false; N];
-    for l in 0..N {
-        let (a, _) = wins[l];
-        from[l] = a;
+    let mut start = [0.0f64; N];
+    let lanes: [&[Point]; N] = std::array::from_fn(|l| {
+        let (a, b) = wins[l];
         if AVG {
-            sum[l] = pts[a].v;
-            from[l] = a + 1;
+            start[l] = pts[a].v;
+            &pts[a + 1..b]
+        } else {
+            &pts[a..b]
         }
-    }
-    let start = sum;
-    let common = (0..N).map(|l| wins[l].1 - from[l]).min().unwrap_or(0);
-    // Slices of one length: no bounds check in the loop (which takes
-    // about a third of its time).
-    let lanes: [&[Point]; N] = std::array::from_fn(|l| &pts[from[l]..from[l] + common]);
-    #[allow(clippy::needless_range_loop)] // a column of the lanes at a time
-    for j in 0..common {
+    });
+    let (mut sum, mut c, mut overflow) = (start, [0.0f64; N], [false; N]);
+    let lo = wins.iter().map(|w| w.0).min().unwrap_or(0);
+    let hi = wins.iter().map(|w| w.1).max().unwrap_or(0);
+    if all_finite || self::all_finite(&pts[lo..hi]) {
+        interleave(&lanes, |l, v| two_sum_step(v, &mut sum[l], &mut c[l]));
         for l in 0..N {
-            two_sum_step(lanes[l][j].v, &mut sum[l], &mut c[l]);
-        }
-    }
-    let mut res = [None; N];
-    for l in 0..N {
-        let rest = &pts[from[l] + common..wins[l].1];
-        for p in rest {
-            two_sum_step(p.v, &mut sum[l], &mut c[l]);
-        }
-        if !(sum[l].is_finite() && c[l].is_finite()) {
-            // Not exact everywhere (see `kahan_extend`): the lane again,
-            // step by step as Prometheus adds.
-            (sum[l], c[l]) = (start[l], 0.0);
-            for p in &pts[from[l]..wins[l].1] {
-                kahan_step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
+            if !(sum[l].is_finite() && c[l].is_finite()) {
+                (sum[l], c[l]) = (start[l], 0.0);
+                for p in lanes[l] {
+                    kahan_step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);
+                }
             }
         }
-        res[l] = if AVG {
+    } else {
+        interleave(&lanes, |l, v| {
+            kahan_step(v, &mut sum[l], &mut c[l], &mut overflow[l]);
+        });
+    }
+    std::array::from_fn(|l| {
+        if AVG {
             let count = (wins[l].1 - wins[l].0) as f64;
             (!overflow[l]).then(|| sum[l] / count + c[l] / count)
         } else if sum[l].is_infinite() {
             Some(sum[l])
         } else {
             Some(sum[l] + c[l])
-        };
+        }
+    })
+}
+
+/// Is every value finite? (Without stopping early, which vectorises.)
+fn all_finite(pts: &[Point]) -> bool {
+    pts.iter().fold(true, |ok, p| ok & p.v.is_finite())
+}
+
+/// `step(lane, value)` on the values of each lane in order, the lanes'
+/// turns interleaved (so that their chains of dependent additions
+/// overlap).
+#[inline(always)]
+fn interleave<const N: usize>(lanes: &[&[Point]; N], mut step: impl FnMut(usize, f64)) {
+    let common = lanes.iter().map(|s| s.len()).min().unwrap_or(0);
+    // Slices of one length: no bounds check in the loop (which takes
+    // about a third of its time).
+    let heads: [&[Point]; N] = std::array::from_fn(|l| &lanes[l][..common]);
+    #[allow(clippy::needless_range_loop)] // a column of the lanes at a time
+    for j in 0..common {
+        for l in 0..N {
+            step(l, heads[l][j].v);
+        }
     }
-    res
+    for (l, lane) in lanes.iter().enumerate() {
+        for p in &lane[common..] {
+            step(l, p.v);
+        }
+    }
 }
 
 /// One window's value, fed its samples a slice at a time in time order
@@ -830,7 +864,7 @@ impl WindowFold {
                 // Past the exact phase for good: the Kahan loop alone, its
                 // state in registers (a day of `node_load1` is 5,760 values).
                 let (mut sum, mut c, mut overflow) = (self.sum, self.c, self.overflow);
-                kahan_extend(rest.iter().map(|p| p.v), &mut sum, &mut c, &mut overflow);
+                kahan_extend(rest, |p| p.v, &mut sum, &mut c, &mut overflow);
                 (self.sum, self.c, self.overflow) = (sum, c, overflow);
                 return;
             }

@@ -64,6 +64,12 @@ impl LineFit {
             // (a NaN first value is not "different" from itself).
             self.init_y = first.v;
         }
+        // The window's first sample is not compared with itself (a NaN
+        // would differ). Without stopping early, which vectorises.
+        let rest = if self.n == 0 { &samples[1..] } else { samples };
+        let init_y = self.init_y;
+        self.const_y &= rest.iter().fold(true, |same, s| same & (s.v == init_y));
+        self.n += samples.len();
         let terms = |s: &Sample| {
             let x = (s.t - origin) as f64 / 1e3;
             [x, s.v, x * s.v, x * x]
@@ -71,32 +77,30 @@ impl LineFit {
         // The four sums in registers, each addition's rounding error from
         // TwoSum: exact if every sum and compensation is still finite at
         // the end (see `engine::summary::kahan_extend`), else the samples
-        // again as Prometheus adds them.
+        // again as Prometheus adds them; only that way once a sum is no
+        // longer finite.
         let start = [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2];
-        let mut sums = start.map(|k| k.parts().0);
-        let mut comps = start.map(|k| k.parts().1);
-        let init_y = self.init_y;
-        let mut const_y = self.const_y;
-        for (i, s) in samples.iter().enumerate() {
-            // The window's first sample is not compared with itself (a
-            // NaN would differ).
-            const_y &= s.v == init_y || (self.n == 0 && i == 0);
-            for (k, v) in terms(s).into_iter().enumerate() {
-                two_sum_step(v, &mut sums[k], &mut comps[k]);
-            }
-        }
-        let mut fit = std::array::from_fn(|k| KahanSum::from_parts(sums[k], comps[k]));
-        if !sums.iter().chain(&comps).all(|v| v.is_finite()) {
-            fit = start;
+        let (sums, comps) = (start.map(|k| k.parts().0), start.map(|k| k.parts().1));
+        if sums.iter().chain(&comps).all(|v| v.is_finite()) {
+            let (mut sums, mut comps) = (sums, comps);
             for s in samples {
                 for (k, v) in terms(s).into_iter().enumerate() {
-                    fit[k].add(v);
+                    two_sum_step(v, &mut sums[k], &mut comps[k]);
                 }
+            }
+            if sums.iter().chain(&comps).all(|v| v.is_finite()) {
+                [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2] =
+                    std::array::from_fn(|k| KahanSum::from_parts(sums[k], comps[k]));
+                return;
+            }
+        }
+        let mut fit = start;
+        for s in samples {
+            for (k, v) in terms(s).into_iter().enumerate() {
+                fit[k].add(v);
             }
         }
         [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2] = fit;
-        self.const_y = const_y;
-        self.n += samples.len();
     }
 
     /// `(slope per second, value at the origin)`; NaNs without samples.
