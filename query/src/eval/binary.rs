@@ -526,7 +526,11 @@ fn vector_vector(
                 if keep || return_bool {
                     let mut k = metrics.slot[id as usize];
                     if k == NONE {
-                        k = out.slot(&metrics.labels[id as usize], return_bool);
+                        // A filter keeps the many side's labels, and with
+                        // them a name whose removal is pending.
+                        let drop = return_bool
+                            || matches!(aside, Side::Series(i) if a[i].drop_name);
+                        k = out.slot(&metrics.labels[id as usize], drop);
                         metrics.slot[id as usize] = k;
                     }
                     out.push_at(k, t, val)?;
