@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use engine::Labels;
+use engine::{Labels, METRIC_NAME};
 
 use super::error::{Result, exec};
 use super::evaluator::{Ev, OutBuilder, Val};
@@ -457,6 +457,7 @@ fn vector_vector(
     // the same metric twice in one group is an error).
     let mut matched_many = U64Set::default();
     let mut metrics = Metrics::new(a.len(), b.len());
+    let own_name_replaced = m.include.iter().any(|l| l == METRIC_NAME);
     for step in 0..ev.n() {
         let t = ev.ts(step);
         if step % 256 == 255 {
@@ -527,9 +528,14 @@ fn vector_vector(
                     let mut k = metrics.slot[id as usize];
                     if k == NONE {
                         // A filter keeps the many side's labels, and with
-                        // them a name whose removal is pending.
+                        // them a name whose removal is pending (unless the
+                        // name is the one side's, copied in by
+                        // `group_left(__name__)`). Prometheus 3 with delayed
+                        // name removal keeps such a name; without it, and
+                        // 2.42, drop it, as here.
                         let drop = return_bool
-                            || matches!(aside, Side::Series(i) if a[i].drop_name);
+                            || (!own_name_replaced
+                                && matches!(aside, Side::Series(i) if a[i].drop_name));
                         k = out.slot(&metrics.labels[id as usize], drop);
                         metrics.slot[id as usize] = k;
                     }
