@@ -774,12 +774,14 @@ fn queries(t0: i64) -> Vec<Query> {
 /// as the conformance scripts run), so `x or f(x)` keeps apart or joins
 /// series that 2.42, dropping names at once, joins or keeps apart.
 ///
-/// `SILT_DIFF_SEED` and `SILT_DIFF_RANDOM` (how many) explore other draws.
+/// `SILT_DIFF_SEED`, `SILT_DIFF_RANDOM` (how many) and `SILT_DIFF_DEPTH`
+/// explore other draws.
 fn random_queries(n: usize) -> Vec<Query> {
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let mut rng = Rng(env("SILT_DIFF_SEED").unwrap_or(0xd1ff_5eed));
     let n = env("SILT_DIFF_RANDOM").map_or(n, |k| k as usize);
-    (0..n).map(|_| q(expr(&mut rng, 3, false))).collect()
+    let depth = env("SILT_DIFF_DEPTH").map_or(3, |d| d as u32);
+    (0..n).map(|_| q(expr(&mut rng, depth, false))).collect()
 }
 
 fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {
