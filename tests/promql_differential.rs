@@ -817,7 +817,15 @@ const GROUPINGS: [&str; 7] = [
 /// subquery already.
 fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
     let ranges = ["1m", "5m", "17m", "1h"];
-    let offset = || [" offset 5m", " offset 30s", ""];
+    let offset = || {
+        [
+            " offset 5m",
+            " offset 30s",
+            "",
+            " @ end()",
+            " @ start() offset -1m",
+        ]
+    };
     let kinds = if depth == 0 { 3 } else { 11 };
     match rng.below(kinds) {
         0 => {
@@ -934,7 +942,17 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
                     "last_over_time",
                 ],
             );
-            let window = pick(rng, &["[10m:1m]", "[30m:2m]", "[20m:]", "[7m:30s]"]);
+            let window = pick(
+                rng,
+                &[
+                    "[10m:1m]",
+                    "[30m:2m]",
+                    "[20m:]",
+                    "[7m:30s]",
+                    "[10m:1m] offset 3m",
+                    "[5m:20s] @ end()",
+                ],
+            );
             format!("{f}(({}){window})", expr(rng, depth - 1, true))
         }
         _ => expr(rng, depth - 1, sub),
