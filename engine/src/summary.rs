@@ -185,6 +185,15 @@ pub fn two_sum_step(v: f64, sum: &mut f64, c: &mut f64) {
     *sum = t;
 }
 
+/// Were all the [`two_sum_step`]s that led to this sum and compensation
+/// exact (the same bits as [`kahan_step`]'s)? Yes if both are finite (see
+/// [`two_sum_step`]; a sum not finite leaves a compensation that is not
+/// either, so the sum's check is for the reader).
+#[inline(always)]
+pub fn two_sum_exact(sum: f64, c: f64) -> bool {
+    sum.is_finite() && c.is_finite()
+}
+
 /// Values a [`two_sum_step`] pass of [`kahan_extend`] takes at once: what
 /// a pass that turns out not exact costs twice.
 const EXTEND_BLOCK: usize = 256;
@@ -206,12 +215,12 @@ pub fn kahan_extend<T>(
     overflow: &mut bool,
 ) {
     for block in items.chunks(EXTEND_BLOCK) {
-        if sum.is_finite() && c.is_finite() {
+        if two_sum_exact(*sum, *c) {
             let (mut s, mut k) = (*sum, *c);
             for x in block {
                 two_sum_step(value(x), &mut s, &mut k);
             }
-            if s.is_finite() && k.is_finite() {
+            if two_sum_exact(s, k) {
                 (*sum, *c) = (s, k);
                 continue;
             }

@@ -28,7 +28,9 @@
 use std::collections::VecDeque;
 
 use engine::RunSummary;
-use engine::summary::{FLOAT_SUM_LIMIT, FloatSum, kahan_extend, kahan_step, two_sum_step};
+use engine::summary::{
+    FLOAT_SUM_LIMIT, FloatSum, kahan_extend, kahan_step, two_sum_exact, two_sum_step,
+};
 
 use super::functions::call::RangeFunction;
 use super::functions::range::{self as fr, Window};
@@ -562,12 +564,15 @@ fn kahan_lanes<const AVG: bool, const N: usize>(
         }
     });
     let (mut sum, mut c, mut overflow) = (start, [0.0f64; N], [false; N]);
-    let lo = wins.iter().map(|w| w.0).min().unwrap_or(0);
-    let hi = wins.iter().map(|w| w.1).max().unwrap_or(0);
-    if all_finite || self::all_finite(&pts[lo..hi]) {
+    let windows_finite = || {
+        let lo = wins.iter().map(|w| w.0).min().unwrap_or(0);
+        let hi = wins.iter().map(|w| w.1).max().unwrap_or(0);
+        self::all_finite(&pts[lo..hi])
+    };
+    if all_finite || windows_finite() {
         interleave(&lanes, |l, v| two_sum_step(v, &mut sum[l], &mut c[l]));
         for l in 0..N {
-            if !(sum[l].is_finite() && c[l].is_finite()) {
+            if !two_sum_exact(sum[l], c[l]) {
                 (sum[l], c[l]) = (start[l], 0.0);
                 for p in lanes[l] {
                     kahan_step(p.v, &mut sum[l], &mut c[l], &mut overflow[l]);

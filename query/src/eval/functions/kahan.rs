@@ -1,9 +1,10 @@
 //! Kahan–Neumaier compensated summation, as Prometheus's `util/kahansum`
 //! does it: the compensation is reset once the running sum is infinite, so
 //! an overflow yields ±Inf instead of NaN. Shared by the `*_over_time`
-//! functions, the linear regression and the evaluator's `sum`/`avg`. The
-//! step itself is the engine's ([`engine::summary::kahan_step`]), which
-//! the page summaries' float sums use too.
+//! functions and the evaluator's `sum`/`avg`. The step itself is the
+//! engine's ([`engine::summary::kahan_step`]), which the page summaries'
+//! float sums, the range windows' loops and the linear regression use
+//! directly.
 
 /// Adds `inc` to `sum` with compensation `c`; returns the new `(sum, c)`.
 /// The caller adds `c` to `sum` at the end (unless `sum` is infinite).
@@ -29,22 +30,6 @@ impl KahanSum {
     #[inline]
     pub fn add(&mut self, v: f64) {
         (self.sum, self.c) = inc(v, self.sum, self.c);
-    }
-
-    /// `(sum, compensation)`.
-    pub fn parts(&self) -> (f64, f64) {
-        (self.sum, self.c)
-    }
-
-    /// The sum with these parts (see [`KahanSum::parts`]).
-    pub fn from_parts(sum: f64, c: f64) -> Self {
-        KahanSum { sum, c }
-    }
-
-    /// `sum + c` even when the sum is infinite (the compensation is then
-    /// 0): what Prometheus's linear regression uses.
-    pub fn raw_total(&self) -> f64 {
-        self.sum + self.c
     }
 
     /// The compensated total: the raw sum when it is infinite (where the

@@ -3,10 +3,9 @@
 //! (Holt's linear method). Each needs at least two samples.
 
 use engine::Sample;
-use engine::summary::two_sum_step;
+use engine::summary::{kahan_step, two_sum_exact, two_sum_step};
 
 use super::FunctionError;
-use super::kahan::KahanSum;
 use super::range::Window;
 
 /// Least-squares fit of the samples with x in seconds relative to
@@ -31,10 +30,10 @@ pub struct LineFit {
     n: usize,
     init_y: f64,
     const_y: bool,
-    sum_x: KahanSum,
-    sum_y: KahanSum,
-    sum_xy: KahanSum,
-    sum_x2: KahanSum,
+    /// Σx, Σy, Σxy and Σx², Kahan-compensated as Prometheus's are
+    /// ([`kahan_step`]), and their compensations.
+    sums: [f64; 4],
+    comps: [f64; 4],
 }
 
 impl LineFit {
@@ -46,10 +45,8 @@ impl LineFit {
             n: 0,
             init_y: 0.0,
             const_y: true,
-            sum_x: KahanSum::new(),
-            sum_y: KahanSum::new(),
-            sum_xy: KahanSum::new(),
-            sum_x2: KahanSum::new(),
+            sums: [0.0; 4],
+            comps: [0.0; 4],
         }
     }
 
@@ -75,32 +72,31 @@ impl LineFit {
             [x, s.v, x * s.v, x * x]
         };
         // The four sums in registers, each addition's rounding error from
-        // TwoSum: exact if every sum and compensation is still finite at
-        // the end (see `engine::summary::kahan_extend`), else the samples
-        // again as Prometheus adds them; only that way once a sum is no
-        // longer finite.
-        let start = [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2];
-        let (sums, comps) = (start.map(|k| k.parts().0), start.map(|k| k.parts().1));
-        if sums.iter().chain(&comps).all(|v| v.is_finite()) {
-            let (mut sums, mut comps) = (sums, comps);
+        // TwoSum: exact if every sum is still so at the end
+        // ([`two_sum_exact`]), else the samples again as Prometheus adds
+        // them; only that way once a sum is not.
+        let exact =
+            |sums: &[f64; 4], comps: &[f64; 4]| (0..4).all(|k| two_sum_exact(sums[k], comps[k]));
+        if exact(&self.sums, &self.comps) {
+            let (mut sums, mut comps) = (self.sums, self.comps);
             for s in samples {
                 for (k, v) in terms(s).into_iter().enumerate() {
                     two_sum_step(v, &mut sums[k], &mut comps[k]);
                 }
             }
-            if sums.iter().chain(&comps).all(|v| v.is_finite()) {
-                [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2] =
-                    std::array::from_fn(|k| KahanSum::from_parts(sums[k], comps[k]));
+            if exact(&sums, &comps) {
+                (self.sums, self.comps) = (sums, comps);
                 return;
             }
         }
-        let mut fit = start;
+        // The overflow flag is not needed: an overflowed sum keeps no
+        // compensation, and `result` adds it unconditionally.
+        let mut overflow = false;
         for s in samples {
             for (k, v) in terms(s).into_iter().enumerate() {
-                fit[k].add(v);
+                kahan_step(v, &mut self.sums[k], &mut self.comps[k], &mut overflow);
             }
         }
-        [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2] = fit;
     }
 
     /// `(slope per second, value at the origin)`; NaNs without samples.
@@ -115,9 +111,9 @@ impl LineFit {
             return (0.0, self.init_y);
         }
         let n = self.n as f64;
-        // Prometheus adds the compensation unconditionally here.
-        let [sum_x, sum_y, sum_xy, sum_x2] =
-            [self.sum_x, self.sum_y, self.sum_xy, self.sum_x2].map(|k| k.raw_total());
+        // Prometheus adds the compensation unconditionally here (it is 0
+        // for a sum that overflowed).
+        let [sum_x, sum_y, sum_xy, sum_x2] = std::array::from_fn(|k| self.sums[k] + self.comps[k]);
         let cov_xy = sum_xy - sum_x * sum_y / n;
         let var_x = sum_x2 - sum_x * sum_x / n;
         let slope = cov_xy / var_x;
