@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// How far back an instant selector looks for a sample [default: 5m].
     #[arg(long = "query.lookback-delta", value_name = "DURATION")]
     pub query_lookback_delta: Option<HumanDuration>,
+    /// Drop the metric names functions drop when the query ends, not at
+    /// once (Prometheus's promql-delayed-name-removal feature).
+    #[arg(long = "query.delayed-name-removal")]
+    pub query_delayed_name_removal: bool,
     /// Queries evaluated at once; others wait, then get 503 [default: 20].
     #[arg(long = "query.max-concurrency", value_name = "N")]
     pub query_max_concurrency: Option<usize>,
@@ -149,6 +153,9 @@ impl ServeArgs {
         }
         if let Some(d) = self.query_lookback_delta {
             cfg.query.lookback_delta = d;
+        }
+        if self.query_delayed_name_removal {
+            cfg.query.delayed_name_removal = true;
         }
         if let Some(n) = self.query_max_concurrency {
             cfg.query.max_concurrency = n;
@@ -231,10 +238,12 @@ mod tests {
             "1m",
             "--query.max-concurrency",
             "4",
+            "--query.delayed-name-removal",
         ]) else {
             panic!("expected serve")
         };
         let cfg = args.resolve().unwrap();
+        assert!(cfg.query.delayed_name_removal);
         assert_eq!(cfg.query.timeout.0, Duration::from_secs(30));
         assert_eq!(cfg.query.max_samples, 1000);
         assert_eq!(cfg.query.lookback_delta.0, Duration::from_secs(60));

@@ -99,6 +99,10 @@ pub struct QueryConfig {
     /// 0: no limit.
     pub max_series: usize,
     pub lookback_delta: HumanDuration,
+    /// Prometheus's `promql-delayed-name-removal` feature (off there by
+    /// default too): names a function drops are dropped when the
+    /// evaluation ends, not at once.
+    pub delayed_name_removal: bool,
     pub max_concurrency: usize,
     pub max_queue_wait: HumanDuration,
     /// Budget of the shared cache of decoded block pages: bytes (0 turns
@@ -537,6 +541,7 @@ impl Config {
             q.max_series
         };
         opts.engine.lookback_delta = q.lookback_delta.0;
+        opts.engine.delayed_name_removal = q.delayed_name_removal;
         opts.concurrency = query::api::ConcurrencyOptions {
             max_concurrency: q.max_concurrency,
             max_queue_wait: q.max_queue_wait.0,
@@ -567,6 +572,10 @@ impl Config {
             ("query.timeout", q.timeout.to_string()),
             ("query.max-samples", q.max_samples.to_string()),
             ("query.lookback-delta", q.lookback_delta.to_string()),
+            (
+                "query.delayed-name-removal",
+                q.delayed_name_removal.to_string(),
+            ),
             ("query.max-concurrency", q.max_concurrency.to_string()),
         ]
         .into_iter()
@@ -646,18 +655,22 @@ mod tests {
             builtin.engine.lookback_delta,
             defaults.engine.lookback_delta
         );
+        assert!(!builtin.engine.delayed_name_removal);
+        assert!(!defaults.engine.delayed_name_removal);
         assert_eq!(
             builtin.concurrency.max_concurrency,
             defaults.concurrency.max_concurrency
         );
         let cfg = Config::from_layers(Some(
-            "query:\n  timeout: 10s\n  max_series: 7\n  max_concurrency: 3\n",
+            "query:\n  timeout: 10s\n  max_series: 7\n  max_concurrency: 3\n  delayed_name_removal: true\n",
         ))
         .unwrap();
         let opts = cfg.api_options().unwrap();
         assert_eq!(opts.engine.timeout, Duration::from_secs(10));
         assert_eq!(opts.engine.max_series, 7);
         assert_eq!(opts.concurrency.max_concurrency, 3);
+        assert!(opts.engine.delayed_name_removal);
+        assert_eq!(opts.status.flags["query.delayed-name-removal"], "true");
         assert_eq!(opts.status.flags["query.timeout"], "10s");
         assert!(opts.status.config.yaml().contains("max_concurrency: 3"));
         assert_eq!(opts.status.storage_retention, "15d");

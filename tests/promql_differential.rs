@@ -468,6 +468,33 @@ fn queries(t0: i64) -> Vec<Query> {
     out.push(q(r#"{job="api",__name__!~"diff_latency.*"}"#));
     out.push(q(r#"diff_nonexistent"#));
     out.push(q(r#"diff_requests_total{method=""}"#));
+
+    // Names dropped at once (neither server delays their removal, A.8):
+    // label functions, `by (__name__)` and `or` no longer see them, and a
+    // range function over two names fails where their series meet.
+    let two_names = r#"{__name__=~"diff_(requests|errors)_total",job=~"api|web"}"#;
+    out.push(q(format!("rate({two_names}[5m])")));
+    out.push(q(format!("sum by (job) (rate({two_names}[5m]))")));
+    out.push(q(format!("sum by (__name__) (rate({two_names}[5m]))")));
+    out.push(q(format!("-{two_names}")));
+    // Two names over the same label sets: equal once rate() drops them.
+    let same_labels = r#"{__name__=~"diff_latency_seconds_(sum|count)"}"#;
+    out.push(q(format!("rate({same_labels}[5m])")));
+    out.push(q(format!("sum by (job) (rate({same_labels}[5m]))")));
+    out.push(q(format!("count by (__name__) (rate({same_labels}[5m]))")));
+    out.push(q(format!("last_over_time({same_labels}[5m])")));
+    out.push(q(
+        r#"label_replace(rate(diff_requests_total[5m]), "name", "$1", "__name__", "(.+)")"#,
+    ));
+    out.push(q(
+        r#"label_replace(diff_requests_total, "name", "$1", "__name__", "diff_(.+)")"#,
+    ));
+    out.push(q("count by (__name__) (rate(diff_requests_total[5m]))"));
+    out.push(q("diff_requests_total or rate(diff_errors_total[5m])"));
+    out.push(q("rate(diff_errors_total[5m]) or diff_requests_total"));
+    out.push(q(
+        "sum by (__name__, job) (diff_up or rate(diff_requests_total[5m]))",
+    ));
     out.push(q(r#"diff_requests_total{nolabel!=""}"#));
     out.push(q(r#"diff_requests_total{method=~""}"#));
 
@@ -769,10 +796,9 @@ fn queries(t0: i64) -> Vec<Query> {
 /// Kahan sums and a direct mean): a comparison, `round`, `%` or a
 /// `count_values` label turns their last bits into another answer. Nor
 /// `topk` and `bottomk`, which choose among equal values by the order of
-/// their input, which neither version defines. Nor `or`: Silt removes the
-/// names functions drop when evaluation ends (delayed name removal, A.8,
-/// as the conformance scripts run), so `x or f(x)` keeps apart or joins
-/// series that 2.42, dropping names at once, joins or keeps apart.
+/// their input, which neither version defines. Names are dropped at once in
+/// both (Silt's default, as Prometheus's; A.8 is the feature that delays it),
+/// so `or`, `by (__name__)` and `label_replace` of `__name__` are drawn.
 ///
 /// `SILT_DIFF_SEED`, `SILT_DIFF_RANDOM` (how many) and `SILT_DIFF_DEPTH`
 /// explore other draws.
@@ -803,8 +829,9 @@ const GAUGES: [&str; 6] = [
     "diff_up",
     "diff_build_info",
 ];
-const GROUPINGS: [&str; 7] = [
+const GROUPINGS: [&str; 8] = [
     "",
+    " by (__name__)",
     " by (job)",
     " by (job, instance)",
     " without (instance)",
@@ -882,7 +909,7 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
             let op = pick(
                 rng,
                 &[
-                    "+", "-", "*", "/", ">", "<=", "==", "!=", ">= bool", "and", "unless",
+                    "+", "-", "*", "/", ">", "<=", "==", "!=", ">= bool", "and", "unless", "or",
                 ],
             );
             let on = pick(
@@ -897,7 +924,7 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
             );
             let (a, b) = (expr(rng, depth - 1, sub), expr(rng, depth - 1, sub));
             // Many-to-one matching from a side with one series per target.
-            if rng.below(3) == 0 && !["and", "unless"].contains(&op) {
+            if rng.below(3) == 0 && !["and", "unless", "or"].contains(&op) {
                 format!("({a}) {op} on (job, instance) group_left sum by (job, instance) ({b})")
             } else {
                 format!("({a}) {op}{on} ({b})")
@@ -914,7 +941,7 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
         }
         9 => {
             let inner = expr(rng, depth - 1, sub);
-            match rng.below(13) {
+            match rng.below(14) {
                 0 => format!("abs({inner})"),
                 1 => format!("clamp_min({inner}, 0.5)"),
                 2 => format!("clamp({inner}, 1, 50)"),
@@ -930,6 +957,10 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
                     let other = expr(rng, depth - 1, sub);
                     format!("({inner}) * scalar(sum({other}))")
                 }
+                12 => format!(r#"label_replace({inner}, "name", "$1", "__name__", "diff_(.+)")"#),
+                // Unary minus over `or` could join series that meet at no
+                // step, which 2.42 refuses (A.7); `-1 *` merges in both.
+                _ if inner.contains(" or ") => format!("-1 * ({inner})"),
                 _ => format!("-({inner})"),
             }
         }

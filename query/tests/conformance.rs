@@ -744,13 +744,24 @@ fn pin_at(e: &mut Expr, t: i64) -> bool {
 struct Runner {
     db: Arc<Db>,
     _dir: tempfile::TempDir,
+    /// Delayed name removal, on as in Prometheus's test runner unless the
+    /// file says [`EAGER_NAMES`].
+    delayed_name_removal: bool,
 }
 
+/// A comment line by which one of Silt's scripts runs without delayed
+/// name removal (Prometheus's default, and Silt's).
+const EAGER_NAMES: &str = "# silt: delayed_name_removal off";
+
 impl Runner {
-    fn new() -> Runner {
+    fn new(delayed_name_removal: bool) -> Runner {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = open_db(dir.path());
-        Runner { db, _dir: dir }
+        Runner {
+            db,
+            _dir: dir,
+            delayed_name_removal,
+        }
     }
 
     fn load(&self, series: &[LoadSeries]) -> Result<(), String> {
@@ -775,11 +786,13 @@ impl Runner {
         Ok(())
     }
 
-    fn opts(text: &str) -> QueryOptions {
-        QueryOptions {
+    fn opts(&self, text: &str) -> QueryOptions {
+        let mut o = QueryOptions {
             query_text: text.to_string(),
             ..QueryOptions::default()
-        }
+        };
+        o.engine.delayed_name_removal = self.delayed_name_removal;
+        o
     }
 
     fn check_failure(
@@ -798,7 +811,7 @@ impl Runner {
         let expr = query::promql::parse(&ev.expr).map_err(|e| format!("parse error: {e}"))?;
         if let Some((start, end, step)) = ev.range {
             // The API's path: series selected ahead, then evaluated.
-            let opts = Self::opts(&ev.expr);
+            let opts = self.opts(&ev.expr);
             let r = eval::prepare(&self.db, expr, start, end, step, &opts)
                 .and_then(|p| p.run(&opts))
                 .map_err(|e| e.to_string());
@@ -831,7 +844,7 @@ impl Runner {
             let text = if original { ev.expr.as_str() } else { "" };
             // The original query as the API runs it (series selected
             // ahead); the `@`-pinned variants as rules do.
-            let opts = Self::opts(text);
+            let opts = self.opts(text);
             let r = if original {
                 eval::prepare(&self.db, e.clone(), t, t, 0, &opts).and_then(|p| p.run(&opts))
             } else {
@@ -855,15 +868,9 @@ impl Runner {
             if exclude_range {
                 continue;
             }
-            let rr = eval::range_query(
-                &self.db,
-                &e,
-                t - 60_000,
-                t + 60_000,
-                60_000,
-                &Self::opts(""),
-            )
-            .map_err(|m| format!("range mode: {m}{tag}"))?;
+            let rr =
+                eval::range_query(&self.db, &e, t - 60_000, t + 60_000, 60_000, &self.opts(""))
+                    .map_err(|m| format!("range mode: {m}{tag}"))?;
             let Value::Matrix(m) = &rr.value else {
                 return Err("range mode did not return a matrix".into());
             };
@@ -908,10 +915,11 @@ fn run_file(path: &Path) -> FileReport {
             return report;
         }
     };
-    let mut runner = Runner::new();
+    let delayed = !text.lines().any(|l| l.trim() == EAGER_NAMES);
+    let mut runner = Runner::new(delayed);
     for cmd in cmds {
         match cmd {
-            Cmd::Clear => runner = Runner::new(),
+            Cmd::Clear => runner = Runner::new(delayed),
             Cmd::Load(series) => {
                 if let Err(e) = runner.load(&series) {
                     report.failed.push((0, format!("load failed: {e}")));

@@ -296,8 +296,18 @@ fn matching(m: &VectorMatching) -> Keep<'_> {
     Keep::grouping(&m.labels, !m.on)
 }
 
-fn result_metric(lhs: &Labels, rhs: &Labels, op: BinaryOp, m: &VectorMatching) -> Labels {
-    let mut l = if changes_schema(op) {
+/// The labels of an output element: the left (many) side's, less the
+/// metric name for arithmetic or when `drop_name` (a `bool` comparison
+/// without delayed name removal), kept to the matching labels one to one,
+/// with the `group_x` labels of the right side.
+fn result_metric(
+    lhs: &Labels,
+    rhs: &Labels,
+    op: BinaryOp,
+    m: &VectorMatching,
+    drop_name: bool,
+) -> Labels {
+    let mut l = if changes_schema(op) || drop_name {
         drop_metadata(lhs)
     } else {
         lhs.clone()
@@ -458,6 +468,9 @@ fn vector_vector(
     let mut matched_many = U64Set::default();
     let mut metrics = Metrics::new(a.len(), b.len());
     let own_name_replaced = m.include.iter().any(|l| l == METRIC_NAME);
+    // Without delayed name removal, `bool` drops the name before the
+    // `group_x` labels come in (and a name they bring stays).
+    let delayed = ev.ctx.delayed_name_removal;
     for step in 0..ev.n() {
         let t = ev.ts(step);
         if step % 256 == 255 {
@@ -510,7 +523,7 @@ fn vector_vector(
                         Side::Series(j) => b[j].labels.clone(),
                         Side::Fill(i) => match_labels(&a[i].labels, m),
                     };
-                    result_metric(&al, &bl, op, m)
+                    result_metric(&al, &bl, op, m, return_bool && !delayed)
                 })?;
                 if m.card == Cardinality::OneToOne {
                     if matched_one[s] {
@@ -533,9 +546,10 @@ fn vector_vector(
                         // `group_left(__name__)`). Prometheus 3 with delayed
                         // name removal keeps such a name; without it, and
                         // 2.42, drop it, as here.
-                        let drop = return_bool
-                            || (!own_name_replaced
-                                && matches!(aside, Side::Series(i) if a[i].drop_name));
+                        let drop = delayed
+                            && (return_bool
+                                || (!own_name_replaced
+                                    && matches!(aside, Side::Series(i) if a[i].drop_name)));
                         k = out.slot(&metrics.labels[id as usize], drop);
                         metrics.slot[id as usize] = k;
                     }
@@ -589,12 +603,12 @@ mod tests {
         };
         let l = Labels::new(&[("__name__", "a"), ("job", "x"), ("i", "1")]);
         assert_eq!(
-            result_metric(&l, &l, BinaryOp::Add, &m),
+            result_metric(&l, &l, BinaryOp::Add, &m, false),
             Labels::new(&[("job", "x")])
         );
         let m = VectorMatching::default();
         assert_eq!(
-            result_metric(&l, &l, BinaryOp::Gtr, &m),
+            result_metric(&l, &l, BinaryOp::Gtr, &m, false),
             l,
             "comparisons keep the name"
         );

@@ -328,7 +328,9 @@ fn range_function(ev: &Ev, c: &Call) -> Result<Val> {
         return Ok(Val::Vector(vec![Series {
             labels: absent_labels(arg_expr),
             points,
-            drop_name: true,
+            // Prometheus marks it, but drops nothing (a `__type__` or
+            // `__unit__` from the selector stays) unless removal is delayed.
+            drop_name: ev.ctx.delayed_name_removal,
         }]));
     }
     Ok(Val::Vector(out))
@@ -514,6 +516,17 @@ fn label_join(ev: &Ev, c: &Call) -> Result<Val> {
     Ok(Val::Vector(merge_equal(v)?))
 }
 
+/// The metric name a histogram function's annotation names: the
+/// histogram's, or none without delayed name removal (as Prometheus,
+/// whose input has usually lost its name by then).
+fn annotated_name<'l>(ev: &Ev, labels: &'l Labels) -> &'l str {
+    if ev.ctx.delayed_name_removal {
+        get(labels, METRIC_NAME)
+    } else {
+        ""
+    }
+}
+
 /// Runs `f` on the classic histograms of each step's vector.
 fn per_step_buckets(
     ev: &Ev,
@@ -534,7 +547,12 @@ fn per_step_buckets(
     let mut slots = Vec::new();
     per_step(ev, v, |step, t, cur| {
         let groups = histograms.group(cur.iter().copied(), &mut annos, &mut slots);
-        for a in annos.drain(..) {
+        for mut a in annos.drain(..) {
+            if let Annotation::BadBucketLabel { metric_name, .. } = &mut a
+                && !ev.ctx.delayed_name_removal
+            {
+                metric_name.clear();
+            }
             annotate(ev, a, pos);
         }
         f(step, t, groups, &mut out)
@@ -565,7 +583,7 @@ fn histogram_quantile(ev: &Ev, c: &Call) -> Result<Val> {
                 annotate(
                     ev,
                     Annotation::ForcedMonotonicity(fa::MonotonicityFix::new(
-                        get(&g.labels, METRIC_NAME),
+                        annotated_name(ev, &g.labels),
                         t,
                         fix,
                     )),
@@ -606,7 +624,7 @@ fn histogram_quantiles(ev: &Ev, c: &Call) -> Result<Val> {
                     annotate(
                         ev,
                         Annotation::ForcedMonotonicity(fa::MonotonicityFix::new(
-                            get(&g.labels, METRIC_NAME),
+                            annotated_name(ev, &g.labels),
                             t,
                             fix,
                         )),

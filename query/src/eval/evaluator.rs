@@ -57,6 +57,8 @@ pub(crate) struct Ctx {
     /// Step of subqueries written without one.
     pub sub_step: i64,
     pub threads: usize,
+    /// [`super::EngineOptions::delayed_name_removal`].
+    pub delayed_name_removal: bool,
     /// Series selected ahead of the evaluation ([`Plan::preselect`]),
     /// each taken by the first selector with the same matchers.
     selected: Mutex<Vec<Selected>>,
@@ -458,7 +460,10 @@ impl<'a> Ev<'a> {
             return Ok(Val::Vector(Vec::new()));
         }
         let before = self.ctx.current();
-        let v = self.eval_node(e)?;
+        let mut v = self.eval_node(e)?;
+        if !self.ctx.delayed_name_removal {
+            v = drop_names_now(v, e)?;
+        }
         self.ctx.settle(before, v.points())?;
         Ok(v)
     }
@@ -725,6 +730,74 @@ pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
     )
 }
 
+/// Name removal without delay: the names node `e` marked for removal go
+/// now, as Prometheus drops them without `promql-delayed-name-removal`.
+/// Series that became equal merge, failing if they meet at a step (the
+/// per-step check of Prometheus's `rangeEval`, and unary minus's merge);
+/// a range function's (`rate(x[5m])`, whose selector may match several
+/// names) fail if any two have points at all, as Prometheus checks the
+/// whole matrix of its output.
+fn drop_names_now(v: Val, e: &Expr) -> Result<Val> {
+    let Val::Vector(series) = v else {
+        return Ok(v);
+    };
+    if !series.iter().any(|s| s.drop_name) {
+        return Ok(Val::Vector(series));
+    }
+    Ok(Val::Vector(if takes_range(e) {
+        drop_names_strictly(series)?
+    } else {
+        merge_same_labelset(series)?
+    }))
+}
+
+/// Drops the names `series` marked for removal, failing if any two of
+/// them with points are then equal (a range function's output, without
+/// delayed name removal).
+pub(crate) fn drop_names_strictly(series: Vec<Series>) -> Result<Vec<Series>> {
+    let series: Vec<Series> = series
+        .into_iter()
+        .map(|mut s| {
+            if s.drop_name {
+                s.labels = drop_metadata(&s.labels);
+                s.drop_name = false;
+            }
+            s
+        })
+        .collect();
+    let live: Vec<&Labels> = series
+        .iter()
+        .filter(|s| !s.points.is_empty())
+        .map(|s| &s.labels)
+        .collect();
+    let mut seen = LabelIndex::with_capacity(live.len());
+    for l in &live {
+        let h = l.identity_hash();
+        if seen.find(h, |j| live[j] == *l).is_some() {
+            return Err(exec("vector cannot contain metrics with the same labelset"));
+        }
+        seen.add(h);
+    }
+    Ok(series)
+}
+
+/// Whether `e` is a call with a range-vector argument.
+fn takes_range(e: &Expr) -> bool {
+    fn unparen(e: &Expr) -> &Expr {
+        match e {
+            Expr::Paren(x) => unparen(x),
+            other => other,
+        }
+    }
+    match unparen(e) {
+        Expr::Call(c) => c
+            .args
+            .iter()
+            .any(|a| matches!(unparen(a), Expr::Matrix(_) | Expr::Subquery(_))),
+        _ => false,
+    }
+}
+
 /// Like [`merge_same_labelset`] but keeps the `drop_name` flags and the
 /// names (used by `label_replace`/`label_join`, which only merge series
 /// that are equal including their names).
@@ -959,6 +1032,7 @@ impl Plan {
             q_step: step_ms,
             sub_step: (eo.default_subquery_step.as_millis() as i64).max(1),
             threads,
+            delayed_name_removal: eo.delayed_name_removal,
             selected: Mutex::new(Vec::new()),
         };
         ctx.check_steps(start, end, step_ms.max(1))?;

@@ -22,18 +22,20 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use engine::labels::identity_hash;
 use engine::{Labels, METRIC_NAME, SeriesEntry};
 
 use super::aggregate::{Acc, Cells, Folded};
 use super::call::{keeps_metric_name, warns_non_counter};
 use super::error::Result;
-use super::evaluator::{Ev, Val, assumed_samples, expr_pos};
+use super::evaluator::{Ev, Val, assumed_samples, drop_names_strictly, expr_pos};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
 use super::groups::Groups;
+use super::groups::LabelIndex;
 use super::rollup::Kernel;
 use super::selector::{self, InstantSel, RangeArg, RollupPlan};
-use super::value::{Point, Series, get};
+use super::value::{Point, Series, get, is_metadata_label};
 use crate::promql::ast::{AggregateExpr, AggregateOp, Call, Expr, RangeMode};
 
 /// Where an input series' values come from.
@@ -210,6 +212,12 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Op
     let Some(src) = source(ev, &a.expr)? else {
         return Ok(None);
     };
+    if !ev.ctx.delayed_name_removal
+        && src.drop_name()
+        && !names_drop_cleanly(&src, grouping, a.without)
+    {
+        return fallback(ev, a, grouping, src);
+    }
     let n = ev.n();
     // Groups in order of the first series; reordered below by the first
     // series that gives a point, as the unfolded aggregation sees them.
@@ -281,8 +289,50 @@ pub(crate) fn eval(ev: &Ev, a: &AggregateExpr, grouping: &[String]) -> Result<Op
     Ok(Some(Val::Vector(out)))
 }
 
+/// Whether folding `src`, whose function drops the metric name, into an
+/// aggregation by `grouping` groups its series as they would be grouped
+/// with their names dropped first (without delayed name removal, the
+/// function drops them at once and fails if two of its series are then
+/// equal): `by` does not name `__name__`, no series has a `__type__` or
+/// `__unit__` (dropped with the name), and no two series differ in their
+/// name alone. Most selectors name one metric, which settles the last
+/// without hashing.
+fn names_drop_cleanly(src: &Source, grouping: &[String], without: bool) -> bool {
+    if !without && grouping.iter().any(|g| is_metadata_label(g)) {
+        return false;
+    }
+    let n = src.len();
+    if (0..n).any(|i| {
+        src.labels(i)
+            .iter()
+            .any(|l| l.name != METRIC_NAME && is_metadata_label(&l.name))
+    }) {
+        return false;
+    }
+    let first = (n > 0).then(|| get(src.labels(0), METRIC_NAME));
+    if (0..n).all(|i| Some(get(src.labels(i), METRIC_NAME)) == first) {
+        return true;
+    }
+    let mut seen = LabelIndex::with_capacity(n);
+    let unnamed = |i: usize| {
+        src.labels(i)
+            .iter()
+            .filter(|l| l.name != METRIC_NAME)
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+    };
+    for i in 0..n {
+        let h = identity_hash(unnamed(i));
+        if seen.find(h, |j| unnamed(j).eq(unnamed(i))).is_some() {
+            return false;
+        }
+        seen.add(h);
+    }
+    true
+}
+
 /// The unfolded path for a source already selected: its series
-/// evaluated, then aggregated.
+/// evaluated, then aggregated (their names dropped first unless removal
+/// is delayed).
 fn fallback(ev: &Ev, a: &AggregateExpr, grouping: &[String], src: Source) -> Result<Option<Val>> {
     let drop_name = src.drop_name();
     let idx: Vec<usize> = (0..src.len()).collect();
@@ -302,7 +352,10 @@ fn fallback(ev: &Ev, a: &AggregateExpr, grouping: &[String], src: Source) -> Res
     })?;
     let mut next = input.iter().map(|(i, _)| *i).peekable();
     src.annotate(ev, |i| next.next_if_eq(&i).is_some());
-    let input = input.into_iter().map(|(_, s)| s).collect();
+    let mut input = input.into_iter().map(|(_, s)| s).collect();
+    if drop_name && !ev.ctx.delayed_name_removal {
+        input = drop_names_strictly(input)?;
+    }
     super::aggregate::aggregate(ev, a, grouping, None, input).map(Some)
 }
 

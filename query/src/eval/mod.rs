@@ -79,6 +79,14 @@ pub struct EngineOptions {
     pub default_subquery_step: Duration,
     /// Worker threads for per-series work (0: the machine's cores).
     pub parallelism: usize,
+    /// Delayed name removal (Prometheus's `promql-delayed-name-removal`
+    /// feature, off by default there as here): functions and operators
+    /// that drop the metric name only mark it, and marked names are
+    /// dropped when the evaluation ends, so `label_replace`, `by
+    /// (__name__)` and set operators still see them. Off, each node drops
+    /// the names it drops at once, and series that become equal fail or
+    /// merge there.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -90,6 +98,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
             parallelism: 0,
+            delayed_name_removal: false,
         }
     }
 }
