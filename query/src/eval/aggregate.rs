@@ -115,7 +115,7 @@ pub(super) fn aggregate(
         }
         for (o, f) in out.iter_mut().zip(cells.finish(ev)) {
             o.points = f.points;
-            o.drop_name |= f.drop_name;
+            o.drop_name = f.drop_name;
         }
     } else {
         let mut groups = vec![Group::default(); out.len()];
@@ -140,7 +140,8 @@ pub(super) fn aggregate(
                 let v = result(g, op, q.get(step).copied().unwrap_or(f64::NAN));
                 let o = &mut out[gi];
                 o.points.push(Point::new(t, v));
-                o.drop_name |= g.drop_name;
+                // The group's last step decides, as in Prometheus.
+                o.drop_name = g.drop_name;
             }
         }
     }
@@ -204,7 +205,7 @@ fn sum_or_count(
     for (run, groups) in runs.iter().zip(done) {
         for (o, f) in out[run.clone()].iter_mut().zip(groups) {
             o.points = f.points;
-            o.drop_name |= f.drop_name;
+            o.drop_name = f.drop_name;
         }
     }
     Ok(())
@@ -355,9 +356,13 @@ pub(super) struct Cells {
     comp: Vec<f64>,
     seen: Vec<bool>,
     cell: Vec<Group>,
-    /// Per group: whether a contributing series drops its name, and the
-    /// first series that contributed.
-    drop_name: Vec<bool>,
+    /// Per group: one past its last step with a point, and one past its
+    /// last step with a point from a series that drops its name (0:
+    /// none). The output drops the name if the last step's inputs do,
+    /// as Prometheus sets a group's flag at every step it has.
+    last: Vec<usize>,
+    last_dropping: Vec<usize>,
+    /// Per group: the first series that contributed.
     first: Vec<Option<usize>>,
 }
 
@@ -380,7 +385,8 @@ impl Cells {
             comp: vec![0.0; if matches!(acc, Acc::Sum) { flat } else { 0 }],
             seen: vec![false; flat],
             cell: vec![Group::default(); cell],
-            drop_name: vec![false; groups],
+            last: vec![0; groups],
+            last_dropping: vec![0; groups],
             first: vec![None; groups],
         }
     }
@@ -389,7 +395,8 @@ impl Cells {
     /// the run).
     pub(super) fn add(&mut self, ev: &Ev, g: usize, si: usize, points: &[Point], drop_name: bool) {
         let row = g * self.n..(g + 1) * self.n;
-        let mut any = false;
+        // One past the last step with a point (steps come in order).
+        let mut end = 0;
         match self.acc {
             Acc::Sum => {
                 let (value, comp, seen) = (
@@ -398,7 +405,7 @@ impl Cells {
                     &mut self.seen[row],
                 );
                 for_grid_points(ev, points, |k, f| {
-                    any = true;
+                    end = k + 1;
                     if !seen[k] {
                         seen[k] = true;
                         value[k] = f;
@@ -410,7 +417,7 @@ impl Cells {
             Acc::Count => {
                 let (value, seen) = (&mut self.value[row.clone()], &mut self.seen[row]);
                 for_grid_points(ev, points, |k, _| {
-                    any = true;
+                    end = k + 1;
                     seen[k] = true;
                     value[k] += 1.0;
                 });
@@ -418,20 +425,23 @@ impl Cells {
             Acc::Group => {
                 let seen = &mut self.seen[row];
                 for_grid_points(ev, points, |k, _| {
-                    any = true;
+                    end = k + 1;
                     seen[k] = true;
                 });
             }
             Acc::Cell(op) => {
                 let cells = &mut self.cell[row];
                 for_grid_points(ev, points, |k, v| {
-                    any = true;
+                    end = k + 1;
                     accumulate(&mut cells[k], op, v, drop_name)
                 });
             }
         }
-        if any {
-            self.drop_name[g] |= drop_name;
+        if end > 0 {
+            self.last[g] = self.last[g].max(end);
+            if drop_name {
+                self.last_dropping[g] = self.last_dropping[g].max(end);
+            }
             self.first[g].get_or_insert(si);
         }
     }
@@ -449,7 +459,8 @@ impl Cells {
             }
             self.seen[cells].fill(true);
         }
-        if !runs.is_empty() {
+        if let Some(r) = runs.iter().rfind(|r| !r.is_empty()) {
+            self.last[g] = self.last[g].max(r.end);
             self.first[g].get_or_insert(si);
         }
     }
@@ -463,8 +474,11 @@ impl Cells {
         for (s, o) in self.seen.iter_mut().zip(&other.seen) {
             *s |= o;
         }
-        for (d, o) in self.drop_name.iter_mut().zip(&other.drop_name) {
-            *d |= o;
+        for (d, o) in self.last.iter_mut().zip(&other.last) {
+            *d = (*d).max(*o);
+        }
+        for (d, o) in self.last_dropping.iter_mut().zip(&other.last_dropping) {
+            *d = (*d).max(*o);
         }
         for (f, o) in self.first.iter_mut().zip(&other.first) {
             *f = match (*f, *o) {
@@ -477,7 +491,7 @@ impl Cells {
     /// Each group's output points (on the grid) and flags.
     pub(super) fn finish(mut self, ev: &Ev) -> Vec<Folded> {
         let n = self.n;
-        let groups = self.drop_name.len();
+        let groups = self.last.len();
         (0..groups)
             .map(|g| {
                 let row = g * n..(g + 1) * n;
@@ -505,7 +519,7 @@ impl Cells {
                 };
                 Folded {
                     points,
-                    drop_name: self.drop_name[g],
+                    drop_name: self.last[g] > 0 && self.last_dropping[g] == self.last[g],
                     first: self.first[g],
                 }
             })
@@ -513,8 +527,8 @@ impl Cells {
     }
 }
 
-/// One group's result: its points, whether a series that contributed
-/// drops its name, and the first such series.
+/// One group's result: its points, whether its name is dropped (as its
+/// last step's inputs say), and the first series that contributed.
 pub(super) struct Folded {
     pub(super) points: Vec<Point>,
     pub(super) drop_name: bool,
