@@ -464,6 +464,15 @@ fn queries(t0: i64) -> Vec<Query> {
     )));
     out.push(q(format!("diff_up @ {}", secs(t0 + 5_000_017))));
     out.push(q("diff_up offset -3m"));
+    // timestamp() of a selector pinned by @ with an offset: the last sample
+    // in both (T - lookback, T] and the offset window.
+    for off in ["20s", "-1m", "4m30s", "-4m50s"] {
+        out.push(q(format!(
+            "timestamp(diff_temperature_celsius @ {} offset {off})",
+            secs(t0 + 3_000_007)
+        )));
+        out.push(q(format!("timestamp(diff_up @ end() offset {off})")));
+    }
     out.push(q(r#"diff_latency_seconds_bucket{le=~"0\\.[0-9]+"}"#));
     out.push(q(r#"{job="api",__name__!~"diff_latency.*"}"#));
     out.push(q(r#"diff_nonexistent"#));
@@ -785,8 +794,9 @@ fn queries(t0: i64) -> Vec<Query> {
 }
 
 /// Random compositions, for what the lists above do not combine: selectors,
-/// range functions, subqueries, aggregations, operators with matching, and
-/// functions nested to three levels, deterministic for the seed. They stay
+/// range functions, subqueries, aggregations (`count_values` too), classic
+/// `histogram_quantile`, operators with matching, and element-wise, date and
+/// label functions nested to three levels, deterministic for the seed. They stay
 /// clear of the deliberate version differences: no `atan2`, no subquery
 /// inside a subquery (left-open inner windows, FORMAT.md A.2), no `rate`
 /// or `increase` of a subquery (whose values can be near zero: the
@@ -807,7 +817,16 @@ fn random_queries(n: usize) -> Vec<Query> {
     let mut rng = Rng(env("SILT_DIFF_SEED").unwrap_or(0xd1ff_5eed));
     let n = env("SILT_DIFF_RANDOM").map_or(n, |k| k as usize);
     let depth = env("SILT_DIFF_DEPTH").map_or(3, |d| d as u32);
-    (0..n).map(|_| q(expr(&mut rng, depth, false))).collect()
+    (0..n)
+        .map(|_| {
+            let mut query = q(expr(&mut rng, depth, false));
+            // holt_winters was renamed in Prometheus 3 (C.23); same algorithm.
+            query.prom = query
+                .silt
+                .replace("double_exponential_smoothing(", "holt_winters(");
+            query
+        })
+        .collect()
 }
 
 fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {
@@ -853,7 +872,7 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
             " @ start() offset -1m",
         ]
     };
-    let kinds = if depth == 0 { 3 } else { 11 };
+    let kinds = if depth == 0 { 3 } else { 13 };
     match rng.below(kinds) {
         0 => {
             let s = pick(
@@ -883,15 +902,16 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
                     "changes",
                     "present_over_time",
                     "quantile_over_time",
+                    "double_exponential_smoothing",
+                    "absent_over_time",
                 ],
             );
             let (g, r) = (pick(rng, &GAUGES), pick(rng, &ranges));
-            let param = if f == "quantile_over_time" {
-                "0.3, "
-            } else {
-                ""
-            };
-            format!("{f}({param}{g}[{r}])")
+            match f {
+                "quantile_over_time" => format!("{f}(0.3, {g}[{r}])"),
+                "double_exponential_smoothing" => format!("{f}({g}[{r}], 0.5, 0.3)"),
+                _ => format!("{f}({g}[{r}])"),
+            }
         }
         3 | 4 => {
             // Not `stddev` and `stdvar`, whose NaN and ±Inf handling
@@ -941,7 +961,7 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
         }
         9 => {
             let inner = expr(rng, depth - 1, sub);
-            match rng.below(14) {
+            match rng.below(22) {
                 0 => format!("abs({inner})"),
                 1 => format!("clamp_min({inner}, 0.5)"),
                 2 => format!("clamp({inner}, 1, 50)"),
@@ -958,11 +978,48 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
                     format!("({inner}) * scalar(sum({other}))")
                 }
                 12 => format!(r#"label_replace({inner}, "name", "$1", "__name__", "diff_(.+)")"#),
+                13 => format!("floor({inner})"),
+                14 => format!("ceil(({inner}) * 10)"),
+                15 => format!("hour(timestamp({inner}))"),
+                16 => format!("minute(timestamp({inner}))"),
+                17 => format!("day_of_week(timestamp({inner}))"),
+                18 => format!("vector(scalar({inner}))"),
+                19 => format!("log2(abs({inner}))"),
+                20 => format!("sort_desc({inner})"),
                 // Unary minus over `or` could join series that meet at no
                 // step, which 2.42 refuses (A.7); `-1 *` merges in both.
                 _ if inner.contains(" or ") => format!("-1 * ({inner})"),
                 _ => format!("-({inner})"),
             }
+        }
+        11 => {
+            // Classic histograms: the buckets' rates summed by `le` and
+            // maybe a target label.
+            let phi = pick(rng, &["0.5", "0.9", "0.99", "1", "0"]);
+            let by = pick(rng, &["le", "le, job", "le, instance"]);
+            let sel = pick(
+                rng,
+                &[
+                    "diff_latency_seconds_bucket",
+                    r#"diff_latency_seconds_bucket{job="api"}"#,
+                ],
+            );
+            let r = pick(rng, &ranges);
+            format!("histogram_quantile({phi}, sum by ({by}) (rate({sel}[{r}])))")
+        }
+        12 => {
+            // Integer values, so the value labels agree.
+            let g = pick(rng, &GROUPINGS);
+            let inner = pick(
+                rng,
+                &[
+                    "changes(diff_queue_length[10m])",
+                    "diff_up",
+                    "count_over_time(diff_requests_total[5m])",
+                    "floor(diff_queue_length / 10)",
+                ],
+            );
+            format!(r#"count_values{g} ("v", {inner})"#)
         }
         _ if !sub => {
             let f = pick(

@@ -108,7 +108,7 @@ pub(crate) fn eval(ev: &Ev, c: &Call) -> Result<Val> {
         }
         "timestamp" => {
             let series = match unparen(arg(c, 0)?) {
-                Expr::Vector(vs) => selector::instant_with(ev, vs, true)?,
+                Expr::Vector(vs) => selector::timestamps(ev, vs)?,
                 other => {
                     let mut v = ev.eval(other)?.into_vector()?;
                     for s in &mut v {

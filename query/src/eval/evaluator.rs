@@ -781,14 +781,16 @@ pub(crate) fn drop_names_strictly(series: Vec<Series>) -> Result<Vec<Series>> {
     Ok(series)
 }
 
+/// `e` without the parentheses around it.
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(x) => unparen(x),
+        other => other,
+    }
+}
+
 /// Whether `e` is a call with a range-vector argument.
 fn takes_range(e: &Expr) -> bool {
-    fn unparen(e: &Expr) -> &Expr {
-        match e {
-            Expr::Paren(x) => unparen(x),
-            other => other,
-        }
-    }
     match unparen(e) {
         Expr::Call(c) => c
             .args

@@ -91,10 +91,29 @@ pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> R
     })
 }
 
+/// `timestamp(vs)`: at every step, the time (seconds) of the sample the
+/// selector sees there ([`InstantSel::for_timestamp`]).
+pub(crate) fn timestamps(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
+    if vs.range_mode == RangeMode::Smoothed {
+        return smoothed_instant(ev, vs);
+    }
+    let Some(sel) = InstantSel::for_timestamp(ev, vs)? else {
+        return Ok(Vec::new());
+    };
+    let entries = select(ev, vs)?;
+    ev.ctx.par_map(&entries, |e| {
+        let mut points = Vec::new();
+        sel.points(ev, e, &mut points)?;
+        Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
+    })
+}
+
 /// `start_timestamp(vs)`: at every step, the start timestamp (seconds; 0
 /// when unknown) of the sample the selector sees there.
 pub(crate) fn start_times(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
-    let sel = InstantSel::new(ev, vs, true)?;
+    let Some(sel) = InstantSel::for_timestamp(ev, vs)? else {
+        return Ok(Vec::new());
+    };
     let entries = select(ev, vs)?;
     // `record_time` points hold their sample's time in seconds, exactly
     // enough to give the milliseconds back.
@@ -162,6 +181,36 @@ impl InstantSel {
             sparse: at.is_none() && is_sparse(ev, lb),
             record_time,
         })
+    }
+
+    /// The selector as `timestamp()` and `start_timestamp()` read it,
+    /// sample times recorded, as Prometheus reads it for them (2.42 and
+    /// 3.x alike); `None` where it sees nothing. Pinned by `@ T` with an
+    /// `offset d`, Prometheus selects the samples of (T − d − lookback,
+    /// T − d] as for any selector, then for these two functions reads
+    /// them at T itself (the engine replaces the offset by the distance
+    /// from the step to T): the last sample in both windows, that is in
+    /// (T − lookback, T] ∩ (T − d − lookback, T − d]. So this reads at
+    /// min(T, T − d) with a lookback |d| shorter. `timestamp(x @ T offset
+    /// 20s)` is the time of the sample `x` has at T − 20s if it is less
+    /// than the lookback before T; `timestamp(x @ T offset -1m)` that of
+    /// the sample at T if it is less than lookback − 1m before T.
+    pub fn for_timestamp(ev: &Ev, vs: &VectorSelector) -> Result<Option<InstantSel>> {
+        let mut sel = InstantSel::new(ev, vs, true)?;
+        if let Some(at) = sel.at
+            && sel.off != 0
+        {
+            let d = sel.off;
+            let lb = sel.lb.saturating_sub(d.saturating_abs());
+            if lb <= 0 {
+                return Ok(None);
+            }
+            sel.off = d.max(0);
+            sel.lb = lb;
+            sel.lo = at - sel.off;
+            sel.hi = sel.lo;
+        }
+        Ok(Some(sel))
     }
 
     /// What a step takes from sample `p`: its value, or with
