@@ -943,9 +943,17 @@ fn expr(rng: &mut Rng, depth: u32, sub: bool) -> String {
                 ],
             );
             let (a, b) = (expr(rng, depth - 1, sub), expr(rng, depth - 1, sub));
-            // Many-to-one matching from a side with one series per target.
+            // Many-to-one matching from a side with one series per target,
+            // either way round, maybe copying a label of the one side.
             if rng.below(3) == 0 && !["and", "unless", "or"].contains(&op) {
-                format!("({a}) {op} on (job, instance) group_left sum by (job, instance) ({b})")
+                let one = format!("max by (job, instance, zone) ({b})");
+                // (A parenthesis right after `group_right` opens its labels.)
+                let copy = pick(rng, &[" ()", " (zone)"]);
+                if rng.below(2) == 0 {
+                    format!("({a}) {op} on (job, instance) group_left{copy} {one}")
+                } else {
+                    format!("{one} {op} on (job, instance) group_right{copy} ({a})")
+                }
             } else {
                 format!("({a}) {op}{on} ({b})")
             }

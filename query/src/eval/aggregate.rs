@@ -155,7 +155,8 @@ pub(super) fn aggregate(
 /// step-by-step loop, so it stops here too. The step of a point right
 /// after the previous one's is found without a division.
 #[inline]
-fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
+/// Returns one past the last step fed (0: none).
+fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) -> usize {
     let n = ev.n();
     let mut k = usize::MAX;
     for p in points {
@@ -171,6 +172,7 @@ fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) {
         };
         f(k, p.v);
     }
+    k.wrapping_add(1)
 }
 
 /// `sum` and `count` with few groups: a (Kahan-compensated) sum or count
@@ -395,9 +397,8 @@ impl Cells {
     /// the run).
     pub(super) fn add(&mut self, ev: &Ev, g: usize, si: usize, points: &[Point], drop_name: bool) {
         let row = g * self.n..(g + 1) * self.n;
-        // One past the last step with a point (steps come in order).
-        let mut end = 0;
-        match self.acc {
+        // One past the last step with a point.
+        let end = match self.acc {
             Acc::Sum => {
                 let (value, comp, seen) = (
                     &mut self.value[row.clone()],
@@ -405,38 +406,34 @@ impl Cells {
                     &mut self.seen[row],
                 );
                 for_grid_points(ev, points, |k, f| {
-                    end = k + 1;
                     if !seen[k] {
                         seen[k] = true;
                         value[k] = f;
                     } else {
                         (value[k], comp[k]) = kahan_inc(f, value[k], comp[k]);
                     }
-                });
+                })
             }
             Acc::Count => {
                 let (value, seen) = (&mut self.value[row.clone()], &mut self.seen[row]);
                 for_grid_points(ev, points, |k, _| {
-                    end = k + 1;
                     seen[k] = true;
                     value[k] += 1.0;
-                });
+                })
             }
             Acc::Group => {
                 let seen = &mut self.seen[row];
                 for_grid_points(ev, points, |k, _| {
-                    end = k + 1;
                     seen[k] = true;
-                });
+                })
             }
             Acc::Cell(op) => {
                 let cells = &mut self.cell[row];
                 for_grid_points(ev, points, |k, v| {
-                    end = k + 1;
                     accumulate(&mut cells[k], op, v, drop_name)
-                });
+                })
             }
-        }
+        };
         if end > 0 {
             self.last[g] = self.last[g].max(end);
             if drop_name {

@@ -11,7 +11,7 @@ use engine::{Labels, Matcher, Querier, SeriesEntry};
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
 use super::groups::LabelIndex;
-use super::value::{Point, Sample, Series, Value, drop_metadata};
+use super::value::{Point, Sample, Series, Value, drop_metadata, has_metadata};
 use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
     AtModifier, BinaryOp, Duration, DurationExpr, Expr, SubqueryExpr, UnaryOp, ValueType,
@@ -738,33 +738,46 @@ pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
 /// names) fail if any two have points at all, as Prometheus checks the
 /// whole matrix of its output.
 fn drop_names_now(v: Val, e: &Expr) -> Result<Val> {
-    let Val::Vector(series) = v else {
+    let Val::Vector(mut series) = v else {
         return Ok(v);
     };
-    if !series.iter().any(|s| s.drop_name) {
+    if !drop_marked(&mut series) {
         return Ok(Val::Vector(series));
     }
     Ok(Val::Vector(if takes_range(e) {
-        drop_names_strictly(series)?
+        unique_with_points(series)?
     } else {
-        merge_same_labelset(series)?
+        merge_equal(series)?
     }))
 }
 
 /// Drops the names `series` marked for removal, failing if any two of
 /// them with points are then equal (a range function's output, without
 /// delayed name removal).
-pub(crate) fn drop_names_strictly(series: Vec<Series>) -> Result<Vec<Series>> {
-    let series: Vec<Series> = series
-        .into_iter()
-        .map(|mut s| {
-            if s.drop_name {
-                s.labels = drop_metadata(&s.labels);
-                s.drop_name = false;
-            }
-            s
-        })
-        .collect();
+pub(crate) fn drop_names_strictly(mut series: Vec<Series>) -> Result<Vec<Series>> {
+    if !drop_marked(&mut series) {
+        return Ok(series);
+    }
+    unique_with_points(series)
+}
+
+/// Clears the marks and drops the marked series' metric names (with
+/// `__type__` and `__unit__`); whether any label set changed. Where none
+/// did, no two are equal: without delayed removal every node's output has
+/// distinct label sets, the names having gone at each node before.
+fn drop_marked(series: &mut [Series]) -> bool {
+    let mut changed = false;
+    for s in series {
+        if std::mem::take(&mut s.drop_name) && has_metadata(&s.labels) {
+            s.labels = drop_metadata(&s.labels);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// `series`, failing if any two with points have equal label sets.
+fn unique_with_points(series: Vec<Series>) -> Result<Vec<Series>> {
     let live: Vec<&Labels> = series
         .iter()
         .filter(|s| !s.points.is_empty())

@@ -302,15 +302,33 @@ fn names_drop_cleanly(src: &Source, grouping: &[String], without: bool) -> bool 
         return false;
     }
     let n = src.len();
-    if (0..n).any(|i| {
-        src.labels(i)
-            .iter()
-            .any(|l| l.name != METRIC_NAME && is_metadata_label(&l.name))
-    }) {
+    // One look at each series' first labels (sorted by name, the three
+    // come before every lowercase name): its name, or `None` if it has
+    // `__type__` or `__unit__`.
+    let name = |i: usize| {
+        let mut name = "";
+        for l in src.labels(i).iter() {
+            match l.name.as_str() {
+                METRIC_NAME => name = &l.value,
+                "__type__" | "__unit__" => return None,
+                other if other > "__unit__" => break,
+                _ => {}
+            }
+        }
+        Some(name)
+    };
+    let first = if n > 0 { name(0) } else { Some("") };
+    let Some(first) = first else {
         return false;
+    };
+    let mut one_name = true;
+    for i in 1..n {
+        match name(i) {
+            None => return false,
+            Some(x) => one_name &= x == first,
+        }
     }
-    let first = (n > 0).then(|| get(src.labels(0), METRIC_NAME));
-    if (0..n).all(|i| Some(get(src.labels(i), METRIC_NAME)) == first) {
+    if one_name {
         return true;
     }
     let mut seen = LabelIndex::with_capacity(n);

@@ -67,9 +67,20 @@ pub(crate) fn is_metadata_label(name: &str) -> bool {
     name == engine::METRIC_NAME || name == "__type__" || name == "__unit__"
 }
 
+/// Whether `labels` has `__name__`, `__type__` or `__unit__`: a look at
+/// its first few labels, sorted by name (`__unit__` sorts after the other
+/// two and before every lowercase name).
+#[inline]
+pub(crate) fn has_metadata(labels: &Labels) -> bool {
+    labels
+        .iter()
+        .take_while(|l| l.name.as_str() <= "__unit__")
+        .any(|l| is_metadata_label(&l.name))
+}
+
 /// `labels` without `__name__`, `__type__` and `__unit__`.
 pub(crate) fn drop_metadata(labels: &Labels) -> Labels {
-    if !labels.iter().any(|l| is_metadata_label(&l.name)) {
+    if !has_metadata(labels) {
         return labels.clone();
     }
     Labels::from_sorted(
@@ -114,6 +125,35 @@ pub(crate) fn get<'a>(labels: &'a Labels, name: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_labels_are_found_among_the_first_names() {
+        for (pairs, has) in [
+            (&[("__name__", "m"), ("a", "1")][..], true),
+            (&[("Zone", "z"), ("__unit__", "s")][..], true),
+            (
+                &[("A", "1"), ("B", "2"), ("__type__", "gauge"), ("a", "1")][..],
+                true,
+            ),
+            (
+                &[("Zone", "z"), ("__instance__", "x"), ("a", "1")][..],
+                false,
+            ),
+            (
+                &[("_", "x"), ("__", "y"), ("__unitz", "y"), ("a", "1")][..],
+                false,
+            ),
+            (&[][..], false),
+        ] {
+            let l = Labels::new(pairs);
+            assert_eq!(has_metadata(&l), has, "{l:?}");
+            assert_eq!(
+                has,
+                l.iter().any(|x| is_metadata_label(&x.name)),
+                "the same as looking at every name: {l:?}"
+            );
+        }
+    }
 
     #[test]
     fn label_helpers() {
