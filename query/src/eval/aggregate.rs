@@ -154,8 +154,8 @@ pub(super) fn aggregate(
 /// Points lie on the grid; one that did not would stop the series in the
 /// step-by-step loop, so it stops here too. The step of a point right
 /// after the previous one's is found without a division.
-#[inline]
 /// Returns one past the last step fed (0: none).
+#[inline]
 fn for_grid_points(ev: &Ev, points: &[Point], mut f: impl FnMut(usize, f64)) -> usize {
     let n = ev.n();
     let mut k = usize::MAX;

@@ -22,7 +22,7 @@ use super::functions::time::DateFunction;
 use super::rollup::Kernel;
 use super::selector::{self, RangeArg};
 use super::value::{Point, Series, get, set_label};
-use crate::promql::ast::{Call, Expr, RangeMode};
+use crate::promql::ast::{Call, Expr};
 
 fn unparen(e: &Expr) -> &Expr {
     match e {
@@ -122,9 +122,7 @@ pub(crate) fn eval(ev: &Ev, c: &Call) -> Result<Val> {
         "start_timestamp" => {
             // Only a selector's samples carry start timestamps.
             let series = match unparen(arg(c, 0)?) {
-                Expr::Vector(vs) if vs.range_mode == RangeMode::Normal => {
-                    selector::start_times(ev, vs)?
-                }
+                Expr::Vector(vs) => selector::start_times(ev, vs)?,
                 other => {
                     ev.eval(other)?.into_vector()?;
                     Vec::new()

@@ -94,9 +94,6 @@ pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> R
 /// `timestamp(vs)`: at every step, the time (seconds) of the sample the
 /// selector sees there ([`InstantSel::for_timestamp`]).
 pub(crate) fn timestamps(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
-    if vs.range_mode == RangeMode::Smoothed {
-        return smoothed_instant(ev, vs);
-    }
     let Some(sel) = InstantSel::for_timestamp(ev, vs)? else {
         return Ok(Vec::new());
     };
@@ -185,30 +182,47 @@ impl InstantSel {
 
     /// The selector as `timestamp()` and `start_timestamp()` read it,
     /// sample times recorded, as Prometheus reads it for them (2.42 and
-    /// 3.x alike); `None` where it sees nothing. Pinned by `@ T` with an
-    /// `offset d`, Prometheus selects the samples of (T − d − lookback,
-    /// T − d] as for any selector, then for these two functions reads
-    /// them at T itself (the engine replaces the offset by the distance
-    /// from the step to T): the last sample in both windows, that is in
-    /// (T − lookback, T] ∩ (T − d − lookback, T − d]. So this reads at
-    /// min(T, T − d) with a lookback |d| shorter. `timestamp(x @ T offset
-    /// 20s)` is the time of the sample `x` has at T − 20s if it is less
-    /// than the lookback before T; `timestamp(x @ T offset -1m)` that of
-    /// the sample at T if it is less than lookback − 1m before T.
+    /// 3.x alike); `None` where it sees nothing. Prometheus reads the
+    /// selector's raw samples (`smoothed` or not) through its lookback,
+    /// from those selected for it. Pinned by `@ T` with an `offset d`, it
+    /// selects (T − d − lookback, T − d] as for any selector (to T − d +
+    /// lookback for `smoothed`), then for these two functions reads at T
+    /// itself (the engine replaces the offset by the distance from the
+    /// step to T): the last sample in both windows. So this reads at the
+    /// end of the intersection with the lookback cut to its length.
+    /// `timestamp(x @ T offset 20s)` is the time of the sample `x` has at
+    /// T − 20s if it is less than the lookback before T;
+    /// `timestamp(x @ T offset -1m)` that of the sample at T if it is less
+    /// than lookback − 1m before T.
     pub fn for_timestamp(ev: &Ev, vs: &VectorSelector) -> Result<Option<InstantSel>> {
+        let smoothed = vs.range_mode == RangeMode::Smoothed;
+        let raw;
+        let vs = if smoothed {
+            raw = VectorSelector {
+                range_mode: RangeMode::Normal,
+                ..vs.clone()
+            };
+            &raw
+        } else {
+            vs
+        };
         let mut sel = InstantSel::new(ev, vs, true)?;
         if let Some(at) = sel.at
             && sel.off != 0
         {
-            let d = sel.off;
-            let lb = sel.lb.saturating_sub(d.saturating_abs());
-            if lb <= 0 {
+            let (d, lb) = (sel.off, sel.lb);
+            let selected_end = at
+                .saturating_sub(d)
+                .saturating_add(if smoothed { lb } else { 0 });
+            let end = at.min(selected_end);
+            let after = (at.saturating_sub(lb)).max(at.saturating_sub(d).saturating_sub(lb));
+            if end <= after {
                 return Ok(None);
             }
-            sel.off = d.max(0);
-            sel.lb = lb;
-            sel.lo = at - sel.off;
-            sel.hi = sel.lo;
+            sel.off = at - end;
+            sel.lb = end - after;
+            sel.lo = end;
+            sel.hi = end;
         }
         Ok(Some(sel))
     }
