@@ -6,7 +6,7 @@
 use engine::Labels;
 
 use super::error::{Result, exec};
-use super::evaluator::{Ev, OutBuilder, Val, expr_pos};
+use super::evaluator::{Ev, OutBuilder, Val, expr_pos, unparen};
 use super::functions::annotations::Annotation;
 use super::functions::kahan::inc as kahan_inc;
 use super::functions::quantile::quantile;
@@ -541,13 +541,6 @@ fn go_max_min(v: &[f64]) -> (f64, f64) {
     let max = v.iter().copied().fold(-f64::MAX, f64::max);
     let min = v.iter().copied().fold(f64::MAX, f64::min);
     (max, min)
-}
-
-fn unparen(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(x) => unparen(x),
-        other => other,
-    }
 }
 
 /// Go's `%g` for the numbers that appear in annotations.

@@ -10,7 +10,7 @@
 use engine::{Labels, METRIC_NAME};
 
 use super::error::{Result, exec};
-use super::evaluator::{Ev, OutBuilder, Val, expr_pos, merge_equal};
+use super::evaluator::{Ev, OutBuilder, Val, expr_pos, merge_equal, unparen};
 use super::functions::annotations::{self as fa, Annotation};
 use super::functions::call::RangeFunction;
 use super::functions::histogram::{Histograms, bucket_fraction, bucket_quantile};
@@ -23,13 +23,6 @@ use super::rollup::Kernel;
 use super::selector::{self, RangeArg};
 use super::value::{Point, Series, get, set_label};
 use crate::promql::ast::{Call, Expr};
-
-fn unparen(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(x) => unparen(x),
-        other => other,
-    }
-}
 
 /// Argument `i` of a call (the parser checks arity; a hand-built tree
 /// might not have).

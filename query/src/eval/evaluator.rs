@@ -461,7 +461,13 @@ impl<'a> Ev<'a> {
         }
         let before = self.ctx.current();
         let mut v = self.eval_node(e)?;
-        if !self.ctx.delayed_name_removal {
+        // Selectors, literals and parentheses mark no names.
+        if !self.ctx.delayed_name_removal
+            && matches!(
+                e,
+                Expr::Unary(..) | Expr::Binary(_) | Expr::Aggregate(_) | Expr::Call(_)
+            )
+        {
             v = drop_names_now(v, e)?;
         }
         self.ctx.settle(before, v.points())?;
@@ -712,22 +718,15 @@ impl OutBuilder {
     }
 }
 
-/// Delayed name removal for a whole matrix: drops the metric name where
-/// flagged and merges series that became equal, failing if they overlap
-/// in time.
-pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
-    merge_equal(
-        series
-            .into_iter()
-            .map(|mut s| {
-                if s.drop_name {
-                    s.labels = drop_metadata(&s.labels);
-                    s.drop_name = false;
-                }
-                s
-            })
-            .collect(),
-    )
+/// Drops the metric names marked for removal and merges series that
+/// became equal, failing if they meet at a step: at the end of the
+/// evaluation with delayed name removal, at each node without it.
+pub(crate) fn merge_same_labelset(mut series: Vec<Series>) -> Result<Vec<Series>> {
+    if drop_marked(&mut series) {
+        merge_equal(series)
+    } else {
+        Ok(series)
+    }
 }
 
 /// Name removal without delay: the names node `e` marked for removal go
@@ -738,16 +737,13 @@ pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>> {
 /// names) fail if any two have points at all, as Prometheus checks the
 /// whole matrix of its output.
 fn drop_names_now(v: Val, e: &Expr) -> Result<Val> {
-    let Val::Vector(mut series) = v else {
+    let Val::Vector(series) = v else {
         return Ok(v);
     };
-    if !drop_marked(&mut series) {
-        return Ok(Val::Vector(series));
-    }
     Ok(Val::Vector(if takes_range(e) {
-        unique_with_points(series)?
+        drop_names_strictly(series)?
     } else {
-        merge_equal(series)?
+        merge_same_labelset(series)?
     }))
 }
 
@@ -758,26 +754,6 @@ pub(crate) fn drop_names_strictly(mut series: Vec<Series>) -> Result<Vec<Series>
     if !drop_marked(&mut series) {
         return Ok(series);
     }
-    unique_with_points(series)
-}
-
-/// Clears the marks and drops the marked series' metric names (with
-/// `__type__` and `__unit__`); whether any label set changed. Where none
-/// did, no two are equal: without delayed removal every node's output has
-/// distinct label sets, the names having gone at each node before.
-fn drop_marked(series: &mut [Series]) -> bool {
-    let mut changed = false;
-    for s in series {
-        if std::mem::take(&mut s.drop_name) && has_metadata(&s.labels) {
-            s.labels = drop_metadata(&s.labels);
-            changed = true;
-        }
-    }
-    changed
-}
-
-/// `series`, failing if any two with points have equal label sets.
-fn unique_with_points(series: Vec<Series>) -> Result<Vec<Series>> {
     let live: Vec<&Labels> = series
         .iter()
         .filter(|s| !s.points.is_empty())
@@ -794,8 +770,23 @@ fn unique_with_points(series: Vec<Series>) -> Result<Vec<Series>> {
     Ok(series)
 }
 
+/// Clears the marks and drops the marked series' metric names (with
+/// `__type__` and `__unit__`); whether any label set changed. Where none
+/// did, no two are equal: every node's output has distinct label sets,
+/// counting the names not yet dropped.
+fn drop_marked(series: &mut [Series]) -> bool {
+    let mut changed = false;
+    for s in series {
+        if std::mem::take(&mut s.drop_name) && has_metadata(&s.labels) {
+            s.labels = drop_metadata(&s.labels);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// `e` without the parentheses around it.
-fn unparen(e: &Expr) -> &Expr {
+pub(crate) fn unparen(e: &Expr) -> &Expr {
     match e {
         Expr::Paren(x) => unparen(x),
         other => other,
@@ -804,7 +795,7 @@ fn unparen(e: &Expr) -> &Expr {
 
 /// Whether `e` is a call with a range-vector argument.
 fn takes_range(e: &Expr) -> bool {
-    match unparen(e) {
+    match e {
         Expr::Call(c) => c
             .args
             .iter()

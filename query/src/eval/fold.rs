@@ -28,7 +28,7 @@ use engine::{Labels, METRIC_NAME, SeriesEntry};
 use super::aggregate::{Acc, Cells, Folded};
 use super::call::{keeps_metric_name, warns_non_counter};
 use super::error::Result;
-use super::evaluator::{Ev, Val, assumed_samples, drop_names_strictly, expr_pos};
+use super::evaluator::{Ev, Val, assumed_samples, drop_names_strictly, expr_pos, unparen};
 use super::functions::annotations as fa;
 use super::functions::call::RangeFunction;
 use super::groups::{Groups, LabelIndex};
@@ -117,13 +117,6 @@ impl Source {
                 ev.ctx.annos.add_fn(a, Some(pos));
             }
         }
-    }
-}
-
-fn unparen(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(x) => unparen(x),
-        other => other,
     }
 }
 
@@ -316,13 +309,15 @@ fn names_drop_cleanly(src: &Source, grouping: &[String], without: bool) -> bool 
         }
         Some(name)
     };
-    let first = if n > 0 { name(0) } else { Some("") };
-    let Some(first) = first else {
-        return false;
+    let mut names = (0..n).map(name);
+    let first = match names.next() {
+        None => return true,
+        Some(None) => return false,
+        Some(Some(first)) => first,
     };
     let mut one_name = true;
-    for i in 1..n {
-        match name(i) {
+    for x in names {
+        match x {
             None => return false,
             Some(x) => one_name &= x == first,
         }

@@ -76,27 +76,26 @@ fn is_sparse(ev: &Ev, span: i64) -> bool {
 }
 
 /// Evaluates an instant vector selector over the grid. With
-/// `record_time`, values are the samples' own timestamps in seconds (for
-/// `timestamp()`).
+/// `record_time`, values are the samples' own timestamps in seconds (as
+/// `info()` matches them).
 pub(crate) fn instant_with(ev: &Ev, vs: &VectorSelector, record_time: bool) -> Result<Vec<Series>> {
     if vs.range_mode == RangeMode::Smoothed {
         return smoothed_instant(ev, vs);
     }
-    let sel = InstantSel::new(ev, vs, record_time)?;
-    let entries = select(ev, vs)?;
-    ev.ctx.par_map(&entries, |e| {
-        let mut points = Vec::new();
-        sel.points(ev, e, &mut points)?;
-        Ok((!points.is_empty()).then(|| Series::new(e.labels.clone(), points)))
-    })
+    read_series(ev, vs, &InstantSel::new(ev, vs, record_time)?)
 }
 
 /// `timestamp(vs)`: at every step, the time (seconds) of the sample the
 /// selector sees there ([`InstantSel::for_timestamp`]).
 pub(crate) fn timestamps(ev: &Ev, vs: &VectorSelector) -> Result<Vec<Series>> {
-    let Some(sel) = InstantSel::for_timestamp(ev, vs)? else {
-        return Ok(Vec::new());
-    };
+    match InstantSel::for_timestamp(ev, vs)? {
+        Some(sel) => read_series(ev, vs, &sel),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The series of `vs` with points, read through `sel`.
+fn read_series(ev: &Ev, vs: &VectorSelector, sel: &InstantSel) -> Result<Vec<Series>> {
     let entries = select(ev, vs)?;
     ev.ctx.par_map(&entries, |e| {
         let mut points = Vec::new();
