@@ -11,7 +11,7 @@ use engine::{Labels, Matcher, Querier, SeriesEntry};
 use super::annotations::Annotations;
 use super::error::{EvalError, Result, exec};
 use super::groups::LabelIndex;
-use super::value::{Point, Sample, Series, Value, drop_metadata, has_metadata};
+use super::value::{Point, Sample, Series, Value, drop_metadata, has_metadata, same_metadata};
 use super::{QueryOptions, QueryOutput, QueryStats, aggregate, binary, call, pool, selector};
 use crate::promql::ast::{
     AtModifier, BinaryOp, Duration, DurationExpr, Expr, SubqueryExpr, UnaryOp, ValueType,
@@ -722,10 +722,9 @@ impl OutBuilder {
 /// became equal, failing if they meet at a step: at the end of the
 /// evaluation with delayed name removal, at each node without it.
 pub(crate) fn merge_same_labelset(mut series: Vec<Series>) -> Result<Vec<Series>> {
-    if drop_marked(&mut series) {
-        merge_equal(series)
-    } else {
-        Ok(series)
+    match drop_marked(&mut series) {
+        Dropped::Some => merge_equal(series),
+        Dropped::None | Dropped::AllAlike => Ok(series),
     }
 }
 
@@ -751,7 +750,7 @@ fn drop_names_now(v: Val, e: &Expr) -> Result<Val> {
 /// them with points are then equal (a range function's output, without
 /// delayed name removal).
 pub(crate) fn drop_names_strictly(mut series: Vec<Series>) -> Result<Vec<Series>> {
-    if !drop_marked(&mut series) {
+    if drop_marked(&mut series) != Dropped::Some {
         return Ok(series);
     }
     let live: Vec<&Labels> = series
@@ -770,19 +769,43 @@ pub(crate) fn drop_names_strictly(mut series: Vec<Series>) -> Result<Vec<Series>
     Ok(series)
 }
 
+/// What [`drop_marked`] changed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dropped {
+    /// No label set.
+    None,
+    /// Every label set, each losing the same name (and `__type__` and
+    /// `__unit__`): series that differed still do.
+    AllAlike,
+    /// Some label sets: two may now be equal.
+    Some,
+}
+
 /// Clears the marks and drops the marked series' metric names (with
-/// `__type__` and `__unit__`); whether any label set changed. Where none
-/// did, no two are equal: every node's output has distinct label sets,
-/// counting the names not yet dropped.
-fn drop_marked(series: &mut [Series]) -> bool {
-    let mut changed = false;
-    for s in series {
+/// `__type__` and `__unit__`). Where no label set changed, or all lost
+/// the same name (`rate(x[5m])`), no two are equal: every node's output
+/// has distinct label sets, counting the names not yet dropped.
+fn drop_marked(series: &mut [Series]) -> Dropped {
+    let mut changed = 0;
+    let mut alike = true;
+    let mut first: Option<Labels> = None;
+    for s in series.iter_mut() {
         if std::mem::take(&mut s.drop_name) && has_metadata(&s.labels) {
+            if alike {
+                match &first {
+                    None => first = Some(s.labels.clone()),
+                    Some(f) => alike = same_metadata(f, &s.labels),
+                }
+            }
             s.labels = drop_metadata(&s.labels);
-            changed = true;
+            changed += 1;
         }
     }
-    changed
+    match changed {
+        0 => Dropped::None,
+        n if n == series.len() && alike => Dropped::AllAlike,
+        _ => Dropped::Some,
+    }
 }
 
 /// `e` without the parentheses around it.
@@ -1326,5 +1349,70 @@ mod check_tests {
         assert!(matches!(soon.ctx.check(), Err(EvalError::Timeout { .. })));
         let (_d, long) = plan(StdDuration::from_secs(600));
         assert!((0..3 * CLOCK_EVERY).all(|_| long.ctx.check().is_ok()));
+    }
+}
+
+#[cfg(test)]
+mod name_drop_tests {
+    use super::*;
+
+    fn marked(pairs: &[(&str, &str)]) -> Series {
+        let mut s = Series::new(Labels::new(pairs), vec![Point::new(0, 1.0)]);
+        s.drop_name = true;
+        s
+    }
+
+    /// Series that all lose the same name keep apart without a check;
+    /// any other mix may meet, and the strict drop then finds them.
+    #[test]
+    fn series_that_all_lose_one_name_are_not_checked_again() {
+        let a1 = || marked(&[("__name__", "a"), ("x", "1")]);
+        let a2 = || marked(&[("__name__", "a"), ("x", "2")]);
+        let b1 = || marked(&[("__name__", "b"), ("x", "1")]);
+        let typed1 = || marked(&[("__name__", "a"), ("__type__", "gauge"), ("x", "1")]);
+        let plain1 = || Series::new(Labels::new(&[("x", "1")]), vec![Point::new(0, 1.0)]);
+        let kept = || {
+            let mut s = marked(&[("__name__", "a"), ("x", "3")]);
+            s.drop_name = false;
+            s
+        };
+        for (mut series, want) in [
+            (vec![], Dropped::None),
+            (vec![kept()], Dropped::None),
+            (vec![a1(), a2()], Dropped::AllAlike),
+            (vec![a1(), b1()], Dropped::Some),
+            (vec![a2(), typed1()], Dropped::Some),
+            (vec![a2(), plain1()], Dropped::Some),
+            (vec![a1(), kept()], Dropped::Some),
+        ] {
+            let before: Vec<(Labels, bool)> = series
+                .iter()
+                .map(|s| (s.labels.clone(), s.drop_name))
+                .collect();
+            assert_eq!(drop_marked(&mut series), want, "{series:?}");
+            for (s, (labels, marked)) in series.iter().zip(before) {
+                assert!(!s.drop_name, "marks cleared: {s:?}");
+                let want = if marked {
+                    drop_metadata(&labels)
+                } else {
+                    labels
+                };
+                assert_eq!(s.labels, want);
+            }
+        }
+        let fails = |v: Vec<Series>| drop_names_strictly(v).is_err();
+        assert!(!fails(vec![a1(), a2()]));
+        assert!(fails(vec![a1(), b1()]), "a and b meet at {{x=\"1\"}}");
+        assert!(fails(vec![typed1(), a1()]), "the type goes with the name");
+        assert!(fails(vec![plain1(), a1()]), "a nameless series meets a1");
+        assert!(
+            merge_same_labelset(vec![a1(), b1()]).is_err(),
+            "equal at a step"
+        );
+        let mut b1_later = b1();
+        b1_later.points = vec![Point::new(1, 2.0)];
+        let merged = merge_same_labelset(vec![a1(), b1_later]).unwrap();
+        assert_eq!(merged.len(), 1, "equal, never at one step: merged");
+        assert_eq!(merged[0].points.len(), 2);
     }
 }

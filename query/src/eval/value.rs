@@ -72,23 +72,38 @@ pub(crate) fn is_metadata_label(name: &str) -> bool {
 /// two and before every lowercase name).
 #[inline]
 pub(crate) fn has_metadata(labels: &Labels) -> bool {
+    metadata(labels).next().is_some()
+}
+
+/// The labels of `labels` that are `__name__`, `__type__` or `__unit__`
+/// (see [`has_metadata`]).
+fn metadata(labels: &Labels) -> impl Iterator<Item = &Label> {
     labels
         .iter()
         .take_while(|l| l.name.as_str() <= "__unit__")
-        .any(|l| is_metadata_label(&l.name))
+        .filter(|l| is_metadata_label(&l.name))
+}
+
+/// Whether `a` and `b` have the same `__name__`, `__type__` and `__unit__`
+/// (absent ones too).
+pub(crate) fn same_metadata(a: &Labels, b: &Labels) -> bool {
+    metadata(a).eq(metadata(b))
 }
 
 /// `labels` without `__name__`, `__type__` and `__unit__`.
 pub(crate) fn drop_metadata(labels: &Labels) -> Labels {
-    if !has_metadata(labels) {
+    let dropped = metadata(labels).count();
+    if dropped == 0 {
         return labels.clone();
     }
-    Labels::from_sorted(
+    // Counted: collected straight into the shared slice, without a vector
+    // first.
+    Labels::from_sorted_counted(
+        labels.len() - dropped,
         labels
             .iter()
             .filter(|l| !is_metadata_label(&l.name))
-            .cloned()
-            .collect(),
+            .cloned(),
     )
 }
 
