@@ -497,20 +497,16 @@ impl Cells {
                 let points = match self.acc {
                     Acc::Sum | Acc::Count | Acc::Group => {
                         let acc = self.acc;
-                        let seen = &self.seen[row.clone()];
-                        let mut points = Vec::with_capacity(seen.iter().filter(|&&s| s).count());
-                        points.extend(seen.iter().enumerate().filter(|(_, s)| **s).map(
-                            |(k, _)| {
-                                let v = match acc {
-                                    Acc::Sum => {
-                                        self.value[row.start + k] + self.comp[row.start + k]
-                                    }
-                                    Acc::Count => self.value[row.start + k],
-                                    _ => 1.0,
-                                };
-                                Point::new(ev.ts(k), v)
-                            },
-                        ));
+                        let seen = self.seen[row.clone()].iter().filter(|&&s| s).count();
+                        let mut points = Vec::with_capacity(seen);
+                        points.extend(row.clone().filter(|&k| self.seen[k]).map(|k| {
+                            let v = match acc {
+                                Acc::Sum => self.value[k] + self.comp[k],
+                                Acc::Count => self.value[k],
+                                _ => 1.0,
+                            };
+                            Point::new(ev.ts(k - row.start), v)
+                        }));
                         points
                     }
                     Acc::Cell(op) => {

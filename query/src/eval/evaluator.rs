@@ -723,8 +723,8 @@ impl OutBuilder {
 /// evaluation with delayed name removal, at each node without it.
 pub(crate) fn merge_same_labelset(mut series: Vec<Series>) -> Result<Vec<Series>> {
     match drop_marked(&mut series) {
-        Dropped::Some => merge_equal(series),
-        Dropped::None | Dropped::AllAlike => Ok(series),
+        Dropped::Mixed => merge_equal(series),
+        Dropped::Unchanged | Dropped::AllAlike => Ok(series),
     }
 }
 
@@ -750,7 +750,7 @@ fn drop_names_now(v: Val, e: &Expr) -> Result<Val> {
 /// them with points are then equal (a range function's output, without
 /// delayed name removal).
 pub(crate) fn drop_names_strictly(mut series: Vec<Series>) -> Result<Vec<Series>> {
-    if drop_marked(&mut series) != Dropped::Some {
+    if drop_marked(&mut series) != Dropped::Mixed {
         return Ok(series);
     }
     let live: Vec<&Labels> = series
@@ -773,12 +773,12 @@ pub(crate) fn drop_names_strictly(mut series: Vec<Series>) -> Result<Vec<Series>
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Dropped {
     /// No label set.
-    None,
+    Unchanged,
     /// Every label set, each losing the same name (and `__type__` and
     /// `__unit__`): series that differed still do.
     AllAlike,
     /// Some label sets: two may now be equal.
-    Some,
+    Mixed,
 }
 
 /// Clears the marks and drops the marked series' metric names (with
@@ -802,9 +802,9 @@ fn drop_marked(series: &mut [Series]) -> Dropped {
         }
     }
     match changed {
-        0 => Dropped::None,
+        0 => Dropped::Unchanged,
         n if n == series.len() && alike => Dropped::AllAlike,
-        _ => Dropped::Some,
+        _ => Dropped::Mixed,
     }
 }
 
@@ -1377,13 +1377,13 @@ mod name_drop_tests {
             s
         };
         for (mut series, want) in [
-            (vec![], Dropped::None),
-            (vec![kept()], Dropped::None),
+            (vec![], Dropped::Unchanged),
+            (vec![kept()], Dropped::Unchanged),
             (vec![a1(), a2()], Dropped::AllAlike),
-            (vec![a1(), b1()], Dropped::Some),
-            (vec![a2(), typed1()], Dropped::Some),
-            (vec![a2(), plain1()], Dropped::Some),
-            (vec![a1(), kept()], Dropped::Some),
+            (vec![a1(), b1()], Dropped::Mixed),
+            (vec![a2(), typed1()], Dropped::Mixed),
+            (vec![a2(), plain1()], Dropped::Mixed),
+            (vec![a1(), kept()], Dropped::Mixed),
         ] {
             let before: Vec<(Labels, bool)> = series
                 .iter()

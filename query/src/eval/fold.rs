@@ -34,7 +34,7 @@ use super::functions::call::RangeFunction;
 use super::groups::{Groups, LabelIndex};
 use super::rollup::Kernel;
 use super::selector::{self, InstantSel, RangeArg, RollupPlan};
-use super::value::{Point, Series, get, is_metadata_label};
+use super::value::{Point, Series, get, is_metadata_label, metadata};
 use crate::promql::ast::{AggregateExpr, AggregateOp, Call, Expr, RangeMode};
 
 /// Where an input series' values come from.
@@ -294,18 +294,15 @@ fn names_drop_cleanly(src: &Source, grouping: &[String], without: bool) -> bool 
         return false;
     }
     let n = src.len();
-    // One look at each series' first labels (sorted by name, the three
-    // come before every lowercase name): its name, or `None` if it has
-    // `__type__` or `__unit__`.
+    // One look at each series' first labels: its name, or `None` if it
+    // has `__type__` or `__unit__`.
     let name = |i: usize| {
         let mut name = "";
-        for l in src.labels(i).iter() {
-            match l.name.as_str() {
-                METRIC_NAME => name = &l.value,
-                "__type__" | "__unit__" => return None,
-                other if other > "__unit__" => break,
-                _ => {}
+        for l in metadata(src.labels(i)) {
+            if l.name != METRIC_NAME {
+                return None;
             }
+            name = &l.value;
         }
         Some(name)
     };

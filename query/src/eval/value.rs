@@ -77,7 +77,7 @@ pub(crate) fn has_metadata(labels: &Labels) -> bool {
 
 /// The labels of `labels` that are `__name__`, `__type__` or `__unit__`
 /// (see [`has_metadata`]).
-fn metadata(labels: &Labels) -> impl Iterator<Item = &Label> {
+pub(crate) fn metadata(labels: &Labels) -> impl Iterator<Item = &Label> {
     labels
         .iter()
         .take_while(|l| l.name.as_str() <= "__unit__")
