@@ -136,6 +136,12 @@ struct QueryArgs {
     /// rejects samples more than 1 h behind the newest).
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
     send_window: Duration,
+    /// Silt gets the data up to this long before the end, cuts its head, then gets the
+    /// rest, which its head holds while queried, as in steady operation, where the head
+    /// holds from none to two hours (0: no cut; the backfill's own cuts leave about the
+    /// last minute).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    head_span: Duration,
     /// Skip the full read-back of every metric name after loading (the probe query still
     /// waits for every `up` sample).
     #[arg(long)]
@@ -428,6 +434,7 @@ fn query(a: QueryArgs) -> Result<()> {
         connections: a.server.connections,
         max_samples: a.server.max_samples_per_request,
         send_window: a.send_window,
+        head_span: a.head_span,
         full_check: !a.no_full_check,
         only: a.only.clone(),
         seed: a.server.seed,

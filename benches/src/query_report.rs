@@ -149,6 +149,9 @@ fn data_title(r: &QueryRun) -> String {
             r.slo_samples as f64 / 1e6
         );
     }
+    if let Some(secs) = r.head_span_secs.filter(|&s| s > 0) {
+        let _ = write!(t, "; Silt's head holds the last {}", human_duration(secs));
+    }
     t
 }
 

@@ -64,6 +64,9 @@ pub struct QueryOptions {
     pub max_samples: usize,
     /// Time window the sender keeps all shards within (see [`sender::send_in_time_order`]).
     pub send_window: Duration,
+    /// Silt is sent the data up to this long before the end, cuts its head into blocks,
+    /// then is sent the rest, which its head holds while queried (0: no cut).
+    pub head_span: Duration,
     /// Read back every metric name after the load (as the ingest benchmark does).
     pub full_check: bool,
     /// Only run queries whose name contains one of these (all if empty).
@@ -227,6 +230,10 @@ pub fn run(opts: &QueryOptions) -> Result<QueryRun> {
         systems: opts.systems.clone(),
         machine: Some(machine),
         timing: Some(results::TIMED_TO_LAST_BYTE.into()),
+        head_span_secs: opts
+            .systems
+            .contains(&System::Silt)
+            .then_some(opts.head_span.as_secs()),
         ..Default::default()
     };
 
@@ -311,7 +318,18 @@ fn load(
     let (srv, _) = Server::start(sys, &opts.bins, run_dir, to.start).context("start")?;
     log(&format!("{sys}: loading"));
     let window = opts.send_window.as_millis().max(1) as i64;
-    let st = sender::send_in_time_order(&srv.write_url(), sources, window, to.load);
+    // Silt's head cuts itself into blocks when it spans two hours: cut it before the last
+    // `head_span`, so that the head holds it as in steady operation, not whatever the
+    // backfill's last cut left.
+    let cut = sys == System::Silt && !opts.head_span.is_zero();
+    let split = if cut {
+        dash.spec.end_ms - opts.head_span.as_millis() as i64
+    } else {
+        i64::MAX
+    };
+    let st = sender::send_split(&srv.write_url(), sources, window, split, to.load, || {
+        srv.cut_head().context("cut the head")
+    })?;
     log(&format!(
         "{sys}: sent {} samples in {:.1}s, {} retries, {} rejected{}",
         st.ok_samples,

@@ -130,6 +130,10 @@ pub struct QueryRun {
     /// session 23, whose client inflated gzip answers inside the timed interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<String>,
+    /// The newest span of the data that Silt still held in its head when queried (loaded
+    /// after a cut); none in runs before session 47, whose head held about the last minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_span_secs: Option<u64>,
 }
 
 /// [`QueryRun::timing`] of runs whose clock stops at the answer's last byte

@@ -92,12 +92,42 @@ pub fn send_in_time_order(
     window_ms: i64,
     timeout: Duration,
 ) -> SendStats {
+    send_split(url, sources, window_ms, i64::MAX, timeout, || Ok(()))
+        .expect("nothing runs between the parts")
+}
+
+/// [`send_in_time_order`] in two parts: first every request whose latest sample is before
+/// `split_ms`, then `between` (which must succeed), then the rest.
+pub fn send_split(
+    url: &str,
+    sources: &[&Encoded],
+    window_ms: i64,
+    split_ms: i64,
+    timeout: Duration,
+    between: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<SendStats> {
     let t0 = Instant::now();
-    let window_ms = window_ms.max(1);
     let shards: Vec<&[Request]> = sources
         .iter()
         .flat_map(|e| e.shards.iter().map(Vec::as_slice))
         .collect();
+    let (before, after): (Vec<&[Request]>, Vec<&[Request]>) = shards
+        .iter()
+        .map(|s| s.split_at(s.partition_point(|r| r.t_max < split_ms)))
+        .unzip();
+    let mut total = send_windows(url, &before, window_ms, t0 + timeout);
+    if !total.timed_out && after.iter().any(|s| !s.is_empty()) {
+        between()?;
+        let rest = send_windows(url, &after, window_ms, t0 + timeout);
+        merge(&mut total, rest);
+    }
+    total.wall_secs = t0.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+/// Sends `shards` window by window (see [`send_in_time_order`]) until `deadline`.
+fn send_windows(url: &str, shards: &[&[Request]], window_ms: i64, deadline: Instant) -> SendStats {
+    let window_ms = window_ms.max(1);
     let mut pos = vec![0usize; shards.len()];
     let mut total = SendStats::default();
     // Each window starts at the oldest request not yet sent.
@@ -118,14 +148,17 @@ pub fn send_in_time_order(
                 (n > 0).then_some(slice)
             })
             .collect();
-        let st = send_slices(url, &slices, timeout.saturating_sub(t0.elapsed()));
+        let st = send_slices(
+            url,
+            &slices,
+            deadline.saturating_duration_since(Instant::now()),
+        );
         let timed_out = st.timed_out;
         merge(&mut total, st);
         if timed_out {
             break;
         }
     }
-    total.wall_secs = t0.elapsed().as_secs_f64();
     total
 }
 

@@ -363,6 +363,12 @@ impl Server {
         Ok(())
     }
 
+    /// Silt: cut the whole head into blocks now.
+    pub fn cut_head(&self) -> Result<()> {
+        self.expect_ok("POST", "/api/v1/admin/tsdb/cut_head")
+            .map(drop)
+    }
+
     fn expect_ok(&self, method: &str, path: &str) -> Result<String> {
         let url = format!("{}{path}", self.base());
         let res = match method {
@@ -393,7 +399,7 @@ impl Server {
         let t0 = Instant::now();
         match self.system {
             System::Silt => {
-                self.expect_ok("POST", "/api/v1/admin/tsdb/cut_head")?;
+                self.cut_head()?;
                 self.expect_ok("POST", "/api/v1/admin/tsdb/compact?force=true")?;
                 Ok((
                     du::measure(&self.data_dir)?,
