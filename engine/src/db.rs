@@ -35,7 +35,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::block::{self, Block, BlockCache, BlockMeta, BlockSeries, BlockWriteOptions};
 use crate::checkpoint;
 use crate::error::{AppendError, Error, Result};
-use crate::head::{FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted, epoch_tag};
+use crate::head::{Chunks, FIRST_EPOCH, Head, MemSeries, REPLAYED_EPOCH, dedup_sorted, epoch_tag};
 use crate::labels::{Labels, Matcher};
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::sample::{Sample, WriteBatch};
@@ -1124,6 +1124,7 @@ impl Db {
         {
             let _gate = self.gate.write();
             self.head.drop_frozen_and_gc();
+            self.cache.remove_block(self.head.frozen_chunk_key());
         }
         // Checkpoints summarise WAL now in the block: stale. The head left
         // holds what was written while the cut ran (under heavy ingest, a
@@ -2402,13 +2403,23 @@ impl Querier {
     fn read_head(&self, s: &MemSeries, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         let start = out.len();
         let d = s.lock();
+        let cache = &*self.db.cache;
+        let keys = if cache.is_enabled() {
+            self.db.head.chunk_keys()
+        } else {
+            None
+        };
+        let read = |c: &Chunks, key: Option<u64>, out: &mut Vec<Sample>| match key {
+            Some(key) => c.read_cached(mint, maxt, out, cache, (key, s.id)),
+            None => c.read(mint, maxt, out),
+        };
         let frozen_visible = self.db.frozen_gen.load(Ordering::Acquire) > self.published;
         let mut parts = 0;
         if frozen_visible && let Some(f) = &d.frozen {
-            f.read(mint, maxt, out);
+            read(f, keys.map(|k| k.1), out);
             parts += 1;
         }
-        d.live.read(mint, maxt, out);
+        read(&d.live, keys.map(|k| k.0), out);
         drop(d);
         if parts > 0 && out.len() > start {
             out[start..].sort_by_key(|s| s.t);

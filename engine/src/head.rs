@@ -20,17 +20,20 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 use hashbrown::HashTable;
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::{Mutex, RawMutex, RwLock};
 
+use crate::block::cache::{BlockCache, DecodedPage, new_block_key};
 use crate::chunk::XorChunk;
 use crate::head_chunk::HeadChunk;
 use crate::index::MemPostings;
 use crate::labels::{Label, Labels, Matcher, identity_hash};
-use crate::sample::Sample;
+use crate::sample::{Sample, first_at_or_after};
 use crate::select_memo::{self, SelectMemo};
 use crate::starts::StartLog;
 use crate::symbols::Symbols;
@@ -47,6 +50,9 @@ pub const CHUNK_SAMPLES: usize = 240;
 /// about a kilobyte; a chunk coding jittered timestamps itself, about 160
 /// bytes).
 const SHARE_MIN: usize = 8;
+/// In-order chunks with fewer samples are decoded for every read, not
+/// cached ([`Chunks::read_cached`]): an entry would cost more than it saves.
+pub const CACHE_MIN_SAMPLES: usize = 16;
 /// Out-of-order samples are buffered uncompressed up to this many, then compressed.
 const OOO_BUFFER: usize = 32;
 /// Shards of the series map, picked by the low bits of a series' identity
@@ -284,11 +290,82 @@ impl Chunks {
     /// the same value, which `check` guarantees).
     pub fn read(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         let start = out.len();
-        for c in self.sealed.iter().chain(std::iter::once(&self.open)) {
-            if !c.is_empty() && c.max_t() >= mint && c.min_t() <= maxt {
-                c.read_range(mint, maxt, out);
-            }
+        for c in self.in_order(mint, maxt) {
+            c.read_range(mint, maxt, out);
         }
+        self.read_out_of_order(mint, maxt, out, start);
+    }
+
+    /// [`Chunks::read`] with the in-order chunks of at least
+    /// [`CACHE_MIN_SAMPLES`] decoded through `cache`, under `key` (this
+    /// generation's, see [`Head::chunk_keys`]) and the series id `series`:
+    /// a chunk is decoded once for every query that reads it, an open one
+    /// again only from where its last decoding stopped.
+    pub(crate) fn read_cached(
+        &self,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+        cache: &BlockCache,
+        (key, series): (u64, u32),
+    ) {
+        let start = out.len();
+        let sealed = self.sealed.len();
+        for (i, c) in self
+            .sealed
+            .iter()
+            .chain(std::iter::once(&self.open))
+            .enumerate()
+        {
+            if c.is_empty() || c.max_t() < mint || c.min_t() > maxt {
+                continue;
+            }
+            if c.len() < CACHE_MIN_SAMPLES {
+                c.read_range(mint, maxt, out);
+                continue;
+            }
+            // The open chunk is the next sealed one: its index stays.
+            let page = u64::from(series) << 32 | i as u64;
+            let decoded = match cache.get(key, page) {
+                Some(p) if p.samples.len() == c.len() => p,
+                got => {
+                    // Decoded in part, when it had fewer samples (a
+                    // longer entry cannot be this chunk's: decode anew).
+                    let (done, resume) = got
+                        .as_ref()
+                        .filter(|p| p.samples.len() < c.len())
+                        .map_or((&[][..], None), |p| (&p.samples[..], p.resume));
+                    let mut v = Vec::with_capacity(c.len());
+                    v.extend_from_slice(done);
+                    let resume = c.decode_rest(done.len(), resume.as_ref(), &mut v);
+                    let resume = resume.filter(|_| i == sealed);
+                    let p = Arc::new(DecodedPage::head_chunk(v.into_boxed_slice(), resume));
+                    cache.insert(key, page, Arc::clone(&p));
+                    p
+                }
+            };
+            let s = &decoded.samples;
+            let lo = first_at_or_after(s, mint);
+            let hi = maxt
+                .checked_add(1)
+                .map_or(s.len(), |t| first_at_or_after(s, t));
+            out.extend_from_slice(&s[lo..hi.max(lo)]);
+        }
+        self.read_out_of_order(mint, maxt, out, start);
+    }
+
+    /// The in-order chunks (sealed, then the open one) holding samples in
+    /// `[mint, maxt]`.
+    fn in_order(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &HeadChunk> {
+        self.sealed
+            .iter()
+            .chain(std::iter::once(&self.open))
+            .filter(move |c| !c.is_empty() && c.max_t() >= mint && c.min_t() <= maxt)
+    }
+
+    /// Merges the out-of-order samples in `[mint, maxt]` into `out[start..]`
+    /// (the in-order ones, sorted).
+    fn read_out_of_order(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>, start: usize) {
         let Some(ooo) = self
             .extra
             .as_ref()
@@ -583,7 +660,17 @@ pub struct Head {
     /// Some series was given a start timestamp since the head was made
     /// ([`Head::note_starts`]): until then, no series has any to look up.
     starts_seen: AtomicBool,
+    /// Keys of the decoded-chunk cache ([`Chunks::read_cached`]), a fresh
+    /// one per generation (from the blocks' key space, so never one a
+    /// block or another head had): the live chunks', the frozen ones', and
+    /// the next live generation's, which runs ahead of the live key while
+    /// a freeze moves the series.
+    chunk_keys: [AtomicU64; 3],
 }
+
+const LIVE_KEY: usize = 0;
+const FROZEN_KEY: usize = 1;
+const NEXT_KEY: usize = 2;
 
 impl Default for Head {
     fn default() -> Self {
@@ -608,7 +695,30 @@ impl Head {
             selects: SelectMemo::default(),
             columns: Columns::default(),
             starts_seen: AtomicBool::new(false),
+            chunk_keys: {
+                let key = new_block_key();
+                [AtomicU64::new(key), AtomicU64::new(0), AtomicU64::new(key)]
+            },
         }
+    }
+
+    /// The cache keys of a series' live and frozen chunks, for
+    /// [`Chunks::read_cached`]; `None` while a freeze moves the series
+    /// (whether this one has moved is not known then). Call with the
+    /// series locked: a freeze cannot move it meanwhile, so a freeze that
+    /// has not started by the last load has not moved it, and one that
+    /// has finished by the first has.
+    pub fn chunk_keys(&self) -> Option<(u64, u64)> {
+        let live = self.chunk_keys[LIVE_KEY].load(Ordering::SeqCst);
+        let frozen = self.chunk_keys[FROZEN_KEY].load(Ordering::SeqCst);
+        let next = self.chunk_keys[NEXT_KEY].load(Ordering::SeqCst);
+        (live == next).then_some((live, frozen))
+    }
+
+    /// The cache key of the frozen chunks: the cut drops their entries
+    /// with them ([`BlockCache::remove_block`]).
+    pub fn frozen_chunk_key(&self) -> u64 {
+        self.chunk_keys[FROZEN_KEY].load(Ordering::SeqCst)
     }
 
     /// Sets the byte budget of the label-set cache (0 disables it). Sets
@@ -923,6 +1033,8 @@ impl Head {
     /// write barrier and guarantees no frozen generation is pending.
     /// Returns the (min, max) time of what was frozen.
     pub fn freeze(&self) -> Option<(i64, i64)> {
+        let next = new_block_key();
+        self.chunk_keys[NEXT_KEY].store(next, Ordering::SeqCst);
         for s in self.all_series() {
             let mut d = s.lock();
             debug_assert!(d.frozen.is_none());
@@ -934,6 +1046,9 @@ impl Head {
                 d.frozen = Some(Box::new(frozen));
             }
         }
+        let live = self.chunk_keys[LIVE_KEY].load(Ordering::SeqCst);
+        self.chunk_keys[FROZEN_KEY].store(live, Ordering::SeqCst);
+        self.chunk_keys[LIVE_KEY].store(next, Ordering::SeqCst);
         let range = self.live_range();
         self.live_min_t.store(i64::MAX, Ordering::Relaxed);
         self.live_max_t.store(i64::MIN, Ordering::Relaxed);
@@ -1285,6 +1400,95 @@ mod tests {
         assert_eq!(ts, want);
         assert_eq!(c.num_samples(), 400);
         assert_eq!(c.time_range(), Some((0, 2990)));
+    }
+
+    fn bits(v: &[Sample]) -> Vec<(i64, u64)> {
+        v.iter().map(|s| (s.t, s.v.to_bits())).collect()
+    }
+
+    /// Reads through the decoded-chunk cache give exactly what plain reads
+    /// give while samples keep arriving: in order (growing the open chunk
+    /// an entry was decoded from, re-coding it to a larger scale or to
+    /// XOR, sealing it) and out of order.
+    #[test]
+    fn cached_reads_match_plain_reads_while_samples_arrive() {
+        let cache = BlockCache::new(64 << 20);
+        let cols = Columns::default();
+        let mut series: Vec<Chunks> = (0..12).map(|_| Chunks::default()).collect();
+        let read_both = |c: &Chunks, id: u32, mint: i64, maxt: i64| {
+            let (mut plain, mut cached) = (vec![Sample::new(7, 7.0)], vec![Sample::new(7, 7.0)]);
+            c.read(mint, maxt, &mut plain);
+            c.read_cached(mint, maxt, &mut cached, &cache, (1, id));
+            assert_eq!(bits(&cached), bits(&plain), "series {id}, [{mint}, {maxt}]");
+            plain.len() - 1
+        };
+        let mut read = 0;
+        for k in 0..(2 * CHUNK_SAMPLES as i64 + 50) {
+            let t = 1_000 + k * 15_000 + (k * 7919) % 11 - 5;
+            for (i, c) in series.iter_mut().enumerate() {
+                let v = match i % 4 {
+                    // More digits from sample 100 on: a rescale.
+                    0 if k >= 100 => k as f64 / 1000.0,
+                    // Not decimal from sample 150 on: XOR.
+                    1 if k >= 150 => (k as f64).sqrt(),
+                    _ => (k * (i as i64 + 1)) as f64 / 100.0,
+                };
+                c.push(t, v, &cols);
+                if i % 3 == 2 && k % 37 == 5 && c.check(t - 7, -1.0).is_ok_and(|new| new) {
+                    c.push(t - 7, -1.0, &cols);
+                }
+            }
+            if k % 13 == 0 || k % 29 == 3 {
+                for (i, c) in series.iter().enumerate() {
+                    let id = i as u32;
+                    read += read_both(c, id, i64::MIN, i64::MAX);
+                    read += read_both(c, id, t - 300_000, t);
+                    read += read_both(c, id, t - 3_600_000, t - 600_000);
+                }
+            }
+        }
+        let s = cache.stats();
+        assert!(read > 0 && s.hits > 0 && s.misses > 0, "{read} {s:?}");
+    }
+
+    /// A freeze gives the live chunks a new cache key: a new generation's
+    /// chunk never reads what an earlier one's entry holds, though its
+    /// series id, index and length are the same.
+    #[test]
+    fn each_generation_reads_its_own_cache_entries() {
+        let h = Head::new();
+        let cache = BlockCache::new(64 << 20);
+        let (s, _) = h.get_or_create(&Labels::new(&[("__name__", "up")]));
+        let fill = |base: f64| {
+            let mut d = s.lock();
+            for k in 0..100 {
+                d.live.push(k * 15_000, base + k as f64, &h.columns);
+            }
+        };
+        let read = |frozen: bool| {
+            let d = s.lock();
+            let (live, fk) = h.chunk_keys().expect("no freeze running");
+            let (c, key) = match (frozen, &d.frozen) {
+                (true, Some(f)) => (&**f, fk),
+                _ => (&d.live, live),
+            };
+            let (mut plain, mut cached) = (Vec::new(), Vec::new());
+            c.read(i64::MIN, i64::MAX, &mut plain);
+            c.read_cached(i64::MIN, i64::MAX, &mut cached, &cache, (key, s.id));
+            assert_eq!(bits(&cached), bits(&plain));
+            plain[0].v
+        };
+        fill(1.0);
+        assert_eq!(read(false), 1.0);
+        h.freeze();
+        fill(500.0);
+        assert_eq!(read(false), 500.0);
+        assert_eq!(read(true), 1.0);
+        assert_eq!(cache.stats().entries, 2);
+        h.drop_frozen_and_gc();
+        cache.remove_block(h.frozen_chunk_key());
+        assert_eq!(cache.stats().entries, 1);
+        assert_eq!(read(false), 500.0);
     }
 
     #[test]

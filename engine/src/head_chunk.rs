@@ -734,18 +734,63 @@ impl DecimalChunk {
         }
     }
 
+    /// Appends the samples in `[mint, maxt]` to `out`. With timestamps on a
+    /// column, the slots in range are found there first: the values before
+    /// them are only decoded, and decoding stops after the last.
+    fn read_range(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        let mut it = self.iter();
+        let Some((col, start)) = it.col else {
+            for s in it {
+                if s.t > maxt {
+                    break;
+                }
+                if s.t >= mint {
+                    out.push(s);
+                }
+            }
+            return;
+        };
+        let n = usize::from(self.count);
+        let slot = |t: i64| {
+            let (mut lo, mut hi) = (0, n);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if col.get(start + mid) < t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let first = slot(mint);
+        let end = slot(maxt.saturating_add(1));
+        if first >= end {
+            return;
+        }
+        it.skip_values(first);
+        out.reserve(end - first);
+        out.extend((first..end).map(|_| it.next_shared(col, start)));
+    }
+
+    /// The decoding `r` stopped, going on over this chunk as it is now;
+    /// `None` if the chunk was re-coded since or holds fewer samples.
+    fn iter_from(&self, r: &Resume) -> Option<DecimalIter<'_>> {
+        let mut it = self.iter();
+        if r.coding != (self.scale, self.is_shared()) || r.at.index > it.count {
+            return None;
+        }
+        it.bits.pos = r.pos;
+        it.at = r.at;
+        Some(it)
+    }
+
     fn iter(&self) -> DecimalIter<'_> {
         DecimalIter {
             bits: BitReader::new(self.stream()),
             count: u32::from(self.count),
             scale: self.scale,
-            index: 0,
-            t: 0,
-            dt: 0,
-            m: 0,
-            dm: 0,
-            adapt_t: Adapt::START,
-            adapt_m: Adapt::START,
+            at: DecodeAt::START,
             col: match &self.times {
                 Times::Shared { col, start, .. } => Some((col, *start as usize)),
                 Times::Own { .. } => None,
@@ -1048,6 +1093,16 @@ pub struct DecimalIter<'a> {
     bits: BitReader<'a>,
     count: u32,
     scale: u8,
+    at: DecodeAt,
+    /// The column and first slot of a chunk whose timestamps are there.
+    col: Option<(&'a TimeColumn, usize)>,
+}
+
+/// Where a decoding stands besides its position in the stream: the next
+/// sample's index, the last timestamp and mantissa with their deltas, and
+/// both streams' code states.
+#[derive(Debug, Clone, Copy)]
+struct DecodeAt {
     index: u32,
     t: i64,
     dt: i64,
@@ -1055,31 +1110,87 @@ pub struct DecimalIter<'a> {
     dm: i64,
     adapt_t: Adapt,
     adapt_m: Adapt,
-    /// The column and first slot of a chunk whose timestamps are there.
-    col: Option<(&'a TimeColumn, usize)>,
+}
+
+impl DecodeAt {
+    const START: DecodeAt = DecodeAt {
+        index: 0,
+        t: 0,
+        dt: 0,
+        m: 0,
+        dm: 0,
+        adapt_t: Adapt::START,
+        adapt_m: Adapt::START,
+    };
+}
+
+/// Where a decoding of a decimal chunk stopped, to go on from once the
+/// chunk holds more samples ([`HeadChunk::decode_rest`]). It stays good
+/// while the chunk keeps the coding it was taken under: appends only add
+/// bits, and a chunk re-codes only to a larger scale or from a column to
+/// timestamps of its own, never back, so an equal coding is the same one.
+#[derive(Debug, Clone, Copy)]
+pub struct Resume {
+    /// The chunk's scale and whether its timestamps were on a column.
+    coding: (u8, bool),
+    pos: usize,
+    at: DecodeAt,
 }
 
 impl DecimalIter<'_> {
+    /// Where this decoding stands.
+    fn resume(&self) -> Resume {
+        Resume {
+            coding: (self.scale, self.col.is_some()),
+            pos: self.bits.pos,
+            at: self.at,
+        }
+    }
+
+    /// Decodes the next `n` values of a stream without timestamps (at
+    /// most those left) without yielding them.
+    fn skip_values(&mut self, n: usize) {
+        let end = self.at.index.saturating_add(n as u32).min(self.count);
+        if self.at.index == 0 && self.at.index < end {
+            self.at.m = self.bits.read_wide(64) as i64;
+            self.at.index = 1;
+        }
+        if self.at.index == 1 && self.at.index < end {
+            self.at.dm = self.bits.read_bucket();
+            self.at.m = self.at.m.wrapping_add(self.at.dm);
+            self.at.index = 2;
+        }
+        let (mut m, mut dm, mut adapt) = (self.at.m, self.at.dm, self.at.adapt_m);
+        for _ in self.at.index..end {
+            let (dod, next) = self.bits.read_adaptive(adapt);
+            adapt = next;
+            dm = dm.wrapping_add(dod);
+            m = m.wrapping_add(dm);
+        }
+        (self.at.m, self.at.dm, self.at.adapt_m) = (m, dm, adapt);
+        self.at.index = self.at.index.max(end);
+    }
+
     /// The next value of a stream without timestamps, with its timestamp
     /// from slot `start + index` of `col`.
     #[inline]
     fn next_shared(&mut self, col: &TimeColumn, start: usize) -> Sample {
-        match self.index {
-            0 => self.m = self.bits.read_wide(64) as i64,
+        match self.at.index {
+            0 => self.at.m = self.bits.read_wide(64) as i64,
             1 => {
-                self.dm = self.bits.read_bucket();
-                self.m = self.m.wrapping_add(self.dm);
+                self.at.dm = self.bits.read_bucket();
+                self.at.m = self.at.m.wrapping_add(self.at.dm);
             }
             _ => {
-                let (dod_m, next_m) = self.bits.read_adaptive(self.adapt_m);
-                self.adapt_m = next_m;
-                self.dm = self.dm.wrapping_add(dod_m);
-                self.m = self.m.wrapping_add(self.dm);
+                let (dod_m, next_m) = self.bits.read_adaptive(self.at.adapt_m);
+                self.at.adapt_m = next_m;
+                self.at.dm = self.at.dm.wrapping_add(dod_m);
+                self.at.m = self.at.m.wrapping_add(self.at.dm);
             }
         }
-        let t = col.get(start + self.index as usize);
-        self.index += 1;
-        Sample::new(t, decode(self.m, self.scale))
+        let t = col.get(start + self.at.index as usize);
+        self.at.index += 1;
+        Sample::new(t, decode(self.at.m, self.scale))
     }
 }
 
@@ -1088,40 +1199,40 @@ impl Iterator for DecimalIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Sample> {
-        if self.index >= self.count {
+        if self.at.index >= self.count {
             return None;
         }
         if let Some((col, start)) = self.col {
             return Some(self.next_shared(col, start));
         }
-        match self.index {
+        match self.at.index {
             0 => {
-                self.t = self.bits.read_wide(64) as i64;
-                self.m = self.bits.read_wide(64) as i64;
+                self.at.t = self.bits.read_wide(64) as i64;
+                self.at.m = self.bits.read_wide(64) as i64;
             }
             1 => {
-                self.dt = self.bits.read_bucket();
-                self.dm = self.bits.read_bucket();
+                self.at.dt = self.bits.read_bucket();
+                self.at.dm = self.bits.read_bucket();
             }
             _ => {
-                let (dod_t, next_t) = self.bits.read_adaptive(self.adapt_t);
-                let (dod_m, next_m) = self.bits.read_adaptive(self.adapt_m);
-                self.adapt_t = next_t;
-                self.adapt_m = next_m;
-                self.dt = self.dt.wrapping_add(dod_t);
-                self.dm = self.dm.wrapping_add(dod_m);
+                let (dod_t, next_t) = self.bits.read_adaptive(self.at.adapt_t);
+                let (dod_m, next_m) = self.bits.read_adaptive(self.at.adapt_m);
+                self.at.adapt_t = next_t;
+                self.at.adapt_m = next_m;
+                self.at.dt = self.at.dt.wrapping_add(dod_t);
+                self.at.dm = self.at.dm.wrapping_add(dod_m);
             }
         }
-        if self.index > 0 {
-            self.t = self.t.wrapping_add(self.dt);
-            self.m = self.m.wrapping_add(self.dm);
+        if self.at.index > 0 {
+            self.at.t = self.at.t.wrapping_add(self.at.dt);
+            self.at.m = self.at.m.wrapping_add(self.at.dm);
         }
-        self.index += 1;
-        Some(Sample::new(self.t, decode(self.m, self.scale)))
+        self.at.index += 1;
+        Some(Sample::new(self.at.t, decode(self.at.m, self.scale)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = (self.count - self.index) as usize;
+        let n = (self.count - self.at.index) as usize;
         (n, Some(n))
     }
 }
@@ -1297,20 +1408,46 @@ impl HeadChunk {
         }
     }
 
+    /// Appends the samples after the first `done` to `out`, going on from
+    /// `resume` (where a decoding of the first `done` stopped) when it is
+    /// still good, else decoding from the start. Returns where this
+    /// decoding stopped (for decimal chunks).
+    pub fn decode_rest(
+        &self,
+        done: usize,
+        resume: Option<&Resume>,
+        out: &mut Vec<Sample>,
+    ) -> Option<Resume> {
+        out.reserve(self.len().saturating_sub(done));
+        match self {
+            HeadChunk::Xor(c) => {
+                out.extend(c.iter().skip(done));
+                None
+            }
+            HeadChunk::Decimal(c) => {
+                let resumed = resume
+                    .filter(|r| r.at.index as usize == done)
+                    .and_then(|r| c.iter_from(r));
+                let mut it = resumed.unwrap_or_else(|| {
+                    let mut it = c.iter();
+                    if it.col.is_some() {
+                        it.skip_values(done);
+                    } else {
+                        it.by_ref().take(done).for_each(drop);
+                    }
+                    it
+                });
+                out.extend(&mut it);
+                Some(it.resume())
+            }
+        }
+    }
+
     /// Appends the samples in `[mint, maxt]` to `out`.
     pub fn read_range(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         match self {
             HeadChunk::Xor(c) => c.read_range(mint, maxt, out),
-            HeadChunk::Decimal(c) => {
-                for s in c.iter() {
-                    if s.t > maxt {
-                        break;
-                    }
-                    if s.t >= mint {
-                        out.push(s);
-                    }
-                }
-            }
+            HeadChunk::Decimal(c) => c.read_range(mint, maxt, out),
         }
     }
 
@@ -1655,6 +1792,27 @@ mod tests {
 
     /// `read_range` over windows cut at, between and around the samples
     /// of `want` (the chunk's samples) gives exactly the samples inside.
+    /// Appends one scrape of a target of three series to their chunks on
+    /// `cols` (and to `want`): at `t`, or, for series `i` with bit `i` of
+    /// `own` set, halfway to `t + dt`, a timestamp of its own between the
+    /// common ones (skipped where not above the series' last).
+    fn append_step(
+        chunks: &mut [HeadChunk; 3],
+        want: &mut [Vec<(i64, u64)>; 3],
+        cols: &Columns,
+        (t, dt, own): (i64, i64, u8),
+        values: [f64; 3],
+    ) {
+        for (i, v) in values.into_iter().enumerate() {
+            let ti = if own >> i & 1 == 1 { t + dt / 2 } else { t };
+            if want[i].last().is_some_and(|&(last, _)| ti <= last) {
+                continue;
+            }
+            chunks[i].append_in(ti, v, Some(cols));
+            want[i].push((ti, v.to_bits()));
+        }
+    }
+
     fn assert_ranges_read(c: &HeadChunk, want: &[(i64, u64)]) {
         let mut bounds = vec![i64::MIN, i64::MAX];
         for &(t, _) in want.iter().step_by(want.len() / 7 + 1).chain(want.last()) {
@@ -1682,6 +1840,16 @@ mod tests {
         let mut out = Vec::new();
         c.read_range(20, 30, &mut out);
         assert_eq!(out, vec![Sample::new(20, 2.5), Sample::new(30, 3.5)]);
+    }
+
+    /// Values that keep a chunk decimal for long, now and then with more
+    /// digits (a rescale) or none at all (XOR).
+    fn decimal() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            40 => (0i64..100_000).prop_map(|m| m as f64 / 100.0),
+            1 => (0i64..100_000).prop_map(|m| m as f64 / 10_000.0),
+            1 => value(),
+        ]
     }
 
     fn value() -> impl Strategy<Value = f64> {
@@ -1736,15 +1904,7 @@ mod tests {
             let mut t = start;
             for (dt, own, (a, b, c)) in steps {
                 let Some(next) = t.checked_add(dt) else { break };
-                for (i, v) in [a, b, c].into_iter().enumerate() {
-                    // A series' own timestamp lies between the common ones.
-                    let ti = if own >> i & 1 == 1 { t + dt / 2 } else { t };
-                    if want[i].last().is_some_and(|&(last, _)| ti <= last) {
-                        continue;
-                    }
-                    chunks[i].append_in(ti, v, Some(&cols));
-                    want[i].push((ti, v.to_bits()));
-                }
+                append_step(&mut chunks, &mut want, &cols, (t, dt, own), [a, b, c]);
                 t = next;
             }
             for (c, w) in chunks.iter().zip(&want) {
@@ -1758,6 +1918,53 @@ mod tests {
                 prop_assert!(!own.is_shared());
                 let again: Vec<(i64, u64)> = own.iter().map(|s| (s.t, s.v.to_bits())).collect();
                 prop_assert_eq!(&again, w);
+            }
+        }
+
+        /// A decoding taken part way, while appends go on (re-coding the
+        /// chunk to a larger scale, to its own timestamps or to XOR now
+        /// and then), goes on from where it stopped to exactly the
+        /// samples appended since: from its state where that is still
+        /// good, from the start where it is not.
+        #[test]
+        fn decodings_go_on_from_where_they_stopped(
+            start in -1i64 << 50..1 << 50,
+            steps in prop::collection::vec(
+                (
+                    prop_oneof![8 => 14_990i64..15_010, 1 => 1i64..1 << 33],
+                    prop_oneof![8 => Just(0u8), 1 => 0u8..8],
+                    (decimal(), decimal(), decimal()),
+                    // Read every chunk before this step.
+                    prop_oneof![3 => Just(false), 1 => Just(true)],
+                ),
+                0..COLUMN_CAP,
+            ),
+        ) {
+            let cols = Columns::default();
+            let mut chunks = [HeadChunk::default(), HeadChunk::default(), HeadChunk::default()];
+            let mut want: [Vec<(i64, u64)>; 3] = Default::default();
+            let mut read: [(Vec<Sample>, Option<Resume>); 3] = Default::default();
+            let mut t = start;
+            let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+            for (dt, own, (a, b, c), now) in steps {
+                if now {
+                    for ((chunk, w), (done, resume)) in chunks.iter().zip(&want).zip(&mut read) {
+                        *resume = chunk.decode_rest(done.len(), resume.as_ref(), done);
+                        prop_assert_eq!(&bits(done), w);
+                        prop_assert_eq!(resume.is_some(), !matches!(chunk, HeadChunk::Xor(_)));
+                    }
+                }
+                append_step(&mut chunks, &mut want, &cols, (t, dt, own), [a, b, c]);
+                t += dt;
+            }
+            for ((chunk, w), (done, resume)) in chunks.iter().zip(&want).zip(&mut read) {
+                // A state from elsewhere is not gone on from.
+                let half = done.len() / 2;
+                let mut rest = Vec::new();
+                chunk.decode_rest(half, resume.as_ref(), &mut rest);
+                prop_assert_eq!(&bits(&rest)[..], &w[half..]);
+                chunk.decode_rest(done.len(), resume.as_ref(), done);
+                prop_assert_eq!(&bits(done), w);
             }
         }
 

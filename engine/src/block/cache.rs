@@ -1,4 +1,5 @@
-//! The decoded-page cache: data pages of open blocks, decoded once into
+//! The decoded-page cache: data pages of open blocks, and the head's
+//! chunks (see [`crate::head::Chunks::read_cached`]), decoded once into
 //! `(timestamp, value)` samples and shared by every query and thread, within
 //! a global byte budget.
 //!
@@ -51,6 +52,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::head_chunk::Resume;
 use crate::sample::Sample;
 use crate::summary::{Continuity, RunSummary};
 
@@ -83,6 +85,8 @@ pub struct DecodedPage {
     summaries: Mutex<Vec<(u32, u32, RunSummary)>>,
     /// Found in the cache at least once since it was decoded.
     reused: AtomicBool,
+    /// For a head chunk decoded while open: where its decoding stopped.
+    pub(crate) resume: Option<Resume>,
 }
 
 impl DecodedPage {
@@ -98,6 +102,17 @@ impl DecodedPage {
             continuity,
             summaries: Mutex::default(),
             reused: AtomicBool::new(false),
+            resume: None,
+        }
+    }
+
+    /// A head chunk's samples (all it had when decoded), with where its
+    /// decoding stopped (see [`crate::head::Chunks::read_cached`]). Its
+    /// reader copies the samples out: nothing is known of their continuity.
+    pub(crate) fn head_chunk(samples: Box<[Sample]>, resume: Option<Resume>) -> DecodedPage {
+        DecodedPage {
+            resume,
+            ..DecodedPage::new(0, samples, Continuity::UNKNOWN)
         }
     }
 
@@ -110,6 +125,7 @@ impl DecodedPage {
             continuity: Continuity::UNKNOWN,
             summaries: Mutex::default(),
             reused: AtomicBool::new(false),
+            resume: None,
         }
     }
 
@@ -173,14 +189,14 @@ impl DecodedPage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     block: u64,
-    page: u32,
+    page: u64,
 }
 
 impl Key {
     /// Fibonacci hashing of both parts: neighbouring pages of one block
     /// spread over the shards, and over a shard's table.
     fn mix(&self) -> u64 {
-        (self.block.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(self.page))
+        (self.block.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.page)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
@@ -594,7 +610,7 @@ impl BlockCache {
 
     /// The cached page `page` of block `block`, if present (counts a hit or
     /// a miss).
-    pub(crate) fn get(&self, block: u64, page: u32) -> Option<Arc<DecodedPage>> {
+    pub(crate) fn get(&self, block: u64, page: u64) -> Option<Arc<DecodedPage>> {
         let key = Key { block, page };
         let mut shard = self.shards[key.shard()].lock();
         shard.count(key);
@@ -622,7 +638,7 @@ impl BlockCache {
     /// Caches a freshly decoded page (replacing an entry another thread may
     /// have inserted meanwhile, in its queue and with its uses), evicting
     /// pages of its shard beyond the budget (see the module's notes).
-    pub(crate) fn insert(&self, block: u64, page: u32, decoded: Arc<DecodedPage>) {
+    pub(crate) fn insert(&self, block: u64, page: u64, decoded: Arc<DecodedPage>) {
         let cost = decoded.cost();
         if cost > self.shard_budget {
             return;
@@ -750,8 +766,8 @@ mod tests {
     fn budget_is_respected_and_a_page_in_use_stays() {
         // Room for about 4 pages per shard.
         let c = BlockCache::new(SHARDS * PAGE_COST * 4);
-        for p in 0..2_000u32 {
-            c.insert(7, p, page(u64::from(p), 100));
+        for p in 0..2_000u64 {
+            c.insert(7, p, page(p, 100));
             // Keep page 0 in use: it must survive every eviction round.
             assert!(c.get(7, 0).is_some(), "page 0 evicted after {p}");
             assert!(c.held_bytes() <= c.capacity());
@@ -766,11 +782,11 @@ mod tests {
 
     /// Reads page `p` of block 7 as a reader does (decoding and caching it
     /// on a miss); whether it was a hit.
-    fn read(c: &BlockCache, p: u32) -> bool {
+    fn read(c: &BlockCache, p: u64) -> bool {
         if c.get(7, p).is_some() {
             return true;
         }
-        c.insert(7, p, page(u64::from(p), 100));
+        c.insert(7, p, page(p, 100));
         false
     }
 
@@ -862,8 +878,8 @@ mod tests {
     fn removing_a_block_keeps_pages_held_by_readers() {
         let c = BlockCache::new(1 << 20);
         for p in 0..50 {
-            c.insert(1, p, page(u64::from(p), 100));
-            c.insert(2, p, page(1_000 + u64::from(p), 100));
+            c.insert(1, p, page(p, 100));
+            c.insert(2, p, page(1_000 + p, 100));
         }
         let held = c.get(1, 7).unwrap();
         c.remove_block(1);
@@ -884,11 +900,11 @@ mod tests {
             for t in 0..4u64 {
                 let c = c.clone();
                 s.spawn(move || {
-                    for i in 0..5_000u32 {
-                        let (b, p) = (u64::from(i % 3) + t % 2, (i * 7 + t as u32) % 300);
+                    for i in 0..5_000u64 {
+                        let (b, p) = (i % 3 + t % 2, (i * 7 + t) % 300);
                         match c.get(b, p) {
-                            Some(pg) => assert_eq!(pg.first_row, u64::from(p)),
-                            None => c.insert(b, p, page(u64::from(p), 100)),
+                            Some(pg) => assert_eq!(pg.first_row, p),
+                            None => c.insert(b, p, page(p, 100)),
                         }
                         if i % 1_000 == 999 {
                             c.remove_block(b);

@@ -18,7 +18,7 @@
 //! leftovers of interrupted writes and may be deleted
 //! ([`remove_incomplete`]).
 
-mod cache;
+pub(crate) mod cache;
 pub(crate) mod decimal;
 mod id;
 mod merge;

@@ -1165,14 +1165,14 @@ fn cached_page(
         p.mark_reused();
         return Ok(p);
     }
-    let p = match cache.get(key, id) {
+    let p = match cache.get(key, u64::from(id)) {
         Some(p) => {
             p.mark_reused();
             p
         }
         None => {
             let p = Arc::new(decode()?);
-            cache.insert(key, id, p.clone());
+            cache.insert(key, u64::from(id), p.clone());
             p
         }
     };
