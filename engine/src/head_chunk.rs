@@ -764,7 +764,7 @@ impl DecimalChunk {
             lo
         };
         let first = slot(mint);
-        let end = slot(maxt.saturating_add(1));
+        let end = maxt.checked_add(1).map_or(n, slot);
         if first >= end {
             return;
         }
@@ -1832,6 +1832,22 @@ mod tests {
                 assert_eq!(got, expected, "[{mint}, {maxt}]");
             }
         }
+    }
+
+    /// A chunk on a column reads its last sample at the largest timestamp.
+    #[test]
+    fn column_reads_reach_the_last_timestamp() {
+        let cols = Columns::default();
+        let mut target: [HeadChunk; 3] = Default::default();
+        for t in [i64::MAX - 30_000, i64::MAX - 15_000, i64::MAX] {
+            for c in &mut target {
+                c.append_in(t, 1.5, Some(&cols));
+            }
+        }
+        let shared = target.iter().find(|c| c.is_shared()).expect("on a column");
+        let mut out = Vec::new();
+        shared.read_range(i64::MAX - 15_000, i64::MAX, &mut out);
+        assert_eq!(out.len(), 2);
     }
 
     #[test]
