@@ -290,7 +290,7 @@ impl Chunks {
     /// the same value, which `check` guarantees).
     pub fn read(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         let start = out.len();
-        for c in self.in_order(mint, maxt) {
+        for (_, c) in self.in_order(mint, maxt) {
             c.read_range(mint, maxt, out);
         }
         self.read_out_of_order(mint, maxt, out, start);
@@ -311,15 +311,7 @@ impl Chunks {
     ) {
         let start = out.len();
         let sealed = self.sealed.len();
-        for (i, c) in self
-            .sealed
-            .iter()
-            .chain(std::iter::once(&self.open))
-            .enumerate()
-        {
-            if c.is_empty() || c.max_t() < mint || c.min_t() > maxt {
-                continue;
-            }
+        for (i, c) in self.in_order(mint, maxt) {
             if c.len() < CACHE_MIN_SAMPLES {
                 c.read_range(mint, maxt, out);
                 continue;
@@ -355,12 +347,13 @@ impl Chunks {
     }
 
     /// The in-order chunks (sealed, then the open one) holding samples in
-    /// `[mint, maxt]`.
-    fn in_order(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &HeadChunk> {
+    /// `[mint, maxt]`, with their indexes.
+    fn in_order(&self, mint: i64, maxt: i64) -> impl Iterator<Item = (usize, &HeadChunk)> {
         self.sealed
             .iter()
             .chain(std::iter::once(&self.open))
-            .filter(move |c| !c.is_empty() && c.max_t() >= mint && c.min_t() <= maxt)
+            .enumerate()
+            .filter(move |(_, c)| !c.is_empty() && c.max_t() >= mint && c.min_t() <= maxt)
     }
 
     /// Merges the out-of-order samples in `[mint, maxt]` into `out[start..]`

@@ -750,21 +750,10 @@ impl DecimalChunk {
             }
             return;
         };
-        let n = usize::from(self.count);
-        let slot = |t: i64| {
-            let (mut lo, mut hi) = (0, n);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if col.get(start + mid) < t {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        };
+        let slots = start..start + usize::from(self.count);
+        let slot = |t| col.first_at_or_after(slots.clone(), t) - start;
         let first = slot(mint);
-        let end = maxt.checked_add(1).map_or(n, slot);
+        let end = maxt.checked_add(1).map_or(slots.len(), slot);
         if first >= end {
             return;
         }
@@ -1832,6 +1821,40 @@ mod tests {
                 assert_eq!(got, expected, "[{mint}, {maxt}]");
             }
         }
+    }
+
+    /// A decoding's state is gone on from while the chunk keeps its coding
+    /// (so a read decodes only what was appended since), and not once it
+    /// was re-coded.
+    #[test]
+    fn states_are_gone_on_from_until_the_chunk_re_codes() {
+        let mut c = HeadChunk::default();
+        let mut want = Vec::new();
+        let append = |c: &mut HeadChunk, want: &mut Vec<Sample>, k: i64, v: f64| {
+            c.append(k * 15_000, v);
+            want.push(Sample::new(k * 15_000, v));
+        };
+        for k in 0..50 {
+            append(&mut c, &mut want, k, k as f64 / 100.0);
+        }
+        let mut done = Vec::new();
+        let r = c.decode_rest(0, None, &mut done).expect("decimal");
+        for k in 50..60 {
+            append(&mut c, &mut want, k, k as f64 / 100.0);
+        }
+        let HeadChunk::Decimal(d) = &c else {
+            panic!("decimal")
+        };
+        let rest: Vec<Sample> = d.iter_from(&r).expect("same coding").collect();
+        assert_eq!(rest, want[50..]);
+        // A third decimal: the chunk re-codes at a larger scale.
+        append(&mut c, &mut want, 60, 0.605);
+        let HeadChunk::Decimal(d) = &c else {
+            panic!("decimal")
+        };
+        assert!(d.iter_from(&r).is_none());
+        c.decode_rest(done.len(), Some(&r), &mut done);
+        assert_eq!(done, want);
     }
 
     /// A chunk on a column reads its last sample at the largest timestamp.

@@ -146,18 +146,24 @@ impl TimeColumn {
 
     /// The slot holding `t`, if any.
     pub fn position(&self, t: i64) -> Option<usize> {
-        let off = i32::try_from(t.checked_sub(self.first)?).ok()?;
         let len = self.len();
-        let (mut lo, mut hi) = (0, len);
+        let i = self.first_at_or_after(0..len, t);
+        (i < len && self.get(i) == t).then_some(i)
+    }
+
+    /// The first slot of `slots` (written ones) at or after `t`, or the
+    /// range's end: a bisection.
+    pub fn first_at_or_after(&self, slots: std::ops::Range<usize>, t: i64) -> usize {
+        let (mut lo, mut hi) = (slots.start, slots.end);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.offs[mid].load(Ordering::Relaxed).cmp(&off) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
+            if self.get(mid) < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        None
+        lo
     }
 
     /// Whether slot `i` holds `t`, putting it there if `i` is the column's
