@@ -16,6 +16,10 @@
 //!   next run (default: a temporary directory removed at exit).
 //! * `SILT_BENCH_ANSWERS`: write every answer as JSON to this file (for a
 //!   value-by-value comparison of two builds).
+//! * `SILT_BENCH_COLD`: before each repetition, write this many MiB of
+//!   other memory, so the query meets the processor's caches as a server
+//!   does after idle (other work ran meanwhile) rather than warm from the
+//!   repetition before. Say 16 for more than this machine's L2.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -304,6 +308,11 @@ const FORMS: &[Form] = &[
     Form {
         name: "cpu_busy",
         expr: "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))",
+        hours: 0,
+    },
+    Form {
+        name: "cpu_busy",
+        expr: "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))",
         hours: 24,
     },
     Form {
@@ -319,7 +328,17 @@ const FORMS: &[Form] = &[
     Form {
         name: "p99",
         expr: "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+        hours: 0,
+    },
+    Form {
+        name: "p99",
+        expr: "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
         hours: 24,
+    },
+    Form {
+        name: "topk_net",
+        expr: "topk(10, sum by (instance) (rate(node_network_receive_bytes_total{device!=\"lo\"}[5m])))",
+        hours: 0,
     },
     Form {
         name: "topk_net",
@@ -329,7 +348,17 @@ const FORMS: &[Form] = &[
     Form {
         name: "net_regex",
         expr: "sum by (instance) (rate(node_network_transmit_bytes_total{instance=~\"(web|api)-.*\",device!=\"lo\"}[5m]))",
+        hours: 0,
+    },
+    Form {
+        name: "net_regex",
+        expr: "sum by (instance) (rate(node_network_transmit_bytes_total{instance=~\"(web|api)-.*\",device!=\"lo\"}[5m]))",
         hours: 6,
+    },
+    Form {
+        name: "disk_ratio",
+        expr: "node_filesystem_avail_bytes{mountpoint=~\"/var.*\"} / node_filesystem_size_bytes{mountpoint=~\"/var.*\"}",
+        hours: 0,
     },
     Form {
         name: "disk_ratio",
@@ -345,6 +374,11 @@ const FORMS: &[Form] = &[
         name: "disk_used_all",
         expr: "1 - node_filesystem_avail_bytes / node_filesystem_size_bytes",
         hours: 24,
+    },
+    Form {
+        name: "mem_avg_1h",
+        expr: "avg_over_time(node_memory_MemAvailable_bytes[1h])",
+        hours: 0,
     },
     Form {
         name: "mem_avg_1h",
@@ -365,6 +399,11 @@ const FORMS: &[Form] = &[
         name: "load_max_1h",
         expr: "max_over_time(node_load1[1h])",
         hours: 24,
+    },
+    Form {
+        name: "up_count",
+        expr: "count by (job) (up)",
+        hours: 0,
     },
     Form {
         name: "up_count",
@@ -475,6 +514,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
         .max(1);
+    let cold_mib: usize = std::env::var("SILT_BENCH_COLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut other = vec![0u8; cold_mib << 20];
     let tmp;
     let dir: PathBuf = match std::env::var("SILT_BENCH_DIR") {
         Ok(d) => PathBuf::from(d),
@@ -524,7 +568,11 @@ fn main() {
         };
         let mut value = run().value;
         let mut times = Vec::with_capacity(reps);
-        for _ in 0..reps {
+        for rep in 0..reps {
+            // One write a cache line evicts what the query left there.
+            for line in other.chunks_mut(64) {
+                line[0] = line[0].wrapping_add(rep as u8 | 1);
+            }
             let t0 = Instant::now();
             value = std::hint::black_box(run()).value;
             times.push(t0.elapsed().as_secs_f64() * 1000.0);
