@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
     for (name, body) in [
         ("range-answer", answer(24, 1_441)),
         ("topk-answer", answer(10, 361)),
+        ("count-answer", answer(2, 361)),
     ] {
         eprintln!(
             "gzip {name}: {} bytes of JSON -> {} bytes",

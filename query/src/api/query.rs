@@ -15,7 +15,9 @@ use super::gzip;
 use super::limits::Timings;
 use super::params::{Params, parse_limit};
 use super::response::{self, Annotations};
-use super::result_json::{ResultOut, push_result, push_stats, result_len_hint};
+use super::result_json::{
+    ResultOut, push_result, push_stats, result_len_estimate, result_len_hint,
+};
 use super::time::{MAX_TIME_MS, MIN_TIME_MS, parse_duration_ns};
 use super::{Api, ast_json, invalid, now_ms, timeout};
 use crate::eval::{self, QueryOptions, QueryOutput, Value};
@@ -97,10 +99,13 @@ fn respond(
         body.push('}');
         response::push_success_end(body, annotations);
     };
-    if gzip::accepted(headers) && len_hint >= gzip::PIPELINE_FROM {
-        // Deflated on several cores while it is written.
-        let gz = gzip::gzip_written(crate::eval::cores(), len_hint, |w| write(w));
-        return Ok(response::success_gzipped(gz));
+    if gzip::accepted(headers) {
+        let expected = result_len_estimate(&out.value) + 256;
+        if expected >= gzip::PIPELINE_FROM {
+            // Deflated on several cores while it is written.
+            let gz = gzip::gzip_written(crate::eval::cores(), expected, |w| write(w));
+            return Ok(response::success_gzipped(gz));
+        }
     }
     // Shorter answers are gzipped whole, if at all, by `gzip::compress_whole`.
     let mut body = String::with_capacity(len_hint + 64);
