@@ -88,11 +88,12 @@ pub fn result_len_hint(value: &Value) -> usize {
 const ESTIMATE_SAMPLES: usize = 8;
 
 /// About how many bytes [`push_result`] writes for `value`, without
-/// [`result_len_hint`]'s margin: a few series (or samples), spread over
-/// the result, and a few points of each are written to find the length
-/// of their label sets and points, and the rest are taken to be alike. For choosing how to
-/// compress an answer, where the margin would mislead: a 6 h `count by
-/// (job)` (722 points of small whole numbers, 17 kB) had a hint of 35 kB.
+/// [`result_len_hint`]'s margin: a few series (or samples) spread over the
+/// result, and a few points of each, are written out to find how long
+/// their label sets and points are, and the rest are taken to be alike.
+/// For choosing how to compress an answer, where the margin would mislead:
+/// a 6 h `count by (job)` (722 points of small whole numbers, 17 kB) had
+/// a hint of 35 kB.
 pub fn result_len_estimate(value: &Value) -> usize {
     let mut scratch = String::new();
     let mut len = |write: &dyn Fn(&mut String)| {
@@ -113,18 +114,19 @@ pub fn result_len_estimate(value: &Value) -> usize {
             mean(sampled) * v.len()
         }
         Value::Matrix(m) => {
-            let mut points = Vec::new();
-            let labels = spread(m.len()).map(|i| {
+            let (mut labels, mut points) = (Vec::new(), Vec::new());
+            for i in spread(m.len()) {
                 let s = &m[i];
+                labels.push(
+                    len(&|o| push_labels(o, &s.labels)) + r#"{"metric":,"values":[]},"#.len(),
+                );
                 for j in spread(s.points.len()) {
                     let p = s.points[j];
-                    points.push(len(&|o| push_point(o, p.t, p.v)) + 1);
+                    points.push(len(&|o| push_point(o, p.t, p.v)) + ",".len());
                 }
-                len(&|o| push_labels(o, &s.labels)) + r#"{"metric":,"values":[]},"#.len()
-            });
-            let labels = mean(labels) * m.len();
+            }
             let all: usize = m.iter().map(|s| s.points.len()).sum();
-            labels + mean(points.into_iter()) * all
+            mean(labels) * m.len() + mean(points) * all
         }
     }
 }
@@ -136,8 +138,8 @@ fn spread(n: usize) -> impl Iterator<Item = usize> {
 }
 
 /// The mean of `xs` (0 if none).
-fn mean(xs: impl Iterator<Item = usize>) -> usize {
-    let (sum, n) = xs.fold((0, 0), |(s, n), x| (s + x, n + 1));
+fn mean(xs: impl IntoIterator<Item = usize>) -> usize {
+    let (sum, n) = xs.into_iter().fold((0, 0), |(s, n), x| (s + x, n + 1));
     sum / n.max(1)
 }
 
