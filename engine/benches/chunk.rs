@@ -212,6 +212,10 @@ fn bench_head_chunk(c: &mut Criterion) {
         .expect("a chunk of the target is on a column");
     let id = BenchmarkId::new("read_all", "hundredths_shared");
     read(&mut group, id, shared, i64::MIN);
+    // Its second half: the values before it decoded, not yielded.
+    let mid = hundredths()[N / 2].t;
+    let id = BenchmarkId::new("read_half", "hundredths_shared");
+    read(&mut group, id, shared, mid);
     group.finish();
 }
 

@@ -1136,34 +1136,10 @@ impl DecimalIter<'_> {
         }
     }
 
-    /// Decodes the next `n` values of a stream without timestamps (at
-    /// most those left) without yielding them.
-    fn skip_values(&mut self, n: usize) {
-        let end = self.at.index.saturating_add(n as u32).min(self.count);
-        if self.at.index == 0 && self.at.index < end {
-            self.at.m = self.bits.read_wide(64) as i64;
-            self.at.index = 1;
-        }
-        if self.at.index == 1 && self.at.index < end {
-            self.at.dm = self.bits.read_bucket();
-            self.at.m = self.at.m.wrapping_add(self.at.dm);
-            self.at.index = 2;
-        }
-        let (mut m, mut dm, mut adapt) = (self.at.m, self.at.dm, self.at.adapt_m);
-        for _ in self.at.index..end {
-            let (dod, next) = self.bits.read_adaptive(adapt);
-            adapt = next;
-            dm = dm.wrapping_add(dod);
-            m = m.wrapping_add(dm);
-        }
-        (self.at.m, self.at.dm, self.at.adapt_m) = (m, dm, adapt);
-        self.at.index = self.at.index.max(end);
-    }
-
-    /// The next value of a stream without timestamps, with its timestamp
-    /// from slot `start + index` of `col`.
+    /// Decodes the next value of a stream without timestamps into
+    /// `at.m` (the caller advances `at.index`).
     #[inline]
-    fn next_shared(&mut self, col: &TimeColumn, start: usize) -> Sample {
+    fn next_mantissa(&mut self) {
         match self.at.index {
             0 => self.at.m = self.bits.read_wide(64) as i64,
             1 => {
@@ -1177,6 +1153,23 @@ impl DecimalIter<'_> {
                 self.at.m = self.at.m.wrapping_add(self.at.dm);
             }
         }
+    }
+
+    /// Decodes the next `n` values of a stream without timestamps (at
+    /// most those left) without yielding them.
+    fn skip_values(&mut self, n: usize) {
+        let end = self.at.index.saturating_add(n as u32).min(self.count);
+        while self.at.index < end {
+            self.next_mantissa();
+            self.at.index += 1;
+        }
+    }
+
+    /// The next value of a stream without timestamps, with its timestamp
+    /// from slot `start + index` of `col`.
+    #[inline]
+    fn next_shared(&mut self, col: &TimeColumn, start: usize) -> Sample {
+        self.next_mantissa();
         let t = col.get(start + self.at.index as usize);
         self.at.index += 1;
         Sample::new(t, decode(self.at.m, self.scale))
@@ -1779,8 +1772,6 @@ mod tests {
         roundtrip(&[(1, 1e300), (2, f64::INFINITY), (3, f64::MIN_POSITIVE)]);
     }
 
-    /// `read_range` over windows cut at, between and around the samples
-    /// of `want` (the chunk's samples) gives exactly the samples inside.
     /// Appends one scrape of a target of three series to their chunks on
     /// `cols` (and to `want`): at `t`, or, for series `i` with bit `i` of
     /// `own` set, halfway to `t + dt`, a timestamp of its own between the
@@ -1802,6 +1793,8 @@ mod tests {
         }
     }
 
+    /// `read_range` over windows cut at, between and around the samples
+    /// of `want` (the chunk's samples) gives exactly the samples inside.
     fn assert_ranges_read(c: &HeadChunk, want: &[(i64, u64)]) {
         let mut bounds = vec![i64::MIN, i64::MAX];
         for &(t, _) in want.iter().step_by(want.len() / 7 + 1).chain(want.last()) {

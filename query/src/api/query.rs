@@ -99,7 +99,8 @@ fn respond(
         body.push('}');
         response::push_success_end(body, annotations);
     };
-    if gzip::accepted(headers) {
+    // The hint errs high: below it, the estimate need not be made.
+    if gzip::accepted(headers) && len_hint >= gzip::PIPELINE_FROM {
         let expected = result_len_estimate(&out.value) + 256;
         if expected >= gzip::PIPELINE_FROM {
             // Deflated on several cores while it is written.
